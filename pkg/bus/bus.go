@@ -1,0 +1,199 @@
+// Package bus is the only code that knows about JetStream: it provisions the
+// stream, dead-letter and KV buckets, publishes events, and runs stages as
+// durable pull consumers whose handlers are pure functions from an event to
+// the events it causes.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// Names of the streams and KV buckets the pipeline uses.
+const (
+	// StreamEvents holds every pipeline event (Limits retention: replay,
+	// audit and late subscribers work).
+	StreamEvents = "DEALFLOW"
+	// StreamDLQ holds dead letters, one subject per stage.
+	StreamDLQ = "DEALFLOW_DLQ"
+	// StreamAdvisories captures MAX_DELIVERIES advisories of StreamEvents,
+	// which the server only sends as fire-and-forget core messages.
+	StreamAdvisories = "DEALFLOW_ADVISORIES"
+
+	// DLQPrefix prefixes dead-letter subjects: DLQPrefix + "<stage>".
+	DLQPrefix = "dlq.dealflow."
+
+	// BucketCampaigns holds the booker's campaign projections and job state.
+	BucketCampaigns = "dealflow_campaigns"
+	// BucketNegotiations holds negotiation sessions, one key per package.
+	BucketNegotiations = "dealflow_negotiations"
+	// BucketLedger holds the booking ledger: idempotency keys and committed
+	// spend, written before every seller call.
+	BucketLedger = "dealflow_ledger"
+	// BucketQuotes holds the best quote per campaign, seller and package, for
+	// the competitive strategy.
+	BucketQuotes = "dealflow_quotes"
+)
+
+// Buckets lists every KV bucket Provision creates.
+var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes}
+
+// Config sizes the streams. Zero values take the defaults.
+type Config struct {
+	// Replicas is 1 embedded, 3 in a cluster.
+	Replicas int
+	// MaxAge and MaxBytes cap the event stream (defaults 7 days, 1 GiB).
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Duplicates is the de-duplication window for Nats-Msg-Id (default 20 min).
+	Duplicates time.Duration
+	// Storage is file (default) or memory.
+	Memory bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 7 * 24 * time.Hour
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 1 << 30
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = 20 * time.Minute
+	}
+	return c
+}
+
+// Bus is a connection to JetStream with the pipeline's streams.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	Log zerolog.Logger
+	cfg Config
+}
+
+// New wraps a connection. Call Provision before publishing.
+func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Bus, error) {
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	return &Bus{NC: nc, JS: js, Log: log, cfg: cfg.withDefaults()}, nil
+}
+
+// ConnectOptions are the client options every dealflow connection uses:
+// reconnect forever (the default gives up after 60 tries and consumers then
+// stall for good), and log connection changes.
+func ConnectOptions(name string, log zerolog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info().Str("url", c.ConnectedUrl()).Msg("nats reconnected") }),
+	}
+}
+
+// Provision creates or updates the streams and KV buckets. It is idempotent
+// and safe to run from every process at start-up.
+func (b *Bus) Provision(ctx context.Context) error {
+	c := b.cfg
+	storage := jetstream.FileStorage
+	if c.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        StreamEvents,
+			Description: "dealflow pipeline events (CloudEvents)",
+			Subjects:    []string{events.SubjectRoot + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      c.MaxAge,
+			MaxBytes:    c.MaxBytes,
+			Duplicates:  c.Duplicates,
+			Replicas:    c.Replicas,
+			Storage:     storage,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        StreamDLQ,
+			Description: "dealflow dead letters, with the reason in headers",
+			Subjects:    []string{DLQPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      30 * 24 * time.Hour,
+			MaxBytes:    c.MaxBytes / 4,
+			Duplicates:  c.Duplicates,
+			Replicas:    c.Replicas,
+			Storage:     storage,
+		},
+		{
+			Name:        StreamAdvisories,
+			Description: "MAX_DELIVERIES advisories of the event stream",
+			Subjects:    []string{"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamEvents + ".>"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
+			Replicas:    c.Replicas,
+			Storage:     storage,
+		},
+	}
+	for _, sc := range streams {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, name := range Buckets {
+		kvc := jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: c.Replicas, Storage: storage, MaxBytes: c.MaxBytes / 4}
+		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kvc); err != nil {
+			return fmt.Errorf("bus: kv %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// KV returns a provisioned bucket.
+func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	kv, err := b.JS.KeyValue(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bus: kv %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// Publish encodes e in binary mode and publishes it on its kind's subject for
+// its campaign, waiting for the stream's acknowledgement. A duplicate (same
+// id inside the window) is acknowledged without being stored again.
+func (b *Bus) Publish(ctx context.Context, e events.Event) error {
+	k, ok := events.KindOf(e.Type())
+	if !ok {
+		return fmt.Errorf("bus: publish: %w: unknown type %q", events.ErrInvalid, e.Type())
+	}
+	m, err := events.Encode(e, k.SubjectFor(e.Subject()))
+	if err != nil {
+		return fmt.Errorf("bus: publish %s: %w", k.Name, err)
+	}
+	if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+		return fmt.Errorf("bus: publish %s %s: %w", k.Name, e.ID(), err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a KV key or stream message is absent.
+func IsNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}

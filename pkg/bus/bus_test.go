@@ -1,0 +1,355 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// echo turns a CampaignRequested into one SellerSkipped, a stand-in stage.
+func echo(ctx context.Context, in events.Event) ([]events.Event, error) {
+	p, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
+	if err != nil {
+		return nil, err
+	}
+	out, err := events.Derive(in, events.KindSellerSkipped, "echo", "only", events.SellerSkipped{
+		CampaignID: p.CampaignID, SellerURL: "http://s", Stage: "echo", Code: "test", Reason: "echo"})
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{out}, nil
+}
+
+func request(t *testing.T, b *bus.Bus, campaign string) events.Event {
+	t.Helper()
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{
+		CampaignID: campaign, Brief: events.Brief{Name: "n", Budget: 1, StartDate: "2027-01-01", EndDate: "2027-01-02"}, RequestedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func stage(name string) bus.StageConfig {
+	return bus.StageConfig{Name: name, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: 2,
+		AckWait: time.Second, MaxDeliver: 4, RetryBase: 100 * time.Millisecond, DrainTimeout: 5 * time.Second}
+}
+
+func run(t *testing.T, b *bus.Bus, cfg bus.StageConfig, h bus.Handler) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx, cfg, h) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// subjectCount counts stored messages on a subject.
+func subjectCount(t *testing.T, b *bus.Bus, stream, subject string) uint64 {
+	t.Helper()
+	s, err := b.JS.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
+
+func consumerIdle(t *testing.T, b *bus.Bus, name string) bool {
+	c, err := b.JS.Consumer(t.Context(), bus.StreamEvents, name)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(t.Context())
+	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+}
+
+func dlqMessages(t *testing.T, b *bus.Bus, stage string, want int) []*nats.Msg {
+	t.Helper()
+	sub, err := b.NC.SubscribeSync("_tmp.never")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Unsubscribe()
+	cons, err := b.JS.OrderedConsumer(t.Context(), bus.StreamDLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.DLQPrefix + stage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*nats.Msg
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		m, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+	}
+	if len(out) != want {
+		t.Fatalf("dead letters for %s: got %d, want %d", stage, len(out), want)
+	}
+	return out
+}
+
+func TestPublishBeforeAckSurvivesCrash(t *testing.T) {
+	env := natstest.Start(t)
+	replicaA := env.Connect(t, "a")
+	replicaB := env.Connect(t, "b")
+	crashed := make(chan struct{})
+	var once sync.Once
+	cfgA := bus.WithAfterPublish(stage("crashy"), func(events.Event) bool {
+		once.Do(func() { close(crashed) })
+		return false // "die" after publishing, before acking
+	})
+	stopA := run(t, replicaA, cfgA, echo)
+	request(t, env.Bus, "c-crash")
+	select {
+	case <-crashed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("handler never ran")
+	}
+	stopA()
+	if n := subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-crash")); n != 1 {
+		t.Fatalf("outputs after crash = %d, want 1 (published before the ack)", n)
+	}
+	var handled atomic.Int32
+	run(t, replicaB, stage("crashy"), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		handled.Add(1)
+		return echo(ctx, in)
+	})
+	waitFor(t, "redelivery to replica B", func() bool { return handled.Load() == 1 && consumerIdle(t, env.Bus, "crashy") })
+	if n := subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-crash")); n != 1 {
+		t.Fatalf("outputs after redelivery = %d, want exactly 1 (deterministic id de-duplicated)", n)
+	}
+}
+
+func TestTransientErrorRetriesWithBackoff(t *testing.T) {
+	env := natstest.Start(t)
+	var mu sync.Mutex
+	var times []time.Time
+	run(t, env.Bus, stage("flaky"), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		if n < 3 {
+			return nil, errors.New("seller timed out")
+		}
+		return echo(ctx, in)
+	})
+	request(t, env.Bus, "c-flaky")
+	waitFor(t, "third delivery", func() bool {
+		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-flaky")) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 3 {
+		t.Fatalf("deliveries = %d, want 3", len(times))
+	}
+	// Backoff is 100ms then 200ms: redelivery must not come sooner (a plain
+	// Nak would redeliver at once).
+	if g := times[1].Sub(times[0]); g < 100*time.Millisecond {
+		t.Fatalf("first retry after %v, want >= 100ms", g)
+	}
+	if g := times[2].Sub(times[1]); g < 200*time.Millisecond {
+		t.Fatalf("second retry after %v, want >= 200ms", g)
+	}
+}
+
+func TestMalformedEventsAreDeadLettered(t *testing.T) {
+	env := natstest.Start(t)
+	var calls atomic.Int32
+	run(t, env.Bus, stage("strict"), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		calls.Add(1)
+		return echo(ctx, in)
+	})
+	subj := events.KindCampaignRequested.SubjectFor("c-bad")
+	// 1: no CloudEvents headers at all.
+	if _, err := env.Bus.JS.PublishMsg(t.Context(), &nats.Msg{Subject: subj, Data: []byte(`{"hello":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// 2: a valid CloudEvent whose payload violates the schema.
+	bad, _ := events.New(events.KindCampaignRequested, "bad-payload", "test", "c-bad", map[string]any{"campaign_id": "c-bad", "brief": "not an object"})
+	m, _ := events.Encode(bad, subj)
+	if _, err := env.Bus.JS.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	dl := dlqMessages(t, env.Bus, "strict", 2)
+	reasons := dl[0].Header.Get(bus.HeaderDLQReason) + " | " + dl[1].Header.Get(bus.HeaderDLQReason)
+	if !strings.Contains(reasons, "ce-specversion") || !strings.Contains(reasons, "/brief") {
+		t.Fatalf("reasons do not name the problems: %s", reasons)
+	}
+	if dl[0].Header.Get(bus.HeaderDLQSubject) != subj || string(dl[0].Data) != `{"hello":1}` {
+		t.Fatalf("dead letter lost the original: %v %q", dl[0].Header, dl[0].Data)
+	}
+	waitFor(t, "consumer idle", func() bool { return consumerIdle(t, env.Bus, "strict") })
+	if calls.Load() != 0 {
+		t.Fatalf("handler called %d times for malformed input", calls.Load())
+	}
+}
+
+func TestPermanentErrorIsDeadLettered(t *testing.T) {
+	env := natstest.Start(t)
+	var calls atomic.Int32
+	run(t, env.Bus, stage("perm"), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		calls.Add(1)
+		return nil, bus.Permanent(fmt.Errorf("brief.end_date before start_date"))
+	})
+	request(t, env.Bus, "c-perm")
+	dl := dlqMessages(t, env.Bus, "perm", 1)
+	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "end_date") {
+		t.Fatalf("reason = %q", r)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("permanent error retried: %d calls", calls.Load())
+	}
+}
+
+func TestMaxDeliverExhaustionIsDeadLettered(t *testing.T) {
+	env := natstest.Start(t)
+	var calls atomic.Int32
+	run(t, env.Bus, stage("doomed"), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		calls.Add(1)
+		return nil, errors.New("seller down")
+	})
+	request(t, env.Bus, "c-doomed")
+	dl := dlqMessages(t, env.Bus, "doomed", 1)
+	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "max deliveries (4) exhausted") || !strings.Contains(r, "seller down") {
+		t.Fatalf("reason = %q", r)
+	}
+	if calls.Load() != 4 {
+		t.Fatalf("handler calls = %d, want MaxDeliver = 4", calls.Load())
+	}
+}
+
+// TestJanitorDeadLettersUnackedEvents covers events whose handler never
+// answers (a replica that crashes every time): the server gives up after
+// MaxDeliver, announces it in an advisory, and the janitor dead-letters it.
+func TestJanitorDeadLettersUnackedEvents(t *testing.T) {
+	env := natstest.Start(t)
+	cfg := bus.StageConfig{Name: "hangs", Subjects: []string{events.KindCampaignRequested.Filter()}, AckWait: 200 * time.Millisecond, MaxDeliver: 2}
+	cons, err := env.Bus.Consumer(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = env.Bus.RunJanitor(ctx) }()
+	request(t, env.Bus, "c-hang")
+	var deliveries atomic.Int32
+	cc, err := cons.Consume(func(m jetstream.Msg) { deliveries.Add(1) }) // never acks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	dl := dlqMessages(t, env.Bus, "hangs", 1)
+	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "max deliveries (2)") {
+		t.Fatalf("reason = %q", r)
+	}
+	if _, err := events.Decode(dl[0].Header, dl[0].Data); err != nil {
+		t.Fatalf("dead letter is not the original event: %v", err)
+	}
+	if deliveries.Load() != 2 {
+		t.Fatalf("deliveries = %d, want 2", deliveries.Load())
+	}
+}
+
+func TestReplicasShareDurableConsumer(t *testing.T) {
+	env := natstest.Start(t)
+	const n = 40
+	var mu sync.Mutex
+	seen := map[string]int{}
+	byReplica := map[string]int{}
+	handler := func(replica string) bus.Handler {
+		return func(ctx context.Context, in events.Event) ([]events.Event, error) {
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			seen[in.ID()]++
+			byReplica[replica]++
+			mu.Unlock()
+			return echo(ctx, in)
+		}
+	}
+	run(t, env.Connect(t, "r1"), stage("shared"), handler("r1"))
+	run(t, env.Connect(t, "r2"), stage("shared"), handler("r2"))
+	for i := 0; i < n; i++ {
+		request(t, env.Bus, fmt.Sprintf("c-%d", i))
+	}
+	waitFor(t, "all handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == n && consumerIdle(t, env.Bus, "shared")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("event %s handled %d times", id, c)
+		}
+	}
+	if byReplica["r1"] == 0 || byReplica["r2"] == 0 || byReplica["r1"]+byReplica["r2"] != n {
+		t.Fatalf("work split %v, want both replicas used and %d in total", byReplica, n)
+	}
+}
+
+func TestUpdateIsRevisionChecked(t *testing.T) {
+	env := natstest.Start(t)
+	kv, err := env.Bus.KV(t.Context(), bus.BucketCampaigns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counter struct{ N int }
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := bus.Update(t.Context(), kv, "k", func(c *counter, _ bool) (bool, error) { c.N++; return true, nil }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var c counter
+	if _, found, err := bus.GetJSON(t.Context(), kv, "k", &c); err != nil || !found || c.N != 20 {
+		t.Fatalf("counter = %+v found=%v err=%v, want 20 (no lost update)", c, found, err)
+	}
+}

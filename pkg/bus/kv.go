@@ -1,0 +1,79 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrConflict is returned by Update when concurrent writers kept winning.
+var ErrConflict = errors.New("bus: kv update conflict")
+
+// GetJSON reads key into v and returns its revision; found is false when the
+// key does not exist.
+func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (rev uint64, found bool, err error) {
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		if IsNotFound(err) {
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("bus: kv get %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, false, fmt.Errorf("bus: kv %s holds bad JSON: %w", key, err)
+	}
+	return e.Revision(), true, nil
+}
+
+// Update applies fn to the value at key with optimistic concurrency: it reads
+// the value and its revision, lets fn change it, and writes only if nobody
+// wrote in between, retrying otherwise. fn sees a zero T (and exists=false)
+// for a missing key; it returns false to leave the value unchanged.
+func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool) (bool, error)) (T, error) {
+	for attempt := 0; attempt < 64; attempt++ {
+		var v T
+		rev, found, err := GetJSON(ctx, kv, key, &v)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		changed, err := fn(&v, found)
+		if err != nil || !changed {
+			return v, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return v, fmt.Errorf("bus: kv encode %s: %w", key, err)
+		}
+		if found {
+			_, err = kv.Update(ctx, key, b, rev)
+		} else {
+			_, err = kv.Create(ctx, key, b)
+		}
+		if err == nil {
+			return v, nil
+		}
+		if !isRevisionConflict(err) {
+			return v, fmt.Errorf("bus: kv write %s: %w", key, err)
+		}
+		if ctx.Err() != nil {
+			return v, ctx.Err()
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("%w: %s", ErrConflict, key)
+}
+
+func isRevisionConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return true
+	}
+	return false
+}

@@ -1,0 +1,346 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// Handler is a stage's business logic: given one event, the events it causes.
+// It knows nothing about acks. Return an error wrapping events.ErrInvalid or
+// made with Permanent for input that can never succeed (it is dead-lettered);
+// any other error is retried with backoff.
+type Handler func(ctx context.Context, in events.Event) ([]events.Event, error)
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying: the input is dead-lettered.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked Permanent or is an invalid event.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || errors.Is(err, events.ErrInvalid)
+}
+
+// StageConfig configures one stage's durable consumer and worker pool.
+type StageConfig struct {
+	// Name is the durable consumer name, shared by every replica.
+	Name string
+	// Subjects are the consumer's filter subjects (the stage's inputs).
+	Subjects []string
+	// Workers is how many events one replica handles at once (default 8).
+	Workers int
+	// AckWait is how long the server waits for an ack before redelivering
+	// (default 30s); long handlers send InProgress every AckWait/3.
+	AckWait time.Duration
+	// MaxDeliver caps deliveries (default 8); an event still failing then
+	// is dead-lettered.
+	MaxDeliver int
+	// MaxAckPending caps unacknowledged events across all replicas
+	// (default 1000).
+	MaxAckPending int
+	// RetryBase and RetryMax shape the NakWithDelay backoff: base*2^(n-1),
+	// capped (defaults 500ms and 30s).
+	RetryBase, RetryMax time.Duration
+	// HandlerTimeout bounds one handler call (default 5 min).
+	HandlerTimeout time.Duration
+	// DrainTimeout bounds how long shutdown waits for in-flight handlers
+	// (default 30s).
+	DrainTimeout time.Duration
+
+	// afterPublish, when set, runs after the outputs are published and
+	// before the ack; tests use it to simulate a crash in between.
+	afterPublish func(in events.Event) bool
+}
+
+func (c StageConfig) withDefaults() StageConfig {
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 8
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 5 * time.Minute
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Backoff is the delay before redelivery number n (n = deliveries so far).
+func (c StageConfig) Backoff(n uint64) time.Duration {
+	d := c.RetryBase
+	for i := uint64(1); i < n && d < c.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, c.RetryMax)
+}
+
+// Consumer creates or updates the stage's durable consumer. Every replica
+// calls it with the same config, so they bind the same durable.
+func (b *Bus) Consumer(ctx context.Context, cfg StageConfig) (jetstream.Consumer, error) {
+	cfg = cfg.withDefaults()
+	cc := jetstream.ConsumerConfig{
+		Durable:       cfg.Name,
+		Description:   "dealflow stage " + cfg.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(cfg.Subjects) == 1 {
+		cc.FilterSubject = cfg.Subjects[0]
+	} else {
+		cc.FilterSubjects = cfg.Subjects
+	}
+	c, err := b.JS.CreateOrUpdateConsumer(ctx, StreamEvents, cc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: %w", cfg.Name, err)
+	}
+	return c, nil
+}
+
+// Run handles the stage's events until ctx is done, then drains: it stops
+// pulling, lets in-flight handlers finish (up to DrainTimeout) and returns.
+// For each event: decode (an undecodable event is dead-lettered), call the
+// handler, publish every output (deterministic ids, so a retry cannot
+// duplicate them), and only then ack. Transient failures are retried with
+// NakWithDelay; permanent ones and exhausted retries are dead-lettered.
+func (b *Bus) Run(ctx context.Context, cfg StageConfig, h Handler) error {
+	cfg = cfg.withDefaults()
+	cons, err := b.Consumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	log := b.Log.With().Str("stage", cfg.Name).Logger()
+
+	// Handlers get their own context so shutdown does not abort work half
+	// way; it is cancelled only when the drain times out.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	sem := make(chan struct{}, cfg.Workers)
+	var wg sync.WaitGroup
+
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.handleMsg(hctx, cfg, h, m)
+		}()
+	},
+		jetstream.PullMaxMessages(cfg.Workers),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) || ctx.Err() == nil {
+				log.Warn().Err(err).Msg("consume")
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("bus: consume %s: %w", cfg.Name, err)
+	}
+	log.Info().Int("workers", cfg.Workers).Strs("subjects", cfg.Subjects).Msg("stage running")
+	<-ctx.Done()
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(cfg.DrainTimeout):
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.DrainTimeout):
+		log.Warn().Msg("drain timed out; cancelling in-flight handlers")
+		hcancel()
+		<-done
+	}
+	log.Info().Msg("stage stopped")
+	return nil
+}
+
+func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		b.Log.Error().Err(err).Str("stage", cfg.Name).Msg("message without metadata")
+		_ = m.Term()
+		return
+	}
+	log := b.Log.With().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).Logger()
+
+	in, err := events.Decode(m.Headers(), m.Data())
+	if err == nil {
+		if k, ok := events.KindOf(in.Type()); !ok {
+			err = fmt.Errorf("%w: unknown type %q", events.ErrInvalid, in.Type())
+		} else if verr := events.ValidateData(k, in.Data()); verr != nil {
+			err = verr
+		} else if verr := events.ValidateCampaignID(in.Subject()); verr != nil {
+			err = verr
+		}
+	}
+	if err != nil {
+		b.deadLetter(ctx, cfg.Name, m, md, "decode: "+err.Error())
+		return
+	}
+	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
+
+	stop := b.keepAlive(ctx, m, cfg.AckWait/3)
+	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	outs, herr := safeCall(callCtx, h, in)
+	cancel()
+	if herr == nil {
+		herr = b.publishAll(ctx, outs)
+	}
+	stop()
+
+	switch {
+	case herr == nil:
+		if cfg.afterPublish != nil && !cfg.afterPublish(in) {
+			return // simulated crash between publish and ack
+		}
+		if err := m.Ack(); err != nil {
+			log.Warn().Err(err).Msg("ack failed; the event will be redelivered and its outputs de-duplicated")
+		}
+	case IsPermanent(herr):
+		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
+		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
+	case int(md.NumDelivered) >= cfg.MaxDeliver:
+		log.Error().Err(herr).Msg("retries exhausted; dead-lettering")
+		b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("max deliveries (%d) exhausted: %v", md.NumDelivered, herr))
+	default:
+		d := cfg.Backoff(md.NumDelivered)
+		log.Warn().Err(herr).Dur("retry_in", d).Msg("transient failure; will retry")
+		_ = m.NakWithDelay(d)
+	}
+}
+
+// safeCall runs the handler, turning a panic into a permanent error so one
+// poisonous event cannot crash a replica.
+func safeCall(ctx context.Context, h Handler, in events.Event) (outs []events.Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panic: %v", r))
+		}
+	}()
+	return h(ctx, in)
+}
+
+func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
+	for _, o := range outs {
+		if err := b.Publish(ctx, o); err != nil {
+			if errors.Is(err, events.ErrInvalid) {
+				return Permanent(err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// keepAlive sends InProgress every interval until stopped, so a long handler
+// (a negotiation) is not redelivered to another replica meanwhile.
+func (b *Bus) keepAlive(ctx context.Context, m jetstream.Msg, every time.Duration) func() {
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// Dead-letter headers added to the original message.
+const (
+	HeaderDLQReason     = "Dealflow-Dlq-Reason"
+	HeaderDLQStage      = "Dealflow-Dlq-Stage"
+	HeaderDLQSubject    = "Dealflow-Dlq-Subject"
+	HeaderDLQStreamSeq  = "Dealflow-Dlq-Stream-Seq"
+	HeaderDLQDeliveries = "Dealflow-Dlq-Deliveries"
+)
+
+// deadLetter copies the message to the stage's dead-letter subject with the
+// reason, then terminates it. If the copy cannot be stored the message is
+// left to redeliver: a dead letter is never lost.
+func (b *Bus) deadLetter(ctx context.Context, stage string, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+	dm := nats.NewMsg(DLQPrefix + stage)
+	copyHeaders(dm.Header, m.Headers())
+	dm.Header.Set(HeaderDLQReason, truncate(reason, 1024))
+	dm.Header.Set(HeaderDLQStage, stage)
+	dm.Header.Set(HeaderDLQSubject, m.Subject())
+	dm.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	dm.Header.Set(HeaderDLQDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	dm.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq-%s-%d", stage, md.Sequence.Stream))
+	dm.Data = m.Data()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := b.JS.PublishMsg(pctx, dm); err != nil {
+		b.Log.Error().Err(err).Str("stage", stage).Msg("dead letter not stored; leaving the event to redeliver")
+		_ = m.NakWithDelay(5 * time.Second)
+		return
+	}
+	_ = m.TermWithReason(truncate(reason, 256))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// copyHeaders copies an event's headers onto its dead letter, minus the
+// publish expectations (Nats-Expected-*) that would make the copy fail.
+func copyHeaders(dst, src nats.Header) {
+	for k, v := range src {
+		if strings.HasPrefix(strings.ToLower(k), "nats-expected-") {
+			continue
+		}
+		dst[k] = append([]string(nil), v...)
+	}
+}

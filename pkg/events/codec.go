@@ -1,0 +1,259 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+)
+
+// Header names used on the wire besides the ce- attributes.
+const (
+	// HeaderContentType selects structured mode when it starts with
+	// "application/cloudevents".
+	HeaderContentType = "Content-Type"
+	// HeaderTraceparent carries the per-hop W3C trace context.
+	HeaderTraceparent = "traceparent"
+	// StructuredContentType is the structured-mode content type.
+	StructuredContentType = "application/cloudevents+json"
+)
+
+const cePrefix = "ce-"
+
+// Encode renders e as a NATS message on subject in CloudEvents binary mode:
+// lower-case, percent-encoded "ce-" headers, the data as the body, and
+// Nats-Msg-Id = the event id so JetStream de-duplicates republished events.
+func Encode(e Event, subject string) (*nats.Msg, error) {
+	if err := e.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	m := nats.NewMsg(subject)
+	set := func(name, v string) { m.Header.Set(cePrefix+name, percentEncode(v)) }
+	set("specversion", e.SpecVersion())
+	set("id", e.ID())
+	set("source", e.Source())
+	set("type", e.Type())
+	if s := e.Subject(); s != "" {
+		set("subject", s)
+	}
+	if !e.Time().IsZero() {
+		set("time", e.Time().UTC().Format(time.RFC3339Nano))
+	}
+	if ct := e.DataContentType(); ct != "" {
+		set("datacontenttype", ct)
+	}
+	if ds := e.DataSchema(); ds != "" {
+		set("dataschema", ds)
+	}
+	for name, v := range e.Extensions() {
+		s, err := extensionString(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: extension %s: %v", ErrInvalid, name, err)
+		}
+		set(strings.ToLower(name), s)
+		if name == TraceparentExt {
+			m.Header.Set(HeaderTraceparent, s)
+		}
+	}
+	m.Header.Set(nats.MsgIdHdr, e.ID())
+	m.Data = e.Data()
+	return m, nil
+}
+
+func extensionString(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case fmt.Stringer:
+		return x.String(), nil
+	case int32, int64, int, bool:
+		return fmt.Sprint(x), nil
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), nil
+	}
+	return "", fmt.Errorf("unsupported type %T", v)
+}
+
+// Decode parses a NATS message into a CloudEvent. Structured mode is chosen
+// when Content-Type starts with "application/cloudevents" (case-insensitive);
+// otherwise the message must be in binary mode. Header names are matched
+// case-insensitively. Errors wrap ErrInvalid.
+func Decode(h nats.Header, data []byte) (Event, error) {
+	if ct := headerGet(h, HeaderContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
+		return decodeStructured(data)
+	}
+	return decodeBinary(h, data)
+}
+
+func headerGet(h nats.Header, name string) string {
+	for k, vs := range h {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+func decodeStructured(data []byte) (Event, error) {
+	var e event.Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: structured event: %v", ErrInvalid, err)
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return e, nil
+}
+
+func decodeBinary(h nats.Header, data []byte) (Event, error) {
+	attrs := map[string]string{}
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, cePrefix) || len(vs) == 0 {
+			continue
+		}
+		v, err := percentDecode(vs[0])
+		if err != nil {
+			return Event{}, fmt.Errorf("%w: header %s: %v", ErrInvalid, k, err)
+		}
+		attrs[strings.TrimPrefix(lk, cePrefix)] = v
+	}
+	if attrs["specversion"] == "" {
+		return Event{}, fmt.Errorf("%w: missing ce-specversion header", ErrInvalid)
+	}
+	if attrs["specversion"] != event.CloudEventsVersionV1 {
+		return Event{}, fmt.Errorf("%w: unsupported ce-specversion %q", ErrInvalid, attrs["specversion"])
+	}
+	e := event.New()
+	for name, v := range attrs {
+		var err error
+		switch name {
+		case "specversion":
+		case "id":
+			e.SetID(v)
+		case "source":
+			e.SetSource(v)
+		case "type":
+			e.SetType(v)
+		case "subject":
+			e.SetSubject(v)
+		case "time":
+			var t time.Time
+			if t, err = time.Parse(time.RFC3339Nano, v); err == nil {
+				e.SetTime(t)
+			}
+		case "datacontenttype":
+			e.SetDataContentType(v)
+		case "dataschema":
+			e.SetDataSchema(v)
+		default:
+			e.SetExtension(name, v)
+		}
+		if err != nil {
+			return Event{}, fmt.Errorf("%w: ce-%s: %v", ErrInvalid, name, err)
+		}
+	}
+	if e.DataContentType() == "" {
+		if ct := headerGet(h, HeaderContentType); ct != "" {
+			e.SetDataContentType(ct)
+		}
+	}
+	if len(data) > 0 {
+		e.DataEncoded = append([]byte(nil), data...)
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return e, nil
+}
+
+// EncodeStructured renders e in structured mode (the JSON event format), as
+// the nats CLI or a webhook would carry it.
+func EncodeStructured(e Event, subject string) (*nats.Msg, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	m := nats.NewMsg(subject)
+	m.Header.Set(HeaderContentType, StructuredContentType)
+	m.Header.Set(nats.MsgIdHdr, e.ID())
+	m.Data = b
+	return m, nil
+}
+
+// percentEncode escapes what the CloudEvents NATS binding requires: space,
+// double quote, percent and every byte outside U+0021..U+007E, as upper-case
+// %XY of the UTF-8 bytes.
+func percentEncode(s string) string {
+	need := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7F || c == '"' || c == '%' {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return s
+	}
+	const hexd = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7F || c == '"' || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hexd[c>>4])
+			b.WriteByte(hexd[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// percentDecode reverses percentEncode, accepting lower-case hex, and rejects
+// malformed escapes and invalid UTF-8.
+func percentDecode(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		if !utf8.ValidString(s) {
+			return "", fmt.Errorf("invalid UTF-8")
+		}
+		return s, nil
+	}
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			out = append(out, s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("truncated percent escape")
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("bad percent escape %q", s[i:i+3])
+		}
+		out = append(out, hi<<4|lo)
+		i += 2
+	}
+	if !utf8.Valid(out) {
+		return "", fmt.Errorf("invalid UTF-8")
+	}
+	return string(out), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

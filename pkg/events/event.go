@@ -1,0 +1,113 @@
+package events
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Event is a CloudEvent; every pipeline event is one.
+type Event = event.Event
+
+// ErrInvalid marks an event that can never be processed: undecodable, missing
+// CloudEvents attributes, unknown type, or a payload that violates its schema.
+// The bus dead-letters such events instead of retrying them.
+var ErrInvalid = errors.New("invalid event")
+
+// TraceparentExt is the CloudEvents distributed-tracing extension attribute.
+const TraceparentExt = "traceparent"
+
+// SourcePrefix prefixes the CloudEvents source of events emitted by a stage.
+const SourcePrefix = "/dealflow/"
+
+// ChildID derives the id of an event emitted while handling parent. It is
+// deterministic, so a redelivered input re-emits the same ids and JetStream's
+// duplicate window (Nats-Msg-Id) drops the copies.
+func ChildID(parentID, stage, key string) string {
+	h := sha256.Sum256([]byte(parentID + "\x00" + stage + "\x00" + key))
+	return hex.EncodeToString(h[:16])
+}
+
+// NewID returns a random event id for events that start a chain.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// New builds an event of kind k for a campaign, with data as its JSON payload.
+func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
+	if err := ValidateCampaignID(campaignID); err != nil {
+		return Event{}, err
+	}
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(SourcePrefix + stage)
+	e.SetType(k.Type)
+	e.SetSubject(campaignID)
+	e.SetTime(time.Now().UTC())
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
+	}
+	e.SetExtension(TraceparentExt, newTraceparent())
+	return e, nil
+}
+
+// Derive builds an event emitted by stage while handling parent: same campaign,
+// deterministic id from (parent id, stage, key), and the parent's trace.
+func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
+	e, err := New(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data)
+	if err != nil {
+		return Event{}, err
+	}
+	if tp, ok := parent.Extensions()[TraceparentExt].(string); ok && tp != "" {
+		e.SetExtension(TraceparentExt, tp)
+	}
+	return e, nil
+}
+
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+}
+
+// Payload decodes and validates the data of e into the payload type of its
+// kind. Errors wrap ErrInvalid.
+func Payload(e Event) (any, Kind, error) {
+	k, ok := KindOf(e.Type())
+	if !ok {
+		return nil, Kind{}, fmt.Errorf("%w: unknown type %q", ErrInvalid, e.Type())
+	}
+	if err := ValidateData(k, e.Data()); err != nil {
+		return nil, k, err
+	}
+	p := k.NewPayload()
+	if err := json.Unmarshal(e.Data(), p); err != nil {
+		return nil, k, fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
+	}
+	return p, k, nil
+}
+
+// PayloadOf decodes e's payload into T after checking that e is of kind k and
+// that its data conforms to the kind's schema. Errors wrap ErrInvalid.
+func PayloadOf[T any](e Event, k Kind) (T, error) {
+	var zero T
+	if e.Type() != k.Type {
+		return zero, fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
+	}
+	if err := ValidateData(k, e.Data()); err != nil {
+		return zero, err
+	}
+	var v T
+	if err := json.Unmarshal(e.Data(), &v); err != nil {
+		return zero, fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,121 @@
+package events
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// SubjectRoot is the first token of every pipeline event subject.
+const SubjectRoot = "dealflow"
+
+// TypePrefix prefixes every CloudEvents type this project defines.
+const TypePrefix = "com.dealflow."
+
+// Kind describes one event type of the public contract.
+type Kind struct {
+	// Name is the Go and documentation name, e.g. "CampaignRequested".
+	Name string
+	// Type is the CloudEvents type, reverse-DNS and versioned.
+	Type string
+	// Subject is the NATS subject without the trailing campaign-id token.
+	Subject string
+	// Doc says what fact the event records.
+	Doc string
+	// payload returns a pointer to a zero payload, used to decode and to
+	// generate the schema.
+	payload func() any
+}
+
+// SubjectFor returns the NATS subject of this kind for one campaign.
+func (k Kind) SubjectFor(campaignID string) string { return k.Subject + "." + campaignID }
+
+// Filter returns the NATS filter matching this kind for every campaign.
+func (k Kind) Filter() string { return k.Subject + ".*" }
+
+// SchemaFile is the schema's file name under pkg/events/schemas.
+func (k Kind) SchemaFile() string { return strings.TrimPrefix(k.Type, TypePrefix) + ".json" }
+
+// NewPayload returns a pointer to a zero value of the kind's payload type.
+func (k Kind) NewPayload() any { return k.payload() }
+
+func kind(name, noun, verb, doc string, payload func() any) Kind {
+	return Kind{
+		Name:    name,
+		Type:    TypePrefix + noun + "." + verb + ".v1",
+		Subject: SubjectRoot + "." + noun + "." + verb,
+		Doc:     doc,
+		payload: payload,
+	}
+}
+
+// The event kinds of the pipeline, in pipeline order.
+var (
+	KindCampaignRequested = kind("CampaignRequested", "campaign", "requested",
+		"A buyer asked for a campaign to be shopped and booked.", func() any { return new(CampaignRequested) })
+	KindCampaignRejected = kind("CampaignRejected", "campaign", "rejected",
+		"A campaign request was refused (invalid brief) or its portfolio was rejected.", func() any { return new(CampaignRejected) })
+	KindSellerFound = kind("SellerFound", "seller", "found",
+		"The discoverer found a usable seller and decided what identity it may see.", func() any { return new(SellerFound) })
+	KindSellerSkipped = kind("SellerSkipped", "seller", "skipped",
+		"A seller was left out of the campaign, with the reason.", func() any { return new(SellerSkipped) })
+	KindDiscoveryCompleted = kind("DiscoveryCompleted", "discovery", "completed",
+		"The discoverer finished: which sellers were found, which sources answered.", func() any { return new(DiscoveryCompleted) })
+	KindPackageFound = kind("PackageFound", "package", "found",
+		"The kitfetcher found a package that fits the brief, with its price and terms.", func() any { return new(PackageFound) })
+	KindQuoteReady = kind("QuoteReady", "quote", "ready",
+		"The negotiator finished with one package: agreed price, fixed price, or why not.", func() any { return new(QuoteReady) })
+	KindPortfolioProposed = kind("PortfolioProposed", "portfolio", "proposed",
+		"The booker chose the best portfolio within the budget and explained it.", func() any { return new(PortfolioProposed) })
+	KindPortfolioApproved = kind("PortfolioApproved", "portfolio", "approved",
+		"The portfolio (or a subset of it) was approved for booking.", func() any { return new(PortfolioApproved) })
+	KindDealBooked = kind("DealBooked", "deal", "booked",
+		"A deal was booked with a seller; carries the seller's deal id for activation.", func() any { return new(DealBooked) })
+	KindBookingFailed = kind("BookingFailed", "booking", "failed",
+		"Booking one approved deal failed, with the reason.", func() any { return new(BookingFailed) })
+	KindCampaignCompleted = kind("CampaignCompleted", "campaign", "completed",
+		"The campaign reached its end: what was booked and spent.", func() any { return new(CampaignCompleted) })
+)
+
+// Kinds lists every event kind of the contract.
+var Kinds = []Kind{
+	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
+	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindPortfolioProposed,
+	KindPortfolioApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
+}
+
+var kindByType = func() map[string]Kind {
+	m := make(map[string]Kind, len(Kinds))
+	for _, k := range Kinds {
+		m[k.Type] = k
+	}
+	return m
+}()
+
+// KindOf returns the kind of a CloudEvents type.
+func KindOf(ceType string) (Kind, bool) {
+	k, ok := kindByType[ceType]
+	return k, ok
+}
+
+// Types returns every CloudEvents type, sorted.
+func Types() []string {
+	out := make([]string, 0, len(Kinds))
+	for _, k := range Kinds {
+		out = append(out, k.Type)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var campaignIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidateCampaignID checks that id can be a NATS subject token and a KV key:
+// 1 to 64 letters, digits, '-' or '_'.
+func ValidateCampaignID(id string) error {
+	if !campaignIDRe.MatchString(id) {
+		return fmt.Errorf("%w: campaign id %q must be 1-64 characters of [A-Za-z0-9_-]", ErrInvalid, id)
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+package events
+
+import (
+	"time"
+
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// KPIs are the brief's price targets, in dollars CPM.
+type KPIs struct {
+	TargetCPM float64 `json:"target_cpm,omitempty" desc:"CPM the buyer opens negotiations at."`
+	MaxCPM    float64 `json:"max_cpm,omitempty" desc:"Highest CPM the buyer will pay."`
+}
+
+// Brief is what the buyer wants bought. Field names follow the reference
+// buyer's bookings API, extended with what selection needs.
+type Brief struct {
+	Name           string             `json:"name" desc:"Campaign name, 1-100 characters."`
+	Objectives     []string           `json:"objectives,omitempty"`
+	Budget         float64            `json:"budget" desc:"Hard spend limit in USD; the sum of booked impressions x CPM / 1000 never exceeds it."`
+	Currency       string             `json:"currency,omitempty" desc:"ISO 4217 code; only USD is supported."`
+	StartDate      string             `json:"start_date" desc:"Flight start, YYYY-MM-DD."`
+	EndDate        string             `json:"end_date" desc:"Flight end, YYYY-MM-DD, not before start_date."`
+	TargetAudience map[string]any     `json:"target_audience,omitempty"`
+	KPIs           KPIs               `json:"kpis,omitempty"`
+	Channels       []string           `json:"channels,omitempty" desc:"Seller capabilities wanted (ctv, video, display, mobile, ...); any match."`
+	AdFormats      []string           `json:"ad_formats,omitempty" desc:"Package ad formats that fit; empty = the channels."`
+	DeviceTypes    []int              `json:"device_types,omitempty" desc:"OpenRTB device types that fit; empty = any."`
+	Geo            []string           `json:"geo,omitempty" desc:"Geo targets that fit (prefix match, US matches US-NY); empty = any."`
+	Keywords       []string           `json:"keywords,omitempty" desc:"Keywords for the sellers' package search."`
+	Tags           []string           `json:"tags,omitempty" desc:"Package tags that fit (any match); empty = any."`
+	Impressions    int64              `json:"impressions,omitempty" desc:"Impressions wanted per package quote; 0 = what the budget buys."`
+	DealType       string             `json:"deal_type,omitempty" desc:"PG, PD or PA; default PD."`
+	PerSellerCap   float64            `json:"per_seller_cap,omitempty" desc:"Most USD to spend with one seller; 0 = no cap."`
+	FormatMix      map[string]float64 `json:"format_mix,omitempty" desc:"Minimum share of spend per format, e.g. {\"video\":0.3}."`
+	MinSellers     int                `json:"min_sellers,omitempty" desc:"Fewest sellers to spread the budget over, when feasible."`
+}
+
+// NegotiationPolicy picks and parameterises the negotiation strategy.
+type NegotiationPolicy struct {
+	Strategy  string  `json:"strategy,omitempty" desc:"threshold, adaptive or competitive; default adaptive."`
+	Step      float64 `json:"step,omitempty" desc:"Concession step in USD CPM (threshold)."`
+	MaxRounds int     `json:"max_rounds,omitempty" desc:"Most offers the buyer makes."`
+}
+
+// CampaignRequested asks the pipeline to shop and book a campaign.
+type CampaignRequested struct {
+	CampaignID          string                 `json:"campaign_id" desc:"Also the CloudEvents subject and the last subject token."`
+	Brief               Brief                  `json:"brief"`
+	Buyer               identity.BuyerIdentity `json:"buyer" desc:"The buyer's full identity; each seller sees only what its trust allows."`
+	AutoApprove         bool                   `json:"auto_approve" desc:"Book without waiting for approval."`
+	AllowUnknownSellers bool                   `json:"allow_unknown_sellers,omitempty" desc:"Shop unknown-trust sellers too (public view only)."`
+	Negotiation         NegotiationPolicy      `json:"negotiation,omitempty"`
+	Sellers             []string               `json:"sellers,omitempty" desc:"Extra seller URLs to consider besides the registry."`
+	ShoppingWindowSec   int                    `json:"shopping_window_seconds,omitempty" desc:"Seconds after which the booker optimises with the quotes it has."`
+	RequestedAt         time.Time              `json:"requested_at"`
+}
+
+// CampaignRejected says a campaign will not proceed.
+type CampaignRejected struct {
+	CampaignID string `json:"campaign_id"`
+	Field      string `json:"field,omitempty" desc:"The offending brief field, when the brief is invalid."`
+	Reason     string `json:"reason"`
+}
+
+// Seller identifies a seller agent and how it was found.
+type Seller struct {
+	URL          string         `json:"url" desc:"Normalised base URL of the seller agent."`
+	Name         string         `json:"name,omitempty"`
+	AgentID      string         `json:"agent_id,omitempty"`
+	Trust        identity.Trust `json:"trust" desc:"preferred, verified, registered, unknown or blocked."`
+	Source       string         `json:"source" desc:"registry, aamp, known, registry-stale (cached answer used while the registry failed) or campaign."`
+	Capabilities []string       `json:"capabilities,omitempty"`
+}
+
+// Disclosure records how much buyer identity a seller may see and why.
+type Disclosure struct {
+	Tier        identity.Tier `json:"tier" desc:"Tier revealed to this seller."`
+	Recommended identity.Tier `json:"recommended" desc:"Tier the identity strategy recommended before the trust cap."`
+	Cap         identity.Tier `json:"cap" desc:"Highest tier the seller's trust allows."`
+	Reason      string        `json:"reason"`
+}
+
+// SellerFound is one usable seller for a campaign.
+type SellerFound struct {
+	CampaignID string     `json:"campaign_id"`
+	Seller     Seller     `json:"seller"`
+	Disclosure Disclosure `json:"disclosure"`
+}
+
+// Stage names used in SellerSkipped and dead letters.
+const (
+	StageDiscoverer = "discoverer"
+	StageKitfetcher = "kitfetcher"
+	StageNegotiator = "negotiator"
+	StageBooker     = "booker"
+)
+
+// SellerSkipped records that one seller was left out, and why.
+type SellerSkipped struct {
+	CampaignID string         `json:"campaign_id"`
+	SellerURL  string         `json:"seller_url"`
+	SellerName string         `json:"seller_name,omitempty"`
+	Trust      identity.Trust `json:"trust,omitempty"`
+	Stage      string         `json:"stage" desc:"discoverer or kitfetcher."`
+	Code       string         `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, ..."`
+	Reason     string         `json:"reason"`
+}
+
+// SourceStatus says how one discovery source answered.
+type SourceStatus struct {
+	Source string `json:"source"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// DiscoveryCompleted closes discovery for a campaign: the booker expects one
+// resolution (packages or a skip) for each listed seller.
+type DiscoveryCompleted struct {
+	CampaignID string         `json:"campaign_id"`
+	Sellers    []string       `json:"sellers" desc:"URLs of every seller a SellerFound was emitted for."`
+	Skipped    int            `json:"skipped"`
+	Sources    []SourceStatus `json:"sources"`
+}
+
+// Package is a seller's package as the buyer saw it.
+type Package struct {
+	ID                   string   `json:"id"`
+	Name                 string   `json:"name,omitempty"`
+	ProductID            string   `json:"product_id,omitempty" desc:"Seller product quoted for this package."`
+	AdFormats            []string `json:"ad_formats,omitempty"`
+	DeviceTypes          []int    `json:"device_types,omitempty"`
+	GeoTargets           []string `json:"geo_targets,omitempty"`
+	Tags                 []string `json:"tags,omitempty"`
+	PriceRange           string   `json:"price_range,omitempty"`
+	PriceLow             float64  `json:"price_low,omitempty"`
+	PriceHigh            float64  `json:"price_high,omitempty"`
+	ExactPrice           float64  `json:"exact_price,omitempty" desc:"Exact CPM for the revealed tier; 0 when only a range is known."`
+	FloorPrice           float64  `json:"floor_price,omitempty"`
+	Currency             string   `json:"currency,omitempty"`
+	Negotiable           bool     `json:"negotiable"`
+	VolumeDiscounts      bool     `json:"volume_discounts"`
+	AvailableImpressions int64    `json:"available_impressions,omitempty"`
+}
+
+// PackageFound is one package that fits the brief.
+type PackageFound struct {
+	CampaignID    string                 `json:"campaign_id"`
+	Seller        Seller                 `json:"seller"`
+	Disclosure    Disclosure             `json:"disclosure"`
+	Package       Package                `json:"package"`
+	PackageIndex  int                    `json:"package_index" desc:"0-based index among this seller's fitting packages."`
+	PackagesTotal int                    `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
+	Brief         Brief                  `json:"brief"`
+	Negotiation   NegotiationPolicy      `json:"negotiation,omitempty"`
+	Buyer         identity.BuyerIdentity `json:"buyer" desc:"Identity masked to the disclosure tier."`
+}
+
+// Outcomes of a negotiation, in QuoteReady.
+const (
+	OutcomeAccepted   = "accepted"
+	OutcomeFixedPrice = "fixed_price"
+	OutcomeWalkedAway = "walked_away"
+	OutcomeRejected   = "rejected"
+	OutcomeError      = "error"
+)
+
+// Round is one buyer offer and the seller's answer.
+type Round struct {
+	N            int     `json:"n"`
+	BuyerPrice   float64 `json:"buyer_price"`
+	SellerPrice  float64 `json:"seller_price"`
+	SellerAction string  `json:"seller_action"`
+}
+
+// QuoteReady is the negotiator's result for one package.
+type QuoteReady struct {
+	CampaignID           string        `json:"campaign_id"`
+	Seller               Seller        `json:"seller"`
+	Package              Package       `json:"package"`
+	PackagesTotal        int           `json:"packages_total"`
+	Tier                 identity.Tier `json:"tier"`
+	Outcome              string        `json:"outcome" desc:"accepted, fixed_price, walked_away, rejected or error."`
+	Reason               string        `json:"reason,omitempty"`
+	Strategy             string        `json:"strategy,omitempty"`
+	QuoteID              string        `json:"quote_id,omitempty"`
+	QuoteExpiresAt       *time.Time    `json:"quote_expires_at,omitempty"`
+	NegotiationID        string        `json:"negotiation_id,omitempty"`
+	DealType             string        `json:"deal_type,omitempty"`
+	Impressions          int64         `json:"impressions,omitempty" desc:"Impressions in the quote."`
+	ListCPM              float64       `json:"list_cpm,omitempty" desc:"The seller's quoted CPM before negotiation."`
+	FinalCPM             float64       `json:"final_cpm,omitempty" desc:"The agreed (or fixed) CPM; 0 when there is no deal to book."`
+	MinImpressions       int64         `json:"min_impressions,omitempty"`
+	AvailableImpressions int64         `json:"available_impressions,omitempty"`
+	Rounds               []Round       `json:"rounds,omitempty"`
+}
+
+// PlanLine is one deal of a portfolio.
+type PlanLine struct {
+	QuoteID     string   `json:"quote_id"`
+	SellerURL   string   `json:"seller_url"`
+	SellerName  string   `json:"seller_name,omitempty"`
+	PackageID   string   `json:"package_id"`
+	ProductID   string   `json:"product_id,omitempty"`
+	DealType    string   `json:"deal_type,omitempty"`
+	Formats     []string `json:"formats,omitempty"`
+	CPM         float64  `json:"cpm"`
+	Impressions int64    `json:"impressions"`
+	Spend       float64  `json:"spend"`
+	Score       float64  `json:"score,omitempty"`
+	Reason      string   `json:"reason"`
+}
+
+// PlanExclusion says why a quote is not in the portfolio.
+type PlanExclusion struct {
+	QuoteID   string `json:"quote_id,omitempty"`
+	SellerURL string `json:"seller_url"`
+	PackageID string `json:"package_id,omitempty"`
+	Reason    string `json:"reason"`
+}
+
+// PortfolioProposed is the booker's chosen portfolio, awaiting approval.
+type PortfolioProposed struct {
+	CampaignID  string          `json:"campaign_id"`
+	Budget      float64         `json:"budget"`
+	TotalSpend  float64         `json:"total_spend"`
+	TotalValue  float64         `json:"total_value"`
+	Lines       []PlanLine      `json:"lines"`
+	Excluded    []PlanExclusion `json:"excluded,omitempty"`
+	Notes       []string        `json:"notes,omitempty"`
+	AutoApprove bool            `json:"auto_approve"`
+	Revision    int             `json:"revision" desc:"1 for the first plan, higher after a re-plan."`
+}
+
+// PortfolioApproved approves some or all lines of a proposed portfolio.
+type PortfolioApproved struct {
+	CampaignID string     `json:"campaign_id"`
+	ApprovedBy string     `json:"approved_by" desc:"auto, or the approving user/API key label."`
+	Revision   int        `json:"revision"`
+	Lines      []PlanLine `json:"lines"`
+}
+
+// DealBooked is a booked deal, ready for DSP activation and finance.
+type DealBooked struct {
+	CampaignID             string            `json:"campaign_id"`
+	SellerURL              string            `json:"seller_url"`
+	SellerName             string            `json:"seller_name,omitempty"`
+	PackageID              string            `json:"package_id"`
+	ProductID              string            `json:"product_id,omitempty"`
+	QuoteID                string            `json:"quote_id"`
+	DealID                 string            `json:"deal_id" desc:"The seller's deal id, used in the DSP."`
+	DealType               string            `json:"deal_type"`
+	CPM                    float64           `json:"cpm" desc:"CPM the seller booked."`
+	AgreedCPM              float64           `json:"agreed_cpm" desc:"CPM the buyer agreed."`
+	CPMMismatch            bool              `json:"cpm_mismatch" desc:"True when the booked CPM differs from the agreed CPM: an alarm."`
+	Impressions            int64             `json:"impressions"`
+	Spend                  float64           `json:"spend"`
+	SpendMicros            int64             `json:"spend_micros"`
+	Currency               string            `json:"currency"`
+	FlightStart            string            `json:"flight_start,omitempty"`
+	FlightEnd              string            `json:"flight_end,omitempty"`
+	Tier                   identity.Tier     `json:"tier" desc:"Identity tier the deal was priced at."`
+	ActivationInstructions map[string]string `json:"activation_instructions,omitempty"`
+	BidFloor               float64           `json:"bid_floor,omitempty"`
+	AuctionType            int               `json:"auction_type,omitempty"`
+	BookedAt               time.Time         `json:"booked_at"`
+}
+
+// BookingFailed records one deal that could not be booked.
+type BookingFailed struct {
+	CampaignID string  `json:"campaign_id"`
+	SellerURL  string  `json:"seller_url"`
+	PackageID  string  `json:"package_id"`
+	QuoteID    string  `json:"quote_id,omitempty"`
+	Code       string  `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected, ..."`
+	Reason     string  `json:"reason"`
+	Spend      float64 `json:"spend" desc:"Spend freed by the failure."`
+}
+
+// SkippedSeller is a seller left out, in the campaign summary.
+type SkippedSeller struct {
+	SellerURL string `json:"seller_url"`
+	Reason    string `json:"reason"`
+}
+
+// CampaignCompleted summarises a finished campaign.
+type CampaignCompleted struct {
+	CampaignID     string          `json:"campaign_id"`
+	Status         string          `json:"status" desc:"completed, partial (some bookings failed) or empty (nothing booked)."`
+	Budget         float64         `json:"budget"`
+	TotalSpend     float64         `json:"total_spend"`
+	Deals          []DealBooked    `json:"deals"`
+	Failed         []BookingFailed `json:"failed,omitempty"`
+	SkippedSellers []SkippedSeller `json:"skipped_sellers,omitempty"`
+}

@@ -1,0 +1,200 @@
+package events
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// SchemaFS holds the committed JSON Schemas of every event payload, one file
+// per kind (see Kind.SchemaFile). They are the published contract; a test
+// checks they match the Go payload types.
+//
+//go:embed schemas/*.json
+var SchemaFS embed.FS
+
+// SchemaBaseURI is the $id prefix of the published schemas.
+const SchemaBaseURI = "https://dealflow.dev/schemas/"
+
+var (
+	compileOnce sync.Once
+	compiled    map[string]*jsonschema.Schema
+	compileErr  error
+)
+
+func compileSchemas() {
+	compiled = make(map[string]*jsonschema.Schema, len(Kinds))
+	c := jsonschema.NewCompiler()
+	for _, k := range Kinds {
+		b, err := SchemaFS.ReadFile("schemas/" + k.SchemaFile())
+		if err != nil {
+			compileErr = fmt.Errorf("events: schema for %s: %w", k.Name, err)
+			return
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			compileErr = fmt.Errorf("events: schema for %s: %w", k.Name, err)
+			return
+		}
+		if err := c.AddResource(SchemaBaseURI+k.SchemaFile(), doc); err != nil {
+			compileErr = fmt.Errorf("events: schema for %s: %w", k.Name, err)
+			return
+		}
+	}
+	for _, k := range Kinds {
+		s, err := c.Compile(SchemaBaseURI + k.SchemaFile())
+		if err != nil {
+			compileErr = fmt.Errorf("events: compile schema for %s: %w", k.Name, err)
+			return
+		}
+		compiled[k.Type] = s
+	}
+}
+
+// ValidateData checks a payload against its kind's schema. Errors wrap
+// ErrInvalid and name the offending field.
+func ValidateData(k Kind, data []byte) error {
+	compileOnce.Do(compileSchemas)
+	if compileErr != nil {
+		return compileErr
+	}
+	s, ok := compiled[k.Type]
+	if !ok {
+		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%w: %s has no data", ErrInvalid, k.Name)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("%w: %s data is not JSON: %v", ErrInvalid, k.Name, err)
+	}
+	if err := s.Validate(inst); err != nil {
+		return fmt.Errorf("%w: %s violates its schema: %s", ErrInvalid, k.Name, flattenSchemaError(err))
+	}
+	return nil
+}
+
+var englishPrinter = message.NewPrinter(language.English)
+
+func flattenSchemaError(err error) string {
+	ve, ok := err.(*jsonschema.ValidationError)
+	if !ok {
+		return err.Error()
+	}
+	var parts []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			parts = append(parts, "/"+strings.Join(e.InstanceLocation, "/")+": "+e.ErrorKind.LocalizedString(englishPrinter))
+			return
+		}
+		for _, c := range e.Causes {
+			walk(c)
+		}
+	}
+	walk(ve)
+	return strings.Join(parts, "; ")
+}
+
+// GenerateSchema renders the JSON Schema (draft 2020-12) of a kind's payload
+// from its Go type: json tags give names, fields without omitempty are
+// required, desc tags become descriptions.
+func GenerateSchema(k Kind) ([]byte, error) {
+	t := reflect.TypeOf(k.NewPayload()).Elem()
+	s := schemaOf(t, "")
+	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	s["$id"] = SchemaBaseURI + k.SchemaFile()
+	s["title"] = k.Name
+	s["description"] = k.Doc + " CloudEvents type " + k.Type + ", NATS subject " + k.Subject + ".<campaign_id>."
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+var (
+	timeType  = reflect.TypeOf(time.Time{})
+	tierType  = reflect.TypeOf(identity.Tier(""))
+	trustType = reflect.TypeOf(identity.Trust(""))
+)
+
+func schemaOf(t reflect.Type, jsonName string) map[string]any {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == timeType:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case t == tierType:
+		return map[string]any{"type": "string", "enum": []string{"public", "seat", "agency", "advertiser"}}
+	case t == trustType:
+		return map[string]any{"type": "string", "enum": []string{"preferred", "verified", "registered", "unknown", "blocked"}}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		if jsonName == "campaign_id" {
+			return map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+		}
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return map[string]any{"type": "integer"}
+	case reflect.Float64, reflect.Float32:
+		return map[string]any{"type": "number"}
+	case reflect.Slice:
+		return map[string]any{"type": []string{"array", "null"}, "items": schemaOf(t.Elem(), "")}
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.Interface {
+			return map[string]any{"type": []string{"object", "null"}}
+		}
+		return map[string]any{"type": []string{"object", "null"}, "additionalProperties": schemaOf(t.Elem(), "")}
+	case reflect.Interface:
+		return map[string]any{}
+	case reflect.Struct:
+		props := map[string]any{}
+		var required []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			ps := schemaOf(f.Type, name)
+			if d := f.Tag.Get("desc"); d != "" {
+				ps["description"] = d
+			}
+			props[name] = ps
+			if !strings.Contains(opts, "omitempty") {
+				required = append(required, name)
+			}
+		}
+		s := map[string]any{"type": "object", "properties": props}
+		if len(required) > 0 {
+			s["required"] = required
+		}
+		return s
+	}
+	return map[string]any{}
+}
