@@ -83,9 +83,12 @@ type Disclosure struct {
 
 // SellerFound is one usable seller for a campaign.
 type SellerFound struct {
-	CampaignID string     `json:"campaign_id"`
-	Seller     Seller     `json:"seller"`
-	Disclosure Disclosure `json:"disclosure"`
+	CampaignID  string                 `json:"campaign_id"`
+	Seller      Seller                 `json:"seller"`
+	Disclosure  Disclosure             `json:"disclosure"`
+	Brief       Brief                  `json:"brief"`
+	Negotiation NegotiationPolicy      `json:"negotiation,omitempty"`
+	Buyer       identity.BuyerIdentity `json:"buyer" desc:"Identity masked to the disclosure tier: nothing above it travels further."`
 }
 
 // Stage names used in SellerSkipped and dead letters.
@@ -197,18 +200,19 @@ type QuoteReady struct {
 
 // PlanLine is one deal of a portfolio.
 type PlanLine struct {
-	QuoteID     string   `json:"quote_id"`
-	SellerURL   string   `json:"seller_url"`
-	SellerName  string   `json:"seller_name,omitempty"`
-	PackageID   string   `json:"package_id"`
-	ProductID   string   `json:"product_id,omitempty"`
-	DealType    string   `json:"deal_type,omitempty"`
-	Formats     []string `json:"formats,omitempty"`
-	CPM         float64  `json:"cpm"`
-	Impressions int64    `json:"impressions"`
-	Spend       float64  `json:"spend"`
-	Score       float64  `json:"score,omitempty"`
-	Reason      string   `json:"reason"`
+	QuoteID     string        `json:"quote_id"`
+	SellerURL   string        `json:"seller_url"`
+	SellerName  string        `json:"seller_name,omitempty"`
+	PackageID   string        `json:"package_id"`
+	ProductID   string        `json:"product_id,omitempty"`
+	DealType    string        `json:"deal_type,omitempty"`
+	Formats     []string      `json:"formats,omitempty"`
+	Tier        identity.Tier `json:"tier,omitempty" desc:"Identity tier the quote was priced at; booking uses the same credential."`
+	CPM         float64       `json:"cpm"`
+	Impressions int64         `json:"impressions"`
+	Spend       float64       `json:"spend"`
+	Score       float64       `json:"score,omitempty"`
+	Reason      string        `json:"reason"`
 }
 
 // PlanExclusion says why a quote is not in the portfolio.

@@ -1,0 +1,302 @@
+// Package app wires the dealflow process: the NATS connection (an embedded
+// server by default), the provisioned bus, the stages this process runs and
+// the bookings API. cmd/dealflow is a thin layer over it.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/embednats"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/portfolio"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/booker"
+	"github.com/dealflow/dealflow/services/discoverer"
+	"github.com/dealflow/dealflow/services/kitfetcher"
+	"github.com/dealflow/dealflow/services/negotiator"
+)
+
+// App is a running dealflow process.
+type App struct {
+	Config config.Config
+	Log    zerolog.Logger
+	Server *embednats.Server // nil with an external NATS
+	Bus    *bus.Bus
+	// Credentials are the seller API keys; tests and the demo add to them.
+	Credentials *identity.Credentials
+	Client      *sellerclient.Client
+	Booker      *booker.Service
+	HTTPAddr    string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+	httpSv *http.Server
+}
+
+// Options adjust an App beyond its Config (used by the demo and tests).
+type Options struct {
+	// Credentials replace loading --credentials.
+	Credentials *identity.Credentials
+	// Known replace loading --known-sellers.
+	Known []discoverer.KnownSeller
+	// StageTuning adjusts every stage's consumer config (tests shorten
+	// AckWait and MaxDeliver).
+	StageTuning func(*bus.StageConfig)
+	// SweepEvery is how often the booker checks deadlines (default 1s).
+	SweepEvery time.Duration
+}
+
+// Start connects (or starts the embedded server), provisions and starts the
+// configured stages. Stop ends them.
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options) (*App, error) {
+	a := &App{Config: cfg, Log: log}
+	if err := a.connect(ctx); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	creds := o.Credentials
+	if creds == nil {
+		var err error
+		if creds, err = loadCredentials(cfg.Credentials); err != nil {
+			a.Stop()
+			return nil, err
+		}
+	}
+	a.Credentials = creds
+	known := o.Known
+	if known == nil && cfg.KnownSellers != "" {
+		b, err := os.ReadFile(cfg.KnownSellers)
+		if err != nil {
+			a.Stop()
+			return nil, fmt.Errorf("known sellers: %w", err)
+		}
+		if err := json.Unmarshal(b, &known); err != nil {
+			a.Stop()
+			return nil, fmt.Errorf("known sellers %s: %w", cfg.KnownSellers, err)
+		}
+	}
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	if err := a.startStages(rctx, known, o); err != nil {
+		a.Stop()
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if err := a.startHTTP(); err != nil {
+			a.Stop()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func loadCredentials(path string) (*identity.Credentials, error) {
+	if path != "" {
+		return identity.LoadCredentials(path)
+	}
+	if v := os.Getenv("DEALFLOW_SELLER_KEYS"); v != "" {
+		return identity.ParseCredentials([]byte(v))
+	}
+	return identity.ParseCredentials([]byte(`{}`))
+}
+
+func (a *App) connect(ctx context.Context) error {
+	cfg := a.Config
+	url := cfg.NATSURL
+	var opts []nats.Option
+	if url == "" {
+		srvLog := a.Log.Level(zerolog.WarnLevel)
+		s, err := embednats.Start(embednats.Options{StoreDir: cfg.DataDir, Port: cfg.NATSPort, ConfigFile: cfg.NATSConfig, Logger: &srvLog})
+		if err != nil {
+			return err
+		}
+		a.Server = s
+		if cfg.NATSPort < 0 && cfg.NATSConfig == "" {
+			opts = append(opts, nats.InProcessServer(s))
+		} else {
+			url = s.ClientURL()
+		}
+	}
+	nc, err := nats.Connect(url, append(bus.ConnectOptions("dealflow", a.Log), opts...)...)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	b, err := bus.New(nc, bus.Config{Replicas: cfg.Replicas}, a.Log)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	a.Bus = b
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return b.Provision(pctx)
+}
+
+func (a *App) stage(name string, subjects []string, workers int, ackWait time.Duration, o Options) bus.StageConfig {
+	sc := bus.StageConfig{Name: name, Subjects: subjects, Workers: workers, AckWait: ackWait}
+	if o.StageTuning != nil {
+		o.StageTuning(&sc)
+	}
+	return sc
+}
+
+func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o Options) error {
+	cfg := a.Config
+	run := func(sc bus.StageConfig, h bus.Handler) {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := a.Bus.Run(ctx, sc, h); err != nil {
+				a.fail(fmt.Errorf("stage %s: %w", sc.Name, err))
+			}
+		}()
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.Bus.RunJanitor(ctx); err != nil && ctx.Err() == nil {
+			a.fail(err)
+		}
+	}()
+	if cfg.Has("discoverer") {
+		var regs []sellerclient.Registry
+		if cfg.RegistryURL != "" {
+			kind := sellerclient.RegistrySimple
+			if cfg.RegistryKind == "aamp" {
+				kind = sellerclient.RegistryAAMP
+			}
+			regs = append(regs, sellerclient.Registry{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok})
+		}
+		svc := &discoverer.Service{
+			Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: a.Client}, Registries: regs, Known: known,
+				Cache: discoverer.NewCache(cfg.CacheTTL, nil), Timeout: 10 * time.Second, Log: a.Log},
+			Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: a.Credentials,
+		}
+		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
+	}
+	if cfg.Has("kitfetcher") {
+		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO}
+		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
+	}
+	if cfg.Has("negotiator") {
+		sessions, err := a.Bus.KV(ctx, bus.BucketNegotiations)
+		if err != nil {
+			return err
+		}
+		quotes, err := a.Bus.KV(ctx, bus.BucketQuotes)
+		if err != nil {
+			return err
+		}
+		svc := &negotiator.Service{Client: a.Client, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
+			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log}
+		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
+	}
+	if cfg.Has("booker") || cfg.HTTPAddr != "" {
+		campaigns, err := a.Bus.KV(ctx, bus.BucketCampaigns)
+		if err != nil {
+			return err
+		}
+		ledger, err := a.Bus.KV(ctx, bus.BucketLedger)
+		if err != nil {
+			return err
+		}
+		a.Booker = &booker.Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
+			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
+	}
+	if cfg.Has("booker") {
+		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
+		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 60*time.Second, o), a.Booker.HandleBook)
+		every := o.SweepEvery
+		if every <= 0 {
+			every = time.Second
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.Booker.RunSweeper(ctx, every, a.Bus.Publish)
+		}()
+	}
+	return nil
+}
+
+func (a *App) startHTTP() error {
+	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("bookings API: %w", err)
+	}
+	a.HTTPAddr = ln.Addr().String()
+	a.httpSv = &http.Server{Handler: NewAPI(a.Bus, a.Booker, a.Config.APIKey, a.Log), ReadHeaderTimeout: 10 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.httpSv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.fail(err)
+		}
+	}()
+	a.Log.Info().Str("addr", a.HTTPAddr).Msg("bookings API listening")
+	return nil
+}
+
+func (a *App) fail(err error) {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.Log.Error().Err(err).Msg("component failed")
+}
+
+// Err returns the first component failure, if any.
+func (a *App) Err() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.err
+}
+
+// Stop drains the stages, stops the API, closes the connection and the
+// embedded server. It is idempotent.
+func (a *App) Stop() {
+	if a.httpSv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = a.httpSv.Shutdown(sctx)
+		cancel()
+		a.httpSv = nil
+	}
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	a.wg.Wait()
+	if a.Bus != nil && a.Bus.NC != nil {
+		_ = a.Bus.NC.Drain()
+		for i := 0; i < 100 && !a.Bus.NC.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		a.Bus.NC.Close()
+	}
+	if a.Server != nil {
+		a.Server.Close()
+		a.Server = nil
+	}
+}
+
+// StagesString is a short description for logs.
+func (a *App) StagesString() string { return strings.Join(a.Config.Stages, ",") }

@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/discoverer"
+	"github.com/dealflow/dealflow/services/kitfetcher"
+)
+
+// SellerRow is one line of `dealflow sellers`.
+type SellerRow struct {
+	URL      string `json:"seller_url"`
+	Name     string `json:"name,omitempty"`
+	Trust    string `json:"trust"`
+	Source   string `json:"source,omitempty"`
+	Reveal   string `json:"reveal"`
+	Reason   string `json:"reason"`
+	Contact  bool   `json:"contacted"`
+	SkipCode string `json:"skip_code,omitempty"`
+}
+
+// PackageRow is one line of `dealflow packages`, the guide's comparison view.
+type PackageRow struct {
+	SellerURL       string   `json:"seller_url"`
+	SellerName      string   `json:"seller_name,omitempty"`
+	PackageID       string   `json:"package_id"`
+	Name            string   `json:"name"`
+	Formats         []string `json:"ad_formats"`
+	Price           float64  `json:"price"`
+	PriceRange      string   `json:"price_range"`
+	Floor           float64  `json:"floor_price,omitempty"`
+	Negotiable      bool     `json:"negotiable"`
+	VolumeDiscounts bool     `json:"volume_discounts"`
+	Tier            string   `json:"tier"`
+}
+
+func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, packages bool) error {
+	name := "sellers"
+	if packages {
+		name = "packages"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config.Config
+	binder := config.Register(fs, &cfg, "registry", "registry-kind", "registry-token", "known-sellers", "credentials", "allow-private", "seller-timeout")
+	caps := fs.String("caps", "", "capabilities wanted, comma-separated (e.g. ctv,video); empty = all")
+	budget := fs.Float64("budget", 50000, "deal value the identity strategy assumes")
+	buyerFile := fs.String("buyer", "", "JSON file with the buyer identity (default: the demo identity)")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	withSandbox := fs.Bool("sandbox", false, "browse the built-in sandbox market")
+	unknown := fs.Bool("allow-unknown", false, "include unknown-trust sellers (public view)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := binder.Finish(); err != nil {
+		return err
+	}
+	var creds *identity.Credentials
+	var err error
+	if *withSandbox {
+		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
+		creds = demo.CredentialsFor(m)
+	} else if creds, err = loadCreds(cfg.Credentials); err != nil {
+		return err
+	}
+	var known []discoverer.KnownSeller
+	if cfg.KnownSellers != "" {
+		b, err := os.ReadFile(cfg.KnownSellers)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &known); err != nil {
+			return fmt.Errorf("known sellers: %w", err)
+		}
+	}
+	if cfg.RegistryURL == "" && len(known) == 0 {
+		return errors.New("no sellers to browse: set --registry, --known-sellers or --sandbox")
+	}
+	req := demo.SampleCampaign("browse", "")
+	req.Brief.Budget, req.Brief.PerSellerCap, req.AllowUnknownSellers = *budget, 0, *unknown
+	req.Brief.Channels, req.Brief.Geo = nil, nil
+	if *caps != "" {
+		req.Brief.Channels = strings.Split(*caps, ",")
+	}
+	if *buyerFile != "" {
+		b, err := os.ReadFile(*buyerFile)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &req.Buyer); err != nil {
+			return fmt.Errorf("buyer: %w", err)
+		}
+	}
+	client := sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+	var regs []sellerclient.Registry
+	if cfg.RegistryURL != "" {
+		kind := sellerclient.RegistrySimple
+		if cfg.RegistryKind == "aamp" {
+			kind = sellerclient.RegistryAAMP
+		}
+		regs = append(regs, sellerclient.Registry{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok})
+	}
+	svc := &discoverer.Service{Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: regs, Known: known,
+		Cache: discoverer.NewCache(time.Minute, nil), Timeout: 10 * time.Second},
+		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds}
+	res, err := svc.Discover(ctx, req)
+	if err != nil {
+		return err
+	}
+	if !packages {
+		return printSellers(stdout, res, *jsonOut)
+	}
+	kit := &kitfetcher.Service{Client: client, Credentials: creds, SellerTimeout: cfg.SellerTO}
+	var mu sync.Mutex
+	var rows []PackageRow
+	var wg sync.WaitGroup
+	for _, f := range res.Found {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkgs, err := kit.Fetch(ctx, f)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fmt.Fprintf(stderr, "skipped %s: %v\n", f.Seller.URL, err)
+				return
+			}
+			for _, p := range pkgs {
+				price := p.ExactPrice
+				if price == 0 {
+					price = p.PriceLow
+				}
+				rows = append(rows, PackageRow{SellerURL: f.Seller.URL, SellerName: f.Seller.Name, PackageID: p.ID, Name: p.Name, Formats: p.AdFormats,
+					Price: price, PriceRange: p.PriceRange, Floor: p.FloorPrice, Negotiable: p.Negotiable, VolumeDiscounts: p.VolumeDiscounts,
+					Tier: string(f.Disclosure.Tier)})
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Price != rows[j].Price {
+			return rows[i].Price < rows[j].Price
+		}
+		return rows[i].SellerURL+rows[i].PackageID < rows[j].SellerURL+rows[j].PackageID
+	})
+	if *jsonOut {
+		if rows == nil {
+			rows = []PackageRow{}
+		}
+		return json.NewEncoder(stdout).Encode(map[string]any{"packages": rows})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SELLER\tPACKAGE\tFORMATS\tPRICE\tRANGE\tFLOOR\tNEGOTIABLE\tVOLUME DISC.\tTIER")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.PackageID, strings.Join(r.Formats, ","),
+			r.Price, r.PriceRange, r.Floor, r.Negotiable, r.VolumeDiscounts, r.Tier)
+	}
+	return tw.Flush()
+}
+
+func nameOr(n, u string) string {
+	if n != "" {
+		return n
+	}
+	return u
+}
+
+func loadCreds(path string) (*identity.Credentials, error) {
+	if path != "" {
+		return identity.LoadCredentials(path)
+	}
+	if v := os.Getenv("DEALFLOW_SELLER_KEYS"); v != "" {
+		return identity.ParseCredentials([]byte(v))
+	}
+	return identity.ParseCredentials([]byte(`{}`))
+}
+
+func printSellers(w io.Writer, res discoverer.Result, jsonOut bool) error {
+	rows := []SellerRow{}
+	for _, f := range res.Found {
+		rows = append(rows, SellerRow{URL: f.Seller.URL, Name: f.Seller.Name, Trust: string(f.Seller.Trust), Source: f.Seller.Source,
+			Reveal: string(f.Disclosure.Tier), Reason: f.Disclosure.Reason, Contact: true})
+	}
+	for _, s := range res.Skipped {
+		rows = append(rows, SellerRow{URL: s.SellerURL, Name: s.SellerName, Trust: string(s.Trust), Reveal: "nothing", Reason: s.Reason, SkipCode: s.Code})
+	}
+	if jsonOut {
+		return json.NewEncoder(w).Encode(map[string]any{"sellers": rows, "sources": res.Completed.Sources})
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SELLER\tURL\tTRUST\tREVEALED\tWHY")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nameOr(r.Name, "-"), r.URL, r.Trust, r.Reveal, r.Reason)
+	}
+	for _, s := range res.Completed.Sources {
+		fmt.Fprintf(tw, "source %s\tok=%v\t%s\t\t\n", s.Source, s.OK, s.Detail)
+	}
+	return tw.Flush()
+}

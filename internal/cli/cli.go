@@ -1,0 +1,310 @@
+// Package cli implements the dealflow subcommands.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+const usage = `dealflow: buyer-side multi-seller discovery, negotiation and booking over NATS JetStream.
+
+Usage:
+  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR]
+      Embedded NATS, sandbox registry and sellers, all stages, one sample campaign; prints the booked deals.
+  dealflow run [flags] [--sandbox]
+      Run stages long-lived (all by default; --stages negotiator for a scaled replica; --nats URL for a cluster).
+  dealflow campaign submit FILE [--wait] [--nats URL]
+      Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
+  dealflow sandbox [--json] [--market FILE]
+      Serve the sandbox registry and sellers on loopback until interrupted.
+  dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
+  dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
+      Browse sellers and compare packages without booking anything.
+  dealflow config
+      Print every setting as a Markdown table.
+
+Run 'dealflow COMMAND -h' for a command's flags.
+`
+
+// Main runs one subcommand and returns the exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "campaign":
+		err = cmdCampaign(ctx, args[1:], stdout, stderr)
+	case "sandbox":
+		err = cmdSandbox(ctx, args[1:], stdout, stderr)
+	case "sellers":
+		err = cmdBrowse(ctx, args[1:], stdout, stderr, false)
+	case "packages":
+		err = cmdBrowse(ctx, args[1:], stdout, stderr, true)
+	case "config":
+		fmt.Fprint(stdout, config.Markdown())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "dealflow: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ee exitError
+		if errors.As(err, &ee) {
+			return int(ee)
+		}
+		fmt.Fprintf(stderr, "dealflow %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// exitError is a silent non-zero exit status.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func logger(level string, jsonOut bool, w io.Writer) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	if jsonOut {
+		return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	}
+	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}).Level(lvl).With().Timestamp().Logger()
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.Bool("json", false, "print one JSON object instead of the report")
+	strategy := fs.String("strategy", "adaptive", "negotiation strategy: threshold, adaptive or competitive")
+	dataDir := fs.String("data-dir", "", "JetStream store directory (default: a temporary directory)")
+	market := fs.String("market", "", "sandbox market JSON file (default: the built-in market)")
+	logLevel := fs.String("log-level", "warn", "log level for the pipeline's own logs")
+	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr)}
+	if *market != "" {
+		m, err := sandbox.LoadMarket(*market)
+		if err != nil {
+			return err
+		}
+		o.Market = &m
+	}
+	progress := stderr
+	if !*jsonOut {
+		progress = stdout
+	}
+	res, err := demo.Run(ctx, o, stdout, progress)
+	if err != nil {
+		return err
+	}
+	if res.Status != "completed" && res.Status != "partial" {
+		fmt.Fprintf(stderr, "campaign ended %q\n", res.Status)
+		return exitError(1)
+	}
+	return nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config.Config
+	binder := config.Register(fs, &cfg)
+	withSandbox := fs.Bool("sandbox", false, "also serve the built-in sandbox market and use it as the registry and credentials")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := binder.Finish(); err != nil {
+		return err
+	}
+	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
+	opts := app.Options{}
+	if *withSandbox {
+		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
+		opts.Credentials = demo.CredentialsFor(m)
+		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)).Msg("sandbox market serving")
+	}
+	a, err := app.Start(ctx, cfg, log, opts)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("stages", a.StagesString()).Bool("embedded", a.Server != nil).Msg("dealflow running")
+	if a.Server != nil && cfg.NATSPort >= 0 {
+		log.Info().Str("nats", a.Server.ClientURL()).Msg("embedded NATS listening")
+	}
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	a.Stop()
+	return a.Err()
+}
+
+func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "submit" {
+		return fmt.Errorf("usage: dealflow campaign submit FILE [--wait] [--nats URL]")
+	}
+	fs := flag.NewFlagSet("campaign submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", envOr("DEALFLOW_NATS_URL", nats.DefaultURL), "NATS URL")
+	wait := fs.Bool("wait", false, "follow the campaign until it completes")
+	timeout := fs.Duration("timeout", 10*time.Minute, "with --wait, give up after this long")
+	// Accept the file before or after the flags.
+	rest := args[1:]
+	var file string
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		file, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
+	}
+	if file == "" {
+		return fmt.Errorf("usage: dealflow campaign submit FILE [--wait] [--nats URL]")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	req, err := ParseBrief(b)
+	if err != nil {
+		return err
+	}
+	log := logger("warn", false, stderr)
+	nc, err := nats.Connect(*natsURL, bus.ConnectOptions("dealflow-cli", log)...)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	bb, err := bus.New(nc, bus.Config{}, log)
+	if err != nil {
+		return err
+	}
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "cli", req.CampaignID, req)
+	if err != nil {
+		return err
+	}
+	if err := bb.Publish(ctx, e); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "submitted campaign %s (event %s)\n", req.CampaignID, e.ID())
+	if !*wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res := demo.Result{CampaignID: req.CampaignID, Budget: req.Brief.Budget}
+	if err := bb.Follow(wctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, nil, stdout) }); err != nil && res.Status == "" {
+		return fmt.Errorf("campaign %s: %w", req.CampaignID, err)
+	}
+	demo.PrintReport(stdout, res)
+	if res.Status != "completed" && res.Status != "partial" {
+		return exitError(1)
+	}
+	return nil
+}
+
+// ParseBrief reads a campaign file: either a full CampaignRequested payload
+// or the bookings API's body ({"brief":{...},"auto_approve":...}). A missing
+// campaign_id is generated; the request is validated.
+func ParseBrief(b []byte) (events.CampaignRequested, error) {
+	var req events.CampaignRequested
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("campaign file: %w", err)
+	}
+	if req.CampaignID == "" {
+		req.CampaignID = "cmp-" + events.NewID()[:20]
+	}
+	if req.RequestedAt.IsZero() {
+		req.RequestedAt = time.Now().UTC()
+	}
+	if err := req.Validate(); err != nil {
+		return req, fmt.Errorf("campaign file: %w", err)
+	}
+	return req, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.Bool("json", false, "print one JSON line with the URLs and keys once everything listens")
+	file := fs.String("market", "", "market JSON file (default: the built-in market)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := sandbox.DefaultMarket()
+	if *file != "" {
+		var err error
+		if cfg, err = sandbox.LoadMarket(*file); err != nil {
+			return err
+		}
+	}
+	m, err := sandbox.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	sum := m.Summary()
+	if *jsonOut {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "registry: %s (AAMP token %s)\n", sum.RegistryURL, sum.AAMPToken)
+		for _, s := range sum.Sellers {
+			fmt.Fprintf(stdout, "seller %-20s %-32s trust %-10s in registry %-5v down %-5v\n", s.Name, s.URL, s.Trust, s.InRegistry, s.Down)
+			for _, t := range []string{"seat", "agency", "advertiser"} {
+				if k := s.Keys[t]; k != "" {
+					fmt.Fprintf(stdout, "    %-10s %s\n", t, k)
+				}
+			}
+		}
+		fmt.Fprintln(stdout, "serving until interrupted")
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,231 @@
+// Package config declares every setting of the dealflow binary once: its
+// flag, its environment variable, its default and its help text, so the help
+// output, the README table and the validation cannot drift apart.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of one dealflow process.
+type Config struct {
+	NATSURL      string
+	DataDir      string
+	NATSPort     int
+	NATSConfig   string
+	Replicas     int
+	Stages       []string
+	HTTPAddr     string
+	APIKey       string
+	RegistryURL  string
+	RegistryKind string
+	RegistryTok  string
+	KnownSellers string
+	Credentials  string
+	AllowPrivate bool
+	CacheTTL     time.Duration
+	KitWorkers   int
+	NegWorkers   int
+	SellerTO     time.Duration
+	NegTO        time.Duration
+	Window       time.Duration
+	Strategy     string
+	LogLevel     string
+	LogJSON      bool
+}
+
+// Option is one setting.
+type Option struct {
+	Flag    string
+	Env     string
+	Default string
+	Usage   string
+	set     func(c *Config, v string) error
+}
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func integer(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration: %q", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
+// Options lists every setting, in help order.
+var Options = []Option{
+	{"nats", "DEALFLOW_NATS_URL", "", "NATS URL(s) of an external cluster, comma-separated; empty starts an embedded server", str(func(c *Config) *string { return &c.NATSURL })},
+	{"data-dir", "DEALFLOW_DATA_DIR", "", "embedded server's JetStream store; empty uses a temporary directory", str(func(c *Config) *string { return &c.DataDir })},
+	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port", integer(func(c *Config) *int { return &c.NATSPort })},
+	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
+	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
+	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker", "stages this process runs, comma-separated", func(c *Config, v string) error {
+		c.Stages = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Stages = append(c.Stages, s)
+			}
+		}
+		return nil
+	}},
+	{"http", "DEALFLOW_HTTP_ADDR", "", "address of the bookings API (e.g. 127.0.0.1:8080); empty disables it", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"api-key", "DEALFLOW_API_KEY", "", "when set, the bookings API requires this X-API-Key (never forwarded to sellers)", str(func(c *Config) *string { return &c.APIKey })},
+	{"registry", "DEALFLOW_REGISTRY_URL", "", "agent registry URL; empty uses only the known sellers", str(func(c *Config) *string { return &c.RegistryURL })},
+	{"registry-kind", "DEALFLOW_REGISTRY_KIND", "simple", "registry API: simple (/agents, /verify) or aamp (/api/agents with a bearer token)", str(func(c *Config) *string { return &c.RegistryKind })},
+	{"registry-token", "DEALFLOW_REGISTRY_TOKEN", "", "bearer token for the AAMP registry", str(func(c *Config) *string { return &c.RegistryTok })},
+	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities}], used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
+	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}}; also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
+	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
+	{"cache-ttl", "DEALFLOW_CACHE_TTL", "5m", "registry cache TTL (stale entries still serve when the registry fails)", duration(func(c *Config) *time.Duration { return &c.CacheTTL })},
+	{"kit-workers", "DEALFLOW_KIT_WORKERS", "32", "sellers whose media kits one replica fetches at once", integer(func(c *Config) *int { return &c.KitWorkers })},
+	{"negotiator-workers", "DEALFLOW_NEGOTIATOR_WORKERS", "64", "negotiations one replica runs at once", integer(func(c *Config) *int { return &c.NegWorkers })},
+	{"seller-timeout", "DEALFLOW_SELLER_TIMEOUT", "15s", "deadline for one seller's media kit", duration(func(c *Config) *time.Duration { return &c.SellerTO })},
+	{"negotiation-timeout", "DEALFLOW_NEGOTIATION_TIMEOUT", "60s", "deadline for one package's quote and negotiation", duration(func(c *Config) *time.Duration { return &c.NegTO })},
+	{"shopping-window", "DEALFLOW_SHOPPING_WINDOW", "2m", "time after a request when the booker optimises with the quotes it has", duration(func(c *Config) *time.Duration { return &c.Window })},
+	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
+	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
+}
+
+// Defaults returns the configuration with every default applied.
+func Defaults() Config {
+	var c Config
+	for _, o := range Options {
+		if err := o.set(&c, o.Default); err != nil {
+			panic("config: bad default for " + o.Flag + ": " + err.Error())
+		}
+	}
+	return c
+}
+
+// Register adds the options named in only (all when empty) to fs, applying
+// environment variables over defaults and flags over both. Call Finish after
+// fs.Parse to surface env parse errors.
+func Register(fs *flag.FlagSet, c *Config, only ...string) *Binder {
+	*c = Defaults()
+	b := &Binder{c: c}
+	want := map[string]bool{}
+	for _, n := range only {
+		want[n] = true
+	}
+	for _, o := range Options {
+		if len(want) > 0 && !want[o.Flag] {
+			continue
+		}
+		if v, ok := os.LookupEnv(o.Env); ok {
+			if err := o.set(c, v); err != nil {
+				b.errs = append(b.errs, fmt.Errorf("%s: %w", o.Env, err))
+			}
+		}
+		o := o
+		fs.Func(o.Flag, o.Usage+" (env "+o.Env+", default "+quote(o.Default)+")", func(v string) error { return o.set(c, v) })
+	}
+	return b
+}
+
+// Binder carries environment errors found while registering.
+type Binder struct {
+	c    *Config
+	errs []error
+}
+
+// Finish validates the configuration.
+func (b *Binder) Finish() error {
+	if len(b.errs) > 0 {
+		return b.errs[0]
+	}
+	return b.c.Validate()
+}
+
+func quote(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// KnownStages are the stage names --stages accepts.
+var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker"}
+
+// Validate checks values that flags cannot.
+func (c Config) Validate() error {
+	for _, s := range c.Stages {
+		ok := false
+		for _, k := range KnownStages {
+			ok = ok || s == k
+		}
+		if !ok {
+			return fmt.Errorf("--stages: unknown stage %q (want %s)", s, strings.Join(KnownStages, ","))
+		}
+	}
+	switch c.RegistryKind {
+	case "simple", "aamp":
+	default:
+		return fmt.Errorf("--registry-kind: %q is not simple or aamp", c.RegistryKind)
+	}
+	switch c.Strategy {
+	case "threshold", "adaptive", "competitive":
+	default:
+		return fmt.Errorf("--strategy: %q is not threshold, adaptive or competitive", c.Strategy)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("--replicas: %d is not between 1 and 5", c.Replicas)
+	}
+	if c.KitWorkers < 1 || c.NegWorkers < 1 {
+		return fmt.Errorf("worker counts must be at least 1")
+	}
+	return nil
+}
+
+// Has reports whether the process runs stage s.
+func (c Config) Has(s string) bool {
+	for _, x := range c.Stages {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Markdown renders the options as a README table.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | meaning |\n|---|---|---|---|\n")
+	for _, o := range Options {
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", o.Flag, o.Env, o.Default, o.Usage)
+	}
+	return b.String()
+}

@@ -1,0 +1,293 @@
+// Package demo runs the embedded default end to end: an in-process NATS
+// server, the sandbox registry and sellers, all four stages, one sample
+// CTV/video campaign, its progress as it happens and the booked deals.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// Options configure a demo run.
+type Options struct {
+	JSON     bool
+	Strategy string
+	DataDir  string
+	Timeout  time.Duration
+	// Market replaces the default sandbox market.
+	Market *sandbox.MarketConfig
+	// AutoApprove false leaves approval to the caller (tests use the API).
+	Log zerolog.Logger
+}
+
+// Result is what `dealflow demo --json` prints.
+type Result struct {
+	CampaignID     string                 `json:"campaign_id"`
+	Status         string                 `json:"status"`
+	Budget         float64                `json:"budget"`
+	TotalSpend     float64                `json:"total_spend"`
+	Deals          []Deal                 `json:"deals"`
+	SkippedSellers []events.SkippedSeller `json:"skipped_sellers"`
+	Negotiations   []Negotiation          `json:"negotiations"`
+	Disclosures    []Disclosure           `json:"disclosures"`
+	Failed         []events.BookingFailed `json:"failed,omitempty"`
+}
+
+// Deal is one booked deal in the demo output.
+type Deal struct {
+	SellerURL   string  `json:"seller_url"`
+	SellerName  string  `json:"seller_name"`
+	PackageID   string  `json:"package_id"`
+	DealID      string  `json:"deal_id"`
+	CPM         float64 `json:"cpm"`
+	Impressions int64   `json:"impressions"`
+	Spend       float64 `json:"spend"`
+}
+
+// Negotiation is one package's negotiation in the demo output.
+type Negotiation struct {
+	SellerURL  string  `json:"seller_url"`
+	SellerName string  `json:"seller_name"`
+	PackageID  string  `json:"package_id"`
+	Strategy   string  `json:"strategy"`
+	Outcome    string  `json:"outcome"`
+	Rounds     int     `json:"rounds"`
+	ListCPM    float64 `json:"list_cpm"`
+	FinalCPM   float64 `json:"final_cpm"`
+	Tier       string  `json:"tier"`
+}
+
+// Disclosure says which identity tier a seller saw and why.
+type Disclosure struct {
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name"`
+	Trust      string `json:"trust"`
+	Tier       string `json:"tier"`
+	Reason     string `json:"reason"`
+}
+
+// SampleCampaign is the demo's CTV/video campaign.
+func SampleCampaign(id, strategy string) events.CampaignRequested {
+	start := time.Now().UTC().AddDate(0, 0, 14)
+	return events.CampaignRequested{
+		CampaignID: id,
+		Brief: events.Brief{
+			Name: "Spring launch - CTV and video", Objectives: []string{"awareness", "reach"}, Budget: 50000, Currency: "USD",
+			StartDate: start.Format(events.DateLayout), EndDate: start.AddDate(0, 0, 30).Format(events.DateLayout),
+			TargetAudience: map[string]any{"age": "25-54", "geo": "US"},
+			KPIs:           events.KPIs{TargetCPM: 18, MaxCPM: 32},
+			Channels:       []string{"ctv", "video"}, Geo: []string{"US"}, PerSellerCap: 20000, DealType: "PD",
+		},
+		Buyer: identity.BuyerIdentity{SeatID: "ttd-seat-123", SeatName: "Demo Seat", DSPPlatform: "ttd", AgencyID: "omnicom-456",
+			AgencyName: "Demo Agency", AgencyHoldingCompany: "Omnicom", AdvertiserID: "acme-789", AdvertiserName: "Acme Soda", AdvertiserIndustry: "CPG"},
+		AutoApprove: true,
+		Negotiation: events.NegotiationPolicy{Strategy: strategy},
+		RequestedAt: time.Now().UTC(),
+	}
+}
+
+// Run executes the demo and writes the report to out and progress to
+// progress. It returns the result and whether the campaign completed.
+func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 3 * time.Minute
+	}
+	if o.Strategy == "" {
+		o.Strategy = "adaptive"
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	mcfg := sandbox.DefaultMarket()
+	if o.Market != nil {
+		mcfg = *o.Market
+	}
+	market, err := sandbox.Start(ctx, mcfg)
+	if err != nil {
+		return Result{}, fmt.Errorf("sandbox: %w", err)
+	}
+	defer market.Close()
+	fmt.Fprintf(progress, "sandbox: registry %s, %d sellers\n", market.RegistryURL, len(market.Sellers))
+
+	creds := CredentialsFor(market)
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.Strategy = o.DataDir, market.RegistryURL, true, 30*time.Second, o.Strategy
+	a, err := app.Start(ctx, cfg, o.Log, app.Options{Credentials: creds})
+	if err != nil {
+		return Result{}, err
+	}
+	defer a.Stop()
+
+	id := "demo-" + events.NewID()[:12]
+	req := SampleCampaign(id, o.Strategy)
+	// Sellers the registry does not list can be named by the campaign; the
+	// discoverer checks their trust like any other (the default market's
+	// "Unlisted Media" is unknown, so the demo shows that skip too).
+	for _, s := range market.Sellers {
+		if !s.InRegistry {
+			req.Sellers = append(req.Sellers, s.URL)
+		}
+	}
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "demo", id, req)
+	if err != nil {
+		return Result{}, err
+	}
+	fmt.Fprintf(progress, "campaign %s: %q budget $%.2f, channels %v, strategy %s, auto-approve\n", id, req.Brief.Name, req.Brief.Budget, req.Brief.Channels, o.Strategy)
+	if err := a.Bus.Publish(ctx, e); err != nil {
+		return Result{}, err
+	}
+	res := Result{CampaignID: id, Budget: req.Brief.Budget, Deals: []Deal{}, SkippedSellers: []events.SkippedSeller{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
+	names := map[string]string{}
+	for _, s := range market.Sellers {
+		u := identity.NormalizeURL(s.URL)
+		names[u] = s.Name
+	}
+	ferr := a.Bus.Follow(ctx, id, func(e events.Event) bool {
+		return Observe(e, &res, names, progress)
+	})
+	if ferr != nil && res.Status == "" {
+		return res, fmt.Errorf("campaign %s did not complete: %w", id, ferr)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return res, enc.Encode(res)
+	}
+	PrintReport(out, res)
+	return res, nil
+}
+
+// CredentialsFor turns the sandbox sellers' keys into the buyer's
+// credentials store, as an operator's credentials file would.
+func CredentialsFor(m *sandbox.Market) *identity.Credentials {
+	creds, _ := identity.ParseCredentials([]byte(`{}`))
+	for _, s := range m.Sellers {
+		for tier, key := range s.Keys {
+			if t, err := identity.ParseTier(tier); err == nil {
+				creds.Set(s.URL, t, key)
+			}
+		}
+	}
+	return creds
+}
+
+// Observe folds one campaign event into the result and prints a progress
+// line. It returns false when the campaign is over.
+func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) bool {
+	name := func(u string) string {
+		if n := names[u]; n != "" {
+			return n
+		}
+		return u
+	}
+	p, _, err := events.Payload(e)
+	if err != nil {
+		return true
+	}
+	switch v := p.(type) {
+	case *events.SellerFound:
+		d := Disclosure{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), Trust: string(v.Seller.Trust), Tier: string(v.Disclosure.Tier), Reason: v.Disclosure.Reason}
+		res.Disclosures = append(res.Disclosures, d)
+		fmt.Fprintf(w, "  [discoverer] found   %-20s trust %-10s reveal %-10s (%s)\n", name(v.Seller.URL), v.Seller.Trust, v.Disclosure.Tier, v.Disclosure.Reason)
+	case *events.SellerSkipped:
+		res.SkippedSellers = append(res.SkippedSellers, events.SkippedSeller{SellerURL: v.SellerURL, Reason: v.Code + ": " + v.Reason})
+		fmt.Fprintf(w, "  [%s] skipped %-20s %s: %s\n", v.Stage, name(v.SellerURL), v.Code, v.Reason)
+	case *events.DiscoveryCompleted:
+		var src []string
+		for _, s := range v.Sources {
+			src = append(src, fmt.Sprintf("%s ok=%v", s.Source, s.OK))
+		}
+		fmt.Fprintf(w, "  [discoverer] done: %d sellers to shop, %d skipped (%s)\n", len(v.Sellers), v.Skipped, strings.Join(src, "; "))
+	case *events.PackageFound:
+		price := fmt.Sprintf("%.2f", v.Package.ExactPrice)
+		if v.Package.ExactPrice == 0 {
+			price = v.Package.PriceRange
+		}
+		fmt.Fprintf(w, "  [kitfetcher] package %-20s %-14s %v at %s\n", name(v.Seller.URL), v.Package.ID, v.Package.AdFormats, price)
+	case *events.QuoteReady:
+		n := Negotiation{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), PackageID: v.Package.ID, Strategy: v.Strategy, Outcome: v.Outcome, Rounds: len(v.Rounds),
+			ListCPM: v.ListCPM, FinalCPM: v.FinalCPM, Tier: string(v.Tier)}
+		res.Negotiations = append(res.Negotiations, n)
+		strategy := v.Strategy
+		if strategy == "" {
+			strategy = "-"
+		}
+		fmt.Fprintf(w, "  [negotiator] %-20s %-14s %-11s list %6.2f -> %6.2f in %d rounds (%s, tier %s) %s\n", name(v.Seller.URL), v.Package.ID, v.Outcome,
+			v.ListCPM, v.FinalCPM, len(v.Rounds), strategy, v.Tier, v.Reason)
+	case *events.PortfolioProposed:
+		fmt.Fprintf(w, "  [booker] portfolio rev %d: %d deals, spend $%.2f of $%.2f, value %.1f\n", v.Revision, len(v.Lines), v.TotalSpend, v.Budget, v.TotalValue)
+		for _, l := range v.Lines {
+			fmt.Fprintf(w, "           + %-20s %-14s %8d imps at %6.2f = $%9.2f  %s\n", name(l.SellerURL), l.PackageID, l.Impressions, l.CPM, l.Spend, l.Reason)
+		}
+		for _, x := range v.Excluded {
+			fmt.Fprintf(w, "           - %-20s %-14s %s\n", name(x.SellerURL), x.PackageID, x.Reason)
+		}
+	case *events.PortfolioApproved:
+		fmt.Fprintf(w, "  [booker] approved by %s: %d deals\n", v.ApprovedBy, len(v.Lines))
+	case *events.DealBooked:
+		fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %.2f\n", name(v.SellerURL), v.PackageID, v.DealID, v.CPM)
+	case *events.BookingFailed:
+		res.Failed = append(res.Failed, *v)
+		fmt.Fprintf(w, "  [booker] FAILED  %-20s %-14s %s: %s\n", name(v.SellerURL), v.PackageID, v.Code, v.Reason)
+	case *events.CampaignRejected:
+		res.Status = "rejected"
+		fmt.Fprintf(w, "  campaign rejected: %s %s\n", v.Field, v.Reason)
+		return false
+	case *events.CampaignCompleted:
+		res.Status, res.TotalSpend = v.Status, v.TotalSpend
+		for _, d := range v.Deals {
+			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID, CPM: d.CPM,
+				Impressions: d.Impressions, Spend: d.Spend})
+		}
+		sort.Slice(res.Deals, func(i, j int) bool { return res.Deals[i].Spend > res.Deals[j].Spend })
+		return false
+	}
+	return true
+}
+
+// PrintReport writes the booked deals as a table, then budget and spend.
+func PrintReport(w io.Writer, r Result) {
+	fmt.Fprintf(w, "\nCampaign %s: %s\n\n", r.CampaignID, r.Status)
+	fmt.Fprintln(w, "Identity revealed per seller:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SELLER\tTRUST\tTIER\tWHY")
+	for _, d := range r.Disclosures {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.SellerName, d.Trust, d.Tier, d.Reason)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nNegotiations:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SELLER\tPACKAGE\tSTRATEGY\tOUTCOME\tROUNDS\tLIST CPM\tFINAL CPM")
+	for _, n := range r.Negotiations {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%.2f\t%.2f\n", n.SellerName, n.PackageID, n.Strategy, n.Outcome, n.Rounds, n.ListCPM, n.FinalCPM)
+	}
+	tw.Flush()
+	if len(r.SkippedSellers) > 0 {
+		fmt.Fprintln(w, "\nSkipped sellers:")
+		for _, s := range r.SkippedSellers {
+			fmt.Fprintf(w, "  %s  %s\n", s.SellerURL, s.Reason)
+		}
+	}
+	fmt.Fprintln(w, "\nBooked deals:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SELLER\tPACKAGE\tCPM\tIMPRESSIONS\tSPEND\tDEAL ID\t")
+	for _, d := range r.Deals {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%.2f\t%s\t\n", d.SellerName, d.PackageID, d.CPM, d.Impressions, d.Spend, d.DealID)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nBudget: $%.2f   Total spend: $%.2f   Deals: %d\n", r.Budget, r.TotalSpend, len(r.Deals))
+}

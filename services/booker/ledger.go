@@ -1,0 +1,297 @@
+package booker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// Ledger line states.
+const (
+	LineReserved = "reserved"
+	LineBooked   = "booked"
+	LineFailed   = "failed"
+)
+
+// Ledger is a campaign's booking ledger, one KV value per campaign so a
+// single revision-checked write both reserves spend and proves the budget
+// holds. Idempotency keys are written here before any seller call and reused
+// on every retry, so a crash or redelivery can never book twice.
+type Ledger struct {
+	BudgetMicros int64                  `json:"budget_micros"`
+	Lines        map[string]*LedgerLine `json:"lines"`
+}
+
+// LedgerLine is one approved deal's booking state.
+type LedgerLine struct {
+	Key         string `json:"key"`
+	QuoteID     string `json:"quote_id"`
+	SellerURL   string `json:"seller_url"`
+	PackageID   string `json:"package_id"`
+	State       string `json:"state"`
+	SpendMicros int64  `json:"spend_micros"`
+	// RequoteKey and BookKey are the idempotency keys of the re-quote (when
+	// the planned impressions differ from the quote's) and of the booking.
+	RequoteKey string `json:"requote_key"`
+	BookKey    string `json:"book_key"`
+	// RequoteID is the fresh quote at the agreed CPM for the planned volume.
+	RequoteID string                `json:"requote_id,omitempty"`
+	Deal      *events.DealBooked    `json:"deal,omitempty"`
+	Failure   *events.BookingFailed `json:"failure,omitempty"`
+	UpdatedAt time.Time             `json:"updated_at"`
+}
+
+// Committed is the spend reserved or booked: it never exceeds the budget.
+func (l *Ledger) Committed() int64 {
+	var s int64
+	for _, x := range l.Lines {
+		if x.State == LineReserved || x.State == LineBooked {
+			s += x.SpendMicros
+		}
+	}
+	return s
+}
+
+// LineKey identifies a plan line in the ledger: seller, package and quote,
+// never the seller-minted quote id alone (two sellers may mint the same).
+func LineKey(l events.PlanLine) string {
+	h := sha256.Sum256([]byte(l.SellerURL + "|" + l.PackageID + "|" + l.QuoteID))
+	return hex.EncodeToString(h[:12])
+}
+
+func micros(d float64) int64 { return int64(math.Round(d * 1e6)) }
+
+// errBudget means a reservation would break the budget.
+var errBudget = errors.New("booking would exceed the campaign budget")
+
+// reserve records the line with fresh idempotency keys, or returns the
+// existing record (a redelivery). It refuses a reservation that would push
+// committed spend over the budget.
+func reserve(ctx context.Context, kv jetstream.KeyValue, campaignID string, budget float64, l events.PlanLine) (*LedgerLine, error) {
+	key := LineKey(l)
+	var line *LedgerLine
+	_, err := bus.Update(ctx, kv, campaignID, func(led *Ledger, exists bool) (bool, error) {
+		if !exists {
+			led.BudgetMicros = micros(budget)
+			led.Lines = map[string]*LedgerLine{}
+		}
+		if x, ok := led.Lines[key]; ok {
+			line = x
+			return false, nil
+		}
+		spend := LineCost(l.Impressions, l.CPM)
+		if led.Committed()+spend > led.BudgetMicros {
+			return false, fmt.Errorf("%w: committed %.6f + %.6f > budget %.2f", errBudget,
+				float64(led.Committed())/1e6, float64(spend)/1e6, float64(led.BudgetMicros)/1e6)
+		}
+		line = &LedgerLine{Key: key, QuoteID: l.QuoteID, SellerURL: l.SellerURL, PackageID: l.PackageID, State: LineReserved,
+			SpendMicros: spend, RequoteKey: events.NewID(), BookKey: events.NewID(), UpdatedAt: time.Now().UTC()}
+		led.Lines[key] = line
+		return true, nil
+	})
+	return line, err
+}
+
+// saveLine writes the line's new state.
+func saveLine(ctx context.Context, kv jetstream.KeyValue, campaignID string, line *LedgerLine) error {
+	line.UpdatedAt = time.Now().UTC()
+	_, err := bus.Update(ctx, kv, campaignID, func(led *Ledger, exists bool) (bool, error) {
+		if !exists {
+			return false, fmt.Errorf("booker: ledger of %s vanished", campaignID)
+		}
+		led.Lines[line.Key] = line
+		return true, nil
+	})
+	return err
+}
+
+// Booker books approved lines with sellers.
+type Booker struct {
+	Client      *sellerclient.Client
+	Credentials *identity.Credentials
+	// CallTimeout bounds each seller call (default 30s).
+	CallTimeout time.Duration
+	Now         func() time.Time
+}
+
+// BookLine books one approved line exactly once. It returns the DealBooked
+// or BookingFailed outcome; an error means the outcome is unknown (the seller
+// could not be reached) and the caller must retry later with the same keys.
+func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
+	fail := func(code, reason string) *events.BookingFailed {
+		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, Spend: l.Spend}
+	}
+	line, err := reserve(ctx, kv, c.ID, c.Request.Brief.Budget, l)
+	if errors.Is(err, errBudget) {
+		return nil, fail("budget", err.Error()), nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	switch line.State {
+	case LineBooked:
+		return line.Deal, nil, nil
+	case LineFailed:
+		return nil, line.Failure, nil
+	}
+	finish := func(d *events.DealBooked, f *events.BookingFailed) (*events.DealBooked, *events.BookingFailed, error) {
+		if d != nil {
+			line.State, line.Deal = LineBooked, d
+			line.SpendMicros = d.SpendMicros
+		} else {
+			line.State, line.Failure = LineFailed, f
+			line.SpendMicros = 0
+		}
+		if err := saveLine(ctx, kv, c.ID, line); err != nil {
+			return nil, nil, err
+		}
+		return d, f, nil
+	}
+
+	q, ok := c.Quotes[QuoteKey(l.SellerURL, l.PackageID)]
+	if !ok {
+		return finish(nil, fail("unknown_quote", "approved line matches no quote of the campaign"))
+	}
+	auth, err := authFor(b.Credentials, l.SellerURL, q.Tier)
+	if err != nil {
+		return finish(nil, fail("credentials", err.Error()))
+	}
+	timeout := b.CallTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	now := time.Now
+	if b.Now != nil {
+		now = b.Now
+	}
+
+	quoteID := l.QuoteID
+	expired := q.QuoteExpiresAt != nil && !q.QuoteExpiresAt.After(now())
+	needRequote := l.Impressions != q.Impressions || expired
+	for attempt := 0; attempt < 2; attempt++ {
+		if needRequote {
+			if line.RequoteID == "" {
+				cctx, cancel := context.WithTimeout(ctx, timeout)
+				rq, err := b.requote(cctx, auth, c, q, l, line.RequoteKey)
+				cancel()
+				if err != nil {
+					if ambiguous(err) {
+						return nil, nil, err
+					}
+					return finish(nil, fail(failCode(err), "re-quote for the planned volume failed: "+err.Error()))
+				}
+				if got := rq.Pricing.FinalCPM; got == nil || got.AmountMicros != micros(l.CPM) {
+					return finish(nil, fail("cpm_mismatch", fmt.Sprintf("re-quote priced %v, agreed %.2f; not booked", got, l.CPM)))
+				}
+				line.RequoteID = rq.QuoteID
+				if err := saveLine(ctx, kv, c.ID, line); err != nil {
+					return nil, nil, err
+				}
+			}
+			quoteID = line.RequoteID
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		res, err := b.Client.BookDeal(cctx, l.SellerURL, auth, sellerclient.DealBookingRequest{IdempotencyKey: line.BookKey, QuoteID: quoteID,
+			Notes: "dealflow campaign " + c.ID})
+		cancel()
+		if err == nil {
+			return finish(dealBooked(c, q, l, quoteID, res), nil)
+		}
+		if errors.Is(err, sellerclient.ErrQuoteExpired) && !needRequote {
+			needRequote = true // the agreement still holds: re-quote at the agreed CPM
+			line.BookKey = events.NewID()
+			if err := saveLine(ctx, kv, c.ID, line); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if ambiguous(err) {
+			return nil, nil, err
+		}
+		return finish(nil, fail(failCode(err), err.Error()))
+	}
+	return finish(nil, fail("quote_expired", "quote expired and the re-quote expired too"))
+}
+
+func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
+	imps := l.Impressions
+	target := sellerclient.Money{AmountMicros: micros(l.CPM), Currency: "USD"}
+	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: q.Package.ProductID,
+		DealType: sellerclient.DealType(q.DealType), Impressions: &imps, FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate,
+		TargetCPM: &target})
+}
+
+// dealBooked builds the DealBooked event from the seller's answer, checking
+// the booked CPM against the agreed one.
+func dealBooked(c *Campaign, q events.QuoteReady, l events.PlanLine, quoteID string, res *sellerclient.DealBooking) *events.DealBooked {
+	d := res.Deal
+	cpm := l.CPM
+	if d.Pricing.FinalCPM != nil {
+		cpm = d.Pricing.FinalCPM.Dollars()
+	}
+	imps := l.Impressions
+	if d.Terms.Impressions != nil && *d.Terms.Impressions > 0 {
+		imps = *d.Terms.Impressions
+	}
+	spendMicros := LineCost(imps, cpm)
+	out := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID, ProductID: q.Package.ProductID,
+		QuoteID: quoteID, DealID: d.DealID, DealType: string(d.DealType), CPM: cpm, AgreedCPM: l.CPM,
+		CPMMismatch: micros(cpm) != micros(l.CPM), Impressions: imps, Spend: float64(spendMicros) / 1e6, SpendMicros: spendMicros,
+		Currency: "USD", FlightStart: d.Terms.FlightStart, FlightEnd: d.Terms.FlightEnd, Tier: q.Tier,
+		ActivationInstructions: d.ActivationInstructions, BookedAt: time.Now().UTC()}
+	if out.DealType == "" {
+		out.DealType = q.DealType
+	}
+	if d.OpenRTBParams != nil {
+		out.BidFloor = d.OpenRTBParams.BidFloor.Dollars()
+		out.AuctionType = d.OpenRTBParams.At
+	}
+	return out
+}
+
+// ambiguous errors leave the booking's outcome unknown (the request may have
+// reached the seller): retry later with the same idempotency key.
+func ambiguous(err error) bool {
+	return sellerclient.IsTransient(err) || errors.Is(err, sellerclient.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+func failCode(err error) string {
+	switch {
+	case errors.Is(err, sellerclient.ErrQuoteExpired):
+		return "quote_expired"
+	case errors.Is(err, sellerclient.ErrAlreadyBooked):
+		return "already_booked"
+	case errors.Is(err, sellerclient.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, sellerclient.ErrIdempotencyConflict):
+		return "idempotency_conflict"
+	case errors.Is(err, sellerclient.ErrUnauthorized), errors.Is(err, sellerclient.ErrForbidden):
+		return "unauthorized"
+	case errors.Is(err, sellerclient.ErrValidation):
+		return "rejected"
+	default:
+		return "seller_error"
+	}
+}
+
+func authFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
+	if tier == identity.TierPublic || tier == "" {
+		return sellerclient.Auth{}, nil
+	}
+	key, ok := c.Key(sellerURL, tier)
+	if !ok {
+		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
+	}
+	return sellerclient.Auth{APIKey: key}, nil
+}

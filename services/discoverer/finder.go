@@ -1,0 +1,209 @@
+package discoverer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// Directory is what discovery needs from agent registries. *sellerclient.Client
+// satisfies it through ClientDirectory.
+type Directory interface {
+	// Discover lists the registry's sellers with any of caps (all when empty).
+	Discover(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, error)
+	// Verify returns a seller's trust level in the registry; registered is
+	// false (and trust unknown) for a seller the registry does not know.
+	Verify(ctx context.Context, reg sellerclient.Registry, url string) (trust identity.Trust, registered bool, err error)
+}
+
+// KnownSeller is a seller configured by the operator, used besides the
+// registry and instead of it when no registry is set or the registry fails.
+type KnownSeller struct {
+	URL          string         `json:"url"`
+	Name         string         `json:"name,omitempty"`
+	Trust        identity.Trust `json:"trust,omitempty"`
+	Capabilities []string       `json:"capabilities,omitempty"`
+}
+
+// Finder finds candidate sellers for a set of capabilities across the
+// configured registries and known sellers, with the shared cache.
+type Finder struct {
+	Dir        Directory
+	Registries []sellerclient.Registry
+	Known      []KnownSeller
+	Cache      *Cache
+	Timeout    time.Duration
+	Log        zerolog.Logger
+}
+
+// Found is the outcome of one discovery.
+type Found struct {
+	Sellers []events.Seller
+	Sources []events.SourceStatus
+}
+
+func sourceName(reg sellerclient.Registry) string {
+	if reg.Kind == sellerclient.RegistryAAMP {
+		return "aamp"
+	}
+	return "registry"
+}
+
+// Find asks every registry (fresh cache first, stale cache if the registry
+// fails), then adds the known sellers. It never fails: a registry that is
+// down, slow or answers garbage is reported in Sources and the rest go on.
+func (f *Finder) Find(ctx context.Context, caps []string) Found {
+	var out Found
+	registryOK := false
+	type regResult struct {
+		sellers []events.Seller
+		status  events.SourceStatus
+		ok      bool
+	}
+	results := make([]regResult, len(f.Registries))
+	var wg sync.WaitGroup
+	for i, reg := range f.Registries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, st, ok := f.fromRegistry(ctx, reg, caps)
+			results[i] = regResult{s, st, ok}
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		out.Sellers = append(out.Sellers, r.sellers...)
+		out.Sources = append(out.Sources, r.status)
+		registryOK = registryOK || r.ok
+	}
+	if len(f.Known) > 0 {
+		n := 0
+		for _, k := range f.Known {
+			if !matchesCaps(k.Capabilities, caps) {
+				continue
+			}
+			trust := k.Trust
+			if trust == "" {
+				trust = f.verify(ctx, k.URL)
+			}
+			out.Sellers = append(out.Sellers, events.Seller{URL: k.URL, Name: k.Name, Trust: trust, Source: "known", Capabilities: k.Capabilities})
+			n++
+		}
+		detail := fmt.Sprintf("%d configured sellers match", n)
+		if !registryOK && len(f.Registries) > 0 {
+			detail += " (used as fallback: no registry answered)"
+		}
+		out.Sources = append(out.Sources, events.SourceStatus{Source: "known", OK: true, Detail: detail})
+	}
+	return out
+}
+
+func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, events.SourceStatus, bool) {
+	src := sourceName(reg)
+	key := DiscoverKey(reg.URL, caps)
+	if v, ok := f.Cache.Get(key); ok {
+		return v.([]events.Seller), events.SourceStatus{Source: src, OK: true, Detail: "cached answer from " + reg.URL}, true
+	}
+	cctx, cancel := context.WithTimeout(ctx, f.Timeout)
+	defer cancel()
+	sellers, err := f.Dir.Discover(cctx, reg, caps)
+	if err == nil {
+		for i := range sellers {
+			sellers[i].Source = src
+		}
+		f.Cache.Put(key, sellers)
+		return sellers, events.SourceStatus{Source: src, OK: true, Detail: fmt.Sprintf("%d sellers from %s", len(sellers), reg.URL)}, true
+	}
+	f.Log.Warn().Err(err).Str("registry", reg.URL).Msg("registry discovery failed")
+	if v, age, ok := f.Cache.GetStale(key); ok {
+		stale := append([]events.Seller(nil), v.([]events.Seller)...)
+		for i := range stale {
+			stale[i].Source = src + "-stale"
+		}
+		return stale, events.SourceStatus{Source: src, OK: false, Detail: fmt.Sprintf("%s failed (%v); using its last answer from %s ago", reg.URL, err, age.Round(time.Second))}, false
+	}
+	return nil, events.SourceStatus{Source: src, OK: false, Detail: fmt.Sprintf("%s failed: %v", reg.URL, err)}, false
+}
+
+// verify asks the registries for a seller's trust, cached under card:<url>.
+// A seller no registry knows, or that cannot be checked, is unknown.
+func (f *Finder) verify(ctx context.Context, url string) identity.Trust {
+	key := CardKey(url)
+	if v, ok := f.Cache.Get(key); ok {
+		return v.(identity.Trust)
+	}
+	for _, reg := range f.Registries {
+		cctx, cancel := context.WithTimeout(ctx, f.Timeout)
+		trust, registered, err := f.Dir.Verify(cctx, reg, url)
+		cancel()
+		if err != nil {
+			if v, _, ok := f.Cache.GetStale(key); ok {
+				return v.(identity.Trust)
+			}
+			continue
+		}
+		if registered {
+			f.Cache.Put(key, trust)
+			return trust
+		}
+	}
+	if len(f.Registries) > 0 {
+		f.Cache.Put(key, identity.TrustUnknown)
+	}
+	return identity.TrustUnknown
+}
+
+// matchesCaps is the any-match, case-insensitive capability filter; an empty
+// filter matches everything, and so does a seller that declares nothing.
+func matchesCaps(have, want []string) bool {
+	if len(want) == 0 || len(have) == 0 {
+		return true
+	}
+	for _, w := range want {
+		for _, h := range have {
+			if strings.EqualFold(strings.TrimSpace(w), strings.TrimSpace(h)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ClientDirectory adapts *sellerclient.Client to Directory.
+type ClientDirectory struct{ C *sellerclient.Client }
+
+// Discover implements Directory.
+func (d ClientDirectory) Discover(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, error) {
+	disc, err := d.C.DiscoverSellers(ctx, reg, caps)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]events.Seller, 0, len(disc.Sellers))
+	for _, s := range disc.Sellers {
+		out = append(out, events.Seller{URL: s.URL, Name: s.Name, AgentID: s.AgentID, Trust: s.Trust, Capabilities: s.Capabilities})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].URL < out[j].URL })
+	return out, nil
+}
+
+// Verify implements Directory.
+func (d ClientDirectory) Verify(ctx context.Context, reg sellerclient.Registry, url string) (identity.Trust, bool, error) {
+	ti, err := d.C.VerifyAgent(ctx, reg, url)
+	if err != nil {
+		if errors.Is(err, sellerclient.ErrNotFound) {
+			return identity.TrustUnknown, false, nil
+		}
+		return identity.TrustUnknown, false, err
+	}
+	return ti.Trust, ti.IsRegistered, nil
+}

@@ -1,0 +1,274 @@
+// Package kitfetcher is the second stage: for each SellerFound it fetches the
+// seller's packages with exactly the identity decided for that seller (an API
+// key of that tier, or nothing for public), keeps the packages that fit the
+// brief, and emits one PackageFound per fitting package, or SellerSkipped with
+// the reason when the seller fails or nothing fits. Sellers are fetched
+// concurrently by the stage's worker pool; each has its own deadline.
+package kitfetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// Stage is the stage and durable consumer name.
+const Stage = events.StageKitfetcher
+
+// Subjects are the stage's inputs.
+func Subjects() []string { return []string{events.KindSellerFound.Filter()} }
+
+// Service holds the kitfetcher's dependencies.
+type Service struct {
+	Client      *sellerclient.Client
+	Credentials *identity.Credentials
+	// SellerTimeout bounds all calls to one seller (default 15s).
+	SellerTimeout time.Duration
+}
+
+// Handle turns a SellerFound into PackageFound events or a SellerSkipped.
+func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
+	sf, err := events.PayloadOf[events.SellerFound](in, events.KindSellerFound)
+	if err != nil {
+		return nil, err
+	}
+	skip := func(code, reason string) ([]events.Event, error) {
+		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
+			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Trust: sf.Seller.Trust,
+			Stage: Stage, Code: code, Reason: reason})
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{e}, nil
+	}
+	fit, err := s.Fetch(ctx, sf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // shutting down: retry later, do not skip
+		}
+		var se *SkipError
+		if errors.As(err, &se) {
+			return skip(se.Code, se.Reason)
+		}
+		return nil, err
+	}
+	out := make([]events.Event, 0, len(fit))
+	for i, p := range fit {
+		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, events.PackageFound{
+			CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure, Package: p,
+			PackageIndex: i, PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// SkipError is a seller failure that skips the seller for the campaign.
+type SkipError struct {
+	Code, Reason string
+}
+
+func (e *SkipError) Error() string { return e.Code + ": " + e.Reason }
+
+// Fetch returns the seller's packages that fit the brief, fetched with the
+// disclosed identity within the seller deadline. Seller failures and "no
+// package fits" come back as a *SkipError.
+func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Package, error) {
+	timeout := s.SellerTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pkgs, err := s.fetch(cctx, sf)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		code := SkipCode(err)
+		if code == "timeout" {
+			return nil, &SkipError{code, fmt.Sprintf("no answer within the %s seller deadline", timeout)}
+		}
+		return nil, &SkipError{code, err.Error()}
+	}
+	fit := Fit(pkgs, sf.Brief)
+	if len(fit) == 0 {
+		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief (formats %v, devices %v, geo %v, tags %v)",
+			len(pkgs), wantedFormats(sf.Brief), sf.Brief.DeviceTypes, sf.Brief.Geo, sf.Brief.Tags)}
+	}
+	return fit, nil
+}
+
+// AuthFor returns the credential for the disclosed tier. Public needs none;
+// a missing key for a higher tier is an error, never a silent upgrade or
+// downgrade (the discoverer only decides tiers it holds keys for).
+func AuthFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
+	if tier == identity.TierPublic || tier == "" {
+		return sellerclient.Auth{}, nil
+	}
+	key, ok := c.Key(sellerURL, tier)
+	if !ok {
+		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
+	}
+	return sellerclient.Auth{APIKey: key}, nil
+}
+
+// fetch gets the seller's packages in one round trip: keyword search when
+// the brief has keywords, otherwise the authenticated list for a revealed
+// tier (exact prices, floors, flags) or the public list.
+func (s *Service) fetch(ctx context.Context, sf events.SellerFound) ([]sellerclient.Package, error) {
+	tier := sf.Disclosure.Tier
+	auth, err := AuthFor(s.Credentials, sf.Seller.URL, tier)
+	if err != nil {
+		return nil, err
+	}
+	if kw := strings.TrimSpace(strings.Join(sf.Brief.Keywords, " ")); kw != "" {
+		req := sellerclient.SearchRequest{Query: kw}
+		if tier != identity.TierPublic {
+			req.BuyerTier = tier
+		}
+		return s.Client.SearchPackages(ctx, sf.Seller.URL, auth, req)
+	}
+	if tier == identity.TierPublic {
+		return s.Client.ListPackages(ctx, sf.Seller.URL, sellerclient.ListOptions{})
+	}
+	return s.Client.Packages(ctx, sf.Seller.URL, auth, sellerclient.TierClaim{})
+}
+
+// SkipCode classifies a seller failure for SellerSkipped.
+func SkipCode(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, sellerclient.ErrBodyTooLarge):
+		return "oversized_response"
+	case errors.Is(err, sellerclient.ErrBadResponse):
+		return "bad_response"
+	case errors.Is(err, sellerclient.ErrUnavailable):
+		return "unreachable"
+	case errors.Is(err, sellerclient.ErrUnauthorized), errors.Is(err, sellerclient.ErrForbidden):
+		return "unauthorized"
+	case errors.Is(err, sellerclient.ErrInvalidURL), errors.Is(err, sellerclient.ErrRedirectRefused):
+		return "invalid_url"
+	default:
+		return "http_error"
+	}
+}
+
+// Fit keeps the packages that fit the brief, as events.Package, sorted by
+// price (exact, else the range's low end) then id.
+func Fit(pkgs []sellerclient.Package, b events.Brief) []events.Package {
+	formats := wantedFormats(b)
+	var out []events.Package
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if p.PackageID == "" || seen[p.PackageID] {
+			continue
+		}
+		seen[p.PackageID] = true
+		if !anyEqualFold(p.AdFormats, formats) || !devicesFit(p.DeviceTypes, b.DeviceTypes) || !geoFits(p.GeoTargets, b.Geo) ||
+			(len(b.Tags) > 0 && !anyEqualFold(p.Tags, b.Tags)) {
+			continue
+		}
+		out = append(out, toEvent(p))
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		pi, pj := out[i].ExactPrice, out[j].ExactPrice
+		if pi == 0 {
+			pi = out[i].PriceLow
+		}
+		if pj == 0 {
+			pj = out[j].PriceLow
+		}
+		if pi != pj {
+			return pi < pj
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func toEvent(p sellerclient.Package) events.Package {
+	e := events.Package{ID: p.PackageID, Name: p.Name, AdFormats: p.AdFormats, DeviceTypes: p.DeviceTypes, GeoTargets: p.GeoTargets,
+		Tags: p.Tags, PriceRange: p.PriceRange, Currency: p.Currency, Negotiable: p.NegotiationEnabled, VolumeDiscounts: p.VolumeDiscountsAvailable}
+	if lo, hi, ok := sellerclient.ParsePriceRange(p.PriceRange); ok {
+		e.PriceLow, e.PriceHigh = lo, hi
+	}
+	if p.ExactPrice != nil {
+		e.ExactPrice = *p.ExactPrice
+	}
+	if p.FloorPrice != nil {
+		e.FloorPrice = *p.FloorPrice
+	}
+	if len(p.Placements) > 0 {
+		e.ProductID = p.Placements[0].ProductID
+	}
+	if e.Currency == "" {
+		e.Currency = "USD"
+	}
+	return e
+}
+
+// wantedFormats are the brief's ad formats, else its channels.
+func wantedFormats(b events.Brief) []string {
+	if len(b.AdFormats) > 0 {
+		return b.AdFormats
+	}
+	return b.Channels
+}
+
+// anyEqualFold is true when want is empty or the lists share a value.
+func anyEqualFold(have, want []string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		for _, h := range have {
+			if strings.EqualFold(strings.TrimSpace(h), strings.TrimSpace(w)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func devicesFit(have, want []int) bool {
+	if len(want) == 0 || len(have) == 0 {
+		return true
+	}
+	for _, w := range want {
+		for _, h := range have {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// geoFits matches geo targets by prefix either way: a US brief fits a US-NY
+// package and a US-NY brief fits a national US package.
+func geoFits(have, want []string) bool {
+	if len(want) == 0 || len(have) == 0 {
+		return true
+	}
+	for _, w := range want {
+		w = strings.ToUpper(strings.TrimSpace(w))
+		for _, h := range have {
+			h = strings.ToUpper(strings.TrimSpace(h))
+			if strings.HasPrefix(h, w) || strings.HasPrefix(w, h) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,417 @@
+// Package negotiator is the third stage: for each PackageFound it asks the
+// seller for a quote with exactly the identity decided for that seller, then,
+// where the seller allows it (agency tier and up, negotiable package),
+// negotiates the CPM with the campaign's strategy, and emits QuoteReady with
+// the outcome, the rounds and the quote to book. Negotiations of a campaign
+// run concurrently (the stage's worker pool, across replicas); every round
+// is journaled in KV so a replica can die mid-negotiation without a round
+// being lost or sent twice.
+package negotiator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/negotiation"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// Stage is the stage and durable consumer name.
+const Stage = events.StageNegotiator
+
+// Subjects are the stage's inputs.
+func Subjects() []string { return []string{events.KindPackageFound.Filter()} }
+
+// MinImpressions is the seller-agent's minimum order per quote.
+const MinImpressions = 10000
+
+// DefaultStrategy is used when the campaign names none.
+const DefaultStrategy = "adaptive"
+
+// Service holds the negotiator's dependencies.
+type Service struct {
+	Client      *sellerclient.Client
+	Credentials *identity.Credentials
+	Sessions    jetstream.KeyValue
+	Quotes      jetstream.KeyValue
+	// Timeout bounds one package's quote and negotiation (default 60s).
+	Timeout time.Duration
+	// DefaultStrategy overrides DefaultStrategy for campaigns that name none.
+	DefaultStrategy string
+	Log             zerolog.Logger
+}
+
+// Handle turns a PackageFound into a QuoteReady.
+func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
+	pf, err := events.PayloadOf[events.PackageFound](in, events.KindPackageFound)
+	if err != nil {
+		return nil, err
+	}
+	j := journal{kv: s.Sessions, key: SessionKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)}
+	sess, err := j.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Result == nil {
+		res, err := s.negotiate(ctx, j, pf)
+		if err != nil {
+			return nil, err // transient: the journal lets the retry resume
+		}
+		if sess, err = j.update(ctx, func(s *Session) error {
+			if s.Result == nil {
+				s.Result = &res
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		s.recordCompeting(ctx, pf, *sess.Result)
+	}
+	e, err := events.Derive(in, events.KindQuoteReady, Stage, "quote", *sess.Result)
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{e}, nil
+}
+
+// negotiate runs the quote and negotiation. An error return means "retry
+// later" (shutdown, the KV unavailable); seller failures end as an error
+// outcome in the result instead, so the campaign goes on.
+func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFound) (events.QuoteReady, error) {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	tier := pf.Disclosure.Tier
+	res := events.QuoteReady{CampaignID: pf.CampaignID, Seller: pf.Seller, Package: pf.Package, PackagesTotal: pf.PackagesTotal, Tier: tier,
+		DealType: pf.Brief.EffectiveDealType(), MinImpressions: MinImpressions}
+	fail := func(reason string) (events.QuoteReady, error) {
+		res.Outcome, res.Reason, res.FinalCPM = events.OutcomeError, reason, 0
+		return res, nil
+	}
+	retryable := func(err error) bool { return ctx.Err() != nil || isKVError(err) }
+
+	auth, err := authFor(s.Credentials, pf.Seller.URL, tier)
+	if err != nil {
+		return fail(err.Error())
+	}
+	q, err := s.quote(cctx, j, pf, auth)
+	if err != nil {
+		if retryable(err) {
+			return res, err
+		}
+		return fail("quote failed: " + err.Error())
+	}
+	res.QuoteID, res.QuoteExpiresAt, res.Impressions, res.ListCPM = q.ID, q.ExpiresAt, q.Impressions, q.FinalCPM
+	res.AvailableImpressions = q.Impressions
+	if !q.Available {
+		res.Reason = "seller reports the quoted volume is not fully available"
+	}
+	if q.FinalCPM <= 0 {
+		return fail("quote has no price")
+	}
+	if identity.Tier(q.Tier) != tier && q.Tier != "" {
+		res.Reason = strings.TrimSpace(res.Reason + fmt.Sprintf(" seller priced the quote at tier %s, not %s", q.Tier, tier))
+	}
+
+	strat, st, reason := s.plan(pf, q)
+	if strat == nil {
+		res.Outcome, res.FinalCPM = events.OutcomeFixedPrice, q.FinalCPM
+		res.Reason = strings.TrimSpace(reason + " " + res.Reason)
+		return res, nil
+	}
+	res.Strategy = strat.Name()
+	if strat.Name() == "competitive" {
+		st.BestCompeting = s.bestCompeting(cctx, pf)
+	}
+	cp := &counterparty{j: j, client: s.Client, url: pf.Seller.URL, auth: auth, quoteID: q.ID}
+	out, rerr := negotiation.Run(cctx, strat, st, cp)
+	for _, r := range out.Rounds {
+		res.Rounds = append(res.Rounds, events.Round{N: r.N, BuyerPrice: r.BuyerPrice, SellerPrice: r.SellerPrice, SellerAction: r.SellerAction})
+	}
+	if rerr != nil && retryable(rerr) {
+		return res, rerr
+	}
+	res.Reason = out.Reason
+	switch out.Outcome {
+	case negotiation.OutcomeAccepted:
+		res.Outcome, res.FinalCPM = events.OutcomeAccepted, out.FinalPrice
+	case negotiation.OutcomeWalkedAway:
+		res.Outcome = events.OutcomeWalkedAway
+	case negotiation.OutcomeRejected:
+		res.Outcome = events.OutcomeRejected
+	default:
+		res.Outcome = events.OutcomeError
+	}
+	return res, nil
+}
+
+// plan decides whether to negotiate and with what. A nil strategy means
+// take the quoted price as it is, for the returned reason.
+func (s *Service) plan(pf events.PackageFound, q *QuoteSnapshot) (negotiation.Strategy, negotiation.State, string) {
+	tier := pf.Disclosure.Tier
+	switch {
+	case !tier.CanNegotiate():
+		return nil, negotiation.State{}, fmt.Sprintf("fixed price: tier %s may not negotiate (agency and up only)", tier)
+	case !pf.Package.Negotiable:
+		return nil, negotiation.State{}, "fixed price: the package is not negotiable"
+	}
+	maxCPM := pf.Brief.KPIs.MaxCPM
+	if maxCPM <= 0 || maxCPM > q.FinalCPM {
+		maxCPM = q.FinalCPM // never pay more than the quote
+	}
+	target := pf.Brief.KPIs.TargetCPM
+	if target <= 0 || target > maxCPM {
+		target = math.Floor(maxCPM*80) / 100
+	}
+	if q.FinalCPM <= target {
+		return nil, negotiation.State{}, fmt.Sprintf("quoted %.2f is at or below the target %.2f: no need to negotiate", q.FinalCPM, target)
+	}
+	name := pf.Negotiation.Strategy
+	if name == "" {
+		name = s.DefaultStrategy
+	}
+	if name == "" {
+		name = DefaultStrategy
+	}
+	rounds := pf.Negotiation.MaxRounds
+	if rounds <= 0 {
+		rounds = 6
+	}
+	step := pf.Negotiation.Step
+	if step <= 0 {
+		step = math.Max(0.25, math.Round((maxCPM-target)/float64(rounds)*100)/100)
+	}
+	strat, err := negotiation.New(name, negotiation.Params{Target: target, Max: maxCPM, Step: step, MaxRounds: rounds})
+	if err != nil {
+		return nil, negotiation.State{}, "fixed price: " + err.Error()
+	}
+	st := negotiation.State{ListPrice: q.FinalCPM, Target: target, Max: maxCPM}
+	if pf.Package.FloorPrice > 0 {
+		f := pf.Package.FloorPrice
+		st.Floor = &f
+	}
+	return strat, st, ""
+}
+
+// quote gets (or, after a crash, re-gets with the same idempotency key) the
+// seller's quote for the package.
+func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, auth sellerclient.Auth) (*QuoteSnapshot, error) {
+	sess, err := j.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Quote != nil {
+		return sess.Quote, nil
+	}
+	if sess.QuoteReq == nil {
+		req, err := s.quoteRequest(ctx, pf, auth)
+		if err != nil {
+			return nil, err
+		}
+		req.IdempotencyKey = events.NewID()
+		if sess, err = j.update(ctx, func(s *Session) error {
+			if s.QuoteReq == nil {
+				s.QuoteKey, s.QuoteReq = req.IdempotencyKey, &req
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	q, err := s.Client.CreateQuote(ctx, pf.Seller.URL, auth, *sess.QuoteReq)
+	if err != nil {
+		return nil, err
+	}
+	snap := &QuoteSnapshot{ID: q.QuoteID, Tier: string(q.BuyerTier), Available: q.Availability == nil || q.Availability.InventoryAvailable}
+	if q.Pricing.FinalCPM != nil {
+		snap.FinalCPM = q.Pricing.FinalCPM.Dollars()
+	}
+	if q.Terms.Impressions != nil {
+		snap.Impressions = *q.Terms.Impressions
+	}
+	if !q.ExpiresAt.IsZero() {
+		t := q.ExpiresAt
+		snap.ExpiresAt = &t
+	}
+	if _, err := j.update(ctx, func(s *Session) error { s.Quote = snap; return nil }); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// quoteRequest asks for the volume the budget can buy at the package's
+// price (or the brief's impressions), never below the seller's minimum.
+func (s *Service) quoteRequest(ctx context.Context, pf events.PackageFound, auth sellerclient.Auth) (sellerclient.QuoteRequest, error) {
+	product := pf.Package.ProductID
+	if product == "" {
+		p, err := s.resolveProduct(ctx, pf)
+		if err != nil {
+			return sellerclient.QuoteRequest{}, err
+		}
+		product = p
+	}
+	imps := pf.Brief.Impressions
+	if imps <= 0 {
+		price := pf.Package.ExactPrice
+		if price <= 0 {
+			price = pf.Package.PriceHigh
+		}
+		spend := pf.Brief.Budget
+		if c := pf.Brief.PerSellerCap; c > 0 && c < spend {
+			spend = c
+		}
+		if price > 0 {
+			imps = int64(spend / price * 1000)
+		}
+	}
+	imps = max(imps, MinImpressions)
+	if pf.Package.AvailableImpressions > 0 {
+		imps = min(imps, pf.Package.AvailableImpressions)
+	}
+	return sellerclient.QuoteRequest{ProductID: product, DealType: sellerclient.DealType(pf.Brief.EffectiveDealType()), Impressions: &imps,
+		FlightStart: pf.Brief.StartDate, FlightEnd: pf.Brief.EndDate, MediaType: mediaType(pf.Package.AdFormats)}, nil
+}
+
+// resolveProduct finds the product to quote for a package seen only in the
+// public view (no placements): the cheapest catalog product whose inventory
+// type matches one of the package's formats.
+func (s *Service) resolveProduct(ctx context.Context, pf events.PackageFound) (string, error) {
+	products, err := s.Client.ListProducts(ctx, pf.Seller.URL)
+	if err != nil {
+		return "", err
+	}
+	best, bestPrice := "", math.Inf(1)
+	for _, p := range products {
+		if !containsFold(pf.Package.AdFormats, p.InventoryType()) {
+			continue
+		}
+		price := math.Inf(1)
+		if p.BasePrice != nil && p.BasePrice.AmountMicros > 0 {
+			price = p.BasePrice.Dollars()
+		}
+		if best == "" || price < bestPrice || (price == bestPrice && p.ProductID < best) {
+			best, bestPrice = p.ProductID, price
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("product_not_resolvable: no catalog product matches formats %v", pf.Package.AdFormats)
+	}
+	return best, nil
+}
+
+func mediaType(formats []string) sellerclient.MediaType {
+	if containsFold(formats, "ctv") {
+		return sellerclient.MediaCTV
+	}
+	return sellerclient.MediaDigital
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// competing is a campaign's known price for one package, for the
+// competitive strategy.
+type competing struct {
+	Seller  string   `json:"seller"`
+	Package string   `json:"package"`
+	Formats []string `json:"formats"`
+	CPM     float64  `json:"cpm"`
+}
+
+func competingKey(campaignID, sellerURL, packageID string) string {
+	h := sha256.Sum256([]byte(sellerURL + "|" + packageID))
+	return campaignID + "." + hex.EncodeToString(h[:12])
+}
+
+// recordCompeting publishes this package's bookable price to the campaign's
+// shared state, where other sellers' competitive negotiations read it.
+func (s *Service) recordCompeting(ctx context.Context, pf events.PackageFound, r events.QuoteReady) {
+	if s.Quotes == nil || r.FinalCPM <= 0 {
+		return
+	}
+	key := competingKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)
+	if _, err := bus.Update(ctx, s.Quotes, key, func(c *competing, exists bool) (bool, error) {
+		if exists && c.CPM <= r.FinalCPM {
+			return false, nil
+		}
+		*c = competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPM}
+		return true, nil
+	}); err != nil {
+		s.Log.Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")
+	}
+}
+
+// bestCompeting is the lowest bookable CPM another seller offers in this
+// campaign for inventory sharing a format with this package.
+func (s *Service) bestCompeting(ctx context.Context, pf events.PackageFound) *float64 {
+	if s.Quotes == nil {
+		return nil
+	}
+	lister, err := s.Quotes.ListKeysFiltered(ctx, pf.CampaignID+".*")
+	if err != nil {
+		return nil
+	}
+	var best *float64
+	for key := range lister.Keys() {
+		var c competing
+		if _, found, err := bus.GetJSON(ctx, s.Quotes, key, &c); err != nil || !found {
+			continue
+		}
+		if c.Seller == pf.Seller.URL || !sharesFormat(c.Formats, pf.Package.AdFormats) {
+			continue
+		}
+		if best == nil || c.CPM < *best {
+			v := c.CPM
+			best = &v
+		}
+	}
+	return best
+}
+
+func sharesFormat(a, b []string) bool {
+	for _, x := range a {
+		if containsFold(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func isKVError(err error) bool {
+	return errors.Is(err, bus.ErrConflict) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionClosed) || strings.Contains(err.Error(), "bus: kv")
+}
+
+func authFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
+	if tier == identity.TierPublic || tier == "" {
+		return sellerclient.Auth{}, nil
+	}
+	key, ok := c.Key(sellerURL, tier)
+	if !ok {
+		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
+	}
+	return sellerclient.Auth{APIKey: key}, nil
+}
