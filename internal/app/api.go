@@ -165,29 +165,29 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 
 // Job is the bookings API's view of a campaign.
 type Job struct {
-	JobID           string                  `json:"job_id"`
-	Status          string                  `json:"status"`
-	Progress        float64                 `json:"progress"`
-	CampaignName    string                  `json:"campaign_name"`
-	Budget          float64                 `json:"budget"`
-	AutoApprove     bool                    `json:"auto_approve"`
-	SellersExpected int                     `json:"sellers_expected"`
-	SellersResolved int                     `json:"sellers_resolved"`
-	SkippedSellers  []events.SellerSkipped  `json:"skipped_sellers"`
-	Sources         []events.SourceStatus   `json:"sources,omitempty"`
-	Quotes          []events.QuoteReady     `json:"quotes"`
-	Recommendations []events.PlanLine       `json:"recommendations"`
-	Excluded        []events.PlanExclusion  `json:"excluded,omitempty"`
-	PlanNotes       []string                `json:"plan_notes,omitempty"`
-	PlanRevision    int                     `json:"plan_revision,omitempty"`
-	ProposedSpend   float64                 `json:"proposed_spend"`
-	BookedLines     []events.DealBooked     `json:"booked_lines"`
-	Failed          []events.BookingFailed  `json:"failed"`
-	TotalSpend      float64                 `json:"total_spend"`
-	Errors          []string                `json:"errors"`
-	Deadline        *time.Time              `json:"deadline,omitempty"`
-	CreatedAt       time.Time               `json:"created_at"`
-	UpdatedAt       time.Time               `json:"updated_at"`
+	JobID           string                 `json:"job_id"`
+	Status          string                 `json:"status"`
+	Progress        float64                `json:"progress"`
+	CampaignName    string                 `json:"campaign_name"`
+	Budget          float64                `json:"budget"`
+	AutoApprove     bool                   `json:"auto_approve"`
+	SellersExpected int                    `json:"sellers_expected"`
+	SellersResolved int                    `json:"sellers_resolved"`
+	SkippedSellers  []events.SellerSkipped `json:"skipped_sellers"`
+	Sources         []events.SourceStatus  `json:"sources,omitempty"`
+	Quotes          []events.QuoteReady    `json:"quotes"`
+	Recommendations []events.PlanLine      `json:"recommendations"`
+	Excluded        []events.PlanExclusion `json:"excluded,omitempty"`
+	PlanNotes       []string               `json:"plan_notes,omitempty"`
+	PlanRevision    int                    `json:"plan_revision,omitempty"`
+	ProposedSpend   float64                `json:"proposed_spend"`
+	BookedLines     []events.DealBooked    `json:"booked_lines"`
+	Failed          []events.BookingFailed `json:"failed"`
+	TotalSpend      float64                `json:"total_spend"`
+	Errors          []string               `json:"errors"`
+	Deadline        *time.Time             `json:"deadline,omitempty"`
+	CreatedAt       time.Time              `json:"created_at"`
+	UpdatedAt       time.Time              `json:"updated_at"`
 }
 
 // JobOf renders a campaign projection as a job.

@@ -31,9 +31,9 @@ type Campaign struct {
 
 	Request *events.CampaignRequested `json:"request,omitempty"`
 
-	DiscoveryDone bool                  `json:"discovery_done"`
-	Sources       []events.SourceStatus `json:"sources,omitempty"`
-	Expected      []string              `json:"expected_sellers,omitempty"`
+	DiscoveryDone bool                   `json:"discovery_done"`
+	Sources       []events.SourceStatus  `json:"sources,omitempty"`
+	Expected      []string               `json:"expected_sellers,omitempty"`
 	Skipped       []events.SellerSkipped `json:"skipped,omitempty"`
 	// PackagesTotal is each seller's number of fitting packages.
 	PackagesTotal map[string]int `json:"packages_total,omitempty"`
