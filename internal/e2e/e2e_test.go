@@ -1,0 +1,266 @@
+// Package e2e runs the whole pipeline against the sandbox market: real
+// in-process JetStream (random port, temp store), real HTTP sellers on
+// 127.0.0.1.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+type stack struct {
+	market *sandbox.Market
+	app    *app.App
+}
+
+func startStack(t *testing.T, mutate func(*config.Config)) *stack {
+	t.Helper()
+	ctx := context.Background()
+	m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: demo.CredentialsFor(m), SweepEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	return &stack{market: m, app: a}
+}
+
+func (s *stack) submit(t *testing.T, req events.CampaignRequested) {
+	t.Helper()
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", req.CampaignID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.Bus.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *stack) follow(t *testing.T, id string) demo.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res := demo.Result{CampaignID: id}
+	if err := s.app.Bus.Follow(ctx, id, func(e events.Event) bool { return demo.Observe(e, &res, nil, io.Discard) }); err != nil && res.Status == "" {
+		t.Fatalf("campaign %s did not finish: %v", id, err)
+	}
+	return res
+}
+
+func sellerDeals(m *sandbox.Market) map[string]int {
+	out := map[string]int{}
+	for _, s := range m.Sellers {
+		for _, d := range s.Deals() {
+			out[d.DealID]++
+		}
+	}
+	return out
+}
+
+func TestDemoCampaignBooksWithinBudget(t *testing.T) {
+	s := startStack(t, nil)
+	req := demo.SampleCampaign("e2e-demo", "adaptive")
+	for _, sel := range s.market.Sellers {
+		if !sel.InRegistry {
+			req.Sellers = append(req.Sellers, sel.URL)
+		}
+	}
+	s.submit(t, req)
+	res := s.follow(t, req.CampaignID)
+	if res.Status != "completed" {
+		t.Fatalf("status %q, failed %v", res.Status, res.Failed)
+	}
+	if len(res.Deals) < 2 {
+		t.Fatalf("deals = %d, want a portfolio of several", len(res.Deals))
+	}
+	if res.TotalSpend > req.Brief.Budget || res.TotalSpend < 0.9*req.Brief.Budget {
+		t.Fatalf("total spend %.2f, budget %.2f: must not exceed it and should use most of it", res.TotalSpend, req.Brief.Budget)
+	}
+	perSeller := map[string]float64{}
+	sum := 0.0
+	booked := sellerDeals(s.market)
+	for _, d := range res.Deals {
+		if booked[d.DealID] != 1 {
+			t.Fatalf("deal %s booked %d times at the seller", d.DealID, booked[d.DealID])
+		}
+		if got := float64(d.Impressions) * d.CPM / 1000; got-d.Spend > 0.01 || d.Spend-got > 0.01 {
+			t.Fatalf("deal %s spend %.4f != impressions x CPM / 1000 = %.4f", d.DealID, d.Spend, got)
+		}
+		perSeller[d.SellerURL] += d.Spend
+		sum += d.Spend
+	}
+	if len(booked) != len(res.Deals) {
+		t.Fatalf("sellers hold %d deals, campaign reports %d", len(booked), len(res.Deals))
+	}
+	for u, v := range perSeller {
+		if v > req.Brief.PerSellerCap+0.01 {
+			t.Fatalf("seller %s got %.2f over the cap %.2f", u, v, req.Brief.PerSellerCap)
+		}
+	}
+	codes := map[string]bool{}
+	for _, sk := range res.SkippedSellers {
+		codes[strings.SplitN(sk.Reason, ":", 2)[0]] = true
+	}
+	for _, want := range []string{"blocked", "untrusted", "unreachable"} {
+		if !codes[want] {
+			t.Fatalf("skips %v lack %q", res.SkippedSellers, want)
+		}
+	}
+	blocked := s.market.Seller("Shady Reseller")
+	if n := len(blocked.Requests()); n != 0 {
+		t.Fatalf("blocked seller received %d requests", n)
+	}
+	if len(res.Negotiations) == 0 {
+		t.Fatal("no negotiations reported")
+	}
+}
+
+func httpJSON(t *testing.T, method, url string, body any, headers map[string]string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func waitStatus(t *testing.T, base, id string, key map[string]string, want ...string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last map[string]any
+	for time.Now().Before(deadline) {
+		_, last = httpJSON(t, "GET", base+"/bookings/"+id, nil, key)
+		for _, w := range want {
+			if last["status"] == w {
+				return last
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("job %s never reached %v: %v", id, want, last["status"])
+	return nil
+}
+
+func TestBookingsAPIApprovalFlow(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.HTTPAddr, c.APIKey = "127.0.0.1:0", "buyer-secret" })
+	base := "http://" + s.app.HTTPAddr
+	key := map[string]string{"X-API-Key": "buyer-secret"}
+	sample := demo.SampleCampaign("x", "competitive")
+	body := map[string]any{"brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
+
+	if code, out := httpJSON(t, "POST", base+"/bookings", body, nil); code != 401 || out["error"] != "unauthorized" {
+		t.Fatalf("no key: %d %v", code, out)
+	}
+	bad := map[string]any{"brief": map[string]any{"name": "x", "budget": 1000, "start_date": "2027-02-01", "end_date": "2027-01-01"}}
+	if code, out := httpJSON(t, "POST", base+"/bookings", bad, key); code != 422 || out["field"] != "brief.end_date" {
+		t.Fatalf("bad dates: %d %v", code, out)
+	}
+	if code, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": map[string]any{"name": "x", "budget": "lots"}}, key); code != 422 || out["field"] != "brief.budget" {
+		t.Fatalf("bad budget type: %d %v", code, out)
+	}
+	if code, _ := httpJSON(t, "GET", base+"/bookings/nope", nil, key); code != 404 {
+		t.Fatalf("unknown job: %d", code)
+	}
+	code, out := httpJSON(t, "POST", base+"/bookings", body, key)
+	if code != 200 || out["status"] != "pending" {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := out["job_id"].(string)
+	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/approve-all", nil, key); code != 409 && out["status"] != "awaiting_approval" {
+		t.Fatalf("early approve: %d %v", code, out)
+	}
+	job := waitStatus(t, base, id, key, "awaiting_approval")
+	if n := len(sellerDeals(s.market)); n != 0 {
+		t.Fatalf("%d deals booked before approval", n)
+	}
+	recs := job["recommendations"].([]any)
+	if len(recs) < 2 {
+		t.Fatalf("recommendations = %d", len(recs))
+	}
+	first := recs[0].(map[string]any)
+	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/approve", map[string]any{"approved_quote_ids": []string{"qt-nope"}}, key); code != 422 || out["error"] != "invalid_products" {
+		t.Fatalf("unknown line: %d %v", code, out)
+	}
+	code, out = httpJSON(t, "POST", base+"/bookings/"+id+"/approve", map[string]any{"approved_quote_ids": []string{first["quote_id"].(string)}}, key)
+	if code != 200 || out["approved_count"] != float64(1) {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	if code, _ := httpJSON(t, "POST", base+"/bookings/"+id+"/approve-all", nil, key); code != 409 {
+		t.Fatalf("second approval: %d, want 409", code)
+	}
+	job = waitStatus(t, base, id, key, "completed", "failed")
+	lines := job["booked_lines"].([]any)
+	if job["status"] != "completed" || len(lines) != 1 || len(sellerDeals(s.market)) != 1 {
+		t.Fatalf("status %v, booked %d, at sellers %d", job["status"], len(lines), len(sellerDeals(s.market)))
+	}
+	if got := lines[0].(map[string]any)["package_id"]; got != first["package_id"] {
+		t.Fatalf("booked %v, approved %v", got, first["package_id"])
+	}
+	_, list := httpJSON(t, "GET", base+"/bookings?status=completed", nil, key)
+	if list["total"] != float64(1) {
+		t.Fatalf("list: %v", list)
+	}
+	if code, _ := httpJSON(t, "GET", base+"/bookings?limit=0", nil, key); code != 422 {
+		t.Fatalf("limit 0: %d", code)
+	}
+}
+
+// TestJobsSurviveRestart stops the whole process and starts a new one on the
+// same store: the job is still there.
+func TestJobsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, func(c *config.Config) { c.HTTPAddr, c.DataDir = "127.0.0.1:0", dir })
+	base := "http://" + s.app.HTTPAddr
+	sample := demo.SampleCampaign("x", "adaptive")
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": sample.Brief, "auto_approve": true, "buyer": sample.Buyer}, nil)
+	id := out["job_id"].(string)
+	waitStatus(t, base, id, nil, "completed")
+	s.app.Stop()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.HTTPAddr, cfg.Stages = dir, 0, "127.0.0.1:0", nil
+	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	code, job := httpJSON(t, "GET", "http://"+a.HTTPAddr+"/bookings/"+id, nil, nil)
+	if code != 200 || job["status"] != "completed" || len(job["booked_lines"].([]any)) == 0 {
+		t.Fatalf("after restart: %d %v", code, job["status"])
+	}
+}
+
