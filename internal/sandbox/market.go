@@ -1,0 +1,305 @@
+// Package sandbox runs sandbox sellers and an agent registry that speak exactly
+// the IAB Tech Lab seller-agent HTTP contract (shared/spec/seller-protocol.md)
+// on 127.0.0.1, for the demo, tests and benchmarks.
+//
+// Each seller serves the real seller's default 13-product catalog (with
+// per-seller price overrides), a configurable media kit, tiered pricing,
+// quotes, the §4 negotiation engine and deal booking, with the seller's
+// status codes, error body shapes, idempotency and id formats. Fault knobs
+// (down, latency, 5xx rate, garbage, truncated, oversized, slow body) make
+// failure paths testable, and every request is recorded so a test can check
+// what a buyer revealed to which seller.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+var discardLog = log.New(io.Discard, "", 0)
+
+// Option configures Start.
+type Option func(*options)
+
+type options struct {
+	noLog   bool
+	shared  bool
+	count   int
+	latency time.Duration
+	now     func() time.Time
+}
+
+// WithSharedListener serves every seller (and the registry) from one
+// listener under path prefixes: sellers at http://127.0.0.1:PORT/s/<slug>,
+// the registry at http://127.0.0.1:PORT/registry. Benchmarks use it to run
+// a thousand sellers without a thousand ports.
+func WithSharedListener() Option { return func(o *options) { o.shared = true } }
+
+// WithSellerCount replaces the configured sellers with GenerateMarket(n, latency).
+func WithSellerCount(n int, latency time.Duration) Option {
+	return func(o *options) { o.count, o.latency = n, latency }
+}
+
+// WithoutRequestLog stops sellers and the registry from recording requests
+// (Requests then returns nothing), so long benchmarks do not grow memory.
+func WithoutRequestLog() Option { return func(o *options) { o.noLog = true } }
+
+// WithClock sets the sellers' clock (quote and deal expiry, timestamps), so a
+// test can move time past a quote's 24 h TTL.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Market is a running sandbox market.
+type Market struct {
+	// RegistryURL is the registry base URL.
+	RegistryURL string
+	// AAMPToken is the bearer token for the registry's AAMP API.
+	AAMPToken string
+	// Sellers are the running sellers in configuration order.
+	Sellers []*Seller
+	// Registry is the running registry (request log, faults).
+	Registry *Registry
+
+	shared    *listenerServer
+	closeOnce sync.Once
+	stop      chan struct{}
+}
+
+// Start runs the market's registry and sellers on 127.0.0.1 random ports and
+// returns once they accept connections. A seller whose faults say Down gets a
+// URL whose port refuses connections. The market closes when ctx is done or
+// Close is called.
+func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox: start: %w", err)
+	}
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.count > 0 {
+		cfg.Sellers = GenerateMarket(o.count, o.latency).Sellers
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Market{stop: make(chan struct{})}
+	for _, sc := range cfg.Sellers {
+		s := newSeller(sc, o.now)
+		s.rec.off = o.noLog
+		m.Sellers = append(m.Sellers, s)
+	}
+	token := cfg.Registry.AAMPToken
+	if token == "" {
+		token = "aamp_sandbox_" + shortHash(fmt.Sprint(len(cfg.Sellers), sellerNames(cfg)), 32)
+	}
+	m.AAMPToken = token
+	m.Registry = newRegistry(m.Sellers, token, cfg.Registry.Faults, o.now)
+	m.Registry.rec.off = o.noLog
+
+	var err error
+	if o.shared {
+		err = m.startShared(cfg)
+	} else {
+		err = m.startSeparate(cfg)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			m.Close()
+		case <-m.stop:
+		}
+	}()
+	return m, nil
+}
+
+func sellerNames(cfg MarketConfig) string {
+	names := make([]string, len(cfg.Sellers))
+	for i, s := range cfg.Sellers {
+		names[i] = s.Name
+	}
+	return strings.Join(names, "\x00")
+}
+
+// startSeparate gives the registry and every seller a listener of its own.
+func (m *Market) startSeparate(cfg MarketConfig) error {
+	for _, s := range m.Sellers {
+		s.handler = frontHandler("", &s.rec, s.faults, s.now, s.routes())
+		s.own = &listenerServer{handler: s.handler}
+		ln, addr, err := listenOrReserve(s.cfg.Faults.Down)
+		if err != nil {
+			return fmt.Errorf("sandbox: seller %q: %w", s.Name, err)
+		}
+		s.own.addr = addr
+		s.URL = "http://" + addr
+		if ln != nil {
+			s.own.serve(ln)
+		}
+	}
+	g := m.Registry
+	g.handler = frontHandler("", &g.rec, g.faults, time.Now, g.routes())
+	g.own = &listenerServer{handler: g.handler}
+	ln, addr, err := listenOrReserve(cfg.Registry.Faults.Down)
+	if err != nil {
+		return fmt.Errorf("sandbox: registry: %w", err)
+	}
+	g.own.addr = addr
+	g.URL = "http://" + addr
+	m.RegistryURL = g.URL
+	if ln != nil {
+		g.own.serve(ln)
+	}
+	return nil
+}
+
+// startShared serves everything from one listener under path prefixes;
+// sellers down at start get a refusing port of their own instead.
+func (m *Market) startShared(cfg MarketConfig) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("sandbox: shared listener: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	bySlug := make(map[string]http.Handler, len(m.Sellers))
+	for _, s := range m.Sellers {
+		prefix := "/s/" + s.slug
+		s.handler = frontHandler(prefix, &s.rec, s.faults, s.now, s.routes())
+		if s.cfg.Faults.Down {
+			addr, err := reserveAddr()
+			if err != nil {
+				_ = ln.Close()
+				return fmt.Errorf("sandbox: seller %q: %w", s.Name, err)
+			}
+			s.own = &listenerServer{handler: s.handler, addr: addr}
+			s.URL = "http://" + addr + prefix
+			continue
+		}
+		s.shared = true
+		s.URL = base + prefix
+		bySlug[s.slug] = s.handler
+	}
+	g := m.Registry
+	g.handler = frontHandler("/registry", &g.rec, g.faults, time.Now, g.routes())
+	g.URL = base + "/registry"
+	m.RegistryURL = g.URL
+	if cfg.Registry.Faults.Down {
+		addr, err := reserveAddr()
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("sandbox: registry: %w", err)
+		}
+		g.own = &listenerServer{handler: g.handler, addr: addr}
+		g.URL = "http://" + addr + "/registry"
+		m.RegistryURL = g.URL
+	}
+	regHandler := g.handler
+	regShared := g.own == nil
+	top := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if regShared && (p == "/registry" || strings.HasPrefix(p, "/registry/")) {
+			regHandler.ServeHTTP(w, r)
+			return
+		}
+		if rest, ok := strings.CutPrefix(p, "/s/"); ok {
+			slug, _, _ := strings.Cut(rest, "/")
+			if h := bySlug[slug]; h != nil {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		writeDetail(w, http.StatusNotFound, "Not Found")
+	})
+	m.shared = &listenerServer{handler: top, addr: ln.Addr().String()}
+	m.shared.serve(ln)
+	return nil
+}
+
+// listenOrReserve listens on a random port, or for a down component only
+// reserves one (released, so connections are refused).
+func listenOrReserve(down bool) (net.Listener, string, error) {
+	if down {
+		addr, err := reserveAddr()
+		return nil, addr, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, ln.Addr().String(), nil
+}
+
+// Seller returns the seller with the given name, or nil.
+func (m *Market) Seller(name string) *Seller {
+	for _, s := range m.Sellers {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Close stops every listener and closes open connections. It is idempotent.
+func (m *Market) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		for _, s := range m.Sellers {
+			if s.own != nil {
+				s.own.shutdown()
+			}
+		}
+		if m.Registry != nil && m.Registry.own != nil {
+			m.Registry.own.shutdown()
+		}
+		if m.shared != nil {
+			m.shared.shutdown()
+		}
+	})
+	return nil
+}
+
+// MarketSummary is the JSON summary of a running market (for the CLI).
+type MarketSummary struct {
+	RegistryURL string          `json:"registry_url"`
+	AAMPToken   string          `json:"aamp_token"`
+	Sellers     []SellerSummary `json:"sellers"`
+}
+
+// SellerSummary describes one seller in a MarketSummary.
+type SellerSummary struct {
+	Name         string            `json:"name"`
+	URL          string            `json:"url"`
+	Trust        string            `json:"trust"`
+	Capabilities []string          `json:"capabilities"`
+	InRegistry   bool              `json:"in_registry"`
+	Down         bool              `json:"down"`
+	Keys         map[string]string `json:"keys"`
+}
+
+// Summary describes the market: registry URL, AAMP token, and per seller its
+// URL, trust and API keys per tier.
+func (m *Market) Summary() MarketSummary {
+	out := MarketSummary{RegistryURL: m.RegistryURL, AAMPToken: m.AAMPToken, Sellers: []SellerSummary{}}
+	for _, s := range m.Sellers {
+		keys := make(map[string]string, len(s.Keys))
+		for k, v := range s.Keys {
+			keys[k] = v
+		}
+		out.Sellers = append(out.Sellers, SellerSummary{Name: s.Name, URL: s.URL, Trust: s.Trust,
+			Capabilities: nonNil(s.Capabilities), InRegistry: s.InRegistry, Down: s.Faults().Down, Keys: keys})
+	}
+	return out
+}
+
+// errClosed is returned when bringing a component up after Close.
+var errClosed = errors.New("sandbox: market closed")

@@ -1,0 +1,233 @@
+package discoverer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// fakeDir is a scripted registry.
+type fakeDir struct {
+	sellers []events.Seller
+	err     error
+	trust   map[string]identity.Trust
+	calls   int
+}
+
+func (f *fakeDir) Discover(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, error) {
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []events.Seller
+	for _, s := range f.sellers {
+		if matchesCaps(s.Capabilities, caps) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeDir) Verify(ctx context.Context, reg sellerclient.Registry, url string) (identity.Trust, bool, error) {
+	if f.err != nil {
+		return identity.TrustUnknown, false, f.err
+	}
+	t, ok := f.trust[url]
+	if !ok {
+		return identity.TrustUnknown, false, nil
+	}
+	return t, true, nil
+}
+
+func campaign(id string) events.Event {
+	req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "c", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31",
+		Channels: []string{"ctv"}}, Buyer: identity.BuyerIdentity{SeatID: "s", SeatName: "S", AgencyID: "a", AdvertiserID: "adv"}, RequestedAt: time.Now()}
+	e, _ := events.New(events.KindCampaignRequested, "in-"+id, "test", id, req)
+	return e
+}
+
+func service(dir *fakeDir, known []KnownSeller, creds *identity.Credentials) *Service {
+	if creds == nil {
+		creds, _ = identity.ParseCredentials([]byte(`{"default":{"seat":"k1","agency":"k2","advertiser":"k3"}}`))
+	}
+	return &Service{
+		Finder: &Finder{Dir: dir, Registries: []sellerclient.Registry{{URL: "http://registry.test", Kind: sellerclient.RegistrySimple}}, Known: known,
+			Cache: NewCache(time.Minute, nil), Timeout: time.Second, Log: zerolog.Nop()},
+		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds,
+	}
+}
+
+type summary struct {
+	found   map[string]events.SellerFound
+	skipped map[string]events.SellerSkipped
+	done    events.DiscoveryCompleted
+	rejects []events.CampaignRejected
+}
+
+func run(t *testing.T, s *Service, in events.Event) summary {
+	t.Helper()
+	out, err := s.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := summary{found: map[string]events.SellerFound{}, skipped: map[string]events.SellerSkipped{}}
+	ids := map[string]bool{}
+	for _, e := range out {
+		if ids[e.ID()] {
+			t.Fatalf("duplicate output id %s", e.ID())
+		}
+		ids[e.ID()] = true
+		p, _, err := events.Payload(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch v := p.(type) {
+		case *events.SellerFound:
+			sum.found[v.Seller.URL] = *v
+		case *events.SellerSkipped:
+			sum.skipped[v.SellerURL] = *v
+		case *events.DiscoveryCompleted:
+			sum.done = *v
+		case *events.CampaignRejected:
+			sum.rejects = append(sum.rejects, *v)
+		}
+	}
+	return sum
+}
+
+func TestHandleTrustAndDisclosure(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{
+		{URL: "http://pref.test", Trust: identity.TrustPreferred, Capabilities: []string{"ctv"}},
+		{URL: "http://ver.test/", Trust: identity.TrustVerified, Capabilities: []string{"CTV", "video"}},
+		{URL: "http://reg.test", Trust: identity.TrustRegistered, Capabilities: []string{"ctv"}},
+		{URL: "http://blocked.test", Trust: identity.TrustBlocked, Capabilities: []string{"ctv"}},
+		{URL: "http://unknown.test", Trust: identity.TrustUnknown, Capabilities: []string{"ctv"}},
+		{URL: "http://display.test", Trust: identity.TrustPreferred, Capabilities: []string{"display"}},
+		{URL: "HTTP://VER.TEST", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+	}}
+	sum := run(t, service(dir, nil, nil), campaign("c1"))
+	want := map[string]identity.Tier{"http://pref.test": identity.TierAdvertiser, "http://ver.test": identity.TierAgency, "http://reg.test": identity.TierSeat}
+	if len(sum.found) != len(want) {
+		t.Fatalf("found %v", keys(sum.found))
+	}
+	for u, tier := range want {
+		f, ok := sum.found[u]
+		if !ok || f.Disclosure.Tier != tier {
+			t.Fatalf("%s: found=%v tier=%s, want %s", u, ok, f.Disclosure.Tier, tier)
+		}
+		if f.Buyer.SellerTier() != tier && !(tier == identity.TierAdvertiser && f.Buyer.AdvertiserID != "") {
+			t.Fatalf("%s: masked identity %+v does not match tier %s", u, f.Buyer, tier)
+		}
+		if tier.Rank() < identity.TierAgency.Rank() && (f.Buyer.AgencyID != "" || f.Buyer.AdvertiserID != "") {
+			t.Fatalf("%s: identity above the cap travels on: %+v", u, f.Buyer)
+		}
+	}
+	if sk := sum.skipped["http://blocked.test"]; sk.Code != "blocked" {
+		t.Fatalf("blocked: %+v", sk)
+	}
+	if sk := sum.skipped["http://unknown.test"]; sk.Code != "untrusted" || !strings.Contains(sk.Reason, "allow_unknown_sellers") {
+		t.Fatalf("unknown: %+v", sk)
+	}
+	if _, ok := sum.found["http://display.test"]; ok {
+		t.Fatal("capability filter let a display-only seller through")
+	}
+	if len(sum.done.Sellers) != 3 || sum.done.Skipped != 2 {
+		t.Fatalf("completed %+v", sum.done)
+	}
+}
+
+func TestHandleUnknownOptInSeesPublicOnly(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{{URL: "http://unknown.test", Trust: identity.TrustUnknown}}}
+	in := campaign("c2")
+	req, _ := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
+	req.AllowUnknownSellers = true
+	in, _ = events.New(events.KindCampaignRequested, "in-c2", "test", "c2", req)
+	sum := run(t, service(dir, nil, nil), in)
+	f, ok := sum.found["http://unknown.test"]
+	if !ok || f.Disclosure.Tier != identity.TierPublic || !f.Buyer.IsZero() {
+		t.Fatalf("unknown opt-in: %+v", f)
+	}
+}
+
+func TestHandleTierLimitedByCredentials(t *testing.T) {
+	creds, _ := identity.ParseCredentials([]byte(`{"sellers":{"http://pref.test":{"seat":"k1"}}}`))
+	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
+	sum := run(t, service(dir, nil, creds), campaign("c3"))
+	if f := sum.found["http://pref.test"]; f.Disclosure.Tier != identity.TierSeat || f.Disclosure.Recommended != identity.TierAdvertiser {
+		t.Fatalf("disclosure %+v, want seat (only credential) recommended advertiser", f.Disclosure)
+	}
+}
+
+func TestRegistryDownFallsBack(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
+	known := []KnownSeller{{URL: "http://known.test", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}}}
+	s := service(dir, known, nil)
+	clk := &fakeClock{t: time.Unix(0, 0)}
+	s.Finder.Cache = NewCache(time.Minute, clk.now)
+
+	first := run(t, s, campaign("c4"))
+	if len(first.found) != 2 || dir.calls != 1 {
+		t.Fatalf("first: found %v calls %d", keys(first.found), dir.calls)
+	}
+	run(t, s, campaign("c5"))
+	if dir.calls != 1 {
+		t.Fatalf("second discovery within TTL called the registry (%d calls)", dir.calls)
+	}
+	clk.advance(2 * time.Minute)
+	dir.err = errors.New("connection refused")
+	stale := run(t, s, campaign("c6"))
+	if f, ok := stale.found["http://pref.test"]; !ok || f.Seller.Source != "registry-stale" {
+		t.Fatalf("stale fallback: %+v", stale.found)
+	}
+	if src := stale.done.Sources[0]; src.OK || !strings.Contains(src.Detail, "last answer") {
+		t.Fatalf("source status %+v", src)
+	}
+	s.Finder.Cache.Clear()
+	down := run(t, s, campaign("c7"))
+	if len(down.found) != 1 || down.found["http://known.test"].Seller.Source != "known" {
+		t.Fatalf("known fallback: %v", keys(down.found))
+	}
+	if !strings.Contains(down.done.Sources[1].Detail, "fallback") {
+		t.Fatalf("sources %+v", down.done.Sources)
+	}
+}
+
+func TestHandleRejectsInvalidBrief(t *testing.T) {
+	req := events.CampaignRequested{CampaignID: "c8", Brief: events.Brief{Name: "c", Budget: 10, StartDate: "2027-02-01", EndDate: "2027-01-01"}}
+	in, _ := events.New(events.KindCampaignRequested, "in-c8", "test", "c8", req)
+	sum := run(t, service(&fakeDir{}, nil, nil), in)
+	if len(sum.rejects) != 1 || sum.rejects[0].Field != "brief.end_date" || len(sum.found) != 0 {
+		t.Fatalf("rejects %+v", sum.rejects)
+	}
+}
+
+func TestHandleIsDeterministic(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
+	s := service(dir, nil, nil)
+	a, _ := s.Handle(context.Background(), campaign("c9"))
+	b, _ := s.Handle(context.Background(), campaign("c9"))
+	if len(a) != len(b) {
+		t.Fatal("different output counts")
+	}
+	for i := range a {
+		if a[i].ID() != b[i].ID() {
+			t.Fatalf("output %d id differs on redelivery: %s vs %s", i, a[i].ID(), b[i].ID())
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
