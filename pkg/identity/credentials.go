@@ -1,0 +1,332 @@
+package identity
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// EnvSellerKeys is the environment variable LoadCredentials reads: the same
+// JSON document as the credentials file.
+const EnvSellerKeys = "DEALFLOW_SELLER_KEYS"
+
+// ErrCredentials reports an unreadable or malformed credentials document.
+// Its messages never contain a key.
+var ErrCredentials = errors.New("identity: bad credentials")
+
+// redacted replaces every key in printed or marshalled credentials.
+const redacted = "REDACTED"
+
+// keySet holds one seller's keys indexed by tier rank (index 0, public, is
+// never used: public needs no key). It is kept behind a pointer so that even
+// a reflective print of Credentials shows an address, not a key.
+type keySet struct{ keys [4]string }
+
+// String hides the keys if a keySet is ever printed.
+func (k *keySet) String() string { return redacted }
+
+// GoString hides the keys under %#v too.
+func (k *keySet) GoString() string { return redacted }
+
+// Credentials holds the seller API keys per seller and per tier (decision 3:
+// the tier the buyer reveals is the key it sends). The zero value is an empty,
+// usable store; it is safe for concurrent use. Printing or marshalling it
+// never shows a key.
+type Credentials struct {
+	mu      sync.RWMutex
+	sellers map[string]*keySet // by normalised seller URL
+	def     *keySet            // used for a tier a seller has no key for
+}
+
+// credentialsDoc is the file and environment format:
+// {"sellers":{"<url>":{"seat":"k","agency":"k","advertiser":"k"}},"default":{...}}.
+type credentialsDoc struct {
+	Sellers map[string]map[string]string `json:"sellers,omitempty"`
+	Default map[string]string            `json:"default,omitempty"`
+}
+
+// LoadCredentials reads the credentials file at path (skipped when path is
+// empty) and then the DEALFLOW_SELLER_KEYS environment variable (skipped when
+// unset or blank); keys from the environment override the file's per seller
+// and tier. Neither present gives an empty store. Errors wrap ErrCredentials
+// (or the os error for a missing file) and never quote a key.
+func LoadCredentials(path string) (*Credentials, error) {
+	c := &Credentials{}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("identity: read credentials: %w", err)
+		}
+		if err := c.merge(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if env := strings.TrimSpace(os.Getenv(EnvSellerKeys)); env != "" {
+		if err := c.merge([]byte(env)); err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvSellerKeys, err)
+		}
+	}
+	return c, nil
+}
+
+// ParseCredentials builds a store from one JSON document in the file format.
+func ParseCredentials(data []byte) (*Credentials, error) {
+	c := &Credentials{}
+	if err := c.merge(data); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// merge adds a document's keys over the existing ones. It validates the whole
+// document before changing anything.
+func (c *Credentials) merge(data []byte) error {
+	var doc credentialsDoc
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return fmt.Errorf("%w: %s", ErrCredentials, describeJSONError(err))
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the JSON document", ErrCredentials)
+	}
+	type entry struct {
+		url  string // "" for the default set
+		tier Tier
+		key  string
+	}
+	var entries []entry
+	check := func(where string, m map[string]string, u string) error {
+		for name, key := range m {
+			t, err := ParseTier(name)
+			if err != nil || t == TierPublic {
+				return fmt.Errorf("%w: %s: tier %q is not seat, agency or advertiser", ErrCredentials, where, name)
+			}
+			if strings.TrimSpace(key) == "" {
+				return fmt.Errorf("%w: %s: empty key for tier %s", ErrCredentials, where, t)
+			}
+			entries = append(entries, entry{u, t, strings.TrimSpace(key)})
+		}
+		return nil
+	}
+	for raw, m := range doc.Sellers {
+		u := NormalizeURL(raw)
+		if u == "" {
+			return fmt.Errorf("%w: empty seller URL", ErrCredentials)
+		}
+		if err := check("seller "+u, m, u); err != nil {
+			return err
+		}
+	}
+	if err := check("default", doc.Default, ""); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.url == "" {
+			c.SetDefault(e.tier, e.key)
+		} else {
+			c.Set(e.url, e.tier, e.key)
+		}
+	}
+	return nil
+}
+
+// describeJSONError says what is wrong with a document without quoting it: a
+// syntax error message can echo a character of a key, so only offsets, field
+// paths and types are reported.
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must not be a JSON %s", te.Field, te.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated or empty JSON document"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return err.Error() // names a field of the document format, not a value
+	default:
+		return "malformed JSON document"
+	}
+}
+
+// NormalizeURL is the seller URL form keys are stored under: trimmed, scheme
+// and host lowercased, trailing slashes removed. Path case is kept, because
+// paths are case-sensitive.
+func NormalizeURL(raw string) string {
+	s := strings.TrimSpace(raw)
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		u.Scheme = strings.ToLower(u.Scheme)
+		u.Host = strings.ToLower(u.Host)
+		s = u.String()
+	}
+	return strings.TrimRight(s, "/")
+}
+
+// Set stores key for sellerURL at tier t; an empty key removes it. Public and
+// invalid tiers are ignored: public never uses a key.
+func (c *Credentials) Set(sellerURL string, t Tier, key string) {
+	r := t.Rank()
+	if !t.Valid() || r == 0 {
+		return
+	}
+	u := NormalizeURL(sellerURL)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sellers == nil {
+		c.sellers = map[string]*keySet{}
+	}
+	ks := c.sellers[u]
+	if ks == nil {
+		ks = &keySet{}
+		c.sellers[u] = ks
+	}
+	ks.keys[r] = key
+}
+
+// SetDefault stores the default key for tier t, used for any seller without
+// its own key at that tier; an empty key removes it.
+func (c *Credentials) SetDefault(t Tier, key string) {
+	r := t.Rank()
+	if !t.Valid() || r == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.def == nil {
+		c.def = &keySet{}
+	}
+	c.def.keys[r] = key
+}
+
+// Key returns the key to send to sellerURL to be priced at tier t: the
+// seller's own key for t, else the default key for t. It never returns a key
+// of another tier (a higher key would disclose more than decided). Public
+// never has a key.
+func (c *Credentials) Key(sellerURL string, t Tier) (string, bool) {
+	if c == nil || !t.Valid() || t == TierPublic {
+		return "", false
+	}
+	r := t.Rank()
+	u := NormalizeURL(sellerURL)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if ks := c.sellers[u]; ks != nil && ks.keys[r] != "" {
+		return ks.keys[r], true
+	}
+	if c.def != nil && c.def.keys[r] != "" {
+		return c.def.keys[r], true
+	}
+	return "", false
+}
+
+// Tiers lists the tiers (seat, agency, advertiser order) with a key for
+// sellerURL, its own or a default. Public is not listed: it needs none.
+func (c *Credentials) Tiers(sellerURL string) []Tier {
+	var out []Tier
+	for _, t := range tiersByRank[1:] {
+		if _, ok := c.Key(sellerURL, t); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Available returns the predicate Decide wants for sellerURL: whether a key
+// exists for a tier (public always).
+func (c *Credentials) Available(sellerURL string) func(Tier) bool {
+	return func(t Tier) bool {
+		if t == TierPublic {
+			return true
+		}
+		_, ok := c.Key(sellerURL, t)
+		return ok
+	}
+}
+
+// redactedDoc is the document with every key replaced by REDACTED.
+func (c *Credentials) redactedDoc() credentialsDoc {
+	doc := credentialsDoc{}
+	if c == nil {
+		return doc
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := func(ks *keySet) map[string]string {
+		if ks == nil {
+			return nil
+		}
+		m := map[string]string{}
+		for r, k := range ks.keys {
+			if r > 0 && k != "" {
+				m[string(tiersByRank[r])] = redacted
+			}
+		}
+		if len(m) == 0 {
+			return nil
+		}
+		return m
+	}
+	for u, ks := range c.sellers {
+		if m := names(ks); m != nil {
+			if doc.Sellers == nil {
+				doc.Sellers = map[string]map[string]string{}
+			}
+			doc.Sellers[u] = m
+		}
+	}
+	doc.Default = names(c.def)
+	return doc
+}
+
+// MarshalJSON writes the credentials document with every key REDACTED, so a
+// config dump or log line can show which sellers and tiers are configured.
+func (c *Credentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(c.redactedDoc())
+}
+
+// String lists the configured sellers and tiers, never a key.
+func (c *Credentials) String() string {
+	doc := c.redactedDoc()
+	urls := make([]string, 0, len(doc.Sellers))
+	for u := range doc.Sellers {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	tiers := func(m map[string]string) string {
+		var ts []string
+		for _, t := range tiersByRank[1:] {
+			if _, ok := m[string(t)]; ok {
+				ts = append(ts, string(t))
+			}
+		}
+		return "[" + strings.Join(ts, " ") + "]"
+	}
+	var b strings.Builder
+	b.WriteString("Credentials{")
+	for i, u := range urls {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(u + ": " + tiers(doc.Sellers[u]))
+	}
+	if doc.Default != nil {
+		if len(urls) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("default: " + tiers(doc.Default))
+	}
+	b.WriteString("} (keys " + redacted + ")")
+	return b.String()
+}
+
+// GoString keeps %#v from printing keys.
+func (c *Credentials) GoString() string { return c.String() }

@@ -1,0 +1,257 @@
+package identity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const credDoc = `{
+  "sellers": {
+    "HTTPS://Seller.Example.com/": {"seat": "ask_live_SEATSECRET", "agency": "ask_live_AGENCYSECRET"},
+    "http://127.0.0.1:8000": {"advertiser": "ask_live_ADVSECRET"}
+  },
+  "default": {"seat": "ask_live_DEFAULTSEAT"}
+}`
+
+var secrets = []string{"SEATSECRET", "AGENCYSECRET", "ADVSECRET", "DEFAULTSEAT", "ENVSECRET"}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadCredentialsFileAndKey(t *testing.T) {
+	t.Setenv(EnvSellerKeys, "")
+	c, err := LoadCredentials(writeFile(t, credDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		url  string
+		tier Tier
+		key  string
+		ok   bool
+	}{
+		{"https://seller.example.com", TierSeat, "ask_live_SEATSECRET", true},
+		{"  https://SELLER.example.com//  ", TierAgency, "ask_live_AGENCYSECRET", true},
+		{"https://seller.example.com", TierAdvertiser, "", false}, // never another tier's key
+		{"https://seller.example.com", TierPublic, "", false},
+		{"http://127.0.0.1:8000/", TierAdvertiser, "ask_live_ADVSECRET", true},
+		{"http://127.0.0.1:8000", TierSeat, "ask_live_DEFAULTSEAT", true}, // default fills a missing tier
+		{"http://other.example", TierSeat, "ask_live_DEFAULTSEAT", true},
+		{"http://other.example", TierAgency, "", false},
+		{"https://seller.example.com/Path", TierSeat, "ask_live_DEFAULTSEAT", true}, // a different path is another seller
+	}
+	for _, k := range cases {
+		got, ok := c.Key(k.url, k.tier)
+		if got != k.key || ok != k.ok {
+			t.Errorf("Key(%q, %s) = %q, %v; want %q, %v", k.url, k.tier, got, ok, k.key, k.ok)
+		}
+	}
+	if got := c.Tiers("https://seller.example.com/"); !reflect.DeepEqual(got, []Tier{TierSeat, TierAgency}) {
+		t.Errorf("Tiers = %v", got)
+	}
+	if got := c.Tiers("http://127.0.0.1:8000"); !reflect.DeepEqual(got, []Tier{TierSeat, TierAdvertiser}) {
+		t.Errorf("Tiers = %v", got)
+	}
+	av := c.Available("http://other.example")
+	if !av(TierPublic) || !av(TierSeat) || av(TierAgency) {
+		t.Error("Available predicate wrong")
+	}
+}
+
+func TestLoadCredentialsEnvOverridesFile(t *testing.T) {
+	t.Setenv(EnvSellerKeys, `{"sellers":{"https://seller.example.com":{"seat":"ask_live_ENVSECRET"}}}`)
+	c, err := LoadCredentials(writeFile(t, credDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := c.Key("https://seller.example.com", TierSeat); k != "ask_live_ENVSECRET" {
+		t.Fatalf("env did not override: %q", k)
+	}
+	if k, _ := c.Key("https://seller.example.com", TierAgency); k != "ask_live_AGENCYSECRET" {
+		t.Fatalf("file key lost: %q", k)
+	}
+	// Environment alone.
+	c2, err := LoadCredentials("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c2.Tiers("https://seller.example.com"); !reflect.DeepEqual(got, []Tier{TierSeat}) {
+		t.Fatalf("env-only tiers = %v", got)
+	}
+	// Neither.
+	t.Setenv(EnvSellerKeys, "")
+	c3, err := LoadCredentials("")
+	if err != nil || len(c3.Tiers("https://seller.example.com")) != 0 {
+		t.Fatalf("empty store: %v %v", c3, err)
+	}
+}
+
+func TestLoadCredentialsErrors(t *testing.T) {
+	t.Setenv(EnvSellerKeys, "")
+	if _, err := LoadCredentials(filepath.Join(t.TempDir(), "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	bad := []struct{ name, doc string }{
+		{"syntax with a key inside", `{"sellers":{"u":{"seat":ask_live_SEATSECRET}}}`},
+		{"public tier", `{"default":{"public":"ask_live_SEATSECRET"}}`},
+		{"unknown tier", `{"default":{"admin":"ask_live_SEATSECRET"}}`},
+		{"empty key", `{"default":{"seat":"  "}}`},
+		{"wrong type", `{"default":{"seat":12}}`},
+		{"unknown field", `{"selers":{}}`},
+		{"trailing data", `{} {"default":{"seat":"ask_live_SEATSECRET"}}`},
+		{"empty url", `{"sellers":{" ":{"seat":"ask_live_SEATSECRET"}}}`},
+		{"truncated", `{"sellers":{"u":{"seat":"ask_live_SEATSECRET"`},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			_, err := LoadCredentials(writeFile(t, b.doc))
+			if !errors.Is(err, ErrCredentials) {
+				t.Fatalf("err = %v, want ErrCredentials", err)
+			}
+			for _, s := range secrets {
+				if strings.Contains(err.Error(), s) || strings.Contains(err.Error(), "ask_live") {
+					t.Fatalf("error leaks a key: %v", err)
+				}
+			}
+		})
+	}
+	t.Setenv(EnvSellerKeys, `{"default":{"seat":`)
+	if _, err := LoadCredentials(""); !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), EnvSellerKeys) {
+		t.Fatalf("bad env: %v", err)
+	}
+}
+
+func TestCredentialsNeverPrintKeys(t *testing.T) {
+	t.Setenv(EnvSellerKeys, `{"sellers":{"http://env.example":{"agency":"ask_live_ENVSECRET"}}}`)
+	c, err := LoadCredentials(writeFile(t, credDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type wrapper struct {
+		Creds *Credentials `json:"creds"`
+	}
+	js2, err := json.Marshal(wrapper{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := []string{
+		c.String(), string(js), string(js2),
+		fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c), fmt.Sprintf("%q", c),
+		fmt.Sprintf("%v", wrapper{c}), fmt.Sprintf("%+v", c.sellers), fmt.Sprintf("%#v", c.def),
+	}
+	for _, out := range outputs {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Fatalf("output leaks %s: %s", s, out)
+			}
+		}
+	}
+	var doc credentialsDoc
+	if err := json.Unmarshal(js, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := credentialsDoc{
+		Sellers: map[string]map[string]string{
+			"https://seller.example.com": {"seat": "REDACTED", "agency": "REDACTED"},
+			"http://127.0.0.1:8000":      {"advertiser": "REDACTED"},
+			"http://env.example":         {"agency": "REDACTED"},
+		},
+		Default: map[string]string{"seat": "REDACTED"},
+	}
+	if !reflect.DeepEqual(doc, want) {
+		t.Fatalf("redacted doc = %+v", doc)
+	}
+	wantStr := "Credentials{http://127.0.0.1:8000: [advertiser], http://env.example: [agency], https://seller.example.com: [seat agency], default: [seat]} (keys REDACTED)"
+	if c.String() != wantStr {
+		t.Fatalf("String() = %q", c.String())
+	}
+}
+
+func TestCredentialsSetAndZeroValue(t *testing.T) {
+	var c Credentials
+	if _, ok := c.Key("http://s", TierSeat); ok {
+		t.Fatal("zero store has a key")
+	}
+	c.Set("HTTP://S/", TierAgency, "k1")
+	c.Set("http://s", TierPublic, "ignored")
+	c.Set("http://s", Tier("root"), "ignored")
+	if k, ok := c.Key("http://s", TierAgency); k != "k1" || !ok {
+		t.Fatalf("Set/Key: %q %v", k, ok)
+	}
+	if got := c.Tiers("http://s"); !reflect.DeepEqual(got, []Tier{TierAgency}) {
+		t.Fatalf("Tiers = %v", got)
+	}
+	c.Set("http://s", TierAgency, "")
+	if _, ok := c.Key("http://s", TierAgency); ok {
+		t.Fatal("empty key did not remove")
+	}
+	var nilc *Credentials
+	if _, ok := nilc.Key("http://s", TierSeat); ok || nilc.String() != "Credentials{} (keys REDACTED)" {
+		t.Fatal("nil store")
+	}
+	// Concurrent use (run with -race).
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			u := fmt.Sprintf("http://s%d", i%3)
+			c.Set(u, TierSeat, "k")
+			c.Key(u, TierSeat)
+			_ = c.String()
+		}(i)
+	}
+	wg.Wait()
+	if len(c.Tiers("http://s0")) != 1 {
+		t.Fatal("concurrent set lost")
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		" HTTPS://Seller.Example.COM/api/ ": "https://seller.example.com/api",
+		"http://s//":                        "http://s",
+		"http://s/Path":                     "http://s/Path",
+		"seller.example.com/":               "seller.example.com",
+	} {
+		if got := NormalizeURL(in); got != want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDecideWithCredentials wires the store into Decide: the key chosen is
+// the decided tier's, never a higher one.
+func TestDecideWithCredentials(t *testing.T) {
+	c, err := ParseCredentials([]byte(`{"sellers":{"http://s":{"seat":"ks","advertiser":"kadv"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decide(DefaultStrategy(), DefaultCaps(), fullIdentity(), TrustVerified, DealContext{DealType: "PG"}, c.Available("http://s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Tier != TierSeat {
+		t.Fatalf("tier %s (%s)", d.Tier, d.Reason)
+	}
+	if k, _ := c.Key("http://s", d.Tier); k != "ks" {
+		t.Fatalf("key %q", k)
+	}
+}
