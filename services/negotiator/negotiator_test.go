@@ -1,0 +1,355 @@
+package negotiator_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/negotiator"
+)
+
+func startMarket(t *testing.T, latency time.Duration) *sandbox.Market {
+	t.Helper()
+	cfg := sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{sandbox.DefaultMarket().Sellers[0]}} // StreamMax CTV
+	cfg.Sellers[0].Faults.Latency = latency
+	m, err := sandbox.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func service(t *testing.T, env *natstest.Env, b *bus.Bus, m *sandbox.Market) *negotiator.Service {
+	t.Helper()
+	if b == nil {
+		b = env.Bus
+	}
+	sessions, err := b.KV(t.Context(), bus.BucketNegotiations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quotes, err := b.KV(t.Context(), bus.BucketQuotes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &negotiator.Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: demo.CredentialsFor(m),
+		Sessions: sessions, Quotes: quotes, Timeout: 20 * time.Second, Log: natstest.Logger()}
+}
+
+func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string, tier identity.Tier, strategy string, list, floor float64) events.Event {
+	pf := events.PackageFound{CampaignID: campaign, Seller: events.Seller{URL: identity.NormalizeURL(seller.URL), Name: seller.Name, Trust: identity.TrustPreferred, Source: "registry"},
+		Disclosure: events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
+		Package:    events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPrice: list, FloorPrice: floor, Negotiable: tier.CanNegotiate()},
+		PackagesTotal: 1,
+		Brief: events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
+		Negotiation: events.NegotiationPolicy{Strategy: strategy}}
+	e, _ := events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf)
+	return e
+}
+
+func quoteReady(t *testing.T, out []events.Event) events.QuoteReady {
+	t.Helper()
+	if len(out) != 1 {
+		t.Fatalf("%d outputs, want one QuoteReady", len(out))
+	}
+	q, err := events.PayloadOf[events.QuoteReady](out[0], events.KindQuoteReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// sellerHistory is GET /proposals/{quote}/negotiation on the seller.
+func sellerHistory(t *testing.T, sellerURL, quoteID string) (total int, status string) {
+	t.Helper()
+	resp, err := http.Get(sellerURL + "/proposals/" + quoteID + "/negotiation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 404 {
+		return 0, ""
+	}
+	var h struct {
+		TotalRounds int    `json:"total_rounds"`
+		Status      string `json:"status"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&h)
+	return h.TotalRounds, h.Status
+}
+
+func TestNegotiationPerTier(t *testing.T) {
+	env := natstest.Start(t)
+	m := startMarket(t, 0)
+	svc := service(t, env, nil, m)
+	s := m.Sellers[0]
+	cases := []struct {
+		tier     identity.Tier
+		strategy string
+		outcome  string
+		list     float64
+	}{
+		{identity.TierPublic, "adaptive", events.OutcomeFixedPrice, 27},
+		{identity.TierSeat, "adaptive", events.OutcomeFixedPrice, 25.65},
+		{identity.TierAgency, "threshold", events.OutcomeAccepted, 24.3},
+		{identity.TierAgency, "adaptive", events.OutcomeAccepted, 24.3},
+		{identity.TierAdvertiser, "competitive", events.OutcomeAccepted, 22.95},
+	}
+	for i, c := range cases {
+		t.Run(string(c.tier)+"/"+c.strategy, func(t *testing.T) {
+			campaign := fmt.Sprintf("tier-%d", i)
+			q := quoteReady(t, mustHandle(t, svc, packageFound(campaign, s, "pkg-51a00003", sandbox.ProductPreRollVideo, c.tier, c.strategy, c.list, 20)))
+			if q.Outcome != c.outcome || q.Tier != c.tier || q.QuoteID == "" || q.QuoteExpiresAt == nil {
+				t.Fatalf("outcome %s tier %s quote %q: %+v", q.Outcome, q.Tier, q.QuoteID, q)
+			}
+			if q.ListCPM <= 0 {
+				t.Fatalf("list CPM %.2f", q.ListCPM)
+			}
+			total, status := sellerHistory(t, s.URL, q.QuoteID)
+			if c.outcome == events.OutcomeFixedPrice {
+				if len(q.Rounds) != 0 || total != 0 || q.FinalCPM != q.ListCPM {
+					t.Fatalf("fixed price negotiated: rounds %d seller rounds %d final %.2f list %.2f", len(q.Rounds), total, q.FinalCPM, q.ListCPM)
+				}
+				return
+			}
+			if q.FinalCPM >= q.ListCPM || q.FinalCPM > 26 || q.FinalCPM < 20 {
+				t.Fatalf("final %.2f, list %.2f: must be below the list, within max 26 and not below the floor 20", q.FinalCPM, q.ListCPM)
+			}
+			if status != "accepted" || total < len(q.Rounds) {
+				t.Fatalf("seller says %s with %d rounds, buyer recorded %d", status, total, len(q.Rounds))
+			}
+		})
+	}
+}
+
+func mustHandle(t *testing.T, svc *negotiator.Service, in events.Event) []events.Event {
+	t.Helper()
+	out, err := svc.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestRedeliveryReplaysTheResult(t *testing.T) {
+	env := natstest.Start(t)
+	m := startMarket(t, 0)
+	svc := service(t, env, nil, m)
+	in := packageFound("replay", m.Sellers[0], "pkg-51a00003", sandbox.ProductPreRollVideo, identity.TierAgency, "adaptive", 24.3, 20)
+	a := mustHandle(t, svc, in)
+	before := len(m.Sellers[0].Requests())
+	b := mustHandle(t, svc, in)
+	if a[0].ID() != b[0].ID() || string(a[0].Data()) != string(b[0].Data()) {
+		t.Fatal("redelivery produced a different QuoteReady")
+	}
+	if after := len(m.Sellers[0].Requests()); after != before {
+		t.Fatalf("redelivery sent %d more seller requests", after-before)
+	}
+}
+
+func TestSellerFailureMidNegotiationIsAnErrorOutcome(t *testing.T) {
+	env := natstest.Start(t)
+	cases := []struct {
+		name   string
+		faults sandbox.Faults
+		reason string
+	}{
+		{"5xx", sandbox.Faults{ErrorRate: 1}, "503"},
+		{"stall", sandbox.Faults{Latency: 3 * time.Second}, "deadline"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := startMarket(t, 0)
+			svc := service(t, env, nil, m)
+			svc.Timeout = 1500 * time.Millisecond
+			s := m.Sellers[0]
+			// Let the quote through, then break the negotiation messages.
+			svc.Client = sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond, HTTPClient: &http.Client{Transport: breakAfterQuote{s: s, f: c.faults}}})
+			q := quoteReady(t, mustHandle(t, svc, packageFound("fail-"+c.name, s, "pkg-51a00003", sandbox.ProductPreRollVideo, identity.TierAgency, "adaptive", 24.3, 20)))
+			if q.Outcome != events.OutcomeError || !strings.Contains(strings.ToLower(q.Reason), c.reason) || q.QuoteID == "" {
+				t.Fatalf("outcome %s reason %q", q.Outcome, q.Reason)
+			}
+		})
+	}
+}
+
+// breakAfterQuote applies faults to the seller once its first quote is made.
+type breakAfterQuote struct {
+	s *sandbox.Seller
+	f sandbox.Faults
+}
+
+func (b breakAfterQuote) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && strings.HasSuffix(r.URL.Path, "/api/v1/quotes") {
+		_ = b.s.SetFaults(b.f)
+	}
+	return resp, err
+}
+
+// TestReplicaKilledMidNegotiation runs three negotiator replicas on one
+// durable consumer and kills one (its connection dies) while negotiations
+// are in flight: every package still ends with exactly one QuoteReady and
+// the seller never sees a round twice under different keys.
+func TestReplicaKilledMidNegotiation(t *testing.T) {
+	env := natstest.Start(t)
+	m := startMarket(t, 60*time.Millisecond)
+	s := m.Sellers[0]
+	const packages = 6
+	cfg := bus.StageConfig{Name: negotiator.Stage, Subjects: negotiator.Subjects(), Workers: packages, AckWait: 700 * time.Millisecond,
+		MaxDeliver: 10, RetryBase: 50 * time.Millisecond, DrainTimeout: 50 * time.Millisecond}
+	type replica struct {
+		b      *bus.Bus
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	var mu sync.Mutex
+	handledBy := map[string]map[int]bool{}
+	start := func(i int) replica {
+		b := env.Connect(t, fmt.Sprintf("neg-%d", i))
+		svc := service(t, env, b, m)
+		ctx, cancel := context.WithCancel(context.Background())
+		r := replica{b: b, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(r.done)
+			_ = b.Run(ctx, cfg, func(ctx context.Context, in events.Event) ([]events.Event, error) {
+				mu.Lock()
+				if handledBy[in.ID()] == nil {
+					handledBy[in.ID()] = map[int]bool{}
+				}
+				handledBy[in.ID()][i] = true
+				mu.Unlock()
+				return svc.Handle(ctx, in)
+			})
+		}()
+		return r
+	}
+	replicas := []replica{start(0), start(1), start(2)}
+	var ids []string
+	for i := 0; i < packages; i++ {
+		// Packages of the same seller, each negotiated separately.
+		pkg := fmt.Sprintf("pkg-51a0000%d", 1+i%3)
+		e := packageFound(fmt.Sprintf("kill-%d", i), s, pkg, sandbox.ProductPreRollVideo, identity.TierAgency, "adaptive", 24.3, 20)
+		ids = append(ids, e.ID())
+		if err := env.Bus.Publish(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Kill replica 0 once it is in the middle of negotiating.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if countNegotiationPosts(s) >= 4 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	replicas[0].b.NC.Close()
+	replicas[0].cancel()
+	<-replicas[0].done
+
+	waitFor(t, "every package resolved", func() bool {
+		n := 0
+		for i := 0; i < packages; i++ {
+			n += int(subjectCount(t, env.Bus, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))))
+		}
+		return n >= packages
+	})
+	time.Sleep(cfg.AckWait * 2) // let any straggling redelivery publish (it must be de-duplicated)
+	for i := 0; i < packages; i++ {
+		if n := subjectCount(t, env.Bus, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))); n != 1 {
+			t.Fatalf("package %d: %d QuoteReady events, want exactly 1", i, n)
+		}
+	}
+	// No round twice under a new key: per quote, every distinct key the
+	// seller saw is one round in its history.
+	keysByQuote := map[string]map[string]bool{}
+	for _, r := range s.Requests() {
+		if r.Method != "POST" || !strings.HasSuffix(r.Path, "/api/v1/negotiations/messages") {
+			continue
+		}
+		var msg struct {
+			Key    string `json:"idempotency_key"`
+			Quote  string `json:"quote_id"`
+			Action string `json:"action"`
+		}
+		_ = json.Unmarshal(r.Body, &msg)
+		if keysByQuote[msg.Quote] == nil {
+			keysByQuote[msg.Quote] = map[string]bool{}
+		}
+		keysByQuote[msg.Quote][msg.Key] = true
+	}
+	if len(keysByQuote) != packages {
+		t.Fatalf("negotiated %d quotes, want %d", len(keysByQuote), packages)
+	}
+	for q, keys := range keysByQuote {
+		total, status := sellerHistory(t, s.URL, q)
+		if len(keys) != total || status == "active" {
+			t.Fatalf("quote %s: %d distinct keys sent, seller recorded %d rounds (status %s)", q, len(keys), total, status)
+		}
+	}
+	mu.Lock()
+	moved := 0
+	for _, id := range ids {
+		if handledBy[id][0] && (handledBy[id][1] || handledBy[id][2]) {
+			moved++
+		}
+	}
+	mu.Unlock()
+	if moved == 0 {
+		t.Fatal("no negotiation moved from the killed replica to another: the test did not kill anything mid-way")
+	}
+	replicas[1].cancel()
+	replicas[2].cancel()
+	<-replicas[1].done
+	<-replicas[2].done
+}
+
+func countNegotiationPosts(s *sandbox.Seller) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if strings.HasSuffix(r.Path, "/api/v1/negotiations/messages") {
+			n++
+		}
+	}
+	return n
+}
+
+func subjectCount(t *testing.T, b *bus.Bus, subject string) uint64 {
+	t.Helper()
+	st, err := b.JS.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
