@@ -80,7 +80,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		}
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
-		creds = demo.CredentialsFor(m)
+		creds = m.Credentials()
 	} else if creds, err = loadCreds(cfg.Credentials); err != nil {
 		return err
 	}

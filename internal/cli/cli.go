@@ -157,7 +157,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
-		opts.Credentials = demo.CredentialsFor(m)
+		opts.Credentials = m.Credentials()
 		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)).Msg("sandbox market serving")
 	}
 	a, err := app.Start(ctx, cfg, log, opts)

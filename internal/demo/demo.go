@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	defer market.Close()
 	fmt.Fprintf(progress, "sandbox: registry %s, %d sellers\n", market.RegistryURL, len(market.Sellers))
 
-	creds := CredentialsFor(market)
+	creds := market.Credentials()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.Strategy = o.DataDir, market.RegistryURL, true, 30*time.Second, o.Strategy
 	a, err := app.Start(ctx, cfg, o.Log, app.Options{Credentials: creds})
@@ -169,20 +169,6 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	}
 	PrintReport(out, res)
 	return res, nil
-}
-
-// CredentialsFor turns the sandbox sellers' keys into the buyer's
-// credentials store, as an operator's credentials file would.
-func CredentialsFor(m *sandbox.Market) *identity.Credentials {
-	creds, _ := identity.ParseCredentials([]byte(`{}`))
-	for _, s := range m.Sellers {
-		for tier, key := range s.Keys {
-			if t, err := identity.ParseTier(tier); err == nil {
-				creds.Set(s.URL, t, key)
-			}
-		}
-	}
-	return creds
 }
 
 // Observe folds one campaign event into the result and prints a progress

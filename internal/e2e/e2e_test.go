@@ -39,7 +39,7 @@ func startStack(t *testing.T, mutate func(*config.Config)) *stack {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: demo.CredentialsFor(m), SweepEvery: 200 * time.Millisecond})
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,4 +263,3 @@ func TestJobsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart: %d %v", code, job["status"])
 	}
 }
-

@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/bus"
@@ -47,17 +46,17 @@ func service(t *testing.T, env *natstest.Env, b *bus.Bus, m *sandbox.Market) *ne
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &negotiator.Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: demo.CredentialsFor(m),
+	return &negotiator.Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: m.Credentials(),
 		Sessions: sessions, Quotes: quotes, Timeout: 20 * time.Second, Log: natstest.Logger()}
 }
 
 func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string, tier identity.Tier, strategy string, list, floor float64) events.Event {
 	pf := events.PackageFound{CampaignID: campaign, Seller: events.Seller{URL: identity.NormalizeURL(seller.URL), Name: seller.Name, Trust: identity.TrustPreferred, Source: "registry"},
-		Disclosure: events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
-		Package:    events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPrice: list, FloorPrice: floor, Negotiable: tier.CanNegotiate()},
+		Disclosure:    events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
+		Package:       events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPrice: list, FloorPrice: floor, Negotiable: tier.CanNegotiate()},
 		PackagesTotal: 1,
-		Brief: events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
-		Negotiation: events.NegotiationPolicy{Strategy: strategy}}
+		Brief:         events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
+		Negotiation:   events.NegotiationPolicy{Strategy: strategy}}
 	e, _ := events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf)
 	return e
 }

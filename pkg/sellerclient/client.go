@@ -1,0 +1,389 @@
+package sellerclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultMaxBodyBytes int64 = 4 << 20
+	DefaultMaxAttempts        = 3
+	DefaultRetryBase          = 100 * time.Millisecond
+	DefaultUserAgent          = "dealflow-sellerclient/1"
+
+	maxBackoff   = 5 * time.Second
+	maxRedirects = 5
+	maxErrorBody = 64 << 10
+)
+
+// Config configures a Client. The zero value is usable and safe for
+// production: private seller URLs are refused, bodies are capped at 4 MiB and
+// transient failures are retried three times.
+type Config struct {
+	// HTTPClient is used for every request. Nil means a tuned client whose
+	// dialer refuses private addresses (after DNS) unless AllowPrivate is set.
+	// A caller-supplied client is copied and its CheckRedirect replaced so
+	// cross-host redirects are always refused; with it, private addresses are
+	// only refused when they appear literally in the URL.
+	HTTPClient *http.Client
+	// AllowPrivate permits loopback, private and link-local seller and
+	// registry addresses (sandboxes and tests need it).
+	AllowPrivate bool
+	// MaxBodyBytes caps every response body; a larger body fails with
+	// ErrBodyTooLarge (and ErrBadResponse). Default 4 MiB.
+	MaxBodyBytes int64
+	// MaxAttempts bounds the attempts per call, including the first. Default 3.
+	MaxAttempts int
+	// RetryBase is the base of the exponential backoff with full jitter: the
+	// wait before attempt n+1 is uniform in [0, RetryBase*2^(n-1)], capped at 5s.
+	// Default 100ms.
+	RetryBase time.Duration
+	// UserAgent is sent on every request. Default "dealflow-sellerclient/1".
+	UserAgent string
+}
+
+// Client is the buyer's HTTP client to seller agents and agent registries.
+// It is safe for concurrent use. Per-call deadlines come from the context.
+type Client struct {
+	cfg Config
+	hc  *http.Client
+}
+
+// New builds a Client, filling defaults for zero Config fields.
+func New(cfg Config) *Client {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = DefaultRetryBase
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
+	}
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	} else {
+		hc = http.Client{Transport: newTransport(cfg.AllowPrivate)}
+	}
+	c := &Client{cfg: cfg}
+	hc.CheckRedirect = c.checkRedirect
+	c.hc = &hc
+	return c
+}
+
+// newTransport returns a transport tuned for many concurrent sellers: keep-alive
+// pools per host, bounded dial and TLS handshake times, no proxy (a proxy would
+// hide the real destination from the private-address check).
+func newTransport(allowPrivate bool) *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		d.Control = dialControl
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// redirectRefusal is returned by checkRedirect and recognised by the retry loop.
+type redirectRefusal struct{ from, to string }
+
+// Error describes the refused hop.
+func (r *redirectRefusal) Error() string {
+	return fmt.Sprintf("redirect from %s to %s refused", r.from, r.to)
+}
+
+// checkRedirect follows a redirect only to the same host (an http→https upgrade
+// on default ports is allowed, a downgrade is not), so an API key or idempotent
+// POST never ends up at a host the caller did not choose.
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return &redirectRefusal{from: via[0].URL.Redacted(), to: req.URL.Redacted() + " (too many redirects)"}
+	}
+	prev := via[len(via)-1].URL
+	next := req.URL
+	ok := sameOrigin(prev, next)
+	if !ok && strings.EqualFold(prev.Hostname(), next.Hostname()) &&
+		strings.EqualFold(prev.Scheme, "http") && strings.EqualFold(next.Scheme, "https") &&
+		prev.Port() == "" && next.Port() == "" {
+		ok = true
+	}
+	if ok && !c.cfg.AllowPrivate && isPrivateHost(next.Hostname()) {
+		ok = false
+	}
+	if !ok {
+		return &redirectRefusal{from: prev.Redacted(), to: next.Redacted()}
+	}
+	return nil
+}
+
+// Auth carries the seller API key for one call. The seller derives the buyer's
+// tier from the key's stored identity, so choosing the key is choosing what
+// the seller learns. The zero value is anonymous (public tier).
+type Auth struct {
+	// APIKey is sent as X-Api-Key, or as "Authorization: Bearer <key>" when
+	// Bearer is true. Empty means anonymous.
+	APIKey string
+	Bearer bool
+}
+
+// apply sets the auth headers on h.
+func (a Auth) apply(h http.Header) {
+	if a.APIKey == "" {
+		return
+	}
+	if a.Bearer {
+		h.Set("Authorization", "Bearer "+a.APIKey)
+	} else {
+		h.Set("X-Api-Key", a.APIKey)
+	}
+}
+
+// validate refuses keys that would corrupt the request headers.
+func (a Auth) validate(op string) error {
+	if strings.ContainsAny(a.APIKey, "\r\n\x00") || strings.TrimSpace(a.APIKey) != a.APIKey {
+		return validationError(op, "", "API key contains whitespace or control characters")
+	}
+	return nil
+}
+
+// call describes one logical request (possibly several attempts).
+type call struct {
+	op     string
+	method string
+	url    string
+	auth   Auth
+	bearer string // registry token, sent as Authorization: Bearer
+	body   []byte // marshalled once; identical on every attempt
+	decode func(status int, body []byte) error
+}
+
+// do runs c with retries on 502/503/504 and network timeouts. The body bytes
+// (and so the idempotency key) are identical on every attempt.
+func (c *Client) do(ctx context.Context, cl call) error {
+	if err := cl.auth.validate(cl.op); err != nil {
+		return err
+	}
+	if strings.ContainsAny(cl.bearer, "\r\n\x00") {
+		return validationError(cl.op, cl.url, "registry token contains control characters")
+	}
+	attempts := c.cfg.MaxAttempts
+	var last *Error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		if attempt > 1 {
+			if err := c.sleep(ctx, attempt-1); err != nil {
+				return c.ctxError(cl, err, last)
+			}
+		}
+		status, body, err := c.once(ctx, cl)
+		if err != nil {
+			if e, ok := err.(*Error); ok {
+				last = e
+				if e.Retryable && attempt < attempts && ctx.Err() == nil {
+					continue
+				}
+				return e
+			}
+			return err
+		}
+		if status >= 200 && status < 300 {
+			if err := cl.decode(status, body); err != nil {
+				var e *Error
+				if errors.As(err, &e) {
+					e.Op, e.URL = cl.op, cl.url
+					return e
+				}
+				return badResponse(cl.op, cl.url, status, err)
+			}
+			return nil
+		}
+		e := parseError(status, body)
+		e.Op, e.URL = cl.op, cl.url
+		last = e
+		if e.Retryable && attempt < attempts {
+			continue
+		}
+		return e
+	}
+	return last
+}
+
+// once performs a single attempt and returns the status and the capped body.
+func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
+	var rd io.Reader
+	if cl.body != nil {
+		rd = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, rd)
+	if err != nil {
+		return 0, nil, &Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cl.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.bearer)
+	}
+	cl.auth.apply(req.Header)
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, c.transportError(ctx, cl, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Error bodies only feed a message: keep a bounded prefix instead of
+		// failing, so a 503 with a huge HTML page is still a (retryable) 503.
+		limit := min(c.cfg.MaxBodyBytes, maxErrorBody)
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+		return resp.StatusCode, body, nil
+	}
+	if resp.ContentLength > c.cfg.MaxBodyBytes {
+		return 0, nil, c.tooLarge(cl, resp.StatusCode)
+	}
+	body, err := readLimited(resp.Body, c.cfg.MaxBodyBytes)
+	if err != nil {
+		if errors.Is(err, ErrBodyTooLarge) {
+			return 0, nil, c.tooLarge(cl, resp.StatusCode)
+		}
+		if ctx.Err() != nil {
+			return 0, nil, c.ctxError(cl, ctx.Err(), nil)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return 0, nil, &Error{Status: resp.StatusCode, Code: "timeout", Message: "timeout reading body", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+		}
+		return 0, nil, &Error{Status: resp.StatusCode, Code: "truncated_body", Message: "response body truncated", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
+	}
+	return resp.StatusCode, body, nil
+}
+
+// tooLarge is the oversized-body error.
+func (c *Client) tooLarge(cl call, status int) *Error {
+	return &Error{Status: status, Code: "body_too_large", Message: fmt.Sprintf("response body exceeds %d bytes", c.cfg.MaxBodyBytes), Op: cl.op, URL: cl.url, kinds: []error{ErrBodyTooLarge, ErrBadResponse}}
+}
+
+// transportError classifies a failure of http.Client.Do.
+func (c *Client) transportError(ctx context.Context, cl call, err error) error {
+	if ctx.Err() != nil {
+		return c.ctxError(cl, ctx.Err(), nil)
+	}
+	var rr *redirectRefusal
+	if errors.As(err, &rr) {
+		return &Error{Code: "redirect_refused", Message: rr.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrRedirectRefused, ErrBadResponse}, cause: err}
+	}
+	if errors.Is(err, errPrivateDial) {
+		return &Error{Code: "private_address", Message: "destination resolves to a private address (Config.AllowPrivate is false)", Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return &Error{Code: "connection_refused", Message: "connection refused", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Code: "timeout", Message: "network timeout", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+	}
+	return &Error{Code: "network", Message: "network error", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}
+}
+
+// ctxError reports the caller's context ending. A deadline is ErrUnavailable
+// (the seller did not answer in time, transient); a cancellation is only the
+// context error.
+func (c *Client) ctxError(cl call, err error, last *Error) error {
+	e := &Error{Code: "canceled", Message: "call canceled", Op: cl.op, URL: cl.url, cause: err}
+	if errors.Is(err, context.DeadlineExceeded) {
+		e.Code, e.Message, e.Retryable, e.kinds = "timeout", "deadline exceeded", true, []error{ErrUnavailable}
+	}
+	if last != nil {
+		e.Status = last.Status
+		e.Message += " after: " + last.Message
+	}
+	return e
+}
+
+// sleep waits for the full-jitter backoff before retry n (n>=1).
+func (c *Client) sleep(ctx context.Context, n int) error {
+	ceil := c.cfg.RetryBase << (n - 1)
+	if ceil <= 0 || ceil > maxBackoff {
+		ceil = maxBackoff
+	}
+	d := time.Duration(rand.Int64N(int64(ceil) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// readLimited reads at most max bytes; more fails with ErrBodyTooLarge.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if int64(len(b)) > max {
+		return nil, ErrBodyTooLarge
+	}
+	return b, err
+}
+
+// getJSON is the common GET-and-decode path.
+func (c *Client) getJSON(ctx context.Context, op, u string, auth Auth, decode func([]byte) error) error {
+	return c.do(ctx, call{op: op, method: http.MethodGet, url: u, auth: auth, decode: func(_ int, b []byte) error { return decode(b) }})
+}
+
+// postJSON marshals v once and POSTs it.
+func (c *Client) postJSON(ctx context.Context, op, u string, auth Auth, v any, decode func([]byte) error) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return validationError(op, u, "cannot encode request: "+err.Error())
+	}
+	return c.do(ctx, call{op: op, method: http.MethodPost, url: u, auth: auth, body: body, decode: func(_ int, b []byte) error { return decode(b) }})
+}
+
+// sellerURL validates a seller base URL for op.
+func (c *Client) sellerURL(op, raw string) (string, error) {
+	n, err := c.checkTarget(raw)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Op = op
+		}
+		return "", err
+	}
+	return n, nil
+}
+
+// queryOf builds url.Values from alternating key/value pairs, skipping empty values.
+func queryOf(kv ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	return q
+}

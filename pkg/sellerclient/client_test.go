@@ -1,0 +1,343 @@
+package sellerclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func quoteReq(key string) QuoteRequest {
+	return QuoteRequest{IdempotencyKey: key, ProductID: "prod-15ba2543", DealType: DealPD}
+}
+
+func TestRetryOn503ReusesIdenticalBody(t *testing.T) {
+	for _, status := range []int{502, 503, 504} {
+		srv := newFake(t, func(n int, _ recorded) reply {
+			if n == 0 {
+				return reply{status: status, body: `{"detail":"try later"}`}
+			}
+			return reply{body: quoteBody}
+		})
+		q, err := testClient().CreateQuote(context.Background(), srv.URL, Auth{APIKey: "ask_live_k"}, quoteReq("key-retry-1"))
+		if err != nil {
+			t.Fatalf("%d: %v", status, err)
+		}
+		if q.QuoteID != "qt-0123456789ab" {
+			t.Fatalf("quote id %q", q.QuoteID)
+		}
+		reqs := srv.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("%d: %d attempts, want 2", status, len(reqs))
+		}
+		if !bytes.Equal(reqs[0].Body, reqs[1].Body) {
+			t.Fatalf("bodies differ:\n%s\n%s", reqs[0].Body, reqs[1].Body)
+		}
+		if !bytes.Contains(reqs[0].Body, []byte(`"idempotency_key":"key-retry-1"`)) {
+			t.Fatalf("body lacks the key: %s", reqs[0].Body)
+		}
+		for _, r := range reqs {
+			if r.Header.Get("X-Api-Key") != "ask_live_k" {
+				t.Fatal("retry lost the API key")
+			}
+		}
+	}
+}
+
+func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
+	srv := newFake(t, func(int, recorded) reply { return reply{status: 503, body: `<html>down</html>`, ctype: "text/html"} })
+	c := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, MaxAttempts: 4})
+	_, err := c.GetDeal(context.Background(), srv.URL, "DEMO-7CE8BB4B565B")
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrUnavailable) || e.Status != 503 || !IsTransient(err) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(srv.requests()); n != 4 {
+		t.Fatalf("%d attempts, want 4", n)
+	}
+}
+
+func TestNoRetryOnClientErrorsAndOther5xx(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{400, `{"detail":{"error":"pg_requires_impressions","message":"PG requires impressions"}}`, ErrValidation},
+		{409, errEnvelopeBody, ErrIdempotencyConflict},
+		{500, errPlain500, ErrUnavailable},
+		{501, `{"detail":"nope"}`, ErrUnavailable},
+		{401, `{"detail":"Invalid API key"}`, ErrUnauthorized},
+		{422, err422Body, ErrValidation},
+	}
+	for _, c := range cases {
+		srv := newFake(t, func(int, recorded) reply { return reply{status: c.status, body: c.body} })
+		_, err := testClient().CreateQuote(context.Background(), srv.URL, Auth{}, quoteReq("k"))
+		if !errors.Is(err, c.want) {
+			t.Errorf("%d: err = %v, want %v", c.status, err, c.want)
+		}
+		if IsTransient(err) {
+			t.Errorf("%d: transient", c.status)
+		}
+		if n := len(srv.requests()); n != 1 {
+			t.Errorf("%d: %d attempts, want 1", c.status, n)
+		}
+	}
+}
+
+func TestRetryOnNetworkTimeout(t *testing.T) {
+	mux := http.NewServeMux()
+	var mu sync.Mutex
+	var bodies [][]byte
+	mux.HandleFunc("/api/v1/deals", func(w http.ResponseWriter, r *http.Request) {
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(r.Body)
+		mu.Lock()
+		bodies = append(bodies, buf.Bytes())
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 {
+			select { // hang past the client timeout
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(dealBody))
+	})
+	u := newHandlerServer(t, mux)
+	c := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, HTTPClient: &http.Client{Timeout: 150 * time.Millisecond}})
+	d, err := c.BookDeal(context.Background(), u, Auth{}, DealBookingRequest{IdempotencyKey: "bk-1", QuoteID: "qt-0123456789ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if d.Deal.DealID != "DEMO-7CE8BB4B565B" || len(bodies) != 2 || !bytes.Equal(bodies[0], bodies[1]) {
+		t.Fatalf("deal %q calls %d bodies %q", d.Deal.DealID, len(bodies), bodies)
+	}
+}
+
+func TestContextDeadlineIsUnavailableAndStopsRetrying(t *testing.T) {
+	mux := http.NewServeMux()
+	var calls atomic.Int32
+	mux.HandleFunc("/media-kit", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	u := newHandlerServer(t, mux)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := testClient().MediaKit(ctx, u)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || !IsTransient(err) {
+		t.Fatalf("err = %v", err)
+	}
+	if calls.Load() != 1 || time.Since(start) > time.Second {
+		t.Fatalf("calls %d after %v", calls.Load(), time.Since(start))
+	}
+	// A cancelled context is only the cancellation.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	_, err = testClient().MediaKit(ctx2, u)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) || IsTransient(err) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+func TestConnectionRefusedIsUnavailableNotRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c := New(Config{AllowPrivate: true, RetryBase: 200 * time.Millisecond})
+	start := time.Now()
+	_, err = c.MediaKit(context.Background(), "http://"+addr)
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrUnavailable) || e.Code != "connection_refused" || IsTransient(err) {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 150*time.Millisecond {
+		t.Fatalf("took %v: refused connections must not be retried with backoff", time.Since(start))
+	}
+}
+
+func TestOversizedBody(t *testing.T) {
+	big := `{"total_packages":1,"featured":[],"all_packages":[],"pad":"` + strings.Repeat("x", 4096) + `"}`
+	// Known Content-Length.
+	srv := newFake(t, func(int, recorded) reply { return reply{body: big} })
+	c := New(Config{AllowPrivate: true, MaxBodyBytes: 1024})
+	_, err := c.MediaKit(context.Background(), srv.URL)
+	if !errors.Is(err, ErrBodyTooLarge) || !errors.Is(err, ErrBadResponse) || IsTransient(err) {
+		t.Fatalf("content-length: err = %v", err)
+	}
+	// Chunked (unknown length).
+	mux := http.NewServeMux()
+	mux.HandleFunc("/media-kit", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		for i := 0; i < 8; i++ {
+			_, _ = w.Write([]byte(big[i*512 : (i+1)*512]))
+			w.(http.Flusher).Flush()
+		}
+	})
+	u := newHandlerServer(t, mux)
+	_, err = c.MediaKit(context.Background(), u)
+	if !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("chunked: err = %v", err)
+	}
+	// Exactly at the cap is fine.
+	exact := `{"total_packages":0,"pad":"` + strings.Repeat("y", 1024-len(`{"total_packages":0,"pad":""}`)) + `"}`
+	srv2 := newFake(t, func(int, recorded) reply { return reply{body: exact} })
+	mk, err := c.MediaKit(context.Background(), srv2.URL)
+	if err != nil || len(exact) != 1024 || mk.TotalPackages != 0 {
+		t.Fatalf("at cap: %v len %d", err, len(exact))
+	}
+	// The default cap is 4 MiB.
+	if New(Config{}).cfg.MaxBodyBytes != 4<<20 {
+		t.Fatal("default cap")
+	}
+}
+
+func TestLargeErrorBodyStillRetryable(t *testing.T) {
+	srv := newFake(t, func(n int, _ recorded) reply {
+		if n == 0 {
+			return reply{status: 503, body: strings.Repeat("<p>busy</p>", 100000), ctype: "text/html"}
+		}
+		return reply{body: mediaKitBody}
+	})
+	mk, err := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, MaxBodyBytes: 4096}).MediaKit(context.Background(), srv.URL)
+	if err != nil || mk.TotalPackages != 2 {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestBadSuccessBodies(t *testing.T) {
+	cases := map[string]string{
+		"html":          `<html>hello</html>`,
+		"empty":         ``,
+		"truncated":     quoteBody[:len(quoteBody)/2],
+		"array":         `[1,2,3]`,
+		"wrong shape":   `{"quote":"qt-1"}`,
+		"no quote":      `{"result":{}}`,
+		"missing id":    `{"quote":{"status":"available"}}`,
+		"float money":   strings.Replace(quoteBody, `"amount_micros":21380000`, `"amount_micros":21380000.0`, 1),
+		"bad timestamp": strings.Replace(quoteBody, `"2026-11-26T18:55:22.955953Z"`, `"tomorrow"`, 1),
+		"trailing junk": quoteBody + `}`,
+	}
+	for name, body := range cases {
+		srv := newFake(t, func(int, recorded) reply { return reply{body: body} })
+		q, err := testClient().GetQuote(context.Background(), srv.URL, "qt-0123456789ab")
+		var e *Error
+		if q != nil || !errors.As(err, &e) || !errors.Is(err, ErrBadResponse) || e.Status != 200 || e.Code != "bad_response" {
+			t.Errorf("%s: q=%v err=%v", name, q, err)
+		}
+		if n := len(srv.requests()); n != 1 {
+			t.Errorf("%s: %d attempts", name, n)
+		}
+	}
+}
+
+func TestTruncatedBodyMidStream(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/media-kit", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(len(mediaKitBody)))
+		_, _ = w.Write([]byte(mediaKitBody[:100]))
+		// Returning early closes the connection short of Content-Length.
+		hj, ok := w.(http.Hijacker)
+		if ok {
+			w.(http.Flusher).Flush()
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+		}
+	})
+	u := newHandlerServer(t, mux)
+	_, err := testClient().MediaKit(context.Background(), u)
+	if !errors.Is(err, ErrBadResponse) || IsTransient(err) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAuthHeadersAndUserAgent(t *testing.T) {
+	srv := newFake(t, routes(map[string]reply{"GET /packages": {body: `{"packages":[]}`}}))
+	c := testClient()
+	ctx := context.Background()
+	cases := []struct {
+		auth          Auth
+		xkey, authHdr string
+	}{
+		{Auth{}, "", ""},
+		{Auth{APIKey: "ask_live_abc"}, "ask_live_abc", ""},
+		{Auth{APIKey: "ask_live_abc", Bearer: true}, "", "Bearer ask_live_abc"},
+	}
+	for _, cs := range cases {
+		if _, err := c.Packages(ctx, srv.URL, cs.auth, TierClaim{}); err != nil {
+			t.Fatal(err)
+		}
+		r := srv.last(t)
+		if r.Header.Get("X-Api-Key") != cs.xkey || r.Header.Get("Authorization") != cs.authHdr {
+			t.Errorf("%+v: X-Api-Key=%q Authorization=%q", cs.auth, r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+		}
+		if r.Header.Get("User-Agent") != "test-agent/1" || r.Header.Get("Accept") != "application/json" {
+			t.Errorf("headers %v", r.Header)
+		}
+	}
+	n := len(srv.requests())
+	if _, err := c.Packages(ctx, srv.URL, Auth{APIKey: "k\r\nX-Evil: 1"}, TierClaim{}); !errors.Is(err, ErrValidation) {
+		t.Fatalf("header injection: %v", err)
+	}
+	if len(srv.requests()) != n {
+		t.Fatal("invalid key was sent")
+	}
+	if New(Config{}).cfg.UserAgent != DefaultUserAgent {
+		t.Fatal("default UA")
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := New(Config{})
+	if c.cfg.MaxAttempts != 3 || c.cfg.RetryBase != 100*time.Millisecond || c.cfg.MaxBodyBytes != 4<<20 || c.cfg.AllowPrivate {
+		t.Fatalf("defaults %+v", c.cfg)
+	}
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok || tr.Proxy != nil || tr.MaxIdleConnsPerHost == 0 || tr.TLSHandshakeTimeout == 0 {
+		t.Fatalf("transport %#v", c.hc.Transport)
+	}
+	// A caller's client is copied, not mutated.
+	own := &http.Client{Timeout: time.Second}
+	c2 := New(Config{HTTPClient: own})
+	if own.CheckRedirect != nil || c2.hc == own || c2.hc.Timeout != time.Second || c2.hc.CheckRedirect == nil {
+		t.Fatal("HTTPClient not copied")
+	}
+}
+
+func TestBackoffIsBoundedFullJitter(t *testing.T) {
+	c := New(Config{RetryBase: time.Millisecond})
+	for n := 1; n <= 3; n++ {
+		start := time.Now()
+		if err := c.sleep(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > time.Duration(1<<(n-1))*time.Millisecond+50*time.Millisecond {
+			t.Fatalf("sleep(%d) took %v", n, d)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := New(Config{RetryBase: time.Hour}).sleep(ctx, 10); !errors.Is(err, context.Canceled) {
+		t.Fatalf("sleep with cancelled ctx: %v", err)
+	}
+}

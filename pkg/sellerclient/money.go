@@ -1,0 +1,116 @@
+package sellerclient
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+)
+
+// Money is the v1 contract's exact amount: integer micros (1,000,000 = one
+// currency unit) and an ISO 4217 code. The seller rejects a JSON float in
+// amount_micros, even 20000000.0, so amounts never pass through float64 on
+// the wire.
+type Money struct {
+	AmountMicros int64  `json:"amount_micros"`
+	Currency     string `json:"currency"`
+}
+
+// USD builds a USD Money from float dollars (rounded like the seller does).
+func USD(dollars float64) Money {
+	return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
+}
+
+// DollarsToMicros converts float dollars to micros exactly as the seller does,
+// Python's round(x * 1_000_000): the product is computed in float64, then
+// rounded half to even. NaN maps to 0 and out-of-range values saturate, because
+// the function has no error result; callers validate prices before converting.
+func DollarsToMicros(dollars float64) int64 {
+	if math.IsNaN(dollars) {
+		return 0
+	}
+	v := math.RoundToEven(dollars * 1_000_000)
+	if v >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	if v <= math.MinInt64 {
+		return math.MinInt64
+	}
+	return int64(v)
+}
+
+// Dollars returns the amount in currency units (micros / 1e6), for display and
+// comparison with the legacy float surfaces (media kit, /pricing).
+func (m Money) Dollars() float64 { return float64(m.AmountMicros) / 1_000_000 }
+
+// String renders "USD 23.000000" style for logs without float rounding.
+func (m Money) String() string {
+	cur := m.Currency
+	if cur == "" {
+		cur = "USD"
+	}
+	sign := ""
+	a := m.AmountMicros
+	if a < 0 {
+		sign = "-"
+		if a == math.MinInt64 {
+			return fmt.Sprintf("%s -9223372036854.775808", cur)
+		}
+		a = -a
+	}
+	return fmt.Sprintf("%s %s%d.%06d", cur, sign, a/1_000_000, a%1_000_000)
+}
+
+// MarshalJSON emits the currency as "USD" when unset, because the seller's
+// pattern ^[A-Z]{3}$ rejects an empty string while its default is USD.
+func (m Money) MarshalJSON() ([]byte, error) {
+	type wire Money
+	w := wire(m)
+	if w.Currency == "" {
+		w.Currency = "USD"
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes strictly: amount_micros must be a JSON integer (a
+// float, even an integral one, is an error as on the seller); a missing
+// currency defaults to USD.
+func (m *Money) UnmarshalJSON(b []byte) error {
+	if isNull(b) {
+		return nil
+	}
+	var w struct {
+		AmountMicros json.RawMessage `json:"amount_micros"`
+		Currency     *string         `json:"currency"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if isNull(w.AmountMicros) {
+		return errors.New("money: amount_micros missing")
+	}
+	n, err := parseStrictInt(string(trimSpace(w.AmountMicros)))
+	if err != nil {
+		return fmt.Errorf("money: amount_micros %s: %w", truncate(string(w.AmountMicros), 40), err)
+	}
+	m.AmountMicros = n
+	m.Currency = "USD"
+	if w.Currency != nil && *w.Currency != "" {
+		m.Currency = *w.Currency
+	}
+	return nil
+}
+
+var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// validate checks a Money the buyer is about to send.
+func (m Money) validate(field string) error {
+	if m.Currency != "" && !currencyRE.MatchString(m.Currency) {
+		return fmt.Errorf("%s.currency %q must be three upper-case letters", field, m.Currency)
+	}
+	if m.AmountMicros < 0 {
+		return fmt.Errorf("%s.amount_micros must not be negative", field)
+	}
+	return nil
+}

@@ -1,0 +1,537 @@
+package sellerclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// RegistryKind selects the registry API dialect.
+type RegistryKind string
+
+// Registry dialects.
+const (
+	// RegistrySimple is the legacy trust registry: GET /agents, GET /verify.
+	RegistrySimple RegistryKind = "simple"
+	// RegistryAAMP is the IAB agent registry: GET /api/agents with a bearer JWT.
+	RegistryAAMP RegistryKind = "aamp"
+)
+
+// maxRegistryPages bounds pagination so a looping registry cannot hold a call.
+const maxRegistryPages = 100
+
+// Registry is one agent registry. Kind "" means simple. Token, when set, is
+// sent as "Authorization: Bearer <token>" (required by AAMP).
+type Registry struct {
+	URL   string
+	Kind  RegistryKind
+	Token string
+}
+
+// SellerRecord is a discovered seller. URL is normalised (NormalizeURL), so it
+// can key caches and dedup sellers across registries.
+type SellerRecord struct {
+	AgentID      string
+	Name         string
+	URL          string
+	Protocols    []string
+	Capabilities []string
+	Trust        identity.Trust
+}
+
+// SkippedRecord is a malformed registry record that was left out; the rest of
+// the listing is still used.
+type SkippedRecord struct {
+	Page    int    // 1-based page of the listing
+	Index   int    // 0-based position in that page
+	AgentID string // when it could be read
+	Reason  string
+}
+
+// Discovery is the result of DiscoverSellers. Records filtered out by
+// capability or role are not "skipped"; only malformed ones are.
+type Discovery struct {
+	Sellers []SellerRecord
+	Skipped []SkippedRecord
+	// Pages is the number of pages read; Truncated is set when the page bound
+	// stopped pagination while the registry still offered a next page.
+	Pages     int
+	Truncated bool
+}
+
+// TrustInfo is what a registry says about one agent URL.
+type TrustInfo struct {
+	AgentURL     string
+	IsRegistered bool
+	Trust        identity.Trust
+	// RegistryID is the registry's id for the agent (AAMP: the agent id).
+	RegistryID string
+}
+
+// DiscoverSellers lists the sellers of a registry that offer ANY of caps
+// (case-insensitive; empty caps = all). The simple dialect is asked to filter
+// server-side too; both dialects are filtered here so they behave the same.
+// A malformed record is skipped (see Discovery.Skipped), duplicates by URL are
+// dropped, and pagination (next link, page/total_pages, AAMP data.next) is
+// followed up to 100 pages. If a later page fails, the records read so far are
+// returned together with the error.
+func (c *Client) DiscoverSellers(ctx context.Context, reg Registry, caps []string) (Discovery, error) {
+	const op = "DiscoverSellers"
+	base, kind, err := c.registryBase(op, reg)
+	if err != nil {
+		return Discovery{}, err
+	}
+	want := capFilter(caps)
+	var first string
+	if kind == RegistryAAMP {
+		first = joinURL(base, "/api/agents", nil)
+	} else {
+		q := url.Values{"agent_type": {"seller"}}
+		if names := capNames(caps); len(names) > 0 {
+			q.Set("capabilities", strings.Join(names, ","))
+		}
+		first = joinURL(base, "/agents", q)
+	}
+	d := Discovery{Sellers: []SellerRecord{}}
+	seen := map[string]bool{}
+	err = c.paginate(ctx, op, reg, kind, first, &d, func(page, idx int, raw json.RawMessage) {
+		rec, skip, reason := c.mapRecord(kind, raw, true)
+		if reason != "" {
+			d.Skipped = append(d.Skipped, SkippedRecord{Page: page, Index: idx, AgentID: rec.AgentID, Reason: reason})
+			return
+		}
+		if skip || !matchesCaps(rec.Capabilities, want) {
+			return
+		}
+		if seen[rec.URL] {
+			d.Skipped = append(d.Skipped, SkippedRecord{Page: page, Index: idx, AgentID: rec.AgentID, Reason: "duplicate url " + rec.URL})
+			return
+		}
+		seen[rec.URL] = true
+		d.Sellers = append(d.Sellers, rec)
+	})
+	return d, err
+}
+
+// VerifyAgent asks a registry about one agent URL. Simple dialect: GET
+// /verify?agent_url=... (404 means not registered, not an error). AAMP: the
+// listing is searched for an agent whose normalised endpoint_url equals the
+// normalised agentURL; RegistryID is that agent's id. Trust strings use the
+// buyer's vocabulary (the seller's "approved" is verified).
+func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string) (TrustInfo, error) {
+	const op = "VerifyAgent"
+	target, err := NormalizeURL(agentURL)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Op = op
+		}
+		return TrustInfo{}, err
+	}
+	base, kind, err := c.registryBase(op, reg)
+	if err != nil {
+		return TrustInfo{}, err
+	}
+	unknown := TrustInfo{AgentURL: target, Trust: identity.TrustUnknown}
+	if kind == RegistryAAMP {
+		var found *TrustInfo
+		var d Discovery
+		err := c.paginate(ctx, op, reg, kind, joinURL(base, "/api/agents", nil), &d, func(_, _ int, raw json.RawMessage) {
+			if found != nil {
+				return
+			}
+			rec, _, reason := c.mapRecord(kind, raw, false)
+			if reason == "" && rec.URL == target {
+				found = &TrustInfo{AgentURL: target, IsRegistered: true, Trust: rec.Trust, RegistryID: rec.AgentID}
+			}
+		})
+		if found != nil {
+			return *found, nil
+		}
+		if err != nil {
+			return TrustInfo{}, err
+		}
+		return unknown, nil
+	}
+	var out TrustInfo
+	err = c.do(ctx, call{op: op, method: "GET", url: joinURL(base, "/verify", url.Values{"agent_url": {target}}), bearer: reg.Token,
+		decode: func(_ int, b []byte) (err error) {
+			out, err = parseVerify(b, target)
+			return err
+		}})
+	if errors.Is(err, ErrNotFound) {
+		return unknown, nil
+	}
+	if err != nil {
+		return TrustInfo{}, err
+	}
+	return out, nil
+}
+
+// registryBase validates the registry URL and kind.
+func (c *Client) registryBase(op string, reg Registry) (string, RegistryKind, error) {
+	kind := RegistryKind(strings.ToLower(string(reg.Kind)))
+	if kind == "" {
+		kind = RegistrySimple
+	}
+	if kind != RegistrySimple && kind != RegistryAAMP {
+		return "", "", validationError(op, reg.URL, fmt.Sprintf("unknown registry kind %q", reg.Kind))
+	}
+	base, err := c.checkTarget(reg.URL)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Op = op
+		}
+		return "", "", err
+	}
+	return base, kind, nil
+}
+
+// paginate GETs first and follows next pages, calling each for every record.
+func (c *Client) paginate(ctx context.Context, op string, reg Registry, kind RegistryKind, first string, d *Discovery,
+	each func(page, idx int, raw json.RawMessage)) error {
+	firstURL, _ := url.Parse(first)
+	visited := map[string]bool{first: true}
+	next := first
+	for page := 1; ; page++ {
+		if page > maxRegistryPages {
+			d.Truncated = true
+			return nil
+		}
+		var p registryPage
+		err := c.do(ctx, call{op: op, method: "GET", url: next, bearer: reg.Token, decode: func(_ int, b []byte) (err error) {
+			p, err = parseRegistryPage(kind, b)
+			return err
+		}})
+		if err != nil {
+			return err
+		}
+		d.Pages = page
+		for i, raw := range p.records {
+			each(page, i, raw)
+		}
+		nextURL, err := p.nextURL(firstURL, next)
+		if err != nil {
+			return badResponse(op, next, 200, err)
+		}
+		if nextURL == "" || visited[nextURL] {
+			return nil
+		}
+		visited[nextURL] = true
+		next = nextURL
+	}
+}
+
+// registryPage is one decoded listing page.
+type registryPage struct {
+	records    []json.RawMessage
+	next       string // next link, absolute or relative
+	page       int
+	totalPages int
+}
+
+// nextURL resolves the page's continuation: an explicit next link (same
+// origin as the registry only, so the bearer token never leaves it), else
+// page+1 when page < total_pages.
+func (p registryPage) nextURL(first *url.URL, current string) (string, error) {
+	if p.next != "" {
+		cur, err := url.Parse(current)
+		if err != nil {
+			return "", err
+		}
+		ref, err := url.Parse(p.next)
+		if err != nil {
+			return "", fmt.Errorf("registry: bad next link %q", truncate(p.next, 200))
+		}
+		abs := cur.ResolveReference(ref)
+		if !sameOrigin(abs, first) {
+			return "", fmt.Errorf("registry: next link %q leaves the registry host", truncate(abs.Redacted(), 200))
+		}
+		return abs.String(), nil
+	}
+	if p.page > 0 && p.totalPages > p.page {
+		u := *first
+		q := u.Query()
+		q.Set("page", strconv.Itoa(p.page+1))
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return "", nil
+}
+
+// parseRegistryPage decodes a listing page of either dialect: simple
+// {"agents":[...], "next"?, "page"?, "total_pages"?} and AAMP
+// {"success":true,"data":{"agents":[...],"count":N,"next"?}}. Only the
+// envelope must be well-formed; records are decoded one by one later.
+func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
+	var top map[string]json.RawMessage
+	if err := decodeObject(b, &top); err != nil {
+		return registryPage{}, fmt.Errorf("registry listing: %w", err)
+	}
+	var p registryPage
+	readPaging(&p, top)
+	container := top
+	if kind == RegistryAAMP || top["data"] != nil {
+		if raw, ok := top["success"]; ok {
+			var success bool
+			if json.Unmarshal(raw, &success) == nil && !success {
+				var msg string
+				_ = json.Unmarshal(top["error"], &msg)
+				return registryPage{}, fmt.Errorf("registry answered success=false: %s", truncate(msg, 200))
+			}
+		}
+		if data, ok := top["data"]; ok && !isNull(data) {
+			t := trimSpace(data)
+			if t[0] == '[' {
+				container = map[string]json.RawMessage{"agents": t}
+			} else {
+				var inner map[string]json.RawMessage
+				if err := json.Unmarshal(t, &inner); err != nil {
+					return registryPage{}, fmt.Errorf("registry listing data: %w", err)
+				}
+				container = inner
+				readPaging(&p, inner)
+			}
+		} else if kind == RegistryAAMP {
+			return registryPage{}, errors.New(`registry listing: no "data"`)
+		}
+	}
+	if raw, ok := container["agents"]; ok && !isNull(raw) {
+		if err := json.Unmarshal(raw, &p.records); err != nil {
+			return registryPage{}, fmt.Errorf(`registry listing "agents": %w`, err)
+		}
+	}
+	return p, nil
+}
+
+// readPaging picks up next/page/total_pages from an object, tolerating types.
+func readPaging(p *registryPage, obj map[string]json.RawMessage) {
+	for _, k := range []string{"next", "next_url", "next_page_url"} {
+		var s string
+		if json.Unmarshal(obj[k], &s) == nil && looksLikeLink(s) {
+			p.next = s
+			break
+		}
+	}
+	var n flexInt
+	if raw, ok := obj["page"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+		p.page = int(n)
+	}
+	n = 0
+	if raw, ok := obj["total_pages"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+		p.totalPages = int(n)
+	}
+}
+
+// looksLikeLink separates URL references from opaque cursors.
+func looksLikeLink(s string) bool {
+	s = strings.TrimSpace(s)
+	return s != "" && (strings.Contains(s, "/") || strings.HasPrefix(s, "?"))
+}
+
+// simpleRecord is a record of the simple registry (the reference AgentCard).
+type simpleRecord struct {
+	AgentID      string     `json:"agent_id"`
+	Name         string     `json:"name"`
+	URL          string     `json:"url"`
+	Protocols    stringList `json:"protocols"`
+	Capabilities stringList `json:"capabilities"`
+	TrustLevel   string     `json:"trust_level"`
+	TrustStatus  string     `json:"trust_status"`
+}
+
+// aampRecord is a record of the IAB agent registry.
+type aampRecord struct {
+	ID                 json.RawMessage `json:"id"`
+	AgentName          string          `json:"agent_name"`
+	EndpointURL        string          `json:"endpoint_url"`
+	ProtocolType       string          `json:"protocol_type"`
+	Capabilities       stringList      `json:"capabilities"`
+	IABCapabilities    stringList      `json:"iab_capabilities"`
+	IndustryRoles      stringList      `json:"industry_roles"`
+	VerificationStatus string          `json:"verification_status"`
+}
+
+// mapRecord turns one raw record into a SellerRecord. reason is non-empty for
+// a malformed record; skip is true for a well-formed record that is not a
+// seller (AAMP industry_roles without "seller", when sellersOnly).
+func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly bool) (rec SellerRecord, skip bool, reason string) {
+	t := trimSpace(raw)
+	if len(t) == 0 || t[0] != '{' {
+		return rec, false, "record is not a JSON object"
+	}
+	var rawURL string
+	if kind == RegistryAAMP {
+		var a aampRecord
+		if err := json.Unmarshal(t, &a); err != nil {
+			return rec, false, "malformed record: " + shortErr(err)
+		}
+		rec.AgentID = idString(a.ID)
+		if rec.AgentID == "" {
+			rec.AgentID = a.AgentName
+		}
+		rec.Name = a.AgentName
+		if rec.AgentID == "" {
+			return rec, false, "missing id and agent_name"
+		}
+		rawURL = a.EndpointURL
+		if strings.TrimSpace(rawURL) == "" {
+			return rec, false, "missing endpoint_url"
+		}
+		if a.ProtocolType != "" {
+			rec.Protocols = []string{a.ProtocolType}
+		}
+		rec.Capabilities = dedup(a.Capabilities, a.IABCapabilities)
+		rec.Trust = identity.TrustRegistered
+		if strings.EqualFold(strings.TrimSpace(a.VerificationStatus), "active") {
+			rec.Trust = identity.TrustVerified
+		}
+		if sellersOnly && len(a.IndustryRoles) > 0 && !containsFold(a.IndustryRoles, "seller") {
+			skip = true
+		}
+	} else {
+		var s simpleRecord
+		if err := json.Unmarshal(t, &s); err != nil {
+			return rec, false, "malformed record: " + shortErr(err)
+		}
+		rec.AgentID, rec.Name, rawURL = s.AgentID, s.Name, s.URL
+		switch {
+		case rec.AgentID == "":
+			return rec, false, "missing agent_id"
+		case rec.Name == "":
+			return rec, false, "missing name"
+		case strings.TrimSpace(rawURL) == "":
+			return rec, false, "missing url"
+		}
+		rec.Protocols = dedup(s.Protocols)
+		rec.Capabilities = dedup(s.Capabilities)
+		trust := s.TrustLevel
+		if trust == "" {
+			trust = s.TrustStatus
+		}
+		rec.Trust = identity.ParseTrust(trust)
+	}
+	n, err := NormalizeURL(rawURL)
+	if err != nil {
+		return rec, false, "invalid url: " + shortErr(err)
+	}
+	if !c.cfg.AllowPrivate {
+		if u, _ := url.Parse(n); u != nil && isPrivateHost(u.Hostname()) {
+			return rec, false, "private url refused: " + n
+		}
+	}
+	rec.URL = n
+	if rec.Protocols == nil {
+		rec.Protocols = []string{}
+	}
+	if rec.Capabilities == nil {
+		rec.Capabilities = []string{}
+	}
+	return rec, skip, ""
+}
+
+// parseVerify decodes the simple registry's /verify answer. It also accepts the
+// IAB AgentTrustVerification shape (trust_status, agent_id).
+func parseVerify(b []byte, target string) (TrustInfo, error) {
+	var v struct {
+		IsRegistered *bool           `json:"is_registered"`
+		TrustLevel   string          `json:"trust_level"`
+		TrustStatus  string          `json:"trust_status"`
+		RegistryID   json.RawMessage `json:"registry_id"`
+		AgentID      json.RawMessage `json:"agent_id"`
+	}
+	if err := decodeObject(b, &v); err != nil {
+		return TrustInfo{}, fmt.Errorf("verify: %w", err)
+	}
+	trust := v.TrustLevel
+	if trust == "" {
+		trust = v.TrustStatus
+	}
+	out := TrustInfo{AgentURL: target, Trust: identity.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
+	if out.RegistryID == "" {
+		out.RegistryID = idString(v.AgentID)
+	}
+	if v.IsRegistered != nil {
+		out.IsRegistered = *v.IsRegistered
+	} else {
+		out.IsRegistered = out.Trust != identity.TrustUnknown
+	}
+	return out, nil
+}
+
+// idString renders a JSON id (string or number) as a string; null is "".
+func idString(raw json.RawMessage) string {
+	t := trimSpace(raw)
+	if isNull(t) {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(t, &s) == nil {
+		return strings.TrimSpace(s)
+	}
+	var n json.Number
+	d := json.NewDecoder(bytes.NewReader(t))
+	d.UseNumber()
+	if d.Decode(&n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// capFilter lowercases the wanted capabilities; nil means no filter.
+func capFilter(caps []string) map[string]bool {
+	names := capNames(caps)
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[strings.ToLower(n)] = true
+	}
+	return m
+}
+
+// capNames trims and drops empty capability names, keeping caller order.
+func capNames(caps []string) []string {
+	var out []string
+	for _, c := range caps {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// matchesCaps is ANY-match, case-insensitive; a nil filter matches all.
+func matchesCaps(have []string, want map[string]bool) bool {
+	if want == nil {
+		return true
+	}
+	for _, h := range have {
+		if want[strings.ToLower(strings.TrimSpace(h))] {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether list holds s, case-insensitively.
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(strings.TrimSpace(x), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// shortErr keeps error text short for skip reasons.
+func shortErr(err error) string { return truncate(err.Error(), 200) }

@@ -1,0 +1,268 @@
+package booker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/portfolio"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+func TestFitBudget(t *testing.T) {
+	cases := []struct {
+		name   string
+		lines  []events.PlanLine
+		budget float64
+		want   []int64
+	}{
+		{"fits", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 500, CPM: 20}}, 20, []int64{1000, 500}},
+		{"cent rounding over", []events.PlanLine{{Impressions: 1388888, CPM: 12}, {Impressions: 1000, CPM: 0.35}}, 16666.65, []int64{1388887}},
+		{"trim last", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 1000, CPM: 10}}, 15, []int64{1000, 500}},
+		{"drop empty", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 10, CPM: 10}}, 10, []int64{1000}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := &events.PortfolioProposed{Lines: append([]events.PlanLine(nil), c.lines...)}
+			FitBudget(p, c.budget)
+			var got []int64
+			var cost int64
+			for _, l := range p.Lines {
+				got = append(got, l.Impressions)
+				cost += LineCost(l.Impressions, l.CPM)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) || cost > micros(c.budget) {
+				t.Fatalf("impressions %v (cost %d micros), want %v within %d", got, cost, c.want, micros(c.budget))
+			}
+		})
+	}
+}
+
+func TestProjectionReadiness(t *testing.T) {
+	c := &Campaign{}
+	now := time.Unix(100, 0)
+	ev := func(k events.Kind, id string, data any) events.Event {
+		e, err := events.New(k, id, "test", "c1", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	req := events.CampaignRequested{CampaignID: "c1", Brief: events.Brief{Name: "n", Budget: 100, StartDate: "2027-01-01", EndDate: "2027-01-02"}}
+	q := func(seller, pkg string) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "c1", Seller: events.Seller{URL: seller, Trust: identity.TrustVerified, Source: "x"}, Package: events.Package{ID: pkg},
+			PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeAccepted}
+	}
+	steps := []struct {
+		e     events.Event
+		ready bool
+		done  int
+	}{
+		{ev(events.KindCampaignRequested, "1", req), false, 0},
+		{ev(events.KindDiscoveryCompleted, "2", events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"a", "b"}}), false, 0},
+		{ev(events.KindQuoteReady, "3", q("a", "p1")), false, 0},
+		{ev(events.KindQuoteReady, "3", q("a", "p1")), false, 0}, // redelivered: no change
+		{ev(events.KindQuoteReady, "4", q("a", "p2")), false, 1},
+		{ev(events.KindSellerSkipped, "5", events.SellerSkipped{CampaignID: "c1", SellerURL: "b", Stage: "kitfetcher", Code: "timeout", Reason: "slow"}), true, 2},
+	}
+	for i, s := range steps {
+		if _, err := c.apply(s.e, now, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		done, _ := c.Resolved()
+		if c.Ready() != s.ready || done != s.done {
+			t.Fatalf("step %d: ready %v done %d, want %v %d", i, c.Ready(), done, s.ready, s.done)
+		}
+	}
+	if len(c.Quotes) != 2 || c.Status != StatusRunning || c.Deadline != now.Add(time.Minute) || c.Progress < 0.79 {
+		t.Fatalf("projection %+v", c)
+	}
+}
+
+func TestLedgerNeverExceedsBudget(t *testing.T) {
+	env := natstest.Start(t)
+	kv, err := env.Bus.KV(t.Context(), bus.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, refused atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 25; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := events.PlanLine{SellerURL: "http://s", PackageID: fmt.Sprint("p", i), QuoteID: fmt.Sprint("q", i), Impressions: 1000, CPM: 10}
+			_, err := reserve(t.Context(), kv, "budget", 100, l)
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, errBudget):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var led Ledger
+	if _, _, err := bus.GetJSON(t.Context(), kv, "budget", &led); err != nil {
+		t.Fatal(err)
+	}
+	if ok.Load() != 10 || refused.Load() != 15 || led.Committed() != 100_000_000 {
+		t.Fatalf("reserved %d refused %d committed %d micros; want 10, 15, exactly the budget", ok.Load(), refused.Load(), led.Committed())
+	}
+}
+
+// crashTransport simulates the booker dying around the seller's booking
+// call: "before" fails the first deal POST without sending it (crash
+// after the ledger write), "after" sends it and then loses the answer
+// (crash after the seller booked, before anything was recorded or acked).
+type crashTransport struct {
+	mode  string
+	fired atomic.Bool
+}
+
+func (c *crashTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	isDeal := r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/api/v1/deals")
+	if isDeal && c.mode == "before" && c.fired.CompareAndSwap(false, true) {
+		return nil, errors.New("simulated crash before the seller call")
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if isDeal && c.mode == "after" && err == nil && c.fired.CompareAndSwap(false, true) {
+		resp.Body.Close()
+		return nil, errors.New("simulated crash after the seller call")
+	}
+	return resp, err
+}
+
+func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
+	for _, mode := range []string{"before", "after"} {
+		t.Run(mode, func(t *testing.T) {
+			env := natstest.Start(t)
+			m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{sandbox.DefaultMarket().Sellers[1]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			seller := m.Sellers[0]
+			creds := m.Credentials()
+			campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
+			ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
+			good := sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})
+			// Two real agency quotes: one booked as quoted, one re-quoted
+			// for a smaller planned volume.
+			c := &Campaign{ID: "crash-" + mode, Status: StatusBooking, Quotes: map[string]events.QuoteReady{},
+				Request: &events.CampaignRequested{CampaignID: "crash-" + mode, AutoApprove: true,
+					Brief: events.Brief{Name: "n", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+			var lines []events.PlanLine
+			for i, pkg := range []struct{ id, product string }{{"pkg-a0e00001", sandbox.ProductPreRollVideo}, {"pkg-a0e00002", sandbox.ProductPremiumDisplay}} {
+				key, _ := creds.Key(seller.URL, identity.TierAgency)
+				imps := int64(200000)
+				qt, err := good.CreateQuote(t.Context(), seller.URL, sellerclient.Auth{APIKey: key}, sellerclient.QuoteRequest{IdempotencyKey: fmt.Sprint("q", i, mode),
+					ProductID: pkg.product, DealType: sellerclient.DealPD, Impressions: &imps})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cpm := qt.Pricing.FinalCPM.Dollars()
+				url := identity.NormalizeURL(seller.URL)
+				q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
+					Package: events.Package{ID: pkg.id, ProductID: pkg.product}, PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeFixedPrice,
+					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPM: cpm, ListCPM: cpm}
+				c.Quotes[QuoteKey(url, pkg.id)] = q
+				planned := imps
+				if i == 1 {
+					planned = 150000
+				}
+				lines = append(lines, events.PlanLine{QuoteID: qt.QuoteID, SellerURL: url, PackageID: pkg.id, ProductID: pkg.product, DealType: "PD",
+					Tier: identity.TierAgency, CPM: cpm, Impressions: planned, Spend: float64(LineCost(planned, cpm)) / 1e6})
+			}
+			c.Plan = &events.PortfolioProposed{CampaignID: c.ID, Budget: 10000, Lines: lines, Revision: 1, AutoApprove: true}
+			if _, err := bus.Update(t.Context(), campaigns, c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *c; return true, nil }); err != nil {
+				t.Fatal(err)
+			}
+			appr, _ := events.New(events.KindPortfolioApproved, "appr-"+mode, "test", c.ID, events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines})
+
+			crashing := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+				Booker: &Booker{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &crashTransport{mode: mode}}}), Credentials: creds}}
+			if _, err := crashing.HandleBook(t.Context(), appr); err == nil {
+				t.Fatal("the crashed attempt reported success")
+			}
+			// The redelivered approval reaches a healthy replica.
+			healthy := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+				Booker: &Booker{Client: good, Credentials: creds}}
+			out1, err := healthy.HandleBook(t.Context(), appr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out2, err := healthy.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out1) != len(out2) {
+				t.Fatalf("replay emitted %d events, first run %d", len(out2), len(out1))
+			}
+			for i := range out1 {
+				if out1[i].ID() != out2[i].ID() {
+					t.Fatalf("replay changed event %d id", i)
+				}
+			}
+			deals := seller.Deals()
+			if len(deals) != 2 {
+				t.Fatalf("seller holds %d deals, want exactly one per approved line (2)", len(deals))
+			}
+			var booked []events.DealBooked
+			for _, e := range out1 {
+				if e.Type() == events.KindDealBooked.Type {
+					d, _ := events.PayloadOf[events.DealBooked](e, events.KindDealBooked)
+					booked = append(booked, d)
+				}
+			}
+			if len(booked) != 2 {
+				t.Fatalf("DealBooked events = %d", len(booked))
+			}
+			for _, d := range booked {
+				if d.CPMMismatch || d.DealID == "" || d.SpendMicros != LineCost(d.Impressions, d.CPM) {
+					t.Fatalf("deal %+v", d)
+				}
+				if d.PackageID == "pkg-a0e00002" && (d.Impressions != 150000 || d.QuoteID == lines[1].QuoteID) {
+					t.Fatalf("re-quoted line booked %d impressions on quote %s", d.Impressions, d.QuoteID)
+				}
+			}
+			var final Campaign
+			_, _, _ = bus.GetJSON(t.Context(), campaigns, c.ID, &final)
+			if final.Status != StatusCompleted || len(final.Deals) != 2 {
+				t.Fatalf("campaign %s with %d deals", final.Status, len(final.Deals))
+			}
+		})
+	}
+}
+
+func TestCheckApproval(t *testing.T) {
+	plan := &events.PortfolioProposed{Revision: 1, Lines: []events.PlanLine{{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPM: 10, Impressions: 100, Spend: 1}}}
+	cases := []struct {
+		name string
+		l    events.PlanLine
+		ok   bool
+	}{
+		{"same", plan.Lines[0], true},
+		{"more impressions", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPM: 10, Impressions: 1000, Spend: 10}, false},
+		{"not planned", events.PlanLine{QuoteID: "q2", SellerURL: "s", PackageID: "p2", CPM: 10, Impressions: 100, Spend: 1}, false},
+	}
+	for _, c := range cases {
+		err := checkApproval(plan, events.PortfolioApproved{Revision: 1, Lines: []events.PlanLine{c.l}})
+		if (err == nil) != c.ok {
+			t.Errorf("%s: err %v", c.name, err)
+		}
+	}
+}
