@@ -163,7 +163,7 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 	if !ok {
 		return finish(nil, fail("unknown_quote", "approved line matches no quote of the campaign"))
 	}
-	auth, err := authFor(b.Credentials, l.SellerURL, q.Tier)
+	auth, err := sellerclient.AuthFor(b.Credentials, l.SellerURL, q.Tier)
 	if err != nil {
 		return finish(nil, fail("credentials", err.Error()))
 	}
@@ -283,15 +283,4 @@ func failCode(err error) string {
 	default:
 		return "seller_error"
 	}
-}
-
-func authFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
-	if tier == identity.TierPublic || tier == "" {
-		return sellerclient.Auth{}, nil
-	}
-	key, ok := c.Key(sellerURL, tier)
-	if !ok {
-		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
-	}
-	return sellerclient.Auth{APIKey: key}, nil
 }

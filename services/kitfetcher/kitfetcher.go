@@ -108,26 +108,12 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 	return fit, nil
 }
 
-// AuthFor returns the credential for the disclosed tier. Public needs none;
-// a missing key for a higher tier is an error, never a silent upgrade or
-// downgrade (the discoverer only decides tiers it holds keys for).
-func AuthFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
-	if tier == identity.TierPublic || tier == "" {
-		return sellerclient.Auth{}, nil
-	}
-	key, ok := c.Key(sellerURL, tier)
-	if !ok {
-		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
-	}
-	return sellerclient.Auth{APIKey: key}, nil
-}
-
 // fetch gets the seller's packages in one round trip: keyword search when
 // the brief has keywords, otherwise the authenticated list for a revealed
 // tier (exact prices, floors, flags) or the public list.
 func (s *Service) fetch(ctx context.Context, sf events.SellerFound) ([]sellerclient.Package, error) {
 	tier := sf.Disclosure.Tier
-	auth, err := AuthFor(s.Credentials, sf.Seller.URL, tier)
+	auth, err := sellerclient.AuthFor(s.Credentials, sf.Seller.URL, tier)
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,7 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 	}
 	retryable := func(err error) bool { return ctx.Err() != nil || isKVError(err) }
 
-	auth, err := authFor(s.Credentials, pf.Seller.URL, tier)
+	auth, err := sellerclient.AuthFor(s.Credentials, pf.Seller.URL, tier)
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -403,15 +403,4 @@ func sharesFormat(a, b []string) bool {
 func isKVError(err error) bool {
 	return errors.Is(err, bus.ErrConflict) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrConnectionClosed) || strings.Contains(err.Error(), "bus: kv")
-}
-
-func authFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (sellerclient.Auth, error) {
-	if tier == identity.TierPublic || tier == "" {
-		return sellerclient.Auth{}, nil
-	}
-	key, ok := c.Key(sellerURL, tier)
-	if !ok {
-		return sellerclient.Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
-	}
-	return sellerclient.Auth{APIKey: key}, nil
 }
