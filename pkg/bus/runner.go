@@ -163,7 +163,8 @@ func (b *Bus) Run(ctx context.Context, cfg StageConfig, h Handler) error {
 			b.handleMsg(hctx, cfg, h, m)
 		}()
 	},
-		jetstream.PullMaxMessages(cfg.Workers),
+		jetstream.PullMaxMessages(2*cfg.Workers),
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) || ctx.Err() == nil {
 				log.Warn().Err(err).Msg("consume")
