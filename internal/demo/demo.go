@@ -180,7 +180,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		}
 		return u
 	}
-	p, _, err := events.Payload(e)
+	p, _, err := events.PayloadTrusted(e)
 	if err != nil {
 		return true
 	}

@@ -179,18 +179,27 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 // its campaign, waiting for the stream's acknowledgement. A duplicate (same
 // id inside the window) is acknowledged without being stored again.
 func (b *Bus) Publish(ctx context.Context, e events.Event) error {
+	m, err := b.encode(e)
+	if err != nil {
+		return err
+	}
+	if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+		return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
+	}
+	return nil
+}
+
+// encode renders e for its kind's subject of its campaign.
+func (b *Bus) encode(e events.Event) (*nats.Msg, error) {
 	k, ok := events.KindOf(e.Type())
 	if !ok {
-		return fmt.Errorf("bus: publish: %w: unknown type %q", events.ErrInvalid, e.Type())
+		return nil, fmt.Errorf("bus: publish: %w: unknown type %q", events.ErrInvalid, e.Type())
 	}
 	m, err := events.Encode(e, k.SubjectFor(e.Subject()))
 	if err != nil {
-		return fmt.Errorf("bus: publish %s: %w", k.Name, err)
+		return nil, fmt.Errorf("bus: publish %s: %w", k.Name, err)
 	}
-	if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
-		return fmt.Errorf("bus: publish %s %s: %w", k.Name, e.ID(), err)
-	}
-	return nil
+	return m, nil
 }
 
 // IsNotFound reports whether err means a KV key or stream message is absent.

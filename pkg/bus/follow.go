@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -26,17 +25,23 @@ func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Even
 	if err != nil {
 		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
 	}
+	// One long-lived pull subscription: calling Next on the ordered
+	// consumer itself would create a server-side consumer per call.
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
+		m, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
-				continue
-			}
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return err
 			}
 			continue
 		}

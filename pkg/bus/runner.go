@@ -204,10 +204,10 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 
 	in, err := events.Decode(m.Headers(), m.Data())
 	if err == nil {
-		if k, ok := events.KindOf(in.Type()); !ok {
+		// The payload's schema is checked where it is decoded
+		// (events.PayloadOf), once; its ErrInvalid dead-letters the event.
+		if _, ok := events.KindOf(in.Type()); !ok {
 			err = fmt.Errorf("%w: unknown type %q", events.ErrInvalid, in.Type())
-		} else if verr := events.ValidateData(k, in.Data()); verr != nil {
-			err = verr
 		} else if verr := events.ValidateCampaignID(in.Subject()); verr != nil {
 			err = verr
 		}
@@ -260,12 +260,38 @@ func safeCall(ctx context.Context, h Handler, in events.Event) (outs []events.Ev
 }
 
 func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
-	for _, o := range outs {
-		if err := b.Publish(ctx, o); err != nil {
+	if len(outs) == 1 {
+		if err := b.Publish(ctx, outs[0]); err != nil {
 			if errors.Is(err, events.ErrInvalid) {
 				return Permanent(err)
 			}
 			return err
+		}
+		return nil
+	}
+	// Many outputs (the discoverer's fan-out): publish them pipelined and
+	// wait for every acknowledgement before the input is acked. A failure
+	// leaves the input to be redelivered; its outputs' deterministic ids
+	// make the re-publication of those already stored a no-op.
+	futures := make([]jetstream.PubAckFuture, 0, len(outs))
+	for _, o := range outs {
+		m, err := b.encode(o)
+		if err != nil {
+			return Permanent(err)
+		}
+		f, err := b.JS.PublishMsgAsync(m, jetstream.WithExpectStream(StreamEvents))
+		if err != nil {
+			return fmt.Errorf("bus: publish %s: %w", o.ID(), err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil

@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/kitfetcher"
+	"github.com/dealflow/dealflow/services/negotiator"
+)
+
+func benchMarket(b *testing.B, n int, latency time.Duration) *sandbox.Market {
+	b.Helper()
+	m, err := sandbox.Start(context.Background(), sandbox.GenerateMarket(n, latency), sandbox.WithSharedListener(), sandbox.WithoutRequestLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func benchApp(b *testing.B, m *sandbox.Market, stages []string, mutate func(*config.Config)) *app.App {
+	b.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages = b.TempDir(), m.RegistryURL, true, stages
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(a.Stop)
+	return a
+}
+
+func allocMB() float64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.TotalAlloc) / (1 << 20)
+}
+
+// BenchmarkDiscoveryAndKits runs campaign discovery plus media-kit fetching
+// across N sandbox sellers that each answer after a fixed latency. The
+// critical path is two sequential round trips (registry, then each seller's
+// packages in parallel); "x-latency" is the wall time as a multiple of the
+// latency (ideal: about 2).
+func BenchmarkDiscoveryAndKits(b *testing.B) {
+	const latency = 50 * time.Millisecond
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("sellers=%d", n), func(b *testing.B) {
+			m := benchMarket(b, n, latency)
+			a := benchApp(b, m, []string{"discoverer", "kitfetcher"}, func(c *config.Config) { c.KitWorkers = min(n, 500) })
+			var total time.Duration
+			mb0 := allocMB()
+			for i := 0; i < b.N; i++ {
+				id := fmt.Sprintf("kits-%d-%d", n, i)
+				req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", Budget: 100000, StartDate: "2027-01-01", EndDate: "2027-01-31",
+					Channels: []string{"ctv", "video", "display", "mobile"}}, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, RequestedAt: time.Now()}
+				e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
+				start := time.Now()
+				if err := a.Bus.Publish(context.Background(), e); err != nil {
+					b.Fatal(err)
+				}
+				expected, resolved := -1, map[string]bool{}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				err := a.Bus.Follow(ctx, id, func(e events.Event) bool {
+					p, _, _ := events.PayloadTrusted(e)
+					switch v := p.(type) {
+					case *events.DiscoveryCompleted:
+						expected = len(v.Sellers)
+					case *events.PackageFound:
+						resolved[v.Seller.URL] = true
+					case *events.SellerSkipped:
+						if v.Stage == events.StageKitfetcher {
+							resolved[v.SellerURL] = true
+						}
+					}
+					return expected < 0 || len(resolved) < expected
+				})
+				cancel()
+				if err != nil || expected != n {
+					b.Fatalf("expected %d sellers, resolved %d: %v", expected, len(resolved), err)
+				}
+				total += time.Since(start)
+			}
+			wall := total / time.Duration(b.N)
+			b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
+			b.ReportMetric(float64(wall)/float64(latency), "x-latency")
+			b.ReportMetric((allocMB()-mb0)/float64(b.N), "alloc-MB/campaign")
+		})
+	}
+}
+
+// benchPackages fetches one fitting package per seller, as the kitfetcher
+// would emit them, at agency tier.
+func benchPackages(b *testing.B, m *sandbox.Market) []events.PackageFound {
+	b.Helper()
+	client := sellerclient.New(sellerclient.Config{AllowPrivate: true})
+	kit := &kitfetcher.Service{Client: client, Credentials: m.Credentials(), SellerTimeout: time.Minute}
+	brief := events.Brief{Name: "bench", Budget: 40000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 12, MaxCPM: 40}}
+	var out []events.PackageFound
+	for _, s := range m.Sellers {
+		sf := events.SellerFound{CampaignID: "x", Seller: events.Seller{URL: identity.NormalizeURL(s.URL), Name: s.Name, Trust: identity.TrustPreferred, Source: "registry"},
+			Disclosure: events.Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief}
+		pkgs, err := kit.Fetch(context.Background(), sf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, events.PackageFound{Seller: sf.Seller, Disclosure: sf.Disclosure, Package: pkgs[0], PackagesTotal: 1, Brief: brief})
+	}
+	return out
+}
+
+// BenchmarkNegotiation publishes 100 campaigns x 20 packages (one per
+// sandbox seller, each answering after a fixed latency) to negotiator
+// replicas sharing the durable consumer, and reports negotiations per
+// second. The single-campaign case reports the campaign's negotiation time
+// as a multiple of (sequential seller calls of its longest negotiation x
+// latency): the ideal is 1, since all its negotiations run at once.
+func BenchmarkNegotiation(b *testing.B) {
+	const latency = 20 * time.Millisecond
+	for _, c := range []struct {
+		campaigns, replicas int
+	}{{1, 1}, {100, 1}, {100, 2}, {100, 3}} {
+		b.Run(fmt.Sprintf("campaigns=%d/replicas=%d", c.campaigns, c.replicas), func(b *testing.B) {
+			m := benchMarket(b, 20, latency)
+			pkgs := benchPackages(b, m)
+			env := natstest.Start(b)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			for r := 0; r < c.replicas; r++ {
+				rb := env.Connect(b, fmt.Sprint("neg-", r))
+				sessions, _ := rb.KV(ctx, bus.BucketNegotiations)
+				quotes, _ := rb.KV(ctx, bus.BucketQuotes)
+				svc := &negotiator.Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true}), Credentials: m.Credentials(),
+					Sessions: sessions, Quotes: quotes, Timeout: time.Minute, Log: natstest.Logger()}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = rb.Run(ctx, bus.StageConfig{Name: negotiator.Stage, Subjects: negotiator.Subjects(), Workers: 64}, svc.Handle)
+				}()
+			}
+			defer func() { cancel(); wg.Wait() }()
+			var totalWall time.Duration
+			var ratios []float64
+			for it := 0; it < b.N; it++ {
+				start := time.Now()
+				for ci := 0; ci < c.campaigns; ci++ {
+					id := fmt.Sprintf("neg-%d-%d", it, ci)
+					for pi, p := range pkgs {
+						p.CampaignID = id
+						p.Negotiation = events.NegotiationPolicy{Strategy: []string{"threshold", "adaptive", "competitive"}[pi%3]}
+						e, _ := events.New(events.KindPackageFound, events.NewID(), "bench", id, p)
+						if err := env.Bus.Publish(ctx, e); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				var mu sync.Mutex
+				var fwg sync.WaitGroup
+				for ci := 0; ci < c.campaigns; ci++ {
+					id := fmt.Sprintf("neg-%d-%d", it, ci)
+					fwg.Add(1)
+					go func() {
+						defer fwg.Done()
+						got, maxCalls := 0, 0
+						fctx, fcancel := context.WithTimeout(ctx, 5*time.Minute)
+						defer fcancel()
+						_ = env.Bus.Follow(fctx, id, func(e events.Event) bool {
+							if q, err := events.PayloadOf[events.QuoteReady](e, events.KindQuoteReady); err == nil {
+								got++
+								calls := 1 + len(q.Rounds) // the quote, then each counter
+								if q.Outcome == events.OutcomeAccepted && len(q.Rounds) > 0 && q.Rounds[len(q.Rounds)-1].SellerAction != "accept" {
+									calls++ // the buyer's accept message
+								}
+								maxCalls = max(maxCalls, calls)
+							}
+							return got < len(pkgs)
+						})
+						mu.Lock()
+						ratios = append(ratios, float64(time.Since(start))/float64(time.Duration(maxCalls)*latency))
+						mu.Unlock()
+					}()
+				}
+				fwg.Wait()
+				totalWall += time.Since(start)
+			}
+			n := float64(b.N * c.campaigns * len(pkgs))
+			b.ReportMetric(n/totalWall.Seconds(), "negotiations/s")
+			sort.Float64s(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "campaign-x-critical-path(p50)")
+		})
+	}
+}
+
+// BenchmarkCampaignEndToEnd runs one whole campaign (auto-approved) through
+// all four stages against sandbox sellers with a fixed latency and reports
+// its wall time as a multiple of the critical path: the sequential seller
+// round trips (registry, packages, quote, the longest negotiation's rounds,
+// re-quote, booking) times the latency.
+func BenchmarkCampaignEndToEnd(b *testing.B) {
+	const latency = 50 * time.Millisecond
+	m := benchMarket(b, 10, latency)
+	a := benchApp(b, m, []string{"discoverer", "kitfetcher", "negotiator", "booker"}, nil)
+	var ratios, walls []float64
+	for i := 0; i < b.N; i++ {
+		id := fmt.Sprintf("e2e-%d", i)
+		req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31",
+			Channels: []string{"ctv", "video"}, KPIs: events.KPIs{TargetCPM: 14, MaxCPM: 40}, PerSellerCap: 15000},
+			Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, AutoApprove: true, RequestedAt: time.Now()}
+		e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
+		start := time.Now()
+		if err := a.Bus.Publish(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+		maxCalls, status := 0, ""
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		_ = a.Bus.Follow(ctx, id, func(e events.Event) bool {
+			p, _, _ := events.PayloadTrusted(e)
+			switch v := p.(type) {
+			case *events.QuoteReady:
+				calls := 1 + len(v.Rounds)
+				if v.Outcome == events.OutcomeAccepted && len(v.Rounds) > 0 && v.Rounds[len(v.Rounds)-1].SellerAction != "accept" {
+					calls++
+				}
+				maxCalls = max(maxCalls, calls)
+			case *events.CampaignCompleted:
+				status = v.Status
+				return false
+			}
+			return true
+		})
+		cancel()
+		if status != "completed" {
+			b.Fatalf("campaign ended %q", status)
+		}
+		wall := time.Since(start)
+		critical := 2 + maxCalls + 2 // registry, packages, negotiation, re-quote, booking
+		walls = append(walls, float64(wall.Milliseconds()))
+		ratios = append(ratios, float64(wall)/float64(time.Duration(critical)*latency))
+	}
+	b.ReportMetric(mean(walls), "wall-ms")
+	b.ReportMetric(mean(ratios), "x-critical-path")
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return math.Round(s/float64(len(xs))*100) / 100
+}
