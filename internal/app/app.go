@@ -47,6 +47,7 @@ type App struct {
 	errMu  sync.Mutex
 	err    error
 	httpSv *http.Server
+	buyer  identity.BuyerIdentity
 }
 
 // Options adjust an App beyond its Config (used by the demo and tests).
@@ -58,6 +59,8 @@ type Options struct {
 	// StageTuning adjusts every stage's consumer config (tests shorten
 	// AckWait and MaxDeliver).
 	StageTuning func(*bus.StageConfig)
+	// Buyer replaces loading --buyer.
+	Buyer *identity.BuyerIdentity
 	// SweepEvery is how often the booker checks deadlines (default 1s).
 	SweepEvery time.Duration
 }
@@ -92,6 +95,18 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		}
 	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+	if o.Buyer != nil {
+		a.buyer = *o.Buyer
+	} else if cfg.Buyer != "" {
+		b, err := os.ReadFile(cfg.Buyer)
+		if err == nil {
+			err = json.Unmarshal(b, &a.buyer)
+		}
+		if err != nil {
+			a.Stop()
+			return nil, fmt.Errorf("buyer identity %s: %w", cfg.Buyer, err)
+		}
+	}
 
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -188,7 +203,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		svc := &discoverer.Service{
 			Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: a.Client}, Registries: regs, Known: known,
 				Cache: discoverer.NewCache(cfg.CacheTTL, nil), Timeout: 10 * time.Second, Log: a.Log},
-			Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: a.Credentials,
+			Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: a.Credentials, DefaultBuyer: a.buyer,
 		}
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
 	}

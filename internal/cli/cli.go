@@ -158,6 +158,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
 		opts.Credentials = m.Credentials()
+		if cfg.Buyer == "" {
+			buyer := demo.SampleCampaign("x", "").Buyer
+			opts.Buyer = &buyer
+		}
 		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)).Msg("sandbox market serving")
 	}
 	a, err := app.Start(ctx, cfg, log, opts)
@@ -230,7 +234,8 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	wctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	res := demo.Result{CampaignID: req.CampaignID, Budget: req.Brief.Budget}
-	if err := bb.Follow(wctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, nil, stdout) }); err != nil && res.Status == "" {
+	names := map[string]string{}
+	if err := bb.Follow(wctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
 		return fmt.Errorf("campaign %s: %w", req.CampaignID, err)
 	}
 	demo.PrintReport(stdout, res)

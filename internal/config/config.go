@@ -27,6 +27,7 @@ type Config struct {
 	RegistryTok  string
 	KnownSellers string
 	Credentials  string
+	Buyer        string
 	AllowPrivate bool
 	CacheTTL     time.Duration
 	KitWorkers   int
@@ -108,6 +109,7 @@ var Options = []Option{
 	{"registry-token", "DEALFLOW_REGISTRY_TOKEN", "", "bearer token for the AAMP registry", str(func(c *Config) *string { return &c.RegistryTok })},
 	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities}], used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
 	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}}; also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
+	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
 	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
 	{"cache-ttl", "DEALFLOW_CACHE_TTL", "5m", "registry cache TTL (stale entries still serve when the registry fails)", duration(func(c *Config) *time.Duration { return &c.CacheTTL })},
 	{"kit-workers", "DEALFLOW_KIT_WORKERS", "32", "sellers whose media kits one replica fetches at once", integer(func(c *Config) *int { return &c.KitWorkers })},

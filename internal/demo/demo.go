@@ -186,6 +186,9 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 	}
 	switch v := p.(type) {
 	case *events.SellerFound:
+		if names != nil && names[v.Seller.URL] == "" && v.Seller.Name != "" {
+			names[v.Seller.URL] = v.Seller.Name
+		}
 		d := Disclosure{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), Trust: string(v.Seller.Trust), Tier: string(v.Disclosure.Tier), Reason: v.Disclosure.Reason}
 		res.Disclosures = append(res.Disclosures, d)
 		fmt.Fprintf(w, "  [discoverer] found   %-20s trust %-10s reveal %-10s (%s)\n", name(v.Seller.URL), v.Seller.Trust, v.Disclosure.Tier, v.Disclosure.Reason)

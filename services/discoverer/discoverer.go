@@ -26,6 +26,9 @@ type Service struct {
 	Strategy    identity.Strategy
 	Caps        identity.CapTable
 	Credentials *identity.Credentials
+	// DefaultBuyer is the operator's identity, used for campaigns that
+	// carry none.
+	DefaultBuyer identity.BuyerIdentity
 }
 
 // Subjects are the stage's inputs.
@@ -93,6 +96,9 @@ type Result struct {
 // (an invalid identity context); every seller and registry problem becomes a
 // skip or a source status.
 func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (Result, error) {
+	if req.Buyer.IsZero() {
+		req.Buyer = s.DefaultBuyer
+	}
 	found := s.Finder.Find(ctx, req.Brief.Channels)
 	for _, u := range req.Sellers {
 		found.Sellers = append(found.Sellers, events.Seller{URL: u, Trust: s.Finder.verify(ctx, u), Source: "campaign"})

@@ -299,7 +299,7 @@ func (s *Service) resolveProduct(ctx context.Context, pf events.PackageFound) (s
 	}
 	best, bestPrice := "", math.Inf(1)
 	for _, p := range products {
-		if !containsFold(pf.Package.AdFormats, p.InventoryType()) {
+		if !containsFold(pf.Package.AdFormats, normFormat(p.InventoryType())) {
 			continue
 		}
 		price := math.Inf(1)
@@ -314,6 +314,15 @@ func (s *Service) resolveProduct(ctx context.Context, pf events.PackageFound) (s
 		return "", fmt.Errorf("product_not_resolvable: no catalog product matches formats %v", pf.Package.AdFormats)
 	}
 	return best, nil
+}
+
+// normFormat maps the seller's inventory types onto package ad formats
+// (mobile_app inventory serves "mobile" packages).
+func normFormat(inventoryType string) string {
+	if strings.EqualFold(inventoryType, "mobile_app") {
+		return "mobile"
+	}
+	return inventoryType
 }
 
 func mediaType(formats []string) sellerclient.MediaType {
