@@ -24,7 +24,9 @@ import (
 
 func benchMarket(b *testing.B, n int, latency time.Duration) *sandbox.Market {
 	b.Helper()
-	m, err := sandbox.Start(context.Background(), sandbox.GenerateMarket(n, latency), sandbox.WithSharedListener(), sandbox.WithoutRequestLog())
+	cfg := sandbox.GenerateMarket(n, latency)
+	cfg.Registry.Faults.Latency = latency // the registry is one more round trip away
+	m, err := sandbox.Start(context.Background(), cfg, sandbox.WithSharedListener(), sandbox.WithoutRequestLog())
 	if err != nil {
 		b.Fatal(err)
 	}

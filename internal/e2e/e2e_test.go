@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
@@ -261,5 +263,28 @@ func TestJobsSurviveRestart(t *testing.T) {
 	code, job := httpJSON(t, "GET", "http://"+a.HTTPAddr+"/bookings/"+id, nil, nil)
 	if code != 200 || job["status"] != "completed" || len(job["booked_lines"].([]any)) == 0 {
 		t.Fatalf("after restart: %d %v", code, job["status"])
+	}
+}
+
+// TestStructuredModeCampaign publishes a CampaignRequested the way the stock
+// nats CLI does (plain publish, structured-mode CloudEvent in the body) and
+// follows it to completion.
+func TestStructuredModeCampaign(t *testing.T) {
+	s := startStack(t, nil)
+	body := `{"specversion":"1.0","id":"cli-1","source":"/nats-cli","type":"com.dealflow.campaign.requested.v1",
+	  "subject":"cli-1","datacontenttype":"application/json",
+	  "data":{"campaign_id":"cli-1","auto_approve":true,"requested_at":"2027-01-01T00:00:00Z",
+	          "buyer":{"seat_id":"ttd-seat-123","agency_id":"agency-456","advertiser_id":"adv-789"},
+	          "brief":{"name":"Q1 CTV","budget":40000,"start_date":"2027-01-04","end_date":"2027-02-28",
+	                   "channels":["ctv","video"],"kpis":{"target_cpm":18,"max_cpm":30}}}}`
+	msg := nats.NewMsg("dealflow.campaign.requested.cli-1")
+	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	msg.Data = []byte(body)
+	if err := s.app.Bus.NC.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	res := s.follow(t, "cli-1")
+	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpend > 40000 {
+		t.Fatalf("status %q deals %d spend %.2f", res.Status, len(res.Deals), res.TotalSpend)
 	}
 }

@@ -1,0 +1,76 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsValidate(t *testing.T) {
+	c := Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Stages) != 4 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestEnvAndFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(c Config) bool
+		wantErr string
+	}{
+		{"env", map[string]string{"DEALFLOW_STAGES": "negotiator", "DEALFLOW_NATS_URL": "nats://a:4222"}, nil,
+			func(c Config) bool { return len(c.Stages) == 1 && c.Stages[0] == "negotiator" && c.NATSURL == "nats://a:4222" }, ""},
+		{"flag beats env", map[string]string{"DEALFLOW_NEGOTIATOR_WORKERS": "5"}, []string{"--negotiator-workers", "7"},
+			func(c Config) bool { return c.NegWorkers == 7 }, ""},
+		{"bad stage", nil, []string{"--stages", "discoverer,bogus"}, nil, "unknown stage"},
+		{"bad env duration", map[string]string{"DEALFLOW_CACHE_TTL": "soon"}, nil, nil, "DEALFLOW_CACHE_TTL"},
+		{"bad kind", nil, []string{"--registry-kind", "ldap"}, nil, "registry-kind"},
+		{"bad strategy", nil, []string{"--strategy", "greedy"}, nil, "strategy"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var cfg Config
+			b := Register(fs, &cfg)
+			err := fs.Parse(c.args)
+			if err == nil {
+				err = b.Finish()
+			}
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || !c.check(cfg) {
+				t.Fatalf("err %v cfg %+v", err, cfg)
+			}
+		})
+	}
+}
+
+// TestReadmeDocumentsEveryOption keeps the README's configuration table
+// identical to the options the binary accepts.
+func TestReadmeDocumentsEveryOption(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), Markdown()) {
+		t.Fatal("README.md's configuration table differs from `dealflow config`; paste its output into the README")
+	}
+}
