@@ -365,3 +365,27 @@ func TestUpdateIsRevisionChecked(t *testing.T) {
 		t.Fatalf("counter = %+v found=%v err=%v, want 20 (no lost update)", c, found, err)
 	}
 }
+
+func TestProvisionIsIdempotent(t *testing.T) {
+	env := natstest.Start(t) // provisions once
+	other := env.Connect(t, "second")
+	for i := 0; i < 2; i++ {
+		if err := other.Provision(t.Context()); err != nil {
+			t.Fatalf("provision %d: %v", i, err)
+		}
+	}
+	s, err := env.Bus.JS.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := s.Info(t.Context())
+	c := info.Config
+	if c.Retention != jetstream.LimitsPolicy || c.MaxAge != 7*24*time.Hour || c.MaxBytes != 1<<30 || c.Duplicates != 20*time.Minute || c.Replicas != 1 {
+		t.Fatalf("stream config %+v", c)
+	}
+	for _, b := range bus.Buckets {
+		if _, err := other.KV(t.Context(), b); err != nil {
+			t.Fatalf("bucket %s: %v", b, err)
+		}
+	}
+}

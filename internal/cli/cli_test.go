@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDemoJSONCompletes(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"demo", "--json", "--strategy", "competitive", "--data-dir", t.TempDir()}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res struct {
+		CampaignID string  `json:"campaign_id"`
+		Status     string  `json:"status"`
+		Budget     float64 `json:"budget"`
+		TotalSpend float64 `json:"total_spend"`
+		Deals      []struct {
+			SellerURL, PackageID, DealID string
+			CPM, Spend                   float64
+			Impressions                  int64
+		} `json:"deals"`
+		SkippedSellers []struct{ SellerURL, Reason string } `json:"skipped_sellers"`
+		Negotiations   []struct {
+			Strategy, Outcome string
+			Rounds            int
+		} `json:"negotiations"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpend > res.Budget || res.TotalSpend <= 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if len(res.SkippedSellers) < 3 {
+		t.Fatalf("skipped %+v: the default market has a blocked, an unknown and a down seller", res.SkippedSellers)
+	}
+	competitive := 0
+	for _, n := range res.Negotiations {
+		if n.Strategy == "competitive" {
+			competitive++
+		}
+	}
+	if competitive == 0 {
+		t.Fatalf("--strategy competitive not used: %+v", res.Negotiations)
+	}
+	if !strings.Contains(errb.String(), "[negotiator]") {
+		t.Fatalf("progress did not go to stderr in --json mode:\n%s", errb.String())
+	}
+}
+
+func TestBrowseCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"sellers", "--sandbox", "--caps", "ctv,video", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("sellers exit %d: %s", code, errb.String())
+	}
+	var sellers struct {
+		Sellers []SellerRow `json:"sellers"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sellers); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]SellerRow{}
+	for _, s := range sellers.Sellers {
+		byName[s.Name] = s
+	}
+	if s := byName["StreamMax CTV"]; s.Reveal != "advertiser" || !s.Contact {
+		t.Fatalf("StreamMax: %+v", s)
+	}
+	if s := byName["Shady Reseller"]; s.Contact || s.SkipCode != "blocked" || s.Reveal != "nothing" {
+		t.Fatalf("Shady Reseller: %+v", s)
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"packages", "--sandbox", "--caps", "video", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("packages exit %d: %s", code, errb.String())
+	}
+	var pk struct {
+		Packages []PackageRow `json:"packages"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &pk); err != nil {
+		t.Fatal(err)
+	}
+	if len(pk.Packages) < 3 {
+		t.Fatalf("packages %+v", pk.Packages)
+	}
+	for i := 1; i < len(pk.Packages); i++ {
+		if pk.Packages[i].Price < pk.Packages[i-1].Price {
+			t.Fatalf("not sorted by price at %d", i)
+		}
+	}
+	for _, p := range pk.Packages {
+		if p.Tier != "public" && (p.Price <= 0 || p.Floor <= 0) {
+			t.Fatalf("authenticated package without exact price or floor: %+v", p)
+		}
+	}
+}
+
+func TestSandboxJSONLine(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, w := io.Pipe()
+	done := make(chan int)
+	go func() { done <- Main(ctx, []string{"sandbox", "--json"}, w, io.Discard); w.Close() }()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		RegistryURL string `json:"registry_url"`
+		Sellers     []struct {
+			Name, URL string
+			Keys      map[string]string
+		} `json:"sellers"`
+	}
+	if err := json.Unmarshal([]byte(line), &sum); err != nil || !strings.HasPrefix(sum.RegistryURL, "http://127.0.0.1:") || len(sum.Sellers) < 5 || sum.Sellers[0].Keys["agency"] == "" {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	cancel()
+	go io.Copy(io.Discard, r)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sandbox did not stop on interrupt")
+	}
+}
+
+func TestParseBrief(t *testing.T) {
+	cases := []struct {
+		name, body, wantErr string
+	}{
+		{"example", mustRead(t, filepath.Join("..", "..", "examples", "campaign.json")), ""},
+		{"unknown field", `{"brief":{"name":"x","budget":1,"start_date":"2027-01-01","end_date":"2027-01-02"},"budgett":5}`, "unknown field"},
+		{"bad dates", `{"brief":{"name":"x","budget":1,"start_date":"2027-02-01","end_date":"2027-01-02"}}`, "brief.end_date"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := ParseBrief([]byte(c.body))
+			if c.wantErr == "" {
+				if err != nil || req.CampaignID == "" || req.Brief.Budget <= 0 {
+					t.Fatalf("%+v %v", req, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("err %v, want %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
