@@ -76,22 +76,18 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	creds := o.Credentials
 	if creds == nil {
 		var err error
-		if creds, err = loadCredentials(cfg.Credentials); err != nil {
+		if creds, err = LoadCredentials(cfg.Credentials); err != nil {
 			a.Stop()
 			return nil, err
 		}
 	}
 	a.Credentials = creds
 	known := o.Known
-	if known == nil && cfg.KnownSellers != "" {
-		b, err := os.ReadFile(cfg.KnownSellers)
-		if err != nil {
+	if known == nil {
+		var err error
+		if known, err = LoadKnownSellers(cfg.KnownSellers); err != nil {
 			a.Stop()
-			return nil, fmt.Errorf("known sellers: %w", err)
-		}
-		if err := json.Unmarshal(b, &known); err != nil {
-			a.Stop()
-			return nil, fmt.Errorf("known sellers %s: %w", cfg.KnownSellers, err)
+			return nil, err
 		}
 	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
@@ -123,7 +119,37 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	return a, nil
 }
 
-func loadCredentials(path string) (*identity.Credentials, error) {
+// LoadKnownSellers reads the --known-sellers file; an empty path means none.
+func LoadKnownSellers(path string) ([]discoverer.KnownSeller, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("known sellers: %w", err)
+	}
+	var known []discoverer.KnownSeller
+	if err := json.Unmarshal(b, &known); err != nil {
+		return nil, fmt.Errorf("known sellers %s: %w", path, err)
+	}
+	return known, nil
+}
+
+// Registries turns the registry settings into the discoverer's list.
+func Registries(cfg config.Config) []sellerclient.Registry {
+	if cfg.RegistryURL == "" {
+		return nil
+	}
+	kind := sellerclient.RegistrySimple
+	if cfg.RegistryKind == "aamp" {
+		kind = sellerclient.RegistryAAMP
+	}
+	return []sellerclient.Registry{{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok}}
+}
+
+// LoadCredentials reads seller API keys from the --credentials file, else
+// from DEALFLOW_SELLER_KEYS; with neither, the store is empty (public only).
+func LoadCredentials(path string) (*identity.Credentials, error) {
 	if path != "" {
 		return identity.LoadCredentials(path)
 	}
@@ -192,16 +218,8 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 	}()
 	if cfg.Has("discoverer") {
-		var regs []sellerclient.Registry
-		if cfg.RegistryURL != "" {
-			kind := sellerclient.RegistrySimple
-			if cfg.RegistryKind == "aamp" {
-				kind = sellerclient.RegistryAAMP
-			}
-			regs = append(regs, sellerclient.Registry{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok})
-		}
 		svc := &discoverer.Service{
-			Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: a.Client}, Registries: regs, Known: known,
+			Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: a.Client}, Registries: Registries(cfg), Known: known,
 				Cache: discoverer.NewCache(cfg.CacheTTL, nil), Timeout: 10 * time.Second, Log: a.Log},
 			Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: a.Credentials, DefaultBuyer: a.buyer,
 		}

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -81,18 +82,12 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
 		creds = m.Credentials()
-	} else if creds, err = loadCreds(cfg.Credentials); err != nil {
+	} else if creds, err = app.LoadCredentials(cfg.Credentials); err != nil {
 		return err
 	}
-	var known []discoverer.KnownSeller
-	if cfg.KnownSellers != "" {
-		b, err := os.ReadFile(cfg.KnownSellers)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &known); err != nil {
-			return fmt.Errorf("known sellers: %w", err)
-		}
+	known, err := app.LoadKnownSellers(cfg.KnownSellers)
+	if err != nil {
+		return err
 	}
 	if cfg.RegistryURL == "" && len(known) == 0 {
 		return errors.New("no sellers to browse: set --registry, --known-sellers or --sandbox")
@@ -113,15 +108,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		}
 	}
 	client := sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
-	var regs []sellerclient.Registry
-	if cfg.RegistryURL != "" {
-		kind := sellerclient.RegistrySimple
-		if cfg.RegistryKind == "aamp" {
-			kind = sellerclient.RegistryAAMP
-		}
-		regs = append(regs, sellerclient.Registry{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok})
-	}
-	svc := &discoverer.Service{Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: regs, Known: known,
+	svc := &discoverer.Service{Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: app.Registries(cfg), Known: known,
 		Cache: discoverer.NewCache(time.Minute, nil), Timeout: 10 * time.Second},
 		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds}
 	res, err := svc.Discover(ctx, req)
@@ -184,16 +171,6 @@ func nameOr(n, u string) string {
 		return n
 	}
 	return u
-}
-
-func loadCreds(path string) (*identity.Credentials, error) {
-	if path != "" {
-		return identity.LoadCredentials(path)
-	}
-	if v := os.Getenv("DEALFLOW_SELLER_KEYS"); v != "" {
-		return identity.ParseCredentials([]byte(v))
-	}
-	return identity.ParseCredentials([]byte(`{}`))
 }
 
 func printSellers(w io.Writer, res discoverer.Result, jsonOut bool) error {
