@@ -176,6 +176,7 @@ type Job struct {
 	SkippedSellers  []events.SellerSkipped `json:"skipped_sellers"`
 	Sources         []events.SourceStatus  `json:"sources,omitempty"`
 	Quotes          []events.QuoteReady    `json:"quotes"`
+	LateQuotes      []events.QuoteReady    `json:"late_quotes,omitempty"`
 	Recommendations []events.PlanLine      `json:"recommendations"`
 	Excluded        []events.PlanExclusion `json:"excluded,omitempty"`
 	PlanNotes       []string               `json:"plan_notes,omitempty"`
@@ -193,7 +194,7 @@ type Job struct {
 // JobOf renders a campaign projection as a job.
 func JobOf(c *booker.Campaign) Job {
 	j := Job{JobID: c.ID, Status: c.Status, Progress: c.Progress, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		SkippedSellers: nonNil(c.Skipped), Sources: c.Sources, Quotes: nonNil(c.SortedQuotes()), Recommendations: []events.PlanLine{},
+		SkippedSellers: nonNil(c.Skipped), Sources: c.Sources, Quotes: nonNil(c.SortedQuotes()), LateQuotes: c.LateQuotes, Recommendations: []events.PlanLine{},
 		BookedLines: nonNil(c.Deals), Failed: nonNil(c.Failures), Errors: nonNil(c.Errors)}
 	if c.Request != nil {
 		j.CampaignName, j.Budget, j.AutoApprove = c.Request.Brief.Name, c.Request.Brief.Budget, c.Request.AutoApprove

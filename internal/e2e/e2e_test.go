@@ -288,3 +288,79 @@ func TestStructuredModeCampaign(t *testing.T) {
 		t.Fatalf("status %q deals %d spend %.2f", res.Status, len(res.Deals), res.TotalSpend)
 	}
 }
+
+// TestCampaignWithNoSellersCompletes: nothing matches the brief, yet the
+// campaign ends with a CampaignCompleted (empty) instead of hanging.
+func TestCampaignWithNoSellersCompletes(t *testing.T) {
+	s := startStack(t, nil)
+	req := demo.SampleCampaign("e2e-empty", "adaptive")
+	req.Brief.Channels = []string{"audio"}
+	s.submit(t, req)
+	res := s.follow(t, req.CampaignID)
+	if res.Status != "empty" || len(res.Deals) != 0 || res.TotalSpend != 0 {
+		t.Fatalf("status %q deals %d", res.Status, len(res.Deals))
+	}
+}
+
+// TestShoppingDeadline: one seller answers after the shopping window, so
+// the booker optimises with the quotes it has, books them, and records the
+// late quotes instead of losing them.
+func TestShoppingDeadline(t *testing.T) {
+	ctx := context.Background()
+	mcfg := sandbox.DefaultMarket()
+	mcfg.Sellers[1].Faults.Latency = 1500 * time.Millisecond // Northwind Video: slow, not down
+	m, err := sandbox.Start(ctx, mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.HTTPAddr = t.TempDir(), 0, m.RegistryURL, true, time.Second, "127.0.0.1:0"
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	s := &stack{market: m, app: a}
+	req := demo.SampleCampaign("e2e-deadline", "threshold")
+	s.submit(t, req)
+	var notes []string
+	res := demo.Result{CampaignID: req.CampaignID}
+	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	_ = a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool {
+		if p, err := events.PayloadOf[events.PortfolioProposed](e, events.KindPortfolioProposed); err == nil {
+			notes = append(notes, p.Notes...)
+			for _, l := range p.Lines {
+				if strings.Contains(l.SellerURL, m.Sellers[1].URL) {
+					t.Errorf("the slow seller's quote made it into the deadline plan")
+				}
+			}
+		}
+		return demo.Observe(e, &res, nil, io.Discard)
+	})
+	if res.Status != "completed" || len(res.Deals) == 0 {
+		t.Fatalf("status %q deals %d", res.Status, len(res.Deals))
+	}
+	if !strings.Contains(strings.Join(notes, " "), "shopping deadline passed") {
+		t.Fatalf("plan notes %v do not say it was planned at the deadline", notes)
+	}
+	job := waitLate(t, "http://"+a.HTTPAddr, req.CampaignID)
+	if len(job["late_quotes"].([]any)) == 0 {
+		t.Fatal("late quotes lost")
+	}
+}
+
+func waitLate(t *testing.T, base, id string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, job := httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
+		if lq, ok := job["late_quotes"].([]any); ok && len(lq) > 0 {
+			return job
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no late quote recorded")
+	return nil
+}

@@ -79,7 +79,15 @@ func proposalEvents(c *Campaign) ([]events.Event, error) {
 		return nil, err
 	}
 	out := []events.Event{prop}
-	if p.AutoApprove && len(p.Lines) > 0 {
+	if len(p.Lines) == 0 {
+		// Nothing to approve or book: the campaign ends here, and says so.
+		done, err := completionEvent(c)
+		if err != nil {
+			return nil, err
+		}
+		return append(out, done), nil
+	}
+	if p.AutoApprove {
 		appr, err := events.New(events.KindPortfolioApproved, events.ChildID(c.ID, events.StageBooker, "approved-"+rev), events.StageBooker, c.ID,
 			events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: p.Revision, Lines: p.Lines})
 		if err != nil {
