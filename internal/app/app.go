@@ -89,6 +89,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 			a.Stop()
 			return nil, err
 		}
+		for _, u := range cfg.Sellers {
+			known = append(known, discoverer.KnownSeller{URL: u})
+		}
 	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
 	if o.Buyer != nil {

@@ -59,7 +59,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config.Config
-	binder := config.Register(fs, &cfg, "registry", "registry-kind", "registry-token", "known-sellers", "credentials", "allow-private", "seller-timeout")
+	binder := config.Register(fs, &cfg, "registry", "registry-kind", "registry-token", "known-sellers", "sellers", "credentials", "allow-private", "seller-timeout")
 	caps := fs.String("caps", "", "capabilities wanted, comma-separated (e.g. ctv,video); empty = all")
 	budget := fs.Float64("budget", 50000, "deal value the identity strategy assumes")
 	buyerFile := fs.String("buyer", "", "JSON file with the buyer identity (default: the demo identity)")
@@ -88,6 +88,9 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	known, err := app.LoadKnownSellers(cfg.KnownSellers)
 	if err != nil {
 		return err
+	}
+	for _, u := range cfg.Sellers {
+		known = append(known, discoverer.KnownSeller{URL: u})
 	}
 	if cfg.RegistryURL == "" && len(known) == 0 {
 		return errors.New("no sellers to browse: set --registry, --known-sellers or --sandbox")

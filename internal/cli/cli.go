@@ -32,7 +32,7 @@ Usage:
       Run stages long-lived (all by default; --stages negotiator for a scaled replica; --nats URL for a cluster).
   dealflow campaign submit FILE [--wait] [--nats URL]
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
-  dealflow sandbox [--json] [--market FILE]
+  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
@@ -279,11 +279,15 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	jsonOut := fs.Bool("json", false, "print one JSON line with the URLs and keys once everything listens")
 	file := fs.String("market", "", "market JSON file (default: the built-in market)")
+	n := fs.Int("sellers", 0, "serve N generated sellers (varied prices and trust) instead of the built-in market")
+	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller response")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := sandbox.DefaultMarket()
-	if *file != "" {
+	if *n > 0 {
+		cfg = sandbox.GenerateMarket(*n, *latency)
+	} else if *file != "" {
 		var err error
 		if cfg, err = sandbox.LoadMarket(*file); err != nil {
 			return err

@@ -26,6 +26,7 @@ type Config struct {
 	RegistryKind string
 	RegistryTok  string
 	KnownSellers string
+	Sellers      []string
 	Credentials  string
 	Buyer        string
 	AllowPrivate bool
@@ -108,6 +109,15 @@ var Options = []Option{
 	{"registry-kind", "DEALFLOW_REGISTRY_KIND", "simple", "registry API: simple (/agents, /verify) or aamp (/api/agents with a bearer token)", str(func(c *Config) *string { return &c.RegistryKind })},
 	{"registry-token", "DEALFLOW_REGISTRY_TOKEN", "", "bearer token for the AAMP registry", str(func(c *Config) *string { return &c.RegistryTok })},
 	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities}], used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
+	{"sellers", "DEALFLOW_SELLERS", "", "known seller URLs, comma-separated, besides the file; their trust is asked of the registry (unknown without one)", func(c *Config, v string) error {
+		c.Sellers = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Sellers = append(c.Sellers, s)
+			}
+		}
+		return nil
+	}},
 	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}}; also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
 	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
 	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},

@@ -29,7 +29,9 @@ func TestEnvAndFlags(t *testing.T) {
 		wantErr string
 	}{
 		{"env", map[string]string{"DEALFLOW_STAGES": "negotiator", "DEALFLOW_NATS_URL": "nats://a:4222"}, nil,
-			func(c Config) bool { return len(c.Stages) == 1 && c.Stages[0] == "negotiator" && c.NATSURL == "nats://a:4222" }, ""},
+			func(c Config) bool {
+				return len(c.Stages) == 1 && c.Stages[0] == "negotiator" && c.NATSURL == "nats://a:4222"
+			}, ""},
 		{"flag beats env", map[string]string{"DEALFLOW_NEGOTIATOR_WORKERS": "5"}, []string{"--negotiator-workers", "7"},
 			func(c Config) bool { return c.NegWorkers == 7 }, ""},
 		{"bad stage", nil, []string{"--stages", "discoverer,bogus"}, nil, "unknown stage"},
