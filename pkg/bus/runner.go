@@ -156,11 +156,15 @@ func (b *Bus) Run(ctx context.Context, cfg StageConfig, h Handler) error {
 	var wg sync.WaitGroup
 
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		// Heartbeat from receipt, not from the start of handling: a message
+		// buffered behind busy workers must not time out and be redelivered
+		// to another replica meanwhile.
+		stop := b.keepAlive(hctx, m, cfg.AckWait/3)
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			b.handleMsg(hctx, cfg, h, m)
+			b.handleMsg(hctx, cfg, h, m, stop)
 		}()
 	},
 		jetstream.PullMaxMessages(2*cfg.Workers),
@@ -193,7 +197,8 @@ func (b *Bus) Run(ctx context.Context, cfg StageConfig, h Handler) error {
 	return nil
 }
 
-func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetstream.Msg) {
+func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetstream.Msg, stop func()) {
+	defer stop()
 	md, err := m.Metadata()
 	if err != nil {
 		b.Log.Error().Err(err).Str("stage", cfg.Name).Msg("message without metadata")
@@ -218,7 +223,6 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
 
-	stop := b.keepAlive(ctx, m, cfg.AckWait/3)
 	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
 	outs, herr := safeCall(callCtx, h, in)
 	cancel()
