@@ -460,6 +460,14 @@ func (s *Service) replan(c *Campaign, revision int) (*events.PortfolioProposed, 
 }
 
 func mergeOutcomes(c *Campaign, deals []events.DealBooked, fails []events.BookingFailed) {
+	for _, d := range deals {
+		if d.CPMMismatch {
+			msg := fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %.2f, agreed %.2f", d.DealID, d.SellerURL, d.PackageID, d.CPM, d.AgreedCPM)
+			if !containsString(c.Errors, msg) {
+				c.Errors = append(c.Errors, msg)
+			}
+		}
+	}
 	have := map[string]bool{}
 	for _, d := range c.Deals {
 		have["d"+d.SellerURL+"|"+d.PackageID+"|"+d.QuoteID] = true
@@ -504,4 +512,13 @@ func checkApproval(p *events.PortfolioProposed, a events.PortfolioApproved) erro
 		}
 	}
 	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -134,6 +134,9 @@ type crashTransport struct {
 }
 
 func (c *crashTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.mode == "after" && c.fired.Load() {
+		return nil, errors.New("simulated crash: the process is gone")
+	}
 	isDeal := r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/api/v1/deals")
 	if isDeal && c.mode == "before" && c.fired.CompareAndSwap(false, true) {
 		return nil, errors.New("simulated crash before the seller call")

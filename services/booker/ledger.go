@@ -217,11 +217,33 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 			continue
 		}
 		if ambiguous(err) {
+			// The request may have reached the seller. If the quote now
+			// shows a deal, that booking is ours (one key per line); else
+			// retry later with the same key.
+			if d := b.reconcile(ctx, l.SellerURL, quoteID, timeout); d != nil {
+				return finish(dealBooked(c, q, l, quoteID, d), nil)
+			}
 			return nil, nil, err
 		}
 		return finish(nil, fail(failCode(err), err.Error()))
 	}
 	return finish(nil, fail("quote_expired", "quote expired and the re-quote expired too"))
+}
+
+// reconcile looks the quote up after an ambiguous booking failure and
+// returns the deal if the seller booked it.
+func (b *Booker) reconcile(ctx context.Context, sellerURL, quoteID string, timeout time.Duration) *sellerclient.DealBooking {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	q, err := b.Client.GetQuote(cctx, sellerURL, quoteID)
+	if err != nil || q.Status != sellerclient.QuoteBooked || q.DealID == "" {
+		return nil
+	}
+	d, err := b.Client.GetDeal(cctx, sellerURL, q.DealID)
+	if err != nil {
+		return nil
+	}
+	return d
 }
 
 func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
@@ -263,7 +285,12 @@ func dealBooked(c *Campaign, q events.QuoteReady, l events.PlanLine, quoteID str
 // ambiguous errors leave the booking's outcome unknown (the request may have
 // reached the seller): retry later with the same idempotency key.
 func ambiguous(err error) bool {
-	return sellerclient.IsTransient(err) || errors.Is(err, sellerclient.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+	if sellerclient.IsTransient(err) || errors.Is(err, sellerclient.ErrUnavailable) || errors.Is(err, sellerclient.ErrBadResponse) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var se *sellerclient.Error
+	return errors.As(err, &se) && se.Status >= 500 // a seller crash mid-booking may or may not have booked
 }
 
 func failCode(err error) string {

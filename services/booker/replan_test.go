@@ -1,0 +1,188 @@
+package booker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/portfolio"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+type fixture struct {
+	svc    *Service
+	seller *sandbox.Seller
+	client *sellerclient.Client
+	creds  *identity.Credentials
+	c      *Campaign
+	quotes []events.QuoteReady
+}
+
+// newFixture quotes three Northwind packages at agency tier (200k
+// impressions each) and stores an auto-approved campaign holding them.
+func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
+	t.Helper()
+	env := natstest.Start(t)
+	m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{sandbox.DefaultMarket().Sellers[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	f := &fixture{seller: m.Sellers[0], creds: m.Credentials(), client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})}
+	campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
+	ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
+	bookClient := f.client
+	if transport != nil {
+		bookClient = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: transport}})
+	}
+	f.svc = &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+		Booker: &Booker{Client: bookClient, Credentials: f.creds}}
+	c := &Campaign{ID: "fx", Status: StatusBooking, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
+		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
+			Brief: events.Brief{Name: "n", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
+	url := identity.NormalizeURL(f.seller.URL)
+	for i, pkg := range []struct{ id, product, format string }{
+		{"pkg-a0e00001", sandbox.ProductPreRollVideo, "video"},
+		{"pkg-a0e00002", sandbox.ProductPremiumDisplay, "display"},
+		{"pkg-a0e00003", sandbox.ProductStandardDisplay, "display"},
+	} {
+		imps := int64(200000)
+		qt, err := f.client.CreateQuote(t.Context(), f.seller.URL, sellerclient.Auth{APIKey: key}, sellerclient.QuoteRequest{
+			IdempotencyKey: fmt.Sprint("fx-q", i), ProductID: pkg.product, DealType: sellerclient.DealPD, Impressions: &imps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpm := qt.Pricing.FinalCPM.Dollars()
+		q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
+			Package: events.Package{ID: pkg.id, ProductID: pkg.product, AdFormats: []string{pkg.format}}, PackagesTotal: 3, Tier: identity.TierAgency,
+			Outcome: events.OutcomeFixedPrice, QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, AvailableImpressions: imps, FinalCPM: cpm, ListCPM: cpm}
+		c.Quotes[QuoteKey(url, pkg.id)] = q
+		f.quotes = append(f.quotes, q)
+	}
+	c.Expected = []string{url}
+	f.c = c
+	return f
+}
+
+func (f *fixture) line(q events.QuoteReady, imps int64) events.PlanLine {
+	return events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID, ProductID: q.Package.ProductID, DealType: "PD",
+		Tier: q.Tier, CPM: q.FinalCPM, Impressions: imps, Spend: float64(LineCost(imps, q.FinalCPM)) / 1e6}
+}
+
+func (f *fixture) store(t *testing.T, lines []events.PlanLine) events.Event {
+	t.Helper()
+	f.c.Plan = &events.PortfolioProposed{CampaignID: f.c.ID, Budget: 10000, Lines: lines, Revision: 1, AutoApprove: true}
+	if _, err := bus.Update(t.Context(), f.svc.Campaigns, f.c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *f.c; return true, nil }); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := events.New(events.KindPortfolioApproved, "fx-appr-1", "test", f.c.ID, events.PortfolioApproved{CampaignID: f.c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines})
+	return e
+}
+
+func kinds(out []events.Event) map[string][]events.Event {
+	m := map[string][]events.Event{}
+	for _, e := range out {
+		m[e.Type()] = append(m[e.Type()], e)
+	}
+	return m
+}
+
+// TestFailedBookingReplans: one approved quote was booked by someone else,
+// so its booking fails; the freed budget goes to the next best quote in a
+// second, auto-approved revision, which is then booked.
+func TestFailedBookingReplans(t *testing.T) {
+	f := newFixture(t, nil)
+	taken := f.quotes[1]
+	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
+	if _, err := f.client.BookDeal(t.Context(), f.seller.URL, sellerclient.Auth{APIKey: key}, sellerclient.DealBookingRequest{IdempotencyKey: "someone-else", QuoteID: taken.QuoteID}); err != nil {
+		t.Fatal(err)
+	}
+	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(taken, 200000)})
+	out, err := f.svc.HandleBook(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kinds(out)
+	if len(k[events.KindDealBooked.Type]) != 1 || len(k[events.KindBookingFailed.Type]) != 1 || len(k[events.KindCampaignCompleted.Type]) != 0 {
+		t.Fatalf("revision 1 outputs: %v", keysOf(k))
+	}
+	bf, _ := events.PayloadOf[events.BookingFailed](k[events.KindBookingFailed.Type][0], events.KindBookingFailed)
+	if bf.Code != "already_booked" || bf.PackageID != taken.Package.ID {
+		t.Fatalf("failure %+v", bf)
+	}
+	if len(k[events.KindPortfolioProposed.Type]) != 1 || len(k[events.KindPortfolioApproved.Type]) != 1 {
+		t.Fatalf("no re-plan: %v", keysOf(k))
+	}
+	rev2, _ := events.PayloadOf[events.PortfolioApproved](k[events.KindPortfolioApproved.Type][0], events.KindPortfolioApproved)
+	if rev2.Revision != 2 || len(rev2.Lines) != 1 || rev2.Lines[0].PackageID != f.quotes[2].Package.ID {
+		t.Fatalf("re-plan %+v", rev2)
+	}
+	out2, err := f.svc.HandleBook(t.Context(), k[events.KindPortfolioApproved.Type][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2 := kinds(out2)
+	if len(k2[events.KindDealBooked.Type]) != 1 || len(k2[events.KindCampaignCompleted.Type]) != 1 {
+		t.Fatalf("revision 2 outputs: %v", keysOf(k2))
+	}
+	done, _ := events.PayloadOf[events.CampaignCompleted](k2[events.KindCampaignCompleted.Type][0], events.KindCampaignCompleted)
+	if done.Status != "partial" || len(done.Deals) != 2 || len(done.Failed) != 1 || done.TotalSpend > 10000 {
+		t.Fatalf("summary %+v", done)
+	}
+	if got := len(f.seller.Deals()); got != 3 { // two ours, one "someone else"
+		t.Fatalf("seller holds %d deals", got)
+	}
+}
+
+// garbleDeals lets deal bookings reach the seller but garbles the answer.
+type garbleDeals struct{}
+
+func (garbleDeals) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/api/v1/deals") {
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader([]byte(`{"deal": {"deal_id": `)))
+		resp.ContentLength = -1
+	}
+	return resp, err
+}
+
+// TestGarbledBookingAnswerIsReconciled: the seller booked but its answer
+// was unreadable; the booker finds the deal on the quote instead of
+// failing (or booking again).
+func TestGarbledBookingAnswerIsReconciled(t *testing.T) {
+	f := newFixture(t, garbleDeals{})
+	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000)})
+	out, err := f.svc.HandleBook(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kinds(out)
+	if len(k[events.KindDealBooked.Type]) != 1 || len(k[events.KindCampaignCompleted.Type]) != 1 {
+		t.Fatalf("outputs %v", keysOf(k))
+	}
+	d, _ := events.PayloadOf[events.DealBooked](k[events.KindDealBooked.Type][0], events.KindDealBooked)
+	deals := f.seller.Deals()
+	if len(deals) != 1 || deals[0].DealID != d.DealID {
+		t.Fatalf("seller deals %+v, event deal %s", deals, d.DealID)
+	}
+}
+
+func keysOf(m map[string][]events.Event) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		out[strings.TrimPrefix(k, events.TypePrefix)] = len(v)
+	}
+	return out
+}
