@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/pkg/bus"
@@ -64,6 +65,19 @@ func NewAPI(b *bus.Bus, bk *booker.Service, apiKey string, log zerolog.Logger) h
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
 	})
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	// readyz reports whether the process can do its work: connected to NATS
+	// (liveness deliberately does not check it, to avoid restart storms
+	// during a broker blip).
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if st := b.NC.Status(); st != nats.CONNECTED {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "not_ready", Detail: "NATS connection is " + st.String()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
 	mux.HandleFunc("POST /bookings", a.create)
 	mux.HandleFunc("GET /bookings", a.list)
 	mux.HandleFunc("GET /bookings/{id}", a.get)
@@ -74,7 +88,7 @@ func NewAPI(b *bus.Bus, bk *booker.Service, apiKey string, log zerolog.Logger) h
 
 func (a *api) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.key != "" && r.URL.Path != "/health" &&
+		if a.key != "" && r.URL.Path != "/health" && r.URL.Path != "/livez" && r.URL.Path != "/readyz" &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Detail: "Invalid or missing API key"})
 			return

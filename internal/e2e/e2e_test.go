@@ -185,6 +185,9 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	sample := demo.SampleCampaign("x", "competitive")
 	body := map[string]any{"brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
 
+	if code, out := httpJSON(t, "GET", base+"/readyz", nil, nil); code != 200 || out["status"] != "ready" {
+		t.Fatalf("readyz: %d %v", code, out)
+	}
 	if code, out := httpJSON(t, "POST", base+"/bookings", body, nil); code != 401 || out["error"] != "unauthorized" {
 		t.Fatalf("no key: %d %v", code, out)
 	}
