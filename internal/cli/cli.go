@@ -88,6 +88,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // exitError is a silent non-zero exit status.
 type exitError int
 
+// Error implements error.
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func logger(level string, jsonOut bool, w io.Writer) zerolog.Logger {

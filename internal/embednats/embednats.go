@@ -134,9 +134,20 @@ func (s *Server) cleanup() {
 // zlog adapts zerolog to the server's Logger interface.
 type zlog struct{ l zerolog.Logger }
 
+// Noticef logs at info level.
 func (z zlog) Noticef(f string, a ...any) { z.l.Info().Msgf(f, a...) }
-func (z zlog) Warnf(f string, a ...any)   { z.l.Warn().Msgf(f, a...) }
-func (z zlog) Fatalf(f string, a ...any)  { z.l.Error().Msgf(f, a...) }
-func (z zlog) Errorf(f string, a ...any)  { z.l.Error().Msgf(f, a...) }
-func (z zlog) Debugf(f string, a ...any)  { z.l.Debug().Msgf(f, a...) }
-func (z zlog) Tracef(f string, a ...any)  { z.l.Trace().Msgf(f, a...) }
+
+// Warnf logs at warn level.
+func (z zlog) Warnf(f string, a ...any) { z.l.Warn().Msgf(f, a...) }
+
+// Fatalf logs at error level; the embedding process decides whether to exit.
+func (z zlog) Fatalf(f string, a ...any) { z.l.Error().Msgf(f, a...) }
+
+// Errorf logs at error level.
+func (z zlog) Errorf(f string, a ...any) { z.l.Error().Msgf(f, a...) }
+
+// Debugf logs at debug level.
+func (z zlog) Debugf(f string, a ...any) { z.l.Debug().Msgf(f, a...) }
+
+// Tracef logs at trace level.
+func (z zlog) Tracef(f string, a ...any) { z.l.Trace().Msgf(f, a...) }

@@ -24,7 +24,10 @@ type Handler func(ctx context.Context, in events.Event) ([]events.Event, error)
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }
 
+// Error implements error.
 func (p permanentError) Error() string { return p.err.Error() }
+
+// Unwrap exposes the wrapped error to errors.Is/As.
 func (p permanentError) Unwrap() error { return p.err }
 
 // Permanent marks err as not worth retrying: the input is dead-lettered.

@@ -14,6 +14,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error renders "field: reason".
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
 // Is lets errors.Is(err, ErrInvalid) match a FieldError.

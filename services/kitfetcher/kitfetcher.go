@@ -77,6 +77,7 @@ type SkipError struct {
 	Code, Reason string
 }
 
+// Error renders "code: reason".
 func (e *SkipError) Error() string { return e.Code + ": " + e.Reason }
 
 // Fetch returns the seller's packages that fit the brief, fetched with the
