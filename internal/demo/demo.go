@@ -41,10 +41,17 @@ type Result struct {
 	Budget         float64                `json:"budget"`
 	TotalSpend     float64                `json:"total_spend"`
 	Deals          []Deal                 `json:"deals"`
-	SkippedSellers []events.SkippedSeller `json:"skipped_sellers"`
+	SkippedSellers []Skipped              `json:"skipped_sellers"`
 	Negotiations   []Negotiation          `json:"negotiations"`
 	Disclosures    []Disclosure           `json:"disclosures"`
 	Failed         []events.BookingFailed `json:"failed,omitempty"`
+}
+
+// Skipped is a seller left out, in the demo output.
+type Skipped struct {
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name,omitempty"`
+	Reason     string `json:"reason"`
 }
 
 // Deal is one booked deal in the demo output.
@@ -150,7 +157,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	if err := a.Bus.Publish(ctx, e); err != nil {
 		return Result{}, err
 	}
-	res := Result{CampaignID: id, Budget: req.Brief.Budget, Deals: []Deal{}, SkippedSellers: []events.SkippedSeller{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
+	res := Result{CampaignID: id, Budget: req.Brief.Budget, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
 	names := map[string]string{}
 	for _, s := range market.Sellers {
 		u := identity.NormalizeURL(s.URL)
@@ -193,7 +200,10 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		res.Disclosures = append(res.Disclosures, d)
 		fmt.Fprintf(w, "  [discoverer] found   %-20s trust %-10s reveal %-10s (%s)\n", name(v.Seller.URL), v.Seller.Trust, v.Disclosure.Tier, v.Disclosure.Reason)
 	case *events.SellerSkipped:
-		res.SkippedSellers = append(res.SkippedSellers, events.SkippedSeller{SellerURL: v.SellerURL, Reason: v.Code + ": " + v.Reason})
+		if names != nil && names[v.SellerURL] == "" && v.SellerName != "" {
+			names[v.SellerURL] = v.SellerName
+		}
+		res.SkippedSellers = append(res.SkippedSellers, Skipped{SellerURL: v.SellerURL, SellerName: name(v.SellerURL), Reason: v.Code + ": " + v.Reason})
 		fmt.Fprintf(w, "  [%s] skipped %-20s %s: %s\n", v.Stage, name(v.SellerURL), v.Code, v.Reason)
 	case *events.DiscoveryCompleted:
 		var src []string
@@ -268,7 +278,7 @@ func PrintReport(w io.Writer, r Result) {
 	if len(r.SkippedSellers) > 0 {
 		fmt.Fprintln(w, "\nSkipped sellers:")
 		for _, s := range r.SkippedSellers {
-			fmt.Fprintf(w, "  %s  %s\n", s.SellerURL, s.Reason)
+			fmt.Fprintf(w, "  %-18s %s  %s\n", s.SellerName, s.SellerURL, s.Reason)
 		}
 	}
 	fmt.Fprintln(w, "\nBooked deals:")
