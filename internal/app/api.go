@@ -191,6 +191,7 @@ type Job struct {
 	Sources         []events.SourceStatus  `json:"sources,omitempty"`
 	Quotes          []events.QuoteReady    `json:"quotes"`
 	LateQuotes      []events.QuoteReady    `json:"late_quotes,omitempty"`
+	LateQuoteCount  int                    `json:"late_quote_count,omitempty"`
 	Recommendations []events.PlanLine      `json:"recommendations"`
 	Excluded        []events.PlanExclusion `json:"excluded,omitempty"`
 	PlanNotes       []string               `json:"plan_notes,omitempty"`
@@ -208,7 +209,7 @@ type Job struct {
 // JobOf renders a campaign projection as a job.
 func JobOf(c *booker.Campaign) Job {
 	j := Job{JobID: c.ID, Status: c.Status, Progress: c.Progress, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		SkippedSellers: nonNil(c.Skipped), Sources: c.Sources, Quotes: nonNil(c.SortedQuotes()), LateQuotes: c.LateQuotes, Recommendations: []events.PlanLine{},
+		SkippedSellers: nonNil(c.Skipped), Sources: c.Sources, Quotes: nonNil(c.SortedQuotes()), LateQuotes: c.LateQuotes, LateQuoteCount: c.LateCount, Recommendations: []events.PlanLine{},
 		BookedLines: nonNil(c.Deals), Failed: nonNil(c.Failures), Errors: nonNil(c.Errors)}
 	if c.Request != nil {
 		j.CampaignName, j.Budget, j.AutoApprove = c.Request.Brief.Name, c.Request.Brief.Budget, c.Request.AutoApprove
@@ -252,9 +253,15 @@ func (a *api) load(ctx context.Context, w http.ResponseWriter, id string) (*book
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	if c, ok := a.load(r.Context(), w, r.PathValue("id")); ok {
-		writeJSON(w, http.StatusOK, JobOf(c))
+	c, ok := a.load(r.Context(), w, r.PathValue("id"))
+	if !ok {
+		return
 	}
+	if err := booker.LoadQuotes(r.Context(), a.booker.Quotes, c); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, JobOf(c))
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {

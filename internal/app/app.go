@@ -254,7 +254,11 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err != nil {
 			return err
 		}
-		a.Booker = &booker.Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
+		cquotes, err := a.Bus.KV(ctx, bus.BucketCampaignQuotes)
+		if err != nil {
+			return err
+		}
+		a.Booker = &booker.Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
 			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
 	}
 	if cfg.Has("booker") {

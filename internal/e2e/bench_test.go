@@ -215,9 +215,15 @@ func BenchmarkNegotiation(b *testing.B) {
 // round trips (registry, packages, quote, the longest negotiation's rounds,
 // re-quote, booking) times the latency.
 func BenchmarkCampaignEndToEnd(b *testing.B) {
+	for _, n := range []int{10, 300} {
+		b.Run(fmt.Sprintf("sellers=%d", n), func(b *testing.B) { benchCampaign(b, n) })
+	}
+}
+
+func benchCampaign(b *testing.B, sellers int) {
 	const latency = 50 * time.Millisecond
-	m := benchMarket(b, 10, latency)
-	a := benchApp(b, m, []string{"discoverer", "kitfetcher", "negotiator", "booker"}, nil)
+	m := benchMarket(b, sellers, latency)
+	a := benchApp(b, m, []string{"discoverer", "kitfetcher", "negotiator", "booker"}, func(c *config.Config) { c.KitWorkers, c.NegWorkers = 256, 256 })
 	var ratios, walls []float64
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("e2e-%d", i)

@@ -41,10 +41,14 @@ const (
 	// BucketQuotes holds the best quote per campaign, seller and package, for
 	// the competitive strategy.
 	BucketQuotes = "dealflow_quotes"
+	// BucketCampaignQuotes holds every QuoteReady of a campaign, one key per
+	// package, so the campaign projection stays small however many
+	// packages a campaign shops.
+	BucketCampaignQuotes = "dealflow_campaign_quotes"
 )
 
 // Buckets lists every KV bucket Provision creates.
-var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes}
+var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes}
 
 // Config sizes the streams. Zero values take the defaults.
 type Config struct {

@@ -41,9 +41,11 @@ func BookSubjects() []string { return []string{events.KindPortfolioApproved.Filt
 // Service holds the booker's state stores and dependencies.
 type Service struct {
 	Campaigns jetstream.KeyValue
-	Ledger    jetstream.KeyValue
-	Booker    *Booker
-	Weights   portfolio.Weights
+	// Quotes is the campaign-quotes bucket (bus.BucketCampaignQuotes).
+	Quotes  jetstream.KeyValue
+	Ledger  jetstream.KeyValue
+	Booker  *Booker
+	Weights portfolio.Weights
 	// ShoppingWindow is the default time from request to optimisation when
 	// not every seller has answered (default 2 min).
 	ShoppingWindow time.Duration
@@ -134,23 +136,44 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
 		return nil, err
 	}
+	if in.Type() == events.KindQuoteReady.Type {
+		q, err := events.PayloadOf[events.QuoteReady](in, events.KindQuoteReady)
+		if err != nil {
+			return nil, err
+		}
+		// Stored before the projection counts it, so a counted quote is
+		// always loadable.
+		if err := SaveQuote(ctx, s.Quotes, q); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now()
-	var planErr error
 	c, err := bus.Update(ctx, s.Campaigns, in.Subject(), func(c *Campaign, _ bool) (bool, error) {
-		changed, err := c.apply(in, now, s.window())
-		if err != nil || !changed {
-			return changed, err
-		}
-		if c.Plan == nil && c.Ready() && !c.Terminal() {
-			if planErr = s.plan(c, now); planErr != nil {
-				return false, planErr
-			}
-			c.PlannedBy = in.ID()
-		}
-		return true, nil
+		return c.apply(in, now, s.window())
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Checked even when the event was applied before: a replica may have
+	// died between applying it and planning.
+	if c.Plan == nil && c.Ready() && !c.Terminal() {
+		if err := LoadQuotes(ctx, s.Quotes, &c); err != nil {
+			return nil, err
+		}
+		quotes := c.Quotes
+		if c, err = bus.Update(ctx, s.Campaigns, in.Subject(), func(cc *Campaign, _ bool) (bool, error) {
+			if cc.Plan != nil || !cc.Ready() || cc.Terminal() {
+				return false, nil
+			}
+			cc.Quotes = quotes
+			if err := s.plan(cc, now); err != nil {
+				return false, err
+			}
+			cc.PlannedBy = in.ID()
+			return true, nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if c.Plan != nil && c.PlannedBy == in.ID() {
 		return proposalEvents(&c)
@@ -242,10 +265,15 @@ func (s *Service) Sweep(ctx context.Context, publish func(context.Context, event
 			continue
 		}
 		if due {
+			if err := LoadQuotes(ctx, s.Quotes, &c); err != nil {
+				return err
+			}
+			quotes := c.Quotes
 			c, err = bus.Update(ctx, s.Campaigns, key, func(c *Campaign, _ bool) (bool, error) {
 				if c.Plan != nil || c.Terminal() {
 					return false, nil
 				}
+				c.Quotes = quotes
 				done, total := c.Resolved()
 				if err := s.plan(c, now); err != nil {
 					return false, err
@@ -309,6 +337,9 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 		return nil, err
 	} else if !found || c.Request == nil {
 		return nil, bus.Permanent(fmt.Errorf("booker: approval for unknown campaign %s", in.Subject()))
+	}
+	if err := LoadQuotes(ctx, s.Quotes, &c); err != nil {
+		return nil, err
 	}
 	if c.Plan == nil || appr.Revision != c.Plan.Revision {
 		return nil, bus.Permanent(fmt.Errorf("booker: approval of revision %d, current plan is %v", appr.Revision, planRevision(c.Plan)))
@@ -384,6 +415,7 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 
 	var next *events.PortfolioProposed
 	c2, err := bus.Update(ctx, s.Campaigns, c.ID, func(cc *Campaign, _ bool) (bool, error) {
+		cc.Quotes = c.Quotes // loaded above; the re-plan needs them
 		if cc.Plan != nil && cc.Plan.Revision > appr.Revision {
 			next = cc.Plan // already re-planned by an earlier delivery
 			return false, nil

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/bus"
@@ -85,7 +87,7 @@ func TestProjectionReadiness(t *testing.T) {
 			t.Fatalf("step %d: ready %v done %d, want %v %d", i, c.Ready(), done, s.ready, s.done)
 		}
 	}
-	if len(c.Quotes) != 2 || c.Status != StatusRunning || c.Deadline != now.Add(time.Minute) || c.Progress < 0.79 {
+	if len(c.QuoteKeys) != 2 || c.QuoteCount["a"] != 2 || c.Status != StatusRunning || c.Deadline != now.Add(time.Minute) || c.Progress < 0.79 {
 		t.Fatalf("projection %+v", c)
 	}
 }
@@ -162,6 +164,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			creds := m.Credentials()
 			campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
 			ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
+			cquotes, _ := env.Bus.KV(t.Context(), bus.BucketCampaignQuotes)
 			good := sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})
 			// Two real agency quotes: one booked as quoted, one re-quoted
 			// for a smaller planned volume.
@@ -183,6 +186,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 					Package: events.Package{ID: pkg.id, ProductID: pkg.product}, PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeFixedPrice,
 					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPM: cpm, ListCPM: cpm}
 				c.Quotes[QuoteKey(url, pkg.id)] = q
+				storeQuote(t, cquotes, c, q)
 				planned := imps
 				if i == 1 {
 					planned = 150000
@@ -196,13 +200,13 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			}
 			appr, _ := events.New(events.KindPortfolioApproved, "appr-"+mode, "test", c.ID, events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines})
 
-			crashing := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+			crashing := &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &crashTransport{mode: mode}}}), Credentials: creds}}
 			if _, err := crashing.HandleBook(t.Context(), appr); err == nil {
 				t.Fatal("the crashed attempt reported success")
 			}
 			// The redelivered approval reaches a healthy replica.
-			healthy := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+			healthy := &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: good, Credentials: creds}}
 			out1, err := healthy.HandleBook(t.Context(), appr)
 			if err != nil {
@@ -268,4 +272,19 @@ func TestCheckApproval(t *testing.T) {
 			t.Errorf("%s: err %v", c.name, err)
 		}
 	}
+}
+
+// storeQuote records a quote as HandlePlan would: in the campaign-quotes
+// bucket, counted by the projection.
+func storeQuote(t *testing.T, kv jetstream.KeyValue, c *Campaign, q events.QuoteReady) {
+	t.Helper()
+	if err := SaveQuote(t.Context(), kv, q); err != nil {
+		t.Fatal(err)
+	}
+	if c.QuoteKeys == nil {
+		c.QuoteKeys, c.QuoteCount, c.PackagesTotal = map[string]bool{}, map[string]int{}, map[string]int{}
+	}
+	c.QuoteKeys[QuoteKey(q.Seller.URL, q.Package.ID)] = true
+	c.QuoteCount[q.Seller.URL]++
+	c.PackagesTotal[q.Seller.URL] = q.PackagesTotal
 }

@@ -37,9 +37,16 @@ type Campaign struct {
 	Skipped       []events.SellerSkipped `json:"skipped,omitempty"`
 	// PackagesTotal is each seller's number of fitting packages.
 	PackagesTotal map[string]int `json:"packages_total,omitempty"`
-	// Quotes are keyed by QuoteKey(seller, package).
-	Quotes     map[string]events.QuoteReady `json:"quotes,omitempty"`
-	LateQuotes []events.QuoteReady          `json:"late_quotes,omitempty"`
+	// Quotes are keyed by QuoteKey(seller, package). They live in their own
+	// KV bucket (see LoadQuotes), not in the projection; the projection
+	// keeps which packages are quoted and how many per seller.
+	Quotes     map[string]events.QuoteReady `json:"-"`
+	QuoteKeys  map[string]bool              `json:"quote_keys,omitempty"`
+	QuoteCount map[string]int               `json:"quote_count,omitempty"`
+	// LateQuotes arrived after the plan: recorded (the first 50, and the
+	// count), not lost.
+	LateQuotes []events.QuoteReady `json:"late_quotes,omitempty"`
+	LateCount  int                 `json:"late_count,omitempty"`
 
 	Plan          *events.PortfolioProposed `json:"plan,omitempty"`
 	PlannedBy     string                    `json:"planned_by,omitempty"`
@@ -85,10 +92,7 @@ func (c *Campaign) skippedSeller(url string) bool {
 // Resolved counts the expected sellers that are done: skipped, or with a
 // QuoteReady for every fitting package.
 func (c *Campaign) Resolved() (done, total int) {
-	perSeller := map[string]int{}
-	for _, q := range c.Quotes {
-		perSeller[q.Seller.URL]++
-	}
+	perSeller := c.QuoteCount
 	for _, u := range c.Expected {
 		if c.skippedSeller(u) {
 			done++
@@ -208,16 +212,19 @@ func (c *Campaign) apply(in events.Event, now time.Time, defaultWindow time.Dura
 			return false, err
 		}
 		if c.Plan != nil {
-			c.LateQuotes = append(c.LateQuotes, q) // recorded, not lost
+			c.LateCount++
+			if len(c.LateQuotes) < 50 {
+				c.LateQuotes = append(c.LateQuotes, q)
+			}
 			break
 		}
-		if c.Quotes == nil {
-			c.Quotes = map[string]events.QuoteReady{}
+		if c.QuoteKeys == nil {
+			c.QuoteKeys, c.QuoteCount, c.PackagesTotal = map[string]bool{}, map[string]int{}, map[string]int{}
 		}
-		if c.PackagesTotal == nil {
-			c.PackagesTotal = map[string]int{}
+		if key := QuoteKey(q.Seller.URL, q.Package.ID); !c.QuoteKeys[key] {
+			c.QuoteKeys[key] = true
+			c.QuoteCount[q.Seller.URL]++
 		}
-		c.Quotes[QuoteKey(q.Seller.URL, q.Package.ID)] = q
 		c.PackagesTotal[q.Seller.URL] = q.PackagesTotal
 	}
 	c.updateProgress()

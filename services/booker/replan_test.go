@@ -41,11 +41,12 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 	f := &fixture{seller: m.Sellers[0], creds: m.Credentials(), client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})}
 	campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
 	ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
+	cquotes, _ := env.Bus.KV(t.Context(), bus.BucketCampaignQuotes)
 	bookClient := f.client
 	if transport != nil {
 		bookClient = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: transport}})
 	}
-	f.svc = &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+	f.svc = &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 		Booker: &Booker{Client: bookClient, Credentials: f.creds}}
 	c := &Campaign{ID: "fx", Status: StatusBooking, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
 		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
@@ -68,6 +69,7 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 			Package: events.Package{ID: pkg.id, ProductID: pkg.product, AdFormats: []string{pkg.format}}, PackagesTotal: 3, Tier: identity.TierAgency,
 			Outcome: events.OutcomeFixedPrice, QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, AvailableImpressions: imps, FinalCPM: cpm, ListCPM: cpm}
 		c.Quotes[QuoteKey(url, pkg.id)] = q
+		storeQuote(t, cquotes, c, q)
 		f.quotes = append(f.quotes, q)
 	}
 	c.Expected = []string{url}
