@@ -219,6 +219,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 	}
 	var mu sync.Mutex
 	handledBy := map[string]map[int]bool{}
+	active := map[int]int{} // negotiations in flight per replica
 	start := func(i int) replica {
 		b := env.Connect(t, fmt.Sprintf("neg-%d", i))
 		svc := service(t, env, b, m)
@@ -232,7 +233,9 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 					handledBy[in.ID()] = map[int]bool{}
 				}
 				handledBy[in.ID()][i] = true
+				active[i]++
 				mu.Unlock()
+				defer func() { mu.Lock(); active[i]--; mu.Unlock() }()
 				return svc.Handle(ctx, in)
 			})
 		}()
@@ -249,17 +252,30 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Kill replica 0 once it is in the middle of negotiating.
+	// Kill a replica that is in the middle of negotiating.
+	victim := -1
 	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if countNegotiationPosts(s) >= 4 {
-			break
+	for victim < 0 && time.Now().Before(deadline) {
+		if countNegotiationPosts(s) >= 2 {
+			mu.Lock()
+			for i := range replicas {
+				if active[i] > 0 {
+					victim = i
+					break
+				}
+			}
+			mu.Unlock()
 		}
-		time.Sleep(10 * time.Millisecond)
+		if victim < 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	replicas[0].b.NC.Close()
-	replicas[0].cancel()
-	<-replicas[0].done
+	if victim < 0 {
+		t.Fatal("no replica was ever mid-negotiation")
+	}
+	replicas[victim].b.NC.Close()
+	replicas[victim].cancel()
+	<-replicas[victim].done
 
 	waitFor(t, "every package resolved", func() bool {
 		n := 0
@@ -304,18 +320,26 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 	mu.Lock()
 	moved := 0
 	for _, id := range ids {
-		if handledBy[id][0] && (handledBy[id][1] || handledBy[id][2]) {
-			moved++
+		if !handledBy[id][victim] {
+			continue
+		}
+		for i := range replicas {
+			if i != victim && handledBy[id][i] {
+				moved++
+				break
+			}
 		}
 	}
 	mu.Unlock()
 	if moved == 0 {
 		t.Fatal("no negotiation moved from the killed replica to another: the test did not kill anything mid-way")
 	}
-	replicas[1].cancel()
-	replicas[2].cancel()
-	<-replicas[1].done
-	<-replicas[2].done
+	for i, r := range replicas {
+		if i != victim {
+			r.cancel()
+			<-r.done
+		}
+	}
 }
 
 func countNegotiationPosts(s *sandbox.Seller) int {
