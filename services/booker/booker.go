@@ -9,6 +9,7 @@ package booker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -242,9 +243,10 @@ func LineCost(impressions int64, cpm float64) int64 {
 }
 
 // Sweep proposes the portfolio of campaigns whose shopping deadline passed
-// before every seller answered, and republishes proposals whose publication
-// did not complete. It runs on a ticker in every booker replica; the
-// revision-checked write makes exactly one of them plan.
+// before every seller answered, and republishes deadline proposals whose
+// publication did not complete. It looks at every campaign; RunSweeper
+// looks only at the open ones it learns of from a KV watch. The
+// revision-checked write makes exactly one booker replica plan.
 func (s *Service) Sweep(ctx context.Context, publish func(context.Context, events.Event) error) error {
 	keys, err := s.Campaigns.ListKeys(ctx)
 	if err != nil {
@@ -253,8 +255,35 @@ func (s *Service) Sweep(ctx context.Context, publish func(context.Context, event
 		}
 		return err
 	}
+	var ids []string
+	for k := range keys.Keys() {
+		ids = append(ids, k)
+	}
+	return s.sweep(ctx, ids, publish)
+}
+
+// sweepState is the part of a projection the sweeper watches.
+type sweepState struct {
+	Status        string          `json:"status"`
+	Deadline      time.Time       `json:"deadline"`
+	Request       json.RawMessage `json:"request"`
+	Plan          json.RawMessage `json:"plan"`
+	PlannedBy     string          `json:"planned_by"`
+	PlanPublished bool            `json:"plan_published"`
+}
+
+// pending reports whether the sweeper may have work for this campaign.
+func (w sweepState) pending() bool {
+	if w.Status == StatusCompleted || w.Status == StatusFailed || w.Deadline.IsZero() {
+		return false
+	}
+	hasPlan := len(w.Plan) > 0 && string(w.Plan) != "null"
+	return (!hasPlan && len(w.Request) > 0) || (hasPlan && w.PlannedBy == "deadline" && !w.PlanPublished)
+}
+
+func (s *Service) sweep(ctx context.Context, ids []string, publish func(context.Context, events.Event) error) error {
 	now := s.now()
-	for key := range keys.Keys() {
+	for _, key := range ids {
 		var c Campaign
 		if _, found, err := bus.GetJSON(ctx, s.Campaigns, key, &c); err != nil || !found {
 			continue
@@ -269,6 +298,7 @@ func (s *Service) Sweep(ctx context.Context, publish func(context.Context, event
 				return err
 			}
 			quotes := c.Quotes
+			var err error
 			c, err = bus.Update(ctx, s.Campaigns, key, func(c *Campaign, _ bool) (bool, error) {
 				if c.Plan != nil || c.Terminal() {
 					return false, nil
@@ -308,16 +338,53 @@ func (s *Service) Sweep(ctx context.Context, publish func(context.Context, event
 	return nil
 }
 
-// RunSweeper calls Sweep every interval until ctx ends.
+// RunSweeper sweeps every interval until ctx ends. A KV watch keeps the set
+// of open campaigns (and their deadlines) up to date, so a sweep touches
+// only campaigns that are due, however long the history.
 func (s *Service) RunSweeper(ctx context.Context, every time.Duration, publish func(context.Context, events.Event) error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var updates <-chan jetstream.KeyValueEntry
+	if w, err := s.Campaigns.WatchAll(ctx); err == nil {
+		defer func() { _ = w.Stop() }()
+		updates = w.Updates()
+	} else {
+		s.Log.Warn().Err(err).Msg("campaign watch failed; sweeping every campaign")
+	}
+	open := map[string]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case e, ok := <-updates:
+			if !ok {
+				updates = nil
+				continue
+			}
+			if e == nil { // end of the initial values
+				continue
+			}
+			var st sweepState
+			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &st) != nil || !st.pending() {
+				delete(open, e.Key())
+				continue
+			}
+			open[e.Key()] = st.Deadline
 		case <-t.C:
-			if err := s.Sweep(ctx, publish); err != nil && ctx.Err() == nil {
+			var err error
+			if updates == nil && len(open) == 0 {
+				err = s.Sweep(ctx, publish)
+			} else {
+				now := s.now()
+				var due []string
+				for id, d := range open {
+					if now.After(d) {
+						due = append(due, id)
+					}
+				}
+				err = s.sweep(ctx, due, publish)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.Log.Warn().Err(err).Msg("sweep")
 			}
 		}

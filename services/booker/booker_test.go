@@ -2,6 +2,7 @@ package booker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -287,4 +288,28 @@ func storeQuote(t *testing.T, kv jetstream.KeyValue, c *Campaign, q events.Quote
 	c.QuoteKeys[QuoteKey(q.Seller.URL, q.Package.ID)] = true
 	c.QuoteCount[q.Seller.URL]++
 	c.PackagesTotal[q.Seller.URL] = q.PackagesTotal
+}
+
+func TestSweepStatePending(t *testing.T) {
+	d := time.Unix(100, 0)
+	req := json.RawMessage(`{"campaign_id":"c"}`)
+	plan := json.RawMessage(`{"revision":1}`)
+	cases := []struct {
+		name string
+		st   sweepState
+		want bool
+	}{
+		{"shopping", sweepState{Status: StatusRunning, Deadline: d, Request: req}, true},
+		{"no deadline yet", sweepState{Status: StatusPending, Request: req}, false},
+		{"planned by an event", sweepState{Status: StatusAwaitingApproval, Deadline: d, Request: req, Plan: plan, PlannedBy: "evt"}, false},
+		{"deadline plan unpublished", sweepState{Status: StatusBooking, Deadline: d, Request: req, Plan: plan, PlannedBy: "deadline"}, true},
+		{"deadline plan published", sweepState{Status: StatusBooking, Deadline: d, Request: req, Plan: plan, PlannedBy: "deadline", PlanPublished: true}, false},
+		{"completed", sweepState{Status: StatusCompleted, Deadline: d, Request: req}, false},
+		{"null plan", sweepState{Status: StatusRunning, Deadline: d, Request: req, Plan: json.RawMessage("null")}, true},
+	}
+	for _, c := range cases {
+		if got := c.st.pending(); got != c.want {
+			t.Errorf("%s: pending %v, want %v", c.name, got, c.want)
+		}
+	}
 }
