@@ -20,6 +20,7 @@ import (
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -366,4 +367,52 @@ func waitLate(t *testing.T, base, id string) map[string]any {
 	}
 	t.Fatal("no late quote recorded")
 	return nil
+}
+
+// TestScaledOutStages runs the deployment shape of docker-compose.yml in one
+// test: an external JetStream server, one process with discoverer,
+// kitfetcher and booker, and three negotiator-only processes sharing the
+// durable consumer.
+func TestScaledOutStages(t *testing.T) {
+	env := natstest.Start(t)
+	m, err := sandbox.Start(context.Background(), sandbox.DefaultMarket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	start := func(stages ...string) *app.App {
+		cfg := config.Defaults()
+		cfg.NATSURL, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages = env.URL, m.RegistryURL, true, stages
+		a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(a.Stop)
+		if a.Server != nil {
+			t.Fatal("an external NATS URL must not start an embedded server")
+		}
+		return a
+	}
+	main := start("discoverer", "kitfetcher", "booker")
+	for i := 0; i < 3; i++ {
+		start("negotiator")
+	}
+	s := &stack{market: m, app: main}
+	req := demo.SampleCampaign("scaled", "adaptive")
+	s.submit(t, req)
+	res := s.follow(t, req.CampaignID)
+	if res.Status != "completed" || len(res.Deals) == 0 || len(res.Negotiations) < 4 {
+		t.Fatalf("status %q deals %d negotiations %d", res.Status, len(res.Deals), len(res.Negotiations))
+	}
+	st, _ := env.Bus.JS.Stream(t.Context(), bus.StreamEvents)
+	names := st.ConsumerNames(t.Context())
+	count := 0
+	for n := range names.Name() {
+		if n == "negotiator" {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Fatalf("negotiator durables = %d, want one shared by the three replicas", count)
+	}
 }
