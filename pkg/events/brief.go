@@ -74,6 +74,13 @@ func (b Brief) Validate() error {
 	if b.MinSellers < 0 {
 		return bad("min_sellers", "must not be negative")
 	}
+	if w := b.Weights; w != nil {
+		for name, v := range map[string]float64{"price": w.Price, "video": w.Video, "display": w.Display, "negotiable": w.Negotiable, "volume": w.Volume, "price_ceiling": w.PriceCeiling} {
+			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+				return bad("weights."+name, "must be a finite number >= 0")
+			}
+		}
+	}
 	sum := 0.0
 	for f, s := range b.FormatMix {
 		if s < 0 || s > 1 || math.IsNaN(s) {

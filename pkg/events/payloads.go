@@ -34,6 +34,18 @@ type Brief struct {
 	PerSellerCap   float64            `json:"per_seller_cap,omitempty" desc:"Most USD to spend with one seller; 0 = no cap."`
 	FormatMix      map[string]float64 `json:"format_mix,omitempty" desc:"Minimum share of spend per format, e.g. {\"video\":0.3}."`
 	MinSellers     int                `json:"min_sellers,omitempty" desc:"Fewest sellers to spread the budget over, when feasible."`
+	Weights        *ValueWeights      `json:"weights,omitempty" desc:"How the optimiser values a quote; omitted = the guide's score."`
+}
+
+// ValueWeights weigh the guide's score: price headroom below PriceCeiling,
+// plus bonuses for video/CTV, display, negotiable and volume discounts.
+type ValueWeights struct {
+	Price        float64 `json:"price"`
+	Video        float64 `json:"video"`
+	Display      float64 `json:"display"`
+	Negotiable   float64 `json:"negotiable"`
+	Volume       float64 `json:"volume"`
+	PriceCeiling float64 `json:"price_ceiling"`
 }
 
 // NegotiationPolicy picks and parameterises the negotiation strategy.

@@ -313,3 +313,39 @@ func TestSweepStatePending(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildPlanUsesBriefWeights(t *testing.T) {
+	mk := func(pkg, format string, cpm float64) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "w", Seller: events.Seller{URL: "http://s-" + pkg, Trust: identity.TrustVerified, Source: "x"},
+			Package: events.Package{ID: pkg, AdFormats: []string{format}}, PackagesTotal: 1, Tier: identity.TierAgency,
+			Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 1_000_000, FinalCPM: cpm}
+	}
+	quotes := []events.QuoteReady{mk("video", "video", 20), mk("display", "display", 10)}
+	cases := []struct {
+		name    string
+		weights *events.ValueWeights
+		want    string
+	}{
+		{"guide's score favours cheap display", nil, "display"},
+		{"video-heavy weights", &events.ValueWeights{Price: 1, Video: 30, Display: 0, PriceCeiling: 50}, "video"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			camp := &Campaign{ID: "w", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "w",
+				Brief: events.Brief{Name: "w", Budget: 1000, StartDate: "2027-01-01", EndDate: "2027-01-02", Weights: c.weights}}}
+			for _, q := range quotes {
+				camp.Quotes[QuoteKey(q.Seller.URL, q.Package.ID)] = q
+			}
+			p, err := BuildPlan(camp, portfolio.DefaultWeights(), 1000, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Lines) != 1 || p.Lines[0].PackageID != c.want || p.TotalSpend > 1000 {
+				t.Fatalf("lines %+v", p.Lines)
+			}
+			if len(p.Excluded) != 1 || p.Excluded[0].Reason == "" {
+				t.Fatalf("exclusions %+v", p.Excluded)
+			}
+		})
+	}
+}

@@ -17,6 +17,9 @@ func bookable(q events.QuoteReady) bool {
 // planned again (booked or failed in an earlier revision).
 func BuildPlan(c *Campaign, weights portfolio.Weights, budget float64, revision int, exclude map[string]string) (*events.PortfolioProposed, error) {
 	req := c.Request
+	if w := req.Brief.Weights; w != nil {
+		weights = portfolio.Weights{Price: w.Price, Video: w.Video, Display: w.Display, Negotiable: w.Negotiable, Volume: w.Volume, PriceCeiling: w.PriceCeiling}
+	}
 	pb := portfolio.Brief{
 		Budget:       budget,
 		PerSellerCap: req.Brief.PerSellerCap,
