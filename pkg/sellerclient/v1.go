@@ -381,84 +381,54 @@ type NegotiationRound struct {
 // CreateQuote posts POST {seller}/api/v1/quotes and returns the quote from
 // the {"quote": ...} envelope (HTTP 200 on the reference seller).
 func (c *Client) CreateQuote(ctx context.Context, sellerURL string, auth Auth, req QuoteRequest) (*Quote, error) {
-	const op = "CreateQuote"
-	base, err := c.sellerURL(op, sellerURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.normalize(); err != nil {
-		return nil, validationError(op, base, err.Error())
-	}
-	var out *Quote
-	err = c.postJSON(ctx, op, joinURL(base, "/api/v1/quotes", nil), auth, req, func(b []byte) (err error) {
-		out, err = parseQuote(b)
-		return err
-	})
-	return out, err
+	return post(ctx, c, "CreateQuote", sellerURL, "/api/v1/quotes", auth, &req, req.normalize, parseQuote)
 }
 
 // GetQuote fetches GET {seller}/api/v1/quotes/{id} (no auth). The reference
 // seller re-emits media_type as "digital" here whatever was quoted.
 func (c *Client) GetQuote(ctx context.Context, sellerURL, id string) (*Quote, error) {
-	const op = "GetQuote"
-	base, err := c.sellerURL(op, sellerURL)
-	if err != nil {
-		return nil, err
-	}
-	seg, err := escapeID(op, id)
-	if err != nil {
-		return nil, err
-	}
-	var out *Quote
-	err = c.getJSON(ctx, op, joinURL(base, "/api/v1/quotes/"+seg, nil), Auth{}, func(b []byte) (err error) {
-		out, err = parseQuote(b)
-		return err
-	})
-	return out, err
+	return getByID(ctx, c, "GetQuote", sellerURL, "/api/v1/quotes/", id, parseQuote)
 }
 
 // Negotiate posts POST {seller}/api/v1/negotiations/messages.
 func (c *Client) Negotiate(ctx context.Context, sellerURL string, auth Auth, msg NegotiationMessage) (*NegotiationRound, error) {
-	const op = "Negotiate"
-	base, err := c.sellerURL(op, sellerURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := msg.normalize(); err != nil {
-		return nil, validationError(op, base, err.Error())
-	}
-	var out *NegotiationRound
-	err = c.postJSON(ctx, op, joinURL(base, "/api/v1/negotiations/messages", nil), auth, msg, func(b []byte) (err error) {
-		out, err = parseNegotiation(b)
-		return err
-	})
-	return out, err
+	return post(ctx, c, "Negotiate", sellerURL, "/api/v1/negotiations/messages", auth, &msg, msg.normalize, parseNegotiation)
 }
 
 // BookDeal posts POST {seller}/api/v1/deals. Compare the booked
 // Deal.Pricing.FinalCPM with the agreed price: the seller books at the quote's
 // price unless a negotiation on that quote reached accepted.
 func (c *Client) BookDeal(ctx context.Context, sellerURL string, auth Auth, req DealBookingRequest) (*DealBooking, error) {
-	const op = "BookDeal"
-	base, err := c.sellerURL(op, sellerURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := req.normalize(); err != nil {
-		return nil, validationError(op, base, err.Error())
-	}
-	var out *DealBooking
-	err = c.postJSON(ctx, op, joinURL(base, "/api/v1/deals", nil), auth, req, func(b []byte) (err error) {
-		out, err = parseDealBooking(b)
-		return err
-	})
-	return out, err
+	return post(ctx, c, "BookDeal", sellerURL, "/api/v1/deals", auth, &req, req.normalize, parseDealBooking)
 }
 
 // GetDeal fetches GET {seller}/api/v1/deals/{id} (no auth; same envelope as
 // booking).
 func (c *Client) GetDeal(ctx context.Context, sellerURL, id string) (*DealBooking, error) {
-	const op = "GetDeal"
+	return getByID(ctx, c, "GetDeal", sellerURL, "/api/v1/deals/", id, parseDealBooking)
+}
+
+// post validates the seller URL and the request (normalize runs on the
+// value body points to, before anything is sent), POSTs it and parses the
+// answer.
+func post[T any](ctx context.Context, c *Client, op, sellerURL, path string, auth Auth, body any, normalize func() error, parse func([]byte) (*T, error)) (*T, error) {
+	base, err := c.sellerURL(op, sellerURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := normalize(); err != nil {
+		return nil, validationError(op, base, err.Error())
+	}
+	var out *T
+	err = c.postJSON(ctx, op, joinURL(base, path, nil), auth, body, func(b []byte) (err error) {
+		out, err = parse(b)
+		return err
+	})
+	return out, err
+}
+
+// getByID GETs prefix+{escaped id} without credentials and parses it.
+func getByID[T any](ctx context.Context, c *Client, op, sellerURL, prefix, id string, parse func([]byte) (*T, error)) (*T, error) {
 	base, err := c.sellerURL(op, sellerURL)
 	if err != nil {
 		return nil, err
@@ -467,9 +437,9 @@ func (c *Client) GetDeal(ctx context.Context, sellerURL, id string) (*DealBookin
 	if err != nil {
 		return nil, err
 	}
-	var out *DealBooking
-	err = c.getJSON(ctx, op, joinURL(base, "/api/v1/deals/"+seg, nil), Auth{}, func(b []byte) (err error) {
-		out, err = parseDealBooking(b)
+	var out *T
+	err = c.getJSON(ctx, op, joinURL(base, prefix+seg, nil), Auth{}, func(b []byte) (err error) {
+		out, err = parse(b)
 		return err
 	})
 	return out, err
