@@ -397,17 +397,11 @@ func (s *Seller) handlePackage(w http.ResponseWriter, r *http.Request) {
 
 // handleMediaKitSearch is POST /media-kit/search (§2.3 scoring).
 func (s *Seller) handleMediaKitSearch(w http.ResponseWriter, r *http.Request) {
-	b, jerr := parseBody(r, readBody(r))
-	if jerr != nil {
-		writeValidation(w, jerr)
-		return
-	}
-	key, ok := s.authOptional(w, r)
+	var v validator
+	obj, key, ok := s.keyedPost(w, r, &v)
 	if !ok {
 		return
 	}
-	var v validator
-	obj, _ := b.object(&v)
 	var query, tier, agencyID, advertiserID *string
 	var af map[string]any
 	var afLoc []any

@@ -60,17 +60,11 @@ type wireRoundResponse struct {
 
 // handleNegotiationMessage is POST /api/v1/negotiations/messages (§2.6).
 func (s *Seller) handleNegotiationMessage(w http.ResponseWriter, r *http.Request) {
-	b, jerr := parseBody(r, readBody(r))
-	if jerr != nil {
-		writeValidation(w, jerr)
-		return
-	}
-	key, ok := s.authOptional(w, r)
+	var v validator
+	obj, key, ok := s.keyedPost(w, r, &v)
 	if !ok {
 		return
 	}
-	var v validator
-	obj, _ := b.object(&v)
 	var m negotiationMessage
 	var idemKey *string
 	if obj != nil {

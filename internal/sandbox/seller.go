@@ -391,17 +391,11 @@ func (s *Seller) handleProduct(w http.ResponseWriter, r *http.Request) {
 
 // handlePricing is the legacy POST /pricing (float dollars, fractions).
 func (s *Seller) handlePricing(w http.ResponseWriter, r *http.Request) {
-	b, jerr := parseBody(r, readBody(r))
-	if jerr != nil {
-		writeValidation(w, jerr)
-		return
-	}
-	key, ok := s.authOptional(w, r)
+	var v validator
+	obj, key, ok := s.keyedPost(w, r, &v)
 	if !ok {
 		return
 	}
-	var v validator
-	obj, _ := b.object(&v)
 	var productID, tier, agencyID, advertiserID, agentURL *string
 	var volume *int64
 	if obj != nil {
@@ -461,6 +455,22 @@ func deref(p *string) string {
 }
 
 // readBody returns the request body (already buffered by the front handler).
+// keyedPost reads a JSON POST body and the optional API key as the seller's
+// routes do: a body problem is a 422 before any key check, a bad key a 401.
+// ok is false when the response has already been written.
+func (s *Seller) keyedPost(w http.ResponseWriter, r *http.Request, v *validator) (obj map[string]any, key *apiKey, ok bool) {
+	b, jerr := parseBody(r, readBody(r))
+	if jerr != nil {
+		writeValidation(w, jerr)
+		return nil, nil, false
+	}
+	if key, ok = s.authOptional(w, r); !ok {
+		return nil, nil, false
+	}
+	obj, _ = b.object(v)
+	return obj, key, true
+}
+
 func readBody(r *http.Request) []byte {
 	if r.Body == nil {
 		return nil

@@ -148,17 +148,11 @@ func writeQuoteExpired(w http.ResponseWriter) {
 
 // handleCreateQuote is POST /api/v1/quotes (§2.4).
 func (s *Seller) handleCreateQuote(w http.ResponseWriter, r *http.Request) {
-	b, jerr := parseBody(r, readBody(r))
-	if jerr != nil {
-		writeValidation(w, jerr)
-		return
-	}
-	key, ok := s.authOptional(w, r)
+	var v validator
+	obj, key, ok := s.keyedPost(w, r, &v)
 	if !ok {
 		return
 	}
-	var v validator
-	obj, _ := b.object(&v)
 	var req quoteRequest
 	var idemKey *string
 	if obj != nil {
@@ -348,17 +342,11 @@ type dealRequest struct {
 
 // handleBookDeal is POST /api/v1/deals (§2.5).
 func (s *Seller) handleBookDeal(w http.ResponseWriter, r *http.Request) {
-	b, jerr := parseBody(r, readBody(r))
-	if jerr != nil {
-		writeValidation(w, jerr)
-		return
-	}
-	key, ok := s.authOptional(w, r)
+	var v validator
+	obj, key, ok := s.keyedPost(w, r, &v)
 	if !ok {
 		return
 	}
-	var v validator
-	obj, _ := b.object(&v)
 	var req dealRequest
 	var idemKey *string
 	if obj != nil {
