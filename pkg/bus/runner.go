@@ -226,6 +226,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
 
+	started := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
 	outs, herr := safeCall(callCtx, h, in)
 	cancel()
@@ -241,7 +242,9 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		}
 		if err := m.Ack(); err != nil {
 			log.Warn().Err(err).Msg("ack failed; the event will be redelivered and its outputs de-duplicated")
+			return
 		}
+		log.Debug().Dur("took", time.Since(started)).Int("outputs", len(outs)).Msg("handled")
 	case IsPermanent(herr):
 		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
