@@ -312,14 +312,14 @@ func TestCampaignWithNoSellersCompletes(t *testing.T) {
 func TestShoppingDeadline(t *testing.T) {
 	ctx := context.Background()
 	mcfg := sandbox.DefaultMarket()
-	mcfg.Sellers[1].Faults.Latency = 1500 * time.Millisecond // Northwind Video: slow, not down
+	mcfg.Sellers[1].Faults.Latency = 2500 * time.Millisecond // Northwind Video: slower than the window, not down
 	m, err := sandbox.Start(ctx, mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
 	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.HTTPAddr = t.TempDir(), 0, m.RegistryURL, true, time.Second, "127.0.0.1:0"
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.HTTPAddr = t.TempDir(), 0, m.RegistryURL, true, 2*time.Second, "127.0.0.1:0"
 	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +357,7 @@ func TestShoppingDeadline(t *testing.T) {
 
 func waitLate(t *testing.T, base, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		_, job := httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
 		if lq, ok := job["late_quotes"].([]any); ok && len(lq) > 0 {
