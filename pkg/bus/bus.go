@@ -152,22 +152,68 @@ func (b *Bus) Provision(ctx context.Context) error {
 			Subjects:    []string{"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamEvents + ".>"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      7 * 24 * time.Hour,
+			MaxBytes:    c.MaxBytes / 8,
+			Duplicates:  2 * time.Minute,
 			Replicas:    c.Replicas,
 			Storage:     storage,
 		},
 	}
 	for _, sc := range streams {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
+		if err := b.ensureStream(ctx, sc); err != nil {
+			return err
 		}
 	}
 	for _, name := range Buckets {
 		kvc := jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: c.Replicas, Storage: storage, MaxBytes: c.MaxBytes / 4}
-		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, kvc); err != nil {
-			return fmt.Errorf("bus: kv %s: %w", name, err)
+		if _, err := b.JS.CreateKeyValue(ctx, kvc); err != nil {
+			if !errors.Is(err, jetstream.ErrBucketExists) {
+				return fmt.Errorf("bus: kv %s: %w", name, err)
+			}
+			if _, err := b.JS.KeyValue(ctx, name); err != nil {
+				return fmt.Errorf("bus: kv %s: %w", name, err)
+			}
 		}
 	}
 	return nil
+}
+
+// ensureStream creates the stream, or updates it only when its settings
+// differ. Every process provisions at start-up; sending an identical update
+// each time would needlessly reconfigure a live stream while other
+// processes create consumers on it.
+func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error {
+	_, err := b.JS.CreateStream(ctx, sc)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
+	}
+	st, err := b.JS.Stream(ctx, sc.Name)
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", sc.Name, err)
+	}
+	cur := st.CachedInfo().Config
+	if sameSubjects(cur.Subjects, sc.Subjects) && cur.MaxAge == sc.MaxAge && cur.MaxBytes == sc.MaxBytes &&
+		cur.Duplicates == sc.Duplicates && cur.Replicas == sc.Replicas && cur.Retention == sc.Retention {
+		return nil
+	}
+	if _, err := b.JS.UpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("bus: update stream %s: %w", sc.Name, err)
+	}
+	return nil
+}
+
+func sameSubjects(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // KV returns a provisioned bucket.
