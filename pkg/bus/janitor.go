@@ -26,7 +26,7 @@ type maxDeliverAdvisory struct {
 // process may run one: they share a durable consumer, and dead letters are
 // de-duplicated by stream sequence.
 func (b *Bus) RunJanitor(ctx context.Context) error {
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, StreamAdvisories, jetstream.ConsumerConfig{
+	cons, err := b.ensureConsumer(ctx, StreamAdvisories, jetstream.ConsumerConfig{
 		Durable:    "dlq-janitor",
 		AckPolicy:  jetstream.AckExplicitPolicy,
 		AckWait:    30 * time.Second,

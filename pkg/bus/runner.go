@@ -130,9 +130,19 @@ func (b *Bus) Consumer(ctx context.Context, cfg StageConfig) (jetstream.Consumer
 	} else {
 		cc.FilterSubjects = cfg.Subjects
 	}
-	c, err := b.JS.CreateOrUpdateConsumer(ctx, StreamEvents, cc)
+	return b.ensureConsumer(ctx, StreamEvents, cc)
+}
+
+// ensureConsumer creates a durable consumer, or updates it only when an
+// existing one differs: every replica binds the same durable at start-up,
+// and an identical create is a no-op on the server.
+func (b *Bus) ensureConsumer(ctx context.Context, stream string, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := b.JS.CreateConsumer(ctx, stream, cc)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = b.JS.UpdateConsumer(ctx, stream, cc)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("bus: consumer %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("bus: consumer %s: %w", cc.Durable, err)
 	}
 	return c, nil
 }
