@@ -83,6 +83,7 @@ func NewAPI(b *bus.Bus, bk *booker.Service, apiKey string, log zerolog.Logger) h
 	mux.HandleFunc("GET /bookings/{id}", a.get)
 	mux.HandleFunc("POST /bookings/{id}/approve", a.approve)
 	mux.HandleFunc("POST /bookings/{id}/approve-all", a.approveAll)
+	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
 	return a.auth(mux)
 }
 
@@ -402,4 +403,57 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *ApproveRequ
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": booker.StatusBooking, "approved_count": len(lines), "total_cost": total,
 		"message": "Approved; booking. Use GET /bookings/" + c.ID + " to follow it."})
+}
+
+// RejectRequest is the optional body of POST /bookings/{id}/reject.
+type RejectRequest struct {
+	Reason string `json:"reason"`
+}
+
+// reject ends a job awaiting approval without booking anything and
+// publishes CampaignRejected, so downstream systems see the decision.
+func (a *api) reject(w http.ResponseWriter, r *http.Request) {
+	var req RejectRequest
+	if r.ContentLength != 0 {
+		if e := decodeBody(r, &req); e != nil {
+			writeJSON(w, http.StatusBadRequest, e)
+			return
+		}
+	}
+	ctx := r.Context()
+	c, ok := a.load(ctx, w, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	reason := "portfolio rejected by the buyer"
+	if req.Reason != "" {
+		reason += ": " + req.Reason
+	}
+	claimed := false
+	if _, err := bus.Update(ctx, a.booker.Campaigns, c.ID, func(cc *booker.Campaign, _ bool) (bool, error) {
+		if cc.Status != booker.StatusAwaitingApproval {
+			return false, nil
+		}
+		cc.Status, cc.Progress, cc.UpdatedAt = booker.StatusFailed, 1, time.Now().UTC()
+		cc.Errors = append(cc.Errors, reason)
+		claimed = true
+		return true, nil
+	}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: err.Error()})
+		return
+	}
+	if !claimed {
+		writeJSON(w, http.StatusConflict, apiError{Error: "invalid_state", Detail: "Job is not awaiting approval. Current status: " + c.Status})
+		return
+	}
+	e, err := events.New(events.KindCampaignRejected, events.ChildID(c.ID, "api", "rejected"), "api", c.ID, events.CampaignRejected{CampaignID: c.ID, Reason: reason})
+	if err == nil {
+		err = a.bus.Publish(ctx, e)
+	}
+	if err != nil {
+		// The job is already failed; the event is the audit trail, so say it is missing.
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "job rejected but the event was not published: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": booker.StatusFailed, "message": reason})
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -414,5 +415,31 @@ func TestScaledOutStages(t *testing.T) {
 	}
 	if count != 1 {
 		t.Fatalf("negotiator durables = %d, want one shared by the three replicas", count)
+	}
+}
+
+func TestBookingsAPIReject(t *testing.T) {
+	s := startStack(t, func(c *config.Config) { c.HTTPAddr = "127.0.0.1:0" })
+	base := "http://" + s.app.HTTPAddr
+	sample := demo.SampleCampaign("x", "adaptive")
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer}, nil)
+	id := out["job_id"].(string)
+	waitStatus(t, base, id, nil, "awaiting_approval")
+	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", map[string]any{"reason": "too much CTV"}, nil); code != 200 || out["status"] != "failed" {
+		t.Fatalf("reject: %d %v", code, out)
+	}
+	if code, _ := httpJSON(t, "POST", base+"/bookings/"+id+"/approve-all", nil, nil); code != 409 {
+		t.Fatalf("approve after reject: %d, want 409", code)
+	}
+	if code, _ := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", nil, nil); code != 409 {
+		t.Fatalf("second reject: %d, want 409", code)
+	}
+	res := s.follow(t, id)
+	if res.Status != "rejected" || len(sellerDeals(s.market)) != 0 {
+		t.Fatalf("status %q, %d deals at sellers", res.Status, len(sellerDeals(s.market)))
+	}
+	_, job := httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
+	if job["status"] != "failed" || !strings.Contains(fmt.Sprint(job["errors"]), "too much CTV") {
+		t.Fatalf("job %v %v", job["status"], job["errors"])
 	}
 }
