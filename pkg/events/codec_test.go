@@ -1,0 +1,248 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/nats-io/nats.go"
+
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// samplePayloads has one populated payload per kind, so every type goes
+// through the codec and its schema.
+func samplePayloads() map[string]any {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	seller := Seller{URL: "http://127.0.0.1:9001", Name: "Euro € Seller 😀", Trust: identity.TrustVerified, Source: "registry"}
+	disc := Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAdvertiser, Cap: identity.TierAgency, Reason: "capped"}
+	pkg := Package{ID: "pkg-1", ProductID: "prod-15ba2543", AdFormats: []string{"video"}, ExactPrice: 22.5, FloorPrice: 18, Negotiable: true}
+	line := PlanLine{QuoteID: "qt-1", SellerURL: seller.URL, PackageID: "pkg-1", Tier: identity.TierAgency, CPM: 20, Impressions: 1000, Spend: 20, Reason: "best"}
+	brief := Brief{Name: "CTV Q1", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPM: 20, MaxCPM: 30}, Channels: []string{"ctv"},
+		Weights: &ValueWeights{Price: 1, Video: 10, PriceCeiling: 50}}
+	deal := DealBooked{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", QuoteID: "qt-1", DealID: "DEMO-ABC", DealType: "PD", CPM: 20, AgreedCPM: 20,
+		Impressions: 1000, Spend: 20, SpendMicros: 20000000, Currency: "USD", Tier: identity.TierAgency, BookedAt: now, ActivationInstructions: map[string]string{"ttd": "x"}}
+	return map[string]any{
+		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: identity.BuyerIdentity{SeatID: "s"}, RequestedAt: now},
+		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
+		KindSellerFound.Type:        SellerFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Brief: brief, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a"}},
+		KindSellerSkipped.Type:      SellerSkipped{CampaignID: "c-1", SellerURL: seller.URL, Stage: StageDiscoverer, Code: "blocked", Reason: "blocked"},
+		KindDiscoveryCompleted.Type: DiscoveryCompleted{CampaignID: "c-1", Sellers: []string{seller.URL}, Sources: []SourceStatus{{Source: "registry", OK: true}}},
+		KindPackageFound.Type:       PackageFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Package: pkg, PackagesTotal: 1, Brief: brief},
+		KindQuoteReady.Type: QuoteReady{CampaignID: "c-1", Seller: seller, Package: pkg, PackagesTotal: 1, Tier: identity.TierAgency, Outcome: OutcomeAccepted,
+			QuoteID: "qt-1", QuoteExpiresAt: &now, FinalCPM: 20, Rounds: []Round{{N: 1, BuyerPrice: 18, SellerPrice: 21, SellerAction: "counter"}}},
+		KindPortfolioProposed.Type: PortfolioProposed{CampaignID: "c-1", Budget: 100, TotalSpend: 20, Lines: []PlanLine{line}, Revision: 1,
+			Excluded: []PlanExclusion{{SellerURL: seller.URL, PackageID: "pkg-2", Reason: "above max CPM"}}},
+		KindPortfolioApproved.Type: PortfolioApproved{CampaignID: "c-1", ApprovedBy: "auto", Revision: 1, Lines: []PlanLine{line}},
+		KindDealBooked.Type:        deal,
+		KindBookingFailed.Type:     BookingFailed{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", Code: "quote_expired", Reason: "expired"},
+		KindCampaignCompleted.Type: CampaignCompleted{CampaignID: "c-1", Status: "completed", Budget: 100, TotalSpend: 20, Deals: []DealBooked{deal}},
+	}
+}
+
+func TestCodecRoundTripsEveryKind(t *testing.T) {
+	samples := samplePayloads()
+	if len(samples) != len(Kinds) {
+		t.Fatalf("samples cover %d kinds, contract has %d", len(samples), len(Kinds))
+	}
+	for _, k := range Kinds {
+		for _, mode := range []string{"binary", "structured"} {
+			t.Run(k.Name+"/"+mode, func(t *testing.T) {
+				in, err := New(k, NewID(), StageBooker, "c-1", samples[k.Type])
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m *nats.Msg
+				if mode == "binary" {
+					m, err = Encode(in, k.SubjectFor("c-1"))
+				} else {
+					m, err = EncodeStructured(in, k.SubjectFor("c-1"))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Header.Get(nats.MsgIdHdr); got != in.ID() {
+					t.Fatalf("Nats-Msg-Id = %q, want %q", got, in.ID())
+				}
+				out, err := Decode(m.Header, m.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.ID() != in.ID() || out.Type() != k.Type || out.Subject() != "c-1" || out.Source() != in.Source() || !out.Time().Equal(in.Time()) {
+					t.Fatalf("attributes differ: %v vs %v", out, in)
+				}
+				if out.Extensions()[TraceparentExt] != in.Extensions()[TraceparentExt] {
+					t.Fatalf("traceparent lost")
+				}
+				p, gotKind, err := Payload(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gotKind.Name != k.Name {
+					t.Fatalf("kind %s, want %s", gotKind.Name, k.Name)
+				}
+				want := reflect.New(reflect.TypeOf(samples[k.Type]))
+				wb, _ := json.Marshal(samples[k.Type])
+				_ = json.Unmarshal(wb, want.Interface())
+				if !reflect.DeepEqual(p, want.Interface()) {
+					t.Fatalf("payload differs:\n got %#v\nwant %#v", p, want.Interface())
+				}
+			})
+		}
+	}
+}
+
+func TestBinaryHeadersArePercentEncoded(t *testing.T) {
+	e, _ := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	e.SetSubject(`Euro € "x" 100%`)
+	m, err := Encode(e, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Header.Get("ce-subject"), "Euro%20%E2%82%AC%20%22x%22%20100%25"; got != want {
+		t.Fatalf("ce-subject = %q, want %q", got, want)
+	}
+	// Upper-case header names and lower-case escapes are accepted on input.
+	h := nats.Header{}
+	for k, v := range m.Header {
+		if len(k) > 3 && k[:3] == "ce-" {
+			h["CE-"+k[3:]] = v
+		} else {
+			h[k] = v
+		}
+	}
+	h["CE-subject"] = []string{"Euro%20%e2%82%ac"}
+	out, err := Decode(h, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Subject() != "Euro €" || out.Type() != KindSellerSkipped.Type {
+		t.Fatalf("subject = %q type %q", out.Subject(), out.Type())
+	}
+}
+
+// TestBinaryMatchesSDK checks our binary encoding against the sdk's own NATS
+// binding reader for ASCII attributes.
+func TestBinaryMatchesSDK(t *testing.T) {
+	e, _ := New(KindDealBooked, "id-2", StageBooker, "c-9", samplePayloads()[KindDealBooked.Type])
+	m, err := Encode(e, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdkEvent, err := binding.ToEvent(t.Context(), cejs.NewMessage(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdkEvent.ID() != "id-2" || sdkEvent.Type() != KindDealBooked.Type || sdkEvent.Subject() != "c-9" || string(sdkEvent.Data()) != string(e.Data()) {
+		t.Fatalf("sdk decoded %v", sdkEvent)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	gm, _ := Encode(good, "s")
+	mutate := func(f func(h nats.Header)) nats.Header {
+		h := nats.Header{}
+		for k, v := range gm.Header {
+			h[k] = append([]string(nil), v...)
+		}
+		f(h)
+		return h
+	}
+	cases := map[string]nats.Header{
+		"no headers":        {},
+		"no specversion":    mutate(func(h nats.Header) { delete(h, "ce-specversion") }),
+		"wrong specversion": mutate(func(h nats.Header) { h.Set("ce-specversion", "0.3") }),
+		"no id":             mutate(func(h nats.Header) { delete(h, "ce-id") }),
+		"no type":           mutate(func(h nats.Header) { delete(h, "ce-type") }),
+		"no source":         mutate(func(h nats.Header) { delete(h, "ce-source") }),
+		"bad escape":        mutate(func(h nats.Header) { h.Set("ce-subject", "a%zz") }),
+		"truncated escape":  mutate(func(h nats.Header) { h.Set("ce-subject", "a%4") }),
+		"invalid utf8":      mutate(func(h nats.Header) { h.Set("ce-subject", "a%FF") }),
+		"bad time":          mutate(func(h nats.Header) { h.Set("ce-time", "yesterday") }),
+	}
+	for name, h := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Decode(h, gm.Data); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	t.Run("structured garbage", func(t *testing.T) {
+		h := nats.Header{"content-type": {"application/cloudevents+json"}}
+		if _, err := Decode(h, []byte(`{"specversion":"1.0"`)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("wrong kind", func(t *testing.T) {
+		if _, err := PayloadOf[DealBooked](good, KindDealBooked); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("schema violation", func(t *testing.T) {
+		bad, _ := New(KindSellerSkipped, "id-4", StageDiscoverer, "c-1", map[string]any{"campaign_id": "c-1", "seller_url": 7})
+		if _, err := PayloadOf[SellerSkipped](bad, KindSellerSkipped); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("unknown type", func(t *testing.T) {
+		e := good.Clone()
+		e.SetType("com.example.other.v1")
+		if _, _, err := Payload(e); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestChildIDDeterministic(t *testing.T) {
+	a := ChildID("p", StageKitfetcher, "pkg-1")
+	if a != ChildID("p", StageKitfetcher, "pkg-1") || a == ChildID("p", StageKitfetcher, "pkg-2") || a == ChildID("q", StageKitfetcher, "pkg-1") || len(a) != 32 {
+		t.Fatalf("ChildID not deterministic and distinct: %s", a)
+	}
+}
+
+func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
+	parent, _ := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
+	child, err := Derive(parent, KindSellerSkipped, StageDiscoverer, "x", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.Subject() != "c-7" || child.ID() != ChildID("p-1", StageDiscoverer, "x") || child.Source() != "/dealflow/discoverer" ||
+		child.Extensions()[TraceparentExt] != parent.Extensions()[TraceparentExt] {
+		t.Fatalf("child %v", child)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	gm, _ := Encode(good, "s")
+	f.Add(gm.Header.Get("ce-source"), gm.Header.Get("ce-type"), string(gm.Data), false)
+	f.Add("%zz", "x", "{", false)
+	f.Add("a", "b", `{"specversion":"1.0","id":"1","source":"s","type":"t"}`, true)
+	f.Add("a", KindSellerSkipped.Type, `{"campaign_id":"c","seller_url":"u","stage":"s","code":"c","reason":"r"}`, false)
+	f.Fuzz(func(t *testing.T, source, typ, body string, structured bool) {
+		h := nats.Header{}
+		if structured {
+			h.Set("Content-Type", "application/cloudevents+json")
+		} else {
+			h.Set("ce-specversion", "1.0")
+			h.Set("ce-id", "x")
+			h.Set("ce-source", source)
+			h.Set("ce-type", typ)
+		}
+		e, err := Decode(h, []byte(body))
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		if _, _, err := Payload(e); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("payload error does not wrap ErrInvalid: %v", err)
+		}
+	})
+}
