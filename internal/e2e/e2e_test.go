@@ -203,6 +203,18 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if code, _ := httpJSON(t, "GET", base+"/bookings/nope", nil, key); code != 404 {
 		t.Fatalf("unknown job: %d", code)
 	}
+	req, _ := http.NewRequest("POST", base+"/bookings", strings.NewReader(`{"brief":`))
+	req.Header.Set("X-API-Key", "buyer-secret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("truncated JSON: %v %v", resp, err)
+	}
+	fixed := map[string]any{"campaign_id": "fixed-id", "brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer}
+	if code, _ := httpJSON(t, "POST", base+"/bookings", fixed, key); code != 200 {
+		t.Fatalf("create with id: %d", code)
+	}
+	if code, out := httpJSON(t, "POST", base+"/bookings", fixed, key); code != 409 || out["field"] != "campaign_id" {
+		t.Fatalf("duplicate campaign_id: %d %v", code, out)
+	}
 	code, out := httpJSON(t, "POST", base+"/bookings", body, key)
 	if code != 200 || out["status"] != "pending" {
 		t.Fatalf("create: %d %v", code, out)
@@ -239,7 +251,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 		t.Fatalf("booked %v, approved %v", got, first["package_id"])
 	}
 	_, list := httpJSON(t, "GET", base+"/bookings?status=completed", nil, key)
-	if list["total"] != float64(1) {
+	if list["total"] != float64(1) || list["jobs"].([]any)[0].(map[string]any)["job_id"] != id {
 		t.Fatalf("list: %v", list)
 	}
 	if code, _ := httpJSON(t, "GET", base+"/bookings?limit=0", nil, key); code != 422 {
