@@ -32,6 +32,8 @@ Usage:
       Run stages long-lived (all by default; --stages negotiator for a scaled replica; --nats URL for a cluster).
   dealflow campaign submit FILE [--wait] [--nats URL]
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
+  dealflow campaign watch ID [--nats URL]
+      Replay and follow one campaign's events until it ends.
   dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
@@ -180,8 +182,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "watch" {
+		return cmdWatch(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "submit" {
-		return fmt.Errorf("usage: dealflow campaign submit FILE [--wait] [--nats URL]")
+		return fmt.Errorf("usage: dealflow campaign submit FILE [--wait] [--nats URL] | dealflow campaign watch ID [--nats URL]")
 	}
 	fs := flag.NewFlagSet("campaign submit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -243,6 +248,47 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if res.Status != "completed" && res.Status != "partial" {
 		return exitError(1)
 	}
+	return nil
+}
+
+// cmdWatch follows one campaign's events from the start until it ends.
+func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("campaign watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", envOr("DEALFLOW_NATS_URL", nats.DefaultURL), "NATS URL")
+	timeout := fs.Duration("timeout", 24*time.Hour, "give up after this long")
+	var id string
+	rest := args
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if err := events.ValidateCampaignID(id); err != nil {
+		return fmt.Errorf("usage: dealflow campaign watch ID [--nats URL]: %w", err)
+	}
+	log := logger("warn", false, stderr)
+	nc, err := nats.Connect(*natsURL, bus.ConnectOptions("dealflow-cli", log)...)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	bb, err := bus.New(nc, bus.Config{}, log)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res := demo.Result{CampaignID: id}
+	names := map[string]string{}
+	if err := bb.Follow(wctx, id, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
+		return fmt.Errorf("campaign %s: %w", id, err)
+	}
+	demo.PrintReport(stdout, res)
 	return nil
 }
 

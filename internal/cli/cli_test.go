@@ -5,12 +5,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/sandbox"
 )
 
 func TestDemoJSONCompletes(t *testing.T) {
@@ -171,5 +178,41 @@ func TestUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := Main(context.Background(), []string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "unknown command") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// TestSubmitAndWatch publishes a campaign file to a running pipeline over
+// NATS, then watches it from another "terminal".
+func TestSubmitAndWatch(t *testing.T) {
+	m, err := sandbox.Start(context.Background(), sandbox.DefaultMarket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate = t.TempDir(), 0, m.RegistryURL, true
+	a, err := app.Start(context.Background(), cfg, zerolog.Nop(), app.Options{Credentials: m.Credentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	url := a.Server.ClientURL()
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"campaign", "submit", filepath.Join("..", "..", "examples", "campaign.json"), "--nats", url, "--wait"}, &out, &errb); code != 0 {
+		t.Fatalf("submit exit %d: %s %s", code, errb.String(), out.String())
+	}
+	var id string
+	if _, err := fmt.Sscanf(out.String(), "submitted campaign %s", &id); err != nil || id == "" {
+		t.Fatalf("no campaign id in %q", out.String())
+	}
+	if !strings.Contains(out.String(), "Budget: $40000.00") || !strings.Contains(out.String(), "DEMO-") {
+		t.Fatalf("--wait report:\n%s", out.String())
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"campaign", "watch", id, "--nats", url}, &out, &errb); code != 0 {
+		t.Fatalf("watch exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Campaign "+id+": completed") || !strings.Contains(out.String(), "Budget: $40000.00") {
+		t.Fatalf("watch report:\n%s", out.String())
 	}
 }

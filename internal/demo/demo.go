@@ -247,7 +247,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		fmt.Fprintf(w, "  campaign rejected: %s %s\n", v.Field, v.Reason)
 		return false
 	case *events.CampaignCompleted:
-		res.Status, res.TotalSpend = v.Status, v.TotalSpend
+		res.Status, res.TotalSpend, res.Budget = v.Status, v.TotalSpend, v.Budget
 		for _, d := range v.Deals {
 			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID, CPM: d.CPM,
 				Impressions: d.Impressions, Spend: d.Spend})
