@@ -216,16 +216,11 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	log := logger("warn", false, stderr)
-	nc, err := nats.Connect(*natsURL, bus.ConnectOptions("dealflow-cli", log)...)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
-	}
-	defer nc.Close()
-	bb, err := bus.New(nc, bus.Config{}, log)
+	bb, closeBus, err := connectBus(*natsURL, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeBus()
 	e, err := events.New(events.KindCampaignRequested, events.NewID(), "cli", req.CampaignID, req)
 	if err != nil {
 		return err
@@ -237,14 +232,10 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if !*wait {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	res := demo.Result{CampaignID: req.CampaignID, Budget: req.Brief.Budget}
-	names := map[string]string{}
-	if err := bb.Follow(wctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
-		return fmt.Errorf("campaign %s: %w", req.CampaignID, err)
+	res, err := followReport(ctx, bb, req.CampaignID, *timeout, stdout)
+	if err != nil {
+		return err
 	}
-	demo.PrintReport(stdout, res)
 	if res.Status != "completed" && res.Status != "partial" {
 		return exitError(1)
 	}
@@ -271,25 +262,42 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := events.ValidateCampaignID(id); err != nil {
 		return fmt.Errorf("usage: dealflow campaign watch ID [--nats URL]: %w", err)
 	}
-	log := logger("warn", false, stderr)
-	nc, err := nats.Connect(*natsURL, bus.ConnectOptions("dealflow-cli", log)...)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
-	}
-	defer nc.Close()
-	bb, err := bus.New(nc, bus.Config{}, log)
+	bb, closeBus, err := connectBus(*natsURL, stderr)
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer closeBus()
+	_, err = followReport(ctx, bb, id, *timeout, stdout)
+	return err
+}
+
+// connectBus connects a command-line client to the pipeline's NATS.
+func connectBus(url string, stderr io.Writer) (*bus.Bus, func(), error) {
+	log := logger("warn", false, stderr)
+	nc, err := nats.Connect(url, bus.ConnectOptions("dealflow-cli", log)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	bb, err := bus.New(nc, bus.Config{}, log)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return bb, nc.Close, nil
+}
+
+// followReport prints a campaign's progress from its first event until it
+// ends (or timeout), then the report.
+func followReport(ctx context.Context, bb *bus.Bus, id string, timeout time.Duration, stdout io.Writer) (demo.Result, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := demo.Result{CampaignID: id}
 	names := map[string]string{}
 	if err := bb.Follow(wctx, id, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
-		return fmt.Errorf("campaign %s: %w", id, err)
+		return res, fmt.Errorf("campaign %s: %w", id, err)
 	}
 	demo.PrintReport(stdout, res)
-	return nil
+	return res, nil
 }
 
 // ParseBrief reads a campaign file: either a full CampaignRequested payload

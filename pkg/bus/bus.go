@@ -220,7 +220,7 @@ func sameSubjects(a, b []string) bool {
 func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	kv, err := b.JS.KeyValue(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("bus: kv %s: %w", name, err)
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrStore, name, err)
 	}
 	return kv, nil
 }

@@ -9,8 +9,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// ErrStore marks a failure of the KV state store itself (unreachable,
+// write refused, unreadable value): the caller's work is not done and
+// should be retried, unlike a failure of the caller's own logic.
+var ErrStore = errors.New("bus: kv store")
+
 // ErrConflict is returned by Update when concurrent writers kept winning.
-var ErrConflict = errors.New("bus: kv update conflict")
+// It also matches ErrStore.
+var ErrConflict = fmt.Errorf("%w: update conflict", ErrStore)
 
 // GetJSON reads key into v and returns its revision; found is false when the
 // key does not exist.
@@ -20,10 +26,10 @@ func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (rev
 		if IsNotFound(err) {
 			return 0, false, nil
 		}
-		return 0, false, fmt.Errorf("bus: kv get %s: %w", key, err)
+		return 0, false, fmt.Errorf("%w: get %s: %w", ErrStore, key, err)
 	}
 	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return 0, false, fmt.Errorf("bus: kv %s holds bad JSON: %w", key, err)
+		return 0, false, fmt.Errorf("%w: %s holds bad JSON: %w", ErrStore, key, err)
 	}
 	return e.Revision(), true, nil
 }
@@ -46,7 +52,7 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			return v, fmt.Errorf("bus: kv encode %s: %w", key, err)
+			return v, fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
 		}
 		if found {
 			_, err = kv.Update(ctx, key, b, rev)
@@ -57,7 +63,7 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 			return v, nil
 		}
 		if !isRevisionConflict(err) {
-			return v, fmt.Errorf("bus: kv write %s: %w", key, err)
+			return v, fmt.Errorf("%w: write %s: %w", ErrStore, key, err)
 		}
 		if ctx.Err() != nil {
 			return v, ctx.Err()

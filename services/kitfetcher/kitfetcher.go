@@ -48,11 +48,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		}
 		return []events.Event{e}, nil
 	}
-	fit, err := s.Fetch(ctx, sf)
+	fit, err := s.Fetch(ctx, sf) // a ctx error (shutting down) is returned as is: retried, not a skip
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err() // shutting down: retry later, do not skip
-		}
 		var se *SkipError
 		if errors.As(err, &se) {
 			return skip(se.Code, se.Reason)

@@ -410,6 +410,6 @@ func sharesFormat(a, b []string) bool {
 }
 
 func isKVError(err error) bool {
-	return errors.Is(err, bus.ErrConflict) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrConnectionClosed) || strings.Contains(err.Error(), "bus: kv")
+	return errors.Is(err, bus.ErrStore) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionClosed)
 }
