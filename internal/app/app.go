@@ -18,11 +18,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/embednats"
-	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/identity"
-	"github.com/dealflow/dealflow/pkg/portfolio"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/booker"
 	"github.com/dealflow/dealflow/services/discoverer"

@@ -16,10 +16,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
-	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 

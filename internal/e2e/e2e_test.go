@@ -17,11 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
-	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/embednats"
-	"github.com/dealflow/dealflow/pkg/bus"
 )
 
 // Env is a running server and a provisioned bus connected to it over TCP.

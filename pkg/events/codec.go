@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 )
 
 // Header names used on the wire besides the ce- attributes.
@@ -24,14 +23,41 @@ const (
 
 const cePrefix = "ce-"
 
+// HeaderMsgID is JetStream's de-duplication header; the codec sets it to the
+// event id.
+const HeaderMsgID = "Nats-Msg-Id"
+
+// Header is a message's headers, canonical-case keys as NATS and net/http use
+// them. The codec works on it so the contract needs no NATS import; the bus
+// converts it to and from nats.Header (the same underlying type).
+type Header map[string][]string
+
+// Set replaces the values of key.
+func (h Header) Set(key, value string) { h[key] = []string{value} }
+
+// Get returns the first value of key, matched exactly.
+func (h Header) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Message is an encoded event: the subject, headers and body to publish.
+type Message struct {
+	Subject string
+	Header  Header
+	Data    []byte
+}
+
 // Encode renders e as a NATS message on subject in CloudEvents binary mode:
 // lower-case, percent-encoded "ce-" headers, the data as the body, and
 // Nats-Msg-Id = the event id so JetStream de-duplicates republished events.
-func Encode(e Event, subject string) (*nats.Msg, error) {
+func Encode(e Event, subject string) (*Message, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	m := nats.NewMsg(subject)
+	m := &Message{Subject: subject, Header: Header{}}
 	set := func(name, v string) { m.Header.Set(cePrefix+name, percentEncode(v)) }
 	set("specversion", e.SpecVersion())
 	set("id", e.ID())
@@ -59,7 +85,7 @@ func Encode(e Event, subject string) (*nats.Msg, error) {
 			m.Header.Set(HeaderTraceparent, s)
 		}
 	}
-	m.Header.Set(nats.MsgIdHdr, e.ID())
+	m.Header.Set(HeaderMsgID, e.ID())
 	m.Data = e.Data()
 	return m, nil
 }
@@ -68,12 +94,12 @@ func extensionString(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
 		return x, nil
+	case time.Time: // before fmt.Stringer, which time.Time also is
+		return x.UTC().Format(time.RFC3339Nano), nil
 	case fmt.Stringer:
 		return x.String(), nil
 	case int32, int64, int, bool:
 		return fmt.Sprint(x), nil
-	case time.Time:
-		return x.UTC().Format(time.RFC3339Nano), nil
 	}
 	return "", fmt.Errorf("unsupported type %T", v)
 }
@@ -82,14 +108,14 @@ func extensionString(v any) (string, error) {
 // when Content-Type starts with "application/cloudevents" (case-insensitive);
 // otherwise the message must be in binary mode. Header names are matched
 // case-insensitively. Errors wrap ErrInvalid.
-func Decode(h nats.Header, data []byte) (Event, error) {
+func Decode(h Header, data []byte) (Event, error) {
 	if ct := headerGet(h, HeaderContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		return decodeStructured(data)
 	}
 	return decodeBinary(h, data)
 }
 
-func headerGet(h nats.Header, name string) string {
+func headerGet(h Header, name string) string {
 	for k, vs := range h {
 		if strings.EqualFold(k, name) && len(vs) > 0 {
 			return vs[0]
@@ -109,7 +135,7 @@ func decodeStructured(data []byte) (Event, error) {
 	return e, nil
 }
 
-func decodeBinary(h nats.Header, data []byte) (Event, error) {
+func decodeBinary(h Header, data []byte) (Event, error) {
 	attrs := map[string]string{}
 	for k, vs := range h {
 		lk := strings.ToLower(k)
@@ -173,14 +199,14 @@ func decodeBinary(h nats.Header, data []byte) (Event, error) {
 
 // EncodeStructured renders e in structured mode (the JSON event format), as
 // the nats CLI or a webhook would carry it.
-func EncodeStructured(e Event, subject string) (*nats.Msg, error) {
+func EncodeStructured(e Event, subject string) (*Message, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	m := nats.NewMsg(subject)
+	m := &Message{Subject: subject, Header: Header{}}
 	m.Header.Set(HeaderContentType, StructuredContentType)
-	m.Header.Set(nats.MsgIdHdr, e.ID())
+	m.Header.Set(HeaderMsgID, e.ID())
 	m.Data = b
 	return m, nil
 }

@@ -2,8 +2,6 @@ package events
 
 import (
 	"time"
-
-	"github.com/dealflow/dealflow/pkg/identity"
 )
 
 // KPIs are the brief's price targets, in dollars CPM.
@@ -57,15 +55,15 @@ type NegotiationPolicy struct {
 
 // CampaignRequested asks the pipeline to shop and book a campaign.
 type CampaignRequested struct {
-	CampaignID          string                 `json:"campaign_id" desc:"Also the CloudEvents subject and the last subject token."`
-	Brief               Brief                  `json:"brief"`
-	Buyer               identity.BuyerIdentity `json:"buyer" desc:"The buyer's full identity; each seller sees only what its trust allows."`
-	AutoApprove         bool                   `json:"auto_approve" desc:"Book without waiting for approval."`
-	AllowUnknownSellers bool                   `json:"allow_unknown_sellers,omitempty" desc:"Shop unknown-trust sellers too (public view only)."`
-	Negotiation         NegotiationPolicy      `json:"negotiation,omitempty"`
-	Sellers             []string               `json:"sellers,omitempty" desc:"Extra seller URLs to consider besides the registry."`
-	ShoppingWindowSec   int                    `json:"shopping_window_seconds,omitempty" desc:"Seconds after which the booker optimises with the quotes it has."`
-	RequestedAt         time.Time              `json:"requested_at"`
+	CampaignID          string            `json:"campaign_id" desc:"Also the CloudEvents subject and the last subject token."`
+	Brief               Brief             `json:"brief"`
+	Buyer               BuyerIdentity     `json:"buyer" desc:"The buyer's full identity; each seller sees only what its trust allows."`
+	AutoApprove         bool              `json:"auto_approve" desc:"Book without waiting for approval."`
+	AllowUnknownSellers bool              `json:"allow_unknown_sellers,omitempty" desc:"Shop unknown-trust sellers too (public view only)."`
+	Negotiation         NegotiationPolicy `json:"negotiation,omitempty"`
+	Sellers             []string          `json:"sellers,omitempty" desc:"Extra seller URLs to consider besides the registry."`
+	ShoppingWindowSec   int               `json:"shopping_window_seconds,omitempty" desc:"Seconds after which the booker optimises with the quotes it has."`
+	RequestedAt         time.Time         `json:"requested_at"`
 }
 
 // CampaignRejected says a campaign will not proceed.
@@ -77,30 +75,30 @@ type CampaignRejected struct {
 
 // Seller identifies a seller agent and how it was found.
 type Seller struct {
-	URL          string         `json:"url" desc:"Normalised base URL of the seller agent."`
-	Name         string         `json:"name,omitempty"`
-	AgentID      string         `json:"agent_id,omitempty"`
-	Trust        identity.Trust `json:"trust" desc:"preferred, verified, registered, unknown or blocked."`
-	Source       string         `json:"source" desc:"registry, aamp, known, registry-stale (cached answer used while the registry failed) or campaign."`
-	Capabilities []string       `json:"capabilities,omitempty"`
+	URL          string   `json:"url" desc:"Normalised base URL of the seller agent."`
+	Name         string   `json:"name,omitempty"`
+	AgentID      string   `json:"agent_id,omitempty"`
+	Trust        Trust    `json:"trust" desc:"preferred, verified, registered, unknown or blocked."`
+	Source       string   `json:"source" desc:"registry, aamp, known, registry-stale (cached answer used while the registry failed) or campaign."`
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // Disclosure records how much buyer identity a seller may see and why.
 type Disclosure struct {
-	Tier        identity.Tier `json:"tier" desc:"Tier revealed to this seller."`
-	Recommended identity.Tier `json:"recommended" desc:"Tier the identity strategy recommended before the trust cap."`
-	Cap         identity.Tier `json:"cap" desc:"Highest tier the seller's trust allows."`
-	Reason      string        `json:"reason"`
+	Tier        Tier   `json:"tier" desc:"Tier revealed to this seller."`
+	Recommended Tier   `json:"recommended" desc:"Tier the identity strategy recommended before the trust cap."`
+	Cap         Tier   `json:"cap" desc:"Highest tier the seller's trust allows."`
+	Reason      string `json:"reason"`
 }
 
 // SellerFound is one usable seller for a campaign.
 type SellerFound struct {
-	CampaignID  string                 `json:"campaign_id"`
-	Seller      Seller                 `json:"seller"`
-	Disclosure  Disclosure             `json:"disclosure"`
-	Brief       Brief                  `json:"brief"`
-	Negotiation NegotiationPolicy      `json:"negotiation,omitempty"`
-	Buyer       identity.BuyerIdentity `json:"buyer" desc:"Identity masked to the disclosure tier: nothing above it travels further."`
+	CampaignID  string            `json:"campaign_id"`
+	Seller      Seller            `json:"seller"`
+	Disclosure  Disclosure        `json:"disclosure"`
+	Brief       Brief             `json:"brief"`
+	Negotiation NegotiationPolicy `json:"negotiation,omitempty"`
+	Buyer       BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier: nothing above it travels further."`
 }
 
 // Stage names used in SellerSkipped and dead letters.
@@ -113,13 +111,13 @@ const (
 
 // SellerSkipped records that one seller was left out, and why.
 type SellerSkipped struct {
-	CampaignID string         `json:"campaign_id"`
-	SellerURL  string         `json:"seller_url"`
-	SellerName string         `json:"seller_name,omitempty"`
-	Trust      identity.Trust `json:"trust,omitempty"`
-	Stage      string         `json:"stage" desc:"discoverer or kitfetcher."`
-	Code       string         `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, ..."`
-	Reason     string         `json:"reason"`
+	CampaignID string `json:"campaign_id"`
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name,omitempty"`
+	Trust      Trust  `json:"trust,omitempty"`
+	Stage      string `json:"stage" desc:"discoverer or kitfetcher."`
+	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, ..."`
+	Reason     string `json:"reason"`
 }
 
 // SourceStatus says how one discovery source answered.
@@ -160,15 +158,15 @@ type Package struct {
 
 // PackageFound is one package that fits the brief.
 type PackageFound struct {
-	CampaignID    string                 `json:"campaign_id"`
-	Seller        Seller                 `json:"seller"`
-	Disclosure    Disclosure             `json:"disclosure"`
-	Package       Package                `json:"package"`
-	PackageIndex  int                    `json:"package_index" desc:"0-based index among this seller's fitting packages."`
-	PackagesTotal int                    `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
-	Brief         Brief                  `json:"brief"`
-	Negotiation   NegotiationPolicy      `json:"negotiation,omitempty"`
-	Buyer         identity.BuyerIdentity `json:"buyer" desc:"Identity masked to the disclosure tier."`
+	CampaignID    string            `json:"campaign_id"`
+	Seller        Seller            `json:"seller"`
+	Disclosure    Disclosure        `json:"disclosure"`
+	Package       Package           `json:"package"`
+	PackageIndex  int               `json:"package_index" desc:"0-based index among this seller's fitting packages."`
+	PackagesTotal int               `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
+	Brief         Brief             `json:"brief"`
+	Negotiation   NegotiationPolicy `json:"negotiation,omitempty"`
+	Buyer         BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier."`
 }
 
 // Outcomes of a negotiation, in QuoteReady.
@@ -190,41 +188,41 @@ type Round struct {
 
 // QuoteReady is the negotiator's result for one package.
 type QuoteReady struct {
-	CampaignID           string        `json:"campaign_id"`
-	Seller               Seller        `json:"seller"`
-	Package              Package       `json:"package"`
-	PackagesTotal        int           `json:"packages_total"`
-	Tier                 identity.Tier `json:"tier"`
-	Outcome              string        `json:"outcome" desc:"accepted, fixed_price, walked_away, rejected or error."`
-	Reason               string        `json:"reason,omitempty"`
-	Strategy             string        `json:"strategy,omitempty"`
-	QuoteID              string        `json:"quote_id,omitempty"`
-	QuoteExpiresAt       *time.Time    `json:"quote_expires_at,omitempty"`
-	NegotiationID        string        `json:"negotiation_id,omitempty"`
-	DealType             string        `json:"deal_type,omitempty"`
-	Impressions          int64         `json:"impressions,omitempty" desc:"Impressions in the quote."`
-	ListCPM              float64       `json:"list_cpm,omitempty" desc:"The seller's quoted CPM before negotiation."`
-	FinalCPM             float64       `json:"final_cpm,omitempty" desc:"The agreed (or fixed) CPM; 0 when there is no deal to book."`
-	MinImpressions       int64         `json:"min_impressions,omitempty"`
-	AvailableImpressions int64         `json:"available_impressions,omitempty"`
-	Rounds               []Round       `json:"rounds,omitempty"`
+	CampaignID           string     `json:"campaign_id"`
+	Seller               Seller     `json:"seller"`
+	Package              Package    `json:"package"`
+	PackagesTotal        int        `json:"packages_total"`
+	Tier                 Tier       `json:"tier"`
+	Outcome              string     `json:"outcome" desc:"accepted, fixed_price, walked_away, rejected or error."`
+	Reason               string     `json:"reason,omitempty"`
+	Strategy             string     `json:"strategy,omitempty"`
+	QuoteID              string     `json:"quote_id,omitempty"`
+	QuoteExpiresAt       *time.Time `json:"quote_expires_at,omitempty"`
+	NegotiationID        string     `json:"negotiation_id,omitempty"`
+	DealType             string     `json:"deal_type,omitempty"`
+	Impressions          int64      `json:"impressions,omitempty" desc:"Impressions in the quote."`
+	ListCPM              float64    `json:"list_cpm,omitempty" desc:"The seller's quoted CPM before negotiation."`
+	FinalCPM             float64    `json:"final_cpm,omitempty" desc:"The agreed (or fixed) CPM; 0 when there is no deal to book."`
+	MinImpressions       int64      `json:"min_impressions,omitempty"`
+	AvailableImpressions int64      `json:"available_impressions,omitempty"`
+	Rounds               []Round    `json:"rounds,omitempty"`
 }
 
 // PlanLine is one deal of a portfolio.
 type PlanLine struct {
-	QuoteID     string        `json:"quote_id"`
-	SellerURL   string        `json:"seller_url"`
-	SellerName  string        `json:"seller_name,omitempty"`
-	PackageID   string        `json:"package_id"`
-	ProductID   string        `json:"product_id,omitempty"`
-	DealType    string        `json:"deal_type,omitempty"`
-	Formats     []string      `json:"formats,omitempty"`
-	Tier        identity.Tier `json:"tier,omitempty" desc:"Identity tier the quote was priced at; booking uses the same credential."`
-	CPM         float64       `json:"cpm"`
-	Impressions int64         `json:"impressions"`
-	Spend       float64       `json:"spend"`
-	Score       float64       `json:"score,omitempty"`
-	Reason      string        `json:"reason"`
+	QuoteID     string   `json:"quote_id"`
+	SellerURL   string   `json:"seller_url"`
+	SellerName  string   `json:"seller_name,omitempty"`
+	PackageID   string   `json:"package_id"`
+	ProductID   string   `json:"product_id,omitempty"`
+	DealType    string   `json:"deal_type,omitempty"`
+	Formats     []string `json:"formats,omitempty"`
+	Tier        Tier     `json:"tier,omitempty" desc:"Identity tier the quote was priced at; booking uses the same credential."`
+	CPM         float64  `json:"cpm"`
+	Impressions int64    `json:"impressions"`
+	Spend       float64  `json:"spend"`
+	Score       float64  `json:"score,omitempty"`
+	Reason      string   `json:"reason"`
 }
 
 // PlanExclusion says why a quote is not in the portfolio.
@@ -275,7 +273,7 @@ type DealBooked struct {
 	Currency               string            `json:"currency"`
 	FlightStart            string            `json:"flight_start,omitempty"`
 	FlightEnd              string            `json:"flight_end,omitempty"`
-	Tier                   identity.Tier     `json:"tier" desc:"Identity tier the deal was priced at."`
+	Tier                   Tier              `json:"tier" desc:"Identity tier the deal was priced at."`
 	ActivationInstructions map[string]string `json:"activation_instructions,omitempty"`
 	BidFloor               float64           `json:"bid_floor,omitempty"`
 	AuctionType            int               `json:"auction_type,omitempty"`

@@ -13,8 +13,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
-
-	"github.com/dealflow/dealflow/pkg/identity"
 )
 
 // SchemaFS holds the committed JSON Schemas of every event payload, one file
@@ -128,10 +126,16 @@ func GenerateSchema(k Kind) ([]byte, error) {
 }
 
 var (
-	timeType  = reflect.TypeOf(time.Time{})
-	tierType  = reflect.TypeOf(identity.Tier(""))
-	trustType = reflect.TypeOf(identity.Trust(""))
+	timeType = reflect.TypeOf(time.Time{})
+	enumType = reflect.TypeOf((*Enum)(nil)).Elem()
 )
+
+// Enum is implemented by the contract's closed string vocabularies (tiers,
+// trust levels, outcomes, statuses, ...). The schema generator turns it into
+// a JSON Schema enum, so the published enums cannot drift from the Go types.
+type Enum interface {
+	EnumValues() []string
+}
 
 func schemaOf(t reflect.Type, jsonName string) map[string]any {
 	if t.Kind() == reflect.Pointer {
@@ -140,10 +144,8 @@ func schemaOf(t reflect.Type, jsonName string) map[string]any {
 	switch {
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
-	case t == tierType:
-		return map[string]any{"type": "string", "enum": []string{"public", "seat", "agency", "advertiser"}}
-	case t == trustType:
-		return map[string]any{"type": "string", "enum": []string{"preferred", "verified", "registered", "unknown", "blocked"}}
+	case t.Implements(enumType):
+		return map[string]any{"type": "string", "enum": reflect.Zero(t).Interface().(Enum).EnumValues()}
 	}
 	switch t.Kind() {
 	case reflect.String:

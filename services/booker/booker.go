@@ -19,9 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/events"
-	"github.com/dealflow/dealflow/pkg/portfolio"
 )
 
 // Stage names: the booker runs two durable consumers.

@@ -14,12 +14,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/internal/sandbox"
-	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
-	"github.com/dealflow/dealflow/pkg/portfolio"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 

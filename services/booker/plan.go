@@ -3,8 +3,8 @@ package booker
 import (
 	"fmt"
 
+	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/events"
-	"github.com/dealflow/dealflow/pkg/portfolio"
 )
 
 // bookable reports whether a quote ended with a price the buyer may book.

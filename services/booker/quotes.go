@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 

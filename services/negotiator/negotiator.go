@@ -22,10 +22,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/negotiation"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
-	"github.com/dealflow/dealflow/pkg/negotiation"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 

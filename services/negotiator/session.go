@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/dealflow/dealflow/pkg/bus"
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/negotiation"
 	"github.com/dealflow/dealflow/pkg/events"
-	"github.com/dealflow/dealflow/pkg/negotiation"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 

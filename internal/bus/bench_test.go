@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/natstest"
-	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 

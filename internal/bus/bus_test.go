@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/natstest"
-	"github.com/dealflow/dealflow/pkg/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -208,7 +208,8 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 	}
 	// 2: a valid CloudEvent whose payload violates the schema.
 	bad, _ := events.New(events.KindCampaignRequested, "bad-payload", "test", "c-bad", map[string]any{"campaign_id": "c-bad", "brief": "not an object"})
-	m, _ := events.Encode(bad, subj)
+	em, _ := events.Encode(bad, subj)
+	m := &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 	if _, err := env.Bus.JS.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestJanitorDeadLettersUnackedEvents(t *testing.T) {
 	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "max deliveries (2)") {
 		t.Fatalf("reason = %q", r)
 	}
-	if _, err := events.Decode(dl[0].Header, dl[0].Data); err != nil {
+	if _, err := events.Decode(events.Header(dl[0].Header), dl[0].Data); err != nil {
 		t.Fatalf("dead letter is not the original event: %v", err)
 	}
 	if deliveries.Load() != 2 {

@@ -220,7 +220,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	log := b.Log.With().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).Logger()
 
-	in, err := events.Decode(m.Headers(), m.Data())
+	in, err := events.Decode(events.Header(m.Headers()), m.Data())
 	if err == nil {
 		// The payload's schema is checked where it is decoded
 		// (events.PayloadOf), once; its ErrInvalid dead-letters the event.

@@ -45,7 +45,7 @@ func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Even
 			}
 			continue
 		}
-		e, err := events.Decode(m.Headers(), m.Data())
+		e, err := events.Decode(events.Header(m.Headers()), m.Data())
 		if err != nil {
 			continue // malformed events are the dead-letter path's business
 		}

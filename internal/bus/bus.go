@@ -245,14 +245,19 @@ func (b *Bus) encode(e events.Event) (*nats.Msg, error) {
 	if !ok {
 		return nil, fmt.Errorf("bus: publish: %w: unknown type %q", events.ErrInvalid, e.Type())
 	}
-	m, err := events.Encode(e, k.SubjectFor(e.Subject()))
+	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", k.Name, err)
 	}
-	return m, nil
+	return toMsg(em), nil
 }
 
 // IsNotFound reports whether err means a KV key or stream message is absent.
 func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// toMsg converts the codec's message to a NATS message.
+func toMsg(em *events.Message) *nats.Msg {
+	return &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 }

@@ -1,0 +1,32 @@
+package bus
+
+import (
+	"testing"
+
+	"github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// TestBinaryMatchesSDK checks the wire form the bus publishes against the
+// CloudEvents SDK's own NATS binding reader.
+func TestBinaryMatchesSDK(t *testing.T) {
+	t.Parallel()
+	e, err := events.New(events.KindSellerSkipped, "id-2", events.StageKitfetcher, "c-9",
+		events.SellerSkipped{CampaignID: "c-9", SellerURL: "https://s.example", Stage: events.StageKitfetcher, Code: "timeout", Reason: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := events.Encode(e, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdkEvent, err := binding.ToEvent(t.Context(), nats_jetstream.NewMessage(toMsg(em)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdkEvent.ID() != "id-2" || sdkEvent.Type() != events.KindSellerSkipped.Type || sdkEvent.Subject() != "c-9" || string(sdkEvent.Data()) != string(e.Data()) {
+		t.Fatalf("sdk decoded %v", sdkEvent)
+	}
+}
