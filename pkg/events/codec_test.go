@@ -29,6 +29,7 @@ func samplePayloads() map[string]any {
 		KindPackageFound.Type:       PackageFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Package: pkg, PackagesTotal: 1, Brief: brief},
 		KindQuoteReady.Type: QuoteReady{CampaignID: "c-1", Seller: seller, Package: pkg, PackagesTotal: 1, Tier: TierAgency, Outcome: OutcomeAccepted,
 			QuoteID: "qt-1", QuoteExpiresAt: &now, FinalCPM: 20, Rounds: []Round{{N: 1, BuyerPrice: 18, SellerPrice: 21, SellerAction: "counter"}}},
+		KindShoppingDeadlinePassed.Type: ShoppingDeadlinePassed{CampaignID: "c-1", Deadline: now},
 		KindPortfolioProposed.Type: PortfolioProposed{CampaignID: "c-1", Budget: 100, TotalSpend: 20, Lines: []PlanLine{line}, Revision: 1,
 			Excluded: []PlanExclusion{{SellerURL: seller.URL, PackageID: "pkg-2", Reason: "above max CPM"}}},
 		KindPortfolioApproved.Type: PortfolioApproved{CampaignID: "c-1", ApprovedBy: "auto", Revision: 1, Lines: []PlanLine{line}},

@@ -66,6 +66,8 @@ var (
 		"The kitfetcher found a package that fits the brief, with its price and terms.", func() any { return new(PackageFound) })
 	KindQuoteReady = kind("QuoteReady", "quote", "ready",
 		"The negotiator finished with one package: agreed price, fixed price, or why not.", func() any { return new(QuoteReady) })
+	KindShoppingDeadlinePassed = kind("ShoppingDeadlinePassed", "campaign", "deadline",
+		"The shopping window ended: the booker plans with the quotes it has.", func() any { return new(ShoppingDeadlinePassed) })
 	KindPortfolioProposed = kind("PortfolioProposed", "portfolio", "proposed",
 		"The booker chose the best portfolio within the budget and explained it.", func() any { return new(PortfolioProposed) })
 	KindPortfolioApproved = kind("PortfolioApproved", "portfolio", "approved",
@@ -81,7 +83,7 @@ var (
 // Kinds lists every event kind of the contract.
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
-	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindPortfolioProposed,
+	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindShoppingDeadlinePassed, KindPortfolioProposed,
 	KindPortfolioApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
 }
 
