@@ -153,6 +153,7 @@ func TestCredentialsNeverPrintKeys(t *testing.T) {
 	}
 	outputs := []string{
 		c.String(), string(js), string(js2),
+		//lint:ignore S1025 every fmt verb is exercised on purpose: none may leak a secret
 		fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c), fmt.Sprintf("%q", c),
 		fmt.Sprintf("%v", wrapper{c}), fmt.Sprintf("%+v", c.sellers), fmt.Sprintf("%#v", c.def),
 	}
