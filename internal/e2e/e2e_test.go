@@ -323,6 +323,9 @@ func TestCampaignWithNoSellersCompletes(t *testing.T) {
 // the booker optimises with the quotes it has, books them, and records the
 // late quotes instead of losing them.
 func TestShoppingDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long end-to-end test; run without -short")
+	}
 	ctx := context.Background()
 	mcfg := sandbox.DefaultMarket()
 	mcfg.Sellers[1].Faults.Latency = 2500 * time.Millisecond // Northwind Video: slower than the window, not down

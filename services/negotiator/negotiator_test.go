@@ -206,6 +206,9 @@ func (b breakAfterQuote) RoundTrip(r *http.Request) (*http.Response, error) {
 // are in flight: every package still ends with exactly one QuoteReady and
 // the seller never sees a round twice under different keys.
 func TestReplicaKilledMidNegotiation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long end-to-end test; run without -short")
+	}
 	env := natstest.Start(t)
 	m := startMarket(t, 60*time.Millisecond)
 	s := m.Sellers[0]
