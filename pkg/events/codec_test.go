@@ -39,6 +39,7 @@ func samplePayloads() map[string]any {
 }
 
 func TestCodecRoundTripsEveryKind(t *testing.T) {
+	t.Parallel()
 	samples := samplePayloads()
 	if len(samples) != len(Kinds) {
 		t.Fatalf("samples cover %d kinds, contract has %d", len(samples), len(Kinds))
@@ -46,6 +47,7 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 	for _, k := range Kinds {
 		for _, mode := range []string{"binary", "structured"} {
 			t.Run(k.Name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
 				in, err := New(k, NewID(), StageBooker, "c-1", samples[k.Type])
 				if err != nil {
 					t.Fatal(err)
@@ -91,6 +93,7 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 }
 
 func TestBinaryHeadersArePercentEncoded(t *testing.T) {
+	t.Parallel()
 	e, _ := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
 	e.SetSubject(`Euro € "x" 100%`)
 	m, err := Encode(e, "s")
@@ -120,6 +123,7 @@ func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
+	t.Parallel()
 	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
 	gm, _ := Encode(good, "s")
 	mutate := func(f func(h Header)) Header {
@@ -144,6 +148,7 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for name, h := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if _, err := Decode(h, gm.Data); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
@@ -176,6 +181,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestChildIDDeterministic(t *testing.T) {
+	t.Parallel()
 	a := ChildID("p", StageKitfetcher, "pkg-1")
 	if a != ChildID("p", StageKitfetcher, "pkg-1") || a == ChildID("p", StageKitfetcher, "pkg-2") || a == ChildID("q", StageKitfetcher, "pkg-1") || len(a) != 32 {
 		t.Fatalf("ChildID not deterministic and distinct: %s", a)
@@ -183,6 +189,7 @@ func TestChildIDDeterministic(t *testing.T) {
 }
 
 func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
+	t.Parallel()
 	parent, _ := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
 	child, err := Derive(parent, KindSellerSkipped, StageDiscoverer, "x", samplePayloads()[KindSellerSkipped.Type])
 	if err != nil {
