@@ -94,7 +94,10 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 
 func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 	t.Parallel()
-	e, _ := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	e, err := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.SetSubject(`Euro € "x" 100%`)
 	m, err := Encode(e, "s")
 	if err != nil {
@@ -124,8 +127,14 @@ func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	t.Parallel()
-	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	gm, _ := Encode(good, "s")
+	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := Encode(good, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mutate := func(f func(h Header)) Header {
 		h := Header{}
 		for k, v := range gm.Header {
@@ -166,7 +175,10 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	})
 	t.Run("schema violation", func(t *testing.T) {
-		bad, _ := New(KindSellerSkipped, "id-4", StageDiscoverer, "c-1", map[string]any{"campaign_id": "c-1", "seller_url": 7})
+		bad, err := New(KindSellerSkipped, "id-4", StageDiscoverer, "c-1", map[string]any{"campaign_id": "c-1", "seller_url": 7})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := PayloadOf[SellerSkipped](bad, KindSellerSkipped); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err = %v", err)
 		}
@@ -190,7 +202,10 @@ func TestChildIDDeterministic(t *testing.T) {
 
 func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
 	t.Parallel()
-	parent, _ := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
+	parent, err := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
 	child, err := Derive(parent, KindSellerSkipped, StageDiscoverer, "x", samplePayloads()[KindSellerSkipped.Type])
 	if err != nil {
 		t.Fatal(err)
@@ -202,8 +217,14 @@ func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	gm, _ := Encode(good, "s")
+	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		f.Fatal(err)
+	}
+	gm, err := Encode(good, "s")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(gm.Header.Get("ce-source"), gm.Header.Get("ce-type"), string(gm.Data), false)
 	f.Add("%zz", "x", "{", false)
 	f.Add("a", "b", `{"specversion":"1.0","id":"1","source":"s","type":"t"}`, true)

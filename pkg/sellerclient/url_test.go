@@ -138,7 +138,10 @@ func TestCheckRedirectPolicy(t *testing.T) {
 	t.Parallel()
 	c := New(Config{})
 	mk := func(u string) *http.Request {
-		r, _ := http.NewRequest("GET", u, nil)
+		r, err := http.NewRequest("GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return r
 	}
 	cases := []struct {

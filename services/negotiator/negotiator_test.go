@@ -57,7 +57,7 @@ func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string
 		PackagesTotal: 1,
 		Brief:         events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
 		Negotiation:   events.NegotiationPolicy{Strategy: strategy}}
-	e, _ := events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf)
+	e := must(events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf))
 	return e
 }
 
