@@ -207,8 +207,14 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2: a valid CloudEvent whose payload violates the schema.
-	bad, _ := events.New(events.KindCampaignRequested, "bad-payload", "test", "c-bad", map[string]any{"campaign_id": "c-bad", "brief": "not an object"})
-	em, _ := events.Encode(bad, subj)
+	bad, err := events.New(events.KindCampaignRequested, "bad-payload", "test", "c-bad", map[string]any{"campaign_id": "c-bad", "brief": "not an object"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := events.Encode(bad, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 	if _, err := env.Bus.JS.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
@@ -379,7 +385,10 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := s.Info(t.Context())
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := info.Config
 	if c.Retention != jetstream.LimitsPolicy || c.MaxAge != 7*24*time.Hour || c.MaxBytes != 1<<30 || c.Duplicates != 20*time.Minute || c.Replicas != 1 {
 		t.Fatalf("stream config %+v", c)

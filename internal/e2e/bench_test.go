@@ -146,8 +146,14 @@ func BenchmarkNegotiation(b *testing.B) {
 			var wg sync.WaitGroup
 			for r := 0; r < c.replicas; r++ {
 				rb := env.Connect(b, fmt.Sprint("neg-", r))
-				sessions, _ := rb.KV(ctx, bus.BucketNegotiations)
-				quotes, _ := rb.KV(ctx, bus.BucketQuotes)
+				sessions, err := rb.KV(ctx, bus.BucketNegotiations)
+				if err != nil {
+					b.Fatal(err)
+				}
+				quotes, err := rb.KV(ctx, bus.BucketQuotes)
+				if err != nil {
+					b.Fatal(err)
+				}
 				svc := &negotiator.Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true}), Credentials: m.Credentials(),
 					Sessions: sessions, Quotes: quotes, Timeout: time.Minute, Log: natstest.Logger()}
 				wg.Add(1)

@@ -145,10 +145,16 @@ func httpJSON(t *testing.T, method, url string, body any, headers map[string]str
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, url, rd)
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -203,7 +209,10 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if code, _ := httpJSON(t, "GET", base+"/bookings/nope", nil, key); code != 404 {
 		t.Fatalf("unknown job: %d", code)
 	}
-	req, _ := http.NewRequest("POST", base+"/bookings", strings.NewReader(`{"brief":`))
+	req, err := http.NewRequest("POST", base+"/bookings", strings.NewReader(`{"brief":`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("X-API-Key", "buyer-secret")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("truncated JSON: %v %v", resp, err)
@@ -323,6 +332,9 @@ func TestCampaignWithNoSellersCompletes(t *testing.T) {
 // the booker optimises with the quotes it has, books them, and records the
 // late quotes instead of losing them.
 func TestShoppingDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long end-to-end test; run without -short")
+	}
 	ctx := context.Background()
 	mcfg := sandbox.DefaultMarket()
 	mcfg.Sellers[1].Faults.Latency = 2500 * time.Millisecond // Northwind Video: slower than the window, not down
@@ -417,7 +429,10 @@ func TestScaledOutStages(t *testing.T) {
 	if res.Status != "completed" || len(res.Deals) == 0 || len(res.Negotiations) < 4 {
 		t.Fatalf("status %q deals %d negotiations %d", res.Status, len(res.Deals), len(res.Negotiations))
 	}
-	st, _ := env.Bus.JS.Stream(t.Context(), bus.StreamEvents)
+	st, err := env.Bus.JS.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := st.ConsumerNames(t.Context())
 	count := 0
 	for n := range names.Name() {

@@ -27,6 +27,7 @@ func checkMoves(t *testing.T, s Strategy, cases []moveCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := s.Next(c.st)
 			if c.err != nil {
 				if !errors.Is(err, c.err) {
@@ -45,6 +46,7 @@ func checkMoves(t *testing.T, s Strategy, cases []moveCase) {
 }
 
 func TestAdaptiveMoves(t *testing.T) {
+	t.Parallel()
 	a := Adaptive{Target: 20, Max: 30, MaxRounds: 5}
 	cases := []moveCase{
 		{name: "opening at target", st: State{ListPrice: 40}, kind: Offer, price: 20, reason: "opening at 20.00"},
@@ -87,6 +89,7 @@ func TestAdaptiveMoves(t *testing.T) {
 }
 
 func TestAdaptiveTimePressureBreaksDeadlock(t *testing.T) {
+	t.Parallel()
 	// The seller concedes only 1% of the gap each round: reciprocity alone
 	// would barely move, but the time curve lifts the offers toward max.
 	a := Adaptive{Target: 20, Max: 30, MaxRounds: 5}
@@ -102,6 +105,7 @@ func TestAdaptiveTimePressureBreaksDeadlock(t *testing.T) {
 }
 
 func TestCompetitiveMoves(t *testing.T) {
+	t.Parallel()
 	c := Competitive{Target: 20, Max: 30, MaxRounds: 5}
 	cases := []moveCase{
 		{name: "known floor cannot beat the competing price", st: State{ListPrice: 40, Floor: fp(26), BestCompeting: fp(26)}, kind: WalkAway, price: 0, reason: "cannot beat"},
@@ -140,6 +144,7 @@ func TestCompetitiveMoves(t *testing.T) {
 }
 
 func TestCompetitiveRunWalksBeforeContact(t *testing.T) {
+	t.Parallel()
 	cp := &scripted{replies: []Round{counter(30)}}
 	res, err := Run(context.Background(), Competitive{Target: 20, Max: 30, MaxRounds: 5}, State{ListPrice: 40, Floor: fp(27), BestCompeting: fp(26)}, cp)
 	if err != nil || res.Outcome != OutcomeWalkedAway || len(cp.sent) != 0 || !strings.Contains(res.Reason, "26.00") {
@@ -151,6 +156,7 @@ func TestCompetitiveRunWalksBeforeContact(t *testing.T) {
 // of the seller engine (agency CTV: base 31.50, floor 28): the threshold
 // buyer accepts the first counter within its max; the adaptive buyer holds.
 func TestAdaptiveAgainstSellerModel(t *testing.T) {
+	t.Parallel()
 	st := State{ListPrice: 31.5, Floor: fp(28), SellerMaxRounds: 5}
 	th, err := Run(context.Background(), Threshold{Target: 28.5, Max: 30.5, Step: 0.5, MaxRounds: 5}, st, newSellerSim(35, 28, "agency"))
 	if err != nil || th.Outcome != OutcomeAccepted || th.FinalPrice != 30 || len(th.Rounds) != 1 {

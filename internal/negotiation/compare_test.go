@@ -52,6 +52,7 @@ func (e *engineSeller) Respond(_ context.Context, m Move, _ int) (Round, error) 
 // failing more often. A walk-away from a seller that could not beat the
 // best competing quote is not a failure: the buyer books the competitor.
 func TestStrategiesAgainstSandboxEngine(t *testing.T) {
+	t.Parallel()
 	scs := scenarios()
 	for i := range scs {
 		// Take the list price and the round limit from the engine itself.

@@ -29,7 +29,7 @@ func New(name string, p Params) (Strategy, error) {
 	}
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "threshold":
-		s = Threshold{Target: p.Target, Max: p.Max, Step: p.Step, MaxRounds: p.MaxRounds}
+		s = Threshold(p)
 	case "adaptive":
 		s = Adaptive{Target: p.Target, Max: p.Max, MaxRounds: p.MaxRounds}
 	case "competitive":

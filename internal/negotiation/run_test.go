@@ -65,6 +65,7 @@ func sAccept(p float64) Round { return Round{SellerPrice: p, SellerAction: Actio
 func sReject(p float64) Round { return Round{SellerPrice: p, SellerAction: ActionReject} }
 
 func TestRunReferenceCases(t *testing.T) {
+	t.Parallel()
 	S := func(target, max, step float64, rounds int) Threshold { return Threshold{target, max, step, rounds} }
 	cases := []struct {
 		id      string
@@ -101,6 +102,7 @@ func TestRunReferenceCases(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.id, func(t *testing.T) {
+			t.Parallel()
 			cp := &scripted{replies: c.replies}
 			res, err := Run(context.Background(), c.s, c.st, cp)
 			if c.err != nil {
@@ -141,6 +143,7 @@ func (errStrategy) Name() string             { return "err" }
 func (errStrategy) Next(State) (Move, error) { return Move{}, errors.New("boom") }
 
 func TestRunGuards(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		s       Strategy
@@ -162,6 +165,7 @@ func TestRunGuards(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			cp := &scripted{replies: c.replies}
 			res, err := Run(context.Background(), c.s, c.st, cp)
 			if res.Outcome != OutcomeError || err == nil || res.Reason != err.Error() {
@@ -181,6 +185,7 @@ func TestRunGuards(t *testing.T) {
 }
 
 func TestRunErrorsAndDeadline(t *testing.T) {
+	t.Parallel()
 	s := Threshold{20, 30, 2, 5}
 	t.Run("transport error", func(t *testing.T) {
 		boom := errors.New("connection refused")

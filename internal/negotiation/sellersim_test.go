@@ -135,6 +135,7 @@ func (e *sellerSim) evaluate(b float64) (string, float64) {
 // TestSellerSimMatchesWorkedTraces checks the model against the observed
 // traces in section 4, so comparisons against it mean something.
 func TestSellerSimMatchesWorkedTraces(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		offer float64
 		act   string
@@ -155,6 +156,7 @@ func TestSellerSimMatchesWorkedTraces(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := newSellerSim(c.base, c.floor, c.tier)
 			for i, s := range c.steps {
 				r, err := e.Respond(context.Background(), Move{Kind: Offer, Price: s.offer}, i+1)

@@ -10,6 +10,7 @@ import (
 // buyers, and requires the adaptive family to pay less on average without
 // failing more often.
 func TestStrategiesAgainstSellerModel(t *testing.T) {
+	t.Parallel()
 	scs := scenarios()
 	tallies := compare(t, scs, func(sc scenario) Counterparty { return newSellerSim(sc.base, sc.floor, sc.tier) })
 	th, ad, co := tallies["threshold"], tallies["adaptive"], tallies["competitive"]
@@ -31,6 +32,7 @@ func TestStrategiesAgainstSellerModel(t *testing.T) {
 // tuned to one seller only: against a seller that merely reciprocates, it
 // still fails no more often than threshold and pays less.
 func TestStrategiesAgainstReciprocalSeller(t *testing.T) {
+	t.Parallel()
 	tallies := compare(t, scenarios(), func(sc scenario) Counterparty {
 		return &reciprocalSeller{list: sc.list, floor: math.Max(sc.floor, sc.list*0.85), maxRounds: tierRounds[sc.tier]}
 	})

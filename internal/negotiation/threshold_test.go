@@ -12,6 +12,7 @@ func fp(x float64) *float64 { return &x }
 var ref = Threshold{Target: 20, Max: 30, Step: 2, MaxRounds: 5}
 
 func TestThresholdShouldAccept(t *testing.T) {
+	t.Parallel()
 	// S-1, plus the fix: a missing price is never acceptable.
 	for _, c := range []struct {
 		price float64
@@ -24,6 +25,7 @@ func TestThresholdShouldAccept(t *testing.T) {
 }
 
 func TestThresholdNextOffer(t *testing.T) {
+	t.Parallel()
 	step0 := ref
 	step0.Step = 0
 	above := Threshold{Target: 35, Max: 30, Step: 2, MaxRounds: 5}
@@ -48,6 +50,7 @@ func TestThresholdNextOffer(t *testing.T) {
 }
 
 func TestThresholdShouldWalkAway(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		id     string
 		price  float64
@@ -71,6 +74,7 @@ func TestThresholdShouldWalkAway(t *testing.T) {
 }
 
 func TestThresholdValidate(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		s    Threshold
@@ -97,6 +101,7 @@ func TestThresholdValidate(t *testing.T) {
 }
 
 func TestThresholdNext(t *testing.T) {
+	t.Parallel()
 	r := func(b, s float64, a string) Round { return Round{BuyerPrice: b, SellerPrice: s, SellerAction: a} }
 	cases := []struct {
 		name  string
@@ -122,6 +127,7 @@ func TestThresholdNext(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := ref.Next(c.st)
 			if c.err != nil {
 				if !errors.Is(err, c.err) {
@@ -140,6 +146,7 @@ func TestThresholdNext(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	p := Params{Target: 20, Max: 30, Step: 2, MaxRounds: 5}
 	for _, name := range []string{"threshold", "adaptive", "Competitive "} {
 		s, err := New(name, p)

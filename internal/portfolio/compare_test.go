@@ -37,6 +37,7 @@ func guideScenario(r *rand.Rand, nSellers int) ([]Quote, Brief) {
 // selection on seeded scenarios (the table in the README comes from here) and
 // checks the optimiser is never worse when the greedy plan is valid.
 func TestCompareWithGreedy(t *testing.T) {
+	t.Parallel()
 	type scenario struct {
 		name   string
 		quotes []Quote

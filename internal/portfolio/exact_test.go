@@ -175,6 +175,7 @@ func directLP(t *testing.T, p *problem, on, off []bool, counted []int) (float64,
 // value is that optimum less at most the rounding to whole impressions and
 // cents.
 func TestOptimumMatchesBruteForce(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 11))
 	const instances = 200
 	withMix, withMin, withSellers := 0, 0, 0
@@ -236,6 +237,7 @@ func TestOptimumMatchesBruteForce(t *testing.T) {
 // larger instances (up to 40 quotes) where brute force is too slow: the root
 // LP by column generation equals the direct gonum LP.
 func TestColumnGenerationMatchesDirectLP(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 5))
 	for it := 0; it < 60; it++ {
 		quotes, brief := smallInstance(r, 40)

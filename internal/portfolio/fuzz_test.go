@@ -67,6 +67,7 @@ func abs(n int) int {
 // TestOptimiseConcurrently: Optimise holds no shared state, so concurrent
 // calls (one per campaign) are safe; run with -race.
 func TestOptimiseConcurrently(t *testing.T) {
+	t.Parallel()
 	quotes, brief := realisticInstance(rand.New(rand.NewPCG(8, 8)), 200)
 	want, err := Optimise(quotes, brief)
 	if err != nil {

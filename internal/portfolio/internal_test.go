@@ -14,6 +14,7 @@ import (
 // TestNodeLimitReportsGap: a search cut short still returns a valid plan and
 // says how far from optimal it may be.
 func TestNodeLimitReportsGap(t *testing.T) {
+	t.Parallel()
 	quotes, brief := realisticInstance(rand.New(rand.NewPCG(1000, 0)), 1000)
 	full, err := optimise(quotes, brief, 0)
 	if err != nil {
@@ -38,6 +39,7 @@ func TestNodeLimitReportsGap(t *testing.T) {
 // TestGonumPanicBecomesError: gonum's Simplex panics on a bad starting basis;
 // the wrapper turns that into an error instead of crashing the caller.
 func TestGonumPanicBecomesError(t *testing.T) {
+	t.Parallel()
 	A := mat.NewDense(1, 2, []float64{1, 1})
 	_, err := gonumSimplex([]float64{-1, 0}, A, []float64{1}, []int{5})
 	if !errors.Is(err, errLP) || !strings.Contains(err.Error(), "panicked") {
@@ -49,6 +51,7 @@ func TestGonumPanicBecomesError(t *testing.T) {
 // pivoting solves the master from the starting basis; its optimum and duals
 // match gonum's on random small LPs (duals checked by strong duality).
 func TestFinishBasisSolvesFromAStartingBasis(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(4, 4))
 	solved := 0
 	for it := 0; it < 200; it++ {

@@ -39,6 +39,7 @@ type wantExcl struct {
 }
 
 func TestOptimiseTable(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		quotes    []Quote
@@ -241,6 +242,7 @@ func TestOptimiseTable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			plan, err := Optimise(tc.quotes, tc.brief)
 			if err != nil {
 				t.Fatalf("Optimise: %v", err)
@@ -301,6 +303,7 @@ func TestOptimiseTable(t *testing.T) {
 }
 
 func TestOptimiseRejectsInvalidInput(t *testing.T) {
+	t.Parallel()
 	ok := Quote{ID: "a", Seller: "S", CPM: 10}
 	cases := map[string]struct {
 		quotes []Quote
@@ -323,6 +326,7 @@ func TestOptimiseRejectsInvalidInput(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			_, err := Optimise(tc.quotes, tc.brief)
 			if !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("err = %v, want ErrInvalidInput", err)
@@ -336,6 +340,7 @@ func TestOptimiseRejectsInvalidInput(t *testing.T) {
 }
 
 func TestScoreReproducesTheGuide(t *testing.T) {
+	t.Parallel()
 	w := DefaultWeights()
 	cases := []struct {
 		q    Quote
@@ -366,6 +371,7 @@ func TestScoreReproducesTheGuide(t *testing.T) {
 
 // TestOptimiseIsDeterministic: the input order never changes the plan.
 func TestOptimiseIsDeterministic(t *testing.T) {
+	t.Parallel()
 	quotes, brief := realisticInstance(rand.New(rand.NewPCG(5, 5)), 300)
 	want, err := Optimise(quotes, brief)
 	if err != nil {
@@ -389,6 +395,7 @@ func TestOptimiseIsDeterministic(t *testing.T) {
 }
 
 func TestGreedyFollowsTheGuide(t *testing.T) {
+	t.Parallel()
 	// The guide: sort by score, a fixed 10,000 per seller of a 50,000 budget.
 	var quotes []Quote
 	for i, cpm := range []float64{12, 8, 20, 15, 9, 30} {

@@ -142,6 +142,7 @@ func minSellersKept(p Plan, b Brief) bool {
 // least as much as the guide's greedy plan whenever that plan satisfies the
 // same constraints.
 func TestPlanInvariants(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(2026, 1))
 	const instances = 500
 	feasible, compared, better := 0, 0, 0

@@ -17,9 +17,6 @@ type apiKey struct {
 	revoked  bool
 }
 
-// keyTiers are the tiers a sandbox seller mints buyer keys for.
-var keyTiers = []string{"seat", "agency", "advertiser"}
-
 // fixtureIdentities are the §8 fixture identities used when a seller config
 // names none.
 func fixtureIdentities() map[string]identity.BuyerIdentity {

@@ -522,7 +522,7 @@ func TestCases28to30Booking(t *testing.T) {
 		}
 	}
 	exp, err := time.Parse(time.RFC3339Nano, get(t, d, "expires_at").(string))
-	if err != nil || exp.Sub(time.Now()) < 30*24*time.Hour-time.Minute || exp.Sub(time.Now()) > 30*24*time.Hour+time.Minute {
+	if err != nil || time.Until(exp) < 30*24*time.Hour-time.Minute || time.Until(exp) > 30*24*time.Hour+time.Minute {
 		t.Errorf("expires_at %v not ≈ now+30d (%v)", exp, err)
 	}
 	wantEq(t, "snapshot", get(t, r.body, "audience_plan_snapshot"), nil)

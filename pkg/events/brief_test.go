@@ -6,6 +6,7 @@ import (
 )
 
 func TestBriefValidate(t *testing.T) {
+	t.Parallel()
 	ok := Brief{Name: "Q1 CTV", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPM: 20, MaxCPM: 30}}
 	cases := []struct {
 		name  string

@@ -40,6 +40,7 @@ func samplePayloads() map[string]any {
 }
 
 func TestCodecRoundTripsEveryKind(t *testing.T) {
+	t.Parallel()
 	samples := samplePayloads()
 	if len(samples) != len(Kinds) {
 		t.Fatalf("samples cover %d kinds, contract has %d", len(samples), len(Kinds))
@@ -47,6 +48,7 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 	for _, k := range Kinds {
 		for _, mode := range []string{"binary", "structured"} {
 			t.Run(k.Name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
 				in, err := New(k, NewID(), StageBooker, "c-1", samples[k.Type])
 				if err != nil {
 					t.Fatal(err)
@@ -92,7 +94,11 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 }
 
 func TestBinaryHeadersArePercentEncoded(t *testing.T) {
-	e, _ := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	t.Parallel()
+	e, err := New(KindSellerSkipped, "id-1", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.SetSubject(`Euro € "x" 100%`)
 	m, err := Encode(e, "s")
 	if err != nil {
@@ -121,8 +127,15 @@ func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	gm, _ := Encode(good, "s")
+	t.Parallel()
+	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := Encode(good, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
 	mutate := func(f func(h Header)) Header {
 		h := Header{}
 		for k, v := range gm.Header {
@@ -145,6 +158,7 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for name, h := range cases {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if _, err := Decode(h, gm.Data); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
 			}
@@ -162,7 +176,10 @@ func TestDecodeRejects(t *testing.T) {
 		}
 	})
 	t.Run("schema violation", func(t *testing.T) {
-		bad, _ := New(KindSellerSkipped, "id-4", StageDiscoverer, "c-1", map[string]any{"campaign_id": "c-1", "seller_url": 7})
+		bad, err := New(KindSellerSkipped, "id-4", StageDiscoverer, "c-1", map[string]any{"campaign_id": "c-1", "seller_url": 7})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := PayloadOf[SellerSkipped](bad, KindSellerSkipped); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err = %v", err)
 		}
@@ -177,6 +194,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestChildIDDeterministic(t *testing.T) {
+	t.Parallel()
 	a := ChildID("p", StageKitfetcher, "pkg-1")
 	if a != ChildID("p", StageKitfetcher, "pkg-1") || a == ChildID("p", StageKitfetcher, "pkg-2") || a == ChildID("q", StageKitfetcher, "pkg-1") || len(a) != 32 {
 		t.Fatalf("ChildID not deterministic and distinct: %s", a)
@@ -184,7 +202,11 @@ func TestChildIDDeterministic(t *testing.T) {
 }
 
 func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
-	parent, _ := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
+	t.Parallel()
+	parent, err := New(KindCampaignRequested, "p-1", "api", "c-7", samplePayloads()[KindCampaignRequested.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
 	child, err := Derive(parent, KindSellerSkipped, StageDiscoverer, "x", samplePayloads()[KindSellerSkipped.Type])
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +218,14 @@ func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	good, _ := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	gm, _ := Encode(good, "s")
+	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		f.Fatal(err)
+	}
+	gm, err := Encode(good, "s")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(gm.Header.Get("ce-source"), gm.Header.Get("ce-type"), string(gm.Data), false)
 	f.Add("%zz", "x", "{", false)
 	f.Add("a", "b", `{"specversion":"1.0","id":"1","source":"s","type":"t"}`, true)

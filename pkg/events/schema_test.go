@@ -14,6 +14,7 @@ var update = flag.Bool("update", false, "rewrite the committed schemas from the 
 // TestSchemasMatchTypes keeps the published schemas and the Go payload types
 // from drifting apart. Run with -update after changing a payload.
 func TestSchemasMatchTypes(t *testing.T) {
+	t.Parallel()
 	for _, k := range Kinds {
 		got, err := GenerateSchema(k)
 		if err != nil {
@@ -37,6 +38,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 }
 
 func TestValidateData(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		kind    Kind
@@ -53,6 +55,7 @@ func TestValidateData(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			err := ValidateData(c.kind, []byte(c.data))
 			if c.wantErr == "" {
 				if err != nil {

@@ -153,6 +153,7 @@ func TestCredentialsNeverPrintKeys(t *testing.T) {
 	}
 	outputs := []string{
 		c.String(), string(js), string(js2),
+		//lint:ignore S1025 every fmt verb is exercised on purpose: none may leak a secret
 		fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c), fmt.Sprintf("%q", c),
 		fmt.Sprintf("%v", wrapper{c}), fmt.Sprintf("%+v", c.sellers), fmt.Sprintf("%#v", c.def),
 	}
@@ -185,6 +186,7 @@ func TestCredentialsNeverPrintKeys(t *testing.T) {
 }
 
 func TestCredentialsSetAndZeroValue(t *testing.T) {
+	t.Parallel()
 	var c Credentials
 	if _, ok := c.Key("http://s", TierSeat); ok {
 		t.Fatal("zero store has a key")
@@ -225,6 +227,7 @@ func TestCredentialsSetAndZeroValue(t *testing.T) {
 }
 
 func TestNormalizeURL(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		" HTTPS://Seller.Example.COM/api/ ": "https://seller.example.com/api",
 		"http://s//":                        "http://s",
@@ -240,6 +243,7 @@ func TestNormalizeURL(t *testing.T) {
 // TestDecideWithCredentials wires the store into Decide: the key chosen is
 // the decided tier's, never a higher one.
 func TestDecideWithCredentials(t *testing.T) {
+	t.Parallel()
 	c, err := ParseCredentials([]byte(`{"sellers":{"http://s":{"seat":"ks","advertiser":"kadv"}}}`))
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,7 @@ func only(ts ...Tier) func(Tier) bool {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	full := fullIdentity()
 	big := DealContext{DealValueUSD: 150000, DealType: "PD"}
 	pg := DealContext{DealType: "PG"}
@@ -82,6 +83,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			caps := c.caps
 			if caps == nil {
 				caps = DefaultCaps()
@@ -132,6 +134,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestRelationshipFor(t *testing.T) {
+	t.Parallel()
 	want := map[Trust]Relationship{
 		TrustPreferred: RelationshipTrusted, TrustVerified: RelationshipEstablished,
 		TrustRegistered: RelationshipNew, TrustUnknown: RelationshipUnknown, TrustBlocked: RelationshipUnknown,

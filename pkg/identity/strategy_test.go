@@ -8,6 +8,7 @@ import (
 )
 
 func TestRecommendTierReferenceCases(t *testing.T) {
+	t.Parallel()
 	def := DefaultStrategy()
 	cases := []struct {
 		id   string
@@ -44,6 +45,7 @@ func TestRecommendTierReferenceCases(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.id, func(t *testing.T) {
+			t.Parallel()
 			if got := c.s.RecommendTier(c.ctx); got != c.want {
 				t.Fatalf("RecommendTier(%+v) = %s, want %s", c.ctx, got, c.want)
 			}
@@ -52,6 +54,7 @@ func TestRecommendTierReferenceCases(t *testing.T) {
 }
 
 func TestDealContextValidate(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		ctx  DealContext
@@ -68,6 +71,7 @@ func TestDealContextValidate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			err := c.ctx.Validate()
 			if c.ok != (err == nil) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, c.ok)
@@ -83,6 +87,7 @@ func TestDealContextValidate(t *testing.T) {
 }
 
 func TestEstimateSavings(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		base     float64
 		cur, tgt Tier
@@ -113,6 +118,7 @@ func fullIdentity() BuyerIdentity {
 }
 
 func TestBuildIdentity(t *testing.T) {
+	t.Parallel()
 	full := fullIdentity()
 	orig := full
 	seat := BuyerIdentity{SeatID: "ttd-seat-123", SeatName: "TTD Seat", DSPPlatform: "ttd"}
@@ -136,6 +142,7 @@ func TestBuildIdentity(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.id, func(t *testing.T) {
+			t.Parallel()
 			got := BuildIdentity(c.in, c.tier)
 			if got != c.want {
 				t.Fatalf("BuildIdentity = %+v, want %+v", got, c.want)
@@ -151,6 +158,7 @@ func TestBuildIdentity(t *testing.T) {
 }
 
 func TestAccessTierAndNegotiation(t *testing.T) {
+	t.Parallel()
 	// I-23
 	adv := BuyerIdentity{AdvertiserID: "x"}
 	if adv.AccessTier() != TierAdvertiser || adv.AccessTier().DiscountPct() != 15 {
@@ -179,6 +187,7 @@ func TestAccessTierAndNegotiation(t *testing.T) {
 }
 
 func TestHeaderMap(t *testing.T) {
+	t.Parallel()
 	// I-24
 	got := HeaderMap(BuyerIdentity{SeatID: "ttd-seat-123", AgencyID: "omnicom-456", AdvertiserID: "coca-cola-789"})
 	want := map[string]string{"X-DSP-Seat-ID": "ttd-seat-123", "X-Agency-ID": "omnicom-456", "X-Advertiser-ID": "coca-cola-789"}

@@ -9,6 +9,7 @@ import (
 )
 
 func TestAgentCardFallsBackToAgentJSON(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /.well-known/agent.json": {body: agentCardBody}}))
 	card, err := testClient().AgentCard(context.Background(), srv.URL+"/")
 	if err != nil {
@@ -36,6 +37,7 @@ func TestAgentCardFallsBackToAgentJSON(t *testing.T) {
 }
 
 func TestAgentCardPrefersAgentCardJSON(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{
 		"GET /.well-known/agent-card.json": {body: `{"name":"New Card","capabilities":{"streaming":true}}`},
 		"GET /.well-known/agent.json":      {body: agentCardBody},
@@ -47,6 +49,7 @@ func TestAgentCardPrefersAgentCardJSON(t *testing.T) {
 }
 
 func TestAgentCardErrors(t *testing.T) {
+	t.Parallel()
 	// A 500 on the first path is not a reason to try the second.
 	srv := newFake(t, func(int, recorded) reply { return reply{status: 500, body: errPlain500, ctype: "text/plain"} })
 	if _, err := testClient().AgentCard(context.Background(), srv.URL); !errors.Is(err, ErrUnavailable) || len(srv.requests()) != 1 {
@@ -66,6 +69,7 @@ func TestAgentCardErrors(t *testing.T) {
 }
 
 func TestParseAgentCardShapes(t *testing.T) {
+	t.Parallel()
 	// Reference-buyer shape: capabilities as a list, agent_id present.
 	card, err := parseAgentCard([]byte(`{"agent_id":"seller-1","name":"S","url":"https://s.example.com","protocols":["a2a"],
 		"capabilities":[{"name":"ctv","description":"","tags":[]},"display"],"trust_level":"verified","x_ext":{"a":1}}`))

@@ -19,6 +19,7 @@ func quoteReq(key string) QuoteRequest {
 }
 
 func TestRetryOn503ReusesIdenticalBody(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{502, 503, 504} {
 		srv := newFake(t, func(n int, _ recorded) reply {
 			if n == 0 {
@@ -52,6 +53,7 @@ func TestRetryOn503ReusesIdenticalBody(t *testing.T) {
 }
 
 func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(int, recorded) reply { return reply{status: 503, body: `<html>down</html>`, ctype: "text/html"} })
 	c := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, MaxAttempts: 4})
 	_, err := c.GetDeal(context.Background(), srv.URL, "DEMO-7CE8BB4B565B")
@@ -65,6 +67,7 @@ func TestRetryGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestNoRetryOnClientErrorsAndOther5xx(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		status int
 		body   string
@@ -93,6 +96,7 @@ func TestNoRetryOnClientErrorsAndOther5xx(t *testing.T) {
 }
 
 func TestRetryOnNetworkTimeout(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	var mu sync.Mutex
 	var bodies [][]byte
@@ -127,6 +131,7 @@ func TestRetryOnNetworkTimeout(t *testing.T) {
 }
 
 func TestContextDeadlineIsUnavailableAndStopsRetrying(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	var calls atomic.Int32
 	mux.HandleFunc("/media-kit", func(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +162,7 @@ func TestContextDeadlineIsUnavailableAndStopsRetrying(t *testing.T) {
 }
 
 func TestConnectionRefusedIsUnavailableNotRetried(t *testing.T) {
+	// Not parallel: it asserts wall-clock bounds of a few tens of ms.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +182,7 @@ func TestConnectionRefusedIsUnavailableNotRetried(t *testing.T) {
 }
 
 func TestOversizedBody(t *testing.T) {
+	t.Parallel()
 	big := `{"total_packages":1,"featured":[],"all_packages":[],"pad":"` + strings.Repeat("x", 4096) + `"}`
 	// Known Content-Length.
 	srv := newFake(t, func(int, recorded) reply { return reply{body: big} })
@@ -212,6 +219,7 @@ func TestOversizedBody(t *testing.T) {
 }
 
 func TestLargeErrorBodyStillRetryable(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(n int, _ recorded) reply {
 		if n == 0 {
 			return reply{status: 503, body: strings.Repeat("<p>busy</p>", 100000), ctype: "text/html"}
@@ -225,6 +233,7 @@ func TestLargeErrorBodyStillRetryable(t *testing.T) {
 }
 
 func TestBadSuccessBodies(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"html":          `<html>hello</html>`,
 		"empty":         ``,
@@ -251,6 +260,7 @@ func TestBadSuccessBodies(t *testing.T) {
 }
 
 func TestTruncatedBodyMidStream(t *testing.T) {
+	t.Parallel()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/media-kit", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -272,6 +282,7 @@ func TestTruncatedBodyMidStream(t *testing.T) {
 }
 
 func TestAuthHeadersAndUserAgent(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /packages": {body: `{"packages":[]}`}}))
 	c := testClient()
 	ctx := context.Background()
@@ -308,6 +319,7 @@ func TestAuthHeadersAndUserAgent(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	c := New(Config{})
 	if c.cfg.MaxAttempts != 3 || c.cfg.RetryBase != 100*time.Millisecond || c.cfg.MaxBodyBytes != 4<<20 || c.cfg.AllowPrivate {
 		t.Fatalf("defaults %+v", c.cfg)
@@ -325,6 +337,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestBackoffIsBoundedFullJitter(t *testing.T) {
+	// Not parallel: it asserts wall-clock bounds of a few tens of ms.
 	c := New(Config{RetryBase: time.Millisecond})
 	for n := 1; n <= 3; n++ {
 		start := time.Now()

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseErrorShapes(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		status    int
@@ -61,6 +62,7 @@ func TestParseErrorShapes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := parseError(c.status, []byte(c.body))
 			if e.Status != c.status || e.Code != c.code || e.Message != c.msg {
 				t.Fatalf("got status=%d code=%q msg=%q; want %d %q %q", e.Status, e.Code, e.Message, c.status, c.code, c.msg)
@@ -86,6 +88,7 @@ func TestParseErrorShapes(t *testing.T) {
 }
 
 func TestParseErrorBoundsMessage(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("é", 2000)
 	e := parseError(500, []byte(long))
 	if len(e.Message) > 510 || !utf8.ValidString(e.Message) {
@@ -102,6 +105,7 @@ func TestParseErrorBoundsMessage(t *testing.T) {
 }
 
 func TestErrorStringAndUnwrap(t *testing.T) {
+	t.Parallel()
 	e := parseError(409, []byte(errEnvelopeBody))
 	e.Op, e.URL = "CreateQuote", "http://s/api/v1/quotes"
 	want := "sellerclient: CreateQuote http://s/api/v1/quotes: 409 idempotency_conflict: idempotency_key was already used with a different request body"
@@ -120,6 +124,7 @@ func TestErrorStringAndUnwrap(t *testing.T) {
 
 // TestErrorShapesOverHTTP drives each shape through a real call.
 func TestErrorShapesOverHTTP(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		status int
 		body   string

@@ -206,7 +206,10 @@ func FuzzParseDiscovery(f *testing.F) {
 	f.Add(oversized)
 	strict := New(Config{})
 	lax := New(Config{AllowPrivate: true})
-	first, _ := NormalizeURL("http://registry.example.com/reg")
+	first, err := NormalizeURL("http://registry.example.com/reg")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, ok := capped(t, data)
 		if !ok {

@@ -136,6 +136,7 @@ func checkVectors(t *testing.T, rel string, newV func() any, reject func(any) er
 }
 
 func TestGoldenProtocolResponses(t *testing.T) {
+	t.Parallel()
 	type quoteEnvelope struct {
 		Quote Quote `json:"quote"`
 	}
@@ -183,6 +184,7 @@ func TestGoldenProtocolResponses(t *testing.T) {
 }
 
 func TestGoldenProtocolRequests(t *testing.T) {
+	t.Parallel()
 	checkVectors(t, "protocol/QuoteRequest.golden.json", func() any { return new(QuoteRequest) },
 		func(x any) error { return x.(*QuoteRequest).normalize() })
 	checkVectors(t, "protocol/DealBookingRequest.golden.json", func() any { return new(DealBookingRequest) },
@@ -236,6 +238,7 @@ func TestGoldenProtocolRequests(t *testing.T) {
 }
 
 func TestGoldenErrorEnvelope(t *testing.T) {
+	t.Parallel()
 	for _, v := range loadGolden(t, "protocol/ErrorEnvelope.golden.json") {
 		e := parseError(400, v.Data)
 		var want struct {
@@ -256,6 +259,7 @@ func TestGoldenErrorEnvelope(t *testing.T) {
 }
 
 func TestGoldenAgentCardsAndTrust(t *testing.T) {
+	t.Parallel()
 	for _, v := range loadGolden(t, "primitives/Agent.golden.json") {
 		card, err := parseAgentCard(v.Data)
 		if err != nil || card.AgentID == "" || card.Provider == nil || len(card.Capabilities.Protocols) != 1 || card.Capabilities.Protocols[0] != "a2a" {
@@ -290,6 +294,7 @@ func isAll(err error, targets ...error) bool {
 }
 
 func TestEquivJSONDetectsLoss(t *testing.T) {
+	t.Parallel()
 	var diffs []string
 	var a, b any
 	_ = json.Unmarshal([]byte(`{"x":1,"y":null,"z":[1,2]}`), &a)

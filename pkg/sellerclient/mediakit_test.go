@@ -12,6 +12,7 @@ import (
 )
 
 func TestMediaKit(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /media-kit": {body: mediaKitBody}}))
 	mk, err := testClient().MediaKit(context.Background(), srv.URL+"/")
 	if err != nil {
@@ -41,6 +42,7 @@ func TestMediaKit(t *testing.T) {
 }
 
 func TestParseMediaKitFallbacks(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		body            string
 		total, featured int
@@ -68,6 +70,7 @@ func TestParseMediaKitFallbacks(t *testing.T) {
 }
 
 func TestListPackages(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /media-kit/packages": {body: `{"packages":[` + publicPackageBody + `]}`}}))
 	c := testClient()
 	ctx := context.Background()
@@ -116,6 +119,7 @@ func TestListPackages(t *testing.T) {
 }
 
 func TestPublicPackage(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		if r.Path == "/media-kit/packages/pkg-1a2b3c4d" {
 			return reply{body: publicPackageBody}
@@ -140,6 +144,7 @@ func TestPublicPackage(t *testing.T) {
 }
 
 func TestSearchPackages(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"POST /media-kit/search": {body: `{"results":[` + agencyPackageBody + `]}`}}))
 	c := testClient()
 	ctx := context.Background()
@@ -182,6 +187,7 @@ func TestSearchPackages(t *testing.T) {
 }
 
 func TestAuthenticatedPackages(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		switch r.Path {
 		case "/packages":
@@ -237,6 +243,7 @@ func TestAuthenticatedPackages(t *testing.T) {
 }
 
 func TestPackageAuthenticatedDetection(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		body   string
 		auth   bool
@@ -262,6 +269,7 @@ func TestPackageAuthenticatedDetection(t *testing.T) {
 }
 
 func TestParsePriceRange(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in      string
 		lo, hi  float64

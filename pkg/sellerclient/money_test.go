@@ -7,6 +7,7 @@ import (
 )
 
 func TestDollarsToMicrosMatchesPythonRound(t *testing.T) {
+	t.Parallel()
 	// Expected values computed with Python: round(x * 1_000_000).
 	// Inputs are variables so Go does not constant-fold them exactly.
 	cases := []struct {
@@ -51,6 +52,7 @@ func TestDollarsToMicrosMatchesPythonRound(t *testing.T) {
 }
 
 func TestMoneyDollarsAndString(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		m       Money
 		dollars float64
@@ -75,6 +77,7 @@ func TestMoneyDollarsAndString(t *testing.T) {
 }
 
 func TestMoneyJSON(t *testing.T) {
+	t.Parallel()
 	b, err := json.Marshal(Money{AmountMicros: 20000000})
 	if err != nil || string(b) != `{"amount_micros":20000000,"currency":"USD"}` {
 		t.Fatalf("marshal default currency: %s %v", b, err)
@@ -114,6 +117,7 @@ func TestMoneyJSON(t *testing.T) {
 }
 
 func TestMoneyValidate(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		m  Money
 		ok bool

@@ -64,6 +64,7 @@ func validateAgainstOpenAPI(t *testing.T, r recorded) error {
 }
 
 func TestRequestBodiesConformToOpenAPI(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		switch r.Path {
 		case "/api/v1/quotes":

@@ -38,6 +38,7 @@ const aampAgentsBody = `{"success":true,"data":{"agents":[
 ],"count":6,"isAdmin":false}}`
 
 func TestDiscoverSellersSimple(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /registry/agents": {body: simpleAgentsBody}}))
 	c := testClient()
 	reg := Registry{URL: srv.URL + "/registry/"}
@@ -92,6 +93,7 @@ func TestDiscoverSellersSimple(t *testing.T) {
 }
 
 func TestDiscoverSellersAAMP(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		if r.Header.Get("Authorization") != "Bearer jwt-1" {
 			return reply{status: 401, body: `{"success":false,"error":"Unauthorized"}`}
@@ -146,6 +148,7 @@ func TestDiscoverSellersAAMP(t *testing.T) {
 }
 
 func TestDiscoverSellersAAMPEnvelopeErrors(t *testing.T) {
+	t.Parallel()
 	for body, want := range map[string]error{
 		`{"success":false,"error":"boom"}`:     ErrBadResponse,
 		`{"success":true}`:                     ErrBadResponse,
@@ -176,6 +179,7 @@ func agentJSON(i int) string {
 }
 
 func TestDiscoverPagination(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	c := testClient()
 
@@ -273,6 +277,7 @@ func TestDiscoverPagination(t *testing.T) {
 }
 
 func TestVerifyAgentSimple(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		switch r.Query.Get("agent_url") {
 		case "https://seller.example.com":
@@ -314,6 +319,7 @@ func TestVerifyAgentSimple(t *testing.T) {
 }
 
 func TestVerifyAgentAAMP(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /api/agents": {body: aampAgentsBody}}))
 	c := testClient()
 	reg := Registry{URL: srv.URL, Kind: RegistryAAMP, Token: "jwt"}

@@ -63,7 +63,7 @@ func NormalizeURL(raw string) (string, error) {
 				return "", invalidURL(raw, "bad port")
 			}
 		}
-	} else if strings.HasSuffix(host, ":") {
+	} else {
 		host = strings.TrimSuffix(host, ":")
 	}
 	path := strings.TrimRight(u.EscapedPath(), "/")

@@ -9,6 +9,7 @@ import (
 )
 
 func TestNormalizeURL(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in, want string
 		ok       bool
@@ -49,6 +50,7 @@ func TestNormalizeURL(t *testing.T) {
 }
 
 func TestPrivateTargetsRefusedWithoutAllowPrivate(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"GET /media-kit": {body: mediaKitBody}}))
 	c := New(Config{})
 	for _, u := range []string{srv.URL, "http://localhost:8000", "http://api.localhost", "http://10.1.2.3", "http://192.168.0.10:8080",
@@ -74,6 +76,7 @@ func TestPrivateTargetsRefusedWithoutAllowPrivate(t *testing.T) {
 }
 
 func TestDialControlRefusesResolvedPrivateAddresses(t *testing.T) {
+	t.Parallel()
 	for addr, refused := range map[string]bool{
 		"127.0.0.1:80": true, "10.0.0.1:443": true, "[::1]:80": true, "169.254.169.254:80": true,
 		"[64:ff9b::7f00:1]:80": true, "93.184.216.34:443": false, "[2606:4700::1111]:443": false,
@@ -98,6 +101,7 @@ func TestDialControlRefusesResolvedPrivateAddresses(t *testing.T) {
 }
 
 func TestRedirects(t *testing.T) {
+	t.Parallel()
 	other := newFake(t, routes(map[string]reply{"GET /media-kit": {body: mediaKitBody}}))
 	// Redirects need a Location header, so this server uses a mux.
 	mux := http.NewServeMux()
@@ -131,9 +135,13 @@ func TestRedirects(t *testing.T) {
 }
 
 func TestCheckRedirectPolicy(t *testing.T) {
+	t.Parallel()
 	c := New(Config{})
 	mk := func(u string) *http.Request {
-		r, _ := http.NewRequest("GET", u, nil)
+		r, err := http.NewRequest("GET", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return r
 	}
 	cases := []struct {
@@ -163,6 +171,7 @@ func TestCheckRedirectPolicy(t *testing.T) {
 }
 
 func TestEscapeIDRefusesPathTricks(t *testing.T) {
+	t.Parallel()
 	for _, id := range []string{"", " ", ".", ".."} {
 		if _, err := escapeID("op", id); !errors.Is(err, ErrValidation) {
 			t.Errorf("escapeID(%q) = %v, want ErrValidation", id, err)

@@ -21,6 +21,7 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 func TestCreateQuote(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"POST /api/v1/quotes": {body: quoteBody}}))
 	c := testClient()
 	ctx := context.Background()
@@ -93,6 +94,7 @@ func checkQuote(t *testing.T, q *Quote) {
 }
 
 func TestCreateQuoteValidationBeforeHTTP(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"POST /api/v1/quotes": {body: quoteBody}}))
 	c := testClient()
 	ok := quoteReq("k")
@@ -127,6 +129,7 @@ func TestCreateQuoteValidationBeforeHTTP(t *testing.T) {
 }
 
 func TestGetQuote(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		switch r.Path {
 		case "/api/v1/quotes/qt-0123456789ab":
@@ -157,6 +160,7 @@ func TestGetQuote(t *testing.T) {
 }
 
 func TestNegotiate(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, routes(map[string]reply{"POST /api/v1/negotiations/messages": {body: negotiationBody}}))
 	c := testClient()
 	cases := []struct {
@@ -223,6 +227,7 @@ func TestNegotiate(t *testing.T) {
 }
 
 func TestBookDealAndGetDeal(t *testing.T) {
+	t.Parallel()
 	srv := newFake(t, func(_ int, r recorded) reply {
 		switch r.Method + " " + r.Path {
 		case "POST /api/v1/deals", "GET /api/v1/deals/DEMO-7CE8BB4B565B":
@@ -307,6 +312,7 @@ func checkDeal(t *testing.T, b *DealBooking) {
 }
 
 func TestParseV1Defaults(t *testing.T) {
+	t.Parallel()
 	q, err := parseQuote([]byte(`{"quote":{"quote_id":"qt-1","deal_type":"PA","product":{"product_id":"p","name":"n"},"pricing":{},"terms":{},
 		"availability":{},"created_at":"2026-01-02T03:04:05.123456","expires_at":null}}`))
 	if err != nil {

@@ -163,9 +163,9 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			defer m.Close()
 			seller := m.Sellers[0]
 			creds := m.Credentials()
-			campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
-			ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
-			cquotes, _ := env.Bus.KV(t.Context(), bus.BucketCampaignQuotes)
+			campaigns := must(env.Bus.KV(t.Context(), bus.BucketCampaigns))
+			ledger := must(env.Bus.KV(t.Context(), bus.BucketLedger))
+			cquotes := must(env.Bus.KV(t.Context(), bus.BucketCampaignQuotes))
 			good := sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})
 			// Two real agency quotes: one booked as quoted, one re-quoted
 			// for a smaller planned volume.
@@ -199,7 +199,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			if _, err := bus.Update(t.Context(), campaigns, c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *c; return true, nil }); err != nil {
 				t.Fatal(err)
 			}
-			appr, _ := events.New(events.KindPortfolioApproved, "appr-"+mode, "test", c.ID, events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines})
+			appr := must(events.New(events.KindPortfolioApproved, "appr-"+mode, "test", c.ID, events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines}))
 
 			crashing := &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &crashTransport{mode: mode}}}), Credentials: creds}}

@@ -39,9 +39,9 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	f := &fixture{seller: m.Sellers[0], creds: m.Credentials(), client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})}
-	campaigns, _ := env.Bus.KV(t.Context(), bus.BucketCampaigns)
-	ledger, _ := env.Bus.KV(t.Context(), bus.BucketLedger)
-	cquotes, _ := env.Bus.KV(t.Context(), bus.BucketCampaignQuotes)
+	campaigns := must(env.Bus.KV(t.Context(), bus.BucketCampaigns))
+	ledger := must(env.Bus.KV(t.Context(), bus.BucketLedger))
+	cquotes := must(env.Bus.KV(t.Context(), bus.BucketCampaignQuotes))
 	bookClient := f.client
 	if transport != nil {
 		bookClient = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: transport}})
@@ -88,7 +88,7 @@ func (f *fixture) store(t *testing.T, lines []events.PlanLine) events.Event {
 	if _, err := bus.Update(t.Context(), f.svc.Campaigns, f.c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *f.c; return true, nil }); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := events.New(events.KindPortfolioApproved, "fx-appr-1", "test", f.c.ID, events.PortfolioApproved{CampaignID: f.c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines})
+	e := must(events.New(events.KindPortfolioApproved, "fx-appr-1", "test", f.c.ID, events.PortfolioApproved{CampaignID: f.c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines}))
 	return e
 }
 

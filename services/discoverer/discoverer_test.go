@@ -50,13 +50,13 @@ func (f *fakeDir) Verify(ctx context.Context, reg sellerclient.Registry, url str
 func campaign(id string) events.Event {
 	req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "c", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31",
 		Channels: []string{"ctv"}}, Buyer: identity.BuyerIdentity{SeatID: "s", SeatName: "S", AgencyID: "a", AdvertiserID: "adv"}, RequestedAt: time.Now()}
-	e, _ := events.New(events.KindCampaignRequested, "in-"+id, "test", id, req)
+	e := must(events.New(events.KindCampaignRequested, "in-"+id, "test", id, req))
 	return e
 }
 
 func service(dir *fakeDir, known []KnownSeller, creds *identity.Credentials) *Service {
 	if creds == nil {
-		creds, _ = identity.ParseCredentials([]byte(`{"default":{"seat":"k1","agency":"k2","advertiser":"k3"}}`))
+		creds = must(identity.ParseCredentials([]byte(`{"default":{"seat":"k1","agency":"k2","advertiser":"k3"}}`)))
 	}
 	return &Service{
 		Finder: &Finder{Dir: dir, Registries: []sellerclient.Registry{{URL: "http://registry.test", Kind: sellerclient.RegistrySimple}}, Known: known,
@@ -147,9 +147,9 @@ func TestHandleTrustAndDisclosure(t *testing.T) {
 func TestHandleUnknownOptInSeesPublicOnly(t *testing.T) {
 	dir := &fakeDir{sellers: []events.Seller{{URL: "http://unknown.test", Trust: identity.TrustUnknown}}}
 	in := campaign("c2")
-	req, _ := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
+	req := must(events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested))
 	req.AllowUnknownSellers = true
-	in, _ = events.New(events.KindCampaignRequested, "in-c2", "test", "c2", req)
+	in = must(events.New(events.KindCampaignRequested, "in-c2", "test", "c2", req))
 	sum := run(t, service(dir, nil, nil), in)
 	f, ok := sum.found["http://unknown.test"]
 	if !ok || f.Disclosure.Tier != identity.TierPublic || !f.Buyer.IsZero() {
@@ -158,7 +158,7 @@ func TestHandleUnknownOptInSeesPublicOnly(t *testing.T) {
 }
 
 func TestHandleTierLimitedByCredentials(t *testing.T) {
-	creds, _ := identity.ParseCredentials([]byte(`{"sellers":{"http://pref.test":{"seat":"k1"}}}`))
+	creds := must(identity.ParseCredentials([]byte(`{"sellers":{"http://pref.test":{"seat":"k1"}}}`)))
 	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
 	sum := run(t, service(dir, nil, creds), campaign("c3"))
 	if f := sum.found["http://pref.test"]; f.Disclosure.Tier != identity.TierSeat || f.Disclosure.Recommended != identity.TierAdvertiser {
@@ -202,7 +202,7 @@ func TestRegistryDownFallsBack(t *testing.T) {
 
 func TestHandleRejectsInvalidBrief(t *testing.T) {
 	req := events.CampaignRequested{CampaignID: "c8", Brief: events.Brief{Name: "c", Budget: 10, StartDate: "2027-02-01", EndDate: "2027-01-01"}}
-	in, _ := events.New(events.KindCampaignRequested, "in-c8", "test", "c8", req)
+	in := must(events.New(events.KindCampaignRequested, "in-c8", "test", "c8", req))
 	sum := run(t, service(&fakeDir{}, nil, nil), in)
 	if len(sum.rejects) != 1 || sum.rejects[0].Field != "brief.end_date" || len(sum.found) != 0 {
 		t.Fatalf("rejects %+v", sum.rejects)
@@ -212,8 +212,8 @@ func TestHandleRejectsInvalidBrief(t *testing.T) {
 func TestHandleIsDeterministic(t *testing.T) {
 	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
 	s := service(dir, nil, nil)
-	a, _ := s.Handle(context.Background(), campaign("c9"))
-	b, _ := s.Handle(context.Background(), campaign("c9"))
+	a := must(s.Handle(context.Background(), campaign("c9")))
+	b := must(s.Handle(context.Background(), campaign("c9")))
 	if len(a) != len(b) {
 		t.Fatal("different output counts")
 	}

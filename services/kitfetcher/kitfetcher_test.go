@@ -32,10 +32,10 @@ func market(t *testing.T, faults map[string]sandbox.Faults) *sandbox.Market {
 }
 
 func credsFor(m *sandbox.Market) *identity.Credentials {
-	c, _ := identity.ParseCredentials([]byte(`{}`))
+	c := must(identity.ParseCredentials([]byte(`{}`)))
 	for _, s := range m.Sellers {
 		for tier, k := range s.Keys {
-			t, _ := identity.ParseTier(tier)
+			t := must(identity.ParseTier(tier))
 			c.Set(s.URL, t, k)
 		}
 	}
@@ -46,7 +46,7 @@ func sellerFound(url string, tier identity.Tier, brief events.Brief) events.Even
 	full := identity.BuyerIdentity{SeatID: "seat-1", SeatName: "Seat", AgencyID: "agency-1", AgencyName: "Agency", AdvertiserID: "adv-1", AdvertiserName: "Adv"}
 	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 		Disclosure: events.Disclosure{Tier: tier, Recommended: tier, Cap: tier}, Brief: brief, Buyer: identity.BuildIdentity(full, tier)}
-	e, _ := events.New(events.KindSellerFound, "sf-"+url, "test", "c1", sf)
+	e := must(events.New(events.KindSellerFound, "sf-"+url, "test", "c1", sf))
 	return e
 }
 

@@ -57,7 +57,7 @@ func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string
 		PackagesTotal: 1,
 		Brief:         events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
 		Negotiation:   events.NegotiationPolicy{Strategy: strategy}}
-	e, _ := events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf)
+	e := must(events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf))
 	return e
 }
 
@@ -206,6 +206,9 @@ func (b breakAfterQuote) RoundTrip(r *http.Request) (*http.Response, error) {
 // are in flight: every package still ends with exactly one QuoteReady and
 // the seller never sees a round twice under different keys.
 func TestReplicaKilledMidNegotiation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long end-to-end test; run without -short")
+	}
 	env := natstest.Start(t)
 	m := startMarket(t, 60*time.Millisecond)
 	s := m.Sellers[0]

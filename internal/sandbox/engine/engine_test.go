@@ -10,6 +10,7 @@ import (
 )
 
 func TestRoundLikePython(t *testing.T) {
+	t.Parallel()
 	// Python-verified values (§0.10): ties go to even on the exact binary value.
 	tests := []struct {
 		in   float64
@@ -49,6 +50,7 @@ func TestRoundLikePython(t *testing.T) {
 }
 
 func TestPrice(t *testing.T) {
+	t.Parallel()
 	// Contract cases 22, 24, 43 and the §3 rationale example.
 	tests := []struct {
 		name                 string
@@ -76,6 +78,7 @@ func TestPrice(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			p := Price(tc.base, tc.tier, tc.volume)
 			if p.FinalPrice != tc.final {
 				t.Errorf("final = %v, want %v", p.FinalPrice, tc.final)
@@ -94,6 +97,7 @@ func TestPrice(t *testing.T) {
 }
 
 func TestPriceDisplayAndRange(t *testing.T) {
+	t.Parallel()
 	// §2.3 live values for base 35.
 	if got := PriceRange(35); got != "$28-$42 CPM" {
 		t.Errorf("PriceRange(35) = %q", got)
@@ -118,6 +122,7 @@ func TestPriceDisplayAndRange(t *testing.T) {
 }
 
 func TestIsPriceAcceptable(t *testing.T) {
+	t.Parallel()
 	// Contract case 25 (video floor 18).
 	tests := []struct {
 		offer, floor float64
@@ -174,6 +179,7 @@ func runTrace(t *testing.T, n *Negotiation, steps []step) {
 }
 
 func TestNegotiationWorkedTraces(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		tier       identity.Tier
@@ -248,6 +254,7 @@ func TestNegotiationWorkedTraces(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			n := NewNegotiation(tc.tier, tc.base, tc.flr)
 			if n.Base != tc.wantB || n.Strategy != tc.wantStrat || n.Floor != tc.flr {
 				t.Fatalf("start: B=%v strategy=%s F=%v", n.Base, n.Strategy, n.Floor)
@@ -261,6 +268,7 @@ func TestNegotiationWorkedTraces(t *testing.T) {
 }
 
 func TestNegotiationBuyerAcceptAfterCounter(t *testing.T) {
+	t.Parallel()
 	// Contract case 37: counter 20, then the buyer accepts (echo 20) → the
 	// recorded round strikes at the seller's last price 24.25.
 	n := NewNegotiation(identity.TierPublic, 25, 18)
@@ -285,6 +293,7 @@ func TestNegotiationBuyerAcceptAfterCounter(t *testing.T) {
 }
 
 func TestNegotiationBuyerRejectAndAcceptWithoutEcho(t *testing.T) {
+	t.Parallel()
 	n := NewNegotiation(identity.TierAgency, 25, 18)
 	r, changed := n.Accept(nil)
 	if !changed || r.SellerPrice != 22.5 || r.BuyerPrice != 22.5 || r.Number != 1 {
@@ -298,6 +307,7 @@ func TestNegotiationBuyerRejectAndAcceptWithoutEcho(t *testing.T) {
 }
 
 func TestNegotiationRoundLimitAndFloorFinalOffer(t *testing.T) {
+	t.Parallel()
 	// Public: round 3 below floor is a final offer at the floor; round 4
 	// below the last price is a walk-away.
 	n := NewNegotiation(identity.TierPublic, 25, 18)
