@@ -206,7 +206,7 @@ func FuzzParseDiscovery(f *testing.F) {
 	f.Add(oversized)
 	strict := New(Config{})
 	lax := New(Config{AllowPrivate: true})
-	first, _ := NormalizeURL("http://registry.example.com/reg")
+	first, _ := CanonicalURL("http://registry.example.com/reg")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, ok := capped(t, data)
 		if !ok {
@@ -223,7 +223,7 @@ func FuzzParseDiscovery(f *testing.F) {
 					if reason != "" {
 						continue
 					}
-					if n, err := NormalizeURL(rec.URL); err != nil || n != rec.URL {
+					if n, err := CanonicalURL(rec.URL); err != nil || n != rec.URL {
 						t.Fatalf("record URL %q not normalised (%q, %v)", rec.URL, n, err)
 					}
 					if rec.AgentID == "" || rec.Capabilities == nil || rec.Protocols == nil {
@@ -270,19 +270,19 @@ func FuzzParseAgentCard(f *testing.F) {
 	})
 }
 
-func FuzzNormalizeURL(f *testing.F) {
+func FuzzCanonicalURL(f *testing.F) {
 	for _, s := range []string{"http://s/", "HTTPS://A.B:443//x//", "http://[::1]:80", "http://s/a%2Fb", "ftp://x", "http://%41", "http://a b", "http://s:"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := NormalizeURL(s)
+		n, err := CanonicalURL(s)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidURL) {
 				t.Fatalf("error not ErrInvalidURL: %v", err)
 			}
 			return
 		}
-		n2, err := NormalizeURL(n)
+		n2, err := CanonicalURL(n)
 		if err != nil || n2 != n {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", s, n, n2, err)
 		}
