@@ -28,6 +28,8 @@ type Directory interface {
 
 // KnownSeller is a seller configured by the operator, used besides the
 // registry and instead of it when no registry is set or the registry fails.
+// Load it with app.LoadKnownSellers, which canonicalises URL and checks
+// Trust; an empty Trust is asked of the registries.
 type KnownSeller struct {
 	URL          string         `json:"url"`
 	Name         string         `json:"name,omitempty"`
@@ -93,8 +95,10 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 				continue
 			}
 			trust := k.Trust
-			if trust == "" {
+			if strings.TrimSpace(string(trust)) == "" {
 				trust = f.verify(ctx, k.URL)
+			} else {
+				trust = identity.ParseTrust(string(trust)) // the registries' vocabulary: "approved" is verified
 			}
 			out.Sellers = append(out.Sellers, events.Seller{URL: k.URL, Name: k.Name, Trust: trust, Source: "known", Capabilities: k.Capabilities})
 			n++
