@@ -271,7 +271,8 @@ func FuzzParseAgentCard(f *testing.F) {
 }
 
 func FuzzCanonicalURL(f *testing.F) {
-	for _, s := range []string{"http://s/", "HTTPS://A.B:443//x//", "http://[::1]:80", "http://s/a%2Fb", "ftp://x", "http://%41", "http://a b", "http://s:"} {
+	for _, s := range []string{"http://s/", "HTTPS://A.B:443//x//", "http://[::1]:80", "http://s/a%2Fb", "ftp://x", "http://%41", "http://a b", "http://s:",
+		"http://LOCALHOST.:09001/api/..", "http://[::ffff:127.0.0.1]:1/.", "http://bücher.example/", "http://0x7f.1", "http://s/%2e%2E/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
