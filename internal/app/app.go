@@ -5,12 +5,10 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -85,26 +83,21 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	known := o.Known
 	if known == nil {
 		var err error
-		if known, err = LoadKnownSellers(cfg.KnownSellers); err != nil {
+		if known, err = LoadKnown(cfg); err != nil {
 			a.Stop()
 			return nil, err
-		}
-		for _, u := range cfg.Sellers {
-			known = append(known, discoverer.KnownSeller{URL: u})
 		}
 	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
-	} else if cfg.Buyer != "" {
-		b, err := os.ReadFile(cfg.Buyer)
-		if err == nil {
-			err = json.Unmarshal(b, &a.buyer)
-		}
+	} else {
+		b, err := LoadBuyer(cfg.Buyer)
 		if err != nil {
 			a.Stop()
-			return nil, fmt.Errorf("buyer identity %s: %w", cfg.Buyer, err)
+			return nil, err
 		}
+		a.buyer = b
 	}
 
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -122,22 +115,6 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	return a, nil
 }
 
-// LoadKnownSellers reads the --known-sellers file; an empty path means none.
-func LoadKnownSellers(path string) ([]discoverer.KnownSeller, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("known sellers: %w", err)
-	}
-	var known []discoverer.KnownSeller
-	if err := json.Unmarshal(b, &known); err != nil {
-		return nil, fmt.Errorf("known sellers %s: %w", path, err)
-	}
-	return known, nil
-}
-
 // Registries turns the registry settings into the discoverer's list.
 func Registries(cfg config.Config) []sellerclient.Registry {
 	if cfg.RegistryURL == "" {
@@ -148,18 +125,6 @@ func Registries(cfg config.Config) []sellerclient.Registry {
 		kind = sellerclient.RegistryAAMP
 	}
 	return []sellerclient.Registry{{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok}}
-}
-
-// LoadCredentials reads seller API keys from the --credentials file, else
-// from DEALFLOW_SELLER_KEYS; with neither, the store is empty (public only).
-func LoadCredentials(path string) (*identity.Credentials, error) {
-	if path != "" {
-		return identity.LoadCredentials(path)
-	}
-	if v := os.Getenv("DEALFLOW_SELLER_KEYS"); v != "" {
-		return identity.ParseCredentials([]byte(v))
-	}
-	return identity.ParseCredentials([]byte(`{}`))
 }
 
 func (a *App) connect(ctx context.Context) error {
@@ -221,11 +186,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 	}()
 	if cfg.Has("discoverer") {
-		svc := &discoverer.Service{
-			Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: a.Client}, Registries: Registries(cfg), Known: known,
-				Cache: discoverer.NewCache(cfg.CacheTTL, nil), Timeout: 10 * time.Second, Log: a.Log},
-			Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: a.Credentials, DefaultBuyer: a.buyer,
-		}
+		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer}, a.Log)
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("kitfetcher") {

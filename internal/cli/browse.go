@@ -7,12 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
-	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
@@ -85,12 +85,9 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	} else if creds, err = app.LoadCredentials(cfg.Credentials); err != nil {
 		return err
 	}
-	known, err := app.LoadKnownSellers(cfg.KnownSellers)
+	known, err := app.LoadKnown(cfg)
 	if err != nil {
 		return err
-	}
-	for _, u := range cfg.Sellers {
-		known = append(known, discoverer.KnownSeller{URL: u})
 	}
 	if cfg.RegistryURL == "" && len(known) == 0 {
 		return errors.New("no sellers to browse: set --registry, --known-sellers or --sandbox")
@@ -102,18 +99,12 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		req.Brief.Channels = strings.Split(*caps, ",")
 	}
 	if *buyerFile != "" {
-		b, err := os.ReadFile(*buyerFile)
-		if err != nil {
+		if req.Buyer, err = app.LoadBuyer(*buyerFile); err != nil {
 			return err
-		}
-		if err := json.Unmarshal(b, &req.Buyer); err != nil {
-			return fmt.Errorf("buyer: %w", err)
 		}
 	}
 	client := sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
-	svc := &discoverer.Service{Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: app.Registries(cfg), Known: known,
-		Cache: discoverer.NewCache(time.Minute, nil), Timeout: 10 * time.Second},
-		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds}
+	svc := app.NewDiscoverer(cfg, client, app.DiscovererInputs{Known: known, Credentials: creds}, zerolog.Nop())
 	res, err := svc.Discover(ctx, req)
 	if err != nil {
 		return err

@@ -216,3 +216,31 @@ func TestSubmitAndWatch(t *testing.T) {
 		t.Fatalf("watch report:\n%s", out.String())
 	}
 }
+
+// TestBrowseValidatesInputFiles: the sellers command loads its files with
+// the process's loaders, so a bad trust word stops it before any request.
+func TestBrowseValidatesInputFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "known.json")
+	if err := os.WriteFile(p, []byte(`[{"url":"http://seller.example","trust":"trusted?"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"sellers", "--known-sellers", p}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), p) || !strings.Contains(errb.String(), `entry 0 (url "http://seller.example"): field trust`) {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	p2 := filepath.Join(t.TempDir(), "known.json")
+	if err := os.WriteFile(p2, []byte(`[{"url":"http://seller.example","trust":"Approved"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	// The seller is unreachable (no such host) but listed as verified: the
+	// trust word of the sandbox and IAB registries is accepted.
+	if code := Main(context.Background(), []string{"sellers", "--known-sellers", p2, "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), `"trust":"verified"`) {
+		t.Fatalf("out %s", out.String())
+	}
+}

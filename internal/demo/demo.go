@@ -20,6 +20,7 @@ import (
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
 // Options configure a demo run.
@@ -160,8 +161,9 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	res := Result{CampaignID: id, Budget: req.Brief.Budget, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
 	names := map[string]string{}
 	for _, s := range market.Sellers {
-		u := identity.NormalizeURL(s.URL)
-		names[u] = s.Name
+		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
+			names[u] = s.Name
+		}
 	}
 	ferr := a.Bus.Follow(ctx, id, func(e events.Event) bool {
 		return Observe(e, &res, names, progress)

@@ -116,7 +116,8 @@ func benchPackages(b *testing.B, m *sandbox.Market) []events.PackageFound {
 	brief := events.Brief{Name: "bench", Budget: 40000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 12, MaxCPM: 40}}
 	var out []events.PackageFound
 	for _, s := range m.Sellers {
-		sf := events.SellerFound{CampaignID: "x", Seller: events.Seller{URL: identity.NormalizeURL(s.URL), Name: s.Name, Trust: identity.TrustPreferred, Source: "registry"},
+		u, _ := sellerclient.CanonicalURL(s.URL)
+		sf := events.SellerFound{CampaignID: "x", Seller: events.Seller{URL: u, Name: s.Name, Trust: identity.TrustPreferred, Source: "registry"},
 			Disclosure: events.Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief}
 		pkgs, err := kit.Fetch(context.Background(), sf)
 		if err != nil {

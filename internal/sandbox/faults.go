@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,9 +40,11 @@ type recorder struct {
 	mu   sync.Mutex
 	off  bool // WithoutRequestLog
 	reqs []Request
+	n    atomic.Int64 // requests received, counted even when off
 }
 
 func (rc *recorder) add(r Request) {
+	rc.n.Add(1)
 	rc.mu.Lock()
 	if !rc.off {
 		rc.reqs = append(rc.reqs, r)
@@ -60,6 +63,7 @@ func (rc *recorder) list() []Request {
 func (rc *recorder) reset() {
 	rc.mu.Lock()
 	rc.reqs = nil
+	rc.n.Store(0)
 	rc.mu.Unlock()
 }
 

@@ -159,8 +159,13 @@ func (s *Seller) routes() *router {
 // Requests returns every request the seller received, in order.
 func (s *Seller) Requests() []Request { return s.rec.list() }
 
-// ResetRequests forgets the recorded requests.
+// ResetRequests forgets the recorded requests and zeroes RequestCount.
 func (s *Seller) ResetRequests() { s.rec.reset() }
+
+// RequestCount is the number of requests the seller received (every path,
+// faulted or not), counted even WithoutRequestLog: a test can assert that a
+// buyer never contacted a seller at all.
+func (s *Seller) RequestCount() int64 { return s.rec.n.Load() }
 
 // Faults returns the seller's current fault knobs.
 func (s *Seller) Faults() Faults { return s.faults.get() }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
 // EnvSellerKeys is the environment variable LoadCredentials reads: the same
@@ -41,15 +43,63 @@ func (k *keySet) GoString() string { return redacted }
 // never shows a key.
 type Credentials struct {
 	mu      sync.RWMutex
-	sellers map[string]*keySet // by normalised seller URL
+	sellers map[string]*keySet // by canonical seller URL (sellerclient.CanonicalURL)
 	def     *keySet            // used for a tier a seller has no key for
 }
 
 // credentialsDoc is the file and environment format:
 // {"sellers":{"<url>":{"seat":"k","agency":"k","advertiser":"k"}},"default":{...}}.
+// It is the marshalled (redacted) form; documents are read as inputDoc.
 type credentialsDoc struct {
 	Sellers map[string]map[string]string `json:"sellers,omitempty"`
 	Default map[string]string            `json:"default,omitempty"`
+}
+
+// inputDoc is credentialsDoc as read: the sellers keep the document's order,
+// so an error can name an entry by its position.
+type inputDoc struct {
+	Sellers sellerEntries     `json:"sellers,omitempty"`
+	Default map[string]string `json:"default,omitempty"`
+}
+
+// sellerEntry is one "<url>": {tier: key} member of "sellers".
+type sellerEntry struct {
+	URL  string
+	Keys map[string]string
+}
+
+// sellerEntries reads the "sellers" object in document order (a Go map
+// would silently keep only the last of two identical keys).
+type sellerEntries []sellerEntry
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *sellerEntries) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*s = nil
+		return nil
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return &json.UnmarshalTypeError{Value: "non-object", Field: "sellers", Type: reflect.TypeOf(map[string]any{})}
+	}
+	var out sellerEntries
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var m map[string]string
+		if err := dec.Decode(&m); err != nil {
+			return err
+		}
+		out = append(out, sellerEntry{URL: k.(string), Keys: m})
+	}
+	*s = out
+	return nil
 }
 
 // LoadCredentials reads the credentials file at path (skipped when path is
@@ -88,7 +138,7 @@ func ParseCredentials(data []byte) (*Credentials, error) {
 // merge adds a document's keys over the existing ones. It validates the whole
 // document before changing anything.
 func (c *Credentials) merge(data []byte) error {
-	var doc credentialsDoc
+	var doc inputDoc
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
@@ -116,12 +166,19 @@ func (c *Credentials) merge(data []byte) error {
 		}
 		return nil
 	}
-	for raw, m := range doc.Sellers {
-		u := NormalizeURL(raw)
-		if u == "" {
-			return fmt.Errorf("%w: empty seller URL", ErrCredentials)
+	first := map[string]int{}
+	for i, se := range doc.Sellers {
+		where := fmt.Sprintf("sellers entry %d (url %q)", i, se.URL)
+		u, err := sellerclient.CanonicalURL(se.URL)
+		if err != nil {
+			return fmt.Errorf("%w: %s: field url: %v", ErrCredentials, where, err)
 		}
-		if err := check("seller "+u, m, u); err != nil {
+		if j, dup := first[u]; dup {
+			return fmt.Errorf("%w: %s: field url: duplicate seller: entry %d (url %q) is the same seller (%s)",
+				ErrCredentials, where, j, doc.Sellers[j].URL, u)
+		}
+		first[u] = i
+		if err := check(where, se.Keys, u); err != nil {
 			return err
 		}
 	}
@@ -158,27 +215,25 @@ func describeJSONError(err error) string {
 	}
 }
 
-// NormalizeURL is the seller URL form keys are stored under: trimmed, scheme
-// and host lowercased, trailing slashes removed. Path case is kept, because
-// paths are case-sensitive.
-func NormalizeURL(raw string) string {
-	s := strings.TrimSpace(raw)
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
-		u.Scheme = strings.ToLower(u.Scheme)
-		u.Host = strings.ToLower(u.Host)
-		s = u.String()
-	}
-	return strings.TrimRight(s, "/")
+// canonical is the form seller keys are stored and looked up under
+// (sellerclient.CanonicalURL); ok is false for a URL that has none.
+func canonical(sellerURL string) (string, bool) {
+	u, err := sellerclient.CanonicalURL(sellerURL)
+	return u, err == nil
 }
 
 // Set stores key for sellerURL at tier t; an empty key removes it. Public and
-// invalid tiers are ignored: public never uses a key.
+// invalid tiers are ignored: public never uses a key, and so is a URL that
+// cannot be canonicalised (no lookup could ever find it).
 func (c *Credentials) Set(sellerURL string, t Tier, key string) {
 	r := t.Rank()
 	if !t.Valid() || r == 0 {
 		return
 	}
-	u := NormalizeURL(sellerURL)
+	u, ok := canonical(sellerURL)
+	if !ok {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sellers == nil {
@@ -210,13 +265,18 @@ func (c *Credentials) SetDefault(t Tier, key string) {
 // Key returns the key to send to sellerURL to be priced at tier t: the
 // seller's own key for t, else the default key for t. It never returns a key
 // of another tier (a higher key would disclose more than decided). Public
-// never has a key.
+// never has a key. sellerURL is compared in canonical form, so any spelling of
+// a seller's URL finds its keys; a URL with no canonical form gets none (not
+// even a default key).
 func (c *Credentials) Key(sellerURL string, t Tier) (string, bool) {
 	if c == nil || !t.Valid() || t == TierPublic {
 		return "", false
 	}
 	r := t.Rank()
-	u := NormalizeURL(sellerURL)
+	u, ok := canonical(sellerURL)
+	if !ok {
+		return "", false
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if ks := c.sellers[u]; ks != nil && ks.keys[r] != "" {

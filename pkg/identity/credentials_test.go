@@ -226,16 +226,53 @@ func TestCredentialsSetAndZeroValue(t *testing.T) {
 	}
 }
 
-func TestNormalizeURL(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		" HTTPS://Seller.Example.COM/api/ ": "https://seller.example.com/api",
-		"http://s//":                        "http://s",
-		"http://s/Path":                     "http://s/Path",
-		"seller.example.com/":               "seller.example.com",
+func TestCredentialsCanonicalURLs(t *testing.T) {
+	c, err := ParseCredentials([]byte(`{"sellers":{"http://LOCALHOST:09001/api/..":{"seat":"k"},"https://Seller.Example.com.:443/":{"agency":"a"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1:9001", "http://localhost:9001/", "http://[::ffff:127.0.0.1]:9001/."} {
+		if k, ok := c.Key(u, TierSeat); !ok || k != "k" {
+			t.Errorf("Key(%q) = %q, %v", u, k, ok)
+		}
+	}
+	if k, ok := c.Key("https://seller.example.com", TierAgency); !ok || k != "a" {
+		t.Errorf("Key = %q, %v", k, ok)
+	}
+	if _, ok := c.Key("not a url", TierSeat); ok {
+		t.Error("a URL without a canonical form got a key")
+	}
+}
+
+func TestCredentialsDuplicateAndBadURL(t *testing.T) {
+	t.Setenv(EnvSellerKeys, "")
+	for name, tc := range map[string]struct{ doc, want string }{
+		"two spellings": {`{"sellers":{"http://localhost:9001":{"seat":"k1"},"HTTP://127.0.0.1:9001/":{"agency":"k2"}}}`,
+			`sellers entry 1 (url "HTTP://127.0.0.1:9001/"): field url: duplicate seller: entry 0 (url "http://localhost:9001")`},
+		"same key twice": {`{"sellers":{"http://s":{"seat":"k1"},"http://s":{"agency":"k2"}}}`, `sellers entry 1 (url "http://s"): field url: duplicate`},
+		"bad url":        {`{"sellers":{"http://s":{"seat":"k1"},"ftp://x":{"seat":"k2"}}}`, `sellers entry 1 (url "ftp://x"): field url:`},
 	} {
-		if got := NormalizeURL(in); got != want {
-			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
+		p := writeFile(t, tc.doc)
+		_, err := LoadCredentials(p)
+		if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: err = %v; want it to name %s and %q", name, err, p, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "k1") {
+			t.Errorf("%s: error quotes a key: %v", name, err)
+		}
+	}
+}
+
+func TestParseTrustWord(t *testing.T) {
+	for in, want := range map[string]Trust{"preferred": TrustPreferred, " Verified ": TrustVerified, "APPROVED": TrustVerified,
+		"registered": TrustRegistered, "unknown": TrustUnknown, "Blocked\t": TrustBlocked} {
+		if got, err := ParseTrustWord(in); err != nil || got != want {
+			t.Errorf("ParseTrustWord(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "trusted?", "approve", "verified!"} {
+		if _, err := ParseTrustWord(in); !errors.Is(err, ErrTrustWord) {
+			t.Errorf("ParseTrustWord(%q) err = %v", in, err)
 		}
 	}
 }

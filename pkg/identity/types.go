@@ -13,7 +13,13 @@
 // (pkg/events) and are aliased here.
 package identity
 
-import "github.com/dealflow/dealflow/pkg/events"
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
 
 // Tier is a buyer access tier as the seller-agent understands it.
 type Tier = events.Tier
@@ -49,3 +55,20 @@ func ParseTier(s string) (Tier, error) { return events.ParseTier(s) }
 
 // ParseTrust maps a registry's trust string to a Trust; see events.ParseTrust.
 func ParseTrust(s string) Trust { return events.ParseTrust(s) }
+
+// ErrTrustWord reports a trust word ParseTrustWord does not know.
+var ErrTrustWord = errors.New("identity: unknown trust word")
+
+// ParseTrustWord is the strict trust parser for operator input (known-sellers
+// files): the same vocabulary as the registry clients (ParseTrust), case-
+// insensitive with surrounding space ignored, the seller-side "approved"
+// meaning verified, but a word outside preferred, verified, approved,
+// registered, unknown and blocked is an error wrapping ErrTrustWord instead
+// of silently becoming unknown.
+func ParseTrustWord(s string) (Trust, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "preferred", "verified", "approved", "registered", "unknown", "blocked":
+		return ParseTrust(s), nil
+	}
+	return TrustUnknown, fmt.Errorf("%w %q (want preferred, verified, approved, registered, unknown or blocked)", ErrTrustWord, s)
+}

@@ -3,18 +3,29 @@ package sellerclient
 import (
 	"fmt"
 
-	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/events"
 )
+
+// KeySource holds seller API keys per seller URL and tier;
+// *identity.Credentials implements it. Key must never return a key of
+// another tier than t.
+type KeySource interface {
+	Key(sellerURL string, t events.Tier) (string, bool)
+}
 
 // AuthFor returns the credential that reveals exactly tier to a seller: no
 // key for public, else the key held for that seller and tier. A missing key
 // is an error, never a silent upgrade or downgrade (the discoverer only
-// decides tiers it holds keys for).
-func AuthFor(c *identity.Credentials, sellerURL string, tier identity.Tier) (Auth, error) {
-	if tier == identity.TierPublic || tier == "" {
+// decides tiers it holds keys for). A nil c holds no keys.
+func AuthFor(c KeySource, sellerURL string, tier events.Tier) (Auth, error) {
+	if tier == events.TierPublic || tier == "" {
 		return Auth{}, nil
 	}
-	key, ok := c.Key(sellerURL, tier)
+	var key string
+	ok := false
+	if c != nil {
+		key, ok = c.Key(sellerURL, tier)
+	}
 	if !ok {
 		return Auth{}, fmt.Errorf("no %s credential for %s", tier, sellerURL)
 	}

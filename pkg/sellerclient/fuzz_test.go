@@ -206,10 +206,7 @@ func FuzzParseDiscovery(f *testing.F) {
 	f.Add(oversized)
 	strict := New(Config{})
 	lax := New(Config{AllowPrivate: true})
-	first, err := NormalizeURL("http://registry.example.com/reg")
-	if err != nil {
-		f.Fatal(err)
-	}
+	first, _ := CanonicalURL("http://registry.example.com/reg")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, ok := capped(t, data)
 		if !ok {
@@ -226,7 +223,7 @@ func FuzzParseDiscovery(f *testing.F) {
 					if reason != "" {
 						continue
 					}
-					if n, err := NormalizeURL(rec.URL); err != nil || n != rec.URL {
+					if n, err := CanonicalURL(rec.URL); err != nil || n != rec.URL {
 						t.Fatalf("record URL %q not normalised (%q, %v)", rec.URL, n, err)
 					}
 					if rec.AgentID == "" || rec.Capabilities == nil || rec.Protocols == nil {
@@ -273,19 +270,20 @@ func FuzzParseAgentCard(f *testing.F) {
 	})
 }
 
-func FuzzNormalizeURL(f *testing.F) {
-	for _, s := range []string{"http://s/", "HTTPS://A.B:443//x//", "http://[::1]:80", "http://s/a%2Fb", "ftp://x", "http://%41", "http://a b", "http://s:"} {
+func FuzzCanonicalURL(f *testing.F) {
+	for _, s := range []string{"http://s/", "HTTPS://A.B:443//x//", "http://[::1]:80", "http://s/a%2Fb", "ftp://x", "http://%41", "http://a b", "http://s:",
+		"http://LOCALHOST.:09001/api/..", "http://[::ffff:127.0.0.1]:1/.", "http://bücher.example/", "http://0x7f.1", "http://s/%2e%2E/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := NormalizeURL(s)
+		n, err := CanonicalURL(s)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidURL) {
 				t.Fatalf("error not ErrInvalidURL: %v", err)
 			}
 			return
 		}
-		n2, err := NormalizeURL(n)
+		n2, err := CanonicalURL(n)
 		if err != nil || n2 != n {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", s, n, n2, err)
 		}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // Package is one media-kit package in either of the seller's views. The
@@ -137,7 +137,7 @@ type ListOptions struct {
 // caller must already have capped them by the seller's trust.
 type SearchRequest struct {
 	Query          string          `json:"query"`
-	BuyerTier      identity.Tier   `json:"buyer_tier,omitempty"`
+	BuyerTier      events.Tier     `json:"buyer_tier,omitempty"`
 	AgencyID       string          `json:"agency_id,omitempty"`
 	AdvertiserID   string          `json:"advertiser_id,omitempty"`
 	AudienceFilter *AudienceFilter `json:"audience_filter,omitempty"`
@@ -155,7 +155,7 @@ type AudienceFilter struct {
 // authenticated package views when no API key conveys it. Empty fields are not
 // sent.
 type TierClaim struct {
-	Tier         identity.Tier
+	Tier         events.Tier
 	AgencyID     string
 	AdvertiserID string
 }

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // RegistryKind selects the registry API dialect.
@@ -35,7 +35,7 @@ type Registry struct {
 	Token string
 }
 
-// SellerRecord is a discovered seller. URL is normalised (NormalizeURL), so it
+// SellerRecord is a discovered seller. URL is normalised (CanonicalURL), so it
 // can key caches and dedup sellers across registries.
 type SellerRecord struct {
 	AgentID      string
@@ -43,7 +43,7 @@ type SellerRecord struct {
 	URL          string
 	Protocols    []string
 	Capabilities []string
-	Trust        identity.Trust
+	Trust        events.Trust
 }
 
 // SkippedRecord is a malformed registry record that was left out; the rest of
@@ -70,7 +70,7 @@ type Discovery struct {
 type TrustInfo struct {
 	AgentURL     string
 	IsRegistered bool
-	Trust        identity.Trust
+	Trust        events.Trust
 	// RegistryID is the registry's id for the agent (AAMP: the agent id).
 	RegistryID string
 }
@@ -127,7 +127,7 @@ func (c *Client) DiscoverSellers(ctx context.Context, reg Registry, caps []strin
 // buyer's vocabulary (the seller's "approved" is verified).
 func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string) (TrustInfo, error) {
 	const op = "VerifyAgent"
-	target, err := NormalizeURL(agentURL)
+	target, err := CanonicalURL(agentURL)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -139,7 +139,7 @@ func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string)
 	if err != nil {
 		return TrustInfo{}, err
 	}
-	unknown := TrustInfo{AgentURL: target, Trust: identity.TrustUnknown}
+	unknown := TrustInfo{AgentURL: target, Trust: events.TrustUnknown}
 	if kind == RegistryAAMP {
 		var found *TrustInfo
 		var d Discovery
@@ -390,9 +390,9 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 			rec.Protocols = []string{a.ProtocolType}
 		}
 		rec.Capabilities = dedup(a.Capabilities, a.IABCapabilities)
-		rec.Trust = identity.TrustRegistered
+		rec.Trust = events.TrustRegistered
 		if strings.EqualFold(strings.TrimSpace(a.VerificationStatus), "active") {
-			rec.Trust = identity.TrustVerified
+			rec.Trust = events.TrustVerified
 		}
 		if sellersOnly && len(a.IndustryRoles) > 0 && !containsFold(a.IndustryRoles, "seller") {
 			skip = true
@@ -417,9 +417,9 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		if trust == "" {
 			trust = s.TrustStatus
 		}
-		rec.Trust = identity.ParseTrust(trust)
+		rec.Trust = events.ParseTrust(trust)
 	}
-	n, err := NormalizeURL(rawURL)
+	n, err := CanonicalURL(rawURL)
 	if err != nil {
 		return rec, false, "invalid url: " + shortErr(err)
 	}
@@ -455,14 +455,14 @@ func parseVerify(b []byte, target string) (TrustInfo, error) {
 	if trust == "" {
 		trust = v.TrustStatus
 	}
-	out := TrustInfo{AgentURL: target, Trust: identity.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
+	out := TrustInfo{AgentURL: target, Trust: events.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
 	if out.RegistryID == "" {
 		out.RegistryID = idString(v.AgentID)
 	}
 	if v.IsRegistered != nil {
 		out.IsRegistered = *v.IsRegistered
 	} else {
-		out.IsRegistered = out.Trust != identity.TrustUnknown
+		out.IsRegistered = out.Trust != events.TrustUnknown
 	}
 	return out, nil
 }

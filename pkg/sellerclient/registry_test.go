@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 const simpleAgentsBody = `{"agents":[
@@ -53,8 +53,8 @@ func TestDiscoverSellersSimple(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "seller-a", Name: "Seller A", URL: "http://seller-a.example.com", Protocols: []string{"a2a", "opendirect21"},
-			Capabilities: []string{"ctv", "display"}, Trust: identity.TrustVerified},
-		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: identity.TrustVerified},
+			Capabilities: []string{"ctv", "display"}, Trust: events.TrustVerified},
+		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: events.TrustVerified},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -79,7 +79,7 @@ func TestDiscoverSellersSimple(t *testing.T) {
 
 	// No filter: no capabilities param, every valid record.
 	d, err = c.DiscoverSellers(context.Background(), Registry{URL: srv.URL + "/registry", Kind: RegistrySimple, Token: "t"}, nil)
-	if err != nil || len(d.Sellers) != 3 || d.Sellers[2].Trust != identity.TrustUnknown {
+	if err != nil || len(d.Sellers) != 3 || d.Sellers[2].Trust != events.TrustUnknown {
 		t.Fatalf("%+v %v", d, err)
 	}
 	if r := srv.last(t); r.Query.Has("capabilities") || r.Header.Get("Authorization") != "Bearer t" {
@@ -114,9 +114,9 @@ func TestDiscoverSellersAAMP(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "1", Name: "Acme Seller", URL: "https://seller.acme.example.com", Protocols: []string{"a2a"},
-			Capabilities: []string{"ctv", "display", "video"}, Trust: identity.TrustVerified},
-		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: identity.TrustRegistered},
-		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: identity.TrustVerified},
+			Capabilities: []string{"ctv", "display", "video"}, Trust: events.TrustVerified},
+		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: events.TrustRegistered},
+		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: events.TrustVerified},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -296,10 +296,10 @@ func TestVerifyAgentSimple(t *testing.T) {
 		in   string
 		want TrustInfo
 	}{
-		{"HTTPS://Seller.Example.com/", TrustInfo{"https://seller.example.com", true, identity.TrustVerified, "aamp-xyz789"}},
-		{"https://approved.example.com", TrustInfo{"https://approved.example.com", true, identity.TrustVerified, ""}},
-		{"https://iab.example.com", TrustInfo{"https://iab.example.com", true, identity.TrustVerified, "iab_aamp"}},
-		{"https://stranger.example.com", TrustInfo{"https://stranger.example.com", false, identity.TrustUnknown, ""}},
+		{"HTTPS://Seller.Example.com/", TrustInfo{"https://seller.example.com", true, events.TrustVerified, "aamp-xyz789"}},
+		{"https://approved.example.com", TrustInfo{"https://approved.example.com", true, events.TrustVerified, ""}},
+		{"https://iab.example.com", TrustInfo{"https://iab.example.com", true, events.TrustVerified, "iab_aamp"}},
+		{"https://stranger.example.com", TrustInfo{"https://stranger.example.com", false, events.TrustUnknown, ""}},
 	}
 	for _, cs := range cases {
 		got, err := c.VerifyAgent(context.Background(), Registry{URL: srv.URL}, cs.in)
@@ -327,12 +327,12 @@ func TestVerifyAgentAAMP(t *testing.T) {
 		in   string
 		want TrustInfo
 	}{
-		{"https://seller.acme.example.com/", TrustInfo{"https://seller.acme.example.com", true, identity.TrustVerified, "1"}},
-		{" HTTPS://SELLER.ACME.EXAMPLE.COM ", TrustInfo{"https://seller.acme.example.com", true, identity.TrustVerified, "1"}},
-		{"https://beta.example.com/agent", TrustInfo{"https://beta.example.com/agent", true, identity.TrustRegistered, "2"}},
+		{"https://seller.acme.example.com/", TrustInfo{"https://seller.acme.example.com", true, events.TrustVerified, "1"}},
+		{" HTTPS://SELLER.ACME.EXAMPLE.COM ", TrustInfo{"https://seller.acme.example.com", true, events.TrustVerified, "1"}},
+		{"https://beta.example.com/agent", TrustInfo{"https://beta.example.com/agent", true, events.TrustRegistered, "2"}},
 		// Verification is not limited to sellers.
-		{"https://buyer.example.com", TrustInfo{"https://buyer.example.com", true, identity.TrustVerified, "3"}},
-		{"https://unknown.example.com", TrustInfo{"https://unknown.example.com", false, identity.TrustUnknown, ""}},
+		{"https://buyer.example.com", TrustInfo{"https://buyer.example.com", true, events.TrustVerified, "3"}},
+		{"https://unknown.example.com", TrustInfo{"https://unknown.example.com", false, events.TrustUnknown, ""}},
 	}
 	for _, cs := range cases {
 		got, err := c.VerifyAgent(context.Background(), reg, cs.in)

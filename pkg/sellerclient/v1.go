@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // DealType is the v1 deal type. The legacy long names ("preferred_deal") are
@@ -81,14 +81,14 @@ const (
 // IdempotencyKey is required: persist it before the call and reuse it when
 // retrying the same intent, so a replay returns the same quote.
 type QuoteRequest struct {
-	IdempotencyKey string                  `json:"idempotency_key"`
-	ProductID      string                  `json:"product_id"`
-	DealType       DealType                `json:"deal_type"`
-	Impressions    *int64                  `json:"impressions,omitempty"`
-	FlightStart    string                  `json:"flight_start,omitempty"` // YYYY-MM-DD
-	FlightEnd      string                  `json:"flight_end,omitempty"`   // YYYY-MM-DD
-	TargetCPM      *Money                  `json:"target_cpm,omitempty"`
-	BuyerIdentity  *identity.BuyerIdentity `json:"buyer_identity,omitempty"`
+	IdempotencyKey string                `json:"idempotency_key"`
+	ProductID      string                `json:"product_id"`
+	DealType       DealType              `json:"deal_type"`
+	Impressions    *int64                `json:"impressions,omitempty"`
+	FlightStart    string                `json:"flight_start,omitempty"` // YYYY-MM-DD
+	FlightEnd      string                `json:"flight_end,omitempty"`   // YYYY-MM-DD
+	TargetCPM      *Money                `json:"target_cpm,omitempty"`
+	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
 	// AgentURL makes the seller verify the buyer in its registry; an unknown
 	// agent caps the tier at public even with a key.
 	AgentURL       string          `json:"agent_url,omitempty"`
@@ -103,12 +103,12 @@ type QuoteRequest struct {
 // DealBookingRequest). The seller books at the quote's stored tier and price
 // (or the accepted negotiation's last seller price), not at anything sent here.
 type DealBookingRequest struct {
-	IdempotencyKey string                  `json:"idempotency_key"`
-	QuoteID        string                  `json:"quote_id"`
-	BuyerIdentity  *identity.BuyerIdentity `json:"buyer_identity,omitempty"`
-	Notes          string                  `json:"notes,omitempty"`
-	AudiencePlan   json.RawMessage         `json:"audience_plan,omitempty"`
-	ConsentContext json.RawMessage         `json:"consent_context,omitempty"`
+	IdempotencyKey string                `json:"idempotency_key"`
+	QuoteID        string                `json:"quote_id"`
+	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	Notes          string                `json:"notes,omitempty"`
+	AudiencePlan   json.RawMessage       `json:"audience_plan,omitempty"`
+	ConsentContext json.RawMessage       `json:"consent_context,omitempty"`
 }
 
 // NegotiationMessage is the body of POST /api/v1/negotiations/messages
@@ -126,9 +126,9 @@ type NegotiationMessage struct {
 	RoundNumber int `json:"round_number,omitempty"`
 	// BuyerPrice is required for counter and final_offer, optional for
 	// accept and must be nil for reject.
-	BuyerPrice    *Money                  `json:"buyer_price,omitempty"`
-	BuyerIdentity *identity.BuyerIdentity `json:"buyer_identity,omitempty"`
-	Rationale     string                  `json:"rationale"`
+	BuyerPrice    *Money                `json:"buyer_price,omitempty"`
+	BuyerIdentity *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	Rationale     string                `json:"rationale"`
 }
 
 // ProductRef identifies the quoted product.
@@ -192,7 +192,7 @@ type Quote struct {
 	Pricing        QuotePricing       `json:"pricing"`
 	Terms          QuoteTerms         `json:"terms"`
 	Availability   *QuoteAvailability `json:"availability"`
-	BuyerTier      identity.Tier      `json:"buyer_tier"`
+	BuyerTier      events.Tier        `json:"buyer_tier"`
 	RateCardID     string             `json:"rate_card_id,omitempty"`
 	ExpiresAt      time.Time          `json:"expires_at"`
 	SellerID       string             `json:"seller_id,omitempty"`
@@ -219,7 +219,7 @@ func (q *Quote) UnmarshalJSON(b []byte) error {
 		q.Status = QuoteAvailable
 	}
 	if q.BuyerTier == "" {
-		q.BuyerTier = identity.TierPublic
+		q.BuyerTier = events.TierPublic
 	}
 	if q.MediaType == "" {
 		q.MediaType = MediaDigital
@@ -270,7 +270,7 @@ type Deal struct {
 	Product                ProductRef        `json:"product"`
 	Pricing                QuotePricing      `json:"pricing"`
 	Terms                  QuoteTerms        `json:"terms"`
-	BuyerTier              identity.Tier     `json:"buyer_tier"`
+	BuyerTier              events.Tier       `json:"buyer_tier"`
 	SellerID               string            `json:"seller_id,omitempty"`
 	ExpiresAt              *time.Time        `json:"expires_at"`
 	ActivationInstructions map[string]string `json:"activation_instructions"`
@@ -303,7 +303,7 @@ func (d *Deal) UnmarshalJSON(b []byte) error {
 		d.Status = DealProposed
 	}
 	if d.BuyerTier == "" {
-		d.BuyerTier = identity.TierPublic
+		d.BuyerTier = events.TierPublic
 	}
 	if d.MediaType == "" {
 		d.MediaType = MediaDigital

@@ -182,7 +182,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 					t.Fatal(err)
 				}
 				cpm := qt.Pricing.FinalCPM.Dollars()
-				url := identity.NormalizeURL(seller.URL)
+				url, _ := sellerclient.CanonicalURL(seller.URL)
 				q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 					Package: events.Package{ID: pkg.id, ProductID: pkg.product}, PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeFixedPrice,
 					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPM: cpm, ListCPM: cpm}

@@ -52,7 +52,7 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
 			Brief: events.Brief{Name: "n", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
 	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
-	url := identity.NormalizeURL(f.seller.URL)
+	url, _ := sellerclient.CanonicalURL(f.seller.URL)
 	for i, pkg := range []struct{ id, product, format string }{
 		{"pkg-a0e00001", sandbox.ProductPreRollVideo, "video"},
 		{"pkg-a0e00002", sandbox.ProductPremiumDisplay, "display"},

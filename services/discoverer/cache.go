@@ -11,7 +11,7 @@ import (
 // reference rebuilt it per call, so it never hit). Entries expire after the
 // TTL but are kept, so a registry failure can fall back to the last good
 // answer (stale-if-error). Keys follow the reference: "discover:<sorted
-// caps>" and "card:<normalised url>". It is safe for concurrent use.
+// caps>" and "card:<canonical url>" (sellerclient.CanonicalURL). It is safe for concurrent use.
 type Cache struct {
 	mu      sync.Mutex
 	ttl     time.Duration

@@ -101,28 +101,39 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 	}
 	found := s.Finder.Find(ctx, req.Brief.Channels)
 	for _, u := range req.Sellers {
+		// verify canonicalises; a URL without a canonical form is unknown
+		// here and skipped as invalid_url below.
 		found.Sellers = append(found.Sellers, events.Seller{URL: u, Trust: s.Finder.verify(ctx, u), Source: "campaign"})
 	}
 	var res Result
 	done := events.DiscoveryCompleted{CampaignID: req.CampaignID, Sellers: []string{}, Sources: found.Sources}
-	seen := map[string]bool{}
+	var cands []events.Seller
 	for _, sel := range found.Sellers {
-		url, err := sellerclient.NormalizeURL(sel.URL)
+		url, err := sellerclient.CanonicalURL(sel.URL)
 		if err != nil {
 			done.Skipped++
 			res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: sel.URL, SellerName: sel.Name, Trust: sel.Trust,
 				Stage: Stage, Code: "invalid_url", Reason: err.Error()})
 			continue
 		}
-		if seen[url] {
-			continue // duplicates after normalisation are contacted once
-		}
-		seen[url] = true
 		sel.URL = url
 		if sel.Trust == "" {
 			sel.Trust = identity.TrustUnknown
 		}
-		code, reason := s.skipReason(sel, req)
+		cands = append(cands, sel)
+	}
+	blocked := newBlockList(cands)
+	seen := map[string]bool{}
+	for _, sel := range cands {
+		url := sel.URL
+		if seen[url] {
+			continue // duplicates after canonicalisation are contacted once
+		}
+		seen[url] = true
+		code, reason := s.skipReason(ctx, sel, req, blocked)
+		if code == "blocked" {
+			sel.Trust = identity.TrustBlocked
+		}
 		if code == "" {
 			d, derr := identity.Decide(s.Strategy, s.Caps, req.Buyer, sel.Trust, dealContext(req), s.Credentials.Available(url))
 			switch {
@@ -146,13 +157,70 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 	return res, nil
 }
 
+// blockList indexes the blocked sellers of one discovery (registry, known
+// and campaign sellers alike) by canonical URL, registry agent id and
+// origin, so a blocked seller stays blocked under any spelling of its URL.
+type blockList struct {
+	byURL, byAgent, byOrigin map[string]events.Seller
+}
+
+func newBlockList(cands []events.Seller) blockList {
+	b := blockList{byURL: map[string]events.Seller{}, byAgent: map[string]events.Seller{}, byOrigin: map[string]events.Seller{}}
+	for _, c := range cands {
+		if c.Trust != identity.TrustBlocked {
+			continue
+		}
+		if _, ok := b.byURL[c.URL]; !ok {
+			b.byURL[c.URL] = c
+		}
+		if c.AgentID != "" {
+			if _, ok := b.byAgent[c.AgentID]; !ok {
+				b.byAgent[c.AgentID] = c
+			}
+		}
+		if o, err := sellerclient.Origin(c.URL); err == nil {
+			if _, ok := b.byOrigin[o]; !ok {
+				b.byOrigin[o] = c
+			}
+		}
+	}
+	return b
+}
+
+// describe names a blocked seller in a skip reason.
+func describe(s events.Seller) string {
+	if s.Name != "" {
+		return fmt.Sprintf("%q (%s)", s.Name, s.URL)
+	}
+	return s.URL
+}
+
 // skipReason applies decision 2: blocked sellers are never contacted, and
-// unknown ones only when the campaign opts in.
-func (s *Service) skipReason(sel events.Seller, req events.CampaignRequested) (code, reason string) {
-	switch sel.Trust {
-	case identity.TrustBlocked:
+// unknown ones only when the campaign opts in. A seller is blocked when its
+// own trust says so, when another entry of this discovery with the same
+// canonical URL or registry agent id is blocked, or, for a seller of unknown
+// trust (not in the registry), when its origin (scheme, host and port) is a
+// blocked seller's origin, either one of this discovery or the registry's
+// record for the origin itself.
+func (s *Service) skipReason(ctx context.Context, sel events.Seller, req events.CampaignRequested, bl blockList) (code, reason string) {
+	if sel.Trust == identity.TrustBlocked {
 		return "blocked", "seller is blocked in the registry; it is never contacted"
-	case identity.TrustUnknown:
+	}
+	if b, ok := bl.byURL[sel.URL]; ok {
+		return "blocked", "seller is the blocked seller " + describe(b) + " under another spelling of its URL; it is never contacted"
+	}
+	if b, ok := bl.byAgent[sel.AgentID]; ok && sel.AgentID != "" {
+		return "blocked", fmt.Sprintf("seller has the registry agent id %q of the blocked seller %s; it is never contacted", sel.AgentID, describe(b))
+	}
+	if sel.Trust == identity.TrustUnknown {
+		if o, err := sellerclient.Origin(sel.URL); err == nil {
+			if b, ok := bl.byOrigin[o]; ok {
+				return "blocked", "unknown seller at the origin " + o + " of the blocked seller " + describe(b) + "; it is never contacted"
+			}
+			if o != sel.URL && s.Finder.verify(ctx, o) == identity.TrustBlocked {
+				return "blocked", "unknown seller at the origin " + o + ", which the registry blocks; it is never contacted"
+			}
+		}
 		if !req.AllowUnknownSellers {
 			return "untrusted", "seller's trust is unknown (not in any registry); set allow_unknown_sellers to shop it at public prices"
 		}

@@ -231,3 +231,43 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+func TestBlockedFollowsTheSeller(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{
+		{URL: "http://blocked.test", Name: "Bad", AgentID: "ag-1", Trust: identity.TrustBlocked, Capabilities: []string{"ctv"}},
+		{URL: "http://mirror.test", AgentID: "ag-1", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+		{URL: "http://good.test", AgentID: "ag-2", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+	}, trust: map[string]identity.Trust{"http://blocked.test": identity.TrustBlocked}}
+	known := []KnownSeller{{URL: "HTTP://Blocked.Test.:80/", Trust: identity.TrustPreferred}}
+	in := campaign("c9")
+	req, _ := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
+	req.AllowUnknownSellers = true
+	req.Sellers = []string{"http://blocked.test/other", "ftp://blocked.test", "http://elsewhere.test"}
+	in, _ = events.New(events.KindCampaignRequested, "in-c9", "test", "c9", req)
+	sum := run(t, service(dir, known, nil), in)
+	for url, want := range map[string]string{"http://blocked.test": "blocked", "http://mirror.test": "blocked",
+		"http://blocked.test/other": "blocked", "ftp://blocked.test": "invalid_url"} {
+		sk, ok := sum.skipped[url]
+		if !ok || sk.Code != want {
+			t.Errorf("%s: skipped %+v, want code %s", url, sk, want)
+		}
+		if want == "blocked" && (sk.Trust != identity.TrustBlocked || !strings.Contains(sk.Reason, "blocked")) {
+			t.Errorf("%s: %+v", url, sk)
+		}
+	}
+	if r := sum.skipped["http://mirror.test"].Reason; !strings.Contains(r, `"Bad"`) || !strings.Contains(r, "ag-1") {
+		t.Errorf("mirror reason %q does not name the blocked seller", r)
+	}
+	if r := sum.skipped["http://blocked.test/other"].Reason; !strings.Contains(r, `"Bad"`) {
+		t.Errorf("same-origin reason %q does not name the blocked seller", r)
+	}
+	if _, ok := sum.found["http://good.test"]; !ok {
+		t.Error("good seller lost")
+	}
+	if _, ok := sum.found["http://elsewhere.test"]; !ok {
+		t.Error("unknown opt-in seller on another origin lost")
+	}
+	if len(sum.found) != 2 {
+		t.Errorf("found %v", keys(sum.found))
+	}
+}

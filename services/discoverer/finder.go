@@ -28,6 +28,8 @@ type Directory interface {
 
 // KnownSeller is a seller configured by the operator, used besides the
 // registry and instead of it when no registry is set or the registry fails.
+// Load it with app.LoadKnownSellers, which canonicalises URL and checks
+// Trust; an empty Trust is asked of the registries.
 type KnownSeller struct {
 	URL          string         `json:"url"`
 	Name         string         `json:"name,omitempty"`
@@ -93,8 +95,10 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 				continue
 			}
 			trust := k.Trust
-			if trust == "" {
+			if strings.TrimSpace(string(trust)) == "" {
 				trust = f.verify(ctx, k.URL)
+			} else {
+				trust = identity.ParseTrust(string(trust)) // the registries' vocabulary: "approved" is verified
 			}
 			out.Sellers = append(out.Sellers, events.Seller{URL: k.URL, Name: k.Name, Trust: trust, Source: "known", Capabilities: k.Capabilities})
 			n++
@@ -110,7 +114,7 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 
 func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, events.SourceStatus, bool) {
 	src := sourceName(reg)
-	key := DiscoverKey(reg.URL, caps)
+	key := DiscoverKey(canonicalOr(reg.URL), caps)
 	if v, ok := f.Cache.Get(key); ok {
 		return v.([]events.Seller), events.SourceStatus{Source: src, OK: true, Detail: "cached answer from " + reg.URL}, true
 	}
@@ -135,9 +139,23 @@ func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, ca
 	return nil, events.SourceStatus{Source: src, OK: false, Detail: fmt.Sprintf("%s failed: %v", reg.URL, err)}, false
 }
 
-// verify asks the registries for a seller's trust, cached under card:<url>.
-// A seller no registry knows, or that cannot be checked, is unknown.
-func (f *Finder) verify(ctx context.Context, url string) identity.Trust {
+// canonicalOr is raw's canonical form (sellerclient.CanonicalURL), or raw
+// itself when it has none (the registry client then refuses it).
+func canonicalOr(raw string) string {
+	if c, err := sellerclient.CanonicalURL(raw); err == nil {
+		return c
+	}
+	return raw
+}
+
+// verify asks the registries for a seller's trust, cached under
+// card:<canonical url>. A seller no registry knows, that cannot be checked,
+// or whose URL has no canonical form, is unknown.
+func (f *Finder) verify(ctx context.Context, raw string) identity.Trust {
+	url, err := sellerclient.CanonicalURL(raw)
+	if err != nil {
+		return identity.TrustUnknown
+	}
 	key := CardKey(url)
 	if v, ok := f.Cache.Get(key); ok {
 		return v.(identity.Trust)

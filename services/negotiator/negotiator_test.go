@@ -51,7 +51,8 @@ func service(t *testing.T, env *natstest.Env, b *bus.Bus, m *sandbox.Market) *ne
 }
 
 func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string, tier identity.Tier, strategy string, list, floor float64) events.Event {
-	pf := events.PackageFound{CampaignID: campaign, Seller: events.Seller{URL: identity.NormalizeURL(seller.URL), Name: seller.Name, Trust: identity.TrustPreferred, Source: "registry"},
+	u, _ := sellerclient.CanonicalURL(seller.URL)
+	pf := events.PackageFound{CampaignID: campaign, Seller: events.Seller{URL: u, Name: seller.Name, Trust: identity.TrustPreferred, Source: "registry"},
 		Disclosure:    events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
 		Package:       events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPrice: list, FloorPrice: floor, Negotiable: tier.CanNegotiate()},
 		PackagesTotal: 1,

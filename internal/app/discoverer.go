@@ -1,0 +1,41 @@
+package app
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/discoverer"
+)
+
+// DiscovererInputs are the loaded inputs of a discoverer (LoadKnown,
+// LoadCredentials, LoadBuyer).
+type DiscovererInputs struct {
+	Known       []discoverer.KnownSeller
+	Credentials *identity.Credentials
+	Buyer       identity.BuyerIdentity
+}
+
+// registryTimeout bounds each registry call of a discovery.
+const registryTimeout = 10 * time.Second
+
+// NewDiscoverer is the one place a discoverer is wired, for the pipeline
+// stage and the `sellers`/`packages` commands alike: the registry and its
+// kind from cfg (Registries), a registry cache with cfg.CacheTTL (default
+// 5m), the known sellers, the credentials, the default trust caps and
+// identity strategy, and the operator's buyer identity for campaigns that
+// carry none. client must be built with cfg.AllowPrivate.
+func NewDiscoverer(cfg config.Config, client *sellerclient.Client, in DiscovererInputs, log zerolog.Logger) *discoverer.Service {
+	ttl := cfg.CacheTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	return &discoverer.Service{
+		Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: Registries(cfg), Known: in.Known,
+			Cache: discoverer.NewCache(ttl, nil), Timeout: registryTimeout, Log: log},
+		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: in.Credentials, DefaultBuyer: in.Buyer,
+	}
+}
