@@ -19,9 +19,16 @@ type Money struct {
 	Currency     string `json:"currency"`
 }
 
-// USD builds a USD Money from float dollars (rounded like the seller does).
+// USD builds a USD Money from float dollars with the contract's conversion,
+// events.MicrosFromDollars (half to even to the micro, like the seller's
+// round(x * 1_000_000) on every price the buyer sends); amounts it refuses
+// (NaN, infinite, out of range) fall back to DollarsToMicros' 0/saturation.
 func USD(dollars float64) Money {
-	return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
+	m, err := events.MicrosFromDollars(dollars)
+	if err != nil {
+		return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
+	}
+	return Money{AmountMicros: int64(m), Currency: "USD"}
 }
 
 // DollarsToMicros converts float dollars to micros exactly as the seller does,
