@@ -87,6 +87,20 @@ type NegotiationInput struct {
 	MaxRounds int     `json:"max_rounds,omitempty"`
 }
 
+// BriefInputOf renders a contract brief in the API's dollar shape (for
+// clients and tests that hold an events.Brief).
+func BriefInputOf(b events.Brief) BriefInput {
+	in := BriefInput{Name: b.Name, Objectives: b.Objectives, Budget: b.BudgetMicros.Dollars(), Currency: b.Currency, StartDate: b.StartDate,
+		EndDate: b.EndDate, TargetAudience: b.TargetAudience, KPIs: KPIsInput{TargetCPM: b.KPIs.TargetCPMMicros.Dollars(), MaxCPM: b.KPIs.MaxCPMMicros.Dollars()},
+		Channels: b.Channels, AdFormats: b.AdFormats, DeviceTypes: b.DeviceTypes, Geo: b.Geo, Keywords: b.Keywords, Tags: b.Tags,
+		Impressions: b.Impressions, DealType: b.DealType, PerSellerCap: b.PerSellerCapMicros.Dollars(), FormatMix: b.FormatMix, MinSellers: b.MinSellers}
+	if w := b.Weights; w != nil {
+		in.Weights = &WeightsInput{Price: w.Price, Video: w.Video, Display: w.Display, Negotiable: w.Negotiable, Volume: w.Volume,
+			PriceCeiling: w.PriceCeilingMicros.Dollars()}
+	}
+	return in
+}
+
 // apiFields maps the contract's micros field names back to the request's
 // dollar names, so a 422 names the field the client sent.
 var apiFields = map[string]string{

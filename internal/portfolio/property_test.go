@@ -94,7 +94,7 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 	if p.TotalSpendMicros != totalMicros || p.TotalSpend != totalMicros.Dollars() {
 		out = append(out, fmt.Sprintf("TotalSpendMicros %d != Σ lines %d", p.TotalSpendMicros, totalMicros))
 	}
-	if len(p.Lines) > 0 && (totalMicros > p.BudgetMicros || p.BudgetMicros.Dollars() > b.Budget) {
+	if len(p.Lines) > 0 && (totalMicros > p.BudgetMicros || p.BudgetMicros > events.Micros(toMicros(b.Budget))) {
 		out = append(out, fmt.Sprintf("booked %d micros over the budget %d micros (%v)", totalMicros, p.BudgetMicros, b.Budget))
 	}
 	for s, v := range sellerMicros {
@@ -136,8 +136,8 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 		for s, v := range exact {
 			th := b.MinSellerSpend
 			for _, q := range quotes {
-				cpm := math.Round(q.CPM*1e6) / 1e6
-				if q.Seller == s && cpm > 0 && (b.MaxCPM == 0 || cpm <= math.Round(b.MaxCPM*1e6)/1e6) {
+				cpm := float64(limitMicros(q.CPM)) / 1e6 // read as booked: never above the quote
+				if q.Seller == s && cpm > 0 && (b.MaxCPM == 0 || cpm <= float64(toMicros(b.MaxCPM))/1e6) {
 					th = math.Max(th, cpm/1000)
 				}
 			}
