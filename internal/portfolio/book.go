@@ -400,9 +400,12 @@ func (p *problem) lineMicros(i int, n int64) events.Micros {
 // exactly. The fill keeps the exact Σ impressions x CPM within them, and
 // rounding each line up to the micro (what the seller books) adds less than
 // a micro per line; that excess is taken back from the least valuable lines
-// that stay at or above their seller minimum.
-func (p *problem) fitMicros(imps []int64) {
+// that stay at or above their seller minimum. When mix is set and a line was
+// trimmed, the format mix is repaired again (repair only lowers spend, so the
+// amounts stay within the caps and the budget).
+func (p *problem) fitMicros(imps []int64, mix bool) {
 	order := p.lowFirst()
+	trimmed := false
 	fit := func(member func(i int) bool, limit int64) {
 		var total int64
 		for i := range imps {
@@ -428,6 +431,7 @@ func (p *problem) fitMicros(imps []int64) {
 			}
 			before := p.lineMicros(i, imps[i])
 			imps[i] -= k
+			trimmed = true
 			total -= int64(before - p.lineMicros(i, imps[i]))
 		}
 	}
@@ -437,4 +441,7 @@ func (p *problem) fitMicros(imps []int64) {
 		}
 	}
 	fit(func(int) bool { return true }, p.budgetMicros)
+	if trimmed && mix && len(p.formats) > 0 {
+		p.repair(imps, true, nil)
+	}
 }

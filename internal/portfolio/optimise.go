@@ -39,7 +39,7 @@ func optimise(quotes []Quote, brief Brief, maxNodes int) (Plan, error) {
 	imps := p.roundImpressions(sol.x)
 	cut := p.repair(imps, true, p.counted(sol))
 	p.topUp(imps)
-	p.fitMicros(imps)
+	p.fitMicros(imps, true)
 	p.notes = append(p.notes, sol.notes...)
 	ex := p.newExplainer(sol, imps, cut)
 	plan := p.assemble(quotes, imps, ex.line, ex.excl)
