@@ -71,13 +71,19 @@ func BuildPlan(c *Campaign, weights portfolio.Weights, budget events.Micros, rev
 		q := byKey[l.QuoteID]
 		plan.Lines = append(plan.Lines, events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, SellerName: q.Seller.Name, PackageID: q.Package.ID,
 			ProductID: q.Package.ProductID, DealType: q.DealType, Formats: q.Package.AdFormats, Tier: q.Tier,
-			CPMMicros: l.CPMMicros, Impressions: l.Impressions, SpendMicros: l.SpendMicros, Score: l.Score, Reason: l.Reason})
+			// The quote's exact price (the optimiser read the same micros; the
+			// seller books at the quote's price in any case).
+			CPMMicros: q.FinalCPMMicros, Impressions: l.Impressions, SpendMicros: events.CostMicros(l.Impressions, q.FinalCPMMicros),
+			Score: l.Score, Reason: l.Reason})
 	}
 	for _, e := range res.Excluded {
 		q := byKey[e.QuoteID]
 		plan.Excluded = append(plan.Excluded, events.PlanExclusion{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID, Reason: e.Reason})
 	}
-	plan.TotalSpendMicros, plan.TotalValue, plan.Notes = res.TotalSpendMicros, res.TotalValue, res.Notes
+	for _, l := range plan.Lines {
+		plan.TotalSpendMicros += l.SpendMicros
+	}
+	plan.TotalValue, plan.Notes = res.TotalValue, res.Notes
 	if len(plan.Lines) == 0 {
 		plan.Notes = append(plan.Notes, "no quote could be booked within the brief")
 	}
