@@ -21,9 +21,6 @@ import (
 // (CostMicros of the seller's impressions and final CPM), and the total is
 // the exact sum of the deals.
 func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole demo")
-	}
 	seller := map[string]events.Micros{} // deal id -> the seller's booked amount
 	inspect := func(_ context.Context, m *sandbox.Market, _ Result) error {
 		for _, s := range m.Sellers {
