@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,15 +25,133 @@ import (
 
 // BookingRequest is the body of POST /bookings: the reference buyer's shape
 // ({"brief":{...},"auto_approve":false}) extended with the pipeline's options.
+// Its amounts are dollars, as the reference's users send them; they are
+// converted to the contract's micros once, here at the edge (ToCampaign).
 type BookingRequest struct {
-	CampaignID          string                   `json:"campaign_id,omitempty"`
-	Brief               events.Brief             `json:"brief"`
-	AutoApprove         bool                     `json:"auto_approve"`
-	Buyer               identity.BuyerIdentity   `json:"buyer"`
-	Negotiation         events.NegotiationPolicy `json:"negotiation"`
-	AllowUnknownSellers bool                     `json:"allow_unknown_sellers"`
-	Sellers             []string                 `json:"sellers"`
-	ShoppingWindowSec   int                      `json:"shopping_window_seconds"`
+	CampaignID          string                 `json:"campaign_id,omitempty"`
+	Brief               BriefInput             `json:"brief"`
+	AutoApprove         bool                   `json:"auto_approve"`
+	Buyer               identity.BuyerIdentity `json:"buyer"`
+	Negotiation         NegotiationInput       `json:"negotiation"`
+	AllowUnknownSellers bool                   `json:"allow_unknown_sellers"`
+	Sellers             []string               `json:"sellers"`
+	ShoppingWindowSec   int                    `json:"shopping_window_seconds"`
+}
+
+// BriefInput mirrors events.Brief with the reference's dollar fields:
+// budget, per_seller_cap, kpis.target_cpm, kpis.max_cpm and
+// weights.price_ceiling are USD (CPMs per thousand impressions).
+type BriefInput struct {
+	Name           string             `json:"name"`
+	Objectives     []string           `json:"objectives,omitempty"`
+	Budget         float64            `json:"budget"`
+	Currency       string             `json:"currency,omitempty"`
+	StartDate      string             `json:"start_date"`
+	EndDate        string             `json:"end_date"`
+	TargetAudience map[string]any     `json:"target_audience,omitempty"`
+	KPIs           KPIsInput          `json:"kpis,omitempty"`
+	Channels       []string           `json:"channels,omitempty"`
+	AdFormats      []string           `json:"ad_formats,omitempty"`
+	DeviceTypes    []int              `json:"device_types,omitempty"`
+	Geo            []string           `json:"geo,omitempty"`
+	Keywords       []string           `json:"keywords,omitempty"`
+	Tags           []string           `json:"tags,omitempty"`
+	Impressions    int64              `json:"impressions,omitempty"`
+	DealType       string             `json:"deal_type,omitempty"`
+	PerSellerCap   float64            `json:"per_seller_cap,omitempty"`
+	FormatMix      map[string]float64 `json:"format_mix,omitempty"`
+	MinSellers     int                `json:"min_sellers,omitempty"`
+	Weights        *WeightsInput      `json:"weights,omitempty"`
+}
+
+// KPIsInput is the brief's CPM targets in dollars.
+type KPIsInput struct {
+	TargetCPM float64 `json:"target_cpm,omitempty"`
+	MaxCPM    float64 `json:"max_cpm,omitempty"`
+}
+
+// WeightsInput is events.ValueWeights with the price ceiling in dollars.
+type WeightsInput struct {
+	Price        float64 `json:"price"`
+	Video        float64 `json:"video"`
+	Display      float64 `json:"display"`
+	Negotiable   float64 `json:"negotiable"`
+	Volume       float64 `json:"volume"`
+	PriceCeiling float64 `json:"price_ceiling"`
+}
+
+// NegotiationInput is events.NegotiationPolicy with the step in dollars.
+type NegotiationInput struct {
+	Strategy  string  `json:"strategy,omitempty"`
+	Step      float64 `json:"step,omitempty"`
+	MaxRounds int     `json:"max_rounds,omitempty"`
+}
+
+// BriefInputOf renders a contract brief in the API's dollar shape (for
+// clients and tests that hold an events.Brief).
+func BriefInputOf(b events.Brief) BriefInput {
+	in := BriefInput{Name: b.Name, Objectives: b.Objectives, Budget: b.BudgetMicros.Dollars(), Currency: b.Currency, StartDate: b.StartDate,
+		EndDate: b.EndDate, TargetAudience: b.TargetAudience, KPIs: KPIsInput{TargetCPM: b.KPIs.TargetCPMMicros.Dollars(), MaxCPM: b.KPIs.MaxCPMMicros.Dollars()},
+		Channels: b.Channels, AdFormats: b.AdFormats, DeviceTypes: b.DeviceTypes, Geo: b.Geo, Keywords: b.Keywords, Tags: b.Tags,
+		Impressions: b.Impressions, DealType: b.DealType, PerSellerCap: b.PerSellerCapMicros.Dollars(), FormatMix: b.FormatMix, MinSellers: b.MinSellers}
+	if w := b.Weights; w != nil {
+		in.Weights = &WeightsInput{Price: w.Price, Video: w.Video, Display: w.Display, Negotiable: w.Negotiable, Volume: w.Volume,
+			PriceCeiling: w.PriceCeilingMicros.Dollars()}
+	}
+	return in
+}
+
+// apiFields maps the contract's micros field names back to the request's
+// dollar names, so a 422 names the field the client sent.
+var apiFields = map[string]string{
+	"brief.budget_micros":                "brief.budget",
+	"brief.per_seller_cap_micros":        "brief.per_seller_cap",
+	"brief.kpis.target_cpm_micros":       "brief.kpis.target_cpm",
+	"brief.kpis.max_cpm_micros":          "brief.kpis.max_cpm",
+	"brief.weights.price_ceiling_micros": "brief.weights.price_ceiling",
+	"negotiation.step_micros":            "negotiation.step",
+}
+
+// ToCampaign converts the request to the contract, each dollar amount once
+// with events.MicrosFromDollars (round half to even to the micro). An amount
+// that has no micros value is a *events.FieldError naming the request field.
+func (req BookingRequest) ToCampaign(now time.Time) (events.CampaignRequested, error) {
+	var err error
+	conv := func(field string, d float64) events.Micros {
+		m, e := events.MicrosFromDollars(d)
+		if e != nil && err == nil {
+			err = &events.FieldError{Field: field, Reason: "must be a finite amount of dollars: " + e.Error()}
+		}
+		return m
+	}
+	b := req.Brief
+	brief := events.Brief{Name: b.Name, Objectives: b.Objectives, BudgetMicros: conv("brief.budget", b.Budget), Currency: b.Currency,
+		StartDate: b.StartDate, EndDate: b.EndDate, TargetAudience: b.TargetAudience,
+		KPIs:     events.KPIs{TargetCPMMicros: conv("brief.kpis.target_cpm", b.KPIs.TargetCPM), MaxCPMMicros: conv("brief.kpis.max_cpm", b.KPIs.MaxCPM)},
+		Channels: b.Channels, AdFormats: b.AdFormats, DeviceTypes: b.DeviceTypes, Geo: b.Geo, Keywords: b.Keywords, Tags: b.Tags,
+		Impressions: b.Impressions, DealType: b.DealType, PerSellerCapMicros: conv("brief.per_seller_cap", b.PerSellerCap),
+		FormatMix: b.FormatMix, MinSellers: b.MinSellers}
+	if w := b.Weights; w != nil {
+		brief.Weights = &events.ValueWeights{Price: w.Price, Video: w.Video, Display: w.Display, Negotiable: w.Negotiable, Volume: w.Volume,
+			PriceCeilingMicros: conv("brief.weights.price_ceiling", w.PriceCeiling)}
+	}
+	cr := events.CampaignRequested{CampaignID: req.CampaignID, Brief: brief, Buyer: req.Buyer, AutoApprove: req.AutoApprove,
+		AllowUnknownSellers: req.AllowUnknownSellers, Sellers: req.Sellers, ShoppingWindowSec: req.ShoppingWindowSec, RequestedAt: now,
+		Negotiation: events.NegotiationPolicy{Strategy: req.Negotiation.Strategy, StepMicros: conv("negotiation.step", req.Negotiation.Step),
+			MaxRounds: req.Negotiation.MaxRounds}}
+	if err != nil {
+		return cr, err
+	}
+	if err := cr.Validate(); err != nil {
+		if fe, ok := events.AsFieldError(err); ok {
+			if f, ok := apiFields[fe.Field]; ok {
+				return cr, &events.FieldError{Field: f, Reason: strings.ReplaceAll(fe.Reason, "_micros", "")}
+			}
+			return cr, &events.FieldError{Field: fe.Field, Reason: strings.ReplaceAll(fe.Reason, "_micros", "")}
+		}
+		return cr, err
+	}
+	return cr, nil
 }
 
 // ApproveRequest is the body of POST /bookings/{id}/approve. Lines are named
@@ -136,10 +255,8 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if req.CampaignID == "" {
 		req.CampaignID = "cmp-" + events.NewID()[:20]
 	}
-	cr := events.CampaignRequested{CampaignID: req.CampaignID, Brief: req.Brief, Buyer: req.Buyer, AutoApprove: req.AutoApprove,
-		AllowUnknownSellers: req.AllowUnknownSellers, Negotiation: req.Negotiation, Sellers: req.Sellers,
-		ShoppingWindowSec: req.ShoppingWindowSec, RequestedAt: time.Now().UTC()}
-	if err := cr.Validate(); err != nil {
+	cr, err := req.ToCampaign(time.Now().UTC())
+	if err != nil {
 		fe, _ := events.AsFieldError(err)
 		e := apiError{Error: "validation", Detail: err.Error()}
 		if fe != nil {
@@ -180,51 +297,69 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 
 // Job is the bookings API's view of a campaign.
 type Job struct {
-	JobID           string                 `json:"job_id"`
-	Status          string                 `json:"status"`
-	Progress        float64                `json:"progress"`
-	CampaignName    string                 `json:"campaign_name"`
-	Budget          float64                `json:"budget"`
-	AutoApprove     bool                   `json:"auto_approve"`
-	SellersExpected int                    `json:"sellers_expected"`
-	SellersResolved int                    `json:"sellers_resolved"`
-	SkippedSellers  []events.SellerSkipped `json:"skipped_sellers"`
-	Sources         []events.SourceStatus  `json:"sources,omitempty"`
-	Quotes          []events.QuoteReady    `json:"quotes"`
-	LateQuotes      []events.QuoteReady    `json:"late_quotes,omitempty"`
-	LateQuoteCount  int                    `json:"late_quote_count,omitempty"`
-	Recommendations []events.PlanLine      `json:"recommendations"`
-	Excluded        []events.PlanExclusion `json:"excluded,omitempty"`
-	PlanNotes       []string               `json:"plan_notes,omitempty"`
-	PlanRevision    int                    `json:"plan_revision,omitempty"`
-	ProposedSpend   float64                `json:"proposed_spend"`
-	BookedLines     []events.DealBooked    `json:"booked_lines"`
-	Failed          []events.BookingFailed `json:"failed"`
-	TotalSpend      float64                `json:"total_spend"`
-	Errors          []string               `json:"errors"`
-	Deadline        *time.Time             `json:"deadline,omitempty"`
-	CreatedAt       time.Time              `json:"created_at"`
-	UpdatedAt       time.Time              `json:"updated_at"`
+	JobID               string                 `json:"job_id"`
+	Status              string                 `json:"status"`
+	Progress            float64                `json:"progress"`
+	CampaignName        string                 `json:"campaign_name"`
+	Budget              float64                `json:"budget" desc:"USD, from budget_micros"`
+	BudgetMicros        events.Micros          `json:"budget_micros"`
+	AutoApprove         bool                   `json:"auto_approve"`
+	SellersExpected     int                    `json:"sellers_expected"`
+	SellersResolved     int                    `json:"sellers_resolved"`
+	SkippedSellers      []events.SellerSkipped `json:"skipped_sellers"`
+	Sources             []events.SourceStatus  `json:"sources,omitempty"`
+	Quotes              []events.QuoteReady    `json:"quotes"`
+	LateQuotes          []events.QuoteReady    `json:"late_quotes,omitempty"`
+	LateQuoteCount      int                    `json:"late_quote_count,omitempty"`
+	Recommendations     []events.PlanLine      `json:"recommendations"`
+	Excluded            []events.PlanExclusion `json:"excluded,omitempty"`
+	PlanNotes           []string               `json:"plan_notes,omitempty"`
+	PlanRevision        int                    `json:"plan_revision,omitempty"`
+	ProposedSpend       float64                `json:"proposed_spend"`
+	ProposedSpendMicros events.Micros          `json:"proposed_spend_micros"`
+	BookedLines         []BookedLine           `json:"booked_lines"`
+	Failed              []events.BookingFailed `json:"failed"`
+	TotalSpend          float64                `json:"total_spend"`
+	TotalSpendMicros    events.Micros          `json:"total_spend_micros"`
+	Errors              []string               `json:"errors"`
+	Deadline            *time.Time             `json:"deadline,omitempty"`
+	CreatedAt           time.Time              `json:"created_at"`
+	UpdatedAt           time.Time              `json:"updated_at"`
+}
+
+// BookedLine is a booked deal in the job: the DealBooked event (micros)
+// plus the reference's booked_lines dollar fields cpm and cost, derived from
+// cpm_micros and spend_micros.
+type BookedLine struct {
+	events.DealBooked
+	CPM  float64 `json:"cpm"`
+	Cost float64 `json:"cost"`
 }
 
 // JobOf renders a campaign projection as a job.
 func JobOf(c *booker.Campaign) Job {
 	j := Job{JobID: c.ID, Status: c.Status, Progress: c.Progress, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		SkippedSellers: nonNil(c.Skipped), Sources: c.Sources, Quotes: nonNil(c.SortedQuotes()), LateQuotes: c.LateQuotes, LateQuoteCount: c.LateCount, Recommendations: []events.PlanLine{},
-		BookedLines: nonNil(c.Deals), Failed: nonNil(c.Failures), Errors: nonNil(c.Errors)}
+		BookedLines: []BookedLine{}, Failed: nonNil(c.Failures), Errors: nonNil(c.Errors)}
 	if c.Request != nil {
-		j.CampaignName, j.Budget, j.AutoApprove = c.Request.Brief.Name, c.Request.Brief.Budget, c.Request.AutoApprove
+		j.CampaignName, j.BudgetMicros, j.AutoApprove = c.Request.Brief.Name, c.Request.Brief.BudgetMicros, c.Request.AutoApprove
+		j.Budget = j.BudgetMicros.Dollars()
 	}
 	j.SellersResolved, j.SellersExpected = c.Resolved()
 	if c.Plan != nil {
 		j.Recommendations, j.Excluded, j.PlanNotes = nonNil(c.Plan.Lines), c.Plan.Excluded, c.Plan.Notes
-		j.PlanRevision, j.ProposedSpend = c.Plan.Revision, c.Plan.TotalSpend
+		j.PlanRevision, j.ProposedSpendMicros = c.Plan.Revision, c.Plan.TotalSpendMicros
+		j.ProposedSpend = j.ProposedSpendMicros.Dollars()
 	}
 	if !c.Deadline.IsZero() {
 		d := c.Deadline
 		j.Deadline = &d
 	}
-	j.TotalSpend = booker.Summary(c).TotalSpend
+	for _, d := range c.Deals {
+		j.BookedLines = append(j.BookedLines, BookedLine{DealBooked: d, CPM: d.CPMMicros.Dollars(), Cost: d.SpendMicros.Dollars()})
+	}
+	j.TotalSpendMicros = booker.Summary(c).TotalSpendMicros
+	j.TotalSpend = j.TotalSpendMicros.Dollars()
 	return j
 }
 
@@ -277,11 +412,12 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	status := r.URL.Query().Get("status")
 	type row struct {
-		JobID        string    `json:"job_id"`
-		Status       string    `json:"status"`
-		CampaignName string    `json:"campaign_name"`
-		Budget       float64   `json:"budget"`
-		CreatedAt    time.Time `json:"created_at"`
+		JobID        string        `json:"job_id"`
+		Status       string        `json:"status"`
+		CampaignName string        `json:"campaign_name"`
+		Budget       float64       `json:"budget"`
+		BudgetMicros events.Micros `json:"budget_micros"`
+		CreatedAt    time.Time     `json:"created_at"`
 	}
 	rows := []row{}
 	keys, err := a.booker.Campaigns.ListKeys(r.Context())
@@ -296,7 +432,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			}
 			rw := row{JobID: c.ID, Status: c.Status, CreatedAt: c.CreatedAt}
 			if c.Request != nil {
-				rw.CampaignName, rw.Budget = c.Request.Brief.Name, c.Request.Brief.Budget
+				rw.CampaignName, rw.BudgetMicros = c.Request.Brief.Name, c.Request.Brief.BudgetMicros
+				rw.Budget = rw.BudgetMicros.Dollars()
 			}
 			rows = append(rows, rw)
 		}
@@ -397,11 +534,12 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *ApproveRequ
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "approval not published: " + err.Error()})
 		return
 	}
-	total := 0.0
+	var total events.Micros
 	for _, l := range lines {
-		total += l.Spend
+		total += l.SpendMicros
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": booker.StatusBooking, "approved_count": len(lines), "total_cost": total,
+	writeJSON(w, http.StatusOK, map[string]any{"status": booker.StatusBooking, "approved_count": len(lines),
+		"total_cost": total.Dollars(), "total_cost_micros": total,
 		"message": "Approved; booking. Use GET /bookings/" + c.ID + " to follow it."})
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/discoverer"
@@ -38,17 +39,19 @@ type SellerRow struct {
 
 // PackageRow is one line of `dealflow packages`, the guide's comparison view.
 type PackageRow struct {
-	SellerURL       string   `json:"seller_url"`
-	SellerName      string   `json:"seller_name,omitempty"`
-	PackageID       string   `json:"package_id"`
-	Name            string   `json:"name"`
-	Formats         []string `json:"ad_formats"`
-	Price           float64  `json:"price"`
-	PriceRange      string   `json:"price_range"`
-	Floor           float64  `json:"floor_price,omitempty"`
-	Negotiable      bool     `json:"negotiable"`
-	VolumeDiscounts bool     `json:"volume_discounts"`
-	Tier            string   `json:"tier"`
+	SellerURL       string        `json:"seller_url"`
+	SellerName      string        `json:"seller_name,omitempty"`
+	PackageID       string        `json:"package_id"`
+	Name            string        `json:"name"`
+	Formats         []string      `json:"ad_formats"`
+	Price           float64       `json:"price"`
+	PriceMicros     events.Micros `json:"price_micros"`
+	PriceRange      string        `json:"price_range"`
+	Floor           float64       `json:"floor_price,omitempty"`
+	FloorMicros     events.Micros `json:"floor_price_micros,omitempty"`
+	Negotiable      bool          `json:"negotiable"`
+	VolumeDiscounts bool          `json:"volume_discounts"`
+	Tier            string        `json:"tier"`
 }
 
 func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, packages bool) error {
@@ -93,7 +96,11 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		return errors.New("no sellers to browse: set --registry, --known-sellers or --sandbox")
 	}
 	req := demo.SampleCampaign("browse", "")
-	req.Brief.Budget, req.Brief.PerSellerCap, req.AllowUnknownSellers = *budget, 0, *unknown
+	budgetMicros, err := events.MicrosFromDollars(*budget)
+	if err != nil || budgetMicros <= 0 {
+		return fmt.Errorf("--budget %v: must be a positive amount of dollars", *budget)
+	}
+	req.Brief.BudgetMicros, req.Brief.PerSellerCapMicros, req.AllowUnknownSellers = budgetMicros, 0, *unknown
 	req.Brief.Channels, req.Brief.Geo = nil, nil
 	if *caps != "" {
 		req.Brief.Channels = strings.Split(*caps, ",")
@@ -128,20 +135,20 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 				return
 			}
 			for _, p := range pkgs {
-				price := p.ExactPrice
+				price := p.ExactPriceMicros
 				if price == 0 {
-					price = p.PriceLow
+					price = p.PriceLowMicros
 				}
 				rows = append(rows, PackageRow{SellerURL: f.Seller.URL, SellerName: f.Seller.Name, PackageID: p.ID, Name: p.Name, Formats: p.AdFormats,
-					Price: price, PriceRange: p.PriceRange, Floor: p.FloorPrice, Negotiable: p.Negotiable, VolumeDiscounts: p.VolumeDiscounts,
+					Price: price.Dollars(), PriceMicros: price, PriceRange: p.PriceRange, Floor: p.FloorPriceMicros.Dollars(), FloorMicros: p.FloorPriceMicros, Negotiable: p.Negotiable, VolumeDiscounts: p.VolumeDiscounts,
 					Tier: string(f.Disclosure.Tier)})
 			}
 		}()
 	}
 	wg.Wait()
 	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Price != rows[j].Price {
-			return rows[i].Price < rows[j].Price
+		if rows[i].PriceMicros != rows[j].PriceMicros {
+			return rows[i].PriceMicros < rows[j].PriceMicros
 		}
 		return rows[i].SellerURL+rows[i].PackageID < rows[j].SellerURL+rows[j].PackageID
 	})
@@ -154,8 +161,8 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SELLER\tPACKAGE\tFORMATS\tPRICE\tRANGE\tFLOOR\tNEGOTIABLE\tVOLUME DISC.\tTIER")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.PackageID, strings.Join(r.Formats, ","),
-			r.Price, r.PriceRange, r.Floor, r.Negotiable, r.VolumeDiscounts, r.Tier)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.PackageID, strings.Join(r.Formats, ","),
+			r.PriceMicros.Cents(), r.PriceRange, r.FloorMicros.Cents(), r.Negotiable, r.VolumeDiscounts, r.Tier)
 	}
 	return tw.Flush()
 }

@@ -301,14 +301,28 @@ func followReport(ctx context.Context, bb *bus.Bus, id string, timeout time.Dura
 }
 
 // ParseBrief reads a campaign file: either a full CampaignRequested payload
-// or the bookings API's body ({"brief":{...},"auto_approve":...}). A missing
-// campaign_id is generated; the request is validated.
+// (amounts in *_micros) or the bookings API's body ({"brief":{...},
+// "auto_approve":...}, amounts in dollars, converted once like the API does).
+// A missing campaign_id is generated; the request is validated.
 func ParseBrief(b []byte) (events.CampaignRequested, error) {
 	var req events.CampaignRequested
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("campaign file: %w", err)
+		var br app.BookingRequest
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&br); err != nil {
+			return req, fmt.Errorf("campaign file: %w", err)
+		}
+		if br.CampaignID == "" {
+			br.CampaignID = "cmp-" + events.NewID()[:20]
+		}
+		req, err = br.ToCampaign(time.Now().UTC())
+		if err != nil {
+			return req, fmt.Errorf("campaign file: %w", err)
+		}
+		return req, nil
 	}
 	if req.CampaignID == "" {
 		req.CampaignID = "cmp-" + events.NewID()[:20]

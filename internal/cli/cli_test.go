@@ -18,6 +18,7 @@ import (
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 func TestDemoJSONCompletes(t *testing.T) {
@@ -27,14 +28,21 @@ func TestDemoJSONCompletes(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var res struct {
-		CampaignID string  `json:"campaign_id"`
-		Status     string  `json:"status"`
-		Budget     float64 `json:"budget"`
-		TotalSpend float64 `json:"total_spend"`
-		Deals      []struct {
-			SellerURL, PackageID, DealID string
-			CPM, Spend                   float64
-			Impressions                  int64
+		CampaignID       string        `json:"campaign_id"`
+		Status           string        `json:"status"`
+		Budget           float64       `json:"budget"`
+		BudgetMicros     events.Micros `json:"budget_micros"`
+		TotalSpend       float64       `json:"total_spend"`
+		TotalSpendMicros events.Micros `json:"total_spend_micros"`
+		Deals            []struct {
+			SellerURL   string        `json:"seller_url"`
+			PackageID   string        `json:"package_id"`
+			DealID      string        `json:"deal_id"`
+			CPM         float64       `json:"cpm"`
+			CPMMicros   events.Micros `json:"cpm_micros"`
+			Spend       float64       `json:"spend"`
+			SpendMicros events.Micros `json:"spend_micros"`
+			Impressions int64         `json:"impressions"`
 		} `json:"deals"`
 		SkippedSellers []struct{ SellerURL, Reason string } `json:"skipped_sellers"`
 		Negotiations   []struct {
@@ -45,8 +53,21 @@ func TestDemoJSONCompletes(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
 	}
-	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpend > res.Budget || res.TotalSpend <= 0 {
+	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpend > res.Budget || res.TotalSpend <= 0 ||
+		res.BudgetMicros != 50_000_000_000 || res.Budget != res.BudgetMicros.Dollars() || res.TotalSpend != res.TotalSpendMicros.Dollars() {
 		t.Fatalf("result %+v", res)
+	}
+	// The dollar fields are derived from the micros, and the total is the
+	// exact sum of the deals' booked amounts.
+	var sum events.Micros
+	for _, d := range res.Deals {
+		if d.CPM != d.CPMMicros.Dollars() || d.Spend != d.SpendMicros.Dollars() || d.SpendMicros != events.CostMicros(d.Impressions, d.CPMMicros) {
+			t.Fatalf("deal %+v: dollars not derived from micros or spend not the booked amount", d)
+		}
+		sum += d.SpendMicros
+	}
+	if sum != res.TotalSpendMicros {
+		t.Fatalf("total_spend_micros %d != sum of deals %d", res.TotalSpendMicros, sum)
 	}
 	if len(res.SkippedSellers) < 3 {
 		t.Fatalf("skipped %+v: the default market has a blocked, an unknown and a down seller", res.SkippedSellers)
@@ -142,6 +163,20 @@ func TestSandboxJSONLine(t *testing.T) {
 	}
 }
 
+func TestParseBriefConvertsDollarsOnce(t *testing.T) {
+	req, err := ParseBrief([]byte(`{"brief":{"name":"x","budget":16666.665,"start_date":"2027-01-01","end_date":"2027-01-02",
+		"kpis":{"target_cpm":18.5,"max_cpm":92.39999999999999},"per_seller_cap":0.0000015,"weights":{"price":1,"price_ceiling":50}},
+		"negotiation":{"step":0.25}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := req.Brief
+	if b.BudgetMicros != 16_666_665_000 || b.KPIs.TargetCPMMicros != 18_500_000 || b.KPIs.MaxCPMMicros != 92_400_000 ||
+		b.PerSellerCapMicros != 2 || b.Weights.PriceCeilingMicros != 50_000_000 || req.Negotiation.StepMicros != 250_000 {
+		t.Fatalf("converted %+v %+v", b, req.Negotiation)
+	}
+}
+
 func TestParseBrief(t *testing.T) {
 	cases := []struct {
 		name, body, wantErr string
@@ -149,12 +184,15 @@ func TestParseBrief(t *testing.T) {
 		{"example", mustRead(t, filepath.Join("..", "..", "examples", "campaign.json")), ""},
 		{"unknown field", `{"brief":{"name":"x","budget":1,"start_date":"2027-01-01","end_date":"2027-01-02"},"budgett":5}`, "unknown field"},
 		{"bad dates", `{"brief":{"name":"x","budget":1,"start_date":"2027-02-01","end_date":"2027-01-02"}}`, "brief.end_date"},
+		{"zero budget names the dollar field", `{"brief":{"name":"x","budget":0.0000004,"start_date":"2027-01-01","end_date":"2027-01-02"}}`, "brief.budget:"},
+		{"event payload in micros", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000,"start_date":"2027-01-01","end_date":"2027-01-02"},"buyer":{},"auto_approve":true,"requested_at":"2027-01-01T00:00:00Z"}`, ""},
+		{"float micros refused", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000.5,"start_date":"2027-01-01","end_date":"2027-01-02"},"buyer":{},"auto_approve":true}`, "campaign file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			req, err := ParseBrief([]byte(c.body))
 			if c.wantErr == "" {
-				if err != nil || req.CampaignID == "" || req.Brief.Budget <= 0 {
+				if err != nil || req.CampaignID == "" || req.Brief.BudgetMicros <= 0 {
 					t.Fatalf("%+v %v", req, err)
 				}
 				return
@@ -205,14 +243,14 @@ func TestSubmitAndWatch(t *testing.T) {
 	if _, err := fmt.Sscanf(out.String(), "submitted campaign %s", &id); err != nil || id == "" {
 		t.Fatalf("no campaign id in %q", out.String())
 	}
-	if !strings.Contains(out.String(), "Budget: $40000.00") || !strings.Contains(out.String(), "DEMO-") {
+	if !strings.Contains(out.String(), "Budget: $40,000.00") || !strings.Contains(out.String(), "DEMO-") {
 		t.Fatalf("--wait report:\n%s", out.String())
 	}
 	out.Reset()
 	if code := Main(context.Background(), []string{"campaign", "watch", id, "--nats", url}, &out, &errb); code != 0 {
 		t.Fatalf("watch exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "Campaign "+id+": completed") || !strings.Contains(out.String(), "Budget: $40000.00") {
+	if !strings.Contains(out.String(), "Campaign "+id+": completed") || !strings.Contains(out.String(), "Budget: $40,000.00") {
 		t.Fatalf("watch report:\n%s", out.String())
 	}
 }

@@ -33,19 +33,26 @@ type Options struct {
 	Market *sandbox.MarketConfig
 	// AutoApprove false leaves approval to the caller (tests use the API).
 	Log zerolog.Logger
+	// Inspect, when set, is called with the sandbox market after the
+	// campaign ended and before the market closes (tests ask the sellers).
+	Inspect func(ctx context.Context, m *sandbox.Market, r Result) error
 }
 
 // Result is what `dealflow demo --json` prints.
 type Result struct {
-	CampaignID     string                 `json:"campaign_id"`
-	Status         string                 `json:"status"`
-	Budget         float64                `json:"budget"`
-	TotalSpend     float64                `json:"total_spend"`
-	Deals          []Deal                 `json:"deals"`
-	SkippedSellers []Skipped              `json:"skipped_sellers"`
-	Negotiations   []Negotiation          `json:"negotiations"`
-	Disclosures    []Disclosure           `json:"disclosures"`
-	Failed         []events.BookingFailed `json:"failed,omitempty"`
+	CampaignID       string                 `json:"campaign_id"`
+	Status           string                 `json:"status"`
+	Budget           float64                `json:"budget"`
+	BudgetMicros     events.Micros          `json:"budget_micros"`
+	TotalSpend       float64                `json:"total_spend"`
+	TotalSpendMicros events.Micros          `json:"total_spend_micros"`
+	Deals            []Deal                 `json:"deals"`
+	SkippedSellers   []Skipped              `json:"skipped_sellers"`
+	Negotiations     []Negotiation          `json:"negotiations"`
+	Disclosures      []Disclosure           `json:"disclosures"`
+	Failed           []events.BookingFailed `json:"failed,omitempty"`
+	// Plan is the last proposed portfolio's lines (not in the JSON).
+	Plan []events.PlanLine `json:"-"`
 }
 
 // Skipped is a seller left out, in the demo output.
@@ -57,26 +64,30 @@ type Skipped struct {
 
 // Deal is one booked deal in the demo output.
 type Deal struct {
-	SellerURL   string  `json:"seller_url"`
-	SellerName  string  `json:"seller_name"`
-	PackageID   string  `json:"package_id"`
-	DealID      string  `json:"deal_id"`
-	CPM         float64 `json:"cpm"`
-	Impressions int64   `json:"impressions"`
-	Spend       float64 `json:"spend"`
+	SellerURL   string        `json:"seller_url"`
+	SellerName  string        `json:"seller_name"`
+	PackageID   string        `json:"package_id"`
+	DealID      string        `json:"deal_id"`
+	CPM         float64       `json:"cpm"`
+	CPMMicros   events.Micros `json:"cpm_micros"`
+	Impressions int64         `json:"impressions"`
+	Spend       float64       `json:"spend"`
+	SpendMicros events.Micros `json:"spend_micros"`
 }
 
 // Negotiation is one package's negotiation in the demo output.
 type Negotiation struct {
-	SellerURL  string  `json:"seller_url"`
-	SellerName string  `json:"seller_name"`
-	PackageID  string  `json:"package_id"`
-	Strategy   string  `json:"strategy"`
-	Outcome    string  `json:"outcome"`
-	Rounds     int     `json:"rounds"`
-	ListCPM    float64 `json:"list_cpm"`
-	FinalCPM   float64 `json:"final_cpm"`
-	Tier       string  `json:"tier"`
+	SellerURL      string        `json:"seller_url"`
+	SellerName     string        `json:"seller_name"`
+	PackageID      string        `json:"package_id"`
+	Strategy       string        `json:"strategy"`
+	Outcome        string        `json:"outcome"`
+	Rounds         int           `json:"rounds"`
+	ListCPM        float64       `json:"list_cpm"`
+	ListCPMMicros  events.Micros `json:"list_cpm_micros"`
+	FinalCPM       float64       `json:"final_cpm"`
+	FinalCPMMicros events.Micros `json:"final_cpm_micros"`
+	Tier           string        `json:"tier"`
 }
 
 // Disclosure says which identity tier a seller saw and why.
@@ -94,11 +105,11 @@ func SampleCampaign(id, strategy string) events.CampaignRequested {
 	return events.CampaignRequested{
 		CampaignID: id,
 		Brief: events.Brief{
-			Name: "Spring launch - CTV and video", Objectives: []string{"awareness", "reach"}, Budget: 50000, Currency: "USD",
+			Name: "Spring launch - CTV and video", Objectives: []string{"awareness", "reach"}, BudgetMicros: 50_000_000_000, Currency: "USD",
 			StartDate: start.Format(events.DateLayout), EndDate: start.AddDate(0, 0, 30).Format(events.DateLayout),
 			TargetAudience: map[string]any{"age": "25-54", "geo": "US"},
-			KPIs:           events.KPIs{TargetCPM: 18, MaxCPM: 32},
-			Channels:       []string{"ctv", "video"}, Geo: []string{"US"}, PerSellerCap: 20000, DealType: "PD",
+			KPIs:           events.KPIs{TargetCPMMicros: 18_000_000, MaxCPMMicros: 32_000_000},
+			Channels:       []string{"ctv", "video"}, Geo: []string{"US"}, PerSellerCapMicros: 20_000_000_000, DealType: "PD",
 		},
 		Buyer: identity.BuyerIdentity{SeatID: "ttd-seat-123", SeatName: "Demo Seat", DSPPlatform: "ttd", AgencyID: "omnicom-456",
 			AgencyName: "Demo Agency", AgencyHoldingCompany: "Omnicom", AdvertiserID: "acme-789", AdvertiserName: "Acme Soda", AdvertiserIndustry: "CPG"},
@@ -154,11 +165,11 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	fmt.Fprintf(progress, "campaign %s: %q budget $%.2f, channels %v, strategy %s, auto-approve\n", id, req.Brief.Name, req.Brief.Budget, req.Brief.Channels, o.Strategy)
+	fmt.Fprintf(progress, "campaign %s: %q budget %s, channels %v, strategy %s, auto-approve\n", id, req.Brief.Name, req.Brief.BudgetMicros, req.Brief.Channels, o.Strategy)
 	if err := a.Bus.Publish(ctx, e); err != nil {
 		return Result{}, err
 	}
-	res := Result{CampaignID: id, Budget: req.Brief.Budget, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
+	res := Result{CampaignID: id, Budget: req.Brief.BudgetMicros.Dollars(), BudgetMicros: req.Brief.BudgetMicros, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
 	names := map[string]string{}
 	for _, s := range market.Sellers {
 		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
@@ -170,6 +181,11 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	})
 	if ferr != nil && res.Status == "" {
 		return res, fmt.Errorf("campaign %s did not complete: %w", id, ferr)
+	}
+	if o.Inspect != nil {
+		if err := o.Inspect(ctx, market, res); err != nil {
+			return res, err
+		}
 	}
 	if o.JSON {
 		enc := json.NewEncoder(out)
@@ -214,25 +230,26 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		}
 		fmt.Fprintf(w, "  [discoverer] done: %d sellers to shop, %d skipped (%s)\n", len(v.Sellers), v.Skipped, strings.Join(src, "; "))
 	case *events.PackageFound:
-		price := fmt.Sprintf("%.2f", v.Package.ExactPrice)
-		if v.Package.ExactPrice == 0 {
+		price := v.Package.ExactPriceMicros.Cents()
+		if v.Package.ExactPriceMicros == 0 {
 			price = v.Package.PriceRange
 		}
 		fmt.Fprintf(w, "  [kitfetcher] package %-20s %-14s %v at %s\n", name(v.Seller.URL), v.Package.ID, v.Package.AdFormats, price)
 	case *events.QuoteReady:
 		n := Negotiation{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), PackageID: v.Package.ID, Strategy: v.Strategy, Outcome: v.Outcome, Rounds: len(v.Rounds),
-			ListCPM: v.ListCPM, FinalCPM: v.FinalCPM, Tier: string(v.Tier)}
+			ListCPM: v.ListCPMMicros.Dollars(), ListCPMMicros: v.ListCPMMicros, FinalCPM: v.FinalCPMMicros.Dollars(), FinalCPMMicros: v.FinalCPMMicros, Tier: string(v.Tier)}
 		res.Negotiations = append(res.Negotiations, n)
 		strategy := v.Strategy
 		if strategy == "" {
 			strategy = "-"
 		}
-		fmt.Fprintf(w, "  [negotiator] %-20s %-14s %-11s list %6.2f -> %6.2f in %d rounds (%s, tier %s) %s\n", name(v.Seller.URL), v.Package.ID, v.Outcome,
-			v.ListCPM, v.FinalCPM, len(v.Rounds), strategy, v.Tier, v.Reason)
+		fmt.Fprintf(w, "  [negotiator] %-20s %-14s %-11s list %6s -> %6s in %d rounds (%s, tier %s) %s\n", name(v.Seller.URL), v.Package.ID, v.Outcome,
+			v.ListCPMMicros.Cents(), v.FinalCPMMicros.Cents(), len(v.Rounds), strategy, v.Tier, v.Reason)
 	case *events.PortfolioProposed:
-		fmt.Fprintf(w, "  [booker] portfolio rev %d: %d deals, spend $%.2f of $%.2f, value %.1f\n", v.Revision, len(v.Lines), v.TotalSpend, v.Budget, v.TotalValue)
+		res.Plan = v.Lines
+		fmt.Fprintf(w, "  [booker] portfolio rev %d: %d deals, spend %s of %s, value %.1f\n", v.Revision, len(v.Lines), v.TotalSpendMicros, v.BudgetMicros, v.TotalValue)
 		for _, l := range v.Lines {
-			fmt.Fprintf(w, "           + %-20s %-14s %8d imps at %6.2f = $%9.2f  %s\n", name(l.SellerURL), l.PackageID, l.Impressions, l.CPM, l.Spend, l.Reason)
+			fmt.Fprintf(w, "           + %-20s %-14s %8d imps at %6s = $%9s  %s\n", name(l.SellerURL), l.PackageID, l.Impressions, l.CPMMicros.Cents(), l.SpendMicros.Cents(), l.Reason)
 		}
 		for _, x := range v.Excluded {
 			fmt.Fprintf(w, "           - %-20s %-14s %s\n", name(x.SellerURL), x.PackageID, x.Reason)
@@ -240,7 +257,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 	case *events.PortfolioApproved:
 		fmt.Fprintf(w, "  [booker] approved by %s: %d deals\n", v.ApprovedBy, len(v.Lines))
 	case *events.DealBooked:
-		fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %.2f\n", name(v.SellerURL), v.PackageID, v.DealID, v.CPM)
+		fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %s, spend %s\n", name(v.SellerURL), v.PackageID, v.DealID, v.CPMMicros.Cents(), v.SpendMicros)
 	case *events.BookingFailed:
 		res.Failed = append(res.Failed, *v)
 		fmt.Fprintf(w, "  [booker] FAILED  %-20s %-14s %s: %s\n", name(v.SellerURL), v.PackageID, v.Code, v.Reason)
@@ -249,12 +266,13 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		fmt.Fprintf(w, "  campaign rejected: %s %s\n", v.Field, v.Reason)
 		return false
 	case *events.CampaignCompleted:
-		res.Status, res.TotalSpend, res.Budget = v.Status, v.TotalSpend, v.Budget
+		res.Status, res.TotalSpendMicros, res.BudgetMicros = v.Status, v.TotalSpendMicros, v.BudgetMicros
+		res.TotalSpend, res.Budget = v.TotalSpendMicros.Dollars(), v.BudgetMicros.Dollars()
 		for _, d := range v.Deals {
-			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID, CPM: d.CPM,
-				Impressions: d.Impressions, Spend: d.Spend})
+			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID,
+				CPM: d.CPMMicros.Dollars(), CPMMicros: d.CPMMicros, Impressions: d.Impressions, Spend: d.SpendMicros.Dollars(), SpendMicros: d.SpendMicros})
 		}
-		sort.Slice(res.Deals, func(i, j int) bool { return res.Deals[i].Spend > res.Deals[j].Spend })
+		sort.SliceStable(res.Deals, func(i, j int) bool { return res.Deals[i].SpendMicros > res.Deals[j].SpendMicros })
 		return false
 	}
 	return true
@@ -274,7 +292,7 @@ func PrintReport(w io.Writer, r Result) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  SELLER\tPACKAGE\tSTRATEGY\tOUTCOME\tROUNDS\tLIST CPM\tFINAL CPM")
 	for _, n := range r.Negotiations {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%.2f\t%.2f\n", n.SellerName, n.PackageID, n.Strategy, n.Outcome, n.Rounds, n.ListCPM, n.FinalCPM)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", n.SellerName, n.PackageID, n.Strategy, n.Outcome, n.Rounds, n.ListCPMMicros.Cents(), n.FinalCPMMicros.Cents())
 	}
 	tw.Flush()
 	if len(r.SkippedSellers) > 0 {
@@ -287,8 +305,8 @@ func PrintReport(w io.Writer, r Result) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "SELLER\tPACKAGE\tCPM\tIMPRESSIONS\tSPEND\tDEAL ID\t")
 	for _, d := range r.Deals {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%.2f\t%s\t\n", d.SellerName, d.PackageID, d.CPM, d.Impressions, d.Spend, d.DealID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", d.SellerName, d.PackageID, d.CPMMicros.Cents(), d.Impressions, d.SpendMicros.Cents(), d.DealID)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nBudget: $%.2f   Total spend: $%.2f   Deals: %d\n", r.Budget, r.TotalSpend, len(r.Deals))
+	fmt.Fprintf(w, "\nBudget: %s   Total spend: %s   Deals: %d\n", r.BudgetMicros, r.TotalSpendMicros, len(r.Deals))
 }

@@ -99,28 +99,32 @@ func TestDemoCampaignBooksWithinBudget(t *testing.T) {
 	if len(res.Deals) < 2 {
 		t.Fatalf("deals = %d, want a portfolio of several", len(res.Deals))
 	}
-	if res.TotalSpend > req.Brief.Budget || res.TotalSpend < 0.9*req.Brief.Budget {
-		t.Fatalf("total spend %.2f, budget %.2f: must not exceed it and should use most of it", res.TotalSpend, req.Brief.Budget)
+	budget := req.Brief.BudgetMicros
+	if res.TotalSpendMicros > budget || res.TotalSpendMicros < budget/10*9 || res.BudgetMicros != budget {
+		t.Fatalf("total spend %s, budget %s: must not exceed it and should use most of it", res.TotalSpendMicros, budget)
 	}
-	perSeller := map[string]float64{}
-	sum := 0.0
+	perSeller := map[string]events.Micros{}
+	var sum events.Micros
 	booked := sellerDeals(s.market)
 	for _, d := range res.Deals {
 		if booked[d.DealID] != 1 {
 			t.Fatalf("deal %s booked %d times at the seller", d.DealID, booked[d.DealID])
 		}
-		if got := float64(d.Impressions) * d.CPM / 1000; got-d.Spend > 0.01 || d.Spend-got > 0.01 {
-			t.Fatalf("deal %s spend %.4f != impressions x CPM / 1000 = %.4f", d.DealID, d.Spend, got)
+		if got := events.CostMicros(d.Impressions, d.CPMMicros); d.SpendMicros != got || d.Spend != got.Dollars() {
+			t.Fatalf("deal %s spend %d micros != impressions x CPM / 1000 = %d", d.DealID, d.SpendMicros, got)
 		}
-		perSeller[d.SellerURL] += d.Spend
-		sum += d.Spend
+		perSeller[d.SellerURL] += d.SpendMicros
+		sum += d.SpendMicros
 	}
 	if len(booked) != len(res.Deals) {
 		t.Fatalf("sellers hold %d deals, campaign reports %d", len(booked), len(res.Deals))
 	}
+	if sum != res.TotalSpendMicros {
+		t.Fatalf("total spend %d micros != sum of deals %d", res.TotalSpendMicros, sum)
+	}
 	for u, v := range perSeller {
-		if v > req.Brief.PerSellerCap+0.01 {
-			t.Fatalf("seller %s got %.2f over the cap %.2f", u, v, req.Brief.PerSellerCap)
+		if v > req.Brief.PerSellerCapMicros {
+			t.Fatalf("seller %s got %s over the cap %s", u, v, req.Brief.PerSellerCapMicros)
 		}
 	}
 	codes := map[string]bool{}
@@ -191,7 +195,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	base := "http://" + s.app.HTTPAddr
 	key := map[string]string{"X-API-Key": "buyer-secret"}
 	sample := demo.SampleCampaign("x", "competitive")
-	body := map[string]any{"brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
+	body := map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
 
 	if code, out := httpJSON(t, "GET", base+"/readyz", nil, nil); code != 200 || out["status"] != "ready" {
 		t.Fatalf("readyz: %d %v", code, out)
@@ -206,6 +210,21 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if code, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": map[string]any{"name": "x", "budget": "lots"}}, key); code != 422 || out["field"] != "brief.budget" {
 		t.Fatalf("bad budget type: %d %v", code, out)
 	}
+	// Dollars convert once at the edge; an amount with no micros value, or
+	// one that rounds to nothing, is a 422 naming the request's dollar field.
+	for _, c := range []struct {
+		brief map[string]any
+		field string
+	}{
+		{map[string]any{"name": "x", "budget": 1e300, "start_date": "2027-01-01", "end_date": "2027-01-02"}, "brief.budget"},
+		{map[string]any{"name": "x", "budget": 0.0000004, "start_date": "2027-01-01", "end_date": "2027-01-02"}, "brief.budget"},
+		{map[string]any{"name": "x", "budget": 10, "start_date": "2027-01-01", "end_date": "2027-01-02", "kpis": map[string]any{"target_cpm": 20, "max_cpm": 10}}, "brief.kpis.target_cpm"},
+		{map[string]any{"name": "x", "budget": 10, "start_date": "2027-01-01", "end_date": "2027-01-02", "per_seller_cap": -1}, "brief.per_seller_cap"},
+	} {
+		if code, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": c.brief}, key); code != 422 || out["field"] != c.field {
+			t.Fatalf("%v: %d %v, want 422 on %s", c.brief, code, out, c.field)
+		}
+	}
 	if code, _ := httpJSON(t, "GET", base+"/bookings/nope", nil, key); code != 404 {
 		t.Fatalf("unknown job: %d", code)
 	}
@@ -217,7 +236,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("truncated JSON: %v %v", resp, err)
 	}
-	fixed := map[string]any{"campaign_id": "fixed-id", "brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer}
+	fixed := map[string]any{"campaign_id": "fixed-id", "brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}
 	if code, _ := httpJSON(t, "POST", base+"/bookings", fixed, key); code != 200 {
 		t.Fatalf("create with id: %d", code)
 	}
@@ -241,12 +260,23 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 		t.Fatalf("recommendations = %d", len(recs))
 	}
 	first := recs[0].(map[string]any)
+	if job["budget"] != sample.Brief.BudgetMicros.Dollars() || job["budget_micros"] != float64(sample.Brief.BudgetMicros) {
+		t.Fatalf("job budget %v / %v micros, want %s", job["budget"], job["budget_micros"], sample.Brief.BudgetMicros)
+	}
+	var proposed float64
+	for _, r := range recs {
+		proposed += r.(map[string]any)["spend_micros"].(float64)
+	}
+	if job["proposed_spend_micros"] != proposed || job["proposed_spend"] != events.Micros(proposed).Dollars() {
+		t.Fatalf("proposed spend %v / %v micros, lines sum to %v", job["proposed_spend"], job["proposed_spend_micros"], proposed)
+	}
 	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/approve", map[string]any{"approved_quote_ids": []string{"qt-nope"}}, key); code != 422 || out["error"] != "invalid_products" {
 		t.Fatalf("unknown line: %d %v", code, out)
 	}
 	code, out = httpJSON(t, "POST", base+"/bookings/"+id+"/approve", map[string]any{"approved_quote_ids": []string{first["quote_id"].(string)}}, key)
-	if code != 200 || out["approved_count"] != float64(1) {
-		t.Fatalf("approve: %d %v", code, out)
+	if code != 200 || out["approved_count"] != float64(1) || out["total_cost_micros"] != first["spend_micros"] ||
+		out["total_cost"] != events.Micros(first["spend_micros"].(float64)).Dollars() {
+		t.Fatalf("approve: %d %v (line %v)", code, out, first)
 	}
 	if code, _ := httpJSON(t, "POST", base+"/bookings/"+id+"/approve-all", nil, key); code != 409 {
 		t.Fatalf("second approval: %d, want 409", code)
@@ -256,8 +286,15 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if job["status"] != "completed" || len(lines) != 1 || len(sellerDeals(s.market)) != 1 {
 		t.Fatalf("status %v, booked %d, at sellers %d", job["status"], len(lines), len(sellerDeals(s.market)))
 	}
-	if got := lines[0].(map[string]any)["package_id"]; got != first["package_id"] {
+	bl := lines[0].(map[string]any)
+	if got := bl["package_id"]; got != first["package_id"] {
 		t.Fatalf("booked %v, approved %v", got, first["package_id"])
+	}
+	// The reference's booked_lines dollars (cpm, cost) derive from the micros,
+	// and the job's total is the booked amount.
+	if bl["cost"] != events.Micros(bl["spend_micros"].(float64)).Dollars() || bl["cpm"] != events.Micros(bl["cpm_micros"].(float64)).Dollars() ||
+		job["total_spend_micros"] != bl["spend_micros"] || job["total_spend"] != bl["cost"] {
+		t.Fatalf("booked line %v, job total %v / %v micros", bl, job["total_spend"], job["total_spend_micros"])
 	}
 	_, list := httpJSON(t, "GET", base+"/bookings?status=completed", nil, key)
 	if list["total"] != float64(1) || list["jobs"].([]any)[0].(map[string]any)["job_id"] != id {
@@ -275,7 +312,7 @@ func TestJobsSurviveRestart(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.HTTPAddr, c.DataDir = "127.0.0.1:0", dir })
 	base := "http://" + s.app.HTTPAddr
 	sample := demo.SampleCampaign("x", "adaptive")
-	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": sample.Brief, "auto_approve": true, "buyer": sample.Buyer}, nil)
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": true, "buyer": sample.Buyer}, nil)
 	id := out["job_id"].(string)
 	waitStatus(t, base, id, nil, "completed")
 	s.app.Stop()
@@ -301,8 +338,8 @@ func TestStructuredModeCampaign(t *testing.T) {
 	  "subject":"cli-1","datacontenttype":"application/json",
 	  "data":{"campaign_id":"cli-1","auto_approve":true,"requested_at":"2027-01-01T00:00:00Z",
 	          "buyer":{"seat_id":"ttd-seat-123","agency_id":"agency-456","advertiser_id":"adv-789"},
-	          "brief":{"name":"Q1 CTV","budget":40000,"start_date":"2027-01-04","end_date":"2027-02-28",
-	                   "channels":["ctv","video"],"kpis":{"target_cpm":18,"max_cpm":30}}}}`
+	          "brief":{"name":"Q1 CTV","budget_micros":40000000000,"start_date":"2027-01-04","end_date":"2027-02-28",
+	                   "channels":["ctv","video"],"kpis":{"target_cpm_micros":18000000,"max_cpm_micros":30000000}}}}`
 	msg := nats.NewMsg("dealflow.campaign.requested.cli-1")
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	msg.Data = []byte(body)
@@ -310,7 +347,7 @@ func TestStructuredModeCampaign(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := s.follow(t, "cli-1")
-	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpend > 40000 {
+	if res.Status != "completed" || len(res.Deals) == 0 || res.TotalSpendMicros > 40_000_000_000 {
 		t.Fatalf("status %q deals %d spend %.2f", res.Status, len(res.Deals), res.TotalSpend)
 	}
 }
@@ -449,7 +486,7 @@ func TestBookingsAPIReject(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.HTTPAddr = "127.0.0.1:0" })
 	base := "http://" + s.app.HTTPAddr
 	sample := demo.SampleCampaign("x", "adaptive")
-	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": sample.Brief, "auto_approve": false, "buyer": sample.Buyer}, nil)
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}, nil)
 	id := out["job_id"].(string)
 	waitStatus(t, base, id, nil, "awaiting_approval")
 	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", map[string]any{"reason": "too much CTV"}, nil); code != 200 || out["status"] != "failed" {

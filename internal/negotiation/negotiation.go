@@ -120,8 +120,17 @@ const tick = 0.01
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
-// cents rounds a price down to whole cents, tolerating float noise.
-func cents(x float64) float64 { return math.Floor(x*100+1e-6) / 100 }
+// cents rounds a price down to whole cents: the largest k/100 that is not
+// above x, so a cent-rounded offer never exceeds the limit it was cut from
+// (92.39999999999999 gives 92.39, not 92.40; 0.29 stays 0.29). The offer
+// goes to the seller as k x 10,000 micros, exactly.
+func cents(x float64) float64 {
+	k := math.Floor(x*100 + 1e-6)
+	for k > 0 && k/100 > x {
+		k--
+	}
+	return k / 100
+}
 
 func fmtPrice(x float64) string { return fmt.Sprintf("%.2f", x) }
 

@@ -175,3 +175,14 @@ func TestNew(t *testing.T) {
 		t.Fatalf("negative step: %v", err)
 	}
 }
+
+func TestCentsNeverAbove(t *testing.T) {
+	cases := []struct{ in, want float64 }{
+		{92.39999999999999, 92.39}, {92.4, 92.4}, {0.29, 0.29}, {0.1 + 0.2, 0.3}, {29.625, 29.62}, {0.009, 0}, {18, 18},
+	}
+	for _, c := range cases {
+		if got := cents(c.in); got != c.want || got > c.in {
+			t.Errorf("cents(%v) = %v, want %v (never above the input)", c.in, got, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package portfolio
 
 import (
 	"fmt"
+	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"sort"
 )
@@ -349,8 +350,7 @@ func (p *problem) check(imps []int64, minSellers int) []string {
 // assemble builds the Plan: lines for booked candidates, exclusions for the
 // rest (candidates and the quotes dropped while preparing), totals.
 func (p *problem) assemble(quotes []Quote, imps []int64, lineReason, exclReason func(i int) string) Plan {
-	plan := Plan{Budget: p.budget}
-	var cents int64
+	plan := Plan{Budget: p.budget, BudgetMicros: events.Micros(p.budgetMicros)}
 	inPlan := make(map[int]bool, len(p.cands))
 	for i, c := range p.cands {
 		inPlan[c.q] = true
@@ -358,18 +358,18 @@ func (p *problem) assemble(quotes []Quote, imps []int64, lineReason, exclReason 
 			plan.Excluded = append(plan.Excluded, Exclusion{QuoteID: c.id, Reason: exclReason(i)})
 			continue
 		}
-		ct := lineNano(imps[i], c.cpmMicros).cents()
-		cents += ct
+		spend := p.lineMicros(i, imps[i])
+		plan.TotalSpendMicros += spend
 		q := quotes[c.q]
 		l := Line{
-			QuoteID: c.id, Seller: q.Seller, PackageID: q.PackageID, CPM: c.cpm,
-			Impressions: imps[i], Spend: float64(ct) / 100, Score: c.score,
+			QuoteID: c.id, Seller: q.Seller, PackageID: q.PackageID, CPMMicros: events.Micros(c.cpmMicros), CPM: c.cpm,
+			Impressions: imps[i], SpendMicros: spend, Spend: spend.Dollars(), Score: c.score,
 		}
 		l.Reason = lineReason(i)
 		plan.Lines = append(plan.Lines, l)
 		plan.TotalValue += l.Score * l.Spend / 1000
 	}
-	plan.TotalSpend = float64(cents) / 100
+	plan.TotalSpend = plan.TotalSpendMicros.Dollars()
 	for qi, q := range quotes {
 		if !inPlan[qi] {
 			r, ok := p.excluded[qi]
@@ -388,4 +388,60 @@ func (p *problem) assemble(quotes []Quote, imps []int64, lineReason, exclReason 
 	sort.Slice(plan.Excluded, func(a, b int) bool { return plan.Excluded[a].QuoteID < plan.Excluded[b].QuoteID })
 	plan.Notes = append(plan.Notes, p.notes...)
 	return plan
+}
+
+// lineMicros is what the seller books for n impressions of candidate i:
+// events.CostMicros, impressions x CPM micros / 1000 rounded up to the micro.
+func (p *problem) lineMicros(i int, n int64) events.Micros {
+	return events.CostMicros(n, events.Micros(p.cands[i].cpmMicros))
+}
+
+// fitMicros makes the booked amounts fit the seller caps and the budget
+// exactly. The fill keeps the exact Σ impressions x CPM within them, and
+// rounding each line up to the micro (what the seller books) adds less than
+// a micro per line; that excess is taken back from the least valuable lines
+// that stay at or above their seller minimum. When mix is set and a line was
+// trimmed, the format mix is repaired again (repair only lowers spend, so the
+// amounts stay within the caps and the budget).
+func (p *problem) fitMicros(imps []int64, mix bool) {
+	order := p.lowFirst()
+	trimmed := false
+	fit := func(member func(i int) bool, limit int64) {
+		var total int64
+		for i := range imps {
+			if member(i) && imps[i] > 0 {
+				total += int64(p.lineMicros(i, imps[i]))
+			}
+		}
+		for _, i := range order {
+			if total <= limit {
+				return
+			}
+			c := &p.cands[i]
+			if !member(i) || imps[i] <= 0 || c.cpmMicros <= 0 {
+				continue
+			}
+			room := imps[i] - c.minImps
+			if c.minImps == 0 {
+				room = imps[i]
+			}
+			k := min(room, mul64(uint64(total-limit), 1000).ceilDiv(uint64(c.cpmMicros)))
+			if k <= 0 {
+				continue
+			}
+			before := p.lineMicros(i, imps[i])
+			imps[i] -= k
+			trimmed = true
+			total -= int64(before - p.lineMicros(i, imps[i]))
+		}
+	}
+	for s, si := range p.sellers {
+		if si.capMicros >= 0 {
+			fit(func(i int) bool { return p.cands[i].seller == s }, si.capMicros)
+		}
+	}
+	fit(func(int) bool { return true }, p.budgetMicros)
+	if trimmed && mix && len(p.formats) > 0 {
+		p.repair(imps, true, nil)
+	}
 }

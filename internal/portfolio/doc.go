@@ -69,13 +69,16 @@
 // # Money
 //
 // Budgets, caps and CPMs are read as integer micro-dollars (the seller's money
-// unit). After solving, each line books floor(spend × 1000 / CPM) whole
-// impressions, its spend is impressions × CPM / 1000 rounded down to the cent,
+// unit), never above the amount given (a CPM is never read above its quote).
+// After solving, each line books floor(spend × 1000 / CPM) whole impressions,
 // and the exact cost Σ impressions × CPM micros is checked in 128-bit integers
 // against the budget and caps, trimming the least valuable lines if rounding
 // overshot (format shares and counted sellers' thresholds are restored the
 // same way); leftover budget is then topped up in whole impressions wherever
-// every limit allows. So the booked total never exceeds the budget.
+// every limit allows. A line's spend is what the seller books,
+// events.CostMicros (impressions × CPM micros / 1000 rounded up to the
+// micro); the few micros that rounding up can add are taken back the same way
+// (fitMicros). So the booked total, in micros, never exceeds the budget.
 //
 // Greedy is the guide's own selection, kept as the baseline.
 package portfolio

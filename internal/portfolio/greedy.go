@@ -82,6 +82,7 @@ func Greedy(quotes []Quote, brief Brief, perSeller float64) (plan Plan) {
 		spent[c.seller] = spent[c.seller].add(cost)
 		left = left.sub(cost)
 	}
+	p.fitMicros(imps, false)
 	plan = p.assemble(quotes, imps,
 		func(i int) string {
 			c := &p.cands[i]

@@ -94,18 +94,6 @@ func (a u128) floorDiv(d uint64) int64 {
 	return int64(q)
 }
 
-// cents converts nano-dollars to whole cents, rounding down (1 cent = 10^7 nano).
-func (a u128) cents() int64 {
-	if a.hi >= 1e7 {
-		return math.MaxInt64
-	}
-	q, _ := bits.Div64(a.hi, a.lo, 1e7)
-	if q > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(q)
-}
-
 func lineNano(imps, cpmMicros int64) u128 { return mul64(uint64(imps), uint64(cpmMicros)) }
 
 // microsNano converts a micro-dollar amount to nano-dollars.

@@ -2,6 +2,7 @@ package portfolio
 
 import (
 	"fmt"
+	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"strings"
 )
@@ -38,6 +39,7 @@ func optimise(quotes []Quote, brief Brief, maxNodes int) (Plan, error) {
 	imps := p.roundImpressions(sol.x)
 	cut := p.repair(imps, true, p.counted(sol))
 	p.topUp(imps)
+	p.fitMicros(imps, true)
 	p.notes = append(p.notes, sol.notes...)
 	ex := p.newExplainer(sol, imps, cut)
 	plan := p.assemble(quotes, imps, ex.line, ex.excl)
@@ -214,8 +216,7 @@ func (e *explainer) line(i int) string {
 	if c.rank == 1 {
 		b.WriteString(" (best value per dollar)")
 	}
-	spend := float64(lineNano(e.imps[i], c.cpmMicros).cents()) / 100
-	fmt.Fprintf(&b, "; %s for %s impressions at CPM %.2f; ", money(spend), groupInt(e.imps[i]), c.cpm)
+	fmt.Fprintf(&b, "; %s for %s impressions at CPM %s; ", p.lineMicros(i, e.imps[i]), groupInt(e.imps[i]), events.Micros(c.cpmMicros).Cents())
 	mask := p.classes[c.class]
 	switch {
 	case c.avail > 0 && e.imps[i] == c.avail:

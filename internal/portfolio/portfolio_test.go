@@ -71,11 +71,11 @@ func TestOptimiseTable(t *testing.T) {
 			feasible: true,
 		},
 		{
-			name:     "spend rounds down to the cent and stays under budget",
+			name:     "spend is the seller's booked amount in micros and stays under budget",
 			quotes:   []Quote{{ID: "a", Seller: "s", CPM: 3.33}},
 			brief:    Brief{Budget: 100},
-			lines:    []wantLine{{"a", 30_030, 99.99, "limited by the budget"}},
-			spend:    99.99,
+			lines:    []wantLine{{"a", 30_030, 99.9999, "limited by the budget"}},
+			spend:    99.9999,
 			feasible: true,
 		},
 		{
@@ -403,8 +403,8 @@ func TestGreedyFollowsTheGuide(t *testing.T) {
 	}
 	plan := Greedy(quotes, Brief{Budget: 50_000}, 10_000)
 	// Whole impressions: 10,000 / (9/1000) is 1,111,111.1 impressions, so
-	// some sellers get $9,999.99.
-	if len(plan.Lines) != 5 || plan.TotalSpend != 49_999.97 {
+	// some sellers get $9,999.999 (exact micros, as the seller books them).
+	if len(plan.Lines) != 5 || plan.TotalSpendMicros != 49_999_985_000 || plan.TotalSpend != 49_999.985 {
 		t.Fatalf("greedy plan %+v", plan)
 	}
 	for _, l := range plan.Lines {

@@ -2,6 +2,7 @@ package portfolio
 
 import (
 	"fmt"
+	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"sort"
 )
@@ -172,12 +173,21 @@ func validate(quotes []Quote, b Brief) error {
 }
 
 // toMicros reads a dollar amount to the nearest micro-dollar, the unit the
-// seller's money fields use (decision 5).
-func toMicros(d float64) int64 { return int64(math.Round(d * 1e6)) }
+// seller's money fields use (decision 5), with the contract's one conversion
+// (events.MicrosFromDollars, half to even). Inputs are validated finite and
+// bounded before, so the error case cannot happen; it reads as 0.
+func toMicros(d float64) int64 {
+	m, err := events.MicrosFromDollars(d)
+	if err != nil {
+		return 0
+	}
+	return int64(m)
+}
 
-// limitMicros reads a limit (budget, cap) to the nearest micro-dollar that is
-// not above it, so an amount that fits the micros also fits the float the
-// caller passed.
+// limitMicros reads a limit (budget, cap) or a quote's CPM to the nearest
+// micro-dollar that is not above it, so an amount that fits the micros also
+// fits the float the caller passed and no CPM is ever read above its quote.
+// An amount that came from micros (events.Micros.Dollars) reads back exactly.
 func limitMicros(d float64) int64 {
 	m := toMicros(d)
 	if m > 0 && float64(m)/1e6 > d {
@@ -265,7 +275,7 @@ func prepare(quotes []Quote, b Brief, presolve bool) *problem {
 	dearest := map[string]float64{} // per seller, among priced quotes within MaxCPM
 	for _, i := range order {
 		q := quotes[i]
-		cm := toMicros(q.CPM)
+		cm := limitMicros(q.CPM) // never above the quote
 		cpm := float64(cm) / 1e6
 		if cm > 0 && (maxMicros < 0 || cm <= maxMicros) {
 			dearest[q.Seller] = math.Max(dearest[q.Seller], cpm)

@@ -2,6 +2,7 @@ package portfolio
 
 import (
 	"fmt"
+	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -39,6 +40,8 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 		out = append(out, "plan mentions unknown quotes")
 	}
 	total := 0.0
+	var totalMicros events.Micros
+	sellerMicros := map[string]events.Micros{}
 	seller := map[string]float64{}
 	exact := map[string]float64{}
 	fmtSpend := map[string]float64{}
@@ -56,14 +59,20 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 		if l.Impressions < q.MinImpressions {
 			out = append(out, fmt.Sprintf("%s: %d impressions < minimum %d", l.QuoteID, l.Impressions, q.MinImpressions))
 		}
-		// The booked CPM is the quote's, read to the micro-dollar.
-		if math.Abs(l.CPM-q.CPM) > 5e-7*(1+1e-9) {
-			out = append(out, fmt.Sprintf("%s: booked CPM %v for quoted %v", l.QuoteID, l.CPM, q.CPM))
+		// The booked CPM is the quote's, read to the micro-dollar and never
+		// rounded above it.
+		if l.CPMMicros.Dollars() > q.CPM || q.CPM-l.CPMMicros.Dollars() >= 1e-6*(1+1e-9) || l.CPM != l.CPMMicros.Dollars() {
+			out = append(out, fmt.Sprintf("%s: booked CPM %d micros (%v) for quoted %v", l.QuoteID, l.CPMMicros, l.CPM, q.CPM))
 		}
+		// The spend is exactly what the seller books.
+		if want := events.CostMicros(l.Impressions, l.CPMMicros); l.SpendMicros != want || l.Spend != want.Dollars() {
+			out = append(out, fmt.Sprintf("%s: spend %d micros (%v), booked amount %d", l.QuoteID, l.SpendMicros, l.Spend, want))
+		}
+		totalMicros += l.SpendMicros
+		sellerMicros[q.Seller] += l.SpendMicros
+		// The format mix is a share of the exact cost (rounding each line up
+		// to the micro is below its resolution).
 		cost := float64(l.Impressions) * l.CPM / 1000
-		if tol := 1e-12*cost + 1e-6; l.Spend > cost+tol || l.Spend < cost-0.01-tol {
-			out = append(out, fmt.Sprintf("%s: spend %.4f for cost %.4f", l.QuoteID, l.Spend, cost))
-		}
 		if b.MaxCPM > 0 && l.CPM > b.MaxCPM+5e-7 {
 			out = append(out, fmt.Sprintf("%s: CPM %.2f above max", l.QuoteID, q.CPM))
 		}
@@ -80,6 +89,20 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 					break
 				}
 			}
+		}
+	}
+	if p.TotalSpendMicros != totalMicros || p.TotalSpend != totalMicros.Dollars() {
+		out = append(out, fmt.Sprintf("TotalSpendMicros %d != Σ lines %d", p.TotalSpendMicros, totalMicros))
+	}
+	if len(p.Lines) > 0 && (totalMicros > p.BudgetMicros || p.BudgetMicros > events.Micros(toMicros(b.Budget))) {
+		out = append(out, fmt.Sprintf("booked %d micros over the budget %d micros (%v)", totalMicros, p.BudgetMicros, b.Budget))
+	}
+	for s, v := range sellerMicros {
+		if b.PerSellerCap > 0 && v.Dollars() > b.PerSellerCap {
+			out = append(out, fmt.Sprintf("seller %s: %s over cap %v", s, v, b.PerSellerCap))
+		}
+		if b.PerSellerCapShare > 0 && v.Dollars() > b.PerSellerCapShare*b.Budget {
+			out = append(out, fmt.Sprintf("seller %s: %s over cap share %v", s, v, b.PerSellerCapShare*b.Budget))
 		}
 	}
 	if p.TotalSpend > b.Budget {
@@ -113,8 +136,8 @@ func planViolations(quotes []Quote, b Brief, p Plan, minSellers bool) []string {
 		for s, v := range exact {
 			th := b.MinSellerSpend
 			for _, q := range quotes {
-				cpm := math.Round(q.CPM*1e6) / 1e6
-				if q.Seller == s && cpm > 0 && (b.MaxCPM == 0 || cpm <= math.Round(b.MaxCPM*1e6)/1e6) {
+				cpm := float64(limitMicros(q.CPM)) / 1e6 // read as booked: never above the quote
+				if q.Seller == s && cpm > 0 && (b.MaxCPM == 0 || cpm <= float64(toMicros(b.MaxCPM))/1e6) {
 					th = math.Max(th, cpm/1000)
 				}
 			}

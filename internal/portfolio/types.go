@@ -2,6 +2,7 @@ package portfolio
 
 import (
 	"errors"
+	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"strings"
 )
@@ -133,11 +134,15 @@ type Brief struct {
 // Line is one quote the plan books, with why it is in and at what spend.
 type Line struct {
 	QuoteID, Seller, PackageID string
-	// CPM is the quote's CPM read to the micro-dollar, the price booked.
-	CPM float64
-	// Impressions is a whole number; Spend = Impressions×CPM/1000 rounded down
-	// to the cent.
+	// CPMMicros is the quote's CPM read to the micro-dollar (never above
+	// the quote), the price booked; CPM is the same in dollars.
+	CPMMicros events.Micros
+	CPM       float64
+	// Impressions is a whole number; SpendMicros =
+	// events.CostMicros(Impressions, CPMMicros), the amount the seller books;
+	// Spend is the same in dollars.
 	Impressions int64
+	SpendMicros events.Micros
 	Spend       float64
 	Score       float64
 	Reason      string
@@ -159,8 +164,12 @@ type Plan struct {
 	Lines []Line
 	// Excluded are ordered by quote ID.
 	Excluded []Exclusion
-	// TotalSpend is Σ Line.Spend and never exceeds Budget.
-	TotalSpend float64
+	// TotalSpendMicros is Σ Line.SpendMicros and never exceeds
+	// BudgetMicros; TotalSpend is the same in dollars.
+	TotalSpendMicros events.Micros
+	TotalSpend       float64
+	// BudgetMicros is the budget read to the micro-dollar (not above Budget).
+	BudgetMicros events.Micros
 	// TotalValue is Σ Score×Spend/1000 over the lines (see the package doc).
 	TotalValue float64
 	Budget     float64

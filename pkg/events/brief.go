@@ -37,8 +37,8 @@ func (b Brief) Validate() error {
 		return bad("name", "is required")
 	case len(b.Name) > 100:
 		return bad("name", "must be at most 100 characters")
-	case math.IsNaN(b.Budget) || math.IsInf(b.Budget, 0) || b.Budget <= 0:
-		return bad("budget", "must be a positive number")
+	case b.BudgetMicros <= 0:
+		return bad("budget_micros", "must be a positive amount")
 	case b.Currency != "" && b.Currency != "USD":
 		return bad("currency", "only USD is supported")
 	}
@@ -53,14 +53,14 @@ func (b Brief) Validate() error {
 	if end.Before(start) {
 		return bad("end_date", "must not be before start_date")
 	}
-	if b.KPIs.TargetCPM < 0 || math.IsNaN(b.KPIs.TargetCPM) {
-		return bad("kpis.target_cpm", "must not be negative")
+	if b.KPIs.TargetCPMMicros < 0 {
+		return bad("kpis.target_cpm_micros", "must not be negative")
 	}
-	if b.KPIs.MaxCPM < 0 || math.IsNaN(b.KPIs.MaxCPM) {
-		return bad("kpis.max_cpm", "must not be negative")
+	if b.KPIs.MaxCPMMicros < 0 {
+		return bad("kpis.max_cpm_micros", "must not be negative")
 	}
-	if b.KPIs.MaxCPM > 0 && b.KPIs.TargetCPM > b.KPIs.MaxCPM {
-		return bad("kpis.target_cpm", "must not exceed kpis.max_cpm")
+	if b.KPIs.MaxCPMMicros > 0 && b.KPIs.TargetCPMMicros > b.KPIs.MaxCPMMicros {
+		return bad("kpis.target_cpm_micros", "must not exceed kpis.max_cpm_micros")
 	}
 	if b.DealType != "" && !contains(DealTypes, b.DealType) {
 		return bad("deal_type", "must be PG, PD or PA")
@@ -68,17 +68,20 @@ func (b Brief) Validate() error {
 	if b.Impressions < 0 {
 		return bad("impressions", "must not be negative")
 	}
-	if b.PerSellerCap < 0 {
-		return bad("per_seller_cap", "must not be negative")
+	if b.PerSellerCapMicros < 0 {
+		return bad("per_seller_cap_micros", "must not be negative")
 	}
 	if b.MinSellers < 0 {
 		return bad("min_sellers", "must not be negative")
 	}
 	if w := b.Weights; w != nil {
-		for name, v := range map[string]float64{"price": w.Price, "video": w.Video, "display": w.Display, "negotiable": w.Negotiable, "volume": w.Volume, "price_ceiling": w.PriceCeiling} {
+		for name, v := range map[string]float64{"price": w.Price, "video": w.Video, "display": w.Display, "negotiable": w.Negotiable, "volume": w.Volume} {
 			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 				return bad("weights."+name, "must be a finite number >= 0")
 			}
+		}
+		if w.PriceCeilingMicros < 0 {
+			return bad("weights.price_ceiling_micros", "must not be negative")
 		}
 	}
 	sum := 0.0
@@ -115,7 +118,7 @@ func (c CampaignRequested) Validate() error {
 	default:
 		return &FieldError{Field: "negotiation.strategy", Reason: "must be threshold, adaptive or competitive"}
 	}
-	if c.Negotiation.MaxRounds < 0 || c.Negotiation.Step < 0 {
+	if c.Negotiation.MaxRounds < 0 || c.Negotiation.StepMicros < 0 {
 		return &FieldError{Field: "negotiation", Reason: "step and max_rounds must not be negative"}
 	}
 	if c.ShoppingWindowSec < 0 {

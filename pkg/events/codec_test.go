@@ -14,12 +14,12 @@ func samplePayloads() map[string]any {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	seller := Seller{URL: "http://127.0.0.1:9001", Name: "Euro € Seller 😀", Trust: TrustVerified, Source: "registry"}
 	disc := Disclosure{Tier: TierAgency, Recommended: TierAdvertiser, Cap: TierAgency, Reason: "capped"}
-	pkg := Package{ID: "pkg-1", ProductID: "prod-15ba2543", AdFormats: []string{"video"}, ExactPrice: 22.5, FloorPrice: 18, Negotiable: true}
-	line := PlanLine{QuoteID: "qt-1", SellerURL: seller.URL, PackageID: "pkg-1", Tier: TierAgency, CPM: 20, Impressions: 1000, Spend: 20, Reason: "best"}
-	brief := Brief{Name: "CTV Q1", Budget: 50000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPM: 20, MaxCPM: 30}, Channels: []string{"ctv"},
-		Weights: &ValueWeights{Price: 1, Video: 10, PriceCeiling: 50}}
-	deal := DealBooked{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", QuoteID: "qt-1", DealID: "DEMO-ABC", DealType: "PD", CPM: 20, AgreedCPM: 20,
-		Impressions: 1000, Spend: 20, SpendMicros: 20000000, Currency: "USD", Tier: TierAgency, BookedAt: now, ActivationInstructions: map[string]string{"ttd": "x"}}
+	pkg := Package{ID: "pkg-1", ProductID: "prod-15ba2543", AdFormats: []string{"video"}, ExactPriceMicros: 22_500_000, FloorPriceMicros: 18_000_000, Negotiable: true}
+	line := PlanLine{QuoteID: "qt-1", SellerURL: seller.URL, PackageID: "pkg-1", Tier: TierAgency, CPMMicros: 20_000_000, Impressions: 1000, SpendMicros: 20_000_000, Reason: "best"}
+	brief := Brief{Name: "CTV Q1", BudgetMicros: 50_000_000_000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPMMicros: 20_000_000, MaxCPMMicros: 30_000_000}, Channels: []string{"ctv"},
+		Weights: &ValueWeights{Price: 1, Video: 10, PriceCeilingMicros: 50_000_000}}
+	deal := DealBooked{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", QuoteID: "qt-1", DealID: "DEMO-ABC", DealType: "PD", CPMMicros: 20_000_000, AgreedCPMMicros: 20_000_000,
+		Impressions: 1000, SpendMicros: 20_000_000, Currency: "USD", Tier: TierAgency, BookedAt: now, ActivationInstructions: map[string]string{"ttd": "x"}}
 	return map[string]any{
 		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: BuyerIdentity{SeatID: "s"}, RequestedAt: now},
 		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
@@ -28,14 +28,14 @@ func samplePayloads() map[string]any {
 		KindDiscoveryCompleted.Type: DiscoveryCompleted{CampaignID: "c-1", Sellers: []string{seller.URL}, Sources: []SourceStatus{{Source: "registry", OK: true}}},
 		KindPackageFound.Type:       PackageFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Package: pkg, PackagesTotal: 1, Brief: brief},
 		KindQuoteReady.Type: QuoteReady{CampaignID: "c-1", Seller: seller, Package: pkg, PackagesTotal: 1, Tier: TierAgency, Outcome: OutcomeAccepted,
-			QuoteID: "qt-1", QuoteExpiresAt: &now, FinalCPM: 20, Rounds: []Round{{N: 1, BuyerPrice: 18, SellerPrice: 21, SellerAction: "counter"}}},
+			QuoteID: "qt-1", QuoteExpiresAt: &now, FinalCPMMicros: 20_000_000, Rounds: []Round{{N: 1, BuyerPriceMicros: 18_000_000, SellerPriceMicros: 21_000_000, SellerAction: "counter"}}},
 		KindShoppingDeadlinePassed.Type: ShoppingDeadlinePassed{CampaignID: "c-1", Deadline: now},
-		KindPortfolioProposed.Type: PortfolioProposed{CampaignID: "c-1", Budget: 100, TotalSpend: 20, Lines: []PlanLine{line}, Revision: 1,
+		KindPortfolioProposed.Type: PortfolioProposed{CampaignID: "c-1", BudgetMicros: 100_000_000, TotalSpendMicros: 20_000_000, Lines: []PlanLine{line}, Revision: 1,
 			Excluded: []PlanExclusion{{SellerURL: seller.URL, PackageID: "pkg-2", Reason: "above max CPM"}}},
 		KindPortfolioApproved.Type: PortfolioApproved{CampaignID: "c-1", ApprovedBy: "auto", Revision: 1, Lines: []PlanLine{line}},
 		KindDealBooked.Type:        deal,
 		KindBookingFailed.Type:     BookingFailed{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", Code: "quote_expired", Reason: "expired"},
-		KindCampaignCompleted.Type: CampaignCompleted{CampaignID: "c-1", Status: "completed", Budget: 100, TotalSpend: 20, Deals: []DealBooked{deal}},
+		KindCampaignCompleted.Type: CampaignCompleted{CampaignID: "c-1", Status: "completed", BudgetMicros: 100_000_000, TotalSpendMicros: 20_000_000, Deals: []DealBooked{deal}},
 	}
 }
 

@@ -4,53 +4,53 @@ import (
 	"time"
 )
 
-// KPIs are the brief's price targets, in dollars CPM.
+// KPIs are the brief's price targets, CPM in micros.
 type KPIs struct {
-	TargetCPM float64 `json:"target_cpm,omitempty" desc:"CPM the buyer opens negotiations at."`
-	MaxCPM    float64 `json:"max_cpm,omitempty" desc:"Highest CPM the buyer will pay."`
+	TargetCPMMicros Micros `json:"target_cpm_micros,omitempty" desc:"CPM the buyer opens negotiations at, in micros (1 USD = 1,000,000)."`
+	MaxCPMMicros    Micros `json:"max_cpm_micros,omitempty" desc:"Highest CPM the buyer will pay, in micros."`
 }
 
 // Brief is what the buyer wants bought. Field names follow the reference
 // buyer's bookings API, extended with what selection needs.
 type Brief struct {
-	Name           string             `json:"name" desc:"Campaign name, 1-100 characters."`
-	Objectives     []string           `json:"objectives,omitempty"`
-	Budget         float64            `json:"budget" desc:"Hard spend limit in USD; the sum of booked impressions x CPM / 1000 never exceeds it."`
-	Currency       string             `json:"currency,omitempty" desc:"ISO 4217 code; only USD is supported."`
-	StartDate      string             `json:"start_date" desc:"Flight start, YYYY-MM-DD."`
-	EndDate        string             `json:"end_date" desc:"Flight end, YYYY-MM-DD, not before start_date."`
-	TargetAudience map[string]any     `json:"target_audience,omitempty"`
-	KPIs           KPIs               `json:"kpis,omitempty"`
-	Channels       []string           `json:"channels,omitempty" desc:"Seller capabilities wanted (ctv, video, display, mobile, ...); any match."`
-	AdFormats      []string           `json:"ad_formats,omitempty" desc:"Package ad formats that fit; empty = the channels."`
-	DeviceTypes    []int              `json:"device_types,omitempty" desc:"OpenRTB device types that fit; empty = any."`
-	Geo            []string           `json:"geo,omitempty" desc:"Geo targets that fit (prefix match, US matches US-NY); empty = any."`
-	Keywords       []string           `json:"keywords,omitempty" desc:"Keywords for the sellers' package search."`
-	Tags           []string           `json:"tags,omitempty" desc:"Package tags that fit (any match); empty = any."`
-	Impressions    int64              `json:"impressions,omitempty" desc:"Impressions wanted per package quote; 0 = what the budget buys."`
-	DealType       string             `json:"deal_type,omitempty" desc:"PG, PD or PA; default PD."`
-	PerSellerCap   float64            `json:"per_seller_cap,omitempty" desc:"Most USD to spend with one seller; 0 = no cap."`
-	FormatMix      map[string]float64 `json:"format_mix,omitempty" desc:"Minimum share of spend per format, e.g. {\"video\":0.3}."`
-	MinSellers     int                `json:"min_sellers,omitempty" desc:"Fewest sellers to spread the budget over, when feasible."`
-	Weights        *ValueWeights      `json:"weights,omitempty" desc:"How the optimiser values a quote; omitted = the guide's score."`
+	Name               string             `json:"name" desc:"Campaign name, 1-100 characters."`
+	Objectives         []string           `json:"objectives,omitempty"`
+	BudgetMicros       Micros             `json:"budget_micros" desc:"Hard spend limit in micros of USD (1 USD = 1,000,000); the sum of booked deal costs (impressions x CPM micros / 1000, rounded up) never exceeds it."`
+	Currency           string             `json:"currency,omitempty" desc:"ISO 4217 code; only USD is supported."`
+	StartDate          string             `json:"start_date" desc:"Flight start, YYYY-MM-DD."`
+	EndDate            string             `json:"end_date" desc:"Flight end, YYYY-MM-DD, not before start_date."`
+	TargetAudience     map[string]any     `json:"target_audience,omitempty"`
+	KPIs               KPIs               `json:"kpis,omitempty"`
+	Channels           []string           `json:"channels,omitempty" desc:"Seller capabilities wanted (ctv, video, display, mobile, ...); any match."`
+	AdFormats          []string           `json:"ad_formats,omitempty" desc:"Package ad formats that fit; empty = the channels."`
+	DeviceTypes        []int              `json:"device_types,omitempty" desc:"OpenRTB device types that fit; empty = any."`
+	Geo                []string           `json:"geo,omitempty" desc:"Geo targets that fit (prefix match, US matches US-NY); empty = any."`
+	Keywords           []string           `json:"keywords,omitempty" desc:"Keywords for the sellers' package search."`
+	Tags               []string           `json:"tags,omitempty" desc:"Package tags that fit (any match); empty = any."`
+	Impressions        int64              `json:"impressions,omitempty" desc:"Impressions wanted per package quote; 0 = what the budget buys."`
+	DealType           string             `json:"deal_type,omitempty" desc:"PG, PD or PA; default PD."`
+	PerSellerCapMicros Micros             `json:"per_seller_cap_micros,omitempty" desc:"Most to spend with one seller, in micros; 0 = no cap."`
+	FormatMix          map[string]float64 `json:"format_mix,omitempty" desc:"Minimum share of spend per format, e.g. {\"video\":0.3}."`
+	MinSellers         int                `json:"min_sellers,omitempty" desc:"Fewest sellers to spread the budget over, when feasible."`
+	Weights            *ValueWeights      `json:"weights,omitempty" desc:"How the optimiser values a quote; omitted = the guide's score."`
 }
 
-// ValueWeights weigh the guide's score: price headroom below PriceCeiling,
+// ValueWeights weigh the guide's score: price headroom below PriceCeilingMicros,
 // plus bonuses for video/CTV, display, negotiable and volume discounts.
 type ValueWeights struct {
-	Price        float64 `json:"price"`
-	Video        float64 `json:"video"`
-	Display      float64 `json:"display"`
-	Negotiable   float64 `json:"negotiable"`
-	Volume       float64 `json:"volume"`
-	PriceCeiling float64 `json:"price_ceiling"`
+	Price              float64 `json:"price"`
+	Video              float64 `json:"video"`
+	Display            float64 `json:"display"`
+	Negotiable         float64 `json:"negotiable"`
+	Volume             float64 `json:"volume"`
+	PriceCeilingMicros Micros  `json:"price_ceiling_micros" desc:"CPM in micros at and above which price adds nothing to the score."`
 }
 
 // NegotiationPolicy picks and parameterises the negotiation strategy.
 type NegotiationPolicy struct {
-	Strategy  string  `json:"strategy,omitempty" desc:"threshold, adaptive or competitive; default adaptive."`
-	Step      float64 `json:"step,omitempty" desc:"Concession step in USD CPM (threshold)."`
-	MaxRounds int     `json:"max_rounds,omitempty" desc:"Most offers the buyer makes."`
+	Strategy   string `json:"strategy,omitempty" desc:"threshold, adaptive or competitive; default adaptive."`
+	StepMicros Micros `json:"step_micros,omitempty" desc:"Concession step, CPM in micros (threshold)."`
+	MaxRounds  int    `json:"max_rounds,omitempty" desc:"Most offers the buyer makes."`
 }
 
 // CampaignRequested asks the pipeline to shop and book a campaign.
@@ -146,10 +146,10 @@ type Package struct {
 	GeoTargets           []string `json:"geo_targets,omitempty"`
 	Tags                 []string `json:"tags,omitempty"`
 	PriceRange           string   `json:"price_range,omitempty"`
-	PriceLow             float64  `json:"price_low,omitempty"`
-	PriceHigh            float64  `json:"price_high,omitempty"`
-	ExactPrice           float64  `json:"exact_price,omitempty" desc:"Exact CPM for the revealed tier; 0 when only a range is known."`
-	FloorPrice           float64  `json:"floor_price,omitempty"`
+	PriceLowMicros       Micros   `json:"price_low_micros,omitempty" desc:"Low end of the public CPM range, in micros."`
+	PriceHighMicros      Micros   `json:"price_high_micros,omitempty" desc:"High end of the public CPM range, in micros."`
+	ExactPriceMicros     Micros   `json:"exact_price_micros,omitempty" desc:"Exact CPM for the revealed tier, in micros; 0 when only a range is known."`
+	FloorPriceMicros     Micros   `json:"floor_price_micros,omitempty" desc:"The seller's floor CPM, in micros, when shown."`
 	Currency             string   `json:"currency,omitempty"`
 	Negotiable           bool     `json:"negotiable"`
 	VolumeDiscounts      bool     `json:"volume_discounts"`
@@ -180,10 +180,10 @@ const (
 
 // Round is one buyer offer and the seller's answer.
 type Round struct {
-	N            int     `json:"n"`
-	BuyerPrice   float64 `json:"buyer_price"`
-	SellerPrice  float64 `json:"seller_price"`
-	SellerAction string  `json:"seller_action"`
+	N                 int    `json:"n"`
+	BuyerPriceMicros  Micros `json:"buyer_price_micros" desc:"The buyer's offer, CPM in micros."`
+	SellerPriceMicros Micros `json:"seller_price_micros" desc:"The seller's answer, CPM in micros."`
+	SellerAction      string `json:"seller_action"`
 }
 
 // QuoteReady is the negotiator's result for one package.
@@ -201,8 +201,8 @@ type QuoteReady struct {
 	NegotiationID        string     `json:"negotiation_id,omitempty"`
 	DealType             string     `json:"deal_type,omitempty"`
 	Impressions          int64      `json:"impressions,omitempty" desc:"Impressions in the quote."`
-	ListCPM              float64    `json:"list_cpm,omitempty" desc:"The seller's quoted CPM before negotiation."`
-	FinalCPM             float64    `json:"final_cpm,omitempty" desc:"The agreed (or fixed) CPM; 0 when there is no deal to book."`
+	ListCPMMicros        Micros     `json:"list_cpm_micros,omitempty" desc:"The seller's quoted CPM before negotiation, in micros."`
+	FinalCPMMicros       Micros     `json:"final_cpm_micros,omitempty" desc:"The agreed (or fixed) CPM in micros; 0 when there is no deal to book."`
 	MinImpressions       int64      `json:"min_impressions,omitempty"`
 	AvailableImpressions int64      `json:"available_impressions,omitempty"`
 	Rounds               []Round    `json:"rounds,omitempty"`
@@ -218,9 +218,9 @@ type PlanLine struct {
 	DealType    string   `json:"deal_type,omitempty"`
 	Formats     []string `json:"formats,omitempty"`
 	Tier        Tier     `json:"tier,omitempty" desc:"Identity tier the quote was priced at; booking uses the same credential."`
-	CPM         float64  `json:"cpm"`
+	CPMMicros   Micros   `json:"cpm_micros" desc:"The quote's CPM in micros, exactly as quoted."`
 	Impressions int64    `json:"impressions"`
-	Spend       float64  `json:"spend"`
+	SpendMicros Micros   `json:"spend_micros" desc:"impressions x cpm_micros / 1000, rounded up to the micro: what the seller will book."`
 	Score       float64  `json:"score,omitempty"`
 	Reason      string   `json:"reason"`
 }
@@ -235,15 +235,15 @@ type PlanExclusion struct {
 
 // PortfolioProposed is the booker's chosen portfolio, awaiting approval.
 type PortfolioProposed struct {
-	CampaignID  string          `json:"campaign_id"`
-	Budget      float64         `json:"budget"`
-	TotalSpend  float64         `json:"total_spend"`
-	TotalValue  float64         `json:"total_value"`
-	Lines       []PlanLine      `json:"lines"`
-	Excluded    []PlanExclusion `json:"excluded,omitempty"`
-	Notes       []string        `json:"notes,omitempty"`
-	AutoApprove bool            `json:"auto_approve"`
-	Revision    int             `json:"revision" desc:"1 for the first plan, higher after a re-plan."`
+	CampaignID       string          `json:"campaign_id"`
+	BudgetMicros     Micros          `json:"budget_micros" desc:"Budget this plan had to fit, in micros."`
+	TotalSpendMicros Micros          `json:"total_spend_micros" desc:"Sum of the lines' spend_micros; never above budget_micros."`
+	TotalValue       float64         `json:"total_value" desc:"Optimiser score of the plan (unitless)."`
+	Lines            []PlanLine      `json:"lines"`
+	Excluded         []PlanExclusion `json:"excluded,omitempty"`
+	Notes            []string        `json:"notes,omitempty"`
+	AutoApprove      bool            `json:"auto_approve"`
+	Revision         int             `json:"revision" desc:"1 for the first plan, higher after a re-plan."`
 }
 
 // PortfolioApproved approves some or all lines of a proposed portfolio.
@@ -264,31 +264,30 @@ type DealBooked struct {
 	QuoteID                string            `json:"quote_id"`
 	DealID                 string            `json:"deal_id" desc:"The seller's deal id, used in the DSP."`
 	DealType               string            `json:"deal_type"`
-	CPM                    float64           `json:"cpm" desc:"CPM the seller booked."`
-	AgreedCPM              float64           `json:"agreed_cpm" desc:"CPM the buyer agreed."`
+	CPMMicros              Micros            `json:"cpm_micros" desc:"CPM the seller booked, in micros."`
+	AgreedCPMMicros        Micros            `json:"agreed_cpm_micros" desc:"CPM the buyer agreed, in micros."`
 	CPMMismatch            bool              `json:"cpm_mismatch" desc:"True when the booked CPM differs from the agreed CPM: an alarm."`
 	Impressions            int64             `json:"impressions"`
-	Spend                  float64           `json:"spend"`
-	SpendMicros            int64             `json:"spend_micros"`
+	SpendMicros            Micros            `json:"spend_micros" desc:"Booked amount: impressions x cpm_micros / 1000, rounded up to the micro."`
 	Currency               string            `json:"currency"`
 	FlightStart            string            `json:"flight_start,omitempty"`
 	FlightEnd              string            `json:"flight_end,omitempty"`
 	Tier                   Tier              `json:"tier" desc:"Identity tier the deal was priced at."`
 	ActivationInstructions map[string]string `json:"activation_instructions,omitempty"`
-	BidFloor               float64           `json:"bid_floor,omitempty"`
+	BidFloorMicros         Micros            `json:"bid_floor_micros,omitempty" desc:"The deal's OpenRTB bid floor, CPM in micros."`
 	AuctionType            int               `json:"auction_type,omitempty"`
 	BookedAt               time.Time         `json:"booked_at"`
 }
 
 // BookingFailed records one deal that could not be booked.
 type BookingFailed struct {
-	CampaignID string  `json:"campaign_id"`
-	SellerURL  string  `json:"seller_url"`
-	PackageID  string  `json:"package_id"`
-	QuoteID    string  `json:"quote_id,omitempty"`
-	Code       string  `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected, ..."`
-	Reason     string  `json:"reason"`
-	Spend      float64 `json:"spend" desc:"Spend freed by the failure."`
+	CampaignID  string `json:"campaign_id"`
+	SellerURL   string `json:"seller_url"`
+	PackageID   string `json:"package_id"`
+	QuoteID     string `json:"quote_id,omitempty"`
+	Code        string `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected, ..."`
+	Reason      string `json:"reason"`
+	SpendMicros Micros `json:"spend_micros" desc:"Spend freed by the failure, in micros."`
 }
 
 // SkippedSeller is a seller left out, in the campaign summary.
@@ -299,11 +298,11 @@ type SkippedSeller struct {
 
 // CampaignCompleted summarises a finished campaign.
 type CampaignCompleted struct {
-	CampaignID     string          `json:"campaign_id"`
-	Status         string          `json:"status" desc:"completed, partial (some bookings failed) or empty (nothing booked)."`
-	Budget         float64         `json:"budget"`
-	TotalSpend     float64         `json:"total_spend"`
-	Deals          []DealBooked    `json:"deals"`
-	Failed         []BookingFailed `json:"failed,omitempty"`
-	SkippedSellers []SkippedSeller `json:"skipped_sellers,omitempty"`
+	CampaignID       string          `json:"campaign_id"`
+	Status           string          `json:"status" desc:"completed, partial (some bookings failed) or empty (nothing booked)."`
+	BudgetMicros     Micros          `json:"budget_micros" desc:"The campaign budget, in micros."`
+	TotalSpendMicros Micros          `json:"total_spend_micros" desc:"Sum of the deals' spend_micros, exactly."`
+	Deals            []DealBooked    `json:"deals"`
+	Failed           []BookingFailed `json:"failed,omitempty"`
+	SkippedSellers   []SkippedSeller `json:"skipped_sellers,omitempty"`
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // Money is the v1 contract's exact amount: integer micros (1,000,000 = one
@@ -17,9 +19,16 @@ type Money struct {
 	Currency     string `json:"currency"`
 }
 
-// USD builds a USD Money from float dollars (rounded like the seller does).
+// USD builds a USD Money from float dollars with the contract's conversion,
+// events.MicrosFromDollars (half to even to the micro, like the seller's
+// round(x * 1_000_000) on every price the buyer sends); amounts it refuses
+// (NaN, infinite, out of range) fall back to DollarsToMicros' 0/saturation.
 func USD(dollars float64) Money {
-	return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
+	m, err := events.MicrosFromDollars(dollars)
+	if err != nil {
+		return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
+	}
+	return Money{AmountMicros: int64(m), Currency: "USD"}
 }
 
 // DollarsToMicros converts float dollars to micros exactly as the seller does,
@@ -38,6 +47,32 @@ func DollarsToMicros(dollars float64) int64 {
 		return math.MinInt64
 	}
 	return int64(v)
+}
+
+// FromMicros builds a USD Money from the contract's exact amount.
+func FromMicros(m events.Micros) Money { return Money{AmountMicros: int64(m), Currency: "USD"} }
+
+// Micros returns the amount as the contract's exact type.
+func (m Money) Micros() events.Micros { return events.Micros(m.AmountMicros) }
+
+// MicrosOf is the amount of an optional Money, 0 when absent.
+func MicrosOf(m *Money) events.Micros {
+	if m == nil {
+		return 0
+	}
+	return m.Micros()
+}
+
+// PriceMicros converts a float dollar price from the legacy media-kit
+// surfaces (exact_price, floor_price, price range) to micros at the edge,
+// with events.MicrosFromDollars (round half to even to the micro). A price
+// that is not a finite, non-negative amount reads as 0 (unknown).
+func PriceMicros(dollars float64) events.Micros {
+	m, err := events.MicrosFromDollars(dollars)
+	if err != nil || m < 0 {
+		return 0
+	}
+	return m
 }
 
 // Dollars returns the amount in currency units (micros / 1e6), for display and

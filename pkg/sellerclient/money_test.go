@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"testing"
+
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 func TestDollarsToMicrosMatchesPythonRound(t *testing.T) {
@@ -127,6 +129,32 @@ func TestMoneyValidate(t *testing.T) {
 	} {
 		if err := c.m.validate("x"); (err == nil) != c.ok {
 			t.Errorf("validate(%+v) = %v, want ok=%v", c.m, err, c.ok)
+		}
+	}
+}
+
+func TestMoneyAndContractMicros(t *testing.T) {
+	cases := []struct {
+		dollars float64
+		want    events.Micros
+	}{
+		{19.8, 19_800_000}, {28, 28_000_000}, {0.0000015, 2}, {0, 0}, {-1, 0}, {math.NaN(), 0}, {math.Inf(1), 0}, {1e300, 0},
+	}
+	for _, c := range cases {
+		if got := PriceMicros(c.dollars); got != c.want {
+			t.Errorf("PriceMicros(%v) = %d, want %d", c.dollars, got, c.want)
+		}
+	}
+	m := FromMicros(23_000_000)
+	if m.AmountMicros != 23_000_000 || m.Currency != "USD" || m.Micros() != 23_000_000 || MicrosOf(&m) != 23_000_000 || MicrosOf(nil) != 0 {
+		t.Fatalf("FromMicros/Micros/MicrosOf: %+v", m)
+	}
+	// USD agrees with the seller's round(x * 1_000_000) on the prices the
+	// buyer sends (whole cents), and with the contract's conversion.
+	for _, d := range []float64{20, 29.62, 92.39, 0.01, 123456.78} {
+		want, _ := events.MicrosFromDollars(d)
+		if got := USD(d); got.AmountMicros != DollarsToMicros(d) || got.AmountMicros != int64(want) {
+			t.Errorf("USD(%v) = %d, seller %d, contract %d", d, got.AmountMicros, DollarsToMicros(d), want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"sort"
 	"sync"
 	"time"
@@ -110,13 +111,11 @@ func completionEvent(c *Campaign) (events.Event, error) {
 func Summary(c *Campaign) events.CampaignCompleted {
 	sum := events.CampaignCompleted{CampaignID: c.ID, Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures}
 	if c.Request != nil {
-		sum.Budget = c.Request.Brief.Budget
+		sum.BudgetMicros = c.Request.Brief.BudgetMicros
 	}
-	var spend int64
 	for _, d := range c.Deals {
-		spend += d.SpendMicros
+		sum.TotalSpendMicros += d.SpendMicros
 	}
-	sum.TotalSpend = float64(spend) / 1e6
 	for _, s := range c.Skipped {
 		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: s.Code + ": " + s.Reason})
 	}
@@ -184,11 +183,11 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 
 // plan optimises revision 1 and moves the job forward.
 func (s *Service) plan(c *Campaign, now time.Time) error {
-	p, err := BuildPlan(c, s.Weights, c.Request.Brief.Budget, 1, nil)
+	p, err := BuildPlan(c, s.Weights, c.Request.Brief.BudgetMicros, 1, nil)
 	if err != nil {
 		return err
 	}
-	FitBudget(p, c.Request.Brief.Budget)
+	FitBudget(p, c.Request.Brief.BudgetMicros)
 	c.Plan = p
 	c.UpdatedAt = now
 	switch {
@@ -204,42 +203,51 @@ func (s *Service) plan(c *Campaign, now time.Time) error {
 	return nil
 }
 
-// FitBudget makes the plan's exact cost (impressions x CPM / 1000, in
-// micro-dollars, rounded up) fit the budget, trimming the lowest-scored lines
-// if the optimiser's cent rounding left it a fraction over.
-func FitBudget(p *events.PortfolioProposed, budget float64) {
-	limit := micros(budget)
-	total := int64(0)
-	for _, l := range p.Lines {
-		total += LineCost(l.Impressions, l.CPM)
-	}
-	for i := len(p.Lines) - 1; i >= 0 && total > limit; i-- {
+// FitBudget makes the plan's booked amount (events.CostMicros per line:
+// impressions x CPM micros / 1000, rounded up) fit the budget, trimming the
+// lowest-scored lines should it be over (a safety net: the optimiser already
+// fits in micros), and sets every line's spend and the total from micros.
+func FitBudget(p *events.PortfolioProposed, budget events.Micros) {
+	var total events.Micros
+	for i := range p.Lines {
 		l := &p.Lines[i]
-		cpmM := micros(l.CPM)
-		excess := total - limit
-		cut := int64(math.Ceil(float64(excess) * 1000 / float64(cpmM)))
-		before := LineCost(l.Impressions, l.CPM)
+		l.SpendMicros = events.CostMicros(l.Impressions, l.CPMMicros)
+		total += l.SpendMicros
+	}
+	for i := len(p.Lines) - 1; i >= 0 && total > budget; i-- {
+		l := &p.Lines[i]
+		if l.CPMMicros <= 0 {
+			continue
+		}
+		excess := total - budget
+		// ceil(excess x 1000 / cpm) impressions cost at least the excess.
+		cut := impressionsCosting(excess, l.CPMMicros)
+		before := l.SpendMicros
 		l.Impressions = max(0, l.Impressions-cut)
-		after := LineCost(l.Impressions, l.CPM)
-		l.Spend = float64(after) / 1e6
-		total += after - before
+		l.SpendMicros = events.CostMicros(l.Impressions, l.CPMMicros)
+		total += l.SpendMicros - before
 	}
 	kept := p.Lines[:0]
-	p.TotalSpend = 0
+	p.TotalSpendMicros = 0
 	for _, l := range p.Lines {
 		if l.Impressions > 0 {
 			kept = append(kept, l)
-			p.TotalSpend += l.Spend
+			p.TotalSpendMicros += l.SpendMicros
 		}
 	}
 	p.Lines = kept
-	p.TotalSpend = math.Round(p.TotalSpend*100) / 100
 }
 
-// LineCost is impressions x CPM / 1000 in micro-dollars, rounded up so the
-// ledger never under-counts.
-func LineCost(impressions int64, cpm float64) int64 {
-	return int64(math.Ceil(float64(impressions) * float64(micros(cpm)) / 1000))
+// impressionsCosting is the fewest impressions at cpm that cost at least
+// amount: ceil(amount x 1000 / cpm), exact, saturated to MaxInt64.
+func impressionsCosting(amount, cpm events.Micros) int64 {
+	n := new(big.Int).Mul(big.NewInt(int64(amount)), big.NewInt(1000))
+	n.Add(n, big.NewInt(int64(cpm)-1))
+	n.Quo(n, big.NewInt(int64(cpm)))
+	if !n.IsInt64() {
+		return math.MaxInt64
+	}
+	return n.Int64()
 }
 
 // Sweep proposes the portfolio of campaigns whose shopping deadline passed
@@ -468,7 +476,7 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 			out = append(out, e)
 			if r.deal.CPMMismatch {
 				s.Log.Error().Str("campaign_id", c.ID).Str("seller", r.deal.SellerURL).Str("deal_id", r.deal.DealID).
-					Float64("booked_cpm", r.deal.CPM).Float64("agreed_cpm", r.deal.AgreedCPM).Msg("ALARM: booked CPM differs from agreed CPM")
+					Int64("booked_cpm_micros", int64(r.deal.CPMMicros)).Int64("agreed_cpm_micros", int64(r.deal.AgreedCPMMicros)).Msg("ALARM: booked CPM differs from agreed CPM")
 			}
 		} else {
 			fails = append(fails, *r.fail)
@@ -534,7 +542,7 @@ func (s *Service) maxRevisions() int {
 // excluding every quote already booked or failed.
 func (s *Service) replan(c *Campaign, revision int) (*events.PortfolioProposed, error) {
 	exclude := map[string]string{}
-	var spent int64
+	var spent events.Micros
 	for _, d := range c.Deals {
 		exclude[QuoteKey(d.SellerURL, d.PackageID)] = "already booked in an earlier revision"
 		spent += d.SpendMicros
@@ -542,7 +550,7 @@ func (s *Service) replan(c *Campaign, revision int) (*events.PortfolioProposed, 
 	for _, f := range c.Failures {
 		exclude[QuoteKey(f.SellerURL, f.PackageID)] = "booking failed: " + f.Code
 	}
-	remaining := math.Floor(float64(micros(c.Request.Brief.Budget)-spent)/1e4) / 100
+	remaining := c.Request.Brief.BudgetMicros - spent
 	if remaining <= 0 {
 		return nil, nil
 	}
@@ -554,14 +562,14 @@ func (s *Service) replan(c *Campaign, revision int) (*events.PortfolioProposed, 
 	if len(p.Lines) == 0 {
 		return nil, nil
 	}
-	p.Notes = append(p.Notes, fmt.Sprintf("re-plan after %d failed bookings: %.2f of budget left", len(c.Failures), remaining))
+	p.Notes = append(p.Notes, fmt.Sprintf("re-plan after %d failed bookings: %s of budget left", len(c.Failures), remaining))
 	return p, nil
 }
 
 func mergeOutcomes(c *Campaign, deals []events.DealBooked, fails []events.BookingFailed) {
 	for _, d := range deals {
 		if d.CPMMismatch {
-			msg := fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %.2f, agreed %.2f", d.DealID, d.SellerURL, d.PackageID, d.CPM, d.AgreedCPM)
+			msg := fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %s, agreed %s", d.DealID, d.SellerURL, d.PackageID, d.CPMMicros.Cents(), d.AgreedCPMMicros.Cents())
 			if !containsString(c.Errors, msg) {
 				c.Errors = append(c.Errors, msg)
 			}
@@ -606,7 +614,7 @@ func checkApproval(p *events.PortfolioProposed, a events.PortfolioApproved) erro
 		if !ok {
 			return fmt.Errorf("booker: approved line %s/%s is not in plan revision %d", l.SellerURL, l.PackageID, p.Revision)
 		}
-		if pl.Impressions != l.Impressions || pl.CPM != l.CPM || pl.Spend != l.Spend {
+		if pl.Impressions != l.Impressions || pl.CPMMicros != l.CPMMicros || pl.SpendMicros != l.SpendMicros {
 			return fmt.Errorf("booker: approved line %s/%s differs from the plan", l.SellerURL, l.PackageID)
 		}
 	}

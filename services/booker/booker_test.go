@@ -27,26 +27,30 @@ func TestFitBudget(t *testing.T) {
 	cases := []struct {
 		name   string
 		lines  []events.PlanLine
-		budget float64
+		budget events.Micros
 		want   []int64
 	}{
-		{"fits", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 500, CPM: 20}}, 20, []int64{1000, 500}},
-		{"cent rounding over", []events.PlanLine{{Impressions: 1388888, CPM: 12}, {Impressions: 1000, CPM: 0.35}}, 16666.65, []int64{1388887}},
-		{"trim last", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 1000, CPM: 10}}, 15, []int64{1000, 500}},
-		{"drop empty", []events.PlanLine{{Impressions: 1000, CPM: 10}, {Impressions: 10, CPM: 10}}, 10, []int64{1000}},
+		{"fits", []events.PlanLine{{Impressions: 1000, CPMMicros: 10_000_000}, {Impressions: 500, CPMMicros: 20_000_000}}, 20_000_000, []int64{1000, 500}},
+		{"micro rounding over", []events.PlanLine{{Impressions: 1388888, CPMMicros: 12_000_000}, {Impressions: 1000, CPMMicros: 350_000}}, 16_666_650_000, []int64{1388887}},
+		{"trim last", []events.PlanLine{{Impressions: 1000, CPMMicros: 10_000_000}, {Impressions: 1000, CPMMicros: 10_000_000}}, 15_000_000, []int64{1000, 500}},
+		{"drop empty", []events.PlanLine{{Impressions: 1000, CPMMicros: 10_000_000}, {Impressions: 10, CPMMicros: 10_000_000}}, 10_000_000, []int64{1000}},
+		{"ceil per line", []events.PlanLine{{Impressions: 3, CPMMicros: 333}, {Impressions: 3, CPMMicros: 333}}, 1, []int64{3}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := &events.PortfolioProposed{Lines: append([]events.PlanLine(nil), c.lines...)}
 			FitBudget(p, c.budget)
 			var got []int64
-			var cost int64
+			var cost events.Micros
 			for _, l := range p.Lines {
 				got = append(got, l.Impressions)
-				cost += LineCost(l.Impressions, l.CPM)
+				if l.SpendMicros != events.CostMicros(l.Impressions, l.CPMMicros) {
+					t.Fatalf("line spend %d, booked amount %d", l.SpendMicros, events.CostMicros(l.Impressions, l.CPMMicros))
+				}
+				cost += l.SpendMicros
 			}
-			if fmt.Sprint(got) != fmt.Sprint(c.want) || cost > micros(c.budget) {
-				t.Fatalf("impressions %v (cost %d micros), want %v within %d", got, cost, c.want, micros(c.budget))
+			if fmt.Sprint(got) != fmt.Sprint(c.want) || cost > c.budget || cost != p.TotalSpendMicros {
+				t.Fatalf("impressions %v (cost %d micros, total %d), want %v within %d", got, cost, p.TotalSpendMicros, c.want, c.budget)
 			}
 		})
 	}
@@ -62,7 +66,7 @@ func TestProjectionReadiness(t *testing.T) {
 		}
 		return e
 	}
-	req := events.CampaignRequested{CampaignID: "c1", Brief: events.Brief{Name: "n", Budget: 100, StartDate: "2027-01-01", EndDate: "2027-01-02"}}
+	req := events.CampaignRequested{CampaignID: "c1", Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(100), StartDate: "2027-01-01", EndDate: "2027-01-02"}}
 	q := func(seller, pkg string) events.QuoteReady {
 		return events.QuoteReady{CampaignID: "c1", Seller: events.Seller{URL: seller, Trust: identity.TrustVerified, Source: "x"}, Package: events.Package{ID: pkg},
 			PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeAccepted}
@@ -105,8 +109,8 @@ func TestLedgerNeverExceedsBudget(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l := events.PlanLine{SellerURL: "http://s", PackageID: fmt.Sprint("p", i), QuoteID: fmt.Sprint("q", i), Impressions: 1000, CPM: 10}
-			_, err := reserve(t.Context(), kv, "budget", 100, l)
+			l := events.PlanLine{SellerURL: "http://s", PackageID: fmt.Sprint("p", i), QuoteID: fmt.Sprint("q", i), Impressions: 1000, CPMMicros: 10_000_000}
+			_, err := reserve(t.Context(), kv, "budget", 100_000_000, l)
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -171,7 +175,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			// for a smaller planned volume.
 			c := &Campaign{ID: "crash-" + mode, Status: StatusBooking, Quotes: map[string]events.QuoteReady{},
 				Request: &events.CampaignRequested{CampaignID: "crash-" + mode, AutoApprove: true,
-					Brief: events.Brief{Name: "n", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+					Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
 			var lines []events.PlanLine
 			for i, pkg := range []struct{ id, product string }{{"pkg-a0e00001", sandbox.ProductPreRollVideo}, {"pkg-a0e00002", sandbox.ProductPremiumDisplay}} {
 				key, _ := creds.Key(seller.URL, identity.TierAgency)
@@ -181,11 +185,11 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cpm := qt.Pricing.FinalCPM.Dollars()
+				cpm := qt.Pricing.FinalCPM.Micros()
 				url, _ := sellerclient.CanonicalURL(seller.URL)
 				q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 					Package: events.Package{ID: pkg.id, ProductID: pkg.product}, PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeFixedPrice,
-					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPM: cpm, ListCPM: cpm}
+					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPMMicros: cpm, ListCPMMicros: cpm}
 				c.Quotes[QuoteKey(url, pkg.id)] = q
 				storeQuote(t, cquotes, c, q)
 				planned := imps
@@ -193,9 +197,9 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 					planned = 150000
 				}
 				lines = append(lines, events.PlanLine{QuoteID: qt.QuoteID, SellerURL: url, PackageID: pkg.id, ProductID: pkg.product, DealType: "PD",
-					Tier: identity.TierAgency, CPM: cpm, Impressions: planned, Spend: float64(LineCost(planned, cpm)) / 1e6})
+					Tier: identity.TierAgency, CPMMicros: cpm, Impressions: planned, SpendMicros: events.CostMicros(planned, cpm)})
 			}
-			c.Plan = &events.PortfolioProposed{CampaignID: c.ID, Budget: 10000, Lines: lines, Revision: 1, AutoApprove: true}
+			c.Plan = &events.PortfolioProposed{CampaignID: c.ID, BudgetMicros: events.MustMicros(10000), Lines: lines, Revision: 1, AutoApprove: true}
 			if _, err := bus.Update(t.Context(), campaigns, c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *c; return true, nil }); err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +244,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 				t.Fatalf("DealBooked events = %d", len(booked))
 			}
 			for _, d := range booked {
-				if d.CPMMismatch || d.DealID == "" || d.SpendMicros != LineCost(d.Impressions, d.CPM) {
+				if d.CPMMismatch || d.DealID == "" || d.SpendMicros != events.CostMicros(d.Impressions, d.CPMMicros) {
 					t.Fatalf("deal %+v", d)
 				}
 				if d.PackageID == "pkg-a0e00002" && (d.Impressions != 150000 || d.QuoteID == lines[1].QuoteID) {
@@ -257,15 +261,16 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 }
 
 func TestCheckApproval(t *testing.T) {
-	plan := &events.PortfolioProposed{Revision: 1, Lines: []events.PlanLine{{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPM: 10, Impressions: 100, Spend: 1}}}
+	plan := &events.PortfolioProposed{Revision: 1, Lines: []events.PlanLine{{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_000, Impressions: 100, SpendMicros: 1_000_000}}}
 	cases := []struct {
 		name string
 		l    events.PlanLine
 		ok   bool
 	}{
 		{"same", plan.Lines[0], true},
-		{"more impressions", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPM: 10, Impressions: 1000, Spend: 10}, false},
-		{"not planned", events.PlanLine{QuoteID: "q2", SellerURL: "s", PackageID: "p2", CPM: 10, Impressions: 100, Spend: 1}, false},
+		{"more impressions", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_000, Impressions: 1000, SpendMicros: 10_000_000}, false},
+		{"other price", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_001, Impressions: 100, SpendMicros: 1_000_001}, false},
+		{"not planned", events.PlanLine{QuoteID: "q2", SellerURL: "s", PackageID: "p2", CPMMicros: 10_000_000, Impressions: 100, SpendMicros: 1_000_000}, false},
 	}
 	for _, c := range cases {
 		err := checkApproval(plan, events.PortfolioApproved{Revision: 1, Lines: []events.PlanLine{c.l}})
@@ -315,32 +320,32 @@ func TestSweepStatePending(t *testing.T) {
 }
 
 func TestBuildPlanUsesBriefWeights(t *testing.T) {
-	mk := func(pkg, format string, cpm float64) events.QuoteReady {
+	mk := func(pkg, format string, cpm events.Micros) events.QuoteReady {
 		return events.QuoteReady{CampaignID: "w", Seller: events.Seller{URL: "http://s-" + pkg, Trust: identity.TrustVerified, Source: "x"},
 			Package: events.Package{ID: pkg, AdFormats: []string{format}}, PackagesTotal: 1, Tier: identity.TierAgency,
-			Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 1_000_000, FinalCPM: cpm}
+			Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 1_000_000, FinalCPMMicros: cpm}
 	}
-	quotes := []events.QuoteReady{mk("video", "video", 20), mk("display", "display", 10)}
+	quotes := []events.QuoteReady{mk("video", "video", 20_000_000), mk("display", "display", 10_000_000)}
 	cases := []struct {
 		name    string
 		weights *events.ValueWeights
 		want    string
 	}{
 		{"guide's score favours cheap display", nil, "display"},
-		{"video-heavy weights", &events.ValueWeights{Price: 1, Video: 30, Display: 0, PriceCeiling: 50}, "video"},
+		{"video-heavy weights", &events.ValueWeights{Price: 1, Video: 30, Display: 0, PriceCeilingMicros: 50_000_000}, "video"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			camp := &Campaign{ID: "w", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "w",
-				Brief: events.Brief{Name: "w", Budget: 1000, StartDate: "2027-01-01", EndDate: "2027-01-02", Weights: c.weights}}}
+				Brief: events.Brief{Name: "w", BudgetMicros: events.MustMicros(1000), StartDate: "2027-01-01", EndDate: "2027-01-02", Weights: c.weights}}}
 			for _, q := range quotes {
 				camp.Quotes[QuoteKey(q.Seller.URL, q.Package.ID)] = q
 			}
-			p, err := BuildPlan(camp, portfolio.DefaultWeights(), 1000, 1, nil)
+			p, err := BuildPlan(camp, portfolio.DefaultWeights(), events.MustMicros(1000), 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(p.Lines) != 1 || p.Lines[0].PackageID != c.want || p.TotalSpend > 1000 {
+			if len(p.Lines) != 1 || p.Lines[0].PackageID != c.want || p.TotalSpendMicros > events.MustMicros(1000) || p.Lines[0].SpendMicros != events.CostMicros(p.Lines[0].Impressions, p.Lines[0].CPMMicros) {
 				t.Fatalf("lines %+v", p.Lines)
 			}
 			if len(p.Excluded) != 1 || p.Excluded[0].Reason == "" {

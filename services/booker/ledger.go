@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,18 +28,18 @@ const (
 // holds. Idempotency keys are written here before any seller call and reused
 // on every retry, so a crash or redelivery can never book twice.
 type Ledger struct {
-	BudgetMicros int64                  `json:"budget_micros"`
+	BudgetMicros events.Micros          `json:"budget_micros"`
 	Lines        map[string]*LedgerLine `json:"lines"`
 }
 
 // LedgerLine is one approved deal's booking state.
 type LedgerLine struct {
-	Key         string `json:"key"`
-	QuoteID     string `json:"quote_id"`
-	SellerURL   string `json:"seller_url"`
-	PackageID   string `json:"package_id"`
-	State       string `json:"state"`
-	SpendMicros int64  `json:"spend_micros"`
+	Key         string        `json:"key"`
+	QuoteID     string        `json:"quote_id"`
+	SellerURL   string        `json:"seller_url"`
+	PackageID   string        `json:"package_id"`
+	State       string        `json:"state"`
+	SpendMicros events.Micros `json:"spend_micros"`
 	// RequoteKey and BookKey are the idempotency keys of the re-quote (when
 	// the planned impressions differ from the quote's) and of the booking.
 	RequoteKey string `json:"requote_key"`
@@ -53,8 +52,8 @@ type LedgerLine struct {
 }
 
 // Committed is the spend reserved or booked: it never exceeds the budget.
-func (l *Ledger) Committed() int64 {
-	var s int64
+func (l *Ledger) Committed() events.Micros {
+	var s events.Micros
 	for _, x := range l.Lines {
 		if x.State == LineReserved || x.State == LineBooked {
 			s += x.SpendMicros
@@ -70,30 +69,28 @@ func LineKey(l events.PlanLine) string {
 	return hex.EncodeToString(h[:12])
 }
 
-func micros(d float64) int64 { return int64(math.Round(d * 1e6)) }
-
 // errBudget means a reservation would break the budget.
 var errBudget = errors.New("booking would exceed the campaign budget")
 
 // reserve records the line with fresh idempotency keys, or returns the
 // existing record (a redelivery). It refuses a reservation that would push
 // committed spend over the budget.
-func reserve(ctx context.Context, kv jetstream.KeyValue, campaignID string, budget float64, l events.PlanLine) (*LedgerLine, error) {
+func reserve(ctx context.Context, kv jetstream.KeyValue, campaignID string, budget events.Micros, l events.PlanLine) (*LedgerLine, error) {
 	key := LineKey(l)
 	var line *LedgerLine
 	_, err := bus.Update(ctx, kv, campaignID, func(led *Ledger, exists bool) (bool, error) {
 		if !exists {
-			led.BudgetMicros = micros(budget)
+			led.BudgetMicros = budget
 			led.Lines = map[string]*LedgerLine{}
 		}
 		if x, ok := led.Lines[key]; ok {
 			line = x
 			return false, nil
 		}
-		spend := LineCost(l.Impressions, l.CPM)
+		spend := events.CostMicros(l.Impressions, l.CPMMicros)
 		if led.Committed()+spend > led.BudgetMicros {
-			return false, fmt.Errorf("%w: committed %.6f + %.6f > budget %.2f", errBudget,
-				float64(led.Committed())/1e6, float64(spend)/1e6, float64(led.BudgetMicros)/1e6)
+			return false, fmt.Errorf("%w: committed %d + %d micros > budget %d micros (%s)", errBudget,
+				led.Committed(), spend, led.BudgetMicros, led.BudgetMicros)
 		}
 		line = &LedgerLine{Key: key, QuoteID: l.QuoteID, SellerURL: l.SellerURL, PackageID: l.PackageID, State: LineReserved,
 			SpendMicros: spend, RequoteKey: events.NewID(), BookKey: events.NewID(), UpdatedAt: time.Now().UTC()}
@@ -130,9 +127,9 @@ type Booker struct {
 // could not be reached) and the caller must retry later with the same keys.
 func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
 	fail := func(code, reason string) *events.BookingFailed {
-		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, Spend: l.Spend}
+		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
 	}
-	line, err := reserve(ctx, kv, c.ID, c.Request.Brief.Budget, l)
+	line, err := reserve(ctx, kv, c.ID, c.Request.Brief.BudgetMicros, l)
 	if errors.Is(err, errBudget) {
 		return nil, fail("budget", err.Error()), nil
 	}
@@ -191,8 +188,8 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 					}
 					return finish(nil, fail(failCode(err), "re-quote for the planned volume failed: "+err.Error()))
 				}
-				if got := rq.Pricing.FinalCPM; got == nil || got.AmountMicros != micros(l.CPM) {
-					return finish(nil, fail("cpm_mismatch", fmt.Sprintf("re-quote priced %v, agreed %.2f; not booked", got, l.CPM)))
+				if got := rq.Pricing.FinalCPM; got == nil || got.Micros() != l.CPMMicros {
+					return finish(nil, fail("cpm_mismatch", fmt.Sprintf("re-quote priced %v, agreed %s; not booked", got, l.CPMMicros.Cents())))
 				}
 				line.RequoteID = rq.QuoteID
 				if err := saveLine(ctx, kv, c.ID, line); err != nil {
@@ -248,7 +245,7 @@ func (b *Booker) reconcile(ctx context.Context, sellerURL, quoteID string, timeo
 
 func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
 	imps := l.Impressions
-	target := sellerclient.Money{AmountMicros: micros(l.CPM), Currency: "USD"}
+	target := sellerclient.FromMicros(l.CPMMicros)
 	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: q.Package.ProductID,
 		DealType: sellerclient.DealType(q.DealType), Impressions: &imps, FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate,
 		TargetCPM: &target})
@@ -258,25 +255,25 @@ func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaig
 // the booked CPM against the agreed one.
 func dealBooked(c *Campaign, q events.QuoteReady, l events.PlanLine, quoteID string, res *sellerclient.DealBooking) *events.DealBooked {
 	d := res.Deal
-	cpm := l.CPM
+	cpm := l.CPMMicros
 	if d.Pricing.FinalCPM != nil {
-		cpm = d.Pricing.FinalCPM.Dollars()
+		cpm = d.Pricing.FinalCPM.Micros()
 	}
 	imps := l.Impressions
 	if d.Terms.Impressions != nil && *d.Terms.Impressions > 0 {
 		imps = *d.Terms.Impressions
 	}
-	spendMicros := LineCost(imps, cpm)
+	spendMicros := events.CostMicros(imps, cpm) // the seller's booked amount
 	out := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID, ProductID: q.Package.ProductID,
-		QuoteID: quoteID, DealID: d.DealID, DealType: string(d.DealType), CPM: cpm, AgreedCPM: l.CPM,
-		CPMMismatch: micros(cpm) != micros(l.CPM), Impressions: imps, Spend: float64(spendMicros) / 1e6, SpendMicros: spendMicros,
+		QuoteID: quoteID, DealID: d.DealID, DealType: string(d.DealType), CPMMicros: cpm, AgreedCPMMicros: l.CPMMicros,
+		CPMMismatch: cpm != l.CPMMicros, Impressions: imps, SpendMicros: spendMicros,
 		Currency: "USD", FlightStart: d.Terms.FlightStart, FlightEnd: d.Terms.FlightEnd, Tier: q.Tier,
 		ActivationInstructions: d.ActivationInstructions, BookedAt: time.Now().UTC()}
 	if out.DealType == "" {
 		out.DealType = q.DealType
 	}
 	if d.OpenRTBParams != nil {
-		out.BidFloor = d.OpenRTBParams.BidFloor.Dollars()
+		out.BidFloorMicros = d.OpenRTBParams.BidFloor.Micros()
 		out.AuctionType = d.OpenRTBParams.At
 	}
 	return out

@@ -50,7 +50,7 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 		Booker: &Booker{Client: bookClient, Credentials: f.creds}}
 	c := &Campaign{ID: "fx", Status: StatusBooking, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
 		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
-			Brief: events.Brief{Name: "n", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+			Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
 	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
 	url, _ := sellerclient.CanonicalURL(f.seller.URL)
 	for i, pkg := range []struct{ id, product, format string }{
@@ -64,10 +64,10 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cpm := qt.Pricing.FinalCPM.Dollars()
+		cpm := qt.Pricing.FinalCPM.Micros()
 		q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 			Package: events.Package{ID: pkg.id, ProductID: pkg.product, AdFormats: []string{pkg.format}}, PackagesTotal: 3, Tier: identity.TierAgency,
-			Outcome: events.OutcomeFixedPrice, QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, AvailableImpressions: imps, FinalCPM: cpm, ListCPM: cpm}
+			Outcome: events.OutcomeFixedPrice, QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, AvailableImpressions: imps, FinalCPMMicros: cpm, ListCPMMicros: cpm}
 		c.Quotes[QuoteKey(url, pkg.id)] = q
 		storeQuote(t, cquotes, c, q)
 		f.quotes = append(f.quotes, q)
@@ -79,12 +79,12 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 
 func (f *fixture) line(q events.QuoteReady, imps int64) events.PlanLine {
 	return events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID, ProductID: q.Package.ProductID, DealType: "PD",
-		Tier: q.Tier, CPM: q.FinalCPM, Impressions: imps, Spend: float64(LineCost(imps, q.FinalCPM)) / 1e6}
+		Tier: q.Tier, CPMMicros: q.FinalCPMMicros, Impressions: imps, SpendMicros: events.CostMicros(imps, q.FinalCPMMicros)}
 }
 
 func (f *fixture) store(t *testing.T, lines []events.PlanLine) events.Event {
 	t.Helper()
-	f.c.Plan = &events.PortfolioProposed{CampaignID: f.c.ID, Budget: 10000, Lines: lines, Revision: 1, AutoApprove: true}
+	f.c.Plan = &events.PortfolioProposed{CampaignID: f.c.ID, BudgetMicros: events.MustMicros(10000), Lines: lines, Revision: 1, AutoApprove: true}
 	if _, err := bus.Update(t.Context(), f.svc.Campaigns, f.c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *f.c; return true, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestFailedBookingReplans(t *testing.T) {
 		t.Fatalf("revision 2 outputs: %v", keysOf(k2))
 	}
 	done, _ := events.PayloadOf[events.CampaignCompleted](k2[events.KindCampaignCompleted.Type][0], events.KindCampaignCompleted)
-	if done.Status != "partial" || len(done.Deals) != 2 || len(done.Failed) != 1 || done.TotalSpend > 10000 {
+	if done.Status != "partial" || len(done.Deals) != 2 || len(done.Failed) != 1 || done.TotalSpendMicros > events.MustMicros(10000) {
 		t.Fatalf("summary %+v", done)
 	}
 	if got := len(f.seller.Deals()); got != 3 { // two ours, one "someone else"

@@ -232,8 +232,8 @@ func (s *Service) skipReason(ctx context.Context, sel events.Seller, req events.
 // value one seller could get (the budget, or the per-seller cap), the deal
 // type and the goal.
 func dealContext(req events.CampaignRequested) identity.DealContext {
-	v := req.Brief.Budget
-	if c := req.Brief.PerSellerCap; c > 0 && c < v {
+	v := req.Brief.BudgetMicros.Dollars() // thresholds are float dollars
+	if c := req.Brief.PerSellerCapMicros.Dollars(); c > 0 && c < v {
 		v = c
 	}
 	goal := identity.GoalAwareness

@@ -166,12 +166,12 @@ func Fit(pkgs []sellerclient.Package, b events.Brief) []events.Package {
 		out = append(out, toEvent(p))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
-		pi, pj := out[i].ExactPrice, out[j].ExactPrice
+		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
 		if pi == 0 {
-			pi = out[i].PriceLow
+			pi = out[i].PriceLowMicros
 		}
 		if pj == 0 {
-			pj = out[j].PriceLow
+			pj = out[j].PriceLowMicros
 		}
 		if pi != pj {
 			return pi < pj
@@ -185,13 +185,13 @@ func toEvent(p sellerclient.Package) events.Package {
 	e := events.Package{ID: p.PackageID, Name: p.Name, AdFormats: p.AdFormats, DeviceTypes: p.DeviceTypes, GeoTargets: p.GeoTargets,
 		Tags: p.Tags, PriceRange: p.PriceRange, Currency: p.Currency, Negotiable: p.NegotiationEnabled, VolumeDiscounts: p.VolumeDiscountsAvailable}
 	if lo, hi, ok := sellerclient.ParsePriceRange(p.PriceRange); ok {
-		e.PriceLow, e.PriceHigh = lo, hi
+		e.PriceLowMicros, e.PriceHighMicros = sellerclient.PriceMicros(lo), sellerclient.PriceMicros(hi)
 	}
 	if p.ExactPrice != nil {
-		e.ExactPrice = *p.ExactPrice
+		e.ExactPriceMicros = sellerclient.PriceMicros(*p.ExactPrice)
 	}
 	if p.FloorPrice != nil {
-		e.FloorPrice = *p.FloorPrice
+		e.FloorPriceMicros = sellerclient.PriceMicros(*p.FloorPrice)
 	}
 	if len(p.Placements) > 0 {
 		e.ProductID = p.Placements[0].ProductID

@@ -50,7 +50,7 @@ func sellerFound(url string, tier identity.Tier, brief events.Brief) events.Even
 	return e
 }
 
-var videoBrief = events.Brief{Name: "v", Budget: 10000, StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: []string{"video"}}
+var videoBrief = events.Brief{Name: "v", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: []string{"video"}}
 
 func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 	m := market(t, map[string]sandbox.Faults{
@@ -90,7 +90,7 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 				t.Fatalf("%s: %d events, want its one video package", name, len(out))
 			}
 			pf, _ := events.PayloadOf[events.PackageFound](out[0], events.KindPackageFound)
-			if pf.Package.ExactPrice != 19.8 || pf.Package.FloorPrice != 16 || !pf.Package.Negotiable || pf.Package.ProductID == "" || pf.PackagesTotal != 1 {
+			if pf.Package.ExactPriceMicros != 19_800_000 || pf.Package.FloorPriceMicros != 16_000_000 || !pf.Package.Negotiable || pf.Package.ProductID == "" || pf.PackagesTotal != 1 {
 				t.Fatalf("%s: package %+v", name, pf.Package)
 			}
 			continue

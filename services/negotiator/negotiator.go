@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strings"
 	"time"
 
@@ -102,7 +103,7 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 	res := events.QuoteReady{CampaignID: pf.CampaignID, Seller: pf.Seller, Package: pf.Package, PackagesTotal: pf.PackagesTotal, Tier: tier,
 		DealType: pf.Brief.EffectiveDealType(), MinImpressions: MinImpressions}
 	fail := func(reason string) (events.QuoteReady, error) {
-		res.Outcome, res.Reason, res.FinalCPM = events.OutcomeError, reason, 0
+		res.Outcome, res.Reason, res.FinalCPMMicros = events.OutcomeError, reason, 0
 		return res, nil
 	}
 	retryable := func(err error) bool { return ctx.Err() != nil || isKVError(err) }
@@ -118,12 +119,12 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 		}
 		return fail("quote failed: " + err.Error())
 	}
-	res.QuoteID, res.QuoteExpiresAt, res.Impressions, res.ListCPM = q.ID, q.ExpiresAt, q.Impressions, q.FinalCPM
+	res.QuoteID, res.QuoteExpiresAt, res.Impressions, res.ListCPMMicros = q.ID, q.ExpiresAt, q.Impressions, q.micros()
 	res.AvailableImpressions = q.Impressions
 	if !q.Available {
 		res.Reason = "seller reports the quoted volume is not fully available"
 	}
-	if q.FinalCPM <= 0 {
+	if q.micros() <= 0 {
 		return fail("quote has no price")
 	}
 	if identity.Tier(q.Tier) != tier && q.Tier != "" {
@@ -132,7 +133,7 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 
 	strat, st, reason := s.plan(pf, q)
 	if strat == nil {
-		res.Outcome, res.FinalCPM = events.OutcomeFixedPrice, q.FinalCPM
+		res.Outcome, res.FinalCPMMicros = events.OutcomeFixedPrice, q.micros()
 		res.Reason = strings.TrimSpace(reason + " " + res.Reason)
 		return res, nil
 	}
@@ -143,7 +144,7 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 	cp := &counterparty{j: j, client: s.Client, url: pf.Seller.URL, auth: auth, quoteID: q.ID}
 	out, rerr := negotiation.Run(cctx, strat, st, cp)
 	for _, r := range out.Rounds {
-		res.Rounds = append(res.Rounds, events.Round{N: r.N, BuyerPrice: r.BuyerPrice, SellerPrice: r.SellerPrice, SellerAction: r.SellerAction})
+		res.Rounds = append(res.Rounds, events.Round{N: r.N, BuyerPriceMicros: priceMicros(r.BuyerPrice), SellerPriceMicros: priceMicros(r.SellerPrice), SellerAction: r.SellerAction})
 	}
 	if rerr != nil && retryable(rerr) {
 		return res, rerr
@@ -151,7 +152,7 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 	res.Reason = out.Reason
 	switch out.Outcome {
 	case negotiation.OutcomeAccepted:
-		res.Outcome, res.FinalCPM = events.OutcomeAccepted, out.FinalPrice
+		res.Outcome, res.FinalCPMMicros = events.OutcomeAccepted, priceMicros(out.FinalPrice)
 	case negotiation.OutcomeWalkedAway:
 		res.Outcome = events.OutcomeWalkedAway
 	case negotiation.OutcomeRejected:
@@ -160,6 +161,20 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 		res.Outcome = events.OutcomeError
 	}
 	return res, nil
+}
+
+// priceMicros converts a strategy's float dollar price to the contract's
+// micros. Seller prices came from micros and convert back exactly; the
+// buyer's offers are whole cents.
+func priceMicros(d float64) events.Micros { return sellerclient.PriceMicros(d) }
+
+// micros is the quoted CPM in micros (snapshots journaled before the field
+// existed fall back to the dollars).
+func (q *QuoteSnapshot) micros() events.Micros {
+	if q.FinalCPMMicros != 0 {
+		return q.FinalCPMMicros
+	}
+	return priceMicros(q.FinalCPM)
 }
 
 // plan decides whether to negotiate and with what. A nil strategy means
@@ -172,11 +187,13 @@ func (s *Service) plan(pf events.PackageFound, q *QuoteSnapshot) (negotiation.St
 	case !pf.Package.Negotiable:
 		return nil, negotiation.State{}, "fixed price: the package is not negotiable"
 	}
-	maxCPM := pf.Brief.KPIs.MaxCPM
+	// The strategies compute in float dollars; every price they see comes
+	// from micros, so it converts back exactly (priceMicros).
+	maxCPM := pf.Brief.KPIs.MaxCPMMicros.Dollars()
 	if maxCPM <= 0 || maxCPM > q.FinalCPM {
 		maxCPM = q.FinalCPM // never pay more than the quote
 	}
-	target := pf.Brief.KPIs.TargetCPM
+	target := pf.Brief.KPIs.TargetCPMMicros.Dollars()
 	if target <= 0 || target > maxCPM {
 		target = math.Floor(maxCPM*80) / 100
 	}
@@ -194,7 +211,7 @@ func (s *Service) plan(pf events.PackageFound, q *QuoteSnapshot) (negotiation.St
 	if rounds <= 0 {
 		rounds = 6
 	}
-	step := pf.Negotiation.Step
+	step := pf.Negotiation.StepMicros.Dollars()
 	if step <= 0 {
 		step = math.Max(0.25, math.Round((maxCPM-target)/float64(rounds)*100)/100)
 	}
@@ -203,8 +220,8 @@ func (s *Service) plan(pf events.PackageFound, q *QuoteSnapshot) (negotiation.St
 		return nil, negotiation.State{}, "fixed price: " + err.Error()
 	}
 	st := negotiation.State{ListPrice: q.FinalCPM, Target: target, Max: maxCPM}
-	if pf.Package.FloorPrice > 0 {
-		f := pf.Package.FloorPrice
+	if pf.Package.FloorPriceMicros > 0 {
+		f := pf.Package.FloorPriceMicros.Dollars()
 		st.Floor = &f
 	}
 	return strat, st, ""
@@ -242,6 +259,7 @@ func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, 
 	snap := &QuoteSnapshot{ID: q.QuoteID, Tier: string(q.BuyerTier), Available: q.Availability == nil || q.Availability.InventoryAvailable}
 	if q.Pricing.FinalCPM != nil {
 		snap.FinalCPM = q.Pricing.FinalCPM.Dollars()
+		snap.FinalCPMMicros = q.Pricing.FinalCPM.Micros()
 	}
 	if q.Terms.Impressions != nil {
 		snap.Impressions = *q.Terms.Impressions
@@ -269,16 +287,17 @@ func (s *Service) quoteRequest(ctx context.Context, pf events.PackageFound, auth
 	}
 	imps := pf.Brief.Impressions
 	if imps <= 0 {
-		price := pf.Package.ExactPrice
+		price := pf.Package.ExactPriceMicros
 		if price <= 0 {
-			price = pf.Package.PriceHigh
+			price = pf.Package.PriceHighMicros
 		}
-		spend := pf.Brief.Budget
-		if c := pf.Brief.PerSellerCap; c > 0 && c < spend {
+		spend := pf.Brief.BudgetMicros
+		if c := pf.Brief.PerSellerCapMicros; c > 0 && c < spend {
 			spend = c
 		}
 		if price > 0 {
-			imps = int64(spend / price * 1000)
+			// floor(spend x 1000 / price): the volume the spend buys.
+			imps = new(big.Int).Quo(new(big.Int).Mul(big.NewInt(int64(spend)), big.NewInt(1000)), big.NewInt(int64(price))).Int64()
 		}
 	}
 	imps = max(imps, MinImpressions)
@@ -358,15 +377,15 @@ func competingKey(campaignID, sellerURL, packageID string) string {
 // recordCompeting publishes this package's bookable price to the campaign's
 // shared state, where other sellers' competitive negotiations read it.
 func (s *Service) recordCompeting(ctx context.Context, pf events.PackageFound, r events.QuoteReady) {
-	if s.Quotes == nil || r.FinalCPM <= 0 {
+	if s.Quotes == nil || r.FinalCPMMicros <= 0 {
 		return
 	}
 	key := competingKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)
 	if _, err := bus.Update(ctx, s.Quotes, key, func(c *competing, exists bool) (bool, error) {
-		if exists && c.CPM <= r.FinalCPM {
+		if exists && c.CPM <= r.FinalCPMMicros.Dollars() {
 			return false, nil
 		}
-		*c = competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPM}
+		*c = competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPMMicros.Dollars()}
 		return true, nil
 	}); err != nil {
 		s.Log.Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")

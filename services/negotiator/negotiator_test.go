@@ -54,9 +54,9 @@ func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string
 	u, _ := sellerclient.CanonicalURL(seller.URL)
 	pf := events.PackageFound{CampaignID: campaign, Seller: events.Seller{URL: u, Name: seller.Name, Trust: identity.TrustPreferred, Source: "registry"},
 		Disclosure:    events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
-		Package:       events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPrice: list, FloorPrice: floor, Negotiable: tier.CanNegotiate()},
+		Package:       events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPriceMicros: events.MustMicros(list), FloorPriceMicros: events.MustMicros(floor), Negotiable: tier.CanNegotiate()},
 		PackagesTotal: 1,
-		Brief:         events.Brief{Name: "n", Budget: 20000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPM: 15, MaxCPM: 26}},
+		Brief:         events.Brief{Name: "n", BudgetMicros: events.MustMicros(20000), StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPMMicros: 15_000_000, MaxCPMMicros: 26_000_000}},
 		Negotiation:   events.NegotiationPolicy{Strategy: strategy}}
 	e := must(events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf))
 	return e
@@ -117,18 +117,18 @@ func TestNegotiationPerTier(t *testing.T) {
 			if q.Outcome != c.outcome || q.Tier != c.tier || q.QuoteID == "" || q.QuoteExpiresAt == nil {
 				t.Fatalf("outcome %s tier %s quote %q: %+v", q.Outcome, q.Tier, q.QuoteID, q)
 			}
-			if q.ListCPM <= 0 {
-				t.Fatalf("list CPM %.2f", q.ListCPM)
+			if q.ListCPMMicros <= 0 {
+				t.Fatalf("list CPM %d micros", q.ListCPMMicros)
 			}
 			total, status := sellerHistory(t, s.URL, q.QuoteID)
 			if c.outcome == events.OutcomeFixedPrice {
-				if len(q.Rounds) != 0 || total != 0 || q.FinalCPM != q.ListCPM {
-					t.Fatalf("fixed price negotiated: rounds %d seller rounds %d final %.2f list %.2f", len(q.Rounds), total, q.FinalCPM, q.ListCPM)
+				if len(q.Rounds) != 0 || total != 0 || q.FinalCPMMicros != q.ListCPMMicros {
+					t.Fatalf("fixed price negotiated: rounds %d seller rounds %d final %s list %s", len(q.Rounds), total, q.FinalCPMMicros, q.ListCPMMicros)
 				}
 				return
 			}
-			if q.FinalCPM >= q.ListCPM || q.FinalCPM > 26 || q.FinalCPM < 20 {
-				t.Fatalf("final %.2f, list %.2f: must be below the list, within max 26 and not below the floor 20", q.FinalCPM, q.ListCPM)
+			if q.FinalCPMMicros >= q.ListCPMMicros || q.FinalCPMMicros > 26_000_000 || q.FinalCPMMicros < 20_000_000 {
+				t.Fatalf("final %s, list %s: must be below the list, within max 26 and not below the floor 20", q.FinalCPMMicros.Cents(), q.ListCPMMicros.Cents())
 			}
 			if status != "accepted" || total < len(q.Rounds) {
 				t.Fatalf("seller says %s with %d rounds, buyer recorded %d", status, total, len(q.Rounds))

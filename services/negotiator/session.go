@@ -32,12 +32,14 @@ type Session struct {
 
 // QuoteSnapshot is what the negotiation needs of the seller's quote.
 type QuoteSnapshot struct {
-	ID          string     `json:"id"`
-	FinalCPM    float64    `json:"final_cpm"`
-	Impressions int64      `json:"impressions"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	Tier        string     `json:"tier"`
-	Available   bool       `json:"available"`
+	ID       string  `json:"id"`
+	FinalCPM float64 `json:"final_cpm"` // dollars, for the strategies
+	// FinalCPMMicros is the quoted CPM exactly as the seller sent it.
+	FinalCPMMicros events.Micros `json:"final_cpm_micros"`
+	Impressions    int64         `json:"impressions"`
+	ExpiresAt      *time.Time    `json:"expires_at,omitempty"`
+	Tier           string        `json:"tier"`
+	Available      bool          `json:"available"`
 }
 
 // Message is one journaled negotiation message and, once answered, the
