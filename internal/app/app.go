@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/embednats"
 	"github.com/dealflow/dealflow/internal/portfolio"
@@ -38,7 +39,9 @@ type App struct {
 	Credentials *identity.Credentials
 	Client      *sellerclient.Client
 	Booker      *booker.Service
-	HTTPAddr    string
+	// Campaigns is the campaign store (booker and bookings API processes).
+	Campaigns *campaign.Store
+	HTTPAddr  string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -207,19 +210,18 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("booker") || cfg.HTTPAddr != "" {
-		campaigns, err := a.Bus.KV(ctx, bus.BucketCampaigns)
+		campaigns, err := campaign.Open(ctx, a.Bus)
 		if err != nil {
 			return err
 		}
-		ledger, err := a.Bus.KV(ctx, bus.BucketLedger)
+		a.Campaigns = campaigns
+	}
+	if cfg.Has("booker") {
+		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
 		if err != nil {
 			return err
 		}
-		cquotes, err := a.Bus.KV(ctx, bus.BucketCampaignQuotes)
-		if err != nil {
-			return err
-		}
-		a.Booker = &booker.Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
+		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
 			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
 	}
 	if cfg.Has("booker") {
@@ -244,7 +246,10 @@ func (a *App) startHTTP() error {
 		return fmt.Errorf("bookings API: %w", err)
 	}
 	a.HTTPAddr = ln.Addr().String()
-	a.httpSv = &http.Server{Handler: NewAPI(a.Bus, a.Booker, a.Config.APIKey, a.Log), ReadHeaderTimeout: 10 * time.Second}
+	// Timeouts bound what one client can hold: a header or body trickled a
+	// byte at a time is cut off, idle keep-alives are closed.
+	a.httpSv = &http.Server{Handler: NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log),
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

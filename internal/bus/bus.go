@@ -261,3 +261,12 @@ func IsNotFound(err error) bool {
 func toMsg(em *events.Message) *nats.Msg {
 	return &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 }
+
+// Ready reports whether the bus can publish: nil when the NATS connection
+// is up, else an error naming its state.
+func (b *Bus) Ready() error {
+	if st := b.NC.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("bus: NATS connection is %s", st)
+	}
+	return nil
+}

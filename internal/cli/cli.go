@@ -17,6 +17,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -132,7 +133,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if res.Status != "completed" && res.Status != "partial" {
+	if !res.Status.Succeeded() {
 		fmt.Fprintf(stderr, "campaign ended %q\n", res.Status)
 		return exitError(1)
 	}
@@ -221,14 +222,17 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer closeBus()
-	e, err := events.New(events.KindCampaignRequested, events.NewID(), "cli", req.CampaignID, req)
+	// The same path as POST /bookings: one id rule, one duplicate check,
+	// one job record, then the CampaignRequested.
+	store, err := campaign.Open(ctx, bb)
 	if err != nil {
-		return err
+		return fmt.Errorf("campaign store at %s (is the pipeline provisioned?): %w", *natsURL, err)
 	}
-	if err := bb.Publish(ctx, e); err != nil {
-		return err
+	c, err := store.Submit(ctx, bb, req, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("submit campaign %s: %w", req.CampaignID, err)
 	}
-	fmt.Fprintf(stdout, "submitted campaign %s (event %s)\n", req.CampaignID, e.ID())
+	fmt.Fprintf(stdout, "submitted campaign %s (status %s)\n", c.ID, c.Status)
 	if !*wait {
 		return nil
 	}
@@ -236,7 +240,7 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if res.Status != "completed" && res.Status != "partial" {
+	if !res.Status.Succeeded() {
 		return exitError(1)
 	}
 	return nil
@@ -267,8 +271,14 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeBus()
-	_, err = followReport(ctx, bb, id, *timeout, stdout)
-	return err
+	res, err := followReport(ctx, bb, id, *timeout, stdout)
+	if err != nil {
+		return err
+	}
+	if !res.Status.Succeeded() {
+		return exitError(1)
+	}
+	return nil
 }
 
 // connectBus connects a command-line client to the pipeline's NATS.
@@ -316,7 +326,7 @@ func ParseBrief(b []byte) (events.CampaignRequested, error) {
 			return req, fmt.Errorf("campaign file: %w", err)
 		}
 		if br.CampaignID == "" {
-			br.CampaignID = "cmp-" + events.NewID()[:20]
+			br.CampaignID = campaign.NewID()
 		}
 		req, err = br.ToCampaign(time.Now().UTC())
 		if err != nil {
@@ -325,7 +335,7 @@ func ParseBrief(b []byte) (events.CampaignRequested, error) {
 		return req, nil
 	}
 	if req.CampaignID == "" {
-		req.CampaignID = "cmp-" + events.NewID()[:20]
+		req.CampaignID = campaign.NewID()
 	}
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = time.Now().UTC()

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -41,7 +42,7 @@ type Options struct {
 // Result is what `dealflow demo --json` prints.
 type Result struct {
 	CampaignID       string                 `json:"campaign_id"`
-	Status           string                 `json:"status"`
+	Status           events.CampaignStatus  `json:"status"`
 	Budget           float64                `json:"budget"`
 	BudgetMicros     events.Micros          `json:"budget_micros"`
 	TotalSpend       float64                `json:"total_spend"`
@@ -151,7 +152,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	}
 	defer a.Stop()
 
-	id := "demo-" + events.NewID()[:12]
+	id := "demo-" + campaign.NewID()[4:16]
 	req := SampleCampaign(id, o.Strategy)
 	// Sellers the registry does not list can be named by the campaign; the
 	// discoverer checks their trust like any other (the default market's
@@ -161,12 +162,8 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 			req.Sellers = append(req.Sellers, s.URL)
 		}
 	}
-	e, err := events.New(events.KindCampaignRequested, events.NewID(), "demo", id, req)
-	if err != nil {
-		return Result{}, err
-	}
 	fmt.Fprintf(progress, "campaign %s: %q budget %s, channels %v, strategy %s, auto-approve\n", id, req.Brief.Name, req.Brief.BudgetMicros, req.Brief.Channels, o.Strategy)
-	if err := a.Bus.Publish(ctx, e); err != nil {
+	if _, err := a.Campaigns.Submit(ctx, a.Bus, req, time.Now().UTC()); err != nil {
 		return Result{}, err
 	}
 	res := Result{CampaignID: id, Budget: req.Brief.BudgetMicros.Dollars(), BudgetMicros: req.Brief.BudgetMicros, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
@@ -262,9 +259,8 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		res.Failed = append(res.Failed, *v)
 		fmt.Fprintf(w, "  [booker] FAILED  %-20s %-14s %s: %s\n", name(v.SellerURL), v.PackageID, v.Code, v.Reason)
 	case *events.CampaignRejected:
-		res.Status = "rejected"
+		res.Status = events.StatusRejected
 		fmt.Fprintf(w, "  campaign rejected: %s %s\n", v.Field, v.Reason)
-		return false
 	case *events.CampaignCompleted:
 		res.Status, res.TotalSpendMicros, res.BudgetMicros = v.Status, v.TotalSpendMicros, v.BudgetMicros
 		res.TotalSpend, res.Budget = v.TotalSpendMicros.Dollars(), v.BudgetMicros.Dollars()

@@ -242,7 +242,7 @@ func benchCampaign(b *testing.B, sellers int) {
 		if err := a.Bus.Publish(context.Background(), e); err != nil {
 			b.Fatal(err)
 		}
-		maxCalls, status := 0, ""
+		maxCalls, status := 0, events.CampaignStatus("")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		_ = a.Bus.Follow(ctx, id, func(e events.Event) bool {
 			p, _, _ := events.PayloadTrusted(e)

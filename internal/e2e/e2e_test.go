@@ -233,6 +233,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("X-API-Key", "buyer-secret")
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("truncated JSON: %v %v", resp, err)
 	}
@@ -244,7 +245,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 		t.Fatalf("duplicate campaign_id: %d %v", code, out)
 	}
 	code, out := httpJSON(t, "POST", base+"/bookings", body, key)
-	if code != 200 || out["status"] != "pending" {
+	if code != 200 || out["status"] != "requested" {
 		t.Fatalf("create: %d %v", code, out)
 	}
 	id := out["job_id"].(string)
@@ -489,7 +490,7 @@ func TestBookingsAPIReject(t *testing.T) {
 	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}, nil)
 	id := out["job_id"].(string)
 	waitStatus(t, base, id, nil, "awaiting_approval")
-	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", map[string]any{"reason": "too much CTV"}, nil); code != 200 || out["status"] != "failed" {
+	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", map[string]any{"reason": "too much CTV"}, nil); code != 200 || out["status"] != "rejected" {
 		t.Fatalf("reject: %d %v", code, out)
 	}
 	if code, _ := httpJSON(t, "POST", base+"/bookings/"+id+"/approve-all", nil, nil); code != 409 {
@@ -503,7 +504,7 @@ func TestBookingsAPIReject(t *testing.T) {
 		t.Fatalf("status %q, %d deals at sellers", res.Status, len(sellerDeals(s.market)))
 	}
 	_, job := httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
-	if job["status"] != "failed" || !strings.Contains(fmt.Sprint(job["errors"]), "too much CTV") {
+	if job["status"] != "rejected" || !strings.Contains(fmt.Sprint(job["errors"]), "too much CTV") {
 		t.Fatalf("job %v %v", job["status"], job["errors"])
 	}
 }

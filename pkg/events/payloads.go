@@ -299,7 +299,7 @@ type SkippedSeller struct {
 // CampaignCompleted summarises a finished campaign.
 type CampaignCompleted struct {
 	CampaignID       string          `json:"campaign_id"`
-	Status           string          `json:"status" desc:"completed, partial (some bookings failed) or empty (nothing booked)."`
+	Status           CampaignStatus  `json:"status" desc:"How the campaign ended: completed (every approved line booked), partial (some booked, some failed), empty (nothing bookable), failed (nothing booked, or it could not be planned) or rejected."`
 	BudgetMicros     Micros          `json:"budget_micros" desc:"The campaign budget, in micros."`
 	TotalSpendMicros Micros          `json:"total_spend_micros" desc:"Sum of the deals' spend_micros, exactly."`
 	Deals            []DealBooked    `json:"deals"`

@@ -2,7 +2,6 @@ package booker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -56,53 +54,9 @@ func TestFitBudget(t *testing.T) {
 	}
 }
 
-func TestProjectionReadiness(t *testing.T) {
-	c := &Campaign{}
-	now := time.Unix(100, 0)
-	ev := func(k events.Kind, id string, data any) events.Event {
-		e, err := events.New(k, id, "test", "c1", data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	req := events.CampaignRequested{CampaignID: "c1", Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(100), StartDate: "2027-01-01", EndDate: "2027-01-02"}}
-	q := func(seller, pkg string) events.QuoteReady {
-		return events.QuoteReady{CampaignID: "c1", Seller: events.Seller{URL: seller, Trust: identity.TrustVerified, Source: "x"}, Package: events.Package{ID: pkg},
-			PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeAccepted}
-	}
-	steps := []struct {
-		e     events.Event
-		ready bool
-		done  int
-	}{
-		{ev(events.KindCampaignRequested, "1", req), false, 0},
-		{ev(events.KindDiscoveryCompleted, "2", events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"a", "b"}}), false, 0},
-		{ev(events.KindQuoteReady, "3", q("a", "p1")), false, 0},
-		{ev(events.KindQuoteReady, "3", q("a", "p1")), false, 0}, // redelivered: no change
-		{ev(events.KindQuoteReady, "4", q("a", "p2")), false, 1},
-		{ev(events.KindSellerSkipped, "5", events.SellerSkipped{CampaignID: "c1", SellerURL: "b", Stage: "kitfetcher", Code: "timeout", Reason: "slow"}), true, 2},
-	}
-	for i, s := range steps {
-		if _, err := c.apply(s.e, now, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		done, _ := c.Resolved()
-		if c.Ready() != s.ready || done != s.done {
-			t.Fatalf("step %d: ready %v done %d, want %v %d", i, c.Ready(), done, s.ready, s.done)
-		}
-	}
-	if len(c.QuoteKeys) != 2 || c.QuoteCount["a"] != 2 || c.Status != StatusRunning || c.Deadline != now.Add(time.Minute) || c.Progress < 0.79 {
-		t.Fatalf("projection %+v", c)
-	}
-}
-
 func TestLedgerNeverExceedsBudget(t *testing.T) {
 	env := natstest.Start(t)
-	kv, err := env.Bus.KV(t.Context(), bus.BucketLedger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := must(bus.OpenStore[Ledger](t.Context(), env.Bus, bus.BucketLedger))
 	var ok, refused atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 25; i++ {
@@ -110,7 +64,7 @@ func TestLedgerNeverExceedsBudget(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			l := events.PlanLine{SellerURL: "http://s", PackageID: fmt.Sprint("p", i), QuoteID: fmt.Sprint("q", i), Impressions: 1000, CPMMicros: 10_000_000}
-			_, err := reserve(t.Context(), kv, "budget", 100_000_000, l)
+			_, err := reserve(t.Context(), led, "budget", 100_000_000, l)
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -122,12 +76,12 @@ func TestLedgerNeverExceedsBudget(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	var led Ledger
-	if _, _, err := bus.GetJSON(t.Context(), kv, "budget", &led); err != nil {
-		t.Fatal(err)
+	ledger, found, err := led.Get(t.Context(), "budget")
+	if err != nil || !found {
+		t.Fatal(found, err)
 	}
-	if ok.Load() != 10 || refused.Load() != 15 || led.Committed() != 100_000_000 {
-		t.Fatalf("reserved %d refused %d committed %d micros; want 10, 15, exactly the budget", ok.Load(), refused.Load(), led.Committed())
+	if ok.Load() != 10 || refused.Load() != 15 || ledger.Committed() != 100_000_000 {
+		t.Fatalf("reserved %d refused %d committed %d micros; want 10, 15, exactly the budget", ok.Load(), refused.Load(), ledger.Committed())
 	}
 }
 
@@ -167,13 +121,11 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			defer m.Close()
 			seller := m.Sellers[0]
 			creds := m.Credentials()
-			campaigns := must(env.Bus.KV(t.Context(), bus.BucketCampaigns))
-			ledger := must(env.Bus.KV(t.Context(), bus.BucketLedger))
-			cquotes := must(env.Bus.KV(t.Context(), bus.BucketCampaignQuotes))
+			campaigns, ledger := stores(t, env)
 			good := sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})
 			// Two real agency quotes: one booked as quoted, one re-quoted
 			// for a smaller planned volume.
-			c := &Campaign{ID: "crash-" + mode, Status: StatusBooking, Quotes: map[string]events.QuoteReady{},
+			c := &campaign.Campaign{ID: "crash-" + mode, Status: events.StatusProposed, Quotes: map[string]events.QuoteReady{},
 				Request: &events.CampaignRequested{CampaignID: "crash-" + mode, AutoApprove: true,
 					Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
 			var lines []events.PlanLine
@@ -190,8 +142,8 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 				q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 					Package: events.Package{ID: pkg.id, ProductID: pkg.product}, PackagesTotal: 2, Tier: identity.TierAgency, Outcome: events.OutcomeFixedPrice,
 					QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, FinalCPMMicros: cpm, ListCPMMicros: cpm}
-				c.Quotes[QuoteKey(url, pkg.id)] = q
-				storeQuote(t, cquotes, c, q)
+				c.Quotes[campaign.QuoteKey(url, pkg.id)] = q
+				storeQuote(t, campaigns, c, q)
 				planned := imps
 				if i == 1 {
 					planned = 150000
@@ -200,18 +152,16 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 					Tier: identity.TierAgency, CPMMicros: cpm, Impressions: planned, SpendMicros: events.CostMicros(planned, cpm)})
 			}
 			c.Plan = &events.PortfolioProposed{CampaignID: c.ID, BudgetMicros: events.MustMicros(10000), Lines: lines, Revision: 1, AutoApprove: true}
-			if _, err := bus.Update(t.Context(), campaigns, c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *c; return true, nil }); err != nil {
-				t.Fatal(err)
-			}
+			seed(t, campaigns, c)
 			appr := must(events.New(events.KindPortfolioApproved, "appr-"+mode, "test", c.ID, events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines}))
 
-			crashing := &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+			crashing := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &crashTransport{mode: mode}}}), Credentials: creds}}
 			if _, err := crashing.HandleBook(t.Context(), appr); err == nil {
 				t.Fatal("the crashed attempt reported success")
 			}
 			// The redelivered approval reaches a healthy replica.
-			healthy := &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+			healthy := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: good, Credentials: creds}}
 			out1, err := healthy.HandleBook(t.Context(), appr)
 			if err != nil {
@@ -251,72 +201,41 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 					t.Fatalf("re-quoted line booked %d impressions on quote %s", d.Impressions, d.QuoteID)
 				}
 			}
-			var final Campaign
-			_, _, _ = bus.GetJSON(t.Context(), campaigns, c.ID, &final)
-			if final.Status != StatusCompleted || len(final.Deals) != 2 {
+			final := must(campaigns.Get(t.Context(), c.ID))
+			if final.Status != events.StatusCompleted || len(final.Deals) != 2 {
 				t.Fatalf("campaign %s with %d deals", final.Status, len(final.Deals))
 			}
 		})
 	}
 }
 
-func TestCheckApproval(t *testing.T) {
-	plan := &events.PortfolioProposed{Revision: 1, Lines: []events.PlanLine{{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_000, Impressions: 100, SpendMicros: 1_000_000}}}
-	cases := []struct {
-		name string
-		l    events.PlanLine
-		ok   bool
-	}{
-		{"same", plan.Lines[0], true},
-		{"more impressions", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_000, Impressions: 1000, SpendMicros: 10_000_000}, false},
-		{"other price", events.PlanLine{QuoteID: "q1", SellerURL: "s", PackageID: "p", CPMMicros: 10_000_001, Impressions: 100, SpendMicros: 1_000_001}, false},
-		{"not planned", events.PlanLine{QuoteID: "q2", SellerURL: "s", PackageID: "p2", CPMMicros: 10_000_000, Impressions: 100, SpendMicros: 1_000_000}, false},
-	}
-	for _, c := range cases {
-		err := checkApproval(plan, events.PortfolioApproved{Revision: 1, Lines: []events.PlanLine{c.l}})
-		if (err == nil) != c.ok {
-			t.Errorf("%s: err %v", c.name, err)
-		}
+// stores opens the booker's campaign store and ledger on a test server.
+func stores(t *testing.T, env *natstest.Env) (*campaign.Store, *bus.Store[Ledger]) {
+	t.Helper()
+	return must(campaign.Open(t.Context(), env.Bus)), must(bus.OpenStore[Ledger](t.Context(), env.Bus, bus.BucketLedger))
+}
+
+// seed writes a fixture campaign record through the store.
+func seed(t *testing.T, s *campaign.Store, c *campaign.Campaign) {
+	t.Helper()
+	if _, _, err := s.Transition(t.Context(), c.ID, func(v *campaign.Campaign, _ bool) ([]events.Event, error) { *v = *c; return nil, nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // storeQuote records a quote as HandlePlan would: in the campaign-quotes
-// bucket, counted by the projection.
-func storeQuote(t *testing.T, kv jetstream.KeyValue, c *Campaign, q events.QuoteReady) {
+// bucket, counted by the record.
+func storeQuote(t *testing.T, s *campaign.Store, c *campaign.Campaign, q events.QuoteReady) {
 	t.Helper()
-	if err := SaveQuote(t.Context(), kv, q); err != nil {
+	if err := s.SaveQuote(t.Context(), q); err != nil {
 		t.Fatal(err)
 	}
 	if c.QuoteKeys == nil {
 		c.QuoteKeys, c.QuoteCount, c.PackagesTotal = map[string]bool{}, map[string]int{}, map[string]int{}
 	}
-	c.QuoteKeys[QuoteKey(q.Seller.URL, q.Package.ID)] = true
+	c.QuoteKeys[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = true
 	c.QuoteCount[q.Seller.URL]++
 	c.PackagesTotal[q.Seller.URL] = q.PackagesTotal
-}
-
-func TestSweepStatePending(t *testing.T) {
-	d := time.Unix(100, 0)
-	req := json.RawMessage(`{"campaign_id":"c"}`)
-	plan := json.RawMessage(`{"revision":1}`)
-	cases := []struct {
-		name string
-		st   sweepState
-		want bool
-	}{
-		{"shopping", sweepState{Status: StatusRunning, Deadline: d, Request: req}, true},
-		{"no deadline yet", sweepState{Status: StatusPending, Request: req}, false},
-		{"planned by an event", sweepState{Status: StatusAwaitingApproval, Deadline: d, Request: req, Plan: plan, PlannedBy: "evt"}, false},
-		{"deadline plan unpublished", sweepState{Status: StatusBooking, Deadline: d, Request: req, Plan: plan, PlannedBy: "deadline"}, true},
-		{"deadline plan published", sweepState{Status: StatusBooking, Deadline: d, Request: req, Plan: plan, PlannedBy: "deadline", PlanPublished: true}, false},
-		{"completed", sweepState{Status: StatusCompleted, Deadline: d, Request: req}, false},
-		{"null plan", sweepState{Status: StatusRunning, Deadline: d, Request: req, Plan: json.RawMessage("null")}, true},
-	}
-	for _, c := range cases {
-		if got := c.st.pending(); got != c.want {
-			t.Errorf("%s: pending %v, want %v", c.name, got, c.want)
-		}
-	}
 }
 
 func TestBuildPlanUsesBriefWeights(t *testing.T) {
@@ -336,10 +255,10 @@ func TestBuildPlanUsesBriefWeights(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			camp := &Campaign{ID: "w", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "w",
+			camp := &campaign.Campaign{ID: "w", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "w",
 				Brief: events.Brief{Name: "w", BudgetMicros: events.MustMicros(1000), StartDate: "2027-01-01", EndDate: "2027-01-02", Weights: c.weights}}}
 			for _, q := range quotes {
-				camp.Quotes[QuoteKey(q.Seller.URL, q.Package.ID)] = q
+				camp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
 			}
 			p, err := BuildPlan(camp, portfolio.DefaultWeights(), events.MustMicros(1000), 1, nil)
 			if err != nil {

@@ -2,13 +2,11 @@ package booker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/dealflow/dealflow/internal/campaign"
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -62,23 +60,16 @@ func (l *Ledger) Committed() events.Micros {
 	return s
 }
 
-// LineKey identifies a plan line in the ledger: seller, package and quote,
-// never the seller-minted quote id alone (two sellers may mint the same).
-func LineKey(l events.PlanLine) string {
-	h := sha256.Sum256([]byte(l.SellerURL + "|" + l.PackageID + "|" + l.QuoteID))
-	return hex.EncodeToString(h[:12])
-}
-
 // errBudget means a reservation would break the budget.
 var errBudget = errors.New("booking would exceed the campaign budget")
 
 // reserve records the line with fresh idempotency keys, or returns the
 // existing record (a redelivery). It refuses a reservation that would push
 // committed spend over the budget.
-func reserve(ctx context.Context, kv jetstream.KeyValue, campaignID string, budget events.Micros, l events.PlanLine) (*LedgerLine, error) {
-	key := LineKey(l)
+func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, budget events.Micros, l events.PlanLine) (*LedgerLine, error) {
+	key := campaign.LineKey(l)
 	var line *LedgerLine
-	_, err := bus.Update(ctx, kv, campaignID, func(led *Ledger, exists bool) (bool, error) {
+	_, err := store.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
 		if !exists {
 			led.BudgetMicros = budget
 			led.Lines = map[string]*LedgerLine{}
@@ -101,9 +92,9 @@ func reserve(ctx context.Context, kv jetstream.KeyValue, campaignID string, budg
 }
 
 // saveLine writes the line's new state.
-func saveLine(ctx context.Context, kv jetstream.KeyValue, campaignID string, line *LedgerLine) error {
+func saveLine(ctx context.Context, store *bus.Store[Ledger], campaignID string, line *LedgerLine) error {
 	line.UpdatedAt = time.Now().UTC()
-	_, err := bus.Update(ctx, kv, campaignID, func(led *Ledger, exists bool) (bool, error) {
+	_, err := store.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
 		if !exists {
 			return false, fmt.Errorf("booker: ledger of %s vanished", campaignID)
 		}
@@ -125,11 +116,11 @@ type Booker struct {
 // BookLine books one approved line exactly once. It returns the DealBooked
 // or BookingFailed outcome; an error means the outcome is unknown (the seller
 // could not be reached) and the caller must retry later with the same keys.
-func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
+func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
 	fail := func(code, reason string) *events.BookingFailed {
 		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
 	}
-	line, err := reserve(ctx, kv, c.ID, c.Request.Brief.BudgetMicros, l)
+	line, err := reserve(ctx, led, c.ID, c.Request.Brief.BudgetMicros, l)
 	if errors.Is(err, errBudget) {
 		return nil, fail("budget", err.Error()), nil
 	}
@@ -150,13 +141,13 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 			line.State, line.Failure = LineFailed, f
 			line.SpendMicros = 0
 		}
-		if err := saveLine(ctx, kv, c.ID, line); err != nil {
+		if err := saveLine(ctx, led, c.ID, line); err != nil {
 			return nil, nil, err
 		}
 		return d, f, nil
 	}
 
-	q, ok := c.Quotes[QuoteKey(l.SellerURL, l.PackageID)]
+	q, ok := c.Quotes[campaign.QuoteKey(l.SellerURL, l.PackageID)]
 	if !ok {
 		return finish(nil, fail("unknown_quote", "approved line matches no quote of the campaign"))
 	}
@@ -192,7 +183,7 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 					return finish(nil, fail("cpm_mismatch", fmt.Sprintf("re-quote priced %v, agreed %s; not booked", got, l.CPMMicros.Cents())))
 				}
 				line.RequoteID = rq.QuoteID
-				if err := saveLine(ctx, kv, c.ID, line); err != nil {
+				if err := saveLine(ctx, led, c.ID, line); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -208,7 +199,7 @@ func (b *Booker) BookLine(ctx context.Context, kv jetstream.KeyValue, c *Campaig
 		if errors.Is(err, sellerclient.ErrQuoteExpired) && !needRequote {
 			needRequote = true // the agreement still holds: re-quote at the agreed CPM
 			line.BookKey = events.NewID()
-			if err := saveLine(ctx, kv, c.ID, line); err != nil {
+			if err := saveLine(ctx, led, c.ID, line); err != nil {
 				return nil, nil, err
 			}
 			continue
@@ -243,7 +234,7 @@ func (b *Booker) reconcile(ctx context.Context, sellerURL, quoteID string, timeo
 	return d
 }
 
-func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
+func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
 	imps := l.Impressions
 	target := sellerclient.FromMicros(l.CPMMicros)
 	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: q.Package.ProductID,
@@ -253,7 +244,7 @@ func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *Campaig
 
 // dealBooked builds the DealBooked event from the seller's answer, checking
 // the booked CPM against the agreed one.
-func dealBooked(c *Campaign, q events.QuoteReady, l events.PlanLine, quoteID string, res *sellerclient.DealBooking) *events.DealBooked {
+func dealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, quoteID string, res *sellerclient.DealBooking) *events.DealBooked {
 	d := res.Deal
 	cpm := l.CPMMicros
 	if d.Pricing.FinalCPM != nil {

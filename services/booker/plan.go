@@ -1,11 +1,99 @@
 package booker
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"math"
+	"math/big"
 
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/events"
 )
+
+// HandlePlan is the plan consumer: it folds discovery and negotiation
+// events (and the shopping deadline) into the campaign record and, once the
+// campaign is ready, plans its portfolio exactly once.
+func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Event, error) {
+	if err := events.ValidateCampaignID(in.Subject()); err != nil {
+		return nil, bus.Permanent(err)
+	}
+	if in.Type() == events.KindQuoteReady.Type {
+		q, err := events.PayloadOf[events.QuoteReady](in, events.KindQuoteReady)
+		if err != nil {
+			return nil, bus.Permanent(err)
+		}
+		if err := s.Campaigns.SaveQuote(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	c, out, err := s.Campaigns.Transition(ctx, in.Subject(), func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+		return campaign.Apply(c, in, now, s.window())
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	if !c.ReadyToPlan() {
+		return out, nil
+	}
+	// Checked even when the event was applied before: a replica may have
+	// died between applying it and planning.
+	if err := s.Campaigns.LoadQuotes(ctx, c); err != nil {
+		return nil, err
+	}
+	quotes := c.Quotes
+	c, planned, err := s.Campaigns.Transition(ctx, in.Subject(), func(cc *campaign.Campaign, _ bool) ([]events.Event, error) {
+		cc.Quotes = quotes
+		return cc.Propose(in.ID(), s.planner(), now)
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	s.logPlan(c, planned)
+	return append(out, planned...), nil
+}
+
+// planner is the optimiser as the state machine calls it.
+func (s *Service) planner() campaign.Planner {
+	return func(c *campaign.Campaign, budget events.Micros, revision int, exclude map[string]string) (*events.PortfolioProposed, error) {
+		p, err := BuildPlan(c, s.Weights, budget, revision, exclude)
+		if err != nil {
+			return nil, err
+		}
+		FitBudget(p, budget)
+		return p, nil
+	}
+}
+
+func (s *Service) logPlan(c *campaign.Campaign, evs []events.Event) {
+	if len(evs) == 0 || c.Plan == nil {
+		if c.Status == events.StatusFailed {
+			s.Log.Error().Str("campaign_id", c.ID).Strs("errors", c.Errors).Msg("campaign failed: it cannot be planned")
+		}
+		return
+	}
+	s.Log.Info().Str("campaign_id", c.ID).Int("revision", c.Plan.Revision).Int("lines", len(c.Plan.Lines)).
+		Str("spend", c.Plan.TotalSpendMicros.String()).Str("budget", c.Plan.BudgetMicros.String()).Float64("value", c.Plan.TotalValue).
+		Str("status", string(c.Status)).Msg("portfolio proposed")
+}
+
+// classify makes the state machine's refusals permanent (dead-lettered with
+// the reason) and leaves store failures transient (retried).
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, campaign.ErrUnavailable), bus.IsTransient(err):
+		return err
+	case errors.Is(err, events.ErrInvalid), errors.Is(err, campaign.ErrInvalidState), errors.Is(err, campaign.ErrStale),
+		errors.Is(err, campaign.ErrSelection), errors.Is(err, campaign.ErrNotFound):
+		return bus.Permanent(err)
+	}
+	return err
+}
 
 // bookable reports whether a quote ended with a price the buyer may book.
 func bookable(q events.QuoteReady) bool {
@@ -15,7 +103,7 @@ func bookable(q events.QuoteReady) bool {
 // BuildPlan optimises the campaign's quotes within what is left of the budget
 // and explains every decision. exclude lists quote keys that must not be
 // planned again (booked or failed in an earlier revision).
-func BuildPlan(c *Campaign, weights portfolio.Weights, budget events.Micros, revision int, exclude map[string]string) (*events.PortfolioProposed, error) {
+func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Micros, revision int, exclude map[string]string) (*events.PortfolioProposed, error) {
 	req := c.Request
 	if w := req.Brief.Weights; w != nil {
 		weights = portfolio.Weights{Price: w.Price, Video: w.Video, Display: w.Display, Negotiable: w.Negotiable, Volume: w.Volume,
@@ -36,7 +124,7 @@ func BuildPlan(c *Campaign, weights portfolio.Weights, budget events.Micros, rev
 	byKey := map[string]events.QuoteReady{}
 	var quotes []portfolio.Quote
 	for _, q := range c.SortedQuotes() {
-		key := QuoteKey(q.Seller.URL, q.Package.ID)
+		key := campaign.QuoteKey(q.Seller.URL, q.Package.ID)
 		ex := events.PlanExclusion{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID}
 		if why, ok := exclude[key]; ok {
 			ex.Reason = why
@@ -88,4 +176,51 @@ func BuildPlan(c *Campaign, weights portfolio.Weights, budget events.Micros, rev
 		plan.Notes = append(plan.Notes, "no quote could be booked within the brief")
 	}
 	return plan, nil
+}
+
+// FitBudget makes the plan's booked amount (events.CostMicros per line:
+// impressions x CPM micros / 1000, rounded up) fit the budget, trimming the
+// lowest-scored lines should it be over (a safety net: the optimiser already
+// fits in micros), and sets every line's spend and the total from micros.
+func FitBudget(p *events.PortfolioProposed, budget events.Micros) {
+	var total events.Micros
+	for i := range p.Lines {
+		l := &p.Lines[i]
+		l.SpendMicros = events.CostMicros(l.Impressions, l.CPMMicros)
+		total += l.SpendMicros
+	}
+	for i := len(p.Lines) - 1; i >= 0 && total > budget; i-- {
+		l := &p.Lines[i]
+		if l.CPMMicros <= 0 {
+			continue
+		}
+		excess := total - budget
+		// ceil(excess x 1000 / cpm) impressions cost at least the excess.
+		cut := impressionsCosting(excess, l.CPMMicros)
+		before := l.SpendMicros
+		l.Impressions = max(0, l.Impressions-cut)
+		l.SpendMicros = events.CostMicros(l.Impressions, l.CPMMicros)
+		total += l.SpendMicros - before
+	}
+	kept := p.Lines[:0]
+	p.TotalSpendMicros = 0
+	for _, l := range p.Lines {
+		if l.Impressions > 0 {
+			kept = append(kept, l)
+			p.TotalSpendMicros += l.SpendMicros
+		}
+	}
+	p.Lines = kept
+}
+
+// impressionsCosting is the fewest impressions at cpm that cost at least
+// amount: ceil(amount x 1000 / cpm), exact, saturated to MaxInt64.
+func impressionsCosting(amount, cpm events.Micros) int64 {
+	n := new(big.Int).Mul(big.NewInt(int64(amount)), big.NewInt(1000))
+	n.Add(n, big.NewInt(int64(cpm)-1))
+	n.Quo(n, big.NewInt(int64(cpm)))
+	if !n.IsInt64() {
+		return math.MaxInt64
+	}
+	return n.Int64()
 }

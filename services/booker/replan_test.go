@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -24,7 +24,7 @@ type fixture struct {
 	seller *sandbox.Seller
 	client *sellerclient.Client
 	creds  *identity.Credentials
-	c      *Campaign
+	c      *campaign.Campaign
 	quotes []events.QuoteReady
 }
 
@@ -39,16 +39,14 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 	}
 	t.Cleanup(func() { _ = m.Close() })
 	f := &fixture{seller: m.Sellers[0], creds: m.Credentials(), client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond})}
-	campaigns := must(env.Bus.KV(t.Context(), bus.BucketCampaigns))
-	ledger := must(env.Bus.KV(t.Context(), bus.BucketLedger))
-	cquotes := must(env.Bus.KV(t.Context(), bus.BucketCampaignQuotes))
+	campaigns, ledger := stores(t, env)
 	bookClient := f.client
 	if transport != nil {
 		bookClient = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: transport}})
 	}
-	f.svc = &Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+	f.svc = &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 		Booker: &Booker{Client: bookClient, Credentials: f.creds}}
-	c := &Campaign{ID: "fx", Status: StatusBooking, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
+	c := &campaign.Campaign{ID: "fx", Status: events.StatusProposed, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
 		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
 			Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
 	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
@@ -68,8 +66,8 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 		q := events.QuoteReady{CampaignID: c.ID, Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
 			Package: events.Package{ID: pkg.id, ProductID: pkg.product, AdFormats: []string{pkg.format}}, PackagesTotal: 3, Tier: identity.TierAgency,
 			Outcome: events.OutcomeFixedPrice, QuoteID: qt.QuoteID, DealType: "PD", Impressions: imps, AvailableImpressions: imps, FinalCPMMicros: cpm, ListCPMMicros: cpm}
-		c.Quotes[QuoteKey(url, pkg.id)] = q
-		storeQuote(t, cquotes, c, q)
+		c.Quotes[campaign.QuoteKey(url, pkg.id)] = q
+		storeQuote(t, campaigns, c, q)
 		f.quotes = append(f.quotes, q)
 	}
 	c.Expected = []string{url}
@@ -85,9 +83,7 @@ func (f *fixture) line(q events.QuoteReady, imps int64) events.PlanLine {
 func (f *fixture) store(t *testing.T, lines []events.PlanLine) events.Event {
 	t.Helper()
 	f.c.Plan = &events.PortfolioProposed{CampaignID: f.c.ID, BudgetMicros: events.MustMicros(10000), Lines: lines, Revision: 1, AutoApprove: true}
-	if _, err := bus.Update(t.Context(), f.svc.Campaigns, f.c.ID, func(v *Campaign, _ bool) (bool, error) { *v = *f.c; return true, nil }); err != nil {
-		t.Fatal(err)
-	}
+	seed(t, f.svc.Campaigns, f.c)
 	e := must(events.New(events.KindPortfolioApproved, "fx-appr-1", "test", f.c.ID, events.PortfolioApproved{CampaignID: f.c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines}))
 	return e
 }

@@ -1,0 +1,739 @@
+// Package campaign owns a campaign's lifecycle: the record every process
+// agrees on (kept in the campaigns KV bucket), its typed statuses and the
+// transitions between them.
+//
+//	requested ─► shopping ─► proposed ──────────► booking ─► completed | partial | failed
+//	    │           │    └─► awaiting_approval ─┘    │
+//	    │           └─► empty | failed               └─► proposed (re-plan after failed bookings)
+//	    └─────────────┴─► rejected  (invalid brief; or the buyer rejects the proposal)
+//
+// Each transition is a method of *Campaign that checks the current status,
+// changes the record and returns the events that announce the change. The
+// methods are pure; Store applies them with revision-checked writes. The
+// booker's plan and book consumers, its deadline sweeper, the bookings API
+// and the CLI all change campaigns only through these methods: nothing else
+// writes the record.
+package campaign
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// Status is a campaign's lifecycle status (the contract's vocabulary).
+type Status = events.CampaignStatus
+
+// Errors of the transitions. ErrInvalidState and ErrExists map to HTTP 409,
+// ErrSelection to 422, ErrNotFound to 404.
+var (
+	ErrNotFound     = errors.New("campaign: not found")
+	ErrExists       = errors.New("campaign: a campaign with this id exists")
+	ErrInvalidState = errors.New("campaign: not allowed in the current status")
+	ErrStale        = errors.New("campaign: approval of a plan revision that is not the current one")
+	ErrSelection    = errors.New("campaign: invalid line selection")
+	// ErrUnavailable wraps failures of the state store: retry later.
+	ErrUnavailable = errors.New("campaign: store unavailable")
+)
+
+// StateError is ErrInvalidState with the status the campaign was in.
+type StateError struct {
+	Op     string
+	Status Status
+}
+
+// Error names the refused operation and the current status.
+func (e *StateError) Error() string {
+	return fmt.Sprintf("campaign: cannot %s: status is %s", e.Op, e.Status)
+}
+
+// Is matches ErrInvalidState.
+func (e *StateError) Is(target error) bool { return target == ErrInvalidState }
+
+// Event sources of the events transitions emit.
+const (
+	SourceAPI    = "api"
+	SourceBooker = events.StageBooker
+)
+
+// MaxLateQuotes bounds the late quotes a record keeps (the count is exact).
+const MaxLateQuotes = 50
+
+// Campaign is the record of one campaign. Every field is written only by the
+// transition methods of this package.
+type Campaign struct {
+	ID        string    `json:"id"`
+	Status    Status    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Deadline is when the booker plans with the quotes it has.
+	Deadline       time.Time `json:"deadline,omitzero"`
+	DeadlinePassed bool      `json:"deadline_passed,omitempty"`
+
+	Request *events.CampaignRequested `json:"request,omitempty"`
+
+	DiscoveryDone bool                   `json:"discovery_done"`
+	Sources       []events.SourceStatus  `json:"sources,omitempty"`
+	Expected      []string               `json:"expected_sellers,omitempty"`
+	Skipped       []events.SellerSkipped `json:"skipped,omitempty"`
+	// PackagesTotal is each seller's number of fitting packages.
+	PackagesTotal map[string]int `json:"packages_total,omitempty"`
+	// Quotes are keyed by QuoteKey(seller, package). They live in their own
+	// bucket (Store.LoadQuotes), not in the record, which keeps only which
+	// packages are quoted and how many per seller.
+	Quotes     map[string]events.QuoteReady `json:"-"`
+	QuoteKeys  map[string]bool              `json:"quote_keys,omitempty"`
+	QuoteCount map[string]int               `json:"quote_count,omitempty"`
+	// LateQuotes arrived after the plan: recorded (the first MaxLateQuotes,
+	// and the count), not lost.
+	LateQuotes []events.QuoteReady `json:"late_quotes,omitempty"`
+	LateCount  int                 `json:"late_count,omitempty"`
+
+	Plan       *events.PortfolioProposed `json:"plan,omitempty"`
+	Approved   *events.PortfolioApproved `json:"approved,omitempty"`
+	ApprovedAt time.Time                 `json:"approved_at,omitzero"`
+	// BookedRevision is the latest plan revision whose approval the book
+	// consumer took up; until it catches up with Approved, the sweeper
+	// re-publishes the approval.
+	BookedRevision int `json:"booked_revision,omitempty"`
+
+	Deals    []events.DealBooked    `json:"deals,omitempty"`
+	Failures []events.BookingFailed `json:"failures,omitempty"`
+	Errors   []string               `json:"errors,omitempty"`
+
+	// Seen holds the ids of events already applied, so a redelivered event
+	// changes nothing; Effects maps a trigger event id to what it emitted,
+	// so a redelivery re-emits the same events (same ids: JetStream drops
+	// the copies) when the first attempt died before publishing them.
+	Seen    map[string]bool     `json:"seen,omitempty"`
+	Effects map[string][]string `json:"effects,omitempty"`
+}
+
+// NewID mints a campaign id: the one generator for the API and the CLI.
+func NewID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "cmp-" + hex.EncodeToString(b[:])
+}
+
+// QuoteKey identifies a package of a seller within a campaign.
+func QuoteKey(sellerURL, packageID string) string { return sellerURL + "|" + packageID }
+
+// Terminal reports whether the campaign has ended.
+func (c *Campaign) Terminal() bool { return c.Status.Terminal() }
+
+func (c *Campaign) touch(now time.Time) {
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = now
+}
+
+func (c *Campaign) markSeen(id string) bool {
+	if c.Seen == nil {
+		c.Seen = map[string]bool{}
+	}
+	if c.Seen[id] {
+		return false
+	}
+	c.Seen[id] = true
+	return true
+}
+
+func (c *Campaign) addEffect(trigger, effect string) {
+	if trigger == "" {
+		return
+	}
+	if c.Effects == nil {
+		c.Effects = map[string][]string{}
+	}
+	c.Effects[trigger] = append(c.Effects[trigger], effect)
+}
+
+func (c *Campaign) skippedSeller(url string) bool {
+	for _, s := range c.Skipped {
+		if s.SellerURL == url {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolved counts the expected sellers that are done: skipped, or with a
+// QuoteReady for every fitting package.
+func (c *Campaign) Resolved() (done, total int) {
+	for _, u := range c.Expected {
+		if c.skippedSeller(u) {
+			done++
+			continue
+		}
+		if n, ok := c.PackagesTotal[u]; ok && c.QuoteCount[u] >= n {
+			done++
+		}
+	}
+	return done, len(c.Expected)
+}
+
+// ReadyToPlan reports whether the booker should plan now: the campaign is
+// shopping and every seller is resolved, or its shopping deadline passed.
+func (c *Campaign) ReadyToPlan() bool {
+	if c.Status != events.StatusShopping || c.Request == nil || c.Plan != nil {
+		return false
+	}
+	if c.DeadlinePassed {
+		return true
+	}
+	done, total := c.Resolved()
+	return c.DiscoveryDone && done == total
+}
+
+// Progress follows the reference's milestones: 0.1 once shopping, up to 0.8
+// as sellers resolve, 0.9 with a plan, 0.95 booking, 1 at the end.
+func (c *Campaign) Progress() float64 {
+	switch c.Status {
+	case events.StatusRequested:
+		return 0
+	case events.StatusShopping:
+		p := 0.1
+		if c.DiscoveryDone {
+			p = 0.2
+			if done, total := c.Resolved(); total > 0 {
+				p += 0.6 * float64(done) / float64(total)
+			}
+		}
+		return p
+	case events.StatusProposed, events.StatusAwaitingApproval:
+		return 0.9
+	case events.StatusBooking:
+		return 0.95
+	}
+	return 1
+}
+
+// SortedQuotes returns the loaded quotes in a stable order.
+func (c *Campaign) SortedQuotes() []events.QuoteReady {
+	out := make([]events.QuoteReady, 0, len(c.Quotes))
+	for _, q := range c.Quotes {
+		out = append(out, q)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return QuoteKey(out[i].Seller.URL, out[i].Package.ID) < QuoteKey(out[j].Seller.URL, out[j].Package.ID)
+	})
+	return out
+}
+
+// TotalSpend is what the booked deals cost: the sellers' booked amounts.
+func (c *Campaign) TotalSpend() events.Micros {
+	var s events.Micros
+	for _, d := range c.Deals {
+		s += d.SpendMicros
+	}
+	return s
+}
+
+// Budget is the brief's budget (0 before the request is known).
+func (c *Campaign) Budget() events.Micros {
+	if c.Request == nil {
+		return 0
+	}
+	return c.Request.Brief.BudgetMicros
+}
+
+// Summary is the CampaignCompleted payload for the campaign's current state.
+func (c *Campaign) Summary() events.CampaignCompleted {
+	sum := events.CampaignCompleted{CampaignID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(),
+		Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures}
+	for _, s := range c.Skipped {
+		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: s.Code + ": " + s.Reason})
+	}
+	return sum
+}
+
+// ---- events the transitions emit ----
+
+func (c *Campaign) event(k events.Kind, source, key string, data any) (events.Event, error) {
+	return events.New(k, events.ChildID(c.ID, source, key), source, c.ID, data)
+}
+
+// RequestedEvent is the CampaignRequested that Submit publishes (and the
+// sweeper re-publishes while the booker has not taken it up).
+func (c *Campaign) RequestedEvent() (events.Event, error) {
+	return c.event(events.KindCampaignRequested, SourceAPI, "requested", c.Request)
+}
+
+func (c *Campaign) proposalEvents() ([]events.Event, error) {
+	p := c.Plan
+	rev := strconv.Itoa(p.Revision)
+	prop, err := c.event(events.KindPortfolioProposed, SourceBooker, "proposed-"+rev, p)
+	if err != nil {
+		return nil, err
+	}
+	out := []events.Event{prop}
+	if p.AutoApprove && len(p.Lines) > 0 {
+		appr, err := c.event(events.KindPortfolioApproved, SourceBooker, "approved-"+rev,
+			events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: p.Revision, Lines: p.Lines})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, appr)
+	}
+	return out, nil
+}
+
+func (c *Campaign) approvalEvent() (events.Event, error) {
+	return c.event(events.KindPortfolioApproved, SourceAPI, "approved-"+strconv.Itoa(c.Approved.Revision), *c.Approved)
+}
+
+func (c *Campaign) completionEvent() (events.Event, error) {
+	return c.event(events.KindCampaignCompleted, SourceBooker, "completed", c.Summary())
+}
+
+func (c *Campaign) rejectionEvent(rej events.CampaignRejected) (events.Event, error) {
+	return c.event(events.KindCampaignRejected, SourceAPI, "rejected", rej)
+}
+
+// Replay returns the events a trigger emitted when it was first applied, so
+// a redelivered trigger publishes them again (with the same ids).
+func (c *Campaign) Replay(trigger string) ([]events.Event, error) {
+	var out []events.Event
+	for _, eff := range c.Effects[trigger] {
+		var (
+			evs []events.Event
+			err error
+		)
+		switch {
+		case eff == "completed":
+			var e events.Event
+			e, err = c.completionEvent()
+			evs = []events.Event{e}
+		case len(eff) > 9 && eff[:9] == "proposal:":
+			if c.Plan != nil && strconv.Itoa(c.Plan.Revision) == eff[9:] {
+				evs, err = c.proposalEvents()
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
+}
+
+// ---- transitions ----
+
+// New is a campaign just submitted: requested, not yet taken up.
+func New(req events.CampaignRequested, now time.Time) *Campaign {
+	r := req
+	c := &Campaign{ID: req.CampaignID, Status: events.StatusRequested, Request: &r}
+	c.touch(now)
+	return c
+}
+
+// Start takes up a CampaignRequested: requested (or a campaign first heard
+// of through the event) → shopping, with the shopping deadline.
+func (c *Campaign) Start(trigger string, req events.CampaignRequested, now time.Time, window time.Duration) error {
+	switch c.Status {
+	case "", events.StatusRequested:
+	default:
+		return nil // already under way or ended: a late or repeated request
+	}
+	c.ID = req.CampaignID
+	if c.Request == nil {
+		r := req
+		c.Request = &r
+	}
+	if req.ShoppingWindowSec > 0 {
+		window = time.Duration(req.ShoppingWindowSec) * time.Second
+	}
+	c.Status = events.StatusShopping
+	c.Deadline = now.Add(window)
+	c.touch(now)
+	return nil
+}
+
+// RecordDiscovery notes which sellers the booker must hear back from.
+func (c *Campaign) RecordDiscovery(d events.DiscoveryCompleted, now time.Time) {
+	c.DiscoveryDone, c.Expected, c.Sources = true, d.Sellers, d.Sources
+	c.touch(now)
+}
+
+// RecordSkip notes a seller left out.
+func (c *Campaign) RecordSkip(s events.SellerSkipped, now time.Time) {
+	if !c.skippedSeller(s.SellerURL) {
+		c.Skipped = append(c.Skipped, s)
+	}
+	c.touch(now)
+}
+
+// RecordQuote counts a package's quote, or keeps it as late once planned.
+func (c *Campaign) RecordQuote(q events.QuoteReady, now time.Time) {
+	c.touch(now)
+	if c.Plan != nil || c.Terminal() {
+		c.LateCount++
+		if len(c.LateQuotes) < MaxLateQuotes {
+			c.LateQuotes = append(c.LateQuotes, q)
+		}
+		return
+	}
+	if c.QuoteKeys == nil {
+		c.QuoteKeys, c.QuoteCount = map[string]bool{}, map[string]int{}
+	}
+	if c.PackagesTotal == nil {
+		c.PackagesTotal = map[string]int{}
+	}
+	if key := QuoteKey(q.Seller.URL, q.Package.ID); !c.QuoteKeys[key] {
+		c.QuoteKeys[key] = true
+		c.QuoteCount[q.Seller.URL]++
+	}
+	c.PackagesTotal[q.Seller.URL] = q.PackagesTotal
+}
+
+// PassDeadline marks the shopping window over, so the booker plans with
+// the quotes it has.
+func (c *Campaign) PassDeadline(now time.Time) {
+	if c.Status != events.StatusShopping || c.Plan != nil {
+		return
+	}
+	c.DeadlinePassed = true
+	c.touch(now)
+}
+
+// Reject ends a campaign whose request was refused: requested or shopping
+// → rejected. It emits CampaignCompleted with status rejected.
+func (c *Campaign) Reject(trigger string, rej events.CampaignRejected, now time.Time) ([]events.Event, error) {
+	switch c.Status {
+	case "", events.StatusRequested, events.StatusShopping:
+	default:
+		return nil, nil // already decided: the rejection changes nothing
+	}
+	c.ID = rej.CampaignID
+	c.Status = events.StatusRejected
+	c.Errors = append(c.Errors, rejectionText(rej))
+	c.touch(now)
+	return c.complete(trigger)
+}
+
+func rejectionText(r events.CampaignRejected) string {
+	if r.Field != "" {
+		return "rejected: " + r.Field + " " + r.Reason
+	}
+	return "rejected: " + r.Reason
+}
+
+func (c *Campaign) complete(trigger string) ([]events.Event, error) {
+	c.addEffect(trigger, "completed")
+	e, err := c.completionEvent()
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{e}, nil
+}
+
+// Planner optimises the campaign's loaded quotes within budget. exclude
+// names quote keys that must not be planned (booked or failed earlier).
+// An error is permanent: the campaign cannot be planned.
+type Planner func(c *Campaign, budget events.Micros, revision int, exclude map[string]string) (*events.PortfolioProposed, error)
+
+// Propose plans the portfolio once the campaign is ReadyToPlan: shopping →
+// awaiting_approval (a buyer approves), proposed (auto-approved: the
+// approval is emitted at once), empty (nothing bookable) or failed (the
+// planner refused). The quotes must be loaded (Store.LoadQuotes).
+func (c *Campaign) Propose(trigger string, plan Planner, now time.Time) ([]events.Event, error) {
+	if !c.ReadyToPlan() {
+		return nil, nil
+	}
+	p, err := plan(c, c.Budget(), 1, nil)
+	if err != nil {
+		return c.Fail(trigger, "planning failed: "+err.Error(), now)
+	}
+	if c.DeadlinePassed {
+		done, total := c.Resolved()
+		p.Notes = append(p.Notes, fmt.Sprintf("shopping deadline passed with %d of %d sellers resolved; planned with the quotes received", done, total))
+	}
+	return c.propose(trigger, p, now)
+}
+
+func (c *Campaign) propose(trigger string, p *events.PortfolioProposed, now time.Time) ([]events.Event, error) {
+	c.Plan, c.Approved = p, nil
+	c.touch(now)
+	c.addEffect(trigger, "proposal:"+strconv.Itoa(p.Revision))
+	out, err := c.proposalEvents()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(p.Lines) == 0 && p.Revision == 1:
+		c.Status = events.StatusEmpty
+		c.Errors = append(c.Errors, "no bookable quotes: nothing to book")
+		done, err := c.complete(trigger)
+		return append(out, done...), err
+	case p.AutoApprove:
+		c.Status = events.StatusProposed
+		c.Approved = &events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: "auto", Revision: p.Revision, Lines: p.Lines}
+		c.ApprovedAt = now
+	default:
+		c.Status = events.StatusAwaitingApproval
+	}
+	return out, nil
+}
+
+// Approve records a buyer's approval of lines of the current plan:
+// awaiting_approval → booking. It emits PortfolioApproved. Exactly one
+// approval can win: the second finds the campaign booking.
+func (c *Campaign) Approve(lines []events.PlanLine, by string, now time.Time) ([]events.Event, error) {
+	if c.Status != events.StatusAwaitingApproval || c.Plan == nil {
+		return nil, &StateError{Op: "approve", Status: c.Status}
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("%w: no lines approved", ErrSelection)
+	}
+	appr := events.PortfolioApproved{CampaignID: c.ID, ApprovedBy: by, Revision: c.Plan.Revision, Lines: lines}
+	if err := CheckApproval(c.Plan, appr); err != nil {
+		return nil, err
+	}
+	c.Status, c.Approved, c.ApprovedAt = events.StatusBooking, &appr, now
+	c.touch(now)
+	e, err := c.approvalEvent()
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{e}, nil
+}
+
+// RejectPortfolio records the buyer's rejection of the proposed portfolio:
+// awaiting_approval → rejected. It emits CampaignRejected and
+// CampaignCompleted.
+func (c *Campaign) RejectPortfolio(reason string, now time.Time) ([]events.Event, error) {
+	if c.Status != events.StatusAwaitingApproval {
+		return nil, &StateError{Op: "reject", Status: c.Status}
+	}
+	rej := events.CampaignRejected{CampaignID: c.ID, Reason: reason}
+	c.Status = events.StatusRejected
+	c.Errors = append(c.Errors, rejectionText(rej))
+	c.touch(now)
+	e, err := c.rejectionEvent(rej)
+	if err != nil {
+		return nil, err
+	}
+	done, err := c.complete("")
+	return append([]events.Event{e}, done...), err
+}
+
+// bookingStarted reports whether the book consumer took up the current
+// approval.
+func (c *Campaign) bookingStarted() bool {
+	return c.Approved != nil && c.BookedRevision >= c.Approved.Revision
+}
+
+// BeginBooking takes up an approval in the book consumer: proposed (auto)
+// or booking (approved through the API) → booking. An approval taken up
+// before (a redelivery) changes nothing and is not an error: the ledger
+// answers for its lines. An approval of another revision, or of lines not
+// in the plan, is refused with ErrStale or ErrSelection (permanent).
+func (c *Campaign) BeginBooking(appr events.PortfolioApproved, now time.Time) error {
+	if appr.Revision > 0 && appr.Revision <= c.BookedRevision {
+		if c.Approved != nil && appr.Revision == c.Approved.Revision && !sameLines(c.Approved.Lines, appr.Lines) {
+			return fmt.Errorf("%w: the approval differs from the one being booked", ErrSelection)
+		}
+		return nil
+	}
+	if c.Plan == nil || appr.Revision != c.Plan.Revision {
+		return fmt.Errorf("%w: approved revision %d, current %s", ErrStale, appr.Revision, planRevision(c.Plan))
+	}
+	switch c.Status {
+	case events.StatusProposed, events.StatusBooking:
+	default:
+		return &StateError{Op: "book", Status: c.Status}
+	}
+	if err := CheckApproval(c.Plan, appr); err != nil {
+		return err
+	}
+	if c.Approved != nil && !sameLines(c.Approved.Lines, appr.Lines) {
+		return fmt.Errorf("%w: the approval differs from the one recorded", ErrSelection)
+	}
+	a := appr
+	c.Approved, c.Status, c.BookedRevision = &a, events.StatusBooking, appr.Revision
+	c.touch(now)
+	return nil
+}
+
+func planRevision(p *events.PortfolioProposed) string {
+	if p == nil {
+		return "none"
+	}
+	return strconv.Itoa(p.Revision)
+}
+
+// LinesToBook are the lines of appr the book consumer may book: all of them
+// for the approval being booked; for an approval of an earlier revision (a
+// redelivery after a re-plan) only lines already finished, whose outcome the
+// ledger holds, so a stale approval can never start a new booking.
+func (c *Campaign) LinesToBook(appr events.PortfolioApproved) []events.PlanLine {
+	if c.Approved != nil && appr.Revision == c.Approved.Revision {
+		return appr.Lines
+	}
+	done := map[string]bool{}
+	for _, d := range c.Deals {
+		done[QuoteKey(d.SellerURL, d.PackageID)] = true
+	}
+	for _, f := range c.Failures {
+		done[QuoteKey(f.SellerURL, f.PackageID)] = true
+	}
+	var out []events.PlanLine
+	for _, l := range appr.Lines {
+		if done[QuoteKey(l.SellerURL, l.PackageID)] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Replan gives the budget freed by failed bookings to the next best quotes.
+type Replan struct {
+	Plan         Planner
+	MaxRevisions int
+}
+
+// FinishBooking records the outcome of booking an approval: booking →
+// completed (all booked), partial (some failed), failed (nothing booked),
+// or, for an auto-approved campaign with failures and revisions left,
+// proposed again with a re-plan of the freed budget. It emits
+// CampaignCompleted or the re-plan's proposal and approval.
+func (c *Campaign) FinishBooking(trigger string, appr events.PortfolioApproved, deals []events.DealBooked, fails []events.BookingFailed,
+	rp Replan, now time.Time) ([]events.Event, error) {
+	if c.Status != events.StatusBooking || c.Plan == nil || c.Plan.Revision != appr.Revision {
+		return c.Replay(trigger) // finished by an earlier delivery
+	}
+	c.mergeOutcomes(deals, fails)
+	c.touch(now)
+	if len(fails) > 0 && c.Request != nil && c.Request.AutoApprove && rp.Plan != nil && appr.Revision < rp.MaxRevisions {
+		if p, err := c.replan(rp.Plan, appr.Revision+1); err != nil {
+			c.Errors = append(c.Errors, "re-plan failed: "+err.Error())
+		} else if p != nil {
+			return c.propose(trigger, p, now)
+		}
+	}
+	switch {
+	case len(c.Deals) == 0 && len(c.Failures) > 0:
+		c.Status = events.StatusFailed
+	case len(c.Failures) > 0:
+		c.Status = events.StatusPartial
+	case len(c.Deals) == 0:
+		c.Status = events.StatusEmpty
+	default:
+		c.Status = events.StatusCompleted
+	}
+	return c.complete(trigger)
+}
+
+func (c *Campaign) replan(plan Planner, revision int) (*events.PortfolioProposed, error) {
+	exclude := map[string]string{}
+	for _, d := range c.Deals {
+		exclude[QuoteKey(d.SellerURL, d.PackageID)] = "already booked in an earlier revision"
+	}
+	for _, f := range c.Failures {
+		exclude[QuoteKey(f.SellerURL, f.PackageID)] = "booking failed: " + f.Code
+	}
+	remaining := c.Budget() - c.TotalSpend()
+	if remaining <= 0 {
+		return nil, nil
+	}
+	p, err := plan(c, remaining, revision, exclude)
+	if err != nil || len(p.Lines) == 0 {
+		return nil, err
+	}
+	p.Notes = append(p.Notes, fmt.Sprintf("re-plan after %d failed bookings: %s of budget left", len(c.Failures), remaining))
+	return p, nil
+}
+
+func (c *Campaign) mergeOutcomes(deals []events.DealBooked, fails []events.BookingFailed) {
+	for _, d := range deals {
+		if d.CPMMismatch {
+			msg := fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %s, agreed %s", d.DealID, d.SellerURL, d.PackageID, d.CPMMicros, d.AgreedCPMMicros)
+			if !contains(c.Errors, msg) {
+				c.Errors = append(c.Errors, msg)
+			}
+		}
+	}
+	have := map[string]bool{}
+	for _, d := range c.Deals {
+		have["d"+d.SellerURL+"|"+d.PackageID+"|"+d.QuoteID] = true
+	}
+	for _, f := range c.Failures {
+		have["f"+f.SellerURL+"|"+f.PackageID+"|"+f.QuoteID] = true
+	}
+	for _, d := range deals {
+		if k := "d" + d.SellerURL + "|" + d.PackageID + "|" + d.QuoteID; !have[k] {
+			c.Deals = append(c.Deals, d)
+		}
+	}
+	for _, f := range fails {
+		if k := "f" + f.SellerURL + "|" + f.PackageID + "|" + f.QuoteID; !have[k] {
+			c.Failures = append(c.Failures, f)
+			c.Errors = append(c.Errors, fmt.Sprintf("booking failed: %s %s: %s: %s", f.SellerURL, f.PackageID, f.Code, f.Reason))
+		}
+	}
+	sort.SliceStable(c.Deals, func(i, j int) bool { return c.Deals[i].SellerURL < c.Deals[j].SellerURL })
+}
+
+// Fail ends a campaign that cannot go on (a permanent planning or booking
+// error): any open status → failed, with the reason in its errors. It emits
+// CampaignCompleted with status failed.
+func (c *Campaign) Fail(trigger, reason string, now time.Time) ([]events.Event, error) {
+	if c.Terminal() {
+		return nil, nil
+	}
+	c.Status = events.StatusFailed
+	c.Errors = append(c.Errors, reason)
+	c.touch(now)
+	return c.complete(trigger)
+}
+
+// Due lists the events the booker's sweeper must publish for this campaign
+// now: the CampaignRequested that Submit could not publish, the shopping
+// deadline, and an approval the book consumer has not taken up. All have
+// deterministic ids, so publishing one twice is harmless. grace is how long
+// a just-written record may wait for its own publisher.
+func (c *Campaign) Due(now time.Time, grace time.Duration) ([]events.Event, error) {
+	switch {
+	case c.Status == events.StatusRequested && c.Request != nil && now.Sub(c.CreatedAt) > grace:
+		e, err := c.RequestedEvent()
+		return []events.Event{e}, err
+	case c.Status == events.StatusShopping && !c.DeadlinePassed && !c.Deadline.IsZero() && now.After(c.Deadline):
+		e, err := c.event(events.KindShoppingDeadlinePassed, SourceBooker, "deadline",
+			events.ShoppingDeadlinePassed{CampaignID: c.ID, Deadline: c.Deadline})
+		return []events.Event{e}, err
+	case c.Status == events.StatusBooking && !c.bookingStarted() && now.Sub(c.ApprovedAt) > grace:
+		e, err := c.approvalEvent()
+		return []events.Event{e}, err
+	}
+	return nil, nil
+}
+
+// Open reports whether the sweeper may have work for this campaign.
+func (c *Campaign) Open() bool {
+	switch c.Status {
+	case events.StatusRequested:
+		return true
+	case events.StatusShopping:
+		return !c.DeadlinePassed
+	case events.StatusBooking:
+		return !c.bookingStarted()
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,434 @@
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+var t0 = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
+
+func request(auto bool) events.CampaignRequested {
+	return events.CampaignRequested{CampaignID: "c1", AutoApprove: auto, RequestedAt: t0,
+		Brief: events.Brief{Name: "n", BudgetMicros: 100_000_000, StartDate: "2027-02-01", EndDate: "2027-02-10"}}
+}
+
+func line(seller, pkg, product string, impr int64, cpm events.Micros) events.PlanLine {
+	return events.PlanLine{QuoteID: "q-" + seller + pkg, SellerURL: seller, PackageID: pkg, ProductID: product,
+		CPMMicros: cpm, Impressions: impr, SpendMicros: events.CostMicros(impr, cpm), Reason: "best"}
+}
+
+// planWith returns a planner proposing lines (or failing with err).
+func planWith(lines []events.PlanLine, err error) Planner {
+	return func(c *Campaign, budget events.Micros, rev int, exclude map[string]string) (*events.PortfolioProposed, error) {
+		if err != nil {
+			return nil, err
+		}
+		var kept []events.PlanLine
+		var total events.Micros
+		for _, l := range lines {
+			if _, ok := exclude[QuoteKey(l.SellerURL, l.PackageID)]; ok {
+				continue
+			}
+			kept = append(kept, l)
+			total += l.SpendMicros
+		}
+		return &events.PortfolioProposed{CampaignID: c.ID, BudgetMicros: budget, TotalSpendMicros: total, Lines: kept,
+			AutoApprove: c.Request.AutoApprove, Revision: rev}, nil
+	}
+}
+
+var twoLines = []events.PlanLine{line("https://a", "p1", "prod-1", 1000, 10_000_000), line("https://b", "p2", "prod-2", 2000, 5_000_000)}
+
+// in builds a campaign in the given status through the transitions
+// themselves, so the fixtures cannot disagree with the state machine.
+func in(t *testing.T, st events.CampaignStatus, auto bool) *Campaign {
+	t.Helper()
+	c := New(request(auto), t0)
+	if st == events.StatusRequested {
+		return c
+	}
+	must(t, c.Start("req", *c.Request, t0, time.Minute))
+	c.RecordDiscovery(events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"https://a", "https://b"}}, t0)
+	for i, l := range twoLines {
+		c.RecordQuote(quote(l.SellerURL, l.PackageID, 1), t0)
+		_ = i
+	}
+	switch st {
+	case events.StatusShopping:
+		c.Plan = nil
+		return c
+	case events.StatusRejected:
+		mustEvents(t)(c.Reject("rej", events.CampaignRejected{CampaignID: "c1", Reason: "bad"}, t0))
+		return c
+	case events.StatusEmpty:
+		mustEvents(t)(c.Propose("plan", planWith(nil, nil), t0))
+		return c
+	}
+	mustEvents(t)(c.Propose("plan", planWith(twoLines, nil), t0))
+	switch st {
+	case events.StatusProposed, events.StatusAwaitingApproval:
+		if c.Status != st {
+			t.Fatalf("fixture: status %s, want %s (auto=%v)", c.Status, st, auto)
+		}
+		return c
+	}
+	if !auto {
+		mustEvents(t)(c.Approve(c.Plan.Lines, "api", t0))
+	}
+	must(t, c.BeginBooking(*c.Approved, t0))
+	if st == events.StatusBooking {
+		return c
+	}
+	var deals []events.DealBooked
+	var fails []events.BookingFailed
+	for i, l := range c.Approved.Lines {
+		if st == events.StatusFailed || (st == events.StatusPartial && i == 1) {
+			fails = append(fails, failed(l.SellerURL, l.PackageID, "rejected"))
+			continue
+		}
+		deals = append(deals, deal(l.SellerURL, l.PackageID, l.SpendMicros))
+	}
+	mustEvents(t)(c.FinishBooking("book", *c.Approved, deals, fails, Replan{}, t0))
+	if c.Status != st {
+		t.Fatalf("fixture: status %s, want %s", c.Status, st)
+	}
+	return c
+}
+
+func deal(seller, pkg string, spend events.Micros) events.DealBooked {
+	return events.DealBooked{CampaignID: "c1", SellerURL: seller, PackageID: pkg, QuoteID: "q-" + seller + pkg, DealID: "d-" + pkg, DealType: "PD",
+		Currency: "USD", Tier: events.TierAgency, SpendMicros: spend, BookedAt: t0}
+}
+
+func failed(seller, pkg, code string) events.BookingFailed {
+	return events.BookingFailed{CampaignID: "c1", SellerURL: seller, PackageID: pkg, QuoteID: "q-" + seller + pkg, Code: code, Reason: "seller said no"}
+}
+
+func quote(seller, pkg string, total int) events.QuoteReady {
+	return events.QuoteReady{CampaignID: "c1", Seller: events.Seller{URL: seller, Trust: events.TrustVerified, Source: "registry"},
+		Package: events.Package{ID: pkg}, PackagesTotal: total, Tier: events.TierAgency, Outcome: events.OutcomeAccepted}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustEvents(t *testing.T) func([]events.Event, error) []events.Event {
+	return func(evs []events.Event, err error) []events.Event {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+}
+
+func types(evs []events.Event) string {
+	s := ""
+	for _, e := range evs {
+		k, _ := events.KindOf(e.Type())
+		s += k.Name + " "
+	}
+	return s
+}
+
+func TestTransitions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		from   events.CampaignStatus
+		auto   bool
+		do     func(c *Campaign) ([]events.Event, error)
+		want   events.CampaignStatus
+		events string
+		err    error
+	}{
+		{"start", events.StatusRequested, false, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.Start("r", *c.Request, t0, time.Minute)
+		}, events.StatusShopping, "", nil},
+		{"plan for approval", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Propose("x", planWith(twoLines, nil), t0)
+		}, events.StatusAwaitingApproval, "PortfolioProposed ", nil},
+		{"plan auto-approved", events.StatusShopping, true, func(c *Campaign) ([]events.Event, error) {
+			return c.Propose("x", planWith(twoLines, nil), t0)
+		}, events.StatusProposed, "PortfolioProposed PortfolioApproved ", nil},
+		{"plan nothing bookable", events.StatusShopping, true, func(c *Campaign) ([]events.Event, error) {
+			return c.Propose("x", planWith(nil, nil), t0)
+		}, events.StatusEmpty, "PortfolioProposed CampaignCompleted ", nil},
+		{"planner refuses", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Propose("x", planWith(nil, errors.New("budget above the optimiser's limit")), t0)
+		}, events.StatusFailed, "CampaignCompleted ", nil},
+		{"invalid brief", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Reject("x", events.CampaignRejected{CampaignID: "c1", Field: "brief.budget", Reason: "too big"}, t0)
+		}, events.StatusRejected, "CampaignCompleted ", nil},
+		{"approve", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(c.Plan.Lines[:1], "api", t0)
+		}, events.StatusBooking, "PortfolioApproved ", nil},
+		{"reject portfolio", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.RejectPortfolio("too pricey", t0)
+		}, events.StatusRejected, "CampaignRejected CampaignCompleted ", nil},
+		{"begin auto booking", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(*c.Approved, t0)
+		}, events.StatusBooking, "", nil},
+		{"all booked", events.StatusBooking, true, func(c *Campaign) ([]events.Event, error) {
+			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 0), deal("https://b", "p2", 0)}, nil, Replan{}, t0)
+		}, events.StatusCompleted, "CampaignCompleted ", nil},
+		{"one failed", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
+			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 0)},
+				[]events.BookingFailed{failed("https://b", "p2", "quote_expired")}, Replan{}, t0)
+		}, events.StatusPartial, "CampaignCompleted ", nil},
+		{"all failed", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
+			return c.FinishBooking("b", *c.Approved, nil, []events.BookingFailed{failed("https://a", "p1", "x"), failed("https://b", "p2", "x")}, Replan{}, t0)
+		}, events.StatusFailed, "CampaignCompleted ", nil},
+		{"failure re-planned", events.StatusBooking, true, func(c *Campaign) ([]events.Event, error) {
+			spare := append(append([]events.PlanLine{}, twoLines...), line("https://c", "p3", "prod-3", 1000, 4_000_000))
+			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 10_000)},
+				[]events.BookingFailed{failed("https://b", "p2", "unavailable")}, Replan{Plan: planWith(spare, nil), MaxRevisions: 3}, t0)
+		}, events.StatusProposed, "PortfolioProposed PortfolioApproved ", nil},
+		{"fail while shopping", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Fail("x", "booker gave up", t0)
+		}, events.StatusFailed, "CampaignCompleted ", nil},
+
+		// Refused transitions: the status is unchanged and the error says why.
+		{"approve while shopping", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(twoLines, "api", t0)
+		}, events.StatusShopping, "", ErrInvalidState},
+		{"approve an auto-approved plan", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(c.Plan.Lines, "api", t0)
+		}, events.StatusProposed, "", ErrInvalidState},
+		{"approve twice", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(c.Plan.Lines, "api", t0)
+		}, events.StatusBooking, "", ErrInvalidState},
+		{"approve a finished campaign", events.StatusCompleted, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(c.Plan.Lines, "api", t0)
+		}, events.StatusCompleted, "", ErrInvalidState},
+		{"approve a line not planned", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve([]events.PlanLine{line("https://z", "p9", "", 1, 1)}, "api", t0)
+		}, events.StatusAwaitingApproval, "", ErrSelection},
+		{"approve a line at a higher price", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			l := c.Plan.Lines[0]
+			l.CPMMicros++
+			return c.Approve([]events.PlanLine{l}, "api", t0)
+		}, events.StatusAwaitingApproval, "", ErrSelection},
+		{"approve nothing", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Approve(nil, "api", t0)
+		}, events.StatusAwaitingApproval, "", ErrSelection},
+		{"reject while booking", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
+			return c.RejectPortfolio("late", t0)
+		}, events.StatusBooking, "", ErrInvalidState},
+		{"reject while shopping", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
+			return c.RejectPortfolio("early", t0)
+		}, events.StatusShopping, "", ErrInvalidState},
+		{"book before approval", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 1, Lines: c.Plan.Lines}, t0)
+		}, events.StatusAwaitingApproval, "", ErrInvalidState},
+		{"book a stale revision", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 7, Lines: c.Plan.Lines}, t0)
+		}, events.StatusProposed, "", ErrStale},
+		{"approval redelivered after the end", events.StatusCompleted, true, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(*c.Approved, t0)
+		}, events.StatusCompleted, "", nil},
+		{"book a finished campaign anew", events.StatusCompleted, true, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 2, Lines: c.Plan.Lines}, t0)
+		}, events.StatusCompleted, "", ErrStale},
+		{"book other lines than approved", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 1, Lines: c.Plan.Lines[:1]}, t0)
+		}, events.StatusBooking, "", ErrSelection},
+		{"start again", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return nil, c.Start("again", *c.Request, t0, time.Minute)
+		}, events.StatusAwaitingApproval, "", nil},
+		{"reject request after the plan", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Reject("x", events.CampaignRejected{CampaignID: "c1", Reason: "late"}, t0)
+		}, events.StatusAwaitingApproval, "", nil},
+		{"plan twice", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Propose("again", planWith(twoLines, nil), t0)
+		}, events.StatusAwaitingApproval, "", nil},
+		{"fail a finished campaign", events.StatusPartial, false, func(c *Campaign) ([]events.Event, error) {
+			return c.Fail("x", "late", t0)
+		}, events.StatusPartial, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := in(t, tc.from, tc.auto)
+			evs, err := tc.do(c)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if c.Status != tc.want {
+				t.Fatalf("status %s, want %s", c.Status, tc.want)
+			}
+			if got := types(evs); got != tc.events {
+				t.Fatalf("events %q, want %q", got, tc.events)
+			}
+			for _, e := range evs {
+				if e.Subject() != "c1" {
+					t.Fatalf("event %s for campaign %q", e.Type(), e.Subject())
+				}
+				if k, _ := events.KindOf(e.Type()); k.Name == "CampaignCompleted" {
+					sum, err := events.PayloadOf[events.CampaignCompleted](e, events.KindCampaignCompleted)
+					if err != nil || sum.Status != tc.want {
+						t.Fatalf("CampaignCompleted status %q (err %v), want %s", sum.Status, err, tc.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestEveryStatusRefusesWhatItMust runs every operation from every status.
+func TestEveryStatusRefusesWhatItMust(t *testing.T) {
+	t.Parallel()
+	approveOK := map[events.CampaignStatus]bool{events.StatusAwaitingApproval: true}
+	rejectOK := map[events.CampaignStatus]bool{events.StatusAwaitingApproval: true}
+	for _, st := range events.CampaignStatuses {
+		t.Run(string(st), func(t *testing.T) {
+			t.Parallel()
+			auto := st == events.StatusProposed
+			c := in(t, st, auto)
+			lines := twoLines
+			if c.Plan != nil {
+				lines = c.Plan.Lines
+			}
+			_, err := c.Approve(lines, "api", t0)
+			if approveOK[st] != (err == nil) {
+				t.Fatalf("approve from %s: err %v", st, err)
+			}
+			c = in(t, st, auto)
+			_, err = c.RejectPortfolio("r", t0)
+			if rejectOK[st] != (err == nil) {
+				t.Fatalf("reject from %s: err %v", st, err)
+			}
+			c = in(t, st, auto)
+			evs, err := c.Fail("x", "boom", t0)
+			if err != nil || st.Terminal() != (len(evs) == 0) || (!st.Terminal() && c.Status != events.StatusFailed) {
+				t.Fatalf("fail from %s: status %s events %d err %v", st, c.Status, len(evs), err)
+			}
+		})
+	}
+}
+
+func TestRedeliveryReplaysTheSameEvents(t *testing.T) {
+	t.Parallel()
+	c := in(t, events.StatusShopping, true)
+	first := mustEvents(t)(c.Propose("trigger-1", planWith(twoLines, nil), t0))
+	again := mustEvents(t)(c.Replay("trigger-1"))
+	if len(first) != 2 || len(again) != len(first) {
+		t.Fatalf("first %d events, replay %d", len(first), len(again))
+	}
+	for i := range first {
+		if first[i].ID() != again[i].ID() {
+			t.Fatalf("replayed id %s, first %s", again[i].ID(), first[i].ID())
+		}
+	}
+	if evs := mustEvents(t)(c.Replay("other")); len(evs) != 0 {
+		t.Fatalf("unrelated trigger replayed %d events", len(evs))
+	}
+}
+
+func TestApplyDeduplicates(t *testing.T) {
+	t.Parallel()
+	c := &Campaign{}
+	req := request(false)
+	e, err := events.New(events.KindCampaignRequested, "e1", "test", "c1", req)
+	must(t, err)
+	if _, err := Apply(c, e, t0, time.Minute); err != nil || c.Status != events.StatusShopping {
+		t.Fatalf("status %s err %v", c.Status, err)
+	}
+	q, err := events.New(events.KindQuoteReady, "e2", "test", "c1", quote("https://a", "p", 2))
+	must(t, err)
+	for range 3 {
+		if _, err := Apply(c, q, t0, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.QuoteCount["https://a"] != 1 {
+		t.Fatalf("quote counted %d times", c.QuoteCount["https://a"])
+	}
+}
+
+func TestDue(t *testing.T) {
+	t.Parallel()
+	grace := 10 * time.Second
+	cases := []struct {
+		name string
+		c    func() *Campaign
+		at   time.Time
+		want string
+	}{
+		{"requested, within grace", func() *Campaign { return in(t, events.StatusRequested, false) }, t0.Add(time.Second), ""},
+		{"requested, never taken up", func() *Campaign { return in(t, events.StatusRequested, false) }, t0.Add(time.Minute), "CampaignRequested "},
+		{"shopping before deadline", func() *Campaign { return in(t, events.StatusShopping, false) }, t0.Add(30 * time.Second), ""},
+		{"shopping after deadline", func() *Campaign { return in(t, events.StatusShopping, false) }, t0.Add(2 * time.Minute), "ShoppingDeadlinePassed "},
+		{"deadline already handled", func() *Campaign {
+			c := in(t, events.StatusShopping, false)
+			c.PassDeadline(t0)
+			return c
+		}, t0.Add(2 * time.Minute), ""},
+		{"approved, booker not started", func() *Campaign {
+			c := in(t, events.StatusAwaitingApproval, false)
+			mustEvents(t)(c.Approve(c.Plan.Lines, "api", t0))
+			return c
+		}, t0.Add(time.Minute), "PortfolioApproved "},
+		{"booking under way", func() *Campaign { return in(t, events.StatusBooking, false) }, t0.Add(time.Hour), ""},
+		{"completed", func() *Campaign { return in(t, events.StatusCompleted, true) }, t0.Add(time.Hour), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c()
+			evs, err := c.Due(tc.at, grace)
+			must(t, err)
+			if got := types(evs); got != tc.want {
+				t.Fatalf("due %q, want %q", got, tc.want)
+			}
+			if (tc.want != "") != c.Open() && tc.name != "requested, within grace" && tc.name != "shopping before deadline" {
+				t.Fatalf("Open() = %v with due %q", c.Open(), tc.want)
+			}
+		})
+	}
+}
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	p := &events.PortfolioProposed{Revision: 1, Lines: []events.PlanLine{
+		line("https://a", "p1", "prod-ctv", 1000, 10_000_000),
+		line("https://b", "p2", "prod-ctv", 1000, 10_000_000),
+		line("https://c", "p3", "prod-x", 1000, 10_000_000),
+	}}
+	cases := []struct {
+		sel   Selection
+		want  string
+		field string
+	}{
+		{Selection{ProductIDs: []string{"prod-x"}}, "[p3]", ""},
+		{Selection{QuoteIDs: []string{"q-https://ap1"}, PackageIDs: []string{"p2"}}, "[p1 p2]", ""},
+		{Selection{ProductIDs: []string{"prod-ctv"}}, "", "approved_product_ids"},
+		{Selection{PackageIDs: []string{"nope"}}, "", "approved_package_ids"},
+		{Selection{}, "", "approved_quote_ids"},
+	}
+	for _, tc := range cases {
+		lines, err := Select(p, tc.sel)
+		var pkgs []string
+		for _, l := range lines {
+			pkgs = append(pkgs, l.PackageID)
+		}
+		var se *SelectionError
+		switch {
+		case tc.field == "" && (err != nil || fmt.Sprint(pkgs) != tc.want):
+			t.Errorf("%+v: lines %v err %v, want %s", tc.sel, pkgs, err, tc.want)
+		case tc.field != "" && (!errors.As(err, &se) || se.Field != tc.field || len(lines) != 0):
+			t.Errorf("%+v: err %v lines %v, want a selection error on %s", tc.sel, err, pkgs, tc.field)
+		}
+	}
+}
