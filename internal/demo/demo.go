@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	}
 	defer a.Stop()
 
-	id := "demo-" + campaign.NewID()[4:16]
+	id := campaign.NewID()
 	req := SampleCampaign(id, o.Strategy)
 	// Sellers the registry does not list can be named by the campaign; the
 	// discoverer checks their trust like any other (the default market's
