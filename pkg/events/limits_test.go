@@ -44,7 +44,9 @@ func TestCampaignLimits(t *testing.T) {
 		{"name blank", func(c *CampaignRequested) { c.Brief.Name = "  " }, "brief.name"},
 		{"start yesterday", func(c *CampaignRequested) { c.Brief.StartDate = "2027-03-09" }, ""},
 		{"start two days ago", func(c *CampaignRequested) { c.Brief.StartDate = "2027-03-08" }, "brief.start_date"},
-		{"end at horizon", func(c *CampaignRequested) { c.Brief.EndDate = now.Truncate(24 * time.Hour).Add(MaxFlightAhead).Format(DateLayout) }, ""},
+		{"end at horizon", func(c *CampaignRequested) {
+			c.Brief.EndDate = now.Truncate(24 * time.Hour).Add(MaxFlightAhead).Format(DateLayout)
+		}, ""},
 		{"end past horizon", func(c *CampaignRequested) {
 			c.Brief.EndDate = now.Truncate(24 * time.Hour).Add(MaxFlightAhead + 24*time.Hour).Format(DateLayout)
 		}, "brief.end_date"},
@@ -106,7 +108,9 @@ func TestCampaignLimits(t *testing.T) {
 		{"advertiser name past max", func(c *CampaignRequested) { c.Buyer.AdvertiserName = long(MaxNameLen + 1) }, "buyer.advertiser_name"},
 		{"sellers at max", func(c *CampaignRequested) { c.Sellers = n(MaxCampaignSellers, "https://s.example") }, ""},
 		{"sellers past max", func(c *CampaignRequested) { c.Sellers = n(MaxCampaignSellers+1, "https://s.example") }, "sellers"},
-		{"seller url too long", func(c *CampaignRequested) { c.Sellers = []string{"https://a", "https://" + strings.Repeat("x", MaxURLLen)} }, "sellers[1]"},
+		{"seller url too long", func(c *CampaignRequested) {
+			c.Sellers = []string{"https://a", "https://" + strings.Repeat("x", MaxURLLen)}
+		}, "sellers[1]"},
 		{"rounds at max", func(c *CampaignRequested) { c.Negotiation.MaxRounds = MaxNegotiationRounds }, ""},
 		{"rounds past max", func(c *CampaignRequested) { c.Negotiation.MaxRounds = MaxNegotiationRounds + 1 }, "negotiation.max_rounds"},
 		{"rounds negative", func(c *CampaignRequested) { c.Negotiation.MaxRounds = -1 }, "negotiation.max_rounds"},
@@ -150,4 +154,29 @@ func TestValidateUsesNow(t *testing.T) {
 	if fe, ok := AsFieldError(b.Validate()); !ok || fe.Field != "brief.start_date" {
 		t.Fatalf("a start three days ago: %v", b.Validate())
 	}
+}
+
+// TestSchemaErrorNamesField: a schema violation names the offending field
+// the way FieldError does.
+func TestSchemaErrorNamesField(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ data, field string }{
+		{`{"campaign_id":"c","brief":{"name":"n","budget_micros":1.5,"start_date":"a","end_date":"b"},"buyer":{},"auto_approve":false,"requested_at":"2027-01-01T00:00:00Z"}`, "brief.budget_micros"},
+		{`{"campaign_id":"c","brief":{"name":"n","budget_micros":1,"start_date":"a","end_date":"b","channels":["a","b","c",4]},"buyer":{},"auto_approve":false,"requested_at":"2027-01-01T00:00:00Z"}`, "brief.channels[3]"},
+		{`{"campaign_id":"c","buyer":{},"auto_approve":false,"requested_at":"2027-01-01T00:00:00Z"}`, "brief"},
+	}
+	for _, c := range cases {
+		err := ValidateData(KindCampaignRequested, []byte(c.data))
+		se, ok := AsSchemaError(err)
+		if !ok || se.Field != c.field || !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "CampaignRequested violates its schema: ") {
+			t.Fatalf("%s: err %v (field %q), want field %s", c.data, err, fieldOf(se), c.field)
+		}
+	}
+}
+
+func fieldOf(se *SchemaError) string {
+	if se == nil {
+		return ""
+	}
+	return se.Field
 }
