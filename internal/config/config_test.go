@@ -42,7 +42,9 @@ func TestEnvAndFlags(t *testing.T) {
 		{"bare allow-private", nil, []string{"--allow-private", "--stages", "negotiator"},
 			func(c Config) bool { return c.AllowPrivate && len(c.Stages) == 1 && c.Stages[0] == "negotiator" }, ""},
 		{"bare log-json then stages", nil, []string{"--log-json", "--stages", "booker", "--allow-private"},
-			func(c Config) bool { return c.LogJSON && c.AllowPrivate && len(c.Stages) == 1 && c.Stages[0] == "booker" }, ""},
+			func(c Config) bool {
+				return c.LogJSON && c.AllowPrivate && len(c.Stages) == 1 && c.Stages[0] == "booker"
+			}, ""},
 		{"explicit false beats env", map[string]string{"DEALFLOW_ALLOW_PRIVATE": "true"}, []string{"--allow-private=false"},
 			func(c Config) bool { return !c.AllowPrivate }, ""},
 		{"bool env fallback", map[string]string{"DEALFLOW_LOG_JSON": "1", "DEALFLOW_ALLOW_PRIVATE": "true"}, nil,
