@@ -225,31 +225,21 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Publish encodes e in binary mode and publishes it on its kind's subject for
-// its campaign, waiting for the stream's acknowledgement. A duplicate (same
-// id inside the window) is acknowledged without being stored again.
+// Publish checks e against its kind's schema and events.MaxEventBytes
+// (an *OutputError, matching events.ErrInvalid, when it breaks either:
+// nothing invalid is ever published), encodes it in binary mode and
+// publishes it on its kind's subject for its campaign, waiting for the
+// stream's acknowledgement. A duplicate (same id inside the window) is
+// acknowledged without being stored again.
 func (b *Bus) Publish(ctx context.Context, e events.Event) error {
-	m, err := b.encode(e)
+	m, err := b.checkOut(e)
 	if err != nil {
-		return err
+		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)
 	}
 	if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
 		return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
 	}
 	return nil
-}
-
-// encode renders e for its kind's subject of its campaign.
-func (b *Bus) encode(e events.Event) (*nats.Msg, error) {
-	k, ok := events.KindOf(e.Type())
-	if !ok {
-		return nil, fmt.Errorf("bus: publish: %w: unknown type %q", events.ErrInvalid, e.Type())
-	}
-	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
-	if err != nil {
-		return nil, fmt.Errorf("bus: publish %s: %w", k.Name, err)
-	}
-	return toMsg(em), nil
 }
 
 // IsNotFound reports whether err means a KV key or stream message is absent.

@@ -238,11 +238,45 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 		t.Fatalf("schema violation: reason %q does not name the field", r)
 	}
 	waitFor(t, "consumer idle", func() bool { return consumerIdle(t, env.Bus, "strict") })
-	// The undecodable event never reaches the handler; the schema violation
-	// is caught where the handler decodes its payload, and not retried.
-	if calls.Load() != 1 {
-		t.Fatalf("handler called %d times, want 1 (only for the decodable event, never retried)", calls.Load())
+	// Neither reaches the handler: the runner applies the decode rules,
+	// schema included, before any handler is called.
+	if calls.Load() != 0 {
+		t.Fatalf("handler called %d times, want 0", calls.Load())
 	}
+	// The schema-invalid request still has a usable campaign id: its
+	// submitter hears back through a CampaignRejected naming the field,
+	// with an id derived from the request's.
+	rej := lastEvent(t, env.Bus, events.KindCampaignRejected.SubjectFor("c-bad"))
+	p, err := events.PayloadOf[events.CampaignRejected](rej, events.KindCampaignRejected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CampaignID != "c-bad" || p.Field != "buyer" || !strings.Contains(p.Reason, "schema") || !strings.Contains(p.Reason, "/brief: got string, want object") ||
+		rej.ID() != events.ChildID("bad-payload", "strict", "rejected") {
+		t.Fatalf("rejection %s %+v", rej.ID(), p)
+	}
+	if n := subjectCount(t, env.Bus, bus.StreamEvents, events.KindCampaignRejected.SubjectFor("c-bad")); n != 1 {
+		t.Fatalf("%d rejections, want 1", n)
+	}
+}
+
+// lastEvent reads the last stored event on a subject.
+func lastEvent(t *testing.T, b *bus.Bus, subject string) events.Event {
+	t.Helper()
+	var raw *jetstream.RawStreamMsg
+	waitFor(t, "an event on "+subject, func() bool {
+		m, err := b.JS.Stream(t.Context(), bus.StreamEvents)
+		if err != nil {
+			return false
+		}
+		raw, err = m.GetLastMsgForSubject(t.Context(), subject)
+		return err == nil
+	})
+	e, err := events.Decode(events.Header(raw.Header), raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func TestPermanentErrorIsDeadLettered(t *testing.T) {

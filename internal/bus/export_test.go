@@ -1,9 +1,20 @@
 package bus
 
-import "github.com/dealflow/dealflow/pkg/events"
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
 
 // WithAfterPublish installs the crash-simulation hook for tests.
 func WithAfterPublish(c StageConfig, f func(in events.Event) bool) StageConfig {
 	c.afterPublish = f
 	return c
+}
+
+// ResolveDeadLetter runs the dead-letter resolution for tests.
+func (b *Bus) ResolveDeadLetter(ctx context.Context, stage string, h nats.Header, data []byte, reason string) error {
+	return b.resolveDeadLetter(ctx, stage, h, data, reason, nil)
 }

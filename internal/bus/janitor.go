@@ -56,7 +56,8 @@ func (b *Bus) RunJanitor(ctx context.Context) error {
 		}
 		dm := nats.NewMsg(DLQPrefix + adv.Consumer)
 		copyHeaders(dm.Header, raw.Header)
-		dm.Header.Set(HeaderDLQReason, fmt.Sprintf("max deliveries (%d) exhausted without an ack (handler crashed or timed out)", adv.Deliveries))
+		reason := fmt.Sprintf("max deliveries (%d) exhausted without an ack (handler crashed or timed out)", adv.Deliveries)
+		dm.Header.Set(HeaderDLQReason, reason)
 		dm.Header.Set(HeaderDLQStage, adv.Consumer)
 		dm.Header.Set(HeaderDLQSubject, raw.Subject)
 		dm.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(adv.StreamSeq, 10))
@@ -64,6 +65,10 @@ func (b *Bus) RunJanitor(ctx context.Context) error {
 		dm.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq-%s-%d", adv.Consumer, adv.StreamSeq))
 		dm.Data = raw.Data
 		if _, err := b.JS.PublishMsg(ctx, dm); err != nil {
+			_ = m.NakWithDelay(2 * time.Second)
+			return
+		}
+		if err := b.resolveDeadLetter(ctx, adv.Consumer, raw.Header, raw.Data, reason, nil); err != nil {
 			_ = m.NakWithDelay(2 * time.Second)
 			return
 		}

@@ -220,18 +220,14 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	log := b.Log.With().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).Logger()
 
-	in, err := events.Decode(events.Header(m.Headers()), m.Data())
-	if err == nil {
-		// The payload's schema is checked where it is decoded
-		// (events.PayloadOf), once; its ErrInvalid dead-letters the event.
-		if _, ok := events.KindOf(in.Type()); !ok {
-			err = fmt.Errorf("%w: unknown type %q", events.ErrInvalid, in.Type())
-		} else if verr := events.ValidateCampaignID(in.Subject()); verr != nil {
-			err = verr
-		}
-	}
-	if err != nil {
-		b.deadLetter(ctx, cfg.Name, m, md, "decode: "+err.Error())
+	// The decode rules, the same for every stage: size, CloudEvents
+	// attributes, known type, campaign id in the subject equal to the
+	// payload's, payload conforming to its kind's schema. A handler only
+	// ever sees an event that passed them.
+	in, reason, rej := inbound(m.Headers(), m.Data())
+	if reason != "" {
+		log.Warn().Str("reason", reason).Msg("invalid event; dead-lettering")
+		b.deadLetterWith(ctx, cfg.Name, m, md, reason, rej)
 		return
 	}
 	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
@@ -245,6 +241,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	stop()
 
+	var outErr *OutputError
 	switch {
 	case herr == nil:
 		if cfg.afterPublish != nil && !cfg.afterPublish(in) {
@@ -255,6 +252,21 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 			return
 		}
 		log.Debug().Dur("took", time.Since(started)).Int("outputs", len(outs)).Msg("handled")
+	case errors.As(herr, &outErr):
+		// A bug in the producing stage, not in the input: retried (the
+		// bug may be fixed by a new deployment), then dead-lettered as the
+		// input with the violation as the reason. Nothing invalid is ever
+		// published.
+		ev := log.Error().Err(herr).Str("output_kind", outErr.Kind).Str("output_id", outErr.ID).
+			Str("input_event_id", in.ID()).Str("input_event_type", in.Type())
+		if int(md.NumDelivered) >= cfg.MaxDeliver {
+			ev.Msg("handler produced an invalid event; retries exhausted, dead-lettering the input")
+			b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("%s (after %d deliveries)", outErr.Error(), md.NumDelivered))
+			return
+		}
+		d := cfg.Backoff(md.NumDelivered)
+		ev.Dur("retry_in", d).Msg("handler produced an invalid event; will retry the input")
+		_ = m.NakWithDelay(d)
 	case IsPermanent(herr):
 		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
@@ -279,13 +291,21 @@ func safeCall(ctx context.Context, h Handler, in events.Event) (outs []events.Ev
 	return h(ctx, in)
 }
 
+// publishAll checks every output (schema and size) before publishing any,
+// so an invalid output publishes nothing and fails the handler attempt with
+// an *OutputError; then publishes them and waits for every acknowledgement.
 func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
-	if len(outs) == 1 {
-		if err := b.Publish(ctx, outs[0]); err != nil {
-			if errors.Is(err, events.ErrInvalid) {
-				return Permanent(err)
-			}
+	msgs := make([]*nats.Msg, 0, len(outs))
+	for _, o := range outs {
+		m, err := b.checkOut(o)
+		if err != nil {
 			return err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 1 {
+		if _, err := b.JS.PublishMsg(ctx, msgs[0], jetstream.WithExpectStream(StreamEvents)); err != nil {
+			return fmt.Errorf("bus: publish %s: %w", outs[0].ID(), err)
 		}
 		return nil
 	}
@@ -293,15 +313,11 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	// wait for every acknowledgement before the input is acked. A failure
 	// leaves the input to be redelivered; its outputs' deterministic ids
 	// make the re-publication of those already stored a no-op.
-	futures := make([]jetstream.PubAckFuture, 0, len(outs))
-	for _, o := range outs {
-		m, err := b.encode(o)
-		if err != nil {
-			return Permanent(err)
-		}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for i, m := range msgs {
 		f, err := b.JS.PublishMsgAsync(m, jetstream.WithExpectStream(StreamEvents))
 		if err != nil {
-			return fmt.Errorf("bus: publish %s: %w", o.ID(), err)
+			return fmt.Errorf("bus: publish %s: %w", outs[i].ID(), err)
 		}
 		futures = append(futures, f)
 	}
@@ -352,9 +368,17 @@ const (
 )
 
 // deadLetter copies the message to the stage's dead-letter subject with the
-// reason, then terminates it. If the copy cannot be stored the message is
-// left to redeliver: a dead letter is never lost.
+// reason, publishes what that means for its campaign (resolveDeadLetter: a
+// SellerSkipped for a seller's event), then terminates it. If the copy or the
+// resolution cannot be stored the message is left to redeliver: a dead
+// letter is never lost, and both are de-duplicated when it comes back.
 func (b *Bus) deadLetter(ctx context.Context, stage string, m jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+	b.deadLetterWith(ctx, stage, m, md, reason, nil)
+}
+
+// deadLetterWith is deadLetter that also publishes rej, the rejection of a
+// CampaignRequested, when not nil.
+func (b *Bus) deadLetterWith(ctx context.Context, stage string, m jetstream.Msg, md *jetstream.MsgMetadata, reason string, rej *events.CampaignRejected) {
 	dm := nats.NewMsg(DLQPrefix + stage)
 	copyHeaders(dm.Header, m.Headers())
 	dm.Header.Set(HeaderDLQReason, truncate(reason, 1024))
@@ -368,6 +392,11 @@ func (b *Bus) deadLetter(ctx context.Context, stage string, m jetstream.Msg, md 
 	defer cancel()
 	if _, err := b.JS.PublishMsg(pctx, dm); err != nil {
 		b.Log.Error().Err(err).Str("stage", stage).Msg("dead letter not stored; leaving the event to redeliver")
+		_ = m.NakWithDelay(5 * time.Second)
+		return
+	}
+	if err := b.resolveDeadLetter(pctx, stage, m.Headers(), m.Data(), reason, rej); err != nil {
+		b.Log.Error().Err(err).Str("stage", stage).Msg("dead letter's resolution not published; leaving the event to redeliver")
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}

@@ -47,44 +47,70 @@ type Option struct {
 	Env     string
 	Default string
 	Usage   string
-	set     func(c *Config, v string) error
+	set     setter
 }
 
-func str(p func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error { *p(c) = v; return nil }
+// setter parses one option's value into the Config.
+type setter struct {
+	fn func(c *Config, v string) error
+	// isBool marks a switch: given bare (--log-json) it means true.
+	isBool bool
 }
 
-func integer(p func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
+// IsBool reports whether the option is a boolean switch: given bare
+// (--allow-private) it means true, and --allow-private=false turns it off.
+func (o Option) IsBool() bool { return o.set.isBool }
+
+func (o Option) apply(c *Config, v string) error { return o.set.fn(c, v) }
+
+func str(p func(*Config) *string) setter {
+	return setter{fn: func(c *Config, v string) error { *p(c) = v; return nil }}
+}
+
+// list parses a comma-separated list, dropping empty items.
+func list(p func(*Config) *[]string) setter {
+	return setter{fn: func(c *Config, v string) error {
+		*p(c) = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p(c) = append(*p(c), s)
+			}
+		}
+		return nil
+	}}
+}
+
+func integer(p func(*Config) *int) setter {
+	return setter{fn: func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("not an integer: %q", v)
 		}
 		*p(c) = n
 		return nil
-	}
+	}}
 }
 
-func duration(p func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
+func duration(p func(*Config) *time.Duration) setter {
+	return setter{fn: func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("not a duration: %q", v)
 		}
 		*p(c) = d
 		return nil
-	}
+	}}
 }
 
-func boolean(p func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
+func boolean(p func(*Config) *bool) setter {
+	return setter{isBool: true, fn: func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("not a boolean: %q", v)
 		}
 		*p(c) = b
 		return nil
-	}
+	}}
 }
 
 // Options lists every setting, in help order.
@@ -94,30 +120,14 @@ var Options = []Option{
 	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port", integer(func(c *Config) *int { return &c.NATSPort })},
 	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
 	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
-	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker", "stages this process runs, comma-separated", func(c *Config, v string) error {
-		c.Stages = nil
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				c.Stages = append(c.Stages, s)
-			}
-		}
-		return nil
-	}},
+	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},
 	{"http", "DEALFLOW_HTTP_ADDR", "", "address of the bookings API (e.g. 127.0.0.1:8080); empty disables it", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"api-key", "DEALFLOW_API_KEY", "", "when set, the bookings API requires this X-API-Key (never forwarded to sellers)", str(func(c *Config) *string { return &c.APIKey })},
 	{"registry", "DEALFLOW_REGISTRY_URL", "", "agent registry URL; empty uses only the known sellers", str(func(c *Config) *string { return &c.RegistryURL })},
 	{"registry-kind", "DEALFLOW_REGISTRY_KIND", "simple", "registry API: simple (/agents, /verify) or aamp (/api/agents with a bearer token)", str(func(c *Config) *string { return &c.RegistryKind })},
 	{"registry-token", "DEALFLOW_REGISTRY_TOKEN", "", "bearer token for the AAMP registry", str(func(c *Config) *string { return &c.RegistryTok })},
 	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities}], used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
-	{"sellers", "DEALFLOW_SELLERS", "", "known seller URLs, comma-separated, besides the file; their trust is asked of the registry (unknown without one)", func(c *Config, v string) error {
-		c.Sellers = nil
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				c.Sellers = append(c.Sellers, s)
-			}
-		}
-		return nil
-	}},
+	{"sellers", "DEALFLOW_SELLERS", "", "known seller URLs, comma-separated, besides the file; their trust is asked of the registry (unknown without one)", list(func(c *Config) *[]string { return &c.Sellers })},
 	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}}; also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
 	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
 	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
@@ -136,7 +146,7 @@ var Options = []Option{
 func Defaults() Config {
 	var c Config
 	for _, o := range Options {
-		if err := o.set(&c, o.Default); err != nil {
+		if err := o.apply(&c, o.Default); err != nil {
 			panic("config: bad default for " + o.Flag + ": " + err.Error())
 		}
 	}
@@ -158,12 +168,19 @@ func Register(fs *flag.FlagSet, c *Config, only ...string) *Binder {
 			continue
 		}
 		if v, ok := os.LookupEnv(o.Env); ok {
-			if err := o.set(c, v); err != nil {
+			if err := o.apply(c, v); err != nil {
 				b.errs = append(b.errs, fmt.Errorf("%s: %w", o.Env, err))
 			}
 		}
-		o := o
-		fs.Func(o.Flag, o.Usage+" (env "+o.Env+", default "+quote(o.Default)+")", func(v string) error { return o.set(c, v) })
+		usage := o.Usage + " (env " + o.Env + ", default " + quote(o.Default) + ")"
+		set := func(v string) error { return o.apply(c, v) }
+		if o.IsBool() {
+			// A switch works bare (--allow-private); registered with
+			// fs.Func it would swallow the next argument as its value.
+			fs.BoolFunc(o.Flag, usage, set)
+		} else {
+			fs.Func(o.Flag, usage, set)
+		}
 	}
 	return b
 }

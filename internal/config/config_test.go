@@ -38,6 +38,19 @@ func TestEnvAndFlags(t *testing.T) {
 		{"bad env duration", map[string]string{"DEALFLOW_CACHE_TTL": "soon"}, nil, nil, "DEALFLOW_CACHE_TTL"},
 		{"bad kind", nil, []string{"--registry-kind", "ldap"}, nil, "registry-kind"},
 		{"bad strategy", nil, []string{"--strategy", "greedy"}, nil, "strategy"},
+		// A boolean is a bare switch: it must not swallow the next argument.
+		{"bare allow-private", nil, []string{"--allow-private", "--stages", "negotiator"},
+			func(c Config) bool { return c.AllowPrivate && len(c.Stages) == 1 && c.Stages[0] == "negotiator" }, ""},
+		{"bare log-json then stages", nil, []string{"--log-json", "--stages", "booker", "--allow-private"},
+			func(c Config) bool {
+				return c.LogJSON && c.AllowPrivate && len(c.Stages) == 1 && c.Stages[0] == "booker"
+			}, ""},
+		{"explicit false beats env", map[string]string{"DEALFLOW_ALLOW_PRIVATE": "true"}, []string{"--allow-private=false"},
+			func(c Config) bool { return !c.AllowPrivate }, ""},
+		{"bool env fallback", map[string]string{"DEALFLOW_LOG_JSON": "1", "DEALFLOW_ALLOW_PRIVATE": "true"}, nil,
+			func(c Config) bool { return c.LogJSON && c.AllowPrivate }, ""},
+		{"bad bool env", map[string]string{"DEALFLOW_LOG_JSON": "yes please"}, nil, nil, "DEALFLOW_LOG_JSON"},
+		{"bad bool flag", nil, []string{"--log-json=maybe"}, nil, "log-json"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -62,6 +75,34 @@ func TestEnvAndFlags(t *testing.T) {
 				t.Fatalf("err %v cfg %+v", err, cfg)
 			}
 		})
+	}
+}
+
+// TestEveryBooleanIsASwitch: each boolean option, given bare before another
+// flag, is true and leaves the next flag to be parsed.
+func TestEveryBooleanIsASwitch(t *testing.T) {
+	n := 0
+	for _, o := range Options {
+		if !o.IsBool() {
+			continue
+		}
+		n++
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var cfg Config
+		b := Register(fs, &cfg)
+		if err := fs.Parse([]string{"--" + o.Flag, "--stages", "kitfetcher", "extra"}); err != nil {
+			t.Fatalf("--%s: %v", o.Flag, err)
+		}
+		if err := b.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if len(cfg.Stages) != 1 || cfg.Stages[0] != "kitfetcher" || fs.NArg() != 1 {
+			t.Fatalf("--%s swallowed an argument: stages %v args %v", o.Flag, cfg.Stages, fs.Args())
+		}
+	}
+	if n < 2 {
+		t.Fatalf("%d boolean options; want allow-private and log-json at least", n)
 	}
 }
 

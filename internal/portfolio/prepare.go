@@ -17,6 +17,15 @@ const (
 	maxQuotes      = 1 << 20
 )
 
+// The brief's documented limits (pkg/events) must be within the optimiser's:
+// each line below fails to compile (a negative uint64 constant) otherwise.
+// TestHandlesMaxBudgetExactly checks the budget limit is also exact.
+const (
+	_ = uint64(maxBudget*1e6) - uint64(events.MaxBudgetMicros)
+	_ = uint64(maxCPM*1e6) - uint64(events.MaxCPMMicros)
+	_ = uint64(maxImpressions) - uint64(events.MaxImpressions)
+)
+
 // cand is an eligible quote in solver units: spend is scaled by the budget
 // (x = dollars / budget, so the budget row is Σx ≤ 1) and value per scaled
 // dollar by the best score (v = score / scoreScale ≤ 1). Both keep gonum's

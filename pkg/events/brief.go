@@ -2,10 +2,13 @@ package events
 
 import (
 	"errors"
-
+	"fmt"
 	"math"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FieldError names the request field that is wrong and why.
@@ -26,19 +29,27 @@ const DateLayout = "2006-01-02"
 // DealTypes are the deal types a brief may ask for.
 var DealTypes = []string{"PG", "PD", "PA"}
 
-// Validate checks the brief the way the bookings API and the discoverer
-// must agree on; the error is a *FieldError naming the field (prefixed
-// "brief.").
-func (b Brief) Validate() error {
+// Validate checks the brief against the limits (limits.go) relative to the
+// current time; see ValidateAt.
+func (b Brief) Validate() error { return b.ValidateAt(time.Now()) }
+
+// ValidateAt checks the brief the way the bookings API and the discoverer
+// must agree on, with the flight dates judged against now; the error is a
+// *FieldError naming the field (prefixed "brief.", list items by index:
+// "brief.channels[3]").
+func (b Brief) ValidateAt(now time.Time) error {
 	bad := func(field, reason string) error { return &FieldError{Field: "brief." + field, Reason: reason} }
-	name := strings.TrimSpace(b.Name)
-	switch {
-	case name == "":
+	if strings.TrimSpace(b.Name) == "" {
 		return bad("name", "is required")
-	case len(b.Name) > 100:
-		return bad("name", "must be at most 100 characters")
+	}
+	if err := checkLen("brief.name", b.Name, MaxNameLen); err != nil {
+		return err
+	}
+	switch {
 	case b.BudgetMicros <= 0:
 		return bad("budget_micros", "must be a positive amount")
+	case b.BudgetMicros > MaxBudgetMicros:
+		return bad("budget_micros", "must be at most "+MaxBudgetMicros.String()+" ("+strconv.FormatInt(int64(MaxBudgetMicros), 10)+" micros)")
 	case b.Currency != "" && b.Currency != "USD":
 		return bad("currency", "only USD is supported")
 	}
@@ -50,42 +61,93 @@ func (b Brief) Validate() error {
 	if err != nil {
 		return bad("end_date", "must be a date YYYY-MM-DD")
 	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	if start.Before(today.Add(-MaxStartInPast)) {
+		return bad("start_date", "must not be more than 1 day in the past")
+	}
 	if end.Before(start) {
 		return bad("end_date", "must not be before start_date")
 	}
-	if b.KPIs.TargetCPMMicros < 0 {
-		return bad("kpis.target_cpm_micros", "must not be negative")
+	if end.After(today.Add(MaxFlightAhead)) {
+		return bad("end_date", "must be at most 730 days (2 years) ahead")
 	}
-	if b.KPIs.MaxCPMMicros < 0 {
-		return bad("kpis.max_cpm_micros", "must not be negative")
+	if err := checkList("brief.objectives", b.Objectives, MaxObjectives, MaxTokenLen); err != nil {
+		return err
+	}
+	if err := checkCPM("brief.kpis.target_cpm_micros", b.KPIs.TargetCPMMicros); err != nil {
+		return err
+	}
+	if err := checkCPM("brief.kpis.max_cpm_micros", b.KPIs.MaxCPMMicros); err != nil {
+		return err
 	}
 	if b.KPIs.MaxCPMMicros > 0 && b.KPIs.TargetCPMMicros > b.KPIs.MaxCPMMicros {
 		return bad("kpis.target_cpm_micros", "must not exceed kpis.max_cpm_micros")
 	}
+	for _, l := range []struct {
+		field     string
+		items     []string
+		max, size int
+	}{
+		{"brief.channels", b.Channels, MaxChannels, MaxTokenLen},
+		{"brief.ad_formats", b.AdFormats, MaxAdFormats, MaxTokenLen},
+		{"brief.geo", b.Geo, MaxGeo, MaxTokenLen},
+		{"brief.keywords", b.Keywords, MaxKeywords, MaxKeywordLen},
+		{"brief.tags", b.Tags, MaxTags, MaxTokenLen},
+	} {
+		if err := checkList(l.field, l.items, l.max, l.size); err != nil {
+			return err
+		}
+	}
+	if len(b.DeviceTypes) > MaxDeviceTypes {
+		return bad("device_types", fmt.Sprintf("must list at most %d device types", MaxDeviceTypes))
+	}
+	for i, d := range b.DeviceTypes {
+		if d < 1 || d > MaxDeviceType {
+			return bad(fmt.Sprintf("device_types[%d]", i), fmt.Sprintf("must be an OpenRTB device type 1-%d", MaxDeviceType))
+		}
+	}
 	if b.DealType != "" && !contains(DealTypes, b.DealType) {
 		return bad("deal_type", "must be PG, PD or PA")
 	}
-	if b.Impressions < 0 {
-		return bad("impressions", "must not be negative")
+	if b.Impressions < 0 || b.Impressions > MaxImpressions {
+		return bad("impressions", fmt.Sprintf("must be between 0 and %d", MaxImpressions))
 	}
 	if b.PerSellerCapMicros < 0 {
 		return bad("per_seller_cap_micros", "must not be negative")
 	}
-	if b.MinSellers < 0 {
-		return bad("min_sellers", "must not be negative")
+	if b.PerSellerCapMicros > b.BudgetMicros {
+		return bad("per_seller_cap_micros", "must not exceed budget_micros")
+	}
+	if b.MinSellers < 0 || b.MinSellers > MaxMinSellers {
+		return bad("min_sellers", fmt.Sprintf("must be between 0 and %d", MaxMinSellers))
 	}
 	if w := b.Weights; w != nil {
-		for name, v := range map[string]float64{"price": w.Price, "video": w.Video, "display": w.Display, "negotiable": w.Negotiable, "volume": w.Volume} {
-			if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-				return bad("weights."+name, "must be a finite number >= 0")
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"price", w.Price}, {"video", w.Video}, {"display", w.Display}, {"negotiable", w.Negotiable}, {"volume", w.Volume}} {
+			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				return bad("weights."+f.name, "must be a finite number >= 0")
 			}
 		}
-		if w.PriceCeilingMicros < 0 {
-			return bad("weights.price_ceiling_micros", "must not be negative")
+		if err := checkCPM("brief.weights.price_ceiling_micros", w.PriceCeilingMicros); err != nil {
+			return err
 		}
 	}
+	if len(b.FormatMix) > MaxFormatMix {
+		return bad("format_mix", fmt.Sprintf("must have at most %d formats", MaxFormatMix))
+	}
+	formats := make([]string, 0, len(b.FormatMix))
+	for f := range b.FormatMix {
+		formats = append(formats, f)
+	}
+	sort.Strings(formats) // the first bad format is reported, deterministically
 	sum := 0.0
-	for f, s := range b.FormatMix {
+	for _, f := range formats {
+		s := b.FormatMix[f]
+		if strings.TrimSpace(f) == "" || utf8.RuneCountInString(f) > MaxTokenLen {
+			return bad("format_mix", fmt.Sprintf("format names must be 1-%d characters", MaxTokenLen))
+		}
 		if s < 0 || s > 1 || math.IsNaN(s) {
 			return bad("format_mix."+f, "must be a share between 0 and 1")
 		}
@@ -93,6 +155,36 @@ func (b Brief) Validate() error {
 	}
 	if sum > 1+1e-9 {
 		return bad("format_mix", "shares must add up to at most 1")
+	}
+	return nil
+}
+
+// checkLen refuses a string longer than max characters.
+func checkLen(field, s string, max int) error {
+	if utf8.RuneCountInString(s) > max {
+		return &FieldError{Field: field, Reason: fmt.Sprintf("must be at most %d characters", max)}
+	}
+	return nil
+}
+
+// checkList refuses a list longer than max or an item that is empty or
+// longer than size characters; an item is named by index (field[i]).
+func checkList(field string, items []string, max, size int) error {
+	if len(items) > max {
+		return &FieldError{Field: field, Reason: fmt.Sprintf("must have at most %d items", max)}
+	}
+	for i, it := range items {
+		if strings.TrimSpace(it) == "" || utf8.RuneCountInString(it) > size {
+			return &FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("must be 1-%d characters", size)}
+		}
+	}
+	return nil
+}
+
+// checkCPM refuses a negative CPM or one above MaxCPMMicros.
+func checkCPM(field string, m Micros) error {
+	if m < 0 || m > MaxCPMMicros {
+		return &FieldError{Field: field, Reason: "must be between 0 and " + MaxCPMMicros.String() + " (" + strconv.FormatInt(int64(MaxCPMMicros), 10) + " micros)"}
 	}
 	return nil
 }
@@ -105,24 +197,54 @@ func (b Brief) EffectiveDealType() string {
 	return b.DealType
 }
 
-// Validate checks a campaign request: its id and its brief.
-func (c CampaignRequested) Validate() error {
+// Validate checks a campaign request against the current time; see
+// ValidateAt.
+func (c CampaignRequested) Validate() error { return c.ValidateAt(time.Now()) }
+
+// ValidateAt checks a campaign request: its id, its brief (flight dates
+// judged against now), its buyer, sellers, negotiation policy and shopping
+// window. The error is a *FieldError naming the field exactly.
+func (c CampaignRequested) ValidateAt(now time.Time) error {
 	if err := ValidateCampaignID(c.CampaignID); err != nil {
 		return &FieldError{Field: "campaign_id", Reason: "must be 1-64 characters of [A-Za-z0-9_-]"}
 	}
-	if err := c.Brief.Validate(); err != nil {
+	if err := c.Brief.ValidateAt(now); err != nil {
 		return err
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"seat_id", c.Buyer.SeatID, MaxIDLen}, {"agency_id", c.Buyer.AgencyID, MaxIDLen}, {"advertiser_id", c.Buyer.AdvertiserID, MaxIDLen},
+		{"seat_name", c.Buyer.SeatName, MaxNameLen}, {"dsp_platform", c.Buyer.DSPPlatform, MaxNameLen},
+		{"agency_name", c.Buyer.AgencyName, MaxNameLen}, {"agency_holding_company", c.Buyer.AgencyHoldingCompany, MaxNameLen},
+		{"advertiser_name", c.Buyer.AdvertiserName, MaxNameLen}, {"advertiser_industry", c.Buyer.AdvertiserIndustry, MaxNameLen},
+	} {
+		if err := checkLen("buyer."+f.name, f.v, f.max); err != nil {
+			return err
+		}
+	}
+	if len(c.Sellers) > MaxCampaignSellers {
+		return &FieldError{Field: "sellers", Reason: fmt.Sprintf("must have at most %d seller URLs", MaxCampaignSellers)}
+	}
+	for i, u := range c.Sellers {
+		if strings.TrimSpace(u) == "" || len(u) > MaxURLLen {
+			return &FieldError{Field: fmt.Sprintf("sellers[%d]", i), Reason: fmt.Sprintf("must be a URL of 1-%d bytes", MaxURLLen)}
+		}
 	}
 	switch c.Negotiation.Strategy {
 	case "", "threshold", "adaptive", "competitive":
 	default:
 		return &FieldError{Field: "negotiation.strategy", Reason: "must be threshold, adaptive or competitive"}
 	}
-	if c.Negotiation.MaxRounds < 0 || c.Negotiation.StepMicros < 0 {
-		return &FieldError{Field: "negotiation", Reason: "step and max_rounds must not be negative"}
+	if c.Negotiation.MaxRounds < 0 || c.Negotiation.MaxRounds > MaxNegotiationRounds {
+		return &FieldError{Field: "negotiation.max_rounds", Reason: fmt.Sprintf("must be between 0 and %d", MaxNegotiationRounds)}
 	}
-	if c.ShoppingWindowSec < 0 {
-		return &FieldError{Field: "shopping_window_seconds", Reason: "must not be negative"}
+	if err := checkCPM("negotiation.step_micros", c.Negotiation.StepMicros); err != nil {
+		return err
+	}
+	if c.ShoppingWindowSec < 0 || c.ShoppingWindowSec > int(MaxShoppingWindow/time.Second) {
+		return &FieldError{Field: "shopping_window_seconds", Reason: fmt.Sprintf("must be between 0 and %d (24 hours)", int(MaxShoppingWindow/time.Second))}
 	}
 	return nil
 }

@@ -115,10 +115,15 @@ type SellerSkipped struct {
 	SellerURL  string `json:"seller_url"`
 	SellerName string `json:"seller_name,omitempty"`
 	Trust      Trust  `json:"trust,omitempty"`
-	Stage      string `json:"stage" desc:"discoverer or kitfetcher."`
-	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, ..."`
+	Stage      string `json:"stage" desc:"discoverer or kitfetcher; for code dead_lettered, the stage that dead-lettered the event."`
+	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
 	Reason     string `json:"reason"`
+	PackageID  string `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
 }
+
+// SkipDeadLettered is SellerSkipped.Code when the bus dead-lettered one of
+// the seller's events (SellerFound, PackageFound or QuoteReady).
+const SkipDeadLettered = "dead_lettered"
 
 // SourceStatus says how one discovery source answered.
 type SourceStatus struct {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	jskind "github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -79,23 +82,80 @@ func ValidateData(k Kind, data []byte) error {
 		return fmt.Errorf("%w: %s data is not JSON: %v", ErrInvalid, k.Name, err)
 	}
 	if err := s.Validate(inst); err != nil {
-		return fmt.Errorf("%w: %s violates its schema: %s", ErrInvalid, k.Name, flattenSchemaError(err))
+		field, detail := flattenSchemaError(err)
+		return &SchemaError{Kind: k.Name, Field: field, Detail: detail}
 	}
 	return nil
 }
 
+// SchemaError is a payload that violates its kind's JSON Schema. It matches
+// errors.Is(err, ErrInvalid).
+type SchemaError struct {
+	// Kind is the event kind's name, e.g. "CampaignRequested".
+	Kind string
+	// Field is the first offending field as a path into the payload, in
+	// the FieldError style: "brief.budget_micros", "brief.channels[3]";
+	// empty for the payload as a whole.
+	Field string
+	// Detail lists every violation ("/brief/budget_micros: got number,
+	// want integer; ...").
+	Detail string
+}
+
+// Error renders "<Kind> violates its schema: <detail>".
+func (e *SchemaError) Error() string { return e.Kind + " violates its schema: " + e.Detail }
+
+// Is lets errors.Is(err, ErrInvalid) match a SchemaError.
+func (e *SchemaError) Is(target error) bool { return target == ErrInvalid }
+
+// AsSchemaError extracts the schema violation, if err carries one.
+func AsSchemaError(err error) (*SchemaError, bool) {
+	var se *SchemaError
+	if errors.As(err, &se) {
+		return se, true
+	}
+	return nil, false
+}
+
+// fieldPath renders a JSON pointer's tokens as "a.b[3].c".
+func fieldPath(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		if _, err := strconv.Atoi(t); err == nil && b.Len() > 0 {
+			b.WriteString("[" + t + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(t)
+	}
+	return b.String()
+}
+
 var englishPrinter = message.NewPrinter(language.English)
 
-func flattenSchemaError(err error) string {
+// flattenSchemaError lists every leaf violation and names the first one's
+// field (a missing property is named itself, not its parent).
+func flattenSchemaError(err error) (field, detail string) {
 	ve, ok := err.(*jsonschema.ValidationError)
 	if !ok {
-		return err.Error()
+		return "", err.Error()
 	}
 	var parts []string
+	first := true
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
 			parts = append(parts, "/"+strings.Join(e.InstanceLocation, "/")+": "+e.ErrorKind.LocalizedString(englishPrinter))
+			if first {
+				first = false
+				loc := e.InstanceLocation
+				if r, ok := e.ErrorKind.(*jskind.Required); ok && len(r.Missing) > 0 {
+					loc = append(append([]string(nil), loc...), r.Missing[0])
+				}
+				field = fieldPath(loc)
+			}
 			return
 		}
 		for _, c := range e.Causes {
@@ -103,7 +163,7 @@ func flattenSchemaError(err error) string {
 		}
 	}
 	walk(ve)
-	return strings.Join(parts, "; ")
+	return field, strings.Join(parts, "; ")
 }
 
 // GenerateSchema renders the JSON Schema (draft 2020-12) of a kind's payload

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
@@ -40,7 +41,13 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	if err != nil {
 		return nil, err
 	}
-	if err := req.Validate(); err != nil {
+	// Judged at the request's time, so a redelivered or replayed request
+	// gets the same answer as the first delivery.
+	at := req.RequestedAt
+	if at.IsZero() || at.After(time.Now()) {
+		at = time.Now()
+	}
+	if err := req.ValidateAt(at); err != nil {
 		rej := events.CampaignRejected{CampaignID: in.Subject(), Reason: err.Error()}
 		if fe, ok := events.AsFieldError(err); ok {
 			rej.Field, rej.Reason = fe.Field, fe.Reason
