@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/negotiation"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -61,18 +59,17 @@ func SessionKey(campaignID, sellerURL, packageID string) string {
 
 // journal reads and writes one session with revision checks.
 type journal struct {
-	kv  jetstream.KeyValue
-	key string
+	store *bus.Store[Session]
+	key   string
 }
 
 func (j journal) load(ctx context.Context) (Session, error) {
-	var s Session
-	_, _, err := bus.GetJSON(ctx, j.kv, j.key, &s)
+	s, _, err := j.store.Get(ctx, j.key)
 	return s, err
 }
 
 func (j journal) update(ctx context.Context, fn func(s *Session) error) (Session, error) {
-	return bus.Update(ctx, j.kv, j.key, func(s *Session, _ bool) (bool, error) {
+	return j.store.Update(ctx, j.key, func(s *Session, _ bool) (bool, error) {
 		if err := fn(s); err != nil {
 			return false, err
 		}
@@ -110,7 +107,9 @@ func (c *counterparty) Respond(ctx context.Context, m negotiation.Move, round in
 		msg.Body.IdempotencyKey = msg.Key
 		if _, err := c.j.update(ctx, func(s *Session) error {
 			if len(s.Messages) != idx {
-				return fmt.Errorf("negotiator: journal of %s changed under us (%d messages, expected %d)", c.j.key, len(s.Messages), idx)
+				// Another replica sent this round first: retry the whole
+				// package, which replays that replica's journal.
+				return fmt.Errorf("%w: negotiator: journal of %s changed under us (%d messages, expected %d)", bus.ErrConflict, c.j.key, len(s.Messages), idx)
 			}
 			s.Messages = append(s.Messages, msg)
 			return nil
