@@ -78,6 +78,22 @@ func (j journal) update(ctx context.Context, fn func(s *Session) error) (Session
 	})
 }
 
+// appendMessage journals msg as message idx before it is sent. If another
+// replica journaled a message there first (two replicas handling the same
+// PackageFound), the error wraps bus.ErrConflict, which bus.IsTransient
+// recognises: the handler fails, the event is redelivered and the retry
+// replays the other replica's journal instead of sending a round of its own.
+func (j journal) appendMessage(ctx context.Context, idx int, msg Message) error {
+	_, err := j.update(ctx, func(s *Session) error {
+		if len(s.Messages) != idx {
+			return fmt.Errorf("%w: negotiator: journal of %s changed under us (%d messages, expected %d)", bus.ErrConflict, j.key, len(s.Messages), idx)
+		}
+		s.Messages = append(s.Messages, msg)
+		return nil
+	})
+	return err
+}
+
 // counterparty sends the strategy's moves to the seller through the journal.
 type counterparty struct {
 	j       journal
@@ -105,15 +121,7 @@ func (c *counterparty) Respond(ctx context.Context, m negotiation.Move, round in
 	} else {
 		msg = Message{Key: events.NewID(), Body: c.body(m)}
 		msg.Body.IdempotencyKey = msg.Key
-		if _, err := c.j.update(ctx, func(s *Session) error {
-			if len(s.Messages) != idx {
-				// Another replica sent this round first: retry the whole
-				// package, which replays that replica's journal.
-				return fmt.Errorf("%w: negotiator: journal of %s changed under us (%d messages, expected %d)", bus.ErrConflict, c.j.key, len(s.Messages), idx)
-			}
-			s.Messages = append(s.Messages, msg)
-			return nil
-		}); err != nil {
+		if err := c.j.appendMessage(ctx, idx, msg); err != nil {
 			return negotiation.Round{}, err
 		}
 	}
