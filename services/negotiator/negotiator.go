@@ -9,9 +9,9 @@
 package negotiator
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"errors"
 	"fmt"
 	"math"
