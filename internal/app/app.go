@@ -197,11 +197,11 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("negotiator") {
-		sessions, err := a.Bus.KV(ctx, bus.BucketNegotiations)
+		sessions, err := bus.OpenStore[negotiator.Session](ctx, a.Bus, bus.BucketNegotiations)
 		if err != nil {
 			return err
 		}
-		quotes, err := a.Bus.KV(ctx, bus.BucketQuotes)
+		quotes, err := bus.OpenStore[negotiator.Competing](ctx, a.Bus, bus.BucketQuotes)
 		if err != nil {
 			return err
 		}

@@ -147,11 +147,11 @@ func BenchmarkNegotiation(b *testing.B) {
 			var wg sync.WaitGroup
 			for r := 0; r < c.replicas; r++ {
 				rb := env.Connect(b, fmt.Sprint("neg-", r))
-				sessions, err := rb.KV(ctx, bus.BucketNegotiations)
+				sessions, err := bus.OpenStore[negotiator.Session](ctx, rb, bus.BucketNegotiations)
 				if err != nil {
 					b.Fatal(err)
 				}
-				quotes, err := rb.KV(ctx, bus.BucketQuotes)
+				quotes, err := bus.OpenStore[negotiator.Competing](ctx, rb, bus.BucketQuotes)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -60,8 +60,6 @@ func imports(t *testing.T, dir string) map[string][]string {
 // directly. They are to move behind internal/bus's typed KV stores; the list
 // may only shrink, and an entry that no longer applies fails the test.
 var natsDebt = map[string]bool{
-	"services/negotiator github.com/nats-io/nats.go":           true,
-	"services/negotiator github.com/nats-io/nats.go/jetstream": true,
 }
 
 func TestStagesDoNotImportNATS(t *testing.T) {

@@ -194,10 +194,15 @@ func (c core) estimateFloor() (floor float64, how string) {
 			return c.st.Rounds[i].SellerPrice, "the seller's final offer"
 		}
 	}
-	lower := max(c.v.floor, c.v.lastOffer)
+	// The known floor bounds the estimate only while the seller has not
+	// already asked less: an ask below it proves it is not the seller's floor.
+	lower, lowerHow := c.v.lastOffer, "our offer"
+	if c.v.floor > 0 && (c.v.ask <= 0 || c.v.ask >= c.v.floor) && c.v.floor >= lower {
+		lower, lowerHow = c.v.floor, "the "+c.v.floorSrc+" "+fmtPrice(c.v.floor)
+	}
 	ks := c.concessions()
 	if len(ks) == 0 {
-		return lower, "the known floor and our offer"
+		return lower, lowerHow
 	}
 	left := c.v.limit - c.v.k
 	last := ks[len(ks)-1]
@@ -242,7 +247,7 @@ func (c core) estimateFloor() (floor float64, how string) {
 		how = "the seller's concessions (linear fit)"
 	}
 	if ask < lower {
-		return lower, how + ", bounded by the known floor and our offer"
+		return lower, how + ", bounded by " + lowerHow
 	}
 	return ask, how
 }
@@ -275,6 +280,9 @@ func (c core) next() Move {
 		return c.move(WalkAway, 0, "seller's final offer %s is not acceptable (max %s)", fmtPrice(ask), fmtPrice(v.max))
 	case ok && ask <= res:
 		return c.move(Accept, ask, "seller's %s is within our reservation %s", fmtPrice(ask), fmtPrice(res))
+	case ok && ask < floor*(1-floorTolerance):
+		return c.move(Accept, ask, "seller's %s is already below its estimated floor %s (from %s); accepting within max %s",
+			fmtPrice(ask), fmtPrice(floor), how, fmtPrice(v.max))
 	case ok && ask <= floor*(1+floorTolerance):
 		return c.move(Accept, ask, "seller's %s is at its estimated floor %s (from %s)", fmtPrice(ask), fmtPrice(floor), how)
 	case ok && c.stopped():
@@ -342,7 +350,7 @@ func (c core) opening(open float64) Move {
 	}
 	parts := []string{fmt.Sprintf("opening at %s", fmtPrice(p))}
 	if v.floor > 0 {
-		parts = append(parts, fmt.Sprintf("seller floor %s", fmtPrice(v.floor)))
+		parts = append(parts, fmt.Sprintf("seller floor %s (%s)", fmtPrice(v.floor), v.floorSrc))
 	}
 	parts = append(parts, fmt.Sprintf("target %s, max %s", fmtPrice(v.target), fmtPrice(v.max)))
 	return c.move(Offer, p, "%s", strings.Join(parts, "; "))

@@ -77,7 +77,7 @@ func (c Competitive) Next(st State) (Move, error) {
 	k.v.target = min(v.target, k.v.max)
 	k.note = fmt.Sprintf("best competing offer %s CPM", fmtPrice(best))
 	if v.floor >= best {
-		return k.move(WalkAway, 0, "seller's floor %s cannot beat the competing price", fmtPrice(v.floor)), nil
+		return k.move(WalkAway, 0, "seller's floor %s (%s) cannot beat the competing price", fmtPrice(v.floor), v.floorSrc), nil
 	}
 	if v.k == 0 {
 		lev := c.Leverage

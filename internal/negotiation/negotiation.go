@@ -60,7 +60,8 @@ type Round struct {
 // State is everything a strategy may look at before its next move.
 type State struct {
 	ListPrice       float64       // the seller's quoted/asking CPM at the start; 0 if unknown
-	Floor           *float64      // the seller's floor CPM if known (authenticated package view)
+	Floor           *float64      // the seller's negotiation floor CPM if known (the product's floor_cpm)
+	FloorSource     string        // where Floor comes from, quoted in reasons ("product prod-x floor_cpm"); "" = "known floor"
 	Target, Max     float64       // this deal's target and max CPM; 0 = the strategy's own (Max can only lower it)
 	Rounds          []Round       // seller responses so far, oldest first
 	SellerMaxRounds int           // the seller's round limit; 0 if unknown
@@ -144,6 +145,7 @@ type view struct {
 	lastAction  string  // the seller's last action ("" before any round)
 	limit       int     // rounds the seller will evaluate: min(strategy, seller)
 	floor       float64 // known floor (0 if unknown)
+	floorSrc    string  // where the known floor comes from, for reasons
 }
 
 // effectiveLimits merges the strategy's limits with the State's: the State
@@ -174,6 +176,10 @@ func readState(st State, target, max float64, rounds int) (view, error) {
 			return v, fmt.Errorf("%w: floor %v", ErrInvalidState, *st.Floor)
 		}
 		v.floor = *st.Floor
+		v.floorSrc = st.FloorSource
+		if v.floorSrc == "" {
+			v.floorSrc = "known floor"
+		}
 	}
 	if st.SellerMaxRounds > 0 && st.SellerMaxRounds < v.limit {
 		v.limit = st.SellerMaxRounds

@@ -143,22 +143,27 @@ type DiscoveryCompleted struct {
 
 // Package is a seller's package as the buyer saw it.
 type Package struct {
-	ID                   string   `json:"id"`
-	Name                 string   `json:"name,omitempty"`
-	ProductID            string   `json:"product_id,omitempty" desc:"Seller product quoted for this package."`
-	AdFormats            []string `json:"ad_formats,omitempty"`
-	DeviceTypes          []int    `json:"device_types,omitempty"`
-	GeoTargets           []string `json:"geo_targets,omitempty"`
-	Tags                 []string `json:"tags,omitempty"`
-	PriceRange           string   `json:"price_range,omitempty"`
-	PriceLowMicros       Micros   `json:"price_low_micros,omitempty" desc:"Low end of the public CPM range, in micros."`
-	PriceHighMicros      Micros   `json:"price_high_micros,omitempty" desc:"High end of the public CPM range, in micros."`
-	ExactPriceMicros     Micros   `json:"exact_price_micros,omitempty" desc:"Exact CPM for the revealed tier, in micros; 0 when only a range is known."`
-	FloorPriceMicros     Micros   `json:"floor_price_micros,omitempty" desc:"The seller's floor CPM, in micros, when shown."`
-	Currency             string   `json:"currency,omitempty"`
-	Negotiable           bool     `json:"negotiable"`
-	VolumeDiscounts      bool     `json:"volume_discounts"`
-	AvailableImpressions int64    `json:"available_impressions,omitempty"`
+	ID               string   `json:"id"`
+	Name             string   `json:"name,omitempty"`
+	ProductID        string   `json:"product_id,omitempty" desc:"Seller product quoted for this package."`
+	AdFormats        []string `json:"ad_formats,omitempty"`
+	DeviceTypes      []int    `json:"device_types,omitempty"`
+	GeoTargets       []string `json:"geo_targets,omitempty"`
+	Tags             []string `json:"tags,omitempty"`
+	PriceRange       string   `json:"price_range,omitempty"`
+	PriceLowMicros   Micros   `json:"price_low_micros,omitempty" desc:"Low end of the public CPM range, in micros."`
+	PriceHighMicros  Micros   `json:"price_high_micros,omitempty" desc:"High end of the public CPM range, in micros."`
+	ExactPriceMicros Micros   `json:"exact_price_micros,omitempty" desc:"Exact CPM for the revealed tier, in micros; 0 when only a range is known."`
+	FloorPriceMicros Micros   `json:"floor_price_micros,omitempty" desc:"The package's floor CPM (authenticated view), in micros, when shown."`
+	// ProductFloorCPMMicros and ProductDealTypes come from the seller's
+	// catalog entry for ProductID: the seller negotiates against the
+	// product's floor_cpm, not the package's floor_price.
+	ProductFloorCPMMicros Micros   `json:"product_floor_cpm_micros,omitempty" desc:"The product's ext.floor_cpm (the seller's negotiation floor), in micros; 0 when unknown."`
+	ProductDealTypes      []string `json:"product_deal_types,omitempty" desc:"Deal types the product allows (ext.deal_types: PG, PD, PA); empty when unknown."`
+	Currency              string   `json:"currency,omitempty"`
+	Negotiable            bool     `json:"negotiable"`
+	VolumeDiscounts       bool     `json:"volume_discounts"`
+	AvailableImpressions  int64    `json:"available_impressions,omitempty"`
 }
 
 // PackageFound is one package that fits the brief.

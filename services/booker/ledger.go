@@ -234,10 +234,24 @@ func (b *Booker) reconcile(ctx context.Context, sellerURL, quoteID string, timeo
 	return d
 }
 
+// errNoProduct fails a line whose quote names no product: a re-quote
+// without one is refused by the seller and a guessed one books the wrong
+// inventory.
+var errNoProduct = errors.New("no_product: the quote names no product to re-quote")
+
 func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
+	// Re-quote exactly the product the agreement was made on; never let the
+	// seller reject (or worse, price) a request without one.
+	product := q.Package.ProductID
+	if product == "" {
+		product = l.ProductID
+	}
+	if product == "" {
+		return nil, errNoProduct
+	}
 	imps := l.Impressions
 	target := sellerclient.FromMicros(l.CPMMicros)
-	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: q.Package.ProductID,
+	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: product,
 		DealType: sellerclient.DealType(q.DealType), Impressions: &imps, FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate,
 		TargetCPM: &target})
 }
@@ -283,6 +297,8 @@ func ambiguous(err error) bool {
 
 func failCode(err error) string {
 	switch {
+	case errors.Is(err, errNoProduct):
+		return "no_product"
 	case errors.Is(err, sellerclient.ErrQuoteExpired):
 		return "quote_expired"
 	case errors.Is(err, sellerclient.ErrAlreadyBooked):

@@ -103,7 +103,110 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief (formats %v, devices %v, geo %v, tags %v)",
 			len(pkgs), wantedFormats(sf.Brief), sf.Brief.DeviceTypes, sf.Brief.Geo, sf.Brief.Tags)}
 	}
+	if err := s.resolveProducts(cctx, sf, fit); err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	return fit, nil
+}
+
+// resolveProducts fills in each package's product and that product's floor
+// and deal types, within the seller deadline. The public package view has
+// no placements, so a package seen only there is resolved the ways the
+// contract allows, in order:
+//
+//  1. the package detail GET /packages/{id} with a bare tier claim
+//     (buyer_tier=seat, no ids and no key: the seller still prices it at
+//     public, §2.3) — only for a seller whose trust cap allows seat or
+//     above, so an unknown seller never sees a claim above public;
+//  2. the catalog (GET /products): the one product whose inventory type is
+//     the package's primary (first) ad format, if exactly one is.
+//
+// A package whose product stays unknown keeps an empty ProductID; the
+// negotiator then ends it with an error outcome instead of quoting a guess.
+// Failures here never skip the seller (the packages are still reported).
+func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package) error {
+	var (
+		catalog    map[string]sellerclient.Product
+		catalogErr error
+		loaded     bool
+	)
+	products := func() (map[string]sellerclient.Product, error) {
+		if !loaded {
+			loaded = true
+			var list []sellerclient.Product
+			if list, catalogErr = s.Client.ListProducts(ctx, sf.Seller.URL); catalogErr == nil {
+				catalog = make(map[string]sellerclient.Product, len(list))
+				for _, p := range list {
+					catalog[p.ProductID] = p
+				}
+			}
+		}
+		return catalog, catalogErr
+	}
+	for i := range fit {
+		p := &fit[i]
+		if p.ProductID == "" && sf.Disclosure.Tier == identity.TierPublic && sf.Disclosure.Cap.Rank() >= identity.TierSeat.Rank() {
+			d, err := s.Client.Package(ctx, sf.Seller.URL, p.ID, sellerclient.Auth{}, sellerclient.TierClaim{Tier: identity.TierSeat})
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err == nil && len(d.Placements) > 0 {
+				p.ProductID = d.Placements[0].ProductID
+			}
+		}
+		if p.ProductID == "" {
+			cat, err := products()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				continue
+			}
+			p.ProductID = onlyProductOfFormat(cat, p.AdFormats)
+		}
+		if p.ProductID == "" {
+			continue
+		}
+		cat, err := products()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		if prod, ok := cat[p.ProductID]; ok {
+			if f := prod.Ext.FloorCPM; f != nil && *f > 0 {
+				p.ProductFloorCPMMicros = sellerclient.PriceMicros(*f)
+			}
+			p.ProductDealTypes = prod.Ext.DealTypes
+		}
+	}
+	return nil
+}
+
+// onlyProductOfFormat is the catalog's one product whose inventory type is
+// the package's primary ad format ("mobile" packages are mobile_app
+// inventory), or "" when none or several are: then the product is unknown.
+func onlyProductOfFormat(catalog map[string]sellerclient.Product, formats []string) string {
+	if len(formats) == 0 {
+		return ""
+	}
+	want := strings.ToLower(strings.TrimSpace(formats[0]))
+	found := ""
+	for id, p := range catalog {
+		inv := strings.ToLower(p.InventoryType())
+		if inv == "mobile_app" {
+			inv = "mobile"
+		}
+		if inv != want {
+			continue
+		}
+		if found != "" {
+			return ""
+		}
+		found = id
+	}
+	return found
 }
 
 // fetch gets the seller's packages in one round trip: keyword search when

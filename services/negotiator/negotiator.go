@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/bus"
@@ -46,8 +44,11 @@ const DefaultStrategy = "adaptive"
 type Service struct {
 	Client      *sellerclient.Client
 	Credentials *identity.Credentials
-	Sessions    jetstream.KeyValue
-	Quotes      jetstream.KeyValue
+	// Sessions is the negotiation journal (bus.BucketNegotiations).
+	Sessions *bus.Store[Session]
+	// Quotes holds each campaign's bookable prices for the competitive
+	// strategy (bus.BucketQuotes); nil disables it.
+	Quotes *bus.Store[Competing]
 	// Timeout bounds one package's quote and negotiation (default 60s).
 	Timeout time.Duration
 	// DefaultStrategy overrides DefaultStrategy for campaigns that name none.
@@ -61,7 +62,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	if err != nil {
 		return nil, err
 	}
-	j := journal{kv: s.Sessions, key: SessionKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)}
+	j := journal{store: s.Sessions, key: SessionKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)}
 	sess, err := j.load(ctx)
 	if err != nil {
 		return nil, err
@@ -106,13 +107,24 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 		res.Outcome, res.Reason, res.FinalCPMMicros = events.OutcomeError, reason, 0
 		return res, nil
 	}
-	retryable := func(err error) bool { return ctx.Err() != nil || isKVError(err) }
+	retryable := func(err error) bool { return retryable(ctx, err) }
+
+	// Quote only the package's own product, with a deal type it allows.
+	if pf.Package.ProductID == "" {
+		return fail("no_product: the seller's package view names no product and it could not be resolved (package detail, catalog); not quoting a guessed product")
+	}
+	dt, ok := ChooseDealType(pf.Brief.EffectiveDealType(), pf.Package.ProductDealTypes)
+	if !ok {
+		return fail(fmt.Sprintf("deal_type_not_allowed: product %s allows deal types %v, none of which the buyer can quote (PG, PD, PA)",
+			pf.Package.ProductID, pf.Package.ProductDealTypes))
+	}
+	res.DealType = dt
 
 	auth, err := sellerclient.AuthFor(s.Credentials, pf.Seller.URL, tier)
 	if err != nil {
 		return fail(err.Error())
 	}
-	q, err := s.quote(cctx, j, pf, auth)
+	q, err := s.quote(cctx, j, pf, auth, dt)
 	if err != nil {
 		if retryable(err) {
 			return res, err
@@ -123,6 +135,10 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 	res.AvailableImpressions = q.Impressions
 	if !q.Available {
 		res.Reason = "seller reports the quoted volume is not fully available"
+	}
+	if dt != pf.Brief.EffectiveDealType() {
+		res.Reason = strings.TrimSpace(res.Reason + fmt.Sprintf(" quoted as %s: product %s allows only %v (brief prefers %s)",
+			dt, pf.Package.ProductID, pf.Package.ProductDealTypes, pf.Brief.EffectiveDealType()))
 	}
 	if q.micros() <= 0 {
 		return fail("quote has no price")
@@ -220,16 +236,66 @@ func (s *Service) plan(pf events.PackageFound, q *QuoteSnapshot) (negotiation.St
 		return nil, negotiation.State{}, "fixed price: " + err.Error()
 	}
 	st := negotiation.State{ListPrice: q.FinalCPM, Target: target, Max: maxCPM}
-	if pf.Package.FloorPriceMicros > 0 {
-		f := pf.Package.FloorPriceMicros.Dollars()
-		st.Floor = &f
-	}
+	st.Floor, st.FloorSource = sellerFloor(pf.Package)
 	return strat, st, ""
+}
+
+// sellerFloor is the floor the seller negotiates against: the product's
+// floor_cpm (spec §4: F = product floor_cpm). Only when the product's floor
+// is unknown does the package's floor_price stand in, and the source says so.
+func sellerFloor(p events.Package) (*float64, string) {
+	switch {
+	case p.ProductFloorCPMMicros > 0:
+		f := p.ProductFloorCPMMicros.Dollars()
+		return &f, "product " + p.ProductID + " floor_cpm"
+	case p.FloorPriceMicros > 0:
+		f := p.FloorPriceMicros.Dollars()
+		return &f, "package floor_price (product floor unknown)"
+	}
+	return nil, ""
+}
+
+// DealTypeFallback is the order in which deal types are tried after the
+// brief's preference when the product does not allow it: PD (fixed price,
+// not guaranteed), then PG (the same fixed price, guaranteed volume), then
+// PA (an auction, where the price is only a floor).
+var DealTypeFallback = []string{"PD", "PG", "PA"}
+
+// ChooseDealType picks the deal type to quote: the brief's preference if the
+// product allows it (or its allowed types are unknown), else the first of
+// DealTypeFallback the product allows. ok is false when the product allows
+// none of PG, PD, PA.
+func ChooseDealType(preferred string, allowed []string) (string, bool) {
+	preferred = strings.ToUpper(strings.TrimSpace(preferred))
+	if preferred == "" {
+		preferred = "PD"
+	}
+	if len(allowed) == 0 {
+		return preferred, true
+	}
+	for _, dt := range append([]string{preferred}, DealTypeFallback...) {
+		for _, a := range allowed {
+			if strings.EqualFold(strings.TrimSpace(a), dt) {
+				return dt, true
+			}
+		}
+	}
+	return "", false
+}
+
+// retryable reports whether err means "retry later" rather than a seller
+// failure: shutdown, or the state store unavailable or in conflict. A
+// deadline that is not the store's (the package's own timeout) is not.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, bus.ErrStore) {
+		return true
+	}
+	return bus.IsTransient(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // quote gets (or, after a crash, re-gets with the same idempotency key) the
 // seller's quote for the package.
-func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, auth sellerclient.Auth) (*QuoteSnapshot, error) {
+func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, auth sellerclient.Auth, dealType string) (*QuoteSnapshot, error) {
 	sess, err := j.load(ctx)
 	if err != nil {
 		return nil, err
@@ -238,10 +304,7 @@ func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, 
 		return sess.Quote, nil
 	}
 	if sess.QuoteReq == nil {
-		req, err := s.quoteRequest(ctx, pf, auth)
-		if err != nil {
-			return nil, err
-		}
+		req := quoteRequest(pf, dealType)
 		req.IdempotencyKey = events.NewID()
 		if sess, err = j.update(ctx, func(s *Session) error {
 			if s.QuoteReq == nil {
@@ -274,17 +337,10 @@ func (s *Service) quote(ctx context.Context, j journal, pf events.PackageFound, 
 	return snap, nil
 }
 
-// quoteRequest asks for the volume the budget can buy at the package's
-// price (or the brief's impressions), never below the seller's minimum.
-func (s *Service) quoteRequest(ctx context.Context, pf events.PackageFound, auth sellerclient.Auth) (sellerclient.QuoteRequest, error) {
-	product := pf.Package.ProductID
-	if product == "" {
-		p, err := s.resolveProduct(ctx, pf)
-		if err != nil {
-			return sellerclient.QuoteRequest{}, err
-		}
-		product = p
-	}
+// quoteRequest asks for the package's product, in the chosen deal type,
+// for the volume the budget can buy at the package's price (or the brief's
+// impressions), never below the seller's minimum.
+func quoteRequest(pf events.PackageFound, dealType string) sellerclient.QuoteRequest {
 	imps := pf.Brief.Impressions
 	if imps <= 0 {
 		price := pf.Package.ExactPriceMicros
@@ -304,44 +360,8 @@ func (s *Service) quoteRequest(ctx context.Context, pf events.PackageFound, auth
 	if pf.Package.AvailableImpressions > 0 {
 		imps = min(imps, pf.Package.AvailableImpressions)
 	}
-	return sellerclient.QuoteRequest{ProductID: product, DealType: sellerclient.DealType(pf.Brief.EffectiveDealType()), Impressions: &imps,
-		FlightStart: pf.Brief.StartDate, FlightEnd: pf.Brief.EndDate, MediaType: mediaType(pf.Package.AdFormats)}, nil
-}
-
-// resolveProduct finds the product to quote for a package seen only in the
-// public view (no placements): the cheapest catalog product whose inventory
-// type matches one of the package's formats.
-func (s *Service) resolveProduct(ctx context.Context, pf events.PackageFound) (string, error) {
-	products, err := s.Client.ListProducts(ctx, pf.Seller.URL)
-	if err != nil {
-		return "", err
-	}
-	best, bestPrice := "", math.Inf(1)
-	for _, p := range products {
-		if !containsFold(pf.Package.AdFormats, normFormat(p.InventoryType())) {
-			continue
-		}
-		price := math.Inf(1)
-		if p.BasePrice != nil && p.BasePrice.AmountMicros > 0 {
-			price = p.BasePrice.Dollars()
-		}
-		if best == "" || price < bestPrice || (price == bestPrice && p.ProductID < best) {
-			best, bestPrice = p.ProductID, price
-		}
-	}
-	if best == "" {
-		return "", fmt.Errorf("product_not_resolvable: no catalog product matches formats %v", pf.Package.AdFormats)
-	}
-	return best, nil
-}
-
-// normFormat maps the seller's inventory types onto package ad formats
-// (mobile_app inventory serves "mobile" packages).
-func normFormat(inventoryType string) string {
-	if strings.EqualFold(inventoryType, "mobile_app") {
-		return "mobile"
-	}
-	return inventoryType
+	return sellerclient.QuoteRequest{ProductID: pf.Package.ProductID, DealType: sellerclient.DealType(dealType), Impressions: &imps,
+		FlightStart: pf.Brief.StartDate, FlightEnd: pf.Brief.EndDate, MediaType: mediaType(pf.Package.AdFormats)}
 }
 
 func mediaType(formats []string) sellerclient.MediaType {
@@ -360,9 +380,9 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// competing is a campaign's known price for one package, for the
-// competitive strategy.
-type competing struct {
+// Competing is a campaign's known price for one package, for the
+// competitive strategy (the values of the quotes Store).
+type Competing struct {
 	Seller  string   `json:"seller"`
 	Package string   `json:"package"`
 	Formats []string `json:"formats"`
@@ -381,11 +401,11 @@ func (s *Service) recordCompeting(ctx context.Context, pf events.PackageFound, r
 		return
 	}
 	key := competingKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)
-	if _, err := bus.Update(ctx, s.Quotes, key, func(c *competing, exists bool) (bool, error) {
+	if _, err := s.Quotes.Update(ctx, key, func(c *Competing, exists bool) (bool, error) {
 		if exists && c.CPM <= r.FinalCPMMicros.Dollars() {
 			return false, nil
 		}
-		*c = competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPMMicros.Dollars()}
+		*c = Competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPMMicros.Dollars()}
 		return true, nil
 	}); err != nil {
 		s.Log.Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")
@@ -398,16 +418,12 @@ func (s *Service) bestCompeting(ctx context.Context, pf events.PackageFound) *fl
 	if s.Quotes == nil {
 		return nil
 	}
-	lister, err := s.Quotes.ListKeysFiltered(ctx, pf.CampaignID+".*")
+	quotes, err := s.Quotes.Values(ctx, pf.CampaignID+".*")
 	if err != nil {
 		return nil
 	}
 	var best *float64
-	for key := range lister.Keys() {
-		var c competing
-		if _, found, err := bus.GetJSON(ctx, s.Quotes, key, &c); err != nil || !found {
-			continue
-		}
+	for _, c := range quotes {
 		if c.Seller == pf.Seller.URL || !sharesFormat(c.Formats, pf.Package.AdFormats) {
 			continue
 		}
@@ -426,9 +442,4 @@ func sharesFormat(a, b []string) bool {
 		}
 	}
 	return false
-}
-
-func isKVError(err error) bool {
-	return errors.Is(err, bus.ErrStore) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrConnectionClosed)
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -38,11 +36,11 @@ func service(t *testing.T, env *natstest.Env, b *bus.Bus, m *sandbox.Market) *ne
 	if b == nil {
 		b = env.Bus
 	}
-	sessions, err := b.KV(t.Context(), bus.BucketNegotiations)
+	sessions, err := bus.OpenStore[negotiator.Session](t.Context(), b, bus.BucketNegotiations)
 	if err != nil {
 		t.Fatal(err)
 	}
-	quotes, err := b.KV(t.Context(), bus.BucketQuotes)
+	quotes, err := bus.OpenStore[negotiator.Competing](t.Context(), b, bus.BucketQuotes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,13 +282,13 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 	waitFor(t, "every package resolved", func() bool {
 		n := 0
 		for i := 0; i < packages; i++ {
-			n += int(subjectCount(t, env.Bus, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))))
+			n += int(env.SubjectCount(t, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))))
 		}
 		return n >= packages
 	})
 	time.Sleep(cfg.AckWait * 2) // let any straggling redelivery publish (it must be de-duplicated)
 	for i := 0; i < packages; i++ {
-		if n := subjectCount(t, env.Bus, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))); n != 1 {
+		if n := env.SubjectCount(t, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))); n != 1 {
 			t.Fatalf("package %d: %d QuoteReady events, want exactly 1", i, n)
 		}
 	}
@@ -354,19 +352,6 @@ func countNegotiationPosts(s *sandbox.Seller) int {
 		}
 	}
 	return n
-}
-
-func subjectCount(t *testing.T, b *bus.Bus, subject string) uint64 {
-	t.Helper()
-	st, err := b.JS.Stream(t.Context(), bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Subjects[subject]
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

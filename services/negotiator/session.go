@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/negotiation"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -61,24 +59,39 @@ func SessionKey(campaignID, sellerURL, packageID string) string {
 
 // journal reads and writes one session with revision checks.
 type journal struct {
-	kv  jetstream.KeyValue
-	key string
+	store *bus.Store[Session]
+	key   string
 }
 
 func (j journal) load(ctx context.Context) (Session, error) {
-	var s Session
-	_, _, err := bus.GetJSON(ctx, j.kv, j.key, &s)
+	s, _, err := j.store.Get(ctx, j.key)
 	return s, err
 }
 
 func (j journal) update(ctx context.Context, fn func(s *Session) error) (Session, error) {
-	return bus.Update(ctx, j.kv, j.key, func(s *Session, _ bool) (bool, error) {
+	return j.store.Update(ctx, j.key, func(s *Session, _ bool) (bool, error) {
 		if err := fn(s); err != nil {
 			return false, err
 		}
 		s.Updated = time.Now().UTC()
 		return true, nil
 	})
+}
+
+// appendMessage journals msg as message idx before it is sent. If another
+// replica journaled a message there first (two replicas handling the same
+// PackageFound), the error wraps bus.ErrConflict, which bus.IsTransient
+// recognises: the handler fails, the event is redelivered and the retry
+// replays the other replica's journal instead of sending a round of its own.
+func (j journal) appendMessage(ctx context.Context, idx int, msg Message) error {
+	_, err := j.update(ctx, func(s *Session) error {
+		if len(s.Messages) != idx {
+			return fmt.Errorf("%w: negotiator: journal of %s changed under us (%d messages, expected %d)", bus.ErrConflict, j.key, len(s.Messages), idx)
+		}
+		s.Messages = append(s.Messages, msg)
+		return nil
+	})
+	return err
 }
 
 // counterparty sends the strategy's moves to the seller through the journal.
@@ -108,13 +121,7 @@ func (c *counterparty) Respond(ctx context.Context, m negotiation.Move, round in
 	} else {
 		msg = Message{Key: events.NewID(), Body: c.body(m)}
 		msg.Body.IdempotencyKey = msg.Key
-		if _, err := c.j.update(ctx, func(s *Session) error {
-			if len(s.Messages) != idx {
-				return fmt.Errorf("negotiator: journal of %s changed under us (%d messages, expected %d)", c.j.key, len(s.Messages), idx)
-			}
-			s.Messages = append(s.Messages, msg)
-			return nil
-		}); err != nil {
+		if err := c.j.appendMessage(ctx, idx, msg); err != nil {
 			return negotiation.Round{}, err
 		}
 	}

@@ -1,0 +1,114 @@
+package kitfetcher
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// TestPublicTierPackagesCarryTheirOwnProduct: a seller shopped at public tier
+// (trusted, but no credential) shows packages without placements. Each
+// PackageFound must still name the package's own product (the CTV packages
+// are CTV Premium, not the cheaper pre-roll product of a shared "video"
+// format), with that product's floor and deal types.
+func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
+	streamMax := sandbox.DefaultMarket().Sellers[0]
+	streamMax.Products[0].DealTypes = []string{"PG"}
+	unknown := streamMax
+	unknown.Name = "Unknown Copy"
+	m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{streamMax, unknown}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}),
+		Credentials: must(identity.ParseCredentials([]byte(`{}`))), SellerTimeout: 5 * time.Second}
+	brief := events.Brief{Name: "ctv", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: []string{"ctv", "video"}}
+
+	want := map[string]string{}
+	for _, p := range streamMax.Packages {
+		want[p.ID] = p.ProductIDs[0]
+	}
+	floors := map[string]events.Micros{sandbox.ProductCTVPremium: 30_000_000, sandbox.ProductPreRollVideo: 20_000_000}
+
+	// Trusted (cap agency), shopped at public for lack of a key.
+	s := m.Sellers[0]
+	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: s.URL, Trust: identity.TrustVerified, Source: "known"},
+		Disclosure: events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief}
+	out, err := svc.Handle(context.Background(), must(events.New(events.KindSellerFound, "sf-trusted", "test", "c1", sf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(want) {
+		t.Fatalf("%d events, want %d PackageFound", len(out), len(want))
+	}
+	for _, e := range out {
+		pf := must(events.PayloadOf[events.PackageFound](e, events.KindPackageFound))
+		p := pf.Package
+		if p.ProductID != want[p.ID] {
+			t.Errorf("package %s: product %q, want %q", p.ID, p.ProductID, want[p.ID])
+		}
+		if p.ProductFloorCPMMicros != floors[p.ProductID] {
+			t.Errorf("package %s: product floor %s, want %s", p.ID, p.ProductFloorCPMMicros, floors[p.ProductID])
+		}
+		if p.ProductID == sandbox.ProductCTVPremium && !slices.Equal(p.ProductDealTypes, []string{"PG"}) {
+			t.Errorf("package %s: product deal types %v, want [PG]", p.ID, p.ProductDealTypes)
+		}
+		if p.ExactPriceMicros != 0 {
+			t.Errorf("package %s: exact price %s leaked into a public-tier package", p.ID, p.ExactPriceMicros)
+		}
+	}
+
+	// An unknown seller (cap public) never sees a tier claim above public:
+	// its packages resolve from the catalog (one product per primary format
+	// here), and nothing is claimed.
+	u := m.Sellers[1]
+	sf.Seller = events.Seller{URL: u.URL, Trust: identity.TrustUnknown, Source: "campaign"}
+	sf.Disclosure = events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierPublic, Cap: identity.TierPublic}
+	out, err = svc.Handle(context.Background(), must(events.New(events.KindSellerFound, "sf-unknown", "test", "c1", sf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range out {
+		pf := must(events.PayloadOf[events.PackageFound](e, events.KindPackageFound))
+		if pf.Package.ProductID != want[pf.Package.ID] {
+			t.Errorf("unknown seller, package %s: product %q, want %q", pf.Package.ID, pf.Package.ProductID, want[pf.Package.ID])
+		}
+	}
+	for _, r := range u.Requests() {
+		if c := r.Query.Get("buyer_tier"); c != "" && c != "public" {
+			t.Errorf("unknown seller saw a tier claim %q on %s", c, r.Path)
+		}
+	}
+}
+
+func TestOnlyProductOfFormat(t *testing.T) {
+	cat := map[string]sellerclient.Product{
+		"v":  {ProductID: "v", Ext: sellerclient.ProductExt{InventoryType: "video"}},
+		"c":  {ProductID: "c", Ext: sellerclient.ProductExt{InventoryType: "ctv"}},
+		"d1": {ProductID: "d1", Ext: sellerclient.ProductExt{InventoryType: "display"}},
+		"d2": {ProductID: "d2", Ext: sellerclient.ProductExt{InventoryType: "display"}},
+		"m":  {ProductID: "m", Ext: sellerclient.ProductExt{InventoryType: "mobile_app"}},
+	}
+	for _, c := range []struct {
+		formats []string
+		want    string
+	}{
+		{[]string{"ctv", "video"}, "c"},
+		{[]string{"video", "mobile"}, "v"},
+		{[]string{"mobile", "video"}, "m"},
+		{[]string{"display"}, ""}, // two display products: unknown, not guessed
+		{[]string{"audio"}, ""},
+		{nil, ""},
+	} {
+		if got := onlyProductOfFormat(cat, c.formats); got != c.want {
+			t.Errorf("%v: %q, want %q", c.formats, got, c.want)
+		}
+	}
+}
