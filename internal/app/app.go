@@ -64,6 +64,9 @@ type Options struct {
 	Buyer *identity.BuyerIdentity
 	// SweepEvery is how often the booker checks deadlines (default 1s).
 	SweepEvery time.Duration
+	// WrapHandler, when set, wraps every stage's handler (tests inject
+	// failures with it).
+	WrapHandler func(stage string, h bus.Handler) bus.Handler
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -173,6 +176,9 @@ func (a *App) stage(name string, subjects []string, workers int, ackWait time.Du
 func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o Options) error {
 	cfg := a.Config
 	run := func(sc bus.StageConfig, h bus.Handler) {
+		if o.WrapHandler != nil {
+			h = o.WrapHandler(sc.Name, h)
+		}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()

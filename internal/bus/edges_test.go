@@ -217,7 +217,7 @@ func TestDeadLetteredPackageResolvesItsSeller(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := events.SellerSkipped{CampaignID: "c-dl", SellerURL: "https://seller.example", SellerName: "Seller", Stage: "negotiator",
-		Code: "dead_lettered", Reason: "negotiator dead-lettered PackageFound pf-1: cannot negotiate this", PackageID: "pkg-7"}
+		Code: "dead_lettered", Reason: "negotiator dead-lettered PackageFound pf-1: cannot negotiate this", PackageID: "pkg-7", PackagesTotal: 2}
 	if p != want {
 		t.Fatalf("got  %+v\nwant %+v", p, want)
 	}

@@ -74,6 +74,7 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 type payloadRefs struct {
 	CampaignID, SellerURL, SellerName, PackageID string
 	HasCampaignID                                bool
+	PackagesTotal int
 }
 
 // refsOf extracts campaign_id, seller.url or seller_url, seller.name or
@@ -109,6 +110,9 @@ func refsOf(data []byte) payloadRefs {
 	obj = nil
 	if raw, ok := top["package"]; ok && json.Unmarshal(raw, &obj) == nil {
 		r.PackageID = str(obj["id"])
+	}
+	if raw, ok := top["packages_total"]; ok {
+		_ = json.Unmarshal(raw, &r.PackagesTotal)
 	}
 	return r
 }
@@ -183,7 +187,7 @@ func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header
 			Reason: truncate(fmt.Sprintf("%s dead-lettered %s %s: %s", stage, k.Name, in.ID(), reason), 1024),
 		}
 		if k.Type != events.KindSellerFound.Type {
-			sk.PackageID = refs.PackageID
+			sk.PackageID, sk.PackagesTotal = refs.PackageID, refs.PackagesTotal
 		}
 		e, err := events.New(events.KindSellerSkipped, events.ChildID(in.ID(), stage, events.SkipDeadLettered), stage, in.Subject(), sk)
 		if err != nil {

@@ -156,13 +156,27 @@ func (c *Campaign) addEffect(trigger, effect string) {
 	c.Effects[trigger] = append(c.Effects[trigger], effect)
 }
 
+// skippedSeller reports whether the whole seller was skipped (a skip
+// naming one package leaves the seller's other packages counting).
 func (c *Campaign) skippedSeller(url string) bool {
 	for _, s := range c.Skipped {
-		if s.SellerURL == url {
+		if s.SellerURL == url && s.PackageID == "" {
 			return true
 		}
 	}
 	return false
+}
+
+// skippedPackages counts the seller's packages skipped on their own and
+// not quoted after all.
+func (c *Campaign) skippedPackages(url string) int {
+	n := 0
+	for _, s := range c.Skipped {
+		if s.SellerURL == url && s.PackageID != "" && !c.QuoteKeys[QuoteKey(url, s.PackageID)] {
+			n++
+		}
+	}
+	return n
 }
 
 // Resolved counts the expected sellers that are done: skipped, or with a
@@ -173,7 +187,7 @@ func (c *Campaign) Resolved() (done, total int) {
 			done++
 			continue
 		}
-		if n, ok := c.PackagesTotal[u]; ok && c.QuoteCount[u] >= n {
+		if n, ok := c.PackagesTotal[u]; ok && c.QuoteCount[u]+c.skippedPackages(u) >= n {
 			done++
 		}
 	}
@@ -363,12 +377,28 @@ func (c *Campaign) RecordDiscovery(d events.DiscoveryCompleted, now time.Time) {
 	c.touch(now)
 }
 
-// RecordSkip notes a seller left out.
+// RecordSkip notes a seller left out, or with PackageID one package of it
+// (a dead-lettered PackageFound or QuoteReady), which then counts as that
+// package's resolution. A dead letter is also named in the errors.
 func (c *Campaign) RecordSkip(s events.SellerSkipped, now time.Time) {
-	if !c.skippedSeller(s.SellerURL) {
-		c.Skipped = append(c.Skipped, s)
-	}
 	c.touch(now)
+	for _, x := range c.Skipped {
+		if x.SellerURL == s.SellerURL && (x.PackageID == "" || x.PackageID == s.PackageID) {
+			return
+		}
+	}
+	c.Skipped = append(c.Skipped, s)
+	if s.PackageID != "" && s.PackagesTotal > 0 {
+		if c.PackagesTotal == nil {
+			c.PackagesTotal = map[string]int{}
+		}
+		if _, ok := c.PackagesTotal[s.SellerURL]; !ok {
+			c.PackagesTotal[s.SellerURL] = s.PackagesTotal
+		}
+	}
+	if s.Code == events.SkipDeadLettered {
+		c.Errors = append(c.Errors, "dead letter: "+s.Reason)
+	}
 }
 
 // RecordQuote counts a package's quote, or keeps it as late once planned.

@@ -432,3 +432,39 @@ func TestSelect(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLetteredPackageResolvesIt: a SellerSkipped naming one package (a
+// dead-lettered PackageFound) counts as that package's resolution, so the
+// campaign plans without waiting for its shopping window, and the job's
+// errors say why.
+func TestDeadLetteredPackageResolvesIt(t *testing.T) {
+	t.Parallel()
+	c := New(request(false), t0)
+	must(t, c.Start("r", *c.Request, t0, time.Hour))
+	c.RecordDiscovery(events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"https://a", "https://b"}}, t0)
+	c.RecordQuote(quote("https://a", "p1", 2), t0)
+	c.RecordQuote(quote("https://b", "p9", 1), t0)
+	if c.ReadyToPlan() {
+		t.Fatal("ready with one of seller a's two packages unresolved")
+	}
+	dl := events.SellerSkipped{CampaignID: "c1", SellerURL: "https://a", PackageID: "p2", PackagesTotal: 2, Stage: "negotiator",
+		Code: events.SkipDeadLettered, Reason: "negotiator dead-lettered PackageFound e1: boom"}
+	c.RecordSkip(dl, t0)
+	c.RecordSkip(dl, t0) // redelivered
+	if !c.ReadyToPlan() {
+		done, total := c.Resolved()
+		t.Fatalf("not ready after the dead-lettered package was skipped: %d of %d sellers resolved", done, total)
+	}
+	if len(c.Skipped) != 1 || c.skippedSeller("https://a") || len(c.Errors) != 1 || c.Errors[0] != "dead letter: "+dl.Reason {
+		t.Fatalf("skipped %v errors %v", c.Skipped, c.Errors)
+	}
+	// A seller whose only package was dead-lettered before any quote: the
+	// skip's packages_total completes its count.
+	c2 := New(request(false), t0)
+	must(t, c2.Start("r", *c2.Request, t0, time.Hour))
+	c2.RecordDiscovery(events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"https://a"}}, t0)
+	c2.RecordSkip(events.SellerSkipped{CampaignID: "c1", SellerURL: "https://a", PackageID: "p1", PackagesTotal: 1, Stage: "negotiator", Code: events.SkipDeadLettered, Reason: "x"}, t0)
+	if !c2.ReadyToPlan() {
+		t.Fatal("a seller whose only package was dead-lettered is not resolved")
+	}
+}

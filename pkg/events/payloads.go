@@ -119,6 +119,9 @@ type SellerSkipped struct {
 	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
 	Reason     string `json:"reason"`
 	PackageID  string `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
+	// PackagesTotal lets a package-level skip complete the seller's count
+	// even when no QuoteReady of that seller ever arrives.
+	PackagesTotal int `json:"packages_total,omitempty" desc:"With package_id: the seller's number of fitting packages (PackageFound.packages_total)."`
 }
 
 // SkipDeadLettered is SellerSkipped.Code when the bus dead-lettered one of

@@ -149,7 +149,12 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			Negotiable: q.Package.Negotiable, VolumeDiscounts: q.Package.VolumeDiscounts})
 	}
 	for _, s := range c.Skipped {
-		plan.Excluded = append(plan.Excluded, events.PlanExclusion{SellerURL: s.SellerURL, Reason: "seller skipped (" + s.Code + "): " + s.Reason})
+		what := "seller"
+		if s.PackageID != "" {
+			what = "package"
+		}
+		plan.Excluded = append(plan.Excluded, events.PlanExclusion{SellerURL: s.SellerURL, PackageID: s.PackageID,
+			Reason: what + " skipped (" + s.Code + "): " + s.Reason})
 	}
 	res, err := portfolio.Optimise(quotes, pb)
 	if err != nil {
