@@ -74,7 +74,7 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 type payloadRefs struct {
 	CampaignID, SellerURL, SellerName, PackageID string
 	HasCampaignID                                bool
-	PackagesTotal int
+	PackagesTotal                                int
 }
 
 // refsOf extracts campaign_id, seller.url or seller_url, seller.name or

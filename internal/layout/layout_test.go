@@ -59,8 +59,7 @@ func imports(t *testing.T, dir string) map[string][]string {
 // natsDebt lists the stage packages that still use JetStream KV types
 // directly. They are to move behind internal/bus's typed KV stores; the list
 // may only shrink, and an entry that no longer applies fails the test.
-var natsDebt = map[string]bool{
-}
+var natsDebt = map[string]bool{}
 
 func TestStagesDoNotImportNATS(t *testing.T) {
 	t.Parallel()
