@@ -24,13 +24,13 @@ func sellerFound(campaign string) events.SellerFound {
 	return events.SellerFound{CampaignID: campaign,
 		Seller:     events.Seller{URL: "https://seller.example", Name: "Seller", Trust: events.TrustVerified, Source: "registry"},
 		Disclosure: events.Disclosure{Tier: events.TierSeat, Recommended: events.TierSeat, Cap: events.TierAgency, Reason: "r"},
-		Brief:      sampleBrief}
+		Brief:      sampleBrief.ForShopping()}
 }
 
 func packageFound(campaign string) events.PackageFound {
 	sf := sellerFound(campaign)
 	return events.PackageFound{CampaignID: campaign, Seller: sf.Seller, Disclosure: sf.Disclosure,
-		Package: events.Package{ID: "pkg-7", Name: "P7"}, PackageIndex: 0, PackagesTotal: 2, Brief: sampleBrief}
+		Package: events.Package{ID: "pkg-7", Name: "P7"}, PackageIndex: 0, PackagesTotal: 2, Brief: sampleBrief.ForShopping()}
 }
 
 // publishRaw stores an event as is, bypassing Publish's checks: what a

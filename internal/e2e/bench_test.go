@@ -118,12 +118,12 @@ func benchPackages(b *testing.B, m *sandbox.Market) []events.PackageFound {
 	for _, s := range m.Sellers {
 		u, _ := sellerclient.CanonicalURL(s.URL)
 		sf := events.SellerFound{CampaignID: "x", Seller: events.Seller{URL: u, Name: s.Name, Trust: identity.TrustPreferred, Source: "registry"},
-			Disclosure: events.Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief}
+			Disclosure: events.Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief.ForShopping()}
 		pkgs, err := kit.Fetch(context.Background(), sf)
 		if err != nil {
 			b.Fatal(err)
 		}
-		out = append(out, events.PackageFound{Seller: sf.Seller, Disclosure: sf.Disclosure, Package: pkgs[0], PackagesTotal: 1, Brief: brief})
+		out = append(out, events.PackageFound{Seller: sf.Seller, Disclosure: sf.Disclosure, Package: pkgs[0], PackagesTotal: 1, Brief: brief.ForShopping()})
 	}
 	return out
 }

@@ -266,3 +266,38 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// ShoppingBrief is the part of a brief the fan-out events (SellerFound,
+// PackageFound) carry: what the kitfetcher needs to fit packages and the
+// negotiator to quote them. The whole brief (audience, objectives, value
+// weights, format mix, ...) stays in CampaignRequested, read by the
+// discoverer and the booker, so a large brief is not copied into every
+// seller's and package's event.
+type ShoppingBrief struct {
+	BudgetMicros       Micros   `json:"budget_micros" desc:"The campaign's budget (the quoted volume defaults to what it buys)."`
+	Currency           string   `json:"currency,omitempty"`
+	StartDate          string   `json:"start_date"`
+	EndDate            string   `json:"end_date"`
+	KPIs               KPIs     `json:"kpis,omitempty"`
+	Channels           []string `json:"channels,omitempty"`
+	AdFormats          []string `json:"ad_formats,omitempty"`
+	DeviceTypes        []int    `json:"device_types,omitempty"`
+	Geo                []string `json:"geo,omitempty"`
+	Keywords           []string `json:"keywords,omitempty"`
+	Tags               []string `json:"tags,omitempty"`
+	Impressions        int64    `json:"impressions,omitempty"`
+	DealType           string   `json:"deal_type,omitempty"`
+	PerSellerCapMicros Micros   `json:"per_seller_cap_micros,omitempty"`
+}
+
+// ForShopping is the brief as the fan-out events carry it.
+func (b Brief) ForShopping() ShoppingBrief {
+	return ShoppingBrief{BudgetMicros: b.BudgetMicros, Currency: b.Currency, StartDate: b.StartDate, EndDate: b.EndDate, KPIs: b.KPIs,
+		Channels: b.Channels, AdFormats: b.AdFormats, DeviceTypes: b.DeviceTypes, Geo: b.Geo, Keywords: b.Keywords, Tags: b.Tags,
+		Impressions: b.Impressions, DealType: b.DealType, PerSellerCapMicros: b.PerSellerCapMicros}
+}
+
+// EffectiveDealType is the brief's deal type, PD by default.
+func (b ShoppingBrief) EffectiveDealType() string {
+	return Brief{DealType: b.DealType}.EffectiveDealType()
+}

@@ -1,7 +1,9 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +43,26 @@ func TestBriefValidate(t *testing.T) {
 				t.Fatalf("err = %v, want field %s", err, c.field)
 			}
 		})
+	}
+}
+
+// TestForShoppingLeavesTheBulkBehind: the fan-out events carry a
+// ShoppingBrief, so a brief's free-form audience, objectives and weights are
+// not copied into every seller's and package's event.
+func TestForShoppingLeavesTheBulkBehind(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 200_000)
+	b := Brief{Name: "n", BudgetMicros: 5_000_000, StartDate: "2027-01-01", EndDate: "2027-01-02", TargetAudience: map[string]any{"segments": big},
+		Objectives: []string{"awareness"}, Channels: []string{"ctv"}, KPIs: KPIs{MaxCPMMicros: 30_000_000}, DealType: "PG", Weights: &ValueWeights{Price: 1}}
+	sb := b.ForShopping()
+	data, err := json.Marshal(SellerFound{CampaignID: "c", Seller: Seller{URL: "https://s", Trust: TrustVerified, Source: "registry"}, Brief: sb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 2000 || strings.Contains(string(data), "segments") || strings.Contains(string(data), "awareness") {
+		t.Fatalf("SellerFound is %d bytes: %s", len(data), data[:min(len(data), 300)])
+	}
+	if sb.BudgetMicros != b.BudgetMicros || sb.KPIs != b.KPIs || sb.Channels[0] != "ctv" || sb.EffectiveDealType() != "PG" {
+		t.Fatalf("shopping brief lost what the stages need: %+v", sb)
 	}
 }

@@ -23,10 +23,10 @@ func samplePayloads() map[string]any {
 	return map[string]any{
 		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: BuyerIdentity{SeatID: "s"}, RequestedAt: now},
 		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
-		KindSellerFound.Type:        SellerFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Brief: brief, Buyer: BuyerIdentity{SeatID: "s", AgencyID: "a"}},
+		KindSellerFound.Type:        SellerFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Brief: brief.ForShopping(), Buyer: BuyerIdentity{SeatID: "s", AgencyID: "a"}},
 		KindSellerSkipped.Type:      SellerSkipped{CampaignID: "c-1", SellerURL: seller.URL, Stage: StageDiscoverer, Code: "blocked", Reason: "blocked"},
 		KindDiscoveryCompleted.Type: DiscoveryCompleted{CampaignID: "c-1", Sellers: []string{seller.URL}, Sources: []SourceStatus{{Source: "registry", OK: true}}},
-		KindPackageFound.Type:       PackageFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Package: pkg, PackagesTotal: 1, Brief: brief},
+		KindPackageFound.Type:       PackageFound{CampaignID: "c-1", Seller: seller, Disclosure: disc, Package: pkg, PackagesTotal: 1, Brief: brief.ForShopping()},
 		KindQuoteReady.Type: QuoteReady{CampaignID: "c-1", Seller: seller, Package: pkg, PackagesTotal: 1, Tier: TierAgency, Outcome: OutcomeAccepted,
 			QuoteID: "qt-1", QuoteExpiresAt: &now, FinalCPMMicros: 20_000_000, Rounds: []Round{{N: 1, BuyerPriceMicros: 18_000_000, SellerPriceMicros: 21_000_000, SellerAction: "counter"}}},
 		KindShoppingDeadlinePassed.Type: ShoppingDeadlinePassed{CampaignID: "c-1", Deadline: now},

@@ -96,7 +96,7 @@ type SellerFound struct {
 	CampaignID  string            `json:"campaign_id"`
 	Seller      Seller            `json:"seller"`
 	Disclosure  Disclosure        `json:"disclosure"`
-	Brief       Brief             `json:"brief"`
+	Brief       ShoppingBrief     `json:"brief" desc:"What the kitfetcher and negotiator need from the brief (Brief.ForShopping), not the whole brief."`
 	Negotiation NegotiationPolicy `json:"negotiation,omitempty"`
 	Buyer       BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier: nothing above it travels further."`
 }
@@ -177,7 +177,7 @@ type PackageFound struct {
 	Package       Package           `json:"package"`
 	PackageIndex  int               `json:"package_index" desc:"0-based index among this seller's fitting packages."`
 	PackagesTotal int               `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
-	Brief         Brief             `json:"brief"`
+	Brief         ShoppingBrief     `json:"brief" desc:"What the kitfetcher and negotiator need from the brief (Brief.ForShopping), not the whole brief."`
 	Negotiation   NegotiationPolicy `json:"negotiation,omitempty"`
 	Buyer         BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier."`
 }

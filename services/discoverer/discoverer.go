@@ -152,7 +152,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 				done.Sellers = append(done.Sellers, url)
 				res.Found = append(res.Found, events.SellerFound{CampaignID: req.CampaignID, Seller: sel,
 					Disclosure: events.Disclosure{Tier: d.Tier, Recommended: d.Recommended, Cap: d.Cap, Reason: d.Reason},
-					Brief:      req.Brief, Negotiation: req.Negotiation, Buyer: d.Identity})
+					Brief:      req.Brief.ForShopping(), Negotiation: req.Negotiation, Buyer: d.Identity})
 				continue
 			}
 		}

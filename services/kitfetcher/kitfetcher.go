@@ -253,7 +253,7 @@ func SkipCode(err error) string {
 
 // Fit keeps the packages that fit the brief, as events.Package, sorted by
 // price (exact, else the range's low end) then id.
-func Fit(pkgs []sellerclient.Package, b events.Brief) []events.Package {
+func Fit(pkgs []sellerclient.Package, b events.ShoppingBrief) []events.Package {
 	formats := wantedFormats(b)
 	var out []events.Package
 	seen := map[string]bool{}
@@ -306,7 +306,7 @@ func toEvent(p sellerclient.Package) events.Package {
 }
 
 // wantedFormats are the brief's ad formats, else its channels.
-func wantedFormats(b events.Brief) []string {
+func wantedFormats(b events.ShoppingBrief) []string {
 	if len(b.AdFormats) > 0 {
 		return b.AdFormats
 	}

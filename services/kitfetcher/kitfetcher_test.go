@@ -45,7 +45,7 @@ func credsFor(m *sandbox.Market) *identity.Credentials {
 func sellerFound(url string, tier identity.Tier, brief events.Brief) events.Event {
 	full := identity.BuyerIdentity{SeatID: "seat-1", SeatName: "Seat", AgencyID: "agency-1", AgencyName: "Agency", AdvertiserID: "adv-1", AdvertiserName: "Adv"}
 	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: url, Trust: identity.TrustVerified, Source: "registry"},
-		Disclosure: events.Disclosure{Tier: tier, Recommended: tier, Cap: tier}, Brief: brief, Buyer: identity.BuildIdentity(full, tier)}
+		Disclosure: events.Disclosure{Tier: tier, Recommended: tier, Cap: tier}, Brief: brief.ForShopping(), Buyer: identity.BuildIdentity(full, tier)}
 	e := must(events.New(events.KindSellerFound, "sf-"+url, "test", "c1", sf))
 	return e
 }
@@ -191,7 +191,7 @@ func TestFit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var got []string
-			for _, p := range Fit(pkgs, c.brief) {
+			for _, p := range Fit(pkgs, c.brief.ForShopping()) {
 				got = append(got, p.ID)
 			}
 			if strings.Join(got, ",") != strings.Join(c.want, ",") {

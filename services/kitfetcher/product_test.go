@@ -40,7 +40,7 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	// Trusted (cap agency), shopped at public for lack of a key.
 	s := m.Sellers[0]
 	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: s.URL, Trust: identity.TrustVerified, Source: "known"},
-		Disclosure: events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief}
+		Disclosure: events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief.ForShopping()}
 	out, err := svc.Handle(context.Background(), must(events.New(events.KindSellerFound, "sf-trusted", "test", "c1", sf)))
 	if err != nil {
 		t.Fatal(err)
