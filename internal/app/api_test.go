@@ -14,7 +14,7 @@ import (
 // request's dollar field.
 func TestBookingRequestToCampaign(t *testing.T) {
 	var req BookingRequest
-	body := `{"campaign_id":"c-1","brief":{"name":"x","budget":16666.665,"start_date":"2027-01-01","end_date":"2027-01-31",
+	body := `{"campaign_id":"c-1","brief":{"name":"x","budget":16666.665,"start_date":"2028-06-01","end_date":"2028-06-30",
 		"kpis":{"target_cpm":16,"max_cpm":28.0000005},"per_seller_cap":8000,"weights":{"price":1,"video":10,"price_ceiling":50}},
 		"negotiation":{"strategy":"threshold","step":0.25,"max_rounds":4}}`
 	if err := json.Unmarshal([]byte(body), &req); err != nil {

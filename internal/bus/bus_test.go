@@ -35,7 +35,7 @@ func echo(ctx context.Context, in events.Event) ([]events.Event, error) {
 func request(t *testing.T, b *bus.Bus, campaign string) events.Event {
 	t.Helper()
 	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{
-		CampaignID: campaign, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2027-01-01", EndDate: "2027-01-02"}, RequestedAt: time.Now()})
+		CampaignID: campaign, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2028-06-01", EndDate: "2028-06-02"}, RequestedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

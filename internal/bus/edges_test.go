@@ -18,7 +18,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
-var sampleBrief = events.Brief{Name: "n", BudgetMicros: 1_000_000, StartDate: "2027-01-01", EndDate: "2027-01-02"}
+var sampleBrief = events.Brief{Name: "n", BudgetMicros: 1_000_000, StartDate: "2028-06-01", EndDate: "2028-06-02"}
 
 func sellerFound(campaign string) events.SellerFound {
 	return events.SellerFound{CampaignID: campaign,

@@ -13,7 +13,7 @@ var t0 = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func request(auto bool) events.CampaignRequested {
 	return events.CampaignRequested{CampaignID: "c1", AutoApprove: auto, RequestedAt: t0,
-		Brief: events.Brief{Name: "n", BudgetMicros: 100_000_000, StartDate: "2027-02-01", EndDate: "2027-02-10"}}
+		Brief: events.Brief{Name: "n", BudgetMicros: 100_000_000, StartDate: "2028-07-01", EndDate: "2028-07-10"}}
 }
 
 func line(seller, pkg, product string, impr int64, cpm events.Micros) events.PlanLine {

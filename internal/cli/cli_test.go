@@ -164,7 +164,7 @@ func TestSandboxJSONLine(t *testing.T) {
 }
 
 func TestParseBriefConvertsDollarsOnce(t *testing.T) {
-	req, err := ParseBrief([]byte(`{"brief":{"name":"x","budget":16666.665,"start_date":"2027-01-01","end_date":"2027-01-02",
+	req, err := ParseBrief([]byte(`{"brief":{"name":"x","budget":16666.665,"start_date":"2028-06-01","end_date":"2028-06-02",
 		"kpis":{"target_cpm":18.5,"max_cpm":92.39999999999999},"per_seller_cap":0.0000015,"weights":{"price":1,"price_ceiling":50}},
 		"negotiation":{"step":0.25}}`))
 	if err != nil {
@@ -182,11 +182,11 @@ func TestParseBrief(t *testing.T) {
 		name, body, wantErr string
 	}{
 		{"example", mustRead(t, filepath.Join("..", "..", "examples", "campaign.json")), ""},
-		{"unknown field", `{"brief":{"name":"x","budget":1,"start_date":"2027-01-01","end_date":"2027-01-02"},"budgett":5}`, "unknown field"},
-		{"bad dates", `{"brief":{"name":"x","budget":1,"start_date":"2027-02-01","end_date":"2027-01-02"}}`, "brief.end_date"},
-		{"zero budget names the dollar field", `{"brief":{"name":"x","budget":0.0000004,"start_date":"2027-01-01","end_date":"2027-01-02"}}`, "brief.budget:"},
-		{"event payload in micros", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000,"start_date":"2027-01-01","end_date":"2027-01-02"},"buyer":{},"auto_approve":true,"requested_at":"2027-01-01T00:00:00Z"}`, ""},
-		{"float micros refused", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000.5,"start_date":"2027-01-01","end_date":"2027-01-02"},"buyer":{},"auto_approve":true}`, "campaign file"},
+		{"unknown field", `{"brief":{"name":"x","budget":1,"start_date":"2028-06-01","end_date":"2028-06-02"},"budgett":5}`, "unknown field"},
+		{"bad dates", `{"brief":{"name":"x","budget":1,"start_date":"2028-07-01","end_date":"2028-06-02"}}`, "brief.end_date"},
+		{"zero budget names the dollar field", `{"brief":{"name":"x","budget":0.0000004,"start_date":"2028-06-01","end_date":"2028-06-02"}}`, "brief.budget:"},
+		{"event payload in micros", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000,"start_date":"2028-06-01","end_date":"2028-06-02"},"buyer":{},"auto_approve":true,"requested_at":"2028-06-01T00:00:00Z"}`, ""},
+		{"float micros refused", `{"campaign_id":"c-1","brief":{"name":"x","budget_micros":1000000.5,"start_date":"2028-06-01","end_date":"2028-06-02"},"buyer":{},"auto_approve":true}`, "campaign file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

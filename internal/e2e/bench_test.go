@@ -70,7 +70,7 @@ func BenchmarkDiscoveryAndKits(b *testing.B) {
 			mb0 := allocMB()
 			for i := 0; i < b.N; i++ {
 				id := fmt.Sprintf("kits-%d-%d", n, i)
-				req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2027-01-01", EndDate: "2027-01-31",
+				req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2028-06-01", EndDate: "2028-06-30",
 					Channels: []string{"ctv", "video", "display", "mobile"}}, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, RequestedAt: time.Now()}
 				e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
 				start := time.Now()
@@ -113,7 +113,7 @@ func benchPackages(b *testing.B, m *sandbox.Market) []events.PackageFound {
 	b.Helper()
 	client := sellerclient.New(sellerclient.Config{AllowPrivate: true})
 	kit := &kitfetcher.Service{Client: client, Credentials: m.Credentials(), SellerTimeout: time.Minute}
-	brief := events.Brief{Name: "bench", BudgetMicros: events.MustMicros(40000), StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPMMicros: events.MustMicros(12), MaxCPMMicros: events.MustMicros(40)}}
+	brief := events.Brief{Name: "bench", BudgetMicros: events.MustMicros(40000), StartDate: "2028-06-01", EndDate: "2028-06-30", KPIs: events.KPIs{TargetCPMMicros: events.MustMicros(12), MaxCPMMicros: events.MustMicros(40)}}
 	var out []events.PackageFound
 	for _, s := range m.Sellers {
 		u, _ := sellerclient.CanonicalURL(s.URL)
@@ -234,7 +234,7 @@ func benchCampaign(b *testing.B, sellers int) {
 	var ratios, walls []float64
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("e2e-%d", i)
-		req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(50000), StartDate: "2027-01-01", EndDate: "2027-01-31",
+		req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(50000), StartDate: "2028-06-01", EndDate: "2028-06-30",
 			Channels: []string{"ctv", "video"}, KPIs: events.KPIs{TargetCPMMicros: events.MustMicros(14), MaxCPMMicros: events.MustMicros(40)}, PerSellerCapMicros: events.MustMicros(15000)},
 			Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, AutoApprove: true, RequestedAt: time.Now()}
 		e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)

@@ -203,7 +203,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if code, out := httpJSON(t, "POST", base+"/bookings", body, nil); code != 401 || out["error"] != "unauthorized" {
 		t.Fatalf("no key: %d %v", code, out)
 	}
-	bad := map[string]any{"brief": map[string]any{"name": "x", "budget": 1000, "start_date": "2027-02-01", "end_date": "2027-01-01"}}
+	bad := map[string]any{"brief": map[string]any{"name": "x", "budget": 1000, "start_date": "2028-07-01", "end_date": "2028-06-01"}}
 	if code, out := httpJSON(t, "POST", base+"/bookings", bad, key); code != 422 || out["field"] != "brief.end_date" {
 		t.Fatalf("bad dates: %d %v", code, out)
 	}
@@ -216,10 +216,10 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 		brief map[string]any
 		field string
 	}{
-		{map[string]any{"name": "x", "budget": 1e300, "start_date": "2027-01-01", "end_date": "2027-01-02"}, "brief.budget"},
-		{map[string]any{"name": "x", "budget": 0.0000004, "start_date": "2027-01-01", "end_date": "2027-01-02"}, "brief.budget"},
-		{map[string]any{"name": "x", "budget": 10, "start_date": "2027-01-01", "end_date": "2027-01-02", "kpis": map[string]any{"target_cpm": 20, "max_cpm": 10}}, "brief.kpis.target_cpm"},
-		{map[string]any{"name": "x", "budget": 10, "start_date": "2027-01-01", "end_date": "2027-01-02", "per_seller_cap": -1}, "brief.per_seller_cap"},
+		{map[string]any{"name": "x", "budget": 1e300, "start_date": "2028-06-01", "end_date": "2028-06-02"}, "brief.budget"},
+		{map[string]any{"name": "x", "budget": 0.0000004, "start_date": "2028-06-01", "end_date": "2028-06-02"}, "brief.budget"},
+		{map[string]any{"name": "x", "budget": 10, "start_date": "2028-06-01", "end_date": "2028-06-02", "kpis": map[string]any{"target_cpm": 20, "max_cpm": 10}}, "brief.kpis.target_cpm"},
+		{map[string]any{"name": "x", "budget": 10, "start_date": "2028-06-01", "end_date": "2028-06-02", "per_seller_cap": -1}, "brief.per_seller_cap"},
 	} {
 		if code, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": c.brief}, key); code != 422 || out["field"] != c.field {
 			t.Fatalf("%v: %d %v, want 422 on %s", c.brief, code, out, c.field)
@@ -337,9 +337,9 @@ func TestStructuredModeCampaign(t *testing.T) {
 	s := startStack(t, nil)
 	body := `{"specversion":"1.0","id":"cli-1","source":"/nats-cli","type":"com.dealflow.campaign.requested.v1",
 	  "subject":"cli-1","datacontenttype":"application/json",
-	  "data":{"campaign_id":"cli-1","auto_approve":true,"requested_at":"2027-01-01T00:00:00Z",
+	  "data":{"campaign_id":"cli-1","auto_approve":true,"requested_at":"2028-06-01T00:00:00Z",
 	          "buyer":{"seat_id":"ttd-seat-123","agency_id":"agency-456","advertiser_id":"adv-789"},
-	          "brief":{"name":"Q1 CTV","budget_micros":40000000000,"start_date":"2027-01-04","end_date":"2027-02-28",
+	          "brief":{"name":"Q1 CTV","budget_micros":40000000000,"start_date":"2028-06-04","end_date":"2028-07-28",
 	                   "channels":["ctv","video"],"kpis":{"target_cpm_micros":18000000,"max_cpm_micros":30000000}}}}`
 	msg := nats.NewMsg("dealflow.campaign.requested.cli-1")
 	msg.Header.Set("Content-Type", "application/cloudevents+json")

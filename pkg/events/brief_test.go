@@ -9,7 +9,7 @@ import (
 
 func TestBriefValidate(t *testing.T) {
 	t.Parallel()
-	ok := Brief{Name: "Q1 CTV", BudgetMicros: 50_000_000_000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPMMicros: 20_000_000, MaxCPMMicros: 30_000_000}}
+	ok := Brief{Name: "Q1 CTV", BudgetMicros: 50_000_000_000, StartDate: "2028-06-01", EndDate: "2028-06-30", KPIs: KPIs{TargetCPMMicros: 20_000_000, MaxCPMMicros: 30_000_000}}
 	cases := []struct {
 		name  string
 		edit  func(b *Brief)
@@ -52,7 +52,7 @@ func TestBriefValidate(t *testing.T) {
 func TestForShoppingLeavesTheBulkBehind(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("x", 200_000)
-	b := Brief{Name: "n", BudgetMicros: 5_000_000, StartDate: "2027-01-01", EndDate: "2027-01-02", TargetAudience: map[string]any{"segments": big},
+	b := Brief{Name: "n", BudgetMicros: 5_000_000, StartDate: "2028-06-01", EndDate: "2028-06-02", TargetAudience: map[string]any{"segments": big},
 		Objectives: []string{"awareness"}, Channels: []string{"ctv"}, KPIs: KPIs{MaxCPMMicros: 30_000_000}, DealType: "PG", Weights: &ValueWeights{Price: 1}}
 	sb := b.ForShopping()
 	data, err := json.Marshal(SellerFound{CampaignID: "c", Seller: Seller{URL: "https://s", Trust: TrustVerified, Source: "registry"}, Brief: sb})

@@ -16,7 +16,7 @@ func samplePayloads() map[string]any {
 	disc := Disclosure{Tier: TierAgency, Recommended: TierAdvertiser, Cap: TierAgency, Reason: "capped"}
 	pkg := Package{ID: "pkg-1", ProductID: "prod-15ba2543", AdFormats: []string{"video"}, ExactPriceMicros: 22_500_000, FloorPriceMicros: 18_000_000, Negotiable: true}
 	line := PlanLine{QuoteID: "qt-1", SellerURL: seller.URL, PackageID: "pkg-1", Tier: TierAgency, CPMMicros: 20_000_000, Impressions: 1000, SpendMicros: 20_000_000, Reason: "best"}
-	brief := Brief{Name: "CTV Q1", BudgetMicros: 50_000_000_000, StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: KPIs{TargetCPMMicros: 20_000_000, MaxCPMMicros: 30_000_000}, Channels: []string{"ctv"},
+	brief := Brief{Name: "CTV Q1", BudgetMicros: 50_000_000_000, StartDate: "2028-06-01", EndDate: "2028-06-30", KPIs: KPIs{TargetCPMMicros: 20_000_000, MaxCPMMicros: 30_000_000}, Channels: []string{"ctv"},
 		Weights: &ValueWeights{Price: 1, Video: 10, PriceCeilingMicros: 50_000_000}}
 	deal := DealBooked{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", QuoteID: "qt-1", DealID: "DEMO-ABC", DealType: "PD", CPMMicros: 20_000_000, AgreedCPMMicros: 20_000_000,
 		Impressions: 1000, SpendMicros: 20_000_000, Currency: "USD", Tier: TierAgency, BookedAt: now, ActivationInstructions: map[string]string{"ttd": "x"}}

@@ -127,7 +127,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			// for a smaller planned volume.
 			c := &campaign.Campaign{ID: "crash-" + mode, Status: events.StatusProposed, Quotes: map[string]events.QuoteReady{},
 				Request: &events.CampaignRequested{CampaignID: "crash-" + mode, AutoApprove: true,
-					Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+					Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30"}}}
 			var lines []events.PlanLine
 			for i, pkg := range []struct{ id, product string }{{"pkg-a0e00001", sandbox.ProductPreRollVideo}, {"pkg-a0e00002", sandbox.ProductPremiumDisplay}} {
 				key, _ := creds.Key(seller.URL, identity.TierAgency)
@@ -256,7 +256,7 @@ func TestBuildPlanUsesBriefWeights(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			camp := &campaign.Campaign{ID: "w", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "w",
-				Brief: events.Brief{Name: "w", BudgetMicros: events.MustMicros(1000), StartDate: "2027-01-01", EndDate: "2027-01-02", Weights: c.weights}}}
+				Brief: events.Brief{Name: "w", BudgetMicros: events.MustMicros(1000), StartDate: "2028-06-01", EndDate: "2028-06-02", Weights: c.weights}}}
 			for _, q := range quotes {
 				camp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
 			}

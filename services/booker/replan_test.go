@@ -48,7 +48,7 @@ func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
 		Booker: &Booker{Client: bookClient, Credentials: f.creds}}
 	c := &campaign.Campaign{ID: "fx", Status: events.StatusProposed, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
 		Request: &events.CampaignRequested{CampaignID: "fx", AutoApprove: true,
-			Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31"}}}
+			Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30"}}}
 	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
 	url, _ := sellerclient.CanonicalURL(f.seller.URL)
 	for i, pkg := range []struct{ id, product, format string }{

@@ -67,7 +67,7 @@ func TestBlockedSellerNeverContactedUnderAnySpelling(t *testing.T) {
 						Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds,
 					}
 					req := events.CampaignRequested{CampaignID: "c-" + strings.ReplaceAll(name, "/", "-"), AllowUnknownSellers: allow, Sellers: []string{alias},
-						Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(50000), StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: channels}, Buyer: full}
+						Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(50000), StartDate: "2028-06-01", EndDate: "2028-06-30", Channels: channels}, Buyer: full}
 					res, err := svc.Discover(ctx, req)
 					if err != nil {
 						t.Fatal(err)

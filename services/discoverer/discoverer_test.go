@@ -48,7 +48,7 @@ func (f *fakeDir) Verify(ctx context.Context, reg sellerclient.Registry, url str
 }
 
 func campaign(id string) events.Event {
-	req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "c", BudgetMicros: events.MustMicros(50000), StartDate: "2027-01-01", EndDate: "2027-01-31",
+	req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "c", BudgetMicros: events.MustMicros(50000), StartDate: "2028-06-01", EndDate: "2028-06-30",
 		Channels: []string{"ctv"}}, Buyer: identity.BuyerIdentity{SeatID: "s", SeatName: "S", AgencyID: "a", AdvertiserID: "adv"}, RequestedAt: time.Now()}
 	e := must(events.New(events.KindCampaignRequested, "in-"+id, "test", id, req))
 	return e
@@ -201,7 +201,7 @@ func TestRegistryDownFallsBack(t *testing.T) {
 }
 
 func TestHandleRejectsInvalidBrief(t *testing.T) {
-	req := events.CampaignRequested{CampaignID: "c8", Brief: events.Brief{Name: "c", BudgetMicros: events.MustMicros(10), StartDate: "2027-02-01", EndDate: "2027-01-01"}}
+	req := events.CampaignRequested{CampaignID: "c8", Brief: events.Brief{Name: "c", BudgetMicros: events.MustMicros(10), StartDate: "2028-07-01", EndDate: "2028-06-01"}}
 	in := must(events.New(events.KindCampaignRequested, "in-c8", "test", "c8", req))
 	sum := run(t, service(&fakeDir{}, nil, nil), in)
 	if len(sum.rejects) != 1 || sum.rejects[0].Field != "brief.end_date" || len(sum.found) != 0 {

@@ -50,7 +50,7 @@ func sellerFound(url string, tier identity.Tier, brief events.Brief) events.Even
 	return e
 }
 
-var videoBrief = events.Brief{Name: "v", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: []string{"video"}}
+var videoBrief = events.Brief{Name: "v", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30", Channels: []string{"video"}}
 
 func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 	m := market(t, map[string]sandbox.Faults{

@@ -29,7 +29,7 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}),
 		Credentials: must(identity.ParseCredentials([]byte(`{}`))), SellerTimeout: 5 * time.Second}
-	brief := events.Brief{Name: "ctv", BudgetMicros: events.MustMicros(10000), StartDate: "2027-01-01", EndDate: "2027-01-31", Channels: []string{"ctv", "video"}}
+	brief := events.Brief{Name: "ctv", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30", Channels: []string{"ctv", "video"}}
 
 	want := map[string]string{}
 	for _, p := range streamMax.Packages {

@@ -54,7 +54,7 @@ func packageFound(campaign string, seller *sandbox.Seller, pkgID, product string
 		Disclosure:    events.Disclosure{Tier: tier, Recommended: tier, Cap: tier},
 		Package:       events.Package{ID: pkgID, ProductID: product, AdFormats: []string{"video"}, ExactPriceMicros: events.MustMicros(list), FloorPriceMicros: events.MustMicros(floor), Negotiable: tier.CanNegotiate()},
 		PackagesTotal: 1,
-		Brief:         events.Brief{Name: "n", BudgetMicros: events.MustMicros(20000), StartDate: "2027-01-01", EndDate: "2027-01-31", KPIs: events.KPIs{TargetCPMMicros: 15_000_000, MaxCPMMicros: 26_000_000}}.ForShopping(),
+		Brief:         events.Brief{Name: "n", BudgetMicros: events.MustMicros(20000), StartDate: "2028-06-01", EndDate: "2028-06-30", KPIs: events.KPIs{TargetCPMMicros: 15_000_000, MaxCPMMicros: 26_000_000}}.ForShopping(),
 		Negotiation:   events.NegotiationPolicy{Strategy: strategy}}
 	e := must(events.New(events.KindPackageFound, events.ChildID(campaign, "test", pkgID+string(tier)), "test", campaign, pf))
 	return e
