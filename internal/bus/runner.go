@@ -231,16 +231,23 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		}
 	}
 	if err != nil {
+		b.observeMalformed(cfg.Name)
 		b.deadLetter(ctx, cfg.Name, m, md, "decode: "+err.Error())
 		return
 	}
 	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
+
+	// Telemetry: the stage's span (child of the event's traceparent), the
+	// logger with trace_id/span_id in the handler's ctx, the outcome below.
+	ctx, log, obs := b.beginHandling(ctx, cfg.Name, in, log)
+	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
 	outs, herr := safeCall(callCtx, h, in)
 	cancel()
 	if herr == nil {
+		injectTrace(ctx, outs) // each output is a child of this hop's span
 		herr = b.publishAll(ctx, outs)
 	}
 	stop()
@@ -254,15 +261,19 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 			log.Warn().Err(err).Msg("ack failed; the event will be redelivered and its outputs de-duplicated")
 			return
 		}
+		obs.end(OutcomeOK, "", nil)
 		log.Debug().Dur("took", time.Since(started)).Int("outputs", len(outs)).Msg("handled")
 	case IsPermanent(herr):
+		obs.end(OutcomeDeadLettered, permanentClass(herr), herr)
 		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
 	case int(md.NumDelivered) >= cfg.MaxDeliver:
+		obs.end(OutcomeDeadLettered, DeadLetterMaxDeliveries, herr)
 		log.Error().Err(herr).Msg("retries exhausted; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("max deliveries (%d) exhausted: %v", md.NumDelivered, herr))
 	default:
 		d := cfg.Backoff(md.NumDelivered)
+		obs.end(OutcomeRetried, "", herr)
 		log.Warn().Err(herr).Dur("retry_in", d).Msg("transient failure; will retry")
 		_ = m.NakWithDelay(d)
 	}
