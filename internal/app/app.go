@@ -20,6 +20,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/embednats"
 	"github.com/dealflow/dealflow/internal/portfolio"
+	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/booker"
@@ -39,12 +40,19 @@ type App struct {
 	Client      *sellerclient.Client
 	Booker      *booker.Service
 	HTTPAddr    string
+	// Metrics is the process's registry (Options.Metrics or a new one);
+	// MetricsAddr is where --metrics-addr serves it, if set.
+	Metrics     *telemetry.Metrics
+	MetricsAddr string
+	// Tracing is the OTEL_*-configured tracer provider (a no-op by default).
+	Tracing *telemetry.Tracing
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
 	err    error
 	httpSv *http.Server
+	metSv  *http.Server
 	buyer  identity.BuyerIdentity
 }
 
@@ -61,16 +69,28 @@ type Options struct {
 	Buyer *identity.BuyerIdentity
 	// SweepEvery is how often the booker checks deadlines (default 1s).
 	SweepEvery time.Duration
+	// Metrics replaces the process's new metrics registry.
+	Metrics *telemetry.Metrics
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
 // configured stages. Stop ends them.
 func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options) (*App, error) {
-	a := &App{Config: cfg, Log: log}
+	a := &App{Config: cfg, Log: log, Metrics: o.Metrics}
+	if a.Metrics == nil {
+		a.Metrics = telemetry.NewMetrics()
+	}
+	tr, err := telemetry.SetupTracing(ctx, "dealflow")
+	if err != nil {
+		return nil, err
+	}
+	a.Tracing = tr
 	if err := a.connect(ctx); err != nil {
 		a.Stop()
 		return nil, err
 	}
+	a.Bus.Observer = a.Metrics
+	a.Metrics.SetConsumerStats(a.Bus.ConsumerStats)
 	creds := o.Credentials
 	if creds == nil {
 		var err error
@@ -88,7 +108,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 			return nil, err
 		}
 	}
-	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -108,6 +128,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	}
 	if cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
+			a.Stop()
+			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := a.startMetrics(); err != nil {
 			a.Stop()
 			return nil, err
 		}
@@ -203,7 +229,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			return err
 		}
 		svc := &negotiator.Service{Client: a.Client, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
-			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log}
+			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log, Metrics: a.Metrics}
 		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("booker") || cfg.HTTPAddr != "" {
@@ -256,6 +282,28 @@ func (a *App) startHTTP() error {
 	return nil
 }
 
+// startMetrics serves /metrics on --metrics-addr.
+func (a *App) startMetrics() error {
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	a.MetricsAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	a.metSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	sv := a.metSv
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := sv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.fail(err)
+		}
+	}()
+	a.Log.Info().Str("addr", a.MetricsAddr).Msg("metrics listening")
+	return nil
+}
+
 func (a *App) fail(err error) {
 	a.errMu.Lock()
 	defer a.errMu.Unlock()
@@ -281,6 +329,12 @@ func (a *App) Stop() {
 		cancel()
 		a.httpSv = nil
 	}
+	if a.metSv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.metSv.Shutdown(sctx)
+		cancel()
+		a.metSv = nil
+	}
 	if a.cancel != nil {
 		a.cancel()
 		a.cancel = nil
@@ -296,6 +350,14 @@ func (a *App) Stop() {
 	if a.Server != nil {
 		a.Server.Close()
 		a.Server = nil
+	}
+	if a.Tracing != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.Tracing.Shutdown(sctx); err != nil {
+			a.Log.Warn().Err(err).Msg("flushing traces")
+		}
+		cancel()
+		a.Tracing = nil
 	}
 }
 
