@@ -25,6 +25,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -324,12 +325,13 @@ func TestTracesAcrossHops(t *testing.T) {
 	var logs syncBuffer
 	b.Log = zerolog.New(&logs)
 
-	var seen sync.Map // traceparent headers the seller received
-	seller := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen.Store(r.Header.Get("traceparent"), true)
-		_, _ = w.Write([]byte(`{"products":[],"total_count":0}`))
-	}))
-	defer seller.Close()
+	// A sandbox seller: it records every request with its headers.
+	market, err := sandbox.Start(t.Context(), sandbox.GenerateMarket(1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = market.Close() })
+	seller := market.Sellers[0]
 	client := sellerclient.New(sellerclient.Config{AllowPrivate: true, TracerProvider: tp})
 
 	runStage(t, b, stageConfig("hop1", events.KindCampaignRequested.Filter()), func(_ context.Context, in events.Event) ([]events.Event, error) {
@@ -391,12 +393,16 @@ func TestTracesAcrossHops(t *testing.T) {
 		t.Errorf("output traceparent %s, want %s", tp1, want)
 	}
 
-	// The seller saw the client span's context.
+	// The sandbox seller saw the client span's context.
 	wantHeader := fmt.Sprintf("00-%s-%s-01", client1.SpanContext.TraceID(), client1.SpanContext.SpanID())
-	if _, ok := seen.Load(wantHeader); !ok {
-		var got []string
-		seen.Range(func(k, _ any) bool { got = append(got, k.(string)); return true })
-		t.Errorf("seller saw traceparent %v, want %s", got, wantHeader)
+	var got []string
+	for _, r := range seller.Requests() {
+		if r.Path == "/products" {
+			got = append(got, r.Header.Get("traceparent"))
+		}
+	}
+	if len(got) != 1 || got[0] != wantHeader {
+		t.Errorf("seller saw traceparent %q, want [%s]", got, wantHeader)
 	}
 
 	// The handler's log line carries the hop's trace and span ids.
