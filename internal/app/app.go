@@ -247,6 +247,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 		a.Booker = &booker.Service{Campaigns: campaigns, Quotes: cquotes, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
 			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
+		a.Metrics.SetCampaignCounter(campaignCounter(campaigns))
 	}
 	if cfg.Has("booker") {
 		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
