@@ -21,6 +21,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/embednats"
 	"github.com/dealflow/dealflow/internal/portfolio"
+	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/booker"
@@ -42,12 +43,19 @@ type App struct {
 	// Campaigns is the campaign store (booker and bookings API processes).
 	Campaigns *campaign.Store
 	HTTPAddr  string
+	// Metrics is the process's registry (Options.Metrics or a new one);
+	// MetricsAddr is where --metrics-addr serves it, if set.
+	Metrics     *telemetry.Metrics
+	MetricsAddr string
+	// Tracing is the OTEL_*-configured tracer provider (a no-op by default).
+	Tracing *telemetry.Tracing
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
 	err    error
 	httpSv *http.Server
+	metSv  *http.Server
 	buyer  identity.BuyerIdentity
 }
 
@@ -67,16 +75,28 @@ type Options struct {
 	// WrapHandler, when set, wraps every stage's handler (tests inject
 	// failures with it).
 	WrapHandler func(stage string, h bus.Handler) bus.Handler
+	// Metrics replaces the process's new metrics registry.
+	Metrics *telemetry.Metrics
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
 // configured stages. Stop ends them.
 func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options) (*App, error) {
-	a := &App{Config: cfg, Log: log}
+	a := &App{Config: cfg, Log: log, Metrics: o.Metrics}
+	if a.Metrics == nil {
+		a.Metrics = telemetry.NewMetrics()
+	}
+	tr, err := telemetry.SetupTracing(ctx, "dealflow")
+	if err != nil {
+		return nil, err
+	}
+	a.Tracing = tr
 	if err := a.connect(ctx); err != nil {
 		a.Stop()
 		return nil, err
 	}
+	a.Bus.Observer = a.Metrics
+	a.Metrics.SetConsumerStats(a.Bus.ConsumerStats)
 	creds := o.Credentials
 	if creds == nil {
 		var err error
@@ -94,7 +114,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 			return nil, err
 		}
 	}
-	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -114,6 +134,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	}
 	if cfg.HTTPAddr != "" {
 		if err := a.startHTTP(); err != nil {
+			a.Stop()
+			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := a.startMetrics(); err != nil {
 			a.Stop()
 			return nil, err
 		}
@@ -212,7 +238,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			return err
 		}
 		svc := &negotiator.Service{Client: a.Client, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
-			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log}
+			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log, Metrics: a.Metrics}
 		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("booker") || cfg.HTTPAddr != "" {
@@ -221,13 +247,14 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			return err
 		}
 		a.Campaigns = campaigns
+		a.Metrics.SetCampaignCounter(campaignCounter(campaigns))
 	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
 		if err != nil {
 			return err
 		}
-		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log,
+		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
 			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
 	}
 	if cfg.Has("booker") {
@@ -267,6 +294,28 @@ func (a *App) startHTTP() error {
 	return nil
 }
 
+// startMetrics serves /metrics on --metrics-addr.
+func (a *App) startMetrics() error {
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	a.MetricsAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	a.metSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	sv := a.metSv
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := sv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.fail(err)
+		}
+	}()
+	a.Log.Info().Str("addr", a.MetricsAddr).Msg("metrics listening")
+	return nil
+}
+
 func (a *App) fail(err error) {
 	a.errMu.Lock()
 	defer a.errMu.Unlock()
@@ -292,6 +341,12 @@ func (a *App) Stop() {
 		cancel()
 		a.httpSv = nil
 	}
+	if a.metSv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.metSv.Shutdown(sctx)
+		cancel()
+		a.metSv = nil
+	}
 	if a.cancel != nil {
 		a.cancel()
 		a.cancel = nil
@@ -307,6 +362,14 @@ func (a *App) Stop() {
 	if a.Server != nil {
 		a.Server.Close()
 		a.Server = nil
+	}
+	if a.Tracing != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.Tracing.Shutdown(sctx); err != nil {
+			a.Log.Warn().Err(err).Msg("flushing traces")
+		}
+		cancel()
+		a.Tracing = nil
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -84,7 +85,13 @@ type Bus struct {
 	NC  *nats.Conn
 	JS  jetstream.JetStream
 	Log zerolog.Logger
-	cfg Config
+	// Observer, when set, is told about every event the stages handle
+	// (metrics: telemetry.Metrics). Set it before Run.
+	Observer Observer
+	// TracerProvider makes the stages' spans; nil means the global one
+	// (otel.GetTracerProvider, a no-op unless telemetry installed one).
+	TracerProvider trace.TracerProvider
+	cfg            Config
 }
 
 // New wraps a connection. Call Provision before publishing.

@@ -227,16 +227,23 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	in, reason, rej := inbound(m.Headers(), m.Data())
 	if reason != "" {
 		log.Warn().Str("reason", reason).Msg("invalid event; dead-lettering")
+		b.observeMalformed(cfg.Name)
 		b.deadLetterWith(ctx, cfg.Name, m, md, reason, rej)
 		return
 	}
 	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
+
+	// Telemetry: the stage's span (child of the event's traceparent), the
+	// logger with trace_id/span_id in the handler's ctx, the outcome below.
+	ctx, log, obs := b.beginHandling(ctx, cfg.Name, in, log)
+	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
 	outs, herr := safeCall(callCtx, h, in)
 	cancel()
 	if herr == nil {
+		injectTrace(ctx, outs) // each output is a child of this hop's span
 		herr = b.publishAll(ctx, outs)
 	}
 	stop()
@@ -251,6 +258,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 			log.Warn().Err(err).Msg("ack failed; the event will be redelivered and its outputs de-duplicated")
 			return
 		}
+		obs.end(OutcomeOK, "", nil)
 		log.Debug().Dur("took", time.Since(started)).Int("outputs", len(outs)).Msg("handled")
 	case errors.As(herr, &outErr):
 		// A bug in the producing stage, not in the input: retried (the
@@ -268,13 +276,16 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		ev.Dur("retry_in", d).Msg("handler produced an invalid event; will retry the input")
 		_ = m.NakWithDelay(d)
 	case IsPermanent(herr):
+		obs.end(OutcomeDeadLettered, permanentClass(herr), herr)
 		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
 	case int(md.NumDelivered) >= cfg.MaxDeliver:
+		obs.end(OutcomeDeadLettered, DeadLetterMaxDeliveries, herr)
 		log.Error().Err(herr).Msg("retries exhausted; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("max deliveries (%d) exhausted: %v", md.NumDelivered, herr))
 	default:
 		d := cfg.Backoff(md.NumDelivered)
+		obs.end(OutcomeRetried, "", herr)
 		log.Warn().Err(herr).Dur("retry_in", d).Msg("transient failure; will retry")
 		_ = m.NakWithDelay(d)
 	}

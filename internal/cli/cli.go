@@ -21,6 +21,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -94,15 +95,16 @@ type exitError int
 // Error implements error.
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
+// logger builds the process logger (telemetry.NewLogger: no colour unless w
+// is a terminal, millisecond timestamps). Levels are validated where they
+// are parsed (config.Validate, the demo's flags), so an error here cannot
+// happen; info is the safe fallback.
 func logger(level string, jsonOut bool, w io.Writer) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
+	l, err := telemetry.NewLogger(level, jsonOut, w)
 	if err != nil {
-		lvl = zerolog.InfoLevel
+		l, _ = telemetry.NewLogger("info", jsonOut, w)
 	}
-	if jsonOut {
-		return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-	}
-	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}).Level(lvl).With().Timestamp().Logger()
+	return l
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,6 +118,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if _, err := telemetry.NewLogger(*logLevel, false, io.Discard); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
 	}
 	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr)}
 	if *market != "" {

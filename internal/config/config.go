@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Config is the effective configuration of one dealflow process.
@@ -39,6 +41,7 @@ type Config struct {
 	Strategy     string
 	LogLevel     string
 	LogJSON      bool
+	MetricsAddr  string
 }
 
 // Option is one setting.
@@ -140,6 +143,7 @@ var Options = []Option{
 	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
+	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics (e.g. 127.0.0.1:9090); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
 }
 
 // Defaults returns the configuration with every default applied.
@@ -235,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.KitWorkers < 1 || c.NegWorkers < 1 {
 		return fmt.Errorf("worker counts must be at least 1")
+	}
+	if lvl, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || (lvl == zerolog.NoLevel && c.LogLevel != "") {
+		return fmt.Errorf("--log-level: %q is not trace, debug, info, warn, error, fatal, panic or disabled", c.LogLevel)
 	}
 	return nil
 }

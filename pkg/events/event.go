@@ -60,7 +60,9 @@ func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
 }
 
 // Derive builds an event emitted by stage while handling parent: same campaign,
-// deterministic id from (parent id, stage, key), and the parent's trace.
+// deterministic id from (parent id, stage, key), and the parent's trace. The
+// stage runner then replaces that traceparent with its own handling span's,
+// so each hop is a child span of the one before.
 func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
 	e, err := New(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults applied by New for zero Config fields.
@@ -52,13 +54,22 @@ type Config struct {
 	RetryBase time.Duration
 	// UserAgent is sent on every request. Default "dealflow-sellerclient/1".
 	UserAgent string
+	// Observe, when set, is called after every HTTP attempt with the
+	// operation, the status or error class and the duration (metrics:
+	// telemetry.Metrics.ObserveSellerRequest).
+	Observe Observer
+	// TracerProvider makes the client spans (every attempt is an
+	// OpenTelemetry client span and sends a W3C traceparent header); nil
+	// means the global provider, a no-op unless the process installed one.
+	TracerProvider trace.TracerProvider
 }
 
 // Client is the buyer's HTTP client to seller agents and agent registries.
 // It is safe for concurrent use. Per-call deadlines come from the context.
 type Client struct {
-	cfg Config
-	hc  *http.Client
+	cfg  Config
+	hc   *http.Client
+	base http.RoundTripper // the transport under the tracing wrapper
 }
 
 // New builds a Client, filling defaults for zero Config fields.
@@ -81,7 +92,8 @@ func New(cfg Config) *Client {
 	} else {
 		hc = http.Client{Transport: newTransport(cfg.AllowPrivate)}
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, base: hc.Transport}
+	hc.Transport = tracedTransport(hc.Transport, cfg.TracerProvider)
 	hc.CheckRedirect = c.checkRedirect
 	c.hc = &hc
 	return c
@@ -197,8 +209,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				return c.ctxError(cl, err, last)
 			}
 		}
+		start := time.Now()
 		status, body, err := c.once(ctx, cl)
 		if err != nil {
+			c.observe(cl.op, 0, err, start)
 			if e, ok := err.(*Error); ok {
 				last = e
 				if e.Retryable && attempt < attempts && ctx.Err() == nil {
@@ -210,6 +224,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		if status >= 200 && status < 300 {
 			if err := cl.decode(status, body); err != nil {
+				c.observe(cl.op, status, badResponse(cl.op, cl.url, status, err), start)
 				var e *Error
 				if errors.As(err, &e) {
 					e.Op, e.URL = cl.op, cl.url
@@ -217,8 +232,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				}
 				return badResponse(cl.op, cl.url, status, err)
 			}
+			c.observe(cl.op, status, nil, start)
 			return nil
 		}
+		c.observe(cl.op, status, nil, start)
 		e := parseError(status, body)
 		e.Op, e.URL = cl.op, cl.url
 		last = e
@@ -236,7 +253,7 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 	if cl.body != nil {
 		rd = bytes.NewReader(cl.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, rd)
+	req, err := http.NewRequestWithContext(withOp(ctx, cl.op), cl.method, cl.url, rd)
 	if err != nil {
 		return 0, nil, &Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
 	}

@@ -324,9 +324,9 @@ func TestDefaults(t *testing.T) {
 	if c.cfg.MaxAttempts != 3 || c.cfg.RetryBase != 100*time.Millisecond || c.cfg.MaxBodyBytes != 4<<20 || c.cfg.AllowPrivate {
 		t.Fatalf("defaults %+v", c.cfg)
 	}
-	tr, ok := c.hc.Transport.(*http.Transport)
+	tr, ok := c.base.(*http.Transport)
 	if !ok || tr.Proxy != nil || tr.MaxIdleConnsPerHost == 0 || tr.TLSHandshakeTimeout == 0 {
-		t.Fatalf("transport %#v", c.hc.Transport)
+		t.Fatalf("transport %#v", c.base)
 	}
 	// A caller's client is copied, not mutated.
 	own := &http.Client{Timeout: time.Second}

@@ -53,4 +53,9 @@
 // bodies are capped (Config.MaxBodyBytes); retries happen only on 502/503/504
 // and network timeouts, with exponential backoff and full jitter. No body a
 // seller sends can make the client panic.
+//
+// Observability: every HTTP attempt is an OpenTelemetry client span
+// (otelhttp, Config.TracerProvider or the global provider) and sends the
+// W3C traceparent header; Config.Observe, when set, is told each attempt's
+// operation (Operations), HTTP status or error class, and duration.
 package sellerclient

@@ -69,7 +69,7 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 	var out []events.Event
 	var deals []events.DealBooked
 	var fails []events.BookingFailed
-	log := s.Log.With().Str("campaign_id", c.ID).Str("event_id", in.ID()).Logger()
+	log := bus.Logger(ctx, s.Log).With().Str("campaign_id", c.ID).Logger()
 	for i, r := range results {
 		key := "line:" + campaign.LineKey(lines[i])
 		if r.deal != nil {
@@ -100,6 +100,10 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 
 	rp := campaign.Replan{Plan: s.planner(), MaxRevisions: s.maxRevisions()}
 	quotes := c.Quotes
+	counted := map[string]bool{}
+	for _, d := range c.Deals {
+		counted[d.SellerURL+"|"+d.PackageID+"|"+d.QuoteID] = true
+	}
 	c, more, err := s.Campaigns.Transition(ctx, c.ID, func(cc *campaign.Campaign, _ bool) ([]events.Event, error) {
 		cc.Quotes = quotes // the re-plan needs them
 		return cc.FinishBooking(in.ID(), appr, deals, fails, rp, now)
@@ -107,11 +111,19 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 	if err != nil {
 		return nil, classify(err)
 	}
+	if s.Metrics != nil {
+		// Counted once: deals this delivery added to the record.
+		for _, d := range c.Deals {
+			if !counted[d.SellerURL+"|"+d.PackageID+"|"+d.QuoteID] {
+				s.Metrics.ObserveDealBooked(d.DealType, d.SpendMicros)
+			}
+		}
+	}
 	if c.Terminal() {
 		log.Info().Str("status", string(c.Status)).Str("spend", c.TotalSpend().String()).Str("budget", c.Budget().String()).
 			Int("deals", len(c.Deals)).Int("failed", len(c.Failures)).Dur("duration", c.UpdatedAt.Sub(c.CreatedAt)).Msg("campaign finished")
 	} else if c.Plan != nil && c.Plan.Revision > appr.Revision {
-		s.logPlan(c, more)
+		s.logPlan(log, c, more)
 	}
 	return append(out, more...), nil
 }

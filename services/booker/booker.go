@@ -53,6 +53,13 @@ type Service struct {
 	BookConcurrency int
 	Log             zerolog.Logger
 	Now             func() time.Time
+	// Metrics, when set, counts booked deals and spend.
+	Metrics DealObserver
+}
+
+// DealObserver records booked deals (the metrics registry implements it).
+type DealObserver interface {
+	ObserveDealBooked(dealType string, spend events.Micros)
 }
 
 func (s *Service) now() time.Time {

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/big"
 
+	"github.com/rs/zerolog"
+
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/portfolio"
@@ -52,7 +54,7 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 	if err != nil {
 		return nil, classify(err)
 	}
-	s.logPlan(c, planned)
+	s.logPlan(*bus.Logger(ctx, s.Log), c, planned)
 	return append(out, planned...), nil
 }
 
@@ -68,14 +70,14 @@ func (s *Service) planner() campaign.Planner {
 	}
 }
 
-func (s *Service) logPlan(c *campaign.Campaign, evs []events.Event) {
+func (s *Service) logPlan(log zerolog.Logger, c *campaign.Campaign, evs []events.Event) {
 	if len(evs) == 0 || c.Plan == nil {
 		if c.Status == events.StatusFailed {
-			s.Log.Error().Str("campaign_id", c.ID).Strs("errors", c.Errors).Msg("campaign failed: it cannot be planned")
+			log.Error().Str("campaign_id", c.ID).Strs("errors", c.Errors).Msg("campaign failed: it cannot be planned")
 		}
 		return
 	}
-	s.Log.Info().Str("campaign_id", c.ID).Int("revision", c.Plan.Revision).Int("lines", len(c.Plan.Lines)).
+	log.Info().Str("campaign_id", c.ID).Int("revision", c.Plan.Revision).Int("lines", len(c.Plan.Lines)).
 		Str("spend", c.Plan.TotalSpendMicros.String()).Str("budget", c.Plan.BudgetMicros.String()).Float64("value", c.Plan.TotalValue).
 		Str("status", string(c.Status)).Msg("portfolio proposed")
 }

@@ -128,7 +128,12 @@ func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, ca
 		f.Cache.Put(key, sellers)
 		return sellers, events.SourceStatus{Source: src, OK: true, Detail: fmt.Sprintf("%d sellers from %s", len(sellers), reg.URL)}, true
 	}
-	f.Log.Warn().Err(err).Str("registry", reg.URL).Msg("registry discovery failed")
+	// The runner's logger in ctx carries the event's trace_id and span_id.
+	log := zerolog.Ctx(ctx)
+	if log.GetLevel() == zerolog.Disabled {
+		log = &f.Log
+	}
+	log.Warn().Err(err).Str("registry", reg.URL).Msg("registry discovery failed")
 	if v, age, ok := f.Cache.GetStale(key); ok {
 		stale := append([]events.Seller(nil), v.([]events.Seller)...)
 		for i := range stale {

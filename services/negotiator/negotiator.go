@@ -54,6 +54,16 @@ type Service struct {
 	// DefaultStrategy overrides DefaultStrategy for campaigns that name none.
 	DefaultStrategy string
 	Log             zerolog.Logger
+	// Metrics, when set, is told about every negotiation this replica
+	// finishes (telemetry.Metrics implements it).
+	Metrics Observer
+}
+
+// Observer records finished negotiations: the strategy ("" when none ran:
+// fixed price, public tier, a failed quote), the QuoteReady outcome, the
+// rounds and the time this replica spent on it.
+type Observer interface {
+	ObserveNegotiation(strategy, outcome string, rounds int, d time.Duration)
 }
 
 // Handle turns a PackageFound into a QuoteReady.
@@ -68,6 +78,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return nil, err
 	}
 	if sess.Result == nil {
+		started := time.Now()
 		res, err := s.negotiate(ctx, j, pf)
 		if err != nil {
 			return nil, err // transient: the journal lets the retry resume
@@ -79,6 +90,10 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 			return nil
 		}); err != nil {
 			return nil, err
+		}
+		if s.Metrics != nil {
+			r := sess.Result
+			s.Metrics.ObserveNegotiation(r.Strategy, r.Outcome, len(r.Rounds), time.Since(started))
 		}
 		s.recordCompeting(ctx, pf, *sess.Result)
 	}
@@ -408,7 +423,7 @@ func (s *Service) recordCompeting(ctx context.Context, pf events.PackageFound, r
 		*c = Competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPMMicros.Dollars()}
 		return true, nil
 	}); err != nil {
-		s.Log.Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")
+		bus.Logger(ctx, s.Log).Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")
 	}
 }
 

@@ -1,0 +1,206 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// Outcomes of handling one delivery of an event, as reported to an Observer.
+const (
+	OutcomeOK           = "ok"            // handled, outputs published, acked
+	OutcomeRetried      = "retried"       // transient failure (or a failed ack): redelivered later
+	OutcomeDeadLettered = "dead_lettered" // copied to the dead-letter subject
+)
+
+// Dead-letter reason classes, a small fixed set for metrics labels.
+const (
+	DeadLetterMalformed     = "malformed"      // undecodable, unknown type or bad campaign id
+	DeadLetterSchema        = "schema"         // the handler found the payload invalid (events.ErrInvalid)
+	DeadLetterPermanent     = "permanent"      // the handler returned a Permanent error (or panicked)
+	DeadLetterMaxDeliveries = "max_deliveries" // transient failures until MaxDeliver
+)
+
+// Observer is told what the stage runner does with each event; the
+// Prometheus implementation is telemetry.Metrics. Implementations must be
+// safe for concurrent use and cheap: they run on the handling path. Labels
+// passed in are low-cardinality (stage names, known event types, the
+// outcome and reason constants above).
+type Observer interface {
+	// EventReceived is called once a delivery is decoded, before the
+	// handler runs; eventTime is the event's CloudEvents time (lag = now -
+	// eventTime).
+	EventReceived(stage, eventType string, eventTime time.Time)
+	// EventHandled is called once per delivery with OutcomeOK,
+	// OutcomeRetried or OutcomeDeadLettered and the handling time (handler
+	// and publication).
+	EventHandled(stage, eventType, outcome string, d time.Duration)
+	// DeadLettered is called when a delivery is dead-lettered, with one of
+	// the DeadLetter* classes.
+	DeadLettered(stage, reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) EventReceived(string, string, time.Time)            {}
+func (nopObserver) EventHandled(string, string, string, time.Duration) {}
+func (nopObserver) DeadLettered(string, string)                        {}
+func (b *Bus) observer() Observer {
+	if b.Observer == nil {
+		return nopObserver{}
+	}
+	return b.Observer
+}
+
+// tracerName is the instrumentation scope of the runner's spans.
+const tracerName = "github.com/dealflow/dealflow/internal/bus"
+
+func (b *Bus) tracer() trace.Tracer {
+	tp := b.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(tracerName)
+}
+
+// traceContext is the W3C propagator for the events' traceparent extension.
+var traceContext propagation.TraceContext
+
+// handling is one delivery being handled: its span, its start and the
+// decoded event's labels.
+type handling struct {
+	b         *Bus
+	stage     string
+	eventType string
+	started   time.Time
+	span      trace.Span
+	done      bool
+}
+
+// beginHandling reports the received event, starts the stage's span as a
+// child of the event's traceparent, and returns a context that carries the
+// span and a logger with the event's and the span's ids: handlers log with
+// Logger(ctx, fallback) (zerolog.Ctx) so every line has trace_id and span_id.
+func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, log zerolog.Logger) (context.Context, zerolog.Logger, *handling) {
+	b.observer().EventReceived(stage, in.Type(), in.Time())
+	if tp, ok := in.Extensions()[events.TraceparentExt].(string); ok && tp != "" {
+		ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
+	}
+	kind, _ := events.KindOf(in.Type())
+	ctx, span := b.tracer().Start(ctx, stage+" "+kind.Name,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.consumer.group.name", stage),
+			attribute.String("cloudevents.event_id", in.ID()),
+			attribute.String("cloudevents.event_type", in.Type()),
+			attribute.String("dealflow.campaign_id", in.Subject()),
+		))
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With().Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String()).Logger()
+	}
+	ctx = log.WithContext(ctx)
+	return ctx, log, &handling{b: b, stage: stage, eventType: in.Type(), started: time.Now(), span: span}
+}
+
+// end reports the outcome (once) and ends the span. reason is a DeadLetter*
+// class for OutcomeDeadLettered; err is the handler's error, if any.
+func (h *handling) end(outcome, reason string, err error) {
+	if h == nil || h.done {
+		return
+	}
+	h.done = true
+	o := h.b.observer()
+	o.EventHandled(h.stage, h.eventType, outcome, time.Since(h.started))
+	if outcome == OutcomeDeadLettered {
+		o.DeadLettered(h.stage, reason)
+	}
+	h.span.SetAttributes(attribute.String("dealflow.outcome", outcome))
+	if err != nil {
+		h.span.RecordError(err)
+		h.span.SetStatus(codes.Error, truncate(err.Error(), 256))
+	}
+	h.span.End()
+}
+
+// observeMalformed reports a delivery dead-lettered before it could be
+// decoded (its type is then reported as "unknown").
+func (b *Bus) observeMalformed(stage string) {
+	o := b.observer()
+	o.EventHandled(stage, "unknown", OutcomeDeadLettered, 0)
+	o.DeadLettered(stage, DeadLetterMalformed)
+}
+
+// permanentClass is the dead-letter class of a permanent handler error.
+func permanentClass(err error) string {
+	if errors.Is(err, events.ErrInvalid) {
+		return DeadLetterSchema
+	}
+	return DeadLetterPermanent
+}
+
+// injectTrace writes the current span's context (the handling span) into
+// every output's traceparent, so each hop is a child of the one before
+// instead of the whole campaign sharing its first span. Without a span in
+// ctx the outputs keep what events.Derive gave them (the parent's).
+func injectTrace(ctx context.Context, outs []events.Event) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	c := propagation.MapCarrier{}
+	traceContext.Inject(ctx, c)
+	tp := c.Get("traceparent")
+	if tp == "" {
+		return
+	}
+	for i := range outs {
+		outs[i].SetExtension(events.TraceparentExt, tp)
+	}
+}
+
+// Logger returns the logger the runner put in ctx for the event being
+// handled (stage, event id and type, campaign id, trace_id, span_id), or
+// fallback when ctx carries none (a handler called outside the runner).
+// Handlers should log through it so their lines can be joined to traces.
+func Logger(ctx context.Context, fallback zerolog.Logger) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	return &fallback
+}
+
+// ConsumerStats returns, per durable consumer of the event stream, the
+// number of events not yet delivered (pending) and delivered but not yet
+// acknowledged (ack pending): [0] pending, [1] ack pending. Metrics read it
+// at scrape time.
+func (b *Bus) ConsumerStats(ctx context.Context) (map[string][2]uint64, error) {
+	st, err := b.JS.Stream(ctx, StreamEvents)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][2]uint64{}
+	lister := st.ListConsumers(ctx)
+	for info := range lister.Info() {
+		// Only durables: ephemeral consumers (follow, tests) have random
+		// names that would make unbounded label values.
+		if info == nil || info.Config.Durable == "" || strings.TrimSpace(info.Name) == "" {
+			continue
+		}
+		out[info.Name] = [2]uint64{info.NumPending, uint64(max(info.NumAckPending, 0))}
+	}
+	if err := lister.Err(); err != nil {
+		return out, err
+	}
+	return out, nil
+}

@@ -1,0 +1,290 @@
+// Package telemetry makes a dealflow process operable: Prometheus metrics on
+// a per-process registry (Metrics), OpenTelemetry tracing configured from the
+// standard OTEL_* environment variables (SetupTracing) and the process logger
+// (NewLogger).
+//
+// Every label is low-cardinality: stage names, event types, operations,
+// status codes and error classes, outcomes, strategies, deal types. Never a
+// campaign id, seller URL or API key.
+//
+// A nil *Metrics is a valid no-op: every method may be called on it, so code
+// paths work without metrics.
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// Namespace prefixes every metric name.
+const Namespace = "dealflow"
+
+// ScrapeTimeout bounds the scrape-time callbacks (campaign counts, consumer
+// info).
+const ScrapeTimeout = 5 * time.Second
+
+// CampaignCounter counts campaigns by status at scrape time (the booker's
+// projection). It is called once per scrape.
+type CampaignCounter func(ctx context.Context) (map[string]int, error)
+
+// ConsumerStatser returns, per durable consumer, [pending, ack pending];
+// bus.(*Bus).ConsumerStats has this signature.
+type ConsumerStatser func(ctx context.Context) (map[string][2]uint64, error)
+
+// Metrics is the process's metrics: a private registry (not the global
+// default, so tests can run several) with the Go and process collectors and
+// the dealflow families. It implements bus.Observer.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	eventsHandled  *prometheus.CounterVec
+	handleSeconds  *prometheus.HistogramVec
+	lagSeconds     *prometheus.HistogramVec
+	deadLetters    *prometheus.CounterVec
+	sellerRequests *prometheus.CounterVec
+	sellerSeconds  *prometheus.HistogramVec
+	negotiations   *prometheus.CounterVec
+	negRounds      *prometheus.HistogramVec
+	negSeconds     *prometheus.HistogramVec
+	dealsBooked    *prometheus.CounterVec
+	bookedSpend    prometheus.Counter
+
+	mu        sync.Mutex
+	campaigns CampaignCounter
+	consumers ConsumerStatser
+}
+
+var _ bus.Observer = (*Metrics)(nil)
+
+// NewMetrics builds the registry and registers every family.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{reg: reg}
+	durations := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m.eventsHandled = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "events_handled_total",
+		Help: "Event deliveries handled by a stage, by event type and outcome (ok, retried, dead_lettered)."},
+		[]string{"stage", "type", "outcome"})
+	m.handleSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "event_handle_seconds",
+		Help: "Time to handle one event delivery (handler and publication of its outputs).", Buckets: durations},
+		[]string{"stage"})
+	m.lagSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "event_lag_seconds",
+		Help: "Time from an event's creation (its CloudEvents time) to the start of its handling by a stage.", Buckets: durations},
+		[]string{"stage"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_total",
+		Help: "Events dead-lettered by a stage, by reason class (malformed, schema, permanent, max_deliveries)."},
+		[]string{"stage", "reason"})
+	m.sellerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "seller_requests_total",
+		Help: "HTTP requests to sellers and registries, by operation and HTTP status or error class (timeout, refused, bad_response, ...)."},
+		[]string{"operation", "code"})
+	m.sellerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "seller_request_seconds",
+		Help: "Duration of one HTTP request to a seller or registry.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
+		[]string{"operation"})
+	m.negotiations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "negotiations_total",
+		Help: "Finished quote-and-negotiate runs, by strategy (none for fixed prices and failures before a strategy) and outcome."},
+		[]string{"strategy", "outcome"})
+	m.negRounds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "negotiation_rounds",
+		Help: "Rounds of a negotiation.", Buckets: []float64{0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20}},
+		[]string{"strategy"})
+	m.negSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "negotiation_seconds",
+		Help: "Duration of a quote and its negotiation.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}},
+		[]string{"strategy"})
+	m.dealsBooked = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deals_booked_total",
+		Help: "Deals booked with sellers, by deal type (PG, PD, PA)."},
+		[]string{"deal_type"})
+	m.bookedSpend = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "booked_spend_micros_total",
+		Help: "Spend of the booked deals, in micros of the campaign currency."})
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.eventsHandled, m.handleSeconds, m.lagSeconds, m.deadLetters,
+		m.sellerRequests, m.sellerSeconds,
+		m.negotiations, m.negRounds, m.negSeconds,
+		m.dealsBooked, m.bookedSpend,
+		&scrapeCollector{m: m},
+	)
+	return m
+}
+
+// Registry is the process's registry (to register more collectors, or to
+// gather in tests).
+func (m *Metrics) Registry() *prometheus.Registry {
+	if m == nil {
+		return prometheus.NewRegistry()
+	}
+	return m.reg
+}
+
+// Handler serves the registry in the Prometheus exposition format, for
+// /metrics (mount it on the API mux or a --metrics-addr listener). On a nil
+// Metrics it serves an empty registry.
+func (m *Metrics) Handler() http.Handler {
+	reg := m.Registry()
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 2 * ScrapeTimeout,
+		// A failing callback (the KV briefly unavailable) must not hide
+		// every other metric: serve what was gathered.
+		ErrorHandling: promhttp.ContinueOnError})
+}
+
+// SetCampaignCounter installs the callback behind dealflow_campaigns{status}.
+func (m *Metrics) SetCampaignCounter(f CampaignCounter) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.campaigns = f
+	m.mu.Unlock()
+}
+
+// SetConsumerStats installs the callback behind dealflow_consumer_pending
+// and dealflow_consumer_ack_pending (bus.(*Bus).ConsumerStats).
+func (m *Metrics) SetConsumerStats(f ConsumerStatser) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.consumers = f
+	m.mu.Unlock()
+}
+
+// EventReceived implements bus.Observer: the lag from the event's time.
+func (m *Metrics) EventReceived(stage, _ string, eventTime time.Time) {
+	if m == nil || eventTime.IsZero() {
+		return
+	}
+	m.lagSeconds.WithLabelValues(stage).Observe(max(time.Since(eventTime).Seconds(), 0))
+}
+
+// EventHandled implements bus.Observer.
+func (m *Metrics) EventHandled(stage, eventType, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.eventsHandled.WithLabelValues(stage, eventType, outcome).Inc()
+	if outcome != bus.OutcomeDeadLettered || d > 0 {
+		m.handleSeconds.WithLabelValues(stage).Observe(d.Seconds())
+	}
+}
+
+// DeadLettered implements bus.Observer.
+func (m *Metrics) DeadLettered(stage, reason string) {
+	if m == nil {
+		return
+	}
+	m.deadLetters.WithLabelValues(stage, reason).Inc()
+}
+
+// ObserveSellerRequest records one HTTP request to a seller or registry:
+// op is a sellerclient operation (card, packages, quote, ...), code the HTTP
+// status or an error class. Its signature fits sellerclient.Config.Observe.
+func (m *Metrics) ObserveSellerRequest(op, code string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.sellerRequests.WithLabelValues(op, code).Inc()
+	m.sellerSeconds.WithLabelValues(op).Observe(d.Seconds())
+}
+
+var (
+	strategies = map[string]bool{"threshold": true, "adaptive": true, "competitive": true}
+	outcomes   = map[string]bool{events.OutcomeAccepted: true, events.OutcomeFixedPrice: true, events.OutcomeWalkedAway: true,
+		events.OutcomeRejected: true, events.OutcomeError: true}
+	dealTypes = map[string]bool{"PG": true, "PD": true, "PA": true}
+)
+
+// oneOf keeps v when it is in the known set: "none" for empty, else
+// "other", so a label can never take an unbounded set of values.
+func oneOf(v string, known map[string]bool) string {
+	switch {
+	case v == "":
+		return "none"
+	case known[v]:
+		return v
+	default:
+		return "other"
+	}
+}
+
+// ObserveNegotiation records one finished quote-and-negotiate run (the
+// negotiator's QuoteReady): strategy is empty when none ran (fixed price,
+// public tier, a failed quote).
+func (m *Metrics) ObserveNegotiation(strategy, outcome string, rounds int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	strategy = oneOf(strategy, strategies)
+	m.negotiations.WithLabelValues(strategy, oneOf(outcome, outcomes)).Inc()
+	if strategy != "none" {
+		m.negRounds.WithLabelValues(strategy).Observe(float64(rounds))
+	}
+	m.negSeconds.WithLabelValues(strategy).Observe(d.Seconds())
+}
+
+// ObserveDealBooked records a deal booked with a seller and its spend. The
+// booker calls it once per DealBooked it emits.
+func (m *Metrics) ObserveDealBooked(dealType string, spend events.Micros) {
+	if m == nil {
+		return
+	}
+	m.dealsBooked.WithLabelValues(oneOf(dealType, dealTypes)).Inc()
+	if spend > 0 {
+		m.bookedSpend.Add(float64(spend))
+	}
+}
+
+// scrapeCollector computes the gauges read at scrape time from the app's
+// callbacks.
+type scrapeCollector struct{ m *Metrics }
+
+var (
+	campaignsDesc = prometheus.NewDesc(Namespace+"_campaigns", "Campaigns by status (the booker's projection, at scrape time).",
+		[]string{"status"}, nil)
+	pendingDesc = prometheus.NewDesc(Namespace+"_consumer_pending", "Events not yet delivered to a stage's durable consumer.",
+		[]string{"consumer"}, nil)
+	ackPendingDesc = prometheus.NewDesc(Namespace+"_consumer_ack_pending", "Events delivered to a stage's durable consumer and not yet acknowledged.",
+		[]string{"consumer"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- campaignsDesc
+	ch <- pendingDesc
+	ch <- ackPendingDesc
+}
+
+// Collect implements prometheus.Collector. A failing callback reports an
+// invalid metric, which the handler turns into a scrape error.
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	campaigns, consumers := c.m.campaigns, c.m.consumers
+	c.m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
+	defer cancel()
+	if campaigns != nil {
+		counts, err := campaigns(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(campaignsDesc, err)
+		}
+		for status, n := range counts {
+			ch <- prometheus.MustNewConstMetric(campaignsDesc, prometheus.GaugeValue, float64(n), status)
+		}
+	}
+	if consumers != nil {
+		stats, err := consumers(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(pendingDesc, err)
+		}
+		for name, s := range stats {
+			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(s[0]), name)
+			ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(s[1]), name)
+		}
+	}
+}
