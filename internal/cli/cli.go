@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -42,6 +44,8 @@ Usage:
       Browse sellers and compare packages without booking anything.
   dealflow config
       Print every setting as a Markdown table.
+  dealflow version
+      Print the module version, VCS revision and Go version.
 
 Run 'dealflow COMMAND -h' for a command's flags.
 `
@@ -68,6 +72,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, true)
 	case "config":
 		fmt.Fprint(stdout, config.Markdown())
+	case "version", "--version", "-version":
+		printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -217,7 +223,7 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	bb, closeBus, err := connectBus(*natsURL, stderr)
+	ctx, bb, closeBus, err := connectBus(ctx, *natsURL, stderr)
 	if err != nil {
 		return err
 	}
@@ -266,7 +272,7 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := events.ValidateCampaignID(id); err != nil {
 		return fmt.Errorf("usage: dealflow campaign watch ID [--nats URL]: %w", err)
 	}
-	bb, closeBus, err := connectBus(*natsURL, stderr)
+	ctx, bb, closeBus, err := connectBus(ctx, *natsURL, stderr)
 	if err != nil {
 		return err
 	}
@@ -281,19 +287,54 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// connectBus connects a command-line client to the pipeline's NATS.
-func connectBus(url string, stderr io.Writer) (*bus.Bus, func(), error) {
+// cliConnectTimeout bounds a command-line client's connection attempt.
+const cliConnectTimeout = 2500 * time.Millisecond
+
+// connectBus connects a command-line client to the pipeline's NATS. Unlike
+// a long-running stage it does not wait for a broker that is not there: the
+// first connection must succeed within cliConnectTimeout, and a connection
+// lost later is retried for a few seconds only, then the command fails.
+//
+// The returned context ends, with the cause, when the connection is lost for
+// good.
+func connectBus(ctx context.Context, url string, stderr io.Writer) (context.Context, *bus.Bus, func(), error) {
 	log := logger("warn", false, stderr)
-	nc, err := nats.Connect(url, bus.ConnectOptions("dealflow-cli", log)...)
+	cctx, cancel := context.WithCancelCause(ctx)
+	opts := append(bus.ConnectOptions("dealflow-cli", log),
+		nats.RetryOnFailedConnect(false), nats.Timeout(cliConnectTimeout), nats.MaxReconnects(10),
+		nats.ClosedHandler(func(*nats.Conn) { cancel(fmt.Errorf("lost the connection to NATS at %s", url)) }))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+		cancel(nil)
+		return nil, nil, nil, fmt.Errorf("cannot reach NATS at %s (is `dealflow run` up, and is this its URL? pass --nats or DEALFLOW_NATS_URL): %w%s", url, err, dialCause(url))
 	}
 	bb, err := bus.New(nc, bus.Config{}, log)
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		cancel(nil)
+		return nil, nil, nil, err
 	}
-	return bb, nc.Close, nil
+	return cctx, bb, func() { nc.Close(); cancel(nil) }, nil
+}
+
+// dialCause says why the first server of a NATS URL list cannot be reached
+// over TCP (nats.go reports only "no servers available"), or nothing.
+func dialCause(urls string) string {
+	first, _, _ := strings.Cut(urls, ",")
+	u, err := neturl.Parse(strings.TrimSpace(first))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, err := net.DialTimeout("tcp", host, cliConnectTimeout)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	_ = c.Close()
+	return ""
 }
 
 // followReport prints a campaign's progress from its first event until it
@@ -304,6 +345,9 @@ func followReport(ctx context.Context, bb *bus.Bus, id string, timeout time.Dura
 	res := demo.Result{CampaignID: id}
 	names := map[string]string{}
 	if err := bb.Follow(wctx, id, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
+		if cause := context.Cause(wctx); cause != nil {
+			err = cause
+		}
 		return res, fmt.Errorf("campaign %s: %w", id, err)
 	}
 	demo.PrintReport(stdout, res)
