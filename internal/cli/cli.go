@@ -37,7 +37,7 @@ Usage:
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
   dealflow campaign watch ID [--nats URL]
       Replay and follow one campaign's events until it ends.
-  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]]
+  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P] [--seed S] [--credentials-out FILE]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
@@ -158,16 +158,28 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := binder.Finish(); err != nil {
 		return err
 	}
+	if err := nothingToDo(cfg, *withSandbox); err != nil {
+		return err
+	}
+	if *withSandbox && natsPortUnset(fs) {
+		cfg.NATSPort = quickStartPort()
+	}
 	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
 	opts := app.Options{}
 	if *withSandbox {
+		// A bad --credentials file is an error here too, not silently
+		// replaced by the sandbox's keys.
+		creds, err := app.LoadCredentials(cfg.Credentials)
+		if err != nil {
+			return err
+		}
 		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
 		if err != nil {
 			return err
 		}
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
-		opts.Credentials = m.Credentials()
+		opts.Credentials = withSandboxKeys(creds, m)
 		if cfg.Buyer == "" {
 			buyer := demo.SampleCampaign("x", "").Buyer
 			opts.Buyer = &buyer
@@ -179,9 +191,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log.Info().Str("stages", a.StagesString()).Bool("embedded", a.Server != nil).Msg("dealflow running")
-	if a.Server != nil && cfg.NATSPort >= 0 {
-		log.Info().Str("nats", a.Server.ClientURL()).Msg("embedded NATS listening")
+	natsURL := cfg.NATSURL
+	if a.Server != nil && (cfg.NATSPort >= 0 || cfg.NATSConfig != "") {
+		natsURL = a.Server.ClientURL()
+		log.Info().Str("nats", natsURL).Msg("embedded NATS listening")
 	}
+	printQuickStart(stdout, natsURL, a.HTTPAddr)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	a.Stop()
@@ -404,8 +419,14 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	file := fs.String("market", "", "market JSON file (default: the built-in market)")
 	n := fs.Int("sellers", 0, "serve N generated sellers (varied prices and trust) instead of the built-in market")
 	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller response")
+	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
+	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
+	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *port < 0 || *port > 65535 {
+		return fmt.Errorf("--port: %d is not a port", *port)
 	}
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
@@ -416,11 +437,16 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	m, err := sandbox.Start(ctx, cfg)
+	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed))
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if *credsOut != "" {
+		if err := os.WriteFile(*credsOut, m.CredentialsFile(), 0o600); err != nil {
+			return fmt.Errorf("--credentials-out: %w", err)
+		}
+	}
 	sum := m.Summary()
 	if *jsonOut {
 		b, _ := json.Marshal(sum)
