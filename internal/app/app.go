@@ -248,7 +248,7 @@ func (a *App) startHTTP() error {
 	a.HTTPAddr = ln.Addr().String()
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
-	a.httpSv = &http.Server{Handler: NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log),
+	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log), a.Log),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	a.wg.Add(1)
 	go func() {
