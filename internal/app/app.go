@@ -193,7 +193,8 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("kitfetcher") {
-		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO}
+		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
+			Log: a.Log.With().Str("stage", kitfetcher.Stage).Logger()}
 		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("negotiator") {
