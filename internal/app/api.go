@@ -225,6 +225,15 @@ func jsonTypeName(t reflect.Type) string {
 	return "of another JSON type"
 }
 
+// storeTimeout bounds the campaign store calls (and the publications) of
+// one request, so a broker that is down gives a prompt 503, not a hang.
+const storeTimeout = 5 * time.Second
+
+// storeContext is the request's context bounded by storeTimeout.
+func storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), storeTimeout)
+}
+
 // storeError answers a failure of the campaign store or the state machine.
 func (a *api) storeError(w http.ResponseWriter, err error) {
 	var (
@@ -265,7 +274,9 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	c, err := a.campaigns.Submit(r.Context(), a.pub, cr, now)
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	c, err := a.campaigns.Submit(ctx, a.pub, cr, now)
 	switch {
 	case errors.Is(err, campaign.ErrNotPublished):
 		a.log.Warn().Err(err).Str("campaign_id", cr.CampaignID).Msg("campaign recorded; publication failed, the booker's sweeper re-publishes it")
@@ -295,9 +306,11 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	if !validID(w, id) {
 		return
 	}
-	c, err := a.campaigns.Get(r.Context(), id)
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	c, err := a.campaigns.Get(ctx, id)
 	if err == nil {
-		err = a.campaigns.LoadQuotes(r.Context(), c)
+		err = a.campaigns.LoadQuotes(ctx, c)
 	}
 	if err != nil {
 		a.storeError(w, err)
@@ -346,7 +359,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "validation", Field: "status", Detail: "must be one of " + strings.Join(events.CampaignStatus("").EnumValues(), ", ")})
 		return
 	}
-	all, err := a.campaigns.List(r.Context())
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	all, err := a.campaigns.List(ctx)
 	if err != nil {
 		a.storeError(w, err)
 		return
@@ -395,7 +410,9 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Se
 		return
 	}
 	now := a.now()
-	c, evs, err := a.campaigns.Transition(r.Context(), id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	c, evs, err := a.campaigns.Transition(ctx, id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
 		if !exists {
 			return nil, campaign.ErrNotFound
 		}
@@ -416,7 +433,7 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Se
 		return
 	}
 	msg := "Approved; booking. Use GET /bookings/" + id + " to follow it."
-	if perr := a.publish(r.Context(), evs); perr != nil {
+	if perr := a.publish(ctx, evs); perr != nil {
 		a.log.Warn().Err(perr).Str("campaign_id", id).Msg("approval recorded; publication failed, the booker's sweeper re-publishes it")
 		msg = "Approved; booking starts once the approval reaches the pipeline (re-published automatically)."
 	}
@@ -462,7 +479,9 @@ func (a *api) reject(w http.ResponseWriter, r *http.Request) {
 	if req.Reason != "" {
 		reason += ": " + req.Reason
 	}
-	_, evs, err := a.campaigns.Transition(r.Context(), id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	_, evs, err := a.campaigns.Transition(ctx, id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
 		if !exists {
 			return nil, campaign.ErrNotFound
 		}
@@ -473,7 +492,7 @@ func (a *api) reject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info().Str("campaign_id", id).Str("by", "api").Str("reason", reason).Msg("portfolio rejected")
-	if err := a.publish(r.Context(), evs); err != nil {
+	if err := a.publish(ctx, evs); err != nil {
 		// The campaign is rejected; the events are the audit trail, so say they are missing.
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "job rejected but the event was not published: " + err.Error()})
 		return

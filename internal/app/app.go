@@ -225,7 +225,8 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("kitfetcher") {
-		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO}
+		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
+			Log: a.Log.With().Str("stage", kitfetcher.Stage).Logger()}
 		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("negotiator") {
@@ -281,7 +282,7 @@ func (a *App) startHTTP() error {
 	a.HTTPAddr = ln.Addr().String()
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
-	a.httpSv = &http.Server{Handler: NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log),
+	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log), a.Log),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	a.wg.Add(1)
 	go func() {

@@ -37,5 +37,6 @@ func NewDiscoverer(cfg config.Config, client *sellerclient.Client, in Discoverer
 		Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: Registries(cfg), Known: in.Known,
 			Cache: discoverer.NewCache(ttl, nil), Timeout: registryTimeout, Log: log},
 		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: in.Credentials, DefaultBuyer: in.Buyer,
+		Log: log.With().Str("stage", discoverer.Stage).Logger(),
 	}
 }

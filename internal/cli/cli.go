@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -36,13 +38,15 @@ Usage:
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
   dealflow campaign watch ID [--nats URL]
       Replay and follow one campaign's events until it ends.
-  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]]
+  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P] [--seed S] [--credentials-out FILE]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
       Browse sellers and compare packages without booking anything.
   dealflow config
       Print every setting as a Markdown table.
+  dealflow version
+      Print the module version, VCS revision and Go version.
 
 Run 'dealflow COMMAND -h' for a command's flags.
 `
@@ -69,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, true)
 	case "config":
 		fmt.Fprint(stdout, config.Markdown())
+	case "version", "--version", "-version":
+		printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -157,16 +163,28 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := binder.Finish(); err != nil {
 		return err
 	}
+	if err := nothingToDo(cfg, *withSandbox); err != nil {
+		return err
+	}
+	if *withSandbox && natsPortUnset(fs) {
+		cfg.NATSPort = quickStartPort()
+	}
 	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
 	opts := app.Options{}
 	if *withSandbox {
+		// A bad --credentials file is an error here too, not silently
+		// replaced by the sandbox's keys.
+		creds, err := app.LoadCredentials(cfg.Credentials)
+		if err != nil {
+			return err
+		}
 		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
 		if err != nil {
 			return err
 		}
 		defer m.Close()
 		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
-		opts.Credentials = m.Credentials()
+		opts.Credentials = withSandboxKeys(creds, m)
 		if cfg.Buyer == "" {
 			buyer := demo.SampleCampaign("x", "").Buyer
 			opts.Buyer = &buyer
@@ -178,9 +196,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log.Info().Str("stages", a.StagesString()).Bool("embedded", a.Server != nil).Msg("dealflow running")
-	if a.Server != nil && cfg.NATSPort >= 0 {
-		log.Info().Str("nats", a.Server.ClientURL()).Msg("embedded NATS listening")
+	natsURL := cfg.NATSURL
+	if a.Server != nil && (cfg.NATSPort >= 0 || cfg.NATSConfig != "") {
+		natsURL = a.Server.ClientURL()
+		log.Info().Str("nats", natsURL).Msg("embedded NATS listening")
 	}
+	printQuickStart(stdout, natsURL, a.HTTPAddr)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	a.Stop()
@@ -222,7 +243,7 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	bb, closeBus, err := connectBus(*natsURL, stderr)
+	ctx, bb, closeBus, err := connectBus(ctx, *natsURL, stderr)
 	if err != nil {
 		return err
 	}
@@ -271,7 +292,7 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := events.ValidateCampaignID(id); err != nil {
 		return fmt.Errorf("usage: dealflow campaign watch ID [--nats URL]: %w", err)
 	}
-	bb, closeBus, err := connectBus(*natsURL, stderr)
+	ctx, bb, closeBus, err := connectBus(ctx, *natsURL, stderr)
 	if err != nil {
 		return err
 	}
@@ -286,19 +307,54 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// connectBus connects a command-line client to the pipeline's NATS.
-func connectBus(url string, stderr io.Writer) (*bus.Bus, func(), error) {
+// cliConnectTimeout bounds a command-line client's connection attempt.
+const cliConnectTimeout = 2500 * time.Millisecond
+
+// connectBus connects a command-line client to the pipeline's NATS. Unlike
+// a long-running stage it does not wait for a broker that is not there: the
+// first connection must succeed within cliConnectTimeout, and a connection
+// lost later is retried for a few seconds only, then the command fails.
+//
+// The returned context ends, with the cause, when the connection is lost for
+// good.
+func connectBus(ctx context.Context, url string, stderr io.Writer) (context.Context, *bus.Bus, func(), error) {
 	log := logger("warn", false, stderr)
-	nc, err := nats.Connect(url, bus.ConnectOptions("dealflow-cli", log)...)
+	cctx, cancel := context.WithCancelCause(ctx)
+	opts := append(bus.ConnectOptions("dealflow-cli", log),
+		nats.RetryOnFailedConnect(false), nats.Timeout(cliConnectTimeout), nats.MaxReconnects(10),
+		nats.ClosedHandler(func(*nats.Conn) { cancel(fmt.Errorf("lost the connection to NATS at %s", url)) }))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+		cancel(nil)
+		return nil, nil, nil, fmt.Errorf("cannot reach NATS at %s (is `dealflow run` up, and is this its URL? pass --nats or DEALFLOW_NATS_URL): %w%s", url, err, dialCause(url))
 	}
 	bb, err := bus.New(nc, bus.Config{}, log)
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		cancel(nil)
+		return nil, nil, nil, err
 	}
-	return bb, nc.Close, nil
+	return cctx, bb, func() { nc.Close(); cancel(nil) }, nil
+}
+
+// dialCause says why the first server of a NATS URL list cannot be reached
+// over TCP (nats.go reports only "no servers available"), or nothing.
+func dialCause(urls string) string {
+	first, _, _ := strings.Cut(urls, ",")
+	u, err := neturl.Parse(strings.TrimSpace(first))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, err := net.DialTimeout("tcp", host, cliConnectTimeout)
+	if err != nil {
+		return " (" + err.Error() + ")"
+	}
+	_ = c.Close()
+	return ""
 }
 
 // followReport prints a campaign's progress from its first event until it
@@ -309,6 +365,9 @@ func followReport(ctx context.Context, bb *bus.Bus, id string, timeout time.Dura
 	res := demo.Result{CampaignID: id}
 	names := map[string]string{}
 	if err := bb.Follow(wctx, id, func(e events.Event) bool { return demo.Observe(e, &res, names, stdout) }); err != nil && res.Status == "" {
+		if cause := context.Cause(wctx); cause != nil {
+			err = cause
+		}
 		return res, fmt.Errorf("campaign %s: %w", id, err)
 	}
 	demo.PrintReport(stdout, res)
@@ -365,8 +424,14 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	file := fs.String("market", "", "market JSON file (default: the built-in market)")
 	n := fs.Int("sellers", 0, "serve N generated sellers (varied prices and trust) instead of the built-in market")
 	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller response")
+	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
+	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
+	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *port < 0 || *port > 65535 {
+		return fmt.Errorf("--port: %d is not a port", *port)
 	}
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
@@ -377,11 +442,16 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	m, err := sandbox.Start(ctx, cfg)
+	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed))
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if *credsOut != "" {
+		if err := os.WriteFile(*credsOut, m.CredentialsFile(), 0o600); err != nil {
+			return fmt.Errorf("--credentials-out: %w", err)
+		}
+	}
 	sum := m.Summary()
 	if *jsonOut {
 		b, _ := json.Marshal(sum)

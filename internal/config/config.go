@@ -119,8 +119,8 @@ func boolean(p func(*Config) *bool) setter {
 // Options lists every setting, in help order.
 var Options = []Option{
 	{"nats", "DEALFLOW_NATS_URL", "", "NATS URL(s) of an external cluster, comma-separated; empty starts an embedded server", str(func(c *Config) *string { return &c.NATSURL })},
-	{"data-dir", "DEALFLOW_DATA_DIR", "", "embedded server's JetStream store; empty uses a temporary directory", str(func(c *Config) *string { return &c.DataDir })},
-	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port", integer(func(c *Config) *int { return &c.NATSPort })},
+	{"data-dir", "DEALFLOW_DATA_DIR", "", "embedded server's JetStream store, locked by one process at a time; empty uses a temporary directory", str(func(c *Config) *string { return &c.DataDir })},
+	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port (run --sandbox without it: 4222, or a free port when taken)", integer(func(c *Config) *int { return &c.NATSPort })},
 	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
 	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
 	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},

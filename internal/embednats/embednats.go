@@ -35,10 +35,15 @@ type Options struct {
 	Logger *zerolog.Logger
 }
 
+// LockFile is the file in the store directory that a running server holds
+// locked, so a second process on the same directory fails at once.
+const LockFile = "dealflow.lock"
+
 // Server is a running embedded nats-server.
 type Server struct {
 	*server.Server
 	tempDir string
+	lock    *os.File
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -68,6 +73,12 @@ func Start(o Options) (*Server, error) {
 		}
 		opts.StoreDir = o.StoreDir
 	}
+	lock, err := lockDir(opts.StoreDir)
+	if err != nil {
+		s.cleanup()
+		return nil, err
+	}
+	s.lock = lock
 	if o.ConfigFile == "" {
 		opts.Host = o.Host
 		if opts.Host == "" {
@@ -125,6 +136,8 @@ func (s *Server) Close() {
 }
 
 func (s *Server) cleanup() {
+	unlockDir(s.lock)
+	s.lock = nil
 	if s.tempDir != "" {
 		_ = os.RemoveAll(s.tempDir)
 		s.tempDir = ""

@@ -19,6 +19,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,12 +31,25 @@ var discardLog = log.New(io.Discard, "", 0)
 type Option func(*options)
 
 type options struct {
-	noLog   bool
-	shared  bool
-	count   int
-	latency time.Duration
-	now     func() time.Time
+	noLog    bool
+	shared   bool
+	count    int
+	latency  time.Duration
+	now      func() time.Time
+	basePort int
+	seed     string
 }
+
+// WithBasePort serves the registry on 127.0.0.1:port and the sellers, in
+// configuration order, on the ports that follow (port+1, port+2, ...), so
+// their URLs, and a credentials file keyed by them, survive a restart. Zero
+// keeps random ports. It applies to separate listeners only.
+func WithBasePort(port int) Option { return func(o *options) { o.basePort = port } }
+
+// WithSeed mints the sellers' API keys (those the configuration does not fix)
+// and the AAMP token from seed, the seller name and the tier: the same seed
+// gives the same keys on every start, another seed other keys.
+func WithSeed(seed string) Option { return func(o *options) { o.seed = seed } }
 
 // WithSharedListener serves every seller (and the registry) from one
 // listener under path prefixes: sellers at http://127.0.0.1:PORT/s/<slug>,
@@ -90,6 +104,9 @@ func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if o.seed != "" {
+		cfg = seeded(cfg, o.seed)
+	}
 	m := &Market{stop: make(chan struct{})}
 	for _, sc := range cfg.Sellers {
 		s := newSeller(sc, o.now)
@@ -108,7 +125,7 @@ func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, erro
 	if o.shared {
 		err = m.startShared(cfg)
 	} else {
-		err = m.startSeparate(cfg)
+		err = m.startSeparate(cfg, o.basePort)
 	}
 	if err != nil {
 		m.Close()
@@ -132,12 +149,43 @@ func sellerNames(cfg MarketConfig) string {
 	return strings.Join(names, "\x00")
 }
 
-// startSeparate gives the registry and every seller a listener of its own.
-func (m *Market) startSeparate(cfg MarketConfig) error {
-	for _, s := range m.Sellers {
+// seeded returns cfg with every API key it does not fix, and the AAMP token
+// if unset, minted from seed (the caller's slices and maps are not changed).
+func seeded(cfg MarketConfig, seed string) MarketConfig {
+	sellers := make([]SellerConfig, len(cfg.Sellers))
+	for i, sc := range cfg.Sellers {
+		keys := make(map[string]string, 3)
+		for k, v := range sc.APIKeys {
+			keys[k] = v
+		}
+		for _, tier := range []string{"seat", "agency", "advertiser"} {
+			if keys[tier] == "" {
+				keys[tier] = mintKey(seed+"/"+sc.Name, tier)
+			}
+		}
+		sc.APIKeys = keys
+		sellers[i] = sc
+	}
+	cfg.Sellers = sellers
+	if cfg.Registry.AAMPToken == "" {
+		cfg.Registry.AAMPToken = "aamp_sandbox_" + shortHash(seed+"/"+sellerNames(cfg), 32)
+	}
+	return cfg
+}
+
+// startSeparate gives the registry and every seller a listener of its own:
+// on random ports, or from basePort on (registry first, then the sellers).
+func (m *Market) startSeparate(cfg MarketConfig, basePort int) error {
+	port := func(i int) int {
+		if basePort <= 0 {
+			return 0
+		}
+		return basePort + i
+	}
+	for i, s := range m.Sellers {
 		s.handler = frontHandler("", &s.rec, s.faults, s.now, s.routes())
 		s.own = &listenerServer{handler: s.handler}
-		ln, addr, err := listenOrReserve(s.cfg.Faults.Down)
+		ln, addr, err := listenOrReserve(s.cfg.Faults.Down, port(i+1))
 		if err != nil {
 			return fmt.Errorf("sandbox: seller %q: %w", s.Name, err)
 		}
@@ -150,7 +198,7 @@ func (m *Market) startSeparate(cfg MarketConfig) error {
 	g := m.Registry
 	g.handler = frontHandler("", &g.rec, g.faults, time.Now, g.routes())
 	g.own = &listenerServer{handler: g.handler}
-	ln, addr, err := listenOrReserve(cfg.Registry.Faults.Down)
+	ln, addr, err := listenOrReserve(cfg.Registry.Faults.Down, port(0))
 	if err != nil {
 		return fmt.Errorf("sandbox: registry: %w", err)
 	}
@@ -226,8 +274,20 @@ func (m *Market) startShared(cfg MarketConfig) error {
 }
 
 // listenOrReserve listens on a random port, or for a down component only
-// reserves one (released, so connections are refused).
-func listenOrReserve(down bool) (net.Listener, string, error) {
+// reserves one (released, so connections are refused). A port > 0 is used
+// as given (a down component then just does not listen on it).
+func listenOrReserve(down bool, port int) (net.Listener, string, error) {
+	if port > 0 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if down {
+			return nil, addr, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, "", err
+		}
+		return ln, addr, nil
+	}
 	if down {
 		addr, err := reserveAddr()
 		return nil, addr, err

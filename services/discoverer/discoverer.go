@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -30,6 +32,9 @@ type Service struct {
 	// DefaultBuyer is the operator's identity, used for campaigns that
 	// carry none.
 	DefaultBuyer identity.BuyerIdentity
+	// Log receives one info line per discovery and a warning per skipped
+	// seller, each with campaign_id (the zero logger discards them).
+	Log zerolog.Logger
 }
 
 // Subjects are the stage's inputs.
@@ -66,6 +71,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	if err != nil {
 		return nil, err
 	}
+	s.logResult(res)
 	var out []events.Event
 	emit := func(k events.Kind, key string, data any) error {
 		e, err := events.Derive(in, k, Stage, key, data)
@@ -89,6 +95,37 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// logResult tells the discovery's story: each skipped seller at WARN with
+// its code, then one info line with the sellers to shop and the skips by
+// reason.
+func (s *Service) logResult(res Result) {
+	byCode := zerolog.Dict()
+	counts := map[string]int{}
+	var codes []string
+	for _, sk := range res.Skipped {
+		s.Log.Warn().Str("campaign_id", sk.CampaignID).Str("seller", sk.SellerURL).Str("seller_name", sk.SellerName).
+			Str("trust", string(sk.Trust)).Str("code", sk.Code).Str("reason", sk.Reason).Msg("seller skipped")
+		if counts[sk.Code] == 0 {
+			codes = append(codes, sk.Code)
+		}
+		counts[sk.Code]++
+	}
+	for _, c := range codes {
+		byCode.Int(c, counts[c])
+	}
+	var sources []string
+	for _, src := range res.Completed.Sources {
+		st := src.Source + ":ok"
+		if !src.OK {
+			st = src.Source + ":failed"
+		}
+		sources = append(sources, st)
+	}
+	s.Log.Info().Str("campaign_id", res.Completed.CampaignID).Int("sellers", len(res.Completed.Sellers)).
+		Strs("to_shop", res.Completed.Sellers).Int("skipped", res.Completed.Skipped).Dict("skipped_by_code", byCode).
+		Strs("sources", sources).Msg("discovery done")
 }
 
 // Result is one campaign's discovery: the usable sellers with their

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -31,6 +33,10 @@ type Service struct {
 	Credentials *identity.Credentials
 	// SellerTimeout bounds all calls to one seller (default 15s).
 	SellerTimeout time.Duration
+	// Log receives a warning per skipped seller and an info line per seller
+	// fetched, each with campaign_id and seller (the zero logger discards
+	// them).
+	Log zerolog.Logger
 }
 
 // Handle turns a SellerFound into PackageFound events or a SellerSkipped.
@@ -40,6 +46,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return nil, err
 	}
 	skip := func(code, reason string) ([]events.Event, error) {
+		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
+			Str("code", code).Str("reason", reason).Msg("seller skipped")
 		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
 			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Trust: sf.Seller.Trust,
 			Stage: Stage, Code: code, Reason: reason})
@@ -56,6 +64,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		}
 		return nil, err
 	}
+	s.Log.Info().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
+		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
 	for i, p := range fit {
 		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, events.PackageFound{

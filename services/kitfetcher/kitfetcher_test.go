@@ -1,11 +1,16 @@
 package kitfetcher
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -62,8 +67,9 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 		"Oversized": {Oversized: true},
 		"Flaky":     {ErrorRate: 1},
 	})
+	var logs lockedBuffer
 	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: credsFor(m),
-		SellerTimeout: 700 * time.Millisecond}
+		SellerTimeout: 700 * time.Millisecond, Log: zerolog.New(&logs)}
 	want := map[string]string{"Good": "", "Down": "unreachable", "Slow": "timeout", "Garbage": "bad_response", "Truncated": "bad_response",
 		"Oversized": "oversized_response", "Flaky": "unreachable"}
 	var mu sync.Mutex
@@ -103,6 +109,52 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 			t.Fatalf("%s: skip %+v (%v), want code %s with a reason", name, sk, err, code)
 		}
 	}
+	// The log tells the same story: a WARN per skipped seller with its code,
+	// an info line for the seller fetched, each with campaign_id and seller.
+	urls := map[string]string{}
+	for _, s := range m.Sellers {
+		urls[s.URL] = s.Name
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		name := urls[fmt.Sprint(e["seller"])]
+		if e["campaign_id"] != "c1" || name == "" {
+			t.Fatalf("line without campaign_id or seller: %s", l)
+		}
+		code := want[name]
+		switch {
+		case code == "" && (e["level"] != "info" || e["message"] != "media kit fetched" || e["packages"] != float64(1)):
+			t.Fatalf("%s: %s", name, l)
+		case code != "" && (e["level"] != "warn" || e["message"] != "seller skipped" || e["code"] != code):
+			t.Fatalf("%s: %s, want a warning with code %s", name, l, code)
+		}
+		seen[name] = true
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("log lines for %v, want every seller\n%s", seen, logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestDisclosureNeverExceedsTier(t *testing.T) {

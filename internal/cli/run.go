@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/identity"
+)
+
+// QuickStartNATSPort is the embedded NATS port `run --sandbox` tries first
+// (the NATS default, so `--nats` can often be left out), falling back to a
+// free port when it is taken.
+const QuickStartNATSPort = 4222
+
+// errNothingToDo is a `dealflow run` that could do no work.
+var errNothingToDo = errors.New("nothing to do: no sellers (--sandbox, --registry, --known-sellers or --sellers), " +
+	"no bookings API (--http) and no NATS another process can reach (--nats URL or --nats-port); " +
+	"try `dealflow run --sandbox --http 127.0.0.1:8080`")
+
+// nothingToDo refuses a run with no sellers to shop, no API to submit
+// through and an in-process NATS nobody else can reach: such a process
+// could never receive or serve a campaign.
+func nothingToDo(cfg config.Config, withSandbox bool) error {
+	sellers := withSandbox || cfg.RegistryURL != "" || cfg.KnownSellers != "" || len(cfg.Sellers) > 0
+	reachable := cfg.NATSURL != "" || cfg.NATSPort >= 0 || cfg.NATSConfig != ""
+	if !sellers && cfg.HTTPAddr == "" && !reachable {
+		return errNothingToDo
+	}
+	return nil
+}
+
+// natsPortUnset reports whether neither --nats-port nor DEALFLOW_NATS_PORT
+// was given.
+func natsPortUnset(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "nats-port" })
+	_, env := os.LookupEnv("DEALFLOW_NATS_PORT")
+	return !set && !env
+}
+
+// quickStartPort is QuickStartNATSPort when it is free on loopback, else 0
+// (a random free port).
+func quickStartPort() int {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", QuickStartNATSPort))
+	if err != nil {
+		return 0
+	}
+	_ = ln.Close()
+	return QuickStartNATSPort
+}
+
+// withSandboxKeys adds the sandbox sellers' keys to creds (loaded from
+// --credentials and DEALFLOW_SELLER_KEYS) wherever creds has no key of its
+// own for that seller and tier.
+func withSandboxKeys(creds *identity.Credentials, m *sandbox.Market) *identity.Credentials {
+	for _, s := range m.Sellers {
+		for tier, key := range s.Keys {
+			t, err := identity.ParseTier(tier)
+			if err != nil || t == identity.TierPublic {
+				continue
+			}
+			if _, ok := creds.Key(s.URL, t); !ok {
+				creds.Set(s.URL, t, key)
+			}
+		}
+	}
+	return creds
+}
+
+// printQuickStart prints, on stdout, where the pipeline can be reached and
+// the next commands to try.
+func printQuickStart(w io.Writer, natsURL, apiAddr string) {
+	if natsURL == "" && apiAddr == "" {
+		return
+	}
+	fmt.Fprintln(w, "dealflow is running.")
+	if natsURL != "" {
+		fmt.Fprintf(w, "  NATS: %s\n", natsURL)
+	}
+	api := ""
+	if apiAddr != "" {
+		api = "http://" + apiAddr
+		fmt.Fprintf(w, "  API:  %s\n", api)
+	}
+	fmt.Fprintln(w, "Next, in another terminal:")
+	if natsURL != "" {
+		fmt.Fprintf(w, "  dealflow campaign submit examples/campaign.json --nats %s --wait\n", natsURL)
+	}
+	if api != "" {
+		fmt.Fprintf(w, "  curl %s/bookings\n", api)
+	}
+	if natsURL != "" {
+		fmt.Fprintf(w, "  nats sub 'dealflow.>' --server %s\n", natsURL)
+	}
+}
