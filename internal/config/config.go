@@ -94,7 +94,7 @@ var Options = []Option{
 	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port", integer(func(c *Config) *int { return &c.NATSPort })},
 	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
 	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
-	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker", "stages this process runs, comma-separated", func(c *Config, v string) error {
+	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker,notifier", "stages this process runs, comma-separated", func(c *Config, v string) error {
 		c.Stages = nil
 		for _, s := range strings.Split(v, ",") {
 			if s = strings.TrimSpace(s); s != "" {
@@ -190,7 +190,7 @@ func quote(s string) string {
 }
 
 // KnownStages are the stage names --stages accepts.
-var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker"}
+var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier"}
 
 // Validate checks values that flags cannot.
 func (c Config) Validate() error {
