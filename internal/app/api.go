@@ -18,6 +18,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/services/notifier"
 )
 
 // MaxBodyBytes is the largest request body the bookings API reads; a larger
@@ -46,10 +47,34 @@ type apiError struct {
 	Detail string `json:"detail"`
 }
 
-// Publisher publishes pipeline events and reports whether it is connected.
+// Publisher publishes pipeline events, reports whether it is connected and
+// follows one campaign's events (internal/bus.Bus is one).
 type Publisher interface {
 	campaign.Publisher
 	Ready() error
+	// FollowFrom replays the campaign's events stored after stream
+	// sequence afterSeq (0: all), then tails them, until fn returns false
+	// or ctx ends.
+	FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error
+}
+
+// WebhookStore holds each campaign's webhook, keyed by campaign id
+// (bus.Store[notifier.Webhook] over dealflow_webhooks is one).
+type WebhookStore interface {
+	Get(ctx context.Context, campaignID string) (notifier.Webhook, bool, error)
+	Put(ctx context.Context, campaignID string, w notifier.Webhook) error
+	Update(ctx context.Context, campaignID string, fn func(w *notifier.Webhook, exists bool) (bool, error)) (notifier.Webhook, error)
+}
+
+// APIOptions are the bookings API's optional parts.
+type APIOptions struct {
+	// Webhooks stores campaigns' webhooks; nil refuses "notify" with 503.
+	Webhooks WebhookStore
+	// AllowPrivate accepts webhook URLs on private addresses (as seller
+	// URLs with --allow-private).
+	AllowPrivate bool
+	// Heartbeat is the SSE comment interval (default 15s).
+	Heartbeat time.Duration
 }
 
 type api struct {
@@ -58,13 +83,17 @@ type api struct {
 	key       string
 	log       zerolog.Logger
 	now       func() time.Time
+	opts      APIOptions
 }
 
 // NewAPI returns the bookings API handler. Every campaign change goes
 // through the campaign state machine (internal/campaign): the API never
 // writes a record itself.
-func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Logger) http.Handler {
-	a := &api{pub: pub, campaigns: campaigns, key: apiKey, log: log, now: func() time.Time { return time.Now().UTC() }}
+func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Logger, o APIOptions) http.Handler {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	a := &api{pub: pub, campaigns: campaigns, key: apiKey, log: log, now: func() time.Time { return time.Now().UTC() }, opts: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
@@ -88,12 +117,19 @@ func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog
 	mux.HandleFunc("POST /bookings/{id}/approve", a.approve)
 	mux.HandleFunc("POST /bookings/{id}/approve-all", a.approveAll)
 	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
+	mux.HandleFunc("GET /bookings/{id}/events", a.events)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.HandleFunc("GET /api", serveAPIPage)
 	return jsonErrors(a.auth(mux))
 }
 
+// public are the routes served without X-API-Key: the probes and the API's
+// own description.
+var public = map[string]bool{"/health": true, "/livez": true, "/readyz": true, "/openapi.json": true, "/api": true}
+
 func (a *api) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.key != "" && r.URL.Path != "/health" && r.URL.Path != "/livez" && r.URL.Path != "/readyz" &&
+		if a.key != "" && !public[r.URL.Path] &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Detail: "Invalid or missing API key"})
 			return
@@ -136,6 +172,10 @@ func (e *errorRewriter) Write(b []byte) (int, error) {
 	}
 	return e.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the SSE
+// handler lifts the read deadline through it).
+func (e *errorRewriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 // Flush lets streaming handlers flush through the rewriter.
 func (e *errorRewriter) Flush() {
@@ -274,6 +314,17 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
+	if req.Notify != nil {
+		wh, err := req.Notify.Webhook(a.opts.AllowPrivate, now)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if !a.saveWebhook(w, r, cr.CampaignID, wh) {
+			return
+		}
+		cr.Notify = &events.Notify{URL: wh.URL}
+	}
 	ctx, cancel := storeContext(r)
 	defer cancel()
 	c, err := a.campaigns.Submit(ctx, a.pub, cr, now)
@@ -291,6 +342,39 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		Bool("auto_approve", cr.AutoApprove).Msg("campaign accepted")
 	writeJSON(w, http.StatusOK, map[string]string{"job_id": c.ID, "status": string(c.Status),
 		"message": "Booking workflow started. Use GET /bookings/" + c.ID + " to check status."})
+}
+
+// saveWebhook stores the campaign's webhook before the campaign is
+// published, so the notifier finds it for the first status change. A used
+// campaign id is refused first (409, as Submit would), so a duplicate
+// request cannot replace another campaign's secret.
+func (a *api) saveWebhook(w http.ResponseWriter, r *http.Request, id string, wh notifier.Webhook) bool {
+	if a.opts.Webhooks == nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Field: "notify", Detail: "webhooks are not available in this process"})
+		return false
+	}
+	ctx, cancel := storeContext(r)
+	defer cancel()
+	if _, err := a.campaigns.Get(ctx, id); err == nil {
+		a.storeError(w, campaign.ErrExists)
+		return false
+	} else if !errors.Is(err, campaign.ErrNotFound) {
+		a.storeError(w, err)
+		return false
+	}
+	// Created, never overwritten: of two racing requests for one id only
+	// the first stores its secret, the other gets 409.
+	if _, err := a.opts.Webhooks.Update(ctx, id, func(v *notifier.Webhook, exists bool) (bool, error) {
+		if exists {
+			return false, campaign.ErrExists
+		}
+		*v = wh
+		return true, nil
+	}); err != nil {
+		a.storeError(w, err)
+		return false
+	}
+	return true
 }
 
 func validID(w http.ResponseWriter, id string) bool {

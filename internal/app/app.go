@@ -28,6 +28,7 @@ import (
 	"github.com/dealflow/dealflow/services/discoverer"
 	"github.com/dealflow/dealflow/services/kitfetcher"
 	"github.com/dealflow/dealflow/services/negotiator"
+	"github.com/dealflow/dealflow/services/notifier"
 )
 
 // App is a running dealflow process.
@@ -42,7 +43,10 @@ type App struct {
 	Booker      *booker.Service
 	// Campaigns is the campaign store (booker and bookings API processes).
 	Campaigns *campaign.Store
-	HTTPAddr  string
+	// Webhooks is each campaign's webhook (URL and signing secret), written
+	// by the bookings API and read by the notifier only.
+	Webhooks *bus.Store[notifier.Webhook]
+	HTTPAddr string
 	// Metrics is the process's registry (Options.Metrics or a new one);
 	// MetricsAddr is where --metrics-addr serves it, if set.
 	Metrics     *telemetry.Metrics
@@ -250,6 +254,20 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		a.Campaigns = campaigns
 		a.Metrics.SetCampaignCounter(campaignCounter(campaigns))
 	}
+	if cfg.Has(notifier.Stage) || cfg.HTTPAddr != "" {
+		webhooks, err := bus.OpenStore[notifier.Webhook](ctx, a.Bus, bus.BucketWebhooks)
+		if err != nil {
+			return err
+		}
+		a.Webhooks = webhooks
+	}
+	if cfg.Has(notifier.Stage) {
+		sc := notifier.StageConfig()
+		if o.StageTuning != nil {
+			o.StageTuning(&sc)
+		}
+		run(sc, notifier.New(a.Webhooks, cfg.AllowPrivate, a.Log).Handle)
+	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
 		if err != nil {
@@ -282,7 +300,8 @@ func (a *App) startHTTP() error {
 	a.HTTPAddr = ln.Addr().String()
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
-	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log), a.Log),
+	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
+		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate}), a.Log),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	a.wg.Add(1)
 	go func() {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/notifier"
 )
 
 // BookingRequest is the body of POST /bookings: the reference buyer's shape
@@ -21,6 +23,29 @@ type BookingRequest struct {
 	AllowUnknownSellers bool                   `json:"allow_unknown_sellers"`
 	Sellers             []string               `json:"sellers"`
 	ShoppingWindowSec   int                    `json:"shopping_window_seconds"`
+	Notify              *NotifyInput           `json:"notify,omitempty"`
+}
+
+// NotifyInput is the campaign's webhook: dealflow POSTs each status change
+// and booked deal to URL, signed with Secret. The secret is stored in the
+// dealflow_webhooks bucket only, never in an event.
+type NotifyInput struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret"`
+}
+
+// Webhook validates the input: the URL by the seller URL rules
+// (sellerclient.CheckDestination: http or https, canonicalised, no private
+// address unless allowPrivate) and a secret of 16 to 256 characters.
+func (n NotifyInput) Webhook(allowPrivate bool, now time.Time) (notifier.Webhook, error) {
+	u, err := sellerclient.CheckDestination(n.URL, allowPrivate)
+	if err != nil {
+		return notifier.Webhook{}, &events.FieldError{Field: "notify.url", Reason: "must be a public http(s) URL: " + err.Error()}
+	}
+	if len(n.Secret) < 16 || len(n.Secret) > 256 {
+		return notifier.Webhook{}, &events.FieldError{Field: "notify.secret", Reason: "must be 16 to 256 characters"}
+	}
+	return notifier.Webhook{URL: u, Secret: n.Secret, CreatedAt: now}, nil
 }
 
 // BriefInput mirrors events.Brief with the reference's dollar fields:

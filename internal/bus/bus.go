@@ -46,10 +46,14 @@ const (
 	// package, so the campaign projection stays small however many
 	// packages a campaign shops.
 	BucketCampaignQuotes = "dealflow_campaign_quotes"
+	// BucketWebhooks holds each campaign's webhook (URL and signing
+	// secret), keyed by campaign id; only the bookings API writes it and only
+	// the notifier reads it, so the secret never travels in an event.
+	BucketWebhooks = "dealflow_webhooks"
 )
 
 // Buckets lists every KV bucket Provision creates.
-var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes}
+var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks}
 
 // Config sizes the streams. Zero values take the defaults.
 type Config struct {

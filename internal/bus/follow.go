@@ -18,10 +18,23 @@ func CampaignFilter(campaignID string) string { return events.SubjectRoot + ".*.
 // consumer, so it sees events published before it started: no race with the
 // pipeline.
 func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Event) bool) error {
-	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{
+	return b.FollowFrom(ctx, campaignID, 0, func(_ uint64, e events.Event) bool { return fn(e) })
+}
+
+// FollowFrom is Follow starting after stream sequence afterSeq (0: from the
+// start), passing each event's stream sequence in DEALFLOW to fn. The
+// sequence is the resume point: FollowFrom(ctx, id, seq, fn) delivers
+// exactly the campaign's events stored after seq, none twice, none missed
+// (the bookings API's SSE id and Last-Event-ID).
+func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error {
+	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{CampaignFilter(campaignID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if afterSeq > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, afterSeq+1
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, occ)
 	if err != nil {
 		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
 	}
@@ -45,11 +58,15 @@ func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Even
 			}
 			continue
 		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
 		e, err := events.Decode(events.Header(m.Headers()), m.Data())
 		if err != nil {
 			continue // malformed events are the dead-letter path's business
 		}
-		if !fn(e) {
+		if !fn(md.Sequence.Stream, e) {
 			return nil
 		}
 	}

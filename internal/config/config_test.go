@@ -15,7 +15,7 @@ func TestDefaultsValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Stages) != 4 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
+	if len(c.Stages) != 5 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
 		t.Fatalf("defaults %+v", c)
 	}
 }

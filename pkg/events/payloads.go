@@ -63,7 +63,15 @@ type CampaignRequested struct {
 	Negotiation         NegotiationPolicy `json:"negotiation,omitempty"`
 	Sellers             []string          `json:"sellers,omitempty" desc:"Extra seller URLs to consider besides the registry."`
 	ShoppingWindowSec   int               `json:"shopping_window_seconds,omitempty" desc:"Seconds after which the booker optimises with the quotes it has."`
+	Notify              *Notify           `json:"notify,omitempty" desc:"The campaign's webhook; its signing secret is never in an event."`
 	RequestedAt         time.Time         `json:"requested_at"`
+}
+
+// Notify names the webhook that receives the campaign's status changes and
+// booked deals. Only the URL is public; the signing secret lives in the
+// dealflow_webhooks bucket, read by the notifier alone.
+type Notify struct {
+	URL string `json:"url" desc:"Canonical http(s) URL the notifier POSTs each status change and DealBooked to."`
 }
 
 // CampaignRejected says a campaign will not proceed.

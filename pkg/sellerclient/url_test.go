@@ -248,3 +248,17 @@ func TestEscapeIDRefusesPathTricks(t *testing.T) {
 		t.Fatalf("escapeID = %q, %v", got, err)
 	}
 }
+
+func TestCheckDestinationAppliesSellerRules(t *testing.T) {
+	for _, u := range []string{"http://localhost:8000/hook", "http://10.1.2.3/x", "http://[::1]/", "http://169.254.169.254/latest", "ftp://example.com", ""} {
+		if _, err := CheckDestination(u, false); !errors.Is(err, ErrInvalidURL) {
+			t.Fatalf("%q: %v, want ErrInvalidURL", u, err)
+		}
+	}
+	if n, err := CheckDestination("HTTPS://Hooks.Example.COM:443/a/../dealflow", false); err != nil || n != "https://hooks.example.com/dealflow" {
+		t.Fatalf("public: %q %v", n, err)
+	}
+	if _, err := CheckDestination("http://127.0.0.1:9/hook", true); err != nil {
+		t.Fatalf("allowPrivate: %v", err)
+	}
+}
