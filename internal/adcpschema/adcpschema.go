@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -86,6 +87,7 @@ func Load(dir string) (*Validator, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft7)
 	c.AssertFormat()
+	c.UseRegexpEngine(regexpEngine)
 	c.UseLoader(jsonschema.SchemeURLLoader{"https": fileLoader{v}})
 	v.compiler = c
 	return v, nil
@@ -229,3 +231,74 @@ func instance(doc any) (any, error) {
 	}
 	return inst, nil
 }
+
+// PollingAliases are other names agents give the get_task_status tool; they
+// share its schemas.
+var PollingAliases = []string{"tasks_get", "get_task", "tasks/get"}
+
+// CheckCall validates one recorded tools/call: the arguments against the
+// task's request schema, and the structuredContent against the response
+// schema, or, for an error result (isError), against the protocol envelope
+// with its adcp_error against core/error.json.
+func (v *Validator) CheckCall(tool string, args, result []byte, isError bool) error {
+	for _, a := range PollingAliases {
+		if tool == a {
+			tool = "get_task_status"
+		}
+	}
+	if err := v.ValidateRequest(tool, args); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	if !isError {
+		if err := v.ValidateResponse(tool, result); err != nil {
+			return fmt.Errorf("response: %w", err)
+		}
+		return nil
+	}
+	if err := v.Validate("core/protocol-envelope.json", result); err != nil {
+		return fmt.Errorf("error envelope: %w", err)
+	}
+	var env struct {
+		ADCPError json.RawMessage `json:"adcp_error"`
+	}
+	if err := json.Unmarshal(result, &env); err != nil || len(env.ADCPError) == 0 {
+		return errors.New("error envelope: adcp_error missing")
+	}
+	if err := v.ValidateError(env.ADCPError); err != nil {
+		return fmt.Errorf("adcp_error: %w", err)
+	}
+	return nil
+}
+
+// regexpEngine is Go's regexp plus the one ECMA construct the 3.1 schemas
+// use that RE2 lacks: a "(?!$)" lookahead right after an anchored literal
+// prefix, as in core/sla-window.json's ISO 8601 duration
+// "^P(?!$)(\d+Y)?...$". "^X(?!$)Y" matches s when "^XY" matches s and "^X$"
+// does not (the lookahead only refuses the end of input right after X).
+func regexpEngine(pattern string) (jsonschema.Regexp, error) {
+	if re, err := regexp.Compile(pattern); err == nil {
+		return re, nil
+	}
+	const la = "(?!$)"
+	i := strings.Index(pattern, la)
+	if i < 0 || !strings.HasPrefix(pattern, "^") || strings.Contains(pattern[i+len(la):], la) {
+		return nil, fmt.Errorf("adcpschema: unsupported regexp %q", pattern)
+	}
+	prefix := pattern[:i]
+	if regexp.QuoteMeta(pattern[1:i]) != pattern[1:i] {
+		return nil, fmt.Errorf("adcpschema: unsupported regexp %q (lookahead after a non-literal)", pattern)
+	}
+	whole, err := regexp.Compile(prefix + pattern[i+len(la):])
+	if err != nil {
+		return nil, err
+	}
+	return lookahead{orig: pattern, whole: whole, bare: regexp.MustCompile(prefix + "$")}, nil
+}
+
+type lookahead struct {
+	orig        string
+	whole, bare *regexp.Regexp
+}
+
+func (l lookahead) MatchString(s string) bool { return l.whole.MatchString(s) && !l.bare.MatchString(s) }
+func (l lookahead) String() string            { return l.orig }

@@ -32,3 +32,18 @@ func TestValidator(t *testing.T) {
 		t.Fatal("path outside the folder compiled")
 	}
 }
+
+func TestLookaheadRegexp(t *testing.T) {
+	re, err := regexpEngine(`^P(?!$)(\d+Y)?(\d+M)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[string]bool{"P1D": true, "PT5M": true, "P": false, "1D": false, "P1X": false} {
+		if re.MatchString(s) != want {
+			t.Errorf("%q: want %v", s, want)
+		}
+	}
+	if _, err := regexpEngine(`(?<=x)y`); err == nil {
+		t.Error("lookbehind compiled")
+	}
+}
