@@ -300,5 +300,7 @@ type lookahead struct {
 	whole, bare *regexp.Regexp
 }
 
-func (l lookahead) MatchString(s string) bool { return l.whole.MatchString(s) && !l.bare.MatchString(s) }
-func (l lookahead) String() string            { return l.orig }
+func (l lookahead) MatchString(s string) bool {
+	return l.whole.MatchString(s) && !l.bare.MatchString(s)
+}
+func (l lookahead) String() string { return l.orig }
