@@ -3,7 +3,6 @@ package sellerclient
 import (
 	"errors"
 	"net/http"
-	"net/url"
 )
 
 // NewGuardedTransport returns the transport the Client uses by default:
@@ -24,6 +23,3 @@ func CheckSellerURL(raw string, allowPrivate bool) (string, error) {
 // IsPrivateDial reports whether err comes from the guarded dialer refusing a
 // private address.
 func IsPrivateDial(err error) bool { return err != nil && errors.Is(err, errPrivateDial) }
-
-// SameOrigin reports whether two URLs share scheme, host and port.
-func SameOrigin(a, b *url.URL) bool { return sameOrigin(a, b) }
