@@ -156,6 +156,16 @@ func New(cfg Config) *Client {
 	}
 }
 
+// cachedCaps returns the unexpired cached capabilities of a seller, or nil.
+func (c *Client) cachedCaps(u string, tok Secret) *Capabilities {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.caps[sellerKey(u, tok)]; ok && c.cfg.Now().Sub(e.at) < c.cfg.CapabilitiesTTL {
+		return e.caps
+	}
+	return nil
+}
+
 // sellerKey identifies a seller and credential for caches without keeping
 // the token itself.
 func sellerKey(u string, tok Secret) string {
@@ -279,6 +289,11 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 	}
 	if strings.ContainsAny(string(s.Token), "\r\n\x00 \t") {
 		e := validationError("token contains whitespace or control characters")
+		e.Op, e.Seller = op, u
+		return e
+	}
+	if caps := c.cachedCaps(u, s.Token); RequiresSigning(caps, op) {
+		e := clientError("signing_required", SkipReason(caps, op), ErrSigningRequired, sellerclient.ErrUnsupported)
 		e.Op, e.Seller = op, u
 		return e
 	}

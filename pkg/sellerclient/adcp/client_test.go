@@ -92,6 +92,14 @@ func TestCapabilitiesCachedAndSigning(t *testing.T) {
 	if r := SkipReason(caps, OpGetProducts); r != "" {
 		t.Fatalf("skip reason for products %q", r)
 	}
+	n := len(e.agent.Calls())
+	_, err = e.client.CreateMediaBuy(ctx(t), e.seller, buyReq(NewIdempotencyKey(), displayPkg))
+	if !errors.Is(err, ErrSigningRequired) || !errors.Is(err, sellerclient.ErrUnsupported) || len(e.agent.Calls()) != n {
+		t.Fatalf("unsigned buy was sent or misclassified: %v", err)
+	}
+	if _, err := e.client.GetProducts(ctx(t), e.seller, ProductsQuery{}); err != nil {
+		t.Fatalf("products need no signature: %v", err)
+	}
 }
 
 func TestProductsTiersPaginationMicros(t *testing.T) {

@@ -12,9 +12,11 @@ import (
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
-// ErrSigningRequired: the seller requires RFC 9421 request signing for the
-// operation (request_signing.required_for) and this client cannot sign; also
-// matches sellerclient.ErrUnsupported. Skip the seller with the reason.
+// ErrSigningRequired: the seller's cached capabilities require RFC 9421
+// request signing for the operation (request_signing.required_for) and this
+// client cannot sign, so the call was refused before sending (code
+// "signing_required"); also matches sellerclient.ErrUnsupported. Skip the
+// seller with the reason.
 var ErrSigningRequired = errors.New("adcp: request signing required")
 
 // Error is the single error type of the package. It matches the sentinels of
