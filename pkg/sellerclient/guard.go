@@ -33,3 +33,10 @@ func GuardedHTTPClient(allowPrivate bool, timeout time.Duration) *http.Client {
 // IsPrivateDialError reports whether err is GuardedHTTPClient refusing a
 // private destination.
 func IsPrivateDialError(err error) bool { return err != nil && errors.Is(err, errPrivateDial) }
+
+// NewGuardedTransport returns the seller client's HTTP transport, which
+// refuses loopback, private and link-local addresses after DNS resolution
+// (so DNS rebinding cannot reach them) unless allowPrivate. Other seller
+// clients (the AdCP client) share it so every seller connection has the
+// same guard.
+func NewGuardedTransport(allowPrivate bool) *http.Transport { return newTransport(allowPrivate) }
