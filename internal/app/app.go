@@ -303,10 +303,11 @@ func (a *App) startHTTP() error {
 	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
 		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate}), a.Log),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
+	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.httpSv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := sv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.fail(err)
 		}
 	}()
@@ -395,3 +396,21 @@ func (a *App) Stop() {
 
 // StagesString is a short description for logs.
 func (a *App) StagesString() string { return strings.Join(a.Config.Stages, ",") }
+
+// NATSURL is the URL of the NATS server this process is connected to (the
+// embedded one's, when it runs one), for another process to join.
+func (a *App) NATSURL() string {
+	if a.Bus == nil || a.Bus.NC == nil {
+		return ""
+	}
+	return a.Bus.NC.ConnectedUrl()
+}
+
+// HTTPTimeouts reports the bookings API server's read-header, read and idle
+// timeouts (zero without an API).
+func (a *App) HTTPTimeouts() (readHeader, read, idle time.Duration) {
+	if a.httpSv == nil {
+		return 0, 0, 0
+	}
+	return a.httpSv.ReadHeaderTimeout, a.httpSv.ReadTimeout, a.httpSv.IdleTimeout
+}

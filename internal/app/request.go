@@ -130,7 +130,7 @@ func (req BookingRequest) ToCampaign(now time.Time) (events.CampaignRequested, e
 	conv := func(field string, d float64) events.Micros {
 		m, e := events.MicrosFromDollars(d)
 		if e != nil && err == nil {
-			err = &events.FieldError{Field: field, Reason: "must be a finite amount of dollars: " + e.Error()}
+			err = &events.FieldError{Field: field, Reason: "must be a finite amount of dollars within range"}
 		}
 		return m
 	}
