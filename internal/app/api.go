@@ -88,6 +88,10 @@ func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog
 	mux.HandleFunc("POST /bookings/{id}/approve", a.approve)
 	mux.HandleFunc("POST /bookings/{id}/approve-all", a.approveAll)
 	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
+	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)
+	if f, ok := pub.(Follower); ok {
+		mux.HandleFunc("GET /bookings/{id}/events", a.events(f))
+	}
 	return jsonErrors(a.auth(mux))
 }
 
@@ -136,6 +140,10 @@ func (e *errorRewriter) Write(b []byte) (int, error) {
 	}
 	return e.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (the event
+// stream clears its read deadline).
+func (e *errorRewriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 // Flush lets streaming handlers flush through the rewriter.
 func (e *errorRewriter) Flush() {
