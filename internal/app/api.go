@@ -92,18 +92,29 @@ func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog
 	if f, ok := pub.(Follower); ok {
 		mux.HandleFunc("GET /bookings/{id}/events", a.events(f))
 	}
+	consoleHandlers(mux)
 	return jsonErrors(a.auth(mux))
 }
 
 func (a *api) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.key != "" && r.URL.Path != "/health" && r.URL.Path != "/livez" && r.URL.Path != "/readyz" &&
+		if a.key != "" && !public(r.URL.Path) &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Detail: "Invalid or missing API key"})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// public says whether a path is served without the API key: the health
+// probes and the console's page and static assets (which hold no data).
+func public(path string) bool {
+	switch path {
+	case "/health", "/livez", "/readyz", "/":
+		return true
+	}
+	return strings.HasPrefix(path, "/static/")
 }
 
 // jsonErrors turns the mux's plain-text 404 and 405 answers into the API's
