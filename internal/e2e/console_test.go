@@ -76,7 +76,36 @@ func newBrowser(t *testing.T) *browserTab {
 	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout
 		t.Fatalf("start chromium: %v", err)
 	}
+	watchConsole(t, ctx)
 	return &browserTab{t: t, ctx: ctx, dir: artifactsDir(t)}
+}
+
+// watchConsole fails the test on an uncaught exception or a Content
+// Security Policy violation in the tab (error answers the test provokes,
+// 401, 409 and 422, are logged only).
+func watchConsole(t *testing.T, ctx context.Context) {
+	var mu sync.Mutex
+	var bad []string
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				mu.Lock()
+				bad = append(bad, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range bad {
+			t.Errorf("browser console: %s", m)
+		}
+	})
 }
 
 // newTab opens another tab of the same browser.
@@ -86,6 +115,7 @@ func (b *browserTab) newTab() *browserTab {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatal(err)
 	}
+	watchConsole(b.t, ctx)
 	return &browserTab{t: b.t, ctx: ctx, dir: b.dir}
 }
 
