@@ -120,22 +120,31 @@ func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog
 	mux.HandleFunc("GET /bookings/{id}/events", a.events)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api", serveAPIPage)
+	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)
+	consoleHandlers(mux)
 	return jsonErrors(a.auth(mux))
 }
 
-// public are the routes served without X-API-Key: the probes and the API's
-// own description.
-var public = map[string]bool{"/health": true, "/livez": true, "/readyz": true, "/openapi.json": true, "/api": true}
-
 func (a *api) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.key != "" && !public[r.URL.Path] &&
+		if a.key != "" && !public(r.URL.Path) &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Detail: "Invalid or missing API key"})
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// public says whether a path is served without the API key: the health
+// probes, the API's own description, and the console's page and static
+// assets (which hold no data).
+func public(path string) bool {
+	switch path {
+	case "/health", "/livez", "/readyz", "/", "/openapi.json", "/api":
+		return true
+	}
+	return strings.HasPrefix(path, "/static/")
 }
 
 // jsonErrors turns the mux's plain-text 404 and 405 answers into the API's

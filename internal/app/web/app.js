@@ -1,0 +1,696 @@
+// dealflow console: plain JS, no build step, no third-party code.
+// Talks to the bookings API of the same origin; live campaign updates come
+// from GET /bookings/{id}/events (Server-Sent Events). With an API key the
+// stream is read with fetch() so the key travels in the X-API-Key header,
+// never in a URL.
+"use strict";
+
+const KEY = "dealflow.apiKey";
+const STATUSES = ["requested", "shopping", "proposed", "awaiting_approval", "booking", "completed", "partial", "empty", "failed", "rejected"];
+const T = "com.dealflow.";
+const EVENT_TYPES = ["campaign.requested.v1", "campaign.rejected.v1", "seller.found.v1", "seller.skipped.v1", "discovery.completed.v1",
+  "package.found.v1", "quote.ready.v1", "campaign.deadline.v1", "portfolio.proposed.v1", "portfolio.approved.v1", "deal.booked.v1",
+  "booking.failed.v1", "campaign.completed.v1"].map((t) => T + t);
+const TERMINAL = new Set(["completed", "partial", "empty", "failed", "rejected"]);
+
+const $ = (sel, root) => (root || document).querySelector(sel);
+const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+// ---------- money and formatting ----------
+
+// usd formats integer micros as dollars with two decimals (half up to the cent).
+function usd(micros) {
+  const cents = Math.round(Number(micros || 0) / 10000);
+  return "$" + (cents / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+function usdDollars(d) { return usd(Math.round(Number(d || 0) * 1e6)); }
+function int(n) { return Number(n || 0).toLocaleString("en-US"); }
+function when(s) { const d = new Date(s); return isNaN(d) ? "" : d.toLocaleString(); }
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+const SVGNS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function fillRows(table, items, cells) {
+  const tb = table.tBodies[0];
+  tb.replaceChildren(...items.map((it) => {
+    const r = cells(it);
+    const tr = el("tr", r.attrs || {});
+    for (const c of r.cells || r) {
+      if (c instanceof HTMLTableCellElement) tr.append(c);
+      else tr.append(el("td", {}, c));
+    }
+    return tr;
+  }));
+}
+function num(v) { return el("td", { class: "num" }, v); }
+
+// ---------- the API ----------
+
+class AuthError extends Error {}
+
+function apiKey() { return sessionStorage.getItem(KEY) || ""; }
+
+function headers(extra) {
+  const h = Object.assign({ Accept: "application/json" }, extra || {});
+  const k = apiKey();
+  if (k) h["X-API-Key"] = k;
+  return h;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: headers() };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  let data = null;
+  const ct = res.headers.get("Content-Type") || "";
+  if (ct.includes("json")) data = await res.json().catch(() => null);
+  if (res.status === 401) {
+    showKeyForm(apiKey() ? "The server refused this key." : "");
+    throw new AuthError("unauthorized");
+  }
+  return { status: res.status, ok: res.ok, data: data || {} };
+}
+
+function errText(r) {
+  const d = r.data || {};
+  return `${r.status} ${d.error || ""}${d.field ? " (" + d.field + ")" : ""}: ${d.detail || "request failed"}`;
+}
+
+// ---------- views and routing ----------
+
+const views = ["key-view", "list-view", "new-view", "campaign-view"];
+function show(id) {
+  for (const v of views) $("#" + v).hidden = v !== id;
+  document.body.dataset.view = id;
+}
+
+function showKeyForm(msg) {
+  stopLive();
+  show("key-view");
+  $("#key-error").textContent = msg || "";
+  $("#key-input").focus();
+}
+
+function updateKeyState() { $("#key-state").hidden = !apiKey(); }
+
+function route() {
+  stopLive();
+  updateKeyState();
+  const h = location.hash || "#/";
+  const m = h.match(/^#\/c\/([A-Za-z0-9_-]{1,64})$/);
+  if (m) return openCampaign(m[1]);
+  if (h === "#/new") return openForm();
+  return openList();
+}
+
+// ---------- campaigns list ----------
+
+const list = { status: "", offset: 0, limit: 20 };
+
+async function openList() {
+  show("list-view");
+  $("#list-error").textContent = "";
+  const q = new URLSearchParams({ limit: list.limit, offset: list.offset });
+  if (list.status) q.set("status", list.status);
+  let r;
+  try { r = await api("GET", "/bookings?" + q); } catch (e) { if (e instanceof AuthError) return; throw e; }
+  if (!r.ok) { $("#list-error").textContent = errText(r); return; }
+  const d = r.data;
+  const counts = d.counts || {};
+  const all = Object.values(counts).reduce((a, b) => a + b, 0);
+  const chip = (status, label, n) => el("button", { type: "button", class: "chip" + (list.status === status ? " on" : ""), "data-status": status,
+    onclick: () => { list.status = status; list.offset = 0; $("#status-filter").value = status; openList(); } }, `${label} ${n}`);
+  $("#counts").replaceChildren(chip("", "all", all), ...STATUSES.filter((s) => counts[s]).map((s) => chip(s, s, counts[s])));
+  fillRows($("#jobs"), d.jobs || [], (j) => ({
+    attrs: { "data-job": j.job_id },
+    cells: [el("td", {}, el("span", { class: "badge " + j.status }, j.status)),
+      el("td", {}, el("a", { href: "#/c/" + j.job_id }, j.campaign_name || j.job_id)),
+      num(usd(j.budget_micros)), num(usd(j.total_spend_micros)), num(j.deals), when(j.created_at)],
+  }));
+  $("#jobs-empty").hidden = (d.jobs || []).length > 0;
+  const total = d.total || 0;
+  $("#page-info").textContent = total ? `${d.offset + 1}–${Math.min(d.offset + (d.jobs || []).length, total)} of ${total}` : "";
+  $("#page-prev").disabled = list.offset <= 0;
+  $("#page-next").disabled = list.offset + list.limit >= total;
+}
+
+// ---------- new campaign form ----------
+
+function isoDate(d) { return d.toISOString().slice(0, 10); }
+
+function openForm() {
+  show("new-view");
+  const start = new Date(Date.now() + 14 * 864e5);
+  if (!$("#f-start").value) $("#f-start").value = isoDate(start);
+  if (!$("#f-end").value) $("#f-end").value = isoDate(new Date(start.getTime() + 30 * 864e5));
+}
+
+// numeric sends a number when the text is one, else the text itself so the
+// API answers with its own message for the field ("must be a number").
+function numeric(v) {
+  v = v.trim();
+  if (v === "") return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : v;
+}
+
+function briefBody(form) {
+  const v = (name) => form.elements[name].value;
+  const mix = {};
+  for (const f of ["video", "ctv", "display"]) {
+    const p = numeric(v("mix." + f));
+    if (p !== undefined) mix[f] = typeof p === "number" ? p / 100 : p;
+  }
+  const brief = {
+    name: v("brief.name"),
+    budget: numeric(v("brief.budget")),
+    start_date: v("brief.start_date"),
+    end_date: v("brief.end_date"),
+    channels: $$("input[name=channel]:checked", form).map((c) => c.value),
+    kpis: { target_cpm: numeric(v("brief.kpis.target_cpm")), max_cpm: numeric(v("brief.kpis.max_cpm")) },
+    per_seller_cap: numeric(v("brief.per_seller_cap")),
+    min_sellers: numeric(v("brief.min_sellers")),
+  };
+  if (Object.keys(mix).length) brief.format_mix = mix;
+  return { brief, auto_approve: form.elements.auto_approve.checked, negotiation: { strategy: v("negotiation.strategy") } };
+}
+
+function clearFieldErrors(form) {
+  for (const e of $$(".field-error", form)) e.textContent = "";
+  for (const i of $$("[aria-invalid]", form)) i.removeAttribute("aria-invalid");
+  $("#form-error").textContent = "";
+}
+
+// showFieldError puts the API's message next to the field it names (or its
+// closest named parent: brief.format_mix.video -> brief.format_mix).
+function showFieldError(form, field, text) {
+  let f = field;
+  while (f) {
+    const slot = $(`.field-error[data-field="${CSS.escape(f)}"]`, form);
+    if (slot) {
+      slot.textContent = text;
+      const input = form.elements[f];
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      return true;
+    }
+    f = f.includes(".") ? f.slice(0, f.lastIndexOf(".")) : "";
+  }
+  return false;
+}
+
+async function submitForm(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  clearFieldErrors(form);
+  const btn = $("#f-submit");
+  btn.disabled = true;
+  try {
+    const r = await api("POST", "/bookings", briefBody(form));
+    if (r.ok) { location.hash = "#/c/" + r.data.job_id; return; }
+    const d = r.data;
+    if (r.status === 422 && d.field && showFieldError(form, d.field, d.detail)) return;
+    $("#form-error").textContent = errText(r);
+  } catch (e) {
+    if (!(e instanceof AuthError)) $("#form-error").textContent = String(e);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// ---------- one campaign, live ----------
+
+let st = null; // the open campaign's state
+let live = null; // { close() }
+
+function newState(id) {
+  return { id, status: "", name: "", budget: 0, cap: 0, autoApprove: false, sellers: new Map(), skipped: new Map(), packages: new Map(),
+    quotes: new Map(), plan: null, approved: null, deals: new Map(), failures: new Map(), completed: null, rejectedReason: "",
+    selected: new Set(), planKey: "", lastSeq: "" };
+}
+
+function stopLive() {
+  if (live) { live.close(); live = null; }
+  st = null;
+}
+
+async function openCampaign(id) {
+  show("campaign-view");
+  st = newState(id);
+  const mine = st;
+  $("#approval-msg").hidden = true;
+  $("#c-id").textContent = id;
+  $("#c-csv").setAttribute("href", `/bookings/${encodeURIComponent(id)}/deals.csv`);
+  $("#c-csv").setAttribute("download", id + "-deals.csv");
+  render();
+  const ok = await refreshJob(mine);
+  if (ok && st === mine) live = connect(mine);
+}
+
+// refreshJob reads GET /bookings/{id}: the authoritative status, and the
+// record's quotes, plan and deals (so a page opened late, or whose stream is
+// down, still shows them). Called once on open and after decisive events.
+async function refreshJob(s) {
+  let r;
+  try { r = await api("GET", "/bookings/" + encodeURIComponent(s.id)); } catch (e) { return false; }
+  if (st !== s) return false;
+  if (!r.ok) { message(errText(r), true); return false; }
+  const j = r.data;
+  s.status = j.status; s.name = j.campaign_name; s.budget = j.budget_micros; s.autoApprove = j.auto_approve;
+  for (const k of j.skipped_sellers || []) s.skipped.set(k.seller_url + "|" + k.stage, k);
+  for (const q of j.quotes || []) s.quotes.set(q.seller.url + "|" + q.package.id, q);
+  if ((j.recommendations || []).length || (j.excluded || []).length) {
+    setPlan(s, { lines: j.recommendations || [], excluded: j.excluded || [], total_spend_micros: j.proposed_spend_micros,
+      budget_micros: j.budget_micros, revision: j.plan_revision, notes: j.plan_notes || [] });
+  }
+  for (const d of j.booked_lines || []) s.deals.set(d.deal_id, d);
+  for (const f of j.failed || []) s.failures.set(f.seller_url + "|" + f.package_id + "|" + f.code, f);
+  render();
+  return true;
+}
+
+function setPlan(s, plan) {
+  const key = (plan.revision || 0) + ":" + plan.lines.map((l) => l.quote_id).join(",");
+  if (key === s.planKey) return;
+  s.plan = plan;
+  s.planKey = key;
+  s.selected = new Set(plan.lines.map((l) => l.quote_id));
+}
+
+let refreshTimer = 0;
+function refreshSoon(s) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => refreshJob(s), 150);
+}
+
+function apply(s, type, ce) {
+  const d = ce.data || {};
+  switch (type) {
+    case T + "campaign.requested.v1":
+      s.name = s.name || d.brief?.name; s.budget = s.budget || d.brief?.budget_micros; s.cap = d.brief?.per_seller_cap_micros || 0;
+      s.autoApprove = !!d.auto_approve;
+      if (!s.status) s.status = "requested";
+      break;
+    case T + "seller.found.v1":
+      s.sellers.set(d.seller.url, d);
+      s.cap = s.cap || d.brief?.per_seller_cap_micros || 0;
+      if (s.status === "requested") s.status = "shopping";
+      break;
+    case T + "seller.skipped.v1": s.skipped.set(d.seller_url + "|" + d.stage, d); break;
+    case T + "package.found.v1": s.packages.set(d.seller.url + "|" + d.package.id, d); break;
+    case T + "quote.ready.v1": s.quotes.set(d.seller.url + "|" + d.package.id, d); break;
+    case T + "portfolio.proposed.v1": setPlan(s, d); refreshSoon(s); break;
+    case T + "portfolio.approved.v1": s.approved = d; refreshSoon(s); break;
+    case T + "deal.booked.v1": s.deals.set(d.deal_id, d); break;
+    case T + "booking.failed.v1": s.failures.set(d.seller_url + "|" + d.package_id + "|" + d.code, d); break;
+    case T + "campaign.rejected.v1": s.rejectedReason = d.reason || ""; break;
+    case T + "campaign.completed.v1": s.completed = d; s.status = d.status; refreshSoon(s); break;
+  }
+}
+
+let renderQueued = false;
+function render() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; if (st) draw(st); });
+}
+
+function setLive(text) { $("#c-live").textContent = text; }
+
+// connect follows GET /bookings/{id}/events: with EventSource when no key
+// is needed, else with fetch() and the X-API-Key header (EventSource
+// cannot send headers, and the key never goes into a URL).
+function connect(s) {
+  const url = `/bookings/${encodeURIComponent(s.id)}/events`;
+  const onEvent = (type, data, id) => {
+    if (st !== s) return;
+    if (id) s.lastSeq = id;
+    let ce;
+    try { ce = JSON.parse(data); } catch { return; }
+    apply(s, type || ce.type, ce);
+    render();
+  };
+  if (!apiKey() && window.EventSource) {
+    const es = new EventSource(url);
+    setLive("connecting…");
+    es.onopen = () => setLive("● live");
+    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "live updates stopped" : "reconnecting…");
+    for (const t of EVENT_TYPES) {
+      es.addEventListener(t, (m) => {
+        onEvent(t, m.data, m.lastEventId);
+        if (t === T + "campaign.completed.v1") { es.close(); setLive("finished"); }
+      });
+    }
+    return { close: () => es.close() };
+  }
+  return fetchStream(s, url, onEvent);
+}
+
+function fetchStream(s, url, onEvent) {
+  let ctl = null, closed = false, done = false;
+  const run = async () => {
+    while (!closed && !done) {
+      ctl = new AbortController();
+      const h = headers({ Accept: "text/event-stream" });
+      if (s.lastSeq) h["Last-Event-ID"] = s.lastSeq;
+      try {
+        const res = await fetch(url, { headers: h, signal: ctl.signal, cache: "no-store" });
+        if (res.status === 401) { showKeyForm("The server refused this key."); return; }
+        if (!res.ok || !res.body) { setLive(`live updates unavailable (${res.status})`); return; }
+        setLive("● live");
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done: end } = await reader.read();
+          if (end) break;
+          buf = (buf + value).replace(/\r\n?/g, "\n");
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const f = parseSSE(block);
+            if (f.data !== "") {
+              onEvent(f.event, f.data, f.id);
+              if (f.event === T + "campaign.completed.v1") { done = true; setLive("finished"); }
+            }
+          }
+        }
+      } catch (e) {
+        if (closed) return;
+      }
+      if (!closed && !done) { setLive("reconnecting…"); await new Promise((r) => setTimeout(r, 2000)); }
+    }
+  };
+  run();
+  return { close: () => { closed = true; if (ctl) ctl.abort(); } };
+}
+
+// parseSSE reads one event block: "field: value" lines, data lines joined
+// by newlines, comments (":") ignored.
+function parseSSE(block) {
+  const f = { event: "", data: "", id: "" };
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line === "" || line.startsWith(":")) continue;
+    const c = line.indexOf(":");
+    const name = c < 0 ? line : line.slice(0, c);
+    let val = c < 0 ? "" : line.slice(c + 1);
+    if (val.startsWith(" ")) val = val.slice(1);
+    if (name === "data") data.push(val);
+    else if (name === "event") f.event = val;
+    else if (name === "id") f.id = val;
+  }
+  f.data = data.join("\n");
+  return f;
+}
+
+// ---------- drawing one campaign ----------
+
+// sellerName finds a seller's name in whatever names it: its SellerFound,
+// one of its quotes, or its skip.
+function sellerName(s, url) {
+  const f = s.sellers.get(url);
+  if (f && f.seller.name) return f.seller.name;
+  for (const q of s.quotes.values()) if (q.seller.url === url && q.seller.name) return q.seller.name;
+  for (const k of s.skipped.values()) if (k.seller_url === url && k.seller_name) return k.seller_name;
+  return url;
+}
+
+function draw(s) {
+  $("#c-name").textContent = s.name || s.id;
+  const badge = $("#c-status");
+  badge.textContent = s.status || "…";
+  badge.className = "badge " + s.status;
+  badge.dataset.status = s.status;
+  $("#c-budget").textContent = usd(s.budget);
+  let spend = 0;
+  for (const d of s.deals.values()) spend += Number(d.spend_micros || 0);
+  $("#c-spend").textContent = usd(spend);
+  $("#c-progress").textContent = `${s.sellers.size} sellers found · ${s.skipped.size} skipped · ${s.packages.size} packages · ${s.quotes.size} quotes`;
+
+  const fin = $("#c-final");
+  if (s.completed || TERMINAL.has(s.status)) {
+    const c = s.completed;
+    fin.hidden = false;
+    fin.textContent = `Final status: ${s.status}` + (c ? ` — ${(c.deals || []).length} deals, ${usd(c.total_spend_micros)} of ${usd(c.budget_micros)}` : "") +
+      (s.rejectedReason ? ` — ${s.rejectedReason}` : "");
+  } else fin.hidden = true;
+
+  const awaiting = s.status === "awaiting_approval" && s.plan && s.plan.lines.length > 0;
+  $("#approval").hidden = !awaiting;
+  drawPlan(s, awaiting);
+
+  fillRows($("#deals"), [...s.deals.values()], (d) => ({
+    attrs: { "data-deal-id": d.deal_id },
+    cells: [d.seller_name || d.seller_url, d.package_id, el("td", { class: "deal-id" }, el("code", {}, d.deal_id)), d.deal_type,
+      num(usd(d.cpm_micros)), num(int(d.impressions)), num(usd(d.spend_micros)), [d.flight_start, d.flight_end].filter(Boolean).join(" → ")],
+  }));
+  const fails = [...s.failures.values()].map((f) =>
+    el("li", {}, el("strong", {}, sellerName(s, f.seller_url)), ` ${f.package_id}: ${f.code} — ${f.reason}`));
+  $("#failures").replaceChildren(...(fails.length ? fails : [el("li", { class: "muted" }, "none")]));
+
+  $("#negotiations").replaceChildren(...[...s.quotes.values()].sort((a, b) =>
+    (a.seller.name || a.seller.url).localeCompare(b.seller.name || b.seller.url) || a.package.id.localeCompare(b.package.id)).map(negotiationCard));
+
+  fillRows($("#sellers"), [...s.sellers.values()], (f) => [f.seller.name || f.seller.url, f.seller.trust, f.seller.source,
+    el("td", {}, el("strong", {}, f.disclosure.tier), el("span", { class: "muted" }, ` (recommended ${f.disclosure.recommended}, cap ${f.disclosure.cap})`)),
+    f.disclosure.reason]);
+  fillRows($("#skipped"), [...s.skipped.values()], (k) => [k.seller_name || k.seller_url, k.stage, k.code, k.reason]);
+  fillRows($("#packages"), [...s.packages.values()], (p) => {
+    const k = p.package;
+    const price = k.exact_price_micros ? usd(k.exact_price_micros) : (k.price_low_micros ? `${usd(k.price_low_micros)}–${usd(k.price_high_micros)}` : (k.price_range || ""));
+    return [p.seller.name || p.seller.url, k.name ? `${k.name} (${k.id})` : k.id, (k.ad_formats || []).join(", "), num(price),
+      num(k.floor_price_micros ? usd(k.floor_price_micros) : ""), k.negotiable ? "yes" : "no", num(k.available_impressions ? int(k.available_impressions) : "")];
+  });
+}
+
+function drawPlan(s, awaiting) {
+  const p = s.plan;
+  if (!p) {
+    $("#plan-summary").textContent = "No portfolio proposed yet.";
+    fillRows($("#plan"), [], () => []);
+    $("#plan-charts").replaceChildren();
+    $("#excluded").replaceChildren();
+    return;
+  }
+  $("#plan-summary").textContent = `Revision ${p.revision || 1}: ${p.lines.length} lines, planned ${usd(p.total_spend_micros)} of ${usd(p.budget_micros || s.budget)}` +
+    ((p.notes || []).length ? " — " + p.notes.join("; ") : "") +
+    (s.approved ? ` · approved by ${s.approved.approved_by}: ${s.approved.lines.length} of ${p.lines.length} lines` : "");
+  const approved = s.approved && s.approved.revision === (p.revision || s.approved.revision) ? new Set(s.approved.lines.map((l) => l.quote_id)) : null;
+  fillRows($("#plan"), p.lines, (l) => {
+    const on = approved ? approved.has(l.quote_id) : s.selected.has(l.quote_id);
+    const box = el("input", { type: "checkbox", class: "line-check", value: l.quote_id, checked: on, disabled: !awaiting,
+      "aria-label": "approve " + (l.seller_name || l.seller_url) + " " + l.package_id,
+      onchange: (e) => { if (e.target.checked) s.selected.add(l.quote_id); else s.selected.delete(l.quote_id); render(); } });
+    return {
+      attrs: { "data-quote-id": l.quote_id, class: (awaiting || approved) && !on ? "unselected" : "", title: approved && !on ? "not approved" : undefined },
+      cells: [el("td", {}, box), l.seller_name || l.seller_url, l.package_id, (l.formats || []).join(", "), num(usd(l.cpm_micros)),
+        num(int(l.impressions)), num(usd(l.spend_micros)), l.reason],
+    };
+  });
+  $("#excluded").replaceChildren(...(p.excluded || []).map((x) =>
+    el("li", {}, el("strong", {}, sellerName(s, x.seller_url)), x.package_id ? ` ${x.package_id}` : "", `: ${x.reason}`)));
+
+  const budget = Number(p.budget_micros || s.budget || 0);
+  const bySeller = new Map(), byFormat = new Map();
+  for (const l of p.lines) {
+    const name = l.seller_name || l.seller_url;
+    bySeller.set(name, (bySeller.get(name) || 0) + Number(l.spend_micros));
+    const f = (l.formats || []).join("/") || "other";
+    byFormat.set(f, (byFormat.get(f) || 0) + Number(l.spend_micros));
+  }
+  const total = p.lines.reduce((a, l) => a + Number(l.spend_micros), 0);
+  $("#plan-charts").replaceChildren(
+    barChart("Planned spend by seller, against the budget", [["total planned", total], ...bySeller], budget, s.cap, "plan-by-seller"),
+    barChart("Planned spend by format, against the budget", [...byFormat], budget, 0, "plan-by-format"));
+}
+
+// barChart draws horizontal bars on a scale whose full width is the budget
+// (a dashed line marks the per-seller cap when there is one).
+function barChart(title, rows, budget, cap, id) {
+  const W = 520, label = 130, right = 90, rowH = 22, top = 18;
+  const H = top + rows.length * rowH + 18;
+  const scale = (v) => (budget > 0 ? Math.min(1, v / budget) : 0) * (W - label - right);
+  const g = [svg("text", { x: label, y: 12, "font-size": 10, fill: "#687084" }, "$0"),
+    svg("text", { x: W - right, y: 12, "font-size": 10, fill: "#687084", "text-anchor": "end" }, "budget " + usd(budget)),
+    svg("line", { x1: W - right, x2: W - right, y1: top - 4, y2: H - 14, stroke: "#1d2330", "stroke-width": 1 })];
+  rows.forEach(([name, v], i) => {
+    const y = top + i * rowH;
+    g.push(svg("text", { x: label - 6, y: y + 14, "font-size": 11, "text-anchor": "end", fill: "#1d2330" }, String(name).slice(0, 20)));
+    g.push(svg("rect", { x: label, y: y + 3, width: W - label - right, height: rowH - 8, fill: "#eef0f4" }));
+    g.push(svg("rect", { x: label, y: y + 3, width: Math.max(1, scale(v)), height: rowH - 8, fill: i === 0 && name === "total planned" ? "#1d2330" : "#2457d6" },
+      svg("title", {}, `${name}: ${usd(v)}`)));
+    g.push(svg("text", { x: W - right + 6, y: y + 14, "font-size": 11, fill: "#1d2330" }, usd(v)));
+  });
+  if (cap > 0 && budget > 0 && cap < budget) {
+    const x = label + scale(cap);
+    g.push(svg("line", { x1: x, x2: x, y1: top - 4, y2: H - 14, stroke: "#c23a3a", "stroke-dasharray": "4 3" }));
+    g.push(svg("text", { x, y: H - 3, "font-size": 10, fill: "#c23a3a", "text-anchor": "middle" }, "per-seller cap " + usd(cap)));
+  }
+  return el("div", { class: "chart", id }, el("h4", {}, title),
+    svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title }, g));
+}
+
+// negotiationCard shows one QuoteReady: outcome, list and final CPM, and its
+// rounds as a small chart of buyer offers against seller asks.
+function negotiationCard(q) {
+  const rounds = q.rounds || [];
+  const card = el("div", { class: "nego " + q.outcome, "data-package": q.package.id },
+    el("div", { class: "title" }, `${q.seller.name || q.seller.url} · ${q.package.name || q.package.id}`),
+    el("div", { class: "muted" }, `${q.strategy || "—"} · ${q.outcome} · tier ${q.tier} · ${rounds.length} rounds`),
+    el("div", {}, `list ${usd(q.list_cpm_micros)} → final `, el("strong", {}, q.final_cpm_micros ? usd(q.final_cpm_micros) : "no deal")));
+  if (q.reason) card.append(el("div", { class: "muted" }, q.reason));
+  card.append(roundsChart(q));
+  return card;
+}
+
+function roundsChart(q) {
+  const rounds = q.rounds || [];
+  const W = 250, H = 110, L = 46, R = 8, Tp = 8, B = 20;
+  const vals = [];
+  for (const r of rounds) { if (r.buyer_price_micros) vals.push(Number(r.buyer_price_micros)); if (r.seller_price_micros) vals.push(Number(r.seller_price_micros)); }
+  if (q.list_cpm_micros) vals.push(Number(q.list_cpm_micros));
+  if (q.final_cpm_micros) vals.push(Number(q.final_cpm_micros));
+  if (!vals.length) return el("div", { class: "muted" }, "no prices");
+  let lo = Math.min(...vals), hi = Math.max(...vals);
+  if (hi === lo) { lo *= 0.9; hi *= 1.1; }
+  const pad = (hi - lo) * 0.1; lo -= pad; hi += pad;
+  const y = (v) => Tp + (H - Tp - B) * (1 - (v - lo) / (hi - lo));
+  const n = Math.max(rounds.length, 1);
+  const x = (i) => (n === 1 ? (L + W - R) / 2 : L + (W - L - R) * (i / (n - 1)));
+  const g = [svg("line", { x1: L, x2: L, y1: Tp, y2: H - B, stroke: "#dfe3ea" }), svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#dfe3ea" }),
+    svg("text", { x: L - 4, y: y(hi - pad) + 4, "font-size": 9, "text-anchor": "end", fill: "#687084" }, usd(hi - pad)),
+    svg("text", { x: L - 4, y: y(lo + pad) + 4, "font-size": 9, "text-anchor": "end", fill: "#687084" }, usd(lo + pad))];
+  const hline = (v, color, label) => {
+    if (!v) return;
+    g.push(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: color, "stroke-dasharray": "3 3" }, svg("title", {}, `${label} ${usd(v)}`)));
+  };
+  hline(Number(q.list_cpm_micros), "#687084", "list CPM");
+  hline(Number(q.final_cpm_micros), "#1f8a4c", "final CPM");
+  const series = (key, color, name) => {
+    const pts = rounds.map((r, i) => [x(i), r[key] ? y(Number(r[key])) : null, r[key]]).filter((p) => p[1] !== null);
+    if (!pts.length) return;
+    if (pts.length > 1) g.push(svg("polyline", { points: pts.map((p) => p[0] + "," + p[1]).join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
+    for (const p of pts) g.push(svg("circle", { cx: p[0], cy: p[1], r: 3, fill: color }, svg("title", {}, `${name} ${usd(p[2])}`)));
+  };
+  series("buyer_price_micros", "#2457d6", "buyer offer");
+  series("seller_price_micros", "#e07b24", "seller ask");
+  rounds.forEach((r, i) => g.push(svg("text", { x: x(i), y: H - 6, "font-size": 9, "text-anchor": "middle", fill: "#687084" }, "r" + (r.n || i + 1))));
+  return el("div", { class: "chart rounds" },
+    svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "negotiation rounds" }, g),
+    el("div", { class: "legend" }, el("span", { class: "k-buyer" }, "● buyer offer"), " ", el("span", { class: "k-seller" }, "● seller ask"), " ",
+      el("span", { class: "k-list" }, "┄ list"), " ", el("span", { class: "k-final" }, "┄ final")));
+}
+
+// ---------- approval ----------
+
+function message(text, bad) {
+  const m = $("#approval-msg");
+  m.hidden = false;
+  m.textContent = text;
+  m.className = "msg" + (bad ? " bad" : "");
+}
+
+async function decide(path, body) {
+  const s = st;
+  if (!s) return;
+  for (const b of $$("#approval button")) b.disabled = true;
+  try {
+    const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/${path}`, body);
+    if (r.ok) {
+      message(r.data.status === "rejected" ? "Rejected: nothing will be booked." :
+        `Approved ${r.data.approved_count} lines, ${usd(r.data.total_cost_micros)} — booking.`, false);
+    } else if (r.status === 409) {
+      message(`${errText(r)} — someone else may have decided first; the page now shows the current status.`, true);
+    } else {
+      message(errText(r), true);
+    }
+    await refreshJob(s);
+  } catch (e) {
+    if (!(e instanceof AuthError)) message(String(e), true);
+  } finally {
+    for (const b of $$("#approval button")) b.disabled = false;
+  }
+}
+
+// ---------- CSV download ----------
+
+// With a key, the CSV is fetched with the header and saved from a blob (a
+// plain link cannot send X-API-Key); without one the link downloads directly.
+async function downloadCSV(ev) {
+  if (!apiKey() || !st) return;
+  ev.preventDefault();
+  const a = ev.currentTarget;
+  const res = await fetch(a.getAttribute("href"), { headers: headers({ Accept: "text/csv" }) });
+  if (res.status === 401) { showKeyForm("The server refused this key."); return; }
+  if (!res.ok) { message(`CSV export failed: ${res.status}`, true); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const tmp = el("a", { href: url, download: a.getAttribute("download") || "deals.csv" });
+  document.body.append(tmp);
+  tmp.click();
+  tmp.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// ---------- wiring ----------
+
+function init() {
+  const sel = $("#status-filter");
+  for (const s of STATUSES) sel.append(el("option", { value: s }, s));
+  sel.addEventListener("change", () => { list.status = sel.value; list.offset = 0; openList(); });
+  $("#list-refresh").addEventListener("click", () => openList());
+  $("#page-prev").addEventListener("click", () => { list.offset = Math.max(0, list.offset - list.limit); openList(); });
+  $("#page-next").addEventListener("click", () => { list.offset += list.limit; openList(); });
+  $("#new-form").addEventListener("submit", submitForm);
+  $("#key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const k = $("#key-input").value.trim();
+    if (!k) return;
+    sessionStorage.setItem(KEY, k);
+    $("#key-input").value = "";
+    route();
+  });
+  $("#key-forget").addEventListener("click", () => { sessionStorage.removeItem(KEY); route(); });
+  $("#approve-selected").addEventListener("click", () => {
+    if (!st || !st.plan) return;
+    const ids = st.plan.lines.map((l) => l.quote_id).filter((q) => st.selected.has(q));
+    if (!ids.length) { message("Select at least one line to approve, or reject the portfolio.", true); return; }
+    decide("approve", { approved_quote_ids: ids });
+  });
+  $("#approve-all").addEventListener("click", () => decide("approve-all"));
+  $("#reject").addEventListener("click", () => {
+    const reason = $("#reject-reason").value.trim();
+    decide("reject", reason ? { reason } : {});
+  });
+  $("#c-csv").addEventListener("click", downloadCSV);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+document.addEventListener("DOMContentLoaded", init);
