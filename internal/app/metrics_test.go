@@ -5,11 +5,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/services/discoverer"
 )
@@ -29,12 +31,12 @@ func TestMetricsAddr(t *testing.T) {
 	if a.Bus.Observer == nil {
 		t.Fatal("the bus reports to no observer")
 	}
-	// A campaign projection as the booker stores it.
-	kv, err := a.Bus.KV(t.Context(), bus.BucketCampaigns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Put(t.Context(), "c-1", []byte(`{"id":"c-1","status":"shopping"}`)); err != nil {
+	// A campaign record, written through the state machine's store.
+	req := events.CampaignRequested{CampaignID: "c-1", Brief: events.Brief{Name: "m", BudgetMicros: 1_000_000, StartDate: "2028-06-01", EndDate: "2028-06-02"}}
+	if _, _, err := a.Campaigns.Transition(t.Context(), "c-1", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+		*c = *campaign.New(req, time.Now())
+		return nil, c.Start("t", req, time.Now(), time.Hour)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get("http://" + a.MetricsAddr + "/metrics")

@@ -98,3 +98,44 @@ func TestEventsImportsNothingOfTheModule(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignRecordHasOneOwner: only internal/campaign opens the campaign
+// buckets (internal/bus defines and provisions them), so every write of a
+// campaign record goes through the state machine's transitions.
+func TestCampaignRecordHasOneOwner(t *testing.T) {
+	t.Parallel()
+	r := root(t)
+	allowed := map[string]bool{filepath.Join(r, "internal", "campaign"): true, filepath.Join(r, "internal", "bus"): true}
+	var offenders []string
+	err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{"BucketCampaigns", "BucketCampaignQuotes"} {
+			if strings.Contains(string(b), name) && !strings.HasSuffix(path, "layout_test.go") {
+				rel, _ := filepath.Rel(r, path)
+				offenders = append(offenders, rel+" uses "+name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offenders) > 0 {
+		t.Fatalf("the campaign buckets are internal/campaign's alone:\n%s", strings.Join(offenders, "\n"))
+	}
+}
