@@ -73,12 +73,16 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 	return zero, fmt.Errorf("%w: %s", ErrConflict, key)
 }
 
+// isRevisionConflict reports a lost revision-checked write. A single
+// server answers 10071 (ErrKeyExists); a replicated (R3) bucket answers
+// 10164 (ErrKeyRevisionMismatch), which ErrKeyExists does not match.
 func isRevisionConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return true
 	}
 	return false
