@@ -21,7 +21,9 @@ var ErrConflict = fmt.Errorf("%w: update conflict", ErrStore)
 // GetJSON reads key into v and returns its revision; found is false when the
 // key does not exist.
 func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (rev uint64, found bool, err error) {
-	e, err := kv.Get(ctx, key)
+	gctx, cancel := opContext(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, key)
 	if err != nil {
 		if IsNotFound(err) {
 			return 0, false, nil
@@ -54,11 +56,13 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 		if err != nil {
 			return v, fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
 		}
+		wctx, cancel := opContext(ctx)
 		if found {
-			_, err = kv.Update(ctx, key, b, rev)
+			_, err = kv.Update(wctx, key, b, rev)
 		} else {
-			_, err = kv.Create(ctx, key, b)
+			_, err = kv.Create(wctx, key, b)
 		}
+		cancel()
 		if err == nil {
 			return v, nil
 		}

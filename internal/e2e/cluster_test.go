@@ -178,6 +178,7 @@ func (s *clusterStack) checkRuns(t *testing.T, runs []*campaignRun) {
 		}
 		for k := range r.packages {
 			if r.quotes[k] != 1 {
+				s.diagnose(t, id)
 				t.Fatalf("campaign %s: package %s has %d QuoteReady, want exactly 1", id, k, r.quotes[k])
 			}
 		}
@@ -201,6 +202,33 @@ func (s *clusterStack) checkRuns(t *testing.T, runs []*campaignRun) {
 	}
 	if err := s.app.Err(); err != nil {
 		t.Fatalf("a component failed: %v", err)
+	}
+}
+
+// diagnose logs what the stream and the dead-letter stream hold for a
+// campaign, to tell a lost event from one the observer missed.
+func (s *clusterStack) diagnose(t *testing.T, id string) {
+	t.Helper()
+	ctx := context.Background()
+	subj := events.KindQuoteReady.SubjectFor(id)
+	if st, err := s.observer.JS.Stream(ctx, bus.StreamEvents); err == nil {
+		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj)); err == nil {
+			t.Logf("stream %s holds %d QuoteReady for %s", bus.StreamEvents, info.State.Subjects[subj], id)
+		}
+	}
+	if st, err := s.observer.JS.Stream(ctx, bus.StreamDLQ); err == nil {
+		if info, err := st.Info(ctx); err == nil {
+			t.Logf("dead letters: %d", info.State.Msgs)
+			for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+				if m, err := st.GetMsg(ctx, seq); err == nil {
+					t.Logf("dead letter %d %s: %v", seq, m.Subject, m.Header)
+				}
+			}
+		}
+	}
+	if ci, err := s.observer.JS.Consumer(ctx, bus.StreamEvents, "negotiator"); err == nil {
+		info := ci.CachedInfo()
+		t.Logf("negotiator consumer: pending %d, ack pending %d, redelivered %d", info.NumPending, info.NumAckPending, info.NumRedelivered)
 	}
 }
 
