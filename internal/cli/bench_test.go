@@ -11,7 +11,8 @@ func TestBenchJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the pipeline and two baselines: skipped under -short")
 	}
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	var errb lockedBuffer // the pipeline logs from its own goroutines
 	if code := Main(context.Background(), []string{"bench", "--sellers", "5", "--latency", "5ms", "--campaigns", "2", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -11,7 +13,11 @@ func TestDemoClusterKillLeaderJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster demo: skipped under -short")
 	}
-	var out, errb bytes.Buffer
+	// Progress and the pipeline's log lines (nats reconnect callbacks among
+	// them) share stderr: os.Stderr takes concurrent writes, a bare
+	// bytes.Buffer does not.
+	var out bytes.Buffer
+	var errb lockedBuffer
 	code := Main(context.Background(), []string{"demo", "--json", "--cluster", "3", "--kill-leader"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -34,9 +40,26 @@ func TestDemoClusterKillLeaderJSON(t *testing.T) {
 	if res.Status != "completed" || len(res.Deals) == 0 || c.Nodes != 3 || c.Killed == "" || c.NewLeader == "" || c.Killed == c.NewLeader {
 		t.Fatalf("result %+v", res)
 	}
-	if !bytes.Contains(errb.Bytes(), []byte("took over stream DEALFLOW")) {
+	if !strings.Contains(errb.String(), "took over stream DEALFLOW") {
 		t.Fatalf("progress lacks the takeover: %s", errb.String())
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestKillLeaderNeedsCluster(t *testing.T) {
