@@ -247,10 +247,24 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)
 	}
-	if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+	pctx, cancel := opContext(ctx)
+	defer cancel()
+	if _, err := b.JS.PublishMsg(pctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
 		return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
 	}
 	return nil
+}
+
+// OpTimeout bounds one JetStream request (a publish, a KV get or write)
+// even when the caller's context allows longer. A request in flight when the
+// client's node dies gets no answer: without the bound it would wait out the
+// caller's whole deadline (a handler's 5 minutes, its ack kept alive all
+// along) instead of failing, being retried and, for a publish, de-duplicated
+// by its Nats-Msg-Id.
+const OpTimeout = 10 * time.Second
+
+func opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, OpTimeout)
 }
 
 // IsNotFound reports whether err means a KV key or stream message is absent.

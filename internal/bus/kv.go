@@ -21,7 +21,9 @@ var ErrConflict = fmt.Errorf("%w: update conflict", ErrStore)
 // GetJSON reads key into v and returns its revision; found is false when the
 // key does not exist.
 func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (rev uint64, found bool, err error) {
-	e, err := kv.Get(ctx, key)
+	gctx, cancel := opContext(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, key)
 	if err != nil {
 		if IsNotFound(err) {
 			return 0, false, nil
@@ -54,11 +56,13 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 		if err != nil {
 			return v, fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
 		}
+		wctx, cancel := opContext(ctx)
 		if found {
-			_, err = kv.Update(ctx, key, b, rev)
+			_, err = kv.Update(wctx, key, b, rev)
 		} else {
-			_, err = kv.Create(ctx, key, b)
+			_, err = kv.Create(wctx, key, b)
 		}
+		cancel()
 		if err == nil {
 			return v, nil
 		}
@@ -73,12 +77,16 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 	return zero, fmt.Errorf("%w: %s", ErrConflict, key)
 }
 
+// isRevisionConflict reports a lost revision-checked write. A single
+// server answers 10071 (ErrKeyExists); a replicated (R3) bucket answers
+// 10164 (ErrKeyRevisionMismatch), which ErrKeyExists does not match.
 func isRevisionConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 		return true
 	}
 	return false

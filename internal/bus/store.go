@@ -45,7 +45,9 @@ func (s *Store[T]) Put(ctx context.Context, key string, v T) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
 	}
-	if _, err := s.kv.Put(ctx, key, b); err != nil {
+	pctx, cancel := opContext(ctx)
+	defer cancel()
+	if _, err := s.kv.Put(pctx, key, b); err != nil {
 		return fmt.Errorf("%w: put %s: %w", ErrStore, key, err)
 	}
 	return nil

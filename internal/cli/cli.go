@@ -30,8 +30,11 @@ import (
 const usage = `dealflow: buyer-side multi-seller discovery, negotiation and booking over NATS JetStream.
 
 Usage:
-  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR]
+  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR] [--cluster 3 [--kill-leader]]
       Embedded NATS, sandbox registry and sellers, all stages, one sample campaign; prints the booked deals.
+      --cluster 3 runs it on a 3-node in-process cluster; --kill-leader kills the stream leader mid-campaign.
+  dealflow bench [--sellers N --latency D --campaigns M --negotiator-procs P --negotiator-workers W --cluster 1|3] [--json]
+      Measure this machine: pipeline against a sandbox market, CPU, RSS, stream bytes, raw JetStream baseline.
   dealflow run [flags] [--sandbox]
       Run stages long-lived (all by default; --stages negotiator for a scaled replica; --nats URL for a cluster).
   dealflow campaign submit FILE [--wait] [--nats URL]
@@ -63,6 +66,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "run":
 		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "campaign":
 		err = cmdCampaign(ctx, args[1:], stdout, stderr)
 	case "sandbox":
@@ -122,13 +127,19 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	market := fs.String("market", "", "sandbox market JSON file (default: the built-in market)")
 	logLevel := fs.String("log-level", "warn", "log level for the pipeline's own logs")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	nodes := fs.Int("cluster", 0, "run on an in-process JetStream cluster of this many nodes (3) from deploy/nats/cluster.conf, R3 storage")
+	killLeader := fs.Bool("kill-leader", false, "with --cluster, kill the event stream's leader node after the first negotiation")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if _, err := telemetry.NewLogger(*logLevel, false, io.Discard); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr)}
+	if *killLeader && *nodes < 3 {
+		return fmt.Errorf("--kill-leader needs --cluster 3 (a quorum must survive)")
+	}
+	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr),
+		Cluster: *nodes, KillLeader: *killLeader}
 	if *market != "" {
 		m, err := sandbox.LoadMarket(*market)
 		if err != nil {

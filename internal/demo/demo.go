@@ -16,7 +16,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/cluster"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -34,6 +36,13 @@ type Options struct {
 	Market *sandbox.MarketConfig
 	// AutoApprove false leaves approval to the caller (tests use the API).
 	Log zerolog.Logger
+	// Cluster > 1 runs the demo on an in-process JetStream cluster of that
+	// many nodes started from deploy/nats/cluster.conf, with every stream
+	// and bucket at min(Cluster, 3) replicas.
+	Cluster int
+	// KillLeader (with Cluster) kills the event stream's leader node after
+	// the first negotiation ends (the first QuoteReady).
+	KillLeader bool
 	// Inspect, when set, is called with the sandbox market after the
 	// campaign ended and before the market closes (tests ask the sellers).
 	Inspect func(ctx context.Context, m *sandbox.Market, r Result) error
@@ -52,8 +61,18 @@ type Result struct {
 	Negotiations     []Negotiation          `json:"negotiations"`
 	Disclosures      []Disclosure           `json:"disclosures"`
 	Failed           []events.BookingFailed `json:"failed,omitempty"`
+	// Cluster describes the cluster run (demo --cluster).
+	Cluster *ClusterInfo `json:"cluster,omitempty"`
 	// Plan is the last proposed portfolio's lines (not in the JSON).
 	Plan []events.PlanLine `json:"-"`
+}
+
+// ClusterInfo is the cluster part of the demo output: the node killed
+// (with --kill-leader) and the node that took over leading the stream.
+type ClusterInfo struct {
+	Nodes     int    `json:"nodes"`
+	Killed    string `json:"killed,omitempty"`
+	NewLeader string `json:"new_leader,omitempty"`
 }
 
 // Skipped is a seller left out, in the demo output.
@@ -146,7 +165,21 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	creds := market.Credentials()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.Strategy = o.DataDir, market.RegistryURL, true, 30*time.Second, o.Strategy
-	a, err := app.Start(ctx, cfg, o.Log, app.Options{Credentials: creds})
+	aopts := app.Options{Credentials: creds}
+	var cl *cluster.Cluster
+	if o.Cluster > 1 {
+		cl, err = cluster.Start(ctx, cluster.Options{Nodes: o.Cluster})
+		if err != nil {
+			return Result{}, err
+		}
+		defer cl.Close()
+		cfg.NATSURL, cfg.Replicas = cl.URL(), min(o.Cluster, 3)
+		// A message handed to a connection that dies with its node comes
+		// back after AckWait: keep it short so failover is quick.
+		aopts.StageTuning = func(sc *bus.StageConfig) { sc.AckWait = 5 * time.Second }
+		fmt.Fprintf(progress, "cluster: %d JetStream nodes from deploy/nats/cluster.conf (%s), %d replicas\n", o.Cluster, cl.URL(), cfg.Replicas)
+	}
+	a, err := app.Start(ctx, cfg, o.Log, aopts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -173,11 +206,25 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 			names[u] = s.Name
 		}
 	}
+	if cl != nil {
+		res.Cluster = &ClusterInfo{Nodes: o.Cluster}
+	}
+	killed := !o.KillLeader || cl == nil
 	ferr := a.Bus.Follow(ctx, id, func(e events.Event) bool {
-		return Observe(e, &res, names, progress)
+		more := Observe(e, &res, names, progress)
+		if !killed && e.Type() == events.KindQuoteReady.Type {
+			killed = true
+			if err := killLeader(ctx, cl, res.Cluster, progress); err != nil {
+				fmt.Fprintf(progress, "cluster: %v\n", err)
+			}
+		}
+		return more
 	})
 	if ferr != nil && res.Status == "" {
 		return res, fmt.Errorf("campaign %s did not complete: %w", id, ferr)
+	}
+	if res.Cluster != nil && res.Cluster.Killed != "" {
+		fmt.Fprintf(progress, "cluster: campaign %s ended %s after losing %s (stream now led by %s)\n", id, res.Status, res.Cluster.Killed, res.Cluster.NewLeader)
 	}
 	if o.Inspect != nil {
 		if err := o.Inspect(ctx, market, res); err != nil {
@@ -191,6 +238,27 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	}
 	PrintReport(out, res)
 	return res, nil
+}
+
+// killLeader kills the event stream's leader and waits for another node to
+// take over.
+func killLeader(ctx context.Context, cl *cluster.Cluster, info *ClusterInfo, progress io.Writer) error {
+	leader := cl.StreamLeader(bus.StreamEvents)
+	if leader < 0 {
+		return fmt.Errorf("stream %s has no leader to kill", bus.StreamEvents)
+	}
+	info.Killed = cl.Nodes[leader].Name
+	fmt.Fprintf(progress, "cluster: first negotiation done; killing %s, the leader of stream %s\n", info.Killed, bus.StreamEvents)
+	cl.Kill(leader)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	next, err := cl.WaitStreamLeader(wctx, bus.StreamEvents, leader)
+	if err != nil {
+		return err
+	}
+	info.NewLeader = cl.Nodes[next].Name
+	fmt.Fprintf(progress, "cluster: %s took over stream %s\n", info.NewLeader, bus.StreamEvents)
+	return nil
 }
 
 // Observe folds one campaign event into the result and prints a progress

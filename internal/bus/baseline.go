@@ -1,0 +1,189 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// HopStage is the durable consumer name HopThroughput uses; run it on a bus
+// whose server runs no pipeline (its input is CampaignRequested).
+const HopStage = "bench-hop"
+
+// rawHopStream is the scratch stream of RawHopThroughput.
+const rawHopStream = "DEALFLOW_BENCH_RAW"
+
+// HopThroughput measures n dealflow stage hops back to back, as the stage
+// hop benchmark does: publish an event, the runner (workers at once)
+// consumes it, a no-op handler derives one output, the runner publishes it
+// and acks the input; the clock stops when the n-th output is seen. It
+// returns hops per second. b must be provisioned and its server must run
+// no pipeline stages.
+func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg := StageConfig{Name: HopStage, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: workers, DrainTimeout: 5 * time.Second}
+	runErr := make(chan error, 1)
+	go func() {
+		runErr <- b.Run(ctx, cfg, func(_ context.Context, in events.Event) ([]events.Event, error) {
+			out, err := events.Derive(in, events.KindSellerSkipped, "hop", "x", events.SellerSkipped{CampaignID: in.Subject(), SellerURL: "u", Stage: "hop", Code: "c", Reason: "r"})
+			return []events.Event{out}, err
+		})
+	}()
+	payload := events.CampaignRequested{Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2027-01-01", EndDate: "2027-01-02"}}
+	seen, err := countFrom(ctx, b.JS, StreamEvents, events.KindSellerSkipped.Filter(), n)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for i := range n {
+		id := "hop-" + strconv.Itoa(i)
+		payload.CampaignID = id
+		e, err := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, payload)
+		if err != nil {
+			return 0, err
+		}
+		if err := b.Publish(ctx, e); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-seen:
+	case err := <-runErr:
+		return 0, fmt.Errorf("bus: hop stage ended: %v", err)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// RawHopThroughput is HopThroughput's baseline with no dealflow code: the
+// same publish → pull → publish → ack hop written directly against
+// nats.go's jetstream API on a scratch stream with the event stream's
+// replicas, payloads of payloadSize bytes with a Nats-Msg-Id, and workers
+// handlers at once. It returns hops per second and deletes the stream.
+func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, workers, payloadSize int) (float64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if replicas <= 0 {
+		replicas = 1
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawHopStream, Subjects: []string{"dealflow_bench_raw.>"}, Replicas: replicas,
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
+	if err != nil {
+		return 0, fmt.Errorf("bus: raw baseline stream: %w", err)
+	}
+	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), rawHopStream) }()
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", FilterSubject: "dealflow_bench_raw.in", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxAckPending: 1000})
+	if err != nil {
+		return 0, fmt.Errorf("bus: raw baseline consumer: %w", err)
+	}
+	sem := make(chan struct{}, max(workers, 1))
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out := nats.NewMsg("dealflow_bench_raw.out")
+			out.Data = m.Data()
+			out.Header.Set(nats.MsgIdHdr, "out-"+m.Headers().Get(nats.MsgIdHdr))
+			if _, err := js.PublishMsg(ctx, out); err != nil {
+				failed.Store(err)
+				return
+			}
+			if err := m.Ack(); err != nil {
+				failed.Store(err)
+			}
+		}()
+	}, jetstream.PullMaxMessages(2*max(workers, 1)))
+	if err != nil {
+		return 0, fmt.Errorf("bus: raw baseline consume: %w", err)
+	}
+	defer func() { cc.Stop(); wg.Wait() }()
+	seen, err := countFrom(ctx, js, rawHopStream, "dealflow_bench_raw.out", n)
+	if err != nil {
+		return 0, err
+	}
+	data := make([]byte, payloadSize)
+	for i := range data {
+		data[i] = 'a' + byte(i%26)
+	}
+	start := time.Now()
+	for i := range n {
+		m := nats.NewMsg("dealflow_bench_raw.in")
+		m.Data = data
+		m.Header.Set(nats.MsgIdHdr, strconv.Itoa(i))
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			return 0, fmt.Errorf("bus: raw baseline publish: %w", err)
+		}
+	}
+	select {
+	case <-seen:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	elapsed := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, fmt.Errorf("bus: raw baseline hop: %w", err)
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// countFrom closes the returned channel once n messages on subject have
+// been stored in stream (an ordered consumer from the next message on).
+func countFrom(ctx context.Context, js jetstream.JetStream, stream, subject string, n int) (<-chan struct{}, error) {
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("bus: count %s: %w", subject, err)
+	}
+	done := make(chan struct{})
+	var got atomic.Int64
+	cc, err := cons.Consume(func(jetstream.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: count %s: %w", subject, err)
+	}
+	context.AfterFunc(ctx, cc.Stop)
+	go func() {
+		select {
+		case <-done:
+			cc.Stop()
+		case <-ctx.Done():
+		}
+	}()
+	return done, nil
+}
+
+// ErrNoStream is returned by StreamStats when the event stream is missing.
+var ErrNoStream = errors.New("bus: event stream not found")
+
+// StreamStats returns the event stream's stored bytes and messages.
+func (b *Bus) StreamStats(ctx context.Context) (bytes, msgs uint64, err error) {
+	st, err := b.JS.Stream(ctx, StreamEvents)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrNoStream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bus: stream info: %w", err)
+	}
+	return info.State.Bytes, info.State.Msgs, nil
+}
+
+// Replicas is the replica count the bus provisions streams and buckets with.
+func (b *Bus) Replicas() int { return b.cfg.Replicas }
