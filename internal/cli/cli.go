@@ -30,7 +30,7 @@ import (
 const usage = `dealflow: buyer-side multi-seller discovery, negotiation and booking over NATS JetStream.
 
 Usage:
-  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR]
+  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR] [--metrics-addr ADDR]
       Embedded NATS, sandbox registry and sellers, all stages, one sample campaign; prints the booked deals.
   dealflow run [flags] [--sandbox]
       Run stages long-lived (all by default; --stages negotiator for a scaled replica; --nats URL for a cluster).
@@ -43,6 +43,8 @@ Usage:
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
       Browse sellers and compare packages without booking anything.
+  dealflow healthcheck URL
+      GET URL (e.g. http://127.0.0.1:9464/livez); exit 0 on a 2xx answer, else 1 (container healthchecks).
   dealflow config
       Print every setting as a Markdown table.
   dealflow version
@@ -71,6 +73,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, false)
 	case "packages":
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, true)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "config":
 		fmt.Fprint(stdout, config.Markdown())
 	case "version", "--version", "-version":
@@ -122,13 +126,15 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	market := fs.String("market", "", "sandbox market JSON file (default: the built-in market)")
 	logLevel := fs.String("log-level", "warn", "log level for the pipeline's own logs")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address while the demo runs (default off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if _, err := telemetry.NewLogger(*logLevel, false, io.Discard); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr)}
+	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr),
+		MetricsAddr: *metricsAddr}
 	if *market != "" {
 		m, err := sandbox.LoadMarket(*market)
 		if err != nil {

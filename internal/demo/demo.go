@@ -34,6 +34,9 @@ type Options struct {
 	Market *sandbox.MarketConfig
 	// AutoApprove false leaves approval to the caller (tests use the API).
 	Log zerolog.Logger
+	// MetricsAddr, when set, serves the pipeline's /metrics there
+	// (--metrics-addr; off by default for the demo).
+	MetricsAddr string
 	// Inspect, when set, is called with the sandbox market after the
 	// campaign ended and before the market closes (tests ask the sellers).
 	Inspect func(ctx context.Context, m *sandbox.Market, r Result) error
@@ -146,6 +149,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	creds := market.Credentials()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.Strategy = o.DataDir, market.RegistryURL, true, 30*time.Second, o.Strategy
+	cfg.MetricsAddr = o.MetricsAddr
 	a, err := app.Start(ctx, cfg, o.Log, app.Options{Credentials: creds})
 	if err != nil {
 		return Result{}, err
