@@ -38,7 +38,7 @@ Usage:
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
   dealflow campaign watch ID [--nats URL]
       Replay and follow one campaign's events until it ends.
-  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P] [--seed S] [--credentials-out FILE]
+  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P [--listen HOST] [--advertise HOST]] [--seed S] [--credentials-out FILE]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
@@ -433,11 +433,16 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
 	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
 	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
+	listen := fs.String("listen", "", "with --port, listen on this host instead of 127.0.0.1 (0.0.0.0 in a container)")
+	advertise := fs.String("advertise", "", "with --port, the host name in the sellers' URLs (the registry's answers and --credentials-out) instead of 127.0.0.1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("--port: %d is not a port", *port)
+	}
+	if (*listen != "" || *advertise != "") && *port == 0 {
+		return errors.New("--listen and --advertise need --port")
 	}
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
@@ -448,7 +453,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed))
+	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed), sandbox.WithHost(*listen, *advertise))
 	if err != nil {
 		return err
 	}
