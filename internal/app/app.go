@@ -217,6 +217,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.WrapHandler != nil {
 			h = o.WrapHandler(sc.Name, h)
 		}
+		a.Metrics.InitStage(sc.Name)
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
