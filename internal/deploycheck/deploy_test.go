@@ -12,9 +12,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
-	"path/filepath"
 	"strings"
 	"testing"
 
