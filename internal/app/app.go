@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
@@ -81,6 +82,10 @@ type Options struct {
 	WrapHandler func(stage string, h bus.Handler) bus.Handler
 	// Metrics replaces the process's new metrics registry.
 	Metrics *telemetry.Metrics
+	// TracerProvider, when set, makes the stages' and the seller client's
+	// spans instead of the OTEL_*-configured provider (tests record spans
+	// with an in-memory exporter).
+	TracerProvider trace.TracerProvider
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -100,6 +105,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		return nil, err
 	}
 	a.Bus.Observer = a.Metrics
+	a.Bus.TracerProvider = o.TracerProvider
 	a.Metrics.SetConsumerStats(a.Bus.ConsumerStats)
 	creds := o.Credentials
 	if creds == nil {
@@ -118,7 +124,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 			return nil, err
 		}
 	}
-	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest})
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
+		TracerProvider: o.TracerProvider})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -169,7 +176,8 @@ func (a *App) connect(ctx context.Context) error {
 	var opts []nats.Option
 	if url == "" {
 		srvLog := a.Log.Level(zerolog.WarnLevel)
-		s, err := embednats.Start(embednats.Options{StoreDir: cfg.DataDir, Port: cfg.NATSPort, ConfigFile: cfg.NATSConfig, Logger: &srvLog})
+		s, err := embednats.Start(embednats.Options{StoreDir: cfg.DataDir, Port: cfg.NATSPort, ConfigFile: cfg.NATSConfig,
+			HTTPPort: cfg.NATSMonitor, Logger: &srvLog})
 		if err != nil {
 			return err
 		}
@@ -209,6 +217,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.WrapHandler != nil {
 			h = o.WrapHandler(sc.Name, h)
 		}
+		a.Metrics.InitStage(sc.Name)
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
@@ -300,8 +309,8 @@ func (a *App) startHTTP() error {
 	a.HTTPAddr = ln.Addr().String()
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
-	a.httpSv = &http.Server{Handler: AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate}), a.Log),
+	a.httpSv = &http.Server{Handler: a.withOps(AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
+		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)
@@ -315,7 +324,8 @@ func (a *App) startHTTP() error {
 	return nil
 }
 
-// startMetrics serves /metrics on --metrics-addr.
+// startMetrics serves /metrics, /livez, /readyz (and /debug/pprof/* with
+// --pprof) on --metrics-addr.
 func (a *App) startMetrics() error {
 	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
 	if err != nil {
@@ -323,7 +333,7 @@ func (a *App) startMetrics() error {
 	}
 	a.MetricsAddr = ln.Addr().String()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", a.Metrics.Handler())
+	a.opsRoutes(mux, true)
 	a.metSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	sv := a.metSv
 	a.wg.Add(1)

@@ -30,7 +30,7 @@ import (
 const usage = `dealflow: buyer-side multi-seller discovery, negotiation and booking over NATS JetStream.
 
 Usage:
-  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR] [--cluster 3 [--kill-leader]]
+  dealflow demo [--json] [--strategy threshold|adaptive|competitive] [--data-dir DIR] [--cluster 3 [--kill-leader]] [--metrics-addr ADDR]
       Embedded NATS, sandbox registry and sellers, all stages, one sample campaign; prints the booked deals.
       --cluster 3 runs it on a 3-node in-process cluster; --kill-leader kills the stream leader mid-campaign.
   dealflow bench [--sellers N --latency D --campaigns M --negotiator-procs P --negotiator-workers W --cluster 1|3] [--json]
@@ -41,11 +41,13 @@ Usage:
       Publish a CampaignRequested from a JSON brief file; --wait follows it to completion.
   dealflow campaign watch ID [--nats URL]
       Replay and follow one campaign's events until it ends.
-  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P] [--seed S] [--credentials-out FILE]
+  dealflow sandbox [--json] [--market FILE | --sellers N [--latency D]] [--port P [--listen HOST] [--advertise HOST]] [--seed S] [--credentials-out FILE]
       Serve the sandbox registry and sellers on loopback until interrupted.
   dealflow sellers  [--registry URL] [--caps ctv,video] [--json] [--sandbox]
   dealflow packages [--registry URL] [--caps ctv,video] [--json] [--sandbox]
       Browse sellers and compare packages without booking anything.
+  dealflow healthcheck URL
+      GET URL (e.g. http://127.0.0.1:9464/livez); exit 0 on a 2xx answer, else 1 (container healthchecks).
   dealflow config
       Print every setting as a Markdown table.
   dealflow version
@@ -76,6 +78,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, false)
 	case "packages":
 		err = cmdBrowse(ctx, args[1:], stdout, stderr, true)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "config":
 		fmt.Fprint(stdout, config.Markdown())
 	case "version", "--version", "-version":
@@ -129,6 +133,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
 	nodes := fs.Int("cluster", 0, "run on an in-process JetStream cluster of this many nodes (3) from deploy/nats/cluster.conf, R3 storage")
 	killLeader := fs.Bool("kill-leader", false, "with --cluster, kill the event stream's leader node after the first negotiation")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address while the demo runs (default off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,7 +144,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--kill-leader needs --cluster 3 (a quorum must survive)")
 	}
 	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr),
-		Cluster: *nodes, KillLeader: *killLeader}
+		Cluster: *nodes, KillLeader: *killLeader, MetricsAddr: *metricsAddr}
 	if *market != "" {
 		m, err := sandbox.LoadMarket(*market)
 		if err != nil {
@@ -438,11 +443,16 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
 	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
 	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
+	listen := fs.String("listen", "", "with --port, listen on this host instead of 127.0.0.1 (0.0.0.0 in a container)")
+	advertise := fs.String("advertise", "", "with --port, the host name in the sellers' URLs (the registry's answers and --credentials-out) instead of 127.0.0.1")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("--port: %d is not a port", *port)
+	}
+	if (*listen != "" || *advertise != "") && *port == 0 {
+		return errors.New("--listen and --advertise need --port")
 	}
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
@@ -453,7 +463,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed))
+	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed), sandbox.WithHost(*listen, *advertise))
 	if err != nil {
 		return err
 	}

@@ -187,12 +187,10 @@ func TestSandboxCredentialsOut(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "creds.json")
 	var last string
 	for range 10 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := sandbox.FreeBasePort(16)
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		var out, errb syncBuffer
 		done := make(chan int, 1)

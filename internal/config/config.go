@@ -42,6 +42,8 @@ type Config struct {
 	LogLevel     string
 	LogJSON      bool
 	MetricsAddr  string
+	Pprof        bool
+	NATSMonitor  int
 }
 
 // Option is one setting.
@@ -144,6 +146,8 @@ var Options = []Option{
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
 	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics (e.g. 127.0.0.1:9090); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"pprof", "DEALFLOW_PPROF", "false", "also serve /debug/pprof/* on the metrics address (the bookings API address when it serves /metrics)", boolean(func(c *Config) *bool { return &c.Pprof })},
+	{"nats-monitor-port", "DEALFLOW_NATS_MONITOR_PORT", "0", "embedded server's HTTP monitoring port (/varz, /jsz, /healthz for nats-server tooling and exporters); 0 disables it", integer(func(c *Config) *int { return &c.NATSMonitor })},
 }
 
 // Defaults returns the configuration with every default applied.
@@ -239,6 +243,9 @@ func (c Config) Validate() error {
 	}
 	if c.KitWorkers < 1 || c.NegWorkers < 1 {
 		return fmt.Errorf("worker counts must be at least 1")
+	}
+	if c.NATSMonitor < 0 || c.NATSMonitor > 65535 {
+		return fmt.Errorf("--nats-monitor-port: %d is not a port (0 disables it)", c.NATSMonitor)
 	}
 	if lvl, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || (lvl == zerolog.NoLevel && c.LogLevel != "") {
 		return fmt.Errorf("--log-level: %q is not trace, debug, info, warn, error, fatal, panic or disabled", c.LogLevel)

@@ -43,6 +43,9 @@ type Options struct {
 	// KillLeader (with Cluster) kills the event stream's leader node after
 	// the first negotiation ends (the first QuoteReady).
 	KillLeader bool
+	// MetricsAddr, when set, serves the pipeline's /metrics there
+	// (--metrics-addr; off by default for the demo).
+	MetricsAddr string
 	// Inspect, when set, is called with the sandbox market after the
 	// campaign ended and before the market closes (tests ask the sellers).
 	Inspect func(ctx context.Context, m *sandbox.Market, r Result) error
@@ -179,6 +182,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 		aopts.StageTuning = func(sc *bus.StageConfig) { sc.AckWait = 5 * time.Second }
 		fmt.Fprintf(progress, "cluster: %d JetStream nodes from deploy/nats/cluster.conf (%s), %d replicas\n", o.Cluster, cl.URL(), cfg.Replicas)
 	}
+	cfg.MetricsAddr = o.MetricsAddr
 	a, err := app.Start(ctx, cfg, o.Log, aopts)
 	if err != nil {
 		return Result{}, err

@@ -1,14 +1,20 @@
 // Package deploycheck validates the deployment files as far as can be done
 // without Docker: the NATS cluster config parses with the embedded server's
-// own parser, and every stage in docker-compose.yml runs a command line the
-// dealflow binary accepts.
+// own parser, every stage in docker-compose.yml runs a command line the
+// dealflow binary accepts and is probed where it serves /livez, Prometheus
+// scrapes every process where it serves /metrics, and every metric the
+// Grafana dashboard queries is one a real process exports.
 package deploycheck
 
 import (
 	"flag"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,18 +59,34 @@ func TestNATSClusterConfigParses(t *testing.T) {
 	}
 }
 
-type compose struct {
-	Services map[string]struct {
-		Image       string            `yaml:"image"`
-		Command     []string          `yaml:"command"`
-		Environment map[string]string `yaml:"environment"`
-		Deploy      struct {
-			Replicas int `yaml:"replicas"`
-		} `yaml:"deploy"`
-	} `yaml:"services"`
+type service struct {
+	Image       string            `yaml:"image"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Deploy      struct {
+		Replicas int `yaml:"replicas"`
+	} `yaml:"deploy"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+	Volumes []string `yaml:"volumes"`
 }
 
-func TestComposeStagesRunValidCommands(t *testing.T) {
+type compose struct {
+	Services map[string]service `yaml:"services"`
+	Volumes  map[string]any     `yaml:"volumes"`
+}
+
+// interpolation is compose's ${VAR:-default} (and ${VAR}); the test takes
+// the defaults, as `docker compose up` does with nothing set.
+var interpolation = regexp.MustCompile(`\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}`)
+
+func interpolate(v string) string {
+	return interpolation.ReplaceAllString(v, "$2")
+}
+
+func loadCompose(t *testing.T) compose {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +95,43 @@ func TestComposeStagesRunValidCommands(t *testing.T) {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
+	for name, s := range c.Services {
+		for i, a := range s.Command {
+			s.Command[i] = interpolate(a)
+		}
+		for k, v := range s.Environment {
+			s.Environment[k] = interpolate(v)
+		}
+		for i, a := range s.Healthcheck.Test {
+			s.Healthcheck.Test[i] = interpolate(a)
+		}
+		c.Services[name] = s
+	}
+	return c
+}
+
+// runConfig is the configuration `dealflow run` would have with the
+// service's command line and environment.
+func runConfig(t *testing.T, name string, s service) config.Config {
+	t.Helper()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cfg config.Config
+	for k, v := range s.Environment {
+		t.Setenv(k, v)
+	}
+	binder := config.Register(fs, &cfg)
+	if err := fs.Parse(s.Command[1:]); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if err := binder.Finish(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return cfg
+}
+
+func TestComposeStagesRunValidCommands(t *testing.T) {
+	c := loadCompose(t)
 	for _, n := range []string{"n1", "n2", "n3"} {
 		s, ok := c.Services[n]
 		if !ok || !strings.HasPrefix(s.Image, "nats:2.15") || !contains(s.Command, "--server_name") {
@@ -84,19 +143,7 @@ func TestComposeStagesRunValidCommands(t *testing.T) {
 		if len(s.Command) == 0 || s.Command[0] != "run" {
 			continue
 		}
-		fs := flag.NewFlagSet(name, flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		var cfg config.Config
-		for k, v := range s.Environment {
-			t.Setenv(k, v)
-		}
-		binder := config.Register(fs, &cfg)
-		if err := fs.Parse(s.Command[1:]); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if err := binder.Finish(); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		cfg := runConfig(t, name, s)
 		if cfg.Replicas != 3 || !strings.Contains(cfg.NATSURL, "n3:4222") {
 			t.Fatalf("%s: replicas %d nats %q", name, cfg.Replicas, cfg.NATSURL)
 		}
@@ -106,12 +153,73 @@ func TestComposeStagesRunValidCommands(t *testing.T) {
 		if name == "negotiator" && s.Deploy.Replicas != 3 {
 			t.Fatalf("negotiator replicas = %d, want 3", s.Deploy.Replicas)
 		}
+		// Every stage process is probed on an address it serves /livez on.
+		port := healthPort(t, name, s)
+		if port != addrPort(cfg.MetricsAddr) && port != addrPort(cfg.HTTPAddr) {
+			t.Fatalf("%s: healthcheck on port %s, serves --metrics-addr %q and --http %q", name, port, cfg.MetricsAddr, cfg.HTTPAddr)
+		}
+		if cfg.MetricsAddr == "" && cfg.HTTPAddr == "" {
+			t.Fatalf("%s serves no /metrics", name)
+		}
+		// The sandbox's registry and credentials by default.
+		if !strings.HasPrefix(cfg.RegistryURL, "http://sandbox:") || !strings.HasPrefix(cfg.Credentials, "/var/lib/dealflow/") ||
+			!hasVolume(s, "dealflow-shared:/var/lib/dealflow") {
+			t.Fatalf("%s: registry %q credentials %q volumes %v: not the sandbox's", name, cfg.RegistryURL, cfg.Credentials, s.Volumes)
+		}
 	}
 	for _, st := range config.KnownStages {
 		if !stages[st] {
 			t.Fatalf("no compose service runs stage %s", st)
 		}
 	}
+	sb, ok := c.Services["sandbox"]
+	if !ok || len(sb.Command) == 0 || sb.Command[0] != "sandbox" || !hasVolume(sb, "dealflow-shared:/var/lib/dealflow") {
+		t.Fatalf("sandbox service: %+v", sb)
+	}
+	if i := slices.Index(sb.Command, "--credentials-out"); i < 0 || !strings.HasPrefix(sb.Command[i+1], "/var/lib/dealflow/") {
+		t.Fatalf("sandbox writes no credentials to the shared volume: %v", sb.Command)
+	}
+	healthPort(t, "sandbox", sb)
+	for _, name := range []string{"prometheus", "grafana"} {
+		if img := c.Services[name].Image; !regexp.MustCompile(`:v?\d+\.\d+\.\d+$`).MatchString(img) {
+			t.Fatalf("%s image %q is not pinned to a version", name, img)
+		}
+	}
+}
+
+// healthPort checks the service's healthcheck is the binary's own probe and
+// returns the port it probes.
+func healthPort(t *testing.T, name string, s service) string {
+	t.Helper()
+	h := s.Healthcheck.Test
+	if len(h) != 4 || h[0] != "CMD" || h[1] != "/dealflow" || h[2] != "healthcheck" {
+		t.Fatalf("%s: healthcheck %v, want [CMD /dealflow healthcheck URL]", name, h)
+	}
+	u, err := url.Parse(h[3])
+	if err != nil || u.Hostname() != "127.0.0.1" || u.Port() == "" {
+		t.Fatalf("%s: healthcheck URL %q", name, h[3])
+	}
+	return u.Port()
+}
+
+func addrPort(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return port
+}
+
+func hasVolume(s service, prefix string) bool {
+	for _, v := range s.Volumes {
+		if strings.HasPrefix(v, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func contains(l []string, s string) bool {

@@ -21,7 +21,9 @@ type Options struct {
 	// negative port means no TCP listener (in-process connections only).
 	Host string
 	Port int
-	// HTTPPort serves /healthz, /varz and /jsz when > 0.
+	// HTTPPort serves the server's monitoring endpoints (/healthz, /varz,
+	// /jsz, ...) on the client host when > 0 (with a ConfigFile too, unless
+	// the file sets its own).
 	HTTPPort int
 	// MaxStore caps the JetStream file store in bytes (default 8 GiB).
 	MaxStore int64
@@ -92,16 +94,22 @@ func Start(o Options) (*Server, error) {
 		default:
 			opts.Port = o.Port
 		}
-		if o.HTTPPort > 0 {
-			opts.HTTPHost = opts.Host
-			opts.HTTPPort = o.HTTPPort
-		}
 		opts.JetStreamMaxStore = o.MaxStore
 		if opts.JetStreamMaxStore == 0 {
 			opts.JetStreamMaxStore = 8 << 30
 		}
 		opts.JetStreamMaxMemory = 256 << 20
 		opts.SyncAlways = o.SyncAlways
+	}
+	// The monitoring port (/varz, /jsz, /healthz: what nats-server tooling
+	// and the Prometheus NATS exporter read) binds the client host; a
+	// config file's own http port wins.
+	if o.HTTPPort > 0 && opts.HTTPPort == 0 {
+		opts.HTTPHost = opts.Host
+		if opts.HTTPHost == "" {
+			opts.HTTPHost = "127.0.0.1"
+		}
+		opts.HTTPPort = o.HTTPPort
 	}
 	if o.Logger == nil {
 		opts.NoLog = true

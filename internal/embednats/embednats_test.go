@@ -1,6 +1,10 @@
 package embednats
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,4 +39,31 @@ func TestDataDirLock(t *testing.T) {
 		t.Fatalf("after the first closed: %v", err)
 	}
 	again.Close()
+}
+
+// TestMonitorPort: HTTPPort serves the server's own monitoring endpoints,
+// in-process-only servers too, so nats-server tooling and exporters work.
+func TestMonitorPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	s, err := Start(Options{StoreDir: t.TempDir(), Port: -1, HTTPPort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, path := range []string{"/varz", "/jsz", "/healthz"} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
+			t.Fatalf("GET %s: %d %.100s", path, resp.StatusCode, body)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -38,6 +39,9 @@ type options struct {
 	now      func() time.Time
 	basePort int
 	seed     string
+	// listenHost and advertise: see WithHost.
+	listenHost string
+	advertise  string
 }
 
 // WithBasePort serves the registry on 127.0.0.1:port and the sellers, in
@@ -45,6 +49,15 @@ type options struct {
 // their URLs, and a credentials file keyed by them, survive a restart. Zero
 // keeps random ports. It applies to separate listeners only.
 func WithBasePort(port int) Option { return func(o *options) { o.basePort = port } }
+
+// WithHost, with WithBasePort, listens on listenHost (e.g. 0.0.0.0 in a
+// container) instead of 127.0.0.1 and puts advertise (e.g. the container's
+// DNS name) in the registry's and the credentials' seller URLs, so
+// pipelines in other containers can reach the sellers. Empty values keep
+// 127.0.0.1.
+func WithHost(listenHost, advertise string) Option {
+	return func(o *options) { o.listenHost, o.advertise = listenHost, advertise }
+}
 
 // WithSeed mints the sellers' API keys (those the configuration does not fix)
 // and the AAMP token from seed, the seller name and the tier: the same seed
@@ -125,7 +138,7 @@ func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, erro
 	if o.shared {
 		err = m.startShared(cfg)
 	} else {
-		err = m.startSeparate(cfg, o.basePort)
+		err = m.startSeparate(cfg, o.basePort, o.listenHost, o.advertise)
 	}
 	if err != nil {
 		m.Close()
@@ -175,7 +188,7 @@ func seeded(cfg MarketConfig, seed string) MarketConfig {
 
 // startSeparate gives the registry and every seller a listener of its own:
 // on random ports, or from basePort on (registry first, then the sellers).
-func (m *Market) startSeparate(cfg MarketConfig, basePort int) error {
+func (m *Market) startSeparate(cfg MarketConfig, basePort int, listenHost, advertise string) error {
 	port := func(i int) int {
 		if basePort <= 0 {
 			return 0
@@ -185,7 +198,7 @@ func (m *Market) startSeparate(cfg MarketConfig, basePort int) error {
 	for i, s := range m.Sellers {
 		s.handler = frontHandler("", &s.rec, s.faults, s.now, s.routes())
 		s.own = &listenerServer{handler: s.handler}
-		ln, addr, err := listenOrReserve(s.cfg.Faults.Down, port(i+1))
+		ln, addr, err := listenOrReserve(s.cfg.Faults.Down, port(i+1), listenHost, advertise)
 		if err != nil {
 			return fmt.Errorf("sandbox: seller %q: %w", s.Name, err)
 		}
@@ -198,7 +211,7 @@ func (m *Market) startSeparate(cfg MarketConfig, basePort int) error {
 	g := m.Registry
 	g.handler = frontHandler("", &g.rec, g.faults, time.Now, g.routes())
 	g.own = &listenerServer{handler: g.handler}
-	ln, addr, err := listenOrReserve(cfg.Registry.Faults.Down, port(0))
+	ln, addr, err := listenOrReserve(cfg.Registry.Faults.Down, port(0), listenHost, advertise)
 	if err != nil {
 		return fmt.Errorf("sandbox: registry: %w", err)
 	}
@@ -275,14 +288,21 @@ func (m *Market) startShared(cfg MarketConfig) error {
 
 // listenOrReserve listens on a random port, or for a down component only
 // reserves one (released, so connections are refused). A port > 0 is used
-// as given (a down component then just does not listen on it).
-func listenOrReserve(down bool, port int) (net.Listener, string, error) {
+// as given (a down component then just does not listen on it), on
+// listenHost and under the advertise host name when they are set.
+func listenOrReserve(down bool, port int, listenHost, advertise string) (net.Listener, string, error) {
 	if port > 0 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if listenHost == "" {
+			listenHost = "127.0.0.1"
+		}
+		if advertise == "" {
+			advertise = "127.0.0.1"
+		}
+		addr := net.JoinHostPort(advertise, strconv.Itoa(port))
 		if down {
 			return nil, addr, nil
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, strconv.Itoa(port)))
 		if err != nil {
 			return nil, "", err
 		}
@@ -363,3 +383,27 @@ func (m *Market) Summary() MarketSummary {
 
 // errClosed is returned when bringing a component up after Close.
 var errClosed = errors.New("sandbox: market closed")
+
+// FreeBasePort finds a base port whose next n ports are all free now, for
+// WithBasePort. It looks below Linux's ephemeral range (32768 and up), where
+// a busy machine's outgoing connections cannot hold ports of the range; a
+// port can still be taken between this check and the listen, so callers
+// retry a failed Start a few times.
+func FreeBasePort(n int) (int, error) {
+	for range 50 {
+		base := 20000 + rand.IntN(12000-n)
+		free := true
+		for p := base; p < base+n && free; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				free = false
+				continue
+			}
+			_ = ln.Close()
+		}
+		if free {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("sandbox: no %d free ports in a row below 32000", n)
+}

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -16,14 +15,9 @@ func startAtFreeBase(t *testing.T, seed string) (*Market, int) {
 	t.Helper()
 	var last error
 	for range 10 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		base, err := FreeBasePort(16)
 		if err != nil {
 			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if base+len(DefaultMarket().Sellers) > 65535 {
-			continue
 		}
 		m, err := Start(context.Background(), DefaultMarket(), WithBasePort(base), WithSeed(seed))
 		if err == nil {

@@ -155,6 +155,19 @@ func (m *Metrics) SetConsumerStats(f ConsumerStatser) {
 	m.mu.Unlock()
 }
 
+// InitStage exports a stage's dead-letter counters at zero for every
+// reason before the first one happens, so dashboards and alerts querying
+// dealflow_dead_letters_total see the series (and rate() works) on a
+// healthy process.
+func (m *Metrics) InitStage(stage string) {
+	if m == nil {
+		return
+	}
+	for _, reason := range []string{bus.DeadLetterMalformed, bus.DeadLetterSchema, bus.DeadLetterPermanent, bus.DeadLetterMaxDeliveries} {
+		m.deadLetters.WithLabelValues(stage, reason)
+	}
+}
+
 // EventReceived implements bus.Observer: the lag from the event's time.
 func (m *Metrics) EventReceived(stage, _ string, eventTime time.Time) {
 	if m == nil || eventTime.IsZero() {

@@ -35,6 +35,12 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 	if err := s.Campaigns.LoadQuotes(ctx, c); err != nil {
 		return nil, err
 	}
+	if appr.ApprovedBy == "auto" {
+		// The API logs its own approvals; an automatic one is logged as
+		// its booking begins.
+		bus.Logger(ctx, s.Log).Info().Str("campaign_id", c.ID).Str("by", "auto").Int("revision", appr.Revision).
+			Int("lines", len(appr.Lines)).Msg("portfolio approved")
+	}
 
 	type result struct {
 		deal *events.DealBooked

@@ -32,11 +32,21 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 		}
 	}
 	now := s.now()
-	c, out, err := s.Campaigns.Transition(ctx, in.Subject(), func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+	var started bool
+	c, out, err := s.Campaigns.Transition(ctx, in.Subject(), func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+		// A campaign published directly as an event has no record yet:
+		// its "campaign accepted" line is this consumer's (the API logs
+		// its own).
+		started = !exists && in.Type() == events.KindCampaignRequested.Type
 		return campaign.Apply(c, in, now, s.window())
 	})
 	if err != nil {
 		return nil, classify(err)
+	}
+	if started && c.Status == events.StatusShopping && c.Request != nil {
+		bus.Logger(ctx, s.Log).Info().Str("campaign_id", c.ID).Str("name", c.Request.Brief.Name).
+			Str("budget", c.Request.Brief.BudgetMicros.String()).Bool("auto_approve", c.Request.AutoApprove).
+			Str("via", "event").Msg("campaign accepted")
 	}
 	if !c.ReadyToPlan() {
 		return out, nil
