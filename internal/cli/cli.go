@@ -23,6 +23,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	_ "github.com/dealflow/dealflow/internal/sandbox/adcp" // the sandbox market's AdCP sales agents
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
 )

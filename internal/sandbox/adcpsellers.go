@@ -183,8 +183,8 @@ func validateADCP(c MarketConfig, seen map[string]bool) error {
 // books at once, the other answers submitted and approves 300ms later.
 func DefaultADCPSellers() []ADCPSellerConfig {
 	return []ADCPSellerConfig{
-		{Name: "Brightline AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.6},
-		{Name: "Harbor Sports AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.7,
+		{Name: "Brightline AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.75},
+		{Name: "Harbor Sports AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.85,
 			ManualApproval: true, ApprovalDelay: 300 * time.Millisecond},
 	}
 }

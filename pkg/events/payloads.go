@@ -131,14 +131,15 @@ const (
 
 // SellerSkipped records that one seller was left out, and why.
 type SellerSkipped struct {
-	CampaignID string `json:"campaign_id"`
-	SellerURL  string `json:"seller_url"`
-	SellerName string `json:"seller_name,omitempty"`
-	Trust      Trust  `json:"trust,omitempty"`
-	Stage      string `json:"stage" desc:"discoverer or kitfetcher; for code dead_lettered, the stage that dead-lettered the event."`
-	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
-	Reason     string `json:"reason"`
-	PackageID  string `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
+	CampaignID string   `json:"campaign_id"`
+	SellerURL  string   `json:"seller_url"`
+	SellerName string   `json:"seller_name,omitempty"`
+	Protocol   Protocol `json:"protocol,omitempty" desc:"iab-seller-agent or adcp, when the stage knew it."`
+	Trust      Trust    `json:"trust,omitempty"`
+	Stage      string   `json:"stage" desc:"discoverer or kitfetcher; for code dead_lettered, the stage that dead-lettered the event."`
+	Code       string   `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, non_compliant (the AAO registry reports compliance failing), signing_required (an AdCP seller requires RFC 9421 signatures), no_prices (public AdCP products without prices), dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
+	Reason     string   `json:"reason"`
+	PackageID  string   `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
 	// PackagesTotal lets a package-level skip complete the seller's count
 	// even when no QuoteReady of that seller ever arrives.
 	PackagesTotal int `json:"packages_total,omitempty" desc:"With package_id: the seller's number of fitting packages (PackageFound.packages_total)."`

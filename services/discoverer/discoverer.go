@@ -208,7 +208,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 			}
 		}
 		done.Skipped++
-		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Trust: sel.Trust,
+		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Protocol: sel.Protocol, Trust: sel.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 	}
 	res.Completed = done

@@ -52,7 +52,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
 		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
-			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Trust: sf.Seller.Trust,
+			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 		if err != nil {
 			return nil, err
