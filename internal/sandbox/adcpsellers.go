@@ -26,7 +26,8 @@ type ADCPSellerConfig struct {
 	// after ApprovalDelay (default 300ms): approved, or rejected with
 	// RejectSubmitted.
 	ManualApproval  bool          `json:"manual_approval,omitempty"`
-	ApprovalDelay   time.Duration `json:"approval_delay,omitempty"`
+	ApprovalDelay   time.Duration `json:"-"`
+	ApprovalDelayMS int           `json:"approval_delay_ms,omitempty"`
 	RejectSubmitted bool          `json:"reject_submitted,omitempty"`
 	// RequireSigningFor lists operations that need RFC 9421 signatures.
 	RequireSigningFor []string `json:"require_signing_for,omitempty"`
@@ -117,6 +118,9 @@ func (m *Market) startADCP(cfg MarketConfig, o options) error {
 		}
 		if c.Compliance == "" {
 			c.Compliance = "passing"
+		}
+		if c.ApprovalDelay <= 0 && c.ApprovalDelayMS > 0 {
+			c.ApprovalDelay = time.Duration(c.ApprovalDelayMS) * time.Millisecond
 		}
 		if c.ManualApproval && c.ApprovalDelay <= 0 {
 			c.ApprovalDelay = 300 * time.Millisecond
