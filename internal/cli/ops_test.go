@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -186,12 +187,16 @@ func TestRunSandboxBadCredentials(t *testing.T) {
 func TestSandboxCredentialsOut(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "creds.json")
 	var last string
-	for range 10 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 20 {
+		// A base below the usual ephemeral range (32768-60999): on a busy
+		// machine thousands of client sockets there sit in TIME-WAIT and
+		// block a listener on their port, so ten ports in a row are rarely
+		// free in it.
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		var out, errb syncBuffer
