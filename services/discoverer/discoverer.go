@@ -141,8 +141,8 @@ type Result struct {
 }
 
 // Discover finds and vets the campaign's sellers. It fails only on a bug
-// (an invalid identity context); every seller and registry problem becomes a
-// skip or a source status.
+// (an invalid identity context) or when ctx ends (shutdown); every seller
+// and registry problem becomes a skip or a source status.
 func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (Result, error) {
 	if req.Buyer.IsZero() {
 		req.Buyer = s.DefaultBuyer
@@ -191,6 +191,9 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		}
 		if code == "" && sel.Protocol.IsADCP() {
 			code, reason = s.adcpSkip(ctx, sel)
+			if err := ctx.Err(); err != nil {
+				return res, err // shutting down: retried, not a skip
+			}
 		}
 		if code == "" {
 			d, derr := identity.Decide(s.Strategy, s.Caps, req.Buyer, sel.Trust, dealContext(req), s.Credentials.Available(url))
