@@ -25,6 +25,7 @@ import (
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 	"github.com/dealflow/dealflow/services/booker"
 	"github.com/dealflow/dealflow/services/discoverer"
 	"github.com/dealflow/dealflow/services/kitfetcher"
@@ -41,7 +42,9 @@ type App struct {
 	// Credentials are the seller API keys; tests and the demo add to them.
 	Credentials *identity.Credentials
 	Client      *sellerclient.Client
-	Booker      *booker.Service
+	// ADCP is the AdCP client shared by the stages (AdCP sellers).
+	ADCP   *adcp.Client
+	Booker *booker.Service
 	// Campaigns is the campaign store (booker and bookings API processes).
 	Campaigns *campaign.Store
 	// Webhooks is each campaign's webhook (URL and signing secret), written
@@ -126,6 +129,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
 		TracerProvider: o.TracerProvider})
+	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -163,9 +167,9 @@ func Registries(cfg config.Config) []sellerclient.Registry {
 	if cfg.RegistryURL == "" {
 		return nil
 	}
-	kind := sellerclient.RegistrySimple
-	if cfg.RegistryKind == "aamp" {
-		kind = sellerclient.RegistryAAMP
+	kind, ok := sellerclient.ParseRegistryKind(cfg.RegistryKind)
+	if !ok {
+		kind = sellerclient.RegistrySimple // config validation refuses it first
 	}
 	return []sellerclient.Registry{{URL: cfg.RegistryURL, Kind: kind, Token: cfg.RegistryTok}}
 }
@@ -234,11 +238,11 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 	}()
 	if cfg.Has("discoverer") {
-		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer}, a.Log)
+		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("kitfetcher") {
-		svc := &kitfetcher.Service{Client: a.Client, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
+		svc := &kitfetcher.Service{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
 			Log: a.Log.With().Str("stage", kitfetcher.Stage).Logger()}
 		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
 	}
@@ -283,7 +287,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			return err
 		}
 		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
-			Booker: &booker.Booker{Client: a.Client, Credentials: a.Credentials}}
+			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials}}
 	}
 	if cfg.Has("booker") {
 		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)

@@ -8,6 +8,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 	"github.com/dealflow/dealflow/services/discoverer"
 )
 
@@ -17,6 +18,8 @@ type DiscovererInputs struct {
 	Known       []discoverer.KnownSeller
 	Credentials *identity.Credentials
 	Buyer       identity.BuyerIdentity
+	// ADCP is the AdCP client (nil: a new one with cfg.AllowPrivate).
+	ADCP *adcp.Client
 }
 
 // registryTimeout bounds each registry call of a discovery.
@@ -33,7 +36,11 @@ func NewDiscoverer(cfg config.Config, client *sellerclient.Client, in Discoverer
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
-	return &discoverer.Service{
+	ac := in.ADCP
+	if ac == nil {
+		ac = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
+	}
+	return &discoverer.Service{ADCP: ac,
 		Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: Registries(cfg), Known: in.Known,
 			Cache: discoverer.NewCache(ttl, nil), Timeout: registryTimeout, Log: log},
 		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: in.Credentials, DefaultBuyer: in.Buyer,

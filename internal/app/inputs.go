@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/discoverer"
@@ -28,6 +29,10 @@ type knownSellerEntry struct {
 	Name         string   `json:"name,omitempty"`
 	Trust        string   `json:"trust,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
+	// Protocol is iab-seller-agent (the default when empty) or adcp.
+	Protocol string `json:"protocol,omitempty"`
+	// MCPEndpoint is an AdCP seller's MCP endpoint (default: url).
+	MCPEndpoint string `json:"mcp_endpoint,omitempty"`
 }
 
 // LoadKnownSellers reads the --known-sellers file; an empty path means none.
@@ -51,7 +56,7 @@ func LoadKnownSellers(path string) ([]discoverer.KnownSeller, error) {
 }
 
 // ParseKnownSellers parses a known-sellers document (a JSON array of
-// {url,name,trust,capabilities}) with LoadKnownSellers's rules.
+// {url,name,trust,capabilities,protocol,mcp_endpoint}) with LoadKnownSellers's rules.
 func ParseKnownSellers(data []byte) ([]discoverer.KnownSeller, error) {
 	var entries []knownSellerEntry
 	if err := decodeStrict(data, &entries); err != nil {
@@ -75,7 +80,21 @@ func ParseKnownSellers(data []byte) ([]discoverer.KnownSeller, error) {
 				return nil, fmt.Errorf("%s: field trust: %w", where, err)
 			}
 		}
-		known = append(known, discoverer.KnownSeller{URL: u, Name: strings.TrimSpace(e.Name), Trust: trust, Capabilities: e.Capabilities})
+		proto, ok := events.ParseProtocol(e.Protocol)
+		if !ok {
+			return nil, fmt.Errorf("%s: field protocol: %q is not iab-seller-agent or adcp", where, e.Protocol)
+		}
+		var ep string
+		if strings.TrimSpace(e.MCPEndpoint) != "" {
+			if !proto.IsADCP() {
+				return nil, fmt.Errorf("%s: field mcp_endpoint: only an adcp seller has an MCP endpoint", where)
+			}
+			if ep, err = sellerclient.CanonicalURL(e.MCPEndpoint); err != nil {
+				return nil, fmt.Errorf("%s: field mcp_endpoint: %w", where, err)
+			}
+		}
+		known = append(known, discoverer.KnownSeller{URL: u, Name: strings.TrimSpace(e.Name), Trust: trust, Capabilities: e.Capabilities,
+			Protocol: proto, MCPEndpoint: ep})
 	}
 	return known, nil
 }

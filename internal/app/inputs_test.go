@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
 
@@ -103,6 +104,29 @@ func TestLoadBuyer(t *testing.T) {
 		p := write(t, "buyer.json", tc.doc)
 		if _, err := LoadBuyer(p); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: err = %v, want %q and the file", name, err, tc.want)
+		}
+	}
+}
+
+func TestLoadKnownSellersProtocol(t *testing.T) {
+	p := write(t, "known.json", `[
+		{"url":"https://iab.example"},
+		{"url":"https://sales.example","protocol":"adcp","mcp_endpoint":"HTTPS://Sales.Example/mcp"}
+	]`)
+	known, err := LoadKnownSellers(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if known[0].Protocol != events.ProtocolIAB || known[1].Protocol != events.ProtocolADCP || known[1].MCPEndpoint != "https://sales.example/mcp" {
+		t.Fatalf("known %+v", known)
+	}
+	for doc, want := range map[string]string{
+		`[{"url":"https://a.example","protocol":"openrtb"}]`:                       `field protocol`,
+		`[{"url":"https://a.example","mcp_endpoint":"https://a.example/mcp"}]`:     `only an adcp seller`,
+		`[{"url":"https://a.example","protocol":"adcp","mcp_endpoint":"ftp://x"}]`: `field mcp_endpoint`,
+	} {
+		if _, err := LoadKnownSellers(write(t, "known.json", doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", doc, err, want)
 		}
 	}
 }

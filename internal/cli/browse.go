@@ -21,6 +21,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 	"github.com/dealflow/dealflow/services/discoverer"
 	"github.com/dealflow/dealflow/services/kitfetcher"
 )
@@ -29,6 +30,7 @@ import (
 type SellerRow struct {
 	URL      string `json:"seller_url"`
 	Name     string `json:"name,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
 	Trust    string `json:"trust"`
 	Source   string `json:"source,omitempty"`
 	Reveal   string `json:"reveal"`
@@ -41,7 +43,9 @@ type SellerRow struct {
 type PackageRow struct {
 	SellerURL       string        `json:"seller_url"`
 	SellerName      string        `json:"seller_name,omitempty"`
+	Protocol        string        `json:"protocol"`
 	PackageID       string        `json:"package_id"`
+	PricingModel    string        `json:"pricing_model,omitempty"`
 	Name            string        `json:"name"`
 	Formats         []string      `json:"ad_formats"`
 	Price           float64       `json:"price"`
@@ -119,7 +123,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	if !packages {
 		return printSellers(stdout, res, *jsonOut)
 	}
-	kit := &kitfetcher.Service{Client: client, Credentials: creds, SellerTimeout: cfg.SellerTO}
+	kit := &kitfetcher.Service{Client: client, ADCP: adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate}), Credentials: creds, SellerTimeout: cfg.SellerTO}
 	var mu sync.Mutex
 	var rows []PackageRow
 	var wg sync.WaitGroup
@@ -139,7 +143,8 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 				if price == 0 {
 					price = p.PriceLowMicros
 				}
-				rows = append(rows, PackageRow{SellerURL: f.Seller.URL, SellerName: f.Seller.Name, PackageID: p.ID, Name: p.Name, Formats: p.AdFormats,
+				rows = append(rows, PackageRow{SellerURL: f.Seller.URL, SellerName: f.Seller.Name, Protocol: string(f.Seller.Protocol.Or()), PackageID: p.ID,
+					PricingModel: p.PricingModel, Name: p.Name, Formats: p.AdFormats,
 					Price: price.Dollars(), PriceMicros: price, PriceRange: p.PriceRange, Floor: p.FloorPriceMicros.Dollars(), FloorMicros: p.FloorPriceMicros, Negotiable: p.Negotiable, VolumeDiscounts: p.VolumeDiscounts,
 					Tier: string(f.Disclosure.Tier)})
 			}
@@ -159,9 +164,9 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		return json.NewEncoder(stdout).Encode(map[string]any{"packages": rows})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SELLER\tPACKAGE\tFORMATS\tPRICE\tRANGE\tFLOOR\tNEGOTIABLE\tVOLUME DISC.\tTIER")
+	fmt.Fprintln(tw, "SELLER\tPROTOCOL\tPACKAGE\tFORMATS\tPRICE\tRANGE\tFLOOR\tNEGOTIABLE\tVOLUME DISC.\tTIER")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.PackageID, strings.Join(r.Formats, ","),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.Protocol, r.PackageID, strings.Join(r.Formats, ","),
 			r.PriceMicros.Cents(), r.PriceRange, r.FloorMicros.Cents(), r.Negotiable, r.VolumeDiscounts, r.Tier)
 	}
 	return tw.Flush()
@@ -177,22 +182,22 @@ func nameOr(n, u string) string {
 func printSellers(w io.Writer, res discoverer.Result, jsonOut bool) error {
 	rows := []SellerRow{}
 	for _, f := range res.Found {
-		rows = append(rows, SellerRow{URL: f.Seller.URL, Name: f.Seller.Name, Trust: string(f.Seller.Trust), Source: f.Seller.Source,
+		rows = append(rows, SellerRow{URL: f.Seller.URL, Name: f.Seller.Name, Protocol: string(f.Seller.Protocol.Or()), Trust: string(f.Seller.Trust), Source: f.Seller.Source,
 			Reveal: string(f.Disclosure.Tier), Reason: f.Disclosure.Reason, Contact: true})
 	}
 	for _, s := range res.Skipped {
-		rows = append(rows, SellerRow{URL: s.SellerURL, Name: s.SellerName, Trust: string(s.Trust), Reveal: "nothing", Reason: s.Reason, SkipCode: s.Code})
+		rows = append(rows, SellerRow{URL: s.SellerURL, Name: s.SellerName, Protocol: string(s.Protocol), Trust: string(s.Trust), Reveal: "nothing", Reason: s.Reason, SkipCode: s.Code})
 	}
 	if jsonOut {
 		return json.NewEncoder(w).Encode(map[string]any{"sellers": rows, "sources": res.Completed.Sources})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SELLER\tURL\tTRUST\tREVEALED\tWHY")
+	fmt.Fprintln(tw, "SELLER\tPROTOCOL\tURL\tTRUST\tREVEALED\tWHY")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nameOr(r.Name, "-"), r.URL, r.Trust, r.Reveal, r.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", nameOr(r.Name, "-"), nameOr(r.Protocol, "-"), r.URL, r.Trust, r.Reveal, r.Reason)
 	}
 	for _, s := range res.Completed.Sources {
-		fmt.Fprintf(tw, "source %s\tok=%v\t%s\t\t\n", s.Source, s.OK, s.Detail)
+		fmt.Fprintf(tw, "source %s\t\tok=%v\t%s\t\t\n", s.Source, s.OK, s.Detail)
 	}
 	return tw.Flush()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	_ "github.com/dealflow/dealflow/internal/sandbox/adcp" // the sandbox market's AdCP sales agents
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -480,8 +481,11 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else {
 		fmt.Fprintf(stdout, "registry: %s (AAMP token %s)\n", sum.RegistryURL, sum.AAMPToken)
 		for _, s := range sum.Sellers {
-			fmt.Fprintf(stdout, "seller %-20s %-32s trust %-10s in registry %-5v down %-5v\n", s.Name, s.URL, s.Trust, s.InRegistry, s.Down)
-			for _, t := range []string{"seat", "agency", "advertiser"} {
+			fmt.Fprintf(stdout, "seller %-20s %-32s %-16s trust %-10s in registry %-5v down %-5v\n", s.Name, s.URL, s.Protocol, s.Trust, s.InRegistry, s.Down)
+			if s.MCPEndpoint != "" {
+				fmt.Fprintf(stdout, "    %-10s %s (account %s, brand %s)\n", "mcp", s.MCPEndpoint, s.Account, s.Brand)
+			}
+			for _, t := range []string{"seat", "agency", "advertiser", "bearer_token"} {
 				if k := s.Keys[t]; k != "" {
 					fmt.Fprintf(stdout, "    %-10s %s\n", t, k)
 				}

@@ -22,7 +22,8 @@ import (
 )
 
 func TestDemoJSONCompletes(t *testing.T) {
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	var errb syncBuffer // the logger and the progress lines share stderr
 	code := Main(context.Background(), []string{"demo", "--json", "--strategy", "competitive", "--data-dir", t.TempDir()}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -126,7 +127,8 @@ func TestBrowseCommands(t *testing.T) {
 		}
 	}
 	for _, p := range pk.Packages {
-		if p.Tier != "public" && (p.Price <= 0 || p.Floor <= 0) {
+		// An AdCP fixed price has no floor: the price is the price.
+		if p.Tier != "public" && (p.Price <= 0 || (p.Floor <= 0 && p.PricingModel != "fixed")) {
 			t.Fatalf("authenticated package without exact price or floor: %+v", p)
 		}
 	}

@@ -129,11 +129,11 @@ var Options = []Option{
 	{"http", "DEALFLOW_HTTP_ADDR", "", "address of the bookings API (e.g. 127.0.0.1:8080); empty disables it", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"api-key", "DEALFLOW_API_KEY", "", "when set, the bookings API requires this X-API-Key (never forwarded to sellers)", str(func(c *Config) *string { return &c.APIKey })},
 	{"registry", "DEALFLOW_REGISTRY_URL", "", "agent registry URL; empty uses only the known sellers", str(func(c *Config) *string { return &c.RegistryURL })},
-	{"registry-kind", "DEALFLOW_REGISTRY_KIND", "simple", "registry API: simple (/agents, /verify) or aamp (/api/agents with a bearer token)", str(func(c *Config) *string { return &c.RegistryKind })},
+	{"registry-kind", "DEALFLOW_REGISTRY_KIND", "simple", "registry API: simple (/agents, /verify), aamp (/api/agents with a bearer token) or aao (AgenticAdvertising.Org /api/registry/agents: AdCP sales agents, compliance feeds trust)", str(func(c *Config) *string { return &c.RegistryKind })},
 	{"registry-token", "DEALFLOW_REGISTRY_TOKEN", "", "bearer token for the AAMP registry", str(func(c *Config) *string { return &c.RegistryTok })},
-	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities}], used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
+	{"known-sellers", "DEALFLOW_KNOWN_SELLERS", "", "JSON file of known sellers [{url,name,trust,capabilities,protocol,mcp_endpoint}] (protocol iab-seller-agent, the default, or adcp), used besides the registry and when it is down", str(func(c *Config) *string { return &c.KnownSellers })},
 	{"sellers", "DEALFLOW_SELLERS", "", "known seller URLs, comma-separated, besides the file; their trust is asked of the registry (unknown without one)", list(func(c *Config) *[]string { return &c.Sellers })},
-	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}}; also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
+	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}} (AdCP sellers: bearer_token, account, brand); also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
 	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
 	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
 	{"cache-ttl", "DEALFLOW_CACHE_TTL", "5m", "registry cache TTL (stale entries still serve when the registry fails)", duration(func(c *Config) *time.Duration { return &c.CacheTTL })},
@@ -229,9 +229,9 @@ func (c Config) Validate() error {
 		}
 	}
 	switch c.RegistryKind {
-	case "simple", "aamp":
+	case "simple", "aamp", "aao":
 	default:
-		return fmt.Errorf("--registry-kind: %q is not simple or aamp", c.RegistryKind)
+		return fmt.Errorf("--registry-kind: %q is not simple, aamp or aao", c.RegistryKind)
 	}
 	switch c.Strategy {
 	case "threshold", "adaptive", "competitive":

@@ -21,6 +21,7 @@ import (
 	"github.com/dealflow/dealflow/internal/cluster"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	_ "github.com/dealflow/dealflow/internal/sandbox/adcp" // the market's AdCP sales agents
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -87,15 +88,20 @@ type Skipped struct {
 
 // Deal is one booked deal in the demo output.
 type Deal struct {
-	SellerURL   string        `json:"seller_url"`
-	SellerName  string        `json:"seller_name"`
-	PackageID   string        `json:"package_id"`
-	DealID      string        `json:"deal_id"`
-	CPM         float64       `json:"cpm"`
-	CPMMicros   events.Micros `json:"cpm_micros"`
-	Impressions int64         `json:"impressions"`
-	Spend       float64       `json:"spend"`
-	SpendMicros events.Micros `json:"spend_micros"`
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name"`
+	PackageID  string `json:"package_id"`
+	Protocol   string `json:"protocol" desc:"iab-seller-agent or adcp"`
+	DealID     string `json:"deal_id"`
+	// AdCP: the media buy, the seller's package in it and its revision.
+	MediaBuyID      string        `json:"media_buy_id,omitempty"`
+	SellerPackageID string        `json:"seller_package_id,omitempty"`
+	Revision        int           `json:"revision,omitempty"`
+	CPM             float64       `json:"cpm"`
+	CPMMicros       events.Micros `json:"cpm_micros"`
+	Impressions     int64         `json:"impressions"`
+	Spend           float64       `json:"spend"`
+	SpendMicros     events.Micros `json:"spend_micros"`
 }
 
 // Negotiation is one package's negotiation in the demo output.
@@ -117,6 +123,7 @@ type Negotiation struct {
 type Disclosure struct {
 	SellerURL  string `json:"seller_url"`
 	SellerName string `json:"seller_name"`
+	Protocol   string `json:"protocol"`
 	Trust      string `json:"trust"`
 	Tier       string `json:"tier"`
 	Reason     string `json:"reason"`
@@ -163,7 +170,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 		return Result{}, fmt.Errorf("sandbox: %w", err)
 	}
 	defer market.Close()
-	fmt.Fprintf(progress, "sandbox: registry %s, %d sellers\n", market.RegistryURL, len(market.Sellers))
+	fmt.Fprintf(progress, "sandbox: registry %s, %d IAB sellers, %d AdCP sales agents\n", market.RegistryURL, len(market.Sellers), len(market.ADCPSellers))
 
 	creds := market.Credentials()
 	cfg := config.Defaults()
@@ -206,6 +213,11 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	res := Result{CampaignID: id, Budget: req.Brief.BudgetMicros.Dollars(), BudgetMicros: req.Brief.BudgetMicros, Deals: []Deal{}, SkippedSellers: []Skipped{}, Negotiations: []Negotiation{}, Disclosures: []Disclosure{}}
 	names := map[string]string{}
 	for _, s := range market.Sellers {
+		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
+			names[u] = s.Name
+		}
+	}
+	for _, s := range market.ADCPSellers {
 		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
 			names[u] = s.Name
 		}
@@ -283,9 +295,9 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		if names != nil && names[v.Seller.URL] == "" && v.Seller.Name != "" {
 			names[v.Seller.URL] = v.Seller.Name
 		}
-		d := Disclosure{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), Trust: string(v.Seller.Trust), Tier: string(v.Disclosure.Tier), Reason: v.Disclosure.Reason}
+		d := Disclosure{SellerURL: v.Seller.URL, SellerName: name(v.Seller.URL), Protocol: string(v.Seller.Protocol.Or()), Trust: string(v.Seller.Trust), Tier: string(v.Disclosure.Tier), Reason: v.Disclosure.Reason}
 		res.Disclosures = append(res.Disclosures, d)
-		fmt.Fprintf(w, "  [discoverer] found   %-20s trust %-10s reveal %-10s (%s)\n", name(v.Seller.URL), v.Seller.Trust, v.Disclosure.Tier, v.Disclosure.Reason)
+		fmt.Fprintf(w, "  [discoverer] found   %-20s %-16s trust %-10s reveal %-10s (%s)\n", name(v.Seller.URL), v.Seller.Protocol.Or(), v.Seller.Trust, v.Disclosure.Tier, v.Disclosure.Reason)
 	case *events.SellerSkipped:
 		if names != nil && names[v.SellerURL] == "" && v.SellerName != "" {
 			names[v.SellerURL] = v.SellerName
@@ -326,7 +338,12 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 	case *events.PortfolioApproved:
 		fmt.Fprintf(w, "  [booker] approved by %s: %d deals\n", v.ApprovedBy, len(v.Lines))
 	case *events.DealBooked:
-		fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %s, spend %s\n", name(v.SellerURL), v.PackageID, v.DealID, v.CPMMicros.Cents(), v.SpendMicros)
+		if v.Protocol.IsADCP() {
+			fmt.Fprintf(w, "  [booker] booked  %-20s %-14s AdCP media buy %s (package %s, revision %d) at %s, spend %s\n", name(v.SellerURL), v.PackageID,
+				v.MediaBuyID, v.SellerPackageID, v.Revision, v.CPMMicros.Cents(), v.SpendMicros)
+		} else {
+			fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %s, spend %s\n", name(v.SellerURL), v.PackageID, v.DealID, v.CPMMicros.Cents(), v.SpendMicros)
+		}
 	case *events.BookingFailed:
 		res.Failed = append(res.Failed, *v)
 		fmt.Fprintf(w, "  [booker] FAILED  %-20s %-14s %s: %s\n", name(v.SellerURL), v.PackageID, v.Code, v.Reason)
@@ -338,6 +355,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		res.TotalSpend, res.Budget = v.TotalSpendMicros.Dollars(), v.BudgetMicros.Dollars()
 		for _, d := range v.Deals {
 			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID,
+				Protocol: string(d.Protocol.Or()), MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID, Revision: d.Revision,
 				CPM: d.CPMMicros.Dollars(), CPMMicros: d.CPMMicros, Impressions: d.Impressions, Spend: d.SpendMicros.Dollars(), SpendMicros: d.SpendMicros})
 		}
 		sort.SliceStable(res.Deals, func(i, j int) bool { return res.Deals[i].SpendMicros > res.Deals[j].SpendMicros })
@@ -351,9 +369,9 @@ func PrintReport(w io.Writer, r Result) {
 	fmt.Fprintf(w, "\nCampaign %s: %s\n\n", r.CampaignID, r.Status)
 	fmt.Fprintln(w, "Identity revealed per seller:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SELLER\tTRUST\tTIER\tWHY")
+	fmt.Fprintln(tw, "  SELLER\tPROTOCOL\tTRUST\tTIER\tWHY")
 	for _, d := range r.Disclosures {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.SellerName, d.Trust, d.Tier, d.Reason)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.SellerName, d.Protocol, d.Trust, d.Tier, d.Reason)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nNegotiations:")
@@ -371,9 +389,13 @@ func PrintReport(w io.Writer, r Result) {
 	}
 	fmt.Fprintln(w, "\nBooked deals:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SELLER\tPACKAGE\tCPM\tIMPRESSIONS\tSPEND\tDEAL ID\t")
+	fmt.Fprintln(tw, "SELLER\tPROTOCOL\tPACKAGE\tCPM\tIMPRESSIONS\tSPEND\tDEAL ID / MEDIA BUY\t")
 	for _, d := range r.Deals {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t\n", d.SellerName, d.PackageID, d.CPMMicros.Cents(), d.Impressions, d.SpendMicros.Cents(), d.DealID)
+		id := d.DealID
+		if d.MediaBuyID != "" {
+			id = d.MediaBuyID + "/" + d.SellerPackageID
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", d.SellerName, d.Protocol, d.PackageID, d.CPMMicros.Cents(), d.Impressions, d.SpendMicros.Cents(), id)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nBudget: %s   Total spend: %s   Deals: %d\n", r.BudgetMicros, r.TotalSpendMicros, len(r.Deals))

@@ -3,14 +3,17 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/adcpschema"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
@@ -21,11 +24,30 @@ import (
 // (CostMicros of the seller's impressions and final CPM), and the total is
 // the exact sum of the deals.
 func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
-	seller := map[string]events.Micros{} // deal id -> the seller's booked amount
+	seller := map[string]events.Micros{} // deal id (IAB) or media buy id (AdCP) -> the seller's booked amount
+	v, err := adcpschema.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adcpCalls int
 	inspect := func(_ context.Context, m *sandbox.Market, _ Result) error {
 		for _, s := range m.Sellers {
 			for _, d := range s.Deals() {
 				seller[d.DealID] = events.CostMicros(d.Impressions, events.Micros(d.FinalMicros))
+			}
+		}
+		// Every AdCP request the pipeline sent and every answer it read
+		// validates against the AdCP 3.1 schemas; the confirmed buys'
+		// package budgets are the sellers' booked amounts.
+		for _, s := range m.ADCPSellers {
+			for i, c := range s.Agent.(*sandboxadcp.Agent).Calls() {
+				adcpCalls++
+				if err := v.CheckCall(c.Tool, c.Arguments, c.Result, c.IsError); err != nil {
+					t.Errorf("%s call %d %s: %v\nargs %s\nresult %s", s.Name, i, c.Tool, err, c.Arguments, c.Result)
+				}
+				for id, amount := range mediaBuys(c.Result) {
+					seller[id] = amount
+				}
 			}
 		}
 		return nil
@@ -37,6 +59,25 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 	}
 	if res.Status != "completed" || len(res.Deals) < 2 || len(res.Plan) == 0 {
 		t.Fatalf("status %q, %d deals, %d plan lines", res.Status, len(res.Deals), len(res.Plan))
+	}
+	if adcpCalls == 0 {
+		t.Fatal("the pipeline never called an AdCP seller")
+	}
+	var iab, adcpDeals int
+	for _, d := range res.Deals {
+		if d.Protocol == "adcp" {
+			adcpDeals++
+			if d.MediaBuyID == "" || d.SellerPackageID == "" || d.DealID != "" || d.Revision < 1 {
+				t.Errorf("AdCP deal %+v: want media_buy_id, seller_package_id, revision and no deal_id", d)
+			}
+		} else if d.Protocol == "iab-seller-agent" && d.DealID != "" {
+			iab++
+		} else {
+			t.Errorf("deal %+v: protocol %q", d, d.Protocol)
+		}
+	}
+	if adcpDeals == 0 || iab == 0 {
+		t.Fatalf("want deals of both protocol families in one portfolio: %d IAB, %d AdCP", iab, adcpDeals)
 	}
 	if len(seller) != len(res.Deals) {
 		t.Fatalf("sellers hold %d deals, the demo reports %d", len(seller), len(res.Deals))
@@ -56,14 +97,21 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 			t.Errorf("deal %s: plan %d imps at %d = %s, booked %d imps at %d = %s", d.DealID, l.Impressions, l.CPMMicros, l.SpendMicros,
 				d.Impressions, d.CPMMicros, d.SpendMicros)
 		}
-		if got, ok := seller[d.DealID]; !ok || got != d.SpendMicros {
-			t.Errorf("deal %s: spend %d micros, the seller's booked amount %d", d.DealID, d.SpendMicros, got)
+		id := d.DealID
+		if d.Protocol == "adcp" {
+			id = d.MediaBuyID
+		}
+		if got, ok := seller[id]; !ok || got != d.SpendMicros {
+			t.Errorf("deal %s: spend %d micros, the seller's booked amount %d", id, d.SpendMicros, got)
 		}
 		if d.Spend != d.SpendMicros.Dollars() || d.CPM != d.CPMMicros.Dollars() {
 			t.Errorf("deal %s: dollar fields %v/%v not derived from micros %d/%d", d.DealID, d.Spend, d.CPM, d.SpendMicros, d.CPMMicros)
 		}
 		// The booked table prints the same cents as the plan line.
-		row := fmt.Sprintf("%s  %d  %s  %s", d.CPMMicros.Cents(), d.Impressions, d.SpendMicros.Cents(), d.DealID)
+		if d.Protocol == "adcp" {
+			id += "/" + d.SellerPackageID
+		}
+		row := fmt.Sprintf("%s  %d  %s  %s", d.CPMMicros.Cents(), d.Impressions, d.SpendMicros.Cents(), id)
 		if !strings.Contains(strings.Join(strings.Fields(report), "  "), row) {
 			t.Errorf("booked table lacks %q:\n%s", row, report)
 		}
@@ -75,6 +123,43 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 	if !strings.Contains(report, "Total spend: "+res.TotalSpendMicros.String()) || !strings.Contains(report, "Budget: $50,000.00") {
 		t.Fatalf("report totals:\n%s", report)
 	}
+}
+
+// mediaBuys finds the confirmed media buys in an AdCP result (a completed
+// create_media_buy, a task's result, get_media_buys) with the sum of their
+// package budgets in micros.
+func mediaBuys(raw json.RawMessage) map[string]events.Micros {
+	out := map[string]events.Micros{}
+	var walk func(any)
+	walk = func(n any) {
+		switch v := n.(type) {
+		case map[string]any:
+			if id, ok := v["media_buy_id"].(string); ok && id != "" {
+				if pkgs, ok := v["packages"].([]any); ok {
+					var sum events.Micros
+					for _, p := range pkgs {
+						if b, ok := p.(map[string]any)["budget"].(float64); ok {
+							m, _ := events.MicrosFromDollars(b)
+							sum += m
+						}
+					}
+					out[id] = sum
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	var doc any
+	if json.Unmarshal(raw, &doc) == nil {
+		walk(doc)
+	}
+	return out
 }
 
 func canon(u string) string {

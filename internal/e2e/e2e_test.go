@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
+	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -72,11 +74,34 @@ func (s *stack) follow(t *testing.T, id string) demo.Result {
 	return res
 }
 
+// sellerDeals counts the bookings the sellers hold: IAB deals by deal id,
+// and AdCP media buys by media_buy_id (each confirmed buy once; a second
+// buy of one line would show as another id).
 func sellerDeals(m *sandbox.Market) map[string]int {
 	out := map[string]int{}
 	for _, s := range m.Sellers {
 		for _, d := range s.Deals() {
 			out[d.DealID]++
+		}
+	}
+	for _, s := range m.ADCPSellers {
+		for _, c := range s.Agent.(*sandboxadcp.Agent).Calls() {
+			var r struct {
+				MediaBuyID string `json:"media_buy_id"`
+				Replayed   bool   `json:"replayed"`
+				Result     struct {
+					MediaBuyID string `json:"media_buy_id"`
+				} `json:"result"`
+			}
+			if c.IsError || json.Unmarshal(c.Result, &r) != nil {
+				continue
+			}
+			switch {
+			case c.Tool == "create_media_buy" && r.MediaBuyID != "" && !r.Replayed:
+				out[r.MediaBuyID]++
+			case c.Tool == "get_task_status" && r.Result.MediaBuyID != "":
+				out[r.Result.MediaBuyID] = 1 // polled as often as it took
+			}
 		}
 	}
 	return out
@@ -105,9 +130,15 @@ func TestDemoCampaignBooksWithinBudget(t *testing.T) {
 	perSeller := map[string]events.Micros{}
 	var sum events.Micros
 	booked := sellerDeals(s.market)
+	protocols := map[string]int{}
 	for _, d := range res.Deals {
-		if booked[d.DealID] != 1 {
-			t.Fatalf("deal %s booked %d times at the seller", d.DealID, booked[d.DealID])
+		protocols[d.Protocol]++
+		id := d.DealID
+		if d.Protocol == "adcp" {
+			id = d.MediaBuyID
+		}
+		if booked[id] != 1 {
+			t.Fatalf("deal %s booked %d times at the seller", id, booked[id])
 		}
 		if got := events.CostMicros(d.Impressions, d.CPMMicros); d.SpendMicros != got || d.Spend != got.Dollars() {
 			t.Fatalf("deal %s spend %d micros != impressions x CPM / 1000 = %d", d.DealID, d.SpendMicros, got)
@@ -117,6 +148,9 @@ func TestDemoCampaignBooksWithinBudget(t *testing.T) {
 	}
 	if len(booked) != len(res.Deals) {
 		t.Fatalf("sellers hold %d deals, campaign reports %d", len(booked), len(res.Deals))
+	}
+	if protocols["adcp"] == 0 || protocols["iab-seller-agent"] == 0 {
+		t.Fatalf("deals by protocol %v: want both families in one portfolio", protocols)
 	}
 	if sum != res.TotalSpendMicros {
 		t.Fatalf("total spend %d micros != sum of deals %d", res.TotalSpendMicros, sum)

@@ -291,7 +291,7 @@ func DefaultMarket() MarketConfig {
 			},
 			Faults: Faults{Down: true},
 		},
-	}}
+	}, ADCPSellers: DefaultADCPSellers()}
 }
 
 // GenerateMarket produces n similar, healthy, listed sellers for load tests:

@@ -19,6 +19,8 @@ var ErrConfig = errors.New("sandbox: invalid config")
 type MarketConfig struct {
 	Registry RegistryConfig `json:"registry"`
 	Sellers  []SellerConfig `json:"sellers"`
+	// ADCPSellers are AdCP 3.1 sales agents (internal/sandbox/adcp).
+	ADCPSellers []ADCPSellerConfig `json:"adcp_sellers,omitempty"`
 }
 
 // RegistryConfig configures the sandbox agent registry.
@@ -256,7 +258,7 @@ func (c MarketConfig) Validate() error {
 	if err := c.Registry.Faults.validate(); err != nil {
 		return fmt.Errorf("%w: registry: %w", ErrConfig, err)
 	}
-	return nil
+	return validateADCP(c, seen)
 }
 
 func (f Faults) validate() error {

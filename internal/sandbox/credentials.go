@@ -18,6 +18,9 @@ func (m *Market) Credentials() *identity.Credentials {
 			}
 		}
 	}
+	for _, s := range m.ADCPSellers {
+		creds.SetADCP(s.URL, s.Token, s.AccountID, s.BrandDomain)
+	}
 	return creds
 }
 
@@ -38,6 +41,9 @@ func (m *Market) CredentialsFile() []byte {
 		if len(keys) > 0 {
 			doc.Sellers[s.URL] = keys
 		}
+	}
+	for _, s := range m.ADCPSellers {
+		doc.Sellers[s.URL] = map[string]string{identity.FieldBearerToken: s.Token, identity.FieldAccount: s.AccountID, identity.FieldBrand: s.BrandDomain}
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return append(b, '\n')

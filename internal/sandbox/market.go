@@ -93,6 +93,9 @@ type Market struct {
 	Sellers []*Seller
 	// Registry is the running registry (request log, faults).
 	Registry *Registry
+	// ADCPSellers are the running AdCP sales agents (empty unless
+	// internal/sandbox/adcp is linked in).
+	ADCPSellers []*ADCPSeller
 
 	shared    *listenerServer
 	closeOnce sync.Once
@@ -134,6 +137,11 @@ func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, erro
 	m.Registry = newRegistry(m.Sellers, token, cfg.Registry.Faults, o.now)
 	m.Registry.rec.off = o.noLog
 
+	if err := m.startADCP(cfg, o); err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.Registry.adcp = m.ADCPSellers
 	var err error
 	if o.shared {
 		err = m.startShared(cfg)
@@ -344,6 +352,7 @@ func (m *Market) Close() error {
 		if m.shared != nil {
 			m.shared.shutdown()
 		}
+		m.closeADCP()
 	})
 	return nil
 }
@@ -359,11 +368,16 @@ type MarketSummary struct {
 type SellerSummary struct {
 	Name         string            `json:"name"`
 	URL          string            `json:"url"`
+	Protocol     string            `json:"protocol"`
+	MCPEndpoint  string            `json:"mcp_endpoint,omitempty"`
 	Trust        string            `json:"trust"`
 	Capabilities []string          `json:"capabilities"`
 	InRegistry   bool              `json:"in_registry"`
 	Down         bool              `json:"down"`
 	Keys         map[string]string `json:"keys"`
+	// AdCP: the account and brand the bearer token (keys.bearer_token) names.
+	Account string `json:"account,omitempty"`
+	Brand   string `json:"brand,omitempty"`
 }
 
 // Summary describes the market: registry URL, AAMP token, and per seller its
@@ -375,8 +389,13 @@ func (m *Market) Summary() MarketSummary {
 		for k, v := range s.Keys {
 			keys[k] = v
 		}
-		out.Sellers = append(out.Sellers, SellerSummary{Name: s.Name, URL: s.URL, Trust: s.Trust,
+		out.Sellers = append(out.Sellers, SellerSummary{Name: s.Name, URL: s.URL, Protocol: "iab-seller-agent", Trust: s.Trust,
 			Capabilities: nonNil(s.Capabilities), InRegistry: s.InRegistry, Down: s.Faults().Down, Keys: keys})
+	}
+	for _, s := range m.ADCPSellers {
+		out.Sellers = append(out.Sellers, SellerSummary{Name: s.Name, URL: s.URL, Protocol: "adcp", MCPEndpoint: s.MCPEndpoint, Trust: s.Trust,
+			Capabilities: nonNil(s.Capabilities), InRegistry: s.InRegistry, Keys: map[string]string{"bearer_token": s.Token},
+			Account: s.AccountID, Brand: s.BrandDomain})
 	}
 	return out
 }

@@ -8,8 +8,10 @@ import (
 )
 
 // Registry is the sandbox agent registry. It serves both registry APIs from
-// the market's configured sellers: the simple one (GET /agents, GET /verify)
-// and the AAMP one (GET /api/agents, bearer token).
+// the market's configured sellers: the simple one (GET /agents, GET /verify;
+// AdCP agents with protocol "adcp" and their mcp_endpoint), the AAMP one
+// (GET /api/agents, bearer token; IAB sellers only) and the
+// AgenticAdvertising.Org one (GET /api/registry/agents; AdCP agents only).
 type Registry struct {
 	// URL is the registry base URL (no trailing slash).
 	URL string
@@ -17,6 +19,7 @@ type Registry struct {
 	AAMPToken string
 
 	sellers   []*Seller // immutable after Start
+	adcp      []*ADCPSeller
 	createdAt time.Time
 	rec       recorder
 	faults    *faulter
@@ -34,6 +37,7 @@ func (g *Registry) routes() *router {
 	rt.handle(http.MethodGet, "/verify", g.handleVerify)
 	rt.handle(http.MethodGet, "/api/agents", g.handleAAMPAgents)
 	rt.handle(http.MethodGet, "/api/agents/{id}", g.handleAAMPAgent)
+	rt.handle(http.MethodGet, "/api/registry/agents", g.handleAAOAgents)
 	return rt
 }
 
@@ -105,6 +109,42 @@ func (g *Registry) handleAgents(w http.ResponseWriter, r *http.Request) {
 			"capabilities": capabilityObjs(s.Capabilities), "trust_level": s.Trust,
 		})
 	}
+	for _, s := range g.adcp {
+		if !s.InRegistry || (len(want) > 0 && !anyCap(s.Capabilities, want)) {
+			continue
+		}
+		agents = append(agents, map[string]any{
+			"agent_id": "agent-" + shortHash(s.Name, 8), "name": s.Name, "url": s.URL, "protocols": []string{"adcp", "mcp"},
+			"protocol": "adcp", "mcp_endpoint": s.MCPEndpoint, "capabilities": capabilityObjs(s.Capabilities), "trust_level": s.Trust,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
+}
+
+// handleAAOAgents is the AgenticAdvertising.Org listing,
+// GET /api/registry/agents?type=sales&capabilities=true&compliance=true:
+// the listed AdCP agents (never blocked ones), with their MCP endpoint,
+// health, channels and compliance status.
+func (g *Registry) handleAAOAgents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	agents := []map[string]any{}
+	for _, s := range g.adcp {
+		if !s.InRegistry || s.Trust == "blocked" {
+			continue
+		}
+		if t := q.Get("type"); t != "" && t != "sales" {
+			continue
+		}
+		a := map[string]any{"url": s.URL, "name": s.Name, "type": "sales", "protocol": "mcp", "mcp_endpoint": s.MCPEndpoint,
+			"health": map[string]any{"status": "healthy"}, "publisher_domains": []string{s.slug + ".sandbox.dealflow.test"}}
+		if q.Get("capabilities") == "true" {
+			a["capabilities"] = map[string]any{"channels": nonNil(s.Capabilities), "supported_protocols": []string{"media_buy"}}
+		}
+		if q.Get("compliance") == "true" {
+			a["compliance"] = map[string]any{"status": s.Compliance}
+		}
+		agents = append(agents, a)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": agents})
 }
 
@@ -131,6 +171,13 @@ func (g *Registry) handleVerify(w http.ResponseWriter, r *http.Request) {
 		if normURL(s.URL) == target {
 			writeJSON(w, http.StatusOK, map[string]any{"agent_url": q.Get("agent_url"), "is_registered": true,
 				"trust_level": s.Trust, "registry_id": agentID(s)})
+			return
+		}
+	}
+	for _, s := range g.adcp {
+		if s.InRegistry && (normURL(s.URL) == target || normURL(s.MCPEndpoint) == target) {
+			writeJSON(w, http.StatusOK, map[string]any{"agent_url": q.Get("agent_url"), "is_registered": true,
+				"trust_level": s.Trust, "registry_id": "agent-" + shortHash(s.Name, 8)})
 			return
 		}
 	}

@@ -89,6 +89,18 @@ type Seller struct {
 	Trust        Trust    `json:"trust" desc:"preferred, verified, registered, unknown or blocked."`
 	Source       string   `json:"source" desc:"registry, aamp, known, registry-stale (cached answer used while the registry failed) or campaign."`
 	Capabilities []string `json:"capabilities,omitempty"`
+	Protocol     Protocol `json:"protocol,omitempty" desc:"The API the seller speaks: iab-seller-agent (the IAB seller-agent API; also when absent) or adcp (an AdCP 3.1 sales agent over MCP)."`
+	MCPEndpoint  string   `json:"mcp_endpoint,omitempty" desc:"AdCP: the sales agent's MCP (streamable HTTP) endpoint; empty means url."`
+	Compliance   string   `json:"compliance,omitempty" desc:"AdCP: the registry's compliance status (passing, degraded or failing), when it reports one."`
+}
+
+// Endpoint is the URL to call: the MCP endpoint of an AdCP seller (when
+// set), else URL.
+func (s Seller) Endpoint() string {
+	if s.Protocol.IsADCP() && s.MCPEndpoint != "" {
+		return s.MCPEndpoint
+	}
+	return s.URL
 }
 
 // Disclosure records how much buyer identity a seller may see and why.
@@ -119,14 +131,15 @@ const (
 
 // SellerSkipped records that one seller was left out, and why.
 type SellerSkipped struct {
-	CampaignID string `json:"campaign_id"`
-	SellerURL  string `json:"seller_url"`
-	SellerName string `json:"seller_name,omitempty"`
-	Trust      Trust  `json:"trust,omitempty"`
-	Stage      string `json:"stage" desc:"discoverer or kitfetcher; for code dead_lettered, the stage that dead-lettered the event."`
-	Code       string `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
-	Reason     string `json:"reason"`
-	PackageID  string `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
+	CampaignID string   `json:"campaign_id"`
+	SellerURL  string   `json:"seller_url"`
+	SellerName string   `json:"seller_name,omitempty"`
+	Protocol   Protocol `json:"protocol,omitempty" desc:"iab-seller-agent or adcp, when the stage knew it."`
+	Trust      Trust    `json:"trust,omitempty"`
+	Stage      string   `json:"stage" desc:"discoverer or kitfetcher; for code dead_lettered, the stage that dead-lettered the event."`
+	Code       string   `json:"code" desc:"blocked, untrusted, duplicate, unreachable, timeout, bad_response, http_error, no_fitting_packages, non_compliant (the AAO registry reports compliance failing), signing_required (an AdCP seller requires RFC 9421 signatures), no_prices (public AdCP products without prices), dead_lettered (a SellerFound, PackageFound or QuoteReady of this seller was dead-lettered), ..."`
+	Reason     string   `json:"reason"`
+	PackageID  string   `json:"package_id,omitempty" desc:"Set when only this package is skipped: the rest of the seller's packages still count."`
 	// PackagesTotal lets a package-level skip complete the seller's count
 	// even when no QuoteReady of that seller ever arrives.
 	PackagesTotal int `json:"packages_total,omitempty" desc:"With package_id: the seller's number of fitting packages (PackageFound.packages_total)."`
@@ -175,6 +188,27 @@ type Package struct {
 	Negotiable            bool     `json:"negotiable"`
 	VolumeDiscounts       bool     `json:"volume_discounts"`
 	AvailableImpressions  int64    `json:"available_impressions,omitempty"`
+	// AdCP products: one Package per product and CPM pricing option.
+	PricingOptionID     string         `json:"pricing_option_id,omitempty" desc:"AdCP: the product's pricing option this package stands for (id is product_id/pricing_option_id)."`
+	PricingModel        string         `json:"pricing_model,omitempty" desc:"AdCP: fixed (exact_price_micros is the price) or auction (the buyer bids between floor_price_micros and its max)."`
+	PriceGuidanceMicros *PriceGuidance `json:"auction_guidance,omitempty" desc:"AdCP auction: the seller's clearing-price percentiles, CPM in micros."`
+	MinSpendMicros      Micros         `json:"min_spend_micros,omitempty" desc:"AdCP: min_spend_per_package, the smallest budget the seller accepts for one package, in micros (the minimum order)."`
+	ProposalID          string         `json:"proposal_id,omitempty" desc:"AdCP: the seller's proposal that includes this product, when it offered one."`
+}
+
+// Pricing models of an AdCP package.
+const (
+	PricingFixed   = "fixed"
+	PricingAuction = "auction"
+)
+
+// PriceGuidance is an AdCP auction option's clearing-price percentiles, CPM
+// in micros (0 = not sent).
+type PriceGuidance struct {
+	P25 Micros `json:"p25_micros,omitempty"`
+	P50 Micros `json:"p50_micros,omitempty"`
+	P75 Micros `json:"p75_micros,omitempty"`
+	P90 Micros `json:"p90_micros,omitempty"`
 }
 
 // PackageFound is one package that fits the brief.
@@ -234,6 +268,7 @@ type PlanLine struct {
 	QuoteID     string   `json:"quote_id"`
 	SellerURL   string   `json:"seller_url"`
 	SellerName  string   `json:"seller_name,omitempty"`
+	Protocol    Protocol `json:"protocol,omitempty" desc:"iab-seller-agent (also when absent) or adcp: how the line is booked."`
 	PackageID   string   `json:"package_id"`
 	ProductID   string   `json:"product_id,omitempty"`
 	DealType    string   `json:"deal_type,omitempty"`
@@ -280,10 +315,16 @@ type DealBooked struct {
 	CampaignID             string            `json:"campaign_id"`
 	SellerURL              string            `json:"seller_url"`
 	SellerName             string            `json:"seller_name,omitempty"`
-	PackageID              string            `json:"package_id"`
+	Protocol               Protocol          `json:"protocol,omitempty" desc:"How downstream systems tell the two kinds apart: iab-seller-agent (also when absent) is a deal with a deal_id to activate in a DSP; adcp is a media buy inside the seller's ad server, identified by media_buy_id + seller_package_id + revision, with an empty deal_id and no activation instructions."`
+	PackageID              string            `json:"package_id" desc:"dealflow's package id (AdCP: product_id/pricing_option_id)."`
 	ProductID              string            `json:"product_id,omitempty"`
 	QuoteID                string            `json:"quote_id"`
-	DealID                 string            `json:"deal_id" desc:"The seller's deal id, used in the DSP."`
+	DealID                 string            `json:"deal_id" desc:"The seller's deal id, used in the DSP; empty for an AdCP media buy."`
+	MediaBuyID             string            `json:"media_buy_id,omitempty" desc:"AdCP: the seller's media_buy_id."`
+	SellerPackageID        string            `json:"seller_package_id,omitempty" desc:"AdCP: the seller's package_id of this line inside the media buy."`
+	Revision               int               `json:"revision,omitempty" desc:"AdCP: the media buy's revision (1 at creation, raised by every change the seller accepts)."`
+	MediaBuyStatus         string            `json:"media_buy_status,omitempty" desc:"AdCP: the media buy's status when booked (pending_creatives, pending_start, active, ...)."`
+	PricingOptionID        string            `json:"pricing_option_id,omitempty" desc:"AdCP: the pricing option bought."`
 	DealType               string            `json:"deal_type"`
 	CPMMicros              Micros            `json:"cpm_micros" desc:"CPM the seller booked, in micros."`
 	AgreedCPMMicros        Micros            `json:"agreed_cpm_micros" desc:"CPM the buyer agreed, in micros."`
@@ -302,13 +343,15 @@ type DealBooked struct {
 
 // BookingFailed records one deal that could not be booked.
 type BookingFailed struct {
-	CampaignID  string `json:"campaign_id"`
-	SellerURL   string `json:"seller_url"`
-	PackageID   string `json:"package_id"`
-	QuoteID     string `json:"quote_id,omitempty"`
-	Code        string `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected, ..."`
-	Reason      string `json:"reason"`
-	SpendMicros Micros `json:"spend_micros" desc:"Spend freed by the failure, in micros."`
+	CampaignID  string   `json:"campaign_id"`
+	SellerURL   string   `json:"seller_url"`
+	Protocol    Protocol `json:"protocol,omitempty" desc:"iab-seller-agent (also when absent) or adcp."`
+	PackageID   string   `json:"package_id"`
+	QuoteID     string   `json:"quote_id,omitempty"`
+	Code        string   `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected (AdCP: the seller rejected a submitted buy, or refused it), ..."`
+	TaskID      string   `json:"task_id,omitempty" desc:"AdCP: the seller's task of a submitted buy that ended rejected or failed."`
+	Reason      string   `json:"reason"`
+	SpendMicros Micros   `json:"spend_micros" desc:"Spend freed by the failure, in micros."`
 }
 
 // SkippedSeller is a seller left out, in the campaign summary.

@@ -165,3 +165,48 @@ func enumStrings[T ~string](vs []T) []string {
 	}
 	return out
 }
+
+// Protocol is the API family a seller speaks; it is part of the seller's
+// identity and travels with it through every stage.
+type Protocol string
+
+// Seller protocol families.
+const (
+	// ProtocolIAB is the IAB Tech Lab seller-agent API (pkg/sellerclient):
+	// media kits, quotes, numeric negotiation, deals with a deal id.
+	ProtocolIAB Protocol = "iab-seller-agent"
+	// ProtocolADCP is an AdCP 3.1 sales agent over MCP (pkg/sellerclient/adcp):
+	// products, pricing options, create_media_buy; no deal id.
+	ProtocolADCP Protocol = "adcp"
+)
+
+// Protocols lists every protocol; the JSON Schemas' enums come from it.
+var Protocols = []Protocol{ProtocolIAB, ProtocolADCP}
+
+// EnumValues implements Enum for schema generation.
+func (Protocol) EnumValues() []string { return enumStrings(Protocols) }
+
+// ParseProtocol maps an input protocol name to a Protocol: empty (and the
+// registries' "a2a"/"iab") is the IAB seller-agent API; "adcp" or "mcp" is
+// AdCP. ok is false for anything else.
+func ParseProtocol(s string) (Protocol, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "iab-seller-agent", "iab", "a2a", "seller-agent":
+		return ProtocolIAB, true
+	case "adcp", "mcp":
+		return ProtocolADCP, true
+	}
+	return ProtocolIAB, false
+}
+
+// Or returns p, or ProtocolIAB when p is empty (events written before the
+// field existed are IAB).
+func (p Protocol) Or() Protocol {
+	if p == "" {
+		return ProtocolIAB
+	}
+	return p
+}
+
+// IsADCP reports an AdCP seller.
+func (p Protocol) IsADCP() bool { return p == ProtocolADCP }

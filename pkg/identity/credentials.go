@@ -45,6 +45,94 @@ type Credentials struct {
 	mu      sync.RWMutex
 	sellers map[string]*keySet // by canonical seller URL (sellerclient.CanonicalURL)
 	def     *keySet            // used for a tier a seller has no key for
+	adcp    map[string]*adcpSet
+}
+
+// AdCP seller entry fields of the credentials document, beside the tiers:
+// {"sellers":{"<url>":{"bearer_token":"..","account":"acct-1","brand":"acme.example"}}}.
+const (
+	FieldBearerToken = "bearer_token"
+	FieldAccount     = "account"
+	FieldBrand       = "brand"
+)
+
+// adcpSet is one AdCP seller's bearer token, account id and brand domain.
+type adcpSet struct{ token, account, brand string }
+
+// String hides the token if an adcpSet is ever printed.
+func (a *adcpSet) String() string { return redacted }
+
+// GoString hides the token under %#v too.
+func (a *adcpSet) GoString() string { return redacted }
+
+// ADCPIdentity is what an AdCP sales agent is told at a tier above public:
+// the bearer token, and the account and brand the credentials name. Token
+// never prints.
+type ADCPIdentity struct {
+	Token   string
+	Account string
+	Brand   string
+}
+
+// String names the account and brand, never the token.
+func (a ADCPIdentity) String() string {
+	return "ADCPIdentity{account " + a.Account + ", brand " + a.Brand + ", token " + redacted + "}"
+}
+
+// GoString keeps %#v from printing the token.
+func (a ADCPIdentity) GoString() string { return a.String() }
+
+// SetADCP stores an AdCP seller's bearer token, account id and brand domain
+// (empty values keep the stored ones).
+func (c *Credentials) SetADCP(sellerURL, token, account, brand string) {
+	u, ok := canonical(sellerURL)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.adcp == nil {
+		c.adcp = map[string]*adcpSet{}
+	}
+	a := c.adcp[u]
+	if a == nil {
+		a = &adcpSet{}
+		c.adcp[u] = a
+	}
+	if token != "" {
+		a.token = token
+	}
+	if account != "" {
+		a.account = account
+	}
+	if brand != "" {
+		a.brand = brand
+	}
+}
+
+// ADCP returns the AdCP identity to use with sellerURL at tier t. Public is
+// the zero identity (no token, no account, no brand). Above public the token
+// is the seller's tier key when it has one, else its bearer_token; account
+// and brand are the entry's. ok is false when no token exists for t.
+func (c *Credentials) ADCP(sellerURL string, t Tier) (ADCPIdentity, bool) {
+	if t == TierPublic || t == "" {
+		return ADCPIdentity{}, true
+	}
+	if c == nil {
+		return ADCPIdentity{}, false
+	}
+	var out ADCPIdentity
+	if u, ok := canonical(sellerURL); ok {
+		c.mu.RLock()
+		if a := c.adcp[u]; a != nil {
+			out = ADCPIdentity{Token: a.token, Account: a.account, Brand: a.brand}
+		}
+		c.mu.RUnlock()
+	}
+	if k, ok := c.Key(sellerURL, t); ok {
+		out.Token = k
+	}
+	return out, out.Token != ""
 }
 
 // credentialsDoc is the file and environment format:
@@ -153,8 +241,29 @@ func (c *Credentials) merge(data []byte) error {
 		key  string
 	}
 	var entries []entry
+	type adcpEntry struct{ url, token, account, brand string }
+	var adcps []adcpEntry
 	check := func(where string, m map[string]string, u string) error {
+		var ad adcpEntry
 		for name, key := range m {
+			switch name {
+			case FieldBearerToken, FieldAccount, FieldBrand:
+				if u == "" {
+					return fmt.Errorf("%w: %s: %s is per seller, not a default", ErrCredentials, where, name)
+				}
+				if strings.TrimSpace(key) == "" {
+					return fmt.Errorf("%w: %s: empty %s", ErrCredentials, where, name)
+				}
+				switch name {
+				case FieldBearerToken:
+					ad.token = strings.TrimSpace(key)
+				case FieldAccount:
+					ad.account = strings.TrimSpace(key)
+				default:
+					ad.brand = strings.TrimSpace(key)
+				}
+				continue
+			}
 			t, err := ParseTier(name)
 			if err != nil || t == TierPublic {
 				return fmt.Errorf("%w: %s: tier %q is not seat, agency or advertiser", ErrCredentials, where, name)
@@ -163,6 +272,10 @@ func (c *Credentials) merge(data []byte) error {
 				return fmt.Errorf("%w: %s: empty key for tier %s", ErrCredentials, where, t)
 			}
 			entries = append(entries, entry{u, t, strings.TrimSpace(key)})
+		}
+		if ad != (adcpEntry{}) {
+			ad.url = u
+			adcps = append(adcps, ad)
 		}
 		return nil
 	}
@@ -191,6 +304,9 @@ func (c *Credentials) merge(data []byte) error {
 		} else {
 			c.Set(e.url, e.tier, e.key)
 		}
+	}
+	for _, a := range adcps {
+		c.SetADCP(a.url, a.token, a.account, a.brand)
 	}
 	return nil
 }
@@ -307,7 +423,7 @@ func (c *Credentials) Available(sellerURL string) func(Tier) bool {
 		if t == TierPublic {
 			return true
 		}
-		_, ok := c.Key(sellerURL, t)
+		_, ok := c.ADCP(sellerURL, t) // a tier key, or an AdCP bearer token
 		return ok
 	}
 }
@@ -341,6 +457,25 @@ func (c *Credentials) redactedDoc() credentialsDoc {
 				doc.Sellers = map[string]map[string]string{}
 			}
 			doc.Sellers[u] = m
+		}
+	}
+	for u, a := range c.adcp {
+		if doc.Sellers == nil {
+			doc.Sellers = map[string]map[string]string{}
+		}
+		m := doc.Sellers[u]
+		if m == nil {
+			m = map[string]string{}
+			doc.Sellers[u] = m
+		}
+		if a.token != "" {
+			m[FieldBearerToken] = redacted
+		}
+		if a.account != "" {
+			m[FieldAccount] = a.account
+		}
+		if a.brand != "" {
+			m[FieldBrand] = a.brand
 		}
 	}
 	doc.Default = names(c.def)

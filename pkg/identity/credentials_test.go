@@ -296,3 +296,45 @@ func TestDecideWithCredentials(t *testing.T) {
 		t.Fatalf("key %q", k)
 	}
 }
+
+// TestCredentialsADCP: an AdCP seller's bearer_token, account and brand are
+// read per seller; above public the token is the tier key when there is
+// one, else the bearer token; public is nothing; the token never prints.
+func TestCredentialsADCP(t *testing.T) {
+	c, err := ParseCredentials([]byte(`{"sellers":{
+		"https://sales.example":{"bearer_token":"tok-secret-1","account":"acct-1","brand":"acme.example"},
+		"https://both.example":{"agency":"agency-key-2","bearer_token":"tok-secret-2","account":"acct-2","brand":"acme.example"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := c.ADCP("https://SALES.example/", TierAgency); !ok || id.Token != "tok-secret-1" || id.Account != "acct-1" || id.Brand != "acme.example" {
+		t.Fatalf("sales: %v %v", id, ok)
+	}
+	if id, ok := c.ADCP("https://both.example", TierAgency); !ok || id.Token != "agency-key-2" {
+		t.Fatalf("tier key first: %v %v", id, ok)
+	}
+	if id, ok := c.ADCP("https://sales.example", TierPublic); !ok || id != (ADCPIdentity{}) {
+		t.Fatalf("public: %v", id)
+	}
+	if _, ok := c.ADCP("https://other.example", TierSeat); ok {
+		t.Fatal("a seller without credentials has an AdCP token")
+	}
+	if !c.Available("https://sales.example")(TierAdvertiser) {
+		t.Fatal("a bearer token makes the tiers available")
+	}
+	id, _ := c.ADCP("https://sales.example", TierSeat)
+	b, _ := json.Marshal(c)
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v %s", id, id, id, id), string(b)} {
+		if strings.Contains(s, "tok-secret") || strings.Contains(s, "agency-key") {
+			t.Fatalf("a token printed: %s", s)
+		}
+	}
+	if !strings.Contains(string(b), "acct-1") {
+		t.Fatalf("the account should be listed: %s", b)
+	}
+	for _, bad := range []string{`{"default":{"bearer_token":"x"}}`, `{"sellers":{"https://a.example":{"brand":" "}}}`} {
+		if _, err := ParseCredentials([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

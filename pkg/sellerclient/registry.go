@@ -22,7 +22,29 @@ const (
 	RegistrySimple RegistryKind = "simple"
 	// RegistryAAMP is the IAB agent registry: GET /api/agents with a bearer JWT.
 	RegistryAAMP RegistryKind = "aamp"
+	// RegistryAAO is the AgenticAdvertising.Org registry of AdCP agents:
+	// GET /api/registry/agents?type=sales&capabilities=true&compliance=true.
+	// Every record is an AdCP sales agent; compliance feeds trust.
+	RegistryAAO RegistryKind = "aao"
 )
+
+// ParseRegistryKind reads a --registry-kind value ("" is simple).
+func ParseRegistryKind(s string) (RegistryKind, bool) {
+	switch k := RegistryKind(strings.ToLower(strings.TrimSpace(s))); k {
+	case "", RegistrySimple:
+		return RegistrySimple, true
+	case RegistryAAMP, RegistryAAO:
+		return k, true
+	}
+	return "", false
+}
+
+// aaoAgentsPath is the AAO registry's listing (listAgents).
+const aaoAgentsPath = "/api/registry/agents"
+
+func aaoQuery() url.Values {
+	return url.Values{"type": {"sales"}, "capabilities": {"true"}, "compliance": {"true"}}
+}
 
 // maxRegistryPages bounds pagination so a looping registry cannot hold a call.
 const maxRegistryPages = 100
@@ -44,6 +66,16 @@ type SellerRecord struct {
 	Protocols    []string
 	Capabilities []string
 	Trust        events.Trust
+	// Protocol is the API the seller speaks (IAB seller-agent unless the
+	// record says adcp/mcp, or comes from the AAO registry).
+	Protocol events.Protocol
+	// MCPEndpoint is an AdCP agent's MCP endpoint ("" = URL).
+	MCPEndpoint string
+	// Compliance is the AAO registry's compliance status (passing,
+	// degraded, failing), "" when not reported.
+	Compliance string
+	// PublisherDomains are the AAO record's publisher_domains.
+	PublisherDomains []string
 }
 
 // SkippedRecord is a malformed registry record that was left out; the rest of
@@ -90,9 +122,12 @@ func (c *Client) DiscoverSellers(ctx context.Context, reg Registry, caps []strin
 	}
 	want := capFilter(caps)
 	var first string
-	if kind == RegistryAAMP {
+	switch kind {
+	case RegistryAAMP:
 		first = joinURL(base, "/api/agents", nil)
-	} else {
+	case RegistryAAO:
+		first = joinURL(base, aaoAgentsPath, aaoQuery())
+	default:
 		q := url.Values{"agent_type": {"seller"}}
 		if names := capNames(caps); len(names) > 0 {
 			q.Set("capabilities", strings.Join(names, ","))
@@ -140,10 +175,14 @@ func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string)
 		return TrustInfo{}, err
 	}
 	unknown := TrustInfo{AgentURL: target, Trust: events.TrustUnknown}
-	if kind == RegistryAAMP {
+	if kind == RegistryAAMP || kind == RegistryAAO {
+		listing := joinURL(base, "/api/agents", nil)
+		if kind == RegistryAAO {
+			listing = joinURL(base, aaoAgentsPath, aaoQuery())
+		}
 		var found *TrustInfo
 		var d Discovery
-		err := c.paginate(ctx, op, reg, kind, joinURL(base, "/api/agents", nil), &d, func(_, _ int, raw json.RawMessage) {
+		err := c.paginate(ctx, op, reg, kind, listing, &d, func(_, _ int, raw json.RawMessage) {
 			if found != nil {
 				return
 			}
@@ -181,7 +220,7 @@ func (c *Client) registryBase(op string, reg Registry) (string, RegistryKind, er
 	if kind == "" {
 		kind = RegistrySimple
 	}
-	if kind != RegistrySimple && kind != RegistryAAMP {
+	if kind != RegistrySimple && kind != RegistryAAMP && kind != RegistryAAO {
 		return "", "", validationError(op, reg.URL, fmt.Sprintf("unknown registry kind %q", reg.Kind))
 	}
 	base, err := c.checkTarget(reg.URL)
@@ -346,6 +385,70 @@ type simpleRecord struct {
 	Capabilities stringList `json:"capabilities"`
 	TrustLevel   string     `json:"trust_level"`
 	TrustStatus  string     `json:"trust_status"`
+	// Protocol and MCPEndpoint mark an AdCP sales agent in the simple
+	// registry (protocols may also list "adcp").
+	Protocol    string `json:"protocol"`
+	MCPEndpoint string `json:"mcp_endpoint"`
+}
+
+// aaoRecord is a record of the AgenticAdvertising.Org registry (listAgents).
+type aaoRecord struct {
+	URL              string          `json:"url"`
+	Name             string          `json:"name"`
+	Type             string          `json:"type"`
+	Protocol         string          `json:"protocol"` // mcp | a2a (transport)
+	MCPEndpoint      string          `json:"mcp_endpoint"`
+	Health           json.RawMessage `json:"health"`
+	Capabilities     json.RawMessage `json:"capabilities"`
+	Compliance       json.RawMessage `json:"compliance"`
+	PublisherDomains stringList      `json:"publisher_domains"`
+	Verified         bool            `json:"verified"`
+}
+
+// statusOf reads a status that is either a string or an object with a
+// "status" field.
+func statusOf(raw json.RawMessage) string {
+	t := trimSpace(raw)
+	if isNull(t) {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(t, &s) == nil {
+		return strings.ToLower(strings.TrimSpace(s))
+	}
+	var o struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(t, &o) == nil {
+		return strings.ToLower(strings.TrimSpace(o.Status))
+	}
+	return ""
+}
+
+// aaoCapabilities reads capabilities as a list, or as an object's channels.
+func aaoCapabilities(raw json.RawMessage) []string {
+	t := trimSpace(raw)
+	if isNull(t) {
+		return nil
+	}
+	var l stringList
+	if json.Unmarshal(t, &l) == nil {
+		return l
+	}
+	var o struct {
+		Channels stringList `json:"channels"`
+		MediaBuy *struct {
+			Channels stringList `json:"channels"`
+		} `json:"media_buy"`
+	}
+	if json.Unmarshal(t, &o) == nil {
+		out := []string(o.Channels)
+		if o.MediaBuy != nil {
+			out = append(out, o.MediaBuy.Channels...)
+		}
+		return out
+	}
+	return nil
 }
 
 // aampRecord is a record of the IAB agent registry.
@@ -369,7 +472,45 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		return rec, false, "record is not a JSON object"
 	}
 	var rawURL string
-	if kind == RegistryAAMP {
+	rec.Protocol = events.ProtocolIAB
+	if kind == RegistryAAO {
+		var a aaoRecord
+		if err := json.Unmarshal(t, &a); err != nil {
+			return rec, false, "malformed record: " + shortErr(err)
+		}
+		rec.Name, rawURL = a.Name, a.URL
+		if strings.TrimSpace(rawURL) == "" {
+			rawURL = a.MCPEndpoint
+		}
+		rec.AgentID = rawURL
+		if strings.TrimSpace(rawURL) == "" {
+			return rec, false, "missing url"
+		}
+		if a.Protocol != "" && !strings.EqualFold(a.Protocol, "mcp") {
+			return rec, false, "agent speaks " + a.Protocol + " only; dealflow speaks AdCP over MCP"
+		}
+		rec.Protocol = events.ProtocolADCP
+		if ep := strings.TrimSpace(a.MCPEndpoint); ep != "" {
+			n, err := CanonicalURL(ep)
+			if err != nil {
+				return rec, false, "invalid mcp_endpoint: " + shortErr(err)
+			}
+			rec.MCPEndpoint = n
+		}
+		rec.Protocols = []string{"adcp", "mcp"}
+		rec.Capabilities = dedup(aaoCapabilities(a.Capabilities))
+		rec.PublisherDomains = dedup(a.PublisherDomains)
+		rec.Compliance = statusOf(a.Compliance)
+		switch {
+		case rec.Compliance == "passing" || a.Verified:
+			rec.Trust = events.TrustVerified
+		default:
+			rec.Trust = events.TrustRegistered
+		}
+		if sellersOnly && a.Type != "" && !strings.EqualFold(a.Type, "sales") {
+			skip = true
+		}
+	} else if kind == RegistryAAMP {
 		var a aampRecord
 		if err := json.Unmarshal(t, &a); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
@@ -413,6 +554,18 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		}
 		rec.Protocols = dedup(s.Protocols)
 		rec.Capabilities = dedup(s.Capabilities)
+		if p, ok := events.ParseProtocol(s.Protocol); ok && p.IsADCP() || containsFold(rec.Protocols, "adcp") {
+			rec.Protocol = events.ProtocolADCP
+		} else if !ok {
+			return rec, false, "unknown protocol " + truncate(s.Protocol, 50)
+		}
+		if ep := strings.TrimSpace(s.MCPEndpoint); ep != "" {
+			n, err := CanonicalURL(ep)
+			if err != nil {
+				return rec, false, "invalid mcp_endpoint: " + shortErr(err)
+			}
+			rec.MCPEndpoint = n
+		}
 		trust := s.TrustLevel
 		if trust == "" {
 			trust = s.TrustStatus

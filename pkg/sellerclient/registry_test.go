@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -53,8 +55,8 @@ func TestDiscoverSellersSimple(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "seller-a", Name: "Seller A", URL: "http://seller-a.example.com", Protocols: []string{"a2a", "opendirect21"},
-			Capabilities: []string{"ctv", "display"}, Trust: events.TrustVerified},
-		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: events.TrustVerified},
+			Capabilities: []string{"ctv", "display"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
+		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -114,9 +116,9 @@ func TestDiscoverSellersAAMP(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "1", Name: "Acme Seller", URL: "https://seller.acme.example.com", Protocols: []string{"a2a"},
-			Capabilities: []string{"ctv", "display", "video"}, Trust: events.TrustVerified},
-		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: events.TrustRegistered},
-		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: events.TrustVerified},
+			Capabilities: []string{"ctv", "display", "video"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
+		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: events.TrustRegistered, Protocol: events.ProtocolIAB},
+		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -342,5 +344,49 @@ func TestVerifyAgentAAMP(t *testing.T) {
 	}
 	if r := srv.last(t); r.Header.Get("Authorization") != "Bearer jwt" {
 		t.Fatal("token not sent")
+	}
+}
+
+// TestDiscoverSellersAAO reads the AgenticAdvertising.Org registry: every
+// record is an AdCP sales agent with its MCP endpoint; compliance feeds
+// trust; a2a-only agents are skipped as malformed for dealflow.
+func TestDiscoverSellersAAO(t *testing.T) {
+	var gotQuery string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/registry/agents" {
+			http.NotFound(w, r)
+			return
+		}
+		gotQuery = r.URL.RawQuery
+		_, _ = w.Write([]byte(`{"agents":[
+ {"url":"https://sales.streamco.example","name":"StreamCo","type":"sales","protocol":"mcp","mcp_endpoint":"https://sales.streamco.example/mcp",
+  "health":{"status":"healthy"},"capabilities":{"channels":["ctv","olv"]},"compliance":{"status":"passing"},"publisher_domains":["streamco.example"]},
+ {"url":"https://bad.example","name":"Bad","type":"sales","protocol":"mcp","compliance":"failing","capabilities":["display"]},
+ {"url":"https://a2a.example","name":"A2A only","type":"sales","protocol":"a2a"},
+ {"url":"https://creative.example","name":"Creative","type":"creative","protocol":"mcp"}]}`))
+	}))
+	defer srv.Close()
+	c := New(Config{AllowPrivate: true})
+	d, err := c.DiscoverSellers(context.Background(), Registry{URL: srv.URL, Kind: RegistryAAO}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotQuery != "capabilities=true&compliance=true&type=sales" {
+		t.Fatalf("query %q", gotQuery)
+	}
+	if len(d.Sellers) != 2 || len(d.Skipped) != 1 {
+		t.Fatalf("sellers %+v skipped %+v", d.Sellers, d.Skipped)
+	}
+	s := d.Sellers[0]
+	if s.Protocol != events.ProtocolADCP || s.MCPEndpoint != "https://sales.streamco.example/mcp" || s.Trust != events.TrustVerified ||
+		s.Compliance != "passing" || !reflect.DeepEqual(s.Capabilities, []string{"ctv", "olv"}) {
+		t.Fatalf("streamco %+v", s)
+	}
+	if b := d.Sellers[1]; b.Compliance != "failing" || b.Trust != events.TrustRegistered || b.Protocol != events.ProtocolADCP {
+		t.Fatalf("bad %+v", b)
+	}
+	ti, err := c.VerifyAgent(context.Background(), Registry{URL: srv.URL, Kind: RegistryAAO}, "https://sales.streamco.example/")
+	if err != nil || !ti.IsRegistered || ti.Trust != events.TrustVerified {
+		t.Fatalf("verify %+v %v", ti, err)
 	}
 }

@@ -90,7 +90,7 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 				log.Error().Str("seller", d.SellerURL).Str("deal_id", d.DealID).Str("booked_cpm", d.CPMMicros.String()).
 					Str("agreed_cpm", d.AgreedCPMMicros.String()).Msg("ALARM: booked CPM differs from agreed CPM")
 			}
-			log.Info().Str("seller", d.SellerURL).Str("package_id", d.PackageID).Str("deal_id", d.DealID).
+			log.Info().Str("seller", d.SellerURL).Str("protocol", string(d.Protocol)).Str("package_id", d.PackageID).Str("deal_id", d.DealID).Str("media_buy_id", d.MediaBuyID).
 				Str("cpm", d.CPMMicros.String()).Str("spend", d.SpendMicros.String()).Msg("deal booked")
 			continue
 		}

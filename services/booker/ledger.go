@@ -12,6 +12,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // Ledger line states.
@@ -19,6 +20,10 @@ const (
 	LineReserved = "reserved"
 	LineBooked   = "booked"
 	LineFailed   = "failed"
+	// LineSubmitted is an AdCP buy the seller answered "submitted" (human
+	// approval pending): the spend stays reserved and the line's next
+	// attempt polls TaskID instead of creating the buy again.
+	LineSubmitted = "submitted"
 )
 
 // Ledger is a campaign's booking ledger, one KV value per campaign so a
@@ -43,7 +48,12 @@ type LedgerLine struct {
 	RequoteKey string `json:"requote_key"`
 	BookKey    string `json:"book_key"`
 	// RequoteID is the fresh quote at the agreed CPM for the planned volume.
-	RequoteID string                `json:"requote_id,omitempty"`
+	RequoteID string `json:"requote_id,omitempty"`
+	// Protocol is the seller's protocol; AdCP lines send
+	// adcp.IdempotencyKey(campaign, key, book_key) with create_media_buy.
+	Protocol events.Protocol `json:"protocol,omitempty"`
+	// TaskID is the seller's task of a submitted AdCP buy.
+	TaskID    string                `json:"task_id,omitempty"`
 	Deal      *events.DealBooked    `json:"deal,omitempty"`
 	Failure   *events.BookingFailed `json:"failure,omitempty"`
 	UpdatedAt time.Time             `json:"updated_at"`
@@ -53,7 +63,7 @@ type LedgerLine struct {
 func (l *Ledger) Committed() events.Micros {
 	var s events.Micros
 	for _, x := range l.Lines {
-		if x.State == LineReserved || x.State == LineBooked {
+		if x.State == LineReserved || x.State == LineBooked || x.State == LineSubmitted {
 			s += x.SpendMicros
 		}
 	}
@@ -83,7 +93,7 @@ func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, b
 			return false, fmt.Errorf("%w: committed %d + %d micros > budget %d micros (%s)", errBudget,
 				led.Committed(), spend, led.BudgetMicros, led.BudgetMicros)
 		}
-		line = &LedgerLine{Key: key, QuoteID: l.QuoteID, SellerURL: l.SellerURL, PackageID: l.PackageID, State: LineReserved,
+		line = &LedgerLine{Key: key, QuoteID: l.QuoteID, SellerURL: l.SellerURL, PackageID: l.PackageID, State: LineReserved, Protocol: l.Protocol.Or(),
 			SpendMicros: spend, RequoteKey: events.NewID(), BookKey: events.NewID(), UpdatedAt: time.Now().UTC()}
 		led.Lines[key] = line
 		return true, nil
@@ -108,6 +118,11 @@ func saveLine(ctx context.Context, store *bus.Store[Ledger], campaignID string, 
 type Booker struct {
 	Client      *sellerclient.Client
 	Credentials *identity.Credentials
+	// ADCP books the lines of AdCP sellers (create_media_buy).
+	ADCP *adcp.Client
+	// PollWait bounds how long one attempt follows a submitted AdCP buy's
+	// task before leaving it to the redelivery (default 10s).
+	PollWait time.Duration
 	// CallTimeout bounds each seller call (default 30s).
 	CallTimeout time.Duration
 	Now         func() time.Time
@@ -118,7 +133,7 @@ type Booker struct {
 // could not be reached) and the caller must retry later with the same keys.
 func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
 	fail := func(code, reason string) *events.BookingFailed {
-		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
+		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, Protocol: l.Protocol.Or(), PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
 	}
 	line, err := reserve(ctx, led, c.ID, c.Request.Brief.BudgetMicros, l)
 	if errors.Is(err, errBudget) {
@@ -150,6 +165,9 @@ func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campai
 	q, ok := c.Quotes[campaign.QuoteKey(l.SellerURL, l.PackageID)]
 	if !ok {
 		return finish(nil, fail("unknown_quote", "approved line matches no quote of the campaign"))
+	}
+	if l.Protocol.IsADCP() || q.Seller.Protocol.IsADCP() {
+		return b.bookADCP(ctx, led, c, q, l, line, finish)
 	}
 	auth, err := sellerclient.AuthFor(b.Credentials, l.SellerURL, q.Tier)
 	if err != nil {
@@ -269,7 +287,7 @@ func dealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, qu
 		imps = *d.Terms.Impressions
 	}
 	spendMicros := events.CostMicros(imps, cpm) // the seller's booked amount
-	out := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID, ProductID: q.Package.ProductID,
+	out := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, Protocol: events.ProtocolIAB, PackageID: l.PackageID, ProductID: q.Package.ProductID,
 		QuoteID: quoteID, DealID: d.DealID, DealType: string(d.DealType), CPMMicros: cpm, AgreedCPMMicros: l.CPMMicros,
 		CPMMismatch: cpm != l.CPMMicros, Impressions: imps, SpendMicros: spendMicros,
 		Currency: "USD", FlightStart: d.Terms.FlightStart, FlightEnd: d.Terms.FlightEnd, Tier: q.Tier,

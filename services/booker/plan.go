@@ -174,7 +174,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 	}
 	for _, l := range res.Lines {
 		q := byKey[l.QuoteID]
-		plan.Lines = append(plan.Lines, events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, SellerName: q.Seller.Name, PackageID: q.Package.ID,
+		plan.Lines = append(plan.Lines, events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, SellerName: q.Seller.Name, Protocol: q.Seller.Protocol.Or(), PackageID: q.Package.ID,
 			ProductID: q.Package.ProductID, DealType: q.DealType, Formats: q.Package.AdFormats, Tier: q.Tier,
 			// The quote's exact price (the optimiser read the same micros; the
 			// seller books at the quote's price in any case).

@@ -18,6 +18,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // Stage is the stage and durable consumer name.
@@ -32,6 +33,9 @@ type Service struct {
 	// DefaultBuyer is the operator's identity, used for campaigns that
 	// carry none.
 	DefaultBuyer identity.BuyerIdentity
+	// ADCP asks AdCP sellers for their capabilities (request signing);
+	// nil skips the check.
+	ADCP *adcp.Client
 	// Log receives one info line per discovery and a warning per skipped
 	// seller, each with campaign_id (the zero logger discards them).
 	Log zerolog.Logger
@@ -137,8 +141,8 @@ type Result struct {
 }
 
 // Discover finds and vets the campaign's sellers. It fails only on a bug
-// (an invalid identity context); every seller and registry problem becomes a
-// skip or a source status.
+// (an invalid identity context) or when ctx ends (shutdown); every seller
+// and registry problem becomes a skip or a source status.
 func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (Result, error) {
 	if req.Buyer.IsZero() {
 		req.Buyer = s.DefaultBuyer
@@ -161,6 +165,10 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 			continue
 		}
 		sel.URL = url
+		sel.Protocol = sel.Protocol.Or()
+		if !sel.Protocol.IsADCP() {
+			sel.MCPEndpoint = ""
+		}
 		if sel.Trust == "" {
 			sel.Trust = identity.TrustUnknown
 		}
@@ -178,6 +186,15 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		if code == "blocked" {
 			sel.Trust = identity.TrustBlocked
 		}
+		if code == "" && sel.Compliance == "failing" {
+			code, reason = "non_compliant", "the registry reports the agent's compliance as failing; it is not shopped"
+		}
+		if code == "" && sel.Protocol.IsADCP() {
+			code, reason = s.adcpSkip(ctx, sel)
+			if err := ctx.Err(); err != nil {
+				return res, err // shutting down: retried, not a skip
+			}
+		}
 		if code == "" {
 			d, derr := identity.Decide(s.Strategy, s.Caps, req.Buyer, sel.Trust, dealContext(req), s.Credentials.Available(url))
 			switch {
@@ -194,11 +211,37 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 			}
 		}
 		done.Skipped++
-		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Trust: sel.Trust,
+		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Protocol: sel.Protocol, Trust: sel.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 	}
 	res.Completed = done
 	return res, nil
+}
+
+// adcpSkip asks an AdCP seller for its capabilities (public, cached by the
+// client) and skips it when it requires request signing for an operation
+// dealflow uses, or cannot be asked at all.
+func (s *Service) adcpSkip(ctx context.Context, sel events.Seller) (code, reason string) {
+	if s.ADCP == nil {
+		return "", ""
+	}
+	timeout := s.Finder.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	caps, err := s.ADCP.GetCapabilities(cctx, adcp.Seller{URL: sel.Endpoint()})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "timeout", "get_adcp_capabilities: no answer within " + timeout.String()
+		}
+		return "unreachable", "get_adcp_capabilities failed: " + err.Error()
+	}
+	if r := adcp.SkipReason(caps, adcp.OpGetProducts, adcp.OpCreateMediaBuy); r != "" {
+		return "signing_required", r
+	}
+	return "", ""
 }
 
 // blockList indexes the blocked sellers of one discovery (registry, known

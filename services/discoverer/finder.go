@@ -35,6 +35,10 @@ type KnownSeller struct {
 	Name         string         `json:"name,omitempty"`
 	Trust        identity.Trust `json:"trust,omitempty"`
 	Capabilities []string       `json:"capabilities,omitempty"`
+	// Protocol is the API the seller speaks ("" = IAB seller-agent).
+	Protocol events.Protocol `json:"protocol,omitempty"`
+	// MCPEndpoint is an AdCP seller's MCP endpoint ("" = URL).
+	MCPEndpoint string `json:"mcp_endpoint,omitempty"`
 }
 
 // Finder finds candidate sellers for a set of capabilities across the
@@ -55,8 +59,11 @@ type Found struct {
 }
 
 func sourceName(reg sellerclient.Registry) string {
-	if reg.Kind == sellerclient.RegistryAAMP {
+	switch reg.Kind {
+	case sellerclient.RegistryAAMP:
 		return "aamp"
+	case sellerclient.RegistryAAO:
+		return "aao"
 	}
 	return "registry"
 }
@@ -100,7 +107,8 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 			} else {
 				trust = identity.ParseTrust(string(trust)) // the registries' vocabulary: "approved" is verified
 			}
-			out.Sellers = append(out.Sellers, events.Seller{URL: k.URL, Name: k.Name, Trust: trust, Source: "known", Capabilities: k.Capabilities})
+			out.Sellers = append(out.Sellers, events.Seller{URL: k.URL, Name: k.Name, Trust: trust, Source: "known", Capabilities: k.Capabilities,
+				Protocol: k.Protocol.Or(), MCPEndpoint: k.MCPEndpoint})
 			n++
 		}
 		detail := fmt.Sprintf("%d configured sellers match", n)
@@ -213,7 +221,8 @@ func (d ClientDirectory) Discover(ctx context.Context, reg sellerclient.Registry
 	}
 	out := make([]events.Seller, 0, len(disc.Sellers))
 	for _, s := range disc.Sellers {
-		out = append(out, events.Seller{URL: s.URL, Name: s.Name, AgentID: s.AgentID, Trust: s.Trust, Capabilities: s.Capabilities})
+		out = append(out, events.Seller{URL: s.URL, Name: s.Name, AgentID: s.AgentID, Trust: s.Trust, Capabilities: s.Capabilities,
+			Protocol: s.Protocol.Or(), MCPEndpoint: s.MCPEndpoint, Compliance: s.Compliance})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].URL < out[j].URL })
 	return out, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // Stage is the stage and durable consumer name.
@@ -31,6 +32,8 @@ func Subjects() []string { return []string{events.KindSellerFound.Filter()} }
 type Service struct {
 	Client      *sellerclient.Client
 	Credentials *identity.Credentials
+	// ADCP fetches the products of AdCP sellers (Seller.Protocol adcp).
+	ADCP *adcp.Client
 	// SellerTimeout bounds all calls to one seller (default 15s).
 	SellerTimeout time.Duration
 	// Log receives a warning per skipped seller and an info line per seller
@@ -49,7 +52,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
 		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
-			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Trust: sf.Seller.Trust,
+			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 		if err != nil {
 			return nil, err
@@ -97,6 +100,16 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if sf.Seller.Protocol.IsADCP() {
+		fit, err := s.fetchADCP(cctx, sf)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if se, ok := err.(*SkipError); ok && se.Code == "timeout" {
+			se.Reason = fmt.Sprintf("no answer within the %s seller deadline", timeout)
+		}
+		return fit, err
+	}
 	pkgs, err := s.fetch(cctx, sf)
 	if err != nil {
 		if ctx.Err() != nil {

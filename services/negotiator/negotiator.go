@@ -79,7 +79,12 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	}
 	if sess.Result == nil {
 		started := time.Now()
-		res, err := s.negotiate(ctx, j, pf)
+		var res events.QuoteReady
+		if pf.Seller.Protocol.IsADCP() {
+			res = s.negotiateADCP(ctx, pf)
+		} else {
+			res, err = s.negotiate(ctx, j, pf)
+		}
 		if err != nil {
 			return nil, err // transient: the journal lets the retry resume
 		}

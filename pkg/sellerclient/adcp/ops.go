@@ -120,6 +120,28 @@ func QueryFromBrief(b events.Brief) ProductsQuery {
 	return q
 }
 
+// QueryFromShoppingBrief is QueryFromBrief for the part of the brief the
+// fan-out events carry (events.ShoppingBrief): keywords and channels as the
+// natural-language brief, the budget one seller can get (the per-seller cap
+// when lower) as budget_range.max, the flight dates and two-letter geo codes.
+func QueryFromShoppingBrief(b events.ShoppingBrief) ProductsQuery {
+	budget := b.BudgetMicros
+	if c := b.PerSellerCapMicros; c > 0 && c < budget {
+		budget = c
+	}
+	q := QueryFromBrief(events.Brief{BudgetMicros: budget, Currency: b.Currency, StartDate: b.StartDate, EndDate: b.EndDate,
+		Channels: b.Channels, AdFormats: b.AdFormats, Geo: b.Geo, Keywords: b.Keywords})
+	var words []string
+	words = append(words, b.Channels...)
+	words = append(words, b.AdFormats...)
+	words = append(words, b.Keywords...)
+	q.Brief = "advertising campaign"
+	if len(words) > 0 {
+		q.Brief += ": " + strings.Join(words, ", ")
+	}
+	return q
+}
+
 type productsRequest struct {
 	BuyingMode string          `json:"buying_mode"`
 	Brief      string          `json:"brief,omitempty"`

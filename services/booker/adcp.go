@@ -1,0 +1,237 @@
+package booker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/adcpauth"
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+)
+
+// ErrBuyPending means an AdCP buy is still awaiting the seller's approval
+// (task submitted or working): the spend stays reserved and the line is
+// polled again on the next attempt.
+var ErrBuyPending = errors.New("booker: AdCP media buy awaits the seller's approval")
+
+type finishFunc func(*events.DealBooked, *events.BookingFailed) (*events.DealBooked, *events.BookingFailed, error)
+
+// bookADCP books one AdCP line exactly once: create_media_buy with one
+// package (the product, the pricing option, the line's spend as budget, the
+// bid for an auction) and the idempotency key derived from the ledger's
+// book key, written before the call. A submitted answer keeps the spend
+// reserved (ledger state submitted, with the task id) and is followed with
+// the task-status tool until it completes (DealBooked) or is rejected
+// (BookingFailed, the spend freed for the re-plan). An ambiguous outcome is
+// retried later with the same key, which the seller replays, so the line
+// is never bought twice.
+func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, q events.QuoteReady, l events.PlanLine,
+	line *LedgerLine, finish finishFunc) (*events.DealBooked, *events.BookingFailed, error) {
+	fail := func(code, reason, task string) *events.BookingFailed {
+		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, Protocol: events.ProtocolADCP, PackageID: l.PackageID, QuoteID: l.QuoteID,
+			Code: code, Reason: reason, SpendMicros: l.SpendMicros, TaskID: task}
+	}
+	if b.ADCP == nil {
+		return finish(nil, fail("unsupported_protocol", "this booker has no AdCP client", ""))
+	}
+	seller, err := adcpauth.Seller(b.Credentials, q.Seller, q.Tier)
+	if err != nil {
+		return finish(nil, fail("credentials", err.Error(), ""))
+	}
+	if seller.Token == "" || seller.Account == nil || seller.Brand == nil {
+		return finish(nil, fail("credentials", "create_media_buy needs a bearer token, an account and a brand for "+l.SellerURL+
+			" (the credentials name none at tier "+string(q.Tier)+")", ""))
+	}
+	timeout := b.CallTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if line.State == LineSubmitted && line.TaskID != "" {
+		return b.followTask(ctx, led, c, q, l, line, seller, timeout, finish, fail)
+	}
+	req, err := mediaBuyRequest(c, q, l, line)
+	req.Account, req.Brand = *seller.Account, *seller.Brand
+	if err != nil {
+		return finish(nil, fail("rejected", err.Error(), ""))
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := b.ADCP.CreateMediaBuy(cctx, seller, req)
+	cancel()
+	if err != nil {
+		if adcpAmbiguous(err) {
+			// The request may have reached the seller: the next attempt
+			// sends the same key and the seller replays its answer.
+			return nil, nil, err
+		}
+		return finish(nil, fail(adcpFailCode(err), err.Error(), ""))
+	}
+	if res.Booked() {
+		if res.Replayed {
+			b.confirmBuy(ctx, seller, res, timeout)
+		}
+		return finish(adcpDealBooked(c, q, l, res), nil)
+	}
+	// submitted (or working): keep the spend reserved and follow the task.
+	line.State, line.TaskID = LineSubmitted, res.TaskID
+	if err := saveLine(ctx, led, c.ID, line); err != nil {
+		return nil, nil, err
+	}
+	return b.followTask(ctx, led, c, q, l, line, seller, timeout, finish, fail)
+}
+
+// followTask polls a submitted buy's task with backoff for up to PollWait,
+// then leaves it pending (ErrBuyPending: the runner redelivers with its own
+// backoff and the next attempt polls again).
+func (b *Booker) followTask(ctx context.Context, _ *bus.Store[Ledger], c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, line *LedgerLine,
+	seller adcp.Seller, timeout time.Duration, finish finishFunc, fail func(code, reason, task string) *events.BookingFailed) (*events.DealBooked, *events.BookingFailed, error) {
+	wait := b.PollWait
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	delay := 50 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		ts, err := b.ADCP.GetTaskStatus(cctx, seller, line.TaskID)
+		cancel()
+		switch {
+		case err != nil && !adcpAmbiguous(err):
+			return finish(nil, fail(adcpFailCode(err), "following task "+line.TaskID+": "+err.Error(), line.TaskID))
+		case err != nil:
+			// try again below
+		case ts.Status == "completed" && ts.MediaBuy.Booked():
+			return finish(adcpDealBooked(c, q, l, ts.MediaBuy), nil)
+		case ts.Status == "completed":
+			return nil, nil, fmt.Errorf("booker: task %s completed without the media buy; retrying", line.TaskID)
+		case ts.Final():
+			reason := "the seller " + ts.Status + " the submitted media buy (task " + line.TaskID + ")"
+			if ts.Error != nil {
+				reason += ": " + ts.Error.Error()
+			}
+			return finish(nil, fail("rejected", reason, line.TaskID))
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return nil, nil, fmt.Errorf("%w (task %s)", ErrBuyPending, line.TaskID)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// confirmBuy reads a replayed buy back with get_media_buys (reconciliation
+// after an ambiguous outcome) and takes the seller's current revision and
+// status; a failure keeps the replayed answer.
+func (b *Booker) confirmBuy(ctx context.Context, seller adcp.Seller, res *adcp.MediaBuy, timeout time.Duration) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	buys, err := b.ADCP.GetMediaBuys(cctx, seller, res.MediaBuyID)
+	if err != nil {
+		return
+	}
+	for _, m := range buys {
+		if m.MediaBuyID == res.MediaBuyID {
+			if m.Revision > 0 {
+				res.Revision = m.Revision
+			}
+			if m.MediaBuyStatus != "" {
+				res.MediaBuyStatus = m.MediaBuyStatus
+			}
+			if len(res.Packages) == 0 {
+				res.Packages = m.Packages
+			}
+		}
+	}
+}
+
+// ADCPIdempotencyKey is the create_media_buy key of a ledger line: derived
+// from the campaign, the line and the book key the ledger wrote before the
+// first call, so every retry and restart sends the same key.
+func ADCPIdempotencyKey(campaignID string, line *LedgerLine) string {
+	return adcp.IdempotencyKey(campaignID, line.Key, line.BookKey)
+}
+
+// mediaBuyRequest is the line's create_media_buy: one package, budget = the
+// line's spend, the bid for an auction option, the brief's flight.
+func mediaBuyRequest(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, line *LedgerLine) (adcp.MediaBuyRequest, error) {
+	b := c.Request.Brief
+	start, err := time.Parse(events.DateLayout, b.StartDate)
+	if err != nil {
+		return adcp.MediaBuyRequest{}, fmt.Errorf("flight start %q: %w", b.StartDate, err)
+	}
+	end, err := time.Parse(events.DateLayout, b.EndDate)
+	if err != nil {
+		return adcp.MediaBuyRequest{}, fmt.Errorf("flight end %q: %w", b.EndDate, err)
+	}
+	end = end.Add(24*time.Hour - time.Second) // the end date is included
+	pkg := adcp.PackageRequest{ProductID: q.Package.ProductID, PricingOptionID: q.Package.PricingOptionID, BudgetMicros: l.SpendMicros}
+	if q.Package.PricingModel == events.PricingAuction {
+		pkg.BidPriceMicros = l.CPMMicros
+	}
+	return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
+		Packages: []adcp.PackageRequest{pkg}, PONumber: c.ID}, nil
+}
+
+// adcpDealBooked is the DealBooked of an AdCP line: protocol adcp, the
+// media_buy_id, the seller's package_id and the buy's revision, no deal id.
+// The spend is the package budget the seller booked.
+func adcpDealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, m *adcp.MediaBuy) *events.DealBooked {
+	d := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, Protocol: events.ProtocolADCP,
+		PackageID: l.PackageID, ProductID: q.Package.ProductID, QuoteID: l.QuoteID, DealType: l.DealType,
+		MediaBuyID: m.MediaBuyID, Revision: m.Revision, MediaBuyStatus: m.MediaBuyStatus, PricingOptionID: q.Package.PricingOptionID,
+		CPMMicros: l.CPMMicros, AgreedCPMMicros: l.CPMMicros, Impressions: l.Impressions, SpendMicros: l.SpendMicros,
+		Currency: "USD", FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate, Tier: q.Tier, BookedAt: time.Now().UTC()}
+	if d.DealType == "" {
+		d.DealType = "adcp"
+	}
+	for _, p := range m.Packages {
+		if p.ProductID == q.Package.ProductID || len(m.Packages) == 1 {
+			d.SellerPackageID = p.PackageID
+			if p.BudgetMicros > 0 {
+				d.SpendMicros = p.BudgetMicros
+			}
+			if p.BidPriceMicros > 0 {
+				d.CPMMicros = p.BidPriceMicros
+			}
+			break
+		}
+	}
+	d.CPMMismatch = d.CPMMicros != l.CPMMicros || d.SpendMicros != l.SpendMicros
+	return d
+}
+
+// adcpAmbiguous: the outcome of the call is unknown (transport failure,
+// timeout, a 5xx, a transient seller error): retry with the same key.
+func adcpAmbiguous(err error) bool {
+	var e *adcp.Error
+	if errors.As(err, &e) && (e.Retryable || e.HTTPStatus >= 500) {
+		return true
+	}
+	return adcp.IsTransient(err) || ambiguous(err)
+}
+
+func adcpFailCode(err error) string {
+	var e *adcp.Error
+	if errors.As(err, &e) {
+		switch e.Code {
+		case "BUDGET_TOO_LOW":
+			return "budget_too_low"
+		case "TERMS_REJECTED", "POLICY_VIOLATION":
+			return "rejected"
+		case "PRODUCT_NOT_FOUND":
+			return "not_found"
+		}
+	}
+	if errors.Is(err, sellerclient.ErrUnsupported) {
+		return "unsupported"
+	}
+	return failCode(err)
+}

@@ -1,0 +1,333 @@
+package booker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/adcpschema"
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/portfolio"
+	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+)
+
+const adcpToken = "adcp-test-token-0123456789"
+
+type adcpFixture struct {
+	svc    *Service
+	agent  *sandboxadcp.Agent
+	url    string
+	creds  *identity.Credentials
+	c      *campaign.Campaign
+	quotes map[string]events.QuoteReady // by product id
+}
+
+// newADCPFixture serves one sandbox AdCP agent (products in manual need
+// human approval, decided after 100ms, rejected with reject) and stores an
+// auto-approved campaign holding three auction quotes of it. Every call the
+// booker makes is validated against the AdCP 3.1 schemas at the end.
+func newADCPFixture(t *testing.T, manual map[string]bool, reject bool, bookClient *adcp.Client) *adcpFixture {
+	t.Helper()
+	v, err := adcpschema.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	products := sandboxadcp.DefaultCatalog()
+	for i := range products {
+		products[i].ManualApproval = manual[products[i].ID]
+	}
+	agent := sandboxadcp.New(sandboxadcp.Config{Products: products, ApprovalDelay: 100 * time.Millisecond, RejectSubmitted: reject,
+		Tokens: map[string]sandboxadcp.Principal{adcpToken: {AccountID: "acct-1", BrandDomain: "acme.example"}}})
+	srv := httptest.NewServer(agent.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		agent.Close()
+		for i, c := range agent.Calls() {
+			if err := v.CheckCall(c.Tool, c.Arguments, c.Result, c.IsError); err != nil {
+				t.Errorf("call %d %s: %v\nargs %s\nresult %s", i, c.Tool, err, c.Arguments, c.Result)
+			}
+		}
+	})
+	env := natstest.Start(t)
+	campaigns, ledger := stores(t, env)
+	f := &adcpFixture{agent: agent, creds: must(identity.ParseCredentials([]byte(`{}`))), quotes: map[string]events.QuoteReady{}}
+	f.url, _ = sellerclient.CanonicalURL(srv.URL)
+	f.creds.SetADCP(f.url, adcpToken, "acct-1", "acme.example")
+	if bookClient == nil {
+		bookClient = adcp.New(adcp.Config{AllowPrivate: true, RetryBase: time.Millisecond})
+	}
+	f.svc = &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+		Booker: &Booker{ADCP: bookClient, Credentials: f.creds, PollWait: 5 * time.Second}}
+	c := &campaign.Campaign{ID: "adcp-fx", Status: events.StatusProposed, Quotes: map[string]events.QuoteReady{}, DiscoveryDone: true,
+		Request: &events.CampaignRequested{CampaignID: "adcp-fx", AutoApprove: true,
+			Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30"}}}
+	seller := events.Seller{URL: f.url, Trust: identity.TrustVerified, Source: "registry", Protocol: events.ProtocolADCP}
+	for _, p := range []struct {
+		product, option, format string
+		floor, bid              events.Micros
+		minSpend                events.Micros
+	}{
+		{"olv_sports_preroll", "olv_sports_auction_usd", "video", events.MustMicros(12), events.MustMicros(15), events.MustMicros(500)},
+		{"display_news_300x250", "display_news_auction_usd", "display", events.MustMicros(2.5), events.MustMicros(3.75), events.MustMicros(250)},
+		{"ctv_run_of_network", "ctv_ron_auction_usd", "ctv", events.MustMicros(18), events.MustMicros(24), events.MustMicros(1000)},
+	} {
+		pkg := events.Package{ID: p.product + "/" + p.option, ProductID: p.product, PricingOptionID: p.option, PricingModel: events.PricingAuction,
+			AdFormats: []string{p.format}, FloorPriceMicros: p.floor, MinSpendMicros: p.minSpend, Negotiable: true, Currency: "USD"}
+		imps := int64(200000)
+		q := events.QuoteReady{CampaignID: c.ID, Seller: seller, Package: pkg, PackagesTotal: 3, Tier: identity.TierAgency, Outcome: events.OutcomeAccepted,
+			QuoteID: "adcp:" + pkg.ID, DealType: "adcp", Impressions: imps, AvailableImpressions: imps, FinalCPMMicros: p.bid, ListCPMMicros: p.bid,
+			MinImpressions: 1000}
+		c.Quotes[campaign.QuoteKey(f.url, pkg.ID)] = q
+		storeQuote(t, campaigns, c, q)
+		f.quotes[p.product] = q
+	}
+	c.Expected = []string{f.url}
+	f.c = c
+	return f
+}
+
+func (f *adcpFixture) line(product string, imps int64) events.PlanLine {
+	q := f.quotes[product]
+	return events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, Protocol: events.ProtocolADCP, PackageID: q.Package.ID, ProductID: q.Package.ProductID,
+		DealType: q.DealType, Tier: q.Tier, CPMMicros: q.FinalCPMMicros, Impressions: imps, SpendMicros: events.CostMicros(imps, q.FinalCPMMicros)}
+}
+
+func (f *adcpFixture) approve(t *testing.T, lines ...events.PlanLine) events.Event {
+	t.Helper()
+	f.c.Plan = &events.PortfolioProposed{CampaignID: f.c.ID, BudgetMicros: events.MustMicros(10000), Lines: lines, Revision: 1, AutoApprove: true}
+	seed(t, f.svc.Campaigns, f.c)
+	return must(events.New(events.KindPortfolioApproved, "adcp-appr-1", "test", f.c.ID, events.PortfolioApproved{CampaignID: f.c.ID, ApprovedBy: "auto", Revision: 1, Lines: lines}))
+}
+
+// buys counts the media buys the agent created (not replays) per
+// idempotency key, from its recorded calls.
+func (f *adcpFixture) buys(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, c := range f.agent.Calls() {
+		if c.Tool != "create_media_buy" || c.IsError {
+			continue
+		}
+		var args struct {
+			Key string `json:"idempotency_key"`
+		}
+		var res struct {
+			Replayed bool `json:"replayed"`
+		}
+		_ = json.Unmarshal(c.Arguments, &args)
+		_ = json.Unmarshal(c.Result, &res)
+		if !res.Replayed {
+			out[args.Key]++
+		}
+	}
+	return out
+}
+
+func ledgerOf(t *testing.T, f *adcpFixture) Ledger {
+	t.Helper()
+	led, ok, err := f.svc.Ledger.Get(t.Context(), f.c.ID)
+	if err != nil || !ok {
+		t.Fatalf("ledger: %v %v", ok, err)
+	}
+	return led
+}
+
+func dealsOf(t *testing.T, out []events.Event) []events.DealBooked {
+	var ds []events.DealBooked
+	for _, e := range kinds(out)[events.KindDealBooked.Type] {
+		ds = append(ds, must(events.PayloadOf[events.DealBooked](e, events.KindDealBooked)))
+	}
+	return ds
+}
+
+// TestADCPSubmittedBuyIsBookedAfterApproval: the seller answers submitted;
+// the line stays reserved (ledger state submitted, with the task id) and
+// is booked once the seller approves it, with the media buy's ids.
+func TestADCPSubmittedBuyIsBookedAfterApproval(t *testing.T) {
+	f := newADCPFixture(t, map[string]bool{"olv_sports_preroll": true}, false, nil)
+	f.svc.Booker.PollWait = time.Millisecond // the first attempt gives up at once: the redelivery finds the approval
+	l := f.line("olv_sports_preroll", 200000)
+	appr := f.approve(t, l)
+	if _, err := f.svc.HandleBook(t.Context(), appr); !errors.Is(err, ErrBuyPending) {
+		t.Fatalf("first attempt: %v, want the buy pending", err)
+	}
+	led := ledgerOf(t, f)
+	ll := led.Lines[campaign.LineKey(l)]
+	if ll == nil || ll.State != LineSubmitted || ll.TaskID == "" || led.Committed() != l.SpendMicros {
+		t.Fatalf("ledger after submitted: %+v (committed %d)", ll, led.Committed())
+	}
+	time.Sleep(300 * time.Millisecond)
+	out, err := f.svc.HandleBook(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := dealsOf(t, out)
+	if len(ds) != 1 {
+		t.Fatalf("outputs %v", keysOf(kinds(out)))
+	}
+	d := ds[0]
+	if d.Protocol != events.ProtocolADCP || d.MediaBuyID == "" || d.SellerPackageID == "" || d.Revision != 1 || d.DealID != "" ||
+		d.SpendMicros != l.SpendMicros || d.CPMMicros != l.CPMMicros || d.CPMMismatch || d.PricingOptionID != "olv_sports_auction_usd" {
+		t.Fatalf("deal %+v", d)
+	}
+	if len(kinds(out)[events.KindCampaignCompleted.Type]) != 1 {
+		t.Fatalf("campaign not completed: %v", keysOf(kinds(out)))
+	}
+	if b := f.buys(t); len(b) != 1 || b[ADCPIdempotencyKey(f.c.ID, ll)] != 1 {
+		t.Fatalf("media buys by key %v", b)
+	}
+}
+
+// TestADCPRejectedBuyFreesBudgetForReplan: the seller rejects a submitted
+// buy; the line fails (code rejected, with the task), its spend is freed
+// and the auto-approved campaign re-plans it onto the next best quote.
+func TestADCPRejectedBuyFreesBudgetForReplan(t *testing.T) {
+	f := newADCPFixture(t, map[string]bool{"olv_sports_preroll": true}, true, nil)
+	appr := f.approve(t, f.line("olv_sports_preroll", 200000), f.line("display_news_300x250", 200000))
+	out, err := f.svc.HandleBook(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kinds(out)
+	if len(k[events.KindDealBooked.Type]) != 1 || len(k[events.KindBookingFailed.Type]) != 1 {
+		t.Fatalf("revision 1 outputs: %v", keysOf(k))
+	}
+	bf := must(events.PayloadOf[events.BookingFailed](k[events.KindBookingFailed.Type][0], events.KindBookingFailed))
+	if bf.Code != "rejected" || bf.TaskID == "" || bf.Protocol != events.ProtocolADCP || bf.PackageID != "olv_sports_preroll/olv_sports_auction_usd" {
+		t.Fatalf("failure %+v", bf)
+	}
+	led := ledgerOf(t, f)
+	if want := f.line("display_news_300x250", 200000).SpendMicros; led.Committed() != want {
+		t.Fatalf("committed %d after the rejection, want only the booked line's %d", led.Committed(), want)
+	}
+	if len(k[events.KindPortfolioApproved.Type]) != 1 {
+		t.Fatalf("no re-plan: %v", keysOf(k))
+	}
+	rev2 := must(events.PayloadOf[events.PortfolioApproved](k[events.KindPortfolioApproved.Type][0], events.KindPortfolioApproved))
+	if rev2.Revision != 2 || len(rev2.Lines) != 1 || rev2.Lines[0].ProductID != "ctv_run_of_network" || rev2.Lines[0].Protocol != events.ProtocolADCP {
+		t.Fatalf("re-plan %+v", rev2)
+	}
+	out2, err := f.svc.HandleBook(t.Context(), k[events.KindPortfolioApproved.Type][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2 := kinds(out2)
+	if len(k2[events.KindDealBooked.Type]) != 1 || len(k2[events.KindCampaignCompleted.Type]) != 1 {
+		t.Fatalf("revision 2 outputs: %v", keysOf(k2))
+	}
+	done := must(events.PayloadOf[events.CampaignCompleted](k2[events.KindCampaignCompleted.Type][0], events.KindCampaignCompleted))
+	if done.Status != "partial" || len(done.Deals) != 2 || len(done.Failed) != 1 || done.TotalSpendMicros > events.MustMicros(10000) {
+		t.Fatalf("summary %+v", done)
+	}
+	// One create_media_buy per line: the rejected submission, the display
+	// buy and the re-planned CTV buy, none sent twice.
+	if b := f.buys(t); len(b) != 3 {
+		t.Fatalf("media buys by key %v", b)
+	}
+}
+
+// adcpCrash simulates the booker dying around create_media_buy: "before"
+// fails the first create_media_buy without sending it; "after" sends it and
+// loses the answer, and every later request fails (the process is gone).
+type adcpCrash struct {
+	mode  string
+	fired atomic.Bool
+}
+
+func (c *adcpCrash) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.mode == "after" && c.fired.Load() {
+		return nil, errors.New("simulated crash: the process is gone")
+	}
+	isBuy := false
+	if r.Body != nil && r.Method == http.MethodPost {
+		b, _ := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		isBuy = strings.Contains(string(b), `"create_media_buy"`)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	if isBuy && c.mode == "before" && c.fired.CompareAndSwap(false, true) {
+		return nil, errors.New("simulated crash before the seller call")
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if isBuy && c.mode == "after" && err == nil && c.fired.CompareAndSwap(false, true) {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil, errors.New("simulated crash after the seller call")
+	}
+	return resp, err
+}
+
+// TestADCPBookingExactlyOnceAcrossCrashes mirrors
+// TestBookingExactlyOnceAcrossCrashes for AdCP: whatever the crash, the
+// redelivered approval sends the same idempotency key, the seller replays,
+// and every line is one media buy.
+func TestADCPBookingExactlyOnceAcrossCrashes(t *testing.T) {
+	for _, mode := range []string{"before", "after"} {
+		t.Run(mode, func(t *testing.T) {
+			crashing := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &adcpCrash{mode: mode}}})
+			f := newADCPFixture(t, nil, false, crashing)
+			lines := []events.PlanLine{f.line("olv_sports_preroll", 200000), f.line("display_news_300x250", 150000)}
+			appr := f.approve(t, lines...)
+			if _, err := f.svc.HandleBook(t.Context(), appr); err == nil {
+				t.Fatal("the crashed attempt reported success")
+			}
+			healthy := &Service{Campaigns: f.svc.Campaigns, Ledger: f.svc.Ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+				Booker: &Booker{ADCP: adcp.New(adcp.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: f.creds}}
+			out1, err := healthy.HandleBook(t.Context(), appr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out2, err := healthy.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out1) != len(out2) {
+				t.Fatalf("replay emitted %d events, first run %d", len(out2), len(out1))
+			}
+			for i := range out1 {
+				if out1[i].ID() != out2[i].ID() {
+					t.Fatalf("replay changed event %d id", i)
+				}
+			}
+			ds := dealsOf(t, out1)
+			if len(ds) != 2 {
+				t.Fatalf("DealBooked events = %d", len(ds))
+			}
+			ids := map[string]bool{}
+			for _, d := range ds {
+				if d.MediaBuyID == "" || d.Protocol != events.ProtocolADCP || d.CPMMismatch {
+					t.Fatalf("deal %+v", d)
+				}
+				ids[d.MediaBuyID] = true
+			}
+			if len(ids) != 2 {
+				t.Fatalf("media buys %v", ids)
+			}
+			b := f.buys(t)
+			if len(b) != 2 {
+				t.Fatalf("media buys by key %v, want one per approved line", b)
+			}
+			for k, n := range b {
+				if n != 1 {
+					t.Fatalf("key %s bought %d times", k, n)
+				}
+			}
+			final := must(f.svc.Campaigns.Get(t.Context(), f.c.ID))
+			if final.Status != events.StatusCompleted || len(final.Deals) != 2 {
+				t.Fatalf("campaign %s with %d deals", final.Status, len(final.Deals))
+			}
+		})
+	}
+}

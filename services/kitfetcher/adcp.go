@@ -1,0 +1,139 @@
+package kitfetcher
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dealflow/dealflow/internal/adcpauth"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+)
+
+// fetchADCP is the AdCP path of Fetch: get_products in brief mode with the
+// disclosed identity (public: no token, no account, no brand), then one
+// package per fitting product and CPM pricing option. A public answer whose
+// options carry no price cannot be bought: the seller is skipped with the
+// reason.
+func (s *Service) fetchADCP(ctx context.Context, sf events.SellerFound) ([]events.Package, error) {
+	if s.ADCP == nil {
+		return nil, &SkipError{"unsupported_protocol", "this kitfetcher has no AdCP client"}
+	}
+	seller, err := adcpauth.Seller(s.Credentials, sf.Seller, sf.Disclosure.Tier)
+	if err != nil {
+		return nil, &SkipError{"credentials", err.Error()}
+	}
+	res, err := s.ADCP.GetProducts(ctx, seller, adcp.QueryFromShoppingBrief(sf.Brief))
+	if err != nil {
+		return nil, &SkipError{SkipCode(err), err.Error()}
+	}
+	pkgs, unpriced, other := ADCPPackages(res.Products)
+	fit := FitPackages(pkgs, sf.Brief)
+	if len(fit) > 0 {
+		return fit, nil
+	}
+	switch {
+	case unpriced > 0 && len(pkgs) == 0:
+		return nil, &SkipError{"no_prices", fmt.Sprintf("the seller answered %d products whose %d CPM pricing options carry no price (public tier, no account: cache_scope %q); nothing to bid or buy at",
+			len(res.Products), unpriced, res.CacheScope)}
+	default:
+		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d products (%d priced CPM options, %d other options) fit the brief (formats %v)",
+			len(res.Products), len(pkgs), other, wantedFormats(sf.Brief))}
+	}
+}
+
+// ADCPPackages turns AdCP products into dealflow packages: one per product
+// and priced USD CPM pricing option, with id product_id/pricing_option_id.
+// A fixed option's price is exact; an auction option carries its floor and
+// price guidance (the buyer bids). min_spend_per_package is the minimum
+// order. unpriced counts CPM options without any price (public tier);
+// other counts options dealflow does not buy (not CPM, not USD).
+func ADCPPackages(products []adcp.Product) (pkgs []events.Package, unpriced, other int) {
+	for _, p := range products {
+		formats := channelWords(p.Channels)
+		for _, o := range p.PricingOptions {
+			if !strings.EqualFold(o.PricingModel, "cpm") || (o.Currency != "" && !strings.EqualFold(o.Currency, "USD")) {
+				other++
+				continue
+			}
+			if !o.Priced {
+				unpriced++
+				continue
+			}
+			e := events.Package{ID: p.ProductID + "/" + o.PricingOptionID, Name: p.Name, ProductID: p.ProductID, AdFormats: formats,
+				Currency: "USD", PricingOptionID: o.PricingOptionID, MinSpendMicros: o.MinSpendMicros}
+			if o.Fixed {
+				e.PricingModel = events.PricingFixed
+				e.ExactPriceMicros = o.FixedPriceMicros
+				e.PriceLowMicros, e.PriceHighMicros = o.FixedPriceMicros, o.FixedPriceMicros
+			} else {
+				e.PricingModel = events.PricingAuction
+				e.Negotiable = true // the buyer chooses its bid
+				e.FloorPriceMicros = o.FloorPriceMicros
+				e.PriceLowMicros = o.FloorPriceMicros
+				if g := o.Guidance; g != nil {
+					e.PriceGuidanceMicros = &events.PriceGuidance{P25: g.P25, P50: g.P50, P75: g.P75, P90: g.P90}
+					e.PriceHighMicros = max(g.P90, g.P75, g.P50)
+					if e.PriceLowMicros == 0 {
+						e.PriceLowMicros = g.P25
+					}
+				}
+			}
+			if e.PriceLowMicros > 0 && e.PriceHighMicros > 0 {
+				e.PriceRange = fmt.Sprintf("%s-%s CPM", e.PriceLowMicros.Cents(), e.PriceHighMicros.Cents())
+			}
+			pkgs = append(pkgs, e)
+		}
+	}
+	return pkgs, unpriced, other
+}
+
+// channelWords maps AdCP channels to dealflow's format words (olv is video).
+func channelWords(chs []string) []string {
+	var out []string
+	for _, c := range chs {
+		w := strings.ToLower(strings.TrimSpace(c))
+		switch w {
+		case "olv":
+			w = "video"
+		case "streaming_audio":
+			w = "audio"
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// FitPackages keeps the packages that fit the brief (formats, devices, geo,
+// tags, as Fit does), sorted by price (exact, else the low end) then id.
+func FitPackages(pkgs []events.Package, b events.ShoppingBrief) []events.Package {
+	formats := wantedFormats(b)
+	var out []events.Package
+	seen := map[string]bool{}
+	for _, p := range pkgs {
+		if p.ID == "" || seen[p.ID] {
+			continue
+		}
+		seen[p.ID] = true
+		if !anyEqualFold(p.AdFormats, formats) || !devicesFit(p.DeviceTypes, b.DeviceTypes) || !geoFits(p.GeoTargets, b.Geo) ||
+			(len(b.Tags) > 0 && !anyEqualFold(p.Tags, b.Tags)) {
+			continue
+		}
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
+		if pi == 0 {
+			pi = out[i].PriceLowMicros
+		}
+		if pj == 0 {
+			pj = out[j].PriceLowMicros
+		}
+		if pi != pj {
+			return pi < pj
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}

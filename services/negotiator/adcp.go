@@ -1,0 +1,136 @@
+package negotiator
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// ADCPQuoteID is the quote id of an AdCP package: AdCP 3.1 has no quote,
+// the price is the pricing option's (fixed) or the buyer's bid (auction).
+func ADCPQuoteID(p events.Package) string { return "adcp:" + p.ID }
+
+// negotiateADCP prices an AdCP package without calling the seller. A fixed
+// price is taken as it is (fixed_price). For an auction option the strategy
+// chooses the bid between the seller's floor and the buyer's max CPM:
+//
+//   - threshold bids the brief's target CPM;
+//   - adaptive bids the seller's median clearing price (price guidance p50),
+//     else the target;
+//   - competitive bids p75 (to win more often), but never more than the
+//     cheapest bookable price of another seller for the same format in the
+//     campaign.
+//
+// Every bid is clamped to [floor, max]; a floor above the max walks away.
+// AdCP 3.1 has no numeric counter-offer, so there are no rounds. The volume
+// is what the spend one seller may get buys at the price, and the minimum
+// order is min_spend_per_package at that price.
+func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) events.QuoteReady {
+	p := pf.Package
+	res := events.QuoteReady{CampaignID: pf.CampaignID, Seller: pf.Seller, Package: p, PackagesTotal: pf.PackagesTotal, Tier: pf.Disclosure.Tier,
+		DealType: "adcp", QuoteID: ADCPQuoteID(p)}
+	if p.ProductID == "" || p.PricingOptionID == "" {
+		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "AdCP package without product or pricing option"
+		return res
+	}
+	if p.PricingModel == events.PricingFixed {
+		res.ListCPMMicros, res.FinalCPMMicros, res.Outcome = p.ExactPriceMicros, p.ExactPriceMicros, events.OutcomeFixedPrice
+		res.Reason = "fixed price: the AdCP pricing option's fixed_price"
+		if p.ExactPriceMicros <= 0 {
+			res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "fixed option without a price"
+			return res
+		}
+		s.volume(&res, pf)
+		return res
+	}
+	name := pf.Negotiation.Strategy
+	if name == "" {
+		name = s.DefaultStrategy
+	}
+	if name == "" {
+		name = DefaultStrategy
+	}
+	res.Strategy = name
+	floor := p.FloorPriceMicros
+	var g events.PriceGuidance
+	if p.PriceGuidanceMicros != nil {
+		g = *p.PriceGuidanceMicros
+	}
+	maxCPM := pf.Brief.KPIs.MaxCPMMicros
+	if maxCPM <= 0 {
+		maxCPM = max(g.P90, g.P75, g.P50, floor)
+	}
+	target := pf.Brief.KPIs.TargetCPMMicros
+	if target <= 0 || target > maxCPM {
+		target = maxCPM * 8 / 10
+	}
+	res.ListCPMMicros = max(g.P50, floor)
+	if floor > maxCPM {
+		res.QuoteID, res.Outcome = "", events.OutcomeWalkedAway
+		res.Reason = fmt.Sprintf("auction floor %s is above the buyer's max CPM %s", floor.Cents(), maxCPM.Cents())
+		return res
+	}
+	var bid events.Micros
+	var why string
+	switch name {
+	case "threshold":
+		bid, why = target, "bid the target CPM"
+	case "competitive":
+		bid, why = g.P75, "bid the p75 clearing price"
+		if bid == 0 {
+			bid, why = target, "bid the target CPM (no price guidance)"
+		}
+		if c := s.bestCompeting(ctx, pf); c != nil {
+			if cm := priceMicros(*c); cm > 0 && cm < bid {
+				bid, why = cm, fmt.Sprintf("bid the best competing price %s", cm.Cents())
+			}
+		}
+	default:
+		bid, why = g.P50, "bid the median clearing price (p50)"
+		if bid == 0 {
+			bid, why = target, "bid the target CPM (no price guidance)"
+		}
+	}
+	switch {
+	case bid < floor:
+		bid, why = floor, why+", raised to the floor"
+	case bid > maxCPM:
+		bid, why = maxCPM, why+", capped at the max CPM"
+	}
+	if bid <= 0 {
+		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "auction option without a floor, guidance or buyer target to bid from"
+		return res
+	}
+	res.Outcome, res.FinalCPMMicros = events.OutcomeAccepted, bid
+	res.Reason = fmt.Sprintf("AdCP auction (no numeric counter-offer in 3.1): %s, %s (floor %s, max %s)", name, why, floor.Cents(), maxCPM.Cents())
+	s.volume(&res, pf)
+	return res
+}
+
+// volume sets the impressions the spend one seller may get buys at the
+// final CPM, and the minimum order (min_spend_per_package) in impressions.
+func (s *Service) volume(res *events.QuoteReady, pf events.PackageFound) {
+	cpm := res.FinalCPMMicros
+	imps := pf.Brief.Impressions
+	if imps <= 0 {
+		spend := pf.Brief.BudgetMicros
+		if c := pf.Brief.PerSellerCapMicros; c > 0 && c < spend {
+			spend = c
+		}
+		imps = new(big.Int).Quo(new(big.Int).Mul(big.NewInt(int64(spend)), big.NewInt(1000)), big.NewInt(int64(cpm))).Int64()
+	}
+	res.Impressions, res.AvailableImpressions = imps, imps
+	if m := pf.Package.MinSpendMicros; m > 0 {
+		// ceil(min spend x 1000 / cpm): the fewest impressions whose cost
+		// reaches the seller's minimum budget.
+		n := new(big.Int).Mul(big.NewInt(int64(m)), big.NewInt(1000))
+		n.Add(n, big.NewInt(int64(cpm)-1))
+		res.MinImpressions = n.Quo(n, big.NewInt(int64(cpm))).Int64()
+	}
+	if res.MinImpressions > imps {
+		res.QuoteID, res.Outcome, res.FinalCPMMicros = "", events.OutcomeError, 0
+		res.Reason = fmt.Sprintf("the seller's minimum spend %s exceeds what this campaign may spend with it", pf.Package.MinSpendMicros.Cents())
+	}
+}
