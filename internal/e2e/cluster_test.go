@@ -187,8 +187,8 @@ func (s *clusterStack) checkRuns(t *testing.T, runs []*campaignRun) {
 		}
 		var sum events.Micros
 		for _, d := range r.res.Deals {
-			if booked[d.DealID] != 1 {
-				t.Fatalf("campaign %s: deal %s booked %d times at the seller", id, d.DealID, booked[d.DealID])
+			if booked[bookingID(d)] != 1 {
+				t.Fatalf("campaign %s: deal %s booked %d times at the seller", id, bookingID(d), booked[bookingID(d)])
 			}
 			sum += d.SpendMicros
 		}

@@ -520,3 +520,12 @@ func TestBookingsAPIReject(t *testing.T) {
 		t.Fatalf("job %v %v", job["status"], job["errors"])
 	}
 }
+
+// bookingID is how a deal is known at its seller: the deal id for an IAB
+// deal, the media buy id for an AdCP buy.
+func bookingID(d demo.Deal) string {
+	if d.Protocol == "adcp" {
+		return d.MediaBuyID
+	}
+	return d.DealID
+}

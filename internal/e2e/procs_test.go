@@ -162,6 +162,9 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 		// window must outlast a redelivery after AckWait (30 s).
 		"DEALFLOW_ALLOW_PRIVATE":   "true",
 		"DEALFLOW_SHOPPING_WINDOW": "100s",
+		// Compose gives every container :9464 for /metrics; here the
+		// processes share one host, so each takes a free port.
+		"DEALFLOW_METRICS_ADDR": "127.0.0.1:0",
 	}
 	var mu sync.Mutex
 	var procs []*proc
@@ -385,8 +388,8 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 	booked := sellerDeals(m)
 	var sum events.Micros
 	for _, d := range res.Deals {
-		if booked[d.DealID] != 1 {
-			t.Fatalf("deal %s booked %d times at the seller", d.DealID, booked[d.DealID])
+		if booked[bookingID(d)] != 1 {
+			t.Fatalf("deal %s booked %d times at the seller", bookingID(d), booked[bookingID(d)])
 		}
 		sum += d.SpendMicros
 	}

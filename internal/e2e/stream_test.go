@@ -174,7 +174,7 @@ func TestEventStreamAndDealsCSV(t *testing.T) {
 	for i, d := range done.Deals {
 		oddDeal = oddDeal || d.SellerName == odd
 		r := rows[i+1]
-		want := []string{d.SellerURL, d.PackageID, d.DealID, d.DealType, d.CPMMicros.Cents(), strconv.FormatInt(int64(d.CPMMicros), 10),
+		want := []string{d.SellerURL, string(d.Protocol.Or()), d.PackageID, d.DealID, d.MediaBuyID, d.DealType, d.CPMMicros.Cents(), strconv.FormatInt(int64(d.CPMMicros), 10),
 			strconv.FormatInt(d.Impressions, 10), d.SpendMicros.Cents(), strconv.FormatInt(int64(d.SpendMicros), 10), d.FlightStart, d.FlightEnd}
 		if !slices.Equal(r[1:], want) {
 			t.Fatalf("row %q, want %q", r[1:], want)

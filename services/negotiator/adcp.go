@@ -2,6 +2,8 @@ package negotiator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 
@@ -10,7 +12,13 @@ import (
 
 // ADCPQuoteID is the quote id of an AdCP package: AdCP 3.1 has no quote,
 // the price is the pricing option's (fixed) or the buyer's bid (auction).
-func ADCPQuoteID(p events.Package) string { return "adcp:" + p.ID }
+// Two sellers may offer the same product and option ids, so the id names
+// the seller too (a short hash of its URL): a buyer approving by quote id
+// names exactly one line.
+func ADCPQuoteID(sellerURL string, p events.Package) string {
+	h := sha256.Sum256([]byte(sellerURL))
+	return "adcp:" + hex.EncodeToString(h[:4]) + ":" + p.ID
+}
 
 // negotiateADCP prices an AdCP package without calling the seller. A fixed
 // price is taken as it is (fixed_price). For an auction option the strategy
@@ -30,7 +38,7 @@ func ADCPQuoteID(p events.Package) string { return "adcp:" + p.ID }
 func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) events.QuoteReady {
 	p := pf.Package
 	res := events.QuoteReady{CampaignID: pf.CampaignID, Seller: pf.Seller, Package: p, PackagesTotal: pf.PackagesTotal, Tier: pf.Disclosure.Tier,
-		DealType: "adcp", QuoteID: ADCPQuoteID(p)}
+		DealType: "adcp", QuoteID: ADCPQuoteID(pf.Seller.URL, p)}
 	if p.ProductID == "" || p.PricingOptionID == "" {
 		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "AdCP package without product or pricing option"
 		return res

@@ -64,7 +64,8 @@ func TestADCPPricing(t *testing.T) {
 	if q.Outcome != events.OutcomeWalkedAway || q.FinalCPMMicros != 0 {
 		t.Fatalf("floor above max: %+v", q)
 	}
-	if negotiator.ADCPQuoteID(fixed) != "adcp:olv/fixed" {
-		t.Fatal(negotiator.ADCPQuoteID(fixed))
+	a, b := negotiator.ADCPQuoteID("https://a.example", fixed), negotiator.ADCPQuoteID("https://b.example", fixed)
+	if a == b || !strings.HasPrefix(a, "adcp:") || !strings.HasSuffix(a, ":olv/fixed") {
+		t.Fatalf("quote ids %q and %q: one product at two sellers must get two ids", a, b)
 	}
 }

@@ -289,7 +289,7 @@ async function refreshJob(s) {
     setPlan(s, { lines: j.recommendations || [], excluded: j.excluded || [], total_spend_micros: j.proposed_spend_micros,
       budget_micros: j.budget_micros, revision: j.plan_revision, notes: j.plan_notes || [] });
   }
-  for (const d of j.booked_lines || []) s.deals.set(d.deal_id, d);
+  for (const d of j.booked_lines || []) s.deals.set(d.deal_id || d.media_buy_id, d);
   for (const f of j.failed || []) s.failures.set(f.seller_url + "|" + f.package_id + "|" + f.code, f);
   render();
   return true;
@@ -327,7 +327,7 @@ function apply(s, type, ce) {
     case T + "quote.ready.v1": s.quotes.set(d.seller.url + "|" + d.package.id, d); break;
     case T + "portfolio.proposed.v1": setPlan(s, d); refreshSoon(s); break;
     case T + "portfolio.approved.v1": s.approved = d; refreshSoon(s); break;
-    case T + "deal.booked.v1": s.deals.set(d.deal_id, d); break;
+    case T + "deal.booked.v1": s.deals.set(d.deal_id || d.media_buy_id, d); break;
     case T + "booking.failed.v1": s.failures.set(d.seller_url + "|" + d.package_id + "|" + d.code, d); break;
     case T + "campaign.rejected.v1": s.rejectedReason = d.reason || ""; break;
     case T + "campaign.completed.v1": s.completed = d; s.status = d.status; refreshSoon(s); break;
@@ -467,8 +467,8 @@ function draw(s) {
   drawPlan(s, awaiting);
 
   fillRows($("#deals"), [...s.deals.values()], (d) => ({
-    attrs: { "data-deal-id": d.deal_id },
-    cells: [d.seller_name || d.seller_url, d.package_id, el("td", { class: "deal-id" }, el("code", {}, d.deal_id)), d.deal_type,
+    attrs: { "data-deal-id": d.deal_id || d.media_buy_id },
+    cells: [d.seller_name || d.seller_url, d.package_id, el("td", { class: "deal-id" }, el("code", {}, d.deal_id || d.media_buy_id)), d.deal_type,
       num(usd(d.cpm_micros)), num(int(d.impressions)), num(usd(d.spend_micros)), [d.flight_start, d.flight_end].filter(Boolean).join(" → ")],
   }));
   const fails = [...s.failures.values()].map((f) =>
