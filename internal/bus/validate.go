@@ -52,10 +52,13 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	if !ok {
 		return nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
 	}
-	if err := events.ValidateData(k, e.Data()); err != nil {
+	// One parse of the bytes already encoded serves the schema check and
+	// the campaign id check; nothing is marshalled again.
+	inst, err := events.ValidateDataValue(k, e.Data())
+	if err != nil {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: err}
 	}
-	if refs := refsOf(e.Data()); refs.HasCampaignID && refs.CampaignID != e.Subject() {
+	if refs := refsOfValue(inst); refs.HasCampaignID && refs.CampaignID != e.Subject() {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s payload campaign_id %q differs from subject %q", events.ErrInvalid, k.Name, refs.CampaignID, e.Subject())}
 	}
 	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
@@ -117,6 +120,38 @@ func refsOf(data []byte) payloadRefs {
 	return r
 }
 
+// refsOfValue is refsOf on a payload already parsed by events.ParseData.
+func refsOfValue(inst any) payloadRefs {
+	top, ok := inst.(map[string]any)
+	if !ok {
+		return payloadRefs{}
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	var r payloadRefs
+	if v, ok := top["campaign_id"]; ok {
+		r.HasCampaignID = true
+		r.CampaignID = str(v)
+	}
+	r.SellerURL, r.SellerName = str(top["seller_url"]), str(top["seller_name"])
+	if obj, ok := top["seller"].(map[string]any); ok {
+		if u := str(obj["url"]); u != "" {
+			r.SellerURL = u
+		}
+		if n := str(obj["name"]); n != "" {
+			r.SellerName = n
+		}
+	}
+	if obj, ok := top["package"].(map[string]any); ok {
+		r.PackageID = str(obj["id"])
+	}
+	if n, ok := top["packages_total"].(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			r.PackagesTotal = int(i)
+		}
+	}
+	return r
+}
+
 // inbound applies the decode rules to a delivered message. On failure it
 // returns the dead-letter reason and, for a schema-invalid
 // CampaignRequested whose campaign id is still usable, the rejection to
@@ -136,11 +171,16 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
 		return in, "decode: " + err.Error(), nil
 	}
-	refs := refsOf(in.Data())
-	if refs.HasCampaignID && refs.CampaignID != in.Subject() {
-		return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, refs.CampaignID, in.Subject()), nil
+	// One parse serves the campaign id check and the schema check.
+	inst, err := events.ParseData(k, in.Data())
+	if err == nil {
+		refs := refsOfValue(inst)
+		if refs.HasCampaignID && refs.CampaignID != in.Subject() {
+			return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, refs.CampaignID, in.Subject()), nil
+		}
+		err = events.ValidateValue(k, inst)
 	}
-	if err := events.ValidateData(k, in.Data()); err != nil {
+	if err != nil {
 		reason = "decode: " + err.Error()
 		if k.Type == events.KindCampaignRequested.Type {
 			rej = &events.CampaignRejected{CampaignID: in.Subject(), Reason: truncate(err.Error(), 1024)}
