@@ -87,22 +87,24 @@ func (s *Store) List(ctx context.Context) ([]Campaign, error) {
 // not yet recorded (fn then sees a zero Campaign).
 func (s *Store) Transition(ctx context.Context, id string, fn func(c *Campaign, exists bool) ([]events.Event, error)) (*Campaign, []events.Event, error) {
 	var out []events.Event
-	c, err := s.records.Update(ctx, id, func(c *Campaign, exists bool) (bool, error) {
+	// The record grows with the campaign (seen events, skips, quote keys),
+	// so it is encoded once per event: the encoding written is the one
+	// compared with the stored bytes to tell whether anything changed.
+	c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 		out = nil
-		before, err := json.Marshal(c)
-		if err != nil {
-			return false, err
-		}
 		evs, err := fn(c, exists)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		out = evs
 		after, err := json.Marshal(c)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		return !exists || !bytes.Equal(before, after), nil
+		if exists && bytes.Equal(stored, after) {
+			return nil, nil
+		}
+		return after, nil
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
