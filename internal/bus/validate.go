@@ -2,9 +2,11 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -69,7 +71,62 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	if n := msgSize(m.Header, m.Data); n > events.MaxEventBytes {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
 	}
+	publishedValid.add(e.ID(), digest(k.Type, e.Subject(), m.Data))
 	return m, nil
+}
+
+// publishedValid remembers the events this process validated on their way
+// out (the most recent validCacheSize of them), by id and a digest of their
+// type, subject and data: when a stage of the same process consumes one of
+// them, the schema check has already been passed by exactly these bytes.
+var publishedValid = newValidCache(validCacheSize)
+
+const validCacheSize = 1 << 16
+
+type validCache struct {
+	mu   sync.Mutex
+	m    map[string][32]byte
+	ring []string // insertion order, for eviction
+	next int
+}
+
+func newValidCache(n int) *validCache {
+	return &validCache{m: make(map[string][32]byte, n), ring: make([]string, n)}
+}
+
+func (c *validCache) add(id string, sum [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		c.m[id] = sum
+		return
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = id
+	c.next = (c.next + 1) % len(c.ring)
+	c.m[id] = sum
+}
+
+func (c *validCache) has(id string, sum [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got, ok := c.m[id]
+	return ok && got == sum
+}
+
+// digest identifies an event's content for publishedValid.
+func digest(typ, subject string, data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(data)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // payloadRefs are the fields the bus reads from any payload, generically,
@@ -170,6 +227,11 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 	}
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
 		return in, "decode: " + err.Error(), nil
+	}
+	// An event this process validated when it published it (same id, type,
+	// subject and bytes, same compiled schemas) is not checked again.
+	if publishedValid.has(in.ID(), digest(k.Type, in.Subject(), in.Data())) {
+		return in, "", nil
 	}
 	// One parse serves the campaign id check and the schema check.
 	inst, err := events.ParseData(k, in.Data())
