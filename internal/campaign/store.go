@@ -103,8 +103,15 @@ func (s *Store) Transition(ctx context.Context, id string, fn func(c *Campaign, 
 	queue, running := s.pending[id]
 	s.pending[id] = append(queue, t)
 	s.mu.Unlock()
-	if running {
-		<-t.done // the running caller applies it
+	if running { // the running caller applies it
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			if s.withdraw(id, t) {
+				return nil, nil, unavailable(fmt.Errorf("%w: campaign %s: %w", bus.ErrStore, id, ctx.Err()))
+			}
+			<-t.done // already being applied: its outcome stands
+		}
 		return t.c, t.out, t.err
 	}
 	for {
@@ -119,6 +126,20 @@ func (s *Store) Transition(ctx context.Context, id string, fn func(c *Campaign, 
 		s.mu.Unlock()
 		s.applyBatch(ctx, id, batch)
 	}
+}
+
+// withdraw removes t from the campaign's queue if no batch has taken it yet.
+func (s *Store) withdraw(id string, t *transition) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.pending[id]
+	for i, p := range q {
+		if p == t {
+			s.pending[id] = append(q[:i:i], q[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // transition is one caller's pending Transition.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -70,5 +71,54 @@ func TestConcurrentTransitions(t *testing.T) {
 	}
 	if len(c.Errors) != n-1 || seen["7"] != 0 {
 		t.Fatalf("record has %d entries (%v), want %d without 7", len(c.Errors), seen, n-1)
+	}
+}
+
+// TestQueuedTransitionGivesUpWithItsContext: a Transition queued behind a
+// running one of the same campaign returns when its own context ends, and
+// its function is then never applied.
+func TestQueuedTransitionGivesUpWithItsContext(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	s, err := campaign.Open(ctx, env.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Transition(ctx, "c2", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+			close(entered)
+			<-release
+			c.ID = "c2"
+			return nil, nil
+		})
+		done <- err
+	}()
+	<-entered
+	qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	applied := false
+	_, _, err = s.Transition(qctx, "c2", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+		applied = true
+		return nil, nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued transition: %v, want its deadline", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if applied {
+		t.Fatal("a withdrawn transition was applied")
+	}
+	if _, _, err := s.Transition(ctx, "c2", func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+		if !exists || c.ID != "c2" {
+			t.Errorf("record after: exists=%v %+v", exists, c.ID)
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
