@@ -41,20 +41,47 @@ func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (rev
 // wrote in between, retrying otherwise. fn sees a zero T (and exists=false)
 // for a missing key; it returns false to leave the value unchanged.
 func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool) (bool, error)) (T, error) {
+	return UpdateEncoded(ctx, kv, key, func(v *T, exists bool, _ []byte) ([]byte, error) {
+		changed, err := fn(v, exists)
+		if err != nil || !changed {
+			return nil, err
+		}
+		b, err := json.Marshal(*v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
+		}
+		return b, nil
+	})
+}
+
+// UpdateEncoded is Update for a caller that encodes the new value itself
+// (and can tell from the stored bytes whether anything changed, without
+// encoding the value it was given a second time): fn gets the decoded
+// value and the bytes it was decoded from (nil when the key is missing)
+// and returns the JSON to write, or nil to leave the value unchanged.
+func UpdateEncoded[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool, stored []byte) ([]byte, error)) (T, error) {
 	for attempt := 0; attempt < 64; attempt++ {
 		var v T
-		rev, found, err := GetJSON(ctx, kv, key, &v)
-		if err != nil {
+		var rev uint64
+		var stored []byte
+		gctx, gcancel := opContext(ctx)
+		e, err := kv.Get(gctx, key)
+		gcancel()
+		found := err == nil
+		switch {
+		case found:
+			stored, rev = e.Value(), e.Revision()
+			if err := json.Unmarshal(stored, &v); err != nil {
+				var zero T
+				return zero, fmt.Errorf("%w: %s holds bad JSON: %w", ErrStore, key, err)
+			}
+		case !IsNotFound(err):
 			var zero T
-			return zero, err
+			return zero, fmt.Errorf("%w: get %s: %w", ErrStore, key, err)
 		}
-		changed, err := fn(&v, found)
-		if err != nil || !changed {
+		b, err := fn(&v, found, stored)
+		if err != nil || b == nil {
 			return v, err
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return v, fmt.Errorf("%w: encode %s: %w", ErrStore, key, err)
 		}
 		wctx, cancel := opContext(ctx)
 		if found {

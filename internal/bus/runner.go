@@ -240,7 +240,11 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 
 	started := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	// in passed the schema check just above: the handler's PayloadOf
+	// decodes it without checking it again.
+	release := events.MarkValidated(in)
 	outs, herr := safeCall(callCtx, h, in)
+	release()
 	cancel()
 	if herr == nil {
 		injectTrace(ctx, outs) // each output is a child of this hop's span
@@ -314,16 +318,10 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 		}
 		msgs = append(msgs, m)
 	}
-	if len(msgs) == 1 {
-		if _, err := b.JS.PublishMsg(ctx, msgs[0], jetstream.WithExpectStream(StreamEvents)); err != nil {
-			return fmt.Errorf("bus: publish %s: %w", outs[0].ID(), err)
-		}
-		return nil
-	}
-	// Many outputs (the discoverer's fan-out): publish them pipelined and
-	// wait for every acknowledgement before the input is acked. A failure
-	// leaves the input to be redelivered; its outputs' deterministic ids
-	// make the re-publication of those already stored a no-op.
+	// Publish them pipelined (async) and wait once for every
+	// acknowledgement before the input is acked. A failure leaves the input
+	// to be redelivered; its outputs' deterministic ids (Nats-Msg-Id) make
+	// the re-publication of those already stored a no-op.
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for i, m := range msgs {
 		f, err := b.JS.PublishMsgAsync(m, jetstream.WithExpectStream(StreamEvents))
@@ -332,11 +330,17 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 		}
 		futures = append(futures, f)
 	}
+	// An acknowledgement lost with the connection must not hold the input
+	// for ever: as long as a synchronous publish would wait, then retry.
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
+		case <-timeout.C:
+			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), context.DeadlineExceeded)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -60,6 +60,12 @@ func (s *Store[T]) Update(ctx context.Context, key string, fn func(v *T, exists 
 	return Update(ctx, s.kv, key, fn)
 }
 
+// UpdateEncoded applies fn with optimistic concurrency; see the package
+// function UpdateEncoded.
+func (s *Store[T]) UpdateEncoded(ctx context.Context, key string, fn func(v *T, exists bool, stored []byte) ([]byte, error)) (T, error) {
+	return UpdateEncoded(ctx, s.kv, key, fn)
+}
+
 // Keys lists the keys matching the NATS wildcard filter ("" for all).
 func (s *Store[T]) Keys(ctx context.Context, filter string) ([]string, error) {
 	var (

@@ -2,9 +2,11 @@ package bus
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -52,10 +54,13 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	if !ok {
 		return nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
 	}
-	if err := events.ValidateData(k, e.Data()); err != nil {
+	// One parse of the bytes already encoded serves the schema check and
+	// the campaign id check; nothing is marshalled again.
+	inst, err := events.ValidateDataValue(k, e.Data())
+	if err != nil {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: err}
 	}
-	if refs := refsOf(e.Data()); refs.HasCampaignID && refs.CampaignID != e.Subject() {
+	if refs := refsOfValue(inst); refs.HasCampaignID && refs.CampaignID != e.Subject() {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s payload campaign_id %q differs from subject %q", events.ErrInvalid, k.Name, refs.CampaignID, e.Subject())}
 	}
 	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
@@ -66,7 +71,62 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	if n := msgSize(m.Header, m.Data); n > events.MaxEventBytes {
 		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
 	}
+	publishedValid.add(e.ID(), digest(k.Type, e.Subject(), m.Data))
 	return m, nil
+}
+
+// publishedValid remembers the events this process validated on their way
+// out (the most recent validCacheSize of them), by id and a digest of their
+// type, subject and data: when a stage of the same process consumes one of
+// them, the schema check has already been passed by exactly these bytes.
+var publishedValid = newValidCache(validCacheSize)
+
+const validCacheSize = 1 << 16
+
+type validCache struct {
+	mu   sync.Mutex
+	m    map[string][32]byte
+	ring []string // insertion order, for eviction
+	next int
+}
+
+func newValidCache(n int) *validCache {
+	return &validCache{m: make(map[string][32]byte, n), ring: make([]string, n)}
+}
+
+func (c *validCache) add(id string, sum [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[id]; ok {
+		c.m[id] = sum
+		return
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = id
+	c.next = (c.next + 1) % len(c.ring)
+	c.m[id] = sum
+}
+
+func (c *validCache) has(id string, sum [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got, ok := c.m[id]
+	return ok && got == sum
+}
+
+// digest identifies an event's content for publishedValid.
+func digest(typ, subject string, data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(data)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // payloadRefs are the fields the bus reads from any payload, generically,
@@ -117,6 +177,38 @@ func refsOf(data []byte) payloadRefs {
 	return r
 }
 
+// refsOfValue is refsOf on a payload already parsed by events.ParseData.
+func refsOfValue(inst any) payloadRefs {
+	top, ok := inst.(map[string]any)
+	if !ok {
+		return payloadRefs{}
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	var r payloadRefs
+	if v, ok := top["campaign_id"]; ok {
+		r.HasCampaignID = true
+		r.CampaignID = str(v)
+	}
+	r.SellerURL, r.SellerName = str(top["seller_url"]), str(top["seller_name"])
+	if obj, ok := top["seller"].(map[string]any); ok {
+		if u := str(obj["url"]); u != "" {
+			r.SellerURL = u
+		}
+		if n := str(obj["name"]); n != "" {
+			r.SellerName = n
+		}
+	}
+	if obj, ok := top["package"].(map[string]any); ok {
+		r.PackageID = str(obj["id"])
+	}
+	if n, ok := top["packages_total"].(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			r.PackagesTotal = int(i)
+		}
+	}
+	return r
+}
+
 // inbound applies the decode rules to a delivered message. On failure it
 // returns the dead-letter reason and, for a schema-invalid
 // CampaignRequested whose campaign id is still usable, the rejection to
@@ -136,11 +228,21 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
 		return in, "decode: " + err.Error(), nil
 	}
-	refs := refsOf(in.Data())
-	if refs.HasCampaignID && refs.CampaignID != in.Subject() {
-		return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, refs.CampaignID, in.Subject()), nil
+	// An event this process validated when it published it (same id, type,
+	// subject and bytes, same compiled schemas) is not checked again.
+	if publishedValid.has(in.ID(), digest(k.Type, in.Subject(), in.Data())) {
+		return in, "", nil
 	}
-	if err := events.ValidateData(k, in.Data()); err != nil {
+	// One parse serves the campaign id check and the schema check.
+	inst, err := events.ParseData(k, in.Data())
+	if err == nil {
+		refs := refsOfValue(inst)
+		if refs.HasCampaignID && refs.CampaignID != in.Subject() {
+			return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, refs.CampaignID, in.Subject()), nil
+		}
+		err = events.ValidateValue(k, inst)
+	}
+	if err != nil {
 		reason = "decode: " + err.Error()
 		if k.Type == events.KindCampaignRequested.Type {
 			rej = &events.CampaignRejected{CampaignID: in.Subject(), Reason: truncate(err.Error(), 1024)}

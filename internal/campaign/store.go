@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/bus"
@@ -21,11 +22,14 @@ import (
 type Store struct {
 	records *bus.Store[Campaign]
 	quotes  *bus.Store[events.QuoteReady]
+
+	mu      sync.Mutex
+	pending map[string][]*transition // Transitions waiting for a campaign's running batch
 }
 
 // NewStore returns a Store over the two buckets.
 func NewStore(records *bus.Store[Campaign], quotes *bus.Store[events.QuoteReady]) *Store {
-	return &Store{records: records, quotes: quotes}
+	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}}
 }
 
 // Open opens the campaign buckets of a provisioned bus.
@@ -85,29 +89,152 @@ func (s *Store) List(ctx context.Context) ([]Campaign, error) {
 // again), so what it returns always belongs to the write that won. A
 // record fn leaves unchanged is not written. exists is false for a campaign
 // not yet recorded (fn then sees a zero Campaign).
+//
+// Transitions of one campaign that arrive while another of its Transitions
+// is running in this process are applied together, in arrival order, with
+// one read and one write of the record (it grows with the campaign, so
+// decoding it per event was the booker's main cost); each caller gets its
+// own events and the record as written. If any of them fails, each is
+// applied alone instead, so a failure never leaves another's change
+// half-applied.
 func (s *Store) Transition(ctx context.Context, id string, fn func(c *Campaign, exists bool) ([]events.Event, error)) (*Campaign, []events.Event, error) {
-	var out []events.Event
-	c, err := s.records.Update(ctx, id, func(c *Campaign, exists bool) (bool, error) {
-		out = nil
-		before, err := json.Marshal(c)
-		if err != nil {
-			return false, err
+	t := &transition{fn: fn, done: make(chan struct{})}
+	s.mu.Lock()
+	queue, running := s.pending[id]
+	s.pending[id] = append(queue, t)
+	s.mu.Unlock()
+	if running { // the running caller applies it
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			if s.withdraw(id, t) {
+				return nil, nil, unavailable(fmt.Errorf("%w: campaign %s: %w", bus.ErrStore, id, ctx.Err()))
+			}
+			<-t.done // already being applied: its outcome stands
 		}
+		return t.c, t.out, t.err
+	}
+	for {
+		s.mu.Lock()
+		batch := s.pending[id]
+		if len(batch) == 0 {
+			delete(s.pending, id)
+			s.mu.Unlock()
+			return t.c, t.out, t.err
+		}
+		s.pending[id] = batch[:0:0]
+		s.mu.Unlock()
+		s.applyBatch(ctx, id, batch)
+	}
+}
+
+// withdraw removes t from the campaign's queue if no batch has taken it yet.
+func (s *Store) withdraw(id string, t *transition) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.pending[id]
+	for i, p := range q {
+		if p == t {
+			s.pending[id] = append(q[:i:i], q[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// transition is one caller's pending Transition.
+type transition struct {
+	fn   func(c *Campaign, exists bool) ([]events.Event, error)
+	c    *Campaign
+	out  []events.Event
+	err  error
+	done chan struct{}
+}
+
+var errSplit = errors.New("campaign: apply the batch one by one")
+
+// applyBatch applies the batch's functions to one read of the record and
+// writes it once; on any function's error (or for a record not yet
+// created, whose first function decides whether it exists) it applies
+// them one by one. It completes every transition of the batch.
+func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) {
+	defer func() {
+		// A function that panics must not leave the others waiting, nor
+		// the campaign's queue stuck: every transition of the batch still
+		// unanswered gets the panic as a permanent error.
+		if r := recover(); r != nil {
+			for _, t := range batch {
+				if t.c == nil && t.err == nil {
+					t.err = bus.Permanent(fmt.Errorf("campaign %s: transition panic: %v", id, r))
+				}
+			}
+		}
+		for _, t := range batch {
+			close(t.done)
+		}
+	}()
+	if len(batch) > 1 {
+		outs := make([][]events.Event, len(batch))
+		c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+			if !exists {
+				return nil, errSplit
+			}
+			for i, t := range batch {
+				evs, err := t.fn(c, true)
+				if err != nil {
+					return nil, errSplit
+				}
+				outs[i] = evs
+			}
+			return encodeChanged(c, exists, stored)
+		})
+		if !errors.Is(err, errSplit) {
+			for i, t := range batch {
+				if err != nil {
+					t.err = unavailable(err)
+					continue
+				}
+				cc := c
+				t.c, t.out = &cc, outs[i]
+			}
+			return
+		}
+	}
+	for _, t := range batch {
+		t.c, t.out, t.err = s.transitionOne(ctx, id, t.fn)
+	}
+}
+
+// transitionOne is Transition for one function.
+func (s *Store) transitionOne(ctx context.Context, id string, fn func(c *Campaign, exists bool) ([]events.Event, error)) (*Campaign, []events.Event, error) {
+	var out []events.Event
+	c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+		out = nil
 		evs, err := fn(c, exists)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		out = evs
-		after, err := json.Marshal(c)
-		if err != nil {
-			return false, err
-		}
-		return !exists || !bytes.Equal(before, after), nil
+		return encodeChanged(c, exists, stored)
 	})
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
 	return &c, out, nil
+}
+
+// encodeChanged encodes the record once per write: that encoding is
+// compared with the stored bytes to tell whether anything changed (nil:
+// leave the record unwritten) and is what is written.
+func encodeChanged(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+	after, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	if exists && bytes.Equal(stored, after) {
+		return nil, nil
+	}
+	return after, nil
 }
 
 // Apply folds a pipeline event into the campaign (the booker's plan

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +50,14 @@ func benchApp(b *testing.B, m *sandbox.Market, stages []string, mutate func(*con
 	return a
 }
 
+// cpuTime is the CPU (user + system) the whole test process has used: the
+// pipeline, the embedded NATS server and the sandbox sellers together.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func allocMB() float64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -67,7 +76,7 @@ func BenchmarkDiscoveryAndKits(b *testing.B) {
 			m := benchMarket(b, n, latency)
 			a := benchApp(b, m, []string{"discoverer", "kitfetcher"}, func(c *config.Config) { c.KitWorkers = min(n, 500) })
 			var total time.Duration
-			mb0 := allocMB()
+			mb0, cpu0 := allocMB(), cpuTime()
 			for i := 0; i < b.N; i++ {
 				id := fmt.Sprintf("kits-%d-%d", n, i)
 				req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2028-06-01", EndDate: "2028-06-30",
@@ -103,6 +112,7 @@ func BenchmarkDiscoveryAndKits(b *testing.B) {
 			b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
 			b.ReportMetric(float64(wall)/float64(latency), "x-latency")
 			b.ReportMetric((allocMB()-mb0)/float64(b.N), "alloc-MB/campaign")
+			b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/campaign")
 		})
 	}
 }
@@ -222,7 +232,7 @@ func BenchmarkNegotiation(b *testing.B) {
 // round trips (registry, packages, quote, the longest negotiation's rounds,
 // re-quote, booking) times the latency.
 func BenchmarkCampaignEndToEnd(b *testing.B) {
-	for _, n := range []int{10, 300} {
+	for _, n := range []int{10, 100, 300} {
 		b.Run(fmt.Sprintf("sellers=%d", n), func(b *testing.B) { benchCampaign(b, n) })
 	}
 }
@@ -232,6 +242,7 @@ func benchCampaign(b *testing.B, sellers int) {
 	m := benchMarket(b, sellers, latency)
 	a := benchApp(b, m, []string{"discoverer", "kitfetcher", "negotiator", "booker"}, func(c *config.Config) { c.KitWorkers, c.NegWorkers = 256, 256 })
 	var ratios, walls []float64
+	mb0, cpu0 := allocMB(), cpuTime()
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("e2e-%d", i)
 		req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(50000), StartDate: "2028-06-01", EndDate: "2028-06-30",
@@ -270,6 +281,10 @@ func benchCampaign(b *testing.B, sellers int) {
 	}
 	b.ReportMetric(mean(walls), "wall-ms")
 	b.ReportMetric(mean(ratios), "x-critical-path")
+	// CPU of the whole process (pipeline, NATS server and sandbox sellers)
+	// per campaign.
+	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/campaign")
+	b.ReportMetric((allocMB()-mb0)/float64(b.N), "alloc-MB/campaign")
 }
 
 func mean(xs []float64) float64 {

@@ -81,14 +81,17 @@ func newTraceparent() string {
 }
 
 // Payload decodes and validates the data of e into the payload type of its
-// kind. Errors wrap ErrInvalid.
+// kind (the schema check is skipped for an event the stage runner has just
+// validated: see MarkValidated). Errors wrap ErrInvalid.
 func Payload(e Event) (any, Kind, error) {
 	k, ok := KindOf(e.Type())
 	if !ok {
 		return nil, Kind{}, fmt.Errorf("%w: unknown type %q", ErrInvalid, e.Type())
 	}
-	if err := ValidateData(k, e.Data()); err != nil {
-		return nil, k, err
+	if !isValidated(e) {
+		if err := ValidateData(k, e.Data()); err != nil {
+			return nil, k, err
+		}
 	}
 	p := k.NewPayload()
 	if err := json.Unmarshal(e.Data(), p); err != nil {
@@ -98,14 +101,18 @@ func Payload(e Event) (any, Kind, error) {
 }
 
 // PayloadOf decodes e's payload into T after checking that e is of kind k and
-// that its data conforms to the kind's schema. Errors wrap ErrInvalid.
+// that its data conforms to the kind's schema (checked once: not again for
+// an event the stage runner has just validated, see MarkValidated). Errors
+// wrap ErrInvalid.
 func PayloadOf[T any](e Event, k Kind) (T, error) {
 	var zero T
 	if e.Type() != k.Type {
 		return zero, fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
 	}
-	if err := ValidateData(k, e.Data()); err != nil {
-		return zero, err
+	if !isValidated(e) {
+		if err := ValidateData(k, e.Data()); err != nil {
+			return zero, err
+		}
 	}
 	var v T
 	if err := json.Unmarshal(e.Data(), &v); err != nil {

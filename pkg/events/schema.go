@@ -70,22 +70,100 @@ func ValidateData(k Kind, data []byte) error {
 	if compileErr != nil {
 		return compileErr
 	}
-	s, ok := compiled[k.Type]
-	if !ok {
+	if _, ok := compiled[k.Type]; !ok {
 		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
 	}
+	_, err := ValidateDataValue(k, data)
+	return err
+}
+
+// ValidateDataValue is ValidateData that also returns the parsed payload
+// (see ParseData), so a caller that needs fields of the payload parses the
+// bytes once.
+func ValidateDataValue(k Kind, data []byte) (any, error) {
+	inst, err := ParseData(k, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateValue(k, inst); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// ParseData parses a payload of kind k the way the schema check reads it:
+// JSON objects as map[string]any, numbers as json.Number. Errors wrap
+// ErrInvalid.
+func ParseData(k Kind, data []byte) (any, error) {
 	if len(data) == 0 {
-		return fmt.Errorf("%w: %s has no data", ErrInvalid, k.Name)
+		return nil, fmt.Errorf("%w: %s has no data", ErrInvalid, k.Name)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("%w: %s data is not JSON: %v", ErrInvalid, k.Name, err)
+		return nil, fmt.Errorf("%w: %s data is not JSON: %v", ErrInvalid, k.Name, err)
+	}
+	return inst, nil
+}
+
+// ValidateValue checks a payload parsed by ParseData against its kind's
+// schema (compiled once per process). Errors are those of ValidateData.
+func ValidateValue(k Kind, inst any) error {
+	compileOnce.Do(compileSchemas)
+	if compileErr != nil {
+		return compileErr
+	}
+	s, ok := compiled[k.Type]
+	if !ok {
+		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
 	}
 	if err := s.Validate(inst); err != nil {
 		field, detail := flattenSchemaError(err)
 		return &SchemaError{Kind: k.Name, Field: field, Detail: detail}
 	}
 	return nil
+}
+
+// validatedKey identifies one event's data buffer (its first byte and
+// length) and type: the runner decodes every delivery into a fresh buffer,
+// so while the runner holds the mark, no other event has the same key.
+type validatedKey struct {
+	p   *byte
+	n   int
+	typ string
+}
+
+var validated sync.Map // validatedKey -> struct{}
+
+func keyOf(e Event) (validatedKey, bool) {
+	d := e.Data()
+	if len(d) == 0 {
+		return validatedKey{}, false
+	}
+	return validatedKey{p: &d[0], n: len(d), typ: e.Type()}, true
+}
+
+// MarkValidated records that e's data has just been checked against its
+// kind's schema, so Payload and PayloadOf decode it without checking it a
+// second time, until release is called. The stage runner marks each event
+// it validated for the duration of the handler call; the mark is tied to
+// e's data buffer, so a copy of e with other data is checked as usual.
+func MarkValidated(e Event) (release func()) {
+	k, ok := keyOf(e)
+	if !ok {
+		return func() {}
+	}
+	validated.Store(k, struct{}{})
+	return func() { validated.Delete(k) }
+}
+
+// isValidated reports whether e's data is marked validated (MarkValidated).
+func isValidated(e Event) bool {
+	k, ok := keyOf(e)
+	if !ok {
+		return false
+	}
+	_, ok = validated.Load(k)
+	return ok
 }
 
 // SchemaError is a payload that violates its kind's JSON Schema. It matches

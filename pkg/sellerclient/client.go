@@ -108,11 +108,16 @@ func newTransport(allowPrivate bool) *http.Transport {
 		d.Control = dialControl
 	}
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   16,
+		Proxy:             nil,
+		DialContext:       d.DialContext,
+		ForceAttemptHTTP2: true,
+		// Many sellers can share a host (a platform serving its sellers
+		// under path prefixes): a small per-host pool would close and
+		// redial most connections of a wide fetch (a TCP handshake and a
+		// TIME_WAIT socket per request), so keep as many idle as a wide
+		// stage uses at once.
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

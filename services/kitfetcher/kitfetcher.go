@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -110,6 +111,10 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 		}
 		return fit, err
 	}
+	// The catalog resolves the fitting packages' products (floors, deal
+	// types) and is needed for almost every seller with a fitting package:
+	// fetch it alongside the packages, not one more round trip after them.
+	catalog := s.prefetchCatalog(cctx, sf.Seller.URL)
 	pkgs, err := s.fetch(cctx, sf)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -126,7 +131,7 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief (formats %v, devices %v, geo %v, tags %v)",
 			len(pkgs), wantedFormats(sf.Brief), sf.Brief.DeviceTypes, sf.Brief.Geo, sf.Brief.Tags)}
 	}
-	if err := s.resolveProducts(cctx, sf, fit); err != nil && ctx.Err() != nil {
+	if err := s.resolveProducts(cctx, sf, fit, catalog); err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	return fit, nil
@@ -147,25 +152,7 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 // A package whose product stays unknown keeps an empty ProductID; the
 // negotiator then ends it with an error outcome instead of quoting a guess.
 // Failures here never skip the seller (the packages are still reported).
-func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package) error {
-	var (
-		catalog    map[string]sellerclient.Product
-		catalogErr error
-		loaded     bool
-	)
-	products := func() (map[string]sellerclient.Product, error) {
-		if !loaded {
-			loaded = true
-			var list []sellerclient.Product
-			if list, catalogErr = s.Client.ListProducts(ctx, sf.Seller.URL); catalogErr == nil {
-				catalog = make(map[string]sellerclient.Product, len(list))
-				for _, p := range list {
-					catalog[p.ProductID] = p
-				}
-			}
-		}
-		return catalog, catalogErr
-	}
+func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package, products func() (map[string]sellerclient.Product, error)) error {
 	for i := range fit {
 		p := &fit[i]
 		if p.ProductID == "" && sf.Disclosure.Tier == identity.TierPublic && sf.Disclosure.Cap.Rank() >= identity.TierSeat.Rank() {
@@ -205,6 +192,35 @@ func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fi
 		}
 	}
 	return nil
+}
+
+// prefetchCatalog starts fetching the seller's catalog (GET /products) and
+// returns the function that waits for it, indexed by product id.
+func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() (map[string]sellerclient.Product, error) {
+	type result struct {
+		catalog map[string]sellerclient.Product
+		err     error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		list, err := s.Client.ListProducts(ctx, sellerURL)
+		var cat map[string]sellerclient.Product
+		if err == nil {
+			cat = make(map[string]sellerclient.Product, len(list))
+			for _, p := range list {
+				cat[p.ProductID] = p
+			}
+		}
+		ch <- result{cat, err}
+	}()
+	var (
+		once sync.Once
+		res  result
+	)
+	return func() (map[string]sellerclient.Product, error) {
+		once.Do(func() { res = <-ch })
+		return res.catalog, res.err
+	}
 }
 
 // onlyProductOfFormat is the catalog's one product whose inventory type is

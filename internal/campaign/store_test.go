@@ -1,0 +1,124 @@
+package campaign_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// TestConcurrentTransitions: many Transitions of one campaign at once (they
+// are batched into shared writes) each apply exactly once, each caller gets
+// its own events, and one failing function changes nothing and fails alone.
+func TestConcurrentTransitions(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	s, err := campaign.Open(ctx, env.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Transition(ctx, "c1", func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+		c.ID = "c1"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	outs := make([][]events.Event, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, out, err := s.Transition(ctx, "c1", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+				c.Errors = append(c.Errors, fmt.Sprint(i))
+				if i == 7 {
+					return nil, boom
+				}
+				e, err := events.New(events.KindCampaignRejected, fmt.Sprint("e", i), "t", "c1", events.CampaignRejected{CampaignID: "c1", Reason: fmt.Sprint(i)})
+				return []events.Event{e}, err
+			})
+			errs[i], outs[i] = err, out
+			if err == nil && c == nil {
+				t.Error("no record returned")
+			}
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		switch {
+		case i == 7 && !errors.Is(errs[i], boom):
+			t.Errorf("failing transition: err %v", errs[i])
+		case i != 7 && (errs[i] != nil || len(outs[i]) != 1 || outs[i][0].ID() != fmt.Sprint("e", i)):
+			t.Errorf("transition %d: err %v, events %v", i, errs[i], outs[i])
+		}
+	}
+	c, err := s.Get(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range c.Errors {
+		seen[e]++
+	}
+	if len(c.Errors) != n-1 || seen["7"] != 0 {
+		t.Fatalf("record has %d entries (%v), want %d without 7", len(c.Errors), seen, n-1)
+	}
+}
+
+// TestQueuedTransitionGivesUpWithItsContext: a Transition queued behind a
+// running one of the same campaign returns when its own context ends, and
+// its function is then never applied.
+func TestQueuedTransitionGivesUpWithItsContext(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	s, err := campaign.Open(ctx, env.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Transition(ctx, "c2", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+			close(entered)
+			<-release
+			c.ID = "c2"
+			return nil, nil
+		})
+		done <- err
+	}()
+	<-entered
+	qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	applied := false
+	_, _, err = s.Transition(qctx, "c2", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+		applied = true
+		return nil, nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("queued transition: %v, want its deadline", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if applied {
+		t.Fatal("a withdrawn transition was applied")
+	}
+	if _, _, err := s.Transition(ctx, "c2", func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+		if !exists || c.ID != "c2" {
+			t.Errorf("record after: exists=%v %+v", exists, c.ID)
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
