@@ -186,6 +186,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *withSandbox && natsPortUnset(fs) {
 		cfg.NATSPort = quickStartPort()
 	}
+	if cfg.HTTPAddr == "" && flagUnset(fs, "metrics-addr", "DEALFLOW_METRICS_ADDR") {
+		// Every long-running process serves /metrics: with no bookings API
+		// to serve it on, on 127.0.0.1:9464 (the conventional exporter
+		// port), or a free port when another process has that one.
+		cfg.MetricsAddr = freeOr(DefaultMetricsAddr)
+	}
 	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
 	opts := app.Options{}
 	if *withSandbox {
@@ -218,7 +224,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		natsURL = a.Server.ClientURL()
 		log.Info().Str("nats", natsURL).Msg("embedded NATS listening")
 	}
-	printQuickStart(stdout, natsURL, a.HTTPAddr)
+	printQuickStart(stdout, natsURL, a.HTTPAddr, a.MetricsAddr)
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	a.Stop()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -237,4 +238,47 @@ func TestSandboxCredentialsOut(t *testing.T) {
 		return
 	}
 	t.Fatalf("no free port range: %s", last)
+}
+
+// TestRunServesMetricsByDefault: a stage process without a bookings API
+// still serves /metrics, on 127.0.0.1:9464 or a free port, and says where.
+func TestRunServesMetricsByDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a stage process")
+	}
+	t.Setenv("DEALFLOW_METRICS_ADDR", "")
+	os.Unsetenv("DEALFLOW_METRICS_ADDR")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"run", "--nats-port", "0", "--data-dir", t.TempDir(), "--stages", "negotiator", "--log-json"}, &out, &errb)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)","time":"[^"]*","message":"metrics listening"`)
+	deadline := time.Now().Add(30 * time.Second)
+	var m []string
+	for m = re.FindStringSubmatch(errb.String()); m == nil; m = re.FindStringSubmatch(errb.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no metrics address logged: %s", errb.String())
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("run exited %d: %s", code, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "dealflow_events_handled_total") && !strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("GET /metrics: %d %.200s", resp.StatusCode, body)
+	}
 }

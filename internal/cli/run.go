@@ -37,11 +37,31 @@ func nothingToDo(cfg config.Config, withSandbox bool) error {
 
 // natsPortUnset reports whether neither --nats-port nor DEALFLOW_NATS_PORT
 // was given.
-func natsPortUnset(fs *flag.FlagSet) bool {
+func natsPortUnset(fs *flag.FlagSet) bool { return flagUnset(fs, "nats-port", "DEALFLOW_NATS_PORT") }
+
+// flagUnset reports whether neither the flag nor its environment variable
+// was given.
+func flagUnset(fs *flag.FlagSet, name, env string) bool {
 	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "nats-port" })
-	_, env := os.LookupEnv("DEALFLOW_NATS_PORT")
-	return !set && !env
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, inEnv := os.LookupEnv(env)
+	return !set && !inEnv
+}
+
+// DefaultMetricsAddr is where `dealflow run` without --http serves
+// /metrics unless --metrics-addr says otherwise.
+const DefaultMetricsAddr = "127.0.0.1:9464"
+
+// freeOr is addr when it can be listened on now, else the same host on a
+// free port.
+func freeOr(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		return net.JoinHostPort(host, "0")
+	}
+	_ = ln.Close()
+	return addr
 }
 
 // quickStartPort is QuickStartNATSPort when it is free on loopback, else 0
@@ -75,7 +95,7 @@ func withSandboxKeys(creds *identity.Credentials, m *sandbox.Market) *identity.C
 
 // printQuickStart prints, on stdout, where the pipeline can be reached and
 // the next commands to try.
-func printQuickStart(w io.Writer, natsURL, apiAddr string) {
+func printQuickStart(w io.Writer, natsURL, apiAddr, metricsAddr string) {
 	if natsURL == "" && apiAddr == "" {
 		return
 	}
@@ -87,6 +107,9 @@ func printQuickStart(w io.Writer, natsURL, apiAddr string) {
 	if apiAddr != "" {
 		api = "http://" + apiAddr
 		fmt.Fprintf(w, "  API:  %s\n", api)
+	}
+	if metricsAddr != "" {
+		fmt.Fprintf(w, "  Metrics: http://%s/metrics\n", metricsAddr)
 	}
 	fmt.Fprintln(w, "Next, in another terminal:")
 	if natsURL != "" {

@@ -145,7 +145,7 @@ var Options = []Option{
 	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
-	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics (e.g. 127.0.0.1:9090); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics, /livez and /readyz; `run` without --http defaults to 127.0.0.1:9464 (a free port if taken); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"pprof", "DEALFLOW_PPROF", "false", "also serve /debug/pprof/* on the metrics address (the bookings API address when it serves /metrics)", boolean(func(c *Config) *bool { return &c.Pprof })},
 	{"nats-monitor-port", "DEALFLOW_NATS_MONITOR_PORT", "0", "embedded server's HTTP monitoring port (/varz, /jsz, /healthz for nats-server tooling and exporters); 0 disables it", integer(func(c *Config) *int { return &c.NATSMonitor })},
 }
