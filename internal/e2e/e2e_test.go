@@ -24,6 +24,7 @@ import (
 	"github.com/dealflow/dealflow/internal/sandbox"
 	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
 type stack struct {
@@ -75,8 +76,9 @@ func (s *stack) follow(t *testing.T, id string) demo.Result {
 }
 
 // sellerDeals counts the bookings the sellers hold: IAB deals by deal id,
-// and AdCP media buys by media_buy_id (each confirmed buy once; a second
-// buy of one line would show as another id).
+// and AdCP media buys by seller and media_buy_id (a media buy id is unique
+// per seller only; each confirmed buy counts once, and a second buy of one
+// line would show as another id).
 func sellerDeals(m *sandbox.Market) map[string]int {
 	out := map[string]int{}
 	for _, s := range m.Sellers {
@@ -85,6 +87,10 @@ func sellerDeals(m *sandbox.Market) map[string]int {
 		}
 	}
 	for _, s := range m.ADCPSellers {
+		seller, err := sellerclient.CanonicalURL(s.URL)
+		if err != nil {
+			seller = s.URL
+		}
 		for _, c := range s.Agent.(*sandboxadcp.Agent).Calls() {
 			var r struct {
 				MediaBuyID string `json:"media_buy_id"`
@@ -98,9 +104,9 @@ func sellerDeals(m *sandbox.Market) map[string]int {
 			}
 			switch {
 			case c.Tool == "create_media_buy" && r.MediaBuyID != "" && !r.Replayed:
-				out[r.MediaBuyID]++
+				out[seller+"|"+r.MediaBuyID]++
 			case c.Tool == "get_task_status" && r.Result.MediaBuyID != "":
-				out[r.Result.MediaBuyID] = 1 // polled as often as it took
+				out[seller+"|"+r.Result.MediaBuyID] = 1 // polled as often as it took
 			}
 		}
 	}
@@ -133,10 +139,7 @@ func TestDemoCampaignBooksWithinBudget(t *testing.T) {
 	protocols := map[string]int{}
 	for _, d := range res.Deals {
 		protocols[d.Protocol]++
-		id := d.DealID
-		if d.Protocol == "adcp" {
-			id = d.MediaBuyID
-		}
+		id := bookingID(d)
 		if booked[id] != 1 {
 			t.Fatalf("deal %s booked %d times at the seller", id, booked[id])
 		}
@@ -525,7 +528,7 @@ func TestBookingsAPIReject(t *testing.T) {
 // deal, the media buy id for an AdCP buy.
 func bookingID(d demo.Deal) string {
 	if d.Protocol == "adcp" {
-		return d.MediaBuyID
+		return d.SellerURL + "|" + d.MediaBuyID
 	}
 	return d.DealID
 }
