@@ -3,7 +3,6 @@ package kitfetcher
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/dealflow/dealflow/internal/adcpauth"
@@ -122,18 +121,6 @@ func FitPackages(pkgs []events.Package, b events.ShoppingBrief) []events.Package
 		}
 		out = append(out, p)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
-		if pi == 0 {
-			pi = out[i].PriceLowMicros
-		}
-		if pj == 0 {
-			pj = out[j].PriceLowMicros
-		}
-		if pi != pj {
-			return pi < pj
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortByPrice(out)
 	return out
 }

@@ -307,19 +307,7 @@ func Fit(pkgs []sellerclient.Package, b events.ShoppingBrief) []events.Package {
 		}
 		out = append(out, toEvent(p))
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
-		if pi == 0 {
-			pi = out[i].PriceLowMicros
-		}
-		if pj == 0 {
-			pj = out[j].PriceLowMicros
-		}
-		if pi != pj {
-			return pi < pj
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortByPrice(out)
 	return out
 }
 
@@ -397,4 +385,22 @@ func geoFits(have, want []string) bool {
 		}
 	}
 	return false
+}
+
+// sortByPrice orders fitting packages cheapest first (exact price, else the
+// low end of the range), then by id, so the fan-out is deterministic.
+func sortByPrice(out []events.Package) {
+	sort.SliceStable(out, func(i, j int) bool {
+		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
+		if pi == 0 {
+			pi = out[i].PriceLowMicros
+		}
+		if pj == 0 {
+			pj = out[j].PriceLowMicros
+		}
+		if pi != pj {
+			return pi < pj
+		}
+		return out[i].ID < out[j].ID
+	})
 }
