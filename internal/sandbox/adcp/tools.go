@@ -276,6 +276,9 @@ func (a *Agent) refine(p *principalCtx, in productsArgs, scope string) result {
 			if _, ok := a.catalog[r.ProductID]; !ok {
 				return adcpErr("PRODUCT_NOT_FOUND", "unknown product "+r.ProductID, field+".product_id")
 			}
+			if r.Action != "omit" && slices.Contains(a.cfg.RefuseProposals, r.ProductID) {
+				return adcpErr("POLICY_VIOLATION", "the seller does not propose "+r.ProductID+" to this buyer", field+".product_id")
+			}
 			if r.Action != "omit" {
 				addProducts(r.ProductID)
 				if r.Action == "" || r.Action == "include" {
