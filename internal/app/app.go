@@ -255,7 +255,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err != nil {
 			return err
 		}
-		svc := &negotiator.Service{Client: a.Client, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
+		svc := &negotiator.Service{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
 			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log, Metrics: a.Metrics}
 		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
 	}

@@ -29,7 +29,7 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var adcpCalls int
+	var adcpCalls, finalized int
 	inspect := func(_ context.Context, m *sandbox.Market, _ Result) error {
 		for _, s := range m.Sellers {
 			for _, d := range s.Deals() {
@@ -48,6 +48,9 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 				for id, amount := range mediaBuys(c.Result) {
 					seller[id] = amount
 				}
+				if c.Tool == "get_products" && !c.IsError && strings.Contains(string(c.Arguments), `"action":"finalize"`) {
+					finalized++
+				}
 			}
 		}
 		return nil
@@ -62,6 +65,9 @@ func TestDemoMoneyAgreesToTheMicro(t *testing.T) {
 	}
 	if adcpCalls == 0 {
 		t.Fatal("the pipeline never called an AdCP seller")
+	}
+	if finalized == 0 {
+		t.Fatal("the negotiator never finalized a proposal (Brightline AdCP offers proposals)")
 	}
 	var iab, adcpDeals int
 	for _, d := range res.Deals {

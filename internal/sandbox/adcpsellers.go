@@ -29,6 +29,10 @@ type ADCPSellerConfig struct {
 	ApprovalDelay   time.Duration `json:"-"`
 	ApprovalDelayMS int           `json:"approval_delay_ms,omitempty"`
 	RejectSubmitted bool          `json:"reject_submitted,omitempty"`
+	// Proposals makes the agent offer proposals: get_products in refine
+	// mode (a draft proposal for the included products), finalize, and
+	// create_media_buy with proposal_id + total_budget.
+	Proposals bool `json:"proposals,omitempty"`
 	// RequireSigningFor lists operations that need RFC 9421 signatures.
 	RequireSigningFor []string `json:"require_signing_for,omitempty"`
 	// PriceFactor scales every price of the default catalog (fixed, floor,
@@ -184,10 +188,11 @@ func validateADCP(c MarketConfig, seen map[string]bool) error {
 }
 
 // DefaultADCPSellers are the default market's two AdCP sales agents: one
-// books at once, the other answers submitted and approves 300ms later.
+// books at once and offers proposals (refine, finalize, buy by
+// proposal_id), the other answers submitted and approves 300ms later.
 func DefaultADCPSellers() []ADCPSellerConfig {
 	return []ADCPSellerConfig{
-		{Name: "Brightline AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.75},
+		{Name: "Brightline AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.75, Proposals: true},
 		{Name: "Harbor Sports AdCP", Trust: "approved", Capabilities: []string{"ctv", "video", "display"}, PriceFactor: 0.85,
 			ManualApproval: true, ApprovalDelay: 300 * time.Millisecond},
 	}

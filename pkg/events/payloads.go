@@ -193,7 +193,7 @@ type Package struct {
 	PricingModel        string         `json:"pricing_model,omitempty" desc:"AdCP: fixed (exact_price_micros is the price) or auction (the buyer bids between floor_price_micros and its max)."`
 	PriceGuidanceMicros *PriceGuidance `json:"auction_guidance,omitempty" desc:"AdCP auction: the seller's clearing-price percentiles, CPM in micros."`
 	MinSpendMicros      Micros         `json:"min_spend_micros,omitempty" desc:"AdCP: min_spend_per_package, the smallest budget the seller accepts for one package, in micros (the minimum order)."`
-	ProposalID          string         `json:"proposal_id,omitempty" desc:"AdCP: the seller's proposal that includes this product, when it offered one."`
+	ProposalID          string         `json:"proposal_id,omitempty" desc:"AdCP: the committed proposal (100% this product at this pricing option, the final CPM held until quote_expires_at) that the booker buys with proposal_id + total_budget; absent when the package is bought as such."`
 }
 
 // Pricing models of an AdCP package.

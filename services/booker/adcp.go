@@ -54,15 +54,44 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 	if line.State == LineSubmitted && line.TaskID != "" {
 		return b.followTask(ctx, led, c, q, l, line, seller, timeout, finish, fail)
 	}
-	req, err := mediaBuyRequest(c, q, l, line)
-	req.Account, req.Brand = *seller.Account, *seller.Brand
-	if err != nil {
-		return finish(nil, fail("rejected", err.Error(), ""))
+	if q.Package.ProposalID != "" && line.ProposalID == "" && q.QuoteExpiresAt != nil && !q.QuoteExpiresAt.After(b.clock()) {
+		// The proposal's hold lapsed before booking: re-finalize at the
+		// agreed price.
+		if f, err := b.refinalize(ctx, led, c, q, l, line, seller, timeout); f != "" || err != nil {
+			if err != nil {
+				return nil, nil, err
+			}
+			return finish(nil, fail("quote_expired", f, ""))
+		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	res, err := b.ADCP.CreateMediaBuy(cctx, seller, req)
-	cancel()
-	if err != nil {
+	var res *adcp.MediaBuy
+	for attempt := 0; ; attempt++ {
+		req, err := mediaBuyRequest(c, q, l, line)
+		if err != nil {
+			return finish(nil, fail("rejected", err.Error(), ""))
+		}
+		req.Account, req.Brand = *seller.Account, *seller.Brand
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		res, err = b.ADCP.CreateMediaBuy(cctx, seller, req)
+		cancel()
+		if err == nil {
+			break
+		}
+		if req.ProposalID != "" && errors.Is(err, sellerclient.ErrQuoteExpired) {
+			if attempt > 0 || line.ProposalID != "" {
+				return finish(nil, fail("quote_expired", "the proposal expired and the re-finalized one expired too: "+err.Error(), ""))
+			}
+			// PROPOSAL_EXPIRED: the agreement still holds, re-finalize at
+			// the agreed price and buy the new proposal.
+			f, rerr := b.refinalize(ctx, led, c, q, l, line, seller, timeout)
+			if rerr != nil {
+				return nil, nil, rerr
+			}
+			if f != "" {
+				return finish(nil, fail("quote_expired", f, ""))
+			}
+			continue
+		}
 		if adcpAmbiguous(err) {
 			// The request may have reached the seller: the next attempt
 			// sends the same key and the seller replays its answer.
@@ -160,7 +189,8 @@ func ADCPIdempotencyKey(campaignID string, line *LedgerLine) string {
 }
 
 // mediaBuyRequest is the line's create_media_buy: one package, budget = the
-// line's spend, the bid for an auction option, the brief's flight.
+// line's spend, the bid for an auction option, the brief's flight; or, for
+// a quote committed in a proposal, proposal_id + total_budget.
 func mediaBuyRequest(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, line *LedgerLine) (adcp.MediaBuyRequest, error) {
 	b := c.Request.Brief
 	start, err := time.Parse(events.DateLayout, b.StartDate)
@@ -172,6 +202,13 @@ func mediaBuyRequest(c *campaign.Campaign, q events.QuoteReady, l events.PlanLin
 		return adcp.MediaBuyRequest{}, fmt.Errorf("flight end %q: %w", b.EndDate, err)
 	}
 	end = end.Add(24*time.Hour - time.Second) // the end date is included
+	if id := proposalOf(q, line); id != "" {
+		// A committed proposal (100% to the product at the pricing
+		// option, the price held until expires_at): bought whole with
+		// the line's spend as total_budget.
+		return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
+			ProposalID: id, TotalBudgetMicros: l.SpendMicros, Currency: "USD", PONumber: c.ID}, nil
+	}
 	pkg := adcp.PackageRequest{ProductID: q.Package.ProductID, PricingOptionID: q.Package.PricingOptionID, BudgetMicros: l.SpendMicros}
 	if q.Package.PricingModel == events.PricingAuction {
 		pkg.BidPriceMicros = l.CPMMicros
@@ -234,4 +271,47 @@ func adcpFailCode(err error) string {
 		return "unsupported"
 	}
 	return failCode(err)
+}
+
+// proposalOf is the proposal a line buys: the one re-finalized after the
+// quote's expired, else the quote's ("" = buy the package).
+func proposalOf(q events.QuoteReady, line *LedgerLine) string {
+	if line.ProposalID != "" {
+		return line.ProposalID
+	}
+	return q.Package.ProposalID
+}
+
+// refinalize commits the line's product again (refine + finalize) at the
+// agreed CPM after its proposal expired, like an expired IAB quote is
+// re-quoted at the agreed CPM. The new proposal and a fresh book key are
+// written to the ledger before the buy. A non-empty reason means it could
+// not (the line fails quote_expired and its budget goes to the re-plan);
+// an error means the outcome is unknown (retry later).
+func (b *Booker) refinalize(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, q events.QuoteReady, l events.PlanLine,
+	line *LedgerLine, seller adcp.Seller, timeout time.Duration) (string, error) {
+	p := q.Package
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	pr, prod, err := b.ADCP.CommitProduct(cctx, seller, p.ProductID, p.PricingOptionID, adcp.ProposalAsk(p.ProductID, p.PricingOptionID, l.CPMMicros, l.SpendMicros, l.Impressions), b.clock())
+	cancel()
+	switch {
+	case err != nil && adcpAmbiguous(err):
+		return "", fmt.Errorf("booker: re-finalizing proposal %s: %w", p.ProposalID, err)
+	case err != nil:
+		return "proposal " + p.ProposalID + " expired and re-finalizing it failed: " + err.Error(), nil
+	case !prod.Option(p.PricingOptionID).PriceHolds(l.CPMMicros):
+		return fmt.Sprintf("proposal %s expired and the seller's price no longer stands at the agreed %s", p.ProposalID, l.CPMMicros.Cents()), nil
+	}
+	line.ProposalID, line.BookKey = pr.ProposalID, events.NewID()
+	if err := saveLine(ctx, led, c.ID, line); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+func (b *Booker) clock() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
 }

@@ -40,6 +40,13 @@ type adcpFixture struct {
 // booker makes is validated against the AdCP 3.1 schemas at the end.
 func newADCPFixture(t *testing.T, manual map[string]bool, reject bool, bookClient *adcp.Client) *adcpFixture {
 	t.Helper()
+	return newADCPFixtureWith(t, manual, reject, bookClient, nil)
+}
+
+// newADCPFixtureWith is newADCPFixture with the agent's configuration
+// adjusted by tune (proposals, a clock).
+func newADCPFixtureWith(t *testing.T, manual map[string]bool, reject bool, bookClient *adcp.Client, tune func(*sandboxadcp.Config)) *adcpFixture {
+	t.Helper()
 	v, err := adcpschema.LoadDefault()
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +55,12 @@ func newADCPFixture(t *testing.T, manual map[string]bool, reject bool, bookClien
 	for i := range products {
 		products[i].ManualApproval = manual[products[i].ID]
 	}
-	agent := sandboxadcp.New(sandboxadcp.Config{Products: products, ApprovalDelay: 100 * time.Millisecond, RejectSubmitted: reject,
-		Tokens: map[string]sandboxadcp.Principal{adcpToken: {AccountID: "acct-1", BrandDomain: "acme.example"}}})
+	cfg := sandboxadcp.Config{Products: products, ApprovalDelay: 100 * time.Millisecond, RejectSubmitted: reject,
+		Tokens: map[string]sandboxadcp.Principal{adcpToken: {AccountID: "acct-1", BrandDomain: "acme.example"}}}
+	if tune != nil {
+		tune(&cfg)
+	}
+	agent := sandboxadcp.New(cfg)
 	srv := httptest.NewServer(agent.Handler())
 	t.Cleanup(func() {
 		srv.Close()

@@ -52,6 +52,10 @@ type LedgerLine struct {
 	// Protocol is the seller's protocol; AdCP lines send
 	// adcp.IdempotencyKey(campaign, key, book_key) with create_media_buy.
 	Protocol events.Protocol `json:"protocol,omitempty"`
+	// ProposalID is the AdCP proposal re-finalized at the agreed price
+	// after the quote's proposal expired (bought instead of it, with a
+	// fresh BookKey).
+	ProposalID string `json:"proposal_id,omitempty"`
 	// TaskID is the seller's task of a submitted AdCP buy.
 	TaskID    string                `json:"task_id,omitempty"`
 	Deal      *events.DealBooked    `json:"deal,omitempty"`

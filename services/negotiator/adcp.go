@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
+	"github.com/dealflow/dealflow/internal/adcpauth"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // ADCPQuoteID is the quote id of an AdCP package: AdCP 3.1 has no quote,
@@ -51,6 +55,7 @@ func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) eve
 			return res
 		}
 		s.volume(&res, pf)
+		s.propose(ctx, &res, pf)
 		return res
 	}
 	name := pf.Negotiation.Strategy
@@ -114,6 +119,7 @@ func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) eve
 	res.Outcome, res.FinalCPMMicros = events.OutcomeAccepted, bid
 	res.Reason = fmt.Sprintf("AdCP auction (no numeric counter-offer in 3.1): %s, %s (floor %s, max %s)", name, why, floor.Cents(), maxCPM.Cents())
 	s.volume(&res, pf)
+	s.propose(ctx, &res, pf)
 	return res
 }
 
@@ -141,4 +147,66 @@ func (s *Service) volume(res *events.QuoteReady, pf events.PackageFound) {
 		res.QuoteID, res.Outcome, res.FinalCPMMicros = "", events.OutcomeError, 0
 		res.Reason = fmt.Sprintf("the seller's minimum spend %s exceeds what this campaign may spend with it", pf.Package.MinSpendMicros.Cents())
 	}
+}
+
+// propose commits a priced AdCP package in a proposal where the seller
+// offers proposals (capabilities: supports_proposals or the refine buying
+// mode): get_products refine includes the product with an ask naming the
+// pricing option, the CPM (the fixed price or the strategy's bid) and the
+// budget the per-seller spend buys, then finalize. The QuoteReady then
+// carries the proposal id (Package.ProposalID) and quote_expires_at = the
+// proposal's expires_at: a committed price held until then, bought with
+// create_media_buy {proposal_id, total_budget}. A seller without proposals,
+// a public tier (no account) or no AdCP client keeps the package path; a
+// refine or finalize failure falls back to it with the reason noted, except
+// the seller's refusal (TERMS_REJECTED, POLICY_VIOLATION), which is a
+// rejected outcome.
+func (s *Service) propose(ctx context.Context, res *events.QuoteReady, pf events.PackageFound) {
+	if s.ADCP == nil || res.QuoteID == "" || (res.Outcome != events.OutcomeAccepted && res.Outcome != events.OutcomeFixedPrice) {
+		return
+	}
+	seller, err := adcpauth.Seller(s.Credentials, pf.Seller, pf.Disclosure.Tier)
+	if err != nil || seller.Token == "" || seller.Account == nil {
+		return
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	caps, err := s.ADCP.GetCapabilities(cctx, seller)
+	if err != nil {
+		res.Reason += "; proposals not tried (capabilities: " + err.Error() + ")"
+		return
+	}
+	if !caps.SupportsProposals() {
+		return
+	}
+	p := pf.Package
+	spend := events.Micros(new(big.Int).Quo(new(big.Int).Mul(big.NewInt(res.Impressions), big.NewInt(int64(res.FinalCPMMicros))), big.NewInt(1000)).Int64())
+	pr, prod, err := s.ADCP.CommitProduct(cctx, seller, p.ProductID, p.PricingOptionID, adcp.ProposalAsk(p.ProductID, p.PricingOptionID, res.FinalCPMMicros, spend, res.Impressions), time.Now())
+	if err != nil {
+		if ProposalRefused(err) {
+			res.QuoteID, res.Outcome, res.FinalCPMMicros = "", events.OutcomeRejected, 0
+			res.Reason = "the seller refused the proposal: " + err.Error()
+			return
+		}
+		res.Reason += "; proposal not committed, buying the package as priced (" + err.Error() + ")"
+		return
+	}
+	if !prod.Option(p.PricingOptionID).PriceHolds(res.FinalCPMMicros) {
+		res.Reason += fmt.Sprintf("; proposal %s not used: the refined price no longer stands at %s, buying the package as priced", pr.ProposalID, res.FinalCPMMicros.Cents())
+		return
+	}
+	exp := pr.ExpiresAt.UTC()
+	res.Package.ProposalID, res.QuoteExpiresAt = pr.ProposalID, &exp
+	res.Reason += fmt.Sprintf("; committed in proposal %s at %s, held until %s", pr.ProposalID, res.FinalCPMMicros.Cents(), exp.Format(time.RFC3339))
+}
+
+// ProposalRefused reports the seller's refusal of a proposal (as opposed
+// to a failure to make one): TERMS_REJECTED or POLICY_VIOLATION.
+func ProposalRefused(err error) bool {
+	var e *adcp.Error
+	return errors.As(err, &e) && (e.Code == "TERMS_REJECTED" || e.Code == "POLICY_VIOLATION")
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // Stage is the stage and durable consumer name.
@@ -42,7 +43,10 @@ const DefaultStrategy = "adaptive"
 
 // Service holds the negotiator's dependencies.
 type Service struct {
-	Client      *sellerclient.Client
+	Client *sellerclient.Client
+	// ADCP, when set, commits AdCP prices in proposals where the seller
+	// offers them (refine, finalize); nil keeps to pricing without a call.
+	ADCP        *adcp.Client
 	Credentials *identity.Credentials
 	// Sessions is the negotiation journal (bus.BucketNegotiations).
 	Sessions *bus.Store[Session]

@@ -125,7 +125,9 @@ type proposal struct {
 	expires  time.Time
 	products []string
 	shares   []float64
-	omitted  bool
+	// options are the products' pricing options ("" = the first).
+	options []string
+	omitted bool
 }
 
 // New builds an agent from cfg.

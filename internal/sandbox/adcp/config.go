@@ -29,6 +29,9 @@ type Config struct {
 	Products []Product `json:"products,omitempty"`
 	// Proposals enables proposals in brief mode and refine/finalize.
 	Proposals bool `json:"proposals,omitempty"`
+	// RefuseProposals lists products the agent will not put in a
+	// proposal: a refine including one answers POLICY_VIOLATION.
+	RefuseProposals []string `json:"refuse_proposals,omitempty"`
 	// ProposalHold is how long a finalized proposal is held (default 1h).
 	ProposalHold time.Duration `json:"-"`
 	// MaxPageSize caps get_products pages (default 100).

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -218,8 +219,8 @@ func (a *Agent) proposalJSON(pr *proposal) map[string]any {
 	allocs := make([]any, 0, len(pr.products))
 	for i, id := range pr.products {
 		al := map[string]any{"product_id": id, "allocation_percentage": pr.shares[i]}
-		if p := a.catalog[id]; len(p.Pricing) > 0 {
-			al["pricing_option_id"] = p.Pricing[0].ID
+		if o := a.proposalOption(pr, i); o != nil {
+			al["pricing_option_id"] = o.ID
 		}
 		allocs = append(allocs, al)
 	}
@@ -228,6 +229,23 @@ func (a *Agent) proposalJSON(pr *proposal) map[string]any {
 		"proposal_status": pr.status, "expires_at": ts(pr.expires),
 		"brief_alignment": "Spread across the best-matching products of the brief.",
 	}
+}
+
+// proposalOption is the pricing option of a proposal's i-th product: the
+// one its refine ask named, else the product's first.
+func (a *Agent) proposalOption(pr *proposal, i int) *PricingOption {
+	p := a.catalog[pr.products[i]]
+	if len(p.Pricing) == 0 {
+		return nil
+	}
+	if i < len(pr.options) && pr.options[i] != "" {
+		for j := range p.Pricing {
+			if p.Pricing[j].ID == pr.options[i] {
+				return &p.Pricing[j]
+			}
+		}
+	}
+	return &p.Pricing[0]
 }
 
 func (a *Agent) refine(p *principalCtx, in productsArgs, scope string) result {
@@ -246,6 +264,8 @@ func (a *Agent) refine(p *principalCtx, in productsArgs, scope string) result {
 			}
 		}
 	}
+	var included []string
+	var asks []string
 	for i, r := range in.Refine {
 		field := fmt.Sprintf("refine[%d]", i)
 		switch r.Scope {
@@ -256,8 +276,14 @@ func (a *Agent) refine(p *principalCtx, in productsArgs, scope string) result {
 			if _, ok := a.catalog[r.ProductID]; !ok {
 				return adcpErr("PRODUCT_NOT_FOUND", "unknown product "+r.ProductID, field+".product_id")
 			}
+			if r.Action != "omit" && slices.Contains(a.cfg.RefuseProposals, r.ProductID) {
+				return adcpErr("POLICY_VIOLATION", "the seller does not propose "+r.ProductID+" to this buyer", field+".product_id")
+			}
 			if r.Action != "omit" {
 				addProducts(r.ProductID)
+				if r.Action == "" || r.Action == "include" {
+					included, asks = append(included, r.ProductID), append(asks, r.Ask)
+				}
 			}
 			applied = append(applied, map[string]any{"scope": "product", "product_id": r.ProductID, "status": "applied"})
 		case "proposal":
@@ -284,6 +310,27 @@ func (a *Agent) refine(p *principalCtx, in productsArgs, scope string) result {
 		default:
 			return adcpErr("INVALID_REQUEST", "refine scope must be request, product or proposal", field+".scope")
 		}
+	}
+	if len(proposals) == 0 && len(included) > 0 && p.valid {
+		// A refine that includes products gets a draft proposal over
+		// them (equal shares), each at the pricing option its ask names.
+		pr := &proposal{id: a.nextID("prop"), account: p.principal.AccountID, status: "draft", expires: a.cfg.Now().Add(a.cfg.ProposalHold)}
+		n := len(included)
+		for i, id := range included {
+			share := math.Floor(100 / float64(n))
+			if i == n-1 {
+				share = 100 - share*float64(n-1)
+			}
+			opt := ""
+			for _, o := range a.catalog[id].Pricing {
+				if strings.Contains(asks[i], o.ID) && len(o.ID) > len(opt) {
+					opt = o.ID
+				}
+			}
+			pr.products, pr.shares, pr.options = append(pr.products, id), append(pr.shares, share), append(pr.options, opt)
+		}
+		a.proposals[pr.id] = pr
+		proposals = append(proposals, a.proposalJSON(pr))
 	}
 	body := map[string]any{"products": nonNil(products), "cache_scope": scope, "refinement_applied": applied, "sandbox": true}
 	if len(proposals) > 0 {
@@ -399,8 +446,11 @@ func (a *Agent) decideBuy(p *principalCtx, in buyArgs, now time.Time) result {
 		}
 		for i, id := range pr.products {
 			prod := a.catalog[id]
-			b := math.Round(in.TotalBudget.Amount*pr.shares[i]) / 100
-			buy.packages = append(buy.packages, pkg{ID: a.nextID("pkg"), ProductID: id, PricingOptionID: prod.Pricing[0].ID, Budget: b})
+			b := in.TotalBudget.Amount
+			if pr.shares[i] != 100 {
+				b = math.Round(in.TotalBudget.Amount*pr.shares[i]) / 100
+			}
+			buy.packages = append(buy.packages, pkg{ID: a.nextID("pkg"), ProductID: id, PricingOptionID: a.proposalOption(pr, i).ID, Budget: b})
 			buy.total += b
 			manual = manual || prod.ManualApproval
 		}
