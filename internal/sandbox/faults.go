@@ -109,6 +109,7 @@ func (fz *faulter) roll() (f Faults, fail bool, jitter time.Duration) {
 
 // frontHandler records every request and applies faults before next.
 func frontHandler(prefix string, rec *recorder, fz *faulter, now func() time.Time, next http.Handler) http.Handler {
+	faulty := FaultHandler(fz.roll, IABBodies, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, maxRecordedBody))
 		_ = r.Body.Close()
@@ -122,7 +123,31 @@ func frontHandler(prefix string, rec *recorder, fz *faulter, now func() time.Tim
 		rec.add(Request{Method: r.Method, Path: p, RawQuery: r.URL.RawQuery, Query: r.URL.Query(),
 			Header: r.Header.Clone(), Body: body, Time: now()})
 
-		f, fail, jitter := fz.roll()
+		faulty.ServeHTTP(w, r)
+	})
+}
+
+// FaultBodies are the protocol-shaped bodies a fault writes: a garbage
+// answer (not JSON) and the prefix and suffix around an oversized one's
+// padding, so each sandbox seller misbehaves in its own wire format.
+type FaultBodies struct {
+	Garbage                          []byte
+	OversizedPrefix, OversizedSuffix []byte
+}
+
+// IABBodies are the IAB seller agent's fault bodies.
+var IABBodies = FaultBodies{
+	Garbage:         []byte("<html><body>502 Bad Gateway?? \x00\xff not json {\"detail\":"),
+	OversizedPrefix: []byte(`{"packages":[],"padding":"`),
+	OversizedSuffix: []byte(`"}`),
+}
+
+// FaultHandler applies the fault knobs roll draws for each request (down,
+// latency and jitter, 503 error rate, oversized, garbage, truncated and
+// slow bodies) before next. Every sandbox seller, IAB or AdCP, shares it.
+func FaultHandler(roll func() (f Faults, fail bool, jitter time.Duration), bodies FaultBodies, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, fail, jitter := roll()
 		if f.Down {
 			abortConn(w)
 			return
@@ -141,14 +166,13 @@ func frontHandler(prefix string, rec *recorder, fz *faulter, now func() time.Tim
 		}
 		switch {
 		case f.Oversized:
-			writeOversized(w)
+			writeOversized(w, bodies.OversizedPrefix, bodies.OversizedSuffix)
 			return
 		case f.Garbage:
-			g := []byte("<html><body>502 Bad Gateway?? \x00\xff not json {\"detail\":")
 			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(g)))
+			w.Header().Set("Content-Length", strconv.Itoa(len(bodies.Garbage)))
 			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(g)
+			_, _ = w.Write(bodies.Garbage)
 			return
 		case f.Truncated || f.SlowBody > 0:
 			cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
@@ -211,9 +235,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // writeOversized streams a syntactically plausible JSON body over 16 MiB.
-func writeOversized(w http.ResponseWriter) {
-	head := []byte(`{"packages":[],"padding":"`)
-	tail := []byte(`"}`)
+func writeOversized(w http.ResponseWriter, head, tail []byte) {
 	total := oversizedBytes
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(total))

@@ -1,7 +1,6 @@
 package adcp
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,9 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -225,110 +222,30 @@ func (a *Agent) Close() {
 	a.wg.Wait()
 }
 
-// front applies the fault knobs before the MCP handler.
+// front applies the fault knobs before the MCP handler, with the IAB
+// sellers' fault middleware and JSON-RPC-shaped bodies.
 func (a *Agent) front(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		f := a.faults
-		fail := f.ErrorRate > 0 && a.rng.Float64() < f.ErrorRate
-		var jitter time.Duration
-		if f.Jitter > 0 {
-			jitter = time.Duration(a.rng.Int64N(int64(f.Jitter) + 1))
-		}
-		a.mu.Unlock()
-		if f.Down {
-			abortConn(w)
-			return
-		}
-		if d := f.Latency + jitter; d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if fail {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("Service Unavailable"))
-			return
-		}
-		switch {
-		case f.Oversized:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			chunk := bytes.Repeat([]byte("x"), 64<<10)
-			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"padding":"`))
-			for i := 0; i < (16<<20)/len(chunk)+1; i++ {
-				if _, err := w.Write(chunk); err != nil {
-					return
-				}
-			}
-			_, _ = w.Write([]byte(`"}}`))
-			return
-		case f.Garbage:
-			g := []byte("<html><body>502 Bad Gateway?? \x00\xff not json {\"jsonrpc\":")
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(g)))
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(g)
-			return
-		case f.Truncated || f.SlowBody > 0:
-			cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
-			next.ServeHTTP(cw, r)
-			for k, v := range cw.header {
-				w.Header()[k] = v
-			}
-			full := cw.buf.Bytes()
-			w.Header().Set("Content-Length", strconv.Itoa(len(full)))
-			w.WriteHeader(cw.status)
-			if f.Truncated {
-				_, _ = w.Write(full[:len(full)/2])
-				if fl, ok := w.(http.Flusher); ok {
-					fl.Flush()
-				}
-				panic(http.ErrAbortHandler)
-			}
-			fl, _ := w.(http.Flusher)
-			step := max(1, len(full)/10)
-			for off := 0; off < len(full); off += step {
-				time.Sleep(f.SlowBody / 10)
-				_, _ = w.Write(full[off:min(len(full), off+step)])
-				if fl != nil {
-					fl.Flush()
-				}
-			}
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return sandbox.FaultHandler(a.roll, mcpBodies, next)
 }
 
-type captureWriter struct {
-	header http.Header
-	status int
-	buf    bytes.Buffer
+// mcpBodies are the fault bodies in the MCP (JSON-RPC) wire format.
+var mcpBodies = sandbox.FaultBodies{
+	Garbage:         []byte("<html><body>502 Bad Gateway?? \x00\xff not json {\"jsonrpc\":"),
+	OversizedPrefix: []byte(`{"jsonrpc":"2.0","id":1,"result":{"padding":"`),
+	OversizedSuffix: []byte(`"}}`),
 }
 
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) WriteHeader(code int)        { c.status = code }
-func (c *captureWriter) Write(b []byte) (int, error) { return c.buf.Write(b) }
-
-// abortConn closes the client connection without a response.
-func abortConn(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if c, _, err := hj.Hijack(); err == nil {
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0)
-			}
-			_ = c.Close()
-			return
-		}
+// roll draws one request's fault decisions from the agent's knobs and RNG.
+func (a *Agent) roll() (sandbox.Faults, bool, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.faults
+	fail := f.ErrorRate > 0 && a.rng.Float64() < f.ErrorRate
+	var jitter time.Duration
+	if f.Jitter > 0 {
+		jitter = time.Duration(a.rng.Int64N(int64(f.Jitter) + 1))
 	}
-	panic(http.ErrAbortHandler)
+	return f, fail, jitter
 }
 
 // principalCtx is the authenticated caller of one tool call.
