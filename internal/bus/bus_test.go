@@ -32,19 +32,6 @@ func echo(ctx context.Context, in events.Event) ([]events.Event, error) {
 	return []events.Event{out}, nil
 }
 
-func request(t *testing.T, b *bus.Bus, campaign string) events.Event {
-	t.Helper()
-	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{
-		CampaignID: campaign, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2028-06-01", EndDate: "2028-06-02"}, RequestedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func stage(name string) bus.StageConfig {
 	return bus.StageConfig{Name: name, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: 2,
 		AckWait: time.Second, MaxDeliver: 4, RetryBase: 100 * time.Millisecond, DrainTimeout: 5 * time.Second}
@@ -140,7 +127,7 @@ func TestPublishBeforeAckSurvivesCrash(t *testing.T) {
 		return false // "die" after publishing, before acking
 	})
 	stopA := run(t, replicaA, cfgA, echo)
-	request(t, env.Bus, "c-crash")
+	natstest.PublishRequest(t, env.Bus, "c-crash")
 	select {
 	case <-crashed:
 	case <-time.After(20 * time.Second):
@@ -175,7 +162,7 @@ func TestTransientErrorRetriesWithBackoff(t *testing.T) {
 		}
 		return echo(ctx, in)
 	})
-	request(t, env.Bus, "c-flaky")
+	natstest.PublishRequest(t, env.Bus, "c-flaky")
 	waitFor(t, "third delivery", func() bool {
 		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-flaky")) == 1
 	})
@@ -286,7 +273,7 @@ func TestPermanentErrorIsDeadLettered(t *testing.T) {
 		calls.Add(1)
 		return nil, bus.Permanent(fmt.Errorf("brief.end_date before start_date"))
 	})
-	request(t, env.Bus, "c-perm")
+	natstest.PublishRequest(t, env.Bus, "c-perm")
 	dl := dlqMessages(t, env.Bus, "perm", 1)
 	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "end_date") {
 		t.Fatalf("reason = %q", r)
@@ -303,7 +290,7 @@ func TestMaxDeliverExhaustionIsDeadLettered(t *testing.T) {
 		calls.Add(1)
 		return nil, errors.New("seller down")
 	})
-	request(t, env.Bus, "c-doomed")
+	natstest.PublishRequest(t, env.Bus, "c-doomed")
 	dl := dlqMessages(t, env.Bus, "doomed", 1)
 	if r := dl[0].Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "max deliveries (4) exhausted") || !strings.Contains(r, "seller down") {
 		t.Fatalf("reason = %q", r)
@@ -326,7 +313,7 @@ func TestJanitorDeadLettersUnackedEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = env.Bus.RunJanitor(ctx) }()
-	request(t, env.Bus, "c-hang")
+	natstest.PublishRequest(t, env.Bus, "c-hang")
 	var deliveries atomic.Int32
 	cc, err := cons.Consume(func(m jetstream.Msg) { deliveries.Add(1) }) // never acks
 	if err != nil {
@@ -364,7 +351,7 @@ func TestReplicasShareDurableConsumer(t *testing.T) {
 	run(t, env.Connect(t, "r1"), stage("shared"), handler("r1"))
 	run(t, env.Connect(t, "r2"), stage("shared"), handler("r2"))
 	for i := 0; i < n; i++ {
-		request(t, env.Bus, fmt.Sprintf("c-%d", i))
+		natstest.PublishRequest(t, env.Bus, fmt.Sprintf("c-%d", i))
 	}
 	waitFor(t, "all handled", func() bool {
 		mu.Lock()

@@ -1,11 +1,9 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,31 +126,13 @@ func TestEventSizeLimit(t *testing.T) {
 	waitFor(t, "the handler", func() bool { return calls.Load() == 1 })
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestInvalidOutputIsTheProducersError: a handler returning a
 // schema-invalid event publishes nothing; the failure is logged at ERROR
 // with the violation and the input, the input is retried, then
 // dead-lettered with the violation as the reason.
 func TestInvalidOutputIsTheProducersError(t *testing.T) {
 	env := natstest.Start(t)
-	var logs syncBuffer
+	var logs natstest.LogBuffer
 	b := env.Connect(t, "producer")
 	b.Log = zerolog.New(&logs)
 	var calls atomic.Int32
@@ -170,7 +150,7 @@ func TestInvalidOutputIsTheProducersError(t *testing.T) {
 		}
 		return []events.Event{good, bad}, nil
 	})
-	in := request(t, env.Bus, "c-buggy")
+	in := natstest.PublishRequest(t, env.Bus, "c-buggy")
 	dl := dlqMessages(t, env.Bus, "buggy", 1)
 	r := dl[0].Header.Get(bus.HeaderDLQReason)
 	if !strings.HasPrefix(r, "output DealBooked violates its schema: ") || !strings.Contains(r, "cpm_micros") {

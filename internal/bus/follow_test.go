@@ -16,9 +16,9 @@ func TestFollowFromResumesAfterSequence(t *testing.T) {
 	b := natstest.Start(t).Connect(t, "follow")
 	var ids []string
 	for i := range 4 {
-		ids = append(ids, request(t, b, "cmp-a").ID())
+		ids = append(ids, natstest.PublishRequest(t, b, "cmp-a").ID())
 		if i%2 == 0 {
-			request(t, b, "cmp-b")
+			natstest.PublishRequest(t, b, "cmp-b")
 		}
 	}
 	collect := func(after uint64, n int) ([]uint64, []string) {

@@ -17,13 +17,14 @@ import (
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
 func TestDemoJSONCompletes(t *testing.T) {
 	var out bytes.Buffer
-	var errb syncBuffer // the logger and the progress lines share stderr
+	var errb natstest.LogBuffer // the logger and the progress lines share stderr
 	code := Main(context.Background(), []string{"demo", "--json", "--strategy", "competitive", "--data-dir", t.TempDir()}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())

@@ -12,11 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
@@ -64,24 +64,6 @@ func TestClientsFailFastWithoutNATS(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunSandboxQuickStart: `run --sandbox --http` prints the NATS URL
 // (4222, or a free port when that is taken), the API URL and the next
 // commands, and those commands work as printed.
@@ -92,7 +74,7 @@ func TestRunSandboxQuickStart(t *testing.T) {
 	t.Setenv("DEALFLOW_NATS_PORT", "")
 	os.Unsetenv("DEALFLOW_NATS_PORT")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb natstest.LogBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"run", "--sandbox", "--http", "127.0.0.1:0", "--log-level", "warn"}, &out, &errb)
@@ -193,7 +175,7 @@ func TestSandboxCredentialsOut(t *testing.T) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		var out, errb syncBuffer
+		var out, errb natstest.LogBuffer
 		done := make(chan int, 1)
 		go func() {
 			done <- Main(ctx, []string{"sandbox", "--json", "--port", strconv.Itoa(port), "--seed", "abc", "--credentials-out", file}, &out, &errb)
@@ -249,7 +231,7 @@ func TestRunServesMetricsByDefault(t *testing.T) {
 	t.Setenv("DEALFLOW_METRICS_ADDR", "")
 	os.Unsetenv("DEALFLOW_METRICS_ADDR")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb natstest.LogBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"run", "--nats-port", "0", "--data-dir", t.TempDir(), "--stages", "negotiator", "--log-json"}, &out, &errb)

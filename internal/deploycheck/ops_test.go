@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/dealflow/dealflow/internal/cli"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -248,23 +248,6 @@ func loadDashboard(t *testing.T) dashboard {
 // (NATS exporter metrics, gnatsd_* and jetstream_*, are the exporter's).
 var dealflowMetric = regexp.MustCompile(`\b(?:dealflow|go|process)_[a-zA-Z0-9_]*[a-zA-Z0-9]`)
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDashboardMetricsAreExported runs a campaign against the sandbox, the
 // way the compose stack does (the sandbox command line from the compose
 // file), scrapes the process, and checks every metric the dashboard queries
@@ -279,7 +262,7 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	args := slices.Clone(c.Services["sandbox"].Command)
 	creds := filepath.Join(t.TempDir(), "sandbox-credentials.json")
 	var port int
-	var out, errb syncBuffer
+	var out, errb natstest.LogBuffer
 	done := make(chan int, 1)
 	for range 10 {
 		var err error

@@ -3,8 +3,10 @@
 package natstest
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/embednats"
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // Env is a running server and a provisioned bus connected to it over TCP.
@@ -80,4 +83,41 @@ func (e *Env) SubjectCount(t testing.TB, subject string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Subjects[subject]
+}
+
+// LogBuffer is a log sink (or captured stdout) safe for concurrent writers
+// and a reading test.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *LogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *LogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// PublishRequest publishes a minimal valid CampaignRequested for campaign
+// and returns it.
+func PublishRequest(t testing.TB, b *bus.Bus, campaign string) events.Event {
+	t.Helper()
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{
+		CampaignID: campaign, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2028-06-01", EndDate: "2028-06-02"},
+		RequestedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

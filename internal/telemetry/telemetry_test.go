@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,19 +84,6 @@ func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string
 	return total
 }
 
-func requested(t *testing.T, b *bus.Bus, campaign string) events.Event {
-	t.Helper()
-	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{
-		CampaignID: campaign, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2027-01-01", EndDate: "2027-01-02"}, RequestedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(t.Context(), e); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func skipped(in events.Event, stage string) ([]events.Event, error) {
 	out, err := events.Derive(in, events.KindSellerSkipped, stage, "only", events.SellerSkipped{
 		CampaignID: in.Subject(), SellerURL: "http://s", Stage: stage, Code: "test", Reason: "test"})
@@ -166,7 +152,7 @@ func TestRunnerMetrics(t *testing.T) {
 	const stage = "metered"
 	runStage(t, b, stageConfig(stage, events.KindCampaignRequested.Filter()), h)
 	for _, c := range []string{"c-ok", "c-bad", "c-invalid", "c-retry", "c-always"} {
-		requested(t, b, c)
+		natstest.PublishRequest(t, b, c)
 	}
 	// Undecodable: no CloudEvents headers.
 	if _, err := b.JS.Publish(t.Context(), events.KindCampaignRequested.SubjectFor("c-garbage"), []byte("garbage")); err != nil {
@@ -297,24 +283,6 @@ func TestSellerClientObserve(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink shared by the stages' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTracesAcrossHops(t *testing.T) {
 	env := natstest.Start(t)
 	b := env.Bus
@@ -322,7 +290,7 @@ func TestTracesAcrossHops(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	b.TracerProvider = tp
-	var logs syncBuffer
+	var logs natstest.LogBuffer
 	b.Log = zerolog.New(&logs)
 
 	// A sandbox seller: it records every request with its headers.
@@ -348,7 +316,7 @@ func TestTracesAcrossHops(t *testing.T) {
 	})
 
 	const campaign = "c-traced"
-	in := requested(t, b, campaign)
+	in := natstest.PublishRequest(t, b, campaign)
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
