@@ -373,7 +373,7 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 			keysByQuote[msg.Quote][msg.Key]++
 		}
 		for q, keys := range keysByQuote {
-			total, status := negotiationHistory(t, s.URL, q)
+			total, status := s.NegotiationRounds(q)
 			if len(keys) != total || status == "active" {
 				t.Fatalf("seller %s quote %s: %d distinct keys sent, seller recorded %d rounds (status %s)", s.Name, q, len(keys), total, status)
 			}
@@ -431,24 +431,6 @@ func negotiationPosts(m *sandbox.Market) int {
 		}
 	}
 	return n
-}
-
-func negotiationHistory(t *testing.T, sellerURL, quoteID string) (total int, status string) {
-	t.Helper()
-	resp, err := http.Get(sellerURL + "/proposals/" + quoteID + "/negotiation")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == 404 {
-		return 0, ""
-	}
-	var h struct {
-		TotalRounds int    `json:"total_rounds"`
-		Status      string `json:"status"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&h)
-	return h.TotalRounds, h.Status
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -238,3 +238,17 @@ func (s *Seller) handleNegotiationHistory(w http.ResponseWriter, r *http.Request
 		"completed_at": completed, "package_id": nil,
 	})
 }
+
+// NegotiationRounds reports a quote's negotiation as the seller holds it:
+// how many rounds it recorded and its status ("" when there was none). It
+// is what GET /proposals/{id}/negotiation answers, for tests that check
+// every buyer message became exactly one seller round.
+func (s *Seller) NegotiationRounds(quoteID string) (total int, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nr := s.negotiations[quoteID]
+	if nr == nil {
+		return 0, ""
+	}
+	return len(nr.n.Rounds), string(nr.n.Status)
+}

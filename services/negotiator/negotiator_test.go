@@ -72,25 +72,6 @@ func quoteReady(t *testing.T, out []events.Event) events.QuoteReady {
 	return q
 }
 
-// sellerHistory is GET /proposals/{quote}/negotiation on the seller.
-func sellerHistory(t *testing.T, sellerURL, quoteID string) (total int, status string) {
-	t.Helper()
-	resp, err := http.Get(sellerURL + "/proposals/" + quoteID + "/negotiation")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == 404 {
-		return 0, ""
-	}
-	var h struct {
-		TotalRounds int    `json:"total_rounds"`
-		Status      string `json:"status"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&h)
-	return h.TotalRounds, h.Status
-}
-
 func TestNegotiationPerTier(t *testing.T) {
 	env := natstest.Start(t)
 	m := startMarket(t, 0)
@@ -118,7 +99,7 @@ func TestNegotiationPerTier(t *testing.T) {
 			if q.ListCPMMicros <= 0 {
 				t.Fatalf("list CPM %d micros", q.ListCPMMicros)
 			}
-			total, status := sellerHistory(t, s.URL, q.QuoteID)
+			total, status := s.NegotiationRounds(q.QuoteID)
 			if c.outcome == events.OutcomeFixedPrice {
 				if len(q.Rounds) != 0 || total != 0 || q.FinalCPMMicros != q.ListCPMMicros {
 					t.Fatalf("fixed price negotiated: rounds %d seller rounds %d final %s list %s", len(q.Rounds), total, q.FinalCPMMicros, q.ListCPMMicros)
@@ -314,7 +295,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 		t.Fatalf("negotiated %d quotes, want %d", len(keysByQuote), packages)
 	}
 	for q, keys := range keysByQuote {
-		total, status := sellerHistory(t, s.URL, q)
+		total, status := s.NegotiationRounds(q)
 		if len(keys) != total || status == "active" {
 			t.Fatalf("quote %s: %d distinct keys sent, seller recorded %d rounds (status %s)", q, len(keys), total, status)
 		}
