@@ -296,22 +296,7 @@ func TestADCPBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			}
 			healthy := &Service{Campaigns: f.svc.Campaigns, Ledger: f.svc.Ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{ADCP: adcp.New(adcp.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: f.creds}}
-			out1, err := healthy.HandleBook(t.Context(), appr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out2, err := healthy.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out1) != len(out2) {
-				t.Fatalf("replay emitted %d events, first run %d", len(out2), len(out1))
-			}
-			for i := range out1 {
-				if out1[i].ID() != out2[i].ID() {
-					t.Fatalf("replay changed event %d id", i)
-				}
-			}
+			out1 := bookTwice(t, healthy, appr)
 			ds := dealsOf(t, out1)
 			if len(ds) != 2 {
 				t.Fatalf("DealBooked events = %d", len(ds))

@@ -163,22 +163,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 			// The redelivered approval reaches a healthy replica.
 			healthy := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: good, Credentials: creds}}
-			out1, err := healthy.HandleBook(t.Context(), appr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out2, err := healthy.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(out1) != len(out2) {
-				t.Fatalf("replay emitted %d events, first run %d", len(out2), len(out1))
-			}
-			for i := range out1 {
-				if out1[i].ID() != out2[i].ID() {
-					t.Fatalf("replay changed event %d id", i)
-				}
-			}
+			out1 := bookTwice(t, healthy, appr)
 			deals := seller.Deals()
 			if len(deals) != 2 {
 				t.Fatalf("seller holds %d deals, want exactly one per approved line (2)", len(deals))
@@ -272,4 +257,28 @@ func TestBuildPlanUsesBriefWeights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bookTwice hands the approval to svc twice, as a redelivery after a lost
+// ack would, and checks the second run emits exactly the first run's
+// events (same ids, so JetStream drops the copies). It returns them.
+func bookTwice(t *testing.T, svc *Service, appr events.Event) []events.Event {
+	t.Helper()
+	out1, err := svc.HandleBook(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2, err := svc.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out1) != len(out2) {
+		t.Fatalf("replay emitted %d events, first run %d", len(out2), len(out1))
+	}
+	for i := range out1 {
+		if out1[i].ID() != out2[i].ID() {
+			t.Fatalf("replay changed event %d id", i)
+		}
+	}
+	return out1
 }
