@@ -332,6 +332,11 @@ func FuzzNegotiationInvariants(f *testing.F) {
 	// Floor above the tier-adjusted base (59*0.9 = 53.1 < 56): the seller
 	// counters at its floor, above its own exact price.
 	f.Add(59.0, 56.0, 29.0, 29.0, 5.9, uint8(2))
+	// A below-floor counter takes the cumulative concession past the total
+	// cap; the next offer at the floor gets the gap-split counter clamped UP
+	// to B*(1-total_cap) (94.52, above the last 4.92). The real seller's
+	// engine does this (seller-protocol §4 step 5), so the sandbox must too.
+	f.Add(139.0, 4.916666666666667, 29.0, 4.833333333333333, 4.916666666666667, uint8(23))
 	f.Fuzz(func(t *testing.T, base, floor, b1, b2, b3 float64, tierN uint8) {
 		if !(base > 1 && base < 1000) || !(floor > 0 && floor <= base) {
 			return
@@ -352,11 +357,15 @@ func FuzzNegotiationInvariants(f *testing.F) {
 			}
 			switch r.Action {
 			case ActionCounter, ActionFinalOffer:
-				// A counter never rises above the seller's previous price
-				// (or its floor, when the floor exceeds the tier-adjusted
-				// base) and never goes below the floor (rounded to cents).
-				if r.SellerPrice > max(last, Round2(floor))+1e-9 {
-					t.Fatalf("counter %v above last %v and floor %v", r.SellerPrice, last, floor)
+				// A counter never rises above the seller's previous price,
+				// except to its floor (when the floor exceeds the
+				// tier-adjusted base) or to its total-cap position
+				// B*(1-total_cap) (when a below-floor counter already
+				// conceded past the cap); and never goes below the floor
+				// (rounded to cents).
+				capped := Round2(n.Base * (1 - n.Limits.TotalCap))
+				if r.SellerPrice > max(last, Round2(floor), capped)+1e-9 {
+					t.Fatalf("counter %v above last %v, floor %v and cap position %v", r.SellerPrice, last, floor, capped)
 				}
 				if r.SellerPrice < Round2(floor)-1e-9 && r.SellerPrice < Round2(n.Base*(1-n.Limits.TotalCap))-0.01 {
 					t.Fatalf("counter %v below floor %v", r.SellerPrice, floor)
