@@ -44,10 +44,11 @@
 //     is the pricing oracle; it also handles forced minimums and the seller
 //     count term.
 //   - The rows that are not laminar (one per format share, one for the seller
-//     count, plus convexity) form the restricted master LP, solved with gonum's
-//     Simplex (gonum.org/v1/gonum/optimize/convex/lp). It has a handful of
-//     rows however many quotes there are, which is what lets a dense simplex
-//     handle 10,000 quotes. Its duals price the next column; the loop stops
+//     count, plus convexity) form the restricted master LP, solved by a
+//     bounded Bland-rule primal simplex on gonum's dense matrices (gonum's
+//     own lp.Simplex has no pivot limit and can cycle forever on a
+//     degenerate master). It has a handful of rows however many quotes there
+//     are, which is what lets a dense simplex handle 10,000 quotes. Its duals price the next column; the loop stops
 //     when no column improves, which is the LP optimum (and a Lagrangian bound
 //     is available at every iteration to prune nodes early).
 //   - An exact presolve drops quotes that can never be needed: within one

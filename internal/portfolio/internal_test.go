@@ -1,7 +1,6 @@
 package portfolio
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -36,20 +35,42 @@ func TestNodeLimitReportsGap(t *testing.T) {
 	}
 }
 
-// TestGonumPanicBecomesError: gonum's Simplex panics on a bad starting basis;
-// the wrapper turns that into an error instead of crashing the caller.
-func TestGonumPanicBecomesError(t *testing.T) {
+// TestBasicSolution: a warm basis starts the pivoting only when it names m
+// distinct columns, is non-singular and gives z >= 0.
+func TestBasicSolution(t *testing.T) {
 	t.Parallel()
-	A := mat.NewDense(1, 2, []float64{1, 1})
-	_, err := gonumSimplex([]float64{-1, 0}, A, []float64{1}, []int{5})
-	if !errors.Is(err, errLP) || !strings.Contains(err.Error(), "panicked") {
-		t.Fatalf("err = %v, want a recovered panic", err)
+	// x0 + x1 = 1, x0 - x2 = 0.25 (x2 a surplus column)
+	A := mat.NewDense(2, 3, []float64{1, 1, 0, 1, 0, -1})
+	b := []float64{1, 0.25}
+	for _, c := range []struct {
+		name  string
+		basis []int
+		want  []float64 // nil: refused
+	}{
+		{"feasible", []int{0, 1}, []float64{0.25, 0.75, 0}},
+		{"infeasible (surplus negative)", []int{1, 2}, nil},
+		{"out of range", []int{0, 5}, nil},
+		{"repeated column", []int{0, 0}, nil},
+		{"too short", []int{0}, nil},
+	} {
+		z, ok := basicSolution(A, b, c.basis)
+		if ok != (c.want != nil) {
+			t.Errorf("%s: ok = %v, want %v (z %v)", c.name, ok, c.want != nil, z)
+			continue
+		}
+		for j, w := range c.want {
+			if math.Abs(z[j]-w) > 1e-12 {
+				t.Errorf("%s: z = %v, want %v", c.name, z, c.want)
+				break
+			}
+		}
 	}
 }
 
-// TestFinishBasisSolvesFromAStartingBasis: when gonum fails, finishBasis's
-// pivoting solves the master from the starting basis; its optimum and duals
-// match gonum's on random small LPs (duals checked by strong duality).
+// TestFinishBasisSolvesFromAStartingBasis: finishBasis's pivoting solves the
+// master from the starting basis; its optimum and duals match gonum's
+// lp.Simplex (the oracle here; unbounded, so never used in the package) on
+// random small LPs (duals checked by strong duality).
 func TestFinishBasisSolvesFromAStartingBasis(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(4, 4))

@@ -6,16 +6,21 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/optimize/convex/lp"
 )
 
-// The restricted master LP of the Dantzig-Wolfe decomposition, solved with
-// gonum's Simplex. Its rows are the constraints that are not laminar: one per
+// The restricted master LP of the Dantzig-Wolfe decomposition, solved by a
+// bounded primal simplex with Bland's rule (finishBasis) on gonum's dense
+// matrices. Its rows are the constraints that are not laminar: one per
 // format-mix share, one for the seller count (when still needed), and the
 // convexity row. So it has at most a handful of rows whatever the number of
-// quotes, which is what makes gonum's dense simplex fast here.
+// quotes, which is what makes a dense simplex fast here.
 //
-// Standard form (gonum minimises cᵀz, A z = b, z >= 0):
+// gonum's lp.Simplex is not used: its pivot loop has no iteration bound, and
+// on a degenerate master (fuzz input FuzzOptimise/f9c2abed03227d5b) floating
+// point made it cycle forever, hanging the booker's planning. finishBasis
+// stops at a pivot limit and reports errLP instead.
+//
+// Standard form (minimise cᵀz, A z = b, z >= 0):
 //
 //	format f:  Σ_k w_k (share_f·T_k - F_kf) + s_f - a_f = 0
 //	count:     Σ_k w_k Y_k - e + a_c = K'
@@ -31,7 +36,6 @@ type masterSol struct {
 	yC    float64   // dual of the count row (>= 0)
 	yConv float64
 	val   float64 // Σ w_k val_k
-	used  bool    // false when gonum failed and the fallback pivoting solved it
 	// basis is the optimal basis in position-independent keys: a column's
 	// index, or -(1+offset) for the slack and artificial columns after them.
 	// It stays feasible when columns are appended, so the next solve starts
@@ -42,8 +46,7 @@ type masterSol struct {
 var errLP = errors.New("portfolio: LP solve failed")
 
 const (
-	simplexTol = 1e-11 // reduced-cost tolerance, scaled units
-	dualTol    = 1e-10
+	dualTol = 1e-10
 )
 
 func (p *problem) solveMaster(cols []*column, phase int, bigM float64, kRem int, warm []int) (masterSol, error) {
@@ -120,8 +123,9 @@ func (p *problem) solveMaster(cols []*column, phase int, bigM float64, kRem int,
 	}
 	basis = append(basis, 0)
 
-	var z []float64
-	err := errLP
+	// Start from the previous optimal basis when it is still primal
+	// feasible (columns were only appended), else from the first column.
+	z := z0
 	if len(warm) == m {
 		wb := make([]int, m)
 		for i, key := range warm {
@@ -131,22 +135,15 @@ func (p *problem) solveMaster(cols []*column, phase int, bigM float64, kRem int,
 				wb[i] = k - key - 1
 			}
 		}
-		z, err = gonumSimplex(c, A, b, wb)
-	}
-	if err != nil {
-		z, err = gonumSimplex(c, A, b, basis)
-	}
-	used := err == nil
-	if err != nil {
-		// gonum gave up (ill-conditioning, Bland failure): finish with the
-		// pivoting below from the starting basis instead.
-		z = z0
+		if zw, ok := basicSolution(A, b, wb); ok {
+			z = zw
+		}
 	}
 	bas, xB, y, err := finishBasis(A, b, c, z, isArt)
 	if err != nil {
 		return masterSol{}, err
 	}
-	sol := masterSol{w: make([]float64, k), yF: make([]float64, F), used: used, basis: make([]int, m)}
+	sol := masterSol{w: make([]float64, k), yF: make([]float64, F), basis: make([]int, m)}
 	for i, j := range bas {
 		if j < k {
 			sol.basis[i] = j
@@ -174,29 +171,53 @@ func (p *problem) solveMaster(cols []*column, phase int, bigM float64, kRem int,
 	return sol, nil
 }
 
-// gonumSimplex runs gonum's Simplex and turns its panics (it panics on shape
-// or starting-basis problems) into errors, so nothing panics across the
-// package boundary.
-func gonumSimplex(c []float64, A *mat.Dense, b []float64, basis []int) (z []float64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			z, err = nil, fmt.Errorf("%w: gonum simplex panicked: %v", errLP, r)
-		}
-	}()
-	_, z, err = lp.Simplex(c, A, b, simplexTol, basis)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errLP, err)
+// basicSolution is the basic solution of A z = b for the given basis
+// columns, and whether it exists and is primal feasible (z >= 0 within
+// tolerance), so that it can start the pivoting.
+func basicSolution(A *mat.Dense, b []float64, basis []int) ([]float64, bool) {
+	m, n := A.Dims()
+	if len(basis) != m {
+		return nil, false
 	}
-	return z, nil
+	B := mat.NewDense(m, m, nil)
+	col := make([]float64, m)
+	seen := make(map[int]bool, m)
+	for i, j := range basis {
+		if j < 0 || j >= n || seen[j] {
+			return nil, false
+		}
+		seen[j] = true
+		mat.Col(col, j, A)
+		B.SetCol(i, col)
+	}
+	var lu mat.LU
+	lu.Factorize(B)
+	if lu.Cond() > 1e12 {
+		return nil, false
+	}
+	x := mat.NewVecDense(m, nil)
+	if err := lu.SolveVecTo(x, false, mat.NewVecDense(m, append([]float64(nil), b...))); err != nil {
+		return nil, false
+	}
+	z := make([]float64, n)
+	for i, j := range basis {
+		v := x.AtVec(i)
+		if v < -1e-9 || math.IsNaN(v) {
+			return nil, false
+		}
+		z[j] = math.Max(0, v)
+	}
+	return z, true
 }
 
 // finishBasis recovers an optimal basis, and with it the dual prices that
-// column generation needs, from a primal solution z. gonum's Simplex returns
-// only z; the support of z (a vertex) gives most of the basis, the rest is
-// completed with slack columns, and any degenerate mismatch is fixed with
-// Bland-rule pivots (usually none; when gonum failed, these pivots solve the
-// small LP from the starting basis). The master has at most a handful of rows,
-// so each pivot is a tiny dense solve.
+// column generation needs, from a basic feasible solution z (the warm basis
+// or the first column): the support of z gives most of the basis, the rest is
+// completed with slack columns, and Bland-rule pivots (entering: the first
+// column with a negative reduced cost; leaving: the smallest ratio, ties by
+// smallest column) then solve the LP. Bland's rule cannot cycle in exact
+// arithmetic, and the pivot limit ends it in floating point. The master has at
+// most a handful of rows, so each pivot is a tiny dense solve.
 func finishBasis(A *mat.Dense, b, c, z []float64, isArt []bool) (basis []int, xB, y []float64, err error) {
 	m, n := A.Dims()
 	inBasis := make([]bool, n)
