@@ -23,6 +23,7 @@ import (
 	"github.com/dealflow/dealflow/internal/embednats"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/internal/telemetry"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
@@ -94,6 +95,9 @@ type Options struct {
 // Start connects (or starts the embedded server), provisions and starts the
 // configured stages. Stop ends them.
 func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options) (*App, error) {
+	if err := events.CompileSchemas(); err != nil {
+		return nil, err
+	}
 	a := &App{Config: cfg, Log: log, Metrics: o.Metrics}
 	if a.Metrics == nil {
 		a.Metrics = telemetry.NewMetrics()
@@ -244,6 +248,9 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	if cfg.Has("kitfetcher") {
 		svc := &kitfetcher.Service{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
 			Log: a.Log.With().Str("stage", kitfetcher.Stage).Logger()}
+		if cfg.CatalogTTL > 0 {
+			svc.Catalogs = kitfetcher.NewCatalogCache(cfg.CatalogTTL, 0, nil)
+		}
 		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
 	}
 	if cfg.Has("negotiator") {

@@ -33,6 +33,7 @@ type Config struct {
 	Buyer        string
 	AllowPrivate bool
 	CacheTTL     time.Duration
+	CatalogTTL   time.Duration
 	KitWorkers   int
 	NegWorkers   int
 	SellerTO     time.Duration
@@ -137,6 +138,7 @@ var Options = []Option{
 	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
 	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
 	{"cache-ttl", "DEALFLOW_CACHE_TTL", "5m", "registry cache TTL (stale entries still serve when the registry fails)", duration(func(c *Config) *time.Duration { return &c.CacheTTL })},
+	{"catalog-ttl", "DEALFLOW_CATALOG_TTL", "5m", "how long the kitfetcher reuses a seller's product catalog (GET /products, read without credentials) across campaigns; 0 reads it for every campaign", duration(func(c *Config) *time.Duration { return &c.CatalogTTL })},
 	{"kit-workers", "DEALFLOW_KIT_WORKERS", "32", "sellers whose media kits one replica fetches at once", integer(func(c *Config) *int { return &c.KitWorkers })},
 	{"negotiator-workers", "DEALFLOW_NEGOTIATOR_WORKERS", "64", "negotiations one replica runs at once", integer(func(c *Config) *int { return &c.NegWorkers })},
 	{"seller-timeout", "DEALFLOW_SELLER_TIMEOUT", "15s", "deadline for one seller's media kit", duration(func(c *Config) *time.Duration { return &c.SellerTO })},

@@ -53,6 +53,11 @@ type Seller struct {
 	dealOrder    []string
 	negotiations map[string]*negRecord // keyed by subject (proposal/quote) id
 	idem         map[string]idemEntry
+	// productPages caches GET /products bodies by [limit, offset]: the
+	// catalog never changes after construction, and rendering it per request
+	// made the sandbox, not the buyer, the largest cost of a 1,000-seller
+	// benchmark.
+	productPages map[[2]int64][]byte
 }
 
 // Deal is a deal the seller booked, for tests and the demo to inspect.
@@ -335,16 +340,27 @@ func (s *Seller) handleProducts(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, v.errs)
 		return
 	}
+	key := [2]int64{limit, offset}
 	s.mu.Lock()
-	total := len(s.products)
-	start := min(int(offset), total)
-	end := min(start+int(limit), total)
-	page := make([]map[string]any, 0, end-start)
-	for _, p := range s.products[start:end] {
-		page = append(page, s.productWire(p))
+	body, ok := s.productPages[key]
+	if !ok {
+		total := len(s.products)
+		start := min(int(offset), total)
+		end := min(start+int(limit), total)
+		page := make([]map[string]any, 0, end-start)
+		for _, p := range s.products[start:end] {
+			page = append(page, s.productWire(p))
+		}
+		var err error
+		if body, err = encodeJSON(map[string]any{"products": page, "total_count": total, "limit": limit, "offset": offset}); err == nil {
+			if s.productPages == nil {
+				s.productPages = map[[2]int64][]byte{}
+			}
+			s.productPages[key] = body
+		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"products": page, "total_count": total, "limit": limit, "offset": offset})
+	writeBody(w, http.StatusOK, body)
 }
 
 // queryInt validates an integer query parameter with bounds (le < 0: none).

@@ -49,16 +49,30 @@ func usd(dollars float64) *money {
 
 // writeJSON writes v as JSON like FastAPI's JSONResponse (UTF-8, no HTML escaping).
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := encodeJSON(v)
+	writeBody(w, status, b)
+}
+
+// encodeJSON renders v as the seller does (no HTML escaping, no trailing
+// newline).
+func encodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// writeBody writes an encoded JSON body; nil (an encoding failure) is a 500.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	if b == nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("Internal Server Error"))
 		return
 	}
-	b := bytes.TrimRight(buf.Bytes(), "\n")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

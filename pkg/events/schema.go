@@ -63,6 +63,15 @@ func compileSchemas() {
 	}
 }
 
+// CompileSchemas compiles the embedded schemas now instead of on the first
+// validation, so a process pays for it at start (not inside its first
+// campaign) and a broken schema fails the start. It is safe to call more
+// than once.
+func CompileSchemas() error {
+	compileOnce.Do(compileSchemas)
+	return compileErr
+}
+
 // ValidateData checks a payload against its kind's schema. Errors wrap
 // ErrInvalid and name the offending field.
 func ValidateData(k Kind, data []byte) error {

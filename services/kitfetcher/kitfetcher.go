@@ -35,6 +35,9 @@ type Service struct {
 	Credentials *identity.Credentials
 	// ADCP fetches the products of AdCP sellers (Seller.Protocol adcp).
 	ADCP *adcp.Client
+	// Catalogs, when set, shares sellers' product catalogs between
+	// campaigns (nil: every campaign reads each seller's catalog).
+	Catalogs *CatalogCache
 	// SellerTimeout bounds all calls to one seller (default 15s).
 	SellerTimeout time.Duration
 	// Log receives a warning per skipped seller and an info line per seller
@@ -152,7 +155,7 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 // A package whose product stays unknown keeps an empty ProductID; the
 // negotiator then ends it with an error outcome instead of quoting a guess.
 // Failures here never skip the seller (the packages are still reported).
-func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package, products func() (map[string]sellerclient.Product, error)) error {
+func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package, products func() (Catalog, error)) error {
 	for i := range fit {
 		p := &fit[i]
 		if p.ProductID == "" && sf.Disclosure.Tier == identity.TierPublic && sf.Disclosure.Cap.Rank() >= identity.TierSeat.Rank() {
@@ -185,39 +188,42 @@ func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fi
 			continue
 		}
 		if prod, ok := cat[p.ProductID]; ok {
-			if f := prod.Ext.FloorCPM; f != nil && *f > 0 {
-				p.ProductFloorCPMMicros = sellerclient.PriceMicros(*f)
-			}
-			p.ProductDealTypes = prod.Ext.DealTypes
+			p.ProductFloorCPMMicros = prod.FloorMicros
+			p.ProductDealTypes = prod.DealTypes
 		}
 	}
 	return nil
 }
 
-// prefetchCatalog starts fetching the seller's catalog (GET /products) and
-// returns the function that waits for it, indexed by product id.
-func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() (map[string]sellerclient.Product, error) {
+// prefetchCatalog starts fetching the seller's catalog (GET /products, or
+// the shared cache) and returns the function that waits for it.
+func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() (Catalog, error) {
 	type result struct {
-		catalog map[string]sellerclient.Product
+		catalog Catalog
 		err     error
+	}
+	fetch := func(ctx context.Context) (Catalog, error) {
+		list, err := s.Client.ListProducts(ctx, sellerURL)
+		if err != nil {
+			return nil, err
+		}
+		return catalogOf(list), nil
 	}
 	ch := make(chan result, 1)
 	go func() {
-		list, err := s.Client.ListProducts(ctx, sellerURL)
-		var cat map[string]sellerclient.Product
-		if err == nil {
-			cat = make(map[string]sellerclient.Product, len(list))
-			for _, p := range list {
-				cat[p.ProductID] = p
-			}
+		var r result
+		if s.Catalogs != nil {
+			r.catalog, r.err = s.Catalogs.Get(ctx, sellerURL, fetch)
+		} else {
+			r.catalog, r.err = fetch(ctx)
 		}
-		ch <- result{cat, err}
+		ch <- r
 	}()
 	var (
 		once sync.Once
 		res  result
 	)
-	return func() (map[string]sellerclient.Product, error) {
+	return func() (Catalog, error) {
 		once.Do(func() { res = <-ch })
 		return res.catalog, res.err
 	}
@@ -226,14 +232,14 @@ func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() 
 // onlyProductOfFormat is the catalog's one product whose inventory type is
 // the package's primary ad format ("mobile" packages are mobile_app
 // inventory), or "" when none or several are: then the product is unknown.
-func onlyProductOfFormat(catalog map[string]sellerclient.Product, formats []string) string {
+func onlyProductOfFormat(catalog Catalog, formats []string) string {
 	if len(formats) == 0 {
 		return ""
 	}
 	want := strings.ToLower(strings.TrimSpace(formats[0]))
 	found := ""
 	for id, p := range catalog {
-		inv := strings.ToLower(p.InventoryType())
+		inv := strings.ToLower(p.InventoryType)
 		if inv == "mobile_app" {
 			inv = "mobile"
 		}

@@ -89,13 +89,13 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 }
 
 func TestOnlyProductOfFormat(t *testing.T) {
-	cat := map[string]sellerclient.Product{
-		"v":  {ProductID: "v", Ext: sellerclient.ProductExt{InventoryType: "video"}},
-		"c":  {ProductID: "c", Ext: sellerclient.ProductExt{InventoryType: "ctv"}},
-		"d1": {ProductID: "d1", Ext: sellerclient.ProductExt{InventoryType: "display"}},
-		"d2": {ProductID: "d2", Ext: sellerclient.ProductExt{InventoryType: "display"}},
-		"m":  {ProductID: "m", Ext: sellerclient.ProductExt{InventoryType: "mobile_app"}},
-	}
+	cat := catalogOf([]sellerclient.Product{
+		{ProductID: "v", Ext: sellerclient.ProductExt{InventoryType: "video"}},
+		{ProductID: "c", Ext: sellerclient.ProductExt{InventoryType: "ctv"}},
+		{ProductID: "d1", Ext: sellerclient.ProductExt{InventoryType: "display"}},
+		{ProductID: "d2", Ext: sellerclient.ProductExt{InventoryType: "display"}},
+		{ProductID: "m", Ext: sellerclient.ProductExt{InventoryType: "mobile_app"}},
+	})
 	for _, c := range []struct {
 		formats []string
 		want    string
