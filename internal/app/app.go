@@ -65,7 +65,9 @@ type App struct {
 	err    error
 	httpSv *http.Server
 	metSv  *http.Server
-	buyer  identity.BuyerIdentity
+	// metricsFallback is Options.MetricsFallback.
+	metricsFallback bool
+	buyer           identity.BuyerIdentity
 }
 
 // Options adjust an App beyond its Config (used by the demo and tests).
@@ -90,6 +92,11 @@ type Options struct {
 	// spans instead of the OTEL_*-configured provider (tests record spans
 	// with an in-memory exporter).
 	TracerProvider trace.TracerProvider
+	// MetricsFallback makes a taken --metrics-addr fall back to a random
+	// port on the same host instead of failing the start: for a default
+	// address nobody asked for, which several processes on one host (the
+	// bench's negotiator children, a stage per terminal) all default to.
+	MetricsFallback bool
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -98,7 +105,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	if err := events.CompileSchemas(); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Metrics: o.Metrics}
+	a := &App{Config: cfg, Log: log, Metrics: o.Metrics, metricsFallback: o.MetricsFallback}
 	if a.Metrics == nil {
 		a.Metrics = telemetry.NewMetrics()
 	}
@@ -339,6 +346,11 @@ func (a *App) startHTTP() error {
 // --pprof) on --metrics-addr.
 func (a *App) startMetrics() error {
 	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil && a.metricsFallback {
+		if host, _, herr := net.SplitHostPort(a.Config.MetricsAddr); herr == nil {
+			ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

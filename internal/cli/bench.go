@@ -94,6 +94,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if f.nodes != 1 && f.nodes != 3 {
 		return fmt.Errorf("--cluster must be 1 or 3")
 	}
@@ -388,7 +391,7 @@ func startNegotiators(ctx context.Context, f benchFlags, url string, m *sandbox.
 	ready := make(chan error, f.procs)
 	for i := range f.procs {
 		cmd := exec.Command(exe, "run", "--stages", "negotiator", "--nats", url, "--replicas", strconv.Itoa(f.nodes),
-			"--negotiator-workers", strconv.Itoa(f.workers), "--allow-private", "true", "--credentials", credFile, "--log-json", "true", "--log-level", "info")
+			"--negotiator-workers", strconv.Itoa(f.workers), "--allow-private", "--credentials", credFile, "--log-json", "--log-level", "info")
 		cmd.Env = env
 		pipe, err := cmd.StderrPipe()
 		if err != nil {

@@ -76,6 +76,9 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if err := binder.Finish(); err != nil {
 		return err
 	}

@@ -138,6 +138,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if _, err := telemetry.NewLogger(*logLevel, false, io.Discard); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
@@ -168,6 +171,23 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// noArgs refuses arguments left after the flags. Flag parsing stops at the
+// first one, so "--allow-private true" (boolean flags take no separate
+// value) would otherwise drop every flag after it without a word.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unexpected argument %q", fs.Arg(0))
+	if a := fs.Arg(0); a == "true" || a == "false" {
+		msg += fmt.Sprintf(" (boolean flags take no separate value: write --flag or --flag=%s)", a)
+	}
+	if fs.NArg() > 1 {
+		msg += fmt.Sprintf("; the flags after it were not read: %s", strings.Join(fs.Args()[1:], " "))
+	}
+	return errors.New(msg)
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -175,6 +195,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	binder := config.Register(fs, &cfg)
 	withSandbox := fs.Bool("sandbox", false, "also serve the built-in sandbox market and use it as the registry and credentials")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if err := binder.Finish(); err != nil {
@@ -186,14 +209,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *withSandbox && natsPortUnset(fs) {
 		cfg.NATSPort = quickStartPort()
 	}
+	opts := app.Options{}
 	if cfg.HTTPAddr == "" && flagUnset(fs, "metrics-addr", "DEALFLOW_METRICS_ADDR") {
 		// Every long-running process serves /metrics: with no bookings API
 		// to serve it on, on 127.0.0.1:9464 (the conventional exporter
-		// port), or a free port when another process has that one.
-		cfg.MetricsAddr = freeOr(DefaultMetricsAddr)
+		// port), or a free port when another process has that one (decided
+		// when listening, so processes starting together cannot race).
+		cfg.MetricsAddr = DefaultMetricsAddr
+		opts.MetricsFallback = true
 	}
 	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
-	opts := app.Options{}
 	if *withSandbox {
 		// A bad --credentials file is an error here too, not silently
 		// replaced by the sandbox's keys.
@@ -453,6 +478,9 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	listen := fs.String("listen", "", "with --port, listen on this host instead of 127.0.0.1 (0.0.0.0 in a container)")
 	advertise := fs.String("advertise", "", "with --port, the host name in the sellers' URLs (the registry's answers and --credentials-out) instead of 127.0.0.1")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if *port < 0 || *port > 65535 {

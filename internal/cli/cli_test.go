@@ -222,6 +222,38 @@ func TestUnknownCommand(t *testing.T) {
 	}
 }
 
+// TestStrayArgumentsRefused: flag parsing stops at the first argument, so a
+// boolean flag given a separate value ("--allow-private true") used to drop
+// every flag after it silently (the bench's negotiator children then never
+// logged in JSON and the bench waited for ever). Now it is an error naming
+// the argument and the flags that were not read.
+func TestStrayArgumentsRefused(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"run", "--stages", "negotiator", "--allow-private", "true", "--log-json"}, []string{`unexpected argument "true"`, "--flag=true", "not read: --log-json"}},
+		{[]string{"run", "--log-json", "false"}, []string{`unexpected argument "false"`, "--flag=false"}},
+		{[]string{"demo", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"sandbox", "--json", "true"}, []string{`unexpected argument "true"`}},
+		{[]string{"bench", "--json", "true"}, []string{`unexpected argument "true"`}},
+		{[]string{"sellers", "--sandbox", "x"}, []string{`unexpected argument "x"`}},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), c.args, &out, &errb)
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1 (%s)", c.args, code, errb.String())
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errb.String(), w) {
+				t.Errorf("%v: %q does not say %q", c.args, errb.String(), w)
+			}
+		}
+	}
+}
+
 // TestSubmitAndWatch publishes a campaign file to a running pipeline over
 // NATS, then watches it from another "terminal".
 func TestSubmitAndWatch(t *testing.T) {

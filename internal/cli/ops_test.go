@@ -223,13 +223,17 @@ func TestSandboxCredentialsOut(t *testing.T) {
 }
 
 // TestRunServesMetricsByDefault: a stage process without a bookings API
-// still serves /metrics, on 127.0.0.1:9464 or a free port, and says where.
+// still serves /metrics, on 127.0.0.1:9464 or, when that is taken (here: held
+// by the test, or by another process), a free port, and says where.
 func TestRunServesMetricsByDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a stage process")
 	}
 	t.Setenv("DEALFLOW_METRICS_ADDR", "")
 	os.Unsetenv("DEALFLOW_METRICS_ADDR")
+	if ln, err := net.Listen("tcp", DefaultMetricsAddr); err == nil {
+		defer ln.Close()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb natstest.LogBuffer
 	done := make(chan int, 1)
@@ -253,6 +257,9 @@ func TestRunServesMetricsByDefault(t *testing.T) {
 			t.Fatalf("run exited %d: %s", code, errb.String())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if m[1] == DefaultMetricsAddr {
+		t.Fatalf("metrics on %s, which is taken", m[1])
 	}
 	resp, err := http.Get("http://" + m[1] + "/metrics")
 	if err != nil {

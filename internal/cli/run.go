@@ -52,18 +52,6 @@ func flagUnset(fs *flag.FlagSet, name, env string) bool {
 // /metrics unless --metrics-addr says otherwise.
 const DefaultMetricsAddr = "127.0.0.1:9464"
 
-// freeOr is addr when it can be listened on now, else the same host on a
-// free port.
-func freeOr(addr string) string {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(addr)
-		return net.JoinHostPort(host, "0")
-	}
-	_ = ln.Close()
-	return addr
-}
-
 // quickStartPort is QuickStartNATSPort when it is free on loopback, else 0
 // (a random free port).
 func quickStartPort() int {

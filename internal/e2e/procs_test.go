@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -451,4 +452,43 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestBenchWithNegotiatorProcesses runs `dealflow bench --negotiator-procs 2`
+// of the real binary: its children are `dealflow run --stages negotiator`
+// processes of the same binary, which must start, take the negotiations and
+// be counted (their CPU and RSS) in the result. A broken child command line
+// used to make the bench wait for ever for children that never reported.
+func TestBenchWithNegotiatorProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the bench with child processes: skipped under -short")
+	}
+	bin := buildBinary(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "bench", "--sellers", "6", "--latency", "5ms", "--campaigns", "2",
+		"--negotiator-procs", "2", "--negotiator-workers", "4", "--hops", "200", "--timeout", "2m", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, tail(stderr.String(), 40))
+	}
+	var r struct {
+		NegotiatorProcs    int     `json:"negotiator_procs"`
+		CampaignsCompleted int     `json:"campaigns_completed"`
+		Negotiations       int     `json:"negotiations"`
+		NegotiationsPerS   float64 `json:"negotiations_per_s"`
+		ChildCPUSeconds    float64 `json:"child_cpu_s"`
+		ChildPeakRSSBytes  int64   `json:"child_peak_rss_bytes"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.NegotiatorProcs != 2 || r.CampaignsCompleted != 3 || r.Negotiations == 0 || r.NegotiationsPerS <= 0 {
+		t.Fatalf("result %+v: want 2 negotiator processes, 3 campaigns completed, negotiations done", r)
+	}
+	if r.ChildCPUSeconds <= 0 || r.ChildPeakRSSBytes <= 0 {
+		t.Fatalf("children not counted: cpu %v s, rss %d", r.ChildCPUSeconds, r.ChildPeakRSSBytes)
+	}
 }
