@@ -100,28 +100,22 @@ func (p *problem) solveMaster(cols []*column, phase int, bigM float64, kRem int,
 
 	// Feasible start: w_0 = 1, each other row's slack or artificial takes
 	// the residual.
-	basis := make([]int, 0, m)
 	z0 := make([]float64, n)
 	z0[0] = 1
 	for f := 0; f < F; f++ {
 		if g := A.At(f, 0); g <= 0 {
-			basis = append(basis, k+2*f)
 			z0[k+2*f] = -g
 		} else {
-			basis = append(basis, k+2*f+1)
 			z0[k+2*f+1] = g
 		}
 	}
 	if hasC {
 		if y := cols[0].y; y >= float64(kRem) {
-			basis = append(basis, k+2*F)
 			z0[k+2*F] = y - float64(kRem)
 		} else {
-			basis = append(basis, k+2*F+1)
 			z0[k+2*F+1] = float64(kRem) - y
 		}
 	}
-	basis = append(basis, 0)
 
 	// Start from the previous optimal basis when it is still primal
 	// feasible (columns were only appended), else from the first column.
