@@ -82,13 +82,16 @@ func ValidateData(k Kind, data []byte) error {
 	if _, ok := compiled[k.Type]; !ok {
 		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
 	}
+	if _, _, ok := Conforms(k, data); ok {
+		return nil
+	}
 	_, err := ValidateDataValue(k, data)
 	return err
 }
 
 // ValidateDataValue is ValidateData that also returns the parsed payload
 // (see ParseData), so a caller that needs fields of the payload parses the
-// bytes once.
+// bytes once. It always runs the general validator (no Conforms shortcut).
 func ValidateDataValue(k Kind, data []byte) (any, error) {
 	inst, err := ParseData(k, data)
 	if err != nil {

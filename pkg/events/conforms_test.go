@@ -1,0 +1,139 @@
+package events
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// sampleJSON is every kind's sample payload as the producers encode it.
+func sampleJSON(t testing.TB) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for typ, p := range samplePayloads() {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[typ] = b
+	}
+	return out
+}
+
+// TestConformsProvesEveryKind: the fast check is compiled for every kind
+// (a schema keyword it does not implement would silently send every event
+// to the slow validator) and proves each sample valid, with its campaign id.
+func TestConformsProvesEveryKind(t *testing.T) {
+	t.Parallel()
+	samples := sampleJSON(t)
+	for _, k := range Kinds {
+		cid, has, ok := Conforms(k, samples[k.Type])
+		if !ok || !has || cid != "c-1" {
+			t.Errorf("%s: Conforms = (%q, %v, %v), want (c-1, true, true)", k.Name, cid, has, ok)
+		}
+		if _, err := ValidateDataValue(k, samples[k.Type]); err != nil {
+			t.Errorf("%s: the general validator refuses the sample: %v", k.Name, err)
+		}
+	}
+}
+
+// TestConformsRefusesWhatTheSchemaRefuses: each mutation of a valid
+// payload breaks one schema rule; the fast check must not prove it, and
+// ValidateData (fast check, then the general validator) must refuse it.
+func TestConformsRefusesWhatTheSchemaRefuses(t *testing.T) {
+	t.Parallel()
+	samples := sampleJSON(t)
+	sf := string(samples[KindSellerFound.Type])
+	req := string(samples[KindCampaignRequested.Type])
+	for _, c := range []struct {
+		name string
+		kind Kind
+		data string
+	}{
+		{"missing required campaign_id", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1",`, "", 1)},
+		{"enum violated (trust)", KindSellerFound, strings.Replace(sf, `"trust":"verified"`, `"trust":"approved"`, 1)},
+		{"enum violated (tier)", KindSellerFound, strings.Replace(sf, `"tier":"agency"`, `"tier":"AGENCY"`, 1)},
+		{"string where an integer is wanted", KindCampaignRequested, strings.Replace(req, `"budget_micros":50000000000`, `"budget_micros":"50000000000"`, 1)},
+		{"fraction where an integer is wanted", KindCampaignRequested, strings.Replace(req, `"budget_micros":50000000000`, `"budget_micros":50000000000.5`, 1)},
+		{"array where a string is wanted", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":["c-1"]`, 1)},
+		{"trailing garbage", KindSellerFound, sf + "x"},
+		{"truncated", KindSellerFound, sf[:len(sf)-3]},
+		{"not an object", KindSellerFound, `["c-1"]`},
+		{"null payload", KindSellerFound, `null`},
+		{"empty", KindSellerFound, ``},
+	} {
+		if c.data == sf || c.data == req {
+			t.Fatalf("%s: the mutation did not apply", c.name)
+		}
+		if _, _, ok := Conforms(c.kind, []byte(c.data)); ok {
+			t.Errorf("%s: Conforms proved an invalid payload", c.name)
+		}
+		if err := ValidateData(c.kind, []byte(c.data)); err == nil {
+			t.Errorf("%s: ValidateData accepted it", c.name)
+		}
+	}
+}
+
+// TestConformsLeavesOddInputToTheGeneralValidator: valid but unusual input
+// (escaped or non-ASCII keys, duplicate keys, integers written as 1.0) is
+// not proven by the fast check; ValidateData still gives the general
+// validator's verdict.
+func TestConformsLeavesOddInputToTheGeneralValidator(t *testing.T) {
+	t.Parallel()
+	samples := sampleJSON(t)
+	sf := string(samples[KindSellerFound.Type])
+	req := string(samples[KindCampaignRequested.Type])
+	for _, c := range []struct {
+		name  string
+		kind  Kind
+		data  string
+		valid bool // the general validator's verdict
+	}{
+		{"escaped key", KindSellerFound, strings.Replace(sf, `"campaign_id"`, `"campaign\u005fid"`, 1), true},
+		{"duplicate key, last one wins", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":7,"campaign_id":"c-1"`, 1), true},
+		{"duplicate key, last one invalid", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":"c-1","campaign_id":7`, 1), false},
+		{"integer written with a fraction", KindCampaignRequested, strings.Replace(req, `"budget_micros":50000000000`, `"budget_micros":50000000000.0`, 1), true},
+	} {
+		if c.data == sf || c.data == req {
+			t.Fatalf("%s: the mutation did not apply", c.name)
+		}
+		if _, _, fast := Conforms(c.kind, []byte(c.data)); fast {
+			t.Errorf("%s: proven by the fast check, which leaves such input to the general validator", c.name)
+		}
+		if err := ValidateData(c.kind, []byte(c.data)); (err == nil) != c.valid {
+			t.Errorf("%s: ValidateData = %v, want valid %v", c.name, err, c.valid)
+		}
+	}
+}
+
+// FuzzConformsAgreesWithSchema holds the fast check to the general
+// validator: whatever it proves valid, jsonschema must accept, with the
+// same campaign id.
+func FuzzConformsAgreesWithSchema(f *testing.F) {
+	samples := sampleJSON(f)
+	for i, k := range Kinds {
+		f.Add(uint8(i), samples[k.Type])
+	}
+	sf := string(samples[KindSellerFound.Type])
+	f.Add(uint8(2), []byte(strings.Replace(sf, `"trust":"verified"`, `"trust":"verified\u0000"`, 1)))
+	f.Add(uint8(2), []byte(strings.Replace(sf, `"name":"Euro € Seller 😀"`, `"name":"\xff\xfe"`, 1)))
+	f.Add(uint8(2), []byte(strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":"c\u002d1"`, 1)))
+	f.Add(uint8(0), []byte(`{"campaign_id":"c-1","brief":{},"buyer":{},"requested_at":"x"}`))
+	f.Fuzz(func(t *testing.T, ki uint8, data []byte) {
+		k := Kinds[int(ki)%len(Kinds)]
+		cid, has, ok := Conforms(k, data)
+		if !ok {
+			return
+		}
+		inst, err := ValidateDataValue(k, data)
+		if err != nil {
+			t.Fatalf("%s: Conforms proved %q, the schema refuses it: %v", k.Name, data, err)
+		}
+		top, _ := inst.(map[string]any)
+		v, present := top["campaign_id"]
+		s, _ := v.(string)
+		if present != has || s != cid {
+			t.Fatalf("%s: campaign id (%q, %v), the decoded payload has (%q, %v)", k.Name, cid, has, s, present)
+		}
+	})
+}
