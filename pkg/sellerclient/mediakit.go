@@ -77,17 +77,24 @@ func (p *Package) UnmarshalJSON(b []byte) error {
 	if isNull(b) {
 		return nil
 	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(b, &keys); err != nil {
-		return fmt.Errorf("package: %w", err)
-	}
+	// One decoding pass: exact_price is read raw, because its presence
+	// (even as null) is what says the view is authenticated.
 	type alias Package
 	aux := struct {
 		*alias
-		Cattax *flexInt `json:"cattax"`
+		Cattax     *flexInt        `json:"cattax"`
+		ExactPrice json.RawMessage `json:"exact_price"`
 	}{alias: (*alias)(p)}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return fmt.Errorf("package: %w", err)
+	}
+	p.ExactPrice = nil
+	if aux.ExactPrice != nil && !isNull(aux.ExactPrice) {
+		var f float64
+		if err := json.Unmarshal(aux.ExactPrice, &f); err != nil {
+			return fmt.Errorf("package: exact_price: %w", err)
+		}
+		p.ExactPrice = &f
 	}
 	p.Cattax = 2 // AdCOM default taxonomy (IAB Content Category 2.x)
 	if aux.Cattax != nil {
@@ -96,7 +103,7 @@ func (p *Package) UnmarshalJSON(b []byte) error {
 	if p.RateType == "" {
 		p.RateType = "cpm"
 	}
-	_, p.Authenticated = keys["exact_price"]
+	p.Authenticated = aux.ExactPrice != nil
 	if p.Authenticated && p.Currency == "" {
 		p.Currency = "USD"
 	}
