@@ -453,20 +453,30 @@ func (s *scan) object(n *fastNode, depth int, top bool) bool {
 		if !s.value(sub, depth+1, false) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
+		if more, ok := s.sep('}'); !ok {
 			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
+		} else if !more {
 			return n == nil || seen == uint64(1)<<len(n.required)-1
-		default:
-			return false
 		}
 	}
+}
+
+// sep consumes what follows a member: more is a ',' (another member), !more
+// with ok the closing byte.
+func (s *scan) sep(closing byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case closing:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // plainKey: printable ASCII without escapes, so the key is the bytes.
@@ -495,18 +505,8 @@ func (s *scan) array(n *fastNode, depth int) bool {
 		if !s.value(items, depth+1, false) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.sep(']'); !ok || !more {
+			return ok
 		}
 	}
 }
