@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,11 +54,11 @@ type Seller struct {
 	dealOrder    []string
 	negotiations map[string]*negRecord // keyed by subject (proposal/quote) id
 	idem         map[string]idemEntry
-	// productPages caches GET /products bodies by [limit, offset]: the
-	// catalog never changes after construction, and rendering it per request
-	// made the sandbox, not the buyer, the largest cost of a 1,000-seller
-	// benchmark.
-	productPages map[[2]int64][]byte
+	// productJSON is each product's JSON, rendered once: the catalog never
+	// changes after construction, and rendering it per request made the
+	// sandbox, not the buyer, the largest cost of a 1,000-seller benchmark
+	// (a real seller's serving cost is not the buyer's).
+	productJSON [][]byte
 }
 
 // Deal is a deal the seller booked, for tests and the demo to inspect.
@@ -128,6 +129,8 @@ func newSeller(cfg SellerConfig, now func() time.Time) *Seller {
 	s.productByID = map[string]*product{}
 	for _, p := range s.products {
 		s.productByID[p.ID] = p
+		b, _ := encodeJSON(s.productWire(p)) // nil (unencodable): GET /products answers 500
+		s.productJSON = append(s.productJSON, b)
 	}
 	for _, pc := range cfg.Packages {
 		s.packages = append(s.packages, s.packageFromConfig(pc))
@@ -340,27 +343,35 @@ func (s *Seller) handleProducts(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, v.errs)
 		return
 	}
-	key := [2]int64{limit, offset}
-	s.mu.Lock()
-	body, ok := s.productPages[key]
-	if !ok {
-		total := len(s.products)
-		start := min(int(offset), total)
-		end := min(start+int(limit), total)
-		page := make([]map[string]any, 0, end-start)
-		for _, p := range s.products[start:end] {
-			page = append(page, s.productWire(p))
-		}
-		var err error
-		if body, err = encodeJSON(map[string]any{"products": page, "total_count": total, "limit": limit, "offset": offset}); err == nil {
-			if s.productPages == nil {
-				s.productPages = map[[2]int64][]byte{}
-			}
-			s.productPages[key] = body
-		}
+	// The page as the seller renders it (keys in order, no HTML escaping),
+	// assembled from the products' JSON.
+	total := len(s.productJSON)
+	start := min(int(offset), total)
+	end := min(start+int(limit), total)
+	n := 64
+	for _, p := range s.productJSON[start:end] {
+		n += len(p) + 1
 	}
-	s.mu.Unlock()
-	writeBody(w, http.StatusOK, body)
+	b := make([]byte, 0, n)
+	b = append(b, `{"limit":`...)
+	b = strconv.AppendInt(b, limit, 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	b = append(b, `,"products":[`...)
+	for i, p := range s.productJSON[start:end] {
+		if p == nil {
+			writeBody(w, http.StatusInternalServerError, nil)
+			return
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
+	}
+	b = append(b, `],"total_count":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, '}')
+	writeBody(w, http.StatusOK, b)
 }
 
 // queryInt validates an integer query parameter with bounds (le < 0: none).

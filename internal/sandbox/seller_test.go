@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,6 +36,32 @@ func TestCase01AgentCard(t *testing.T) {
 	wantEq(t, "404 detail", get(t, r.body, "detail"), "Not Found")
 	r = call(t, "DELETE", s.URL+"/health", nil)
 	wantStatus(t, r, 405)
+}
+
+// TestProductPagesAreTheSellersRendering: pages assembled from the
+// products' pre-rendered JSON are byte for byte what rendering the page as
+// one JSON object gives (keys in order, numbers and escaping alike).
+func TestProductPagesAreTheSellersRendering(t *testing.T) {
+	m := startFixture(t)
+	s := m.Seller(fixtureSeller)
+	for _, pg := range [][2]int64{{50, 0}, {3, 0}, {2, 5}, {500, 0}, {1, 12}, {5, 13}, {10, 400}} {
+		r := call(t, "GET", fmt.Sprintf("%s/products?limit=%d&offset=%d", s.URL, pg[0], pg[1]), nil)
+		wantStatus(t, r, 200)
+		total := len(s.products)
+		start := min(int(pg[1]), total)
+		end := min(start+int(pg[0]), total)
+		page := []map[string]any{}
+		for _, p := range s.products[start:end] {
+			page = append(page, s.productWire(p))
+		}
+		want, err := encodeJSON(map[string]any{"products": page, "total_count": total, "limit": pg[0], "offset": pg[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.raw) != string(want) {
+			t.Errorf("limit %d offset %d:\n got %s\nwant %s", pg[0], pg[1], r.raw, want)
+		}
+	}
 }
 
 func TestCases02to04Products(t *testing.T) {
