@@ -39,21 +39,33 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 			return []events.Event{out}, err
 		})
 	}()
+	// The inputs are built, validated and encoded before the clock starts
+	// and published like RawHopThroughput's, so both measure the hop and
+	// not their producers.
 	payload := events.CampaignRequested{Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2027-01-01", EndDate: "2027-01-02"}}
-	seen, err := countFrom(ctx, b.JS, StreamEvents, events.KindSellerSkipped.Filter(), n)
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
+	msgs := make([]*nats.Msg, 0, n)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i := range n {
-		id := "hop-" + strconv.Itoa(i)
+		id := "hop-" + run + "-" + strconv.Itoa(i)
 		payload.CampaignID = id
 		e, err := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, payload)
 		if err != nil {
 			return 0, err
 		}
-		if err := b.Publish(ctx, e); err != nil {
+		m, err := b.checkOut(e)
+		if err != nil {
 			return 0, err
+		}
+		msgs = append(msgs, m)
+	}
+	seen, err := countFrom(ctx, b.JS, StreamEvents, events.KindSellerSkipped.Filter(), n)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, m := range msgs {
+		if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+			return 0, fmt.Errorf("bus: hop publish: %w", err)
 		}
 	}
 	select {
@@ -69,9 +81,11 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 // RawHopThroughput is HopThroughput's baseline with no dealflow code: the
 // same publish → pull → publish → ack hop written directly against
 // nats.go's jetstream API on a scratch stream with the event stream's
-// replicas, payloads of payloadSize bytes with a Nats-Msg-Id, and workers
-// handlers at once. It returns hops per second and deletes the stream.
-func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, workers, payloadSize int) (float64, error) {
+// replicas, carrying the same messages (an encoded CampaignRequested's
+// headers and body, a Nats-Msg-Id each; the output copies them, as
+// BenchmarkRawHop does), with workers handlers at once. It returns hops
+// per second and deletes the stream.
+func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, workers int) (float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if replicas <= 0 {
@@ -97,6 +111,9 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			out := nats.NewMsg("dealflow_bench_raw.out")
+			for k, v := range m.Headers() {
+				out.Header[k] = v
+			}
 			out.Data = m.Data()
 			out.Header.Set(nats.MsgIdHdr, "out-"+m.Headers().Get(nats.MsgIdHdr))
 			if _, err := js.PublishMsg(ctx, out); err != nil {
@@ -116,15 +133,22 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 	if err != nil {
 		return 0, err
 	}
-	data := make([]byte, payloadSize)
-	for i := range data {
-		data[i] = 'a' + byte(i%26)
+	tmpl, err := hopInput("raw")
+	if err != nil {
+		return 0, err
 	}
-	start := time.Now()
+	msgs := make([]*nats.Msg, 0, n)
 	for i := range n {
 		m := nats.NewMsg("dealflow_bench_raw.in")
-		m.Data = data
+		for k, v := range tmpl.Header {
+			m.Header[k] = append([]string(nil), v...)
+		}
+		m.Data = tmpl.Data
 		m.Header.Set(nats.MsgIdHdr, strconv.Itoa(i))
+		msgs = append(msgs, m)
+	}
+	start := time.Now()
+	for _, m := range msgs {
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			return 0, fmt.Errorf("bus: raw baseline publish: %w", err)
 		}
@@ -139,6 +163,16 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 		return 0, fmt.Errorf("bus: raw baseline hop: %w", err)
 	}
 	return float64(n) / elapsed.Seconds(), nil
+}
+
+// hopInput is the encoded CampaignRequested both hops carry.
+func hopInput(id string) (*events.Message, error) {
+	payload := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "n", BudgetMicros: events.MustMicros(1), StartDate: "2027-01-01", EndDate: "2027-01-02"}}
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, payload)
+	if err != nil {
+		return nil, err
+	}
+	return events.Encode(e, events.KindCampaignRequested.SubjectFor(id))
 }
 
 // countFrom closes the returned channel once n messages on subject have

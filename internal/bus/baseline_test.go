@@ -17,7 +17,7 @@ func TestHopAndRawBaselines(t *testing.T) {
 	if err != nil || hops <= 0 {
 		t.Fatalf("hop throughput %v: %v", hops, err)
 	}
-	raw, err := bus.RawHopThroughput(ctx, env.Bus.JS, env.Bus.Replicas(), 200, 16, 512)
+	raw, err := bus.RawHopThroughput(ctx, env.Bus.JS, env.Bus.Replicas(), 200, 16)
 	if err != nil || raw <= 0 {
 		t.Fatalf("raw throughput %v: %v", raw, err)
 	}
