@@ -138,8 +138,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 			return nil, err
 		}
 	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = a.Tracing.Provider // a no-op when tracing is off: the client then only propagates
+	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
-		TracerProvider: o.TracerProvider})
+		TracerProvider: tp})
 	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Observer is told about every HTTP attempt the client makes (a retried
@@ -58,12 +59,21 @@ type opKey struct{}
 // span (otelhttp) whose W3C traceparent header is sent to the seller. The
 // propagator is fixed to trace context, so the header goes out even when the
 // process installed no global propagator.
+//
+// With a no-op provider (tracing off, the default) no span could record:
+// the request only carries the caller's trace context (the traceparent of
+// the event being handled), injected directly. otelhttp would compute its
+// span and metric attributes for every request all the same, about 5 % of
+// a 1,000-seller media-kit fetch's CPU.
 func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
+	}
+	if _, off := tp.(noop.TracerProvider); off {
+		return propagatingTransport{base}
 	}
 	return otelhttp.NewTransport(base,
 		otelhttp.WithTracerProvider(tp),
@@ -76,6 +86,20 @@ func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.Round
 		}),
 		otelhttp.WithSpanOptions(trace.WithAttributes(attribute.String("peer.service", "seller-agent"))),
 	)
+}
+
+// propagatingTransport sends the context's W3C trace context and nothing
+// else: the transport when tracing is off.
+type propagatingTransport struct{ base http.RoundTripper }
+
+// RoundTrip implements http.RoundTripper. It clones the request before
+// adding the header, as a RoundTripper must not modify its request.
+func (t propagatingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+		r = r.Clone(r.Context())
+		propagation.TraceContext{}.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+	}
+	return t.base.RoundTrip(r)
 }
 
 // withOp marks ctx with the operation for the span name.
