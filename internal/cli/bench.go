@@ -169,7 +169,7 @@ func runBench(ctx context.Context, f benchFlags, stderr io.Writer) (BenchResult,
 	}
 	cfg := config.Defaults()
 	cfg.NATSURL, cfg.Replicas, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages = url, f.nodes, m.RegistryURL, true, stages
-	cfg.KitWorkers, cfg.NegWorkers, cfg.LogLevel = min(max(f.sellers, 32), 256), f.workers, f.logLevel
+	cfg.KitWorkers, cfg.NegWorkers, cfg.LogLevel = min(max(f.sellers, 32), 1000), f.workers, f.logLevel
 	a, err := app.Start(ctx, cfg, log, app.Options{Credentials: m.Credentials(), SweepEvery: 100 * time.Millisecond})
 	if err != nil {
 		return res, err

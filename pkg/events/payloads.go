@@ -296,7 +296,8 @@ type PortfolioProposed struct {
 	TotalSpendMicros Micros          `json:"total_spend_micros" desc:"Sum of the lines' spend_micros; never above budget_micros."`
 	TotalValue       float64         `json:"total_value" desc:"Optimiser score of the plan (unitless)."`
 	Lines            []PlanLine      `json:"lines"`
-	Excluded         []PlanExclusion `json:"excluded,omitempty"`
+	Excluded         []PlanExclusion `json:"excluded,omitempty" desc:"Quotes and sellers left out, each with the reason, most relevant first (bookable quotes the optimiser did not choose, then what could not be planned)."`
+	ExcludedTotal    int             `json:"excluded_total,omitempty" desc:"How many exclusions there were, when more than excluded lists: a campaign with thousands of quotes keeps the event under the size limit by listing the first ones; notes then count the rest by kind."`
 	Notes            []string        `json:"notes,omitempty"`
 	AutoApprove      bool            `json:"auto_approve"`
 	Revision         int             `json:"revision" desc:"1 for the first plan, higher after a re-plan."`

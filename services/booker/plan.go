@@ -2,10 +2,13 @@ package booker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -76,8 +79,102 @@ func (s *Service) planner() campaign.Planner {
 			return nil, err
 		}
 		FitBudget(p, budget)
+		if err := FitEventSize(p, planDataLimit); err != nil {
+			return nil, err
+		}
 		return p, nil
 	}
+}
+
+// planDataLimit is the most a PortfolioProposed's data may take: the event
+// size limit less room for the CloudEvent headers.
+const planDataLimit = events.MaxEventBytes - 16<<10
+
+// FitEventSize keeps the proposal's JSON within limit bytes by listing only
+// the first exclusions (the most relevant: see BuildPlan) when all of them
+// do not fit, setting ExcludedTotal and a note that counts the others by
+// kind. A campaign shopping a thousand sellers has thousands of
+// exclusions; listed in full they made the event too large to publish, and
+// the campaign never got its plan. A plan whose lines alone do not fit is
+// an error: it cannot be proposed as one event.
+func FitEventSize(p *events.PortfolioProposed, limit int) error {
+	full, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("booker: encode plan: %w", err)
+	}
+	if len(full) <= limit {
+		return nil
+	}
+	all := p.Excluded
+	p.Excluded = nil
+	base, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("booker: encode plan: %w", err)
+	}
+	const noteRoom = 2 << 10 // the note added below, and "excluded":[] and excluded_total
+	if len(base)+noteRoom > limit {
+		p.Excluded = all
+		return fmt.Errorf("booker: the plan's %d lines take %d bytes, more than one event may carry (%d)", len(p.Lines), len(base), limit)
+	}
+	size, kept := len(base)+noteRoom, 0
+	for _, x := range all {
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Errorf("booker: encode exclusion: %w", err)
+		}
+		if size+len(b)+1 > limit {
+			break
+		}
+		size += len(b) + 1
+		kept++
+	}
+	p.Excluded, p.ExcludedTotal = all[:kept], len(all)
+	p.Notes = append(p.Notes, fmt.Sprintf("%d of %d exclusions listed (event size limit); the other %d by kind: %s",
+		kept, len(all), len(all)-kept, exclusionKinds(all[kept:], 12)))
+	return nil
+}
+
+// exclusionKinds counts exclusions by the kind their reason starts with
+// (the text before the first ':' or '('), most frequent first, naming at
+// most `most` kinds.
+func exclusionKinds(xs []events.PlanExclusion, most int) string {
+	counts := map[string]int{}
+	for _, x := range xs {
+		k := x.Reason
+		if i := strings.IndexAny(k, ":("); i >= 0 {
+			k = k[:i]
+		}
+		k = strings.TrimSpace(k)
+		if len(k) > 60 {
+			k = k[:60]
+		}
+		if k == "" {
+			k = "other"
+		}
+		counts[k]++
+	}
+	kinds := make([]string, 0, len(counts))
+	for k := range counts {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if counts[kinds[i]] != counts[kinds[j]] {
+			return counts[kinds[i]] > counts[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	var b strings.Builder
+	for i, k := range kinds {
+		if i == most {
+			fmt.Fprintf(&b, ", %d more kinds", len(kinds)-most)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", k, counts[k])
+	}
+	return b.String()
 }
 
 func (s *Service) logPlan(log zerolog.Logger, c *campaign.Campaign, evs []events.Event) {
@@ -133,6 +230,10 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		Weights:      weights,
 	}
 	plan := &events.PortfolioProposed{CampaignID: c.ID, BudgetMicros: budget, AutoApprove: req.AutoApprove, Revision: revision, Lines: []events.PlanLine{}}
+	// Exclusions are listed most relevant first: bookable quotes the
+	// optimiser left out, then quotes and sellers that could not be planned
+	// (FitEventSize keeps the head of the list when it must cut it).
+	var notPlanned []events.PlanExclusion
 	byKey := map[string]events.QuoteReady{}
 	var quotes []portfolio.Quote
 	for _, q := range c.SortedQuotes() {
@@ -140,7 +241,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		ex := events.PlanExclusion{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID}
 		if why, ok := exclude[key]; ok {
 			ex.Reason = why
-			plan.Excluded = append(plan.Excluded, ex)
+			notPlanned = append(notPlanned, ex)
 			continue
 		}
 		if !bookable(q) {
@@ -148,7 +249,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			if q.Reason != "" {
 				ex.Reason += " (" + q.Reason + ")"
 			}
-			plan.Excluded = append(plan.Excluded, ex)
+			notPlanned = append(notPlanned, ex)
 			continue
 		}
 		byKey[key] = q
@@ -165,7 +266,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		if s.PackageID != "" {
 			what = "package"
 		}
-		plan.Excluded = append(plan.Excluded, events.PlanExclusion{SellerURL: s.SellerURL, PackageID: s.PackageID,
+		notPlanned = append(notPlanned, events.PlanExclusion{SellerURL: s.SellerURL, PackageID: s.PackageID,
 			Reason: what + " skipped (" + s.Code + "): " + s.Reason})
 	}
 	res, err := portfolio.Optimise(quotes, pb)
@@ -185,6 +286,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		q := byKey[e.QuoteID]
 		plan.Excluded = append(plan.Excluded, events.PlanExclusion{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID, Reason: e.Reason})
 	}
+	plan.Excluded = append(plan.Excluded, notPlanned...)
 	for _, l := range plan.Lines {
 		plan.TotalSpendMicros += l.SpendMicros
 	}
