@@ -212,9 +212,13 @@ func fastTypes(v any) (uint8, error) {
 	return one(v)
 }
 
-// maxFastDepth bounds recursion; deeper documents go to the general
-// validator.
-const maxFastDepth = 32
+// maxFastDepth bounds recursion and maxFastKeys an object's keys; deeper
+// documents and larger objects (the payload schemas have at most a few
+// dozen properties) go to the general validator.
+const (
+	maxFastDepth = 32
+	maxFastKeys  = 64
+)
 
 // scan walks JSON bytes against a fastNode. Every method returns false for
 // "not proven" (invalid, or not handled here).
@@ -415,6 +419,9 @@ func (s *scan) object(n *fastNode, depth int, top bool) bool {
 		key, ok := s.str()
 		if !ok || !plainKey(s.b[kstart+1:s.i-1]) {
 			return false
+		}
+		if len(keys) == maxFastKeys {
+			return false // the duplicate check is quadratic: large objects go to the general validator
 		}
 		for _, k := range keys {
 			if string(k) == string(key) {

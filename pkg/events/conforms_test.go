@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -92,9 +93,10 @@ func TestConformsLeavesOddInputToTheGeneralValidator(t *testing.T) {
 		{"escaped key", KindSellerFound, strings.Replace(sf, `"campaign_id"`, `"campaign\u005fid"`, 1), true},
 		{"duplicate key, last one wins", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":7,"campaign_id":"c-1"`, 1), true},
 		{"duplicate key, last one invalid", KindSellerFound, strings.Replace(sf, `"campaign_id":"c-1"`, `"campaign_id":"c-1","campaign_id":7`, 1), false},
+		{"an object with more keys than the fast check compares", KindDealBooked, strings.Replace(string(samples[KindDealBooked.Type]), `"activation_instructions":{`, `"activation_instructions":{`+manyKeys(70), 1), true},
 		{"integer written with a fraction", KindCampaignRequested, strings.Replace(req, `"budget_micros":50000000000`, `"budget_micros":50000000000.0`, 1), true},
 	} {
-		if c.data == sf || c.data == req {
+		if c.data == sf || c.data == req || c.data == string(samples[c.kind.Type]) {
 			t.Fatalf("%s: the mutation did not apply", c.name)
 		}
 		if _, _, fast := Conforms(c.kind, []byte(c.data)); fast {
@@ -136,4 +138,13 @@ func FuzzConformsAgreesWithSchema(f *testing.F) {
 			t.Fatalf("%s: campaign id (%q, %v), the decoded payload has (%q, %v)", k.Name, cid, has, s, present)
 		}
 	})
+}
+
+// manyKeys is n string members "k0":"v",... followed by a comma.
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":"v",`, i)
+	}
+	return b.String()
 }
