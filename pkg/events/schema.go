@@ -63,12 +63,13 @@ func compileSchemas() {
 	}
 }
 
-// CompileSchemas compiles the embedded schemas now instead of on the first
-// validation, so a process pays for it at start (not inside its first
+// CompileSchemas compiles the embedded schemas (and Conforms' fast checks)
+// now instead of on the first validation, so a process pays for it at start (not inside its first
 // campaign) and a broken schema fails the start. It is safe to call more
 // than once.
 func CompileSchemas() error {
 	compileOnce.Do(compileSchemas)
+	fastOnce.Do(compileFast)
 	return compileErr
 }
 
