@@ -82,9 +82,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "config":
-		fmt.Fprint(stdout, config.Markdown())
+		if err = strayArgs(args[1:]); err == nil {
+			fmt.Fprint(stdout, config.Markdown())
+		}
 	case "version", "--version", "-version":
-		printVersion(stdout)
+		if err = strayArgs(args[1:]); err == nil {
+			printVersion(stdout)
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -174,16 +178,20 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // noArgs refuses arguments left after the flags. Flag parsing stops at the
 // first one, so "--allow-private true" (boolean flags take no separate
 // value) would otherwise drop every flag after it without a word.
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() == 0 {
+func noArgs(fs *flag.FlagSet) error { return strayArgs(fs.Args()) }
+
+// strayArgs is noArgs for the arguments left once a command took the
+// positional ones it expects.
+func strayArgs(left []string) error {
+	if len(left) == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("unexpected argument %q", fs.Arg(0))
-	if a := fs.Arg(0); a == "true" || a == "false" {
+	msg := fmt.Sprintf("unexpected argument %q", left[0])
+	if a := left[0]; a == "true" || a == "false" {
 		msg += fmt.Sprintf(" (boolean flags take no separate value: write --flag or --flag=%s)", a)
 	}
-	if fs.NArg() > 1 {
-		msg += fmt.Sprintf("; the flags after it were not read: %s", strings.Join(fs.Args()[1:], " "))
+	if len(left) > 1 {
+		msg += fmt.Sprintf("; the flags after it were not read: %s", strings.Join(left[1:], " "))
 	}
 	return errors.New(msg)
 }
@@ -277,8 +285,12 @@ func cmdCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
-	if file == "" && fs.NArg() > 0 {
-		file = fs.Arg(0)
+	left := fs.Args()
+	if file == "" && len(left) > 0 {
+		file, left = left[0], left[1:]
+	}
+	if err := strayArgs(left); err != nil {
+		return err
 	}
 	if file == "" {
 		return fmt.Errorf("usage: dealflow campaign submit FILE [--wait] [--nats URL]")
@@ -334,8 +346,12 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
+	left := fs.Args()
+	if id == "" && len(left) > 0 {
+		id, left = left[0], left[1:]
+	}
+	if err := strayArgs(left); err != nil {
+		return err
 	}
 	if err := events.ValidateCampaignID(id); err != nil {
 		return fmt.Errorf("usage: dealflow campaign watch ID [--nats URL]: %w", err)

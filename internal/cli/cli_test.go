@@ -239,6 +239,11 @@ func TestStrayArgumentsRefused(t *testing.T) {
 		{[]string{"sandbox", "--json", "true"}, []string{`unexpected argument "true"`}},
 		{[]string{"bench", "--json", "true"}, []string{`unexpected argument "true"`}},
 		{[]string{"sellers", "--sandbox", "x"}, []string{`unexpected argument "x"`}},
+		{[]string{"campaign", "submit", "brief.json", "--wait", "true", "--nats", "nats://127.0.0.1:1"}, []string{`unexpected argument "true"`, "not read: --nats nats://127.0.0.1:1"}},
+		{[]string{"campaign", "submit", "--wait", "brief.json", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"campaign", "watch", "cmp-1", "x"}, []string{`unexpected argument "x"`}},
+		{[]string{"config", "x"}, []string{`unexpected argument "x"`}},
+		{[]string{"version", "x"}, []string{`unexpected argument "x"`}},
 	} {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), c.args, &out, &errb)
