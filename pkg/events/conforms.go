@@ -255,7 +255,7 @@ func (s *scan) value(n *fastNode, depth int, top bool) bool {
 	case c == '[':
 		return types&tArray != 0 && s.array(n, depth)
 	case c == '"':
-		str, ok := s.str()
+		str, ok := s.str(n != nil && (n.enum != nil || n.pattern != nil))
 		if !ok || types&tString == 0 {
 			return false
 		}
@@ -339,9 +339,10 @@ func (s *scan) number() (integer, ok bool) {
 }
 
 // str consumes a string and returns its value: the bytes themselves when
-// they hold no escape and no non-ASCII byte (no copy), else decoded exactly
-// as encoding/json decodes it (escapes, invalid UTF-8 replaced).
-func (s *scan) str() ([]byte, bool) {
+// they hold no escape and no non-ASCII byte (no copy), else, when need is
+// set, decoded exactly as encoding/json decodes it (escapes, invalid UTF-8
+// replaced); a string whose value is not needed is only checked.
+func (s *scan) str(need bool) ([]byte, bool) {
 	start := s.i
 	i := s.i + 1
 	plain := true
@@ -353,7 +354,7 @@ func (s *scan) str() ([]byte, bool) {
 		switch {
 		case c == '"':
 			s.i = i + 1
-			if plain {
+			if plain || !need {
 				return s.b[start+1 : i], true
 			}
 			var v string
@@ -415,9 +416,8 @@ func (s *scan) object(n *fastNode, depth int, top bool) bool {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
 			return false
 		}
-		kstart := s.i
-		key, ok := s.str()
-		if !ok || !plainKey(s.b[kstart+1:s.i-1]) {
+		key, ok := s.str(false)
+		if !ok || !plainKey(key) {
 			return false
 		}
 		if len(keys) == maxFastKeys {
@@ -449,7 +449,7 @@ func (s *scan) object(n *fastNode, depth int, top bool) bool {
 			s.hasCID = true
 			if s.i < len(s.b) && s.b[s.i] == '"' {
 				vstart := s.i
-				v, ok := s.str()
+				v, ok := s.str(true)
 				if !ok {
 					return false
 				}

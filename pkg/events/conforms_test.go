@@ -124,3 +124,26 @@ func manyKeys(n int) string {
 	}
 	return b.String()
 }
+
+// BenchmarkSchemaCheck compares the two tiers on a PackageFound as the
+// kitfetcher emits it: Conforms (one pass over the bytes) and the general
+// validator (decode, then jsonschema).
+func BenchmarkSchemaCheck(b *testing.B) {
+	data := sampleJSON(b)[KindPackageFound.Type]
+	b.Run("conforms", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, _, ok := Conforms(KindPackageFound, data); !ok {
+				b.Fatal("not proven")
+			}
+		}
+	})
+	b.Run("jsonschema", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := ValidateDataValue(KindPackageFound, data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
