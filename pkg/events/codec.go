@@ -57,35 +57,43 @@ func Encode(e Event, subject string) (*Message, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	m := &Message{Subject: subject, Header: Header{}}
-	set := func(name, v string) { m.Header.Set(cePrefix+name, percentEncode(v)) }
-	set("specversion", e.SpecVersion())
-	set("id", e.ID())
-	set("source", e.Source())
-	set("type", e.Type())
+	// One map sized for the usual headers and one backing array for their
+	// values: this runs for every event published.
+	exts := e.Extensions()
+	n := 10 + len(exts)
+	m := &Message{Subject: subject, Header: make(Header, n)}
+	vals := make([]string, 0, n)
+	put := func(key, v string) {
+		vals = append(vals, v)
+		m.Header[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	put(cePrefix+"specversion", percentEncode(e.SpecVersion()))
+	put(cePrefix+"id", percentEncode(e.ID()))
+	put(cePrefix+"source", percentEncode(e.Source()))
+	put(cePrefix+"type", percentEncode(e.Type()))
 	if s := e.Subject(); s != "" {
-		set("subject", s)
+		put(cePrefix+"subject", percentEncode(s))
 	}
 	if !e.Time().IsZero() {
-		set("time", e.Time().UTC().Format(time.RFC3339Nano))
+		put(cePrefix+"time", percentEncode(e.Time().UTC().Format(time.RFC3339Nano)))
 	}
 	if ct := e.DataContentType(); ct != "" {
-		set("datacontenttype", ct)
+		put(cePrefix+"datacontenttype", percentEncode(ct))
 	}
 	if ds := e.DataSchema(); ds != "" {
-		set("dataschema", ds)
+		put(cePrefix+"dataschema", percentEncode(ds))
 	}
-	for name, v := range e.Extensions() {
+	for name, v := range exts {
 		s, err := extensionString(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: extension %s: %v", ErrInvalid, name, err)
 		}
-		set(strings.ToLower(name), s)
+		put(cePrefix+strings.ToLower(name), percentEncode(s))
 		if name == TraceparentExt {
-			m.Header.Set(HeaderTraceparent, s)
+			put(HeaderTraceparent, s)
 		}
 	}
-	m.Header.Set(HeaderMsgID, e.ID())
+	put(HeaderMsgID, e.ID())
 	m.Data = e.Data()
 	return m, nil
 }
