@@ -8,6 +8,7 @@ package discoverer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +76,14 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	if err != nil {
 		return nil, err
 	}
+	if rej, ok := tooManySellers(res.Completed); ok {
+		s.Log.Warn().Str("campaign_id", req.CampaignID).Int("sellers", len(res.Completed.Sellers)).Str("reason", rej.Reason).Msg("campaign rejected")
+		out, err := events.Derive(in, events.KindCampaignRejected, Stage, "rejected", rej)
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{out}, nil
+	}
 	s.logResult(res)
 	var out []events.Event
 	emit := func(k events.Kind, key string, data any) error {
@@ -99,6 +108,25 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// discoveryDataLimit is the most a DiscoveryCompleted's data may take: the
+// event size limit less room for the CloudEvent headers.
+const discoveryDataLimit = events.MaxEventBytes - 16<<10
+
+// tooManySellers rejects a campaign whose found sellers cannot be listed in
+// one DiscoveryCompleted (every URL: ≈ 4,000 typical ones fit), naming the
+// count and what to do. Without it the discovery's outputs failed the size
+// check on every retry, nothing was published, and the campaign waited for
+// its shopping deadline to end empty.
+func tooManySellers(done events.DiscoveryCompleted) (events.CampaignRejected, bool) {
+	b, err := json.Marshal(done)
+	if err == nil && len(b) <= discoveryDataLimit {
+		return events.CampaignRejected{}, false
+	}
+	return events.CampaignRejected{CampaignID: done.CampaignID, Field: "brief.channels",
+		Reason: fmt.Sprintf("%d sellers match the brief, more than one campaign can shop (their list must fit one %d-byte event): narrow the channels or name the sellers",
+			len(done.Sellers), events.MaxEventBytes)}, true
 }
 
 // logResult tells the discovery's story: each skipped seller at WARN with

@@ -3,6 +3,7 @@ package discoverer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,35 @@ func TestBlockedFollowsTheSeller(t *testing.T) {
 	}
 	if len(sum.found) != 2 {
 		t.Errorf("found %v", keys(sum.found))
+	}
+}
+
+// TestTooManySellersRejectsTheCampaign: a brief matching more sellers than
+// one DiscoveryCompleted can list is rejected at once, naming the count and
+// the field to change, instead of failing the size check on every retry.
+func TestTooManySellersRejectsTheCampaign(t *testing.T) {
+	for _, c := range []struct {
+		sellers int
+		reject  bool
+	}{{1000, false}, {8000, true}} {
+		dir := &fakeDir{trust: map[string]identity.Trust{}}
+		for i := range c.sellers {
+			u := fmt.Sprintf("http://seller-%05d.sellers.example", i)
+			dir.sellers = append(dir.sellers, events.Seller{URL: u, Trust: identity.TrustVerified, Capabilities: []string{"ctv"}})
+		}
+		sum := run(t, service(dir, nil, nil), campaign(fmt.Sprintf("cmp-many-%d", c.sellers)))
+		if !c.reject {
+			if len(sum.rejects) != 0 || len(sum.found) != c.sellers || len(sum.done.Sellers) != c.sellers {
+				t.Fatalf("%d sellers: %d found, %d listed, rejects %+v", c.sellers, len(sum.found), len(sum.done.Sellers), sum.rejects)
+			}
+			continue
+		}
+		if len(sum.rejects) != 1 || len(sum.found) != 0 || len(sum.done.Sellers) != 0 {
+			t.Fatalf("%d sellers: rejects %+v, %d found", c.sellers, sum.rejects, len(sum.found))
+		}
+		r := sum.rejects[0]
+		if r.Field != "brief.channels" || !strings.Contains(r.Reason, "8000 sellers match the brief") {
+			t.Fatalf("rejection %+v", r)
+		}
 	}
 }
