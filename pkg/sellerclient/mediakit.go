@@ -77,24 +77,17 @@ func (p *Package) UnmarshalJSON(b []byte) error {
 	if isNull(b) {
 		return nil
 	}
-	// One decoding pass: exact_price is read raw, because its presence
-	// (even as null) is what says the view is authenticated.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return fmt.Errorf("package: %w", err)
+	}
 	type alias Package
 	aux := struct {
 		*alias
-		Cattax     *flexInt        `json:"cattax"`
-		ExactPrice json.RawMessage `json:"exact_price"`
+		Cattax *flexInt `json:"cattax"`
 	}{alias: (*alias)(p)}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return fmt.Errorf("package: %w", err)
-	}
-	p.ExactPrice = nil
-	if aux.ExactPrice != nil && !isNull(aux.ExactPrice) {
-		var f float64
-		if err := json.Unmarshal(aux.ExactPrice, &f); err != nil {
-			return fmt.Errorf("package: exact_price: %w", err)
-		}
-		p.ExactPrice = &f
 	}
 	p.Cattax = 2 // AdCOM default taxonomy (IAB Content Category 2.x)
 	if aux.Cattax != nil {
@@ -103,7 +96,7 @@ func (p *Package) UnmarshalJSON(b []byte) error {
 	if p.RateType == "" {
 		p.RateType = "cpm"
 	}
-	p.Authenticated = aux.ExactPrice != nil
+	_, p.Authenticated = keys["exact_price"]
 	if p.Authenticated && p.Currency == "" {
 		p.Currency = "USD"
 	}
