@@ -1,38 +1,19 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/natstest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startAPI runs the bookings API alone over an embedded NATS on a TCP port
 // (so the test can stop the broker under it).
@@ -54,7 +35,7 @@ func startAPI(t *testing.T, logs io.Writer) *App {
 // TestAccessLog: one info line per request with method, route pattern,
 // status and duration; never the API key, the body or the raw path.
 func TestAccessLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs natstest.LogBuffer
 	a := startAPI(t, &logs)
 	base := "http://" + a.HTTPAddr
 	req, _ := http.NewRequest(http.MethodGet, base+"/bookings/cmp-nosuchjob?secret=q", nil)

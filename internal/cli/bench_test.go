@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/dealflow/dealflow/internal/natstest"
 )
 
 func TestBenchJSON(t *testing.T) {
@@ -12,7 +14,7 @@ func TestBenchJSON(t *testing.T) {
 		t.Skip("runs the pipeline and two baselines: skipped under -short")
 	}
 	var out bytes.Buffer
-	var errb lockedBuffer // the pipeline logs from its own goroutines
+	var errb natstest.LogBuffer // the pipeline logs from its own goroutines
 	if code := Main(context.Background(), []string{"bench", "--sellers", "5", "--latency", "5ms", "--campaigns", "2", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}

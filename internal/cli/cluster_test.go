@@ -5,8 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/dealflow/dealflow/internal/natstest"
 )
 
 func TestDemoClusterKillLeaderJSON(t *testing.T) {
@@ -17,7 +18,7 @@ func TestDemoClusterKillLeaderJSON(t *testing.T) {
 	// them) share stderr: os.Stderr takes concurrent writes, a bare
 	// bytes.Buffer does not.
 	var out bytes.Buffer
-	var errb lockedBuffer
+	var errb natstest.LogBuffer
 	code := Main(context.Background(), []string{"demo", "--json", "--cluster", "3", "--kill-leader"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -43,23 +44,6 @@ func TestDemoClusterKillLeaderJSON(t *testing.T) {
 	if !strings.Contains(errb.String(), "took over stream DEALFLOW") {
 		t.Fatalf("progress lacks the takeover: %s", errb.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestKillLeaderNeedsCluster(t *testing.T) {

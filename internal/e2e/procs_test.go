@@ -425,11 +425,7 @@ func redelivered(log string) int {
 func negotiationPosts(m *sandbox.Market) int {
 	n := 0
 	for _, s := range m.Sellers {
-		for _, r := range s.Requests() {
-			if strings.HasSuffix(r.Path, "/api/v1/negotiations/messages") {
-				n++
-			}
-		}
+		n += s.NegotiationPosts()
 	}
 	return n
 }

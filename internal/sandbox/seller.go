@@ -167,6 +167,19 @@ func (s *Seller) routes() *router {
 // Requests returns every request the seller received, in order.
 func (s *Seller) Requests() []Request { return s.rec.list() }
 
+// NegotiationPosts is the number of negotiation messages the seller
+// received (POST …/api/v1/negotiations/messages), for tests that wait for a
+// negotiation to be under way.
+func (s *Seller) NegotiationPosts() int {
+	n := 0
+	for _, r := range s.Requests() {
+		if strings.HasSuffix(r.Path, "/api/v1/negotiations/messages") {
+			n++
+		}
+	}
+	return n
+}
+
 // ResetRequests forgets the recorded requests and zeroes RequestCount.
 func (s *Seller) ResetRequests() { s.rec.reset() }
 

@@ -115,7 +115,7 @@ func (c *CatalogCache) Get(ctx context.Context, sellerURL string, fetch func(con
 	}
 }
 
-// Len is the number of catalogs held (fresh or not), for tests and metrics.
+// Len is the number of catalogs held (fresh or not), for tests.
 func (c *CatalogCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

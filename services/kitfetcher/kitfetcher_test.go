@@ -1,7 +1,6 @@
 package kitfetcher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
@@ -67,7 +67,7 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 		"Oversized": {Oversized: true},
 		"Flaky":     {ErrorRate: 1},
 	})
-	var logs lockedBuffer
+	var logs natstest.LogBuffer
 	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: credsFor(m),
 		SellerTimeout: 700 * time.Millisecond, Log: zerolog.New(&logs)}
 	want := map[string]string{"Good": "", "Down": "unreachable", "Slow": "timeout", "Garbage": "bad_response", "Truncated": "bad_response",
@@ -137,24 +137,6 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 	if len(seen) != len(want) {
 		t.Fatalf("log lines for %v, want every seller\n%s", seen, logs.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestDisclosureNeverExceedsTier(t *testing.T) {

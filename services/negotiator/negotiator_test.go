@@ -239,7 +239,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 	victim := -1
 	deadline := time.Now().Add(20 * time.Second)
 	for victim < 0 && time.Now().Before(deadline) {
-		if countNegotiationPosts(s) >= 2 {
+		if s.NegotiationPosts() >= 2 {
 			mu.Lock()
 			for i := range replicas {
 				if active[i] > 0 {
@@ -323,16 +323,6 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 			<-r.done
 		}
 	}
-}
-
-func countNegotiationPosts(s *sandbox.Seller) int {
-	n := 0
-	for _, r := range s.Requests() {
-		if strings.HasSuffix(r.Path, "/api/v1/negotiations/messages") {
-			n++
-		}
-	}
-	return n
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
