@@ -62,29 +62,47 @@ type Placement struct {
 
 // UnmarshalJSON applies the seller's defaults (weight 1.0).
 func (p *Placement) UnmarshalJSON(b []byte) error {
-	type alias Placement
-	v := alias{Weight: 1.0}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var w placementWire
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*p = Placement(v)
+	*p = w.placement()
 	return nil
 }
 
+// placementWire is a Placement as sent: decoding it needs no Unmarshaler
+// of its own, so a package's placements decode in the package's one pass.
+type placementWire struct {
+	ProductID   string   `json:"product_id"`
+	ProductName string   `json:"product_name"`
+	AdFormats   []string `json:"ad_formats"`
+	DeviceTypes []int    `json:"device_types"`
+	Weight      *float64 `json:"weight"`
+}
+
+// placement applies the seller's default weight (1.0 when absent or null).
+func (w placementWire) placement() Placement {
+	p := Placement{ProductID: w.ProductID, ProductName: w.ProductName, AdFormats: w.AdFormats, DeviceTypes: w.DeviceTypes, Weight: 1.0}
+	if w.Weight != nil {
+		p.Weight = *w.Weight
+	}
+	return p
+}
+
 // UnmarshalJSON decodes either view, tolerating a string cattax and nulls,
-// and records whether exact_price was present.
+// and records whether exact_price was present. The bytes are decoded once;
+// the exact_price key is then looked for by name, exactly as written (the
+// decoding itself matches field names case-insensitively, the contract's
+// key is exact).
 func (p *Package) UnmarshalJSON(b []byte) error {
 	if isNull(b) {
 		return nil
 	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(b, &keys); err != nil {
-		return fmt.Errorf("package: %w", err)
-	}
 	type alias Package
 	aux := struct {
 		*alias
-		Cattax *flexInt `json:"cattax"`
+		Cattax     *flexInt        `json:"cattax"`
+		Placements []placementWire `json:"placements,omitempty"`
 	}{alias: (*alias)(p)}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return fmt.Errorf("package: %w", err)
@@ -93,10 +111,17 @@ func (p *Package) UnmarshalJSON(b []byte) error {
 	if aux.Cattax != nil {
 		p.Cattax = int(*aux.Cattax)
 	}
+	p.Placements = nil
+	if aux.Placements != nil {
+		p.Placements = make([]Placement, len(aux.Placements))
+		for i, w := range aux.Placements {
+			p.Placements[i] = w.placement()
+		}
+	}
 	if p.RateType == "" {
 		p.RateType = "cpm"
 	}
-	_, p.Authenticated = keys["exact_price"]
+	_, p.Authenticated, _ = member(b, "exact_price")
 	if p.Authenticated && p.Currency == "" {
 		p.Currency = "USD"
 	}
@@ -356,25 +381,65 @@ func parsePackage(b []byte) (*Package, error) {
 func parsePackageList(b []byte, key string) ([]Package, error) {
 	t := trimSpace(b)
 	if len(t) > 0 && t[0] == '[' {
-		var out []Package
-		if err := json.Unmarshal(t, &out); err != nil {
+		if err := checkJSON(t); err != nil {
 			return nil, fmt.Errorf("package list: %w", err)
 		}
-		return nonNil(out), nil
+		out, err := decodePackages(t)
+		if err != nil {
+			return nil, fmt.Errorf("package list: %w", err)
+		}
+		return out, nil
 	}
-	var obj map[string]json.RawMessage
-	if err := decodeObject(b, &obj); err != nil {
+	switch {
+	case len(t) == 0:
+		return nil, errors.New("package list: empty body")
+	case t[0] != '{':
+		return nil, fmt.Errorf("package list: expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
+	}
+	if err := checkJSON(t); err != nil {
 		return nil, fmt.Errorf("package list: %w", err)
 	}
-	raw, ok := obj[key]
+	raw, ok, err := member(t, key)
+	if err != nil {
+		return nil, fmt.Errorf("package list: %w", err)
+	}
 	if !ok || isNull(raw) {
 		return []Package{}, nil
 	}
-	var out []Package
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if raw[0] != '[' {
+		return nil, fmt.Errorf("package list %q: expected an array, got %s", key, textSnippet(raw[:min(len(raw), 40)]))
+	}
+	out, err := decodePackages(raw)
+	if err != nil {
 		return nil, fmt.Errorf("package list %q: %w", key, err)
 	}
-	return nonNil(out), nil
+	return out, nil
+}
+
+// checkJSON reports the syntax error of b, if it has one.
+func checkJSON(b []byte) error {
+	if json.Valid(b) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	return errNotValidJSON
+}
+
+// decodePackages decodes the valid JSON array b, one package at a time.
+func decodePackages(b []byte) ([]Package, error) {
+	out := []Package{}
+	err := eachElement(b, func(v []byte) error {
+		var p Package
+		if err := p.UnmarshalJSON(v); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
 }
 
 // nonNil turns a nil slice into an empty one so callers can range and JSON

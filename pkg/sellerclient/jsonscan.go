@@ -1,0 +1,185 @@
+package sellerclient
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// The helpers below walk JSON that has already been validated (by
+// json.Valid or a successful json.Unmarshal of the same bytes) to find an
+// object's members or an array's elements without decoding them. They let a
+// package list be decoded in one pass per package instead of re-validating
+// and re-decoding every level through maps of json.RawMessage. On bytes that
+// are not valid JSON they stop early; they never index out of range.
+
+// errNotValidJSON is returned when the walk meets something that is not JSON.
+var errNotValidJSON = errors.New("invalid JSON")
+
+// skipWS returns the index of the first non-whitespace byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] ('"').
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index just past the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b)
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// eachMember calls fn with each member of the JSON object b, in order, with
+// its key as written (still quoted-escaped when it has a backslash: use
+// memberKey) and its raw value, until fn returns false.
+func eachMember(b []byte, fn func(key, val []byte) bool) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errNotValidJSON
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for i < len(b) {
+		if b[i] != '"' {
+			return errNotValidJSON
+		}
+		ks := i
+		i = skipString(b, i)
+		key := b[ks:i]
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return errNotValidJSON
+		}
+		i = skipWS(b, i+1)
+		vs := i
+		i = skipValue(b, i)
+		if i == vs {
+			return errNotValidJSON
+		}
+		if !fn(key, b[vs:i]) {
+			return nil
+		}
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return nil
+		}
+		return errNotValidJSON
+	}
+	return errNotValidJSON
+}
+
+// keyIs reports whether the quoted key equals want, decoding escapes the
+// way a map[string]… decoding would (exact, case-sensitive match).
+func keyIs(quoted []byte, want string) bool {
+	if len(quoted) < 2 {
+		return false
+	}
+	inner := quoted[1 : len(quoted)-1]
+	for _, c := range inner {
+		if c == '\\' {
+			var s string
+			return json.Unmarshal(quoted, &s) == nil && s == want
+		}
+	}
+	return string(inner) == want
+}
+
+// member returns the raw value of the object's member named key (the last
+// one when the key repeats, as decoding into a map keeps).
+func member(b []byte, key string) (val []byte, found bool, err error) {
+	err = eachMember(b, func(k, v []byte) bool {
+		if keyIs(k, key) {
+			val, found = v, true
+		}
+		return true
+	})
+	return val, found, err
+}
+
+// eachElement calls fn with each element of the JSON array b, in order.
+func eachElement(b []byte, fn func(val []byte) error) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return errNotValidJSON
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for i < len(b) {
+		vs := i
+		i = skipValue(b, i)
+		if i == vs {
+			return errNotValidJSON
+		}
+		if err := fn(b[vs:i]); err != nil {
+			return err
+		}
+		i = skipWS(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == ']' {
+			return nil
+		}
+		return errNotValidJSON
+	}
+	return errNotValidJSON
+}
