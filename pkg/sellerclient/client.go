@@ -287,7 +287,7 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 	if resp.ContentLength > c.cfg.MaxBodyBytes {
 		return 0, nil, c.tooLarge(cl, resp.StatusCode)
 	}
-	body, err := readLimited(resp.Body, c.cfg.MaxBodyBytes)
+	body, err := readLimitedSized(resp.Body, c.cfg.MaxBodyBytes, resp.ContentLength)
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
 			return 0, nil, c.tooLarge(cl, resp.StatusCode)
@@ -365,7 +365,35 @@ func (c *Client) sleep(ctx context.Context, n int) error {
 
 // readLimited reads at most max bytes; more fails with ErrBodyTooLarge.
 func readLimited(r io.Reader, max int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	return readLimitedSized(r, max, -1)
+}
+
+// readLimitedSized is readLimited with the body's announced length (-1:
+// unknown): a buffer of that size, when it is within max, is read into
+// without growing. The announcement is only a hint; the limit still holds
+// whatever the seller sends.
+func readLimitedSized(r io.Reader, max, announced int64) ([]byte, error) {
+	lr := io.LimitReader(r, max+1)
+	var b []byte
+	var err error
+	if announced >= 0 && announced <= max {
+		b = make([]byte, 0, announced+1) // +1: EOF is seen without a grow
+		for {
+			n, rerr := lr.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)] // the seller sent more than announced: grow
+			}
+		}
+	} else {
+		b, err = io.ReadAll(lr)
+	}
 	if int64(len(b)) > max {
 		return nil, ErrBodyTooLarge
 	}

@@ -354,3 +354,34 @@ func TestBackoffIsBoundedFullJitter(t *testing.T) {
 		t.Fatalf("sleep with cancelled ctx: %v", err)
 	}
 }
+
+// TestReadLimitedSized checks that the announced length is only a hint: the
+// body read is what the seller sent, and the limit holds either way.
+func TestReadLimitedSized(t *testing.T) {
+	body := strings.Repeat("x", 100)
+	for _, c := range []struct {
+		name           string
+		max, announced int64
+		want           int
+		wantErr        error
+	}{
+		{"exact", 1000, 100, 100, nil},
+		{"unknown", 1000, -1, 100, nil},
+		{"announced short", 1000, 10, 100, nil},
+		{"announced long", 1000, 500, 100, nil},
+		{"announced zero", 1000, 0, 100, nil},
+		{"over the limit", 50, 100, 0, ErrBodyTooLarge},
+		{"over the limit, announced short", 50, 10, 0, ErrBodyTooLarge},
+		{"at the limit", 100, 100, 100, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := readLimitedSized(strings.NewReader(body), c.max, c.announced)
+			if !errors.Is(err, c.wantErr) || len(b) != c.want {
+				t.Fatalf("got %d bytes, err %v; want %d, %v", len(b), err, c.want, c.wantErr)
+			}
+			if c.wantErr == nil && string(b) != body {
+				t.Fatal("body changed")
+			}
+		})
+	}
+}
