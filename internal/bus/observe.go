@@ -93,7 +93,7 @@ type handling struct {
 // Logger(ctx, fallback) (zerolog.Ctx) so every line has trace_id and span_id.
 func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, log zerolog.Logger) (context.Context, zerolog.Logger, *handling) {
 	b.observer().EventReceived(stage, in.Type(), in.Time())
-	if tp, ok := in.Extensions()[events.TraceparentExt].(string); ok && tp != "" {
+	if tp := events.TraceparentOf(in); tp != "" {
 		ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
 	}
 	kind, _ := events.KindOf(in.Type())

@@ -310,7 +310,7 @@ func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header
 		if err != nil {
 			return err
 		}
-		if tp, ok := in.Extensions()[events.TraceparentExt].(string); ok && tp != "" {
+		if tp := events.TraceparentOf(in); tp != "" {
 			e.SetExtension(events.TraceparentExt, tp)
 		}
 		outs = append(outs, e)

@@ -59,7 +59,7 @@ func Encode(e Event, subject string) (*Message, error) {
 	}
 	// One map sized for the usual headers and one backing array for their
 	// values: this runs for every event published.
-	exts := e.Extensions()
+	exts := extensionsOf(e)
 	n := 10 + len(exts)
 	m := &Message{Subject: subject, Header: make(Header, n)}
 	vals := make([]string, 0, n)

@@ -68,10 +68,34 @@ func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if tp, ok := parent.Extensions()[TraceparentExt].(string); ok && tp != "" {
+	if tp := TraceparentOf(parent); tp != "" {
 		e.SetExtension(TraceparentExt, tp)
 	}
 	return e, nil
+}
+
+// TraceparentOf is the event's traceparent extension, or "" when it has
+// none. It reads the extension in place (Event.Extensions copies them all).
+func TraceparentOf(e Event) string {
+	if e.Context == nil {
+		return ""
+	}
+	v, err := e.Context.GetExtension(TraceparentExt)
+	if err != nil {
+		return ""
+	}
+	tp, _ := v.(string)
+	return tp
+}
+
+// extensionsOf is the event's extensions, read in place when the context is
+// the CloudEvents 1.0 one (always, for events made by New and Decode): the
+// caller must not modify the map.
+func extensionsOf(e Event) map[string]any {
+	if v1, ok := e.Context.(*event.EventContextV1); ok {
+		return v1.Extensions
+	}
+	return e.Extensions()
 }
 
 func newTraceparent() string {
