@@ -70,6 +70,9 @@ type Client struct {
 	cfg  Config
 	hc   *http.Client
 	base http.RoundTripper // the transport under the tracing wrapper
+	// injectTrace: tracing is off, so no transport propagates the trace
+	// context; once writes it into each request.
+	injectTrace bool
 }
 
 // New builds a Client, filling defaults for zero Config fields.
@@ -93,7 +96,7 @@ func New(cfg Config) *Client {
 		hc = http.Client{Transport: newTransport(cfg.AllowPrivate)}
 	}
 	c := &Client{cfg: cfg, base: hc.Transport}
-	hc.Transport = tracedTransport(hc.Transport, cfg.TracerProvider)
+	hc.Transport, c.injectTrace = tracedTransport(hc.Transport, cfg.TracerProvider)
 	hc.CheckRedirect = c.checkRedirect
 	c.hc = &hc
 	return c
@@ -271,6 +274,9 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 		req.Header.Set("Authorization", "Bearer "+cl.bearer)
 	}
 	cl.auth.apply(req.Header)
+	if c.injectTrace {
+		injectTrace(ctx, req.Header)
+	}
 
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -19,8 +19,8 @@ func TestTracingOffStillPropagates(t *testing.T) {
 	t.Parallel()
 	f := newFake(t, routes(map[string]reply{"GET /products": {body: `{"products":[],"total_count":0,"limit":500,"offset":0}`}}))
 	c := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, TracerProvider: noop.NewTracerProvider()})
-	if _, ok := c.hc.Transport.(propagatingTransport); !ok {
-		t.Fatalf("transport %T with a no-op provider, want propagatingTransport", c.hc.Transport)
+	if c.hc.Transport != c.base || !c.injectTrace {
+		t.Fatalf("transport %T (inject %v) with a no-op provider, want the bare transport and the client's own injection", c.hc.Transport, c.injectTrace)
 	}
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
