@@ -487,7 +487,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	jsonOut := fs.Bool("json", false, "print one JSON line with the URLs and keys once everything listens")
 	file := fs.String("market", "", "market JSON file (default: the built-in market)")
 	n := fs.Int("sellers", 0, "serve N generated sellers (varied prices and trust) instead of the built-in market")
-	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller response")
+	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller and registry response (the registry is one more round trip away, as in dealflow bench)")
 	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
 	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
 	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
@@ -508,6 +508,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
 		cfg = sandbox.GenerateMarket(*n, *latency)
+		cfg.Registry.Faults.Latency = *latency
 	} else if *file != "" {
 		var err error
 		if cfg, err = sandbox.LoadMarket(*file); err != nil {

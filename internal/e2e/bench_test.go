@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -39,14 +43,14 @@ func benchMarket(b *testing.B, n int, latency time.Duration) *sandbox.Market {
 	return m
 }
 
-func benchApp(b *testing.B, m *sandbox.Market, stages []string, mutate func(*config.Config)) *app.App {
+func benchApp(b *testing.B, registryURL string, creds *identity.Credentials, stages []string, mutate func(*config.Config)) *app.App {
 	b.Helper()
 	cfg := config.Defaults()
-	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages = b.TempDir(), m.RegistryURL, true, stages
+	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages = b.TempDir(), registryURL, true, stages
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 100 * time.Millisecond})
+	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: creds, SweepEvery: 100 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,90 +86,132 @@ func BenchmarkDiscoveryAndKits(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("sellers=%d", n), func(b *testing.B) {
 			m := benchMarket(b, n, latency)
-			a := benchApp(b, m, []string{"discoverer", "kitfetcher"}, func(c *config.Config) { c.KitWorkers = n })
-			var total time.Duration
-			type run struct {
-				wall time.Duration
-				mb   float64
-				cpu  time.Duration
-			}
-			runs := make([]run, 0, b.N)
-			mb0, cpu0 := allocMB(), cpuTime()
-			for i := 0; i < b.N; i++ {
-				mbI, cpuI := allocMB(), cpuTime()
-				id := fmt.Sprintf("kits-%d-%d", n, i)
-				req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2028-06-01", EndDate: "2028-06-30",
-					Channels: []string{"ctv", "video", "display", "mobile"}}, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, RequestedAt: time.Now()}
-				e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
-				start := time.Now()
-				if err := a.Bus.Publish(context.Background(), e); err != nil {
-					b.Fatal(err)
-				}
-				expected, resolved := -1, map[string]bool{}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-				var bad error
-				err := followKits(ctx, a.Bus.JS, id, func(typ string, data []byte) bool {
-					// Only the fields counted are read, without decoding
-					// the events: the follower is the benchmark's cost, not
-					// the pipeline's, and it shares the two cores.
-					switch typ {
-					case events.KindDiscoveryCompleted.Type:
-						var v struct {
-							Sellers []json.RawMessage `json:"sellers"`
-						}
-						if bad = json.Unmarshal(data, &v); bad != nil {
-							return false
-						}
-						expected = len(v.Sellers)
-					case events.KindPackageFound.Type:
-						u, ok := leadingString(data, `"seller":{"url":"`)
-						if !ok {
-							bad = fmt.Errorf("no seller url in %.200s", data)
-							return false
-						}
-						resolved[u] = true
-					case events.KindSellerSkipped.Type:
-						var v struct {
-							SellerURL string `json:"seller_url"`
-							Stage     string `json:"stage"`
-						}
-						if bad = json.Unmarshal(data, &v); bad != nil {
-							return false
-						}
-						if v.Stage == events.StageKitfetcher {
-							resolved[v.SellerURL] = true
-						}
-					}
-					return expected < 0 || len(resolved) < expected
-				})
-				if bad != nil {
-					b.Fatal(bad)
-				}
-				cancel()
-				if err != nil || expected != n {
-					b.Fatalf("expected %d sellers, resolved %d: %v", expected, len(resolved), err)
-				}
-				total += time.Since(start)
-				runs = append(runs, run{time.Since(start), allocMB() - mbI, cpuTime() - cpuI})
-			}
-			wall := total / time.Duration(b.N)
-			b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
-			b.ReportMetric(float64(wall)/float64(latency), "x-latency")
-			b.ReportMetric((allocMB()-mb0)/float64(b.N), "alloc-MB/campaign")
-			b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/campaign")
-			if len(runs) > 1 {
-				var warm run
-				for _, r := range runs[1:] {
-					warm.wall, warm.mb, warm.cpu = warm.wall+r.wall, warm.mb+r.mb, warm.cpu+r.cpu
-				}
-				k := float64(len(runs) - 1)
-				b.ReportMetric(float64(runs[0].wall)/float64(latency), "cold-x-latency")
-				b.ReportMetric(runs[0].mb, "cold-alloc-MB")
-				b.ReportMetric(float64(warm.wall)/k/float64(latency), "warm-x-latency")
-				b.ReportMetric(warm.mb/k, "warm-alloc-MB")
-				b.ReportMetric(float64(warm.cpu.Milliseconds())/k, "warm-cpu-ms")
-			}
+			a := benchApp(b, m.RegistryURL, m.Credentials(), []string{"discoverer", "kitfetcher"}, func(c *config.Config) { c.KitWorkers = n })
+			runKitsCampaigns(b, a, n, latency)
 		})
+	}
+}
+
+// BenchmarkDiscoveryAndKitsSellersApart is the 1,000-seller case of
+// BenchmarkDiscoveryAndKits with the sandbox market in a process of its own
+// (`dealflow sandbox --sellers 1000 --latency 50ms`, every seller on its own
+// port, as distinct sellers are), so the CPU and allocation figures are the
+// buyer's process alone: the stages, the embedded NATS server and the
+// benchmark's follower. The two processes still share the machine's cores,
+// so the wall time pays for the sellers' CPU as before.
+func BenchmarkDiscoveryAndKitsSellersApart(b *testing.B) {
+	const n, latency = 1000, 50 * time.Millisecond
+	dir := b.TempDir()
+	bin := buildBinary(b, dir)
+	credsFile := filepath.Join(dir, "credentials.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "sandbox", "--sellers", strconv.Itoa(n), "--latency", latency.String(), "--json", "--credentials-out", credsFile)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	var sum sandbox.MarketSummary
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err != nil || json.Unmarshal(line, &sum) != nil || len(sum.Sellers) != n {
+		b.Fatalf("sandbox process: %v (%d sellers) %.200s", err, len(sum.Sellers), line)
+	}
+	creds, err := identity.LoadCredentials(credsFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := benchApp(b, sum.RegistryURL, creds, []string{"discoverer", "kitfetcher"}, func(c *config.Config) { c.KitWorkers = n })
+	runKitsCampaigns(b, a, n, latency)
+}
+
+// runKitsCampaigns runs b.N campaigns through discovery and media kits, one
+// at a time, each until every found seller is resolved (its packages found
+// or the seller skipped), and reports their wall time, CPU and allocation.
+func runKitsCampaigns(b *testing.B, a *app.App, n int, latency time.Duration) {
+	var total time.Duration
+	type run struct {
+		wall time.Duration
+		mb   float64
+		cpu  time.Duration
+	}
+	runs := make([]run, 0, b.N)
+	mb0, cpu0 := allocMB(), cpuTime()
+	for i := 0; i < b.N; i++ {
+		mbI, cpuI := allocMB(), cpuTime()
+		id := fmt.Sprintf("kits-%d-%d", n, i)
+		req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2028-06-01", EndDate: "2028-06-30",
+			Channels: []string{"ctv", "video", "display", "mobile"}}, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, RequestedAt: time.Now()}
+		e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
+		start := time.Now()
+		if err := a.Bus.Publish(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+		expected, resolved := -1, map[string]bool{}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		var bad error
+		err := followKits(ctx, a.Bus.JS, id, func(typ string, data []byte) bool {
+			// Only the fields counted are read, without decoding
+			// the events: the follower is the benchmark's cost, not
+			// the pipeline's, and it shares the two cores.
+			switch typ {
+			case events.KindDiscoveryCompleted.Type:
+				var v struct {
+					Sellers []json.RawMessage `json:"sellers"`
+				}
+				if bad = json.Unmarshal(data, &v); bad != nil {
+					return false
+				}
+				expected = len(v.Sellers)
+			case events.KindPackageFound.Type:
+				u, ok := leadingString(data, `"seller":{"url":"`)
+				if !ok {
+					bad = fmt.Errorf("no seller url in %.200s", data)
+					return false
+				}
+				resolved[u] = true
+			case events.KindSellerSkipped.Type:
+				var v struct {
+					SellerURL string `json:"seller_url"`
+					Stage     string `json:"stage"`
+				}
+				if bad = json.Unmarshal(data, &v); bad != nil {
+					return false
+				}
+				if v.Stage == events.StageKitfetcher {
+					resolved[v.SellerURL] = true
+				}
+			}
+			return expected < 0 || len(resolved) < expected
+		})
+		if bad != nil {
+			b.Fatal(bad)
+		}
+		cancel()
+		if err != nil || expected != n {
+			b.Fatalf("expected %d sellers, resolved %d: %v", expected, len(resolved), err)
+		}
+		total += time.Since(start)
+		runs = append(runs, run{time.Since(start), allocMB() - mbI, cpuTime() - cpuI})
+	}
+	wall := total / time.Duration(b.N)
+	b.ReportMetric(float64(wall.Milliseconds()), "wall-ms")
+	b.ReportMetric(float64(wall)/float64(latency), "x-latency")
+	b.ReportMetric((allocMB()-mb0)/float64(b.N), "alloc-MB/campaign")
+	b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/campaign")
+	if len(runs) > 1 {
+		var warm run
+		for _, r := range runs[1:] {
+			warm.wall, warm.mb, warm.cpu = warm.wall+r.wall, warm.mb+r.mb, warm.cpu+r.cpu
+		}
+		k := float64(len(runs) - 1)
+		b.ReportMetric(float64(runs[0].wall)/float64(latency), "cold-x-latency")
+		b.ReportMetric(runs[0].mb, "cold-alloc-MB")
+		b.ReportMetric(float64(warm.wall)/k/float64(latency), "warm-x-latency")
+		b.ReportMetric(warm.mb/k, "warm-alloc-MB")
+		b.ReportMetric(float64(warm.cpu.Milliseconds())/k, "warm-cpu-ms")
 	}
 }
 
@@ -337,7 +383,7 @@ func BenchmarkCampaignEndToEnd(b *testing.B) {
 func benchCampaign(b *testing.B, sellers int) {
 	const latency = 50 * time.Millisecond
 	m := benchMarket(b, sellers, latency)
-	a := benchApp(b, m, []string{"discoverer", "kitfetcher", "negotiator", "booker"}, func(c *config.Config) { c.KitWorkers, c.NegWorkers = 256, 256 })
+	a := benchApp(b, m.RegistryURL, m.Credentials(), []string{"discoverer", "kitfetcher", "negotiator", "booker"}, func(c *config.Config) { c.KitWorkers, c.NegWorkers = 256, 256 })
 	var ratios, walls []float64
 	mb0, cpu0 := allocMB(), cpuTime()
 	for i := 0; i < b.N; i++ {

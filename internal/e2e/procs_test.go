@@ -40,7 +40,7 @@ type composeFile struct {
 	} `yaml:"services"`
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -59,7 +59,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // buildBinary builds cmd/dealflow once into dir.
-func buildBinary(t *testing.T, dir string) string {
+func buildBinary(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "dealflow")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/dealflow")
