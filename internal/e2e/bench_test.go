@@ -209,6 +209,7 @@ func runKitsCampaigns(b *testing.B, a *app.App, n int, latency time.Duration) {
 		k := float64(len(runs) - 1)
 		b.ReportMetric(float64(runs[0].wall)/float64(latency), "cold-x-latency")
 		b.ReportMetric(runs[0].mb, "cold-alloc-MB")
+		b.ReportMetric(float64(runs[0].cpu.Milliseconds()), "cold-cpu-ms")
 		b.ReportMetric(float64(warm.wall)/k/float64(latency), "warm-x-latency")
 		b.ReportMetric(warm.mb/k, "warm-alloc-MB")
 		b.ReportMetric(float64(warm.cpu.Milliseconds())/k, "warm-cpu-ms")

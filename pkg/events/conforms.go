@@ -405,7 +405,7 @@ func (s *scan) object(n *fastNode, depth int, top bool) bool {
 	s.i++ // {
 	var seen uint64
 	var buf [32][]byte // a package has 17 keys: grown on the heap, this was an allocation per event
-	keys := buf[:0] // keys met so far, to leave duplicates to the general validator
+	keys := buf[:0]    // keys met so far, to leave duplicates to the general validator
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++

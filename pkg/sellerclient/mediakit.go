@@ -442,15 +442,6 @@ func decodePackages(b []byte) ([]Package, error) {
 	return out, err
 }
 
-// nonNil turns a nil slice into an empty one so callers can range and JSON
-// encode without special cases.
-func nonNil(p []Package) []Package {
-	if p == nil {
-		return []Package{}
-	}
-	return p
-}
-
 // ParsePriceRange parses the seller's display strings: "$28-$42 CPM" gives
 // (28, 42, true) and "$33 CPM" gives (33, 33, true). Spaces around the dash,
 // decimals, thousands separators and a missing "$" or unit are tolerated;
