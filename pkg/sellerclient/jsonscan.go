@@ -83,13 +83,9 @@ func skipValue(b []byte, i int) int {
 // its key as written (still quoted-escaped when it has a backslash: use
 // memberKey) and its raw value, until fn returns false.
 func eachMember(b []byte, fn func(key, val []byte) bool) error {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errNotValidJSON
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return nil
+	i, empty, err := open(b, '{', '}')
+	if err != nil || empty {
+		return err
 	}
 	for i < len(b) {
 		if b[i] != '"' {
@@ -111,17 +107,37 @@ func eachMember(b []byte, fn func(key, val []byte) bool) error {
 		if !fn(key, b[vs:i]) {
 			return nil
 		}
-		i = skipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-			continue
+		var done bool
+		if i, done, err = next(b, i, '}'); err != nil || done {
+			return err
 		}
-		if i < len(b) && b[i] == '}' {
-			return nil
-		}
-		return errNotValidJSON
 	}
 	return errNotValidJSON
+}
+
+// open checks that b starts (after whitespace) with the opening byte and
+// returns the index of the first member or element, or empty when the
+// closing byte follows at once.
+func open(b []byte, opening, closing byte) (i int, empty bool, err error) {
+	i = skipWS(b, 0)
+	if i >= len(b) || b[i] != opening {
+		return i, false, errNotValidJSON
+	}
+	i = skipWS(b, i+1)
+	return i, i < len(b) && b[i] == closing, nil
+}
+
+// next moves past the separator after a member or element at i: to the
+// next one, or done at the closing byte.
+func next(b []byte, i int, closing byte) (int, bool, error) {
+	i = skipWS(b, i)
+	switch {
+	case i < len(b) && b[i] == ',':
+		return skipWS(b, i+1), false, nil
+	case i < len(b) && b[i] == closing:
+		return i, true, nil
+	}
+	return i, false, errNotValidJSON
 }
 
 // keyIs reports whether the quoted key equals want, decoding escapes the
@@ -154,13 +170,9 @@ func member(b []byte, key string) (val []byte, found bool, err error) {
 
 // eachElement calls fn with each element of the JSON array b, in order.
 func eachElement(b []byte, fn func(val []byte) error) error {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return errNotValidJSON
-	}
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return nil
+	i, empty, err := open(b, '[', ']')
+	if err != nil || empty {
+		return err
 	}
 	for i < len(b) {
 		vs := i
@@ -171,15 +183,10 @@ func eachElement(b []byte, fn func(val []byte) error) error {
 		if err := fn(b[vs:i]); err != nil {
 			return err
 		}
-		i = skipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-			continue
+		var done bool
+		if i, done, err = next(b, i, ']'); err != nil || done {
+			return err
 		}
-		if i < len(b) && b[i] == ']' {
-			return nil
-		}
-		return errNotValidJSON
 	}
 	return errNotValidJSON
 }
