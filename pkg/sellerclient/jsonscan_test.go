@@ -13,8 +13,8 @@ func TestMember(t *testing.T) {
 	}{
 		{`{"a":1,"b":[1,{"a":2}],"c":"x"}`, "b", `[1,{"a":2}]`, true, false},
 		{`{"s":"}\"{","k":true}`, "k", `true`, true, false}, // braces and quotes inside a string
-		{`{"k":1,"k":2}`, "k", `2`, true, false},             // the last one, as a map decoding keeps
-		{`{"K":1}`, "k", ``, false, false},                   // exact key
+		{`{"k":1,"k":2}`, "k", `2`, true, false},            // the last one, as a map decoding keeps
+		{`{"K":1}`, "k", ``, false, false},                  // exact key
 		{`{"\u006b":{"x":null}}`, "k", `{"x":null}`, true, false},
 		{` { } `, "k", ``, false, false},
 		{`{"k" 1}`, "k", ``, false, true},
