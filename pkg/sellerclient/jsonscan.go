@@ -80,8 +80,8 @@ func skipValue(b []byte, i int) int {
 }
 
 // eachMember calls fn with each member of the JSON object b, in order, with
-// its key as written (still quoted-escaped when it has a backslash: use
-// memberKey) and its raw value, until fn returns false.
+// its key as written (quoted, and escaped when it has a backslash: compare
+// it with keyIs) and its raw value, until fn returns false.
 func eachMember(b []byte, fn func(key, val []byte) bool) error {
 	i, empty, err := open(b, '{', '}')
 	if err != nil || empty {

@@ -380,24 +380,21 @@ func parsePackage(b []byte) (*Package, error) {
 // key is an empty list; the seller answers [] rather than 404 for no matches.
 func parsePackageList(b []byte, key string) ([]Package, error) {
 	t := trimSpace(b)
-	if len(t) > 0 && t[0] == '[' {
-		if err := checkJSON(t); err != nil {
-			return nil, fmt.Errorf("package list: %w", err)
-		}
+	switch {
+	case len(t) == 0:
+		return nil, errors.New("package list: empty body")
+	case t[0] != '[' && t[0] != '{':
+		return nil, fmt.Errorf("package list: expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
+	}
+	if err := checkJSON(t); err != nil {
+		return nil, fmt.Errorf("package list: %w", err)
+	}
+	if t[0] == '[' {
 		out, err := decodePackages(t)
 		if err != nil {
 			return nil, fmt.Errorf("package list: %w", err)
 		}
 		return out, nil
-	}
-	switch {
-	case len(t) == 0:
-		return nil, errors.New("package list: empty body")
-	case t[0] != '{':
-		return nil, fmt.Errorf("package list: expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
-	}
-	if err := checkJSON(t); err != nil {
-		return nil, fmt.Errorf("package list: %w", err)
 	}
 	raw, ok, err := member(t, key)
 	if err != nil {
