@@ -64,7 +64,7 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 	}
 	start := time.Now()
 	for _, m := range msgs {
-		if _, err := b.JS.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+		if _, err := b.JS.PublishMsg(ctx, m); err != nil {
 			return 0, fmt.Errorf("bus: hop publish: %w", err)
 		}
 	}

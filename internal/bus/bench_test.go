@@ -72,7 +72,7 @@ func BenchmarkRawHop(b *testing.B) {
 						}
 						out.Header.Set(nats.MsgIdHdr, "raw-"+campaign)
 						out.Data = m.Data()
-						if _, err := js.PublishMsg(ctx, out, jetstream.WithExpectStream(bus.StreamEvents)); err != nil {
+						if _, err := js.PublishMsg(ctx, out); err != nil {
 							_ = m.Nak()
 							return
 						}

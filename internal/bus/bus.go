@@ -249,8 +249,28 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	}
 	pctx, cancel := opContext(ctx)
 	defer cancel()
-	if _, err := b.JS.PublishMsg(pctx, m, jetstream.WithExpectStream(StreamEvents)); err != nil {
+	ack, err := b.JS.PublishMsg(pctx, m)
+	if err == nil {
+		err = checkAck(ack)
+	}
+	if err != nil {
 		return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)
+	}
+	return nil
+}
+
+// ErrWrongStream is a publish acknowledged by a stream other than the
+// event stream.
+var ErrWrongStream = errors.New("acknowledged by another stream")
+
+// checkAck checks that the event stream stored the message. It stands in
+// for a Nats-Expected-Stream header: JetStream refuses streams whose
+// subjects overlap, so only a missing DEALFLOW stream lets another capture
+// its subjects, and this names that; the header would be stored with, and
+// parsed again from, every event delivered.
+func checkAck(ack *jetstream.PubAck) error {
+	if ack.Stream != StreamEvents {
+		return fmt.Errorf("%w %q, not %s", ErrWrongStream, ack.Stream, StreamEvents)
 	}
 	return nil
 }

@@ -420,3 +420,32 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishNamesAnotherStream: with the event stream gone and another
+// stream capturing its subjects, a publish is an error naming that stream,
+// not a silent success.
+func TestPublishNamesAnotherStream(t *testing.T) {
+	t.Parallel()
+	env := natstest.Start(t)
+	ctx := t.Context()
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", "c-1", events.CampaignRequested{CampaignID: "c-1",
+		Brief: events.Brief{Name: "b", BudgetMicros: events.MustMicros(10), StartDate: "2028-06-01", EndDate: "2028-06-30"}, RequestedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Bus.Publish(ctx, e); err != nil {
+		t.Fatalf("publish to the event stream: %v", err)
+	}
+	if err := env.Bus.JS.DeleteStream(ctx, bus.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Bus.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "IMPOSTOR", Subjects: []string{events.SubjectRoot + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := events.New(events.KindCampaignRequested, events.NewID(), "test", "c-1", events.CampaignRequested{CampaignID: "c-1",
+		Brief: events.Brief{Name: "b", BudgetMicros: events.MustMicros(10), StartDate: "2028-06-01", EndDate: "2028-06-30"}, RequestedAt: time.Now()})
+	err = env.Bus.Publish(ctx, e2)
+	if !errors.Is(err, bus.ErrWrongStream) || !strings.Contains(err.Error(), `"IMPOSTOR"`) {
+		t.Fatalf("publish captured by another stream: err %v, want ErrWrongStream naming IMPOSTOR", err)
+	}
+}

@@ -324,7 +324,7 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	// the re-publication of those already stored a no-op.
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for i, m := range msgs {
-		f, err := b.JS.PublishMsgAsync(m, jetstream.WithExpectStream(StreamEvents))
+		f, err := b.JS.PublishMsgAsync(m)
 		if err != nil {
 			return fmt.Errorf("bus: publish %s: %w", outs[i].ID(), err)
 		}
@@ -336,7 +336,10 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	defer timeout.Stop()
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if err := checkAck(ack); err != nil {
+				return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
+			}
 		case err := <-f.Err():
 			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
 		case <-timeout.C:

@@ -15,8 +15,6 @@ const (
 	// HeaderContentType selects structured mode when it starts with
 	// "application/cloudevents".
 	HeaderContentType = "Content-Type"
-	// HeaderTraceparent carries the per-hop W3C trace context.
-	HeaderTraceparent = "traceparent"
 	// StructuredContentType is the structured-mode content type.
 	StructuredContentType = "application/cloudevents+json"
 )
@@ -88,10 +86,11 @@ func Encode(e Event, subject string) (*Message, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: extension %s: %v", ErrInvalid, name, err)
 		}
+		// The trace context travels in ce-traceparent only. A plain
+		// "traceparent" header with the sampled flag makes the NATS server
+		// parse every message's headers into a map for its own message
+		// tracing, for each publish, with no use here.
 		put(cePrefix+strings.ToLower(name), percentEncode(s))
-		if name == TraceparentExt {
-			put(HeaderTraceparent, s)
-		}
 	}
 	put(HeaderMsgID, e.ID())
 	m.Data = e.Data()

@@ -65,6 +65,12 @@ func TestCodecRoundTripsEveryKind(t *testing.T) {
 				if got := m.Header.Get(HeaderMsgID); got != in.ID() {
 					t.Fatalf("Nats-Msg-Id = %q, want %q", got, in.ID())
 				}
+				if mode == "binary" && m.Header.Get("ce-traceparent") != TraceparentOf(in) {
+					t.Fatalf("ce-traceparent = %q, want %q", m.Header.Get("ce-traceparent"), TraceparentOf(in))
+				}
+				if _, ok := m.Header["traceparent"]; ok {
+					t.Fatal("a plain traceparent header: the NATS server would parse every message's headers for its message tracing")
+				}
 				out, err := Decode(m.Header, m.Data)
 				if err != nil {
 					t.Fatal(err)
