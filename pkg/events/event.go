@@ -7,9 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // Event is a CloudEvent; every pipeline event is one.
@@ -41,22 +46,10 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// New builds an event of kind k for a campaign, with data as its JSON payload.
+// New builds an event of kind k for a campaign, with data as its JSON
+// payload and a new trace (a random, sampled traceparent).
 func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
-	if err := ValidateCampaignID(campaignID); err != nil {
-		return Event{}, err
-	}
-	e := event.New()
-	e.SetID(id)
-	e.SetSource(SourcePrefix + stage)
-	e.SetType(k.Type)
-	e.SetSubject(campaignID)
-	e.SetTime(time.Now().UTC())
-	if err := e.SetData(event.ApplicationJSON, data); err != nil {
-		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
-	}
-	e.SetExtension(TraceparentExt, newTraceparent())
-	return e, nil
+	return build(k, id, stage, campaignID, data, newTraceparent())
 }
 
 // Derive builds an event emitted by stage while handling parent: same campaign,
@@ -64,14 +57,53 @@ func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
 // stage runner then replaces that traceparent with its own handling span's,
 // so each hop is a child span of the one before.
 func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
-	e, err := New(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data)
-	if err != nil {
+	tp := TraceparentOf(parent)
+	if tp == "" {
+		tp = newTraceparent()
+	}
+	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, tp)
+}
+
+// build fills the CloudEvents 1.0 context directly rather than through the
+// SDK's setters, which parse the source URL and concatenate a field name
+// for each call: the stages build one event per seller and per package.
+func build(k Kind, id, stage, campaignID string, data any, traceparent string) (Event, error) {
+	if err := ValidateCampaignID(campaignID); err != nil {
 		return Event{}, err
 	}
-	if tp := TraceparentOf(parent); tp != "" {
-		e.SetExtension(TraceparentExt, tp)
+	src, err := sourceOf(stage)
+	if err != nil {
+		return Event{}, fmt.Errorf("events: source of stage %q: %w", stage, err)
+	}
+	e := Event{Context: &event.EventContextV1{ID: strings.TrimSpace(id), Source: src, Type: k.Type, Subject: &campaignID,
+		Time: &types.Timestamp{Time: time.Now().UTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
 	}
 	return e, nil
+}
+
+// sources holds each stage's parsed CloudEvents source. Stages are few;
+// past maxSources names (only tests make up many) a source is parsed anew.
+var (
+	sources    sync.Map // stage -> types.URIRef
+	nSources   atomic.Int32
+	maxSources = int32(64)
+)
+
+func sourceOf(stage string) (types.URIRef, error) {
+	if v, ok := sources.Load(stage); ok {
+		return v.(types.URIRef), nil
+	}
+	u, err := url.Parse(SourcePrefix + stage)
+	if err != nil {
+		return types.URIRef{}, err
+	}
+	ref := types.URIRef{URL: *u}
+	if nSources.Add(1) <= maxSources {
+		sources.Store(stage, ref)
+	}
+	return ref, nil
 }
 
 // TraceparentOf is the event's traceparent extension, or "" when it has
