@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -383,5 +386,41 @@ func TestReadLimitedSized(t *testing.T) {
 				t.Fatal("body changed")
 			}
 		})
+	}
+}
+
+// TestDecodedPackagesOutliveTheBodyBuffer: response bodies are read into
+// recycled buffers, so what a call returns must not share their memory. The
+// seller answers every call with a body of the same length and different
+// bytes, so a later call reuses the earlier call's buffer.
+func TestDecodedPackagesOutliveTheBodyBuffer(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := calls.Add(1) % 1000
+		body := `{"packages":[` + publicPackageBody + `]}`
+		body = strings.ReplaceAll(body, "Premium", fmt.Sprintf("Prem%03d", i))
+		body = strings.ReplaceAll(body, "pkg-1a2b3c4d", fmt.Sprintf("pkg-1a2b3%03d", i))
+		body = strings.ReplaceAll(body, `"standard_taxonomy_version":"1.1"`, fmt.Sprintf(`"standard_taxonomy_version":"%03d"`, i))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	c := testClient()
+	first, err := c.Packages(t.Context(), srv.URL, Auth{}, TierClaim{})
+	if err != nil || len(first) != 1 {
+		t.Fatalf("packages %v: %v", first, err)
+	}
+	want, _ := json.Marshal(first)
+	if !strings.Contains(string(want), "pkg-1a2b3001") || !strings.Contains(string(want), `"001"`) {
+		t.Fatalf("first call decoded %s", want)
+	}
+	for range 50 {
+		if _, err := c.Packages(t.Context(), srv.URL, Auth{}, TierClaim{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := json.Marshal(first); string(got) != string(want) {
+		t.Fatalf("the first call's packages changed under later calls:\n%s\nwas\n%s", got, want)
 	}
 }

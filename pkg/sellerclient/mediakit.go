@@ -425,15 +425,22 @@ func checkJSON(b []byte) error {
 	return errNotValidJSON
 }
 
-// decodePackages decodes the valid JSON array b, one package at a time.
+// decodePackages decodes the valid JSON array b, one package at a time,
+// each straight into its place in a slice counted beforehand (a Package is
+// large: decoding into a local and appending would copy each twice and
+// grow the slice).
 func decodePackages(b []byte) ([]Package, error) {
-	out := []Package{}
+	n := 0
+	if err := eachElement(b, func([]byte) error { n++; return nil }); err != nil {
+		return nil, err
+	}
+	out := make([]Package, n)
+	i := 0
 	err := eachElement(b, func(v []byte) error {
-		var p Package
-		if err := p.UnmarshalJSON(v); err != nil {
+		if err := out[i].UnmarshalJSON(v); err != nil {
 			return err
 		}
-		out = append(out, p)
+		i++
 		return nil
 	})
 	return out, err
