@@ -243,7 +243,7 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 // stream's acknowledgement. A duplicate (same id inside the window) is
 // acknowledged without being stored again.
 func (b *Bus) Publish(ctx context.Context, e events.Event) error {
-	m, err := b.checkOut(e)
+	m, em, err := b.checkOut(e)
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)
 	}
@@ -251,6 +251,7 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	defer cancel()
 	ack, err := b.JS.PublishMsg(pctx, m)
 	if err == nil {
+		em.Release() // a synchronous publish is done with the message
 		err = checkAck(ack)
 	}
 	if err != nil {

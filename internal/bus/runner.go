@@ -311,12 +311,13 @@ func safeCall(ctx context.Context, h Handler, in events.Event) (outs []events.Ev
 // an *OutputError; then publishes them and waits for every acknowledgement.
 func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	msgs := make([]*nats.Msg, 0, len(outs))
+	encoded := make([]*events.Message, 0, len(outs))
 	for _, o := range outs {
-		m, err := b.checkOut(o)
+		m, em, err := b.checkOut(o)
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
+		msgs, encoded = append(msgs, m), append(encoded, em)
 	}
 	// Publish them pipelined (async) and wait once for every
 	// acknowledgement before the input is acked. A failure leaves the input
@@ -347,6 +348,13 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	// Every acknowledgement is in: the client will not send these
+	// messages again (nor read them: no async ack callback is set on the
+	// JetStream context), so their headers can serve the next outputs.
+	// On the paths above some may still be in flight; they are left alone.
+	for _, em := range encoded {
+		em.Release()
 	}
 	return nil
 }

@@ -48,11 +48,12 @@ func msgSize(h nats.Header, data []byte) int {
 
 // checkOut validates an event before it is published: a known kind, a
 // payload conforming to the kind's schema with the subject's campaign id,
-// and the encoded message within events.MaxEventBytes. It returns the message to publish.
-func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
+// and the encoded message within events.MaxEventBytes. It returns the message to publish
+// and its encoded form, to Release once the publish is acknowledged.
+func (b *Bus) checkOut(e events.Event) (*nats.Msg, *events.Message, error) {
 	k, ok := events.KindOf(e.Type())
 	if !ok {
-		return nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
+		return nil, nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
 	}
 	// One read of the bytes already encoded serves the schema check and
 	// the campaign id check; nothing is marshalled again. The fast check
@@ -62,24 +63,25 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	if !ok {
 		inst, err := events.ValidateDataValue(k, e.Data())
 		if err != nil {
-			return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: err}
+			return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: err}
 		}
 		refs := refsOfValue(inst)
 		cid, hasCID = refs.CampaignID, refs.HasCampaignID
 	}
 	if hasCID && cid != e.Subject() {
-		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s payload campaign_id %q differs from subject %q", events.ErrInvalid, k.Name, cid, e.Subject())}
+		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s payload campaign_id %q differs from subject %q", events.ErrInvalid, k.Name, cid, e.Subject())}
 	}
 	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
 	if err != nil {
-		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%s %w", k.Name, err)}
+		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%s %w", k.Name, err)}
 	}
 	m := toMsg(em)
 	if n := msgSize(m.Header, m.Data); n > events.MaxEventBytes {
-		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
+		em.Release()
+		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
 	}
 	publishedValid.add(e.ID(), digest(k.Type, e.Subject(), m.Data))
-	return m, nil
+	return m, em, nil
 }
 
 // publishedValid remembers the events this process validated on their way

@@ -37,7 +37,7 @@ func TestTamperedCopyStillChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := (&Bus{}).checkOut(e)
+	m, _, err := (&Bus{}).checkOut(e)
 	if err != nil {
 		t.Fatal(err)
 	}

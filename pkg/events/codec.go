@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,6 +47,33 @@ type Message struct {
 	Subject string
 	Header  Header
 	Data    []byte
+	set     *headerSet // where Header came from, when Encode pooled it
+}
+
+// headerSet is a header map and the backing array of its values, kept
+// together so a published message's headers can serve the next Encode:
+// a map of ten headers costs about 1 KB, once per event published.
+type headerSet struct {
+	h    Header
+	vals [maxPooledHeaders]string
+}
+
+const maxPooledHeaders = 16
+
+var headerSets = sync.Pool{New: func() any { return &headerSet{h: make(Header, maxPooledHeaders)} }}
+
+// Release hands m's headers back for a later Encode to reuse, and leaves m
+// without headers. Call it only once nothing will read them again (its
+// publish acknowledged). Releasing is optional: an unreleased message is
+// simply collected.
+func (m *Message) Release() {
+	if m.set == nil {
+		return
+	}
+	clear(m.set.h)
+	m.set.vals = [maxPooledHeaders]string{}
+	headerSets.Put(m.set)
+	m.set, m.Header = nil, nil
 }
 
 // Encode renders e as a NATS message on subject in CloudEvents binary mode:
@@ -55,12 +83,18 @@ func Encode(e Event, subject string) (*Message, error) {
 	if err := e.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	// One map sized for the usual headers and one backing array for their
-	// values: this runs for every event published.
+	// One map for the headers and one backing array for their values,
+	// recycled through headerSets when the publisher releases them: this
+	// runs for every event published.
 	exts := extensionsOf(e)
-	n := 10 + len(exts)
-	m := &Message{Subject: subject, Header: make(Header, n)}
-	vals := make([]string, 0, n)
+	m := &Message{Subject: subject}
+	var vals []string
+	if 9+len(exts) <= maxPooledHeaders {
+		m.set = headerSets.Get().(*headerSet)
+		m.Header, vals = m.set.h, m.set.vals[:0]
+	} else {
+		m.Header, vals = make(Header, 9+len(exts)), make([]string, 0, 9+len(exts))
+	}
 	put := func(key, v string) {
 		vals = append(vals, v)
 		m.Header[key] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -84,6 +118,7 @@ func Encode(e Event, subject string) (*Message, error) {
 	for name, v := range exts {
 		s, err := extensionString(v)
 		if err != nil {
+			m.Release()
 			return nil, fmt.Errorf("%w: extension %s: %v", ErrInvalid, name, err)
 		}
 		// The trace context travels in ce-traceparent only. A plain

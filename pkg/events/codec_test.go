@@ -258,3 +258,44 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestReleasedHeadersServeTheNextEncode: a released message's headers are
+// reused by a later Encode without carrying anything over, and the released
+// message keeps none.
+func TestReleasedHeadersServeTheNextEncode(t *testing.T) {
+	samples := samplePayloads()
+	a, err := New(KindSellerSkipped, NewID(), StageKitfetcher, "c-1", samples[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetExtension("extra", "only-on-a")
+	b, err := New(KindDealBooked, NewID(), StageBooker, "c-2", samples[KindDealBooked.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Encode(b, "s.b") // never released: the reference
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		ma, err := Encode(a, "s.a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ma.Header.Get("ce-extra") != "only-on-a" {
+			t.Fatalf("a's headers %v", ma.Header)
+		}
+		ma.Release()
+		if ma.Header != nil {
+			t.Fatalf("released message keeps headers %v", ma.Header)
+		}
+		mb, err := Encode(b, "s.b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(map[string][]string(mb.Header), map[string][]string(want.Header)) {
+			t.Fatalf("b encoded after a release:\n%v\nwant\n%v", mb.Header, want.Header)
+		}
+		mb.Release()
+	}
+}
