@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -89,30 +90,61 @@ type handling struct {
 
 // beginHandling reports the received event, starts the stage's span as a
 // child of the event's traceparent, and returns a context that carries the
-// span and a logger with the event's and the span's ids: handlers log with
-// Logger(ctx, fallback) (zerolog.Ctx) so every line has trace_id and span_id.
-func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, log zerolog.Logger) (context.Context, zerolog.Logger, *handling) {
+// span and a logger with the delivery's (stage, stream_seq, num_delivered),
+// the event's and the span's ids: handlers log with Logger(ctx, fallback)
+// (zerolog.Ctx) so every line has trace_id and span_id. The logger's fields
+// are added in one chain (each With copies the fields so far), and the span
+// gets its attributes only when it records (with tracing off it never
+// does), since this runs for every event handled.
+func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, md *jetstream.MsgMetadata) (context.Context, zerolog.Logger, *handling) {
 	b.observer().EventReceived(stage, in.Type(), in.Time())
 	if tp := events.TraceparentOf(in); tp != "" {
-		ctx = traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
+		ctx = traceContext.Extract(ctx, &traceparentCarrier{tp: tp})
 	}
 	kind, _ := events.KindOf(in.Type())
-	ctx, span := b.tracer().Start(ctx, stage+" "+kind.Name,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := b.tracer().Start(ctx, stage+" "+kind.Name, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.consumer.group.name", stage),
 			attribute.String("cloudevents.event_id", in.ID()),
 			attribute.String("cloudevents.event_type", in.Type()),
 			attribute.String("dealflow.campaign_id", in.Subject()),
-		))
-	if sc := span.SpanContext(); sc.IsValid() {
-		log = log.With().Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String()).Logger()
+		)
 	}
+	lc := b.Log.With().Str("stage", stage).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).
+		Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject())
+	if sc := span.SpanContext(); sc.IsValid() {
+		lc = lc.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+	}
+	log := lc.Logger()
 	ctx = log.WithContext(ctx)
 	return ctx, log, &handling{b: b, stage: stage, eventType: in.Type(), started: time.Now(), span: span}
 }
+
+// traceparentCarrier carries one traceparent to and from the W3C
+// propagator without the map a propagation.MapCarrier needs.
+type traceparentCarrier struct{ tp string }
+
+// Get returns the traceparent; the propagator's other keys are empty.
+func (c *traceparentCarrier) Get(key string) string {
+	if key == events.TraceparentExt {
+		return c.tp
+	}
+	return ""
+}
+
+// Set keeps the traceparent and drops the other keys (tracestate: the
+// events carry none).
+func (c *traceparentCarrier) Set(key, value string) {
+	if key == events.TraceparentExt {
+		c.tp = value
+	}
+}
+
+// Keys lists the one key carried.
+func (*traceparentCarrier) Keys() []string { return []string{events.TraceparentExt} }
 
 // end reports the outcome (once) and ends the span. reason is a DeadLetter*
 // class for OutcomeDeadLettered; err is the handler's error, if any.
@@ -158,9 +190,9 @@ func injectTrace(ctx context.Context, outs []events.Event) {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return
 	}
-	c := propagation.MapCarrier{}
-	traceContext.Inject(ctx, c)
-	tp := c.Get("traceparent")
+	var c traceparentCarrier
+	traceContext.Inject(ctx, &c)
+	tp := c.tp
 	if tp == "" {
 		return
 	}

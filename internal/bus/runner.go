@@ -218,24 +218,23 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		_ = m.Term()
 		return
 	}
-	log := b.Log.With().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).Logger()
-
 	// The decode rules, the same for every stage: size, CloudEvents
 	// attributes, known type, campaign id in the subject equal to the
 	// payload's, payload conforming to its kind's schema. A handler only
 	// ever sees an event that passed them.
 	in, reason, rej := inbound(m.Headers(), m.Data())
 	if reason != "" {
-		log.Warn().Str("reason", reason).Msg("invalid event; dead-lettering")
+		b.Log.Warn().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).
+			Str("reason", reason).Msg("invalid event; dead-lettering")
 		b.observeMalformed(cfg.Name)
 		b.deadLetterWith(ctx, cfg.Name, m, md, reason, rej)
 		return
 	}
-	log = log.With().Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject()).Logger()
 
 	// Telemetry: the stage's span (child of the event's traceparent), the
-	// logger with trace_id/span_id in the handler's ctx, the outcome below.
-	ctx, log, obs := b.beginHandling(ctx, cfg.Name, in, log)
+	// logger with the delivery's, the event's and the span's ids in the
+	// handler's ctx, the outcome below.
+	ctx, log, obs := b.beginHandling(ctx, cfg.Name, in, md)
 	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()

@@ -226,7 +226,7 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 	if n := msgSize(h, data); n > events.MaxEventBytes {
 		return in, fmt.Sprintf("decode: event is %d bytes, above the %d-byte event limit", n, events.MaxEventBytes), nil
 	}
-	in, err := events.Decode(events.Header(h), data)
+	in, err := events.DecodeOwned(events.Header(h), data) // data is the delivery's own copy
 	if err != nil {
 		return in, "decode: " + err.Error(), nil
 	}
@@ -281,7 +281,7 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 // Events whose campaign is unclear (payload campaign_id differs from the
 // subject) or that name no seller resolve nothing.
 func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header, data []byte, reason string, rej *events.CampaignRejected) error {
-	in, err := events.Decode(events.Header(h), data)
+	in, err := events.DecodeOwned(events.Header(h), data) // data is the delivery's own copy
 	if err != nil || in.ID() == "" || events.ValidateCampaignID(in.Subject()) != nil {
 		return nil
 	}

@@ -151,10 +151,22 @@ func extensionString(v any) (string, error) {
 // otherwise the message must be in binary mode. Header names are matched
 // case-insensitively. Errors wrap ErrInvalid.
 func Decode(h Header, data []byte) (Event, error) {
+	return decode(h, data, true)
+}
+
+// DecodeOwned is Decode for a caller that hands data over: a binary-mode
+// event keeps data itself rather than a copy, so the caller must not
+// change it afterwards. The bus uses it for deliveries, whose data the
+// NATS client has already copied for that message alone.
+func DecodeOwned(h Header, data []byte) (Event, error) {
+	return decode(h, data, false)
+}
+
+func decode(h Header, data []byte, copyData bool) (Event, error) {
 	if ct := headerGet(h, HeaderContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		return decodeStructured(data)
 	}
-	return decodeBinary(h, data)
+	return decodeBinary(h, data, copyData)
 }
 
 func headerGet(h Header, name string) string {
@@ -177,7 +189,7 @@ func decodeStructured(data []byte) (Event, error) {
 	return e, nil
 }
 
-func decodeBinary(h Header, data []byte) (Event, error) {
+func decodeBinary(h Header, data []byte, copyData bool) (Event, error) {
 	attrs := map[string]string{}
 	for k, vs := range h {
 		lk := strings.ToLower(k)
@@ -231,7 +243,10 @@ func decodeBinary(h Header, data []byte) (Event, error) {
 		}
 	}
 	if len(data) > 0 {
-		e.DataEncoded = append([]byte(nil), data...)
+		if copyData {
+			data = append([]byte(nil), data...)
+		}
+		e.DataEncoded = data
 	}
 	if err := e.Validate(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -297,5 +298,35 @@ func TestReleasedHeadersServeTheNextEncode(t *testing.T) {
 			t.Fatalf("b encoded after a release:\n%v\nwant\n%v", mb.Header, want.Header)
 		}
 		mb.Release()
+	}
+}
+
+// TestDecodeOwnedKeepsTheData: Decode copies the body, so the caller may
+// reuse its buffer; DecodeOwned keeps the caller's bytes, which the caller
+// hands over.
+func TestDecodeOwnedKeepsTheData(t *testing.T) {
+	in, err := New(KindSellerSkipped, NewID(), StageKitfetcher, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Encode(in, KindSellerSkipped.SubjectFor("c-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := append([]byte(nil), m.Data...)
+	copied, err := Decode(m.Header, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := DecodeOwned(m.Header, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &owned.Data()[0] != &buf[0] {
+		t.Fatal("DecodeOwned copied the data")
+	}
+	buf[0] = ' '
+	if !bytes.Equal(copied.Data(), m.Data) {
+		t.Fatalf("Decode's event changed with the caller's buffer: %s", copied.Data())
 	}
 }
