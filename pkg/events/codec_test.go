@@ -2,9 +2,12 @@ package events
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -205,6 +208,15 @@ func TestChildIDDeterministic(t *testing.T) {
 	a := ChildID("p", StageKitfetcher, "pkg-1")
 	if a != ChildID("p", StageKitfetcher, "pkg-1") || a == ChildID("p", StageKitfetcher, "pkg-2") || a == ChildID("q", StageKitfetcher, "pkg-1") || len(a) != 32 {
 		t.Fatalf("ChildID not deterministic and distinct: %s", a)
+	}
+	// The ids are part of the stored history (a redelivered input must
+	// re-emit the ids an earlier version emitted): pinned to the formula.
+	long := strings.Repeat("k", 300)
+	for _, c := range [][3]string{{"p", StageKitfetcher, "pkg-1"}, {"", "", ""}, {"33fd5ba261901f27b31f6793032787b2", StageDiscoverer, "found:http://127.0.0.1:9001/s/x"}, {"p", "s", long}} {
+		h := sha256.Sum256([]byte(c[0] + "\x00" + c[1] + "\x00" + c[2]))
+		if got, want := ChildID(c[0], c[1], c[2]), hex.EncodeToString(h[:16]); got != want {
+			t.Fatalf("ChildID%q = %s, want %s", c, got, want)
+		}
 	}
 }
 

@@ -35,7 +35,11 @@ const SourcePrefix = "/dealflow/"
 // deterministic, so a redelivered input re-emits the same ids and JetStream's
 // duplicate window (Nats-Msg-Id) drops the copies.
 func ChildID(parentID, stage, key string) string {
-	h := sha256.Sum256([]byte(parentID + "\x00" + stage + "\x00" + key))
+	// Hashed from a stack buffer when the parts fit (ids, stage names and
+	// keys are short): one call per event emitted.
+	var buf [256]byte
+	b := append(append(append(append(append(buf[:0], parentID...), 0), stage...), 0), key...)
+	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:16])
 }
 

@@ -85,7 +85,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return []events.Event{out}, nil
 	}
 	s.logResult(res)
-	var out []events.Event
+	out := make([]events.Event, 0, len(res.Found)+len(res.Skipped)+1)
 	emit := func(k events.Kind, key string, data any) error {
 		e, err := events.Derive(in, k, Stage, key, data)
 		if err != nil {
@@ -94,13 +94,15 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		out = append(out, e)
 		return nil
 	}
-	for _, f := range res.Found {
-		if err := emit(events.KindSellerFound, "found:"+f.Seller.URL, f); err != nil {
+	// Pointers to the results, not copies: each payload is encoded at once
+	// and a SellerFound is large (seller, disclosure, brief, buyer).
+	for i := range res.Found {
+		if err := emit(events.KindSellerFound, "found:"+res.Found[i].Seller.URL, &res.Found[i]); err != nil {
 			return nil, err
 		}
 	}
-	for _, sk := range res.Skipped {
-		if err := emit(events.KindSellerSkipped, "skip:"+sk.SellerURL, sk); err != nil {
+	for i := range res.Skipped {
+		if err := emit(events.KindSellerSkipped, "skip:"+res.Skipped[i].SellerURL, &res.Skipped[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -183,7 +185,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 	}
 	var res Result
 	done := events.DiscoveryCompleted{CampaignID: req.CampaignID, Sellers: []string{}, Sources: found.Sources}
-	var cands []events.Seller
+	cands := make([]events.Seller, 0, len(found.Sellers))
 	for _, sel := range found.Sellers {
 		url, err := sellerclient.CanonicalURL(sel.URL)
 		if err != nil {
@@ -203,7 +205,8 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		cands = append(cands, sel)
 	}
 	blocked := newBlockList(cands)
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(cands))
+	shopping := req.Brief.ForShopping() // shared by every SellerFound: encoded, never changed
 	for _, sel := range cands {
 		url := sel.URL
 		if seen[url] {
@@ -231,10 +234,13 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 			case derr != nil:
 				return res, fmt.Errorf("discoverer: identity decision for %s: %w", url, derr)
 			default:
+				if res.Found == nil {
+					res.Found = make([]events.SellerFound, 0, len(cands))
+				}
 				done.Sellers = append(done.Sellers, url)
 				res.Found = append(res.Found, events.SellerFound{CampaignID: req.CampaignID, Seller: sel,
 					Disclosure: events.Disclosure{Tier: d.Tier, Recommended: d.Recommended, Cap: d.Cap, Reason: d.Reason},
-					Brief:      req.Brief.ForShopping(), Negotiation: req.Negotiation, Buyer: d.Identity})
+					Brief:      shopping, Negotiation: req.Negotiation, Buyer: d.Identity})
 				continue
 			}
 		}

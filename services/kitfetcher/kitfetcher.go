@@ -74,10 +74,15 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	s.Log.Info().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
+	// One payload value, refilled per package: Derive encodes it before
+	// the next, and a PackageFound is large (seller, disclosure, package,
+	// brief, buyer), so a copy of it per package would be one more
+	// allocation each.
+	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
+		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
-		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, events.PackageFound{
-			CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure, Package: p,
-			PackageIndex: i, PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer})
+		pf.Package, pf.PackageIndex = p, i
+		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
 		if err != nil {
 			return nil, err
 		}
@@ -300,7 +305,7 @@ func SkipCode(err error) string {
 // price (exact, else the range's low end) then id.
 func Fit(pkgs []sellerclient.Package, b events.ShoppingBrief) []events.Package {
 	formats := wantedFormats(b)
-	var out []events.Package
+	out := make([]events.Package, 0, len(pkgs))
 	seen := map[string]bool{}
 	for _, p := range pkgs {
 		if p.PackageID == "" || seen[p.PackageID] {
