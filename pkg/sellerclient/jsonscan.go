@@ -1,6 +1,7 @@
 package sellerclient
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -29,7 +30,13 @@ func skipWS(b []byte, i int) int {
 }
 
 // skipString returns the index just past the string starting at b[i] ('"').
+// Most strings have no escape: the closing quote is found with IndexByte
+// (vectorised), checking that no backslash comes before it; a string with
+// one is walked byte by byte.
 func skipString(b []byte, i int) int {
+	if q := bytes.IndexByte(b[i+1:], '"'); q >= 0 && bytes.IndexByte(b[i+1:i+1+q], '\\') < 0 {
+		return i + q + 2
+	}
 	for i++; i < len(b); i++ {
 		switch b[i] {
 		case '\\':

@@ -60,3 +60,27 @@ func TestEachElement(t *testing.T) {
 		t.Errorf("the callback's error did not stop the walk: %v after %d", err, n)
 	}
 }
+
+// TestSkipString: the index just past a string, with and without escapes,
+// and the end of the input for an unterminated one.
+func TestSkipString(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{`"abc",`, 5},
+		{`""x`, 2},
+		{`"a\"b"x`, 6},
+		{`"a\\"x`, 5},
+		{`"a\\\"b"x`, 8},
+		{`"\u0022"x`, 8},
+		{`"long string without any escape at all, longer than a word",1`, 59},
+		{`"unterminated`, 13},
+		{`"ends in a backslash\`, 21},
+		{`"a\"`, 4},
+	} {
+		if got := skipString([]byte(c.in), 0); got != c.want {
+			t.Errorf("skipString(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,340 @@
+package sellerclient
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// A seller's catalog is the largest body the buyer reads (about 700 bytes a
+// product), once per seller and catalog TTL; decoding it through
+// encoding/json's reflection was about a third of the CPU of a campaign's
+// first media-kit fetch. decodeProductPage decodes the common, plainly
+// written page directly: known keys spelled exactly and once each, strings
+// without escapes, numbers that parse, null where a field allows it.
+// Anything else (a key in another case, an escape, a duplicate, a type
+// mismatch, invalid JSON) sends the whole page through encoding/json, so
+// every page decodes exactly as decodeObject would decode it; the fuzz
+// target FuzzProductPageMatchesReference holds the two together.
+
+// decodeProductPage decodes a GET /products page into pg, as
+// decodeObject(b, pg) would.
+func decodeProductPage(b []byte, pg *productPage) error {
+	t := bytes.TrimSpace(b)
+	if len(t) > 0 && t[0] == '{' && json.Valid(t) {
+		var fast productPage
+		if fastProductPage(t, &fast) {
+			*pg = fast
+			return nil
+		}
+	}
+	return decodeObject(b, pg)
+}
+
+// fastProductPage decodes the valid JSON object b, or reports false when
+// it needs encoding/json.
+func fastProductPage(b []byte, pg *productPage) bool {
+	var seen [4]bool
+	ok := true
+	err := eachMember(b, func(k, v []byte) bool {
+		switch f := plainKey(k, seen[:], "products", "total_count", "limit", "offset"); f {
+		case -1: // a key no field takes
+		case 0:
+			ok = fastProducts(v, &pg.Products)
+		case 1:
+			ok = fastInt(v, &pg.TotalCount)
+		case 2:
+			ok = fastInt(v, &pg.Limit)
+		case 3:
+			ok = fastInt(v, &pg.Offset)
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return ok && err == nil
+}
+
+// fastProducts decodes a products array (null leaves it nil).
+func fastProducts(v []byte, out *[]Product) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	if v[0] != '[' {
+		return false
+	}
+	// Sized by counting "product_id" keys (a vectorised search, not a
+	// walk); a key elsewhere only makes it roomier.
+	ps := make([]Product, 0, bytes.Count(v, []byte(`"product_id"`)))
+	ok := true
+	err := eachElement(v, func(e []byte) error {
+		ps = append(ps, Product{})
+		if !fastProduct(e, &ps[len(ps)-1]) {
+			ok = false
+			return errNotValidJSON
+		}
+		return nil
+	})
+	if !ok || err != nil {
+		return false
+	}
+	*out = ps
+	return true
+}
+
+// fastProduct decodes one product object.
+func fastProduct(b []byte, p *Product) bool {
+	if b[0] != '{' {
+		return false
+	}
+	var seen [9]bool
+	ok := true
+	err := eachMember(b, func(k, v []byte) bool {
+		switch plainKey(k, seen[:], "product_id", "name", "description", "base_price", "pricing_model", "delivery_type", "ad_formats", "available_impressions", "ext") {
+		case -1:
+		case 0:
+			ok = fastString(v, &p.ProductID)
+		case 1:
+			ok = fastString(v, &p.Name)
+		case 2:
+			ok = fastString(v, &p.Description)
+		case 3:
+			ok = fastMoney(v, &p.BasePrice)
+		case 4:
+			ok = fastString(v, &p.PricingModel)
+		case 5:
+			ok = fastString(v, &p.DeliveryType)
+		case 6:
+			ok = fastStrings(v, &p.AdFormats)
+		case 7:
+			ok = fastInt64Ptr(v, &p.AvailableImpressions)
+		case 8:
+			ok = fastProductExt(v, &p.Ext)
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return ok && err == nil
+}
+
+// fastProductExt decodes a product's ext object (null leaves it as is).
+func fastProductExt(b []byte, x *ProductExt) bool {
+	if isNullLiteral(b) {
+		return true
+	}
+	if b[0] != '{' {
+		return false
+	}
+	var seen [4]bool
+	ok := true
+	err := eachMember(b, func(k, v []byte) bool {
+		switch plainKey(k, seen[:], "inventory_type", "floor_cpm", "minimum_impressions", "deal_types") {
+		case -1:
+		case 0:
+			ok = fastString(v, &x.InventoryType)
+		case 1:
+			ok = fastFloat64Ptr(v, &x.FloorCPM)
+		case 2:
+			ok = fastInt64(v, &x.MinimumImpressions)
+		case 3:
+			ok = fastStrings(v, &x.DealTypes)
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return ok && err == nil
+}
+
+// fastMoney decodes base_price: null leaves it nil; an object of a plain
+// integer amount_micros and a plain (or null) currency is set directly, as
+// Money.UnmarshalJSON would; any other value goes to Money.UnmarshalJSON,
+// as encoding/json would send it, and its error to encoding/json.
+func fastMoney(v []byte, out **Money) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	m := new(Money)
+	if !fastMoneyObject(v, m) {
+		if m.UnmarshalJSON(v) != nil {
+			return false
+		}
+	}
+	*out = m
+	return true
+}
+
+func fastMoneyObject(b []byte, m *Money) bool {
+	if b[0] != '{' {
+		return false
+	}
+	var seen [2]bool
+	var amount int64
+	currency := "USD"
+	ok := true
+	err := eachMember(b, func(k, v []byte) bool {
+		switch plainKey(k, seen[:], "amount_micros", "currency") {
+		case -1:
+		case 0:
+			n, err := parseStrictInt(string(v))
+			amount, ok = n, err == nil
+		case 1:
+			if isNullLiteral(v) {
+				return true
+			}
+			var c string
+			if ok = fastString(v, &c); ok && c != "" {
+				currency = c
+			}
+		default:
+			ok = false
+		}
+		return ok
+	})
+	if !ok || err != nil || !seen[0] {
+		return false
+	}
+	m.AmountMicros, m.Currency = amount, currency
+	return true
+}
+
+// plainKey returns the index of the field among names that the quoted key
+// k sets, -1 when it sets none, or -2 when encoding/json must decide: a
+// key with an escape, a key that matches a field only ignoring case, or a
+// field's second key.
+func plainKey(k []byte, seen []bool, names ...string) int {
+	inner := k[1 : len(k)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 {
+		return -2
+	}
+	for i, n := range names {
+		if string(inner) == n {
+			if seen[i] {
+				return -2
+			}
+			seen[i] = true
+			return i
+		}
+		if bytes.EqualFold(inner, []byte(n)) {
+			return -2
+		}
+	}
+	return -1
+}
+
+// isNullLiteral reports whether v is the JSON literal null.
+func isNullLiteral(v []byte) bool { return string(v) == "null" }
+
+// fastString sets a string field from a plain string; null leaves it as is.
+func fastString(v []byte, out *string) bool {
+	if isNullLiteral(v) {
+		return true
+	}
+	if v[0] != '"' {
+		return false
+	}
+	inner := v[1 : len(v)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return false
+	}
+	*out = string(inner)
+	return true
+}
+
+// fastStrings sets a []string field from an array of plain strings; null
+// sets nil, [] an empty slice.
+func fastStrings(v []byte, out *[]string) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	if v[0] != '[' {
+		return false
+	}
+	n := 0
+	if eachElement(v, func([]byte) error { n++; return nil }) != nil {
+		return false
+	}
+	s := make([]string, 0, n)
+	ok := true
+	err := eachElement(v, func(e []byte) error {
+		if isNullLiteral(e) {
+			ok = false // an element's null is encoding/json's to decide
+			return errNotValidJSON
+		}
+		var x string
+		if !fastString(e, &x) {
+			ok = false
+			return errNotValidJSON
+		}
+		s = append(s, x)
+		return nil
+	})
+	if !ok || err != nil {
+		return false
+	}
+	*out = s
+	return true
+}
+
+// fastInt sets an int field from a number that parses as one; null leaves
+// it as is.
+func fastInt(v []byte, out *int) bool {
+	if isNullLiteral(v) {
+		return true
+	}
+	n, err := strconv.ParseInt(string(v), 10, strconv.IntSize)
+	if err != nil {
+		return false
+	}
+	*out = int(n)
+	return true
+}
+
+// fastInt64 is fastInt for an int64 field.
+func fastInt64(v []byte, out *int64) bool {
+	if isNullLiteral(v) {
+		return true
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return false
+	}
+	*out = n
+	return true
+}
+
+// fastInt64Ptr sets a *int64 field: null sets nil.
+func fastInt64Ptr(v []byte, out **int64) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return false
+	}
+	*out = &n
+	return true
+}
+
+// fastFloat64Ptr sets a *float64 field from a number: null sets nil.
+func fastFloat64Ptr(v []byte, out **float64) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	if c := v[0]; c != '-' && (c < '0' || c > '9') {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return false
+	}
+	*out = &f
+	return true
+}
