@@ -449,3 +449,28 @@ func TestPublishNamesAnotherStream(t *testing.T) {
 		t.Fatalf("publish captured by another stream: err %v, want ErrWrongStream naming IMPOSTOR", err)
 	}
 }
+
+// TestLongHandlerIsKeptAlive: a handler that runs for several ack waits is
+// not redelivered meanwhile (the runner sends InProgress every AckWait/3),
+// and one that finishes leaves no keep-alive behind.
+func TestLongHandlerIsKeptAlive(t *testing.T) {
+	t.Parallel()
+	env := natstest.Start(t)
+	b := env.Connect(t, "slow")
+	cfg := stage("slow")
+	cfg.AckWait, cfg.Workers = 300*time.Millisecond, 4
+	var calls atomic.Int32
+	run(t, b, cfg, func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		calls.Add(1)
+		time.Sleep(1200 * time.Millisecond) // four ack waits
+		return echo(ctx, in)
+	})
+	natstest.PublishRequest(t, env.Bus, "c-slow")
+	waitFor(t, "the slow handler's output", func() bool {
+		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-slow")) == 1 && consumerIdle(t, env.Bus, "slow")
+	})
+	time.Sleep(cfg.AckWait) // a redelivery, had there been one, would show by now
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want 1: the event was redelivered while it was handled", n)
+	}
+}

@@ -359,28 +359,47 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 }
 
 // keepAlive sends InProgress every interval until stopped, so a long handler
-// (a negotiation) is not redelivered to another replica meanwhile.
+// (a negotiation) is not redelivered to another replica meanwhile. It is a
+// timer, not a goroutine with a ticker: most handlers finish before the
+// first interval, and this runs for every event handled.
 func (b *Bus) keepAlive(ctx context.Context, m jetstream.Msg, every time.Duration) func() {
 	if every <= 0 {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var once sync.Once
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() { once.Do(func() { close(done) }) }
+	k := &keeper{ctx: ctx, m: m, every: every}
+	k.mu.Lock()
+	k.t = time.AfterFunc(every, k.fire)
+	k.mu.Unlock()
+	return k.stop
+}
+
+// keeper is one handler's keep-alive timer.
+type keeper struct {
+	ctx     context.Context
+	m       jetstream.Msg
+	every   time.Duration
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+// fire sends InProgress and sets the next one, unless stopped meanwhile.
+func (k *keeper) fire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped || k.ctx.Err() != nil {
+		return
+	}
+	_ = k.m.InProgress()
+	k.t.Reset(k.every)
+}
+
+// stop ends the keep-alive; it may be called more than once.
+func (k *keeper) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopped = true
+	k.t.Stop()
 }
 
 // Dead-letter headers added to the original message.
