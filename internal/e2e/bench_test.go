@@ -142,10 +142,13 @@ func BenchmarkDiscoveryAndKitsSellersApart(b *testing.B) {
 // seller was resolved is checked from the events once the campaign's
 // figures are taken.
 //
-// With DEALFLOW_BENCH_ALLOCS set to a directory, the process's allocation
-// profile is written there after the first campaign (first.allocs) and after
-// the last (last.allocs): `go tool pprof -base first.allocs last.allocs`
-// shows where the later campaigns allocate.
+// With DEALFLOW_BENCH_PROFILES set to a directory, a run of several
+// campaigns writes profiles there: the process's allocations before the
+// first campaign (start.allocs), after it (first.allocs) and after the last
+// (last.allocs), and the CPU of the first campaign (first.cpu) and of the
+// later ones (later.cpu). `go tool pprof -base first.allocs last.allocs`
+// shows where the later campaigns allocate, `-base start.allocs
+// first.allocs` the first (the check of each campaign's events included).
 func runKitsCampaigns(b *testing.B, a *app.App, n int, latency time.Duration) {
 	type run struct {
 		wall time.Duration
@@ -153,6 +156,15 @@ func runKitsCampaigns(b *testing.B, a *app.App, n int, latency time.Duration) {
 		cpu  time.Duration
 	}
 	runs := make([]run, 0, b.N)
+	var cpuProfile *os.File
+	profiles := os.Getenv("DEALFLOW_BENCH_PROFILES")
+	if b.N < 2 {
+		profiles = "" // the profiles compare the first campaign with the later ones
+	}
+	if profiles != "" {
+		writeAllocsProfile(b, filepath.Join(profiles, "start.allocs"))
+		cpuProfile = startCPUProfile(b, filepath.Join(profiles, "first.cpu"))
+	}
 	for i := 0; i < b.N; i++ {
 		mbI, cpuI := allocMB(), cpuTime()
 		id := fmt.Sprintf("kits-%d-%d", n, i)
@@ -169,8 +181,18 @@ func runKitsCampaigns(b *testing.B, a *app.App, n int, latency time.Duration) {
 			b.Fatal(err)
 		}
 		runs = append(runs, run{time.Since(start), allocMB() - mbI, cpuTime() - cpuI})
-		if d := os.Getenv("DEALFLOW_BENCH_ALLOCS"); d != "" && (i == 0 || i == b.N-1) {
-			writeAllocsProfile(b, filepath.Join(d, map[bool]string{true: "first.allocs", false: "last.allocs"}[i == 0]))
+		if profiles != "" {
+			switch i {
+			case 0:
+				pprof.StopCPUProfile()
+				_ = cpuProfile.Close()
+				writeAllocsProfile(b, filepath.Join(profiles, "first.allocs"))
+				cpuProfile = startCPUProfile(b, filepath.Join(profiles, "later.cpu"))
+			case b.N - 1:
+				pprof.StopCPUProfile()
+				_ = cpuProfile.Close()
+				writeAllocsProfile(b, filepath.Join(profiles, "last.allocs"))
+			}
 		}
 		resolved, err := kitsResolved(ctx, a.Bus.JS, id, expected)
 		cancel()
@@ -216,6 +238,18 @@ func writeAllocsProfile(b *testing.B, path string) {
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// startCPUProfile starts the process's CPU profile into path.
+func startCPUProfile(b *testing.B, path string) *os.File {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return f
 }
 
 // awaitKits waits for campaign id's discovery and media kits: its
