@@ -74,11 +74,13 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	s.Log.Info().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
-	// One payload value, refilled per package: Derive encodes it before
-	// the next, and a PackageFound is large (seller, disclosure, package,
-	// brief, buyer), so a copy of it per package would be one more
-	// allocation each.
-	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
+	// One payload value, refilled per package and recycled: Derive
+	// encodes it before the next, and a PackageFound is large (seller,
+	// disclosure, package, brief, buyer: about 1 KB), so a copy per
+	// package, or even one per seller, would be that much garbage each.
+	pf := packageFounds.Get().(*events.PackageFound)
+	defer func() { *pf = events.PackageFound{}; packageFounds.Put(pf) }()
+	*pf = events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
 		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
 		pf.Package, pf.PackageIndex = p, i
@@ -90,6 +92,9 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	}
 	return out, nil
 }
+
+// packageFounds recycles the payload value Handle encodes its events from.
+var packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
 
 // SkipError is a seller failure that skips the seller for the campaign.
 type SkipError struct {
