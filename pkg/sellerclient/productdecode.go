@@ -35,21 +35,46 @@ func decodeProductPage(b []byte, pg *productPage) error {
 // fastProductPage decodes the valid JSON object b, or reports false when
 // it needs encoding/json.
 func fastProductPage(b []byte, pg *productPage) bool {
-	var seen [4]bool
+	return fastObject(b, pageFields, func(f int, v []byte) bool {
+		switch f {
+		case 0:
+			return fastProducts(v, &pg.Products)
+		case 1:
+			return fastInt(v, &pg.TotalCount)
+		case 2:
+			return fastInt(v, &pg.Limit)
+		default:
+			return fastInt(v, &pg.Offset)
+		}
+	})
+}
+
+// The JSON names of the fields of productPage, Product, ProductExt and
+// Money, in the order the decoders' switches take them.
+var (
+	pageFields    = []string{"products", "total_count", "limit", "offset"}
+	productFields = []string{"product_id", "name", "description", "base_price", "pricing_model", "delivery_type", "ad_formats", "available_impressions", "ext"}
+	extFields     = []string{"inventory_type", "floor_cpm", "minimum_impressions", "deal_types"}
+	moneyFields   = []string{"amount_micros", "currency"}
+)
+
+// fastObject walks the object b and calls set with each member that sets
+// a field: the field's index in names and the raw value. Members no field
+// takes are skipped. It reports false when b is no object, when
+// encoding/json must decide a key (see plainKey) or when set reports false.
+func fastObject(b []byte, names []string, set func(field int, v []byte) bool) bool {
+	if b[0] != '{' {
+		return false
+	}
+	var seen [16]bool
 	ok := true
 	err := eachMember(b, func(k, v []byte) bool {
-		switch f := plainKey(k, seen[:], "products", "total_count", "limit", "offset"); f {
-		case -1: // a key no field takes
-		case 0:
-			ok = fastProducts(v, &pg.Products)
-		case 1:
-			ok = fastInt(v, &pg.TotalCount)
-		case 2:
-			ok = fastInt(v, &pg.Limit)
-		case 3:
-			ok = fastInt(v, &pg.Offset)
-		default:
+		switch f := plainKey(k, seen[:len(names)], names); {
+		case f == -1:
+		case f < 0:
 			ok = false
+		default:
+			ok = set(f, v)
 		}
 		return ok
 	})
@@ -86,38 +111,28 @@ func fastProducts(v []byte, out *[]Product) bool {
 
 // fastProduct decodes one product object.
 func fastProduct(b []byte, p *Product) bool {
-	if b[0] != '{' {
-		return false
-	}
-	var seen [9]bool
-	ok := true
-	err := eachMember(b, func(k, v []byte) bool {
-		switch plainKey(k, seen[:], "product_id", "name", "description", "base_price", "pricing_model", "delivery_type", "ad_formats", "available_impressions", "ext") {
-		case -1:
+	return fastObject(b, productFields, func(f int, v []byte) bool {
+		switch f {
 		case 0:
-			ok = fastString(v, &p.ProductID)
+			return fastString(v, &p.ProductID)
 		case 1:
-			ok = fastString(v, &p.Name)
+			return fastString(v, &p.Name)
 		case 2:
-			ok = fastString(v, &p.Description)
+			return fastString(v, &p.Description)
 		case 3:
-			ok = fastMoney(v, &p.BasePrice)
+			return fastMoney(v, &p.BasePrice)
 		case 4:
-			ok = fastString(v, &p.PricingModel)
+			return fastString(v, &p.PricingModel)
 		case 5:
-			ok = fastString(v, &p.DeliveryType)
+			return fastString(v, &p.DeliveryType)
 		case 6:
-			ok = fastStrings(v, &p.AdFormats)
+			return fastStrings(v, &p.AdFormats)
 		case 7:
-			ok = fastInt64Ptr(v, &p.AvailableImpressions)
-		case 8:
-			ok = fastProductExt(v, &p.Ext)
+			return fastInt64Ptr(v, &p.AvailableImpressions)
 		default:
-			ok = false
+			return fastProductExt(v, &p.Ext)
 		}
-		return ok
 	})
-	return ok && err == nil
 }
 
 // fastProductExt decodes a product's ext object (null leaves it as is).
@@ -125,28 +140,18 @@ func fastProductExt(b []byte, x *ProductExt) bool {
 	if isNullLiteral(b) {
 		return true
 	}
-	if b[0] != '{' {
-		return false
-	}
-	var seen [4]bool
-	ok := true
-	err := eachMember(b, func(k, v []byte) bool {
-		switch plainKey(k, seen[:], "inventory_type", "floor_cpm", "minimum_impressions", "deal_types") {
-		case -1:
+	return fastObject(b, extFields, func(f int, v []byte) bool {
+		switch f {
 		case 0:
-			ok = fastString(v, &x.InventoryType)
+			return fastString(v, &x.InventoryType)
 		case 1:
-			ok = fastFloat64Ptr(v, &x.FloorCPM)
+			return fastFloat64Ptr(v, &x.FloorCPM)
 		case 2:
-			ok = fastInt64(v, &x.MinimumImpressions)
-		case 3:
-			ok = fastStrings(v, &x.DealTypes)
+			return fastInt64(v, &x.MinimumImpressions)
 		default:
-			ok = false
+			return fastStrings(v, &x.DealTypes)
 		}
-		return ok
 	})
-	return ok && err == nil
 }
 
 // fastMoney decodes base_price: null leaves it nil; an object of a plain
@@ -169,33 +174,27 @@ func fastMoney(v []byte, out **Money) bool {
 }
 
 func fastMoneyObject(b []byte, m *Money) bool {
-	if b[0] != '{' {
-		return false
-	}
-	var seen [2]bool
 	var amount int64
-	currency := "USD"
-	ok := true
-	err := eachMember(b, func(k, v []byte) bool {
-		switch plainKey(k, seen[:], "amount_micros", "currency") {
-		case -1:
-		case 0:
+	hasAmount, currency := false, "USD"
+	ok := fastObject(b, moneyFields, func(f int, v []byte) bool {
+		if f == 0 {
 			n, err := parseStrictInt(string(v))
-			amount, ok = n, err == nil
-		case 1:
-			if isNullLiteral(v) {
-				return true
-			}
-			var c string
-			if ok = fastString(v, &c); ok && c != "" {
-				currency = c
-			}
-		default:
-			ok = false
+			amount, hasAmount = n, err == nil
+			return hasAmount
 		}
-		return ok
+		if isNullLiteral(v) {
+			return true
+		}
+		var c string
+		if !fastString(v, &c) {
+			return false
+		}
+		if c != "" {
+			currency = c
+		}
+		return true
 	})
-	if !ok || err != nil || !seen[0] {
+	if !ok || !hasAmount {
 		return false
 	}
 	m.AmountMicros, m.Currency = amount, currency
@@ -206,7 +205,7 @@ func fastMoneyObject(b []byte, m *Money) bool {
 // k sets, -1 when it sets none, or -2 when encoding/json must decide: a
 // key with an escape, a key that matches a field only ignoring case, or a
 // field's second key.
-func plainKey(k []byte, seen []bool, names ...string) int {
+func plainKey(k []byte, seen []bool, names []string) int {
 	inner := k[1 : len(k)-1]
 	if bytes.IndexByte(inner, '\\') >= 0 {
 		return -2
