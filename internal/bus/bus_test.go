@@ -451,8 +451,7 @@ func TestPublishNamesAnotherStream(t *testing.T) {
 }
 
 // TestLongHandlerIsKeptAlive: a handler that runs for several ack waits is
-// not redelivered meanwhile (the runner sends InProgress every AckWait/3),
-// and one that finishes leaves no keep-alive behind.
+// not redelivered meanwhile: the runner sends InProgress every AckWait/3.
 func TestLongHandlerIsKeptAlive(t *testing.T) {
 	t.Parallel()
 	env := natstest.Start(t)
