@@ -14,11 +14,13 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dealflow/dealflow/internal/app"
@@ -555,4 +557,172 @@ func mean(xs []float64) float64 {
 		s += x
 	}
 	return math.Round(s/float64(len(xs))*100) / 100
+}
+
+// BenchmarkKitsMessagingFloor replays the messages of one 1,000-seller
+// discovery + kits campaign through the embedded JetStream server with no
+// dealflow code: the same SellerFound and PackageFound bytes (headers and
+// data, copied from a real campaign's stream), the discoverer's 1,000
+// SellerFound published asynchronously, a durable pull consumer with the
+// kitfetcher's settings, and per SellerFound its PackageFound published
+// asynchronously, their acknowledgements awaited, then the ack. No HTTP,
+// no JSON, no CloudEvents. Its allocation and CPU per campaign are what
+// the messaging alone costs in one process, the floor under
+// BenchmarkDiscoveryAndKitsSellersApart's figures.
+func BenchmarkKitsMessagingFloor(b *testing.B) {
+	const n, latency = 1000, 50 * time.Millisecond
+	sf, pf := kitsMessages(b, n, latency)
+	env := natstest.Start(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js := env.Bus.JS
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute, MaxAckPending: 1000, FilterSubject: events.KindSellerFound.Filter()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var acked sync.WaitGroup
+	sem := make(chan struct{}, n)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; acked.Done() }()
+			id := m.Headers().Get(nats.MsgIdHdr) // "<campaign>.<seller index>"
+			dot := strings.LastIndexByte(id, '.')
+			i, _ := strconv.Atoi(id[dot+1:])
+			futures := make([]jetstream.PubAckFuture, 0, len(pf[i]))
+			for j, tmpl := range pf[i] {
+				out := replayMsg(tmpl, events.KindPackageFound.SubjectFor(id[:dot]), fmt.Sprintf("%s.%d.%d", id[:dot], i, j))
+				f, err := js.PublishMsgAsync(out)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					b.Error(err)
+					return
+				}
+			}
+			if err := m.Ack(); err != nil {
+				b.Error(err)
+			}
+		}()
+	}, jetstream.PullMaxMessages(2*n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	var wall, cpu time.Duration
+	var mb float64
+	b.ResetTimer()
+	for c := 0; c < b.N; c++ {
+		campaign := fmt.Sprintf("floor-%d", c)
+		mbC, cpuC, start := allocMB(), cpuTime(), time.Now()
+		acked.Add(len(sf))
+		futures := make([]jetstream.PubAckFuture, 0, len(sf))
+		for i, tmpl := range sf {
+			f, err := js.PublishMsgAsync(replayMsg(tmpl, events.KindSellerFound.SubjectFor(campaign), fmt.Sprintf("%s.%d", campaign, i)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
+		acked.Wait()
+		wall, cpu, mb = wall+time.Since(start), cpu+cpuTime()-cpuC, mb+allocMB()-mbC
+	}
+	b.ReportMetric(float64(wall.Milliseconds())/float64(b.N), "wall-ms")
+	b.ReportMetric(mb/float64(b.N), "alloc-MB/campaign")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/campaign")
+}
+
+// replayMsg is tmpl on subject with its own Nats-Msg-Id.
+func replayMsg(tmpl *nats.Msg, subject, id string) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Header: make(nats.Header, len(tmpl.Header)), Data: tmpl.Data}
+	for k, v := range tmpl.Header {
+		m.Header[k] = v
+	}
+	m.Header.Set(nats.MsgIdHdr, id)
+	return m
+}
+
+// kitsMessages runs one discovery + kits campaign across n sandbox sellers
+// and returns its SellerFound messages and, by the index of their seller
+// among those, its PackageFound messages, as stored.
+func kitsMessages(b *testing.B, n int, latency time.Duration) (sf []*nats.Msg, pf map[int][]*nats.Msg) {
+	b.Helper()
+	m := benchMarket(b, n, latency)
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Stages, cfg.KitWorkers = b.TempDir(), m.RegistryURL, true, []string{"discoverer", "kitfetcher"}, n
+	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: m.Credentials()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const id = "floor-source"
+	req := events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "bench", BudgetMicros: events.MustMicros(100000), StartDate: "2028-06-01", EndDate: "2028-06-30",
+		Channels: []string{"ctv", "video", "display", "mobile"}}, Buyer: identity.BuyerIdentity{SeatID: "s", AgencyID: "a", AdvertiserID: "v"}, RequestedAt: time.Now()}
+	e, _ := events.New(events.KindCampaignRequested, events.NewID(), "bench", id, req)
+	if err := a.Bus.Publish(ctx, e); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := awaitKits(ctx, a.Bus.JS, id); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := a.Bus.JS.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{
+		events.KindSellerFound.SubjectFor(id), events.KindPackageFound.SubjectFor(id)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := a.Bus.JS.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.SubjectRoot+".*.*."+id))
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := info.State.Subjects[events.KindSellerFound.SubjectFor(id)] + info.State.Subjects[events.KindPackageFound.SubjectFor(id)]
+	index := map[string]int{}
+	pf = map[int][]*nats.Msg{}
+	var packages []*nats.Msg
+	for got := uint64(0); got < want; got++ {
+		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := &nats.Msg{Header: msg.Headers(), Data: msg.Data()}
+		if msg.Headers().Get("ce-type") == events.KindSellerFound.Type {
+			u, _ := leadingString(msg.Data(), `"seller":{"url":"`)
+			index[u] = len(sf)
+			sf = append(sf, c)
+		} else {
+			packages = append(packages, c)
+		}
+	}
+	for _, p := range packages {
+		u, _ := leadingString(p.Data, `"seller":{"url":"`)
+		i, ok := index[u]
+		if !ok {
+			b.Fatalf("a PackageFound of no SellerFound's seller: %s", u)
+		}
+		pf[i] = append(pf[i], p)
+	}
+	if len(sf) != n || len(packages) == 0 {
+		b.Fatalf("%d SellerFound (want %d), %d PackageFound", len(sf), n, len(packages))
+	}
+	return sf, pf
 }
