@@ -171,7 +171,7 @@ type Auth struct {
 }
 
 // apply sets the auth headers on h.
-func (a Auth) apply(h http.Header) {
+func (a Auth) apply(h *headerSetter) {
 	if a.APIKey == "" {
 		return
 	}
@@ -268,18 +268,7 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, &Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if cl.body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if cl.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+cl.bearer)
-	}
-	cl.auth.apply(req.Header)
-	if c.injectTrace {
-		injectTrace(ctx, req.Header)
-	}
+	req.Header = c.requestHeader(ctx, cl)
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -311,6 +300,61 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 		return 0, nil, &Error{Status: resp.StatusCode, Code: "truncated_body", Message: "response body truncated", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
 	}
 	return resp.StatusCode, body, nil
+}
+
+// requestHeader is the header of one attempt of cl. It is built into a map
+// sized for it, with every value in one backing array: a request's headers
+// set one by one cost a map growth and an allocation per value, once per
+// seller call.
+func (c *Client) requestHeader(ctx context.Context, cl call) http.Header {
+	hs := headerSetter{h: make(http.Header, 6), vals: make([]string, 0, 6)}
+	hs.Set("Accept", "application/json")
+	hs.Set("User-Agent", c.cfg.UserAgent)
+	if cl.body != nil {
+		hs.Set("Content-Type", "application/json")
+	}
+	if cl.bearer != "" {
+		hs.Set("Authorization", "Bearer "+cl.bearer)
+	}
+	cl.auth.apply(&hs)
+	if c.injectTrace {
+		injectTrace(ctx, &hs)
+	}
+	return hs.h
+}
+
+// headerSetter sets canonical header keys, each value a one-element slice
+// of a shared backing array. It is the propagation.TextMapCarrier the trace
+// context is injected through.
+type headerSetter struct {
+	h    http.Header
+	vals []string
+}
+
+// Set replaces key's values with value.
+func (s *headerSetter) Set(key, value string) {
+	switch key { // the carrier's keys, canonical without an allocation
+	case "traceparent":
+		key = "Traceparent"
+	case "tracestate":
+		key = "Tracestate"
+	default:
+		key = http.CanonicalHeaderKey(key)
+	}
+	s.vals = append(s.vals, value)
+	s.h[key] = s.vals[len(s.vals)-1 : len(s.vals) : len(s.vals)]
+}
+
+// Get returns key's first value.
+func (s *headerSetter) Get(key string) string { return s.h.Get(key) }
+
+// Keys lists the keys set.
+func (s *headerSetter) Keys() []string {
+	keys := make([]string, 0, len(s.h))
+	for k := range s.h {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // tooLarge is the oversized-body error.

@@ -92,9 +92,9 @@ func tracedTransport(base http.RoundTripper, tp trace.TracerProvider) (rt http.R
 
 // injectTrace writes ctx's W3C trace context, if it has one, into h: the
 // client's own propagation when tracing is off.
-func injectTrace(ctx context.Context, h http.Header) {
+func injectTrace(ctx context.Context, h propagation.TextMapCarrier) {
 	if trace.SpanContextFromContext(ctx).IsValid() {
-		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+		propagation.TraceContext{}.Inject(ctx, h)
 	}
 }
 
