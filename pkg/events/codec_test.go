@@ -6,10 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // samplePayloads has one populated payload per kind, so every type goes
@@ -340,5 +344,55 @@ func TestDecodeOwnedKeepsTheData(t *testing.T) {
 	buf[0] = ' '
 	if !bytes.Equal(copied.Data(), m.Data) {
 		t.Fatalf("Decode's event changed with the caller's buffer: %s", copied.Data())
+	}
+}
+
+// TestValidateShortcutAgreesWithTheSDK: the publish-time shortcut accepts
+// only events the SDK's Validate accepts, and the remembered source text
+// is the SDK's.
+func TestValidateShortcutAgreesWithTheSDK(t *testing.T) {
+	base, err := New(KindSellerSkipped, "id-1", StageKitfetcher, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(s string) *string { return &s }
+	variants := map[string]func(ec *event.EventContextV1, e *Event){
+		"as built":        func(*event.EventContextV1, *Event) {},
+		"empty id":        func(ec *event.EventContextV1, _ *Event) { ec.ID = "" },
+		"blank id":        func(ec *event.EventContextV1, _ *Event) { ec.ID = "  " },
+		"padded id":       func(ec *event.EventContextV1, _ *Event) { ec.ID = " id " },
+		"empty type":      func(ec *event.EventContextV1, _ *Event) { ec.Type = "" },
+		"no source":       func(ec *event.EventContextV1, _ *Event) { ec.Source = types.URIRef{} },
+		"blank source":    func(ec *event.EventContextV1, _ *Event) { ec.Source = types.URIRef{URL: url.URL{Path: " "}} },
+		"relative source": func(ec *event.EventContextV1, _ *Event) { ec.Source = types.URIRef{URL: url.URL{Path: "x/y"}} },
+		"absolute source": func(ec *event.EventContextV1, _ *Event) {
+			ec.Source = types.URIRef{URL: url.URL{Scheme: "https", Host: "h", Path: "/x"}}
+		},
+		"source with spaces": func(ec *event.EventContextV1, _ *Event) { ec.Source = types.URIRef{URL: url.URL{Path: "/a b"}} },
+		"text data":          func(ec *event.EventContextV1, _ *Event) { ec.DataContentType = str("text/plain") },
+		"bad media type":     func(ec *event.EventContextV1, _ *Event) { ec.DataContentType = str("bad/") },
+		"empty media type":   func(ec *event.EventContextV1, _ *Event) { ec.DataContentType = str("") },
+		"no media type":      func(ec *event.EventContextV1, _ *Event) { ec.DataContentType = nil },
+		"data schema": func(ec *event.EventContextV1, _ *Event) {
+			u := types.URI{URL: url.URL{Scheme: "https", Host: "s", Path: "/x"}}
+			ec.DataSchema = &u
+		},
+		"blank subject":       func(ec *event.EventContextV1, _ *Event) { ec.Subject = str(" ") },
+		"no subject":          func(ec *event.EventContextV1, _ *Event) { ec.Subject = nil },
+		"a setter's error":    func(_ *event.EventContextV1, e *Event) { e.SetSource("http://[::1") },
+		"no time":             func(ec *event.EventContextV1, _ *Event) { ec.Time = nil },
+		"an extension beside": func(_ *event.EventContextV1, e *Event) { e.SetExtension("extra", "v") },
+	}
+	for name, change := range variants {
+		e := base.Clone()
+		change(e.Context.(*event.EventContextV1), &e)
+		sdk := e.Validate()
+		got := validate(e)
+		if (got == nil) != (sdk == nil) {
+			t.Errorf("%s: shortcut says %v, the SDK %v", name, got, sdk)
+		}
+		if sourceText(e) != e.Source() || sourceText(e) != e.Source() {
+			t.Errorf("%s: source text %q, the SDK's %q", name, sourceText(e), e.Source())
+		}
 	}
 }
