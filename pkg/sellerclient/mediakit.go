@@ -437,8 +437,11 @@ func decodePackages(b []byte) ([]Package, error) {
 	out := make([]Package, n)
 	i := 0
 	err := eachElement(b, func(v []byte) error {
-		if err := out[i].UnmarshalJSON(v); err != nil {
-			return err
+		if !fastPackage(v, &out[i]) {
+			out[i] = Package{}
+			if err := out[i].UnmarshalJSON(v); err != nil {
+				return err
+			}
 		}
 		i++
 		return nil

@@ -161,7 +161,13 @@ func FuzzPackageListMatchesReference(f *testing.F) {
 		`{"packages":[` + agencyPackageBody + `,` + publicPackageBody + `]}`, `[` + seatPackageBody + `]`,
 		`{"packages":[{"eXACt_priCe":0}]}`, `{"packages":[{"\u0065xact_price":null}]}`, `{"packages":[null,{"placements":[null,{"weight":null}]}]}`,
 		`{"packages":[{}],"packages":[{"cattax":"3"}]}`, `{"packages":{}}`, `{"packages":1}`, `[1]`, `{"x":[}],"packages":[]}`,
-		`{"packages":[{"placements":[{"Weight":2,"weight":3}]}]}`, `{"packages":[{"exact_price":1e999}]}`, ` [ ] `, `{"a":"\"}","packages":[{}]}`} {
+		`{"packages":[{"placements":[{"Weight":2,"weight":3}]}]}`, `{"packages":[{"exact_price":1e999}]}`, ` [ ] `, `{"a":"\"}","packages":[{}]}`,
+		// The direct decoding's edges: empty and null lists, defaults, nulls, numbers as strings.
+		`[{"package_id":"p","placements":[],"device_types":[],"cat":null,"cattax":3,"exact_price":null,"audience_capabilities":null,"is_featured":null}]`,
+		`[{"package_id":"p","placements":null,"cattax":"4","currency":"","rate_type":"","audience_capabilities":{"x":[1]},"negotiation_enabled":true}]`,
+		`[{"package_id":"p","placements":[{"product_id":"x","weight":0.5},{"device_types":[1,2]}],"floor_price":12.5,"exact_price":14}]`,
+		`[{"package_id":"p","device_types":[1.5]},{"package_id":"q","device_types":["2"]},{"package_id":"r","is_featured":"true"}]`,
+		`[{"package_id":"p","package_id":"q"},{"Package_Id":"r"},{"tags":["a",null]},{"cattax":2.0},{"cattax":null}]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -189,4 +195,24 @@ func FuzzPackageListMatchesReference(f *testing.F) {
 			t.Fatalf("package: %+v (%v), reference %+v (%v)", p, perr, rp, rerr)
 		}
 	})
+}
+
+// BenchmarkPackageListDecode decodes a two-package list (the seat and the
+// agency example views) directly and through the reference decoding.
+func BenchmarkPackageListDecode(b *testing.B) {
+	list := []byte(`{"packages":[` + seatPackageBody + `,` + agencyPackageBody + `]}`)
+	for _, c := range []struct {
+		name   string
+		decode func([]byte, string) ([]Package, error)
+	}{{"direct", parsePackageList}, {"reference", refPackageList}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(list)))
+			for b.Loop() {
+				if ps, err := c.decode(list, "packages"); err != nil || len(ps) != 2 {
+					b.Fatal(len(ps), err)
+				}
+			}
+		})
+	}
 }

@@ -66,7 +66,7 @@ func fastObject(b []byte, names []string, set func(field int, v []byte) bool) bo
 	if b[0] != '{' {
 		return false
 	}
-	var seen [16]bool
+	var seen [32]bool // the most fields any decoded type has, and then some
 	ok := true
 	err := eachMember(b, func(k, v []byte) bool {
 		switch f := plainKey(k, seen[:len(names)], names); {
@@ -335,5 +335,180 @@ func fastFloat64Ptr(v []byte, out **float64) bool {
 		return false
 	}
 	*out = &f
+	return true
+}
+
+// packageFields are the JSON names of Package's decoded fields, in the
+// order fastPackage's switch takes them (Authenticated is derived).
+var packageFields = []string{"package_id", "name", "description", "ad_formats", "device_types", "cat", "cattax", "geo_targets", "tags",
+	"price_range", "rate_type", "is_featured", "audience_capabilities", "exact_price", "floor_price", "currency", "placements",
+	"negotiation_enabled", "volume_discounts_available"}
+
+// placementFields are Placement's JSON names, in field order.
+var placementFields = []string{"product_id", "product_name", "ad_formats", "device_types", "weight"}
+
+// fastPackage decodes one package of a valid package list the way
+// Package.UnmarshalJSON does, defaults included, when it is plainly written
+// (see decodeProductPage); it reports false, leaving p to be decoded again
+// from scratch, when Package.UnmarshalJSON must decide.
+func fastPackage(b []byte, p *Package) bool {
+	var cattax, placements []byte
+	ok := fastObject(b, packageFields, func(f int, v []byte) bool {
+		switch f {
+		case 0:
+			return fastString(v, &p.PackageID)
+		case 1:
+			return fastString(v, &p.Name)
+		case 2:
+			return fastString(v, &p.Description)
+		case 3:
+			return fastStrings(v, &p.AdFormats)
+		case 4:
+			return fastInts(v, &p.DeviceTypes)
+		case 5:
+			return fastStrings(v, &p.Cat)
+		case 6:
+			cattax = v
+			return true
+		case 7:
+			return fastStrings(v, &p.GeoTargets)
+		case 8:
+			return fastStrings(v, &p.Tags)
+		case 9:
+			return fastString(v, &p.PriceRange)
+		case 10:
+			return fastString(v, &p.RateType)
+		case 11:
+			return fastBool(v, &p.IsFeatured)
+		case 12:
+			if !isNullLiteral(v) {
+				p.AudienceCapabilities = append(json.RawMessage(nil), v...)
+			}
+			return true
+		case 13:
+			p.Authenticated = true // the key is there, even with null
+			return fastFloat64Ptr(v, &p.ExactPrice)
+		case 14:
+			return fastFloat64Ptr(v, &p.FloorPrice)
+		case 15:
+			return fastString(v, &p.Currency)
+		case 16:
+			placements = v
+			return true
+		case 17:
+			return fastBool(v, &p.NegotiationEnabled)
+		default:
+			return fastBool(v, &p.VolumeDiscountsAvailable)
+		}
+	})
+	if !ok {
+		return false
+	}
+	p.Cattax = 2 // AdCOM default taxonomy, as Package.UnmarshalJSON sets it
+	if cattax != nil && !isNullLiteral(cattax) {
+		var n flexInt
+		if n.UnmarshalJSON(cattax) != nil {
+			return false
+		}
+		p.Cattax = int(n)
+	}
+	if placements != nil && !fastPlacements(placements, &p.Placements) {
+		return false
+	}
+	if p.RateType == "" {
+		p.RateType = "cpm"
+	}
+	if p.Authenticated && p.Currency == "" {
+		p.Currency = "USD"
+	}
+	return true
+}
+
+// fastPlacements decodes a placements array (null leaves it nil), each
+// placement with the seller's default weight of 1.0.
+func fastPlacements(v []byte, out *[]Placement) bool {
+	if isNullLiteral(v) {
+		return true
+	}
+	if v[0] != '[' {
+		return false
+	}
+	var ps []Placement
+	ok := true
+	err := eachElement(v, func(e []byte) error {
+		pl := Placement{Weight: 1.0}
+		var weight *float64
+		if !fastObject(e, placementFields, func(f int, v []byte) bool {
+			switch f {
+			case 0:
+				return fastString(v, &pl.ProductID)
+			case 1:
+				return fastString(v, &pl.ProductName)
+			case 2:
+				return fastStrings(v, &pl.AdFormats)
+			case 3:
+				return fastInts(v, &pl.DeviceTypes)
+			default:
+				return fastFloat64Ptr(v, &weight)
+			}
+		}) {
+			ok = false
+			return errNotValidJSON
+		}
+		if weight != nil {
+			pl.Weight = *weight
+		}
+		ps = append(ps, pl)
+		return nil
+	})
+	if !ok || err != nil {
+		return false
+	}
+	if ps == nil {
+		ps = []Placement{}
+	}
+	*out = ps
+	return true
+}
+
+// fastInts sets an []int field from an array of integers; null sets nil,
+// [] an empty slice.
+func fastInts(v []byte, out *[]int) bool {
+	if isNullLiteral(v) {
+		*out = nil
+		return true
+	}
+	if v[0] != '[' {
+		return false
+	}
+	ns := []int{}
+	ok := true
+	err := eachElement(v, func(e []byte) error {
+		n, err := strconv.ParseInt(string(e), 10, strconv.IntSize)
+		if err != nil {
+			ok = false
+			return errNotValidJSON
+		}
+		ns = append(ns, int(n))
+		return nil
+	})
+	if !ok || err != nil {
+		return false
+	}
+	*out = ns
+	return true
+}
+
+// fastBool sets a bool field from true or false; null leaves it as is.
+func fastBool(v []byte, out *bool) bool {
+	switch string(v) {
+	case "true":
+		*out = true
+	case "false":
+		*out = false
+	case "null":
+	default:
+		return false
+	}
 	return true
 }

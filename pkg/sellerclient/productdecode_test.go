@@ -75,16 +75,28 @@ func TestProductPageDecoding(t *testing.T) {
 
 // TestProductDecodingCoversEveryField: the direct decoding names each field
 // of these types, in field order, by its JSON name; a new field must be
-// added there too (and to the cases).
+// added there too (and to the cases). The example packages take the direct
+// path.
 func TestProductDecodingCoversEveryField(t *testing.T) {
 	for typ, names := range map[reflect.Type][]string{reflect.TypeFor[productPage](): pageFields, reflect.TypeFor[Product](): productFields,
-		reflect.TypeFor[ProductExt](): extFields, reflect.TypeFor[Money](): moneyFields} {
+		reflect.TypeFor[ProductExt](): extFields, reflect.TypeFor[Money](): moneyFields, reflect.TypeFor[Package](): packageFields,
+		reflect.TypeFor[Placement](): placementFields} {
 		var tags []string
 		for f := range typ.Fields() {
-			tags = append(tags, strings.Split(f.Tag.Get("json"), ",")[0])
+			if tag := strings.Split(f.Tag.Get("json"), ",")[0]; tag != "-" {
+				tags = append(tags, tag)
+			}
+		}
+		if len(names) > 32 {
+			t.Errorf("%s: fastObject tracks at most 32 fields, not %d", typ, len(names))
 		}
 		if !reflect.DeepEqual(tags, names) {
 			t.Errorf("%s has the JSON fields %q, productdecode.go decodes %q: update it", typ, tags, names)
+		}
+	}
+	for _, body := range []string{publicPackageBody, seatPackageBody, agencyPackageBody} {
+		if !fastPackage([]byte(body), new(Package)) {
+			t.Errorf("the direct decoding passed on %.60s...", body)
 		}
 	}
 }
