@@ -197,7 +197,11 @@ func injectTrace(ctx context.Context, outs []events.Event) {
 		return
 	}
 	for i := range outs {
-		outs[i].SetExtension(events.TraceparentExt, tp)
+		// With tracing off the span context is the input's, which Derive
+		// already gave each output: setting it again would only allocate.
+		if events.TraceparentOf(outs[i]) != tp {
+			outs[i].SetExtension(events.TraceparentExt, tp)
+		}
 	}
 }
 
