@@ -16,7 +16,10 @@ import (
 // Anything else (a key in another case, an escape, a duplicate, a type
 // mismatch, invalid JSON) sends the whole page through encoding/json, so
 // every page decodes exactly as decodeObject would decode it; the fuzz
-// target FuzzProductPageMatchesReference holds the two together.
+// target FuzzProductPageMatchesReference holds the two together. Packages
+// (fastPackage, below) are decoded the same way within a package list,
+// falling back to Package.UnmarshalJSON, under
+// FuzzPackageListMatchesReference.
 
 // decodeProductPage decodes a GET /products page into pg, as
 // decodeObject(b, pg) would.
