@@ -84,32 +84,11 @@ func fastObject(b []byte, names []string, set func(field int, v []byte) bool) bo
 	return ok && err == nil
 }
 
-// fastProducts decodes a products array (null leaves it nil).
+// fastProducts decodes a products array (null leaves it nil), sized by
+// counting "product_id" keys (a vectorised search, not a walk; a key
+// elsewhere only makes it roomier).
 func fastProducts(v []byte, out *[]Product) bool {
-	if isNullLiteral(v) {
-		*out = nil
-		return true
-	}
-	if v[0] != '[' {
-		return false
-	}
-	// Sized by counting "product_id" keys (a vectorised search, not a
-	// walk); a key elsewhere only makes it roomier.
-	ps := make([]Product, 0, bytes.Count(v, []byte(`"product_id"`)))
-	ok := true
-	err := eachElement(v, func(e []byte) error {
-		ps = append(ps, Product{})
-		if !fastProduct(e, &ps[len(ps)-1]) {
-			ok = false
-			return errNotValidJSON
-		}
-		return nil
-	})
-	if !ok || err != nil {
-		return false
-	}
-	*out = ps
-	return true
+	return fastArray(v, out, bytes.Count(v, []byte(`"product_id"`)), fastProduct)
 }
 
 // fastProduct decodes one product object.
@@ -150,7 +129,7 @@ func fastProductExt(b []byte, x *ProductExt) bool {
 		case 1:
 			return fastFloat64Ptr(v, &x.FloorCPM)
 		case 2:
-			return fastInt64(v, &x.MinimumImpressions)
+			return fastInt(v, &x.MinimumImpressions)
 		default:
 			return fastStrings(v, &x.DealTypes)
 		}
@@ -250,6 +229,14 @@ func fastString(v []byte, out *string) bool {
 // fastStrings sets a []string field from an array of plain strings; null
 // sets nil, [] an empty slice.
 func fastStrings(v []byte, out *[]string) bool {
+	return fastArray(v, out, -1, fastString)
+}
+
+// fastArray sets a slice field from an array each of whose elements elem
+// decodes, straight into its place in the slice (capacity capHint, or the
+// elements counted when it is negative); null sets nil, [] an empty slice.
+// A null element is encoding/json's to decide.
+func fastArray[T any](v []byte, out *[]T, capHint int, elem func(e []byte, x *T) bool) bool {
 	if isNullLiteral(v) {
 		*out = nil
 		return true
@@ -257,56 +244,39 @@ func fastStrings(v []byte, out *[]string) bool {
 	if v[0] != '[' {
 		return false
 	}
-	n := 0
-	if eachElement(v, func([]byte) error { n++; return nil }) != nil {
-		return false
+	if capHint < 0 {
+		capHint = 0
+		if eachElement(v, func([]byte) error { capHint++; return nil }) != nil {
+			return false
+		}
 	}
-	s := make([]string, 0, n)
-	ok := true
+	s := make([]T, 0, capHint)
 	err := eachElement(v, func(e []byte) error {
-		if isNullLiteral(e) {
-			ok = false // an element's null is encoding/json's to decide
+		var zero T
+		s = append(s, zero)
+		if isNullLiteral(e) || !elem(e, &s[len(s)-1]) {
 			return errNotValidJSON
 		}
-		var x string
-		if !fastString(e, &x) {
-			ok = false
-			return errNotValidJSON
-		}
-		s = append(s, x)
 		return nil
 	})
-	if !ok || err != nil {
+	if err != nil {
 		return false
 	}
 	*out = s
 	return true
 }
 
-// fastInt sets an int field from a number that parses as one; null leaves
-// it as is.
-func fastInt(v []byte, out *int) bool {
-	if isNullLiteral(v) {
-		return true
-	}
-	n, err := strconv.ParseInt(string(v), 10, strconv.IntSize)
-	if err != nil {
-		return false
-	}
-	*out = int(n)
-	return true
-}
-
-// fastInt64 is fastInt for an int64 field.
-func fastInt64(v []byte, out *int64) bool {
+// fastInt sets an int or int64 field from a number that parses as one
+// (as encoding/json does: base 10, in range); null leaves it as is.
+func fastInt[T int | int64](v []byte, out *T) bool {
 	if isNullLiteral(v) {
 		return true
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
+	if err != nil || int64(T(n)) != n {
 		return false
 	}
-	*out = n
+	*out = T(n)
 	return true
 }
 
@@ -430,18 +400,9 @@ func fastPackage(b []byte, p *Package) bool {
 // fastPlacements decodes a placements array (null leaves it nil), each
 // placement with the seller's default weight of 1.0.
 func fastPlacements(v []byte, out *[]Placement) bool {
-	if isNullLiteral(v) {
-		return true
-	}
-	if v[0] != '[' {
-		return false
-	}
-	var ps []Placement
-	ok := true
-	err := eachElement(v, func(e []byte) error {
-		pl := Placement{Weight: 1.0}
+	return fastArray(v, out, -1, func(e []byte, pl *Placement) bool {
 		var weight *float64
-		if !fastObject(e, placementFields, func(f int, v []byte) bool {
+		ok := fastObject(e, placementFields, func(f int, v []byte) bool {
 			switch f {
 			case 0:
 				return fastString(v, &pl.ProductID)
@@ -454,52 +415,19 @@ func fastPlacements(v []byte, out *[]Placement) bool {
 			default:
 				return fastFloat64Ptr(v, &weight)
 			}
-		}) {
-			ok = false
-			return errNotValidJSON
-		}
+		})
+		pl.Weight = 1.0
 		if weight != nil {
 			pl.Weight = *weight
 		}
-		ps = append(ps, pl)
-		return nil
+		return ok
 	})
-	if !ok || err != nil {
-		return false
-	}
-	if ps == nil {
-		ps = []Placement{}
-	}
-	*out = ps
-	return true
 }
 
 // fastInts sets an []int field from an array of integers; null sets nil,
 // [] an empty slice.
 func fastInts(v []byte, out *[]int) bool {
-	if isNullLiteral(v) {
-		*out = nil
-		return true
-	}
-	if v[0] != '[' {
-		return false
-	}
-	ns := []int{}
-	ok := true
-	err := eachElement(v, func(e []byte) error {
-		n, err := strconv.ParseInt(string(e), 10, strconv.IntSize)
-		if err != nil {
-			ok = false
-			return errNotValidJSON
-		}
-		ns = append(ns, int(n))
-		return nil
-	})
-	if !ok || err != nil {
-		return false
-	}
-	*out = ns
-	return true
+	return fastArray(v, out, -1, fastInt[int])
 }
 
 // fastBool sets a bool field from true or false; null leaves it as is.
