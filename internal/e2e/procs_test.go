@@ -316,6 +316,10 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 	neg2, neg3 := start("negotiator", 2, debug), start("negotiator", 3, debug)
 	neg2.waitLog(t, "stage running")
 	neg3.waitLog(t, "stage running")
+	// The follower reads the stream on its own connection and can trail
+	// the pipeline on a loaded machine: a negotiation at a seller means a
+	// PackageFound is stored, so wait until the follower has read one.
+	waitUntil(t, "the follower to read a PackageFound", func() bool { omu.Lock(); defer omu.Unlock(); return len(packages) > 0 })
 	omu.Lock()
 	inFlight := len(packages) - len(quotes)
 	omu.Unlock()
