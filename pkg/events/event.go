@@ -53,7 +53,7 @@ func NewID() string {
 // New builds an event of kind k for a campaign, with data as its JSON
 // payload and a new trace (a random, sampled traceparent).
 func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
-	return build(k, id, stage, campaignID, data, newTraceparent())
+	return build(k, id, stage, campaignID, data, newTraceparent(), nil)
 }
 
 // Derive builds an event emitted by stage while handling parent: same campaign,
@@ -61,17 +61,23 @@ func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
 // stage runner then replaces that traceparent with its own handling span's,
 // so each hop is a child span of the one before.
 func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
-	tp := TraceparentOf(parent)
-	if tp == "" {
-		tp = newTraceparent()
+	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, traceOf(parent), nil)
+}
+
+// traceOf is the traceparent a child of parent carries: the parent's, or
+// a new trace when the parent has none.
+func traceOf(parent Event) string {
+	if tp := TraceparentOf(parent); tp != "" {
+		return tp
 	}
-	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, tp)
+	return newTraceparent()
 }
 
 // build fills the CloudEvents 1.0 context directly rather than through the
 // SDK's setters, which parse the source URL and concatenate a field name
 // for each call: the stages build one event per seller and per package.
-func build(k Kind, id, stage, campaignID string, data any, traceparent string) (Event, error) {
+// With into, the event is built in that arena memory (Arena.Derive).
+func build(k Kind, id, stage, campaignID string, data any, traceparent string, into *arenaEvent) (Event, error) {
 	if err := ValidateCampaignID(campaignID); err != nil {
 		return Event{}, err
 	}
@@ -79,13 +85,23 @@ func build(k Kind, id, stage, campaignID string, data any, traceparent string) (
 	if err != nil {
 		return Event{}, fmt.Errorf("events: source of stage %q: %w", stage, err)
 	}
+	if into != nil {
+		var e Event
+		if err := into.fill(&e, k, strings.TrimSpace(id), src, campaignID, data, traceparent); err != nil {
+			return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
+		}
+		return e, nil
+	}
 	e := Event{Context: &event.EventContextV1{ID: strings.TrimSpace(id), Source: src, Type: k.Type, Subject: &campaignID,
-		Time: &types.Timestamp{Time: time.Now().UTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
+		Time: &types.Timestamp{Time: nowUTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
 	if err := e.SetData(event.ApplicationJSON, data); err != nil {
 		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
 	}
 	return e, nil
 }
+
+// nowUTC is an event's time.
+func nowUTC() time.Time { return time.Now().UTC() }
 
 // sources holds each stage's parsed CloudEvents source. Stages are few;
 // past maxSources names (only tests make up many) a source is parsed anew.
