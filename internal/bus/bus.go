@@ -96,15 +96,18 @@ type Bus struct {
 	// (otel.GetTracerProvider, a no-op unless telemetry installed one).
 	TracerProvider trace.TracerProvider
 	cfg            Config
+	acks           *ackRouter // the acknowledgements of publishAll's messages
 }
 
 // New wraps a connection. Call Provision before publishing.
 func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Bus, error) {
-	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second))
+	acks := &ackRouter{waits: map[*nats.Msg]*ackWait{}}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second),
+		jetstream.WithPublishAsyncAckHandler(acks.acked), jetstream.WithPublishAsyncErrHandler(acks.failed))
 	if err != nil {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	return &Bus{NC: nc, JS: js, Log: log, cfg: cfg.withDefaults()}, nil
+	return &Bus{NC: nc, JS: js, Log: log, cfg: cfg.withDefaults(), acks: acks}, nil
 }
 
 // ConnectOptions are the client options every dealflow connection uses:

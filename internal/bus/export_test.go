@@ -18,3 +18,8 @@ func WithAfterPublish(c StageConfig, f func(in events.Event) bool) StageConfig {
 func (b *Bus) ResolveDeadLetter(ctx context.Context, stage string, h nats.Header, data []byte, reason string) error {
 	return b.resolveDeadLetter(ctx, stage, h, data, reason, nil)
 }
+
+// PublishAll runs the runner's publication of a handler's outputs.
+func (b *Bus) PublishAll(ctx context.Context, outs []events.Event) error {
+	return b.publishAll(ctx, outs)
+}

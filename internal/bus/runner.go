@@ -18,7 +18,10 @@ import (
 // Handler is a stage's business logic: given one event, the events it causes.
 // It knows nothing about acks. Return an error wrapping events.ErrInvalid or
 // made with Permanent for input that can never succeed (it is dead-lettered);
-// any other error is retried with backoff.
+// any other error is retried with backoff. The returned events belong to the
+// runner: it publishes them, and the memory of those built in the handling's
+// arena (events.ArenaFrom(ctx)) serves later events once they are stored, so
+// a handler must not keep them.
 type Handler func(ctx context.Context, in events.Event) ([]events.Event, error)
 
 // permanentError marks an error that retrying cannot fix.
@@ -238,7 +241,11 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	// The memory of the outputs the handler builds (events.ArenaFrom),
+	// handed to later outputs once these are stored; on the failing paths
+	// some may still be in flight, so it is left to the collector there.
+	arena := events.NewArena()
+	callCtx, cancel := context.WithTimeout(events.WithArena(ctx, arena), cfg.HandlerTimeout)
 	// in passed the schema check just above: the handler's PayloadOf
 	// decodes it without checking it again.
 	release := events.MarkValidated(in)
@@ -247,7 +254,9 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	cancel()
 	if herr == nil {
 		injectTrace(ctx, outs) // each output is a child of this hop's span
-		herr = b.publishAll(ctx, outs)
+		if herr = b.publishAll(ctx, outs); herr == nil {
+			arena.Release() // outs are not to be read from here on
+		}
 	}
 	stop()
 
@@ -322,36 +331,37 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	// acknowledgement before the input is acked. A failure leaves the input
 	// to be redelivered; its outputs' deterministic ids (Nats-Msg-Id) make
 	// the re-publication of those already stored a no-op.
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	if len(msgs) == 0 {
+		return nil
+	}
+	w := b.acks.expect(msgs) // before publishing: an ack may come at once
 	for i, m := range msgs {
-		f, err := b.JS.PublishMsgAsync(m)
-		if err != nil {
+		if _, err := b.JS.PublishMsgAsync(m); err != nil {
+			b.acks.forget(msgs)
 			return fmt.Errorf("bus: publish %s: %w", outs[i].ID(), err)
 		}
-		futures = append(futures, f)
 	}
 	// An acknowledgement lost with the connection must not hold the input
 	// for ever: as long as a synchronous publish would wait, then retry.
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			if err := checkAck(ack); err != nil {
-				return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
-			}
-		case err := <-f.Err():
-			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
-		case <-timeout.C:
-			return fmt.Errorf("bus: publish %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), context.DeadlineExceeded)
-		case <-ctx.Done():
-			return ctx.Err()
+	select {
+	case <-w.done:
+		if w.err != nil {
+			b.acks.forget(msgs)
+			return w.err
 		}
+	case <-timeout.C:
+		b.acks.forget(msgs)
+		return fmt.Errorf("bus: publish %d events: %w", len(msgs), context.DeadlineExceeded)
+	case <-ctx.Done():
+		b.acks.forget(msgs)
+		return ctx.Err()
 	}
-	// Every acknowledgement is in: the client will not send these
-	// messages again (nor read them: no async ack callback is set on the
-	// JetStream context), so their headers can serve the next outputs.
-	// On the paths above some may still be in flight; they are left alone.
+	// Every acknowledgement is in: neither the client nor the ack router
+	// will read these messages again, so their headers (and the outputs'
+	// arena) can serve the next outputs. On the paths above some may still
+	// be in flight; they are left alone.
 	for _, em := range encoded {
 		em.Release()
 	}
