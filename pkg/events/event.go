@@ -181,20 +181,33 @@ func Payload(e Event) (any, Kind, error) {
 // an event the stage runner has just validated, see MarkValidated). Errors
 // wrap ErrInvalid.
 func PayloadOf[T any](e Event, k Kind) (T, error) {
+	var v T
+	if err := PayloadInto(e, k, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
+// PayloadInto is PayloadOf decoding into *v, which it zeroes first: for a
+// caller that recycles its payload values (a SellerFound is about 1 KB
+// before its strings, decoded once per seller and campaign).
+func PayloadInto[T any](e Event, k Kind, v *T) error {
 	var zero T
+	*v = zero
 	if e.Type() != k.Type {
-		return zero, fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
+		return fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
 	}
 	if !isValidated(e) {
 		if err := ValidateData(k, e.Data()); err != nil {
-			return zero, err
+			return err
 		}
 	}
-	var v T
-	if err := json.Unmarshal(e.Data(), &v); err != nil {
-		return zero, fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
+	if err := json.Unmarshal(e.Data(), v); err != nil {
+		*v = zero
+		return fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
 	}
-	return v, nil
+	return nil
 }
 
 // PayloadTrusted decodes e's payload like Payload but skips the schema

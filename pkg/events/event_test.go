@@ -67,3 +67,32 @@ func TestNewMatchesTheSDKSetters(t *testing.T) {
 		t.Fatal("a stage that is no URL path made an event")
 	}
 }
+
+// TestPayloadIntoForgetsTheLastValue: a recycled value decoded into holds
+// the event's payload only, nothing of what it held before; on an error it
+// is zero.
+func TestPayloadIntoForgetsTheLastValue(t *testing.T) {
+	sf := SellerFound{CampaignID: "c-1", Seller: Seller{URL: "http://s", Name: "S", Trust: TrustVerified, Source: "registry"},
+		Disclosure: Disclosure{Tier: TierAgency, Recommended: TierAgency, Cap: TierAgency, Reason: "r"},
+		Brief:      ShoppingBrief{BudgetMicros: 10, StartDate: "2028-06-01", EndDate: "2028-06-30"}}
+	e, err := New(KindSellerFound, NewID(), StageDiscoverer, "c-1", sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := PayloadOf[SellerFound](e, KindSellerFound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := SellerFound{Seller: Seller{AgentID: "stale", Capabilities: []string{"stale"}}, Buyer: BuyerIdentity{SeatID: "stale"},
+		Brief: ShoppingBrief{Channels: []string{"stale"}}}
+	if err := PayloadInto(e, KindSellerFound, &v); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(v, want) {
+		t.Fatalf("decoded into a used value:\n%+v\nwant\n%+v", v, want)
+	}
+	other, _ := New(KindSellerSkipped, NewID(), StageDiscoverer, "c-1", SellerSkipped{CampaignID: "c-1", SellerURL: "http://s", Stage: "x", Code: "c", Reason: "r"})
+	if err := PayloadInto(other, KindSellerFound, &v); err == nil || !reflect.DeepEqual(v, SellerFound{}) {
+		t.Fatalf("wrong kind: err %v, value %+v", err, v)
+	}
+}

@@ -48,10 +48,14 @@ type Service struct {
 
 // Handle turns a SellerFound into PackageFound events or a SellerSkipped.
 func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	sf, err := events.PayloadOf[events.SellerFound](in, events.KindSellerFound)
-	if err != nil {
+	// A recycled payload value: a SellerFound is about 1 KB, decoded once
+	// per seller and campaign, and nothing keeps it past this handling.
+	sfp := sellerFounds.Get().(*events.SellerFound)
+	defer func() { *sfp = events.SellerFound{}; sellerFounds.Put(sfp) }()
+	if err := events.PayloadInto(in, events.KindSellerFound, sfp); err != nil {
 		return nil, err
 	}
+	sf := sfp
 	skip := func(code, reason string) ([]events.Event, error) {
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
@@ -63,7 +67,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		}
 		return []events.Event{e}, nil
 	}
-	fit, err := s.Fetch(ctx, sf) // a ctx error (shutting down) is returned as is: retried, not a skip
+	fit, err := s.Fetch(ctx, *sf) // a ctx error (shutting down) is returned as is: retried, not a skip
 	if err != nil {
 		var se *SkipError
 		if errors.As(err, &se) {
@@ -94,8 +98,12 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	return out, nil
 }
 
-// packageFounds recycles the payload value Handle encodes its events from.
-var packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
+// packageFounds and sellerFounds recycle the payload values Handle decodes
+// its input into and encodes its events from.
+var (
+	packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
+	sellerFounds  = sync.Pool{New: func() any { return new(events.SellerFound) }}
+)
 
 // SkipError is a seller failure that skips the seller for the campaign.
 type SkipError struct {
