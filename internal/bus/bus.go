@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -296,10 +297,21 @@ func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
 }
 
-// toMsg converts the codec's message to a NATS message.
+// toMsg converts the codec's message to a NATS message, recycled through
+// releaseMsg once its publish is acknowledged: one per event published.
 func toMsg(em *events.Message) *nats.Msg {
-	return &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
+	m := natsMsgs.Get().(*nats.Msg)
+	*m = nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
+	return m
 }
+
+// releaseMsg hands m, which nothing reads any more, to a later toMsg.
+func releaseMsg(m *nats.Msg) {
+	*m = nats.Msg{}
+	natsMsgs.Put(m)
+}
+
+var natsMsgs = sync.Pool{New: func() any { return new(nats.Msg) }}
 
 // Ready reports whether the bus can publish: nil when the NATS connection
 // is up, else an error naming its state.

@@ -362,7 +362,8 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	// will read these messages again, so their headers (and the outputs'
 	// arena) can serve the next outputs. On the paths above some may still
 	// be in flight; they are left alone.
-	for _, em := range encoded {
+	for i, em := range encoded {
+		releaseMsg(msgs[i])
 		em.Release()
 	}
 	return nil

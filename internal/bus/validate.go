@@ -77,6 +77,7 @@ func (b *Bus) checkOut(e events.Event) (*nats.Msg, *events.Message, error) {
 	}
 	m := toMsg(em)
 	if n := msgSize(m.Header, m.Data); n > events.MaxEventBytes {
+		releaseMsg(m)
 		em.Release()
 		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
 	}

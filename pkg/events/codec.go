@@ -52,10 +52,11 @@ type Message struct {
 	set     *headerSet // where Header came from, when Encode pooled it
 }
 
-// headerSet is a header map and the backing array of its values, kept
-// together so a published message's headers can serve the next Encode:
-// a map of ten headers costs about 1 KB, once per event published.
+// headerSet is a message, its header map and the backing array of the
+// header values, kept together so a published message can serve the next
+// Encode: a map of ten headers costs about 1 KB, once per event published.
 type headerSet struct {
+	msg  Message
 	h    Header
 	vals [maxPooledHeaders]string
 }
@@ -64,18 +65,19 @@ const maxPooledHeaders = 16
 
 var headerSets = sync.Pool{New: func() any { return &headerSet{h: make(Header, maxPooledHeaders)} }}
 
-// Release hands m's headers back for a later Encode to reuse, and leaves m
-// without headers. Call it only once nothing will read them again (its
-// publish acknowledged). Releasing is optional: an unreleased message is
-// simply collected.
+// Release hands m and its headers back for a later Encode to reuse, and
+// leaves m without headers or data. Call it only once nothing will read m
+// again (its publish acknowledged): a later Encode may return m itself.
+// Releasing is optional: an unreleased message is simply collected.
 func (m *Message) Release() {
-	if m.set == nil {
+	set := m.set
+	if set == nil {
 		return
 	}
-	clear(m.set.h)
-	m.set.vals = [maxPooledHeaders]string{}
-	headerSets.Put(m.set)
-	m.set, m.Header = nil, nil
+	m.set, m.Header, m.Data = nil, nil, nil // m may be set.msg
+	clear(set.h)
+	set.vals = [maxPooledHeaders]string{}
+	headerSets.Put(set)
 }
 
 // Encode renders e as a NATS message on subject in CloudEvents binary mode:
@@ -89,13 +91,16 @@ func Encode(e Event, subject string) (*Message, error) {
 	// recycled through headerSets when the publisher releases them: this
 	// runs for every event published.
 	exts := extensionsOf(e)
-	m := &Message{Subject: subject}
+	var m *Message
 	var vals []string
 	if 9+len(exts) <= maxPooledHeaders {
-		m.set = headerSets.Get().(*headerSet)
-		m.Header, vals = m.set.h, m.set.vals[:0]
+		set := headerSets.Get().(*headerSet)
+		m = &set.msg
+		*m = Message{Subject: subject, Header: set.h, set: set}
+		vals = set.vals[:0]
 	} else {
-		m.Header, vals = make(Header, 9+len(exts)), make([]string, 0, 9+len(exts))
+		m = &Message{Subject: subject, Header: make(Header, 9+len(exts))}
+		vals = make([]string, 0, 9+len(exts))
 	}
 	put := func(key, v string) {
 		vals = append(vals, v)
