@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // Header names used on the wire besides the ce- attributes.
@@ -235,69 +236,98 @@ func decodeStructured(data []byte) (Event, error) {
 }
 
 func decodeBinary(h Header, data []byte, copyData bool) (Event, error) {
-	attrs := map[string]string{}
+	// The context is filled directly, as the SDK's setters would fill it
+	// (trimmed id, type and subject; parsed source and time; lower-cased
+	// extensions), without a map of the attributes first: this runs for
+	// every delivery. FuzzDecodeBinaryMatchesReference holds it to the
+	// setters' version.
+	ec := &event.EventContextV1{}
+	var spec string
+	var hasSpec bool
 	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if !strings.HasPrefix(lk, cePrefix) || len(vs) == 0 {
+		if len(vs) == 0 || len(k) <= len(cePrefix) || !strings.EqualFold(k[:len(cePrefix)], cePrefix) {
 			continue
 		}
 		v, err := percentDecode(vs[0])
 		if err != nil {
 			return Event{}, fmt.Errorf("%w: header %s: %v", ErrInvalid, k, err)
 		}
-		attrs[strings.TrimPrefix(lk, cePrefix)] = v
-	}
-	if attrs["specversion"] == "" {
-		return Event{}, fmt.Errorf("%w: missing ce-specversion header", ErrInvalid)
-	}
-	if attrs["specversion"] != event.CloudEventsVersionV1 {
-		return Event{}, fmt.Errorf("%w: unsupported ce-specversion %q", ErrInvalid, attrs["specversion"])
-	}
-	e := event.New()
-	for name, v := range attrs {
-		var err error
-		switch name {
+		switch name := strings.ToLower(k[len(cePrefix):]); name {
 		case "specversion":
+			spec, hasSpec = v, true
 		case "id":
-			e.SetID(v)
+			if err = ec.SetID(v); err != nil {
+				err = fmt.Errorf("id: %v", err)
+			}
 		case "source":
-			e.SetSource(v)
+			ec.Source, err = parseSource(v)
 		case "type":
-			e.SetType(v)
+			err = ec.SetType(v)
 		case "subject":
-			e.SetSubject(v)
+			err = ec.SetSubject(v)
 		case "time":
 			var t time.Time
 			if t, err = time.Parse(time.RFC3339Nano, v); err == nil {
-				e.SetTime(t)
+				err = ec.SetTime(t)
+			} else {
+				err = fmt.Errorf("ce-%s: %v", name, err)
 			}
 		case "datacontenttype":
-			e.SetDataContentType(v)
+			err = ec.SetDataContentType(v)
 		case "dataschema":
-			e.SetDataSchema(v)
+			err = ec.SetDataSchema(v)
 		default:
-			e.SetExtension(name, v)
+			err = ec.SetExtension(name, v)
 		}
 		if err != nil {
-			return Event{}, fmt.Errorf("%w: ce-%s: %v", ErrInvalid, name, err)
+			return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
-	if e.DataContentType() == "" {
+	if !hasSpec || spec == "" {
+		return Event{}, fmt.Errorf("%w: missing ce-specversion header", ErrInvalid)
+	}
+	if spec != event.CloudEventsVersionV1 {
+		return Event{}, fmt.Errorf("%w: unsupported ce-specversion %q", ErrInvalid, spec)
+	}
+	if ec.DataContentType == nil {
 		if ct := headerGet(h, HeaderContentType); ct != "" {
-			e.SetDataContentType(ct)
+			_ = ec.SetDataContentType(ct)
 		}
 	}
+	e := Event{Context: ec}
 	if len(data) > 0 {
 		if copyData {
 			data = append([]byte(nil), data...)
 		}
 		e.DataEncoded = data
 	}
-	if err := e.Validate(); err != nil {
+	if err := validate(e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return e, nil
 }
+
+// parseSource parses a CloudEvents source as the SDK's SetSource does,
+// remembering the parse of the few sources a pipeline sees (its stages').
+func parseSource(s string) (types.URIRef, error) {
+	if v, ok := parsedSources.Load(s); ok {
+		return v.(types.URIRef), nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return types.URIRef{}, fmt.Errorf("source: %v", err)
+	}
+	ref := types.URIRef{URL: *u}
+	if nParsedSources.Add(1) <= maxSources {
+		parsedSources.Store(s, ref)
+	}
+	return ref, nil
+}
+
+var (
+	parsedSources  sync.Map // source text -> its parse
+	nParsedSources atomic.Int32
+)
 
 // EncodeStructured renders e in structured mode (the JSON event format), as
 // the nats CLI or a webhook would carry it.
