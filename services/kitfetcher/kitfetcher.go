@@ -50,12 +50,11 @@ type Service struct {
 func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
 	// A recycled payload value: a SellerFound is about 1 KB, decoded once
 	// per seller and campaign, and nothing keeps it past this handling.
-	sfp := sellerFounds.Get().(*events.SellerFound)
-	defer func() { *sfp = events.SellerFound{}; sellerFounds.Put(sfp) }()
-	if err := events.PayloadInto(in, events.KindSellerFound, sfp); err != nil {
+	sf := sellerFounds.Get().(*events.SellerFound)
+	defer func() { *sf = events.SellerFound{}; sellerFounds.Put(sf) }()
+	if err := events.PayloadInto(in, events.KindSellerFound, sf); err != nil {
 		return nil, err
 	}
-	sf := sfp
 	skip := func(code, reason string) ([]events.Event, error) {
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
