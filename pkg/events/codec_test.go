@@ -142,14 +142,7 @@ func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	t.Parallel()
-	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	if err != nil {
-		t.Fatal(err)
-	}
-	gm, err := Encode(good, "s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	good, gm := sampleEncoded(t)
 	mutate := func(f func(h Header)) Header {
 		h := Header{}
 		for k, v := range gm.Header {
@@ -240,15 +233,23 @@ func TestDeriveKeepsCampaignAndTrace(t *testing.T) {
 	}
 }
 
+// sampleEncoded is a SellerSkipped and its encoded message, the starting
+// point of the decoding tests.
+func sampleEncoded(tb testing.TB) (Event, *Message) {
+	tb.Helper()
+	e, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := Encode(e, "s")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e, m
+}
+
 func FuzzDecode(f *testing.F) {
-	good, err := New(KindSellerSkipped, "id-3", StageDiscoverer, "c-1", samplePayloads()[KindSellerSkipped.Type])
-	if err != nil {
-		f.Fatal(err)
-	}
-	gm, err := Encode(good, "s")
-	if err != nil {
-		f.Fatal(err)
-	}
+	_, gm := sampleEncoded(f)
 	f.Add(gm.Header.Get("ce-source"), gm.Header.Get("ce-type"), string(gm.Data), false)
 	f.Add("%zz", "x", "{", false)
 	f.Add("a", "b", `{"specversion":"1.0","id":"1","source":"s","type":"t"}`, true)
