@@ -245,7 +245,7 @@ func decodeBinary(h Header, data []byte, copyData bool) (Event, error) {
 	var spec string
 	var hasSpec bool
 	for k, vs := range h {
-		if len(vs) == 0 || len(k) <= len(cePrefix) || !strings.EqualFold(k[:len(cePrefix)], cePrefix) {
+		if len(vs) == 0 || len(k) < len(cePrefix) || !strings.EqualFold(k[:len(cePrefix)], cePrefix) {
 			continue
 		}
 		v, err := percentDecode(vs[0])
