@@ -65,8 +65,8 @@ func (r *ackRouter) resolve(m *nats.Msg, err error) {
 		return // not publishAll's, or no longer waited for
 	}
 	delete(r.waits, m)
-	if w.left == 0 || w.err != nil {
-		return // done already closed
+	if w.err != nil {
+		return // done already closed by an earlier failure
 	}
 	if err != nil {
 		w.err = fmt.Errorf("bus: publish %s: %w", m.Header.Get(nats.MsgIdHdr), err)

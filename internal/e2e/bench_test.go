@@ -304,10 +304,10 @@ func (c *kitsCounter) wrap(stage string, h bus.Handler) bus.Handler {
 	}
 }
 
-// awaitKits waits for campaign id's discovery and media kits, once the
-// kitfetcher had returned from before handlings: the campaign's
-// DiscoveryCompleted (the number of sellers found), then as many more
-// kitfetcher returns, then the kitfetcher's acknowledgement of the
+// awaitKits waits for campaign id's discovery and media kits (before is
+// the kitfetcher's count of returns when the campaign was published): the
+// campaign's DiscoveryCompleted (the number of sellers found), then as many
+// more kitfetcher returns, then the kitfetcher's acknowledgement of the
 // campaign's last SellerFound (it publishes a seller's events before
 // acknowledging it, so they are all stored by then).
 func (c *kitsCounter) awaitKits(ctx context.Context, js jetstream.JetStream, id string, before int64) (int, error) {
