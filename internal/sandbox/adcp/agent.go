@@ -104,6 +104,7 @@ type mediaBuy struct {
 	created   time.Time
 	revision  int
 	packages  []pkg
+	context   map[string]any // echoed on get_media_buys, as the spec requires
 }
 
 type pkg struct {
