@@ -37,11 +37,15 @@ type Seller struct {
 	now   func() time.Time
 	orgID string
 
-	rec     recorder
-	faults  *faulter
-	handler http.Handler // front handler (records, faults, routes)
-	own     *listenerServer
-	shared  bool // served on the market's shared listener
+	rec    recorder
+	faults *faulter
+	// changed is closed (and replaced) whenever the faults change: a
+	// booking held by a booking fault waits on it.
+	changedMu sync.Mutex
+	changed   chan struct{}
+	handler   http.Handler // front handler (records, faults, routes)
+	own       *listenerServer
+	shared    bool // served on the market's shared listener
 
 	keys map[string]*apiKey // immutable after construction
 
@@ -159,7 +163,7 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodGet, "/api/v1/quotes/{id}", s.handleGetQuote)
 	rt.handle(http.MethodPost, "/api/v1/negotiations/messages", s.handleNegotiationMessage)
 	rt.handle(http.MethodGet, "/proposals/{id}/negotiation", s.handleNegotiationHistory)
-	rt.handle(http.MethodPost, "/api/v1/deals", s.handleBookDeal)
+	rt.handle(http.MethodPost, "/api/v1/deals", s.bookingFaults(s.handleBookDeal))
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
 	return rt
 }
@@ -200,6 +204,12 @@ func (s *Seller) SetFaults(f Faults) error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.faults.set(f)
+	s.changedMu.Lock()
+	if s.changed != nil {
+		close(s.changed)
+	}
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
 	if s.own == nil {
 		return nil
 	}
@@ -211,6 +221,61 @@ func (s *Seller) SetFaults(f Faults) error {
 		return fmt.Errorf("sandbox: seller %q back up: %w", s.Name, err)
 	}
 	return nil
+}
+
+// faultsChanged is closed the next time the faults change.
+func (s *Seller) faultsChanged() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// bookingFaults applies Faults.Booking to deal bookings.
+func (s *Seller) bookingFaults(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fz := s.faults
+		fz.mu.Lock()
+		f := fz.f
+		hit := f.Booking != BookingOK && (f.BookingRate == 0 || fz.rng.Float64() < f.BookingRate)
+		fz.mu.Unlock()
+		if !hit {
+			next(w, r)
+			return
+		}
+		// hold waits until the faults change or the client is gone; it
+		// reports whether the client is still there.
+		hold := func() bool {
+			select {
+			case <-s.faultsChanged():
+				return true
+			case <-r.Context().Done():
+				return false
+			}
+		}
+		switch f.Booking {
+		case BookingUnavailable:
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("Service Unavailable"))
+		case BookingHang:
+			if hold() {
+				next(w, r) // released while the client still waits: book now
+			}
+		case BookingThenHang:
+			cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
+			next(cw, r) // booked: the answer is what gets lost
+			if hold() {
+				for k, v := range cw.header {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(cw.status)
+				_, _ = w.Write(cw.buf.Bytes())
+			}
+		}
+	}
 }
 
 // Deals returns the deals booked so far, in booking order.
