@@ -92,10 +92,10 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 			}
 			continue
 		}
-		if adcpAmbiguous(err) {
+		if unknownOutcome(err) {
 			// The request may have reached the seller: the next attempt
 			// sends the same key and the seller replays its answer.
-			return nil, nil, err
+			return nil, nil, unknown(err)
 		}
 		return finish(nil, fail(adcpFailCode(err), err.Error(), ""))
 	}
@@ -129,14 +129,14 @@ func (b *Booker) followTask(ctx context.Context, _ *bus.Store[Ledger], c *campai
 		ts, err := b.ADCP.GetTaskStatus(cctx, seller, line.TaskID)
 		cancel()
 		switch {
-		case err != nil && !adcpAmbiguous(err):
+		case err != nil && !unknownOutcome(err):
 			return finish(nil, fail(adcpFailCode(err), "following task "+line.TaskID+": "+err.Error(), line.TaskID))
 		case err != nil:
 			// try again below
 		case ts.Status == "completed" && ts.MediaBuy.Booked():
 			return finish(adcpDealBooked(c, q, l, ts.MediaBuy), nil)
 		case ts.Status == "completed":
-			return nil, nil, fmt.Errorf("booker: task %s completed without the media buy; retrying", line.TaskID)
+			return nil, nil, unknown(fmt.Errorf("booker: task %s completed without the media buy; retrying", line.TaskID))
 		case ts.Final():
 			reason := "the seller " + ts.Status + " the submitted media buy (task " + line.TaskID + ")"
 			if ts.Error != nil {
@@ -149,7 +149,7 @@ func (b *Booker) followTask(ctx context.Context, _ *bus.Store[Ledger], c *campai
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, nil, unknown(ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, time.Second)
@@ -207,14 +207,24 @@ func mediaBuyRequest(c *campaign.Campaign, q events.QuoteReady, l events.PlanLin
 		// option, the price held until expires_at): bought whole with
 		// the line's spend as total_budget.
 		return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
-			ProposalID: id, TotalBudgetMicros: l.SpendMicros, Currency: "USD", PONumber: c.ID}, nil
+			ProposalID: id, TotalBudgetMicros: l.SpendMicros, Currency: "USD", PONumber: c.ID, Context: buyContext(c, line)}, nil
 	}
 	pkg := adcp.PackageRequest{ProductID: q.Package.ProductID, PricingOptionID: q.Package.PricingOptionID, BudgetMicros: l.SpendMicros}
 	if q.Package.PricingModel == events.PricingAuction {
 		pkg.BidPriceMicros = l.CPMMicros
 	}
 	return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
-		Packages: []adcp.PackageRequest{pkg}, PONumber: c.ID}, nil
+		Packages: []adcp.PackageRequest{pkg}, PONumber: c.ID, Context: buyContext(c, line)}, nil
+}
+
+// contextLine is the key of the buyer's reference in a media buy's context.
+const contextLine = "dealflow_line"
+
+// buyContext is the context sent with a line's create_media_buy: sellers
+// echo it on get_media_buys, where the reconciler finds the buy when the
+// answer to the create was lost.
+func buyContext(c *campaign.Campaign, line *LedgerLine) map[string]string {
+	return map[string]string{contextLine: c.ID + "/" + line.Key}
 }
 
 // adcpDealBooked is the DealBooked of an AdCP line: protocol adcp, the
@@ -243,16 +253,6 @@ func adcpDealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine
 	}
 	d.CPMMismatch = d.CPMMicros != l.CPMMicros || d.SpendMicros != l.SpendMicros
 	return d
-}
-
-// adcpAmbiguous: the outcome of the call is unknown (transport failure,
-// timeout, a 5xx, a transient seller error): retry with the same key.
-func adcpAmbiguous(err error) bool {
-	var e *adcp.Error
-	if errors.As(err, &e) && (e.Retryable || e.HTTPStatus >= 500) {
-		return true
-	}
-	return adcp.IsTransient(err) || ambiguous(err)
 }
 
 func adcpFailCode(err error) string {
@@ -295,8 +295,8 @@ func (b *Booker) refinalize(ctx context.Context, led *bus.Store[Ledger], c *camp
 	pr, prod, err := b.ADCP.CommitProduct(cctx, seller, p.ProductID, p.PricingOptionID, adcp.ProposalAsk(p.ProductID, p.PricingOptionID, l.CPMMicros, l.SpendMicros, l.Impressions), b.clock())
 	cancel()
 	switch {
-	case err != nil && adcpAmbiguous(err):
-		return "", fmt.Errorf("booker: re-finalizing proposal %s: %w", p.ProposalID, err)
+	case err != nil && unknownOutcome(err):
+		return "", unknown(fmt.Errorf("booker: re-finalizing proposal %s: %w", p.ProposalID, err))
 	case err != nil:
 		return "proposal " + p.ProposalID + " expired and re-finalizing it failed: " + err.Error(), nil
 	case !prod.Option(p.PricingOptionID).PriceHolds(l.CPMMicros):

@@ -26,6 +26,7 @@ type fixture struct {
 	creds  *identity.Credentials
 	c      *campaign.Campaign
 	quotes []events.QuoteReady
+	reads  silentReads // the booker's seller reads, when withClock made its client
 }
 
 // newFixture quotes three Northwind packages at agency tier (200k
@@ -107,7 +108,7 @@ func TestFailedBookingReplans(t *testing.T) {
 		t.Fatal(err)
 	}
 	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(taken, 200000)})
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestFailedBookingReplans(t *testing.T) {
 	if rev2.Revision != 2 || len(rev2.Lines) != 1 || rev2.Lines[0].PackageID != f.quotes[2].Package.ID {
 		t.Fatalf("re-plan %+v", rev2)
 	}
-	out2, err := f.svc.HandleBook(t.Context(), k[events.KindPortfolioApproved.Type][0])
+	out2, err := f.svc.bookAll(t.Context(), k[events.KindPortfolioApproved.Type][0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func (garbleDeals) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestGarbledBookingAnswerIsReconciled(t *testing.T) {
 	f := newFixture(t, garbleDeals{})
 	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000)})
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
