@@ -136,11 +136,12 @@ type Faults struct {
 	Oversized bool // a 200 body of more than 16 MiB
 	// SlowBody sends headers at once, then dribbles the body over this long.
 	SlowBody time.Duration
-	// Booking misbehaves at deal booking only (POST /api/v1/deals), after
-	// discovery, media kits and negotiation went well: BookingHang holds
-	// the request without booking, BookingThenHang books and then holds
-	// the answer, BookingUnavailable answers 503. A held request waits
-	// until the faults change or the client goes away.
+	// Booking misbehaves at deal booking (POST /api/v1/deals), after
+	// discovery, media kits and negotiation went well: BookingHang makes
+	// the seller stop answering (that request and every later one) without
+	// booking, BookingThenHang books and then stops answering,
+	// BookingUnavailable answers the booking 503. A held request waits
+	// until the faults change (which ends the stall) or the client leaves.
 	Booking BookingFault
 	// BookingRate is the share of bookings the Booking fault hits
 	// (seeded; 0 means every booking).

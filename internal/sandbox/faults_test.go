@@ -23,6 +23,18 @@ func rawGet(t *testing.T, url string) (*http.Response, error) {
 	return c.Do(req)
 }
 
+func rawGetCtx(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err == nil {
+		res.Body.Close()
+	}
+	return res, err
+}
+
 func wantRefused(t *testing.T, url string) {
 	t.Helper()
 	res, err := rawGet(t, url)
@@ -304,9 +316,10 @@ func TestSharedListenerThousandSellers(t *testing.T) {
 	}
 }
 
-// TestBookingFaults: the booking faults hit POST /api/v1/deals only. hang
-// holds the request and books nothing; book_then_hang books and holds the
-// answer; both let go when the faults change; unavailable answers 503.
+// TestBookingFaults: the booking faults hit at POST /api/v1/deals. hang
+// makes the seller stop answering and books nothing; book_then_hang books,
+// then stops answering; both let go when the faults change; unavailable
+// answers the booking 503 and the rest as usual.
 func TestBookingFaults(t *testing.T) {
 	m := startFixture(t)
 	s := m.Seller(fixtureSeller)
@@ -340,10 +353,12 @@ func TestBookingFaults(t *testing.T) {
 	if n := len(s.Deals()); n != 0 {
 		t.Fatalf("hang booked %d deals", n)
 	}
-	// Quotes and the rest of the API still answer.
-	if r := call(t, "GET", s.URL+"/api/v1/quotes/"+quote(), nil); r.status != 200 {
-		t.Fatalf("quote read during the hang: %d", r.status)
+	// The seller answers nothing else either, until the faults change.
+	ctx, cancel = short()
+	if _, err := rawGetCtx(ctx, s.URL+"/health"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read during the stall: %v", err)
 	}
+	cancel()
 
 	if err := s.SetFaults(Faults{Booking: BookingThenHang}); err != nil {
 		t.Fatal(err)
@@ -377,6 +392,9 @@ func TestBookingFaults(t *testing.T) {
 	}
 	if st, err := book(t.Context(), quote()); err != nil || st != 503 {
 		t.Fatalf("unavailable: %d %v", st, err)
+	}
+	if r := call(t, "GET", s.URL+"/health", nil); r.status != 200 {
+		t.Fatalf("read beside an unavailable booking: %d", r.status)
 	}
 	if err := s.SetFaults(Faults{Booking: "sometimes"}); err == nil {
 		t.Fatal("an unknown booking fault was accepted")

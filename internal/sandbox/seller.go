@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/sandbox/engine"
@@ -43,9 +45,12 @@ type Seller struct {
 	// booking held by a booking fault waits on it.
 	changedMu sync.Mutex
 	changed   chan struct{}
-	handler   http.Handler // front handler (records, faults, routes)
-	own       *listenerServer
-	shared    bool // served on the market's shared listener
+	// stalled: a booking fault made the seller stop answering, until the
+	// faults change.
+	stalled atomic.Bool
+	handler http.Handler // front handler (records, faults, routes)
+	own     *listenerServer
+	shared  bool // served on the market's shared listener
 
 	keys map[string]*apiKey // immutable after construction
 
@@ -204,6 +209,7 @@ func (s *Seller) SetFaults(f Faults) error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.faults.set(f)
+	s.stalled.Store(false)
 	s.changedMu.Lock()
 	if s.changed != nil {
 		close(s.changed)
@@ -245,29 +251,21 @@ func (s *Seller) bookingFaults(next http.HandlerFunc) http.HandlerFunc {
 			next(w, r)
 			return
 		}
-		// hold waits until the faults change or the client is gone; it
-		// reports whether the client is still there.
-		hold := func() bool {
-			select {
-			case <-s.faultsChanged():
-				return true
-			case <-r.Context().Done():
-				return false
-			}
-		}
 		switch f.Booking {
 		case BookingUnavailable:
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("Service Unavailable"))
 		case BookingHang:
-			if hold() {
+			s.stalled.Store(true)
+			if s.hold(r) {
 				next(w, r) // released while the client still waits: book now
 			}
 		case BookingThenHang:
 			cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
 			next(cw, r) // booked: the answer is what gets lost
-			if hold() {
+			s.stalled.Store(true)
+			if s.hold(r) {
 				for k, v := range cw.header {
 					w.Header()[k] = v
 				}
@@ -276,6 +274,35 @@ func (s *Seller) bookingFaults(next http.HandlerFunc) http.HandlerFunc {
 			}
 		}
 	}
+}
+
+// hold waits until the faults change or the client is gone; it reports
+// whether the client is still there.
+func (s *Seller) hold(r *http.Request) bool {
+	select {
+	case <-s.faultsChanged():
+		return r.Context().Err() == nil
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// stallGate holds every request while a booking fault has stalled the
+// seller. A request whose client left meanwhile is dropped, never served
+// late: the body is read first, since the server notices a client that
+// hangs up only once the body is consumed.
+func (s *Seller) stallGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stalled.Load() {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, maxRecordedBody))
+			_ = r.Body.Close()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !s.hold(r) || r.Context().Err() != nil {
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Deals returns the deals booked so far, in booking order.
