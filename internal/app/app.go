@@ -314,7 +314,9 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		// One line per delivery, retried and reconciled through JetStream
 		// (bus.Again) until it has its outcome: the handler bounds the work
 		// (booking horizon, ReconcileFor), so deliveries are not capped.
-		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, 60*time.Second, o)
+		// AckWait only decides how soon a line whose booker died is taken
+		// up by another (a live one sends heartbeats): two booking calls.
+		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
 		line.MaxDeliver = -1
 		run(line, a.Booker.HandleLine)
 		every := o.SweepEvery

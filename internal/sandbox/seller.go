@@ -82,7 +82,10 @@ type Deal struct {
 	FinalMicros   int64
 	Negotiated    bool
 	NegotiationID string
-	CreatedAt     time.Time
+	// Notes are the booking request's notes (dealflow names the campaign
+	// there), so a test can tell whose deal it is from the seller's side.
+	Notes     string
+	CreatedAt time.Time
 }
 
 type idemEntry struct {

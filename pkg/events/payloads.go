@@ -328,7 +328,7 @@ type DealBooked struct {
 	CampaignID             string            `json:"campaign_id"`
 	LineKey                string            `json:"line_key,omitempty" desc:"The approved line this deal books (LineApproved.line_key)."`
 	PlanRevision           int               `json:"plan_revision,omitempty" desc:"The plan revision the line was approved in."`
-	Reconciled             bool              `json:"reconciled,omitempty" desc:"True when the deal was found by asking the seller after the line's outcome was reported unknown."`
+	Reconciled             bool              `json:"reconciled,omitempty" desc:"True when the deal was found by asking the seller (reconciliation), after the outcome of booking it was unknown."`
 	SellerURL              string            `json:"seller_url"`
 	SellerName             string            `json:"seller_name,omitempty"`
 	Protocol               Protocol          `json:"protocol,omitempty" desc:"How downstream systems tell the two kinds apart: iab-seller-agent (also when absent) is a deal with a deal_id to activate in a DSP; adcp is a media buy inside the seller's ad server, identified by media_buy_id + seller_package_id + revision, with an empty deal_id and no activation instructions."`

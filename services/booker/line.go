@@ -88,8 +88,8 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event) ([]events.Eve
 			return s.reconcileLine(ctx, in, la, c, line, log)
 		case (line.State == LineReserved || line.State == LineSubmitted) && s.pastHorizon(line):
 			// Redelivered after the horizon (a booker died meanwhile):
-			// report it now rather than try once more.
-			return s.unresolve(ctx, in, la, c, line, errors.New("the booking horizon passed between attempts"), log)
+			// settle it now rather than try once more.
+			return s.atHorizon(ctx, in, la, c, line, errors.New("the booking horizon passed between attempts"), log)
 		}
 	}
 
@@ -113,7 +113,7 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event) ([]events.Eve
 		return derive(in, events.KindBookingFailed, f)
 	case errors.Is(err, errOutcomeUnknown), errors.Is(err, ErrBuyPending):
 		if line != nil && s.pastHorizon(line) {
-			return s.unresolve(ctx, in, la, c, line, err, log)
+			return s.atHorizon(ctx, in, la, c, line, err, log)
 		}
 		return nil, err // retried with backoff, the same keys
 	}
@@ -131,6 +131,18 @@ func approvedRevision(c *campaign.Campaign) string {
 // than the booking horizon.
 func (s *Service) pastHorizon(line *LedgerLine) bool {
 	return !line.ReservedAt.IsZero() && s.now().Sub(line.ReservedAt) >= s.horizon()
+}
+
+// atHorizon settles a line still unknown at the booking horizon: the
+// seller is asked once what it did, and only when it cannot tell is the
+// line reported unresolved.
+func (s *Service) atHorizon(ctx context.Context, in events.Event, la events.LineApproved, c *campaign.Campaign, line *LedgerLine,
+	cause error, log zerolog.Logger) ([]events.Event, error) {
+	out, settled, err := s.settle(ctx, in, la, c, line, log)
+	if settled || err != nil {
+		return out, err
+	}
+	return s.unresolve(ctx, in, la, c, line, cause, log)
 }
 
 // unresolve reports a line still unknown at the horizon: the ledger keeps
@@ -169,36 +181,52 @@ func (s *Service) unresolve(ctx context.Context, in events.Event, la events.Line
 func (s *Service) reconcileLine(ctx context.Context, in events.Event, la events.LineApproved, c *campaign.Campaign, line *LedgerLine,
 	log zerolog.Logger) ([]events.Event, error) {
 	since := s.now().Sub(line.ReservedAt) - s.horizon()
-	d, none, err := s.Booker.reconcileLine(ctx, s.Ledger, c, la.Line, line)
+	out, settled, err := s.settle(ctx, in, la, c, line, log)
+	switch {
+	case settled || err != nil:
+		return out, err
+	case since >= s.reconcileFor():
+		log.Error().Dur("unresolved_for", since).
+			Msg("reconciliation gives up: the line stays unresolved with its spend reserved; settle it with the seller")
+		return nil, nil
+	}
+	log.Info().Dur("unresolved_for", since).Msg("line still unresolved; asking the seller again later")
+	return nil, bus.Again(s.reconcileAfter(since), "reconcile an unresolved line")
+}
+
+// settle asks the seller what became of a line whose outcome is unknown
+// and, when it can tell, writes and returns the final outcome: its deal
+// (DealBooked, reconciled) or not_booked (the reservation released).
+// settled is false while the seller cannot tell; err is the ledger's.
+func (s *Service) settle(ctx context.Context, in events.Event, la events.LineApproved, c *campaign.Campaign, line *LedgerLine,
+	log zerolog.Logger) (out []events.Event, settled bool, err error) {
+	d, none, rerr := s.Booker.reconcileLine(ctx, s.Ledger, c, la.Line, line)
 	switch {
 	case d != nil:
 		d.LineKey, d.PlanRevision, d.Reconciled = la.LineKey, la.PlanRevision, true
 		line.State, line.Deal, line.SpendMicros = LineBooked, d, d.SpendMicros
 		if err := saveLine(ctx, s.Ledger, c.ID, line); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		s.observeDeal(*d, OutcomeReconciledBooked)
 		logDeal(log, *d)
-		log.Warn().Dur("after", since).Msg("reconciled: the seller booked the unresolved line")
-		return derive(in, events.KindDealBooked, *d)
+		log.Warn().Msg("reconciled: the seller booked the line whose outcome was unknown")
+		out, err := derive(in, events.KindDealBooked, *d)
+		return out, true, err
 	case none != "":
 		f := failure(c, la.Line, CodeNotBooked, none)
 		f.LineKey, f.PlanRevision, f.TaskID = la.LineKey, la.PlanRevision, line.TaskID
 		line.State, line.Failure, line.SpendMicros = LineFailed, f, 0
 		if err := saveLine(ctx, s.Ledger, c.ID, line); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		s.observe(OutcomeReconciledNotBooked)
 		log.Warn().Str("reason", none).Msg("reconciled: the seller booked nothing; reservation released")
-		return derive(in, events.KindBookingFailed, *f)
+		out, err := derive(in, events.KindBookingFailed, *f)
+		return out, true, err
 	}
-	if since >= s.reconcileFor() {
-		log.Error().Err(err).Dur("unresolved_for", since).
-			Msg("reconciliation gives up: the line stays unresolved with its spend reserved; settle it with the seller")
-		return nil, nil
-	}
-	log.Info().Err(err).Dur("unresolved_for", since).Msg("line still unresolved; asking the seller again later")
-	return nil, bus.Again(s.reconcileAfter(since), "reconcile an unresolved line")
+	log.Debug().Err(rerr).Msg("the seller cannot tell what became of the line")
+	return nil, false, nil
 }
 
 // derive is the final outcome event of a line, its id derived from the
