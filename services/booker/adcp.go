@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/adcpauth"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
@@ -43,9 +45,9 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 	if err != nil {
 		return finish(nil, fail("credentials", err.Error(), ""))
 	}
-	if seller.Token == "" || seller.Account == nil || seller.Brand == nil {
-		return finish(nil, fail("credentials", "create_media_buy needs a bearer token, an account and a brand for "+l.SellerURL+
-			" (the credentials name none at tier "+string(q.Tier)+")", ""))
+	if missing := missingForBuy(seller); len(missing) > 0 {
+		return finish(nil, fail("credentials", "create_media_buy needs a bearer token, an account and a brand; the credentials for "+l.SellerURL+
+			" at tier "+string(q.Tier)+" have no "+strings.Join(missing, ", no "), ""))
 	}
 	timeout := b.CallTimeout
 	if timeout <= 0 {
@@ -179,6 +181,22 @@ func (b *Booker) confirmBuy(ctx context.Context, seller adcp.Seller, res *adcp.M
 			}
 		}
 	}
+}
+
+// missingForBuy names what the seller's credentials lack for
+// create_media_buy, as the credentials file spells it.
+func missingForBuy(s adcp.Seller) []string {
+	var out []string
+	if s.Token == "" {
+		out = append(out, identity.FieldBearerToken)
+	}
+	if s.Account == nil {
+		out = append(out, identity.FieldAccount)
+	}
+	if s.Brand == nil {
+		out = append(out, identity.FieldBrand)
+	}
+	return out
 }
 
 // ADCPIdempotencyKey is the create_media_buy key of a ledger line: derived

@@ -334,3 +334,30 @@ func TestADCPBookingExactlyOnceAcrossCrashes(t *testing.T) {
 		})
 	}
 }
+
+// TestADCPMissingCredentialsNamed: a line whose seller's credentials lack
+// what create_media_buy needs fails at once (nothing is sent), and the
+// reason names exactly what is missing.
+func TestADCPMissingCredentialsNamed(t *testing.T) {
+	f := newADCPFixture(t, nil, false, nil)
+	noBrand := must(identity.ParseCredentials([]byte(`{}`)))
+	noBrand.SetADCP(f.url, adcpToken, "acct-1", "")
+	f.svc.Booker.Credentials = noBrand
+	out, err := f.svc.bookAll(t.Context(), f.approve(t, f.line("olv_sports_preroll", 200000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fails := kinds(out)[events.KindBookingFailed.Type]
+	if len(fails) != 1 {
+		t.Fatalf("outputs %v", keysOf(kinds(out)))
+	}
+	bf := must(events.PayloadOf[events.BookingFailed](fails[0], events.KindBookingFailed))
+	if bf.Code != "credentials" || !strings.HasSuffix(bf.Reason, "have no brand") {
+		t.Fatalf("failure %+v: want the missing brand named", bf)
+	}
+	for _, c := range f.agent.Calls() {
+		if c.Tool == "create_media_buy" {
+			t.Fatal("create_media_buy was sent without a brand")
+		}
+	}
+}

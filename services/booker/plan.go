@@ -287,12 +287,15 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			continue
 		}
 		byKey[key] = q
-		avail := q.AvailableImpressions
+		// The line is bounded by the quote's volume (a re-quote books a
+		// smaller one); the plan calls that "all available" only when the
+		// seller stated its availability and that is the bound.
+		avail, quotedVolume := q.AvailableImpressions, false
 		if avail == 0 || (q.Impressions > 0 && q.Impressions < avail) {
-			avail = q.Impressions
+			avail, quotedVolume = q.Impressions, true
 		}
 		quotes = append(quotes, portfolio.Quote{ID: key, Seller: q.Seller.URL, PackageID: q.Package.ID, CPM: q.FinalCPMMicros.Dollars(),
-			AvailableImpressions: avail, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
+			AvailableImpressions: avail, QuotedVolume: quotedVolume, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
 			Negotiable: q.Package.Negotiable, VolumeDiscounts: q.Package.VolumeDiscounts})
 	}
 	for _, s := range c.Skipped {
