@@ -266,8 +266,12 @@ func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.C
 		if err == nil {
 			return finish(dealBooked(c, q, l, quoteID, res), nil)
 		}
-		if errors.Is(err, sellerclient.ErrQuoteExpired) && !needRequote {
-			needRequote = true // the agreement still holds: re-quote at the agreed CPM
+		if (errors.Is(err, sellerclient.ErrQuoteExpired) || errors.Is(err, sellerclient.ErrAlreadyBooked)) && line.RequoteID == "" {
+			// The quote expired, or someone else booked it (409
+			// quote_already_booked): the agreement still holds, so
+			// re-quote at the agreed CPM and book the new quote, under a
+			// new key (the old one named the old quote).
+			needRequote = true
 			line.BookKey = events.NewID()
 			if err := saveLine(ctx, led, c.ID, line); err != nil {
 				return nil, nil, err
@@ -285,7 +289,7 @@ func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.C
 		}
 		return finish(nil, fail(failCode(err), err.Error()))
 	}
-	return finish(nil, fail("quote_expired", "quote expired and the re-quote expired too"))
+	return finish(nil, fail("quote_expired", "the quote could not be booked (expired or booked by someone else) and its re-quote could not be booked either"))
 }
 
 // dealRequest is the line's deal booking: the same key and body on every
