@@ -245,7 +245,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			buyer := demo.SampleCampaign("x", "").Buyer
 			opts.Buyer = &buyer
 		}
-		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)).Msg("sandbox market serving")
+		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)+len(m.ADCPSellers)).
+			Int("iab_sellers", len(m.Sellers)).Int("adcp_sellers", len(m.ADCPSellers)).Msg("sandbox market serving")
 	}
 	a, err := app.Start(ctx, cfg, log, opts)
 	if err != nil {

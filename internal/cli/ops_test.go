@@ -116,16 +116,33 @@ func TestRunSandboxQuickStart(t *testing.T) {
 		}
 	}
 	var sout, serr bytes.Buffer
-	if code := Main(context.Background(), []string{"campaign", "submit", filepath.Join("..", "..", "examples", "campaign.json"), "--nats", natsURL}, &sout, &serr); code != 0 {
-		t.Fatalf("submit to the printed URL: exit %d: %s", code, serr.String())
+	if code := Main(context.Background(), []string{"campaign", "submit", filepath.Join("..", "..", "examples", "campaign.json"), "--nats", natsURL, "--wait"}, &sout, &serr); code != 0 {
+		t.Fatalf("submit to the printed URL: exit %d: %s\n%s", code, serr.String(), sout.String())
 	}
-	resp, err := http.Get(api + "/bookings")
+	id := regexp.MustCompile(`submitted campaign (\S+)`).FindStringSubmatch(sout.String())
+	if id == nil {
+		t.Fatalf("no campaign id in %q", sout.String())
+	}
+	resp, err := http.Get(api + "/bookings/" + id[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /bookings: %d", resp.StatusCode)
+	defer resp.Body.Close()
+	var job struct {
+		BookedLines []struct {
+			Protocol string `json:"protocol"`
+		} `json:"booked_lines"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&job) != nil {
+		t.Fatalf("GET /bookings/%s: %d", id[1], resp.StatusCode)
+	}
+	// The quick start shops both protocol families, as the demo does.
+	protocols := map[string]int{}
+	for _, l := range job.BookedLines {
+		protocols[l.Protocol]++
+	}
+	if protocols["adcp"] == 0 || protocols["iab-seller-agent"] == 0 {
+		t.Fatalf("booked lines by protocol %v: want both families", protocols)
 	}
 }
 

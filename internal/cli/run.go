@@ -65,8 +65,15 @@ func quickStartPort() int {
 
 // withSandboxKeys adds the sandbox sellers' keys to creds (loaded from
 // --credentials and DEALFLOW_SELLER_KEYS) wherever creds has no key of its
-// own for that seller and tier.
+// own for that seller and tier: the IAB sellers' keys per tier, and the
+// AdCP sales agents' bearer token, account and brand, so the quick start
+// shops both protocol families as the demo does.
 func withSandboxKeys(creds *identity.Credentials, m *sandbox.Market) *identity.Credentials {
+	for _, s := range m.ADCPSellers {
+		if _, ok := creds.ADCP(s.URL, identity.TierAgency); !ok {
+			creds.SetADCP(s.URL, s.Token, s.AccountID, s.BrandDomain)
+		}
+	}
 	for _, s := range m.Sellers {
 		for tier, key := range s.Keys {
 			t, err := identity.ParseTier(tier)
