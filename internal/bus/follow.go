@@ -71,3 +71,21 @@ func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64
 		}
 	}
 }
+
+// CampaignEvents counts the events the stream holds for one campaign: a
+// reader can tell an unknown campaign from one that is under way.
+func (b *Bus) CampaignEvents(ctx context.Context, campaignID string) (uint64, error) {
+	s, err := b.JS.Stream(ctx, StreamEvents)
+	if err != nil {
+		return 0, fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(CampaignFilter(campaignID)))
+	if err != nil {
+		return 0, fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n, nil
+}

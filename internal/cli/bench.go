@@ -81,7 +81,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f benchFlags
-	fs.IntVar(&f.sellers, "sellers", 20, "generated sandbox sellers (as `dealflow sandbox --sellers N`)")
+	fs.IntVar(&f.sellers, "sellers", 20, "generated sandbox sellers (as with 'dealflow sandbox --sellers N')")
 	fs.DurationVar(&f.latency, "latency", 20*time.Millisecond, "added latency of every seller and registry response")
 	fs.IntVar(&f.campaigns, "campaigns", 5, "campaigns submitted at once in the throughput phase (after one solo campaign)")
 	fs.IntVar(&f.procs, "negotiator-procs", 0, "run the negotiator in this many child processes of this binary (0: in this process)")

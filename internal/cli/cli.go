@@ -12,6 +12,7 @@ import (
 	neturl "net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,8 +50,9 @@ Usage:
       Browse sellers and compare packages without booking anything.
   dealflow healthcheck URL
       GET URL (e.g. http://127.0.0.1:9464/livez); exit 0 on a 2xx answer, else 1 (container healthchecks).
-  dealflow config
-      Print every setting as a Markdown table.
+  dealflow config [--reference] [FLAGS]
+      Print the effective settings (flags over DEALFLOW_* environment over defaults) and where each comes
+      from; --reference prints every setting's documentation as a Markdown table.
   dealflow version
       Print the module version, VCS revision and Go version.
 
@@ -82,9 +84,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		err = cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "config":
-		if err = strayArgs(args[1:]); err == nil {
-			fmt.Fprint(stdout, config.Markdown())
-		}
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		if err = strayArgs(args[1:]); err == nil {
 			printVersion(stdout)
@@ -339,6 +339,7 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", envOr("DEALFLOW_NATS_URL", nats.DefaultURL), "NATS URL")
 	timeout := fs.Duration("timeout", 24*time.Hour, "give up after this long")
+	appear := fs.Duration("appear-within", 3*time.Second, "how long a campaign with no record and no events may take to appear before watch gives up on it")
 	var id string
 	rest := args
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -362,6 +363,9 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeBus()
+	if err := awaitCampaign(ctx, bb, id, *appear, *natsURL); err != nil {
+		return err
+	}
 	res, err := followReport(ctx, bb, id, *timeout, stdout)
 	if err != nil {
 		return err
@@ -370,6 +374,37 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exitError(1)
 	}
 	return nil
+}
+
+// awaitCampaign returns once the campaign has a record or an event, and an
+// error naming it when neither appears within d: watching an id nobody
+// submitted would otherwise wait silently for ever.
+func awaitCampaign(ctx context.Context, bb *bus.Bus, id string, d time.Duration, natsURL string) error {
+	store, err := campaign.Open(ctx, bb)
+	if err != nil {
+		return fmt.Errorf("campaign store at %s (is the pipeline provisioned?): %w", natsURL, err)
+	}
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := store.Get(ctx, id); err == nil {
+			return nil
+		} else if !errors.Is(err, campaign.ErrNotFound) {
+			return err
+		}
+		if n, err := bb.CampaignEvents(ctx, id); err != nil {
+			return err
+		} else if n > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("campaign %s not found at %s: no record and no events within %s (submit it first, or check the id)", id, natsURL, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // cliConnectTimeout bounds a command-line client's connection attempt.
@@ -491,7 +526,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	latency := fs.Duration("latency", 0, "with --sellers, added latency per seller and registry response (the registry is one more round trip away, as in dealflow bench)")
 	port := fs.Int("port", 0, "the registry's port on 127.0.0.1; the sellers listen on the ports that follow (default: random ports)")
 	seed := fs.String("seed", "", "mint the sellers' API keys from this seed: the same seed gives the same keys on every start")
-	credsOut := fs.String("credentials-out", "", "write the sellers' keys to FILE in the format `dealflow run --credentials` reads")
+	credsOut := fs.String("credentials-out", "", "write the sellers' keys to `FILE`, in the format 'dealflow run --credentials' reads")
 	listen := fs.String("listen", "", "with --port, listen on this host instead of 127.0.0.1 (0.0.0.0 in a container)")
 	advertise := fs.String("advertise", "", "with --port, the host name in the sellers' URLs (the registry's answers and --credentials-out) instead of 127.0.0.1")
 	if err := fs.Parse(args); err != nil {
@@ -546,5 +581,40 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout, "serving until interrupted")
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// cmdConfig prints the settings a `run` with the same flags and
+// environment would use, and where each value comes from.
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	reference := fs.Bool("reference", false, "print every setting's documentation (flag, environment variable, default, meaning) as a Markdown table")
+	var cfg config.Config
+	binder := config.Register(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := strayArgs(fs.Args()); err != nil {
+		return err
+	}
+	if *reference {
+		fmt.Fprint(stdout, config.Markdown())
+		return nil
+	}
+	err := binder.Finish()
+	tw := tabwriter.NewWriter(stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE\tSOURCE")
+	for _, st := range binder.Effective() {
+		v := st.Value
+		if v == "" {
+			v = `""`
+		}
+		fmt.Fprintf(tw, "--%s\t%s\t%s\n", st.Flag, v, st.Source)
+	}
+	_ = tw.Flush()
+	if err != nil {
+		return fmt.Errorf("these settings would not start: %w", err)
+	}
 	return nil
 }

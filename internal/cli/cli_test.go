@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +294,16 @@ func TestSubmitAndWatch(t *testing.T) {
 	if !strings.Contains(out.String(), "Campaign "+id+": completed") || !strings.Contains(out.String(), "Budget: $40,000.00") {
 		t.Fatalf("watch report:\n%s", out.String())
 	}
+
+	// An id nobody submitted (the README's own example) fails fast,
+	// naming it, instead of waiting silently for ever.
+	out.Reset()
+	errb.Reset()
+	start := time.Now()
+	code := Main(context.Background(), []string{"campaign", "watch", "cmp-001", "--nats", url}, &out, &errb)
+	if took := time.Since(start); code == 0 || took > 5*time.Second || !strings.Contains(errb.String(), "campaign cmp-001 not found") {
+		t.Fatalf("watch of an unknown id: exit %d after %v, stderr %q", code, took, errb.String())
+	}
 }
 
 // TestBrowseValidatesInputFiles: the sellers command loads its files with
@@ -320,5 +331,67 @@ func TestBrowseValidatesInputFiles(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"trust":"verified"`) {
 		t.Fatalf("out %s", out.String())
+	}
+}
+
+// TestEveryCommandAnswersHelp: `dealflow COMMAND -h` prints the command's
+// flags and exits 0, as the usage promises, and the flag help reads
+// naturally: no quoted word of a flag's text is printed as its argument
+// name (the flag package takes the first `quoted` word for one).
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	argName := regexp.MustCompile(`(?m)^\s+-[a-z-]+ ([a-z]+)\b`)
+	for _, cmd := range [][]string{{"demo"}, {"run"}, {"bench"}, {"campaign", "submit"}, {"campaign", "watch"}, {"sandbox"},
+		{"sellers"}, {"packages"}, {"healthcheck"}, {"config"}} {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), append(cmd, "-h"), &out, &errb)
+			help := out.String() + errb.String()
+			if code != 0 || !strings.Contains(help, "-") {
+				t.Fatalf("exit %d: %s", code, help)
+			}
+			for _, m := range argName.FindAllStringSubmatch(help, -1) {
+				switch m[1] {
+				case "value", "string", "int", "duration", "float", "uint":
+				default:
+					t.Errorf("flag help names its argument %q: %q", m[1], strings.TrimSpace(m[0]))
+				}
+			}
+		})
+	}
+}
+
+// TestConfigShowsEffectiveSettings: `dealflow config` shows what a run
+// with the same flags and environment would use, and where each value
+// comes from; secrets are masked; --reference is the README's table.
+func TestConfigShowsEffectiveSettings(t *testing.T) {
+	t.Setenv("DEALFLOW_NEGOTIATOR_WORKERS", "12")
+	t.Setenv("DEALFLOW_KIT_WORKERS", "9")
+	t.Setenv("DEALFLOW_API_KEY", "s3cret-key")
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"config", "--kit-workers", "7"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 {
+			rows[f[0]] = f[1:]
+		}
+	}
+	for flag, want := range map[string]string{"--negotiator-workers": "12 env DEALFLOW_NEGOTIATOR_WORKERS", "--kit-workers": "7 flag --kit-workers",
+		"--shopping-window": "2m default", "--api-key": "(set) env DEALFLOW_API_KEY"} {
+		if got := strings.Join(rows[flag], " "); got != want {
+			t.Errorf("%s: %q, want %q", flag, got, want)
+		}
+	}
+	if strings.Contains(out.String(), "s3cret-key") {
+		t.Fatal("config printed a secret")
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"config", "--reference"}, &out, &errb); code != 0 || out.String() != config.Markdown() {
+		t.Fatalf("--reference: exit %d", code)
+	}
+	out.Reset()
+	if code := Main(context.Background(), []string{"config", "--booking-horizon", "0s"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "booking-horizon") {
+		t.Fatalf("invalid settings: exit %d, %s", code, errb.String())
 	}
 }

@@ -157,7 +157,7 @@ var Options = []Option{
 	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
-	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics, /livez and /readyz; `run` without --http defaults to 127.0.0.1:9464 (a free port if taken); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
+	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics, /livez and /readyz; 'dealflow run' without --http defaults to 127.0.0.1:9464 (a free port if taken); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"pprof", "DEALFLOW_PPROF", "false", "also serve /debug/pprof/* on the metrics address (the bookings API address when it serves /metrics)", boolean(func(c *Config) *bool { return &c.Pprof })},
 	{"nats-monitor-port", "DEALFLOW_NATS_MONITOR_PORT", "0", "embedded server's HTTP monitoring port (/varz, /jsz, /healthz for nats-server tooling and exporters); 0 disables it", integer(func(c *Config) *int { return &c.NATSMonitor })},
 }
@@ -178,8 +178,8 @@ func Defaults() Config {
 // fs.Parse to surface env parse errors.
 func Register(fs *flag.FlagSet, c *Config, only ...string) *Binder {
 	*c = Defaults()
-	b := &Binder{c: c}
 	want := map[string]bool{}
+	b := &Binder{c: c, only: want, source: map[string]setting{}}
 	for _, n := range only {
 		want[n] = true
 	}
@@ -191,9 +191,16 @@ func Register(fs *flag.FlagSet, c *Config, only ...string) *Binder {
 			if err := o.apply(c, v); err != nil {
 				b.errs = append(b.errs, fmt.Errorf("%s: %w", o.Env, err))
 			}
+			b.source[o.Flag] = setting{value: v, from: "env " + o.Env}
 		}
 		usage := o.Usage + " (env " + o.Env + ", default " + quote(o.Default) + ")"
-		set := func(v string) error { return o.apply(c, v) }
+		set := func(v string) error {
+			if err := o.apply(c, v); err != nil {
+				return err
+			}
+			b.source[o.Flag] = setting{value: v, from: "flag --" + o.Flag}
+			return nil
+		}
 		if o.IsBool() {
 			// A switch works bare (--allow-private); registered with
 			// fs.Func it would swallow the next argument as its value.
@@ -205,10 +212,47 @@ func Register(fs *flag.FlagSet, c *Config, only ...string) *Binder {
 	return b
 }
 
-// Binder carries environment errors found while registering.
+// Binder carries environment errors found while registering, and where
+// each setting's value came from.
 type Binder struct {
-	c    *Config
-	errs []error
+	c      *Config
+	errs   []error
+	only   map[string]bool
+	source map[string]setting
+}
+
+// setting is a value as given and where it was given.
+type setting struct{ value, from string }
+
+// Setting is one option's effective value and its source.
+type Setting struct {
+	Flag, Env, Value string
+	// Source is "default", "env NAME" or "flag --name"; a flag wins over
+	// the environment, which wins over the default.
+	Source string
+}
+
+// secret options are shown as set or not, never by value.
+var secret = map[string]bool{"api-key": true, "registry-token": true}
+
+// Effective lists every registered option with its effective value and
+// source, secrets masked.
+func (b *Binder) Effective() []Setting {
+	var out []Setting
+	for _, o := range Options {
+		if len(b.only) > 0 && !b.only[o.Flag] {
+			continue
+		}
+		st := Setting{Flag: o.Flag, Env: o.Env, Value: o.Default, Source: "default"}
+		if v, ok := b.source[o.Flag]; ok {
+			st.Value, st.Source = v.value, v.from
+		}
+		if secret[o.Flag] && st.Value != "" {
+			st.Value = "(set)"
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // Finish validates the configuration.

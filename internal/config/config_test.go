@@ -114,6 +114,6 @@ func TestReadmeDocumentsEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(b), Markdown()) {
-		t.Fatal("README.md's configuration table differs from `dealflow config`; paste its output into the README")
+		t.Fatal("README.md's configuration table differs from `dealflow config --reference`; paste its output into the README")
 	}
 }
