@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -75,6 +76,8 @@ type APIOptions struct {
 	AllowPrivate bool
 	// Heartbeat is the SSE comment interval (default 15s).
 	Heartbeat time.Duration
+	// TracerProvider makes the API's spans (nil: the global one).
+	TracerProvider trace.TracerProvider
 }
 
 type api struct {
@@ -334,12 +337,15 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		}
 		cr.Notify = &events.Notify{URL: wh.URL}
 	}
-	ctx, cancel := storeContext(r)
+	sctx, sp, log := a.span(r, "POST /bookings", "")
+	defer sp.End()
+	log = log.With().Str("campaign_id", cr.CampaignID).Logger()
+	ctx, cancel := context.WithTimeout(sctx, storeTimeout)
 	defer cancel()
 	c, err := a.campaigns.Submit(ctx, a.pub, cr, now)
 	switch {
 	case errors.Is(err, campaign.ErrNotPublished):
-		a.log.Warn().Err(err).Str("campaign_id", cr.CampaignID).Msg("campaign recorded; publication failed, the booker's sweeper re-publishes it")
+		log.Warn().Err(err).Msg("campaign recorded; publication failed, the booker's sweeper re-publishes it")
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "campaign " + cr.CampaignID +
 			" is recorded but could not be published yet; it is published automatically once the broker answers (do not submit it again): " + err.Error()})
 		return
@@ -347,7 +353,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info().Str("campaign_id", c.ID).Str("name", cr.Brief.Name).Str("budget", cr.Brief.BudgetMicros.String()).
+	log.Info().Str("name", cr.Brief.Name).Str("budget", cr.Brief.BudgetMicros.String()).
 		Bool("auto_approve", cr.AutoApprove).Msg("campaign accepted")
 	writeJSON(w, http.StatusOK, map[string]string{"job_id": c.ID, "status": string(c.Status),
 		"message": "Booking workflow started. Use GET /bookings/" + c.ID + " to check status."})
@@ -525,9 +531,16 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Se
 		a.storeError(w, err)
 		return
 	}
+	// The approval, and the booking after it, continue the campaign's
+	// trace.
+	sctx, sp, log := a.span(r, "POST /bookings/{id}/approve", c.Traceparent)
+	defer sp.End()
+	log = log.With().Str("campaign_id", id).Logger()
 	msg := "Approved; booking. Use GET /bookings/" + id + " to follow it."
-	if perr := a.publish(ctx, evs); perr != nil {
-		a.log.Warn().Err(perr).Str("campaign_id", id).Msg("approval recorded; publication failed, the booker's sweeper re-publishes it")
+	pctx, pcancel := context.WithTimeout(sctx, storeTimeout)
+	defer pcancel()
+	if perr := a.publish(pctx, evs); perr != nil {
+		log.Warn().Err(perr).Msg("approval recorded; publication failed, the booker's sweeper re-publishes it")
 		msg = "Approved; booking starts once the approval reaches the pipeline (re-published automatically)."
 	}
 	lines := c.Approved.Lines
@@ -535,7 +548,7 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Se
 	for _, l := range lines {
 		total += l.SpendMicros
 	}
-	a.log.Info().Str("campaign_id", id).Str("by", "api").Int("lines", len(lines)).Str("spend", total.String()).Msg("portfolio approved")
+	log.Info().Str("by", "api").Int("lines", len(lines)).Str("spend", total.String()).Msg("portfolio approved")
 	writeJSON(w, http.StatusOK, map[string]any{"status": c.Status, "approved_count": len(lines), "total_cost": total.Dollars(),
 		"total_cost_micros": total, "message": msg})
 }
@@ -574,7 +587,7 @@ func (a *api) reject(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeContext(r)
 	defer cancel()
-	_, evs, err := a.campaigns.Transition(ctx, id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
+	c, evs, err := a.campaigns.Transition(ctx, id, func(c *campaign.Campaign, exists bool) ([]events.Event, error) {
 		if !exists {
 			return nil, campaign.ErrNotFound
 		}
@@ -584,8 +597,12 @@ func (a *api) reject(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.log.Info().Str("campaign_id", id).Str("by", "api").Str("reason", reason).Msg("portfolio rejected")
-	if err := a.publish(ctx, evs); err != nil {
+	sctx, sp, log := a.span(r, "POST /bookings/{id}/reject", c.Traceparent)
+	defer sp.End()
+	log.Info().Str("campaign_id", id).Str("by", "api").Str("reason", reason).Msg("portfolio rejected")
+	pctx, pcancel := context.WithTimeout(sctx, storeTimeout)
+	defer pcancel()
+	if err := a.publish(pctx, evs); err != nil {
 		// The campaign is rejected; the events are the audit trail, so say they are missing.
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "job rejected but the event was not published: " + err.Error()})
 		return

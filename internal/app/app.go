@@ -67,7 +67,10 @@ type App struct {
 	metSv  *http.Server
 	// metricsFallback is Options.MetricsFallback.
 	metricsFallback bool
-	buyer           identity.BuyerIdentity
+	// tracerProvider makes the API's spans (Options.TracerProvider or
+	// the OTEL_*-configured one).
+	tracerProvider trace.TracerProvider
+	buyer          identity.BuyerIdentity
 }
 
 // Options adjust an App beyond its Config (used by the demo and tests).
@@ -142,6 +145,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	if tp == nil {
 		tp = a.Tracing.Provider // a no-op when tracing is off: the client then only propagates
 	}
+	a.tracerProvider = tp
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
 		TracerProvider: tp})
 	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
@@ -341,7 +345,7 @@ func (a *App) startHTTP() error {
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate}), a.Log)),
+		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate, TracerProvider: a.tracerProvider}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

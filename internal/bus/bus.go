@@ -247,6 +247,9 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 // stream's acknowledgement. A duplicate (same id inside the window) is
 // acknowledged without being stored again.
 func (b *Bus) Publish(ctx context.Context, e events.Event) error {
+	// Published within a span (the bookings API's request), the event
+	// continues that trace.
+	injectTrace(ctx, []events.Event{e})
 	m, em, err := b.checkOut(e)
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)

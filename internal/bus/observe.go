@@ -206,6 +206,26 @@ func injectTrace(ctx context.Context, outs []events.Event) {
 	}
 }
 
+// TraceparentFrom is the W3C traceparent of ctx's span context, or "" when
+// ctx carries none: what an event published in ctx continues.
+func TraceparentFrom(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	var c traceparentCarrier
+	traceContext.Inject(ctx, &c)
+	return c.tp
+}
+
+// ContextWithTraceparent is ctx carrying tp (a W3C traceparent) as its
+// remote parent span context; ctx unchanged when tp is not one.
+func ContextWithTraceparent(ctx context.Context, tp string) context.Context {
+	if tp == "" {
+		return ctx
+	}
+	return traceContext.Extract(ctx, &traceparentCarrier{tp: tp})
+}
+
 // Logger returns the logger the runner put in ctx for the event being
 // handled (stage, event id and type, campaign id, trace_id, span_id), or
 // fallback when ctx carries none (a handler called outside the runner).
@@ -215,6 +235,16 @@ func Logger(ctx context.Context, fallback zerolog.Logger) *zerolog.Logger {
 		return l
 	}
 	return &fallback
+}
+
+// CampaignLogger is Logger for a campaign's handling: the runner's logger
+// already names the campaign (with the event, trace and span ids), the
+// fallback gets campaign_id added, so every line names it exactly once.
+func CampaignLogger(ctx context.Context, fallback zerolog.Logger, campaignID string) zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return *l
+	}
+	return fallback.With().Str("campaign_id", campaignID).Logger()
 }
 
 // ConsumerStats returns, per durable consumer of the event stream, the

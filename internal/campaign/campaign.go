@@ -77,6 +77,11 @@ type Campaign struct {
 	DeadlinePassed bool      `json:"deadline_passed,omitempty"`
 
 	Request *events.CampaignRequested `json:"request,omitempty"`
+	// Traceparent is the campaign's trace: the CampaignRequested's (the
+	// caller's, through the bookings API). Every event the state machine
+	// emits continues it, so an approval or a re-published event stays in
+	// the campaign's one trace.
+	Traceparent string `json:"traceparent,omitempty"`
 
 	DiscoveryDone bool                   `json:"discovery_done"`
 	Sources       []events.SourceStatus  `json:"sources,omitempty"`
@@ -285,7 +290,11 @@ func (c *Campaign) Summary() events.CampaignCompleted {
 // ---- events the transitions emit ----
 
 func (c *Campaign) event(k events.Kind, source, key string, data any) (events.Event, error) {
-	return events.New(k, events.ChildID(c.ID, source, key), source, c.ID, data)
+	e, err := events.New(k, events.ChildID(c.ID, source, key), source, c.ID, data)
+	if err == nil && c.Traceparent != "" {
+		e.SetExtension(events.TraceparentExt, c.Traceparent)
+	}
+	return e, err
 }
 
 // RequestedEvent is the CampaignRequested that Submit publishes (and the

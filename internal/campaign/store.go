@@ -270,6 +270,9 @@ func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([
 		if err != nil {
 			return nil, err
 		}
+		if c.Traceparent == "" {
+			c.Traceparent = events.TraceparentOf(in)
+		}
 		return nil, c.Start(in.ID(), req, now, window)
 	case events.KindCampaignRejected.Type:
 		rej, err := events.PayloadOf[events.CampaignRejected](in, events.KindCampaignRejected)
@@ -340,11 +343,13 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace
 	c, _, err := s.Transition(ctx, req.CampaignID, func(c *Campaign, exists bool) ([]events.Event, error) {
 		if exists {
 			return nil, ErrExists
 		}
 		*c = *New(req, now)
+		c.Traceparent = tp
 		return nil, nil
 	})
 	if err != nil {

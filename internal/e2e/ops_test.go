@@ -61,6 +61,19 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// raw is every log line as written.
+func (l *lockedBuffer) raw() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.SplitSeq(l.b.String(), "\n") {
+		if strings.TrimSpace(line) != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // opsCampaign is one campaign's events as the pipeline published them.
 type opsCampaign struct {
 	res       demo.Result
@@ -438,6 +451,17 @@ func TestCampaignIsObservable(t *testing.T) {
 		for _, l := range lines {
 			if l["level"] == "debug" || l["level"] == "trace" {
 				t.Fatalf("a %v line at level info: %v", l["level"], l)
+			}
+			// Every line written for a campaign joins its trace, the API's
+			// and the stages' alike (the discoverer's and kitfetcher's
+			// too), and names the campaign once.
+			if _, ok := camps[fmt.Sprint(l["campaign_id"])]; ok && (l["trace_id"] == nil || l["span_id"] == nil) {
+				t.Errorf("a campaign's log line without trace_id and span_id: %v", l)
+			}
+		}
+		for _, raw := range logs.raw() {
+			if strings.Count(raw, `"campaign_id"`) > 1 {
+				t.Errorf("a log line names the campaign twice: %s", raw)
 			}
 		}
 	})

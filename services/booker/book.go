@@ -34,7 +34,7 @@ func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Eve
 	if err != nil {
 		return nil, classify(err)
 	}
-	log := bus.Logger(ctx, s.Log)
+	log := bus.CampaignLogger(ctx, s.Log, c.ID)
 	if appr.ApprovedBy == "auto" {
 		// The API logs its own approvals; an automatic one is logged as
 		// its booking begins.

@@ -67,7 +67,7 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event) ([]events.Eve
 	if err := s.Campaigns.LoadQuote(ctx, c, l.SellerURL, l.PackageID); err != nil {
 		return nil, err
 	}
-	log := bus.Logger(ctx, s.Log).With().Str("seller", l.SellerURL).Str("package_id", l.PackageID).Str("line_key", la.LineKey).Logger()
+	log := bus.CampaignLogger(ctx, s.Log, c.ID).With().Str("seller", l.SellerURL).Str("package_id", l.PackageID).Str("line_key", la.LineKey).Logger()
 
 	led, found, err := s.Ledger.Get(ctx, c.ID)
 	if err != nil {

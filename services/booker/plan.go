@@ -47,7 +47,8 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 		return nil, classify(err)
 	}
 	if started && c.Status == events.StatusShopping && c.Request != nil {
-		bus.Logger(ctx, s.Log).Info().Str("campaign_id", c.ID).Str("name", c.Request.Brief.Name).
+		log := bus.CampaignLogger(ctx, s.Log, c.ID)
+		log.Info().Str("name", c.Request.Brief.Name).
 			Str("budget", c.Request.Brief.BudgetMicros.String()).Bool("auto_approve", c.Request.AutoApprove).
 			Str("via", "event").Msg("campaign accepted")
 	}
@@ -73,7 +74,7 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 	if err != nil {
 		return nil, classify(err)
 	}
-	s.logPlan(*bus.Logger(ctx, s.Log), c, planned)
+	s.logPlan(bus.CampaignLogger(ctx, s.Log, c.ID), c, planned)
 	return append(out, planned...), nil
 }
 
@@ -93,7 +94,7 @@ func (s *Service) finishBooking(ctx context.Context, in events.Event, c *campaig
 	if err != nil {
 		return nil, classify(err)
 	}
-	log := *bus.Logger(ctx, s.Log)
+	log := bus.CampaignLogger(ctx, s.Log, c.ID)
 	switch {
 	case c.Terminal():
 		log.Info().Str("status", string(c.Status)).Str("spend", c.TotalSpend().String()).Str("budget", c.Budget().String()).
@@ -214,11 +215,11 @@ func exclusionKinds(xs []events.PlanExclusion, most int) string {
 func (s *Service) logPlan(log zerolog.Logger, c *campaign.Campaign, evs []events.Event) {
 	if len(evs) == 0 || c.Plan == nil {
 		if c.Status == events.StatusFailed {
-			log.Error().Str("campaign_id", c.ID).Strs("errors", c.Errors).Msg("campaign failed: it cannot be planned")
+			log.Error().Strs("errors", c.Errors).Msg("campaign failed: it cannot be planned")
 		}
 		return
 	}
-	log.Info().Str("campaign_id", c.ID).Int("revision", c.Plan.Revision).Int("lines", len(c.Plan.Lines)).
+	log.Info().Int("revision", c.Plan.Revision).Int("lines", len(c.Plan.Lines)).
 		Str("spend", c.Plan.TotalSpendMicros.String()).Str("budget", c.Plan.BudgetMicros.String()).Float64("value", c.Plan.TotalValue).
 		Str("status", string(c.Status)).Msg("portfolio proposed")
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -77,14 +78,15 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		return nil, err
 	}
 	if rej, ok := tooManySellers(res.Completed); ok {
-		s.Log.Warn().Str("campaign_id", req.CampaignID).Int("sellers", len(res.Completed.Sellers)).Str("reason", rej.Reason).Msg("campaign rejected")
+		log := bus.CampaignLogger(ctx, s.Log, req.CampaignID)
+		log.Warn().Int("sellers", len(res.Completed.Sellers)).Str("reason", rej.Reason).Msg("campaign rejected")
 		out, err := events.Derive(in, events.KindCampaignRejected, Stage, "rejected", rej)
 		if err != nil {
 			return nil, err
 		}
 		return []events.Event{out}, nil
 	}
-	s.logResult(res)
+	s.logResult(ctx, res)
 	out := make([]events.Event, 0, len(res.Found)+len(res.Skipped)+1)
 	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage
 	emit := func(k events.Kind, key string, data any) error {
@@ -135,12 +137,13 @@ func tooManySellers(done events.DiscoveryCompleted) (events.CampaignRejected, bo
 // logResult tells the discovery's story: each skipped seller at WARN with
 // its code, then one info line with the sellers to shop and the skips by
 // reason.
-func (s *Service) logResult(res Result) {
+func (s *Service) logResult(ctx context.Context, res Result) {
+	log := bus.CampaignLogger(ctx, s.Log, res.Completed.CampaignID)
 	byCode := zerolog.Dict()
 	counts := map[string]int{}
 	var codes []string
 	for _, sk := range res.Skipped {
-		s.Log.Warn().Str("campaign_id", sk.CampaignID).Str("seller", sk.SellerURL).Str("seller_name", sk.SellerName).
+		log.Warn().Str("seller", sk.SellerURL).Str("seller_name", sk.SellerName).
 			Str("trust", string(sk.Trust)).Str("code", sk.Code).Str("reason", sk.Reason).Msg("seller skipped")
 		if counts[sk.Code] == 0 {
 			codes = append(codes, sk.Code)
@@ -158,7 +161,7 @@ func (s *Service) logResult(res Result) {
 		}
 		sources = append(sources, st)
 	}
-	s.Log.Info().Str("campaign_id", res.Completed.CampaignID).Int("sellers", len(res.Completed.Sellers)).
+	log.Info().Int("sellers", len(res.Completed.Sellers)).
 		Strs("to_shop", res.Completed.Sellers).Int("skipped", res.Completed.Skipped).Dict("skipped_by_code", byCode).
 		Strs("sources", sources).Msg("discovery done")
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -55,8 +56,9 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	if err := events.PayloadInto(in, events.KindSellerFound, sf); err != nil {
 		return nil, err
 	}
+	log := bus.CampaignLogger(ctx, s.Log, sf.CampaignID)
 	skip := func(code, reason string) ([]events.Event, error) {
-		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
+		log.Warn().Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
 		e, err := events.ArenaFrom(ctx).Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
 			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
@@ -74,7 +76,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		}
 		return nil, err
 	}
-	s.Log.Info().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
+	log.Info().Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
 	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage

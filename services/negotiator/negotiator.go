@@ -432,7 +432,8 @@ func (s *Service) recordCompeting(ctx context.Context, pf events.PackageFound, r
 		*c = Competing{Seller: pf.Seller.URL, Package: pf.Package.ID, Formats: pf.Package.AdFormats, CPM: r.FinalCPMMicros.Dollars()}
 		return true, nil
 	}); err != nil {
-		bus.Logger(ctx, s.Log).Warn().Err(err).Str("campaign_id", pf.CampaignID).Msg("recording competing quote failed")
+		log := bus.CampaignLogger(ctx, s.Log, pf.CampaignID)
+		log.Warn().Err(err).Msg("recording competing quote failed")
 	}
 }
 
