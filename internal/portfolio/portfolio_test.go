@@ -62,14 +62,6 @@ func TestOptimiseTable(t *testing.T) {
 			feasible: true,
 		},
 		{
-			name:     "a quote's volume is not the seller's availability",
-			quotes:   []Quote{{ID: "a", Seller: "s", CPM: 10, AvailableImpressions: 1_000_000, QuotedVolume: true}},
-			brief:    Brief{Budget: 20_000},
-			lines:    []wantLine{{"a", 1_000_000, 10_000, "the whole quoted volume (the seller stated no availability)"}},
-			spend:    10_000,
-			feasible: true,
-		},
-		{
 			// s2's second quote is set aside before the solve for s2's
 			// better one; but s1 and s3 take the whole budget, so no cap of
 			// s2's is what keeps it out.

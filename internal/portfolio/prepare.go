@@ -42,7 +42,6 @@ type cand struct {
 	cpm       float64 // dollars, from micros
 	cpmMicros int64
 	avail     int64
-	quotedVol bool // avail is the quote's volume, not a stated availability
 	minImps   int64
 	rank      int // 1-based rank by score desc, ID asc among eligible quotes
 }
@@ -335,7 +334,7 @@ func prepare(quotes []Quote, b Brief, presolve bool) *problem {
 		elig = append(elig, cand{
 			q: i, id: q.ID, score: Score(q, p.weights),
 			u: capac / p.budget, m: minSpend / p.budget,
-			cpm: cpm, cpmMicros: cm, avail: q.AvailableImpressions, quotedVol: q.QuotedVolume, minImps: q.MinImpressions,
+			cpm: cpm, cpmMicros: cm, avail: q.AvailableImpressions, minImps: q.MinImpressions,
 			class: int(mask), // bitmask for now, remapped to a class index below
 		})
 	}

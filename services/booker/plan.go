@@ -288,15 +288,13 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			continue
 		}
 		byKey[key] = q
-		// The line is bounded by the quote's volume (a re-quote books a
-		// smaller one); the plan calls that "all available" only when the
-		// seller stated its availability and that is the bound.
-		avail, quotedVolume := q.AvailableImpressions, false
-		if avail == 0 || (q.Impressions > 0 && q.Impressions < avail) {
-			avail, quotedVolume = q.Impressions, true
-		}
+		// Availability is only what the seller stated: the quote's volume
+		// was sized by the buyer before negotiating, so a line may take
+		// more (or less) at the agreed CPM, and the booker re-quotes the
+		// planned volume. Without a stated availability the line is bounded
+		// by the budget and the seller cap alone.
 		quotes = append(quotes, portfolio.Quote{ID: key, Seller: q.Seller.URL, PackageID: q.Package.ID, CPM: q.FinalCPMMicros.Dollars(),
-			AvailableImpressions: avail, QuotedVolume: quotedVolume, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
+			AvailableImpressions: q.AvailableImpressions, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
 			Negotiable: q.Package.Negotiable, VolumeDiscounts: q.Package.VolumeDiscounts})
 	}
 	for _, s := range c.Skipped {

@@ -234,3 +234,39 @@ func keysOf(m map[string][]events.Event) map[string]int {
 	}
 	return out
 }
+
+// TestPlanFillsTheBudgetShareByRequoting: the negotiated quote's volume
+// (sized by the buyer before negotiating) is below what the budget buys
+// and the seller stated no availability, so the plan sizes the line to
+// the budget, says the budget bound it, and booking re-quotes the planned
+// volume at the agreed CPM: the deal spends at least 99% of the budget.
+func TestPlanFillsTheBudgetShareByRequoting(t *testing.T) {
+	f := newFixture(t, nil)
+	q := f.quotes[2] // 200k impressions
+	q.AvailableImpressions = 0
+	budget := events.CostMicros(q.Impressions, q.FinalCPMMicros) * 3 // three times the quote's volume
+	f.c.Request.Brief.BudgetMicros = budget
+	f.c.Quotes = map[string]events.QuoteReady{campaign.QuoteKey(q.Seller.URL, q.Package.ID): q}
+	p, err := f.svc.planner()(f.c, budget, 1, nil)
+	if err != nil || len(p.Lines) != 1 {
+		t.Fatalf("plan %+v %v", p, err)
+	}
+	l := p.Lines[0]
+	if l.Impressions <= q.Impressions || !strings.Contains(l.Reason, "limited by the budget") || strings.Contains(l.Reason, "available impressions") {
+		t.Fatalf("line of %d impressions (quote %d): %q", l.Impressions, q.Impressions, l.Reason)
+	}
+	f.c.Plan = nil
+	appr := f.store(t, []events.PlanLine{l})
+	out, err := f.svc.bookAll(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := kinds(out)[events.KindDealBooked.Type]
+	if len(ds) != 1 {
+		t.Fatalf("outputs %v", keysOf(kinds(out)))
+	}
+	d := must(events.PayloadOf[events.DealBooked](ds[0], events.KindDealBooked))
+	if d.QuoteID == q.QuoteID || d.CPMMismatch || d.Impressions != l.Impressions || d.SpendMicros*100 < budget*99 || d.SpendMicros > budget {
+		t.Fatalf("deal %+v: want a re-quote at the agreed CPM spending >= 99%% of %s", d, budget)
+	}
+}
