@@ -129,6 +129,12 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	kit := &kitfetcher.Service{Client: client, ADCP: adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate}), Credentials: creds, SellerTimeout: cfg.SellerTO}
 	var mu sync.Mutex
 	var rows []PackageRow
+	// Every seller that shows no package says why: left out at discovery,
+	// or its media kit failed.
+	skipped := []SkippedRow{}
+	for _, sk := range res.Skipped {
+		skipped = append(skipped, SkippedRow{SellerURL: sk.SellerURL, SellerName: sk.SellerName, Stage: sk.Stage, Code: sk.Code, Reason: sk.Reason})
+	}
 	var wg sync.WaitGroup
 	for _, f := range res.Found {
 		wg.Add(1)
@@ -138,7 +144,12 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				fmt.Fprintf(stderr, "skipped %s: %v\n", f.Seller.URL, err)
+				row := SkippedRow{SellerURL: f.Seller.URL, SellerName: f.Seller.Name, Stage: kitfetcher.Stage, Code: "error", Reason: err.Error()}
+				var se *kitfetcher.SkipError
+				if errors.As(err, &se) {
+					row.Code, row.Reason = se.Code, se.Reason
+				}
+				skipped = append(skipped, row)
 				return
 			}
 			for _, p := range pkgs {
@@ -160,11 +171,12 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		}
 		return rows[i].SellerURL+rows[i].PackageID < rows[j].SellerURL+rows[j].PackageID
 	})
+	sort.Slice(skipped, func(i, j int) bool { return skipped[i].SellerURL < skipped[j].SellerURL })
 	if *jsonOut {
 		if rows == nil {
 			rows = []PackageRow{}
 		}
-		return json.NewEncoder(stdout).Encode(map[string]any{"packages": rows})
+		return json.NewEncoder(stdout).Encode(map[string]any{"packages": rows, "skipped": skipped})
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SELLER\tPROTOCOL\tPACKAGE\tFORMATS\tPRICE\tRANGE\tFLOOR\tNEGOTIABLE\tVOLUME DISC.\tTIER")
@@ -172,7 +184,28 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%s\n", nameOr(r.SellerName, r.SellerURL), r.Protocol, r.PackageID, strings.Join(r.Formats, ","),
 			r.PriceMicros.Cents(), r.PriceRange, r.FloorMicros.Cents(), r.Negotiable, r.VolumeDiscounts, r.Tier)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(skipped) == 0 {
+		return nil
+	}
+	fmt.Fprintln(stdout, "\nSkipped sellers:")
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SELLER\tSTAGE\tCODE\tWHY")
+	for _, r := range skipped {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", nameOr(r.SellerName, r.SellerURL), r.Stage, r.Code, r.Reason)
+	}
 	return tw.Flush()
+}
+
+// SkippedRow is a seller `packages` shows no package of, and why.
+type SkippedRow struct {
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name,omitempty"`
+	Stage      string `json:"stage"`
+	Code       string `json:"code"`
+	Reason     string `json:"reason"`
 }
 
 func nameOr(n, u string) string {

@@ -258,7 +258,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		natsURL = a.Server.ClientURL()
 		log.Info().Str("nats", natsURL).Msg("embedded NATS listening")
 	}
-	printQuickStart(stdout, natsURL, a.HTTPAddr, a.MetricsAddr)
+	printQuickStart(stdout, natsURL, a.HTTPAddr, a.MetricsAddr, cfg.APIKey != "")
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	a.Stop()

@@ -111,17 +111,34 @@ func TestBrowseCommands(t *testing.T) {
 		t.Fatalf("Shady Reseller: %+v", s)
 	}
 	out.Reset()
-	if code := Main(context.Background(), []string{"packages", "--sandbox", "--caps", "video", "--json"}, &out, &errb); code != 0 {
+	if code := Main(context.Background(), []string{"packages", "--sandbox", "--caps", "ctv,video", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("packages exit %d: %s", code, errb.String())
 	}
 	var pk struct {
 		Packages []PackageRow `json:"packages"`
+		Skipped  []SkippedRow `json:"skipped"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &pk); err != nil {
 		t.Fatal(err)
 	}
 	if len(pk.Packages) < 3 {
 		t.Fatalf("packages %+v", pk.Packages)
+	}
+	// The sandbox market's seller that is down, and the blocked one, are
+	// listed with their reasons, not dropped.
+	codes := map[string]string{}
+	unreachable := 0
+	for _, s := range pk.Skipped {
+		codes[s.SellerName] = s.Code
+		if s.Code == "unreachable" {
+			unreachable++
+		}
+		if s.Reason == "" {
+			t.Fatalf("skipped seller without a reason: %+v", s)
+		}
+	}
+	if codes["Shady Reseller"] != "blocked" || unreachable == 0 {
+		t.Fatalf("skipped sellers %+v", pk.Skipped)
 	}
 	for i := 1; i < len(pk.Packages); i++ {
 		if pk.Packages[i].Price < pk.Packages[i-1].Price {

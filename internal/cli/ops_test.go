@@ -288,3 +288,17 @@ func TestRunServesMetricsByDefault(t *testing.T) {
 		t.Fatalf("GET /metrics: %d %.200s", resp.StatusCode, body)
 	}
 }
+
+// TestQuickStartCurlSendsTheKey: with --api-key the printed curl sends the
+// key (from the environment, never printed), so it works as written.
+func TestQuickStartCurlSendsTheKey(t *testing.T) {
+	var with, without bytes.Buffer
+	printQuickStart(&with, "nats://127.0.0.1:4222", "127.0.0.1:8080", "", true)
+	printQuickStart(&without, "nats://127.0.0.1:4222", "127.0.0.1:8080", "", false)
+	if !strings.Contains(with.String(), `curl -H "X-API-Key: $DEALFLOW_API_KEY" http://127.0.0.1:8080/bookings`) {
+		t.Fatalf("with a key:\n%s", with.String())
+	}
+	if !strings.Contains(without.String(), "curl http://127.0.0.1:8080/bookings") || strings.Contains(without.String(), "X-API-Key") {
+		t.Fatalf("without a key:\n%s", without.String())
+	}
+}

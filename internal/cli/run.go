@@ -89,8 +89,9 @@ func withSandboxKeys(creds *identity.Credentials, m *sandbox.Market) *identity.C
 }
 
 // printQuickStart prints, on stdout, where the pipeline can be reached and
-// the next commands to try.
-func printQuickStart(w io.Writer, natsURL, apiAddr, metricsAddr string) {
+// the next commands to try. With an API key the curl sends it from the
+// environment, never printing the key itself.
+func printQuickStart(w io.Writer, natsURL, apiAddr, metricsAddr string, apiKey bool) {
 	if natsURL == "" && apiAddr == "" {
 		return
 	}
@@ -110,7 +111,10 @@ func printQuickStart(w io.Writer, natsURL, apiAddr, metricsAddr string) {
 	if natsURL != "" {
 		fmt.Fprintf(w, "  dealflow campaign submit examples/campaign.json --nats %s --wait\n", natsURL)
 	}
-	if api != "" {
+	switch {
+	case api != "" && apiKey:
+		fmt.Fprintf(w, "  curl -H \"X-API-Key: $DEALFLOW_API_KEY\" %s/bookings   # the key given with --api-key\n", api)
+	case api != "":
 		fmt.Fprintf(w, "  curl %s/bookings\n", api)
 	}
 	if natsURL != "" {
