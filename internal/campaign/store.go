@@ -317,7 +317,7 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = now
 	}
-	if err := req.Validate(); err != nil {
+	if err := req.ValidateAt(time.Now()); err != nil {
 		return nil, err
 	}
 	c, _, err := s.Transition(ctx, req.CampaignID, func(c *Campaign, exists bool) ([]events.Event, error) {
