@@ -115,7 +115,7 @@ func TestArenaOutputsAreStoredIntact(t *testing.T) {
 	t.Parallel()
 	env := natstest.Start(t)
 	const campaigns, each = 30, 12
-	fan := func(ctx context.Context, in events.Event) ([]events.Event, error) {
+	fan := func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
 		a := events.ArenaFrom(ctx)
 		if a == nil {
 			return nil, errors.New("the runner gave no arena")

@@ -240,9 +240,10 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Publish checks e against its kind's schema and events.MaxEventBytes
-// (an *OutputError, matching events.ErrInvalid, when it breaks either:
-// nothing invalid is ever published), encodes it in binary mode and
+// Publish checks e's kind, campaign id and size (events.MaxEventBytes: an
+// *OutputError, matching events.ErrInvalid, when it breaks one; its payload
+// was checked when events.New or Derive made it, so nothing invalid is
+// ever published), encodes it in binary mode and
 // publishes it on its kind's subject for its campaign, waiting for the
 // stream's acknowledgement. A duplicate (same id inside the window) is
 // acknowledged without being stored again.

@@ -239,11 +239,13 @@ func encodeChanged(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 
 // Apply folds a pipeline event into the campaign (the booker's plan
 // consumer): CampaignRequested, CampaignRejected, DiscoveryCompleted,
-// SellerSkipped, QuoteReady and ShoppingDeadlinePassed. An event applied
-// before changes nothing and re-emits what it emitted the first time. When
-// the campaign becomes ReadyToPlan the returned record says so; the caller
-// then loads the quotes and calls Propose.
-func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([]events.Event, error) {
+// SellerSkipped, QuoteReady and ShoppingDeadlinePassed, with payload its
+// decoded payload (a *events.QuoteReady for a QuoteReady: the runner's, or
+// events.Payload's). An event applied before changes nothing and re-emits
+// what it emitted the first time. When the campaign becomes ReadyToPlan the
+// returned record says so; the caller then loads the quotes and calls
+// Propose.
+func Apply(c *Campaign, in events.Event, payload any, now time.Time, window time.Duration) ([]events.Event, error) {
 	if !c.markSeen(in.ID()) {
 		return c.Replay(in.ID())
 	}
@@ -256,41 +258,21 @@ func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([
 		c.Status = events.StatusRequested
 		c.touch(now)
 	}
-	switch in.Type() {
-	case events.KindCampaignRequested.Type:
-		req, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
-		if err != nil {
-			return nil, err
-		}
-		return nil, c.Start(in.ID(), req, now, window)
-	case events.KindCampaignRejected.Type:
-		rej, err := events.PayloadOf[events.CampaignRejected](in, events.KindCampaignRejected)
-		if err != nil {
-			return nil, err
-		}
-		return c.Reject(in.ID(), rej, now)
-	case events.KindDiscoveryCompleted.Type:
-		d, err := events.PayloadOf[events.DiscoveryCompleted](in, events.KindDiscoveryCompleted)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordDiscovery(d, now)
-	case events.KindSellerSkipped.Type:
-		sk, err := events.PayloadOf[events.SellerSkipped](in, events.KindSellerSkipped)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordSkip(sk, now)
-	case events.KindQuoteReady.Type:
-		q, err := events.PayloadOf[events.QuoteReady](in, events.KindQuoteReady)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordQuote(q, now)
-	case events.KindShoppingDeadlinePassed.Type:
+	switch p := payload.(type) {
+	case *events.CampaignRequested:
+		return nil, c.Start(in.ID(), *p, now, window)
+	case *events.CampaignRejected:
+		return c.Reject(in.ID(), *p, now)
+	case *events.DiscoveryCompleted:
+		c.RecordDiscovery(*p, now)
+	case *events.SellerSkipped:
+		c.RecordSkip(*p, now)
+	case *events.QuoteReady:
+		c.RecordQuote(*p, now)
+	case *events.ShoppingDeadlinePassed:
 		c.PassDeadline(now)
 	default:
-		return nil, fmt.Errorf("campaign: %w: %s is not a campaign input", events.ErrInvalid, in.Type())
+		return nil, fmt.Errorf("campaign: %w: %s (%T) is not a campaign input", events.ErrInvalid, in.Type(), payload)
 	}
 	return nil, nil
 }

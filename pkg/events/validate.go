@@ -1,6 +1,7 @@
 package events
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,9 @@ import (
 // payload is implemented by every payload type of the contract.
 type payload interface {
 	Validate() error
+	// campaign is the payload's campaign_id, which must equal the event's
+	// subject.
+	campaign() string
 }
 
 const campaignIDReason = "must be 1-64 characters of [A-Za-z0-9_-]"
@@ -178,6 +182,35 @@ func (c CampaignCompleted) Validate() error {
 		if err := c.Failed[i].validate(index("failed", i)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+func (c CampaignRequested) campaign() string      { return c.CampaignID }
+func (c CampaignRejected) campaign() string       { return c.CampaignID }
+func (s SellerFound) campaign() string            { return s.CampaignID }
+func (s SellerSkipped) campaign() string          { return s.CampaignID }
+func (d DiscoveryCompleted) campaign() string     { return d.CampaignID }
+func (p PackageFound) campaign() string           { return p.CampaignID }
+func (q QuoteReady) campaign() string             { return q.CampaignID }
+func (s ShoppingDeadlinePassed) campaign() string { return s.CampaignID }
+func (p PortfolioProposed) campaign() string      { return p.CampaignID }
+func (p PortfolioApproved) campaign() string      { return p.CampaignID }
+func (d DealBooked) campaign() string             { return d.CampaignID }
+func (f BookingFailed) campaign() string          { return f.CampaignID }
+func (c CampaignCompleted) campaign() string      { return c.CampaignID }
+
+// checkPayload checks a payload value of kind k for an event of campaign
+// subject: the contract's rules (Validate) and its campaign_id. The error
+// is a *SchemaError naming the field.
+func checkPayload(k Kind, p payload, subject string) error {
+	if err := p.Validate(); err != nil {
+		if fe, ok := AsFieldError(err); ok {
+			return &SchemaError{Kind: k.Name, Field: fe.Field, Detail: fe.Error()}
+		}
+		return &SchemaError{Kind: k.Name, Detail: err.Error()}
+	}
+	if id := p.campaign(); id != subject {
+		return &SchemaError{Kind: k.Name, Field: "campaign_id", Detail: fmt.Sprintf("payload campaign_id %q differs from subject %q", id, subject)}
 	}
 	return nil
 }

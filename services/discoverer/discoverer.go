@@ -46,11 +46,8 @@ type Service struct {
 func Subjects() []string { return []string{events.KindCampaignRequested.Filter()} }
 
 // Handle turns a CampaignRequested into the discovery events.
-func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	req, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) Handle(ctx context.Context, in events.Event, p *events.CampaignRequested) ([]events.Event, error) {
+	req := *p
 	// Judged at the request's time, so a redelivered or replayed request
 	// gets the same answer as the first delivery.
 	at := req.RequestedAt

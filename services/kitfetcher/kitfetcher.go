@@ -47,14 +47,7 @@ type Service struct {
 }
 
 // Handle turns a SellerFound into PackageFound events or a SellerSkipped.
-func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	// A recycled payload value: a SellerFound is about 1 KB, decoded once
-	// per seller and campaign, and nothing keeps it past this handling.
-	sf := sellerFounds.Get().(*events.SellerFound)
-	defer func() { *sf = events.SellerFound{}; sellerFounds.Put(sf) }()
-	if err := events.PayloadInto(in, events.KindSellerFound, sf); err != nil {
-		return nil, err
-	}
+func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.SellerFound) ([]events.Event, error) {
 	skip := func(code, reason string) ([]events.Event, error) {
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
@@ -97,12 +90,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	return out, nil
 }
 
-// packageFounds and sellerFounds recycle the payload values Handle decodes
-// its input into and encodes its events from.
-var (
-	packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
-	sellerFounds  = sync.Pool{New: func() any { return new(events.SellerFound) }}
-)
+// packageFounds recycles the payload values Handle encodes its events from.
+var packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
 
 // SkipError is a seller failure that skips the seller for the campaign.
 type SkipError struct {
