@@ -28,17 +28,17 @@ type payload interface {
 const campaignIDReason = "must be 1-64 characters of [A-Za-z0-9_-]"
 
 // checkCampaignID refuses an id the schemas' campaign_id pattern refuses.
-func checkCampaignID(field, id string) error {
+func checkCampaignID(prefix, id string) error {
 	if ValidateCampaignID(id) != nil {
-		return &FieldError{Field: field, Reason: campaignIDReason}
+		return &FieldError{Field: at(prefix, "campaign_id"), Reason: campaignIDReason}
 	}
 	return nil
 }
 
 // checkEnum refuses a value outside values; optional allows the empty
 // value, which encoding/json leaves out (omitempty) and so the schema
-// never sees.
-func checkEnum[T ~string](field string, v T, values []T, optional bool) error {
+// never sees. The field is prefix.name.
+func checkEnum[T ~string](prefix, name string, v T, values []T, optional bool) error {
 	if (optional && v == "") || slices.Contains(values, v) {
 		return nil
 	}
@@ -46,7 +46,7 @@ func checkEnum[T ~string](field string, v T, values []T, optional bool) error {
 	for i, x := range values {
 		names[i] = string(x)
 	}
-	return &FieldError{Field: field, Reason: "must be one of " + strings.Join(names, ", ")}
+	return &FieldError{Field: at(prefix, name), Reason: "must be one of " + strings.Join(names, ", ")}
 }
 
 // join returns the first non-nil error.
@@ -59,6 +59,7 @@ func join(errs ...error) error {
 	return nil
 }
 
+// at is the path of member name below prefix ("" for the payload itself).
 func at(prefix, name string) string {
 	if prefix == "" {
 		return name
@@ -69,118 +70,127 @@ func at(prefix, name string) string {
 func index(field string, i int) string { return field + "[" + strconv.Itoa(i) + "]" }
 
 func (s Seller) validate(prefix string) error {
-	return join(checkEnum(at(prefix, "trust"), s.Trust, Trusts, false),
-		checkEnum(at(prefix, "protocol"), s.Protocol, Protocols, true))
+	return join(checkEnum(prefix, "trust", s.Trust, Trusts, false),
+		checkEnum(prefix, "protocol", s.Protocol, Protocols, true))
 }
 
 func (d Disclosure) validate(prefix string) error {
-	return join(checkEnum(at(prefix, "tier"), d.Tier, Tiers, false),
-		checkEnum(at(prefix, "recommended"), d.Recommended, Tiers, false),
-		checkEnum(at(prefix, "cap"), d.Cap, Tiers, false))
+	return join(checkEnum(prefix, "tier", d.Tier, Tiers, false),
+		checkEnum(prefix, "recommended", d.Recommended, Tiers, false),
+		checkEnum(prefix, "cap", d.Cap, Tiers, false))
 }
 
 func (l PlanLine) validate(prefix string) error {
-	return join(checkEnum(at(prefix, "protocol"), l.Protocol, Protocols, true),
-		checkEnum(at(prefix, "tier"), l.Tier, Tiers, true))
+	return join(checkEnum(prefix, "protocol", l.Protocol, Protocols, true),
+		checkEnum(prefix, "tier", l.Tier, Tiers, true))
 }
 
-func validateLines(field string, lines []PlanLine) error {
+func validateLines(lines []PlanLine) error {
 	for i := range lines {
-		if err := lines[i].validate(index(field, i)); err != nil {
-			return err
+		if err := lines[i].validate(""); err != nil {
+			return prefixed(index("lines", i), err)
 		}
 	}
 	return nil
 }
 
-func (d DealBooked) validate(prefix string) error {
-	return join(checkCampaignID(at(prefix, "campaign_id"), d.CampaignID),
-		checkEnum(at(prefix, "protocol"), d.Protocol, Protocols, true),
-		checkEnum(at(prefix, "tier"), d.Tier, Tiers, false))
+// prefixed puts the path of the item a *FieldError is about in front of
+// its field: the path is made only for an error.
+func prefixed(prefix string, err error) error {
+	if fe, ok := err.(*FieldError); ok {
+		return &FieldError{Field: at(prefix, fe.Field), Reason: fe.Reason}
+	}
+	return err
 }
 
-func (f BookingFailed) validate(prefix string) error {
-	return join(checkCampaignID(at(prefix, "campaign_id"), f.CampaignID),
-		checkEnum(at(prefix, "protocol"), f.Protocol, Protocols, true))
+func (d DealBooked) validate() error {
+	return join(checkCampaignID("", d.CampaignID),
+		checkEnum("", "protocol", d.Protocol, Protocols, true),
+		checkEnum("", "tier", d.Tier, Tiers, false))
+}
+
+func (f BookingFailed) validate() error {
+	return join(checkCampaignID("", f.CampaignID),
+		checkEnum("", "protocol", f.Protocol, Protocols, true))
 }
 
 // Validate checks the request against the contract: its campaign id. The
 // brief's limits are ValidateAt's.
-func (c CampaignRequested) Validate() error { return checkCampaignID("campaign_id", c.CampaignID) }
+func (c CampaignRequested) Validate() error { return checkCampaignID("", c.CampaignID) }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
-func (c CampaignRejected) Validate() error { return checkCampaignID("campaign_id", c.CampaignID) }
+func (c CampaignRejected) Validate() error { return checkCampaignID("", c.CampaignID) }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (s SellerFound) Validate() error {
-	return join(checkCampaignID("campaign_id", s.CampaignID), s.Seller.validate("seller"), s.Disclosure.validate("disclosure"))
+	return join(checkCampaignID("", s.CampaignID), s.Seller.validate("seller"), s.Disclosure.validate("disclosure"))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (s SellerSkipped) Validate() error {
-	return join(checkCampaignID("campaign_id", s.CampaignID),
-		checkEnum("protocol", s.Protocol, Protocols, true),
-		checkEnum("trust", s.Trust, Trusts, true))
+	return join(checkCampaignID("", s.CampaignID),
+		checkEnum("", "protocol", s.Protocol, Protocols, true),
+		checkEnum("", "trust", s.Trust, Trusts, true))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
-func (d DiscoveryCompleted) Validate() error { return checkCampaignID("campaign_id", d.CampaignID) }
+func (d DiscoveryCompleted) Validate() error { return checkCampaignID("", d.CampaignID) }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (p PackageFound) Validate() error {
-	return join(checkCampaignID("campaign_id", p.CampaignID), p.Seller.validate("seller"), p.Disclosure.validate("disclosure"))
+	return join(checkCampaignID("", p.CampaignID), p.Seller.validate("seller"), p.Disclosure.validate("disclosure"))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (q QuoteReady) Validate() error {
-	return join(checkCampaignID("campaign_id", q.CampaignID), q.Seller.validate("seller"),
-		checkEnum("tier", q.Tier, Tiers, false))
+	return join(checkCampaignID("", q.CampaignID), q.Seller.validate("seller"),
+		checkEnum("", "tier", q.Tier, Tiers, false))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
-func (s ShoppingDeadlinePassed) Validate() error { return checkCampaignID("campaign_id", s.CampaignID) }
+func (s ShoppingDeadlinePassed) Validate() error { return checkCampaignID("", s.CampaignID) }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (p PortfolioProposed) Validate() error {
-	return join(checkCampaignID("campaign_id", p.CampaignID), validateLines("lines", p.Lines))
+	return join(checkCampaignID("", p.CampaignID), validateLines(p.Lines))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (p PortfolioApproved) Validate() error {
-	return join(checkCampaignID("campaign_id", p.CampaignID), validateLines("lines", p.Lines))
+	return join(checkCampaignID("", p.CampaignID), validateLines(p.Lines))
 }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
-func (d DealBooked) Validate() error { return d.validate("") }
+func (d DealBooked) Validate() error { return d.validate() }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
-func (f BookingFailed) Validate() error { return f.validate("") }
+func (f BookingFailed) Validate() error { return f.validate() }
 
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (c CampaignCompleted) Validate() error {
-	if err := join(checkCampaignID("campaign_id", c.CampaignID), checkEnum("status", c.Status, CampaignStatuses, false)); err != nil {
+	if err := join(checkCampaignID("", c.CampaignID), checkEnum("", "status", c.Status, CampaignStatuses, false)); err != nil {
 		return err
 	}
 	for i := range c.Deals {
-		if err := c.Deals[i].validate(index("deals", i)); err != nil {
-			return err
+		if err := c.Deals[i].validate(); err != nil {
+			return prefixed(index("deals", i), err)
 		}
 	}
 	for i := range c.Failed {
-		if err := c.Failed[i].validate(index("failed", i)); err != nil {
-			return err
+		if err := c.Failed[i].validate(); err != nil {
+			return prefixed(index("failed", i), err)
 		}
 	}
 	return nil
