@@ -52,7 +52,7 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 		if err != nil {
 			return 0, err
 		}
-		m, _, err := b.checkOut(e)
+		m, err := b.checkOut(e)
 		if err != nil {
 			return 0, err
 		}

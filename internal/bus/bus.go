@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -248,7 +247,7 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 // stream's acknowledgement. A duplicate (same id inside the window) is
 // acknowledged without being stored again.
 func (b *Bus) Publish(ctx context.Context, e events.Event) error {
-	m, em, err := b.checkOut(e)
+	m, err := b.checkOut(e)
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)
 	}
@@ -256,7 +255,6 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	defer cancel()
 	ack, err := b.JS.PublishMsg(pctx, m)
 	if err == nil {
-		em.Release() // a synchronous publish is done with the message
 		err = checkAck(ack)
 	}
 	if err != nil {
@@ -298,21 +296,10 @@ func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
 }
 
-// toMsg converts the codec's message to a NATS message, recycled through
-// releaseMsg once its publish is acknowledged: one per event published.
+// toMsg converts the codec's message to a NATS message.
 func toMsg(em *events.Message) *nats.Msg {
-	m := natsMsgs.Get().(*nats.Msg)
-	*m = nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
-	return m
+	return &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 }
-
-// releaseMsg hands m, which nothing reads any more, to a later toMsg.
-func releaseMsg(m *nats.Msg) {
-	*m = nats.Msg{}
-	natsMsgs.Put(m)
-}
-
-var natsMsgs = sync.Pool{New: func() any { return new(nats.Msg) }}
 
 // Ready reports whether the bus can publish: nil when the NATS connection
 // is up, else an error naming its state.

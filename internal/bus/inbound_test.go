@@ -19,7 +19,7 @@ func TestInboundHandsOverTheTypedPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := (&Bus{}).checkOut(e)
+	m, err := (&Bus{}).checkOut(e)
 	if err != nil {
 		t.Fatal(err)
 	}

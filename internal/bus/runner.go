@@ -23,10 +23,7 @@ import (
 // events.ErrInvalid or made with Permanent for input that can never succeed
 // (it is dead-lettered); any other error is retried with backoff. An output
 // events.New or Derive refuses (a *events.SchemaError) is the handler's
-// bug, not the input's: see OutputError. The returned events belong to the
-// runner: it publishes them, and the memory of those built in the
-// handling's arena (events.ArenaFrom(ctx)) serves later events once they
-// are stored, so a handler must not keep them.
+// bug, not the input's: see OutputError.
 type Handler func(ctx context.Context, in events.Event, payload any) ([]events.Event, error)
 
 // Typed adapts a handler of one kind's payload type T, which the runner
@@ -266,18 +263,12 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
-	// The memory of the outputs the handler builds (events.ArenaFrom),
-	// handed to later outputs once these are stored; on the failing paths
-	// some may still be in flight, so it is left to the collector there.
-	arena := events.NewArena()
-	callCtx, cancel := context.WithTimeout(events.WithArena(ctx, arena), cfg.HandlerTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
 	outs, herr := safeCall(callCtx, h, in, payload)
 	cancel()
 	if herr == nil {
 		injectTrace(ctx, outs) // each output is a child of this hop's span
-		if herr = b.publishAll(ctx, outs); herr == nil {
-			arena.Release() // outs are not to be read from here on
-		}
+		herr = b.publishAll(ctx, outs)
 	}
 	stop()
 
@@ -346,13 +337,12 @@ func safeCall(ctx context.Context, h Handler, in events.Event, payload any) (out
 // an *OutputError; then publishes them and waits for every acknowledgement.
 func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	msgs := make([]*nats.Msg, 0, len(outs))
-	encoded := make([]*events.Message, 0, len(outs))
 	for _, o := range outs {
-		m, em, err := b.checkOut(o)
+		m, err := b.checkOut(o)
 		if err != nil {
 			return err
 		}
-		msgs, encoded = append(msgs, m), append(encoded, em)
+		msgs = append(msgs, m)
 	}
 	// Publish them pipelined (async) and wait once for every
 	// acknowledgement before the input is acked. A failure leaves the input
@@ -384,14 +374,6 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	case <-ctx.Done():
 		b.acks.forget(msgs)
 		return ctx.Err()
-	}
-	// Every acknowledgement is in: neither the client nor the ack router
-	// will read these messages again, so their headers (and the outputs'
-	// arena) can serve the next outputs. On the paths above some may still
-	// be in flight; they are left alone.
-	for i, em := range encoded {
-		releaseMsg(msgs[i])
-		em.Release()
 	}
 	return nil
 }

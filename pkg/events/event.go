@@ -58,7 +58,7 @@ func NewID() string {
 // Validate and name campaignID; any other data (a map, raw JSON) must
 // conform to k's schema once encoded.
 func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
-	return build(k, id, stage, campaignID, data, newTraceparent(), nil)
+	return build(k, id, stage, campaignID, data, newTraceparent())
 }
 
 // Derive builds an event emitted by stage while handling parent: same campaign,
@@ -67,7 +67,7 @@ func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
 // so each hop is a child span of the one before. The payload is checked as
 // New checks it.
 func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
-	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, traceOf(parent), nil)
+	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, traceOf(parent))
 }
 
 // traceOf is the traceparent a child of parent carries: the parent's, or
@@ -82,8 +82,7 @@ func traceOf(parent Event) string {
 // build fills the CloudEvents 1.0 context directly rather than through the
 // SDK's setters, which parse the source URL and concatenate a field name
 // for each call: the stages build one event per seller and per package.
-// With into, the event is built in that arena memory (Arena.Derive).
-func build(k Kind, id, stage, campaignID string, data any, traceparent string, into *arenaEvent) (Event, error) {
+func build(k Kind, id, stage, campaignID string, data any, traceparent string) (Event, error) {
 	if err := ValidateCampaignID(campaignID); err != nil {
 		return Event{}, err
 	}
@@ -98,17 +97,10 @@ func build(k Kind, id, stage, campaignID string, data any, traceparent string, i
 	if err != nil {
 		return Event{}, err
 	}
-	var e Event
-	if into != nil {
-		if err := into.fill(&e, k, strings.TrimSpace(id), src, campaignID, data, traceparent); err != nil {
-			return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
-		}
-	} else {
-		e = Event{Context: &event.EventContextV1{ID: strings.TrimSpace(id), Source: src, Type: k.Type, Subject: &campaignID,
-			Time: &types.Timestamp{Time: nowUTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
-		if err := e.SetData(event.ApplicationJSON, data); err != nil {
-			return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
-		}
+	e := Event{Context: &event.EventContextV1{ID: strings.TrimSpace(id), Source: src, Type: k.Type, Subject: &campaignID,
+		Time: &types.Timestamp{Time: nowUTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
+	if err := e.SetData(event.ApplicationJSON, data); err != nil {
+		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
 	}
 	if !typed {
 		if err := validateBytes(k, e.Data(), campaignID); err != nil {

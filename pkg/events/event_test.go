@@ -162,3 +162,31 @@ func TestPayloadOfIsStrict(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDerive is the cost of one output as a fan-out stage builds it: a
+// PackageFound derived from its input, payload checked and encoded.
+func BenchmarkDerive(b *testing.B) {
+	parent, _ := New(KindCampaignRequested, NewID(), "test", "c-1", CampaignRequested{CampaignID: "c-1"})
+	p := samplePayloads()[KindPackageFound.Type].(PackageFound)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Derive(parent, KindPackageFound, StageKitfetcher, "pkg", &p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPayload is the cost of one input as the stage runner decodes it:
+// a PackageFound decoded strictly into its type and checked.
+func BenchmarkPayload(b *testing.B) {
+	e, err := New(KindPackageFound, NewID(), StageKitfetcher, "c-1", samplePayloads()[KindPackageFound.Type])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Payload(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -83,9 +83,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event, p *events.Campaig
 	}
 	s.logResult(res)
 	out := make([]events.Event, 0, len(res.Found)+len(res.Skipped)+1)
-	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage
 	emit := func(k events.Kind, key string, data any) error {
-		e, err := arena.Derive(in, k, Stage, key, data)
+		e, err := events.Derive(in, k, Stage, key, data)
 		if err != nil {
 			return err
 		}

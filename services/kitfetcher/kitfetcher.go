@@ -52,7 +52,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	skip := func(code, reason string) ([]events.Event, error) {
 		s.Log.Warn().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
-		e, err := events.ArenaFrom(ctx).Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
+		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
 			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 		if err != nil {
@@ -71,18 +71,14 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	s.Log.Info().Str("campaign_id", sf.CampaignID).Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
-	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage
-	// One payload value, refilled per package and recycled: Derive
-	// encodes it before the next, and a PackageFound is large (seller,
-	// disclosure, package, brief, buyer: about 1 KB), so a copy per
-	// package, or even one per seller, would be that much garbage each.
-	pf := packageFounds.Get().(*events.PackageFound)
-	defer func() { *pf = events.PackageFound{}; packageFounds.Put(pf) }()
-	*pf = events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
+	// One payload value, refilled per package: Derive encodes it before
+	// the next, and a PackageFound is large (seller, disclosure, package,
+	// brief, buyer: about 1 KB).
+	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
 		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
 		pf.Package, pf.PackageIndex = p, i
-		e, err := arena.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
+		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
 		if err != nil {
 			return nil, err
 		}
@@ -90,9 +86,6 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	}
 	return out, nil
 }
-
-// packageFounds recycles the payload values Handle encodes its events from.
-var packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
 
 // SkipError is a seller failure that skips the seller for the campaign.
 type SkipError struct {

@@ -103,7 +103,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, p *events.Package
 		}
 		s.recordCompeting(ctx, pf, *sess.Result)
 	}
-	e, err := events.ArenaFrom(ctx).Derive(in, events.KindQuoteReady, Stage, "quote", *sess.Result)
+	e, err := events.Derive(in, events.KindQuoteReady, Stage, "quote", sess.Result)
 	if err != nil {
 		return nil, err
 	}
