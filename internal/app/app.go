@@ -258,7 +258,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	}()
 	if cfg.Has("discoverer") {
 		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)
-		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), svc.Handle)
+		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), bus.Typed(svc.Handle))
 	}
 	if cfg.Has("kitfetcher") {
 		svc := &kitfetcher.Service{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, SellerTimeout: cfg.SellerTO,
@@ -266,7 +266,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if cfg.CatalogTTL > 0 {
 			svc.Catalogs = kitfetcher.NewCatalogCache(cfg.CatalogTTL, 0, nil)
 		}
-		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), svc.Handle)
+		run(a.stage(kitfetcher.Stage, kitfetcher.Subjects(), cfg.KitWorkers, cfg.SellerTO+15*time.Second, o), bus.Typed(svc.Handle))
 	}
 	if cfg.Has("negotiator") {
 		sessions, err := bus.OpenStore[negotiator.Session](ctx, a.Bus, bus.BucketNegotiations)
@@ -279,7 +279,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 		svc := &negotiator.Service{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, Sessions: sessions, Quotes: quotes,
 			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log, Metrics: a.Metrics}
-		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), svc.Handle)
+		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), bus.Typed(svc.Handle))
 	}
 	if cfg.Has("booker") || cfg.HTTPAddr != "" {
 		campaigns, err := campaign.Open(ctx, a.Bus)
@@ -301,7 +301,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.StageTuning != nil {
 			o.StageTuning(&sc)
 		}
-		run(sc, notifier.New(a.Webhooks, cfg.AllowPrivate, a.Log).Handle)
+		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.AllowPrivate, a.Log).Handle))
 	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
@@ -314,7 +314,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	}
 	if cfg.Has("booker") {
 		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
-		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 30*time.Second, o), a.Booker.HandleBook)
+		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 30*time.Second, o), bus.Typed(a.Booker.HandleBook))
 		// One line per delivery, retried and reconciled through JetStream
 		// (bus.Again) until it has its outcome: the handler bounds the work
 		// (booking horizon, ReconcileFor), so deliveries are not capped.
@@ -322,7 +322,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		// up by another (a live one sends heartbeats): two booking calls.
 		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
 		line.MaxDeliver = -1
-		run(line, a.Booker.HandleLine)
+		run(line, bus.Typed(a.Booker.HandleLine))
 		every := o.SweepEvery
 		if every <= 0 {
 			every = time.Second

@@ -152,7 +152,7 @@ func (req BookingRequest) ToCampaign(now time.Time) (events.CampaignRequested, e
 	if err != nil {
 		return cr, err
 	}
-	if err := cr.Validate(); err != nil {
+	if err := cr.ValidateAt(time.Now()); err != nil {
 		if fe, ok := events.AsFieldError(err); ok {
 			if f, ok := apiFields[fe.Field]; ok {
 				return cr, &events.FieldError{Field: f, Reason: strings.ReplaceAll(fe.Reason, "_micros", "")}

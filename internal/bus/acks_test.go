@@ -17,18 +17,16 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
-// skips builds n SellerSkipped outputs of one campaign, in an arena as the
-// runner gives handlers.
+// skips builds n SellerSkipped outputs of one campaign, as a handler does.
 func skips(t *testing.T, campaign, key string, n int) []events.Event {
 	t.Helper()
 	parent, err := events.New(events.KindCampaignRequested, events.NewID(), "test", campaign, events.CampaignRequested{CampaignID: campaign})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := events.NewArena()
 	out := make([]events.Event, n)
 	for i := range out {
-		if out[i], err = a.Derive(parent, events.KindSellerSkipped, "acks", fmt.Sprintf("%s-%d", key, i), events.SellerSkipped{
+		if out[i], err = events.Derive(parent, events.KindSellerSkipped, "acks", fmt.Sprintf("%s-%d", key, i), events.SellerSkipped{
 			CampaignID: campaign, SellerURL: fmt.Sprintf("http://s/%d", i), Stage: "acks", Code: "test", Reason: "r"}); err != nil {
 			t.Fatal(err)
 		}
@@ -107,23 +105,18 @@ func TestPublishAllReportsAFailedOutput(t *testing.T) {
 	}
 }
 
-// TestArenaOutputsAreStoredIntact: a stage whose handler builds its outputs
-// in the runner's arena, handling many inputs at once, stores every output
-// with its own data: the arena's memory serves later outputs only after
-// these are acknowledged.
-func TestArenaOutputsAreStoredIntact(t *testing.T) {
+// TestFanOutOutputsAreStoredIntact: a stage handling many inputs at once,
+// each with many outputs published together, stores every output with its
+// own data.
+func TestFanOutOutputsAreStoredIntact(t *testing.T) {
 	t.Parallel()
 	env := natstest.Start(t)
 	const campaigns, each = 30, 12
-	fan := func(ctx context.Context, in events.Event) ([]events.Event, error) {
-		a := events.ArenaFrom(ctx)
-		if a == nil {
-			return nil, errors.New("the runner gave no arena")
-		}
+	fan := func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
 		outs := make([]events.Event, each)
 		for i := range outs {
 			var err error
-			if outs[i], err = a.Derive(in, events.KindSellerSkipped, "fan", strconv.Itoa(i), events.SellerSkipped{CampaignID: in.Subject(),
+			if outs[i], err = events.Derive(in, events.KindSellerSkipped, "fan", strconv.Itoa(i), events.SellerSkipped{CampaignID: in.Subject(),
 				SellerURL: fmt.Sprintf("http://s/%d", i), Stage: "fan", Code: "test", Reason: in.Subject() + "/" + strconv.Itoa(i) + strings.Repeat(".", i*40)}); err != nil {
 				return nil, err
 			}

@@ -34,7 +34,7 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 	cfg := StageConfig{Name: HopStage, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: workers, DrainTimeout: 5 * time.Second}
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- b.Run(ctx, cfg, func(_ context.Context, in events.Event) ([]events.Event, error) {
+		runErr <- b.Run(ctx, cfg, func(_ context.Context, in events.Event, _ any) ([]events.Event, error) {
 			out, err := events.Derive(in, events.KindSellerSkipped, "hop", "x", events.SellerSkipped{CampaignID: in.Subject(), SellerURL: "u", Stage: "hop", Code: "c", Reason: "r"})
 			return []events.Event{out}, err
 		})
@@ -52,7 +52,7 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 		if err != nil {
 			return 0, err
 		}
-		m, _, err := b.checkOut(e)
+		m, err := b.checkOut(e)
 		if err != nil {
 			return 0, err
 		}

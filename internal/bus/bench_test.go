@@ -34,7 +34,7 @@ func BenchmarkStageHop(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			benchHop(b, mode.workers, mode.sequential, func(ctx context.Context, env *natstest.Env, cfg bus.StageConfig) {
 				go func() {
-					_ = env.Bus.Run(ctx, cfg, func(ctx context.Context, in events.Event) ([]events.Event, error) {
+					_ = env.Bus.Run(ctx, cfg, func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
 						out, err := events.Derive(in, events.KindSellerSkipped, "hop", "x", events.SellerSkipped{CampaignID: in.Subject(), SellerURL: "u", Stage: "hop", Code: "c", Reason: "r"})
 						return []events.Event{out}, err
 					})

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -240,9 +239,10 @@ func (b *Bus) KV(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	return kv, nil
 }
 
-// Publish checks e against its kind's schema and events.MaxEventBytes
-// (an *OutputError, matching events.ErrInvalid, when it breaks either:
-// nothing invalid is ever published), encodes it in binary mode and
+// Publish checks e's kind, campaign id and size (events.MaxEventBytes: an
+// *OutputError, matching events.ErrInvalid, when it breaks one; its payload
+// was checked when events.New or Derive made it, so nothing invalid is
+// ever published), encodes it in binary mode and
 // publishes it on its kind's subject for its campaign, waiting for the
 // stream's acknowledgement. A duplicate (same id inside the window) is
 // acknowledged without being stored again.
@@ -250,7 +250,7 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	// Published within a span (the bookings API's request), the event
 	// continues that trace.
 	injectTrace(ctx, []events.Event{e})
-	m, em, err := b.checkOut(e)
+	m, err := b.checkOut(e)
 	if err != nil {
 		return fmt.Errorf("bus: publish %s: %w", e.ID(), err)
 	}
@@ -258,7 +258,6 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	defer cancel()
 	ack, err := b.JS.PublishMsg(pctx, m)
 	if err == nil {
-		em.Release() // a synchronous publish is done with the message
 		err = checkAck(ack)
 	}
 	if err != nil {
@@ -300,21 +299,10 @@ func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
 }
 
-// toMsg converts the codec's message to a NATS message, recycled through
-// releaseMsg once its publish is acknowledged: one per event published.
+// toMsg converts the codec's message to a NATS message.
 func toMsg(em *events.Message) *nats.Msg {
-	m := natsMsgs.Get().(*nats.Msg)
-	*m = nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
-	return m
+	return &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
 }
-
-// releaseMsg hands m, which nothing reads any more, to a later toMsg.
-func releaseMsg(m *nats.Msg) {
-	*m = nats.Msg{}
-	natsMsgs.Put(m)
-}
-
-var natsMsgs = sync.Pool{New: func() any { return new(nats.Msg) }}
 
 // Ready reports whether the bus can publish: nil when the NATS connection
 // is up, else an error naming its state.

@@ -15,14 +15,36 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
-// Handler is a stage's business logic: given one event, the events it causes.
-// It knows nothing about acks. Return an error wrapping events.ErrInvalid or
-// made with Permanent for input that can never succeed (it is dead-lettered);
-// any other error is retried with backoff. The returned events belong to the
-// runner: it publishes them, and the memory of those built in the handling's
-// arena (events.ArenaFrom(ctx)) serves later events once they are stored, so
-// a handler must not keep them.
-type Handler func(ctx context.Context, in events.Event) ([]events.Event, error)
+// Handler is a stage's business logic: given one event and its payload, the
+// events it causes. It knows nothing about acks. The runner decodes the
+// payload once, strictly, and checks it before the call: payload is a
+// pointer to the kind's payload type (a *events.SellerFound for a
+// SellerFound), the handler's own. Return an error wrapping
+// events.ErrInvalid or made with Permanent for input that can never succeed
+// (it is dead-lettered); any other error is retried with backoff. An output
+// events.New or Derive refuses (a *events.SchemaError) is the handler's
+// bug, not the input's: see OutputError.
+type Handler func(ctx context.Context, in events.Event, payload any) ([]events.Event, error)
+
+// Typed adapts a handler of one kind's payload type T, which the runner
+// hands over as a *T. A payload of another type is an invalid input
+// (dead-lettered): the stage's subjects name a kind it does not handle.
+func Typed[T any](h func(ctx context.Context, in events.Event, p *T) ([]events.Event, error)) Handler {
+	return func(ctx context.Context, in events.Event, payload any) ([]events.Event, error) {
+		p, ok := payload.(*T)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s: a %T handler got %T", events.ErrInvalid, in.Type(), p, payload)
+		}
+		return h(ctx, in, p)
+	}
+}
+
+// EventOnly adapts a handler that reads the event alone: it needs no
+// payload (the notifier forwards the event as it is) or decodes it itself
+// with events.PayloadOf.
+func EventOnly(h func(ctx context.Context, in events.Event) ([]events.Event, error)) Handler {
+	return func(ctx context.Context, in events.Event, _ any) ([]events.Event, error) { return h(ctx, in) }
+}
 
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }
@@ -249,9 +271,9 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	// The decode rules, the same for every stage: size, CloudEvents
 	// attributes, known type, campaign id in the subject equal to the
-	// payload's, payload conforming to its kind's schema. A handler only
-	// ever sees an event that passed them.
-	in, reason, rej := inbound(m.Headers(), m.Data())
+	// payload's, payload decoded strictly and valid (inbound). A handler
+	// only ever sees an event that passed them, with its payload.
+	in, payload, reason, rej := inbound(m.Headers(), m.Data())
 	if reason != "" {
 		b.Log.Warn().Str("stage", cfg.Name).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).
 			Str("reason", reason).Msg("invalid event; dead-lettering")
@@ -267,16 +289,8 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
-	// The memory of the outputs the handler builds (events.ArenaFrom),
-	// handed to later outputs once these are stored; on the failing paths
-	// some may still be in flight, so it is left to the collector there.
-	arena := events.NewArena()
-	callCtx, cancel := context.WithTimeout(events.WithArena(ctx, arena), cfg.HandlerTimeout)
-	// in passed the schema check just above: the handler's PayloadOf
-	// decodes it without checking it again.
-	release := events.MarkValidated(in)
-	outs, herr := safeCall(callCtx, h, in)
-	release()
+	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	outs, herr := safeCall(callCtx, h, in, payload)
 	cancel()
 	var again againError
 	if errors.As(herr, &again) {
@@ -286,7 +300,6 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		if perr := b.publishAll(ctx, outs); perr != nil {
 			herr = perr
 		} else {
-			arena.Release()
 			stop()
 			obs.end(OutcomeAgain, "", nil)
 			log.Debug().Dur("again_in", again.after).Str("reason", again.reason).Int("outputs", len(outs)).Msg("handled; again later")
@@ -296,13 +309,17 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	}
 	if herr == nil {
 		injectTrace(ctx, outs) // each output is a child of this hop's span
-		if herr = b.publishAll(ctx, outs); herr == nil {
-			arena.Release() // outs are not to be read from here on
-		}
+		herr = b.publishAll(ctx, outs)
 	}
 	stop()
 
 	var outErr *OutputError
+	if se := (*events.SchemaError)(nil); herr != nil && !errors.As(herr, &outErr) && errors.As(herr, &se) {
+		// The handler's input passed these checks before the call: the
+		// payload events.New or Derive refused is one the handler made.
+		outErr = &OutputError{Kind: se.Kind, Err: se}
+		herr = outErr
+	}
 	switch {
 	case herr == nil:
 		if cfg.afterPublish != nil && !cfg.afterPublish(in) {
@@ -347,27 +364,26 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 
 // safeCall runs the handler, turning a panic into a permanent error so one
 // poisonous event cannot crash a replica.
-func safeCall(ctx context.Context, h Handler, in events.Event) (outs []events.Event, err error) {
+func safeCall(ctx context.Context, h Handler, in events.Event, payload any) (outs []events.Event, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = Permanent(fmt.Errorf("handler panic: %v", r))
 		}
 	}()
-	return h(ctx, in)
+	return h(ctx, in, payload)
 }
 
-// publishAll checks every output (schema and size) before publishing any,
+// publishAll checks every output (kind and size) before publishing any,
 // so an invalid output publishes nothing and fails the handler attempt with
 // an *OutputError; then publishes them and waits for every acknowledgement.
 func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	msgs := make([]*nats.Msg, 0, len(outs))
-	encoded := make([]*events.Message, 0, len(outs))
 	for _, o := range outs {
-		m, em, err := b.checkOut(o)
+		m, err := b.checkOut(o)
 		if err != nil {
 			return err
 		}
-		msgs, encoded = append(msgs, m), append(encoded, em)
+		msgs = append(msgs, m)
 	}
 	// Publish them pipelined (async) and wait once for every
 	// acknowledgement before the input is acked. A failure leaves the input
@@ -399,14 +415,6 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 	case <-ctx.Done():
 		b.acks.forget(msgs)
 		return ctx.Err()
-	}
-	// Every acknowledgement is in: neither the client nor the ack router
-	// will read these messages again, so their headers (and the outputs'
-	// arena) can serve the next outputs. On the paths above some may still
-	// be in flight; they are left alone.
-	for i, em := range encoded {
-		releaseMsg(msgs[i])
-		em.Release()
 	}
 	return nil
 }

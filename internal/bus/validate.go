@@ -2,11 +2,10 @@ package bus
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,14 +13,17 @@ import (
 )
 
 // The decode rules every stage applies, in the runner, before any handler
-// sees an event; and the same schema and size rules at publish, so nothing
-// invalid reaches the stream.
+// sees an event; and the size rule at publish, where the payload has
+// already been checked (events.New and Derive check it as they make the
+// event), so nothing invalid reaches the stream.
 
-// OutputError is an event a producer tried to publish that breaks the
-// contract: it violates its kind's schema, is above events.MaxEventBytes or
-// has an unknown type. It matches errors.Is(err, events.ErrInvalid). In the
-// runner it is the producing handler's error: logged at ERROR, the input
-// retried with backoff, then dead-lettered with this message as the reason.
+// OutputError is an event a producer tried to make or publish that breaks
+// the contract: its payload violates its kind's schema (events.New and
+// Derive refuse it with an *events.SchemaError, which the runner reports
+// as an OutputError), it is above events.MaxEventBytes or it has an unknown
+// type. It matches errors.Is(err, events.ErrInvalid). In the runner it is
+// the producing handler's error: logged at ERROR, the input retried with
+// backoff, then dead-lettered with this message as the reason.
 type OutputError struct {
 	Kind string // the output's kind name (or type, when unknown)
 	ID   string // the output's event id
@@ -46,97 +48,28 @@ func msgSize(h nats.Header, data []byte) int {
 	return n
 }
 
-// checkOut validates an event before it is published: a known kind, a
-// payload conforming to the kind's schema with the subject's campaign id,
-// and the encoded message within events.MaxEventBytes. It returns the message to publish
-// and its encoded form, to Release once the publish is acknowledged.
-func (b *Bus) checkOut(e events.Event) (*nats.Msg, *events.Message, error) {
+// checkOut checks an event before it is published: a known kind, a campaign
+// id for its subject, and the encoded message within events.MaxEventBytes.
+// Its payload was checked when it was made (events.New and Derive refuse a
+// payload that breaks the contract) and is not read again here. It returns
+// the message to publish.
+func (b *Bus) checkOut(e events.Event) (*nats.Msg, error) {
 	k, ok := events.KindOf(e.Type())
 	if !ok {
-		return nil, nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
+		return nil, &OutputError{Kind: e.Type(), ID: e.ID(), Err: fmt.Errorf("%w: unknown type %q", events.ErrInvalid, e.Type())}
 	}
-	// One read of the bytes already encoded serves the schema check and
-	// the campaign id check; nothing is marshalled again. The fast check
-	// proves most events valid without a decoded copy; the rest get the
-	// general validator's verdict and error.
-	cid, hasCID, ok := events.Conforms(k, e.Data())
-	if !ok {
-		inst, err := events.ValidateDataValue(k, e.Data())
-		if err != nil {
-			return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: err}
-		}
-		refs := refsOfValue(inst)
-		cid, hasCID = refs.CampaignID, refs.HasCampaignID
-	}
-	if hasCID && cid != e.Subject() {
-		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s payload campaign_id %q differs from subject %q", events.ErrInvalid, k.Name, cid, e.Subject())}
+	if err := events.ValidateCampaignID(e.Subject()); err != nil {
+		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%s %w", k.Name, err)}
 	}
 	em, err := events.Encode(e, k.SubjectFor(e.Subject()))
 	if err != nil {
-		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%s %w", k.Name, err)}
+		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%s %w", k.Name, err)}
 	}
 	m := toMsg(em)
 	if n := msgSize(m.Header, m.Data); n > events.MaxEventBytes {
-		releaseMsg(m)
-		em.Release()
-		return nil, nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
+		return nil, &OutputError{Kind: k.Name, ID: e.ID(), Err: fmt.Errorf("%w: %s is %d bytes, above the %d-byte event limit", events.ErrInvalid, k.Name, n, events.MaxEventBytes)}
 	}
-	publishedValid.add(e.ID(), digest(k.Type, e.Subject(), m.Data))
-	return m, em, nil
-}
-
-// publishedValid remembers the events this process validated on their way
-// out (the most recent validCacheSize of them), by id and a digest of their
-// type, subject and data: when a stage of the same process consumes one of
-// them, the schema check has already been passed by exactly these bytes.
-var publishedValid = newValidCache(validCacheSize)
-
-const validCacheSize = 1 << 16
-
-type validCache struct {
-	mu   sync.Mutex
-	m    map[string][32]byte
-	ring []string // insertion order, for eviction
-	next int
-}
-
-func newValidCache(n int) *validCache {
-	return &validCache{m: make(map[string][32]byte, n), ring: make([]string, n)}
-}
-
-func (c *validCache) add(id string, sum [32]byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[id]; ok {
-		c.m[id] = sum
-		return
-	}
-	if old := c.ring[c.next]; old != "" {
-		delete(c.m, old)
-	}
-	c.ring[c.next] = id
-	c.next = (c.next + 1) % len(c.ring)
-	c.m[id] = sum
-}
-
-func (c *validCache) has(id string, sum [32]byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got, ok := c.m[id]
-	return ok && got == sum
-}
-
-// digest identifies an event's content for publishedValid.
-func digest(typ, subject string, data []byte) [32]byte {
-	h := sha256.New()
-	h.Write([]byte(typ))
-	h.Write([]byte{0})
-	h.Write([]byte(subject))
-	h.Write([]byte{0})
-	h.Write(data)
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
+	return m, nil
 }
 
 // payloadRefs are the fields the bus reads from any payload, generically,
@@ -187,78 +120,56 @@ func refsOf(data []byte) payloadRefs {
 	return r
 }
 
-// refsOfValue is refsOf on a payload already parsed by events.ParseData.
-func refsOfValue(inst any) payloadRefs {
-	top, ok := inst.(map[string]any)
-	if !ok {
-		return payloadRefs{}
-	}
-	str := func(v any) string { s, _ := v.(string); return s }
-	var r payloadRefs
-	if v, ok := top["campaign_id"]; ok {
-		r.HasCampaignID = true
-		r.CampaignID = str(v)
-	}
-	r.SellerURL, r.SellerName = str(top["seller_url"]), str(top["seller_name"])
-	if obj, ok := top["seller"].(map[string]any); ok {
-		if u := str(obj["url"]); u != "" {
-			r.SellerURL = u
-		}
-		if n := str(obj["name"]); n != "" {
-			r.SellerName = n
-		}
-	}
-	if obj, ok := top["package"].(map[string]any); ok {
-		r.PackageID = str(obj["id"])
-	}
-	if n, ok := top["packages_total"].(json.Number); ok {
-		if i, err := n.Int64(); err == nil {
-			r.PackagesTotal = int(i)
-		}
-	}
-	return r
-}
-
-// inbound applies the decode rules to a delivered message. On failure it
-// returns the dead-letter reason and, for a schema-invalid
-// CampaignRequested whose campaign id is still usable, the rejection to
-// publish so its submitter hears back.
-func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *events.CampaignRejected) {
+// inbound applies the decode rules to a delivered message and returns the
+// event with its payload: a pointer to the kind's payload type, decoded
+// strictly once and checked (events.Payload: exact member names, no name
+// twice, Validate, the campaign_id of the subject). An event from outside
+// the pipeline (fromOutside) is first held to its kind's JSON Schema, which
+// also asks that every required member be present: a stage's payloads
+// were checked as they were made and encoded with all their members, and a
+// value that passes Validate is one a schema-valid payload could carry
+// (events' FuzzValidateAgreesWithSchema), so the schema would add nothing
+// but its cost there. On failure it returns the dead-letter reason and,
+// for an invalid CampaignRequested whose campaign id is still usable, the
+// rejection to publish so its submitter hears back.
+func inbound(h nats.Header, data []byte) (in events.Event, payload any, reason string, rej *events.CampaignRejected) {
 	if n := msgSize(h, data); n > events.MaxEventBytes {
-		return in, fmt.Sprintf("decode: event is %d bytes, above the %d-byte event limit", n, events.MaxEventBytes), nil
+		return in, nil, fmt.Sprintf("decode: event is %d bytes, above the %d-byte event limit", n, events.MaxEventBytes), nil
 	}
-	in, err := events.DecodeOwned(events.Header(h), data) // data is the delivery's own copy
+	structured := isStructured(h)
+	body := data
+	if !structured {
+		body = nil // binary mode: the attributes are all in the headers
+	}
+	in, err := events.Decode(events.Header(h), body)
 	if err != nil {
-		return in, "decode: " + err.Error(), nil
+		return in, nil, "decode: " + err.Error(), nil
+	}
+	if !structured && len(data) > 0 {
+		// The body is the payload, and a delivery's bytes are its own (the
+		// runner reads them, and acks, long after the client handed the
+		// message over): the event takes them as they are, where Decode
+		// would copy them (about 1 KB a delivery).
+		in.DataEncoded = data
 	}
 	k, ok := events.KindOf(in.Type())
 	if !ok {
-		return in, fmt.Sprintf("decode: %v: unknown type %q", events.ErrInvalid, in.Type()), nil
+		return in, nil, fmt.Sprintf("decode: %v: unknown type %q", events.ErrInvalid, in.Type()), nil
 	}
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
-		return in, "decode: " + err.Error(), nil
+		return in, nil, "decode: " + err.Error(), nil
 	}
-	// An event this process validated when it published it (same id, type,
-	// subject and bytes, same compiled schemas) is not checked again.
-	if publishedValid.has(in.ID(), digest(k.Type, in.Subject(), in.Data())) {
-		return in, "", nil
+	if fromOutside(h) {
+		err = events.ValidateData(k, in.Data())
 	}
-	// Most events are proven valid without a decoded copy (events.Conforms);
-	// the rest are parsed once for the campaign id check and the schema
-	// check, whose error names the field.
-	if cid, hasCID, ok := events.Conforms(k, in.Data()); ok {
-		if hasCID && cid != in.Subject() {
-			return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, cid, in.Subject()), nil
-		}
-		return in, "", nil
-	}
-	inst, err := events.ParseData(k, in.Data())
 	if err == nil {
-		refs := refsOfValue(inst)
-		if refs.HasCampaignID && refs.CampaignID != in.Subject() {
-			return in, fmt.Sprintf("decode: %v: payload campaign_id %q differs from subject %q", events.ErrInvalid, refs.CampaignID, in.Subject()), nil
+		if payload, _, err = events.Payload(in); err != nil {
+			// The schema's verdict, when it refuses the data too, names
+			// every violation the way an outside producer reads them.
+			if serr := events.ValidateData(k, in.Data()); serr != nil {
+				err = serr
+			}
 		}
-		err = events.ValidateValue(k, inst)
 	}
 	if err != nil {
 		reason = "decode: " + err.Error()
@@ -268,9 +179,35 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 				rej.Field = se.Field
 			}
 		}
-		return in, reason, rej
+		return in, nil, reason, rej
 	}
-	return in, "", nil
+	return in, payload, "", nil
+}
+
+// fromOutside reports whether a delivery was not published by a dealflow
+// stage: a CloudEvent in structured mode (the bus publishes binary mode
+// only) or one whose source is not a stage's (events.SourcePrefix). The
+// stages' payloads were checked as they were made, and their encoding
+// has every required member; an outside producer's may lack one, which
+// only the schema notices.
+func fromOutside(h nats.Header) bool {
+	if isStructured(h) {
+		return true
+	}
+	src := h["ce-source"]
+	return len(src) == 0 || !strings.HasPrefix(src[0], events.SourcePrefix)
+}
+
+// isStructured reports a CloudEvent in structured mode, as events.Decode
+// tells it: a Content-Type header (any case) starting with
+// "application/cloudevents".
+func isStructured(h nats.Header) bool {
+	for k, v := range h {
+		if strings.EqualFold(k, events.HeaderContentType) && len(v) > 0 && strings.HasPrefix(strings.ToLower(v[0]), "application/cloudevents") {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveDeadLetter publishes what a dead letter means for its campaign
@@ -282,17 +219,30 @@ func inbound(h nats.Header, data []byte) (in events.Event, reason string, rej *e
 // Events whose campaign is unclear (payload campaign_id differs from the
 // subject) or that name no seller resolve nothing.
 func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header, data []byte, reason string, rej *events.CampaignRejected) error {
-	in, err := events.DecodeOwned(events.Header(h), data) // data is the delivery's own copy
+	in, err := events.Decode(events.Header(h), data)
 	if err != nil || in.ID() == "" || events.ValidateCampaignID(in.Subject()) != nil {
 		return nil
 	}
 	var outs []events.Event
+	// add keeps a resolution to publish. One that breaks the contract can
+	// never be published (events.New refuses it, or Publish: a seller URL
+	// too long for the size limit): that is said, and the dead letter
+	// stands.
+	add := func(e events.Event, err error) error {
+		var se *events.SchemaError
+		if errors.As(err, &se) {
+			b.Log.Error().Err(err).Str("stage", stage).Str("event_id", in.ID()).Msg("dead letter's resolution is invalid; not published")
+			return nil
+		}
+		if err == nil {
+			outs = append(outs, e)
+		}
+		return err
+	}
 	if rej != nil {
-		e, err := events.Derive(in, events.KindCampaignRejected, stage, "rejected", *rej)
-		if err != nil {
+		if err := add(events.Derive(in, events.KindCampaignRejected, stage, "rejected", *rej)); err != nil {
 			return err
 		}
-		outs = append(outs, e)
 	}
 	k, _ := events.KindOf(in.Type())
 	switch k.Type {
@@ -310,20 +260,19 @@ func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header
 			sk.PackageID, sk.PackagesTotal = refs.PackageID, refs.PackagesTotal
 		}
 		e, err := events.New(events.KindSellerSkipped, events.ChildID(in.ID(), stage, events.SkipDeadLettered), stage, in.Subject(), sk)
-		if err != nil {
+		if err == nil {
+			if tp := events.TraceparentOf(in); tp != "" {
+				e.SetExtension(events.TraceparentExt, tp)
+			}
+		}
+		if err := add(e, err); err != nil {
 			return err
 		}
-		if tp := events.TraceparentOf(in); tp != "" {
-			e.SetExtension(events.TraceparentExt, tp)
-		}
-		outs = append(outs, e)
 	}
 	for _, o := range outs {
 		if err := b.Publish(ctx, o); err != nil {
 			var oe *OutputError
 			if errors.As(err, &oe) {
-				// It can never be published (a seller URL too long for the
-				// schema or size limit): say so, and let the dead letter stand.
 				b.Log.Error().Err(err).Str("stage", stage).Str("event_id", in.ID()).Msg("dead letter's resolution is invalid; not published")
 				continue
 			}

@@ -355,13 +355,14 @@ func TestApplyDeduplicates(t *testing.T) {
 	req := request(false)
 	e, err := events.New(events.KindCampaignRequested, "e1", "test", "c1", req)
 	must(t, err)
-	if _, err := Apply(c, e, t0, time.Minute); err != nil || c.Status != events.StatusShopping {
+	if _, err := Apply(c, e, &req, t0, time.Minute); err != nil || c.Status != events.StatusShopping {
 		t.Fatalf("status %s err %v", c.Status, err)
 	}
-	q, err := events.New(events.KindQuoteReady, "e2", "test", "c1", quote("https://a", "p", 2))
+	qr := quote("https://a", "p", 2)
+	q, err := events.New(events.KindQuoteReady, "e2", "test", "c1", qr)
 	must(t, err)
 	for range 3 {
-		if _, err := Apply(c, q, t0, time.Minute); err != nil {
+		if _, err := Apply(c, q, &qr, t0, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}

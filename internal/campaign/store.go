@@ -240,13 +240,14 @@ func encodeChanged(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 // Apply folds a pipeline event into the campaign (the booker's plan
 // consumer): CampaignRequested, CampaignRejected, DiscoveryCompleted,
 // SellerSkipped, QuoteReady, ShoppingDeadlinePassed, and each line's
-// DealBooked or BookingFailed. An event applied before changes nothing and
-// re-emits what it emitted the first time. When the campaign becomes
+// DealBooked or BookingFailed, with payload its decoded payload (the
+// runner's, or events.Payload's). An event applied before changes nothing
+// and re-emits what it emitted the first time. When the campaign becomes
 // ReadyToPlan (or Settled) the returned record says so; the caller then
 // loads the quotes and calls Propose (or FinishBooking).
-func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([]events.Event, error) {
-	switch in.Type() {
-	case events.KindDealBooked.Type, events.KindBookingFailed.Type:
+func Apply(c *Campaign, in events.Event, payload any, now time.Time, window time.Duration) ([]events.Event, error) {
+	switch payload.(type) {
+	case *events.DealBooked, *events.BookingFailed:
 		if c.Status == "" {
 			// A booking outcome never starts a campaign.
 			return nil, fmt.Errorf("%w: booking outcome for campaign %s, which has no record", ErrNotFound, in.Subject())
@@ -264,56 +265,28 @@ func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([
 		c.Status = events.StatusRequested
 		c.touch(now)
 	}
-	switch in.Type() {
-	case events.KindCampaignRequested.Type:
-		req, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
-		if err != nil {
-			return nil, err
-		}
+	switch p := payload.(type) {
+	case *events.CampaignRequested:
 		if c.Traceparent == "" {
 			c.Traceparent = events.TraceparentOf(in)
 		}
-		return nil, c.Start(in.ID(), req, now, window)
-	case events.KindCampaignRejected.Type:
-		rej, err := events.PayloadOf[events.CampaignRejected](in, events.KindCampaignRejected)
-		if err != nil {
-			return nil, err
-		}
-		return c.Reject(in.ID(), rej, now)
-	case events.KindDiscoveryCompleted.Type:
-		d, err := events.PayloadOf[events.DiscoveryCompleted](in, events.KindDiscoveryCompleted)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordDiscovery(d, now)
-	case events.KindSellerSkipped.Type:
-		sk, err := events.PayloadOf[events.SellerSkipped](in, events.KindSellerSkipped)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordSkip(sk, now)
-	case events.KindQuoteReady.Type:
-		q, err := events.PayloadOf[events.QuoteReady](in, events.KindQuoteReady)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordQuote(q, now)
-	case events.KindShoppingDeadlinePassed.Type:
+		return nil, c.Start(in.ID(), *p, now, window)
+	case *events.CampaignRejected:
+		return c.Reject(in.ID(), *p, now)
+	case *events.DiscoveryCompleted:
+		c.RecordDiscovery(*p, now)
+	case *events.SellerSkipped:
+		c.RecordSkip(*p, now)
+	case *events.QuoteReady:
+		c.RecordQuote(*p, now)
+	case *events.ShoppingDeadlinePassed:
 		c.PassDeadline(now)
-	case events.KindDealBooked.Type:
-		d, err := events.PayloadOf[events.DealBooked](in, events.KindDealBooked)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordDeal(d, now)
-	case events.KindBookingFailed.Type:
-		f, err := events.PayloadOf[events.BookingFailed](in, events.KindBookingFailed)
-		if err != nil {
-			return nil, err
-		}
-		c.RecordFailure(f, now)
+	case *events.DealBooked:
+		c.RecordDeal(*p, now)
+	case *events.BookingFailed:
+		c.RecordFailure(*p, now)
 	default:
-		return nil, fmt.Errorf("campaign: %w: %s is not a campaign input", events.ErrInvalid, in.Type())
+		return nil, fmt.Errorf("campaign: %w: %s (%T) is not a campaign input", events.ErrInvalid, in.Type(), payload)
 	}
 	return nil, nil
 }
@@ -340,7 +313,7 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = now
 	}
-	if err := req.Validate(); err != nil {
+	if err := req.ValidateAt(time.Now()); err != nil {
 		return nil, err
 	}
 	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace

@@ -322,7 +322,7 @@ func benchCampaign(ctx context.Context, a *app.App, id string) (campaignStats, e
 	}
 	expected, resolved := -1, map[string]bool{}
 	err := a.Bus.Follow(ctx, id, func(e events.Event) bool {
-		p, _, _ := events.PayloadTrusted(e)
+		p, _, _ := events.Payload(e)
 		switch v := p.(type) {
 		case *events.DiscoveryCompleted:
 			expected = len(v.Sellers)

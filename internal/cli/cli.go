@@ -504,7 +504,7 @@ func ParseBrief(b []byte) (events.CampaignRequested, error) {
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = time.Now().UTC()
 	}
-	if err := req.Validate(); err != nil {
+	if err := req.ValidateAt(time.Now()); err != nil {
 		return req, fmt.Errorf("campaign file: %w", err)
 	}
 	return req, nil

@@ -286,7 +286,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		}
 		return u
 	}
-	p, _, err := events.PayloadTrusted(e)
+	p, _, err := events.Payload(e)
 	if err != nil {
 		return true
 	}

@@ -293,8 +293,8 @@ func (c *kitsCounter) wrap(stage string, h bus.Handler) bus.Handler {
 	if stage != kitfetcher.Stage {
 		return h
 	}
-	return func(ctx context.Context, in events.Event) ([]events.Event, error) {
-		outs, err := h(ctx, in)
+	return func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
+		outs, err := h(ctx, in, p)
 		c.n.Add(1)
 		select {
 		case c.changed <- struct{}{}:
@@ -497,7 +497,7 @@ func BenchmarkNegotiation(b *testing.B) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_ = rb.Run(ctx, bus.StageConfig{Name: negotiator.Stage, Subjects: negotiator.Subjects(), Workers: 64}, svc.Handle)
+					_ = rb.Run(ctx, bus.StageConfig{Name: negotiator.Stage, Subjects: negotiator.Subjects(), Workers: 64}, bus.Typed(svc.Handle))
 				}()
 			}
 			defer func() { cancel(); wg.Wait() }()
@@ -583,7 +583,7 @@ func benchCampaign(b *testing.B, sellers int) {
 		maxCalls, status := 0, events.CampaignStatus("")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		_ = a.Bus.Follow(ctx, id, func(e events.Event) bool {
-			p, _, _ := events.PayloadTrusted(e)
+			p, _, _ := events.Payload(e)
 			switch v := p.(type) {
 			case *events.QuoteReady:
 				calls := 1 + len(v.Rounds)

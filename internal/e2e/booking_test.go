@@ -55,13 +55,13 @@ func startBookingStack(t *testing.T, atApproval func(m *sandbox.Market, appr eve
 		if stage != booker.StageBook {
 			return h
 		}
-		return func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		return func(ctx context.Context, in events.Event, payload any) ([]events.Event, error) {
 			once.Do(func() {
-				if appr, err := events.PayloadOf[events.PortfolioApproved](in, events.KindPortfolioApproved); err == nil {
-					atApproval(m, appr)
+				if appr, ok := payload.(*events.PortfolioApproved); ok {
+					atApproval(m, *appr)
 				}
 			})
-			return h(ctx, in)
+			return h(ctx, in, payload)
 		}
 	}
 	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond, WrapHandler: wrap})

@@ -125,7 +125,7 @@ func (s *clusterStack) runCampaigns(t *testing.T, n int, disrupt func()) []*camp
 		go func() {
 			defer wg.Done()
 			_ = s.observer.Follow(ctx, req.CampaignID, func(e events.Event) bool {
-				p, _, _ := events.PayloadTrusted(e)
+				p, _, _ := events.Payload(e)
 				switch v := p.(type) {
 				case *events.PackageFound:
 					r.packages[v.Seller.URL+"|"+v.Package.ID]++

@@ -39,12 +39,11 @@ func TestDeadLetteredPackageResolvesItsCampaign(t *testing.T) {
 			if stage != negotiator.Stage {
 				return h
 			}
-			return func(ctx context.Context, in events.Event) ([]events.Event, error) {
-				pf, err := events.PayloadOf[events.PackageFound](in, events.KindPackageFound)
-				if err == nil && victim.CompareAndSwap(nil, pf.Package.ID) {
+			return func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
+				if pf, ok := p.(*events.PackageFound); ok && victim.CompareAndSwap(nil, pf.Package.ID) {
 					return nil, bus.Permanent(errors.New("injected: cannot negotiate this package"))
 				}
-				return h(ctx, in)
+				return h(ctx, in, p)
 			}
 		}})
 	if err != nil {

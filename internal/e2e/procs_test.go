@@ -299,7 +299,7 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 		_ = ob.Follow(ctx, id, func(e events.Event) bool {
 			omu.Lock()
 			defer omu.Unlock()
-			p, _, _ := events.PayloadTrusted(e)
+			p, _, _ := events.Payload(e)
 			switch v := p.(type) {
 			case *events.PackageFound:
 				packages[v.Seller.URL+"|"+v.Package.ID]++

@@ -139,3 +139,16 @@ func TestCampaignRecordHasOneOwner(t *testing.T) {
 		t.Fatalf("the campaign buckets are internal/campaign's alone:\n%s", strings.Join(offenders, "\n"))
 	}
 }
+
+// TestEventsImportsNoNATS: the public contract describes the events and their
+// wire form without a NATS client; only its examples connect to a server.
+func TestEventsImportsNoNATS(t *testing.T) {
+	t.Parallel()
+	for dir, imps := range imports(t, filepath.Join(root(t), "pkg", "events")) {
+		for _, imp := range imps {
+			if strings.HasPrefix(imp, "github.com/nats-io/") {
+				t.Errorf("%s imports %s: the public contract does not talk to NATS", dir, imp)
+			}
+		}
+	}
+}

@@ -134,7 +134,7 @@ func TestRunnerMetrics(t *testing.T) {
 	})
 
 	var retried atomic.Bool
-	h := func(_ context.Context, in events.Event) ([]events.Event, error) {
+	h := func(_ context.Context, in events.Event, _ any) ([]events.Event, error) {
 		switch in.Subject() {
 		case "c-bad":
 			return nil, bus.Permanent(errors.New("never"))
@@ -305,11 +305,11 @@ func TestTracesAcrossHops(t *testing.T) {
 	seller := market.Sellers[0]
 	client := sellerclient.New(sellerclient.Config{AllowPrivate: true, TracerProvider: tp})
 
-	runStage(t, b, stageConfig("hop1", events.KindCampaignRequested.Filter()), func(_ context.Context, in events.Event) ([]events.Event, error) {
+	runStage(t, b, stageConfig("hop1", events.KindCampaignRequested.Filter()), func(_ context.Context, in events.Event, _ any) ([]events.Event, error) {
 		return skipped(in, "hop1")
 	})
 	done := make(chan struct{}, 1)
-	runStage(t, b, stageConfig("hop2", events.KindSellerSkipped.Filter()), func(ctx context.Context, in events.Event) ([]events.Event, error) {
+	runStage(t, b, stageConfig("hop2", events.KindSellerSkipped.Filter()), func(ctx context.Context, in events.Event, _ any) ([]events.Event, error) {
 		bus.Logger(ctx, zerolog.Nop()).Info().Msg("hop2 handling")
 		if _, err := client.ListProducts(ctx, seller.URL); err != nil {
 			return nil, err

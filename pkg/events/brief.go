@@ -197,16 +197,14 @@ func (b Brief) EffectiveDealType() string {
 	return b.DealType
 }
 
-// Validate checks a campaign request against the current time; see
-// ValidateAt.
-func (c CampaignRequested) Validate() error { return c.ValidateAt(time.Now()) }
-
-// ValidateAt checks a campaign request: its id, its brief (flight dates
-// judged against now), its buyer, sellers, negotiation policy and shopping
-// window. The error is a *FieldError naming the field exactly.
+// ValidateAt checks a campaign request beyond the contract (Validate): its
+// id, its brief's limits (flight dates judged against now), its buyer,
+// sellers, negotiation policy and shopping window. The bookings API, the
+// CLI and the discoverer ask it whether to take a request on; the error is
+// a *FieldError naming the field exactly.
 func (c CampaignRequested) ValidateAt(now time.Time) error {
 	if err := ValidateCampaignID(c.CampaignID); err != nil {
-		return &FieldError{Field: "campaign_id", Reason: "must be 1-64 characters of [A-Za-z0-9_-]"}
+		return &FieldError{Field: "campaign_id", Reason: campaignIDReason}
 	}
 	if err := c.Brief.ValidateAt(now); err != nil {
 		return err

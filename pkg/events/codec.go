@@ -50,35 +50,6 @@ type Message struct {
 	Subject string
 	Header  Header
 	Data    []byte
-	set     *headerSet // where Header came from, when Encode pooled it
-}
-
-// headerSet is a message, its header map and the backing array of the
-// header values, kept together so a published message can serve the next
-// Encode: a map of ten headers costs about 1 KB, once per event published.
-type headerSet struct {
-	msg  Message
-	h    Header
-	vals [maxPooledHeaders]string
-}
-
-const maxPooledHeaders = 16
-
-var headerSets = sync.Pool{New: func() any { return &headerSet{h: make(Header, maxPooledHeaders)} }}
-
-// Release hands m and its headers back for a later Encode to reuse, and
-// leaves m without headers or data. Call it only once nothing will read m
-// again (its publish acknowledged): a later Encode may return m itself.
-// Releasing is optional: an unreleased message is simply collected.
-func (m *Message) Release() {
-	set := m.set
-	if set == nil {
-		return
-	}
-	m.set, m.Header, m.Data = nil, nil, nil // m may be set.msg
-	clear(set.h)
-	set.vals = [maxPooledHeaders]string{}
-	headerSets.Put(set)
 }
 
 // Encode renders e as a NATS message on subject in CloudEvents binary mode:
@@ -88,21 +59,11 @@ func Encode(e Event, subject string) (*Message, error) {
 	if err := validate(e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	// One map for the headers and one backing array for their values,
-	// recycled through headerSets when the publisher releases them: this
-	// runs for every event published.
+	// One map for the headers and one backing array for their values:
+	// this runs for every event published.
 	exts := extensionsOf(e)
-	var m *Message
-	var vals []string
-	if 9+len(exts) <= maxPooledHeaders {
-		set := headerSets.Get().(*headerSet)
-		m = &set.msg
-		*m = Message{Subject: subject, Header: set.h, set: set}
-		vals = set.vals[:0]
-	} else {
-		m = &Message{Subject: subject, Header: make(Header, 9+len(exts))}
-		vals = make([]string, 0, 9+len(exts))
-	}
+	m := &Message{Subject: subject, Header: make(Header, 9+len(exts))}
+	vals := make([]string, 0, 9+len(exts))
 	put := func(key, v string) {
 		vals = append(vals, v)
 		m.Header[key] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -126,7 +87,6 @@ func Encode(e Event, subject string) (*Message, error) {
 	for name, v := range exts {
 		s, err := extensionString(v)
 		if err != nil {
-			m.Release()
 			return nil, fmt.Errorf("%w: extension %s: %v", ErrInvalid, name, err)
 		}
 		// The trace context travels in ce-traceparent only. A plain
@@ -195,24 +155,13 @@ func extensionString(v any) (string, error) {
 // Decode parses a NATS message into a CloudEvent. Structured mode is chosen
 // when Content-Type starts with "application/cloudevents" (case-insensitive);
 // otherwise the message must be in binary mode. Header names are matched
-// case-insensitively. Errors wrap ErrInvalid.
+// case-insensitively. The event has its own copy of the data. Errors wrap
+// ErrInvalid.
 func Decode(h Header, data []byte) (Event, error) {
-	return decode(h, data, true)
-}
-
-// DecodeOwned is Decode for a caller that hands data over: a binary-mode
-// event keeps data itself rather than a copy, so the caller must not
-// change it afterwards. The bus uses it for deliveries, whose data the
-// NATS client has already copied for that message alone.
-func DecodeOwned(h Header, data []byte) (Event, error) {
-	return decode(h, data, false)
-}
-
-func decode(h Header, data []byte, copyData bool) (Event, error) {
 	if ct := headerGet(h, HeaderContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		return decodeStructured(data)
 	}
-	return decodeBinary(h, data, copyData)
+	return decodeBinary(h, data)
 }
 
 func headerGet(h Header, name string) string {
@@ -235,7 +184,7 @@ func decodeStructured(data []byte) (Event, error) {
 	return e, nil
 }
 
-func decodeBinary(h Header, data []byte, copyData bool) (Event, error) {
+func decodeBinary(h Header, data []byte) (Event, error) {
 	// The context is filled directly, as the SDK's setters would fill it
 	// (trimmed id, type and subject; parsed source and time; lower-cased
 	// extensions), without a map of the attributes first: this runs for
@@ -296,10 +245,7 @@ func decodeBinary(h Header, data []byte, copyData bool) (Event, error) {
 	}
 	e := Event{Context: ec}
 	if len(data) > 0 {
-		if copyData {
-			data = append([]byte(nil), data...)
-		}
-		e.DataEncoded = data
+		e.DataEncoded = append([]byte(nil), data...)
 	}
 	if err := validate(e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -15,7 +15,7 @@ import (
 // CloudEvents SDK's setters (a map of the attributes, then event.New and a
 // setter each), which decodeBinary fills directly: the oracle of
 // FuzzDecodeBinaryMatchesReference.
-func decodeBinaryReference(h Header, data []byte, copyData bool) (Event, error) {
+func decodeBinaryReference(h Header, data []byte) (Event, error) {
 	attrs := map[string]string{}
 	for k, vs := range h {
 		lk := strings.ToLower(k)
@@ -69,10 +69,7 @@ func decodeBinaryReference(h Header, data []byte, copyData bool) (Event, error) 
 		}
 	}
 	if len(data) > 0 {
-		if copyData {
-			data = append([]byte(nil), data...)
-		}
-		e.DataEncoded = data
+		e.DataEncoded = append([]byte(nil), data...)
 	}
 	if err := e.Validate(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -120,8 +117,8 @@ func FuzzDecodeBinaryMatchesReference(f *testing.F) {
 			}
 			h["ce-"+extName] = []string{extVal}
 		}
-		want, werr := decodeBinaryReference(h, []byte(body), true)
-		got, gerr := decodeBinary(h, []byte(body), true)
+		want, werr := decodeBinaryReference(h, []byte(body))
+		got, gerr := decodeBinary(h, []byte(body))
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("headers %v: direct decoding err %v, the setters' %v", h, gerr, werr)
 		}

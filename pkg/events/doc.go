@@ -11,4 +11,10 @@
 // Nats-Msg-Id = the event id so JetStream drops duplicates) and accepts the
 // structured mode (Content-Type application/cloudevents+json) on input, so a
 // user can publish with the stock nats CLI.
+//
+// Every payload type has a Validate method: its schema's rules, checked on
+// the value. New and Derive check the payload of the event they make;
+// Payload and PayloadOf decode one strictly (exact member names, none twice)
+// and check it. ValidateData holds JSON from elsewhere (a file, a request
+// body, another system's event) to the JSON Schema itself.
 package events

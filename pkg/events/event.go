@@ -4,10 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Event is a CloudEvent; every pipeline event is one.
@@ -51,17 +52,22 @@ func NewID() string {
 }
 
 // New builds an event of kind k for a campaign, with data as its JSON
-// payload and a new trace (a random, sampled traceparent).
+// payload and a new trace (a random, sampled traceparent). It refuses to
+// make an event that breaks the contract, with a *SchemaError naming the
+// field: a value of k's payload type (or a pointer to one) must pass its
+// Validate and name campaignID; any other data (a map, raw JSON) must
+// conform to k's schema once encoded.
 func New(k Kind, id, stage, campaignID string, data any) (Event, error) {
-	return build(k, id, stage, campaignID, data, newTraceparent(), nil)
+	return build(k, id, stage, campaignID, data, newTraceparent())
 }
 
 // Derive builds an event emitted by stage while handling parent: same campaign,
 // deterministic id from (parent id, stage, key), and the parent's trace. The
 // stage runner then replaces that traceparent with its own handling span's,
-// so each hop is a child span of the one before.
+// so each hop is a child span of the one before. The payload is checked as
+// New checks it.
 func Derive(parent Event, k Kind, stage, key string, data any) (Event, error) {
-	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, traceOf(parent), nil)
+	return build(k, ChildID(parent.ID(), stage, key), stage, parent.Subject(), data, traceOf(parent))
 }
 
 // traceOf is the traceparent a child of parent carries: the parent's, or
@@ -76,8 +82,7 @@ func traceOf(parent Event) string {
 // build fills the CloudEvents 1.0 context directly rather than through the
 // SDK's setters, which parse the source URL and concatenate a field name
 // for each call: the stages build one event per seller and per package.
-// With into, the event is built in that arena memory (Arena.Derive).
-func build(k Kind, id, stage, campaignID string, data any, traceparent string, into *arenaEvent) (Event, error) {
+func build(k Kind, id, stage, campaignID string, data any, traceparent string) (Event, error) {
 	if err := ValidateCampaignID(campaignID); err != nil {
 		return Event{}, err
 	}
@@ -85,19 +90,45 @@ func build(k Kind, id, stage, campaignID string, data any, traceparent string, i
 	if err != nil {
 		return Event{}, fmt.Errorf("events: source of stage %q: %w", stage, err)
 	}
-	if into != nil {
-		var e Event
-		if err := into.fill(&e, k, strings.TrimSpace(id), src, campaignID, data, traceparent); err != nil {
-			return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
-		}
-		return e, nil
+	// The payload is checked as it is made: a value of the kind's payload
+	// type by its Validate, anything else (a map, raw JSON) against the
+	// kind's schema once encoded.
+	typed, err := checkValue(k, data, campaignID)
+	if err != nil {
+		return Event{}, err
 	}
 	e := Event{Context: &event.EventContextV1{ID: strings.TrimSpace(id), Source: src, Type: k.Type, Subject: &campaignID,
 		Time: &types.Timestamp{Time: nowUTC()}, Extensions: map[string]any{TraceparentExt: traceparent}}}
 	if err := e.SetData(event.ApplicationJSON, data); err != nil {
 		return Event{}, fmt.Errorf("events: encode %s payload: %w", k.Name, err)
 	}
+	if !typed {
+		if err := validateBytes(k, e.Data(), campaignID); err != nil {
+			return Event{}, err
+		}
+	}
 	return e, nil
+}
+
+// checkValue checks data when it is a value (or a non-nil pointer to one)
+// of a payload type: it must be k's, valid, and of campaign subject. typed
+// is false for any other data, which is left to the schema.
+func checkValue(k Kind, data any, subject string) (typed bool, err error) {
+	p, ok := data.(payload)
+	if !ok {
+		return false, nil
+	}
+	t := reflect.TypeOf(data)
+	if t.Kind() == reflect.Pointer {
+		if reflect.ValueOf(data).IsNil() {
+			return false, nil
+		}
+		t = t.Elem()
+	}
+	if t != k.typ {
+		return true, &SchemaError{Kind: k.Name, Detail: fmt.Sprintf("a %s payload is not a %s", t.Name(), k.Name)}
+	}
+	return true, checkPayload(k, p, subject)
 }
 
 // nowUTC is an event's time.
@@ -156,71 +187,55 @@ func newTraceparent() string {
 	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
 }
 
-// Payload decodes and validates the data of e into the payload type of its
-// kind (the schema check is skipped for an event the stage runner has just
-// validated: see MarkValidated). Errors wrap ErrInvalid.
+// Payload decodes e's data into a new value of its kind's payload type and
+// checks it against the contract: a pointer to that type (for a DealBooked,
+// a *DealBooked) with no error, or an error wrapping ErrInvalid. See
+// PayloadOf.
 func Payload(e Event) (any, Kind, error) {
 	k, ok := KindOf(e.Type())
 	if !ok {
 		return nil, Kind{}, fmt.Errorf("%w: unknown type %q", ErrInvalid, e.Type())
 	}
-	if !isValidated(e) {
-		if err := ValidateData(k, e.Data()); err != nil {
-			return nil, k, err
-		}
-	}
 	p := k.NewPayload()
-	if err := json.Unmarshal(e.Data(), p); err != nil {
-		return nil, k, fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
+	if err := decodePayload(k, e, p); err != nil {
+		return nil, k, err
 	}
 	return p, k, nil
 }
 
-// PayloadOf decodes e's payload into T after checking that e is of kind k and
-// that its data conforms to the kind's schema (checked once: not again for
-// an event the stage runner has just validated, see MarkValidated). Errors
-// wrap ErrInvalid.
+// PayloadOf decodes e's payload into T after checking that e is of kind k,
+// and checks the value against the contract. The decoding is strict where
+// JSON is loose: member names match exactly (case included) and a name
+// given twice is refused; members the type does not know are ignored, as
+// the schemas allow. The value is then checked by its Validate (the
+// schema's enums and patterns) and its campaign_id must be e's subject.
+// Errors wrap ErrInvalid; a payload that breaks a rule is a *SchemaError
+// naming the field.
 func PayloadOf[T any](e Event, k Kind) (T, error) {
 	var v T
-	if err := PayloadInto(e, k, &v); err != nil {
+	if e.Type() != k.Type {
+		return v, fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
+	}
+	if err := decodePayload(k, e, &v); err != nil {
 		var zero T
 		return zero, err
 	}
 	return v, nil
 }
 
-// PayloadInto is PayloadOf decoding into *v, which it zeroes first: for a
-// caller that recycles its payload values (a SellerFound is about 1 KB
-// before its strings, decoded once per seller and campaign).
-func PayloadInto[T any](e Event, k Kind, v *T) error {
-	var zero T
-	*v = zero
-	if e.Type() != k.Type {
-		return fmt.Errorf("%w: type %q, want %q", ErrInvalid, e.Type(), k.Type)
-	}
-	if !isValidated(e) {
-		if err := ValidateData(k, e.Data()); err != nil {
-			return err
+// decodePayload decodes e's data into v (a pointer) strictly, then checks
+// it: with its Validate when v is a payload type of the contract, else
+// against k's schema.
+func decodePayload(k Kind, e Event, v any) error {
+	data := e.Data()
+	if err := jsonv2.Unmarshal(data, v); err != nil {
+		if len(data) == 0 {
+			return fmt.Errorf("%w: %s has no data", ErrInvalid, k.Name)
 		}
-	}
-	if err := json.Unmarshal(e.Data(), v); err != nil {
-		*v = zero
 		return fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
 	}
-	return nil
-}
-
-// PayloadTrusted decodes e's payload like Payload but skips the schema
-// check: for observers of a stream whose producers already validated it
-// (progress displays, benchmarks), where the check would dominate the cost.
-func PayloadTrusted(e Event) (any, Kind, error) {
-	k, ok := KindOf(e.Type())
-	if !ok {
-		return nil, Kind{}, fmt.Errorf("%w: unknown type %q", ErrInvalid, e.Type())
+	if p, ok := v.(payload); ok {
+		return checkPayload(k, p, e.Subject())
 	}
-	p := k.NewPayload()
-	if err := json.Unmarshal(e.Data(), p); err != nil {
-		return nil, k, fmt.Errorf("%w: %s payload: %v", ErrInvalid, k.Name, err)
-	}
-	return p, k, nil
+	return validateBytes(k, data, e.Subject())
 }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -24,8 +25,9 @@ type Kind struct {
 	// Doc says what fact the event records.
 	Doc string
 	// payload returns a pointer to a zero payload, used to decode and to
-	// generate the schema.
+	// generate the schema; typ is its type.
 	payload func() any
+	typ     reflect.Type
 }
 
 // SubjectFor returns the NATS subject of this kind for one campaign.
@@ -47,6 +49,7 @@ func kind(name, noun, verb, doc string, payload func() any) Kind {
 		Subject: SubjectRoot + "." + noun + "." + verb,
 		Doc:     doc,
 		payload: payload,
+		typ:     reflect.TypeOf(payload()).Elem(),
 	}
 }
 

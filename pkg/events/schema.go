@@ -63,51 +63,52 @@ func compileSchemas() {
 	}
 }
 
-// CompileSchemas compiles the embedded schemas (and Conforms' fast checks)
-// now instead of on the first validation, so a process pays for it at start (not inside its first
+// CompileSchemas compiles the embedded schemas now instead of on the first
+// validation, so a process pays for it at start (not inside its first
 // campaign) and a broken schema fails the start. It is safe to call more
 // than once.
 func CompileSchemas() error {
 	compileOnce.Do(compileSchemas)
-	fastOnce.Do(compileFast)
 	return compileErr
 }
 
-// ValidateData checks a payload against its kind's schema. Errors wrap
-// ErrInvalid and name the offending field.
+// ValidateData checks a payload against its kind's JSON Schema, for JSON
+// from outside the pipeline (an API body, a file, an event another system
+// published); a payload value is checked by its Validate instead. Errors
+// wrap ErrInvalid and name the offending field.
 func ValidateData(k Kind, data []byte) error {
-	compileOnce.Do(compileSchemas)
-	if compileErr != nil {
-		return compileErr
-	}
-	if _, ok := compiled[k.Type]; !ok {
-		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
-	}
-	if _, _, ok := Conforms(k, data); ok {
-		return nil
-	}
-	_, err := ValidateDataValue(k, data)
+	_, err := schemaCheck(k, data)
 	return err
 }
 
-// ValidateDataValue is ValidateData that also returns the parsed payload
-// (see ParseData), so a caller that needs fields of the payload parses the
-// bytes once. It always runs the general validator (no Conforms shortcut).
-func ValidateDataValue(k Kind, data []byte) (any, error) {
-	inst, err := ParseData(k, data)
+// validateBytes is ValidateData for the payload of an event of campaign
+// subject: its campaign_id, when it has one, must be subject.
+func validateBytes(k Kind, data []byte, subject string) error {
+	inst, err := schemaCheck(k, data)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := ValidateValue(k, inst); err != nil {
-		return nil, err
+	top, _ := inst.(map[string]any)
+	if v, ok := top["campaign_id"]; ok {
+		if id, _ := v.(string); id != subject {
+			return &SchemaError{Kind: k.Name, Field: "campaign_id", Detail: fmt.Sprintf("payload campaign_id %q differs from subject %q", id, subject)}
+		}
 	}
-	return inst, nil
+	return nil
 }
 
-// ParseData parses a payload of kind k the way the schema check reads it:
-// JSON objects as map[string]any, numbers as json.Number. Errors wrap
-// ErrInvalid.
-func ParseData(k Kind, data []byte) (any, error) {
+// schemaCheck parses data as the schema check reads it (objects as
+// map[string]any, numbers as json.Number) and checks it against k's
+// schema, compiled once per process.
+func schemaCheck(k Kind, data []byte) (any, error) {
+	compileOnce.Do(compileSchemas)
+	if compileErr != nil {
+		return nil, compileErr
+	}
+	s, ok := compiled[k.Type]
+	if !ok {
+		return nil, fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
+	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: %s has no data", ErrInvalid, k.Name)
 	}
@@ -115,72 +116,16 @@ func ParseData(k Kind, data []byte) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s data is not JSON: %v", ErrInvalid, k.Name, err)
 	}
+	if err := s.Validate(inst); err != nil {
+		field, detail := flattenSchemaError(err)
+		return nil, &SchemaError{Kind: k.Name, Field: field, Detail: detail}
+	}
 	return inst, nil
 }
 
-// ValidateValue checks a payload parsed by ParseData against its kind's
-// schema (compiled once per process). Errors are those of ValidateData.
-func ValidateValue(k Kind, inst any) error {
-	compileOnce.Do(compileSchemas)
-	if compileErr != nil {
-		return compileErr
-	}
-	s, ok := compiled[k.Type]
-	if !ok {
-		return fmt.Errorf("%w: no schema for %q", ErrInvalid, k.Type)
-	}
-	if err := s.Validate(inst); err != nil {
-		field, detail := flattenSchemaError(err)
-		return &SchemaError{Kind: k.Name, Field: field, Detail: detail}
-	}
-	return nil
-}
-
-// validatedKey identifies one event's data buffer (its first byte and
-// length) and type: the runner decodes every delivery into a fresh buffer,
-// so while the runner holds the mark, no other event has the same key.
-type validatedKey struct {
-	p   *byte
-	n   int
-	typ string
-}
-
-var validated sync.Map // validatedKey -> struct{}
-
-func keyOf(e Event) (validatedKey, bool) {
-	d := e.Data()
-	if len(d) == 0 {
-		return validatedKey{}, false
-	}
-	return validatedKey{p: &d[0], n: len(d), typ: e.Type()}, true
-}
-
-// MarkValidated records that e's data has just been checked against its
-// kind's schema, so Payload and PayloadOf decode it without checking it a
-// second time, until release is called. The stage runner marks each event
-// it validated for the duration of the handler call; the mark is tied to
-// e's data buffer, so a copy of e with other data is checked as usual.
-func MarkValidated(e Event) (release func()) {
-	k, ok := keyOf(e)
-	if !ok {
-		return func() {}
-	}
-	validated.Store(k, struct{}{})
-	return func() { validated.Delete(k) }
-}
-
-// isValidated reports whether e's data is marked validated (MarkValidated).
-func isValidated(e Event) bool {
-	k, ok := keyOf(e)
-	if !ok {
-		return false
-	}
-	_, ok = validated.Load(k)
-	return ok
-}
-
-// SchemaError is a payload that violates its kind's JSON Schema. It matches
-// errors.Is(err, ErrInvalid).
+// SchemaError is a payload that breaks its kind's contract: it violates the
+// kind's JSON Schema (or, as a value, its Validate), or its campaign_id is
+// not the event's subject. It matches errors.Is(err, ErrInvalid).
 type SchemaError struct {
 	// Kind is the event kind's name, e.g. "CampaignRequested".
 	Kind string

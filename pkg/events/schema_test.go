@@ -69,27 +69,3 @@ func TestValidateData(t *testing.T) {
 		})
 	}
 }
-
-// TestMarkValidated: an event the runner marked validated is decoded without
-// a second schema check while the mark is held, and checked again after.
-func TestMarkValidated(t *testing.T) {
-	e, err := New(KindSellerSkipped, NewID(), "t", "c1", map[string]any{"campaign_id": "c1"}) // schema-invalid: fields missing
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := PayloadOf[SellerSkipped](e, KindSellerSkipped); err == nil {
-		t.Fatal("invalid payload accepted without a mark")
-	}
-	release := MarkValidated(e)
-	if _, err := PayloadOf[SellerSkipped](e, KindSellerSkipped); err != nil {
-		t.Fatalf("marked event checked again: %v", err)
-	}
-	other, _ := New(KindSellerSkipped, NewID(), "t", "c1", map[string]any{"campaign_id": "c1"})
-	if _, err := PayloadOf[SellerSkipped](other, KindSellerSkipped); err == nil {
-		t.Fatal("the mark leaked to another event with equal data")
-	}
-	release()
-	if _, _, err := Payload(e); err == nil {
-		t.Fatal("the mark outlived its release")
-	}
-}

@@ -16,11 +16,8 @@ import (
 // outcomes as they come. The line events' ids derive from the approval's,
 // so a redelivered approval (or the sweeper's copy) hands out the same
 // lines, which JetStream and the ledger de-duplicate.
-func (s *Service) HandleBook(ctx context.Context, in events.Event) ([]events.Event, error) {
-	appr, err := events.PayloadOf[events.PortfolioApproved](in, events.KindPortfolioApproved)
-	if err != nil {
-		return nil, bus.Permanent(err)
-	}
+func (s *Service) HandleBook(ctx context.Context, in events.Event, p *events.PortfolioApproved) ([]events.Event, error) {
+	appr := *p
 	if appr.CampaignID != in.Subject() {
 		return nil, bus.Permanent(fmt.Errorf("%w: approval names campaign %q on subject %q", events.ErrInvalid, appr.CampaignID, in.Subject()))
 	}

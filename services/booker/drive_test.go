@@ -15,20 +15,20 @@ import (
 // whose handling fails (an unknown outcome) does not stop the others: the
 // first such error is returned with the events of the rest.
 func (s *Service) bookAll(ctx context.Context, appr events.Event) ([]events.Event, error) {
-	lines, err := s.HandleBook(ctx, appr)
+	lines, err := s.book(ctx, appr)
 	if err != nil {
 		return nil, err
 	}
 	out := append([]events.Event(nil), lines...)
 	var errs []error
 	for _, l := range lines {
-		outs, err := s.HandleLine(ctx, l)
+		outs, err := s.bookLine(ctx, l)
 		out = append(out, outs...)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		for _, o := range outs {
-			more, err := s.HandlePlan(ctx, o)
+			more, err := s.plan(ctx, o)
 			if err != nil {
 				return out, err
 			}
@@ -45,14 +45,44 @@ func (s *Service) bookAll(ctx context.Context, appr events.Event) ([]events.Even
 // through the plan consumer, returning both handlers' events and the line
 // consumer's error (an unknown outcome, or bus.Again).
 func (s *Service) line(ctx context.Context, l events.Event) ([]events.Event, error) {
-	outs, lerr := s.HandleLine(ctx, l)
+	outs, lerr := s.bookLine(ctx, l)
 	all := append([]events.Event(nil), outs...)
 	for _, o := range outs {
-		more, err := s.HandlePlan(ctx, o)
+		more, err := s.plan(ctx, o)
 		if err != nil {
 			return all, errors.Join(lerr, err)
 		}
 		all = append(all, more...)
 	}
 	return all, lerr
+}
+
+// plan hands an event to the plan consumer with its decoded payload, as
+// the runner does.
+func (s *Service) plan(ctx context.Context, e events.Event) ([]events.Event, error) {
+	p, _, err := events.Payload(e)
+	if err != nil {
+		return nil, err
+	}
+	return s.HandlePlan(ctx, e, p)
+}
+
+// book hands a PortfolioApproved to the book consumer, decoded as the
+// runner would.
+func (s *Service) book(ctx context.Context, e events.Event) ([]events.Event, error) {
+	p, err := events.PayloadOf[events.PortfolioApproved](e, events.KindPortfolioApproved)
+	if err != nil {
+		return nil, err
+	}
+	return s.HandleBook(ctx, e, &p)
+}
+
+// bookLine hands a LineApproved to the line consumer, decoded as the
+// runner would.
+func (s *Service) bookLine(ctx context.Context, e events.Event) ([]events.Event, error) {
+	p, err := events.PayloadOf[events.LineApproved](e, events.KindLineApproved)
+	if err != nil {
+		return nil, err
+	}
+	return s.HandleLine(ctx, e, &p)
 }

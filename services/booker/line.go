@@ -48,11 +48,8 @@ const (
 //     reserved, and the line is handed back to JetStream to be reconciled
 //     (bus.Again) until the seller shows a deal (DealBooked, reconciled) or
 //     none (BookingFailed not_booked, the reservation released).
-func (s *Service) HandleLine(ctx context.Context, in events.Event) ([]events.Event, error) {
-	la, err := events.PayloadOf[events.LineApproved](in, events.KindLineApproved)
-	if err != nil {
-		return nil, bus.Permanent(err)
-	}
+func (s *Service) HandleLine(ctx context.Context, in events.Event, p *events.LineApproved) ([]events.Event, error) {
+	la := *p
 	if la.CampaignID != in.Subject() || la.LineKey != campaign.LineKey(la.Line) {
 		return nil, bus.Permanent(fmt.Errorf("%w: line %q of campaign %q does not match its subject %q or its line", events.ErrInvalid, la.LineKey, la.CampaignID, in.Subject()))
 	}

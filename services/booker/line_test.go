@@ -55,7 +55,7 @@ func (s *silentReads) RoundTrip(r *http.Request) (*http.Response, error) {
 // lineOf is the one LineApproved an approval of one line fans out to.
 func (f *fixture) lineOf(t *testing.T, appr events.Event) events.Event {
 	t.Helper()
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.book(t.Context(), appr)
 	if err != nil || len(out) != 1 || out[0].Type() != events.KindLineApproved.Type {
 		t.Fatalf("fan-out: %v %v", keysOf(kinds(out)), err)
 	}
@@ -121,7 +121,7 @@ func TestUnknownOutcomeIsReconciled(t *testing.T) {
 			clk := f.withClock()
 			ok, stalled := f.line(f.quotes[0], 200000), f.line(f.quotes[1], 200000)
 			appr := f.store(t, []events.PlanLine{ok, stalled})
-			lines, err := f.svc.HandleBook(t.Context(), appr)
+			lines, err := f.svc.book(t.Context(), appr)
 			if err != nil || len(lines) != 2 {
 				t.Fatal(err)
 			}

@@ -20,17 +20,14 @@ import (
 
 // HandlePlan is the plan consumer: it folds discovery and negotiation
 // events (and the shopping deadline) into the campaign record and, once the
-// campaign is ready, plans its portfolio exactly once.
-func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Event, error) {
+// campaign is ready, plans its portfolio exactly once. payload is the
+// event's, as the runner decoded it (campaign.Apply).
+func (s *Service) HandlePlan(ctx context.Context, in events.Event, payload any) ([]events.Event, error) {
 	if err := events.ValidateCampaignID(in.Subject()); err != nil {
 		return nil, bus.Permanent(err)
 	}
-	if in.Type() == events.KindQuoteReady.Type {
-		q, err := events.PayloadOf[events.QuoteReady](in, events.KindQuoteReady)
-		if err != nil {
-			return nil, bus.Permanent(err)
-		}
-		if err := s.Campaigns.SaveQuote(ctx, q); err != nil {
+	if q, ok := payload.(*events.QuoteReady); ok {
+		if err := s.Campaigns.SaveQuote(ctx, *q); err != nil {
 			return nil, err
 		}
 	}
@@ -41,7 +38,7 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 		// its "campaign accepted" line is this consumer's (the API logs
 		// its own).
 		started = !exists && in.Type() == events.KindCampaignRequested.Type
-		return campaign.Apply(c, in, now, s.window())
+		return campaign.Apply(c, in, payload, now, s.window())
 	})
 	if err != nil {
 		return nil, classify(err)

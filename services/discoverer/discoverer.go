@@ -47,11 +47,8 @@ type Service struct {
 func Subjects() []string { return []string{events.KindCampaignRequested.Filter()} }
 
 // Handle turns a CampaignRequested into the discovery events.
-func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	req, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) Handle(ctx context.Context, in events.Event, p *events.CampaignRequested) ([]events.Event, error) {
+	req := *p
 	// Judged at the request's time, so a redelivered or replayed request
 	// gets the same answer as the first delivery.
 	at := req.RequestedAt
@@ -88,9 +85,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	}
 	s.logResult(ctx, res)
 	out := make([]events.Event, 0, len(res.Found)+len(res.Skipped)+1)
-	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage
 	emit := func(k events.Kind, key string, data any) error {
-		e, err := arena.Derive(in, k, Stage, key, data)
+		e, err := events.Derive(in, k, Stage, key, data)
 		if err != nil {
 			return err
 		}

@@ -73,9 +73,18 @@ type summary struct {
 	rejects []events.CampaignRejected
 }
 
+// handle calls s.Handle as the stage runner does: with in's payload.
+func handle(s *Service, in events.Event) ([]events.Event, error) {
+	req, err := events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested)
+	if err != nil {
+		return nil, err
+	}
+	return s.Handle(context.Background(), in, &req)
+}
+
 func run(t *testing.T, s *Service, in events.Event) summary {
 	t.Helper()
-	out, err := s.Handle(context.Background(), in)
+	out, err := handle(s, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +222,8 @@ func TestHandleRejectsInvalidBrief(t *testing.T) {
 func TestHandleIsDeterministic(t *testing.T) {
 	dir := &fakeDir{sellers: []events.Seller{{URL: "http://pref.test", Trust: identity.TrustPreferred}}}
 	s := service(dir, nil, nil)
-	a := must(s.Handle(context.Background(), campaign("c9")))
-	b := must(s.Handle(context.Background(), campaign("c9")))
+	a := must(handle(s, campaign("c9")))
+	b := must(handle(s, campaign("c9")))
 	if len(a) != len(b) {
 		t.Fatal("different output counts")
 	}

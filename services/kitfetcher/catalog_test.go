@@ -174,7 +174,7 @@ func TestCatalogSharedBetweenCampaigns(t *testing.T) {
 		SellerTimeout: 5 * time.Second, Catalogs: NewCatalogCache(time.Minute, 0, nil)}
 	var floors [2][]int64
 	for i := range 2 {
-		out, err := svc.Handle(context.Background(), sellerFound(s.URL, identity.TierSeat, videoBrief))
+		out, err := handle(svc, sellerFound(s.URL, identity.TierSeat, videoBrief))
 		if err != nil || len(out) == 0 {
 			t.Fatalf("campaign %d: %v, %d events", i, err, len(out))
 		}

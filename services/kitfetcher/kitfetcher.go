@@ -7,10 +7,11 @@
 package kitfetcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,19 +49,12 @@ type Service struct {
 }
 
 // Handle turns a SellerFound into PackageFound events or a SellerSkipped.
-func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	// A recycled payload value: a SellerFound is about 1 KB, decoded once
-	// per seller and campaign, and nothing keeps it past this handling.
-	sf := sellerFounds.Get().(*events.SellerFound)
-	defer func() { *sf = events.SellerFound{}; sellerFounds.Put(sf) }()
-	if err := events.PayloadInto(in, events.KindSellerFound, sf); err != nil {
-		return nil, err
-	}
+func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.SellerFound) ([]events.Event, error) {
 	log := bus.CampaignLogger(ctx, s.Log, sf.CampaignID)
 	skip := func(code, reason string) ([]events.Event, error) {
 		log.Warn().Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
-		e, err := events.ArenaFrom(ctx).Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
+		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
 			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
 			Stage: Stage, Code: code, Reason: reason})
 		if err != nil {
@@ -79,18 +73,14 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	log.Info().Str("seller", sf.Seller.URL).Str("seller_name", sf.Seller.Name).
 		Str("tier", string(sf.Disclosure.Tier)).Int("packages", len(fit)).Msg("media kit fetched")
 	out := make([]events.Event, 0, len(fit))
-	arena := events.ArenaFrom(ctx) // the runner's, when it runs the stage
-	// One payload value, refilled per package and recycled: Derive
-	// encodes it before the next, and a PackageFound is large (seller,
-	// disclosure, package, brief, buyer: about 1 KB), so a copy per
-	// package, or even one per seller, would be that much garbage each.
-	pf := packageFounds.Get().(*events.PackageFound)
-	defer func() { *pf = events.PackageFound{}; packageFounds.Put(pf) }()
-	*pf = events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
+	// One payload value, refilled per package: Derive encodes it before
+	// the next, and a PackageFound is large (seller, disclosure, package,
+	// brief, buyer: about 1 KB).
+	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
 		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
 		pf.Package, pf.PackageIndex = p, i
-		e, err := arena.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
+		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
 		if err != nil {
 			return nil, err
 		}
@@ -98,13 +88,6 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	}
 	return out, nil
 }
-
-// packageFounds and sellerFounds recycle the payload values Handle decodes
-// its input into and encodes its events from.
-var (
-	packageFounds = sync.Pool{New: func() any { return new(events.PackageFound) }}
-	sellerFounds  = sync.Pool{New: func() any { return new(events.SellerFound) }}
-)
 
 // SkipError is a seller failure that skips the seller for the campaign.
 type SkipError struct {
@@ -416,17 +399,15 @@ func geoFits(have, want []string) bool {
 // sortByPrice orders fitting packages cheapest first (exact price, else the
 // low end of the range), then by id, so the fan-out is deterministic.
 func sortByPrice(out []events.Package) {
-	sort.SliceStable(out, func(i, j int) bool {
-		pi, pj := out[i].ExactPriceMicros, out[j].ExactPriceMicros
-		if pi == 0 {
-			pi = out[i].PriceLowMicros
+	price := func(p *events.Package) events.Micros {
+		if p.ExactPriceMicros != 0 {
+			return p.ExactPriceMicros
 		}
-		if pj == 0 {
-			pj = out[j].PriceLowMicros
-		}
-		if pi != pj {
-			return pi < pj
-		}
-		return out[i].ID < out[j].ID
+		return p.PriceLowMicros
+	}
+	// slices, not sort.SliceStable: the latter's swapper allocates a
+	// Package (about 400 B) for every seller fetched.
+	slices.SortStableFunc(out, func(a, b events.Package) int {
+		return cmp.Or(cmp.Compare(price(&a), price(&b)), strings.Compare(a.ID, b.ID))
 	})
 }

@@ -79,7 +79,7 @@ func TestSellerFailuresSkipWithReasonOthersArrive(t *testing.T) {
 		wg.Add(1)
 		go func() { // the stage's worker pool fetches sellers concurrently
 			defer wg.Done()
-			out, err := svc.Handle(context.Background(), sellerFound(s.URL, identity.TierAgency, videoBrief))
+			out, err := handle(svc, sellerFound(s.URL, identity.TierAgency, videoBrief))
 			if err != nil {
 				t.Errorf("%s: handler error %v (a seller failure must be a skip)", s.Name, err)
 			}
@@ -160,7 +160,7 @@ func TestDisclosureNeverExceedsTier(t *testing.T) {
 	for _, c := range cases {
 		s := m.Seller(c.seller)
 		s.ResetRequests()
-		out, err := svc.Handle(context.Background(), sellerFound(s.URL, c.tier, c.brief))
+		out, err := handle(svc, sellerFound(s.URL, c.tier, c.brief))
 		if err != nil || len(out) == 0 {
 			t.Fatalf("%s: %v %d", c.seller, err, len(out))
 		}
@@ -233,4 +233,13 @@ func TestFit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// handle calls svc.Handle as the stage runner does: with in's payload.
+func handle(svc *Service, in events.Event) ([]events.Event, error) {
+	sf, err := events.PayloadOf[events.SellerFound](in, events.KindSellerFound)
+	if err != nil {
+		return nil, err
+	}
+	return svc.Handle(context.Background(), in, &sf)
 }

@@ -41,7 +41,7 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	s := m.Sellers[0]
 	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: s.URL, Trust: identity.TrustVerified, Source: "known"},
 		Disclosure: events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief.ForShopping()}
-	out, err := svc.Handle(context.Background(), must(events.New(events.KindSellerFound, "sf-trusted", "test", "c1", sf)))
+	out, err := handle(svc, must(events.New(events.KindSellerFound, "sf-trusted", "test", "c1", sf)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	u := m.Sellers[1]
 	sf.Seller = events.Seller{URL: u.URL, Trust: identity.TrustUnknown, Source: "campaign"}
 	sf.Disclosure = events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierPublic, Cap: identity.TierPublic}
-	out, err = svc.Handle(context.Background(), must(events.New(events.KindSellerFound, "sf-unknown", "test", "c1", sf)))
+	out, err = handle(svc, must(events.New(events.KindSellerFound, "sf-unknown", "test", "c1", sf)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,11 +71,8 @@ type Observer interface {
 }
 
 // Handle turns a PackageFound into a QuoteReady.
-func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, error) {
-	pf, err := events.PayloadOf[events.PackageFound](in, events.KindPackageFound)
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) Handle(ctx context.Context, in events.Event, p *events.PackageFound) ([]events.Event, error) {
+	pf := *p
 	j := journal{store: s.Sessions, key: SessionKey(pf.CampaignID, pf.Seller.URL, pf.Package.ID)}
 	sess, err := j.load(ctx)
 	if err != nil {
@@ -106,7 +103,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 		}
 		s.recordCompeting(ctx, pf, *sess.Result)
 	}
-	e, err := events.ArenaFrom(ctx).Derive(in, events.KindQuoteReady, Stage, "quote", *sess.Result)
+	e, err := events.Derive(in, events.KindQuoteReady, Stage, "quote", sess.Result)
 	if err != nil {
 		return nil, err
 	}

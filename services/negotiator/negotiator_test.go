@@ -118,7 +118,11 @@ func TestNegotiationPerTier(t *testing.T) {
 
 func mustHandle(t *testing.T, svc *negotiator.Service, in events.Event) []events.Event {
 	t.Helper()
-	out, err := svc.Handle(context.Background(), in)
+	pf, err := events.PayloadOf[events.PackageFound](in, events.KindPackageFound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := svc.Handle(context.Background(), in, &pf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +214,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 		r := replica{b: b, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(r.done)
-			_ = b.Run(ctx, cfg, func(ctx context.Context, in events.Event) ([]events.Event, error) {
+			_ = b.Run(ctx, cfg, func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
 				mu.Lock()
 				if handledBy[in.ID()] == nil {
 					handledBy[in.ID()] = map[int]bool{}
@@ -219,7 +223,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 				active[i]++
 				mu.Unlock()
 				defer func() { mu.Lock(); active[i]--; mu.Unlock() }()
-				return svc.Handle(ctx, in)
+				return bus.Typed(svc.Handle)(ctx, in, p)
 			})
 		}()
 		return r
