@@ -282,3 +282,49 @@ func bookTwice(t *testing.T, svc *Service, appr events.Event) []events.Event {
 	}
 	return out1
 }
+
+// TestPlanHoldsQuotesToWhatTheSellerStated: a public-tier quote outside
+// its package's stated public range is not planned; two packages on one
+// product with a stated availability are planned once (the cheaper); an
+// authenticated quote below the public range (its tier discount) is.
+func TestPlanHoldsQuotesToWhatTheSellerStated(t *testing.T) {
+	mk := func(seller, pkg, product string, tier events.Tier, cpm, lo, hi events.Micros, avail int64) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "r", Seller: events.Seller{URL: seller, Trust: identity.TrustVerified, Source: "x"},
+			Package: events.Package{ID: pkg, ProductID: product, AdFormats: []string{"video"}, PriceLowMicros: lo, PriceHighMicros: hi},
+			PackagesTotal: 2, Tier: tier, Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 100_000,
+			AvailableImpressions: avail, FinalCPMMicros: cpm}
+	}
+	quotes := []events.QuoteReady{
+		mk("http://a", "below-range", "p-ctv", identity.TierPublic, events.MustMicros(25), events.MustMicros(28), events.MustMicros(42), 0),
+		mk("http://b", "in-range", "p-b", identity.TierPublic, events.MustMicros(30), events.MustMicros(28), events.MustMicros(42), 0),
+		mk("http://c", "agency-discount", "p-c", identity.TierAgency, events.MustMicros(20), events.MustMicros(28), events.MustMicros(42), 0),
+		mk("http://d", "shared-1", "p-d", identity.TierAgency, events.MustMicros(21), 0, 0, 50_000),
+		mk("http://d", "shared-2", "p-d", identity.TierAgency, events.MustMicros(22), 0, 0, 50_000),
+	}
+	camp := &campaign.Campaign{ID: "r", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "r",
+		Brief: events.Brief{Name: "r", BudgetMicros: events.MustMicros(100000), PerSellerCapMicros: events.MustMicros(1000), StartDate: "2028-06-01", EndDate: "2028-06-02"}}}
+	for _, q := range quotes {
+		camp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
+	}
+	p, err := BuildPlan(camp, portfolio.DefaultWeights(), events.MustMicros(100000), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]bool{}
+	for _, l := range p.Lines {
+		planned[l.PackageID] = true
+	}
+	why := map[string]string{}
+	for _, x := range p.Excluded {
+		why[x.PackageID] = x.Reason
+	}
+	if planned["below-range"] || !strings.Contains(why["below-range"], "outside the package's stated public range $28.00–$42.00") {
+		t.Errorf("below-range: planned %v, %q", planned["below-range"], why["below-range"])
+	}
+	if !planned["in-range"] || !planned["agency-discount"] || !planned["shared-1"] {
+		t.Errorf("planned %v", planned)
+	}
+	if planned["shared-2"] || !strings.Contains(why["shared-2"], "same product p-d as package shared-1") {
+		t.Errorf("shared-2: planned %v, %q", planned["shared-2"], why["shared-2"])
+	}
+}

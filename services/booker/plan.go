@@ -268,6 +268,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 	var notPlanned []events.PlanExclusion
 	byKey := map[string]events.QuoteReady{}
 	var quotes []portfolio.Quote
+	allowance := productAllowances(c.SortedQuotes())
 	for _, q := range c.SortedQuotes() {
 		key := campaign.QuoteKey(q.Seller.URL, q.Package.ID)
 		ex := events.PlanExclusion{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, PackageID: q.Package.ID}
@@ -281,6 +282,17 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			if q.Reason != "" {
 				ex.Reason += " (" + q.Reason + ")"
 			}
+			notPlanned = append(notPlanned, ex)
+			continue
+		}
+		if why := outsideStatedRange(q); why != "" {
+			ex.Reason = why
+			notPlanned = append(notPlanned, ex)
+			continue
+		}
+		if first, ok := allowance[campaign.QuoteKey(q.Seller.URL, q.Package.ProductID)]; ok && first != q.Package.ID {
+			ex.Reason = fmt.Sprintf("same product %s as package %s: the product's stated availability (%d impressions) is one allowance, planned once",
+				q.Package.ProductID, first, q.AvailableImpressions)
 			notPlanned = append(notPlanned, ex)
 			continue
 		}
@@ -328,6 +340,42 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		plan.Notes = append(plan.Notes, "no quote could be booked within the brief")
 	}
 	return plan, nil
+}
+
+// outsideStatedRange is why a public-tier quote is not booked: its CPM
+// is outside the package's stated public price range, so it cannot be a
+// price for that package (a public quote is the public price). "" when it
+// is inside, or the seller stated no range. Authenticated tiers get tier
+// discounts below the public range and are not held to it.
+func outsideStatedRange(q events.QuoteReady) string {
+	lo, hi, cpm := q.Package.PriceLowMicros, q.Package.PriceHighMicros, q.FinalCPMMicros
+	if q.Tier != events.TierPublic || lo <= 0 || hi < lo || (cpm >= lo && cpm <= hi) {
+		return ""
+	}
+	return fmt.Sprintf("quoted CPM $%s is outside the package's stated public range $%s–$%s: not booked", cpm.Cents(), lo.Cents(), hi.Cents())
+}
+
+// productAllowances maps seller|product to the one package planned on a
+// product with a stated availability: several packages on one product
+// share that availability, so booking each up to it would book the
+// product more than once. The cheapest bookable quote wins (ties: the
+// package id).
+func productAllowances(quotes []events.QuoteReady) map[string]string {
+	best := map[string]events.QuoteReady{}
+	for _, q := range quotes {
+		if q.Package.ProductID == "" || q.AvailableImpressions <= 0 || !bookable(q) || outsideStatedRange(q) != "" {
+			continue
+		}
+		k := campaign.QuoteKey(q.Seller.URL, q.Package.ProductID)
+		if b, ok := best[k]; !ok || q.FinalCPMMicros < b.FinalCPMMicros || (q.FinalCPMMicros == b.FinalCPMMicros && q.Package.ID < b.Package.ID) {
+			best[k] = q
+		}
+	}
+	out := make(map[string]string, len(best))
+	for k, q := range best {
+		out[k] = q.Package.ID
+	}
+	return out
 }
 
 // FitBudget makes the plan's booked amount (events.CostMicros per line:

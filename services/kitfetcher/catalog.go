@@ -15,6 +15,9 @@ type CatalogProduct struct {
 	InventoryType string
 	FloorMicros   events.Micros // 0: the seller states none
 	DealTypes     []string
+	// AvailableImpressions is the product's stated availability
+	// (available_impressions); 0: the seller states none.
+	AvailableImpressions int64
 }
 
 // Catalog is a seller's product catalog by product id.
@@ -27,6 +30,9 @@ func catalogOf(list []sellerclient.Product) Catalog {
 		cp := CatalogProduct{InventoryType: p.InventoryType(), DealTypes: p.Ext.DealTypes}
 		if f := p.Ext.FloorCPM; f != nil && *f > 0 {
 			cp.FloorMicros = sellerclient.PriceMicros(*f)
+		}
+		if a := p.AvailableImpressions; a != nil && *a > 0 {
+			cp.AvailableImpressions = *a
 		}
 		cat[p.ProductID] = cp
 	}

@@ -79,6 +79,20 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
 		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
+		if ProductUnknown(*sf, p) {
+			// Skipped on its own: it still counts toward the seller's
+			// packages_total, so the booker need not wait for a quote.
+			reason := "the seller states no product for package " + p.ID + "; it is not quoted on a guessed product"
+			log.Warn().Str("seller", sf.Seller.URL).Str("package_id", p.ID).Str("code", "product_unknown").Msg("package skipped")
+			e, err := events.Derive(in, events.KindSellerSkipped, Stage, "pkg-skip:"+p.ID, events.SellerSkipped{
+				CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
+				Stage: Stage, Code: "product_unknown", Reason: reason, PackageID: p.ID, PackagesTotal: len(fit)})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+			continue
+		}
 		pf.Package, pf.PackageIndex = p, i
 		e, err := events.Derive(in, events.KindPackageFound, Stage, "pkg:"+p.ID, pf)
 		if err != nil {
@@ -137,65 +151,75 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief (formats %v, devices %v, geo %v, tags %v)",
 			len(pkgs), wantedFormats(sf.Brief), sf.Brief.DeviceTypes, sf.Brief.Geo, sf.Brief.Tags)}
 	}
-	if err := s.resolveProducts(cctx, sf, fit, catalog); err != nil && ctx.Err() != nil {
+	unknown, err := s.resolveProducts(cctx, sf, fit, catalog)
+	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if len(unknown) == len(fit) {
+		return nil, &SkipError{"product_unknown", fmt.Sprintf("the seller states no product for any of its %d fitting packages (%s); a package is never quoted on a guessed product",
+			len(fit), packageIDs(unknown))}
 	}
 	return fit, nil
 }
 
-// resolveProducts fills in each package's product and that product's floor
-// and deal types, within the seller deadline. The public package view has
-// no placements, so a package seen only there is resolved the ways the
-// contract allows, in order:
-//
-//  1. the package detail GET /packages/{id} with a bare tier claim
-//     (buyer_tier=seat, no ids and no key: the seller still prices it at
-//     public, §2.3) — only for a seller whose trust cap allows seat or
-//     above, so an unknown seller never sees a claim above public;
-//  2. the catalog (GET /products): the one product whose inventory type is
-//     the package's primary (first) ad format, if exactly one is.
-//
-// A package whose product stays unknown keeps an empty ProductID; the
-// negotiator then ends it with an error outcome instead of quoting a guess.
-// Failures here never skip the seller (the packages are still reported).
-func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package, products func() (Catalog, error)) error {
+// ProductUnknown reports a fitting IAB package whose seller states no
+// product for it: it is skipped (code product_unknown), never quoted.
+func ProductUnknown(sf events.SellerFound, p events.Package) bool {
+	return p.ProductID == "" && !sf.Seller.Protocol.IsADCP()
+}
+
+func packageIDs(pkgs []events.Package) string {
+	ids := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		ids[i] = p.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+// resolveProducts fills in each package's product, and that product's
+// floor, deal types and stated availability, within the seller deadline.
+// The product is only ever what the seller states for that package: its
+// placements in the package view, or, for a package seen only in the
+// public view (which has no placements), in the package detail GET
+// /packages/{id} with a bare tier claim (buyer_tier=seat, no ids and no
+// key: the seller still prices it at public, §2.3) — only for a seller whose
+// trust cap allows seat or above, so an unknown seller never sees a claim
+// above public. A product is never guessed (from a format, say): a guess
+// quotes and books other inventory than the package's, and below its
+// range. It returns the packages whose product stays unknown; the caller
+// skips them with code product_unknown.
+func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fit []events.Package, products func() (Catalog, error)) (unknown []events.Package, err error) {
 	for i := range fit {
 		p := &fit[i]
 		if p.ProductID == "" && sf.Disclosure.Tier == identity.TierPublic && sf.Disclosure.Cap.Rank() >= identity.TierSeat.Rank() {
 			d, err := s.Client.Package(ctx, sf.Seller.URL, p.ID, sellerclient.Auth{}, sellerclient.TierClaim{Tier: identity.TierSeat})
 			if err != nil && ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			if err == nil && len(d.Placements) > 0 {
 				p.ProductID = d.Placements[0].ProductID
 			}
 		}
 		if p.ProductID == "" {
-			cat, err := products()
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				continue
-			}
-			p.ProductID = onlyProductOfFormat(cat, p.AdFormats)
-		}
-		if p.ProductID == "" {
+			unknown = append(unknown, *p)
 			continue
 		}
 		cat, err := products()
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			continue
 		}
 		if prod, ok := cat[p.ProductID]; ok {
 			p.ProductFloorCPMMicros = prod.FloorMicros
 			p.ProductDealTypes = prod.DealTypes
+			if p.AvailableImpressions == 0 {
+				p.AvailableImpressions = prod.AvailableImpressions
+			}
 		}
 	}
-	return nil
+	return unknown, nil
 }
 
 // prefetchCatalog starts fetching the seller's catalog (GET /products, or
@@ -230,31 +254,6 @@ func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() 
 		once.Do(func() { res = <-ch })
 		return res.catalog, res.err
 	}
-}
-
-// onlyProductOfFormat is the catalog's one product whose inventory type is
-// the package's primary ad format ("mobile" packages are mobile_app
-// inventory), or "" when none or several are: then the product is unknown.
-func onlyProductOfFormat(catalog Catalog, formats []string) string {
-	if len(formats) == 0 {
-		return ""
-	}
-	want := strings.ToLower(strings.TrimSpace(formats[0]))
-	found := ""
-	for id, p := range catalog {
-		inv := strings.ToLower(p.InventoryType)
-		if inv == "mobile_app" {
-			inv = "mobile"
-		}
-		if inv != want {
-			continue
-		}
-		if found != "" {
-			return ""
-		}
-		found = id
-	}
-	return found
 }
 
 // fetch gets the seller's packages in one round trip: keyword search when

@@ -65,9 +65,9 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 		}
 	}
 
-	// An unknown seller (cap public) never sees a tier claim above public:
-	// its packages resolve from the catalog (one product per primary format
-	// here), and nothing is claimed.
+	// An unknown seller (cap public) never sees a tier claim above public,
+	// so nothing names its packages' products: the seller is skipped with
+	// product_unknown, and no package is quoted on a guessed product.
 	u := m.Sellers[1]
 	sf.Seller = events.Seller{URL: u.URL, Trust: identity.TrustUnknown, Source: "campaign"}
 	sf.Disclosure = events.Disclosure{Tier: identity.TierPublic, Recommended: identity.TierPublic, Cap: identity.TierPublic}
@@ -75,11 +75,11 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range out {
-		pf := must(events.PayloadOf[events.PackageFound](e, events.KindPackageFound))
-		if pf.Package.ProductID != want[pf.Package.ID] {
-			t.Errorf("unknown seller, package %s: product %q, want %q", pf.Package.ID, pf.Package.ProductID, want[pf.Package.ID])
-		}
+	if len(out) != 1 || out[0].Type() != events.KindSellerSkipped.Type {
+		t.Fatalf("unknown seller: %d events, want one SellerSkipped", len(out))
+	}
+	if sk := must(events.PayloadOf[events.SellerSkipped](out[0], events.KindSellerSkipped)); sk.Code != "product_unknown" || sk.PackageID != "" {
+		t.Fatalf("unknown seller skipped %+v", sk)
 	}
 	for _, r := range u.Requests() {
 		if c := r.Query.Get("buyer_tier"); c != "" && c != "public" {
@@ -88,27 +88,48 @@ func TestPublicTierPackagesCarryTheirOwnProduct(t *testing.T) {
 	}
 }
 
-func TestOnlyProductOfFormat(t *testing.T) {
-	cat := catalogOf([]sellerclient.Product{
-		{ProductID: "v", Ext: sellerclient.ProductExt{InventoryType: "video"}},
-		{ProductID: "c", Ext: sellerclient.ProductExt{InventoryType: "ctv"}},
-		{ProductID: "d1", Ext: sellerclient.ProductExt{InventoryType: "display"}},
-		{ProductID: "d2", Ext: sellerclient.ProductExt{InventoryType: "display"}},
-		{ProductID: "m", Ext: sellerclient.ProductExt{InventoryType: "mobile_app"}},
-	})
-	for _, c := range []struct {
-		formats []string
-		want    string
-	}{
-		{[]string{"ctv", "video"}, "c"},
-		{[]string{"video", "mobile"}, "v"},
-		{[]string{"mobile", "video"}, "m"},
-		{[]string{"display"}, ""}, // two display products: unknown, not guessed
-		{[]string{"audio"}, ""},
-		{nil, ""},
-	} {
-		if got := onlyProductOfFormat(cat, c.formats); got != c.want {
-			t.Errorf("%v: %q, want %q", c.formats, got, c.want)
+// TestPackageWithoutProductIsSkipped: a seller names the product of one
+// fitting package and not of the other; the first is shopped, the second
+// skipped on its own (product_unknown, counting toward packages_total) and
+// never quoted.
+func TestPackageWithoutProductIsSkipped(t *testing.T) {
+	seller := sandbox.DefaultMarket().Sellers[0]
+	seller.Packages = seller.Packages[:2]
+	seller.Packages[1].ProductIDs = nil
+	m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{seller}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	s := m.Sellers[0]
+	creds := must(identity.ParseCredentials([]byte(`{}`)))
+	creds.Set(s.URL, identity.TierAgency, s.Keys["agency"])
+	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: creds, SellerTimeout: 5 * time.Second}
+	brief := events.Brief{Name: "v", BudgetMicros: events.MustMicros(10000), StartDate: "2028-06-01", EndDate: "2028-06-30", Channels: []string{"ctv", "video"}}
+	sf := events.SellerFound{CampaignID: "c1", Seller: events.Seller{URL: s.URL, Trust: identity.TrustVerified, Source: "known"},
+		Disclosure: events.Disclosure{Tier: identity.TierAgency, Recommended: identity.TierAgency, Cap: identity.TierAgency}, Brief: brief.ForShopping()}
+	out, err := handle(svc, must(events.New(events.KindSellerFound, "sf-1", "test", "c1", sf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found, skipped []string
+	for _, e := range out {
+		switch e.Type() {
+		case events.KindPackageFound.Type:
+			pf := must(events.PayloadOf[events.PackageFound](e, events.KindPackageFound))
+			if pf.Package.ProductID == "" || pf.PackagesTotal != 2 {
+				t.Fatalf("package found %+v", pf.Package)
+			}
+			found = append(found, pf.Package.ID)
+		case events.KindSellerSkipped.Type:
+			sk := must(events.PayloadOf[events.SellerSkipped](e, events.KindSellerSkipped))
+			if sk.Code != "product_unknown" || sk.PackagesTotal != 2 {
+				t.Fatalf("skip %+v", sk)
+			}
+			skipped = append(skipped, sk.PackageID)
 		}
+	}
+	if !slices.Equal(found, []string{seller.Packages[0].ID}) || !slices.Equal(skipped, []string{seller.Packages[1].ID}) {
+		t.Fatalf("found %v, skipped %v", found, skipped)
 	}
 }

@@ -153,9 +153,16 @@ func (s *Service) negotiate(ctx context.Context, j journal, pf events.PackageFou
 		return fail("quote failed: " + err.Error())
 	}
 	res.QuoteID, res.QuoteExpiresAt, res.Impressions, res.ListCPMMicros = q.ID, q.ExpiresAt, q.Impressions, q.micros()
-	res.AvailableImpressions = q.Impressions
+	// Availability is what the seller states (the product's
+	// available_impressions), never the volume the buyer asked the quote
+	// for; a seller that says the quoted volume is not fully available
+	// bounds it at that volume.
+	res.AvailableImpressions = pf.Package.AvailableImpressions
 	if !q.Available {
 		res.Reason = "seller reports the quoted volume is not fully available"
+		if res.AvailableImpressions == 0 || res.AvailableImpressions > q.Impressions {
+			res.AvailableImpressions = q.Impressions
+		}
 	}
 	if dt != pf.Brief.EffectiveDealType() {
 		res.Reason = strings.TrimSpace(res.Reason + fmt.Sprintf(" quoted as %s: product %s allows only %v (brief prefers %s)",
