@@ -290,7 +290,7 @@ func bookTwice(t *testing.T, svc *Service, appr events.Event) []events.Event {
 func TestPlanHoldsQuotesToWhatTheSellerStated(t *testing.T) {
 	mk := func(seller, pkg, product string, tier events.Tier, cpm, lo, hi events.Micros, avail int64) events.QuoteReady {
 		return events.QuoteReady{CampaignID: "r", Seller: events.Seller{URL: seller, Trust: identity.TrustVerified, Source: "x"},
-			Package: events.Package{ID: pkg, ProductID: product, AdFormats: []string{"video"}, PriceLowMicros: lo, PriceHighMicros: hi},
+			Package:       events.Package{ID: pkg, ProductID: product, AdFormats: []string{"video"}, PriceLowMicros: lo, PriceHighMicros: hi},
 			PackagesTotal: 2, Tier: tier, Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 100_000,
 			AvailableImpressions: avail, FinalCPMMicros: cpm}
 	}
