@@ -1,0 +1,300 @@
+// Package sdkseller starts the AdCP sales agents of seller.mjs (built on the
+// AdCP TypeScript SDK, @adcp/sdk, pinned by package-lock.json) for Go tests,
+// and records every request dealflow sends them.
+//
+// The agents run in one node process on 127.0.0.1 (random ports): a
+// guaranteed seller (every buy goes to IO review: submitted, then polled),
+// a non-guaranteed auction seller (auction options only when asked for with
+// is_fixed_price false), and a proposal-mode seller (brief -> proposals ->
+// finalize -> create_media_buy with proposal_id). All require the Bearer
+// token on every request and resolve accounts by brand + operator only.
+//
+// node comes from PATH and the SDK from node_modules beside this file
+// (`npm ci` here; .ci/run does it). Without them Start fails the test with
+// the fix: the tests that use it are named *SDK*, so `go test -run SDK ./...`
+// runs exactly them, and they never skip.
+package sdkseller
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Account is a brand + operator account the sellers know from the start.
+type Account struct {
+	Brand    string `json:"brand"`
+	Operator string `json:"operator"`
+}
+
+// Config is what seller.mjs is started with.
+type Config struct {
+	// Token is the Bearer token every request must carry (16+ characters).
+	Token string `json:"token"`
+	// Accounts exist from the start; Operators may provision more brands
+	// with sync_accounts (default: the accounts' operators).
+	Accounts  []Account `json:"accounts"`
+	Operators []string  `json:"operators,omitempty"`
+	// ProposalHoldMS is how long a finalized proposal is held (default 10 minutes).
+	ProposalHoldMS int `json:"proposal_hold_ms,omitempty"`
+}
+
+// Request is one HTTP request an agent received through the recording proxy.
+type Request struct {
+	Seller        string // guaranteed | auction | proposal
+	HTTPMethod    string
+	Authorization string
+	Status        int
+	// Method is the JSON-RPC method (initialize, tools/list, tools/call, ...);
+	// Tool and Args are set for tools/call.
+	Method string
+	Tool   string
+	Args   json.RawMessage
+	// Result is the tools/call answer's structuredContent, when there was one.
+	Result json.RawMessage
+}
+
+// Sellers are the running agents, each behind a recording proxy.
+type Sellers struct {
+	// Guaranteed, Auction and Proposal are the agents' MCP endpoints as
+	// dealflow sees them (the proxies).
+	Guaranteed, Auction, Proposal string
+	// Direct are the agents' own endpoints by name, bypassing the proxies.
+	Direct map[string]string
+	// SDKVersion is @adcp/sdk's version; ADCPVersion the AdCP schemas it
+	// speaks (3.0.x: dealflow's schemas are 3.1.19).
+	SDKVersion, ADCPVersion string
+	Token                   string
+
+	mu   sync.Mutex
+	reqs []Request
+}
+
+// Dir is the folder of seller.mjs, package.json and node_modules.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// Start runs seller.mjs and returns its agents behind recording proxies;
+// t's cleanup stops them. A missing node or node_modules fails t with the
+// command that fixes it (in CI, .ci/run installs both).
+func Start(t testing.TB, cfg Config) *Sellers {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("sdkseller: node is not on PATH (%v): install Node.js 20+ (Debian: apt-get install nodejs npm) and run `npm ci` in %s", err, Dir())
+	}
+	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "@adcp", "sdk", "package.json")); err != nil {
+		t.Fatalf("sdkseller: @adcp/sdk is not installed (%v): run `npm ci` in %s", err, Dir())
+	}
+	doc, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, node, "seller.mjs")
+	cmd.Dir = Dir()
+	cmd.Env = append(os.Environ(), "ADCP_SDK_SELLER_CONFIG="+string(doc))
+	cmd.WaitDelay = 5 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("sdkseller: starting node: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = stdin.Close() // seller.mjs exits when stdin ends
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cancel() // kills this process only (exec.CommandContext)
+			<-exited
+		}
+		cancel()
+		if t.Failed() {
+			t.Logf("sdkseller: node stderr (last 8 KiB):\n%s", stderr.tail(8<<10))
+		}
+	})
+
+	type ready struct {
+		Guaranteed, Auction, Proposal string
+		SDK                           string `json:"sdk"`
+		ADCP                          string `json:"adcp"`
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var r ready
+	select {
+	case l, ok := <-lines:
+		if !ok || json.Unmarshal([]byte(l), &r) != nil || r.Guaranteed == "" {
+			t.Fatalf("sdkseller: seller.mjs did not start (first line %q); stderr:\n%s", l, stderr.tail(8<<10))
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("sdkseller: seller.mjs did not listen within 90s; stderr:\n%s", stderr.tail(8<<10))
+	}
+	s := &Sellers{SDKVersion: r.SDK, ADCPVersion: r.ADCP, Token: cfg.Token,
+		Direct: map[string]string{"guaranteed": r.Guaranteed, "auction": r.Auction, "proposal": r.Proposal}}
+	s.Guaranteed = s.proxy(t, "guaranteed", r.Guaranteed)
+	s.Auction = s.proxy(t, "auction", r.Auction)
+	s.Proposal = s.proxy(t, "proposal", r.Proposal)
+	return s
+}
+
+// Name is the agent ("guaranteed", "auction", "proposal") behind a proxy
+// endpoint, or "".
+func (s *Sellers) Name(endpoint string) string {
+	switch strings.TrimSuffix(endpoint, "/") {
+	case s.Guaranteed:
+		return "guaranteed"
+	case s.Auction:
+		return "auction"
+	case s.Proposal:
+		return "proposal"
+	}
+	return ""
+}
+
+// Requests returns what the agents received so far, in order.
+func (s *Sellers) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.reqs...)
+}
+
+// proxy puts a recording reverse proxy on 127.0.0.1 in front of target and
+// returns its MCP endpoint.
+func (s *Sellers) proxy(t testing.TB, name, target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(&url.URL{Scheme: u.Scheme, Host: u.Host})
+		pr.Out.Host = u.Host
+	}}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		rec, _ := resp.Request.Context().Value(recKey{}).(*Request)
+		if rec == nil {
+			return nil
+		}
+		rec.Status = resp.StatusCode
+		if rec.Method != "tools/call" || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if err == nil {
+			rec.Result = structuredContent(body)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		_ = r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &Request{Seller: name, HTTPMethod: r.Method, Authorization: r.Header.Get("Authorization")}
+		var rpc struct {
+			Method string `json:"method"`
+			Params struct {
+				Name      string          `json:"name"`
+				Arguments json.RawMessage `json:"arguments"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(body, &rpc) == nil {
+			rec.Method = rpc.Method
+			if rpc.Method == "tools/call" {
+				rec.Tool, rec.Args = rpc.Params.Name, rpc.Params.Arguments
+			}
+		}
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), recKey{}, rec)))
+		s.mu.Lock()
+		s.reqs = append(s.reqs, *rec)
+		s.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + u.Path
+}
+
+type recKey struct{}
+
+// structuredContent is the result.structuredContent of a JSON-RPC answer
+// sent as JSON or as one SSE event.
+func structuredContent(body []byte) json.RawMessage {
+	msg := bytes.TrimSpace(body)
+	if !bytes.HasPrefix(msg, []byte("{")) {
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if d, ok := strings.CutPrefix(l, "data:"); ok && strings.Contains(d, `"result"`) {
+				msg = []byte(strings.TrimSpace(d))
+			}
+		}
+	}
+	var out struct {
+		Result struct {
+			StructuredContent json.RawMessage `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(msg, &out) != nil {
+		return nil
+	}
+	return out.Result.StructuredContent
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.b.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// String names the agents for test logs.
+func (s *Sellers) String() string {
+	return fmt.Sprintf("@adcp/sdk %s (AdCP %s): guaranteed %s, auction %s, proposal %s", s.SDKVersion, s.ADCPVersion, s.Guaranteed, s.Auction, s.Proposal)
+}
