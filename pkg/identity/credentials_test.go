@@ -353,10 +353,10 @@ func TestCredentialsADCPNaturalKey(t *testing.T) {
 		t.Fatalf("marshalled: %s", b)
 	}
 	for bad, field := range map[string]string{
-		`{"sellers":{"https://a.example":{"bearer_token":"t","operator":"agency.example"}}}`:                            "field operator",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","operator":"agency.example"}}}`:                               "field operator",
 		`{"sellers":{"https://a.example":{"bearer_token":"t","account":"a1","brand":"b.example","operator":"o.example"}}}`: "fields account and operator",
-		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"Acme.Example","operator":"o.example"}}}`:              "field brand",
-		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"b.example","operator":"o_x"}}}`:                       "field operator",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"Acme.Example","operator":"o.example"}}}`:             "field brand",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"b.example","operator":"o_x"}}}`:                      "field operator",
 	} {
 		_, err := ParseCredentials([]byte(bad))
 		if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "https://a.example") {
