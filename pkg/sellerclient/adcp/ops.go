@@ -292,18 +292,26 @@ func (c *Client) Refine(ctx context.Context, s Seller, refine []Refinement) (*Pr
 // FinalizeProposal commits a draft proposal (refine action finalize) and
 // returns it with its hold expiry.
 func (c *Client) FinalizeProposal(ctx context.Context, s Seller, proposalID string) (*Proposal, error) {
+	pr, _, err := c.FinalizeProposalWithProducts(ctx, s, proposalID)
+	return pr, err
+}
+
+// FinalizeProposalWithProducts is FinalizeProposal that also returns the
+// products the answer carried (possibly none), to price the committed
+// proposal with (Proposal.Price).
+func (c *Client) FinalizeProposalWithProducts(ctx context.Context, s Seller, proposalID string) (*Proposal, []Product, error) {
 	res, err := c.Refine(ctx, s, []Refinement{{Scope: "proposal", ProposalID: proposalID, Action: "finalize"}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range res.Proposals {
 		if res.Proposals[i].ProposalID == proposalID {
-			return &res.Proposals[i], nil
+			return &res.Proposals[i], res.Products, nil
 		}
 	}
 	e := badResponse("finalize: the seller did not return proposal "+proposalID, nil)
 	e.Op, e.Seller = "get_products", s.URL
-	return nil, e
+	return nil, nil, e
 }
 
 func (c *Client) identity(s Seller, req *productsRequest) {

@@ -199,6 +199,6 @@ func (pr Proposal) Price(products []Product) (ProposalQuote, error) {
 		avail = math.Min(avail, sh.avail*sh.cpm*inv/sh.pct)
 	}
 	q.Available = int64(avail)
-	q.Explain = fmt.Sprintf("proposal %s (%s): %s, blended CPM %s", pr.ProposalID, pr.Name, strings.Join(parts, ", "), q.CPMMicros.Cents())
+	q.Explain = truncate(fmt.Sprintf("proposal %s (%s): %s, blended CPM %s", pr.ProposalID, pr.Name, strings.Join(parts, ", "), q.CPMMicros.Cents()), 300)
 	return q, nil
 }
