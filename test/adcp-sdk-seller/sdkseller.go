@@ -194,6 +194,20 @@ func (s *Sellers) Requests() []Request {
 	return append([]Request(nil), s.reqs...)
 }
 
+// Forget drops the recorded requests drop says to (a test's deliberate
+// mistakes, say), so later checks see only the others.
+func (s *Sellers) Forget(drop func(Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.reqs[:0]
+	for _, r := range s.reqs {
+		if !drop(r) {
+			kept = append(kept, r)
+		}
+	}
+	s.reqs = kept
+}
+
 // proxy puts a recording reverse proxy on 127.0.0.1 in front of target and
 // returns its MCP endpoint.
 func (s *Sellers) proxy(t testing.TB, name, target string) string {
