@@ -34,6 +34,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dealflow/dealflow/internal/adcpschema"
 )
 
 // Account is a brand + operator account the sellers know from the start.
@@ -311,4 +313,70 @@ func (l *lockedBuffer) tail(n int) string {
 // String names the agents for test logs.
 func (s *Sellers) String() string {
 	return fmt.Sprintf("@adcp/sdk %s (AdCP %s): guaranteed %s, auction %s, proposal %s", s.SDKVersion, s.ADCPVersion, s.Guaranteed, s.Auction, s.Proposal)
+}
+
+// schemaTool is the 3.1.19 task a tool name stands for: the SDK (AdCP 3.0)
+// names the task-status tool tasks_get, AdCP 3.1 get_task_status.
+func schemaTool(tool string) string {
+	if tool == "tasks_get" || tool == "tasks/get" {
+		return "get_task_status"
+	}
+	return tool
+}
+
+// CheckRequests fails t unless every request recorded so far carried the
+// Bearer token, every tools/call validates against dealflow's AdCP schemas
+// (3.1.19, internal/adcpschema), and every account-scoped task
+// (get_products, create_media_buy, get_media_buys, the task status) named
+// the account brand + operator. It returns the number of tools/calls seen.
+func (s *Sellers) CheckRequests(t testing.TB, brand, operator string) int {
+	t.Helper()
+	v, err := adcpschema.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.Requests()
+	calls := 0
+	for i, r := range reqs {
+		if r.Authorization != "Bearer "+s.Token {
+			shown := r.Authorization
+			if len(shown) > 12 {
+				shown = shown[:12] + "…"
+			}
+			t.Errorf("request %d (%s %s %s to %s) carried Authorization %q, not the seller's token", i, r.HTTPMethod, r.Method, r.Tool, r.Seller, shown)
+		}
+		if r.Method != "tools/call" {
+			continue
+		}
+		calls++
+		args := r.Args
+		if len(args) == 0 {
+			args = json.RawMessage(`{}`)
+		}
+		if err := v.ValidateRequest(schemaTool(r.Tool), args); err != nil {
+			t.Errorf("request %d %s to %s does not validate against AdCP %s: %v\nargs %s", i, r.Tool, r.Seller, adcpschema.Version, err, snippet(args))
+		}
+		switch schemaTool(r.Tool) {
+		case "get_products", "create_media_buy", "get_media_buys", "get_task_status":
+			var a struct {
+				Account *struct {
+					Brand *struct {
+						Domain string `json:"domain"`
+					} `json:"brand"`
+					Operator string `json:"operator"`
+				} `json:"account"`
+			}
+			if json.Unmarshal(args, &a) != nil || a.Account == nil || a.Account.Operator != operator || a.Account.Brand == nil || a.Account.Brand.Domain != brand {
+				t.Errorf("request %d %s to %s does not name the account (brand %s + operator %s): %s", i, r.Tool, r.Seller, brand, operator, snippet(args))
+			}
+		}
+	}
+	return calls
+}
+
+func snippet(b []byte) string {
+	if len(b) > 2000 {
+		return string(b[:2000]) + "…"
+	}
+	return string(b)
 }
