@@ -209,6 +209,7 @@ func TestSDKCampaignGuaranteedSeller(t *testing.T) {
 	if n := st.sdk.CheckRequests(t, sdkBrand, sdkOperator); n == 0 {
 		t.Fatal("no tools/call recorded")
 	}
+	st.sdk.CheckResponses(t)
 	sawSubmitted := false
 	for _, r := range st.sdk.Requests() {
 		sawSubmitted = sawSubmitted || r.Tool == "tasks_get" || r.Tool == "get_task_status"

@@ -67,8 +67,10 @@ type Request struct {
 	Method string
 	Tool   string
 	Args   json.RawMessage
-	// Result is the tools/call answer's structuredContent, when there was one.
-	Result json.RawMessage
+	// Result is the tools/call answer's structuredContent, when there was
+	// one, and IsError the answer's isError.
+	Result  json.RawMessage
+	IsError bool
 }
 
 // Sellers are the running agents, each behind a recording proxy.
@@ -234,7 +236,7 @@ func (s *Sellers) proxy(t testing.TB, name, target string) string {
 		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		if err == nil {
-			rec.Result = structuredContent(body)
+			rec.Result, rec.IsError = structuredContent(body)
 		}
 		return nil
 	}
@@ -267,9 +269,9 @@ func (s *Sellers) proxy(t testing.TB, name, target string) string {
 
 type recKey struct{}
 
-// structuredContent is the result.structuredContent of a JSON-RPC answer
-// sent as JSON or as one SSE event.
-func structuredContent(body []byte) json.RawMessage {
+// structuredContent is the result.structuredContent (and isError) of a
+// JSON-RPC answer sent as JSON or as one SSE event.
+func structuredContent(body []byte) (json.RawMessage, bool) {
 	msg := bytes.TrimSpace(body)
 	if !bytes.HasPrefix(msg, []byte("{")) {
 		for l := range strings.SplitSeq(string(body), "\n") {
@@ -281,12 +283,13 @@ func structuredContent(body []byte) json.RawMessage {
 	var out struct {
 		Result struct {
 			StructuredContent json.RawMessage `json:"structuredContent"`
+			IsError           bool            `json:"isError"`
 		} `json:"result"`
 	}
 	if json.Unmarshal(msg, &out) != nil {
-		return nil
+		return nil, false
 	}
-	return out.Result.StructuredContent
+	return out.Result.StructuredContent, out.Result.IsError
 }
 
 type lockedBuffer struct {
@@ -379,4 +382,81 @@ func snippet(b []byte) string {
 		return string(b[:2000]) + "…"
 	}
 	return string(b)
+}
+
+// mediaBuyStatuses are core/media-buy-status values (3.1.19).
+var mediaBuyStatuses = map[string]bool{"pending_creatives": true, "pending_start": true, "active": true, "paused": true,
+	"completed": true, "rejected": true, "canceled": true}
+
+// As31 rewrites an SDK answer (AdCP 3.0) the way AdCP 3.1.19 shapes the
+// same answer, undoing exactly the differences seen between them, so that
+// anything else that differs fails CheckResponses:
+//
+//   - 3.1 puts the task status in every answer's envelope ("status",
+//     required); a 3.0 answer completed at once carries none: "completed";
+//   - a 3.0 create_media_buy answer carries the buy's status
+//     (pending_creatives, active, ...) in "status", where 3.1 has the task
+//     status there and the buy's in "media_buy_status";
+//   - a 3.0 error answer carries adcp_error without the "errors" array the
+//     3.1 error variants require: errors = [adcp_error].
+//
+// The client (pkg/sellerclient/adcp) reads both shapes.
+func As31(tool string, result json.RawMessage) (json.RawMessage, []string, error) {
+	var m map[string]any
+	if err := json.Unmarshal(result, &m); err != nil {
+		return nil, nil, err
+	}
+	var diffs []string
+	st, _ := m["status"].(string)
+	if st == "" {
+		m["status"] = "completed"
+		diffs = append(diffs, "no task status in the envelope")
+	} else if mediaBuyStatuses[st] && st != "completed" && st != "rejected" && st != "canceled" && (tool == "create_media_buy") {
+		if _, ok := m["media_buy_status"]; !ok {
+			m["media_buy_status"] = st
+		}
+		m["status"] = "completed"
+		diffs = append(diffs, "the media buy's status in the envelope's status")
+	}
+	if e, ok := m["adcp_error"]; ok {
+		if _, has := m["errors"]; !has {
+			m["errors"] = []any{e}
+			diffs = append(diffs, "adcp_error without errors[]")
+		}
+	}
+	b, err := json.Marshal(m)
+	return b, diffs, err
+}
+
+// CheckResponses validates every recorded answer against AdCP 3.1.19 after
+// As31 and fails t on any difference As31 does not account for. It returns
+// the differences seen, counted, for the test log.
+func (s *Sellers) CheckResponses(t testing.TB) map[string]int {
+	t.Helper()
+	v, err := adcpschema.LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for i, r := range s.Requests() {
+		if r.Method != "tools/call" || len(r.Result) == 0 {
+			continue
+		}
+		doc, diffs, err := As31(r.Tool, r.Result)
+		if err != nil {
+			t.Errorf("answer %d %s from %s is not a JSON object: %v", i, r.Tool, r.Seller, err)
+			continue
+		}
+		for _, d := range diffs {
+			seen[d]++
+		}
+		args := r.Args
+		if len(args) == 0 {
+			args = json.RawMessage(`{}`)
+		}
+		if err := v.CheckCall(schemaTool(r.Tool), args, doc, r.IsError); err != nil {
+			t.Errorf("answer %d %s from %s differs from AdCP %s beyond the known 3.0 differences: %v\n%s", i, r.Tool, r.Seller, adcpschema.Version, err, snippet(r.Result))
+		}
+	}
+	return seen
 }

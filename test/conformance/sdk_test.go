@@ -58,6 +58,7 @@ func checkSDKRequests(t *testing.T, s *sdkseller.Sellers) {
 	if s.CheckRequests(t, sdkBrand, sdkOperator) == 0 {
 		t.Error("no tools/call was recorded")
 	}
+	t.Logf("AdCP 3.0 (SDK) answers differ from 3.1.19 only as known: %v", s.CheckResponses(t))
 }
 
 func sdkCtx(t *testing.T) context.Context {
