@@ -321,6 +321,8 @@ func adcpCallSkip(err error, what string, tier identity.Tier, timeout time.Durat
 		return "unauthorized", what + ": the seller refused " + cred + ": " + err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout", what + ": no answer within " + timeout.String()
+	case errors.Is(err, sellerclient.ErrNotFound):
+		return "unreachable", what + ": no MCP endpoint answered (dealflow speaks AdCP over MCP only, not A2A): " + err.Error()
 	}
 	return "unreachable", what + " failed: " + err.Error()
 }

@@ -55,7 +55,7 @@ func (s *Service) fetchADCP(ctx context.Context, sf events.SellerFound) ([]event
 		return nil, &SkipError{"no_priced_proposals", fmt.Sprintf("the seller answered the brief with %d proposals, none of which can be priced (%s), and none of its %d products fits the brief",
 			len(res.Proposals), strings.Join(unpricedProposals, "; "), len(res.Products))}
 	default:
-		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d products (%d priced CPM options, %d other options) fit the brief (formats %v)",
+		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d products (%d priced CPM options, %d options dealflow does not buy: not CPM, or not in USD) fit the brief (formats %v)",
 			len(res.Products), len(pkgs), other, wantedFormats(sf.Brief))}
 	}
 }
