@@ -305,11 +305,20 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			return err
 		}
 		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
-			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials}}
+			BookingHorizon: cfg.BookingHorizon, ReconcileEvery: cfg.ReconcileEvery,
+			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
 	}
 	if cfg.Has("booker") {
 		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
-		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 60*time.Second, o), a.Booker.HandleBook)
+		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 30*time.Second, o), a.Booker.HandleBook)
+		// One line per delivery, retried and reconciled through JetStream
+		// (bus.Again) until it has its outcome: the handler bounds the work
+		// (booking horizon, ReconcileFor), so deliveries are not capped.
+		// AckWait only decides how soon a line whose booker died is taken
+		// up by another (a live one sends heartbeats): two booking calls.
+		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
+		line.MaxDeliver = -1
+		run(line, a.Booker.HandleLine)
 		every := o.SweepEvery
 		if every <= 0 {
 			every = time.Second

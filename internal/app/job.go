@@ -34,6 +34,8 @@ type Job struct {
 	ApprovedBy          string                 `json:"approved_by,omitempty"`
 	BookedLines         []BookedLine           `json:"booked_lines"`
 	Failed              []events.BookingFailed `json:"failed"`
+	Unresolved          []events.BookingFailed `json:"unresolved,omitempty"`
+	ReservedSpendMicros events.Micros          `json:"reserved_spend_micros,omitempty"`
 	TotalSpend          float64                `json:"total_spend"`
 	TotalSpendMicros    events.Micros          `json:"total_spend_micros"`
 	Errors              []string               `json:"errors"`
@@ -77,6 +79,7 @@ func JobOf(c *campaign.Campaign) Job {
 	for _, d := range c.Deals {
 		j.BookedLines = append(j.BookedLines, BookedLine{DealBooked: d, CPM: d.CPMMicros.Dollars(), Cost: d.SpendMicros.Dollars()})
 	}
+	j.Unresolved, j.ReservedSpendMicros = c.Unresolved, c.UnresolvedSpend()
 	j.TotalSpendMicros = c.TotalSpend()
 	j.TotalSpend = j.TotalSpendMicros.Dollars()
 	return j

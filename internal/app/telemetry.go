@@ -12,14 +12,15 @@ import (
 // scrape: fine for thousands of campaigns; a booker-maintained count would
 // be the next step beyond that.
 func campaignCounter(cs *campaign.Store) telemetry.CampaignCounter {
-	return func(ctx context.Context) (map[string]int, error) {
+	return func(ctx context.Context) (telemetry.CampaignCounts, error) {
 		all, err := cs.List(ctx)
 		if err != nil {
-			return nil, err
+			return telemetry.CampaignCounts{}, err
 		}
-		counts := map[string]int{}
+		counts := telemetry.CampaignCounts{ByStatus: map[string]int{}}
 		for _, c := range all {
-			counts[string(c.Status)]++
+			counts.ByStatus[string(c.Status)]++
+			counts.UnresolvedLines += len(c.Unresolved)
 		}
 		return counts, nil
 	}

@@ -473,3 +473,49 @@ func TestLongHandlerIsKeptAlive(t *testing.T) {
 		t.Fatalf("handler ran %d times, want 1: the event was redelivered while it was handled", n)
 	}
 }
+
+// TestAgainPublishesThenRedelivers: a handler that answers Again has its
+// outputs published at once and is handed the same input again after the
+// delay, past MaxDeliver when the stage sets it to -1 (no cap), until it
+// answers for good; nothing is dead-lettered on the way.
+func TestAgainPublishesThenRedelivers(t *testing.T) {
+	env := natstest.Start(t)
+	cfg := stage("again")
+	cfg.MaxDeliver = -1
+	var mu sync.Mutex
+	var times []time.Time
+	const rounds = 6 // more than stage()'s usual MaxDeliver of 4
+	run(t, env.Bus, cfg, func(ctx context.Context, in events.Event) ([]events.Event, error) {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		out, err := echo(ctx, in)
+		if err != nil || n >= rounds {
+			return out, err
+		}
+		return out, bus.Again(150*time.Millisecond, "not yet")
+	})
+	natstest.PublishRequest(t, env.Bus, "c-again")
+	waitFor(t, "the output of the first handling, published before the input is done", func() bool {
+		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-again")) == 1
+	})
+	waitFor(t, "the last handling", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(times) == rounds && consumerIdle(t, env.Bus, "again")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(times); i++ {
+		if g := times[i].Sub(times[i-1]); g < 150*time.Millisecond {
+			t.Fatalf("handling %d came %v after the previous one, before the Again delay", i+1, g)
+		}
+	}
+	if n := subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-again")); n != 1 {
+		t.Fatalf("outputs = %d, want 1 (the same output each time, de-duplicated)", n)
+	}
+	if n := subjectCount(t, env.Bus, bus.StreamDLQ, bus.DLQPrefix+"again"); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}

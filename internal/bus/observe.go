@@ -22,6 +22,7 @@ const (
 	OutcomeOK           = "ok"            // handled, outputs published, acked
 	OutcomeRetried      = "retried"       // transient failure (or a failed ack): redelivered later
 	OutcomeDeadLettered = "dead_lettered" // copied to the dead-letter subject
+	OutcomeAgain        = "again"         // handled for now (Again): outputs published, looked at again later
 )
 
 // Dead-letter reason classes, a small fixed set for metrics labels.
@@ -43,7 +44,7 @@ type Observer interface {
 	// eventTime).
 	EventReceived(stage, eventType string, eventTime time.Time)
 	// EventHandled is called once per delivery with OutcomeOK,
-	// OutcomeRetried or OutcomeDeadLettered and the handling time (handler
+	// OutcomeRetried, OutcomeAgain or OutcomeDeadLettered and the handling time (handler
 	// and publication).
 	EventHandled(stage, eventType, outcome string, d time.Duration)
 	// DeadLettered is called when a delivery is dead-lettered, with one of

@@ -41,6 +41,26 @@ func Permanent(err error) error {
 	return permanentError{err}
 }
 
+// againError asks for the input to be handled again later.
+type againError struct {
+	after  time.Duration
+	reason string
+}
+
+// Error implements error.
+func (a againError) Error() string {
+	return fmt.Sprintf("again in %s: %s", a.after, a.reason)
+}
+
+// Again is a handler's answer for work that is not finished and must be
+// looked at again later, not retried as a failure: the runner publishes
+// the outputs returned with it (as on success), then redelivers the input
+// after d instead of acknowledging it. The schedule lives in JetStream
+// (NakWithDelay), so it survives the process. A stage that uses it sets
+// MaxDeliver to -1 and bounds the work itself (the booker's line consumer
+// follows an unknown booking outcome this way until it is resolved).
+func Again(d time.Duration, reason string) error { return againError{after: d, reason: reason} }
+
 // IsPermanent reports whether err was marked Permanent or is an invalid event.
 func IsPermanent(err error) bool {
 	var p permanentError
@@ -59,7 +79,8 @@ type StageConfig struct {
 	// (default 30s); long handlers send InProgress every AckWait/3.
 	AckWait time.Duration
 	// MaxDeliver caps deliveries (default 8); an event still failing then
-	// is dead-lettered.
+	// is dead-lettered. -1 means no cap: for a stage whose handler bounds
+	// its own work and answers Again until it is done.
 	MaxDeliver int
 	// MaxAckPending caps unacknowledged events across all replicas
 	// (default 1000).
@@ -85,7 +106,7 @@ func (c StageConfig) withDefaults() StageConfig {
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
 	}
-	if c.MaxDeliver <= 0 {
+	if c.MaxDeliver == 0 || c.MaxDeliver < -1 {
 		c.MaxDeliver = 8
 	}
 	if c.MaxAckPending <= 0 {
@@ -104,6 +125,11 @@ func (c StageConfig) withDefaults() StageConfig {
 		c.DrainTimeout = 30 * time.Second
 	}
 	return c
+}
+
+// exhausted reports whether delivery n was the last one MaxDeliver allows.
+func (c StageConfig) exhausted(n uint64) bool {
+	return c.MaxDeliver > 0 && int(n) >= c.MaxDeliver
 }
 
 // Backoff is the delay before redelivery number n (n = deliveries so far).
@@ -252,6 +278,22 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	outs, herr := safeCall(callCtx, h, in)
 	release()
 	cancel()
+	var again againError
+	if errors.As(herr, &again) {
+		// Not a failure: publish what the handler has to say so far, then
+		// look at the input again later.
+		injectTrace(ctx, outs)
+		if perr := b.publishAll(ctx, outs); perr != nil {
+			herr = perr
+		} else {
+			arena.Release()
+			stop()
+			obs.end(OutcomeAgain, "", nil)
+			log.Debug().Dur("again_in", again.after).Str("reason", again.reason).Int("outputs", len(outs)).Msg("handled; again later")
+			_ = m.NakWithDelay(again.after)
+			return
+		}
+	}
 	if herr == nil {
 		injectTrace(ctx, outs) // each output is a child of this hop's span
 		if herr = b.publishAll(ctx, outs); herr == nil {
@@ -279,7 +321,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		// published.
 		ev := log.Error().Err(herr).Str("output_kind", outErr.Kind).Str("output_id", outErr.ID).
 			Str("input_event_id", in.ID()).Str("input_event_type", in.Type())
-		if int(md.NumDelivered) >= cfg.MaxDeliver {
+		if cfg.exhausted(md.NumDelivered) {
 			ev.Msg("handler produced an invalid event; retries exhausted, dead-lettering the input")
 			b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("%s (after %d deliveries)", outErr.Error(), md.NumDelivered))
 			return
@@ -291,7 +333,7 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		obs.end(OutcomeDeadLettered, permanentClass(herr), herr)
 		log.Warn().Err(herr).Msg("permanent failure; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, herr.Error())
-	case int(md.NumDelivered) >= cfg.MaxDeliver:
+	case cfg.exhausted(md.NumDelivered):
 		obs.end(OutcomeDeadLettered, DeadLetterMaxDeliveries, herr)
 		log.Error().Err(herr).Msg("retries exhausted; dead-lettering")
 		b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("max deliveries (%d) exhausted: %v", md.NumDelivered, herr))

@@ -105,7 +105,11 @@ type Campaign struct {
 
 	Deals    []events.DealBooked    `json:"deals,omitempty"`
 	Failures []events.BookingFailed `json:"failures,omitempty"`
-	Errors   []string               `json:"errors,omitempty"`
+	// Unresolved are lines whose outcome was still unknown at the booking
+	// horizon: their spend stays reserved until the reconciler's DealBooked
+	// or BookingFailed (not_booked) moves them to Deals or Failures.
+	Unresolved []events.BookingFailed `json:"unresolved,omitempty"`
+	Errors     []string               `json:"errors,omitempty"`
 
 	// Seen holds the ids of events already applied, so a redelivered event
 	// changes nothing; Effects maps a trigger event id to what it emitted,
@@ -251,6 +255,15 @@ func (c *Campaign) TotalSpend() events.Micros {
 	return s
 }
 
+// UnresolvedSpend is the spend still reserved for unresolved lines.
+func (c *Campaign) UnresolvedSpend() events.Micros {
+	var s events.Micros
+	for _, u := range c.Unresolved {
+		s += u.SpendMicros
+	}
+	return s
+}
+
 // Budget is the brief's budget (0 before the request is known).
 func (c *Campaign) Budget() events.Micros {
 	if c.Request == nil {
@@ -262,7 +275,7 @@ func (c *Campaign) Budget() events.Micros {
 // Summary is the CampaignCompleted payload for the campaign's current state.
 func (c *Campaign) Summary() events.CampaignCompleted {
 	sum := events.CampaignCompleted{CampaignID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(),
-		Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures}
+		Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures, Unresolved: c.Unresolved}
 	for _, s := range c.Skipped {
 		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: s.Code + ": " + s.Reason})
 	}
@@ -600,28 +613,162 @@ func planRevision(p *events.PortfolioProposed) string {
 	return strconv.Itoa(p.Revision)
 }
 
-// LinesToBook are the lines of appr the book consumer may book: all of them
-// for the approval being booked; for an approval of an earlier revision (a
-// redelivery after a re-plan) only lines already finished, whose outcome the
-// ledger holds, so a stale approval can never start a new booking.
+// LinesToBook are the lines of appr the book consumer hands out to be
+// booked: all of them for the approval being booked; for an approval of
+// an earlier revision (a redelivery after a re-plan) only lines that
+// already have their outcome, which the ledger answers for again, so a
+// stale approval can never start a new booking.
 func (c *Campaign) LinesToBook(appr events.PortfolioApproved) []events.PlanLine {
 	if c.Approved != nil && appr.Revision == c.Approved.Revision {
 		return appr.Lines
 	}
-	done := map[string]bool{}
-	for _, d := range c.Deals {
-		done[QuoteKey(d.SellerURL, d.PackageID)] = true
-	}
-	for _, f := range c.Failures {
-		done[QuoteKey(f.SellerURL, f.PackageID)] = true
-	}
 	var out []events.PlanLine
 	for _, l := range appr.Lines {
-		if done[QuoteKey(l.SellerURL, l.PackageID)] {
+		if c.outcomeOf(LineKey(l)) != "" {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// lineKeyOf is the line key an outcome names; outcomes recorded before
+// line keys existed are matched by seller, package and quote.
+func lineKeyOf(key, seller, pkg, quote string) string {
+	if key != "" {
+		return key
+	}
+	return LineKey(events.PlanLine{SellerURL: seller, PackageID: pkg, QuoteID: quote})
+}
+
+func dealKey(d events.DealBooked) string {
+	return lineKeyOf(d.LineKey, d.SellerURL, d.PackageID, d.QuoteID)
+}
+
+func failKey(f events.BookingFailed) string {
+	return lineKeyOf(f.LineKey, f.SellerURL, f.PackageID, f.QuoteID)
+}
+
+// Outcomes of a line, as outcomeOf reports them.
+const (
+	lineBooked     = "booked"
+	lineFailed     = "failed"
+	lineUnresolved = "unresolved"
+)
+
+// outcomeOf says what is known of the line with this key ("" = nothing yet).
+func (c *Campaign) outcomeOf(key string) string {
+	for _, d := range c.Deals {
+		if dealKey(d) == key {
+			return lineBooked
+		}
+	}
+	for _, f := range c.Failures {
+		if failKey(f) == key {
+			return lineFailed
+		}
+	}
+	for _, u := range c.Unresolved {
+		if failKey(u) == key {
+			return lineUnresolved
+		}
+	}
+	return ""
+}
+
+// Settled reports whether every line of the approval being booked has an
+// outcome (booked, failed, or unresolved at the booking horizon): the
+// campaign can then finish, or re-plan what failed.
+func (c *Campaign) Settled() bool {
+	if c.Status != events.StatusBooking || c.Approved == nil || !c.bookingStarted() {
+		return false
+	}
+	for _, l := range c.Approved.Lines {
+		if c.outcomeOf(LineKey(l)) == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// RecordDeal folds one line's DealBooked into the record, once per line.
+// A deal of an unresolved line (found by the reconciler) replaces it, and
+// a campaign that had already ended gets its status and spend adjusted.
+func (c *Campaign) RecordDeal(d events.DealBooked, now time.Time) {
+	key := dealKey(d)
+	switch c.outcomeOf(key) {
+	case lineBooked, lineFailed:
+		return
+	case lineUnresolved:
+		c.Unresolved = removeFailure(c.Unresolved, key)
+		c.Errors = append(c.Errors, fmt.Sprintf("reconciled: %s %s was booked after all (deal %s%s)", d.SellerURL, d.PackageID, d.DealID, d.MediaBuyID))
+	}
+	if d.CPMMismatch {
+		c.Errors = append(c.Errors, fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %s, agreed %s", d.DealID, d.SellerURL, d.PackageID, d.CPMMicros, d.AgreedCPMMicros))
+	}
+	c.Deals = append(c.Deals, d)
+	sort.SliceStable(c.Deals, func(i, j int) bool { return c.Deals[i].SellerURL < c.Deals[j].SellerURL })
+	c.touch(now)
+	c.restatus()
+}
+
+// RecordFailure folds one line's BookingFailed into the record, once per
+// line: a definite failure, or an unresolved line (kept apart, its spend
+// still reserved). The reconciler's definite answer for an unresolved line
+// replaces it.
+func (c *Campaign) RecordFailure(f events.BookingFailed, now time.Time) {
+	key := failKey(f)
+	switch c.outcomeOf(key) {
+	case lineBooked, lineFailed:
+		return
+	case lineUnresolved:
+		if f.Unresolved {
+			return
+		}
+		c.Unresolved = removeFailure(c.Unresolved, key)
+	}
+	c.touch(now)
+	if f.Unresolved {
+		c.Unresolved = append(c.Unresolved, f)
+		c.Errors = append(c.Errors, fmt.Sprintf("booking outcome unknown: %s %s: %s", f.SellerURL, f.PackageID, f.Reason))
+		return
+	}
+	c.Failures = append(c.Failures, f)
+	c.Errors = append(c.Errors, fmt.Sprintf("booking failed: %s %s: %s: %s", f.SellerURL, f.PackageID, f.Code, f.Reason))
+	c.restatus()
+}
+
+func removeFailure(list []events.BookingFailed, key string) []events.BookingFailed {
+	out := list[:0:0]
+	for _, f := range list {
+		if failKey(f) != key {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// endStatus is how a booked campaign ended, from its outcomes: completed
+// (every approved line booked), failed (nothing booked and nothing
+// unresolved), empty (nothing approved got an outcome) or partial.
+func (c *Campaign) endStatus() Status {
+	switch {
+	case len(c.Deals) == 0 && len(c.Unresolved) == 0 && len(c.Failures) > 0:
+		return events.StatusFailed
+	case len(c.Deals) == 0 && len(c.Unresolved) == 0:
+		return events.StatusEmpty
+	case len(c.Failures) == 0 && len(c.Unresolved) == 0:
+		return events.StatusCompleted
+	}
+	return events.StatusPartial
+}
+
+// restatus re-derives the status of a campaign that ended after booking,
+// when a reconciled line changes its outcomes.
+func (c *Campaign) restatus() {
+	switch c.Status {
+	case events.StatusCompleted, events.StatusPartial, events.StatusFailed:
+		c.Status = c.endStatus()
+	}
 }
 
 // Replan gives the budget freed by failed bookings to the next best quotes.
@@ -630,36 +777,44 @@ type Replan struct {
 	MaxRevisions int
 }
 
-// FinishBooking records the outcome of booking an approval: booking →
-// completed (all booked), partial (some failed), failed (nothing booked),
-// or, for an auto-approved campaign with failures and revisions left,
-// proposed again with a re-plan of the freed budget. It emits
-// CampaignCompleted or the re-plan's proposal and approval.
-func (c *Campaign) FinishBooking(trigger string, appr events.PortfolioApproved, deals []events.DealBooked, fails []events.BookingFailed,
-	rp Replan, now time.Time) ([]events.Event, error) {
-	if c.Status != events.StatusBooking || c.Plan == nil || c.Plan.Revision != appr.Revision {
-		return c.Replay(trigger) // finished by an earlier delivery
+// FinishBooking ends the booking of an approval once every line has its
+// outcome (Settled): booking → completed, partial, failed, or, for an
+// auto-approved campaign with definite failures and revisions left,
+// proposed again with a re-plan of the freed budget (lines still
+// unresolved keep theirs reserved). It emits CampaignCompleted or the
+// re-plan's proposal and approval. The quotes must be loaded for a re-plan.
+func (c *Campaign) FinishBooking(trigger string, rp Replan, now time.Time) ([]events.Event, error) {
+	if !c.Settled() {
+		return c.Replay(trigger) // not yet, or finished by an earlier delivery
 	}
-	c.mergeOutcomes(deals, fails)
+	rev := c.Approved.Revision
+	failed := 0
+	for _, f := range c.Failures {
+		if f.PlanRevision == rev || f.PlanRevision == 0 {
+			failed++
+		}
+	}
 	c.touch(now)
-	if len(fails) > 0 && c.Request != nil && c.Request.AutoApprove && rp.Plan != nil && appr.Revision < rp.MaxRevisions {
-		if p, err := c.replan(rp.Plan, appr.Revision+1); err != nil {
+	if failed > 0 && c.Request != nil && c.Request.AutoApprove && rp.Plan != nil && rev < rp.MaxRevisions {
+		if p, err := c.replan(rp.Plan, rev+1); err != nil {
 			c.Errors = append(c.Errors, "re-plan failed: "+err.Error())
 		} else if p != nil {
 			return c.propose(trigger, p, now)
 		}
 	}
-	switch {
-	case len(c.Deals) == 0 && len(c.Failures) > 0:
-		c.Status = events.StatusFailed
-	case len(c.Failures) > 0:
-		c.Status = events.StatusPartial
-	case len(c.Deals) == 0:
-		c.Status = events.StatusEmpty
-	default:
-		c.Status = events.StatusCompleted
-	}
+	c.Status = c.endStatus()
 	return c.complete(trigger)
+}
+
+// SellerWide reports whether a booking failure code says the seller
+// itself cannot be booked now (not reached, or refusing this buyer), not
+// only that line: a re-plan then leaves all its quotes out.
+func SellerWide(code string) bool {
+	switch code {
+	case "connection_refused", "unreachable", "private_address", "invalid_url", "unauthorized", "credentials":
+		return true
+	}
+	return false
 }
 
 func (c *Campaign) replan(plan Planner, revision int) (*events.PortfolioProposed, error) {
@@ -669,8 +824,20 @@ func (c *Campaign) replan(plan Planner, revision int) (*events.PortfolioProposed
 	}
 	for _, f := range c.Failures {
 		exclude[QuoteKey(f.SellerURL, f.PackageID)] = "booking failed: " + f.Code
+		if SellerWide(f.Code) {
+			// The seller cannot be booked at all: none of its other
+			// quotes is worth planning.
+			for k, q := range c.Quotes {
+				if _, ok := exclude[k]; !ok && q.Seller.URL == f.SellerURL {
+					exclude[k] = "the seller could not be booked: " + f.Code
+				}
+			}
+		}
 	}
-	remaining := c.Budget() - c.TotalSpend()
+	for _, u := range c.Unresolved {
+		exclude[QuoteKey(u.SellerURL, u.PackageID)] = "booking outcome unknown: its spend stays reserved"
+	}
+	remaining := c.Budget() - c.TotalSpend() - c.UnresolvedSpend()
 	if remaining <= 0 {
 		return nil, nil
 	}
@@ -680,36 +847,6 @@ func (c *Campaign) replan(plan Planner, revision int) (*events.PortfolioProposed
 	}
 	p.Notes = append(p.Notes, fmt.Sprintf("re-plan after %d failed bookings: %s of budget left", len(c.Failures), remaining))
 	return p, nil
-}
-
-func (c *Campaign) mergeOutcomes(deals []events.DealBooked, fails []events.BookingFailed) {
-	for _, d := range deals {
-		if d.CPMMismatch {
-			msg := fmt.Sprintf("CPM mismatch on deal %s (%s %s): booked %s, agreed %s", d.DealID, d.SellerURL, d.PackageID, d.CPMMicros, d.AgreedCPMMicros)
-			if !contains(c.Errors, msg) {
-				c.Errors = append(c.Errors, msg)
-			}
-		}
-	}
-	have := map[string]bool{}
-	for _, d := range c.Deals {
-		have["d"+d.SellerURL+"|"+d.PackageID+"|"+d.QuoteID] = true
-	}
-	for _, f := range c.Failures {
-		have["f"+f.SellerURL+"|"+f.PackageID+"|"+f.QuoteID] = true
-	}
-	for _, d := range deals {
-		if k := "d" + d.SellerURL + "|" + d.PackageID + "|" + d.QuoteID; !have[k] {
-			c.Deals = append(c.Deals, d)
-		}
-	}
-	for _, f := range fails {
-		if k := "f" + f.SellerURL + "|" + f.PackageID + "|" + f.QuoteID; !have[k] {
-			c.Failures = append(c.Failures, f)
-			c.Errors = append(c.Errors, fmt.Sprintf("booking failed: %s %s: %s: %s", f.SellerURL, f.PackageID, f.Code, f.Reason))
-		}
-	}
-	sort.SliceStable(c.Deals, func(i, j int) bool { return c.Deals[i].SellerURL < c.Deals[j].SellerURL })
 }
 
 // Fail ends a campaign that cannot go on (a permanent planning or booking

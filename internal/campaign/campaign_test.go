@@ -92,11 +92,23 @@ func in(t *testing.T, st events.CampaignStatus, auto bool) *Campaign {
 		}
 		deals = append(deals, deal(l.SellerURL, l.PackageID, l.SpendMicros))
 	}
-	mustEvents(t)(c.FinishBooking("book", *c.Approved, deals, fails, Replan{}, t0))
+	mustEvents(t)(finish(c, "book", deals, fails, Replan{}, t0))
 	if c.Status != st {
 		t.Fatalf("fixture: status %s, want %s", c.Status, st)
 	}
 	return c
+}
+
+// finish records each line's outcome as the plan consumer folds them, then
+// finishes the booking.
+func finish(c *Campaign, trigger string, deals []events.DealBooked, fails []events.BookingFailed, rp Replan, now time.Time) ([]events.Event, error) {
+	for _, d := range deals {
+		c.RecordDeal(d, now)
+	}
+	for _, f := range fails {
+		c.RecordFailure(f, now)
+	}
+	return c.FinishBooking(trigger, rp, now)
 }
 
 func deal(seller, pkg string, spend events.Micros) events.DealBooked {
@@ -178,18 +190,18 @@ func TestTransitions(t *testing.T) {
 			return nil, c.BeginBooking(*c.Approved, t0)
 		}, events.StatusBooking, "", nil},
 		{"all booked", events.StatusBooking, true, func(c *Campaign) ([]events.Event, error) {
-			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 0), deal("https://b", "p2", 0)}, nil, Replan{}, t0)
+			return finish(c, "b", []events.DealBooked{deal("https://a", "p1", 0), deal("https://b", "p2", 0)}, nil, Replan{}, t0)
 		}, events.StatusCompleted, "CampaignCompleted ", nil},
 		{"one failed", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
-			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 0)},
+			return finish(c, "b", []events.DealBooked{deal("https://a", "p1", 0)},
 				[]events.BookingFailed{failed("https://b", "p2", "quote_expired")}, Replan{}, t0)
 		}, events.StatusPartial, "CampaignCompleted ", nil},
 		{"all failed", events.StatusBooking, false, func(c *Campaign) ([]events.Event, error) {
-			return c.FinishBooking("b", *c.Approved, nil, []events.BookingFailed{failed("https://a", "p1", "x"), failed("https://b", "p2", "x")}, Replan{}, t0)
+			return finish(c, "b", nil, []events.BookingFailed{failed("https://a", "p1", "x"), failed("https://b", "p2", "x")}, Replan{}, t0)
 		}, events.StatusFailed, "CampaignCompleted ", nil},
 		{"failure re-planned", events.StatusBooking, true, func(c *Campaign) ([]events.Event, error) {
 			spare := append(append([]events.PlanLine{}, twoLines...), line("https://c", "p3", "prod-3", 1000, 4_000_000))
-			return c.FinishBooking("b", *c.Approved, []events.DealBooked{deal("https://a", "p1", 10_000)},
+			return finish(c, "b", []events.DealBooked{deal("https://a", "p1", 10_000)},
 				[]events.BookingFailed{failed("https://b", "p2", "unavailable")}, Replan{Plan: planWith(spare, nil), MaxRevisions: 3}, t0)
 		}, events.StatusProposed, "PortfolioProposed PortfolioApproved ", nil},
 		{"fail while shopping", events.StatusShopping, false, func(c *Campaign) ([]events.Event, error) {
@@ -467,5 +479,136 @@ func TestDeadLetteredPackageResolvesIt(t *testing.T) {
 	c2.RecordSkip(events.SellerSkipped{CampaignID: "c1", SellerURL: "https://a", PackageID: "p1", PackagesTotal: 1, Stage: "negotiator", Code: events.SkipDeadLettered, Reason: "x"}, t0)
 	if !c2.ReadyToPlan() {
 		t.Fatal("a seller whose only package was dead-lettered is not resolved")
+	}
+}
+
+// TestLineOutcomesFold: each line's outcome is folded as it comes; the
+// campaign finishes only when every approved line has one; an unresolved
+// line ends it partial with its spend reserved, and what the reconciler
+// finds later (a deal, or not_booked) replaces it and re-derives the
+// status and spend, once.
+func TestLineOutcomesFold(t *testing.T) {
+	t.Parallel()
+	a, b := twoLines[0], twoLines[1]
+	unresolved := failed(b.SellerURL, b.PackageID, "outcome_unknown")
+	unresolved.Unresolved, unresolved.SpendMicros = true, b.SpendMicros
+
+	for _, tc := range []struct {
+		name       string
+		reconciled func(c *Campaign)
+		status     events.CampaignStatus
+		spend      events.Micros
+	}{
+		{"deal found later", func(c *Campaign) { c.RecordDeal(deal(b.SellerURL, b.PackageID, b.SpendMicros), t0) }, events.StatusCompleted, a.SpendMicros + b.SpendMicros},
+		{"seller booked nothing", func(c *Campaign) { c.RecordFailure(failed(b.SellerURL, b.PackageID, "not_booked"), t0) }, events.StatusPartial, a.SpendMicros},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := in(t, events.StatusBooking, true)
+			c.RecordDeal(deal(a.SellerURL, a.PackageID, a.SpendMicros), t0)
+			if c.Settled() {
+				t.Fatal("settled with one of two lines known")
+			}
+			if evs := mustEvents(t)(c.FinishBooking("early", Replan{}, t0)); len(evs) != 0 || c.Status != events.StatusBooking {
+				t.Fatalf("finished early: %s %s", types(evs), c.Status)
+			}
+			c.RecordFailure(unresolved, t0)
+			c.RecordFailure(unresolved, t0) // a copy changes nothing
+			if !c.Settled() {
+				t.Fatal("not settled with every line known")
+			}
+			// An unresolved line is not re-planned: its spend stays reserved.
+			evs := mustEvents(t)(c.FinishBooking("last", Replan{Plan: planWith(twoLines, nil), MaxRevisions: 3}, t0))
+			if types(evs) != "CampaignCompleted " || c.Status != events.StatusPartial || len(c.Unresolved) != 1 || c.UnresolvedSpend() != b.SpendMicros {
+				t.Fatalf("at the horizon: %s %s, %d unresolved", types(evs), c.Status, len(c.Unresolved))
+			}
+			if s := c.Summary(); len(s.Unresolved) != 1 || s.TotalSpendMicros != a.SpendMicros {
+				t.Fatalf("summary %+v", s)
+			}
+			tc.reconciled(c)
+			tc.reconciled(c) // once only
+			if c.Status != tc.status || len(c.Unresolved) != 0 || c.TotalSpend() != tc.spend || len(c.Deals)+len(c.Failures) != 2 {
+				t.Fatalf("after reconciliation: %s, spend %d, %d unresolved, %d deals, %d failures", c.Status, c.TotalSpend(), len(c.Unresolved), len(c.Deals), len(c.Failures))
+			}
+		})
+	}
+}
+
+// TestReplanKeepsUnresolvedSpendReserved: a re-plan after a definite
+// failure gets the budget less what is booked and what unresolved lines
+// keep reserved, and never plans an unresolved line's quote again.
+func TestReplanKeepsUnresolvedSpendReserved(t *testing.T) {
+	t.Parallel()
+	three := append(append([]events.PlanLine{}, twoLines...), line("https://c", "p3", "prod-3", 1000, 4_000_000))
+	c := New(request(true), t0)
+	must(t, c.Start("req", *c.Request, t0, time.Minute))
+	c.RecordDiscovery(events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"https://a", "https://b", "https://c"}}, t0)
+	for _, l := range three {
+		c.RecordQuote(quote(l.SellerURL, l.PackageID, 1), t0)
+	}
+	mustEvents(t)(c.Propose("plan", planWith(three[:2], nil), t0))
+	must(t, c.BeginBooking(*c.Approved, t0))
+	unresolved := failed("https://b", "p2", "outcome_unknown")
+	unresolved.Unresolved, unresolved.SpendMicros = true, twoLines[1].SpendMicros
+	var gotBudget events.Micros
+	var gotExclude map[string]string
+	plan := func(c *Campaign, budget events.Micros, rev int, exclude map[string]string) (*events.PortfolioProposed, error) {
+		gotBudget, gotExclude = budget, exclude
+		return planWith(three, nil)(c, budget, rev, exclude)
+	}
+	evs := mustEvents(t)(finish(c, "b", nil, []events.BookingFailed{failed("https://a", "p1", "connection_refused")}, Replan{}, t0))
+	if len(evs) != 0 {
+		t.Fatalf("finished with a line unknown: %s", types(evs))
+	}
+	c.RecordFailure(unresolved, t0)
+	evs = mustEvents(t)(c.FinishBooking("b2", Replan{Plan: plan, MaxRevisions: 3}, t0))
+	if types(evs) != "PortfolioProposed PortfolioApproved " {
+		t.Fatalf("no re-plan: %s", types(evs))
+	}
+	if want := c.Budget() - twoLines[1].SpendMicros; gotBudget != want {
+		t.Fatalf("re-plan budget %d, want %d (the unresolved line's spend kept)", gotBudget, want)
+	}
+	if _, ok := gotExclude[QuoteKey("https://b", "p2")]; !ok || len(c.Plan.Lines) != 1 || c.Plan.Lines[0].PackageID != "p3" {
+		t.Fatalf("re-plan %+v excluding %v", c.Plan.Lines, gotExclude)
+	}
+}
+
+// TestReplanLeavesOutASellerThatCannotBeBooked: a line failed because its
+// seller could not be reached at all; the re-plan plans none of that
+// seller's other quotes, while a line that failed on its own
+// (quote_expired) leaves the seller's other quotes in.
+func TestReplanLeavesOutASellerThatCannotBeBooked(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		code string
+		want []string
+	}{{"connection_refused", []string{"p3"}}, {"quote_expired", []string{"p3", "p4"}}} {
+		t.Run(tc.code, func(t *testing.T) {
+			lines := append(append([]events.PlanLine{}, twoLines...), line("https://c", "p3", "prod-3", 1000, 4_000_000),
+				line("https://a", "p4", "prod-4", 1000, 4_000_000))
+			c := New(request(true), t0)
+			must(t, c.Start("req", *c.Request, t0, time.Minute))
+			c.Quotes = map[string]events.QuoteReady{}
+			per := map[string]int{"https://a": 2, "https://b": 1, "https://c": 1}
+			for _, l := range lines {
+				q := quote(l.SellerURL, l.PackageID, per[l.SellerURL])
+				c.RecordQuote(q, t0)
+				c.Quotes[QuoteKey(l.SellerURL, l.PackageID)] = q
+			}
+			c.RecordDiscovery(events.DiscoveryCompleted{CampaignID: "c1", Sellers: []string{"https://a", "https://b", "https://c"}}, t0)
+			mustEvents(t)(c.Propose("plan", planWith(twoLines, nil), t0))
+			if c.Approved == nil {
+				t.Fatalf("no plan: %s", c.Status)
+			}
+			must(t, c.BeginBooking(*c.Approved, t0))
+			mustEvents(t)(finish(c, "b", []events.DealBooked{deal("https://b", "p2", twoLines[1].SpendMicros)},
+				[]events.BookingFailed{failed("https://a", "p1", tc.code)}, Replan{Plan: planWith(lines, nil), MaxRevisions: 3}, t0))
+			var got []string
+			for _, l := range c.Plan.Lines {
+				got = append(got, l.PackageID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("re-plan lines %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

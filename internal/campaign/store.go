@@ -239,11 +239,19 @@ func encodeChanged(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 
 // Apply folds a pipeline event into the campaign (the booker's plan
 // consumer): CampaignRequested, CampaignRejected, DiscoveryCompleted,
-// SellerSkipped, QuoteReady and ShoppingDeadlinePassed. An event applied
-// before changes nothing and re-emits what it emitted the first time. When
-// the campaign becomes ReadyToPlan the returned record says so; the caller
-// then loads the quotes and calls Propose.
+// SellerSkipped, QuoteReady, ShoppingDeadlinePassed, and each line's
+// DealBooked or BookingFailed. An event applied before changes nothing and
+// re-emits what it emitted the first time. When the campaign becomes
+// ReadyToPlan (or Settled) the returned record says so; the caller then
+// loads the quotes and calls Propose (or FinishBooking).
 func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([]events.Event, error) {
+	switch in.Type() {
+	case events.KindDealBooked.Type, events.KindBookingFailed.Type:
+		if c.Status == "" {
+			// A booking outcome never starts a campaign.
+			return nil, fmt.Errorf("%w: booking outcome for campaign %s, which has no record", ErrNotFound, in.Subject())
+		}
+	}
 	if !c.markSeen(in.ID()) {
 		return c.Replay(in.ID())
 	}
@@ -289,6 +297,18 @@ func Apply(c *Campaign, in events.Event, now time.Time, window time.Duration) ([
 		c.RecordQuote(q, now)
 	case events.KindShoppingDeadlinePassed.Type:
 		c.PassDeadline(now)
+	case events.KindDealBooked.Type:
+		d, err := events.PayloadOf[events.DealBooked](in, events.KindDealBooked)
+		if err != nil {
+			return nil, err
+		}
+		c.RecordDeal(d, now)
+	case events.KindBookingFailed.Type:
+		f, err := events.PayloadOf[events.BookingFailed](in, events.KindBookingFailed)
+		if err != nil {
+			return nil, err
+		}
+		c.RecordFailure(f, now)
 	default:
 		return nil, fmt.Errorf("campaign: %w: %s is not a campaign input", events.ErrInvalid, in.Type())
 	}
@@ -351,6 +371,23 @@ func quoteKey(campaignID, sellerURL, packageID string) string {
 // so a counted quote is always loadable.
 func (s *Store) SaveQuote(ctx context.Context, q events.QuoteReady) error {
 	return unavailable(s.quotes.Put(ctx, quoteKey(q.CampaignID, q.Seller.URL, q.Package.ID), q))
+}
+
+// LoadQuote loads one package's stored quote into c.Quotes (a line being
+// booked needs only its own; LoadQuotes reads them all). A missing quote
+// leaves c.Quotes without it.
+func (s *Store) LoadQuote(ctx context.Context, c *Campaign, sellerURL, packageID string) error {
+	q, found, err := s.quotes.Get(ctx, quoteKey(c.ID, sellerURL, packageID))
+	if err != nil {
+		return unavailable(err)
+	}
+	if c.Quotes == nil {
+		c.Quotes = map[string]events.QuoteReady{}
+	}
+	if found {
+		c.Quotes[QuoteKey(sellerURL, packageID)] = q
+	}
+	return nil
 }
 
 // LoadQuotes fills c.Quotes with the stored quotes of the packages the

@@ -39,12 +39,19 @@ type Config struct {
 	SellerTO     time.Duration
 	NegTO        time.Duration
 	Window       time.Duration
-	Strategy     string
-	LogLevel     string
-	LogJSON      bool
-	MetricsAddr  string
-	Pprof        bool
-	NATSMonitor  int
+	// BookingHorizon, ReconcileEvery and BookCallTO shape the booking of
+	// one line (services/booker): how long an unknown outcome is retried
+	// before it is reported unresolved, how often it is then reconciled,
+	// and the deadline of one booking call.
+	BookingHorizon time.Duration
+	ReconcileEvery time.Duration
+	BookCallTO     time.Duration
+	Strategy       string
+	LogLevel       string
+	LogJSON        bool
+	MetricsAddr    string
+	Pprof          bool
+	NATSMonitor    int
 }
 
 // Option is one setting.
@@ -144,6 +151,9 @@ var Options = []Option{
 	{"seller-timeout", "DEALFLOW_SELLER_TIMEOUT", "15s", "deadline for one seller's media kit", duration(func(c *Config) *time.Duration { return &c.SellerTO })},
 	{"negotiation-timeout", "DEALFLOW_NEGOTIATION_TIMEOUT", "60s", "deadline for one package's quote and negotiation", duration(func(c *Config) *time.Duration { return &c.NegTO })},
 	{"shopping-window", "DEALFLOW_SHOPPING_WINDOW", "2m", "time after a request when the booker optimises with the quotes it has", duration(func(c *Config) *time.Duration { return &c.Window })},
+	{"booking-horizon", "DEALFLOW_BOOKING_HORIZON", "3m", "how long a line whose booking outcome is unknown (timeouts, dropped answers, 5xx) is retried with the same idempotency key before it is reported unresolved (BookingFailed outcome_unknown, its spend kept reserved) and reconciled with the seller", duration(func(c *Config) *time.Duration { return &c.BookingHorizon })},
+	{"reconcile-every", "DEALFLOW_RECONCILE_EVERY", "30s", "first interval at which an unresolved line is checked with its seller; it grows with the time unresolved, up to 10m, for 24h", duration(func(c *Config) *time.Duration { return &c.ReconcileEvery })},
+	{"booking-call-timeout", "DEALFLOW_BOOKING_CALL_TIMEOUT", "30s", "deadline of one booking call to a seller (a timed-out booking's outcome is unknown and retried)", duration(func(c *Config) *time.Duration { return &c.BookCallTO })},
 	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
@@ -245,6 +255,17 @@ func (c Config) Validate() error {
 	}
 	if c.KitWorkers < 1 || c.NegWorkers < 1 {
 		return fmt.Errorf("worker counts must be at least 1")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"booking-horizon", c.BookingHorizon}, {"reconcile-every", c.ReconcileEvery}, {"booking-call-timeout", c.BookCallTO}} {
+		if d.v <= 0 {
+			return fmt.Errorf("--%s: %s must be positive", d.flag, d.v)
+		}
+	}
+	if c.BookingHorizon < c.BookCallTO {
+		return fmt.Errorf("--booking-horizon: %s is shorter than one booking call (--booking-call-timeout %s)", c.BookingHorizon, c.BookCallTO)
 	}
 	if c.NATSMonitor < 0 || c.NATSMonitor > 65535 {
 		return fmt.Errorf("--nats-monitor-port: %d is not a port (0 disables it)", c.NATSMonitor)

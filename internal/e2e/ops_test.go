@@ -426,7 +426,7 @@ func TestCampaignIsObservable(t *testing.T) {
 			if f := find(id, "campaign finished"); len(f) > 0 {
 				l := f[0]
 				if l["status"] != string(oc.completed.Status) || l["spend"] != oc.completed.TotalSpendMicros.String() ||
-					l["budget"] != oc.completed.BudgetMicros.String() || l["duration"] == nil {
+					l["budget"] != oc.completed.BudgetMicros.String() || l["duration_seconds"] == nil {
 					t.Errorf("campaign %s: finished line %v, want status %s spend %s budget %s and a duration", id, l,
 						oc.completed.Status, oc.completed.TotalSpendMicros, oc.completed.BudgetMicros)
 				}

@@ -2,9 +2,11 @@ package portfolio
 
 import (
 	"fmt"
-	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"sort"
+	"strings"
+
+	"github.com/dealflow/dealflow/pkg/events"
 )
 
 // roundImpressions turns scaled spend into whole impressions: floor of
@@ -370,11 +372,21 @@ func (p *problem) assemble(quotes []Quote, imps []int64, lineReason, exclReason 
 		plan.TotalValue += l.Score * l.Spend / 1000
 	}
 	plan.TotalSpend = plan.TotalSpendMicros.Dollars()
+	planned := map[string]bool{}
+	for _, l := range plan.Lines {
+		planned[l.Seller] = true
+	}
 	for qi, q := range quotes {
 		if !inPlan[qi] {
 			r, ok := p.excluded[qi]
 			if !ok {
 				r = "not considered"
+			}
+			if strings.HasPrefix(r, capReached) && !planned[q.Seller] {
+				// Set aside before the solve for better quotes of the same
+				// seller, none of which made the plan: it is not the cap
+				// that keeps it out.
+				r = "budget exhausted by higher-value quotes: " + q.Seller + " has better quotes with the same formats, and none of its quotes made the plan"
 			}
 			plan.Excluded = append(plan.Excluded, Exclusion{QuoteID: q.ID, Reason: r})
 		}

@@ -219,6 +219,8 @@ func (e *explainer) line(i int) string {
 	fmt.Fprintf(&b, "; %s for %s impressions at CPM %s; ", p.lineMicros(i, e.imps[i]), groupInt(e.imps[i]), events.Micros(c.cpmMicros).Cents())
 	mask := p.classes[c.class]
 	switch {
+	case c.avail > 0 && e.imps[i] == c.avail && c.quotedVol:
+		b.WriteString("the whole quoted volume (the seller stated no availability)")
 	case c.avail > 0 && e.imps[i] == c.avail:
 		b.WriteString("all available impressions")
 	case e.sellerTight[c.seller]:

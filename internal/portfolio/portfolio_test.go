@@ -62,6 +62,30 @@ func TestOptimiseTable(t *testing.T) {
 			feasible: true,
 		},
 		{
+			name:     "a quote's volume is not the seller's availability",
+			quotes:   []Quote{{ID: "a", Seller: "s", CPM: 10, AvailableImpressions: 1_000_000, QuotedVolume: true}},
+			brief:    Brief{Budget: 20_000},
+			lines:    []wantLine{{"a", 1_000_000, 10_000, "the whole quoted volume (the seller stated no availability)"}},
+			spend:    10_000,
+			feasible: true,
+		},
+		{
+			// s2's second quote is set aside before the solve for s2's
+			// better one; but s1 and s3 take the whole budget, so no cap of
+			// s2's is what keeps it out.
+			name: "a seller cap is named only for a seller in the plan",
+			quotes: []Quote{{ID: "a", Seller: "s1", CPM: 5, AvailableImpressions: 200_000, Formats: []string{"video"}},
+				{ID: "b", Seller: "s3", CPM: 5, AvailableImpressions: 200_000, Formats: []string{"video"}},
+				{ID: "c", Seller: "s2", CPM: 20, AvailableImpressions: 100_000, Formats: []string{"video"}},
+				{ID: "d", Seller: "s2", CPM: 30, AvailableImpressions: 100_000, Formats: []string{"video"}}},
+			brief:     Brief{Budget: 2_000, PerSellerCap: 1_000},
+			lines:     []wantLine{{"a", 200_000, 1_000, ""}, {"b", 200_000, 1_000, ""}},
+			excluded:  []wantExcl{{"c", "budget exhausted by higher-value quotes"}, {"d", "budget exhausted by higher-value quotes: s2 has better quotes"}},
+			spend:     2_000,
+			feasible:  true,
+			noteCount: -1,
+		},
+		{
 			name:     "one cent short of the inventory",
 			quotes:   []Quote{{ID: "a", Seller: "s", CPM: 10, AvailableImpressions: 1_000_000}},
 			brief:    Brief{Budget: 9_999.99},

@@ -42,6 +42,7 @@ type cand struct {
 	cpm       float64 // dollars, from micros
 	cpmMicros int64
 	avail     int64
+	quotedVol bool // avail is the quote's volume, not a stated availability
 	minImps   int64
 	rank      int // 1-based rank by score desc, ID asc among eligible quotes
 }
@@ -205,6 +206,9 @@ func limitMicros(d float64) int64 {
 	return m
 }
 
+// capReached starts the reason of a quote left out for its seller's cap.
+const capReached = "seller cap reached"
+
 // capMicrosFor is the effective per-seller cap in micros (-1 = none): the
 // smaller of the absolute cap and the share of the budget, rounded down so it
 // never exceeds either.
@@ -331,7 +335,7 @@ func prepare(quotes []Quote, b Brief, presolve bool) *problem {
 		elig = append(elig, cand{
 			q: i, id: q.ID, score: Score(q, p.weights),
 			u: capac / p.budget, m: minSpend / p.budget,
-			cpm: cpm, cpmMicros: cm, avail: q.AvailableImpressions, minImps: q.MinImpressions,
+			cpm: cpm, cpmMicros: cm, avail: q.AvailableImpressions, quotedVol: q.QuotedVolume, minImps: q.MinImpressions,
 			class: int(mask), // bitmask for now, remapped to a class index below
 		})
 	}
@@ -421,7 +425,7 @@ func prepare(quotes []Quote, b Brief, presolve bool) *problem {
 			if presolve && cum >= lim*(1-1e-12) {
 				c := elig[i]
 				if p.sellers[k.s].cap < 1 {
-					p.excluded[c.q] = fmt.Sprintf("seller cap reached: higher-value quotes from %s with the same formats fill its %s cap",
+					p.excluded[c.q] = fmt.Sprintf(capReached+": higher-value quotes from %s with the same formats fill its %s cap",
 						p.sellers[k.s].name, moneyFloor(p.sellers[k.s].capDollar))
 				} else {
 					p.excluded[c.q] = fmt.Sprintf("budget exhausted by higher-value quotes: better quotes from %s with the same formats can take the whole budget",

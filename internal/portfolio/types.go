@@ -33,6 +33,10 @@ type Quote struct {
 	// AvailableImpressions bounds the line; 0 means unknown, and the line is
 	// then bounded only by the budget and the seller cap.
 	AvailableImpressions int64
+	// QuotedVolume says AvailableImpressions is only the quote's volume,
+	// not an availability the seller stated: the plan then says the line
+	// takes the quoted volume, never "all available impressions".
+	QuotedVolume bool
 	// MinImpressions is the seller's minimum order (0 = none). A quote is
 	// either left out or booked at least at this volume, never in between.
 	MinImpressions int64

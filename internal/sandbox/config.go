@@ -136,23 +136,46 @@ type Faults struct {
 	Oversized bool // a 200 body of more than 16 MiB
 	// SlowBody sends headers at once, then dribbles the body over this long.
 	SlowBody time.Duration
+	// Booking misbehaves at deal booking (POST /api/v1/deals), after
+	// discovery, media kits and negotiation went well: BookingHang makes
+	// the seller stop answering (that request and every later one) without
+	// booking, BookingThenHang books and then stops answering,
+	// BookingUnavailable answers the booking 503. A held request waits
+	// until the faults change (which ends the stall) or the client leaves.
+	Booking BookingFault
+	// BookingRate is the share of bookings the Booking fault hits
+	// (seeded; 0 means every booking).
+	BookingRate float64
 }
 
+// BookingFault is a misbehaviour at deal booking.
+type BookingFault string
+
+// Booking faults.
+const (
+	BookingOK          BookingFault = ""
+	BookingHang        BookingFault = "hang"
+	BookingThenHang    BookingFault = "book_then_hang"
+	BookingUnavailable BookingFault = "unavailable"
+)
+
 type faultsJSON struct {
-	Latency   jsonDuration `json:"latency,omitempty"`
-	Jitter    jsonDuration `json:"jitter,omitempty"`
-	Down      bool         `json:"down,omitempty"`
-	ErrorRate float64      `json:"error_rate,omitempty"`
-	Garbage   bool         `json:"garbage,omitempty"`
-	Truncated bool         `json:"truncated,omitempty"`
-	Oversized bool         `json:"oversized,omitempty"`
-	SlowBody  jsonDuration `json:"slow_body,omitempty"`
+	Latency     jsonDuration `json:"latency,omitempty"`
+	Jitter      jsonDuration `json:"jitter,omitempty"`
+	Down        bool         `json:"down,omitempty"`
+	ErrorRate   float64      `json:"error_rate,omitempty"`
+	Garbage     bool         `json:"garbage,omitempty"`
+	Truncated   bool         `json:"truncated,omitempty"`
+	Oversized   bool         `json:"oversized,omitempty"`
+	SlowBody    jsonDuration `json:"slow_body,omitempty"`
+	Booking     BookingFault `json:"booking,omitempty"`
+	BookingRate float64      `json:"booking_rate,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
 func (f Faults) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultsJSON{jsonDuration(f.Latency), jsonDuration(f.Jitter), f.Down, f.ErrorRate,
-		f.Garbage, f.Truncated, f.Oversized, jsonDuration(f.SlowBody)})
+		f.Garbage, f.Truncated, f.Oversized, jsonDuration(f.SlowBody), f.Booking, f.BookingRate})
 }
 
 // UnmarshalJSON reads durations as Go duration strings (or nanoseconds).
@@ -162,7 +185,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = Faults{time.Duration(j.Latency), time.Duration(j.Jitter), j.Down, j.ErrorRate,
-		j.Garbage, j.Truncated, j.Oversized, time.Duration(j.SlowBody)}
+		j.Garbage, j.Truncated, j.Oversized, time.Duration(j.SlowBody), j.Booking, j.BookingRate}
 	return nil
 }
 
@@ -267,6 +290,14 @@ func (f Faults) validate() error {
 	}
 	if f.Latency < 0 || f.Jitter < 0 || f.SlowBody < 0 {
 		return errors.New("negative duration")
+	}
+	switch f.Booking {
+	case BookingOK, BookingHang, BookingThenHang, BookingUnavailable:
+	default:
+		return fmt.Errorf("booking fault %q is not one of hang, book_then_hang, unavailable", f.Booking)
+	}
+	if f.BookingRate < 0 || f.BookingRate > 1 {
+		return fmt.Errorf("booking_rate %v outside [0,1]", f.BookingRate)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,6 +21,18 @@ func rawGet(t *testing.T, url string) (*http.Response, error) {
 	}
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	return c.Do(req)
+}
+
+func rawGetCtx(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err == nil {
+		res.Body.Close()
+	}
+	return res, err
 }
 
 func wantRefused(t *testing.T, url string) {
@@ -300,5 +313,90 @@ func TestSharedListenerThousandSellers(t *testing.T) {
 	}
 	if n := len(m.Sellers[0].Requests()) + len(m.Registry.Requests()); n != 0 {
 		t.Errorf("WithoutRequestLog still recorded %d requests", n)
+	}
+}
+
+// TestBookingFaults: the booking faults hit at POST /api/v1/deals. hang
+// makes the seller stop answering and books nothing; book_then_hang books,
+// then stops answering; both let go when the faults change; unavailable
+// answers the booking 503 and the rest as usual.
+func TestBookingFaults(t *testing.T) {
+	m := startFixture(t)
+	s := m.Seller(fixtureSeller)
+	book := func(ctx context.Context, qid string) (int, error) {
+		b, _ := json.Marshal(map[string]any{"idempotency_key": newKey(), "quote_id": qid})
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/api/v1/deals", strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", s.Keys["agency"])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	quote := func() string {
+		return quoteFor(t, s, key(s, "agency"), map[string]any{"product_id": videoProduct, "deal_type": "PD"})
+	}
+	short := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(t.Context(), 200*time.Millisecond)
+	}
+
+	if err := s.SetFaults(Faults{Booking: BookingHang}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := short()
+	if _, err := book(ctx, quote()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hang: %v", err)
+	}
+	cancel()
+	if n := len(s.Deals()); n != 0 {
+		t.Fatalf("hang booked %d deals", n)
+	}
+	// The seller answers nothing else either, until the faults change.
+	ctx, cancel = short()
+	if _, err := rawGetCtx(ctx, s.URL+"/health"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read during the stall: %v", err)
+	}
+	cancel()
+
+	if err := s.SetFaults(Faults{Booking: BookingThenHang}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = short()
+	if _, err := book(ctx, quote()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("book_then_hang: %v", err)
+	}
+	cancel()
+	if n := len(s.Deals()); n != 1 {
+		t.Fatalf("book_then_hang booked %d deals, want 1", n)
+	}
+	// Held with the client still waiting: released by the next change.
+	done := make(chan int, 1)
+	go func() { st, _ := book(t.Context(), quote()); done <- st }()
+	time.Sleep(100 * time.Millisecond)
+	if err := s.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-done:
+		if st != 200 {
+			t.Fatalf("released answer: %d", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a held booking was not released when the faults changed")
+	}
+
+	if err := s.SetFaults(Faults{Booking: BookingUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := book(t.Context(), quote()); err != nil || st != 503 {
+		t.Fatalf("unavailable: %d %v", st, err)
+	}
+	if r := call(t, "GET", s.URL+"/health", nil); r.status != 200 {
+		t.Fatalf("read beside an unavailable booking: %d", r.status)
+	}
+	if err := s.SetFaults(Faults{Booking: "sometimes"}); err == nil {
+		t.Fatal("an unknown booking fault was accepted")
 	}
 }

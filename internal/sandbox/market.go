@@ -204,7 +204,7 @@ func (m *Market) startSeparate(cfg MarketConfig, basePort int, listenHost, adver
 		return basePort + i
 	}
 	for i, s := range m.Sellers {
-		s.handler = frontHandler("", &s.rec, s.faults, s.now, s.routes())
+		s.handler = s.stallGate(frontHandler("", &s.rec, s.faults, s.now, s.routes()))
 		s.own = &listenerServer{handler: s.handler}
 		ln, addr, err := listenOrReserve(s.cfg.Faults.Down, port(i+1), listenHost, advertise)
 		if err != nil {
@@ -243,7 +243,7 @@ func (m *Market) startShared(cfg MarketConfig) error {
 	bySlug := make(map[string]http.Handler, len(m.Sellers))
 	for _, s := range m.Sellers {
 		prefix := "/s/" + s.slug
-		s.handler = frontHandler(prefix, &s.rec, s.faults, s.now, s.routes())
+		s.handler = s.stallGate(frontHandler(prefix, &s.rec, s.faults, s.now, s.routes()))
 		if s.cfg.Faults.Down {
 			addr, err := reserveAddr()
 			if err != nil {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/sandbox/engine"
@@ -37,8 +39,15 @@ type Seller struct {
 	now   func() time.Time
 	orgID string
 
-	rec     recorder
-	faults  *faulter
+	rec    recorder
+	faults *faulter
+	// changed is closed (and replaced) whenever the faults change: a
+	// booking held by a booking fault waits on it.
+	changedMu sync.Mutex
+	changed   chan struct{}
+	// stalled: a booking fault made the seller stop answering, until the
+	// faults change.
+	stalled atomic.Bool
 	handler http.Handler // front handler (records, faults, routes)
 	own     *listenerServer
 	shared  bool // served on the market's shared listener
@@ -73,7 +82,10 @@ type Deal struct {
 	FinalMicros   int64
 	Negotiated    bool
 	NegotiationID string
-	CreatedAt     time.Time
+	// Notes are the booking request's notes (dealflow names the campaign
+	// there), so a test can tell whose deal it is from the seller's side.
+	Notes     string
+	CreatedAt time.Time
 }
 
 type idemEntry struct {
@@ -159,7 +171,7 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodGet, "/api/v1/quotes/{id}", s.handleGetQuote)
 	rt.handle(http.MethodPost, "/api/v1/negotiations/messages", s.handleNegotiationMessage)
 	rt.handle(http.MethodGet, "/proposals/{id}/negotiation", s.handleNegotiationHistory)
-	rt.handle(http.MethodPost, "/api/v1/deals", s.handleBookDeal)
+	rt.handle(http.MethodPost, "/api/v1/deals", s.bookingFaults(s.handleBookDeal))
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
 	return rt
 }
@@ -200,6 +212,13 @@ func (s *Seller) SetFaults(f Faults) error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	s.faults.set(f)
+	s.stalled.Store(false)
+	s.changedMu.Lock()
+	if s.changed != nil {
+		close(s.changed)
+	}
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
 	if s.own == nil {
 		return nil
 	}
@@ -211,6 +230,82 @@ func (s *Seller) SetFaults(f Faults) error {
 		return fmt.Errorf("sandbox: seller %q back up: %w", s.Name, err)
 	}
 	return nil
+}
+
+// faultsChanged is closed the next time the faults change.
+func (s *Seller) faultsChanged() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// bookingFaults applies Faults.Booking to deal bookings.
+func (s *Seller) bookingFaults(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fz := s.faults
+		fz.mu.Lock()
+		f := fz.f
+		hit := f.Booking != BookingOK && (f.BookingRate == 0 || fz.rng.Float64() < f.BookingRate)
+		fz.mu.Unlock()
+		if !hit {
+			next(w, r)
+			return
+		}
+		switch f.Booking {
+		case BookingUnavailable:
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("Service Unavailable"))
+		case BookingHang:
+			s.stalled.Store(true)
+			if s.hold(r) {
+				next(w, r) // released while the client still waits: book now
+			}
+		case BookingThenHang:
+			cw := &captureWriter{header: http.Header{}, status: http.StatusOK}
+			next(cw, r) // booked: the answer is what gets lost
+			s.stalled.Store(true)
+			if s.hold(r) {
+				for k, v := range cw.header {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(cw.status)
+				_, _ = w.Write(cw.buf.Bytes())
+			}
+		}
+	}
+}
+
+// hold waits until the faults change or the client is gone; it reports
+// whether the client is still there.
+func (s *Seller) hold(r *http.Request) bool {
+	select {
+	case <-s.faultsChanged():
+		return r.Context().Err() == nil
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// stallGate holds every request while a booking fault has stalled the
+// seller. A request whose client left meanwhile is dropped, never served
+// late: the body is read first, since the server notices a client that
+// hangs up only once the body is consumed.
+func (s *Seller) stallGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stalled.Load() {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, maxRecordedBody))
+			_ = r.Body.Close()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			if !s.hold(r) || r.Context().Err() != nil {
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Deals returns the deals booked so far, in booking order.

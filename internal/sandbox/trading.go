@@ -428,7 +428,7 @@ func (s *Seller) handleBookDeal(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.summary = Deal{DealID: dealID, QuoteID: q.ID, ProductID: q.ProductID, DealType: q.DealType, BuyerTier: q.BuyerTier,
 		Impressions: imps, FinalCPM: q.FinalCPM, FinalMicros: engine.Micros(q.FinalCPM), Negotiated: negotiated,
-		NegotiationID: negID, CreatedAt: now}
+		NegotiationID: negID, Notes: deref(req.Notes), CreatedAt: now}
 	q.Status = "booked"
 	q.DealID = &dealID
 	s.deals[dealID] = rec

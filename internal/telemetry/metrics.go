@@ -33,8 +33,16 @@ const Namespace = "dealflow"
 const ScrapeTimeout = 5 * time.Second
 
 // CampaignCounter counts campaigns by status at scrape time (the booker's
-// projection). It is called once per scrape.
-type CampaignCounter func(ctx context.Context) (map[string]int, error)
+// projection), and the booked lines whose outcome is unresolved.
+type CampaignCounter func(ctx context.Context) (CampaignCounts, error)
+
+// CampaignCounts is what a CampaignCounter reports.
+type CampaignCounts struct {
+	ByStatus map[string]int
+	// UnresolvedLines are approved lines whose booking outcome is still
+	// unknown after the booking horizon (their spend stays reserved).
+	UnresolvedLines int
+}
 
 // ConsumerStatser returns, per durable consumer, [pending, ack pending];
 // bus.(*Bus).ConsumerStats has this signature.
@@ -57,6 +65,7 @@ type Metrics struct {
 	negSeconds     *prometheus.HistogramVec
 	dealsBooked    *prometheus.CounterVec
 	bookedSpend    prometheus.Counter
+	lineOutcomes   *prometheus.CounterVec
 
 	mu        sync.Mutex
 	campaigns CampaignCounter
@@ -102,13 +111,16 @@ func NewMetrics() *Metrics {
 		[]string{"deal_type"})
 	m.bookedSpend = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "booked_spend_micros_total",
 		Help: "Spend of the booked deals, in micros of the campaign currency."})
+	m.lineOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "booking_line_outcomes_total",
+		Help: "Outcomes of approved lines as they became known: booked, failed (definite), unresolved (unknown at the booking horizon), reconciled_booked, reconciled_not_booked."},
+		[]string{"outcome"})
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.eventsHandled, m.handleSeconds, m.lagSeconds, m.deadLetters,
 		m.sellerRequests, m.sellerSeconds,
 		m.negotiations, m.negRounds, m.negSeconds,
-		m.dealsBooked, m.bookedSpend,
+		m.dealsBooked, m.bookedSpend, m.lineOutcomes,
 		&scrapeCollector{m: m},
 	)
 	return m
@@ -253,6 +265,17 @@ func (m *Metrics) ObserveDealBooked(dealType string, spend events.Micros) {
 	}
 }
 
+// lineOutcomes are the outcome label values of ObserveLineOutcome.
+var lineOutcomes = map[string]bool{"booked": true, "failed": true, "unresolved": true, "reconciled_booked": true, "reconciled_not_booked": true}
+
+// ObserveLineOutcome counts an approved line's outcome once it is known.
+func (m *Metrics) ObserveLineOutcome(outcome string) {
+	if m == nil {
+		return
+	}
+	m.lineOutcomes.WithLabelValues(oneOf(outcome, lineOutcomes)).Inc()
+}
+
 // scrapeCollector computes the gauges read at scrape time from the app's
 // callbacks.
 type scrapeCollector struct{ m *Metrics }
@@ -264,11 +287,14 @@ var (
 		[]string{"consumer"}, nil)
 	ackPendingDesc = prometheus.NewDesc(Namespace+"_consumer_ack_pending", "Events delivered to a stage's durable consumer and not yet acknowledged.",
 		[]string{"consumer"}, nil)
+	unresolvedDesc = prometheus.NewDesc(Namespace+"_booking_lines_unresolved", "Approved lines whose booking outcome is still unknown after the booking horizon (spend reserved, reconciling).",
+		nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- campaignsDesc
+	ch <- unresolvedDesc
 	ch <- pendingDesc
 	ch <- ackPendingDesc
 }
@@ -285,8 +311,10 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		counts, err := campaigns(ctx)
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(campaignsDesc, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(unresolvedDesc, prometheus.GaugeValue, float64(counts.UnresolvedLines))
 		}
-		for status, n := range counts {
+		for status, n := range counts.ByStatus {
 			ch <- prometheus.MustNewConstMetric(campaignsDesc, prometheus.GaugeValue, float64(n), status)
 		}
 	}

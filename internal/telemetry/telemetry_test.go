@@ -129,8 +129,8 @@ func TestRunnerMetrics(t *testing.T) {
 	m := telemetry.NewMetrics()
 	b.Observer = m
 	m.SetConsumerStats(b.ConsumerStats)
-	m.SetCampaignCounter(func(context.Context) (map[string]int, error) {
-		return map[string]int{"shopping": 2, "completed": 1}, nil
+	m.SetCampaignCounter(func(context.Context) (telemetry.CampaignCounts, error) {
+		return telemetry.CampaignCounts{ByStatus: map[string]int{"shopping": 2, "completed": 1}, UnresolvedLines: 3}, nil
 	})
 
 	var retried atomic.Bool
@@ -186,6 +186,9 @@ func TestRunnerMetrics(t *testing.T) {
 	}
 	if got := value(mfs, "dealflow_event_lag_seconds", map[string]string{"stage": stage}); got < 5 {
 		t.Errorf("lag count = %v, want >= 5", got)
+	}
+	if got := value(mfs, "dealflow_booking_lines_unresolved", nil); got != 3 {
+		t.Errorf("booking_lines_unresolved = %v, want 3", got)
 	}
 	if got := value(mfs, "dealflow_campaigns", map[string]string{"status": "shopping"}); got != 2 {
 		t.Errorf("campaigns{shopping} = %v, want 2", got)

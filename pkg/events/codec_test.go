@@ -41,6 +41,7 @@ func samplePayloads() map[string]any {
 		KindPortfolioProposed.Type: PortfolioProposed{CampaignID: "c-1", BudgetMicros: 100_000_000, TotalSpendMicros: 20_000_000, Lines: []PlanLine{line}, Revision: 1,
 			Excluded: []PlanExclusion{{SellerURL: seller.URL, PackageID: "pkg-2", Reason: "above max CPM"}}},
 		KindPortfolioApproved.Type: PortfolioApproved{CampaignID: "c-1", ApprovedBy: "auto", Revision: 1, Lines: []PlanLine{line}},
+		KindLineApproved.Type:      LineApproved{CampaignID: "c-1", PlanRevision: 1, ApprovedBy: "auto", LineKey: "k1", Lines: 1, Line: line},
 		KindDealBooked.Type:        deal,
 		KindBookingFailed.Type:     BookingFailed{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", Code: "quote_expired", Reason: "expired"},
 		KindCampaignCompleted.Type: CampaignCompleted{CampaignID: "c-1", Status: "completed", BudgetMicros: 100_000_000, TotalSpendMicros: 20_000_000, Deals: []DealBooked{deal}},

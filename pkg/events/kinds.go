@@ -72,10 +72,12 @@ var (
 		"The booker chose the best portfolio within the budget and explained it.", func() any { return new(PortfolioProposed) })
 	KindPortfolioApproved = kind("PortfolioApproved", "portfolio", "approved",
 		"The portfolio (or a subset of it) was approved for booking.", func() any { return new(PortfolioApproved) })
+	KindLineApproved = kind("LineApproved", "line", "approved",
+		"One approved line of a portfolio, to be booked on its own: the approval fans out into one per line.", func() any { return new(LineApproved) })
 	KindDealBooked = kind("DealBooked", "deal", "booked",
 		"A deal was booked with a seller; carries the seller's deal id for activation.", func() any { return new(DealBooked) })
 	KindBookingFailed = kind("BookingFailed", "booking", "failed",
-		"Booking one approved deal failed, with the reason.", func() any { return new(BookingFailed) })
+		"Booking one approved line failed, with the reason; or its outcome is unknown (unresolved) after the booking horizon.", func() any { return new(BookingFailed) })
 	KindCampaignCompleted = kind("CampaignCompleted", "campaign", "completed",
 		"The campaign reached its end: what was booked and spent.", func() any { return new(CampaignCompleted) })
 )
@@ -84,7 +86,7 @@ var (
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
 	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindShoppingDeadlinePassed, KindPortfolioProposed,
-	KindPortfolioApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
+	KindPortfolioApproved, KindLineApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
 }
 
 var kindByType = func() map[string]Kind {

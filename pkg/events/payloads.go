@@ -311,9 +311,24 @@ type PortfolioApproved struct {
 	Lines      []PlanLine `json:"lines"`
 }
 
+// LineApproved is one line of an approved portfolio, handed to the booker
+// on its own so that a seller stalling on one line never holds back the
+// others: each line books, retries and reports its outcome by itself.
+type LineApproved struct {
+	CampaignID   string   `json:"campaign_id"`
+	PlanRevision int      `json:"plan_revision" desc:"The plan revision the line belongs to."`
+	ApprovedBy   string   `json:"approved_by" desc:"auto, or the approving user/API key label."`
+	LineKey      string   `json:"line_key" desc:"The line's key in the booking ledger (seller, package and quote): DealBooked and BookingFailed carry it too."`
+	Lines        int      `json:"lines" desc:"How many lines the approval has: the campaign finishes when each has an outcome."`
+	Line         PlanLine `json:"line"`
+}
+
 // DealBooked is a booked deal, ready for DSP activation and finance.
 type DealBooked struct {
 	CampaignID             string            `json:"campaign_id"`
+	LineKey                string            `json:"line_key,omitempty" desc:"The approved line this deal books (LineApproved.line_key)."`
+	PlanRevision           int               `json:"plan_revision,omitempty" desc:"The plan revision the line was approved in."`
+	Reconciled             bool              `json:"reconciled,omitempty" desc:"True when the deal was found by asking the seller (reconciliation), after the outcome of booking it was unknown."`
 	SellerURL              string            `json:"seller_url"`
 	SellerName             string            `json:"seller_name,omitempty"`
 	Protocol               Protocol          `json:"protocol,omitempty" desc:"How downstream systems tell the two kinds apart: iab-seller-agent (also when absent) is a deal with a deal_id to activate in a DSP; adcp is a media buy inside the seller's ad server, identified by media_buy_id + seller_package_id + revision, with an empty deal_id and no activation instructions."`
@@ -342,17 +357,22 @@ type DealBooked struct {
 	BookedAt               time.Time         `json:"booked_at"`
 }
 
-// BookingFailed records one deal that could not be booked.
+// BookingFailed records one approved line that could not be booked, or,
+// with Unresolved, one whose outcome is still unknown after the booking
+// horizon.
 type BookingFailed struct {
-	CampaignID  string   `json:"campaign_id"`
-	SellerURL   string   `json:"seller_url"`
-	Protocol    Protocol `json:"protocol,omitempty" desc:"iab-seller-agent (also when absent) or adcp."`
-	PackageID   string   `json:"package_id"`
-	QuoteID     string   `json:"quote_id,omitempty"`
-	Code        string   `json:"code" desc:"quote_expired, already_booked, unavailable, budget, rejected (AdCP: the seller rejected a submitted buy, or refused it), ..."`
-	TaskID      string   `json:"task_id,omitempty" desc:"AdCP: the seller's task of a submitted buy that ended rejected or failed."`
-	Reason      string   `json:"reason"`
-	SpendMicros Micros   `json:"spend_micros" desc:"Spend freed by the failure, in micros."`
+	CampaignID   string   `json:"campaign_id"`
+	LineKey      string   `json:"line_key,omitempty" desc:"The approved line (LineApproved.line_key)."`
+	PlanRevision int      `json:"plan_revision,omitempty" desc:"The plan revision the line was approved in."`
+	SellerURL    string   `json:"seller_url"`
+	Protocol     Protocol `json:"protocol,omitempty" desc:"iab-seller-agent (also when absent) or adcp."`
+	PackageID    string   `json:"package_id"`
+	QuoteID      string   `json:"quote_id,omitempty"`
+	Code         string   `json:"code" desc:"Definite failures (nothing was booked): connection_refused, unreachable, quote_expired, already_booked, rejected (AdCP: the seller refused or rejected the buy), budget, credentials, ...; not_booked (the seller confirmed, after an unknown outcome, that it booked nothing). outcome_unknown (with unresolved): the request may have been booked and the seller could not tell within the booking horizon."`
+	Unresolved   bool     `json:"unresolved,omitempty" desc:"True for code outcome_unknown: the line's spend stays reserved and a reconciler keeps asking the seller; a DealBooked (reconciled) or a BookingFailed with code not_booked follows."`
+	TaskID       string   `json:"task_id,omitempty" desc:"AdCP: the seller's task of a submitted buy that ended rejected or failed."`
+	Reason       string   `json:"reason"`
+	SpendMicros  Micros   `json:"spend_micros" desc:"Spend of the line, in micros: freed by a definite failure, still reserved while unresolved."`
 }
 
 // SkippedSeller is a seller left out, in the campaign summary.
@@ -364,10 +384,11 @@ type SkippedSeller struct {
 // CampaignCompleted summarises a finished campaign.
 type CampaignCompleted struct {
 	CampaignID       string          `json:"campaign_id"`
-	Status           CampaignStatus  `json:"status" desc:"How the campaign ended: completed (every approved line booked), partial (some booked, some failed), empty (nothing bookable), failed (nothing booked, or it could not be planned) or rejected."`
+	Status           CampaignStatus  `json:"status" desc:"How the campaign ended: completed (every approved line booked), partial (some booked, some failed; or some unresolved), empty (nothing bookable), failed (nothing booked, or it could not be planned) or rejected."`
 	BudgetMicros     Micros          `json:"budget_micros" desc:"The campaign budget, in micros."`
 	TotalSpendMicros Micros          `json:"total_spend_micros" desc:"Sum of the deals' spend_micros, exactly."`
 	Deals            []DealBooked    `json:"deals"`
 	Failed           []BookingFailed `json:"failed,omitempty"`
+	Unresolved       []BookingFailed `json:"unresolved,omitempty" desc:"Lines whose outcome is unknown (code outcome_unknown): their spend stays reserved while a reconciler asks the seller."`
 	SkippedSellers   []SkippedSeller `json:"skipped_sellers,omitempty"`
 }

@@ -216,6 +216,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	}
 	attempts := c.cfg.MaxAttempts
 	var last *Error
+	sent := false // an attempt may have reached the seller
 	for attempt := 1; attempt <= attempts; attempt++ {
 		if attempt > 1 {
 			if err := c.sleep(ctx, attempt-1); err != nil {
@@ -227,6 +228,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		if err != nil {
 			c.observe(cl.op, 0, err, start)
 			if e, ok := err.(*Error); ok {
+				if sent {
+					e.maybeSent()
+				}
+				sent = sent || !errors.Is(e, ErrNotSent)
 				last = e
 				if e.Retryable && attempt < attempts && ctx.Err() == nil {
 					continue
@@ -235,6 +240,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			return err
 		}
+		sent = true
 		if status >= 200 && status < 300 {
 			err := cl.decode(status, body)
 			releaseBody(body) // the decoders copy what they keep
@@ -270,7 +276,7 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 	}
 	req, err := http.NewRequestWithContext(withOp(ctx, cl.op), cl.method, cl.url, rd)
 	if err != nil {
-		return 0, nil, &Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
+		return 0, nil, (&Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
 	}
 	req.Header = c.requestHeader(ctx, cl)
 
@@ -376,16 +382,25 @@ func (c *Client) transportError(ctx context.Context, cl call, err error) error {
 		return &Error{Code: "redirect_refused", Message: rr.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrRedirectRefused, ErrBadResponse}, cause: err}
 	}
 	if errors.Is(err, errPrivateDial) {
-		return &Error{Code: "private_address", Message: "destination resolves to a private address (Config.AllowPrivate is false)", Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}
+		return (&Error{Code: "private_address", Message: "destination resolves to a private address (Config.AllowPrivate is false)", Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return &Error{Code: "connection_refused", Message: "connection refused", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}
+		return (&Error{Code: "connection_refused", Message: "connection refused", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}).notSent()
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return &Error{Code: "timeout", Message: "network timeout", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+		e := &Error{Code: "timeout", Message: "network timeout", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+		if BeforeSending(err) { // a dial timeout: nothing was sent
+			e.notSent()
+		}
+		return e
 	}
-	return &Error{Code: "network", Message: "network error", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}
+	e := &Error{Code: "network", Message: "network error", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}
+	if BeforeSending(err) {
+		e.Code, e.Message = "unreachable", "connection failed"
+		e.notSent()
+	}
+	return e
 }
 
 // ctxError reports the caller's context ending. A deadline is ErrUnavailable

@@ -424,3 +424,71 @@ func TestDecodedPackagesOutliveTheBodyBuffer(t *testing.T) {
 		t.Fatalf("the first call's packages changed under later calls:\n%s\nwas\n%s", got, want)
 	}
 }
+
+// TestNotSentOnlyWhenNothingReachedTheSeller: ErrNotSent marks failures
+// where the request provably never left (the booker then fails a booking
+// definitely), and never one where some attempt may have reached the
+// seller (whose outcome is unknown).
+func TestNotSentOnlyWhenNothingReachedTheSeller(t *testing.T) {
+	t.Parallel()
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return "http://" + addr
+	}
+	req := DealBookingRequest{IdempotencyKey: "bk-1", QuoteID: "qt-0123456789ab"}
+	c := New(Config{AllowPrivate: true, RetryBase: time.Millisecond, HTTPClient: &http.Client{Timeout: 150 * time.Millisecond}})
+
+	// Refused connection: nothing was sent.
+	_, err := c.BookDeal(context.Background(), closed(), Auth{}, req)
+	if !IsNotSent(err) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("refused: %v", err)
+	}
+	// Refused before sending (a private address, a bad URL).
+	if _, err := New(Config{}).BookDeal(context.Background(), "http://127.0.0.1:1", Auth{}, req); !IsNotSent(err) {
+		t.Fatalf("private address: %v", err)
+	}
+	if _, err := c.BookDeal(context.Background(), "ftp://seller.example", Auth{}, req); !IsNotSent(err) {
+		t.Fatalf("bad URL: %v", err)
+	}
+
+	// Answered: a 503 and a 4xx reached the seller.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/deals", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	})
+	busy := newHandlerServer(t, mux)
+	if _, err := c.BookDeal(context.Background(), busy, Auth{}, req); err == nil || IsNotSent(err) {
+		t.Fatalf("503: %v", err)
+	}
+	// A timeout after the request was written: it may have been booked.
+	hang := http.NewServeMux()
+	hang.HandleFunc("/api/v1/deals", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	if _, err := c.BookDeal(context.Background(), newHandlerServer(t, hang), Auth{}, req); err == nil || IsNotSent(err) {
+		t.Fatalf("timeout after sending: %v", err)
+	}
+
+	// A first attempt that reached the seller (503, retried), then a
+	// refused connection: the call as a whole may have been acted on.
+	var srv *httptest.Server
+	once := http.NewServeMux()
+	once.HandleFunc("/api/v1/deals", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		go srv.Close() // the next attempt is refused
+	})
+	srv = httptest.NewServer(once)
+	defer srv.Close()
+	_, err = New(Config{AllowPrivate: true, RetryBase: 50 * time.Millisecond, MaxAttempts: 3}).BookDeal(context.Background(), srv.URL, Auth{}, req)
+	if err == nil || IsNotSent(err) {
+		t.Fatalf("503 then refused: %v (IsNotSent %v)", err, IsNotSent(err))
+	}
+}

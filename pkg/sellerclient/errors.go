@@ -2,10 +2,14 @@ package sellerclient
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -50,6 +54,12 @@ var (
 	// ErrInvalidURL: a seller/registry URL failed validation or points to a
 	// private address while Config.AllowPrivate is false.
 	ErrInvalidURL = errors.New("sellerclient: invalid URL")
+	// ErrNotSent: the request provably never reached the seller (refused
+	// before sending, or no attempt got past the connection: refused, DNS
+	// failure, TLS handshake failure), so the seller did nothing. A failure
+	// that does not match it may have been acted on (a timeout, a dropped
+	// answer, a 5xx): for a booking its outcome is unknown.
+	ErrNotSent = errors.New("sellerclient: request not sent")
 )
 
 // Error is the single error type of the package. Status is the HTTP status (0
@@ -128,7 +138,53 @@ func IsTransient(err error) bool {
 
 // validationError is a request the client refuses before any HTTP.
 func validationError(op, u, msg string) *Error {
-	return &Error{Code: "client_validation", Message: msg, Op: op, URL: u, kinds: []error{ErrValidation}}
+	return &Error{Code: "client_validation", Message: msg, Op: op, URL: u, kinds: []error{ErrValidation, ErrNotSent}}
+}
+
+// IsNotSent reports whether the request behind err provably never reached
+// its destination (ErrNotSent).
+func IsNotSent(err error) bool { return errors.Is(err, ErrNotSent) }
+
+// BeforeSending reports whether a transport error happened before any byte
+// of the request could reach the server: the connection was never made
+// (dial refused, no route, DNS failure, a destination the guard refused)
+// or its TLS handshake failed. Exported for the AdCP client, whose
+// transport is another library's.
+func BeforeSending(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	var cv *tls.CertificateVerificationError
+	var rh tls.RecordHeaderError
+	var alert tls.AlertError
+	var unknownCA x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &dns) || errors.As(err, &cv) || errors.As(err, &rh) || errors.As(err, &alert) ||
+		errors.As(err, &unknownCA) || errors.As(err, &host) || errors.As(err, &invalid) ||
+		errors.Is(err, errPrivateDial) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// notSent adds ErrNotSent to e's classes.
+func (e *Error) notSent() *Error {
+	if !errors.Is(e, ErrNotSent) {
+		e.kinds = append(e.kinds, ErrNotSent)
+	}
+	return e
+}
+
+// maybeSent removes ErrNotSent from e's classes: an earlier attempt of the
+// same call may have reached the seller.
+func (e *Error) maybeSent() {
+	kept := e.kinds[:0:0]
+	for _, k := range e.kinds {
+		if k != ErrNotSent {
+			kept = append(kept, k)
+		}
+	}
+	e.kinds = kept
 }
 
 // badResponse wraps a decoding/shape failure of a 2xx body.

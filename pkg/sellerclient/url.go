@@ -298,7 +298,7 @@ func unhex(c byte) byte {
 
 // invalidURL builds the typed error for a refused URL.
 func invalidURL(raw, reason string) error {
-	return &Error{Code: "invalid_url", Message: fmt.Sprintf("%s: %q", reason, truncate(raw, 200)), URL: truncate(raw, 200), kinds: []error{ErrInvalidURL}}
+	return &Error{Code: "invalid_url", Message: fmt.Sprintf("%s: %q", reason, truncate(raw, 200)), URL: truncate(raw, 200), kinds: []error{ErrInvalidURL, ErrNotSent}}
 }
 
 // checkTarget normalises raw and, unless private targets are allowed, refuses

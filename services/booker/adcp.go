@@ -11,6 +11,7 @@ import (
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
@@ -44,9 +45,9 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 	if err != nil {
 		return finish(nil, fail("credentials", err.Error(), ""))
 	}
-	if seller.Token == "" || seller.Account == nil || seller.Brand == nil {
-		return finish(nil, fail("credentials", "create_media_buy needs a bearer token, an account and a brand for "+l.SellerURL+
-			" (the credentials name none at tier "+string(q.Tier)+")", ""))
+	if missing := missingForBuy(seller); len(missing) > 0 {
+		return finish(nil, fail("credentials", "create_media_buy needs a bearer token, an account and a brand; the credentials for "+l.SellerURL+
+			" at tier "+string(q.Tier)+" have no "+strings.Join(missing, ", no "), ""))
 	}
 	timeout := b.CallTimeout
 	if timeout <= 0 {
@@ -93,10 +94,10 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 			}
 			continue
 		}
-		if adcpAmbiguous(err) {
+		if unknownOutcome(err) {
 			// The request may have reached the seller: the next attempt
 			// sends the same key and the seller replays its answer.
-			return nil, nil, err
+			return nil, nil, unknown(err)
 		}
 		return finish(nil, fail(adcpFailCode(err), err.Error(), ""))
 	}
@@ -130,14 +131,14 @@ func (b *Booker) followTask(ctx context.Context, _ *bus.Store[Ledger], c *campai
 		ts, err := b.ADCP.GetTaskStatus(cctx, seller, line.TaskID)
 		cancel()
 		switch {
-		case err != nil && !adcpAmbiguous(err):
+		case err != nil && !unknownOutcome(err):
 			return finish(nil, fail(adcpFailCode(err), "following task "+line.TaskID+": "+err.Error(), line.TaskID))
 		case err != nil:
 			// try again below
 		case ts.Status == "completed" && ts.MediaBuy.Booked():
 			return finish(adcpDealBooked(c, q, l, ts.MediaBuy), nil)
 		case ts.Status == "completed":
-			return nil, nil, fmt.Errorf("booker: task %s completed without the media buy; retrying", line.TaskID)
+			return nil, nil, unknown(fmt.Errorf("booker: task %s completed without the media buy; retrying", line.TaskID))
 		case ts.Final():
 			reason := "the seller " + ts.Status + " the submitted media buy (task " + line.TaskID + ")"
 			if ts.Error != nil {
@@ -150,7 +151,7 @@ func (b *Booker) followTask(ctx context.Context, _ *bus.Store[Ledger], c *campai
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, nil, unknown(ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, time.Second)
@@ -182,6 +183,22 @@ func (b *Booker) confirmBuy(ctx context.Context, seller adcp.Seller, res *adcp.M
 	}
 }
 
+// missingForBuy names what the seller's credentials lack for
+// create_media_buy, as the credentials file spells it.
+func missingForBuy(s adcp.Seller) []string {
+	var out []string
+	if s.Token == "" {
+		out = append(out, identity.FieldBearerToken)
+	}
+	if s.Account == nil {
+		out = append(out, identity.FieldAccount)
+	}
+	if s.Brand == nil {
+		out = append(out, identity.FieldBrand)
+	}
+	return out
+}
+
 // ADCPIdempotencyKey is the create_media_buy key of a ledger line: derived
 // from the campaign, the line and the book key the ledger wrote before the
 // first call, so every retry and restart sends the same key.
@@ -208,14 +225,24 @@ func mediaBuyRequest(c *campaign.Campaign, q events.QuoteReady, l events.PlanLin
 		// option, the price held until expires_at): bought whole with
 		// the line's spend as total_budget.
 		return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
-			ProposalID: id, TotalBudgetMicros: l.SpendMicros, Currency: "USD", PONumber: c.ID}, nil
+			ProposalID: id, TotalBudgetMicros: l.SpendMicros, Currency: "USD", PONumber: c.ID, Context: buyContext(c, line)}, nil
 	}
 	pkg := adcp.PackageRequest{ProductID: q.Package.ProductID, PricingOptionID: q.Package.PricingOptionID, BudgetMicros: l.SpendMicros}
 	if q.Package.PricingModel == events.PricingAuction {
 		pkg.BidPriceMicros = l.CPMMicros
 	}
 	return adcp.MediaBuyRequest{IdempotencyKey: ADCPIdempotencyKey(c.ID, line), Start: start, End: end,
-		Packages: []adcp.PackageRequest{pkg}, PONumber: c.ID}, nil
+		Packages: []adcp.PackageRequest{pkg}, PONumber: c.ID, Context: buyContext(c, line)}, nil
+}
+
+// contextLine is the key of the buyer's reference in a media buy's context.
+const contextLine = "dealflow_line"
+
+// buyContext is the context sent with a line's create_media_buy: sellers
+// echo it on get_media_buys, where the reconciler finds the buy when the
+// answer to the create was lost.
+func buyContext(c *campaign.Campaign, line *LedgerLine) map[string]string {
+	return map[string]string{contextLine: c.ID + "/" + line.Key}
 }
 
 // adcpDealBooked is the DealBooked of an AdCP line: protocol adcp, the
@@ -275,16 +302,6 @@ func proposalBooked(q events.QuoteReady, m *adcp.MediaBuy) (events.Micros, strin
 	return sum, strings.Join(ids, ",")
 }
 
-// adcpAmbiguous: the outcome of the call is unknown (transport failure,
-// timeout, a 5xx, a transient seller error): retry with the same key.
-func adcpAmbiguous(err error) bool {
-	var e *adcp.Error
-	if errors.As(err, &e) && (e.Retryable || e.HTTPStatus >= 500) {
-		return true
-	}
-	return adcp.IsTransient(err) || ambiguous(err)
-}
-
 func adcpFailCode(err error) string {
 	var e *adcp.Error
 	if errors.As(err, &e) {
@@ -328,8 +345,8 @@ func (b *Booker) refinalize(ctx context.Context, led *bus.Store[Ledger], c *camp
 	pr, prod, err := b.ADCP.CommitProduct(cctx, seller, p.ProductID, p.PricingOptionID, adcp.ProposalAsk(p.ProductID, p.PricingOptionID, l.CPMMicros, l.SpendMicros, l.Impressions), b.clock())
 	cancel()
 	switch {
-	case err != nil && adcpAmbiguous(err):
-		return "", fmt.Errorf("booker: re-finalizing proposal %s: %w", p.ProposalID, err)
+	case err != nil && unknownOutcome(err):
+		return "", unknown(fmt.Errorf("booker: re-finalizing proposal %s: %w", p.ProposalID, err))
 	case err != nil:
 		return "proposal " + p.ProposalID + " expired and re-finalizing it failed: " + err.Error(), nil
 	case !prod.Option(p.PricingOptionID).PriceHolds(l.CPMMicros):
@@ -353,8 +370,8 @@ func (b *Booker) refinalizeProposal(ctx context.Context, led *bus.Store[Ledger],
 	pr, prods, err := b.ADCP.FinalizeProposalWithProducts(cctx, seller, id)
 	cancel()
 	switch {
-	case err != nil && adcpAmbiguous(err):
-		return "", fmt.Errorf("booker: re-finalizing proposal %s: %w", id, err)
+	case err != nil && unknownOutcome(err):
+		return "", unknown(fmt.Errorf("booker: re-finalizing proposal %s: %w", id, err))
 	case err != nil:
 		return "proposal " + id + " expired and re-finalizing it failed: " + err.Error(), nil
 	case pr.Status != "" && pr.Status != "committed":

@@ -2,6 +2,7 @@ package booker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -171,7 +172,7 @@ func TestADCPSubmittedBuyIsBookedAfterApproval(t *testing.T) {
 	f.svc.Booker.PollWait = time.Millisecond // the first attempt gives up at once: the redelivery finds the approval
 	l := f.line("olv_sports_preroll", 200000)
 	appr := f.approve(t, l)
-	if _, err := f.svc.HandleBook(t.Context(), appr); !errors.Is(err, ErrBuyPending) {
+	if _, err := f.svc.bookAll(t.Context(), appr); !errors.Is(err, ErrBuyPending) {
 		t.Fatalf("first attempt: %v, want the buy pending", err)
 	}
 	led := ledgerOf(t, f)
@@ -180,7 +181,7 @@ func TestADCPSubmittedBuyIsBookedAfterApproval(t *testing.T) {
 		t.Fatalf("ledger after submitted: %+v (committed %d)", ll, led.Committed())
 	}
 	time.Sleep(300 * time.Millisecond)
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestADCPSubmittedBuyIsBookedAfterApproval(t *testing.T) {
 func TestADCPRejectedBuyFreesBudgetForReplan(t *testing.T) {
 	f := newADCPFixture(t, map[string]bool{"olv_sports_preroll": true}, true, nil)
 	appr := f.approve(t, f.line("olv_sports_preroll", 200000), f.line("display_news_300x250", 200000))
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestADCPRejectedBuyFreesBudgetForReplan(t *testing.T) {
 	if rev2.Revision != 2 || len(rev2.Lines) != 1 || rev2.Lines[0].ProductID != "ctv_run_of_network" || rev2.Lines[0].Protocol != events.ProtocolADCP {
 		t.Fatalf("re-plan %+v", rev2)
 	}
-	out2, err := f.svc.HandleBook(t.Context(), k[events.KindPortfolioApproved.Type][0])
+	out2, err := f.svc.bookAll(t.Context(), k[events.KindPortfolioApproved.Type][0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,11 +256,14 @@ func TestADCPRejectedBuyFreesBudgetForReplan(t *testing.T) {
 type adcpCrash struct {
 	mode  string
 	fired atomic.Bool
+	// die ends the crashed booker's handling: a dead process makes no
+	// further call and decides nothing.
+	die context.CancelFunc
 }
 
 func (c *adcpCrash) RoundTrip(r *http.Request) (*http.Response, error) {
 	if c.mode == "after" && c.fired.Load() {
-		return nil, errors.New("simulated crash: the process is gone")
+		return nil, context.Canceled
 	}
 	isBuy := false
 	if r.Body != nil && r.Method == http.MethodPost {
@@ -275,6 +279,7 @@ func (c *adcpCrash) RoundTrip(r *http.Request) (*http.Response, error) {
 	if isBuy && c.mode == "after" && err == nil && c.fired.CompareAndSwap(false, true) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		c.die()
 		return nil, errors.New("simulated crash after the seller call")
 	}
 	return resp, err
@@ -287,11 +292,13 @@ func (c *adcpCrash) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestADCPBookingExactlyOnceAcrossCrashes(t *testing.T) {
 	for _, mode := range []string{"before", "after"} {
 		t.Run(mode, func(t *testing.T) {
-			crashing := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &adcpCrash{mode: mode}}})
+			ctx, die := context.WithCancel(t.Context())
+			defer die()
+			crashing := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &adcpCrash{mode: mode, die: die}}})
 			f := newADCPFixture(t, nil, false, crashing)
 			lines := []events.PlanLine{f.line("olv_sports_preroll", 200000), f.line("display_news_300x250", 150000)}
 			appr := f.approve(t, lines...)
-			if _, err := f.svc.HandleBook(t.Context(), appr); err == nil {
+			if _, err := f.svc.bookAll(ctx, appr); err == nil {
 				t.Fatal("the crashed attempt reported success")
 			}
 			healthy := &Service{Campaigns: f.svc.Campaigns, Ledger: f.svc.Ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
@@ -325,5 +332,32 @@ func TestADCPBookingExactlyOnceAcrossCrashes(t *testing.T) {
 				t.Fatalf("campaign %s with %d deals", final.Status, len(final.Deals))
 			}
 		})
+	}
+}
+
+// TestADCPMissingCredentialsNamed: a line whose seller's credentials lack
+// what create_media_buy needs fails at once (nothing is sent), and the
+// reason names exactly what is missing.
+func TestADCPMissingCredentialsNamed(t *testing.T) {
+	f := newADCPFixture(t, nil, false, nil)
+	noBrand := must(identity.ParseCredentials([]byte(`{}`)))
+	noBrand.SetADCP(f.url, adcpToken, "acct-1", "")
+	f.svc.Booker.Credentials = noBrand
+	out, err := f.svc.bookAll(t.Context(), f.approve(t, f.line("olv_sports_preroll", 200000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fails := kinds(out)[events.KindBookingFailed.Type]
+	if len(fails) != 1 {
+		t.Fatalf("outputs %v", keysOf(kinds(out)))
+	}
+	bf := must(events.PayloadOf[events.BookingFailed](fails[0], events.KindBookingFailed))
+	if bf.Code != "credentials" || !strings.HasSuffix(bf.Reason, "have no brand") {
+		t.Fatalf("failure %+v: want the missing brand named", bf)
+	}
+	for _, c := range f.agent.Calls() {
+		if c.Tool == "create_media_buy" {
+			t.Fatal("create_media_buy was sent without a brand")
+		}
 	}
 }

@@ -64,7 +64,7 @@ func TestLedgerNeverExceedsBudget(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			l := events.PlanLine{SellerURL: "http://s", PackageID: fmt.Sprint("p", i), QuoteID: fmt.Sprint("q", i), Impressions: 1000, CPMMicros: 10_000_000}
-			_, err := reserve(t.Context(), led, "budget", 100_000_000, l)
+			_, err := reserve(t.Context(), led, "budget", 100_000_000, l, time.Now())
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -157,7 +157,7 @@ func TestBookingExactlyOnceAcrossCrashes(t *testing.T) {
 
 			crashing := &Service{Campaigns: campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
 				Booker: &Booker{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &crashTransport{mode: mode}}}), Credentials: creds}}
-			if _, err := crashing.HandleBook(t.Context(), appr); err == nil {
+			if _, err := crashing.bookAll(t.Context(), appr); err == nil {
 				t.Fatal("the crashed attempt reported success")
 			}
 			// The redelivered approval reaches a healthy replica.
@@ -264,11 +264,11 @@ func TestBuildPlanUsesBriefWeights(t *testing.T) {
 // events (same ids, so JetStream drops the copies). It returns them.
 func bookTwice(t *testing.T, svc *Service, appr events.Event) []events.Event {
 	t.Helper()
-	out1, err := svc.HandleBook(t.Context(), appr)
+	out1, err := svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out2, err := svc.HandleBook(t.Context(), appr) // and once more, as if the ack was lost
+	out2, err := svc.bookAll(t.Context(), appr) // and once more, as if the ack was lost
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,11 @@ const (
 	// approval pending): the spend stays reserved and the line's next
 	// attempt polls TaskID instead of creating the buy again.
 	LineSubmitted = "submitted"
+	// LineUnknown is a line whose outcome was still unknown at the booking
+	// horizon: reported unresolved, its spend stays reserved, and it is only
+	// reconciled from then on (the seller is asked what it did; it is never
+	// booked again).
+	LineUnknown = "unknown"
 )
 
 // Ledger is a campaign's booking ledger, one KV value per campaign so a
@@ -57,17 +62,20 @@ type LedgerLine struct {
 	// fresh BookKey).
 	ProposalID string `json:"proposal_id,omitempty"`
 	// TaskID is the seller's task of a submitted AdCP buy.
-	TaskID    string                `json:"task_id,omitempty"`
-	Deal      *events.DealBooked    `json:"deal,omitempty"`
-	Failure   *events.BookingFailed `json:"failure,omitempty"`
-	UpdatedAt time.Time             `json:"updated_at"`
+	TaskID  string                `json:"task_id,omitempty"`
+	Deal    *events.DealBooked    `json:"deal,omitempty"`
+	Failure *events.BookingFailed `json:"failure,omitempty"`
+	// ReservedAt is when the line was first taken up: the booking horizon
+	// counts from it.
+	ReservedAt time.Time `json:"reserved_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Committed is the spend reserved or booked: it never exceeds the budget.
 func (l *Ledger) Committed() events.Micros {
 	var s events.Micros
 	for _, x := range l.Lines {
-		if x.State == LineReserved || x.State == LineBooked || x.State == LineSubmitted {
+		if x.State == LineReserved || x.State == LineBooked || x.State == LineSubmitted || x.State == LineUnknown {
 			s += x.SpendMicros
 		}
 	}
@@ -80,7 +88,7 @@ var errBudget = errors.New("booking would exceed the campaign budget")
 // reserve records the line with fresh idempotency keys, or returns the
 // existing record (a redelivery). It refuses a reservation that would push
 // committed spend over the budget.
-func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, budget events.Micros, l events.PlanLine) (*LedgerLine, error) {
+func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, budget events.Micros, l events.PlanLine, now time.Time) (*LedgerLine, error) {
 	key := campaign.LineKey(l)
 	var line *LedgerLine
 	_, err := store.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
@@ -97,8 +105,9 @@ func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, b
 			return false, fmt.Errorf("%w: committed %d + %d micros > budget %d micros (%s)", errBudget,
 				led.Committed(), spend, led.BudgetMicros, led.BudgetMicros)
 		}
+		now := now.UTC()
 		line = &LedgerLine{Key: key, QuoteID: l.QuoteID, SellerURL: l.SellerURL, PackageID: l.PackageID, State: LineReserved, Protocol: l.Protocol.Or(),
-			SpendMicros: spend, RequoteKey: events.NewID(), BookKey: events.NewID(), UpdatedAt: time.Now().UTC()}
+			SpendMicros: spend, RequoteKey: events.NewID(), BookKey: events.NewID(), ReservedAt: now, UpdatedAt: now}
 		led.Lines[key] = line
 		return true, nil
 	})
@@ -132,31 +141,70 @@ type Booker struct {
 	Now         func() time.Time
 }
 
-// BookLine books one approved line exactly once. It returns the DealBooked
-// or BookingFailed outcome; an error means the outcome is unknown (the seller
-// could not be reached) and the caller must retry later with the same keys.
-func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine) (*events.DealBooked, *events.BookingFailed, error) {
-	fail := func(code, reason string) *events.BookingFailed {
-		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, Protocol: l.Protocol.Or(), PackageID: l.PackageID, QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
-	}
-	line, err := reserve(ctx, led, c.ID, c.Request.Brief.BudgetMicros, l)
+// errOutcomeUnknown marks a booking attempt whose outcome is unknown: the
+// request may have reached the seller (a timeout, a dropped or unreadable
+// answer, a 5xx) and asking the seller did not settle it. The line is
+// tried again with the same idempotency key until the booking horizon.
+var errOutcomeUnknown = errors.New("booker: booking outcome unknown")
+
+func unknown(err error) error { return fmt.Errorf("%w: %w", errOutcomeUnknown, err) }
+
+// outcome is the result of booking one line: a deal, a definite failure,
+// or neither (err: unknown, or the ledger could not be written).
+type outcome struct {
+	deal *events.DealBooked
+	fail *events.BookingFailed
+	// fresh is set when this call moved the ledger line to its final
+	// state: the deal is counted once, by the call that booked it.
+	fresh bool
+}
+
+// failure is the BookingFailed of line l of campaign c.
+func failure(c *campaign.Campaign, l events.PlanLine, code, reason string) *events.BookingFailed {
+	return &events.BookingFailed{CampaignID: c.ID, LineKey: campaign.LineKey(l), SellerURL: l.SellerURL, Protocol: l.Protocol.Or(), PackageID: l.PackageID,
+		QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
+}
+
+// BookLine books one approved line exactly once: it reserves the line's
+// spend in the ledger (or finds the line there on a redelivery) and, unless
+// the line already has its outcome, makes one booking attempt. An error
+// wrapping errOutcomeUnknown means the seller may have booked it: the
+// caller retries later with the same keys (the ledger keeps them).
+func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine) (outcome, *LedgerLine, error) {
+	line, err := reserve(ctx, led, c.ID, c.Request.Brief.BudgetMicros, l, b.clock())
 	if errors.Is(err, errBudget) {
-		return nil, fail("budget", err.Error()), nil
+		return outcome{fail: failure(c, l, "budget", err.Error())}, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return outcome{}, nil, err
 	}
 	switch line.State {
 	case LineBooked:
-		return line.Deal, nil, nil
+		return outcome{deal: line.Deal}, line, nil
 	case LineFailed:
-		return nil, line.Failure, nil
+		return outcome{fail: line.Failure}, line, nil
 	}
+	o, err := b.attempt(ctx, led, c, l, line)
+	return o, line, err
+}
+
+// attempt makes one booking attempt of a reserved line and writes a final
+// outcome to the ledger before returning it.
+func (b *Booker) attempt(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine, line *LedgerLine) (outcome, error) {
+	fail := func(code, reason string) *events.BookingFailed { return failure(c, l, code, reason) }
 	finish := func(d *events.DealBooked, f *events.BookingFailed) (*events.DealBooked, *events.BookingFailed, error) {
+		if d == nil && ctx.Err() != nil {
+			// This booker is stopping (or gave up on the handling): a call
+			// it cut short says nothing about the seller, so the line is
+			// left for the next delivery, never failed for it.
+			return nil, nil, unknown(ctx.Err())
+		}
 		if d != nil {
+			d.LineKey = line.Key
 			line.State, line.Deal = LineBooked, d
 			line.SpendMicros = d.SpendMicros
 		} else {
+			f.LineKey = line.Key
 			line.State, line.Failure = LineFailed, f
 			line.SpendMicros = 0
 		}
@@ -165,7 +213,16 @@ func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campai
 		}
 		return d, f, nil
 	}
+	d, f, err := b.book(ctx, led, c, l, line, fail, finish)
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{deal: d, fail: f, fresh: true}, nil
+}
 
+// book is attempt's seller work for either protocol.
+func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, l events.PlanLine, line *LedgerLine,
+	fail func(code, reason string) *events.BookingFailed, finish finishFunc) (*events.DealBooked, *events.BookingFailed, error) {
 	q, ok := c.Quotes[campaign.QuoteKey(l.SellerURL, l.PackageID)]
 	if !ok {
 		return finish(nil, fail("unknown_quote", "approved line matches no quote of the campaign"))
@@ -177,17 +234,9 @@ func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campai
 	if err != nil {
 		return finish(nil, fail("credentials", err.Error()))
 	}
-	timeout := b.CallTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	now := time.Now
-	if b.Now != nil {
-		now = b.Now
-	}
-
+	timeout := b.callTimeout()
 	quoteID := l.QuoteID
-	expired := q.QuoteExpiresAt != nil && !q.QuoteExpiresAt.After(now())
+	expired := q.QuoteExpiresAt != nil && !q.QuoteExpiresAt.After(b.clock())
 	needRequote := l.Impressions != q.Impressions || expired
 	for attempt := 0; attempt < 2; attempt++ {
 		if needRequote {
@@ -196,8 +245,8 @@ func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campai
 				rq, err := b.requote(cctx, auth, c, q, l, line.RequoteKey)
 				cancel()
 				if err != nil {
-					if ambiguous(err) {
-						return nil, nil, err
+					if !errors.Is(err, errNoProduct) && unknownOutcome(err) {
+						return nil, nil, unknown(err)
 					}
 					return finish(nil, fail(failCode(err), "re-quote for the planned volume failed: "+err.Error()))
 				}
@@ -212,32 +261,48 @@ func (b *Booker) BookLine(ctx context.Context, led *bus.Store[Ledger], c *campai
 			quoteID = line.RequoteID
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		res, err := b.Client.BookDeal(cctx, l.SellerURL, auth, sellerclient.DealBookingRequest{IdempotencyKey: line.BookKey, QuoteID: quoteID,
-			Notes: "dealflow campaign " + c.ID})
+		res, err := b.Client.BookDeal(cctx, l.SellerURL, auth, dealRequest(c, line, quoteID))
 		cancel()
 		if err == nil {
 			return finish(dealBooked(c, q, l, quoteID, res), nil)
 		}
-		if errors.Is(err, sellerclient.ErrQuoteExpired) && !needRequote {
-			needRequote = true // the agreement still holds: re-quote at the agreed CPM
+		if (errors.Is(err, sellerclient.ErrQuoteExpired) || errors.Is(err, sellerclient.ErrAlreadyBooked)) && line.RequoteID == "" {
+			// The quote expired, or someone else booked it (409
+			// quote_already_booked): the agreement still holds, so
+			// re-quote at the agreed CPM and book the new quote, under a
+			// new key (the old one named the old quote).
+			needRequote = true
 			line.BookKey = events.NewID()
 			if err := saveLine(ctx, led, c.ID, line); err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		if ambiguous(err) {
+		if unknownOutcome(err) {
 			// The request may have reached the seller. If the quote now
 			// shows a deal, that booking is ours (one key per line); else
 			// retry later with the same key.
 			if d := b.reconcile(ctx, l.SellerURL, quoteID, timeout); d != nil {
 				return finish(dealBooked(c, q, l, quoteID, d), nil)
 			}
-			return nil, nil, err
+			return nil, nil, unknown(err)
 		}
 		return finish(nil, fail(failCode(err), err.Error()))
 	}
-	return finish(nil, fail("quote_expired", "quote expired and the re-quote expired too"))
+	return finish(nil, fail("quote_expired", "the quote could not be booked (expired or booked by someone else) and its re-quote could not be booked either"))
+}
+
+// dealRequest is the line's deal booking: the same key and body on every
+// attempt, so a retry (and the reconciler's replay) is the same request.
+func dealRequest(c *campaign.Campaign, line *LedgerLine, quoteID string) sellerclient.DealBookingRequest {
+	return sellerclient.DealBookingRequest{IdempotencyKey: line.BookKey, QuoteID: quoteID, Notes: "dealflow campaign " + c.ID}
+}
+
+func (b *Booker) callTimeout() time.Duration {
+	if b.CallTimeout > 0 {
+		return b.CallTimeout
+	}
+	return 30 * time.Second
 }
 
 // reconcile looks the quote up after an ambiguous booking failure and
@@ -306,18 +371,39 @@ func dealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, qu
 	return out
 }
 
-// ambiguous errors leave the booking's outcome unknown (the request may have
-// reached the seller): retry later with the same idempotency key.
-func ambiguous(err error) bool {
-	if sellerclient.IsTransient(err) || errors.Is(err, sellerclient.ErrUnavailable) || errors.Is(err, sellerclient.ErrBadResponse) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
+// unknownOutcome reports whether a failed seller call leaves its outcome
+// unknown: the request may have reached the seller and been acted on (a
+// timeout, a connection lost after sending, a 5xx, an unreadable answer).
+// A failure is definite only when the request provably never left (refused
+// connection, DNS or TLS failure, refused before sending) or the seller
+// answered it with an explicit refusal (a 4xx, an AdCP error code).
+func unknownOutcome(err error) bool {
+	if sellerclient.IsNotSent(err) || adcp.Answered(err) {
+		return false
 	}
 	var se *sellerclient.Error
-	return errors.As(err, &se) && se.Status >= 500 // a seller crash mid-booking may or may not have booked
+	if errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+		return false
+	}
+	var ae *adcp.Error
+	if errors.As(err, &ae) && ae.HTTPStatus >= 400 && ae.HTTPStatus < 500 {
+		return false
+	}
+	return true
 }
 
 func failCode(err error) string {
+	if sellerclient.IsNotSent(err) {
+		// Nothing reached the seller: say what stopped it.
+		var se *sellerclient.Error
+		var ae *adcp.Error
+		switch {
+		case errors.As(err, &se) && se.Code != "":
+			return se.Code
+		case errors.As(err, &ae) && ae.Code != "" && len(ae.Details) == 0:
+			return ae.Code
+		}
+	}
 	switch {
 	case errors.Is(err, errNoProduct):
 		return "no_product"

@@ -51,6 +51,12 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 			Str("budget", c.Request.Brief.BudgetMicros.String()).Bool("auto_approve", c.Request.AutoApprove).
 			Str("via", "event").Msg("campaign accepted")
 	}
+	if c.Settled() {
+		// Every approved line has its outcome: finish, or re-plan what
+		// failed. Checked even when the outcome was applied before, like
+		// planning below.
+		return s.finishBooking(ctx, in, c, out)
+	}
 	if !c.ReadyToPlan() {
 		return out, nil
 	}
@@ -69,6 +75,34 @@ func (s *Service) HandlePlan(ctx context.Context, in events.Event) ([]events.Eve
 	}
 	s.logPlan(*bus.Logger(ctx, s.Log), c, planned)
 	return append(out, planned...), nil
+}
+
+// finishBooking ends the booking of the current approval once every line
+// has its outcome: the campaign completes (CampaignCompleted), or an
+// auto-approved one re-plans the budget definite failures freed.
+func (s *Service) finishBooking(ctx context.Context, in events.Event, c *campaign.Campaign, out []events.Event) ([]events.Event, error) {
+	if err := s.Campaigns.LoadQuotes(ctx, c); err != nil {
+		return nil, err
+	}
+	quotes, rev := c.Quotes, c.Approved.Revision
+	rp := campaign.Replan{Plan: s.planner(), MaxRevisions: s.maxRevisions()}
+	c, more, err := s.Campaigns.Transition(ctx, c.ID, func(cc *campaign.Campaign, _ bool) ([]events.Event, error) {
+		cc.Quotes = quotes // the re-plan needs them
+		return cc.FinishBooking(in.ID(), rp, s.now())
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	log := *bus.Logger(ctx, s.Log)
+	switch {
+	case c.Terminal():
+		log.Info().Str("status", string(c.Status)).Str("spend", c.TotalSpend().String()).Str("budget", c.Budget().String()).
+			Int("deals", len(c.Deals)).Int("failed", len(c.Failures)).Int("unresolved", len(c.Unresolved)).
+			Float64("duration_seconds", c.UpdatedAt.Sub(c.CreatedAt).Seconds()).Msg("campaign finished")
+	case c.Plan != nil && c.Plan.Revision > rev:
+		s.logPlan(log, c, more)
+	}
+	return append(out, more...), nil
 }
 
 // planner is the optimiser as the state machine calls it.
@@ -253,12 +287,15 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			continue
 		}
 		byKey[key] = q
-		avail := q.AvailableImpressions
+		// The line is bounded by the quote's volume (a re-quote books a
+		// smaller one); the plan calls that "all available" only when the
+		// seller stated its availability and that is the bound.
+		avail, quotedVolume := q.AvailableImpressions, false
 		if avail == 0 || (q.Impressions > 0 && q.Impressions < avail) {
-			avail = q.Impressions
+			avail, quotedVolume = q.Impressions, true
 		}
 		quotes = append(quotes, portfolio.Quote{ID: key, Seller: q.Seller.URL, PackageID: q.Package.ID, CPM: q.FinalCPMMicros.Dollars(),
-			AvailableImpressions: avail, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
+			AvailableImpressions: avail, QuotedVolume: quotedVolume, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
 			Negotiable: q.Package.Negotiable, VolumeDiscounts: q.Package.VolumeDiscounts})
 	}
 	for _, s := range c.Skipped {

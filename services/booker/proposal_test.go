@@ -69,7 +69,7 @@ func TestADCPProposalBuys(t *testing.T) {
 	commit("olv_sports_preroll", events.MustMicros(15), nil) // held
 	olv, display, ctv := f.line("olv_sports_preroll", 200000), f.line("display_news_300x250", 200000), f.line("ctv_run_of_network", 100000)
 	appr := f.approve(t, olv, display, ctv)
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestADCPProposalBuys(t *testing.T) {
 		t.Fatalf("buys by proposal %v", byProposal)
 	}
 	// Delivered again: nothing is bought twice.
-	if _, err := f.svc.HandleBook(t.Context(), appr); err != nil {
+	if _, err := f.svc.bookAll(t.Context(), appr); err != nil {
 		t.Fatal(err)
 	}
 	if b := f.buys(t); len(b) != 2 {

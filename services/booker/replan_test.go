@@ -26,6 +26,7 @@ type fixture struct {
 	creds  *identity.Credentials
 	c      *campaign.Campaign
 	quotes []events.QuoteReady
+	reads  silentReads // the booker's seller reads, when withClock made its client
 }
 
 // newFixture quotes three Northwind packages at agency tier (200k
@@ -96,18 +97,32 @@ func kinds(out []events.Event) map[string][]events.Event {
 	return m
 }
 
-// TestFailedBookingReplans: one approved quote was booked by someone else,
-// so its booking fails; the freed budget goes to the next best quote in a
-// second, auto-approved revision, which is then booked.
+// refuseDeals answers 422 to the booking of one quote: the seller refuses
+// it (a definite failure), the other bookings pass.
+type refuseDeals struct{ quoteID string }
+
+func (r refuseDeals) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == "POST" && strings.HasSuffix(req.URL.Path, "/api/v1/deals") && req.Body != nil {
+		b, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		if strings.Contains(string(b), r.quoteID) {
+			body := `{"detail":{"error":"validation","message":"deal refused (test)"}}`
+			return &http.Response{StatusCode: http.StatusUnprocessableEntity, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestFailedBookingReplans: the seller refuses one approved line, so its
+// booking fails definitely; the freed budget goes to the next best quote
+// in a second, auto-approved revision, which is then booked.
 func TestFailedBookingReplans(t *testing.T) {
 	f := newFixture(t, nil)
-	taken := f.quotes[1]
-	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
-	if _, err := f.client.BookDeal(t.Context(), f.seller.URL, sellerclient.Auth{APIKey: key}, sellerclient.DealBookingRequest{IdempotencyKey: "someone-else", QuoteID: taken.QuoteID}); err != nil {
-		t.Fatal(err)
-	}
-	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(taken, 200000)})
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	refused := f.quotes[1]
+	f.svc.Booker.Client = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: refuseDeals{refused.QuoteID}}})
+	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(refused, 200000)})
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +131,7 @@ func TestFailedBookingReplans(t *testing.T) {
 		t.Fatalf("revision 1 outputs: %v", keysOf(k))
 	}
 	bf, _ := events.PayloadOf[events.BookingFailed](k[events.KindBookingFailed.Type][0], events.KindBookingFailed)
-	if bf.Code != "already_booked" || bf.PackageID != taken.Package.ID {
+	if bf.Code != "rejected" || bf.PackageID != refused.Package.ID {
 		t.Fatalf("failure %+v", bf)
 	}
 	if len(k[events.KindPortfolioProposed.Type]) != 1 || len(k[events.KindPortfolioApproved.Type]) != 1 {
@@ -126,7 +141,7 @@ func TestFailedBookingReplans(t *testing.T) {
 	if rev2.Revision != 2 || len(rev2.Lines) != 1 || rev2.Lines[0].PackageID != f.quotes[2].Package.ID {
 		t.Fatalf("re-plan %+v", rev2)
 	}
-	out2, err := f.svc.HandleBook(t.Context(), k[events.KindPortfolioApproved.Type][0])
+	out2, err := f.svc.bookAll(t.Context(), k[events.KindPortfolioApproved.Type][0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +152,41 @@ func TestFailedBookingReplans(t *testing.T) {
 	done, _ := events.PayloadOf[events.CampaignCompleted](k2[events.KindCampaignCompleted.Type][0], events.KindCampaignCompleted)
 	if done.Status != "partial" || len(done.Deals) != 2 || len(done.Failed) != 1 || done.TotalSpendMicros > events.MustMicros(10000) {
 		t.Fatalf("summary %+v", done)
+	}
+	if got := len(f.seller.Deals()); got != 2 {
+		t.Fatalf("seller holds %d deals", got)
+	}
+}
+
+// TestQuoteBookedBySomeoneElseIsRequoted: an approved quote was booked by
+// someone else (409 quote_already_booked); the agreement still holds, so
+// the line is re-quoted at the agreed CPM and booked on the new quote in
+// the same approval, and the campaign completes.
+func TestQuoteBookedBySomeoneElseIsRequoted(t *testing.T) {
+	f := newFixture(t, nil)
+	taken := f.quotes[1]
+	key, _ := f.creds.Key(f.seller.URL, identity.TierAgency)
+	if _, err := f.client.BookDeal(t.Context(), f.seller.URL, sellerclient.Auth{APIKey: key}, sellerclient.DealBookingRequest{IdempotencyKey: "someone-else", QuoteID: taken.QuoteID}); err != nil {
+		t.Fatal(err)
+	}
+	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(taken, 200000)})
+	out, err := f.svc.bookAll(t.Context(), appr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kinds(out)
+	if len(k[events.KindDealBooked.Type]) != 2 || len(k[events.KindBookingFailed.Type]) != 0 || len(k[events.KindCampaignCompleted.Type]) != 1 {
+		t.Fatalf("outputs: %v", keysOf(k))
+	}
+	for _, e := range k[events.KindDealBooked.Type] {
+		d := must(events.PayloadOf[events.DealBooked](e, events.KindDealBooked))
+		if d.PackageID == taken.Package.ID && (d.QuoteID == taken.QuoteID || d.CPMMicros != taken.FinalCPMMicros || d.CPMMismatch) {
+			t.Fatalf("the taken line booked %+v: want a new quote at the agreed CPM", d)
+		}
+	}
+	done := must(events.PayloadOf[events.CampaignCompleted](k[events.KindCampaignCompleted.Type][0], events.KindCampaignCompleted))
+	if done.Status != events.StatusCompleted {
+		t.Fatalf("campaign %s", done.Status)
 	}
 	if got := len(f.seller.Deals()); got != 3 { // two ours, one "someone else"
 		t.Fatalf("seller holds %d deals", got)
@@ -162,7 +212,7 @@ func (garbleDeals) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestGarbledBookingAnswerIsReconciled(t *testing.T) {
 	f := newFixture(t, garbleDeals{})
 	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000)})
-	out, err := f.svc.HandleBook(t.Context(), appr)
+	out, err := f.svc.bookAll(t.Context(), appr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestRequoteWithoutProductFailsNoProduct(t *testing.T) {
 		return n
 	}
 	before := quotePosts()
-	out, err := f.svc.HandleBook(t.Context(), f.store(t, []events.PlanLine{f.line(q, 150000)}))
+	out, err := f.svc.bookAll(t.Context(), f.store(t, []events.PlanLine{f.line(q, 150000)}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,9 +52,10 @@ const (
 	ContentType = "application/cloudevents+json"
 )
 
-// Kinds are the events delivered to webhooks: every status change and every
-// booked deal.
-var Kinds = []events.Kind{events.KindPortfolioProposed, events.KindPortfolioApproved, events.KindDealBooked,
+// Kinds are the events delivered to webhooks: every status change, every
+// booked deal and every line that failed or whose outcome is unresolved
+// (and, later, what the reconciler found for it).
+var Kinds = []events.Kind{events.KindPortfolioProposed, events.KindPortfolioApproved, events.KindDealBooked, events.KindBookingFailed,
 	events.KindCampaignRejected, events.KindCampaignCompleted}
 
 // Subjects are the stage's inputs.

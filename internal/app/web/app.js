@@ -289,8 +289,8 @@ async function refreshJob(s) {
     setPlan(s, { lines: j.recommendations || [], excluded: j.excluded || [], total_spend_micros: j.proposed_spend_micros,
       budget_micros: j.budget_micros, revision: j.plan_revision, notes: j.plan_notes || [] });
   }
-  for (const d of j.booked_lines || []) s.deals.set(d.deal_id || d.media_buy_id, d);
-  for (const f of j.failed || []) s.failures.set(f.seller_url + "|" + f.package_id + "|" + f.code, f);
+  for (const d of j.booked_lines || []) addDeal(s, d);
+  for (const f of [...(j.unresolved || []), ...(j.failed || [])]) s.failures.set(failureKey(f), f);
   render();
   return true;
 }
@@ -327,11 +327,19 @@ function apply(s, type, ce) {
     case T + "quote.ready.v1": s.quotes.set(d.seller.url + "|" + d.package.id, d); break;
     case T + "portfolio.proposed.v1": setPlan(s, d); refreshSoon(s); break;
     case T + "portfolio.approved.v1": s.approved = d; refreshSoon(s); break;
-    case T + "deal.booked.v1": s.deals.set(d.deal_id || d.media_buy_id, d); break;
-    case T + "booking.failed.v1": s.failures.set(d.seller_url + "|" + d.package_id + "|" + d.code, d); break;
+    case T + "deal.booked.v1": addDeal(s, d); break;
+    case T + "booking.failed.v1": s.failures.set(failureKey(d), d); break;
     case T + "campaign.rejected.v1": s.rejectedReason = d.reason || ""; break;
     case T + "campaign.completed.v1": s.completed = d; s.status = d.status; refreshSoon(s); break;
   }
+}
+
+// A line has one outcome at a time: an unresolved report is replaced by
+// the reconciler's deal or not_booked failure for the same line.
+function failureKey(f) { return f.line_key || f.seller_url + "|" + f.package_id + "|" + f.code; }
+function addDeal(s, d) {
+  s.deals.set(d.deal_id || d.media_buy_id, d);
+  if (d.line_key) s.failures.delete(d.line_key);
 }
 
 let renderQueued = false;
@@ -471,8 +479,10 @@ function draw(s) {
     cells: [d.seller_name || d.seller_url, d.package_id, el("td", { class: "deal-id" }, el("code", {}, d.deal_id || d.media_buy_id)), d.deal_type,
       num(usd(d.cpm_micros)), num(int(d.impressions)), num(usd(d.spend_micros)), [d.flight_start, d.flight_end].filter(Boolean).join(" → ")],
   }));
-  const fails = [...s.failures.values()].map((f) =>
-    el("li", {}, el("strong", {}, sellerName(s, f.seller_url)), ` ${f.package_id}: ${f.code} — ${f.reason}`));
+  const fails = [...s.failures.values()].map((f) => f.unresolved
+    ? el("li", { class: "unresolved" }, el("strong", {}, sellerName(s, f.seller_url)),
+      ` ${f.package_id}: outcome unknown — ${usd(f.spend_micros)} stays reserved while the seller is asked what it booked (${f.reason})`)
+    : el("li", {}, el("strong", {}, sellerName(s, f.seller_url)), ` ${f.package_id}: ${f.code} — ${f.reason}`));
   $("#failures").replaceChildren(...(fails.length ? fails : [el("li", { class: "muted" }, "none")]));
 
   $("#negotiations").replaceChildren(...[...s.quotes.values()].sort((a, b) =>

@@ -104,6 +104,7 @@ type mediaBuy struct {
 	created   time.Time
 	revision  int
 	packages  []pkg
+	context   map[string]any // echoed on get_media_buys, as the spec requires
 }
 
 type pkg struct {
@@ -202,6 +203,30 @@ func (a *Agent) Calls() []Call {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]Call(nil), a.calls...)
+}
+
+// Buy is a media buy the agent holds, for tests to count what was booked
+// from the seller's side.
+type Buy struct {
+	MediaBuyID string
+	Status     string
+	// TotalBudget is the buy's budget in its currency (dollars).
+	TotalBudget float64
+	// Context is the create_media_buy context, as stored.
+	Context map[string]any
+}
+
+// Buys returns the media buys the agent created, in creation order,
+// rejected ones included (with their status).
+func (a *Agent) Buys() []Buy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]Buy, 0, len(a.buyOrder))
+	for _, id := range a.buyOrder {
+		b := a.buys[id]
+		out = append(out, Buy{MediaBuyID: b.id, Status: b.status, TotalBudget: b.total, Context: b.context})
+	}
+	return out
 }
 
 // Webhooks returns the push notifications sent so far.

@@ -270,9 +270,45 @@ func TestCreateMediaBuyFlows(t *testing.T) {
 	}
 	mu.Unlock()
 
-	buys, _ := h.call(tokenA, "get_media_buys", map[string]any{"account": account()})
+	all := []string{"pending_creatives", "pending_start", "active", "paused", "completed", "rejected", "canceled"}
+	buys, _ := h.call(tokenA, "get_media_buys", map[string]any{"account": account(), "status_filter": all})
 	if n := len(buys["media_buys"].([]any)); n != 2 {
 		t.Fatalf("media buys: %d %v", n, buys)
+	}
+	// Without ids or a filter, the spec lists active buys only.
+	active, _ := h.call(tokenA, "get_media_buys", map[string]any{"account": account()})
+	for _, b := range active["media_buys"].([]any) {
+		if st := b.(map[string]any)["status"]; st != "active" {
+			t.Fatalf("unfiltered listing holds a %v buy: %v", st, active)
+		}
+	}
+}
+
+// TestContextIsEchoedForReconciliation: the context sent with
+// create_media_buy comes back on get_media_buys, so a buyer whose answer
+// was lost finds its buy again.
+func TestContextIsEchoedForReconciliation(t *testing.T) {
+	h := newHarness(t, testConfig())
+	args := buyArgsFor("buy-context-000000001", map[string]any{"product_id": "display_news_300x250", "pricing_option_id": "display_news_auction_usd", "budget": 1000, "bid_price": 3.5})
+	args["context"] = map[string]any{"dealflow_line": "cmp-1/line-a"}
+	res, _ := h.call(tokenA, "create_media_buy", args)
+	id := res["media_buy_id"]
+	if id == nil {
+		t.Fatalf("create: %v", res)
+	}
+	buys, _ := h.call(tokenA, "get_media_buys", map[string]any{"account": account(), "status_filter": []string{"pending_creatives", "pending_start", "active"}})
+	found := false
+	for _, b := range buys["media_buys"].([]any) {
+		m := b.(map[string]any)
+		if m["media_buy_id"] == id {
+			found = true
+			if ctx, _ := m["context"].(map[string]any); ctx["dealflow_line"] != "cmp-1/line-a" {
+				t.Fatalf("context not echoed: %v", m)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("buy %v not listed: %v", id, buys)
 	}
 }
 

@@ -365,9 +365,10 @@ type buyArgs struct {
 		BidPrice        *float64 `json:"bid_price"`
 		Impressions     float64  `json:"impressions"`
 	} `json:"packages"`
-	StartTime string      `json:"start_time"`
-	EndTime   string      `json:"end_time"`
-	Push      *pushConfig `json:"push_notification_config"`
+	StartTime string         `json:"start_time"`
+	EndTime   string         `json:"end_time"`
+	Push      *pushConfig    `json:"push_notification_config"`
+	Context   map[string]any `json:"context"`
 }
 
 func (a *Agent) createMediaBuy(_ context.Context, p *principalCtx, raw json.RawMessage) result {
@@ -424,7 +425,7 @@ func (a *Agent) decideBuy(p *principalCtx, in buyArgs, now time.Time) result {
 	if !et.After(st) {
 		return adcpErr("VALIDATION_ERROR", "end_time must be after start_time", "end_time")
 	}
-	buy := &mediaBuy{account: p.principal.AccountID, currency: "USD", start: ts(st), end: ts(et), created: now, revision: 1}
+	buy := &mediaBuy{account: p.principal.AccountID, currency: "USD", start: ts(st), end: ts(et), created: now, revision: 1, context: in.Context}
 	manual := false
 	switch {
 	case in.ProposalID != "":
@@ -679,24 +680,43 @@ func (a *Agent) taskStatus(_ context.Context, p *principalCtx, raw json.RawMessa
 
 func (a *Agent) getMediaBuys(_ context.Context, p *principalCtx, raw json.RawMessage) result {
 	var in struct {
-		MediaBuyIDs []string `json:"media_buy_ids"`
+		MediaBuyIDs  []string        `json:"media_buy_ids"`
+		StatusFilter json.RawMessage `json:"status_filter"`
 	}
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return adcpErr("INVALID_REQUEST", "cannot read arguments", "")
+	}
+	// Without ids the spec lists only active buys unless a status filter
+	// says otherwise.
+	var statuses []string
+	if len(in.StatusFilter) > 0 {
+		var one string
+		if json.Unmarshal(in.StatusFilter, &one) == nil {
+			statuses = []string{one}
+		} else if json.Unmarshal(in.StatusFilter, &statuses) != nil {
+			return adcpErr("INVALID_REQUEST", "status_filter must be a status or a list of statuses", "status_filter")
+		}
+	} else if len(in.MediaBuyIDs) == 0 {
+		statuses = []string{"active"}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	buys := []any{}
 	for _, id := range a.buyOrder {
 		b := a.buys[id]
-		if b.account != p.principal.AccountID || (len(in.MediaBuyIDs) > 0 && !slices.Contains(in.MediaBuyIDs, id)) {
+		if b.account != p.principal.AccountID || (len(in.MediaBuyIDs) > 0 && !slices.Contains(in.MediaBuyIDs, id)) ||
+			(statuses != nil && !slices.Contains(statuses, b.status)) {
 			continue
 		}
-		buys = append(buys, map[string]any{
+		buy := map[string]any{
 			"media_buy_id": b.id, "status": b.status, "currency": b.currency, "total_budget": b.total,
 			"start_time": b.start, "end_time": b.end, "confirmed_at": ts(b.confirmed), "revision": b.revision,
 			"created_at": ts(b.created), "updated_at": ts(b.confirmed), "packages": a.packagesJSON(b, true),
-		})
+		}
+		if b.context != nil {
+			buy["context"] = b.context
+		}
+		buys = append(buys, buy)
 	}
 	return result{body: map[string]any{"media_buys": buys, "sandbox": true}}
 }

@@ -317,7 +317,7 @@ func (c *Client) session(ctx context.Context, u string, s Seller, tr *tracker) (
 func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.Context, *mcp.ClientSession, *tracker) error) error {
 	u, err := sellerclient.CheckDestination(s.URL, c.cfg.AllowPrivate)
 	if err != nil {
-		e := clientError("invalid_url", err.Error(), sellerclient.ErrInvalidURL)
+		e := clientError("invalid_url", err.Error(), sellerclient.ErrInvalidURL, sellerclient.ErrNotSent)
 		e.Op, e.Seller, e.cause = op, truncate(s.URL, 200), err
 		return e
 	}
@@ -327,11 +327,21 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 		return e
 	}
 	if caps := c.cachedCaps(u, s.Token); RequiresSigning(caps, op) {
-		e := clientError("signing_required", SkipReason(caps, op), ErrSigningRequired, sellerclient.ErrUnsupported)
+		e := clientError("signing_required", SkipReason(caps, op), ErrSigningRequired, sellerclient.ErrUnsupported, sellerclient.ErrNotSent)
 		e.Op, e.Seller = op, u
 		return e
 	}
 	var last *Error
+	// called: some attempt got an MCP session, so the operation itself may
+	// have reached the seller. Until then a failure is the session's
+	// (initialize), and the seller did nothing the operation asks for.
+	called := false
+	notSent := func(e *Error) *Error {
+		if !called {
+			e.kinds = append(e.kinds, sellerclient.ErrNotSent)
+		}
+		return e
+	}
 	for attempt := 1; attempt <= c.cfg.MaxAttempts; attempt++ {
 		if attempt > 1 {
 			if err := sleep(ctx, c.cfg.RetryBase, attempt-1); err != nil {
@@ -341,6 +351,7 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 		tr := &tracker{}
 		sess, err := c.session(ctx, u, s, tr)
 		if err == nil {
+			called = true
 			err = fn(ctx, sess, tr)
 			_ = sess.Close()
 		}
@@ -350,7 +361,7 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 		last = transportError(ctx, err, tr)
 		last.Op, last.Seller = op, u
 		if !last.Retryable || ctx.Err() != nil {
-			return last
+			return notSent(last)
 		}
 	}
 	if ctx.Err() != nil {
@@ -359,9 +370,9 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 		if last != nil {
 			e.Message += " after: " + last.Message
 		}
-		return e
+		return notSent(e)
 	}
-	return last
+	return notSent(last)
 }
 
 func sleep(ctx context.Context, base time.Duration, n int) error {

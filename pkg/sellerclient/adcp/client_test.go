@@ -382,7 +382,7 @@ func TestCreateRetriedWithSameKeyIsOneBuy(t *testing.T) {
 	if fl.n != 0 {
 		t.Fatal("the 503 was never served")
 	}
-	buys, err := e.client.GetMediaBuys(ctx(t), s)
+	buys, err := e.client.ListMediaBuys(ctx(t), s)
 	if err != nil || len(buys) != 1 {
 		t.Fatalf("buys after retry: %d %v", len(buys), err)
 	}
@@ -422,5 +422,66 @@ func TestDecimal(t *testing.T) {
 		if got := string(decimal(m)); got != want {
 			t.Errorf("%d: %s want %s", m, got, want)
 		}
+	}
+}
+
+// TestBuyFailuresSayWhetherTheSellerActed: a create_media_buy that never
+// reached the seller (refused connection) is ErrNotSent; one the seller
+// answered with an AdCP error is Answered; a buy whose answer was lost is
+// neither (its outcome is unknown). The context sent with the buy comes
+// back on ListMediaBuys, where such a buy is found again.
+func TestBuyFailuresSayWhetherTheSellerActed(t *testing.T) {
+	e := newEnv(t, nil)
+	refused := httptest.NewServer(http.NotFoundHandler())
+	refused.Close()
+	s := e.seller
+	s.URL = refused.URL + "/mcp"
+	_, err := e.client.CreateMediaBuy(ctx(t), s, buyReq(NewIdempotencyKey(), displayPkg))
+	if !sellerclient.IsNotSent(err) || Answered(err) {
+		t.Fatalf("refused: %v", err)
+	}
+
+	low := displayPkg
+	low.BudgetMicros = 1_000_000 // below the seller's minimum spend
+	_, err = e.client.CreateMediaBuy(ctx(t), e.seller, buyReq(NewIdempotencyKey(), low))
+	if !Answered(err) || sellerclient.IsNotSent(err) {
+		t.Fatalf("refused by the seller: %v", err)
+	}
+
+	// The answer is lost on the way back: sent, not answered.
+	lost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		if strings.Contains(string(b), `"create_media_buy"`) {
+			rec := httptest.NewRecorder()
+			e.agent.Handler().ServeHTTP(rec, r) // booked ...
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close() // ... and the answer dropped
+			return
+		}
+		e.agent.Handler().ServeHTTP(w, r)
+	}))
+	defer lost.Close()
+	s.URL = lost.URL + "/mcp"
+	req := buyReq(NewIdempotencyKey(), displayPkg)
+	req.Context = map[string]string{"dealflow_line": "cmp-x/line-1"}
+	oneTry := New(Config{AllowPrivate: true, MaxAttempts: 1})
+	_, err = oneTry.CreateMediaBuy(ctx(t), s, req)
+	if err == nil || sellerclient.IsNotSent(err) || Answered(err) {
+		t.Fatalf("lost answer: %v", err)
+	}
+	buys, err := e.client.ListMediaBuys(ctx(t), e.seller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, b := range buys {
+		if b.Context["dealflow_line"] == "cmp-x/line-1" {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Fatalf("buys with the line's context: %d of %d", found, len(buys))
 	}
 }

@@ -165,7 +165,15 @@ func clientError(code, msg string, kinds ...error) *Error {
 }
 
 func validationError(msg string) *Error {
-	return clientError("client_validation", msg, sellerclient.ErrValidation)
+	return clientError("client_validation", msg, sellerclient.ErrValidation, sellerclient.ErrNotSent)
+}
+
+// Answered reports whether err is the seller's own answer to the
+// operation (an AdCP error code it sent, or a task it failed or rejected):
+// the seller acted on the request and refused it, so nothing was bought.
+func Answered(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && len(e.Details) > 0
 }
 
 func badResponse(msg string, cause error) *Error {

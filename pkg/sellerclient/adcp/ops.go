@@ -591,16 +591,17 @@ func NewIdempotencyKey() string {
 }
 
 type buyRequest struct {
-	IdempotencyKey string        `json:"idempotency_key"`
-	Account        AccountRef    `json:"account"`
-	Brand          BrandRef      `json:"brand"`
-	ProposalID     string        `json:"proposal_id,omitempty"`
-	TotalBudget    *totalBudget  `json:"total_budget,omitempty"`
-	Packages       []wirePackage `json:"packages,omitempty"`
-	PONumber       string        `json:"po_number,omitempty"`
-	StartTime      string        `json:"start_time"`
-	EndTime        string        `json:"end_time"`
-	Push           *wirePush     `json:"push_notification_config,omitempty"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Account        AccountRef        `json:"account"`
+	Brand          BrandRef          `json:"brand"`
+	ProposalID     string            `json:"proposal_id,omitempty"`
+	TotalBudget    *totalBudget      `json:"total_budget,omitempty"`
+	Packages       []wirePackage     `json:"packages,omitempty"`
+	PONumber       string            `json:"po_number,omitempty"`
+	StartTime      string            `json:"start_time"`
+	EndTime        string            `json:"end_time"`
+	Push           *wirePush         `json:"push_notification_config,omitempty"`
+	Context        map[string]string `json:"context,omitempty"`
 }
 
 type totalBudget struct {
@@ -644,7 +645,7 @@ func (r MediaBuyRequest) encode() (json.RawMessage, error) {
 		return nil, validationError("end must be set and after start")
 	}
 	w := buyRequest{IdempotencyKey: r.IdempotencyKey, Account: r.Account, Brand: r.Brand, ProposalID: r.ProposalID,
-		PONumber: r.PONumber, StartTime: "asap", EndTime: r.End.UTC().Format(time.RFC3339)}
+		PONumber: r.PONumber, StartTime: "asap", EndTime: r.End.UTC().Format(time.RFC3339), Context: r.Context}
 	if !r.Start.IsZero() {
 		w.StartTime = r.Start.UTC().Format(time.RFC3339)
 	}
@@ -733,6 +734,7 @@ type wireBuy struct {
 	TotalBudget    *float64          `json:"total_budget"`
 	StartTime      string            `json:"start_time"`
 	EndTime        string            `json:"end_time"`
+	Context        map[string]any    `json:"context"`
 	Errors         []json.RawMessage `json:"errors"`
 	Packages       []struct {
 		PackageID       string   `json:"package_id"`
@@ -755,6 +757,14 @@ func decodeBuy(raw json.RawMessage) (*MediaBuy, error) {
 	m := &MediaBuy{Status: w.Status, TaskID: w.TaskID, Message: truncate(w.Message, 2000), Replayed: w.Replayed,
 		MediaBuyID: w.MediaBuyID, MediaBuyStatus: w.MediaBuyStatus, Revision: w.Revision, Currency: w.Currency,
 		StartTime: parseTime(w.StartTime), EndTime: parseTime(w.EndTime)}
+	for k, v := range w.Context {
+		if s, ok := v.(string); ok {
+			if m.Context == nil {
+				m.Context = map[string]string{}
+			}
+			m.Context[k] = s
+		}
+	}
 	if w.ConfirmedAt != nil {
 		m.ConfirmedAt = parseTime(*w.ConfirmedAt)
 	}
@@ -899,6 +909,22 @@ func (c *Client) GetMediaBuys(ctx context.Context, s Seller, ids ...string) ([]M
 	if len(ids) > 0 {
 		req["media_buy_ids"] = ids
 	}
+	return c.getMediaBuys(ctx, s, req)
+}
+
+// MediaBuyStatuses are every status a media buy can have
+// (enums/media-buy-status.json).
+var MediaBuyStatuses = []string{"pending_creatives", "pending_start", "active", "paused", "completed", "rejected", "canceled"}
+
+// ListMediaBuys reads every media buy of the seller's account, whatever its
+// status (without ids a seller would list only active ones). A buyer
+// finds its own buys in it by the context it sent with create_media_buy,
+// which sellers echo on read surfaces for exactly this reconciliation.
+func (c *Client) ListMediaBuys(ctx context.Context, s Seller) ([]MediaBuy, error) {
+	return c.getMediaBuys(ctx, s, map[string]any{"status_filter": MediaBuyStatuses})
+}
+
+func (c *Client) getMediaBuys(ctx context.Context, s Seller, req map[string]any) ([]MediaBuy, error) {
 	if s.Account != nil {
 		req["account"] = s.Account
 	}

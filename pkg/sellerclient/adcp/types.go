@@ -306,6 +306,10 @@ type MediaBuyRequest struct {
 	Currency          string // of TotalBudgetMicros (default USD)
 	PONumber          string
 	Push              *PushConfig
+	// Context is echoed by the seller on read surfaces (get_media_buys):
+	// the buyer's own reference to find the buy again when the answer to
+	// create_media_buy was lost.
+	Context map[string]string
 }
 
 // PackageRequest is media-buy/package-request.json in micros.
@@ -348,6 +352,9 @@ type MediaBuy struct {
 	EndTime           time.Time
 	Packages          []Package
 	Replayed          bool
+	// Context is the context sent with create_media_buy, as the seller
+	// echoes it (string values only).
+	Context map[string]string
 }
 
 // Booked reports a confirmed buy (a media_buy_id was assigned).
