@@ -9,9 +9,9 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
-// TestBinaryMatchesSDK checks the wire form the bus publishes against the
+// TestBinaryMatchesCloudEventsLibrary checks the wire form the bus publishes against the
 // CloudEvents SDK's own NATS binding reader.
-func TestBinaryMatchesSDK(t *testing.T) {
+func TestBinaryMatchesCloudEventsLibrary(t *testing.T) {
 	t.Parallel()
 	e, err := events.New(events.KindSellerSkipped, "id-2", events.StageKitfetcher, "c-9",
 		events.SellerSkipped{CampaignID: "c-9", SellerURL: "https://s.example", Stage: events.StageKitfetcher, Code: "timeout", Reason: "slow"})

@@ -21,6 +21,7 @@ import (
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 func TestDemoJSONCompletes(t *testing.T) {
@@ -46,6 +47,7 @@ func TestDemoJSONCompletes(t *testing.T) {
 			Spend       float64       `json:"spend"`
 			SpendMicros events.Micros `json:"spend_micros"`
 			Impressions int64         `json:"impressions"`
+			Protocol    string        `json:"protocol"`
 		} `json:"deals"`
 		SkippedSellers []struct{ SellerURL, Reason string } `json:"skipped_sellers"`
 		Negotiations   []struct {
@@ -64,7 +66,11 @@ func TestDemoJSONCompletes(t *testing.T) {
 	// exact sum of the deals' booked amounts.
 	var sum events.Micros
 	for _, d := range res.Deals {
-		if d.CPM != d.CPMMicros.Dollars() || d.Spend != d.SpendMicros.Dollars() || d.SpendMicros != events.CostMicros(d.Impressions, d.CPMMicros) {
+		cost := events.CostMicros(d.Impressions, d.CPMMicros)
+		if d.Protocol == "adcp" {
+			cost = adcp.MinorUnitFloor(cost, "USD") // an AdCP budget is whole cents, never above the cost
+		}
+		if d.CPM != d.CPMMicros.Dollars() || d.Spend != d.SpendMicros.Dollars() || d.SpendMicros != cost {
 			t.Fatalf("deal %+v: dollars not derived from micros or spend not the booked amount", d)
 		}
 		sum += d.SpendMicros

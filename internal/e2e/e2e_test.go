@@ -25,6 +25,7 @@ import (
 	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 type stack struct {
@@ -143,7 +144,13 @@ func TestDemoCampaignBooksWithinBudget(t *testing.T) {
 		if booked[id] != 1 {
 			t.Fatalf("deal %s booked %d times at the seller", id, booked[id])
 		}
-		if got := events.CostMicros(d.Impressions, d.CPMMicros); d.SpendMicros != got || d.Spend != got.Dollars() {
+		got := events.CostMicros(d.Impressions, d.CPMMicros)
+		if d.Protocol == "adcp" {
+			// An AdCP buy's budget is the cost rounded down to the cent
+			// (adcp.MinorUnitFloor), the amount sent and booked.
+			got = adcp.MinorUnitFloor(got, "USD")
+		}
+		if d.SpendMicros != got || d.Spend != got.Dollars() {
 			t.Fatalf("deal %s spend %d micros != impressions x CPM / 1000 = %d", d.DealID, d.SpendMicros, got)
 		}
 		perSeller[d.SellerURL] += d.SpendMicros

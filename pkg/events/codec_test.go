@@ -291,10 +291,10 @@ func TestDecodeCopiesTheData(t *testing.T) {
 	}
 }
 
-// TestValidateShortcutAgreesWithTheSDK: the publish-time shortcut accepts
+// TestValidateShortcutAgreesWithCloudEvents: the publish-time shortcut accepts
 // only events the SDK's Validate accepts, and the remembered source text
 // is the SDK's.
-func TestValidateShortcutAgreesWithTheSDK(t *testing.T) {
+func TestValidateShortcutAgreesWithCloudEvents(t *testing.T) {
 	base, err := New(KindSellerSkipped, "id-1", StageKitfetcher, "c-1", samplePayloads()[KindSellerSkipped.Type])
 	if err != nil {
 		t.Fatal(err)

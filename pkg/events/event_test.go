@@ -33,10 +33,10 @@ func TestTraceparentOf(t *testing.T) {
 	}
 }
 
-// TestNewMatchesTheSDKSetters: New fills the CloudEvents context directly;
+// TestNewMatchesTheCloudEventsSetters: New fills the CloudEvents context directly;
 // the event must be the one the SDK's setters build, attribute for
 // attribute, and its wire form the same.
-func TestNewMatchesTheSDKSetters(t *testing.T) {
+func TestNewMatchesTheCloudEventsSetters(t *testing.T) {
 	payload := SellerSkipped{CampaignID: "c-1", SellerURL: "http://s", Stage: StageKitfetcher, Code: "x", Reason: "y"}
 	for _, stage := range []string{StageKitfetcher, "bench", "a b"} {
 		got, err := New(KindSellerSkipped, "id-1", stage, "c-1", payload)

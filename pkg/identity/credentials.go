@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -49,15 +50,25 @@ type Credentials struct {
 }
 
 // AdCP seller entry fields of the credentials document, beside the tiers:
-// {"sellers":{"<url>":{"bearer_token":"..","account":"acct-1","brand":"acme.example"}}}.
+// {"sellers":{"<url>":{"bearer_token":"..","account":"acct-1","brand":"acme.example"}}}
+// names the account by its seller-assigned id;
+// {"sellers":{"<url>":{"bearer_token":"..","brand":"acme.example","operator":"agency.example"}}}
+// by AdCP's natural key (brand + operator), the form sellers with
+// buyer-declared accounts resolve. One form per seller, not both.
 const (
 	FieldBearerToken = "bearer_token"
 	FieldAccount     = "account"
 	FieldBrand       = "brand"
+	FieldOperator    = "operator"
 )
 
-// adcpSet is one AdCP seller's bearer token, account id and brand domain.
-type adcpSet struct{ token, account, brand string }
+// domainRE is AdCP's domain pattern for brand.domain and operator
+// (core/brand-ref.json, core/account-ref.json): lower case.
+var domainRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+
+// adcpSet is one AdCP seller's bearer token, account id, brand domain and
+// operator domain.
+type adcpSet struct{ token, account, brand, operator string }
 
 // String hides the token if an adcpSet is ever printed.
 func (a *adcpSet) String() string { return redacted }
@@ -70,13 +81,16 @@ func (a *adcpSet) GoString() string { return redacted }
 // never prints.
 type ADCPIdentity struct {
 	Token   string
-	Account string
-	Brand   string
+	Account string // seller-assigned account_id ("" = natural key or none)
+	Brand   string // brand domain
+	// Operator is the domain operating on the brand's behalf; with Brand
+	// it is the account's natural key (used when Account is "").
+	Operator string
 }
 
 // String names the account and brand, never the token.
 func (a ADCPIdentity) String() string {
-	return "ADCPIdentity{account " + a.Account + ", brand " + a.Brand + ", token " + redacted + "}"
+	return "ADCPIdentity{account " + a.Account + ", brand " + a.Brand + ", operator " + a.Operator + ", token " + redacted + "}"
 }
 
 // GoString keeps %#v from printing the token.
@@ -110,27 +124,48 @@ func (c *Credentials) SetADCP(sellerURL, token, account, brand string) {
 	}
 }
 
+// SetADCPIdentity is SetADCP with the account's natural key: the operator
+// beside the brand (empty values keep the stored ones).
+func (c *Credentials) SetADCPIdentity(sellerURL string, id ADCPIdentity) {
+	c.SetADCP(sellerURL, id.Token, id.Account, id.Brand)
+	if id.Operator == "" {
+		return
+	}
+	u, ok := canonical(sellerURL)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.adcp[u].operator = id.Operator
+}
+
 // ADCP returns the AdCP identity to use with sellerURL at tier t. Public is
 // the zero identity (no token, no account, no brand). Above public the token
-// is the seller's tier key when it has one, else its bearer_token; account
-// and brand are the entry's. ok is false when no token exists for t.
+// is the seller's own tier key when it has one, else its bearer_token, else
+// the default key for t (a default key is an IAB seller's key; the seller's
+// own bearer token is the one it issued); account, brand and operator are
+// the entry's. ok is false when no token exists for t.
 func (c *Credentials) ADCP(sellerURL string, t Tier) (ADCPIdentity, bool) {
 	if t == TierPublic || t == "" {
 		return ADCPIdentity{}, true
 	}
-	if c == nil {
+	if c == nil || !t.Valid() {
 		return ADCPIdentity{}, false
 	}
 	var out ADCPIdentity
 	if u, ok := canonical(sellerURL); ok {
 		c.mu.RLock()
 		if a := c.adcp[u]; a != nil {
-			out = ADCPIdentity{Token: a.token, Account: a.account, Brand: a.brand}
+			out = ADCPIdentity{Token: a.token, Account: a.account, Brand: a.brand, Operator: a.operator}
+		}
+		if ks := c.sellers[u]; ks != nil && ks.keys[t.Rank()] != "" {
+			out.Token = ks.keys[t.Rank()]
 		}
 		c.mu.RUnlock()
 	}
-	if k, ok := c.Key(sellerURL, t); ok {
-		out.Token = k
+	if out.Token == "" {
+		out.Token, _ = c.Key(sellerURL, t)
 	}
 	return out, out.Token != ""
 }
@@ -241,13 +276,13 @@ func (c *Credentials) merge(data []byte) error {
 		key  string
 	}
 	var entries []entry
-	type adcpEntry struct{ url, token, account, brand string }
+	type adcpEntry struct{ url, token, account, brand, operator string }
 	var adcps []adcpEntry
 	check := func(where string, m map[string]string, u string) error {
 		var ad adcpEntry
 		for name, key := range m {
 			switch name {
-			case FieldBearerToken, FieldAccount, FieldBrand:
+			case FieldBearerToken, FieldAccount, FieldBrand, FieldOperator:
 				if u == "" {
 					return fmt.Errorf("%w: %s: %s is per seller, not a default", ErrCredentials, where, name)
 				}
@@ -259,6 +294,8 @@ func (c *Credentials) merge(data []byte) error {
 					ad.token = strings.TrimSpace(key)
 				case FieldAccount:
 					ad.account = strings.TrimSpace(key)
+				case FieldOperator:
+					ad.operator = strings.TrimSpace(key)
 				default:
 					ad.brand = strings.TrimSpace(key)
 				}
@@ -274,6 +311,20 @@ func (c *Credentials) merge(data []byte) error {
 			entries = append(entries, entry{u, t, strings.TrimSpace(key)})
 		}
 		if ad != (adcpEntry{}) {
+			// The account is AdCP's AccountReference: an account_id, or
+			// brand + operator; a half-configured one is refused here,
+			// naming the field, rather than at the first buy.
+			for _, f := range []struct{ name, v string }{{FieldBrand, ad.brand}, {FieldOperator, ad.operator}} {
+				if f.v != "" && !domainRE.MatchString(f.v) {
+					return fmt.Errorf("%w: %s: field %s: %q is not a lower-case domain (AdCP brand.domain / operator)", ErrCredentials, where, f.name, f.v)
+				}
+			}
+			switch {
+			case ad.account != "" && ad.operator != "":
+				return fmt.Errorf("%w: %s: fields %s and %s: name the account by its account_id (%s) or by brand + operator, not both", ErrCredentials, where, FieldAccount, FieldOperator, FieldAccount)
+			case ad.operator != "" && ad.brand == "":
+				return fmt.Errorf("%w: %s: field %s: an operator names an account only with its brand (field %s)", ErrCredentials, where, FieldOperator, FieldBrand)
+			}
 			ad.url = u
 			adcps = append(adcps, ad)
 		}
@@ -306,7 +357,7 @@ func (c *Credentials) merge(data []byte) error {
 		}
 	}
 	for _, a := range adcps {
-		c.SetADCP(a.url, a.token, a.account, a.brand)
+		c.SetADCPIdentity(a.url, ADCPIdentity{Token: a.token, Account: a.account, Brand: a.brand, Operator: a.operator})
 	}
 	return nil
 }
@@ -476,6 +527,9 @@ func (c *Credentials) redactedDoc() credentialsDoc {
 		}
 		if a.brand != "" {
 			m[FieldBrand] = a.brand
+		}
+		if a.operator != "" {
+			m[FieldOperator] = a.operator
 		}
 	}
 	doc.Default = names(c.def)

@@ -338,3 +338,29 @@ func TestCredentialsADCP(t *testing.T) {
 		}
 	}
 }
+
+func TestCredentialsADCPNaturalKey(t *testing.T) {
+	c, err := ParseCredentials([]byte(`{"sellers":{
+		"https://sdk.example":{"bearer_token":"tok-secret-3","brand":"acme.example","operator":"agency.example"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := c.ADCP("https://sdk.example", TierSeat)
+	if !ok || id.Account != "" || id.Brand != "acme.example" || id.Operator != "agency.example" {
+		t.Fatalf("natural key: %v %v", id, ok)
+	}
+	if b, _ := json.Marshal(c); !strings.Contains(string(b), `"operator":"agency.example"`) || strings.Contains(string(b), "tok-secret") {
+		t.Fatalf("marshalled: %s", b)
+	}
+	for bad, field := range map[string]string{
+		`{"sellers":{"https://a.example":{"bearer_token":"t","operator":"agency.example"}}}`:                               "field operator",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","account":"a1","brand":"b.example","operator":"o.example"}}}`: "fields account and operator",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"Acme.Example","operator":"o.example"}}}`:             "field brand",
+		`{"sellers":{"https://a.example":{"bearer_token":"t","brand":"b.example","operator":"o_x"}}}`:                      "field operator",
+	} {
+		_, err := ParseCredentials([]byte(bad))
+		if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "https://a.example") {
+			t.Errorf("%s: %v (want an error naming the seller and %s)", bad, err, field)
+		}
+	}
+}

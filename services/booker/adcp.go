@@ -257,6 +257,8 @@ func adcpDealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine
 	if d.DealType == "" {
 		d.DealType = "adcp"
 	}
+	sent := adcpSentSpend(l)
+	d.SpendMicros = sent
 	for _, p := range m.Packages {
 		if p.ProductID == q.Package.ProductID || len(m.Packages) == 1 {
 			d.SellerPackageID = p.PackageID
@@ -269,8 +271,35 @@ func adcpDealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine
 			break
 		}
 	}
-	d.CPMMismatch = d.CPMMicros != l.CPMMicros || d.SpendMicros != l.SpendMicros
+	if booked, ids := proposalBooked(q, m); booked > 0 {
+		d.SpendMicros, d.SellerPackageID = booked, ids
+	}
+	d.CPMMismatch = d.CPMMicros != l.CPMMicros || d.SpendMicros != sent
 	return d
+}
+
+// adcpSentSpend is the budget create_media_buy sent for a line: its spend
+// rounded down to the currency's minor unit (adcp.MinorUnitFloor, as the
+// client encodes it), never above the agreed spend.
+func adcpSentSpend(l events.PlanLine) events.Micros {
+	return adcp.MinorUnitFloor(l.SpendMicros, "USD")
+}
+
+// proposalBooked is what the seller booked for a proposal bought whole
+// (several packages, one per allocation): the sum of their budgets, and
+// their package ids joined with commas (the line is all of them); 0 when
+// the line is not a proposal of several packages.
+func proposalBooked(q events.QuoteReady, m *adcp.MediaBuy) (events.Micros, string) {
+	if q.Package.ProposalID == "" || q.Package.ProductID != "" || len(m.Packages) < 2 {
+		return 0, ""
+	}
+	var sum events.Micros
+	ids := make([]string, 0, len(m.Packages))
+	for _, p := range m.Packages {
+		sum += p.BudgetMicros
+		ids = append(ids, p.PackageID)
+	}
+	return sum, strings.Join(ids, ",")
 }
 
 func adcpFailCode(err error) string {
@@ -309,6 +338,9 @@ func proposalOf(q events.QuoteReady, line *LedgerLine) string {
 func (b *Booker) refinalize(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, q events.QuoteReady, l events.PlanLine,
 	line *LedgerLine, seller adcp.Seller, timeout time.Duration) (string, error) {
 	p := q.Package
+	if p.ProductID == "" {
+		return b.refinalizeProposal(ctx, led, c, q, l, line, seller, timeout)
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	pr, prod, err := b.ADCP.CommitProduct(cctx, seller, p.ProductID, p.PricingOptionID, adcp.ProposalAsk(p.ProductID, p.PricingOptionID, l.CPMMicros, l.SpendMicros, l.Impressions), b.clock())
 	cancel()
@@ -319,6 +351,38 @@ func (b *Booker) refinalize(ctx context.Context, led *bus.Store[Ledger], c *camp
 		return "proposal " + p.ProposalID + " expired and re-finalizing it failed: " + err.Error(), nil
 	case !prod.Option(p.PricingOptionID).PriceHolds(l.CPMMicros):
 		return fmt.Sprintf("proposal %s expired and the seller's price no longer stands at the agreed %s", p.ProposalID, l.CPMMicros.Cents()), nil
+	}
+	line.ProposalID, line.BookKey = pr.ProposalID, events.NewID()
+	if err := saveLine(ctx, led, c.ID, line); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+// refinalizeProposal commits again a proposal the seller answered the brief
+// with (no product of its own) after its hold lapsed: refine finalize of the
+// same proposal, which must come back committed, held in the future and not
+// dearer than the agreed CPM. Results as refinalize.
+func (b *Booker) refinalizeProposal(ctx context.Context, led *bus.Store[Ledger], c *campaign.Campaign, q events.QuoteReady, l events.PlanLine,
+	line *LedgerLine, seller adcp.Seller, timeout time.Duration) (string, error) {
+	id := q.Package.ProposalID
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	pr, prods, err := b.ADCP.FinalizeProposalWithProducts(cctx, seller, id)
+	cancel()
+	switch {
+	case err != nil && unknownOutcome(err):
+		return "", unknown(fmt.Errorf("booker: re-finalizing proposal %s: %w", id, err))
+	case err != nil:
+		return "proposal " + id + " expired and re-finalizing it failed: " + err.Error(), nil
+	case pr.Status != "" && pr.Status != "committed":
+		return fmt.Sprintf("proposal %s expired and is %s after finalize", id, pr.Status), nil
+	case !pr.ExpiresAt.IsZero() && !pr.ExpiresAt.After(b.clock()):
+		return fmt.Sprintf("proposal %s expired and its new hold ends in the past (%s)", id, pr.ExpiresAt.UTC().Format(time.RFC3339)), nil
+	}
+	if len(prods) > 0 {
+		if pq, err := pr.Price(prods); err != nil || pq.CPMMicros > l.CPMMicros {
+			return fmt.Sprintf("proposal %s expired and no longer prices at the agreed %s (%v)", id, l.CPMMicros.Cents(), err), nil
+		}
 	}
 	line.ProposalID, line.BookKey = pr.ProposalID, events.NewID()
 	if err := saveLine(ctx, led, c.ID, line); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/adcpauth"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
@@ -220,15 +221,18 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		if code == "" && sel.Compliance == "failing" {
 			code, reason = "non_compliant", "the registry reports the agent's compliance as failing; it is not shopped"
 		}
-		if code == "" && sel.Protocol.IsADCP() {
-			code, reason = s.adcpSkip(ctx, sel)
-			if err := ctx.Err(); err != nil {
-				return res, err // shutting down: retried, not a skip
-			}
-		}
 		if code == "" {
 			d, derr := identity.Decide(s.Strategy, s.Caps, req.Buyer, sel.Trust, dealContext(req), s.Credentials.Available(url))
+			if derr == nil && sel.Protocol.IsADCP() {
+				// After the decision: every call to the seller carries
+				// the credential of the tier it will be shopped at.
+				code, reason = s.adcpSkip(ctx, sel, d.Tier)
+				if err := ctx.Err(); err != nil {
+					return res, err // shutting down: retried, not a skip
+				}
+			}
 			switch {
+			case code != "":
 			case errors.Is(derr, identity.ErrBlocked):
 				code, reason = "blocked", "seller is blocked"
 			case derr != nil:
@@ -252,12 +256,20 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 	return res, nil
 }
 
-// adcpSkip asks an AdCP seller for its capabilities (public, cached by the
-// client) and skips it when it requires request signing for an operation
-// dealflow uses, or cannot be asked at all.
-func (s *Service) adcpSkip(ctx context.Context, sel events.Seller) (code, reason string) {
+// adcpSkip checks an AdCP seller before it is shopped, with the credential
+// of the tier decided for it (none at public): get_adcp_capabilities
+// (cached by the client), request signing, and, above public, the account
+// the credentials name (list_accounts / sync_accounts, adcp.ResolveAccount)
+// and the brand every buy needs. A refused credential is unauthorized,
+// naming the MCP request refused, never unreachable; none of these checks
+// is retried or waited for.
+func (s *Service) adcpSkip(ctx context.Context, sel events.Seller, tier identity.Tier) (code, reason string) {
 	if s.ADCP == nil {
 		return "", ""
+	}
+	seller, err := adcpauth.Seller(s.Credentials, sel, tier)
+	if err != nil {
+		return "credentials", err.Error()
 	}
 	timeout := s.Finder.Timeout
 	if timeout <= 0 {
@@ -265,17 +277,53 @@ func (s *Service) adcpSkip(ctx context.Context, sel events.Seller) (code, reason
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	caps, err := s.ADCP.GetCapabilities(cctx, adcp.Seller{URL: sel.Endpoint()})
+	caps, err := s.ADCP.GetCapabilities(cctx, seller)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return "timeout", "get_adcp_capabilities: no answer within " + timeout.String()
-		}
-		return "unreachable", "get_adcp_capabilities failed: " + err.Error()
+		return adcpCallSkip(err, "get_adcp_capabilities", tier, timeout)
 	}
 	if r := adcp.SkipReason(caps, adcp.OpGetProducts, adcp.OpCreateMediaBuy); r != "" {
 		return "signing_required", r
 	}
+	if seller.Token == "" {
+		return "", ""
+	}
+	if seller.Account == nil {
+		return "account", fmt.Sprintf("the credentials for AdCP seller %s name no account: set %s in its entry (every AdCP buy names the account)",
+			sel.URL, adcpauth.CredentialsField(""))
+	}
+	if seller.Brand == nil {
+		return "account", fmt.Sprintf(`the credentials for AdCP seller %s name no brand: set "%s" (the advertiser's brand domain, sent as brand on every buy)`,
+			sel.URL, identity.FieldBrand)
+	}
+	_, err = s.ADCP.ResolveAccount(cctx, seller, caps)
+	var ae *adcp.Error
+	switch {
+	case errors.Is(err, adcp.ErrAccount) && errors.As(err, &ae):
+		return "account", fmt.Sprintf("AdCP seller %s has no usable account for the credentials' %s: %s",
+			sel.URL, adcpauth.CredentialsField(ae.Field), ae.Message)
+	case err != nil:
+		return adcpCallSkip(err, "the account check", tier, timeout)
+	}
 	return "", ""
+}
+
+// adcpCallSkip is the skip of a seller whose check call failed: a refused
+// credential (401/403 or an AdCP auth error) is unauthorized, a deadline
+// is timeout, anything else unreachable; the reason names the call.
+func adcpCallSkip(err error, what string, tier identity.Tier, timeout time.Duration) (code, reason string) {
+	switch {
+	case errors.Is(err, sellerclient.ErrUnauthorized), errors.Is(err, sellerclient.ErrForbidden):
+		cred := "the " + string(tier) + " bearer token"
+		if tier == identity.TierPublic || tier == "" {
+			cred = "no credential (public tier)"
+		}
+		return "unauthorized", what + ": the seller refused " + cred + ": " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", what + ": no answer within " + timeout.String()
+	case errors.Is(err, sellerclient.ErrNotFound):
+		return "unreachable", what + ": no MCP endpoint answered (dealflow speaks AdCP over MCP only, not A2A): " + err.Error()
+	}
+	return "unreachable", what + " failed: " + err.Error()
 }
 
 // blockList indexes the blocked sellers of one discovery (registry, known

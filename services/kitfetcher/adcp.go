@@ -23,9 +23,24 @@ func (s *Service) fetchADCP(ctx context.Context, sf events.SellerFound) ([]event
 	if err != nil {
 		return nil, &SkipError{"credentials", err.Error()}
 	}
-	res, err := s.ADCP.GetProducts(ctx, seller, adcp.QueryFromShoppingBrief(sf.Brief))
+	res, err := s.ADCP.GetProductsAnyPricing(ctx, seller, adcp.QueryFromShoppingBrief(sf.Brief))
 	if err != nil {
 		return nil, &SkipError{SkipCode(err), err.Error()}
+	}
+	var unpricedProposals []string
+	if len(res.Proposals) > 0 {
+		// A seller that answers a brief with proposals is bought through
+		// them (a proposal-mode seller may sell nothing else); products
+		// are their components, priced into each proposal. When none of
+		// them prices (an auction allocation), the products are shopped.
+		props, why := ProposalPackages(res)
+		if fit := FitPackages(props, sf.Brief); len(fit) > 0 {
+			return fit, nil
+		}
+		if len(props) > 0 {
+			return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d proposals fits the brief (formats %v)", len(props), wantedFormats(sf.Brief))}
+		}
+		unpricedProposals = why
 	}
 	pkgs, unpriced, other := ADCPPackages(res.Products)
 	fit := FitPackages(pkgs, sf.Brief)
@@ -36,8 +51,11 @@ func (s *Service) fetchADCP(ctx context.Context, sf events.SellerFound) ([]event
 	case unpriced > 0 && len(pkgs) == 0:
 		return nil, &SkipError{"no_prices", fmt.Sprintf("the seller answered %d products whose %d CPM pricing options carry no price (public tier, no account: cache_scope %q); nothing to bid or buy at",
 			len(res.Products), unpriced, res.CacheScope)}
+	case len(unpricedProposals) > 0:
+		return nil, &SkipError{"no_priced_proposals", fmt.Sprintf("the seller answered the brief with %d proposals, none of which can be priced (%s), and none of its %d products fits the brief",
+			len(res.Proposals), strings.Join(unpricedProposals, "; "), len(res.Products))}
 	default:
-		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d products (%d priced CPM options, %d other options) fit the brief (formats %v)",
+		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d products (%d priced CPM options, %d options dealflow does not buy: not CPM, or not in USD) fit the brief (formats %v)",
 			len(res.Products), len(pkgs), other, wantedFormats(sf.Brief))}
 	}
 }
@@ -61,7 +79,10 @@ func ADCPPackages(products []adcp.Product) (pkgs []events.Package, unpriced, oth
 				continue
 			}
 			e := events.Package{ID: p.ProductID + "/" + o.PricingOptionID, Name: p.Name, ProductID: p.ProductID, AdFormats: formats,
-				Currency: "USD", PricingOptionID: o.PricingOptionID, MinSpendMicros: o.MinSpendMicros}
+				Currency: "USD", PricingOptionID: o.PricingOptionID, MinSpendMicros: o.MinSpendMicros,
+				// The seller's availability forecast; a spend curve says
+				// what a budget buys, not what is available.
+				AvailableImpressions: p.Forecast.Available()}
 			if o.Fixed {
 				e.PricingModel = events.PricingFixed
 				e.ExactPriceMicros = o.FixedPriceMicros
@@ -86,6 +107,35 @@ func ADCPPackages(products []adcp.Product) (pkgs []events.Package, unpriced, oth
 		}
 	}
 	return pkgs, unpriced, other
+}
+
+// ProposalIDPrefix starts the package id of a proposal (proposal:<id>).
+const ProposalIDPrefix = "proposal:"
+
+// ProposalPackages turns a brief answer's proposals into packages: one per
+// proposal that prices (adcp.Proposal.Price: each allocation a fixed CPM of
+// the answer's products), id proposal:<proposal_id>, a fixed price at the
+// blended CPM, the smallest total budget that meets every allocation's
+// minimum spend as the minimum order, the allocated products' formats and
+// their forecast availability. The booker buys it with create_media_buy
+// {proposal_id, total_budget} once the negotiator has finalized it. why
+// lists the proposals that do not price.
+func ProposalPackages(res *adcp.Products) (pkgs []events.Package, why []string) {
+	for _, pr := range res.Proposals {
+		if pr.ProposalID == "" {
+			continue
+		}
+		q, err := pr.Price(res.Products)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		pkgs = append(pkgs, events.Package{ID: ProposalIDPrefix + pr.ProposalID, Name: q.Explain, AdFormats: channelWords(q.Channels), Currency: "USD",
+			PricingModel: events.PricingFixed, ExactPriceMicros: q.CPMMicros, PriceLowMicros: q.CPMMicros, PriceHighMicros: q.CPMMicros,
+			PriceRange: q.CPMMicros.Cents() + " CPM blended", MinSpendMicros: q.MinSpendMicros,
+			AvailableImpressions: q.Available, ProposalID: pr.ProposalID})
+	}
+	return pkgs, why
 }
 
 // channelWords maps AdCP channels to dealflow's format words (olv is video).

@@ -43,6 +43,9 @@ func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) eve
 	p := pf.Package
 	res := events.QuoteReady{CampaignID: pf.CampaignID, Seller: pf.Seller, Package: p, PackagesTotal: pf.PackagesTotal, Tier: pf.Disclosure.Tier,
 		DealType: "adcp", QuoteID: ADCPQuoteID(pf.Seller.URL, p)}
+	if p.ProposalID != "" && p.ProductID == "" {
+		return s.negotiateProposal(ctx, res, pf)
+	}
 	if p.ProductID == "" || p.PricingOptionID == "" {
 		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "AdCP package without product or pricing option"
 		return res
@@ -112,6 +115,19 @@ func (s *Service) negotiateADCP(ctx context.Context, pf events.PackageFound) eve
 	case bid > maxCPM:
 		bid, why = maxCPM, why+", capped at the max CPM"
 	}
+	// A bid is sent as a price in the currency's minor unit: rounded down
+	// (never above what the strategy chose), but not below the floor.
+	if r := adcp.MinorUnitFloor(bid, p.Currency); r != bid {
+		bid = r
+		if bid < floor {
+			bid = adcp.MinorUnitFloor(floor+9_999, p.Currency) // the floor, rounded up to the cent
+		}
+		if bid > maxCPM {
+			res.QuoteID, res.Outcome = "", events.OutcomeWalkedAway
+			res.Reason = fmt.Sprintf("no whole-cent bid between the auction floor %s and the buyer's max CPM %s", floor.Cents(), maxCPM.Cents())
+			return res
+		}
+	}
 	if bid <= 0 {
 		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "auction option without a floor, guidance or buyer target to bid from"
 		return res
@@ -135,7 +151,17 @@ func (s *Service) volume(res *events.QuoteReady, pf events.PackageFound) {
 		}
 		imps = new(big.Int).Quo(new(big.Int).Mul(big.NewInt(int64(spend)), big.NewInt(1000)), big.NewInt(int64(cpm))).Int64()
 	}
-	res.Impressions, res.AvailableImpressions = imps, imps
+	// Availability is only the seller's forecast (0: none stated), never
+	// the volume the spend buys.
+	res.Impressions, res.AvailableImpressions = imps, pf.Package.AvailableImpressions
+	if a := pf.Package.AvailableImpressions; a > 0 && a < imps {
+		// The seller's availability forecast caps the volume.
+		res.Impressions = a
+		res.Reason += fmt.Sprintf("; volume capped by the seller's availability forecast (%d impressions)", a)
+	} else if a > 0 {
+		res.Reason += fmt.Sprintf("; the seller forecasts %d impressions available", a)
+	}
+	imps = res.Impressions
 	if m := pf.Package.MinSpendMicros; m > 0 {
 		// ceil(min spend x 1000 / cpm): the fewest impressions whose cost
 		// reaches the seller's minimum budget.
@@ -202,6 +228,78 @@ func (s *Service) propose(ctx context.Context, res *events.QuoteReady, pf events
 	exp := pr.ExpiresAt.UTC()
 	res.Package.ProposalID, res.QuoteExpiresAt = pr.ProposalID, &exp
 	res.Reason += fmt.Sprintf("; committed in proposal %s at %s, held until %s", pr.ProposalID, res.FinalCPMMicros.Cents(), exp.Format(time.RFC3339))
+}
+
+// negotiateProposal prices a proposal a seller answered the brief with
+// (kitfetcher.ProposalPackages: a fixed price, the blended CPM of its
+// allocations) and commits it: get_products refine {scope proposal,
+// action finalize}. The finalized proposal must be committed (or carry no
+// status: ready to buy) with an expires_at in the future when it carries
+// one, and, where the answer carries the products again, still price at or
+// below the quoted CPM. The QuoteReady then carries the proposal, held until
+// quote_expires_at, for the booker's create_media_buy {proposal_id,
+// total_budget}; the volume is what the spend one seller may get buys at
+// the blended CPM, within the proposal's minimum budget and availability.
+// A proposal cannot be bought otherwise: a failed finalize is an error
+// outcome, the seller's refusal a rejected one.
+func (s *Service) negotiateProposal(ctx context.Context, res events.QuoteReady, pf events.PackageFound) events.QuoteReady {
+	p := pf.Package
+	res.Outcome, res.ListCPMMicros, res.FinalCPMMicros = events.OutcomeFixedPrice, p.ExactPriceMicros, p.ExactPriceMicros
+	res.Reason = "fixed price: the proposal's blended CPM (" + p.Name + ")"
+	if p.ExactPriceMicros <= 0 {
+		res.QuoteID, res.Outcome, res.Reason = "", events.OutcomeError, "proposal without a price"
+		return res
+	}
+	s.volume(&res, pf)
+	if res.QuoteID == "" {
+		return res
+	}
+	fail := func(outcome, why string) events.QuoteReady {
+		res.QuoteID, res.Outcome, res.FinalCPMMicros = "", outcome, 0
+		res.Reason = why
+		return res
+	}
+	if s.ADCP == nil {
+		return fail(events.OutcomeError, "proposal "+p.ProposalID+" not finalized: this negotiator has no AdCP client")
+	}
+	seller, err := adcpauth.Seller(s.Credentials, pf.Seller, pf.Disclosure.Tier)
+	if err != nil || seller.Token == "" || seller.Account == nil {
+		return fail(events.OutcomeError, fmt.Sprintf("proposal %s not finalized: proposals are account-specific and tier %s has no token and account (%v)", p.ProposalID, pf.Disclosure.Tier, err))
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pr, prods, err := s.ADCP.FinalizeProposalWithProducts(cctx, seller, p.ProposalID)
+	switch {
+	case err != nil && ProposalRefused(err):
+		return fail(events.OutcomeRejected, "the seller refused to finalize proposal "+p.ProposalID+": "+err.Error())
+	case err != nil:
+		return fail(events.OutcomeError, "finalizing proposal "+p.ProposalID+": "+err.Error())
+	case pr.Status != "" && pr.Status != "committed":
+		return fail(events.OutcomeError, fmt.Sprintf("proposal %s is %s after finalize, not committed", p.ProposalID, pr.Status))
+	case !pr.ExpiresAt.IsZero() && !pr.ExpiresAt.After(time.Now()):
+		return fail(events.OutcomeError, fmt.Sprintf("finalized proposal %s expired at %s", p.ProposalID, pr.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	if len(prods) > 0 {
+		q, err := pr.Price(prods)
+		switch {
+		case err != nil:
+			return fail(events.OutcomeError, "finalized proposal "+p.ProposalID+" no longer prices: "+err.Error())
+		case q.CPMMicros > p.ExactPriceMicros:
+			return fail(events.OutcomeRejected, fmt.Sprintf("finalized proposal %s costs %s CPM, above the %s quoted", p.ProposalID, q.CPMMicros.Cents(), p.ExactPriceMicros.Cents()))
+		}
+	}
+	if !pr.ExpiresAt.IsZero() {
+		exp := pr.ExpiresAt.UTC()
+		res.QuoteExpiresAt = &exp
+		res.Reason += fmt.Sprintf("; finalized: committed until %s", exp.Format(time.RFC3339))
+	} else {
+		res.Reason += "; finalized (no hold expiry given)"
+	}
+	return res
 }
 
 // ProposalRefused reports the seller's refusal of a proposal (as opposed

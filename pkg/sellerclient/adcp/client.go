@@ -111,9 +111,11 @@ type Client struct {
 	base http.RoundTripper
 	mcp  *mcp.Client
 
-	mu    sync.Mutex
-	caps  map[string]capsEntry
-	polls map[string]string // seller key -> polling tool name
+	mu       sync.Mutex
+	caps     map[string]capsEntry
+	polls    map[string]string // seller key -> polling tool name
+	tools    map[string]toolsEntry
+	accounts map[string]accountEntry
 }
 
 type capsEntry struct {
@@ -152,7 +154,7 @@ func New(cfg Config) *Client {
 	return &Client{
 		cfg: cfg, base: base,
 		mcp:  mcp.NewClient(&mcp.Implementation{Name: "dealflow", Version: "1"}, nil),
-		caps: map[string]capsEntry{}, polls: map[string]string{},
+		caps: map[string]capsEntry{}, polls: map[string]string{}, tools: map[string]toolsEntry{}, accounts: map[string]accountEntry{},
 	}
 }
 
@@ -178,6 +180,7 @@ func sellerKey(u string, tok Secret) string {
 type tracker struct {
 	mu       sync.Mutex
 	status   int
+	rpc      string // JSON-RPC method of the last POST (initialize, tools/list, tools/call name)
 	err      error
 	tooLarge bool
 	redirect bool
@@ -185,6 +188,7 @@ type tracker struct {
 
 type trackerState struct {
 	status   int
+	rpc      string
 	err      error
 	tooLarge bool
 	redirect bool
@@ -193,7 +197,34 @@ type trackerState struct {
 func (t *tracker) snapshot() trackerState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return trackerState{t.status, t.err, t.tooLarge, t.redirect}
+	return trackerState{t.status, t.rpc, t.err, t.tooLarge, t.redirect}
+}
+
+// rpcName names a JSON-RPC request body for errors: its method, and the
+// tool of a tools/call ("tools/call get_products"). "" when the body is not
+// a small JSON-RPC request.
+func rpcName(req *http.Request) string {
+	if req.Method != http.MethodPost || req.GetBody == nil || req.ContentLength > 1<<20 {
+		return ""
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return ""
+	}
+	defer body.Close()
+	var rpc struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	if json.NewDecoder(io.LimitReader(body, 1<<20)).Decode(&rpc) != nil {
+		return ""
+	}
+	if rpc.Method == "tools/call" && rpc.Params.Name != "" {
+		return rpc.Method + " " + truncate(rpc.Params.Name, 64)
+	}
+	return truncate(rpc.Method, 64)
 }
 
 // roundTripper adds auth and User-Agent headers, records statuses and caps bodies.
@@ -222,6 +253,9 @@ func (rt *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if req.Method == http.MethodPost {
 		rt.tr.status = resp.StatusCode
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			rt.tr.rpc = rpcName(req)
+		}
 	}
 	if resp.ContentLength > rt.max {
 		_ = resp.Body.Close()

@@ -196,7 +196,7 @@ func TestCreateMediaBuyReplayConflictErrors(t *testing.T) {
 	if !errors.Is(err, sellerclient.ErrValidation) || !strings.Contains(err.Error(), "BUDGET_TOO_LOW") {
 		t.Fatalf("budget: %v", err)
 	}
-	_, err = e.client.CreateMediaBuy(ctx(t), e.seller, buyReq(NewIdempotencyKey(), PackageRequest{ProductID: "nope", PricingOptionID: "x", BudgetMicros: 1}))
+	_, err = e.client.CreateMediaBuy(ctx(t), e.seller, buyReq(NewIdempotencyKey(), PackageRequest{ProductID: "nope", PricingOptionID: "x", BudgetMicros: 10_000}))
 	if !errors.Is(err, sellerclient.ErrNotFound) {
 		t.Fatalf("product: %v", err)
 	}

@@ -216,6 +216,11 @@ func transportError(ctx context.Context, err error, tr *tracker) *Error {
 		return &Error{Code: "network", Message: "network error", kinds: []error{sellerclient.ErrUnavailable}, cause: te}
 	case st.status != 0 && (st.status < 200 || st.status > 299):
 		e := &Error{Code: fmt.Sprintf("http_%d", st.status), Message: "HTTP " + fmt.Sprint(st.status), HTTPStatus: st.status, cause: err}
+		if st.rpc != "" {
+			// The MCP request the seller refused: a 401 on initialize is
+			// not the same finding as one on tools/call create_media_buy.
+			e.Message += " on MCP " + st.rpc
+		}
 		switch s := st.status; {
 		case s == 401:
 			e.kinds = []error{sellerclient.ErrUnauthorized}

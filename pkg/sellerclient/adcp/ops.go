@@ -209,6 +209,71 @@ func (c *Client) GetProducts(ctx context.Context, s Seller, q ProductsQuery) (*P
 	return c.products(ctx, s, req, q.PageSize, q.MaxPages)
 }
 
+// GetProductsAnyPricing is GetProducts asking for fixed and auction
+// pricing alike. filters.is_fixed_price makes a seller return only the
+// options of the type asked for, and a seller may answer an unfiltered
+// query with its fixed options only (as the AdCP SDK's non-guaranteed
+// example does), so when the answer has non-guaranteed products, no
+// auction option and no proposals, the query is repeated with
+// is_fixed_price false and the auction options are merged into the
+// products (Notes says so). A failure of that second query keeps the first
+// answer, noted.
+func (c *Client) GetProductsAnyPricing(ctx context.Context, s Seller, q ProductsQuery) (*Products, error) {
+	res, err := c.GetProducts(ctx, s, q)
+	if err != nil || q.FixedPrice != nil || len(res.Proposals) > 0 {
+		return res, err
+	}
+	nonGuaranteed := false
+	for _, p := range res.Products {
+		for _, o := range p.PricingOptions {
+			if o.IsAuction() && o.Priced {
+				return res, nil
+			}
+		}
+		nonGuaranteed = nonGuaranteed || p.DeliveryType == "non_guaranteed"
+	}
+	if !nonGuaranteed {
+		return res, nil
+	}
+	auction := false
+	q.FixedPrice = &auction
+	more, err := c.GetProducts(ctx, s, q)
+	if err != nil {
+		res.Notes = append(res.Notes, "auction pricing not asked for: get_products with is_fixed_price false failed: "+err.Error())
+		return res, nil
+	}
+	byID := map[string]int{}
+	for i, p := range res.Products {
+		byID[p.ProductID] = i
+	}
+	added := 0
+	for _, p := range more.Products {
+		i, ok := byID[p.ProductID]
+		if !ok {
+			byID[p.ProductID] = len(res.Products)
+			res.Products = append(res.Products, p)
+			added += len(p.PricingOptions)
+			continue
+		}
+		have := map[string]bool{}
+		for _, o := range res.Products[i].PricingOptions {
+			have[o.PricingOptionID] = true
+		}
+		for _, o := range p.PricingOptions {
+			if !have[o.PricingOptionID] {
+				res.Products[i].PricingOptions = append(res.Products[i].PricingOptions, o)
+				added++
+			}
+		}
+		if res.Products[i].Forecast == nil {
+			res.Products[i].Forecast = p.Forecast
+		}
+	}
+	res.Pages += more.Pages
+	res.Notes = append(res.Notes, fmt.Sprintf("asked again with is_fixed_price false (the answer had non-guaranteed products and no auction option): %d auction options added", added))
+	return res, nil
+}
+
 // Refine runs get_products in refine mode (proposal include/omit/finalize,
 // product include/omit, free-text asks; AdCP 3.1 has no numeric counter-offer).
 func (c *Client) Refine(ctx context.Context, s Seller, refine []Refinement) (*Products, error) {
@@ -227,18 +292,26 @@ func (c *Client) Refine(ctx context.Context, s Seller, refine []Refinement) (*Pr
 // FinalizeProposal commits a draft proposal (refine action finalize) and
 // returns it with its hold expiry.
 func (c *Client) FinalizeProposal(ctx context.Context, s Seller, proposalID string) (*Proposal, error) {
+	pr, _, err := c.FinalizeProposalWithProducts(ctx, s, proposalID)
+	return pr, err
+}
+
+// FinalizeProposalWithProducts is FinalizeProposal that also returns the
+// products the answer carried (possibly none), to price the committed
+// proposal with (Proposal.Price).
+func (c *Client) FinalizeProposalWithProducts(ctx context.Context, s Seller, proposalID string) (*Proposal, []Product, error) {
 	res, err := c.Refine(ctx, s, []Refinement{{Scope: "proposal", ProposalID: proposalID, Action: "finalize"}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range res.Proposals {
 		if res.Proposals[i].ProposalID == proposalID {
-			return &res.Proposals[i], nil
+			return &res.Proposals[i], res.Products, nil
 		}
 	}
 	e := badResponse("finalize: the seller did not return proposal "+proposalID, nil)
 	e.Op, e.Seller = "get_products", s.URL
-	return nil, e
+	return nil, nil, e
 }
 
 func (c *Client) identity(s Seller, req *productsRequest) {
@@ -319,8 +392,14 @@ type wireProducts struct {
 type wireProposal struct {
 	ProposalID  string `json:"proposal_id"`
 	Name        string `json:"name"`
+	Description string `json:"description"`
 	Status      string `json:"proposal_status"`
 	ExpiresAt   string `json:"expires_at"`
+	Guidance    *struct {
+		Min      *float64 `json:"min"`
+		Max      *float64 `json:"max"`
+		Currency string   `json:"currency"`
+	} `json:"total_budget_guidance"`
 	Allocations []struct {
 		ProductID       string  `json:"product_id"`
 		Percentage      float64 `json:"allocation_percentage"`
@@ -329,13 +408,14 @@ type wireProposal struct {
 }
 
 type wireProduct struct {
-	ProductID           string     `json:"product_id"`
-	Name                string     `json:"name"`
-	Description         string     `json:"description"`
-	Channels            []string   `json:"channels"`
-	DeliveryType        string     `json:"delivery_type"`
-	FormatIDs           []FormatID `json:"format_ids"`
-	ExpiresAt           string     `json:"expires_at"`
+	ProductID           string        `json:"product_id"`
+	Name                string        `json:"name"`
+	Description         string        `json:"description"`
+	Channels            []string      `json:"channels"`
+	DeliveryType        string        `json:"delivery_type"`
+	FormatIDs           []FormatID    `json:"format_ids"`
+	ExpiresAt           string        `json:"expires_at"`
+	Forecast            *wireForecast `json:"forecast"`
 	PublisherProperties []struct {
 		PublisherDomain  string   `json:"publisher_domain"`
 		PublisherDomains []string `json:"publisher_domains"`
@@ -357,6 +437,47 @@ type wireProduct struct {
 	} `json:"pricing_options"`
 }
 
+type wireForecast struct {
+	Unit     string `json:"forecast_range_unit"`
+	Method   string `json:"method"`
+	Currency string `json:"currency"`
+	Points   []struct {
+		Label   string   `json:"label"`
+		Budget  *float64 `json:"budget"`
+		Metrics struct {
+			Impressions *struct {
+				Low  float64 `json:"low"`
+				Mid  float64 `json:"mid"`
+				High float64 `json:"high"`
+			} `json:"impressions"`
+		} `json:"metrics"`
+	} `json:"points"`
+}
+
+// decode converts the forecast's budgets to micros; a malformed amount
+// drops the forecast (it is advisory), never the product.
+func (w *wireForecast) decode() *Forecast {
+	if w == nil || len(w.Points) == 0 {
+		return nil
+	}
+	f := &Forecast{Unit: w.Unit, Method: w.Method, Currency: w.Currency}
+	for _, p := range w.Points {
+		fp := ForecastPoint{Label: p.Label}
+		if p.Budget != nil {
+			m, err := micros(p.Budget, "forecast budget")
+			if err != nil {
+				return nil
+			}
+			fp.BudgetMicros = m
+		}
+		if im := p.Metrics.Impressions; im != nil && im.Low >= 0 && im.Mid >= 0 && im.High >= 0 {
+			fp.Impressions = ForecastRange{Low: int64(im.Low), Mid: int64(im.Mid), High: int64(im.High)}
+		}
+		f.Points = append(f.Points, fp)
+	}
+	return f
+}
+
 // add merges one page and returns the next cursor ("" when done).
 func (p *Products) add(raw json.RawMessage) (string, error) {
 	var w wireProducts
@@ -375,7 +496,17 @@ func (p *Products) add(raw json.RawMessage) (string, error) {
 		p.Products = append(p.Products, prod)
 	}
 	for _, wp := range w.Proposals {
-		pr := Proposal{ProposalID: wp.ProposalID, Name: wp.Name, Status: wp.Status, ExpiresAt: parseTime(wp.ExpiresAt)}
+		pr := Proposal{ProposalID: wp.ProposalID, Name: wp.Name, Description: truncate(wp.Description, 500), Status: wp.Status, ExpiresAt: parseTime(wp.ExpiresAt)}
+		if g := wp.Guidance; g != nil {
+			var err error
+			if pr.MinBudgetMicros, err = micros(g.Min, "total_budget_guidance.min"); err != nil {
+				return "", err
+			}
+			if pr.MaxBudgetMicros, err = micros(g.Max, "total_budget_guidance.max"); err != nil {
+				return "", err
+			}
+			pr.BudgetCurrency = g.Currency
+		}
 		for _, a := range wp.Allocations {
 			pr.Allocations = append(pr.Allocations, Allocation(a))
 		}
@@ -399,7 +530,8 @@ func decodeProduct(raw json.RawMessage) (Product, error) {
 		return Product{}, badResponse("product without product_id", nil)
 	}
 	p := Product{ProductID: w.ProductID, Name: w.Name, Description: w.Description, Channels: w.Channels,
-		DeliveryType: w.DeliveryType, FormatIDs: w.FormatIDs, ExpiresAt: parseTime(w.ExpiresAt), Raw: append(json.RawMessage(nil), raw...)}
+		DeliveryType: w.DeliveryType, FormatIDs: w.FormatIDs, ExpiresAt: parseTime(w.ExpiresAt), Forecast: w.Forecast.decode(),
+		Raw: append(json.RawMessage(nil), raw...)}
 	for _, pp := range w.PublisherProperties {
 		if pp.PublisherDomain != "" {
 			p.PublisherDomains = append(p.PublisherDomains, pp.PublisherDomain)
@@ -522,16 +654,26 @@ func (r MediaBuyRequest) encode() (json.RawMessage, error) {
 		if r.TotalBudgetMicros <= 0 || len(r.Packages) > 0 {
 			return nil, validationError("a proposal buy needs TotalBudgetMicros and no Packages")
 		}
-		w.TotalBudget = &totalBudget{Amount: decimal(r.TotalBudgetMicros), Currency: currencyOr(r.Currency)}
+		tb := MinorUnitFloor(r.TotalBudgetMicros, r.Currency)
+		if tb <= 0 {
+			return nil, validationError("total budget rounds to nothing in the currency's minor unit")
+		}
+		w.TotalBudget = &totalBudget{Amount: decimal(tb), Currency: currencyOr(r.Currency)}
 	case len(r.Packages) > 0:
 		for i, p := range r.Packages {
 			if p.ProductID == "" || p.PricingOptionID == "" || p.BudgetMicros <= 0 || p.BidPriceMicros < 0 || p.Impressions < 0 {
 				return nil, validationError(fmt.Sprintf("packages[%d]: product, pricing option and a positive budget are required", i))
 			}
-			wp := wirePackage{ProductID: p.ProductID, PricingOptionID: p.PricingOptionID, Budget: decimal(p.BudgetMicros),
+			budget := MinorUnitFloor(p.BudgetMicros, r.Currency)
+			if budget <= 0 {
+				return nil, validationError(fmt.Sprintf("packages[%d]: budget rounds to nothing in the currency's minor unit", i))
+			}
+			wp := wirePackage{ProductID: p.ProductID, PricingOptionID: p.PricingOptionID, Budget: decimal(budget),
 				Impressions: p.Impressions, Pacing: p.Pacing}
 			if p.BidPriceMicros > 0 {
-				wp.BidPrice = decimal(p.BidPriceMicros)
+				// A bid is a price: exact in the currency's minor unit,
+				// and never above the CPM the buyer decided on.
+				wp.BidPrice = decimal(MinorUnitFloor(p.BidPriceMicros, r.Currency))
 			}
 			w.Packages = append(w.Packages, wp)
 		}
@@ -667,20 +809,9 @@ func (c *Client) pollingTool(ctx context.Context, key string, sess *mcp.ClientSe
 	if ok {
 		return name, nil
 	}
-	have := map[string]bool{}
-	cursor := ""
-	for range 20 {
-		res, err := sess.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})
-		if err != nil {
-			return "", transportError(ctx, err, tr)
-		}
-		for _, t := range res.Tools {
-			have[t.Name] = true
-		}
-		if res.NextCursor == "" {
-			break
-		}
-		cursor = res.NextCursor
+	have, err := listTools(ctx, sess, tr)
+	if err != nil {
+		return "", err
 	}
 	for _, n := range pollingTools {
 		if have[n] {
@@ -701,7 +832,13 @@ func (c *Client) GetTaskStatus(ctx context.Context, s Seller, taskID string) (*T
 	}
 	u, _ := sellerclient.CanonicalURL(s.URL)
 	key := sellerKey(u, s.Token)
-	args, _ := json.Marshal(map[string]any{"task_id": taskID, "include_result": true})
+	req := map[string]any{"task_id": taskID, "include_result": true}
+	if s.Account != nil {
+		// Tasks are account-scoped; a seller whose credential may use
+		// several accounts needs to be told which.
+		req["account"] = s.Account
+	}
+	args, _ := json.Marshal(req)
 	var out *TaskStatus
 	err := c.run(ctx, "get_task_status", s, func(ctx context.Context, sess *mcp.ClientSession, tr *tracker) error {
 		tool, err := c.pollingTool(ctx, key, sess, tr)

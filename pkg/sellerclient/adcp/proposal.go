@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/dealflow/dealflow/pkg/events"
@@ -105,4 +107,98 @@ func (o *PricingOption) PriceHolds(cpm events.Micros) bool {
 func ProposalAsk(productID, pricingOptionID string, cpm, budget events.Micros, imps int64) string {
 	return fmt.Sprintf("one proposal allocating 100%% to product %s at pricing option %s, CPM %s USD, total budget %s USD (%d impressions)",
 		productID, pricingOptionID, cpm.Cents(), budget.Cents(), imps)
+}
+
+// ProposalQuote is a proposal priced as one line: what a budget buys across
+// its allocations at the allocated products' fixed prices.
+type ProposalQuote struct {
+	// CPMMicros is the blended CPM: 100 / sum(pct_i / cpm_i), the price of
+	// an impression when the budget is split as allocated, rounded up to the
+	// micro so the impressions it implies are never overstated.
+	CPMMicros events.Micros
+	// MinSpendMicros is the smallest total_budget that gives every
+	// allocation its product's min_spend_per_package (and the proposal's
+	// total_budget_guidance.min): max(min_spend_i * 100 / pct_i).
+	MinSpendMicros events.Micros
+	// Channels are the allocated products' channels, without repeats.
+	Channels []string
+	// Available is the forecast inventory of the allocated products scaled
+	// to the split (0 when a product has no availability forecast).
+	Available int64
+	// Explain says how the price was derived, for the plan.
+	Explain string
+}
+
+// Price prices the proposal from the products of the same answer: each
+// allocation must name a product of the answer with a priced fixed CPM
+// option (the allocation's pricing_option_id, or the product's only fixed
+// CPM option), and the percentages must add up to 100. A proposal that
+// cannot be priced so is an error saying why (auction allocations are
+// priced by the buyer's bid, which a proposal cannot carry in 3.1).
+func (pr Proposal) Price(products []Product) (ProposalQuote, error) {
+	var q ProposalQuote
+	if len(pr.Allocations) == 0 {
+		return q, fmt.Errorf("proposal %s has no allocations", pr.ProposalID)
+	}
+	byID := map[string]*Product{}
+	for i := range products {
+		byID[products[i].ProductID] = &products[i]
+	}
+	var total, inv float64 // inv = sum(pct / cpm)
+	seen := map[string]bool{}
+	var parts []string
+	type share struct{ avail, cpm, pct float64 }
+	var shares []share
+	for _, a := range pr.Allocations {
+		p := byID[a.ProductID]
+		if p == nil {
+			return q, fmt.Errorf("proposal %s allocates %v%% to product %s, which the answer does not carry", pr.ProposalID, a.Percentage, a.ProductID)
+		}
+		if a.Percentage <= 0 || a.Percentage > 100 {
+			return q, fmt.Errorf("proposal %s allocates %v%% to %s", pr.ProposalID, a.Percentage, a.ProductID)
+		}
+		var opt *PricingOption
+		for i := range p.PricingOptions {
+			o := &p.PricingOptions[i]
+			if !strings.EqualFold(o.PricingModel, "cpm") || !o.Fixed || o.FixedPriceMicros <= 0 {
+				continue
+			}
+			if a.PricingOptionID == o.PricingOptionID || (a.PricingOptionID == "" && opt == nil) {
+				opt = o
+			}
+		}
+		if opt == nil {
+			return q, fmt.Errorf("proposal %s: product %s has no fixed CPM price at pricing option %q (auction allocations are not bought through proposals)", pr.ProposalID, a.ProductID, a.PricingOptionID)
+		}
+		if opt.Currency != "" && !strings.EqualFold(opt.Currency, "USD") {
+			return q, fmt.Errorf("proposal %s: product %s is priced in %s (dealflow buys USD)", pr.ProposalID, a.ProductID, opt.Currency)
+		}
+		total += a.Percentage
+		inv += a.Percentage / float64(opt.FixedPriceMicros)
+		if opt.MinSpendMicros > 0 {
+			q.MinSpendMicros = max(q.MinSpendMicros, events.Micros(math.Ceil(float64(opt.MinSpendMicros)*100/a.Percentage)))
+		}
+		for _, ch := range p.Channels {
+			if !seen[ch] {
+				seen[ch] = true
+				q.Channels = append(q.Channels, ch)
+			}
+		}
+		shares = append(shares, share{float64(p.Forecast.Available()), float64(opt.FixedPriceMicros), a.Percentage})
+		parts = append(parts, fmt.Sprintf("%v%% %s at %s", a.Percentage, a.ProductID, opt.FixedPriceMicros.Cents()))
+	}
+	if math.Abs(total-100) > 0.01 {
+		return q, fmt.Errorf("proposal %s allocates %v%%, not 100%%", pr.ProposalID, total)
+	}
+	q.CPMMicros = events.Micros(math.Ceil(100 / inv))
+	q.MinSpendMicros = max(q.MinSpendMicros, pr.MinBudgetMicros)
+	// A budget B buys pct_i*B/cpm_i impressions of product i, B*inv in
+	// all: product i's inventory caps the total at avail_i*cpm_i*inv/pct_i.
+	avail := math.Inf(1)
+	for _, sh := range shares {
+		avail = math.Min(avail, sh.avail*sh.cpm*inv/sh.pct)
+	}
+	q.Available = int64(avail)
+	q.Explain = truncate(fmt.Sprintf("proposal %s (%s): %s, blended CPM %s", pr.ProposalID, pr.Name, strings.Join(parts, ", "), q.CPMMicros.Cents()), 300)
+	return q, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/text/currency"
+
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -122,8 +124,98 @@ type Product struct {
 	// PublisherDomains are the publisher_domain(s) of publisher_properties.
 	PublisherDomains []string
 	ExpiresAt        time.Time // zero when the product does not expire
+	// Forecast is the seller's delivery forecast for the query (nil when
+	// it sent none).
+	Forecast *Forecast
 	// Raw is the product as the seller sent it.
 	Raw json.RawMessage
+}
+
+// Forecast is core/delivery-forecast.json, the part the buyer reads:
+// availability points (no budget: the inventory available) and spend-curve
+// points (impressions a budget buys).
+type Forecast struct {
+	Unit     string // forecast_range_unit: spend (default) | availability | ...
+	Method   string // estimate | modeled | guaranteed
+	Currency string
+	Points   []ForecastPoint
+}
+
+// ForecastPoint is one core/forecast-point.json with its budget in micros
+// (0 for an availability point) and the impressions range.
+type ForecastPoint struct {
+	Label        string
+	BudgetMicros events.Micros
+	Impressions  ForecastRange
+}
+
+// ForecastRange is a low/mid/high forecast range (0 = not sent).
+type ForecastRange struct {
+	Low, Mid, High int64
+}
+
+// Likely is the range's mid, else its low, else its high.
+func (r ForecastRange) Likely() int64 {
+	switch {
+	case r.Mid > 0:
+		return r.Mid
+	case r.Low > 0:
+		return r.Low
+	}
+	return r.High
+}
+
+// Available is the inventory the forecast says is available: the
+// impressions of its availability point (a point without a budget, or any
+// point of an "availability" forecast), 0 when it has none. A spend curve
+// says what a budget buys, not what is available.
+func (f *Forecast) Available() int64 {
+	if f == nil {
+		return 0
+	}
+	var best int64
+	for _, p := range f.Points {
+		if p.BudgetMicros == 0 || f.Unit == "availability" {
+			best = max(best, p.Impressions.Likely())
+		}
+	}
+	return best
+}
+
+// ImpressionsFor is what the forecast's spend curve says budget buys: the
+// impressions of the point with exactly that budget, else interpolated
+// linearly between the nearest points around it (or scaled from the
+// nearest point below). 0 when the curve has no budget points.
+func (f *Forecast) ImpressionsFor(budget events.Micros) int64 {
+	if f == nil || budget <= 0 {
+		return 0
+	}
+	var lo, hi *ForecastPoint
+	for i := range f.Points {
+		p := &f.Points[i]
+		if p.BudgetMicros <= 0 || p.Impressions.Likely() <= 0 {
+			continue
+		}
+		if p.BudgetMicros <= budget && (lo == nil || p.BudgetMicros > lo.BudgetMicros) {
+			lo = p
+		}
+		if p.BudgetMicros >= budget && (hi == nil || p.BudgetMicros < hi.BudgetMicros) {
+			hi = p
+		}
+	}
+	switch {
+	case lo != nil && hi != nil && lo.BudgetMicros == hi.BudgetMicros:
+		return lo.Impressions.Likely()
+	case lo != nil && hi != nil:
+		a, b := float64(lo.Impressions.Likely()), float64(hi.Impressions.Likely())
+		f := float64(budget-lo.BudgetMicros) / float64(hi.BudgetMicros-lo.BudgetMicros)
+		return int64(a + (b-a)*f)
+	case lo != nil:
+		return int64(float64(lo.Impressions.Likely()) * float64(budget) / float64(lo.BudgetMicros))
+	case hi != nil:
+		return int64(float64(hi.Impressions.Likely()) * float64(budget) / float64(hi.BudgetMicros))
+	}
+	return 0
 }
 
 // PricingOption is a pricing option with its amounts in micros of Currency.
@@ -156,9 +248,13 @@ type PriceGuidance struct {
 type Proposal struct {
 	ProposalID  string
 	Name        string
-	Status      string // draft | committed
+	Description string
+	Status      string // draft | committed; "" = ready to buy
 	ExpiresAt   time.Time
 	Allocations []Allocation
+	// Budget guidance in micros of BudgetCurrency (0 = not sent).
+	MinBudgetMicros, MaxBudgetMicros events.Micros
+	BudgetCurrency                   string
 }
 
 // Allocation is core/product-allocation.json.
@@ -178,6 +274,8 @@ type Products struct {
 	Pages       int
 	// Truncated is set when the seller had more pages than MaxPages.
 	Truncated bool
+	// Notes say what else the client asked and why (GetProductsAnyPricing).
+	Notes []string
 }
 
 // Refinement is one refine[] entry (request) or refinement_applied entry
@@ -293,6 +391,27 @@ func (t *TaskStatus) Final() bool {
 		return true
 	}
 	return false
+}
+
+// MinorUnitFloor rounds an amount down to its currency's minor unit (ISO
+// 4217 via golang.org/x/text/currency: cents for USD and EUR, whole yen for
+// JPY, mills for KWD). AdCP money is a JSON number in the currency, and a
+// seller books what it can bill: a budget of 59999.996 USD is refused or
+// silently rounded, possibly up. Rounding down never exceeds the amount the
+// buyer agreed to. An unknown currency is taken to have two decimals.
+func MinorUnitFloor(m events.Micros, cur string) events.Micros {
+	scale := 2
+	if u, err := currency.ParseISO(currencyOr(cur)); err == nil {
+		scale, _ = currency.Standard.Rounding(u)
+	}
+	if scale >= 6 || m <= 0 {
+		return m
+	}
+	step := events.Micros(1)
+	for range 6 - scale {
+		step *= 10
+	}
+	return m - m%step
 }
 
 // decimal renders micros as an exact decimal JSON number ("12.5", "0.000001").
