@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/adcpauth"
 	"github.com/dealflow/dealflow/internal/adcpschema"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -358,6 +359,73 @@ func TestADCPMissingCredentialsNamed(t *testing.T) {
 	for _, c := range f.agent.Calls() {
 		if c.Tool == "create_media_buy" {
 			t.Fatal("create_media_buy was sent without a brand")
+		}
+	}
+}
+
+// dropBuyAnswer lets create_media_buy reach the seller and loses its
+// answer, once; every other request passes.
+type dropBuyAnswer struct{ dropped atomic.Bool }
+
+func (d *dropBuyAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	isBuy := false
+	if r.Body != nil && r.Method == http.MethodPost {
+		b, _ := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		isBuy = strings.Contains(string(b), `"create_media_buy"`)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if isBuy && err == nil && d.dropped.CompareAndSwap(false, true) {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil, errors.New("the answer was lost (test)")
+	}
+	return resp, err
+}
+
+// TestADCPReconcileWithoutContextEcho: a seller that does not echo a
+// buy's context on get_media_buys (AdCP 3.0, the SDK's sellers) lost the
+// answer to a buy it made. At the horizon the reconciler cannot find the
+// buy by its context, so it replays the line's own create_media_buy (same
+// key and body): the seller answers the buy it made, which is published
+// once; the seller still holds one buy.
+func TestADCPReconcileWithoutContextEcho(t *testing.T) {
+	client := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &dropBuyAnswer{}}})
+	f := newADCPFixtureWith(t, nil, false, client, func(c *sandboxadcp.Config) { c.NoContextEcho = true })
+	clk := &clock{t: time.Now().UTC()}
+	f.svc.Now, f.svc.Booker.Now, f.svc.BookingHorizon = clk.now, clk.now, time.Minute
+	lines, err := f.svc.book(t.Context(), f.approve(t, f.line("display_news_300x250", 200000)))
+	if err != nil || len(lines) != 1 {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.line(t.Context(), lines[0]); !errors.Is(err, errOutcomeUnknown) {
+		t.Fatalf("lost answer: %v, want an unknown outcome", err)
+	}
+	// A buy of another campaign without context, so the listing is not
+	// empty and says nothing about this line.
+	other := adcp.New(adcp.Config{AllowPrivate: true})
+	seller, _ := adcpauth.Seller(f.creds, events.Seller{URL: f.url, Protocol: events.ProtocolADCP}, identity.TierAgency)
+	if _, err := other.CreateMediaBuy(t.Context(), seller, adcp.MediaBuyRequest{IdempotencyKey: adcp.NewIdempotencyKey(), Account: *seller.Account,
+		Brand: *seller.Brand, End: time.Now().Add(30 * 24 * time.Hour), Packages: []adcp.PackageRequest{{ProductID: "display_news_300x250",
+			PricingOptionID: "display_news_auction_usd", BudgetMicros: events.MustMicros(500), BidPriceMicros: events.MustMicros(3.75)}}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(2 * time.Minute)
+	out, err := f.svc.line(t.Context(), lines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := dealsOf(t, out)
+	if len(ds) != 1 || !ds[0].Reconciled || ds[0].MediaBuyID == "" {
+		t.Fatalf("reconciled deals %+v", ds)
+	}
+	if b := f.buys(t); len(b) != 2 { // ours (once) and the other campaign's
+		t.Fatalf("buys by key %v", b)
+	}
+	for k, n := range f.buys(t) {
+		if n != 1 {
+			t.Fatalf("key %s bought %d times", k, n)
 		}
 	}
 }

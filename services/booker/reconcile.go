@@ -10,6 +10,7 @@ import (
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // reconcileLine asks the seller what became of an unresolved line, without
@@ -94,10 +95,54 @@ func (b *Booker) reconcileADCP(ctx context.Context, c *campaign.Campaign, q even
 		return nil, "", err
 	}
 	ref := buyContext(c, line)[contextLine]
+	echoes := false
 	for i := range buys {
 		if buys[i].Context[contextLine] == ref {
 			return adcpDealBooked(c, q, l, &buys[i]), "", nil
 		}
+		echoes = echoes || buys[i].Context[contextLine] != ""
 	}
-	return nil, fmt.Sprintf("the seller lists no media buy of this line (context %s=%s) among the account's %d", contextLine, ref, len(buys)), nil
+	if len(buys) == 0 || echoes {
+		return nil, fmt.Sprintf("the seller lists no media buy of this line (context %s=%s) among the account's %d", contextLine, ref, len(buys)), nil
+	}
+	// The seller does not echo the context it was sent (AdCP 3.0 sellers,
+	// the SDK's among them): only the idempotent replay of the line's own
+	// create_media_buy can tell. It answers the buy the seller made under
+	// that key, or makes it now, within the reservation the line still
+	// holds; a refusal means there was none.
+	req, err := mediaBuyRequest(c, q, l, line)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Account, req.Brand = derefAccount(seller.Account), derefBrand(seller.Brand)
+	res, err := b.ADCP.CreateMediaBuy(ctx, seller, req)
+	switch {
+	case err == nil && res.Booked():
+		return adcpDealBooked(c, q, l, res), "", nil
+	case err == nil:
+		return nil, "", fmt.Errorf("booker: the replayed buy is %s (task %s)", res.Status, res.TaskID)
+	case adcp.Answered(err) && !isCode(err, "IDEMPOTENCY_EXPIRED"):
+		return nil, "the seller refused the line's replayed create_media_buy: " + err.Error(), nil
+	}
+	return nil, "", err
+}
+
+func derefAccount(a *adcp.AccountRef) adcp.AccountRef {
+	if a == nil {
+		return adcp.AccountRef{}
+	}
+	return *a
+}
+
+func derefBrand(b *adcp.BrandRef) adcp.BrandRef {
+	if b == nil {
+		return adcp.BrandRef{}
+	}
+	return *b
+}
+
+// isCode reports whether err is the seller's AdCP error code.
+func isCode(err error, code string) bool {
+	var e *adcp.Error
+	return errors.As(err, &e) && e.Code == code
 }

@@ -22,6 +22,9 @@ import (
 type Config struct {
 	// Name is the agent's MCP implementation name (default "dealflow-sandbox-adcp").
 	Name string `json:"name,omitempty"`
+	// NoContextEcho leaves a buy's context out of get_media_buys, as AdCP
+	// 3.0 sellers (the SDK's) do; 3.1 requires the echo.
+	NoContextEcho bool `json:"no_context_echo,omitempty"`
 	// Tokens maps a bearer token to the principal it authenticates. A request
 	// without a token is public: capabilities and unpriced products only.
 	Tokens map[string]Principal `json:"tokens,omitempty"`

@@ -713,7 +713,7 @@ func (a *Agent) getMediaBuys(_ context.Context, p *principalCtx, raw json.RawMes
 			"start_time": b.start, "end_time": b.end, "confirmed_at": ts(b.confirmed), "revision": b.revision,
 			"created_at": ts(b.created), "updated_at": ts(b.confirmed), "packages": a.packagesJSON(b, true),
 		}
-		if b.context != nil {
+		if b.context != nil && !a.cfg.NoContextEcho {
 			buy["context"] = b.context
 		}
 		buys = append(buys, buy)
