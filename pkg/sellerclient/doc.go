@@ -32,6 +32,10 @@
 //     negotiation flags); Authenticated records that exact_price was present.
 //     GET /media-kit/packages/{id} is always public; exact prices live at
 //     GET /packages/{id}.
+//   - Responses decode strictly, with github.com/go-json-experiment/json (the
+//     encoding/json/v2 candidate): member names match exactly, a name comes
+//     at most once per object, strings are valid UTF-8 and integers are
+//     written as integers. A body that breaks one of these is ErrBadResponse.
 //   - Error bodies come in four shapes: FastAPI 422 {"detail":[...]},
 //     {"detail":"text"}, {"detail":{"error":code,"message":...}} and the shared
 //     ErrorEnvelope; unhandled seller errors are a text/plain 500. All become

@@ -7,6 +7,9 @@ import (
 	"math"
 	"regexp"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -110,29 +113,30 @@ func (m Money) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes strictly: amount_micros must be a JSON integer (a
 // float, even an integral one, is an error as on the seller); a missing
-// currency defaults to USD.
-func (m *Money) UnmarshalJSON(b []byte) error {
-	if isNull(b) {
-		return nil
-	}
-	var w struct {
-		AmountMicros json.RawMessage `json:"amount_micros"`
-		Currency     *string         `json:"currency"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
+// currency defaults to USD. It is UnmarshalJSONFrom for encoding/json
+// callers.
+func (m *Money) UnmarshalJSON(b []byte) error { return jsonv2.Unmarshal(b, m) }
+
+// UnmarshalJSONFrom decodes one Money from dec (null leaves m as it is).
+func (m *Money) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		_, err := dec.ReadToken()
 		return err
 	}
-	if isNull(w.AmountMicros) {
+	var w struct {
+		AmountMicros *int64 `json:"amount_micros"`
+		Currency     string `json:"currency"`
+	}
+	if err := jsonv2.UnmarshalDecode(dec, &w); err != nil {
+		return fmt.Errorf("money: %w", err)
+	}
+	if w.AmountMicros == nil {
 		return errors.New("money: amount_micros missing")
 	}
-	n, err := parseStrictInt(string(trimSpace(w.AmountMicros)))
-	if err != nil {
-		return fmt.Errorf("money: amount_micros %s: %w", truncate(string(w.AmountMicros), 40), err)
-	}
-	m.AmountMicros = n
+	m.AmountMicros = *w.AmountMicros
 	m.Currency = "USD"
-	if w.Currency != nil && *w.Currency != "" {
-		m.Currency = *w.Currency
+	if w.Currency != "" {
+		m.Currency = w.Currency
 	}
 	return nil
 }

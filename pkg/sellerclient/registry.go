@@ -1,7 +1,6 @@
 package sellerclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -321,9 +323,9 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 	if kind == RegistryAAMP || top["data"] != nil {
 		if raw, ok := top["success"]; ok {
 			var success bool
-			if json.Unmarshal(raw, &success) == nil && !success {
+			if jsonv2.Unmarshal(raw, &success) == nil && !success {
 				var msg string
-				_ = json.Unmarshal(top["error"], &msg)
+				_ = jsonv2.Unmarshal(top["error"], &msg)
 				return registryPage{}, fmt.Errorf("registry answered success=false: %s", truncate(msg, 200))
 			}
 		}
@@ -333,7 +335,7 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 				container = map[string]json.RawMessage{"agents": t}
 			} else {
 				var inner map[string]json.RawMessage
-				if err := json.Unmarshal(t, &inner); err != nil {
+				if err := jsonv2.Unmarshal(t, &inner); err != nil {
 					return registryPage{}, fmt.Errorf("registry listing data: %w", err)
 				}
 				container = inner
@@ -344,7 +346,7 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 		}
 	}
 	if raw, ok := container["agents"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &p.records); err != nil {
+		if err := jsonv2.Unmarshal(raw, &p.records); err != nil {
 			return registryPage{}, fmt.Errorf(`registry listing "agents": %w`, err)
 		}
 	}
@@ -355,17 +357,17 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 func readPaging(p *registryPage, obj map[string]json.RawMessage) {
 	for _, k := range []string{"next", "next_url", "next_page_url"} {
 		var s string
-		if json.Unmarshal(obj[k], &s) == nil && looksLikeLink(s) {
+		if jsonv2.Unmarshal(obj[k], &s) == nil && looksLikeLink(s) {
 			p.next = s
 			break
 		}
 	}
 	var n flexInt
-	if raw, ok := obj["page"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+	if raw, ok := obj["page"]; ok && jsonv2.Unmarshal(raw, &n) == nil && n > 0 {
 		p.page = int(n)
 	}
 	n = 0
-	if raw, ok := obj["total_pages"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+	if raw, ok := obj["total_pages"]; ok && jsonv2.Unmarshal(raw, &n) == nil && n > 0 {
 		p.totalPages = int(n)
 	}
 }
@@ -413,13 +415,13 @@ func statusOf(raw json.RawMessage) string {
 		return ""
 	}
 	var s string
-	if json.Unmarshal(t, &s) == nil {
+	if jsonv2.Unmarshal(t, &s) == nil {
 		return strings.ToLower(strings.TrimSpace(s))
 	}
 	var o struct {
 		Status string `json:"status"`
 	}
-	if json.Unmarshal(t, &o) == nil {
+	if jsonv2.Unmarshal(t, &o) == nil {
 		return strings.ToLower(strings.TrimSpace(o.Status))
 	}
 	return ""
@@ -432,7 +434,7 @@ func aaoCapabilities(raw json.RawMessage) []string {
 		return nil
 	}
 	var l stringList
-	if json.Unmarshal(t, &l) == nil {
+	if jsonv2.Unmarshal(t, &l) == nil {
 		return l
 	}
 	var o struct {
@@ -441,7 +443,7 @@ func aaoCapabilities(raw json.RawMessage) []string {
 			Channels stringList `json:"channels"`
 		} `json:"media_buy"`
 	}
-	if json.Unmarshal(t, &o) == nil {
+	if jsonv2.Unmarshal(t, &o) == nil {
 		out := []string(o.Channels)
 		if o.MediaBuy != nil {
 			out = append(out, o.MediaBuy.Channels...)
@@ -475,7 +477,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 	rec.Protocol = events.ProtocolIAB
 	if kind == RegistryAAO {
 		var a aaoRecord
-		if err := json.Unmarshal(t, &a); err != nil {
+		if err := jsonv2.Unmarshal(t, &a); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.Name, rawURL = a.Name, a.URL
@@ -512,7 +514,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		}
 	} else if kind == RegistryAAMP {
 		var a aampRecord
-		if err := json.Unmarshal(t, &a); err != nil {
+		if err := jsonv2.Unmarshal(t, &a); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.AgentID = idString(a.ID)
@@ -540,7 +542,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		}
 	} else {
 		var s simpleRecord
-		if err := json.Unmarshal(t, &s); err != nil {
+		if err := jsonv2.Unmarshal(t, &s); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.AgentID, rec.Name, rawURL = s.AgentID, s.Name, s.URL
@@ -627,14 +629,11 @@ func idString(raw json.RawMessage) string {
 		return ""
 	}
 	var s string
-	if json.Unmarshal(t, &s) == nil {
+	if jsonv2.Unmarshal(t, &s) == nil {
 		return strings.TrimSpace(s)
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(t))
-	d.UseNumber()
-	if d.Decode(&n) == nil {
-		return n.String()
+	if v := jsontext.Value(t); v.Kind() == '0' && v.IsValid() {
+		return string(t) // a number as written
 	}
 	return ""
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -172,14 +174,19 @@ type QuoteAvailability struct {
 	CompetingDemand    string   `json:"competing_demand,omitempty"`
 }
 
-// UnmarshalJSON applies the schema default inventory_available=true.
+// UnmarshalJSON applies the schema default inventory_available=true (when
+// the key is absent or null).
 func (a *QuoteAvailability) UnmarshalJSON(b []byte) error {
 	type alias QuoteAvailability
-	v := alias{InventoryAvailable: true}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v struct {
+		alias
+		InventoryAvailable *bool `json:"inventory_available"`
+	}
+	if err := jsonv2.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*a = QuoteAvailability(v)
+	*a = QuoteAvailability(v.alias)
+	a.InventoryAvailable = v.InventoryAvailable == nil || *v.InventoryAvailable
 	return nil
 }
 
@@ -211,7 +218,7 @@ func (q *Quote) UnmarshalJSON(b []byte) error {
 		ExpiresAt flexTime `json:"expires_at"`
 		CreatedAt flexTime `json:"created_at"`
 	}{alias: (*alias)(q)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	q.ExpiresAt, q.CreatedAt = time.Time(aux.ExpiresAt), time.Time(aux.CreatedAt)
@@ -249,14 +256,22 @@ type OpenRTBParams struct {
 	WADomain []string `json:"wadomain"`
 }
 
-// UnmarshalJSON applies the schema default at=3.
+// UnmarshalJSON applies the schema default at=3 (when the key is absent or
+// null).
 func (o *OpenRTBParams) UnmarshalJSON(b []byte) error {
 	type alias OpenRTBParams
-	v := alias{At: 3}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v struct {
+		alias
+		At *int `json:"at"`
+	}
+	if err := jsonv2.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*o = OpenRTBParams(v)
+	*o = OpenRTBParams(v.alias)
+	o.At = 3
+	if v.At != nil {
+		o.At = *v.At
+	}
 	return nil
 }
 
@@ -290,7 +305,7 @@ func (d *Deal) UnmarshalJSON(b []byte) error {
 		ExpiresAt *flexTime `json:"expires_at"`
 		CreatedAt flexTime  `json:"created_at"`
 	}{alias: (*alias)(d)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	d.ExpiresAt = nil
@@ -352,7 +367,7 @@ func (r *Round) UnmarshalJSON(b []byte) error {
 		*alias
 		Timestamp flexTime `json:"timestamp"`
 	}{alias: (*alias)(r)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	r.Timestamp = time.Time(aux.Timestamp)
@@ -585,7 +600,7 @@ func parseQuote(b []byte) (*Quote, error) {
 	q := env.Quote
 	if q == nil && env.QuoteID != nil {
 		q = new(Quote)
-		if err := json.Unmarshal(trimSpace(b), q); err != nil {
+		if err := jsonv2.Unmarshal(trimSpace(b), q); err != nil {
 			return nil, fmt.Errorf("quote: %w", err)
 		}
 	}

@@ -348,3 +348,20 @@ func TestParseV1Defaults(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaDefaultsSurviveNull: a schema default holds when the key is
+// absent or null, and an explicit value replaces it.
+func TestSchemaDefaultsSurviveNull(t *testing.T) {
+	for body, want := range map[string]bool{`{}`: true, `{"inventory_available":null}`: true, `{"inventory_available":false}`: false} {
+		var a QuoteAvailability
+		if err := a.UnmarshalJSON([]byte(body)); err != nil || a.InventoryAvailable != want {
+			t.Errorf("%s: inventory_available %v (%v), want %v", body, a.InventoryAvailable, err, want)
+		}
+	}
+	for body, want := range map[string]int{`{"id":"d"}`: 3, `{"id":"d","at":null}`: 3, `{"id":"d","at":1}`: 1} {
+		var o OpenRTBParams
+		if err := o.UnmarshalJSON([]byte(body)); err != nil || o.At != want || o.ID != "d" {
+			t.Errorf("%s: %+v (%v), want at %d", body, o, err, want)
+		}
+	}
+}
