@@ -13,7 +13,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // Package is one media-kit package in either of the seller's views. The
@@ -164,7 +164,7 @@ type ListOptions struct {
 // caller must already have capped them by the seller's trust.
 type SearchRequest struct {
 	Query          string          `json:"query"`
-	BuyerTier      events.Tier     `json:"buyer_tier,omitempty"`
+	BuyerTier      market.Tier     `json:"buyer_tier,omitempty"`
 	AgencyID       string          `json:"agency_id,omitempty"`
 	AdvertiserID   string          `json:"advertiser_id,omitempty"`
 	AudienceFilter *AudienceFilter `json:"audience_filter,omitempty"`
@@ -182,7 +182,7 @@ type AudienceFilter struct {
 // authenticated package views when no API key conveys it. Empty fields are not
 // sent.
 type TierClaim struct {
-	Tier         events.Tier
+	Tier         market.Tier
 	AgencyID     string
 	AdvertiserID string
 }

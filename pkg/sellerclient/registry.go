@@ -12,7 +12,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // RegistryKind selects the registry API dialect.
@@ -67,10 +67,10 @@ type SellerRecord struct {
 	URL          string
 	Protocols    []string
 	Capabilities []string
-	Trust        events.Trust
+	Trust        market.Trust
 	// Protocol is the API the seller speaks (IAB seller-agent unless the
 	// record says adcp/mcp, or comes from the AAO registry).
-	Protocol events.Protocol
+	Protocol market.Protocol
 	// MCPEndpoint is an AdCP agent's MCP endpoint ("" = URL).
 	MCPEndpoint string
 	// Compliance is the AAO registry's compliance status (passing,
@@ -104,7 +104,7 @@ type Discovery struct {
 type TrustInfo struct {
 	AgentURL     string
 	IsRegistered bool
-	Trust        events.Trust
+	Trust        market.Trust
 	// RegistryID is the registry's id for the agent (AAMP: the agent id).
 	RegistryID string
 }
@@ -176,7 +176,7 @@ func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string)
 	if err != nil {
 		return TrustInfo{}, err
 	}
-	unknown := TrustInfo{AgentURL: target, Trust: events.TrustUnknown}
+	unknown := TrustInfo{AgentURL: target, Trust: market.TrustUnknown}
 	if kind == RegistryAAMP || kind == RegistryAAO {
 		listing := joinURL(base, "/api/agents", nil)
 		if kind == RegistryAAO {
@@ -474,7 +474,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		return rec, false, "record is not a JSON object"
 	}
 	var rawURL string
-	rec.Protocol = events.ProtocolIAB
+	rec.Protocol = market.ProtocolIAB
 	if kind == RegistryAAO {
 		var a aaoRecord
 		if err := jsonv2.Unmarshal(t, &a); err != nil {
@@ -491,7 +491,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		if a.Protocol != "" && !strings.EqualFold(a.Protocol, "mcp") {
 			return rec, false, "agent speaks " + a.Protocol + " only; dealflow speaks AdCP over MCP"
 		}
-		rec.Protocol = events.ProtocolADCP
+		rec.Protocol = market.ProtocolADCP
 		if ep := strings.TrimSpace(a.MCPEndpoint); ep != "" {
 			n, err := CanonicalURL(ep)
 			if err != nil {
@@ -505,9 +505,9 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		rec.Compliance = statusOf(a.Compliance)
 		switch {
 		case rec.Compliance == "passing" || a.Verified:
-			rec.Trust = events.TrustVerified
+			rec.Trust = market.TrustVerified
 		default:
-			rec.Trust = events.TrustRegistered
+			rec.Trust = market.TrustRegistered
 		}
 		if sellersOnly && a.Type != "" && !strings.EqualFold(a.Type, "sales") {
 			skip = true
@@ -533,9 +533,9 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 			rec.Protocols = []string{a.ProtocolType}
 		}
 		rec.Capabilities = dedup(a.Capabilities, a.IABCapabilities)
-		rec.Trust = events.TrustRegistered
+		rec.Trust = market.TrustRegistered
 		if strings.EqualFold(strings.TrimSpace(a.VerificationStatus), "active") {
-			rec.Trust = events.TrustVerified
+			rec.Trust = market.TrustVerified
 		}
 		if sellersOnly && len(a.IndustryRoles) > 0 && !containsFold(a.IndustryRoles, "seller") {
 			skip = true
@@ -556,8 +556,8 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		}
 		rec.Protocols = dedup(s.Protocols)
 		rec.Capabilities = dedup(s.Capabilities)
-		if p, ok := events.ParseProtocol(s.Protocol); ok && p.IsADCP() || containsFold(rec.Protocols, "adcp") {
-			rec.Protocol = events.ProtocolADCP
+		if p, ok := market.ParseProtocol(s.Protocol); ok && p.IsADCP() || containsFold(rec.Protocols, "adcp") {
+			rec.Protocol = market.ProtocolADCP
 		} else if !ok {
 			return rec, false, "unknown protocol " + truncate(s.Protocol, 50)
 		}
@@ -572,7 +572,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		if trust == "" {
 			trust = s.TrustStatus
 		}
-		rec.Trust = events.ParseTrust(trust)
+		rec.Trust = market.ParseTrust(trust)
 	}
 	n, err := CanonicalURL(rawURL)
 	if err != nil {
@@ -610,14 +610,14 @@ func parseVerify(b []byte, target string) (TrustInfo, error) {
 	if trust == "" {
 		trust = v.TrustStatus
 	}
-	out := TrustInfo{AgentURL: target, Trust: events.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
+	out := TrustInfo{AgentURL: target, Trust: market.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
 	if out.RegistryID == "" {
 		out.RegistryID = idString(v.AgentID)
 	}
 	if v.IsRegistered != nil {
 		out.IsRegistered = *v.IsRegistered
 	} else {
-		out.IsRegistered = out.Trust != events.TrustUnknown
+		out.IsRegistered = out.Trust != market.TrustUnknown
 	}
 	return out, nil
 }

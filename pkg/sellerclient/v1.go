@@ -10,7 +10,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // DealType is the v1 deal type. The legacy long names ("preferred_deal") are
@@ -90,7 +90,7 @@ type QuoteRequest struct {
 	FlightStart    string                `json:"flight_start,omitempty"` // YYYY-MM-DD
 	FlightEnd      string                `json:"flight_end,omitempty"`   // YYYY-MM-DD
 	TargetCPM      *Money                `json:"target_cpm,omitempty"`
-	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity  *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	// AgentURL makes the seller verify the buyer in its registry; an unknown
 	// agent caps the tier at public even with a key.
 	AgentURL       string          `json:"agent_url,omitempty"`
@@ -107,7 +107,7 @@ type QuoteRequest struct {
 type DealBookingRequest struct {
 	IdempotencyKey string                `json:"idempotency_key"`
 	QuoteID        string                `json:"quote_id"`
-	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity  *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	Notes          string                `json:"notes,omitempty"`
 	AudiencePlan   json.RawMessage       `json:"audience_plan,omitempty"`
 	ConsentContext json.RawMessage       `json:"consent_context,omitempty"`
@@ -129,7 +129,7 @@ type NegotiationMessage struct {
 	// BuyerPrice is required for counter and final_offer, optional for
 	// accept and must be nil for reject.
 	BuyerPrice    *Money                `json:"buyer_price,omitempty"`
-	BuyerIdentity *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	Rationale     string                `json:"rationale"`
 }
 
@@ -199,7 +199,7 @@ type Quote struct {
 	Pricing        QuotePricing       `json:"pricing"`
 	Terms          QuoteTerms         `json:"terms"`
 	Availability   *QuoteAvailability `json:"availability"`
-	BuyerTier      events.Tier        `json:"buyer_tier"`
+	BuyerTier      market.Tier        `json:"buyer_tier"`
 	RateCardID     string             `json:"rate_card_id,omitempty"`
 	ExpiresAt      time.Time          `json:"expires_at"`
 	SellerID       string             `json:"seller_id,omitempty"`
@@ -226,7 +226,7 @@ func (q *Quote) UnmarshalJSON(b []byte) error {
 		q.Status = QuoteAvailable
 	}
 	if q.BuyerTier == "" {
-		q.BuyerTier = events.TierPublic
+		q.BuyerTier = market.TierPublic
 	}
 	if q.MediaType == "" {
 		q.MediaType = MediaDigital
@@ -285,7 +285,7 @@ type Deal struct {
 	Product                ProductRef        `json:"product"`
 	Pricing                QuotePricing      `json:"pricing"`
 	Terms                  QuoteTerms        `json:"terms"`
-	BuyerTier              events.Tier       `json:"buyer_tier"`
+	BuyerTier              market.Tier       `json:"buyer_tier"`
 	SellerID               string            `json:"seller_id,omitempty"`
 	ExpiresAt              *time.Time        `json:"expires_at"`
 	ActivationInstructions map[string]string `json:"activation_instructions"`
@@ -318,7 +318,7 @@ func (d *Deal) UnmarshalJSON(b []byte) error {
 		d.Status = DealProposed
 	}
 	if d.BuyerTier == "" {
-		d.BuyerTier = events.TierPublic
+		d.BuyerTier = market.TierPublic
 	}
 	if d.MediaType == "" {
 		d.MediaType = MediaDigital
