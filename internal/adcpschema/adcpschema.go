@@ -1,6 +1,6 @@
 // Package adcpschema validates AdCP 3.1 documents (tool arguments and MCP
-// structuredContent envelopes) against the published JSON Schemas in
-// shared/contracts/adcp/<version>/. The schemas' absolute $refs
+// structuredContent envelopes) against the published JSON Schemas in the
+// repository's contracts/adcp/<version>/. The schemas' absolute $refs
 // ("/schemas/3.1.19/core/...") are mapped onto that folder by a loader, so no
 // network access is needed.
 package adcpschema
@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/dealflow/dealflow/internal/contracts"
 )
 
 // Version is the AdCP schema release this repository speaks.
@@ -46,25 +48,17 @@ type Tool struct {
 	AsyncSchemas   []string `json:"async_response_schemas"`
 }
 
-// Find locates shared/contracts/adcp/<Version> by walking up from the working
-// directory (the repository's sibling <repo>/../shared), like the other
-// contract tests do.
+// Find locates the schema folder of Version in the repository's contracts
+// folder (contracts/adcp/<Version>, see internal/contracts).
 func Find() (string, error) {
-	dir, err := os.Getwd()
+	dir, err := contracts.Path("adcp/" + Version)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("adcpschema: %w", err)
 	}
-	for {
-		c := filepath.Join(dir, "shared", "contracts", "adcp", Version)
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("adcpschema: shared/contracts/adcp/" + Version + " not found above the working directory")
-		}
-		dir = parent
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", errors.New("adcpschema: " + dir + " is not a folder")
 	}
+	return dir, nil
 }
 
 // Load reads the manifest of the schema folder dir (…/adcp/3.1.19).

@@ -1,11 +1,14 @@
 // Package layout holds the tests that keep the module's import rules:
 // no stage package (services/*) talks to NATS itself (internal/bus does),
-// and the public contract pkg/events imports no other package of the module.
+// the public contract pkg/events imports no other package of the module but
+// its vocabulary (pkg/market, a standard-library-only leaf), and the seller
+// client does not depend on the contract.
 package layout
 
 import (
 	"go/build"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,9 +95,44 @@ func TestEventsImportsNothingOfTheModule(t *testing.T) {
 	t.Parallel()
 	for dir, imps := range imports(t, filepath.Join(root(t), "pkg", "events")) {
 		for _, imp := range imps {
-			if imp == module || strings.HasPrefix(imp, module+"/") {
-				t.Errorf("%s imports %s: the public contract depends on no other package of the module", dir, imp)
+			if imp != module+"/pkg/market" && (imp == module || strings.HasPrefix(imp, module+"/")) {
+				t.Errorf("%s imports %s: the public contract depends on no other package of the module than its vocabulary, pkg/market", dir, imp)
 			}
+		}
+	}
+}
+
+// TestMarketImportsOnlyTheStandardLibrary: the vocabulary is a leaf that
+// the contract and the seller client share.
+func TestMarketImportsOnlyTheStandardLibrary(t *testing.T) {
+	t.Parallel()
+	for dir, imps := range imports(t, filepath.Join(root(t), "pkg", "market")) {
+		for _, imp := range imps {
+			if strings.Contains(strings.Split(imp, "/")[0], ".") {
+				t.Errorf("%s imports %s: pkg/market depends on the standard library only", dir, imp)
+			}
+		}
+	}
+}
+
+// TestSellerClientLeavesTheEventRuntimeOut: a program that only calls
+// sellers (the seller client and the tier decisions of pkg/identity) does
+// not link the contract's CloudEvents SDK or its JSON Schema validator.
+func TestSellerClientLeavesTheEventRuntimeOut(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-deps", "./pkg/sellerclient", "./pkg/identity")
+	cmd.Dir = root(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps listed only %q", deps)
+	}
+	for _, d := range deps {
+		if strings.Contains(d, "cloudevents") || strings.Contains(d, "jsonschema") || d == module+"/pkg/events" {
+			t.Errorf("pkg/sellerclient or pkg/identity depends on %s", d)
 		}
 	}
 }

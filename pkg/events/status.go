@@ -72,3 +72,11 @@ type ShoppingDeadlinePassed struct {
 	CampaignID string    `json:"campaign_id"`
 	Deadline   time.Time `json:"deadline" desc:"When the shopping window ended."`
 }
+
+func enumStrings[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}

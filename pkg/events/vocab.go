@@ -1,212 +1,91 @@
 package events
 
-import (
-	"fmt"
-	"strings"
-)
+import "github.com/dealflow/dealflow/pkg/market"
 
-// This file is the contract's identity vocabulary: tiers, trust levels and
-// the buyer identity. They live here, not in pkg/identity, so the contract
-// imports nothing else of this module; pkg/identity aliases them.
+// The contract's vocabulary lives in pkg/market, which imports only the
+// standard library, so that the seller client can use it without the
+// contract's dependencies; these aliases keep it part of the contract.
+
+// Micros is an exact amount of money in millionths of a US dollar; see
+// market.Micros.
+type Micros = market.Micros
+
+// MicrosPerDollar is the number of micros in one dollar.
+const MicrosPerDollar = market.MicrosPerDollar
+
+// ErrMoney reports a dollar amount that has no micros value (NaN, infinite
+// or out of the int64 range).
+var ErrMoney = market.ErrMoney
+
+// MicrosFromDollars converts float dollars to micros, rounding half to even
+// to the micro; see market.MicrosFromDollars.
+func MicrosFromDollars(d float64) (Micros, error) { return market.MicrosFromDollars(d) }
+
+// MustMicros is MicrosFromDollars for constants known to be valid; it
+// panics on an invalid amount.
+func MustMicros(d float64) Micros { return market.MustMicros(d) }
+
+// CostMicros is the cost of impressions at a CPM, rounded up to the micro;
+// see market.CostMicros.
+func CostMicros(impressions int64, cpm Micros) Micros { return market.CostMicros(impressions, cpm) }
 
 // Tier is a buyer access tier as the seller-agent understands it.
-type Tier string
+type Tier = market.Tier
 
 // The four access tiers, from least to most revealing.
 const (
-	TierPublic     Tier = "public"
-	TierSeat       Tier = "seat"
-	TierAgency     Tier = "agency"
-	TierAdvertiser Tier = "advertiser"
+	TierPublic     = market.TierPublic
+	TierSeat       = market.TierSeat
+	TierAgency     = market.TierAgency
+	TierAdvertiser = market.TierAdvertiser
 )
-
-// Rank orders tiers: public 0 < seat 1 < agency 2 < advertiser 3. An unknown
-// tier ranks as public, so a typo can never widen disclosure.
-func (t Tier) Rank() int {
-	switch t {
-	case TierSeat:
-		return 1
-	case TierAgency:
-		return 2
-	case TierAdvertiser:
-		return 3
-	default:
-		return 0
-	}
-}
-
-// Valid reports whether t is one of the four tiers.
-func (t Tier) Valid() bool {
-	switch t {
-	case TierPublic, TierSeat, TierAgency, TierAdvertiser:
-		return true
-	}
-	return false
-}
-
-// DiscountPct is the seller's default tier discount in percent (0, 5, 10, 15).
-func (t Tier) DiscountPct() float64 {
-	return []float64{0, 5, 10, 15}[t.Rank()]
-}
-
-// CanNegotiate reports whether sellers let this tier negotiate (agency and up).
-func (t Tier) CanNegotiate() bool { return t.Rank() >= TierAgency.Rank() }
-
-// MinTier returns the less revealing of a and b.
-func MinTier(a, b Tier) Tier {
-	if a.Rank() <= b.Rank() {
-		return a
-	}
-	return b
-}
-
-// ParseTier parses a tier name case-insensitively.
-func ParseTier(s string) (Tier, error) {
-	t := Tier(strings.ToLower(strings.TrimSpace(s)))
-	if !t.Valid() {
-		return TierPublic, fmt.Errorf("events: unknown tier %q", s)
-	}
-	return t, nil
-}
-
-// Trust is a seller's trust level as the buyer sees it, from the registry.
-type Trust string
-
-// Trust levels. The seller-side vocabulary's "approved" maps to TrustVerified.
-const (
-	TrustPreferred  Trust = "preferred"
-	TrustVerified   Trust = "verified"
-	TrustRegistered Trust = "registered"
-	TrustUnknown    Trust = "unknown"
-	TrustBlocked    Trust = "blocked"
-)
-
-// ParseTrust maps a registry's trust string to a Trust. The seller-agent's
-// "approved" is the buyer's "verified"; anything unrecognised is unknown.
-func ParseTrust(s string) Trust {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "preferred":
-		return TrustPreferred
-	case "verified", "approved":
-		return TrustVerified
-	case "registered":
-		return TrustRegistered
-	case "blocked":
-		return TrustBlocked
-	default:
-		return TrustUnknown
-	}
-}
-
-// BuyerIdentity is the buyer's identity, in the seller-agent's wire field names.
-// Empty fields are absent.
-type BuyerIdentity struct {
-	SeatID               string `json:"seat_id,omitempty"`
-	SeatName             string `json:"seat_name,omitempty"`
-	DSPPlatform          string `json:"dsp_platform,omitempty"`
-	AgencyID             string `json:"agency_id,omitempty"`
-	AgencyName           string `json:"agency_name,omitempty"`
-	AgencyHoldingCompany string `json:"agency_holding_company,omitempty"`
-	AdvertiserID         string `json:"advertiser_id,omitempty"`
-	AdvertiserName       string `json:"advertiser_name,omitempty"`
-	AdvertiserIndustry   string `json:"advertiser_industry,omitempty"`
-}
-
-// AccessTier is the tier the reference buyer derives from the identity: the
-// highest id present wins (advertiser, then agency, then seat), else public.
-func (b BuyerIdentity) AccessTier() Tier {
-	switch {
-	case b.AdvertiserID != "":
-		return TierAdvertiser
-	case b.AgencyID != "":
-		return TierAgency
-	case b.SeatID != "":
-		return TierSeat
-	default:
-		return TierPublic
-	}
-}
-
-// SellerTier is the tier the seller-agent derives from the same identity: it
-// needs agency_id for advertiser (advertiser_id alone is public).
-func (b BuyerIdentity) SellerTier() Tier {
-	switch {
-	case b.AgencyID != "" && b.AdvertiserID != "":
-		return TierAdvertiser
-	case b.AgencyID != "":
-		return TierAgency
-	case b.SeatID != "":
-		return TierSeat
-	default:
-		return TierPublic
-	}
-}
-
-// IsZero reports whether no field is set.
-func (b BuyerIdentity) IsZero() bool { return b == BuyerIdentity{} }
 
 // Tiers lists every tier from least to most revealing; the JSON Schemas'
 // enums are generated from it.
-var Tiers = []Tier{TierPublic, TierSeat, TierAgency, TierAdvertiser}
+var Tiers = market.Tiers
+
+// MinTier returns the less revealing of a and b.
+func MinTier(a, b Tier) Tier { return market.MinTier(a, b) }
+
+// ParseTier parses a tier name case-insensitively.
+func ParseTier(s string) (Tier, error) { return market.ParseTier(s) }
+
+// Trust is a seller's trust level as the buyer sees it, from the registry.
+type Trust = market.Trust
+
+// Trust levels. The seller-side vocabulary's "approved" maps to TrustVerified.
+const (
+	TrustPreferred  = market.TrustPreferred
+	TrustVerified   = market.TrustVerified
+	TrustRegistered = market.TrustRegistered
+	TrustUnknown    = market.TrustUnknown
+	TrustBlocked    = market.TrustBlocked
+)
 
 // Trusts lists every trust level; the JSON Schemas' enums come from it.
-var Trusts = []Trust{TrustPreferred, TrustVerified, TrustRegistered, TrustUnknown, TrustBlocked}
+var Trusts = market.Trusts
 
-// EnumValues implements Enum for schema generation.
-func (Tier) EnumValues() []string { return enumStrings(Tiers) }
+// ParseTrust maps a registry's trust string to a Trust; see
+// market.ParseTrust.
+func ParseTrust(s string) Trust { return market.ParseTrust(s) }
 
-// EnumValues implements Enum for schema generation.
-func (Trust) EnumValues() []string { return enumStrings(Trusts) }
-
-func enumStrings[T ~string](vs []T) []string {
-	out := make([]string, len(vs))
-	for i, v := range vs {
-		out[i] = string(v)
-	}
-	return out
-}
+// BuyerIdentity is the buyer's identity, in the seller-agent's wire field
+// names.
+type BuyerIdentity = market.BuyerIdentity
 
 // Protocol is the API family a seller speaks; it is part of the seller's
 // identity and travels with it through every stage.
-type Protocol string
+type Protocol = market.Protocol
 
 // Seller protocol families.
 const (
-	// ProtocolIAB is the IAB Tech Lab seller-agent API (pkg/sellerclient):
-	// media kits, quotes, numeric negotiation, deals with a deal id.
-	ProtocolIAB Protocol = "iab-seller-agent"
-	// ProtocolADCP is an AdCP 3.1 sales agent over MCP (pkg/sellerclient/adcp):
-	// products, pricing options, create_media_buy; no deal id.
-	ProtocolADCP Protocol = "adcp"
+	ProtocolIAB  = market.ProtocolIAB
+	ProtocolADCP = market.ProtocolADCP
 )
 
 // Protocols lists every protocol; the JSON Schemas' enums come from it.
-var Protocols = []Protocol{ProtocolIAB, ProtocolADCP}
+var Protocols = market.Protocols
 
-// EnumValues implements Enum for schema generation.
-func (Protocol) EnumValues() []string { return enumStrings(Protocols) }
-
-// ParseProtocol maps an input protocol name to a Protocol: empty (and the
-// registries' "a2a"/"iab") is the IAB seller-agent API; "adcp" or "mcp" is
-// AdCP. ok is false for anything else.
-func ParseProtocol(s string) (Protocol, bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "iab-seller-agent", "iab", "a2a", "seller-agent":
-		return ProtocolIAB, true
-	case "adcp", "mcp":
-		return ProtocolADCP, true
-	}
-	return ProtocolIAB, false
-}
-
-// Or returns p, or ProtocolIAB when p is empty (events written before the
-// field existed are IAB).
-func (p Protocol) Or() Protocol {
-	if p == "" {
-		return ProtocolIAB
-	}
-	return p
-}
-
-// IsADCP reports an AdCP seller.
-func (p Protocol) IsADCP() bool { return p == ProtocolADCP }
+// ParseProtocol maps an input protocol name to a Protocol; see
+// market.ParseProtocol.
+func ParseProtocol(s string) (Protocol, bool) { return market.ParseProtocol(s) }

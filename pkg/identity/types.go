@@ -9,8 +9,8 @@
 // It is public because pkg/sellerclient's callers need it: a program that
 // calls sellers directly with the seller client chooses each seller's tier and
 // API key with Decide and Credentials, exactly as the pipeline does. The tier,
-// trust and identity types themselves belong to the event contract
-// (pkg/events) and are aliased here.
+// trust and identity types themselves are the shared vocabulary of
+// pkg/market (which pkg/events re-exports too) and are aliased here.
 package identity
 
 import (
@@ -18,43 +18,43 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // Tier is a buyer access tier as the seller-agent understands it.
-type Tier = events.Tier
+type Tier = market.Tier
 
 // The four access tiers, from least to most revealing.
 const (
-	TierPublic     = events.TierPublic
-	TierSeat       = events.TierSeat
-	TierAgency     = events.TierAgency
-	TierAdvertiser = events.TierAdvertiser
+	TierPublic     = market.TierPublic
+	TierSeat       = market.TierSeat
+	TierAgency     = market.TierAgency
+	TierAdvertiser = market.TierAdvertiser
 )
 
 // Trust is a seller's trust level as the buyer sees it.
-type Trust = events.Trust
+type Trust = market.Trust
 
 // Trust levels. The seller-side vocabulary's "approved" maps to TrustVerified.
 const (
-	TrustPreferred  = events.TrustPreferred
-	TrustVerified   = events.TrustVerified
-	TrustRegistered = events.TrustRegistered
-	TrustUnknown    = events.TrustUnknown
-	TrustBlocked    = events.TrustBlocked
+	TrustPreferred  = market.TrustPreferred
+	TrustVerified   = market.TrustVerified
+	TrustRegistered = market.TrustRegistered
+	TrustUnknown    = market.TrustUnknown
+	TrustBlocked    = market.TrustBlocked
 )
 
 // BuyerIdentity is the buyer's identity in the seller-agent's wire field names.
-type BuyerIdentity = events.BuyerIdentity
+type BuyerIdentity = market.BuyerIdentity
 
 // MinTier returns the less revealing of a and b.
-func MinTier(a, b Tier) Tier { return events.MinTier(a, b) }
+func MinTier(a, b Tier) Tier { return market.MinTier(a, b) }
 
 // ParseTier parses a tier name case-insensitively.
-func ParseTier(s string) (Tier, error) { return events.ParseTier(s) }
+func ParseTier(s string) (Tier, error) { return market.ParseTier(s) }
 
-// ParseTrust maps a registry's trust string to a Trust; see events.ParseTrust.
-func ParseTrust(s string) Trust { return events.ParseTrust(s) }
+// ParseTrust maps a registry's trust string to a Trust; see market.ParseTrust.
+func ParseTrust(s string) Trust { return market.ParseTrust(s) }
 
 // ErrTrustWord reports a trust word ParseTrustWord does not know.
 var ErrTrustWord = errors.New("identity: unknown trust word")

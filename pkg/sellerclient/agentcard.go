@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // AgentCard is an A2A agent card as real sellers serve it at
@@ -63,7 +65,7 @@ func (a *AgentCapabilities) UnmarshalJSON(b []byte) error {
 	}
 	if t[0] == '[' {
 		var l stringList
-		if err := json.Unmarshal(t, &l); err != nil {
+		if err := jsonv2.Unmarshal(t, &l); err != nil {
 			return err
 		}
 		a.Names = l
@@ -71,7 +73,7 @@ func (a *AgentCapabilities) UnmarshalJSON(b []byte) error {
 	}
 	type alias AgentCapabilities
 	var v alias
-	if err := json.Unmarshal(t, &v); err != nil {
+	if err := jsonv2.Unmarshal(t, &v); err != nil {
 		return err
 	}
 	*a = AgentCapabilities(v)

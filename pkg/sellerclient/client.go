@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -242,9 +241,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		sent = true
 		if status >= 200 && status < 300 {
-			err := cl.decode(status, body)
-			releaseBody(body) // the decoders copy what they keep
-			if err != nil {
+			if err := cl.decode(status, body); err != nil {
 				c.observe(cl.op, status, badResponse(cl.op, cl.url, status, err), start)
 				var e *Error
 				if errors.As(err, &e) {
@@ -449,7 +446,7 @@ func readLimitedSized(r io.Reader, max, announced int64) ([]byte, error) {
 	var b []byte
 	var err error
 	if announced >= 0 && announced <= max {
-		b = bodyBuffer(int(announced) + 1) // +1: EOF is seen without a grow
+		b = make([]byte, 0, announced+1) // +1: EOF is seen without a grow
 		for {
 			n, rerr := lr.Read(b[len(b):cap(b)])
 			b = b[:len(b)+n]
@@ -470,32 +467,6 @@ func readLimitedSized(r io.Reader, max, announced int64) ([]byte, error) {
 		return nil, ErrBodyTooLarge
 	}
 	return b, err
-}
-
-// bodyPool recycles the buffers that successful responses are read into:
-// a body is only decoded (the decoders copy what they keep) and then
-// dropped, and a wide fetch reads one per seller. Buffers above
-// maxPooledBody are left to the collector.
-var bodyPool sync.Pool // *[]byte
-
-const maxPooledBody = 64 << 10
-
-// bodyBuffer is an empty buffer of at least n bytes' capacity.
-func bodyBuffer(n int) []byte {
-	if n <= maxPooledBody {
-		if p, ok := bodyPool.Get().(*[]byte); ok && cap(*p) >= n {
-			return (*p)[:0]
-		}
-		return make([]byte, 0, max(n, 4<<10))
-	}
-	return make([]byte, 0, n)
-}
-
-// releaseBody hands b back for reuse once nothing refers to it.
-func releaseBody(b []byte) {
-	if cap(b) >= 4<<10 && cap(b) <= maxPooledBody {
-		bodyPool.Put(&b)
-	}
 }
 
 // getJSON is the common GET-and-decode path.

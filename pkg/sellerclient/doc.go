@@ -9,10 +9,10 @@
 //     /api/v1/negotiations/messages) use Money{amount_micros int, currency};
 //     a JSON float there, even 20000000.0, is a 422, so Money decodes strictly
 //     and DollarsToMicros rounds exactly like Python's round(x*1e6); Money
-//     converts to and from the contract's events.Micros (Micros, FromMicros).
+//     converts to and from the contract's market.Micros (Micros, FromMicros).
 //     The media kit and package surfaces still use float dollars and display
 //     strings ("$28-$42 CPM", see ParsePriceRange); PriceMicros converts
-//     those prices to micros at the edge with events.MicrosFromDollars.
+//     those prices to micros at the edge with market.MicrosFromDollars.
 //   - Envelopes and status codes: quotes come back as {"quote":{...}}, deals as
 //     {"deal":{...},"audience_plan_snapshot","audience_match_summary"}, both
 //     with HTTP 200 (the IAB docs say 201; any 2xx is accepted).
@@ -32,6 +32,10 @@
 //     negotiation flags); Authenticated records that exact_price was present.
 //     GET /media-kit/packages/{id} is always public; exact prices live at
 //     GET /packages/{id}.
+//   - Responses decode strictly, with github.com/go-json-experiment/json (the
+//     encoding/json/v2 candidate): member names match exactly, a name comes
+//     at most once per object, strings are valid UTF-8 and integers are
+//     written as integers. A body that breaks one of these is ErrBadResponse.
 //   - Error bodies come in four shapes: FastAPI 422 {"detail":[...]},
 //     {"detail":"text"}, {"detail":{"error":code,"message":...}} and the shared
 //     ErrorEnvelope; unhandled seller errors are a text/plain 500. All become

@@ -262,6 +262,8 @@ func classify(status int, code, msg string) []error {
 // with "unsupported"), plus flat {"error","message"|"detail"} bodies
 // (registries: {"success":false,"error":"Agent not found"}) and plain text
 // such as FastAPI's "Internal Server Error". It never fails and never panics.
+// An error body only feeds a message, so it is read leniently, with
+// encoding/json, not with the strict decoding of successful responses.
 func parseError(status int, body []byte) *Error {
 	e := &Error{Status: status}
 	trimmed := bytes.TrimSpace(body)

@@ -277,9 +277,6 @@ func FuzzCanonicalURL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		n, err := CanonicalURL(s)
-		if u, uerr := canonicalURL(s); u != n || (uerr == nil) != (err == nil) {
-			t.Fatalf("cached %q (%v), computed %q (%v)", n, err, u, uerr)
-		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidURL) {
 				t.Fatalf("error not ErrInvalidURL: %v", err)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // goldenVector is one conformance vector of an IAB primitives fixture.
@@ -155,7 +155,7 @@ func TestGoldenProtocolResponses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", v.Name, err)
 		}
-		if v.Name == "digital_quote" && (q.Pricing.FinalCPM.AmountMicros != 22500000 || q.BuyerTier != events.TierAdvertiser ||
+		if v.Name == "digital_quote" && (q.Pricing.FinalCPM.AmountMicros != 22500000 || q.BuyerTier != market.TierAdvertiser ||
 			*q.Terms.Impressions != 1000000 || q.Availability.EstimatedFillRate == nil || *q.Availability.EstimatedFillRate != 0.95) {
 			t.Fatalf("digital quote %+v", q)
 		}
@@ -273,11 +273,11 @@ func TestGoldenAgentCardsAndTrust(t *testing.T) {
 		}
 		switch v.Name {
 		case "approved_by_registry":
-			if !ti.IsRegistered || ti.Trust != events.TrustVerified || ti.RegistryID != "iab_aamp" {
+			if !ti.IsRegistered || ti.Trust != market.TrustVerified || ti.RegistryID != "iab_aamp" {
 				t.Errorf("%+v", ti)
 			}
 		case "unknown_unregistered":
-			if ti.IsRegistered || ti.Trust != events.TrustUnknown || ti.RegistryID != "" {
+			if ti.IsRegistered || ti.Trust != market.TrustUnknown || ti.RegistryID != "" {
 				t.Errorf("%+v", ti)
 			}
 		}

@@ -11,27 +11,18 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dealflow/dealflow/internal/contracts"
 )
 
-// contractsDir finds <repo>/../shared/contracts by walking up from the test's
-// working directory.
+// contractsDir is the repository's contracts folder (internal/contracts).
 func contractsDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := contracts.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		c := filepath.Join(dir, "shared", "contracts")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("shared/contracts not found above the working directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 // recorded is one request as the test server saw it.

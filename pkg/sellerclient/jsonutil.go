@@ -2,22 +2,25 @@ package sellerclient
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// parseStrictInt parses a JSON number literal that must be an integer
-// (no fraction, no exponent), as the v1 money contract requires.
-func parseStrictInt(s string) (int64, error) {
-	if s == "" || strings.ContainsAny(s, ".eE") {
-		return 0, errors.New("not an integer")
-	}
-	return strconv.ParseInt(s, 10, 64)
-}
+// Responses from sellers and registries are third-party JSON. They are
+// decoded with github.com/go-json-experiment/json (the encoding/json/v2
+// candidate) and its default options, which are the strictness the seller
+// contract wants: object member names match exactly (case-sensitive), a
+// name appears at most once per object, strings are valid UTF-8, an
+// integer field takes only an integer literal, and nothing follows the
+// value. A body that breaks one of these is a bad response rather than a
+// guess at what the seller meant. Requests are encoded with encoding/json,
+// so what the buyer sends is unchanged.
 
 // decodeObject unmarshals b, which must be a JSON object, into v.
 func decodeObject(b []byte, v any) error {
@@ -28,7 +31,7 @@ func decodeObject(b []byte, v any) error {
 	if t[0] != '{' {
 		return fmt.Errorf("expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
 	}
-	return json.Unmarshal(t, v)
+	return jsonv2.Unmarshal(t, v)
 }
 
 // flexTime parses the timestamps sellers emit: RFC 3339 with zone (v1
@@ -49,7 +52,7 @@ func (f *flexTime) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := jsonv2.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("timestamp: %w", err)
 	}
 	t, err := parseTimestamp(s)
@@ -84,7 +87,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	s := string(bytes.TrimSpace(b))
 	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(b, &s); err != nil {
+		if err := jsonv2.Unmarshal(b, &s); err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -112,14 +115,14 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 		*l = nil
 		return nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(b, &items); err != nil {
+	var items []jsontext.Value
+	if err := jsonv2.Unmarshal(b, &items); err != nil {
 		return fmt.Errorf("expected a list: %w", err)
 	}
 	out := make([]string, 0, len(items))
 	for _, it := range items {
 		var s string
-		if json.Unmarshal(it, &s) == nil {
+		if jsonv2.Unmarshal(it, &s) == nil {
 			if s = strings.TrimSpace(s); s != "" {
 				out = append(out, s)
 			}
@@ -129,7 +132,7 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 			Name string `json:"name"`
 			ID   string `json:"id"`
 		}
-		if json.Unmarshal(it, &o) == nil {
+		if jsonv2.Unmarshal(it, &o) == nil {
 			n := strings.TrimSpace(o.Name)
 			if n == "" {
 				n = strings.TrimSpace(o.ID)

@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // Package is one media-kit package in either of the seller's views. The
@@ -60,80 +63,79 @@ type Placement struct {
 	Weight float64 `json:"weight"`
 }
 
-// UnmarshalJSON applies the seller's defaults (weight 1.0).
-func (p *Placement) UnmarshalJSON(b []byte) error {
-	var w placementWire
-	if err := json.Unmarshal(b, &w); err != nil {
+// UnmarshalJSON applies the seller's defaults (weight 1.0). It is
+// UnmarshalJSONFrom for encoding/json callers.
+func (p *Placement) UnmarshalJSON(b []byte) error { return jsonv2.Unmarshal(b, p) }
+
+// UnmarshalJSONFrom decodes one placement from dec, with the seller's
+// default weight of 1.0 when the weight is absent or null.
+func (p *Placement) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	type wire Placement // the fields without the methods
+	w := struct {
+		*wire
+		Weight *float64 `json:"weight"`
+	}{wire: (*wire)(p)}
+	if err := jsonv2.UnmarshalDecode(dec, &w); err != nil {
 		return err
 	}
-	*p = w.placement()
-	return nil
-}
-
-// placementWire is a Placement as sent: decoding it needs no Unmarshaler
-// of its own, so a package's placements decode in the package's one pass.
-type placementWire struct {
-	ProductID   string   `json:"product_id"`
-	ProductName string   `json:"product_name"`
-	AdFormats   []string `json:"ad_formats"`
-	DeviceTypes []int    `json:"device_types"`
-	Weight      *float64 `json:"weight"`
-}
-
-// placement applies the seller's default weight (1.0 when absent or null).
-func (w placementWire) placement() Placement {
-	p := Placement{ProductID: w.ProductID, ProductName: w.ProductName, AdFormats: w.AdFormats, DeviceTypes: w.DeviceTypes, Weight: 1.0}
+	p.Weight = 1.0
 	if w.Weight != nil {
 		p.Weight = *w.Weight
 	}
-	return p
+	return nil
 }
 
-// UnmarshalJSON decodes either view, tolerating a string cattax and nulls,
-// and records whether exact_price was present. The bytes are decoded once;
-// the exact_price key is then looked for by name, exactly as written (the
-// decoding itself matches field names case-insensitively, the contract's
-// key is exact).
-func (p *Package) UnmarshalJSON(b []byte) error {
-	if isNull(b) {
-		return nil
+// UnmarshalJSON decodes either view (see UnmarshalJSONFrom) for
+// encoding/json callers.
+func (p *Package) UnmarshalJSON(b []byte) error { return jsonv2.Unmarshal(b, p) }
+
+// UnmarshalJSONFrom decodes either view from dec, tolerating a string
+// cattax and nulls, applying the seller's defaults, and recording whether
+// the exact_price key was sent (even as null): that is the authenticated
+// view. null leaves p as it is.
+func (p *Package) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		_, err := dec.ReadToken()
+		return err
 	}
-	type alias Package
-	aux := struct {
-		*alias
-		Cattax     *flexInt        `json:"cattax"`
-		Placements []placementWire `json:"placements,omitempty"`
-	}{alias: (*alias)(p)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	type wire Package // the fields without the methods
+	w := struct {
+		*wire
+		Cattax     *flexInt    `json:"cattax"`
+		ExactPrice sentPrice   `json:"exact_price"`
+		Placements []Placement `json:"placements"`
+	}{wire: (*wire)(p)}
+	if err := jsonv2.UnmarshalDecode(dec, &w); err != nil {
 		return fmt.Errorf("package: %w", err)
 	}
+	p.ExactPrice, p.Authenticated = w.ExactPrice.price, w.ExactPrice.sent
+	p.Placements = w.Placements
 	p.Cattax = 2 // AdCOM default taxonomy (IAB Content Category 2.x)
-	if aux.Cattax != nil {
-		p.Cattax = int(*aux.Cattax)
-	}
-	p.Placements = nil
-	if aux.Placements != nil {
-		p.Placements = make([]Placement, len(aux.Placements))
-		for i, w := range aux.Placements {
-			p.Placements[i] = w.placement()
-		}
+	if w.Cattax != nil {
+		p.Cattax = int(*w.Cattax)
 	}
 	if p.RateType == "" {
 		p.RateType = "cpm"
 	}
-	_, p.Authenticated, _ = member(b, "exact_price")
 	if p.Authenticated && p.Currency == "" {
 		p.Currency = "USD"
 	}
 	if isNull(p.AudienceCapabilities) {
 		p.AudienceCapabilities = nil
 	}
-	for _, f := range []*float64{p.ExactPrice, p.FloorPrice} {
-		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
-			return errors.New("package: non-finite price")
-		}
-	}
 	return nil
+}
+
+// sentPrice is an optional price that remembers whether its key was there.
+type sentPrice struct {
+	price *float64
+	sent  bool
+}
+
+// UnmarshalJSONFrom is called for the key's value, null included.
+func (s *sentPrice) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	s.sent = true
+	return jsonv2.UnmarshalDecode(dec, &s.price)
 }
 
 // MediaKit is GET /media-kit. The real seller has no seller_name (the
@@ -162,7 +164,7 @@ type ListOptions struct {
 // caller must already have capped them by the seller's trust.
 type SearchRequest struct {
 	Query          string          `json:"query"`
-	BuyerTier      events.Tier     `json:"buyer_tier,omitempty"`
+	BuyerTier      market.Tier     `json:"buyer_tier,omitempty"`
 	AgencyID       string          `json:"agency_id,omitempty"`
 	AdvertiserID   string          `json:"advertiser_id,omitempty"`
 	AudienceFilter *AudienceFilter `json:"audience_filter,omitempty"`
@@ -180,7 +182,7 @@ type AudienceFilter struct {
 // authenticated package views when no API key conveys it. Empty fields are not
 // sent.
 type TierClaim struct {
-	Tier         events.Tier
+	Tier         market.Tier
 	AgencyID     string
 	AdvertiserID string
 }
@@ -376,8 +378,9 @@ func parsePackage(b []byte) (*Package, error) {
 	return &p, nil
 }
 
-// parsePackageList decodes {"<key>":[Package...]} (or a bare array). A missing
-// key is an empty list; the seller answers [] rather than 404 for no matches.
+// parsePackageList decodes {"<key>":[Package...]} (or a bare array), key
+// being "packages" or, for a search, "results". A missing or null list is
+// an empty one; the seller answers [] rather than 404 for no matches.
 func parsePackageList(b []byte, key string) ([]Package, error) {
 	t := trimSpace(b)
 	switch {
@@ -386,67 +389,31 @@ func parsePackageList(b []byte, key string) ([]Package, error) {
 	case t[0] != '[' && t[0] != '{':
 		return nil, fmt.Errorf("package list: expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
 	}
-	if err := checkJSON(t); err != nil {
-		return nil, fmt.Errorf("package list: %w", err)
-	}
-	if t[0] == '[' {
-		out, err := decodePackages(t)
-		if err != nil {
-			return nil, fmt.Errorf("package list: %w", err)
+	var out []Package
+	var err error
+	switch {
+	case t[0] == '[':
+		err = jsonv2.Unmarshal(t, &out)
+	case key == "results":
+		var env struct {
+			List []Package `json:"results"`
 		}
-		return out, nil
+		err = jsonv2.Unmarshal(t, &env)
+		out = env.List
+	default:
+		var env struct {
+			List []Package `json:"packages"`
+		}
+		err = jsonv2.Unmarshal(t, &env)
+		out = env.List
 	}
-	raw, ok, err := member(t, key)
 	if err != nil {
 		return nil, fmt.Errorf("package list: %w", err)
 	}
-	if !ok || isNull(raw) {
-		return []Package{}, nil
-	}
-	if raw[0] != '[' {
-		return nil, fmt.Errorf("package list %q: expected an array, got %s", key, textSnippet(raw[:min(len(raw), 40)]))
-	}
-	out, err := decodePackages(raw)
-	if err != nil {
-		return nil, fmt.Errorf("package list %q: %w", key, err)
+	if out == nil {
+		out = []Package{}
 	}
 	return out, nil
-}
-
-// checkJSON reports the syntax error of b, if it has one.
-func checkJSON(b []byte) error {
-	if json.Valid(b) {
-		return nil
-	}
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	return errNotValidJSON
-}
-
-// decodePackages decodes the valid JSON array b, one package at a time,
-// each straight into its place in a slice counted beforehand (a Package is
-// large: decoding into a local and appending would copy each twice and
-// grow the slice).
-func decodePackages(b []byte) ([]Package, error) {
-	n := 0
-	if err := eachElement(b, func([]byte) error { n++; return nil }); err != nil {
-		return nil, err
-	}
-	out := make([]Package, n)
-	i := 0
-	err := eachElement(b, func(v []byte) error {
-		if !fastPackage(v, &out[i]) {
-			out[i] = Package{}
-			if err := out[i].UnmarshalJSON(v); err != nil {
-				return err
-			}
-		}
-		i++
-		return nil
-	})
-	return out, err
 }
 
 // ParsePriceRange parses the seller's display strings: "$28-$42 CPM" gives

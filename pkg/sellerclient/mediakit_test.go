@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 func TestMediaKit(t *testing.T) {
@@ -154,9 +154,9 @@ func TestSearchPackages(t *testing.T) {
 		body string
 	}{
 		{SearchRequest{Query: "sports video"}, Auth{}, `{"query":"sports video"}`},
-		{SearchRequest{Query: "sports", BuyerTier: events.TierAgency, AgencyID: "agency-1"}, Auth{APIKey: "ask_live_a"},
+		{SearchRequest{Query: "sports", BuyerTier: market.TierAgency, AgencyID: "agency-1"}, Auth{APIKey: "ask_live_a"},
 			`{"query":"sports","buyer_tier":"agency","agency_id":"agency-1"}`},
-		{SearchRequest{Query: "x", BuyerTier: events.TierAdvertiser, AgencyID: "a", AdvertiserID: "adv",
+		{SearchRequest{Query: "x", BuyerTier: market.TierAdvertiser, AgencyID: "a", AdvertiserID: "adv",
 			AudienceFilter: &AudienceFilter{AudienceType: "standard", AudienceID: "3", TaxonomyVersion: "1.1"}}, Auth{},
 			`{"query":"x","buyer_tier":"advertiser","agency_id":"a","advertiser_id":"adv","audience_filter":{"audience_type":"standard","audience_id":"3","taxonomy_version":"1.1"}}`},
 		{SearchRequest{Query: "", AudienceFilter: &AudienceFilter{}}, Auth{}, `{"query":""}`},
@@ -207,7 +207,7 @@ func TestAuthenticatedPackages(t *testing.T) {
 		t.Fatalf("request %+v", r)
 	}
 
-	p, err := c.Package(ctx, srv.URL, "pkg-1a2b3c4d", Auth{}, TierClaim{Tier: events.TierAgency, AgencyID: "a"})
+	p, err := c.Package(ctx, srv.URL, "pkg-1a2b3c4d", Auth{}, TierClaim{Tier: market.TierAgency, AgencyID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}

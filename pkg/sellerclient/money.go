@@ -7,7 +7,10 @@ import (
 	"math"
 	"regexp"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // Money is the v1 contract's exact amount: integer micros (1,000,000 = one
@@ -20,11 +23,11 @@ type Money struct {
 }
 
 // USD builds a USD Money from float dollars with the contract's conversion,
-// events.MicrosFromDollars (half to even to the micro, like the seller's
+// market.MicrosFromDollars (half to even to the micro, like the seller's
 // round(x * 1_000_000) on every price the buyer sends); amounts it refuses
 // (NaN, infinite, out of range) fall back to DollarsToMicros' 0/saturation.
 func USD(dollars float64) Money {
-	m, err := events.MicrosFromDollars(dollars)
+	m, err := market.MicrosFromDollars(dollars)
 	if err != nil {
 		return Money{AmountMicros: DollarsToMicros(dollars), Currency: "USD"}
 	}
@@ -50,13 +53,13 @@ func DollarsToMicros(dollars float64) int64 {
 }
 
 // FromMicros builds a USD Money from the contract's exact amount.
-func FromMicros(m events.Micros) Money { return Money{AmountMicros: int64(m), Currency: "USD"} }
+func FromMicros(m market.Micros) Money { return Money{AmountMicros: int64(m), Currency: "USD"} }
 
 // Micros returns the amount as the contract's exact type.
-func (m Money) Micros() events.Micros { return events.Micros(m.AmountMicros) }
+func (m Money) Micros() market.Micros { return market.Micros(m.AmountMicros) }
 
 // MicrosOf is the amount of an optional Money, 0 when absent.
-func MicrosOf(m *Money) events.Micros {
+func MicrosOf(m *Money) market.Micros {
 	if m == nil {
 		return 0
 	}
@@ -65,10 +68,10 @@ func MicrosOf(m *Money) events.Micros {
 
 // PriceMicros converts a float dollar price from the legacy media-kit
 // surfaces (exact_price, floor_price, price range) to micros at the edge,
-// with events.MicrosFromDollars (round half to even to the micro). A price
+// with market.MicrosFromDollars (round half to even to the micro). A price
 // that is not a finite, non-negative amount reads as 0 (unknown).
-func PriceMicros(dollars float64) events.Micros {
-	m, err := events.MicrosFromDollars(dollars)
+func PriceMicros(dollars float64) market.Micros {
+	m, err := market.MicrosFromDollars(dollars)
 	if err != nil || m < 0 {
 		return 0
 	}
@@ -110,29 +113,30 @@ func (m Money) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes strictly: amount_micros must be a JSON integer (a
 // float, even an integral one, is an error as on the seller); a missing
-// currency defaults to USD.
-func (m *Money) UnmarshalJSON(b []byte) error {
-	if isNull(b) {
-		return nil
-	}
-	var w struct {
-		AmountMicros json.RawMessage `json:"amount_micros"`
-		Currency     *string         `json:"currency"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
+// currency defaults to USD. It is UnmarshalJSONFrom for encoding/json
+// callers.
+func (m *Money) UnmarshalJSON(b []byte) error { return jsonv2.Unmarshal(b, m) }
+
+// UnmarshalJSONFrom decodes one Money from dec (null leaves m as it is).
+func (m *Money) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() == 'n' {
+		_, err := dec.ReadToken()
 		return err
 	}
-	if isNull(w.AmountMicros) {
+	var w struct {
+		AmountMicros *int64 `json:"amount_micros"`
+		Currency     string `json:"currency"`
+	}
+	if err := jsonv2.UnmarshalDecode(dec, &w); err != nil {
+		return fmt.Errorf("money: %w", err)
+	}
+	if w.AmountMicros == nil {
 		return errors.New("money: amount_micros missing")
 	}
-	n, err := parseStrictInt(string(trimSpace(w.AmountMicros)))
-	if err != nil {
-		return fmt.Errorf("money: amount_micros %s: %w", truncate(string(w.AmountMicros), 40), err)
-	}
-	m.AmountMicros = n
+	m.AmountMicros = *w.AmountMicros
 	m.Currency = "USD"
-	if w.Currency != nil && *w.Currency != "" {
-		m.Currency = *w.Currency
+	if w.Currency != "" {
+		m.Currency = w.Currency
 	}
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 func TestDollarsToMicrosMatchesPythonRound(t *testing.T) {
@@ -136,7 +136,7 @@ func TestMoneyValidate(t *testing.T) {
 func TestMoneyAndContractMicros(t *testing.T) {
 	cases := []struct {
 		dollars float64
-		want    events.Micros
+		want    market.Micros
 	}{
 		{19.8, 19_800_000}, {28, 28_000_000}, {0.0000015, 2}, {0, 0}, {-1, 0}, {math.NaN(), 0}, {math.Inf(1), 0}, {1e300, 0},
 	}
@@ -152,7 +152,7 @@ func TestMoneyAndContractMicros(t *testing.T) {
 	// USD agrees with the seller's round(x * 1_000_000) on the prices the
 	// buyer sends (whole cents), and with the contract's conversion.
 	for _, d := range []float64{20, 29.62, 92.39, 0.01, 123456.78} {
-		want, _ := events.MicrosFromDollars(d)
+		want, _ := market.MicrosFromDollars(d)
 		if got := USD(d); got.AmountMicros != DollarsToMicros(d) || got.AmountMicros != int64(want) {
 			t.Errorf("USD(%v) = %d, seller %d, contract %d", d, got.AmountMicros, DollarsToMicros(d), want)
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 var (
@@ -81,7 +81,7 @@ func TestRequestBodiesConformToOpenAPI(t *testing.T) {
 	c := testClient()
 	ctx := context.Background()
 	key := Auth{APIKey: "ask_live_x"}
-	full := events.BuyerIdentity{SeatID: "s", SeatName: "n", DSPPlatform: "ttd", AgencyID: "a", AgencyName: "an",
+	full := market.BuyerIdentity{SeatID: "s", SeatName: "n", DSPPlatform: "ttd", AgencyID: "a", AgencyName: "an",
 		AgencyHoldingCompany: "h", AdvertiserID: "adv", AdvertiserName: "A", AdvertiserIndustry: "cpg"}
 	calls := []func() error{
 		func() error { _, err := c.CreateQuote(ctx, srv.URL, Auth{}, quoteReq("q1")); return err },
@@ -113,7 +113,7 @@ func TestRequestBodiesConformToOpenAPI(t *testing.T) {
 		},
 		func() error {
 			_, err := c.Negotiate(ctx, srv.URL, key, NegotiationMessage{IdempotencyKey: "n2", Action: ActionFinalOffer, ProposalID: "qt-0123456789ab",
-				NegotiationID: "neg-1a2b3c4d", RoundNumber: 3, BuyerPrice: ptr(USD(22)), BuyerIdentity: &events.BuyerIdentity{AgencyID: "a"}, Rationale: "r"})
+				NegotiationID: "neg-1a2b3c4d", RoundNumber: 3, BuyerPrice: ptr(USD(22)), BuyerIdentity: &market.BuyerIdentity{AgencyID: "a"}, Rationale: "r"})
 			return err
 		},
 		func() error {
@@ -129,7 +129,7 @@ func TestRequestBodiesConformToOpenAPI(t *testing.T) {
 			return err
 		},
 		func() error {
-			_, err := c.SearchPackages(ctx, srv.URL, key, SearchRequest{Query: "sports", BuyerTier: events.TierAdvertiser, AgencyID: "a",
+			_, err := c.SearchPackages(ctx, srv.URL, key, SearchRequest{Query: "sports", BuyerTier: market.TierAdvertiser, AgencyID: "a",
 				AdvertiserID: "adv", AudienceFilter: &AudienceFilter{AudienceType: "standard", AudienceID: "3", TaxonomyVersion: "1.1"}})
 			return err
 		},

@@ -2,105 +2,9 @@ package sellerclient
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
-	"math"
 	"reflect"
-	"strings"
 	"testing"
 )
-
-// The reference decoding below is the straightforward one the package used
-// before the one-pass decoding: every level through json.Unmarshal, the
-// keys of a package through a map (exact key match). The fuzz target holds
-// the fast decoding to it.
-
-type refPlacement Placement
-
-func (p *refPlacement) UnmarshalJSON(b []byte) error {
-	type alias Placement
-	v := alias{Weight: 1.0}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*p = refPlacement(v)
-	return nil
-}
-
-type refPackage Package
-
-func (p *refPackage) UnmarshalJSON(b []byte) error {
-	if isNull(b) {
-		return nil
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(b, &keys); err != nil {
-		return fmt.Errorf("package: %w", err)
-	}
-	type alias Package
-	aux := struct {
-		*alias
-		Cattax     *flexInt       `json:"cattax"`
-		Placements []refPlacement `json:"placements,omitempty"`
-	}{alias: (*alias)(p)}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return fmt.Errorf("package: %w", err)
-	}
-	p.Placements = nil
-	if aux.Placements != nil {
-		p.Placements = make([]Placement, len(aux.Placements))
-		for i, r := range aux.Placements {
-			p.Placements[i] = Placement(r)
-		}
-	}
-	p.Cattax = 2
-	if aux.Cattax != nil {
-		p.Cattax = int(*aux.Cattax)
-	}
-	if p.RateType == "" {
-		p.RateType = "cpm"
-	}
-	_, p.Authenticated = keys["exact_price"]
-	if p.Authenticated && p.Currency == "" {
-		p.Currency = "USD"
-	}
-	if isNull(p.AudienceCapabilities) {
-		p.AudienceCapabilities = nil
-	}
-	for _, f := range []*float64{p.ExactPrice, p.FloorPrice} {
-		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
-			return errors.New("package: non-finite price")
-		}
-	}
-	return nil
-}
-
-func refPackageList(b []byte, key string) ([]Package, error) {
-	t := trimSpace(b)
-	var list []refPackage
-	if len(t) > 0 && t[0] == '[' {
-		if err := json.Unmarshal(t, &list); err != nil {
-			return nil, err
-		}
-	} else {
-		var obj map[string]json.RawMessage
-		if err := decodeObject(b, &obj); err != nil {
-			return nil, err
-		}
-		raw, ok := obj[key]
-		if !ok || isNull(raw) {
-			return []Package{}, nil
-		}
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]Package, len(list))
-	for i, p := range list {
-		out[i] = Package(p)
-	}
-	return out, nil
-}
 
 func TestPackageListDecoding(t *testing.T) {
 	for _, c := range []struct {
@@ -114,9 +18,18 @@ func TestPackageListDecoding(t *testing.T) {
 		{`[{"exact_price":null}]`, 1, []bool{true}, nil, false},
 		{`{"packages":[{"eXACt_priCe":3}]}`, 1, []bool{false}, nil, false}, // keys match exactly
 		{`{"packages":[{"\u0065xact_price":3}]}`, 1, []bool{true}, nil, false},
+		{`{"packages":[{"exact_price":3,"eXACt_priCe":4,"Currency":"EUR"}]}`, 1, []bool{true}, nil, false},
 		{`{"packages":[{"placements":[{"weight":null},{"weight":0.5},null]}]}`, 1, []bool{false}, []float64{1, 0.5, 1}, false},
 		{`{"PACKAGES":[{}]}`, 0, nil, nil, false},
-		{`{"packages":[{}],"packages":null}`, 0, nil, nil, false},
+		{`{"packages":[{}],"packages":null}`, 0, nil, nil, true}, // a name twice
+		{`{"packages":[{"package_id":"p","package_id":"q"}]}`, 0, nil, nil, true},
+		{`{"results":[1],"packages":[]}`, 0, nil, nil, false}, // only the key is decoded
+		{`{"results":[1,],"packages":[]}`, 0, nil, nil, true}, // the rest is still JSON
+		{`{"packages":[]} {}`, 0, nil, nil, true},
+		{"{\"packages\":[{\"name\":\"\xff\"}]}", 0, nil, nil, true},
+		{`{"packages":[{"exact_price":1e999}]}`, 0, nil, nil, true},
+		{`{"packages":[{"device_types":[1.5]}]}`, 0, nil, nil, true},
+		{`{"packages":[null,{"cattax":"3","rate_type":null}]}`, 2, []bool{false, false}, nil, false},
 		{`{"packages":null}`, 0, nil, nil, false},
 		{`{"packages":{}}`, 0, nil, nil, true},
 		{`{"packages":[1]}`, 0, nil, nil, true},
@@ -153,66 +66,43 @@ func TestPackageListDecoding(t *testing.T) {
 	}
 }
 
-// FuzzPackageListMatchesReference holds the one-pass package-list decoding
-// to the reference: the same packages, and an error exactly when the
-// reference has one.
-func FuzzPackageListMatchesReference(f *testing.F) {
-	for _, s := range []string{publicPackageBody, seatPackageBody, agencyPackageBody,
-		`{"packages":[` + agencyPackageBody + `,` + publicPackageBody + `]}`, `[` + seatPackageBody + `]`,
-		`{"packages":[{"eXACt_priCe":0}]}`, `{"packages":[{"\u0065xact_price":null}]}`, `{"packages":[null,{"placements":[null,{"weight":null}]}]}`,
-		`{"packages":[{}],"packages":[{"cattax":"3"}]}`, `{"packages":{}}`, `{"packages":1}`, `[1]`, `{"x":[}],"packages":[]}`,
-		`{"packages":[{"placements":[{"Weight":2,"weight":3}]}]}`, `{"packages":[{"exact_price":1e999}]}`, ` [ ] `, `{"a":"\"}","packages":[{}]}`,
-		// The direct decoding's edges: empty and null lists, defaults, nulls, numbers as strings.
-		`[{"package_id":"p","placements":[],"device_types":[],"cat":null,"cattax":3,"exact_price":null,"audience_capabilities":null,"is_featured":null}]`,
-		`[{"package_id":"p","placements":null,"cattax":"4","currency":"","rate_type":"","audience_capabilities":{"x":[1]},"negotiation_enabled":true}]`,
-		`[{"package_id":"p","placements":[{"product_id":"x","weight":0.5},{"device_types":[1,2]}],"floor_price":12.5,"exact_price":14}]`,
-		`[{"package_id":"p","device_types":[1.5]},{"package_id":"q","device_types":["2"]},{"package_id":"r","is_featured":"true"}]`,
-		`[{"package_id":"p","package_id":"q"},{"Package_Id":"r"},{"tags":["a",null]},{"cattax":2.0},{"cattax":null}]`} {
-		f.Add([]byte(s))
+// TestPackageDefaults: the seller's defaults and the authenticated view's
+// marks, whichever decoder (go-json-experiment/json, or encoding/json
+// through UnmarshalJSON) is used.
+func TestPackageDefaults(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want Package
+	}{
+		{`{"package_id":"p"}`, Package{PackageID: "p", Cattax: 2, RateType: "cpm"}},
+		{`{"package_id":"p","cattax":"4","rate_type":"","exact_price":null,"audience_capabilities":null}`,
+			Package{PackageID: "p", Cattax: 4, RateType: "cpm", Currency: "USD", Authenticated: true}},
+		{`{"package_id":"p","cattax":3,"exact_price":14,"floor_price":12.5,"currency":"EUR","placements":[{"product_id":"x","weight":0.5},{"device_types":[1,2]}]}`,
+			Package{PackageID: "p", Cattax: 3, RateType: "cpm", ExactPrice: ptr(14.0), FloorPrice: ptr(12.5), Currency: "EUR", Authenticated: true,
+				Placements: []Placement{{ProductID: "x", Weight: 0.5}, {DeviceTypes: []int{1, 2}, Weight: 1}}}},
+		{`{"package_id":"p","audience_capabilities":{"x":[1]},"negotiation_enabled":true,"placements":null}`,
+			Package{PackageID: "p", Cattax: 2, RateType: "cpm", AudienceCapabilities: json.RawMessage(`{"x":[1]}`), NegotiationEnabled: true}},
+	} {
+		var v2 Package
+		got, err := parsePackage([]byte(c.body))
+		if err != nil || !reflect.DeepEqual(*got, c.want) {
+			t.Errorf("%s:\n got %+v (%v)\nwant %+v", c.body, got, err, c.want)
+		}
+		if err := json.Unmarshal([]byte(c.body), &v2); err != nil || !reflect.DeepEqual(v2, c.want) {
+			t.Errorf("%s through encoding/json:\n got %+v (%v)\nwant %+v", c.body, v2, err, c.want)
+		}
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		b, ok := capped(t, data)
-		if !ok {
-			return
-		}
-		for _, key := range []string{"packages", "results"} {
-			got, err := parsePackageList(b, key)
-			want, werr := refPackageList(b, key)
-			if (err != nil) != (werr != nil) {
-				t.Fatalf("key %q: error %v, reference error %v", key, err, werr)
-			}
-			if err == nil && !reflect.DeepEqual(got, want) {
-				t.Fatalf("key %q:\n got %+v\nwant %+v", key, got, want)
-			}
-			if err != nil && !strings.HasPrefix(err.Error(), "package list") {
-				t.Fatalf("error %q does not say what failed", err)
-			}
-		}
-		var p, rp refPackage
-		perr := (*Package)(&p).UnmarshalJSON(b)
-		rerr := rp.UnmarshalJSON(b)
-		if (perr != nil) != (rerr != nil) || (perr == nil && !reflect.DeepEqual(p, rp)) {
-			t.Fatalf("package: %+v (%v), reference %+v (%v)", p, perr, rp, rerr)
-		}
-	})
 }
 
 // BenchmarkPackageListDecode decodes a two-package list (the seat and the
-// agency example views) directly and through the reference decoding.
+// agency example views) as the client does.
 func BenchmarkPackageListDecode(b *testing.B) {
 	list := []byte(`{"packages":[` + seatPackageBody + `,` + agencyPackageBody + `]}`)
-	for _, c := range []struct {
-		name   string
-		decode func([]byte, string) ([]Package, error)
-	}{{"direct", parsePackageList}, {"reference", refPackageList}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(list)))
-			for b.Loop() {
-				if ps, err := c.decode(list, "packages"); err != nil || len(ps) != 2 {
-					b.Fatal(len(ps), err)
-				}
-			}
-		})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(list)))
+	for b.Loop() {
+		if ps, err := parsePackageList(list, "packages"); err != nil || len(ps) != 2 {
+			b.Fatal(len(ps), err)
+		}
 	}
 }

@@ -62,7 +62,7 @@ func (c *Client) ListProducts(ctx context.Context, sellerURL string) ([]Product,
 		q := queryOf("limit", "500", "offset", strconv.Itoa(offset))
 		var pg productPage
 		if err := c.getJSON(ctx, op, joinURL(base, "/products", q), Auth{}, func(b []byte) error {
-			if err := decodeProductPage(b, &pg); err != nil {
+			if err := decodeObject(b, &pg); err != nil {
 				return fmt.Errorf("products: %w", err)
 			}
 			return nil

@@ -1,7 +1,6 @@
 package sellerclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // RegistryKind selects the registry API dialect.
@@ -65,10 +67,10 @@ type SellerRecord struct {
 	URL          string
 	Protocols    []string
 	Capabilities []string
-	Trust        events.Trust
+	Trust        market.Trust
 	// Protocol is the API the seller speaks (IAB seller-agent unless the
 	// record says adcp/mcp, or comes from the AAO registry).
-	Protocol events.Protocol
+	Protocol market.Protocol
 	// MCPEndpoint is an AdCP agent's MCP endpoint ("" = URL).
 	MCPEndpoint string
 	// Compliance is the AAO registry's compliance status (passing,
@@ -102,7 +104,7 @@ type Discovery struct {
 type TrustInfo struct {
 	AgentURL     string
 	IsRegistered bool
-	Trust        events.Trust
+	Trust        market.Trust
 	// RegistryID is the registry's id for the agent (AAMP: the agent id).
 	RegistryID string
 }
@@ -174,7 +176,7 @@ func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string)
 	if err != nil {
 		return TrustInfo{}, err
 	}
-	unknown := TrustInfo{AgentURL: target, Trust: events.TrustUnknown}
+	unknown := TrustInfo{AgentURL: target, Trust: market.TrustUnknown}
 	if kind == RegistryAAMP || kind == RegistryAAO {
 		listing := joinURL(base, "/api/agents", nil)
 		if kind == RegistryAAO {
@@ -321,9 +323,9 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 	if kind == RegistryAAMP || top["data"] != nil {
 		if raw, ok := top["success"]; ok {
 			var success bool
-			if json.Unmarshal(raw, &success) == nil && !success {
+			if jsonv2.Unmarshal(raw, &success) == nil && !success {
 				var msg string
-				_ = json.Unmarshal(top["error"], &msg)
+				_ = jsonv2.Unmarshal(top["error"], &msg)
 				return registryPage{}, fmt.Errorf("registry answered success=false: %s", truncate(msg, 200))
 			}
 		}
@@ -333,7 +335,7 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 				container = map[string]json.RawMessage{"agents": t}
 			} else {
 				var inner map[string]json.RawMessage
-				if err := json.Unmarshal(t, &inner); err != nil {
+				if err := jsonv2.Unmarshal(t, &inner); err != nil {
 					return registryPage{}, fmt.Errorf("registry listing data: %w", err)
 				}
 				container = inner
@@ -344,7 +346,7 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 		}
 	}
 	if raw, ok := container["agents"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &p.records); err != nil {
+		if err := jsonv2.Unmarshal(raw, &p.records); err != nil {
 			return registryPage{}, fmt.Errorf(`registry listing "agents": %w`, err)
 		}
 	}
@@ -355,17 +357,17 @@ func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
 func readPaging(p *registryPage, obj map[string]json.RawMessage) {
 	for _, k := range []string{"next", "next_url", "next_page_url"} {
 		var s string
-		if json.Unmarshal(obj[k], &s) == nil && looksLikeLink(s) {
+		if jsonv2.Unmarshal(obj[k], &s) == nil && looksLikeLink(s) {
 			p.next = s
 			break
 		}
 	}
 	var n flexInt
-	if raw, ok := obj["page"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+	if raw, ok := obj["page"]; ok && jsonv2.Unmarshal(raw, &n) == nil && n > 0 {
 		p.page = int(n)
 	}
 	n = 0
-	if raw, ok := obj["total_pages"]; ok && json.Unmarshal(raw, &n) == nil && n > 0 {
+	if raw, ok := obj["total_pages"]; ok && jsonv2.Unmarshal(raw, &n) == nil && n > 0 {
 		p.totalPages = int(n)
 	}
 }
@@ -413,13 +415,13 @@ func statusOf(raw json.RawMessage) string {
 		return ""
 	}
 	var s string
-	if json.Unmarshal(t, &s) == nil {
+	if jsonv2.Unmarshal(t, &s) == nil {
 		return strings.ToLower(strings.TrimSpace(s))
 	}
 	var o struct {
 		Status string `json:"status"`
 	}
-	if json.Unmarshal(t, &o) == nil {
+	if jsonv2.Unmarshal(t, &o) == nil {
 		return strings.ToLower(strings.TrimSpace(o.Status))
 	}
 	return ""
@@ -432,7 +434,7 @@ func aaoCapabilities(raw json.RawMessage) []string {
 		return nil
 	}
 	var l stringList
-	if json.Unmarshal(t, &l) == nil {
+	if jsonv2.Unmarshal(t, &l) == nil {
 		return l
 	}
 	var o struct {
@@ -441,7 +443,7 @@ func aaoCapabilities(raw json.RawMessage) []string {
 			Channels stringList `json:"channels"`
 		} `json:"media_buy"`
 	}
-	if json.Unmarshal(t, &o) == nil {
+	if jsonv2.Unmarshal(t, &o) == nil {
 		out := []string(o.Channels)
 		if o.MediaBuy != nil {
 			out = append(out, o.MediaBuy.Channels...)
@@ -472,10 +474,10 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		return rec, false, "record is not a JSON object"
 	}
 	var rawURL string
-	rec.Protocol = events.ProtocolIAB
+	rec.Protocol = market.ProtocolIAB
 	if kind == RegistryAAO {
 		var a aaoRecord
-		if err := json.Unmarshal(t, &a); err != nil {
+		if err := jsonv2.Unmarshal(t, &a); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.Name, rawURL = a.Name, a.URL
@@ -489,7 +491,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		if a.Protocol != "" && !strings.EqualFold(a.Protocol, "mcp") {
 			return rec, false, "agent speaks " + a.Protocol + " only; dealflow speaks AdCP over MCP"
 		}
-		rec.Protocol = events.ProtocolADCP
+		rec.Protocol = market.ProtocolADCP
 		if ep := strings.TrimSpace(a.MCPEndpoint); ep != "" {
 			n, err := CanonicalURL(ep)
 			if err != nil {
@@ -503,16 +505,16 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		rec.Compliance = statusOf(a.Compliance)
 		switch {
 		case rec.Compliance == "passing" || a.Verified:
-			rec.Trust = events.TrustVerified
+			rec.Trust = market.TrustVerified
 		default:
-			rec.Trust = events.TrustRegistered
+			rec.Trust = market.TrustRegistered
 		}
 		if sellersOnly && a.Type != "" && !strings.EqualFold(a.Type, "sales") {
 			skip = true
 		}
 	} else if kind == RegistryAAMP {
 		var a aampRecord
-		if err := json.Unmarshal(t, &a); err != nil {
+		if err := jsonv2.Unmarshal(t, &a); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.AgentID = idString(a.ID)
@@ -531,16 +533,16 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 			rec.Protocols = []string{a.ProtocolType}
 		}
 		rec.Capabilities = dedup(a.Capabilities, a.IABCapabilities)
-		rec.Trust = events.TrustRegistered
+		rec.Trust = market.TrustRegistered
 		if strings.EqualFold(strings.TrimSpace(a.VerificationStatus), "active") {
-			rec.Trust = events.TrustVerified
+			rec.Trust = market.TrustVerified
 		}
 		if sellersOnly && len(a.IndustryRoles) > 0 && !containsFold(a.IndustryRoles, "seller") {
 			skip = true
 		}
 	} else {
 		var s simpleRecord
-		if err := json.Unmarshal(t, &s); err != nil {
+		if err := jsonv2.Unmarshal(t, &s); err != nil {
 			return rec, false, "malformed record: " + shortErr(err)
 		}
 		rec.AgentID, rec.Name, rawURL = s.AgentID, s.Name, s.URL
@@ -554,8 +556,8 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		}
 		rec.Protocols = dedup(s.Protocols)
 		rec.Capabilities = dedup(s.Capabilities)
-		if p, ok := events.ParseProtocol(s.Protocol); ok && p.IsADCP() || containsFold(rec.Protocols, "adcp") {
-			rec.Protocol = events.ProtocolADCP
+		if p, ok := market.ParseProtocol(s.Protocol); ok && p.IsADCP() || containsFold(rec.Protocols, "adcp") {
+			rec.Protocol = market.ProtocolADCP
 		} else if !ok {
 			return rec, false, "unknown protocol " + truncate(s.Protocol, 50)
 		}
@@ -570,7 +572,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 		if trust == "" {
 			trust = s.TrustStatus
 		}
-		rec.Trust = events.ParseTrust(trust)
+		rec.Trust = market.ParseTrust(trust)
 	}
 	n, err := CanonicalURL(rawURL)
 	if err != nil {
@@ -608,14 +610,14 @@ func parseVerify(b []byte, target string) (TrustInfo, error) {
 	if trust == "" {
 		trust = v.TrustStatus
 	}
-	out := TrustInfo{AgentURL: target, Trust: events.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
+	out := TrustInfo{AgentURL: target, Trust: market.ParseTrust(trust), RegistryID: idString(v.RegistryID)}
 	if out.RegistryID == "" {
 		out.RegistryID = idString(v.AgentID)
 	}
 	if v.IsRegistered != nil {
 		out.IsRegistered = *v.IsRegistered
 	} else {
-		out.IsRegistered = out.Trust != events.TrustUnknown
+		out.IsRegistered = out.Trust != market.TrustUnknown
 	}
 	return out, nil
 }
@@ -627,14 +629,11 @@ func idString(raw json.RawMessage) string {
 		return ""
 	}
 	var s string
-	if json.Unmarshal(t, &s) == nil {
+	if jsonv2.Unmarshal(t, &s) == nil {
 		return strings.TrimSpace(s)
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(t))
-	d.UseNumber()
-	if d.Decode(&n) == nil {
-		return n.String()
+	if v := jsontext.Value(t); v.Kind() == '0' && v.IsValid() {
+		return string(t) // a number as written
 	}
 	return ""
 }

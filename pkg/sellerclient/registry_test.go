@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 const simpleAgentsBody = `{"agents":[
@@ -55,8 +55,8 @@ func TestDiscoverSellersSimple(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "seller-a", Name: "Seller A", URL: "http://seller-a.example.com", Protocols: []string{"a2a", "opendirect21"},
-			Capabilities: []string{"ctv", "display"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
-		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
+			Capabilities: []string{"ctv", "display"}, Trust: market.TrustVerified, Protocol: market.ProtocolIAB},
+		{AgentID: "seller-b", Name: "Seller B", URL: "https://seller-b.example.com", Protocols: []string{}, Capabilities: []string{"Display"}, Trust: market.TrustVerified, Protocol: market.ProtocolIAB},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -81,7 +81,7 @@ func TestDiscoverSellersSimple(t *testing.T) {
 
 	// No filter: no capabilities param, every valid record.
 	d, err = c.DiscoverSellers(context.Background(), Registry{URL: srv.URL + "/registry", Kind: RegistrySimple, Token: "t"}, nil)
-	if err != nil || len(d.Sellers) != 3 || d.Sellers[2].Trust != events.TrustUnknown {
+	if err != nil || len(d.Sellers) != 3 || d.Sellers[2].Trust != market.TrustUnknown {
 		t.Fatalf("%+v %v", d, err)
 	}
 	if r := srv.last(t); r.Query.Has("capabilities") || r.Header.Get("Authorization") != "Bearer t" {
@@ -116,9 +116,9 @@ func TestDiscoverSellersAAMP(t *testing.T) {
 	}
 	want := []SellerRecord{
 		{AgentID: "1", Name: "Acme Seller", URL: "https://seller.acme.example.com", Protocols: []string{"a2a"},
-			Capabilities: []string{"ctv", "display", "video"}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
-		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: events.TrustRegistered, Protocol: events.ProtocolIAB},
-		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: events.TrustVerified, Protocol: events.ProtocolIAB},
+			Capabilities: []string{"ctv", "display", "video"}, Trust: market.TrustVerified, Protocol: market.ProtocolIAB},
+		{AgentID: "2", Name: "Beta", URL: "https://beta.example.com/agent", Protocols: []string{}, Capabilities: []string{"display"}, Trust: market.TrustRegistered, Protocol: market.ProtocolIAB},
+		{AgentID: "agent-6", Name: "Gamma", URL: "https://gamma.example.com", Protocols: []string{}, Capabilities: []string{}, Trust: market.TrustVerified, Protocol: market.ProtocolIAB},
 	}
 	if !reflect.DeepEqual(d.Sellers, want) {
 		t.Fatalf("sellers\n got %+v\nwant %+v", d.Sellers, want)
@@ -298,10 +298,10 @@ func TestVerifyAgentSimple(t *testing.T) {
 		in   string
 		want TrustInfo
 	}{
-		{"HTTPS://Seller.Example.com/", TrustInfo{"https://seller.example.com", true, events.TrustVerified, "aamp-xyz789"}},
-		{"https://approved.example.com", TrustInfo{"https://approved.example.com", true, events.TrustVerified, ""}},
-		{"https://iab.example.com", TrustInfo{"https://iab.example.com", true, events.TrustVerified, "iab_aamp"}},
-		{"https://stranger.example.com", TrustInfo{"https://stranger.example.com", false, events.TrustUnknown, ""}},
+		{"HTTPS://Seller.Example.com/", TrustInfo{"https://seller.example.com", true, market.TrustVerified, "aamp-xyz789"}},
+		{"https://approved.example.com", TrustInfo{"https://approved.example.com", true, market.TrustVerified, ""}},
+		{"https://iab.example.com", TrustInfo{"https://iab.example.com", true, market.TrustVerified, "iab_aamp"}},
+		{"https://stranger.example.com", TrustInfo{"https://stranger.example.com", false, market.TrustUnknown, ""}},
 	}
 	for _, cs := range cases {
 		got, err := c.VerifyAgent(context.Background(), Registry{URL: srv.URL}, cs.in)
@@ -329,12 +329,12 @@ func TestVerifyAgentAAMP(t *testing.T) {
 		in   string
 		want TrustInfo
 	}{
-		{"https://seller.acme.example.com/", TrustInfo{"https://seller.acme.example.com", true, events.TrustVerified, "1"}},
-		{" HTTPS://SELLER.ACME.EXAMPLE.COM ", TrustInfo{"https://seller.acme.example.com", true, events.TrustVerified, "1"}},
-		{"https://beta.example.com/agent", TrustInfo{"https://beta.example.com/agent", true, events.TrustRegistered, "2"}},
+		{"https://seller.acme.example.com/", TrustInfo{"https://seller.acme.example.com", true, market.TrustVerified, "1"}},
+		{" HTTPS://SELLER.ACME.EXAMPLE.COM ", TrustInfo{"https://seller.acme.example.com", true, market.TrustVerified, "1"}},
+		{"https://beta.example.com/agent", TrustInfo{"https://beta.example.com/agent", true, market.TrustRegistered, "2"}},
 		// Verification is not limited to sellers.
-		{"https://buyer.example.com", TrustInfo{"https://buyer.example.com", true, events.TrustVerified, "3"}},
-		{"https://unknown.example.com", TrustInfo{"https://unknown.example.com", false, events.TrustUnknown, ""}},
+		{"https://buyer.example.com", TrustInfo{"https://buyer.example.com", true, market.TrustVerified, "3"}},
+		{"https://unknown.example.com", TrustInfo{"https://unknown.example.com", false, market.TrustUnknown, ""}},
 	}
 	for _, cs := range cases {
 		got, err := c.VerifyAgent(context.Background(), reg, cs.in)
@@ -378,15 +378,15 @@ func TestDiscoverSellersAAO(t *testing.T) {
 		t.Fatalf("sellers %+v skipped %+v", d.Sellers, d.Skipped)
 	}
 	s := d.Sellers[0]
-	if s.Protocol != events.ProtocolADCP || s.MCPEndpoint != "https://sales.streamco.example/mcp" || s.Trust != events.TrustVerified ||
+	if s.Protocol != market.ProtocolADCP || s.MCPEndpoint != "https://sales.streamco.example/mcp" || s.Trust != market.TrustVerified ||
 		s.Compliance != "passing" || !reflect.DeepEqual(s.Capabilities, []string{"ctv", "olv"}) {
 		t.Fatalf("streamco %+v", s)
 	}
-	if b := d.Sellers[1]; b.Compliance != "failing" || b.Trust != events.TrustRegistered || b.Protocol != events.ProtocolADCP {
+	if b := d.Sellers[1]; b.Compliance != "failing" || b.Trust != market.TrustRegistered || b.Protocol != market.ProtocolADCP {
 		t.Fatalf("bad %+v", b)
 	}
 	ti, err := c.VerifyAgent(context.Background(), Registry{URL: srv.URL, Kind: RegistryAAO}, "https://sales.streamco.example/")
-	if err != nil || !ti.IsRegistered || ti.Trust != events.TrustVerified {
+	if err != nil || !ti.IsRegistered || ti.Trust != market.TrustVerified {
 		t.Fatalf("verify %+v %v", ti, err)
 	}
 }

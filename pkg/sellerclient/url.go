@@ -9,8 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/idna"
@@ -58,34 +56,6 @@ import (
 // decide whether the host is private; the Client does that
 // (Config.AllowPrivate) because it is a policy, not syntax.
 func CanonicalURL(raw string) (string, error) {
-	if c, ok := canonicalCache.Load(raw); ok {
-		return c.(string), nil
-	}
-	c, err := canonicalURL(raw)
-	if err == nil {
-		if canonicalCached.Add(1) > maxCanonicalCached {
-			canonicalCache.Clear()
-			canonicalCached.Store(1)
-		}
-		canonicalCache.Store(raw, c)
-	}
-	return c, err
-}
-
-// canonicalCache remembers the canonical form of URLs already seen: a
-// campaign canonicalises each seller's URL several times (trust, identity,
-// credentials, each request), and the parse, IDNA and path steps allocate
-// about 2 KB a time. The function is pure, so a hit is the same answer;
-// only successes are kept, and the whole cache is dropped when it reaches
-// maxCanonicalCached entries (a few MB of URLs).
-var (
-	canonicalCache  sync.Map // raw URL -> canonical URL
-	canonicalCached atomic.Int64
-)
-
-const maxCanonicalCached = 1 << 14
-
-func canonicalURL(raw string) (string, error) {
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return "", invalidURL(raw, "empty URL")

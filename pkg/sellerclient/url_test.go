@@ -3,7 +3,6 @@ package sellerclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -261,31 +260,5 @@ func TestCheckDestinationAppliesSellerRules(t *testing.T) {
 	}
 	if _, err := CheckDestination("http://127.0.0.1:9/hook", true); err != nil {
 		t.Fatalf("allowPrivate: %v", err)
-	}
-}
-
-// TestCanonicalURLCache: a cached answer is the computed one, failures are
-// never cached, and the cache is dropped rather than grown past its bound.
-func TestCanonicalURLCache(t *testing.T) {
-	for _, raw := range []string{"HTTP://LOCALHOST:9001/api/..", "http://s.example/A%7e", "ftp://x", "http://a b"} {
-		first, err1 := CanonicalURL(raw)
-		second, err2 := CanonicalURL(raw)
-		want, werr := canonicalURL(raw)
-		if first != want || second != want || (err1 == nil) != (werr == nil) || (err2 == nil) != (werr == nil) {
-			t.Fatalf("%q: %q/%v then %q/%v, computed %q/%v", raw, first, err1, second, err2, want, werr)
-		}
-		if _, cached := canonicalCache.Load(raw); cached != (werr == nil) {
-			t.Fatalf("%q cached=%v with error %v", raw, cached, werr)
-		}
-	}
-	for i := range maxCanonicalCached + 10 {
-		if _, err := CanonicalURL(fmt.Sprintf("http://cache-bound-%d.example", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := 0
-	canonicalCache.Range(func(_, _ any) bool { n++; return true })
-	if n > maxCanonicalCached || n == 0 {
-		t.Fatalf("cache holds %d entries, bound %d", n, maxCanonicalCached)
 	}
 }

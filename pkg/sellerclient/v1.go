@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 // DealType is the v1 deal type. The legacy long names ("preferred_deal") are
@@ -88,7 +90,7 @@ type QuoteRequest struct {
 	FlightStart    string                `json:"flight_start,omitempty"` // YYYY-MM-DD
 	FlightEnd      string                `json:"flight_end,omitempty"`   // YYYY-MM-DD
 	TargetCPM      *Money                `json:"target_cpm,omitempty"`
-	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity  *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	// AgentURL makes the seller verify the buyer in its registry; an unknown
 	// agent caps the tier at public even with a key.
 	AgentURL       string          `json:"agent_url,omitempty"`
@@ -105,7 +107,7 @@ type QuoteRequest struct {
 type DealBookingRequest struct {
 	IdempotencyKey string                `json:"idempotency_key"`
 	QuoteID        string                `json:"quote_id"`
-	BuyerIdentity  *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity  *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	Notes          string                `json:"notes,omitempty"`
 	AudiencePlan   json.RawMessage       `json:"audience_plan,omitempty"`
 	ConsentContext json.RawMessage       `json:"consent_context,omitempty"`
@@ -127,7 +129,7 @@ type NegotiationMessage struct {
 	// BuyerPrice is required for counter and final_offer, optional for
 	// accept and must be nil for reject.
 	BuyerPrice    *Money                `json:"buyer_price,omitempty"`
-	BuyerIdentity *events.BuyerIdentity `json:"buyer_identity,omitempty"`
+	BuyerIdentity *market.BuyerIdentity `json:"buyer_identity,omitempty"`
 	Rationale     string                `json:"rationale"`
 }
 
@@ -172,14 +174,19 @@ type QuoteAvailability struct {
 	CompetingDemand    string   `json:"competing_demand,omitempty"`
 }
 
-// UnmarshalJSON applies the schema default inventory_available=true.
+// UnmarshalJSON applies the schema default inventory_available=true (when
+// the key is absent or null).
 func (a *QuoteAvailability) UnmarshalJSON(b []byte) error {
 	type alias QuoteAvailability
-	v := alias{InventoryAvailable: true}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v struct {
+		alias
+		InventoryAvailable *bool `json:"inventory_available"`
+	}
+	if err := jsonv2.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*a = QuoteAvailability(v)
+	*a = QuoteAvailability(v.alias)
+	a.InventoryAvailable = v.InventoryAvailable == nil || *v.InventoryAvailable
 	return nil
 }
 
@@ -192,7 +199,7 @@ type Quote struct {
 	Pricing        QuotePricing       `json:"pricing"`
 	Terms          QuoteTerms         `json:"terms"`
 	Availability   *QuoteAvailability `json:"availability"`
-	BuyerTier      events.Tier        `json:"buyer_tier"`
+	BuyerTier      market.Tier        `json:"buyer_tier"`
 	RateCardID     string             `json:"rate_card_id,omitempty"`
 	ExpiresAt      time.Time          `json:"expires_at"`
 	SellerID       string             `json:"seller_id,omitempty"`
@@ -211,7 +218,7 @@ func (q *Quote) UnmarshalJSON(b []byte) error {
 		ExpiresAt flexTime `json:"expires_at"`
 		CreatedAt flexTime `json:"created_at"`
 	}{alias: (*alias)(q)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	q.ExpiresAt, q.CreatedAt = time.Time(aux.ExpiresAt), time.Time(aux.CreatedAt)
@@ -219,7 +226,7 @@ func (q *Quote) UnmarshalJSON(b []byte) error {
 		q.Status = QuoteAvailable
 	}
 	if q.BuyerTier == "" {
-		q.BuyerTier = events.TierPublic
+		q.BuyerTier = market.TierPublic
 	}
 	if q.MediaType == "" {
 		q.MediaType = MediaDigital
@@ -249,14 +256,22 @@ type OpenRTBParams struct {
 	WADomain []string `json:"wadomain"`
 }
 
-// UnmarshalJSON applies the schema default at=3.
+// UnmarshalJSON applies the schema default at=3 (when the key is absent or
+// null).
 func (o *OpenRTBParams) UnmarshalJSON(b []byte) error {
 	type alias OpenRTBParams
-	v := alias{At: 3}
-	if err := json.Unmarshal(b, &v); err != nil {
+	var v struct {
+		alias
+		At *int `json:"at"`
+	}
+	if err := jsonv2.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*o = OpenRTBParams(v)
+	*o = OpenRTBParams(v.alias)
+	o.At = 3
+	if v.At != nil {
+		o.At = *v.At
+	}
 	return nil
 }
 
@@ -270,7 +285,7 @@ type Deal struct {
 	Product                ProductRef        `json:"product"`
 	Pricing                QuotePricing      `json:"pricing"`
 	Terms                  QuoteTerms        `json:"terms"`
-	BuyerTier              events.Tier       `json:"buyer_tier"`
+	BuyerTier              market.Tier       `json:"buyer_tier"`
 	SellerID               string            `json:"seller_id,omitempty"`
 	ExpiresAt              *time.Time        `json:"expires_at"`
 	ActivationInstructions map[string]string `json:"activation_instructions"`
@@ -290,7 +305,7 @@ func (d *Deal) UnmarshalJSON(b []byte) error {
 		ExpiresAt *flexTime `json:"expires_at"`
 		CreatedAt flexTime  `json:"created_at"`
 	}{alias: (*alias)(d)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	d.ExpiresAt = nil
@@ -303,7 +318,7 @@ func (d *Deal) UnmarshalJSON(b []byte) error {
 		d.Status = DealProposed
 	}
 	if d.BuyerTier == "" {
-		d.BuyerTier = events.TierPublic
+		d.BuyerTier = market.TierPublic
 	}
 	if d.MediaType == "" {
 		d.MediaType = MediaDigital
@@ -352,7 +367,7 @@ func (r *Round) UnmarshalJSON(b []byte) error {
 		*alias
 		Timestamp flexTime `json:"timestamp"`
 	}{alias: (*alias)(r)}
-	if err := json.Unmarshal(b, &aux); err != nil {
+	if err := jsonv2.Unmarshal(b, &aux); err != nil {
 		return err
 	}
 	r.Timestamp = time.Time(aux.Timestamp)
@@ -585,7 +600,7 @@ func parseQuote(b []byte) (*Quote, error) {
 	q := env.Quote
 	if q == nil && env.QuoteID != nil {
 		q = new(Quote)
-		if err := json.Unmarshal(trimSpace(b), q); err != nil {
+		if err := jsonv2.Unmarshal(trimSpace(b), q); err != nil {
 			return nil, fmt.Errorf("quote: %w", err)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/market"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -36,7 +36,7 @@ func TestCreateQuote(t *testing.T) {
 		{"full keyed", QuoteRequest{
 			IdempotencyKey: "k2", ProductID: "prod-15ba2543", DealType: DealPG, Impressions: ptr(int64(6000000)),
 			FlightStart: "2026-11-25", FlightEnd: "2026-12-25", TargetCPM: ptr(USD(20.0)),
-			BuyerIdentity: &events.BuyerIdentity{SeatID: "seat-1", AgencyID: "agency-1"},
+			BuyerIdentity: &market.BuyerIdentity{SeatID: "seat-1", AgencyID: "agency-1"},
 			AgentURL:      "https://buyer.example.com", MediaType: MediaCTV,
 			ConsentContext: json.RawMessage(`{"applicable_regimes":["GDPR"]}`),
 		}, Auth{APIKey: "ask_live_agency", Bearer: true},
@@ -44,7 +44,7 @@ func TestCreateQuote(t *testing.T) {
 				`"flight_end":"2026-12-25","target_cpm":{"amount_micros":20000000,"currency":"USD"},"buyer_identity":{"seat_id":"seat-1","agency_id":"agency-1"},` +
 				`"agent_url":"https://buyer.example.com","media_type":"ctv","consent_context":{"applicable_regimes":["GDPR"]}}`},
 		{"empty optionals dropped", QuoteRequest{IdempotencyKey: "k3", ProductID: "p", DealType: DealPA,
-			BuyerIdentity: &events.BuyerIdentity{}, AudiencePlan: json.RawMessage(`null`), Impressions: ptr(int64(0))}, Auth{},
+			BuyerIdentity: &market.BuyerIdentity{}, AudiencePlan: json.RawMessage(`null`), Impressions: ptr(int64(0))}, Auth{},
 			`{"idempotency_key":"k3","product_id":"p","deal_type":"PA","impressions":0}`},
 	}
 	for _, cs := range cases {
@@ -79,7 +79,7 @@ func checkQuote(t *testing.T, q *Quote) {
 			Rationale: "Base price: $25.00 CPM | Agency tier: -10% | Volume discount: -5.0% | Final price: $21.38 CPM | (Total savings: 14.5%)"},
 		Terms:        QuoteTerms{Impressions: ptr(int64(6000000)), FlightStart: "2026-11-25", FlightEnd: "2026-12-25", Guaranteed: true},
 		Availability: &QuoteAvailability{InventoryAvailable: true},
-		BuyerTier:    events.TierAgency,
+		BuyerTier:    market.TierAgency,
 		ExpiresAt:    mustTime(t, "2026-11-26T18:55:22.955953Z"),
 		SellerID:     "seller-premium-pub-001",
 		CreatedAt:    mustTime(t, "2026-11-25T18:55:22.955953Z"),
@@ -175,7 +175,7 @@ func TestNegotiate(t *testing.T) {
 			`{"idempotency_key":"n2","action":"final_offer","negotiation_id":"neg-1a2b3c4d","proposal_id":"qt-0123456789ab","round_number":2,"buyer_price":{"amount_micros":21000000,"currency":"USD"},"rationale":"last try"}`},
 		{"accept without price", NegotiationMessage{IdempotencyKey: "n3", Action: ActionAccept, QuoteID: "qt-0123456789ab"},
 			`{"idempotency_key":"n3","action":"accept","quote_id":"qt-0123456789ab","rationale":""}`},
-		{"reject omits price", NegotiationMessage{IdempotencyKey: "n4", Action: ActionReject, QuoteID: "qt-0123456789ab", BuyerIdentity: &events.BuyerIdentity{}},
+		{"reject omits price", NegotiationMessage{IdempotencyKey: "n4", Action: ActionReject, QuoteID: "qt-0123456789ab", BuyerIdentity: &market.BuyerIdentity{}},
 			`{"idempotency_key":"n4","action":"reject","quote_id":"qt-0123456789ab","rationale":""}`},
 	}
 	for _, cs := range cases {
@@ -241,7 +241,7 @@ func TestBookDealAndGetDeal(t *testing.T) {
 	ctx := context.Background()
 	b, err := c.BookDeal(ctx, srv.URL, Auth{APIKey: "ask_live_agency"}, DealBookingRequest{
 		IdempotencyKey: "bk-1", QuoteID: "qt-0123456789ab", Notes: "campaign c-1",
-		BuyerIdentity: &events.BuyerIdentity{AgencyID: "agency-1"}, ConsentContext: json.RawMessage(" null "),
+		BuyerIdentity: &market.BuyerIdentity{AgencyID: "agency-1"}, ConsentContext: json.RawMessage(" null "),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func checkDeal(t *testing.T, b *DealBooking) {
 			FinalCPM: &Money{21380000, "USD"}, PricingModel: "cpm",
 			Rationale: "Base price: $25.00 CPM | Agency tier: -10% | Volume discount: -5.0% | Final price: $21.38 CPM | (Total savings: 14.5%)"},
 		Terms:     QuoteTerms{Impressions: ptr(int64(6000000)), FlightStart: "2026-11-25", FlightEnd: "2026-12-25", Guaranteed: true},
-		BuyerTier: events.TierAgency, ExpiresAt: &exp,
+		BuyerTier: market.TierAgency, ExpiresAt: &exp,
 		ActivationInstructions: map[string]string{
 			"ttd":   "In The Trade Desk, create a new PMP deal with Deal ID: DEMO-7CE8BB4B565B",
 			"dv360": "In DV360, add deal DEMO-7CE8BB4B565B under Inventory > My Inventory > Deals",
@@ -318,7 +318,7 @@ func TestParseV1Defaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Status != QuoteAvailable || q.BuyerTier != events.TierPublic || q.MediaType != MediaDigital || !q.Availability.InventoryAvailable ||
+	if q.Status != QuoteAvailable || q.BuyerTier != market.TierPublic || q.MediaType != MediaDigital || !q.Availability.InventoryAvailable ||
 		q.Pricing.FinalCPM != nil || !q.ExpiresAt.IsZero() || q.CreatedAt != time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC) {
 		t.Fatalf("defaults %+v", q)
 	}
@@ -345,6 +345,23 @@ func TestParseV1Defaults(t *testing.T) {
 	for _, bad := range []string{`{"deal":null}`, `{"deal":{"status":"proposed"}}`, `{"deal":[]}`} {
 		if _, err := parseDealBooking([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
+		}
+	}
+}
+
+// TestSchemaDefaultsSurviveNull: a schema default holds when the key is
+// absent or null, and an explicit value replaces it.
+func TestSchemaDefaultsSurviveNull(t *testing.T) {
+	for body, want := range map[string]bool{`{}`: true, `{"inventory_available":null}`: true, `{"inventory_available":false}`: false} {
+		var a QuoteAvailability
+		if err := a.UnmarshalJSON([]byte(body)); err != nil || a.InventoryAvailable != want {
+			t.Errorf("%s: inventory_available %v (%v), want %v", body, a.InventoryAvailable, err, want)
+		}
+	}
+	for body, want := range map[string]int{`{"id":"d"}`: 3, `{"id":"d","at":null}`: 3, `{"id":"d","at":1}`: 1} {
+		var o OpenRTBParams
+		if err := o.UnmarshalJSON([]byte(body)); err != nil || o.At != want || o.ID != "d" {
+			t.Errorf("%s: %+v (%v), want at %d", body, o, err, want)
 		}
 	}
 }

@@ -16,7 +16,7 @@ package conformance
 //
 // Every tools/call the client sends and every structuredContent it receives
 // is captured by a recording transport (JSON or SSE answers) and validated
-// against ../shared/contracts/adcp/3.1.19/ with internal/adcpschema, in both
+// against contracts/adcp/3.1.19/ with internal/adcpschema, in both
 // modes.
 
 import (

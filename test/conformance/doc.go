@@ -49,9 +49,8 @@
 //
 // Every request body the client sends (POST /api/v1/quotes, /api/v1/deals,
 // /api/v1/negotiations/messages, /media-kit/search) is validated after the
-// cases against the request schemas of
-// shared/contracts/seller-agent/openapi.json (found by walking up from the
-// working directory to the directory that holds shared/contracts): in sandbox
-// mode the bodies come from the sellers' request logs, against a real seller
-// from a recording transport on the client.
+// cases against the request schemas of the repository's
+// contracts/seller-agent/openapi.json (internal/contracts finds it from the
+// module root): in sandbox mode the bodies come from the sellers' request
+// logs, against a real seller from a recording transport on the client.
 package conformance

@@ -37,7 +37,7 @@ var (
 	validatorErr  error
 )
 
-// openAPIValidator loads shared/contracts/seller-agent/openapi.json once.
+// openAPIValidator loads contracts/seller-agent/openapi.json once.
 func openAPIValidator(t *testing.T) *requestValidator {
 	t.Helper()
 	validatorOnce.Do(func() {

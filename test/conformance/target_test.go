@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/contracts"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -371,25 +371,8 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// contractsDir finds shared/contracts by walking up from the working
-// directory (the repo's sibling: <repo>/../shared/contracts).
-func contractsDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		c := filepath.Join(dir, "shared", "contracts")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("shared/contracts not found above the working directory")
-		}
-		dir = parent
-	}
-}
+// contractsDir is the repository's contracts folder (internal/contracts).
+func contractsDir() (string, error) { return contracts.Dir() }
 
 func randomHex(n int) string {
 	b := make([]byte, (n+1)/2)
