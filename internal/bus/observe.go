@@ -244,6 +244,9 @@ func CampaignLogger(ctx context.Context, fallback zerolog.Logger, campaignID str
 	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
 		return *l
 	}
+	if fallback.GetLevel() == zerolog.Disabled {
+		return fallback // writes nothing: no context to build
+	}
 	return fallback.With().Str("campaign_id", campaignID).Logger()
 }
 

@@ -234,6 +234,17 @@ func TestConsoleCampaignApproval(t *testing.T) {
 		` && document.querySelectorAll('#plan tbody tr').length >= 2 && !!document.querySelector('#plan-by-seller svg rect')`+
 		` && !!document.querySelector('#plan-by-format svg rect') && !document.querySelector('#approval').hidden`, 90*time.Second)
 	lines := mustEval[[]string](b, `[...document.querySelectorAll('#plan tbody tr')].map(r => r.dataset.quoteId)`)
+	if mustEval[bool](b, `!document.getElementById('c-csv').hidden`) {
+		t.Fatal("the Deals CSV link shows before any deal")
+	}
+	// One format mix is one bar, however its formats are ordered.
+	if bars := mustEval[[]string](b, `[...document.querySelectorAll('#plan-by-format svg text')].map(t => t.textContent)`); slices.Contains(bars, "mobile/video") && slices.Contains(bars, "video/mobile") {
+		t.Fatalf("one format mix is two bars: %v", bars)
+	}
+	// Packages are named as the seller names them, beside their id.
+	if !mustEval[bool](b, `[...document.querySelectorAll('#plan tbody tr td:nth-child(3)')].every(td => td.textContent.includes('(') || !td.textContent.startsWith('pkg-'))`) {
+		t.Fatal("a plan line shows a bare package id where the name is known")
+	}
 	if n := mustEval[int](b, `document.querySelectorAll('#sellers tbody tr').length`); n == 0 {
 		t.Fatal("no sellers shown")
 	}
@@ -252,6 +263,8 @@ func TestConsoleCampaignApproval(t *testing.T) {
 	dropped := lines[0]
 	b.do("untick a line", chromedp.Click(chromedp.CSS(`#plan tbody tr:first-child .line-check`)))
 	b.wait("the line unticked", `!document.querySelector('#plan tbody tr:first-child .line-check').checked`, 5*time.Second)
+	// The charts follow the selection: the unticked line is not counted.
+	b.wait("the charts without the unticked line", `document.querySelector('#plan-by-seller h4').textContent.startsWith('Selected spend')`, 5*time.Second)
 	b.do("approve the selection", chromedp.Click(chromedp.ID("approve-selected")))
 	b.wait("the approval's answer", fmt.Sprintf(`document.querySelector('#approval-msg').textContent.includes('Approved %d lines')`, len(lines)-1), 20*time.Second)
 	b.wait("the booked deals", terminalOK+` && document.querySelectorAll('#deals tbody tr').length > 0`, 90*time.Second)
@@ -278,6 +291,20 @@ func TestConsoleCampaignApproval(t *testing.T) {
 	slices.Sort(stored)
 	if !slices.Equal(shown, stored) {
 		t.Fatalf("page shows deals %v, the store holds %v", shown, stored)
+	}
+	// Both protocol families: an AdCP media buy is a line of the deals
+	// table like an IAB deal.
+	if n := mustEval[int](b, `document.querySelectorAll('#deals tbody tr[data-protocol="adcp"]').length`); n == 0 {
+		t.Fatalf("no AdCP line in the console's deals (store: %v)", stored)
+	}
+	// Money shown adds up: the spend shown is the sum of the lines shown.
+	if !mustEval[bool](b, `(() => { const c = (t) => Math.round(parseFloat(t.replace(/[$,]/g, '')) * 100);
+		const lines = [...document.querySelectorAll('#deals tbody tr td:nth-child(7)')].reduce((a, td) => a + c(td.textContent), 0);
+		return lines === c(document.getElementById('c-spend').textContent); })()`) {
+		t.Fatal("the spend shown is not the sum of the deal lines shown")
+	}
+	if mustEval[bool](b, `document.getElementById('c-csv').hidden`) {
+		t.Fatal("the Deals CSV link is hidden with deals booked")
 	}
 	if string(c.Status) == "completed" && len(stored) != len(lines)-1 {
 		t.Fatalf("completed with %d deals, approved %d lines", len(stored), len(lines)-1)

@@ -328,3 +328,31 @@ func TestPlanHoldsQuotesToWhatTheSellerStated(t *testing.T) {
 		t.Errorf("shared-2: planned %v, %q", planned["shared-2"], why["shared-2"])
 	}
 }
+
+// TestPlanSaysWhatEachChannelGot: a campaign for CTV and video whose CTV
+// quote is above the max CPM plans only video, and the plan says so per
+// channel, with the reason.
+func TestPlanSaysWhatEachChannelGot(t *testing.T) {
+	mk := func(pkg, format string, cpm events.Micros) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "ch", Seller: events.Seller{URL: "http://s-" + pkg, Trust: identity.TrustVerified, Source: "x"},
+			Package: events.Package{ID: pkg, AdFormats: []string{format}}, PackagesTotal: 1, Tier: identity.TierAgency,
+			Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 100_000, FinalCPMMicros: cpm}
+	}
+	camp := &campaign.Campaign{ID: "ch", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "ch",
+		Brief: events.Brief{Name: "ch", BudgetMicros: events.MustMicros(1000), StartDate: "2028-06-01", EndDate: "2028-06-02",
+			Channels: []string{"CTV", "video", "audio"}, KPIs: events.KPIs{MaxCPMMicros: events.MustMicros(30)}}}}
+	for _, q := range []events.QuoteReady{mk("ctv-1", "ctv", events.MustMicros(38)), mk("vid-1", "video", events.MustMicros(20))} {
+		camp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
+	}
+	p, err := BuildPlan(camp, portfolio.DefaultWeights(), events.MustMicros(1000), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, want := range []string{"ctv: nothing planned: 1 bookable quotes, none chosen (CPM 38.00 above max CPM 30.00)", "video: 1 lines, $1000.00 planned",
+		"audio: nothing planned: no seller's package for it was quoted"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}

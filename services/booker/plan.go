@@ -339,7 +339,100 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 	if len(plan.Lines) == 0 {
 		plan.Notes = append(plan.Notes, "no quote could be booked within the brief")
 	}
+	plan.Notes = append(plan.Notes, channelNotes(req.Brief.Channels, c.SortedQuotes(), plan)...)
 	return plan, nil
+}
+
+// channelNotes says, per channel the brief asked for, what the plan got
+// and, when nothing, why: a campaign for "CTV and video" that books only
+// video says what became of CTV.
+func channelNotes(channels []string, quotes []events.QuoteReady, plan *events.PortfolioProposed) []string {
+	var notes []string
+	for _, ch := range channels {
+		ch = strings.ToLower(strings.TrimSpace(ch))
+		if ch == "" {
+			continue
+		}
+		var lines int
+		var spend events.Micros
+		for _, l := range plan.Lines {
+			if hasFormat(l.Formats, ch) {
+				lines++
+				spend += l.SpendMicros
+			}
+		}
+		if lines > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d lines, $%s planned", ch, lines, spend.Cents()))
+			continue
+		}
+		quoted, bookableN := 0, 0
+		outcomes := map[string]int{}
+		for _, q := range quotes {
+			if !hasFormat(q.Package.AdFormats, ch) {
+				continue
+			}
+			quoted++
+			if bookable(q) {
+				bookableN++
+			} else {
+				outcomes[q.Outcome]++
+			}
+		}
+		switch {
+		case quoted == 0:
+			notes = append(notes, ch+": nothing planned: no seller's package for it was quoted (none fit, or the sellers were skipped)")
+		case bookableN == 0:
+			notes = append(notes, fmt.Sprintf("%s: nothing planned: %d packages quoted, none at a bookable price (%s)", ch, quoted, countsText(outcomes)))
+		default:
+			notes = append(notes, fmt.Sprintf("%s: nothing planned: %d bookable quotes, none chosen (%s)", ch, bookableN, exclusionFor(ch, quotes, plan)))
+		}
+	}
+	return notes
+}
+
+// exclusionFor is the plan's reason for leaving out the first bookable
+// quote of the channel.
+func exclusionFor(ch string, quotes []events.QuoteReady, plan *events.PortfolioProposed) string {
+	of := map[string]bool{}
+	for _, q := range quotes {
+		if hasFormat(q.Package.AdFormats, ch) && bookable(q) {
+			of[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = true
+		}
+	}
+	for _, x := range plan.Excluded {
+		if of[campaign.QuoteKey(x.SellerURL, x.PackageID)] {
+			return x.Reason
+		}
+	}
+	return "left out by the optimiser"
+}
+
+func hasFormat(formats []string, ch string) bool {
+	for _, f := range formats {
+		if strings.EqualFold(strings.TrimSpace(f), ch) {
+			return true
+		}
+	}
+	return false
+}
+
+// countsText renders counts as "walked_away 2, error 1", most first.
+func countsText(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // outsideStatedRange is why a public-tier quote is not booked: its CPM

@@ -24,6 +24,14 @@ function usd(micros) {
   return "$" + (cents / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 function usdDollars(d) { return usd(Math.round(Number(d || 0) * 1e6)); }
+// cents is what usd shows of an amount, so totals of shown amounts add up:
+// a total is the sum of its lines' shown cents, not the rounded sum of
+// their micros (sub-cent spends would make them differ by a cent).
+function cents(micros) { return Math.round(Number(micros || 0) / 10000); }
+function shownTotal(items, key) { return items.reduce((a, x) => a + cents(x[key]), 0) * 10000; }
+// formatKey names a set of formats one way ("mobile/video" and
+// "video/mobile" are one format mix).
+function formatKey(formats) { return (formats || []).map((f) => String(f).toLowerCase()).sort().join("/") || "other"; }
 function int(n) { return Number(n || 0).toLocaleString("en-US"); }
 function when(s) { const d = new Date(s); return isNaN(d) ? "" : d.toLocaleString(); }
 
@@ -440,6 +448,49 @@ function parseSSE(block) {
 
 // ---------- drawing one campaign ----------
 
+// packageLabel names a package as the seller does, with its id, when a
+// PackageFound or a quote gave its name.
+function packageLabel(s, seller, id) {
+  const k = seller + "|" + id;
+  const name = s.packages.get(k)?.package?.name || s.quotes.get(k)?.package?.name;
+  return name ? `${name} (${id})` : id;
+}
+
+// explain says in a sentence what a code means for the buyer; detail
+// keeps the technical text one click away.
+const EXPLAIN = {
+  connection_refused: "The seller refused the connection, so nothing was booked.",
+  unreachable: "The seller could not be reached.",
+  timeout: "The seller did not answer in time.",
+  bad_response: "The seller answered with something that could not be read.",
+  oversized_response: "The seller's answer was too large to read.",
+  http_error: "The seller answered with an error.",
+  unauthorized: "The seller refused our credentials.",
+  credentials: "No credentials are configured for this seller at the tier it was priced at.",
+  invalid_url: "The seller's address is not allowed.",
+  blocked: "The seller is blocked in the registry and was never contacted.",
+  untrusted: "The seller's trust is unknown; it is shopped only when the campaign allows unknown sellers.",
+  duplicate: "The seller appeared twice; it is shopped once.",
+  no_fitting_packages: "None of the seller's packages fit the brief.",
+  product_unknown: "The seller names no product for the package, so it was not quoted on a guess.",
+  no_prices: "The seller shows no prices at the tier it may see.",
+  non_compliant: "The registry reports the seller failing compliance.",
+  signing_required: "The seller requires signed requests, which dealflow does not send yet.",
+  account: "The seller does not know the account in our credentials.",
+  dead_lettered: "One of the seller's events could not be handled.",
+  already_booked: "Someone else booked the quote first.",
+  quote_expired: "The quote expired before it could be booked.",
+  rejected: "The seller refused the booking.",
+  budget: "Booking it would have exceeded the campaign budget.",
+  budget_too_low: "The seller's minimum budget is above what the line could spend.",
+  not_booked: "The seller confirmed it booked nothing; the reserved budget was released.",
+  outcome_unknown: "The seller never said whether it booked the line.",
+};
+function explain(code) { return EXPLAIN[code] || `Failed (${String(code || "error").replaceAll("_", " ")}).`; }
+function detail(code, reason) {
+  return el("details", { class: "detail" }, el("summary", {}, "details"), el("code", {}, `${code}: ${reason || ""}`));
+}
+
 // sellerName finds a seller's name in whatever names it: its SellerFound,
 // one of its quotes, or its skip.
 function sellerName(s, url) {
@@ -457,16 +508,16 @@ function draw(s) {
   badge.className = "badge " + s.status;
   badge.dataset.status = s.status;
   $("#c-budget").textContent = usd(s.budget);
-  let spend = 0;
-  for (const d of s.deals.values()) spend += Number(d.spend_micros || 0);
-  $("#c-spend").textContent = usd(spend);
+  const deals = [...s.deals.values()];
+  $("#c-spend").textContent = usd(shownTotal(deals, "spend_micros"));
+  $("#c-csv").hidden = deals.length === 0; // nothing to export before a deal
   $("#c-progress").textContent = `${s.sellers.size} sellers found · ${s.skipped.size} skipped · ${s.packages.size} packages · ${s.quotes.size} quotes`;
 
   const fin = $("#c-final");
   if (s.completed || TERMINAL.has(s.status)) {
     const c = s.completed;
     fin.hidden = false;
-    fin.textContent = `Final status: ${s.status}` + (c ? ` — ${(c.deals || []).length} deals, ${usd(c.total_spend_micros)} of ${usd(c.budget_micros)}` : "") +
+    fin.textContent = `Final status: ${s.status}` + (c ? ` — ${(c.deals || []).length} deals, ${usd(shownTotal(c.deals || [], "spend_micros"))} of ${usd(c.budget_micros)}` : "") +
       (s.rejectedReason ? ` — ${s.rejectedReason}` : "");
   } else fin.hidden = true;
 
@@ -474,15 +525,16 @@ function draw(s) {
   $("#approval").hidden = !awaiting;
   drawPlan(s, awaiting);
 
-  fillRows($("#deals"), [...s.deals.values()], (d) => ({
-    attrs: { "data-deal-id": d.deal_id || d.media_buy_id },
-    cells: [d.seller_name || d.seller_url, d.package_id, el("td", { class: "deal-id" }, el("code", {}, d.deal_id || d.media_buy_id)), d.deal_type,
+  fillRows($("#deals"), deals, (d) => ({
+    attrs: { "data-deal-id": d.deal_id || d.media_buy_id, "data-protocol": d.protocol || "iab-seller-agent" },
+    cells: [d.seller_name || d.seller_url, packageLabel(s, d.seller_url, d.package_id), el("td", { class: "deal-id" }, el("code", {}, d.deal_id || d.media_buy_id)), d.deal_type,
       num(usd(d.cpm_micros)), num(int(d.impressions)), num(usd(d.spend_micros)), [d.flight_start, d.flight_end].filter(Boolean).join(" → ")],
   }));
   const fails = [...s.failures.values()].map((f) => f.unresolved
     ? el("li", { class: "unresolved" }, el("strong", {}, sellerName(s, f.seller_url)),
-      ` ${f.package_id}: outcome unknown — ${usd(f.spend_micros)} stays reserved while the seller is asked what it booked (${f.reason})`)
-    : el("li", {}, el("strong", {}, sellerName(s, f.seller_url)), ` ${f.package_id}: ${f.code} — ${f.reason}`));
+      ` ${packageLabel(s, f.seller_url, f.package_id)}: the booking's outcome is unknown; ${usd(f.spend_micros)} stays reserved while the seller is asked what it booked. `,
+      detail(f.code, f.reason))
+    : el("li", {}, el("strong", {}, sellerName(s, f.seller_url)), ` ${packageLabel(s, f.seller_url, f.package_id)}: ${explain(f.code)} `, detail(f.code, f.reason)));
   $("#failures").replaceChildren(...(fails.length ? fails : [el("li", { class: "muted" }, "none")]));
 
   $("#negotiations").replaceChildren(...[...s.quotes.values()].sort((a, b) =>
@@ -491,12 +543,14 @@ function draw(s) {
   fillRows($("#sellers"), [...s.sellers.values()], (f) => [f.seller.name || f.seller.url, f.seller.trust, f.seller.source,
     el("td", {}, el("strong", {}, f.disclosure.tier), el("span", { class: "muted" }, ` (recommended ${f.disclosure.recommended}, cap ${f.disclosure.cap})`)),
     f.disclosure.reason]);
-  fillRows($("#skipped"), [...s.skipped.values()], (k) => [k.seller_name || k.seller_url, k.stage, k.code, k.reason]);
+  fillRows($("#skipped"), [...s.skipped.values()], (k) => [k.seller_name || k.seller_url, k.stage, k.code,
+    el("td", {}, explain(k.code) + " ", detail(k.code, k.reason))]);
   fillRows($("#packages"), [...s.packages.values()], (p) => {
     const k = p.package;
     const price = k.exact_price_micros ? usd(k.exact_price_micros) : (k.price_low_micros ? `${usd(k.price_low_micros)}–${usd(k.price_high_micros)}` : (k.price_range || ""));
     return [p.seller.name || p.seller.url, k.name ? `${k.name} (${k.id})` : k.id, (k.ad_formats || []).join(", "), num(price),
-      num(k.floor_price_micros ? usd(k.floor_price_micros) : ""), k.negotiable ? "yes" : "no", num(k.available_impressions ? int(k.available_impressions) : "")];
+      num(k.floor_price_micros ? usd(k.floor_price_micros) : ""), k.negotiable ? "yes" : "no",
+      num(k.available_impressions ? int(k.available_impressions) : el("span", { class: "muted", title: "the seller states no availability" }, "not stated"))];
   });
 }
 
@@ -509,7 +563,7 @@ function drawPlan(s, awaiting) {
     $("#excluded").replaceChildren();
     return;
   }
-  $("#plan-summary").textContent = `Revision ${p.revision || 1}: ${p.lines.length} lines, planned ${usd(p.total_spend_micros)} of ${usd(p.budget_micros || s.budget)}` +
+  $("#plan-summary").textContent = `Revision ${p.revision || 1}: ${p.lines.length} lines, planned ${usd(shownTotal(p.lines, "spend_micros"))} of ${usd(p.budget_micros || s.budget)}` +
     ((p.notes || []).length ? " — " + p.notes.join("; ") : "") +
     (s.approved ? ` · approved by ${s.approved.approved_by}: ${s.approved.lines.length} of ${p.lines.length} lines` : "");
   const approved = s.approved && s.approved.revision === (p.revision || s.approved.revision) ? new Set(s.approved.lines.map((l) => l.quote_id)) : null;
@@ -520,25 +574,29 @@ function drawPlan(s, awaiting) {
       onchange: (e) => { if (e.target.checked) s.selected.add(l.quote_id); else s.selected.delete(l.quote_id); render(); } });
     return {
       attrs: { "data-quote-id": l.quote_id, class: (awaiting || approved) && !on ? "unselected" : "", title: approved && !on ? "not approved" : undefined },
-      cells: [el("td", {}, box), l.seller_name || l.seller_url, l.package_id, (l.formats || []).join(", "), num(usd(l.cpm_micros)),
+      cells: [el("td", {}, box), l.seller_name || l.seller_url, packageLabel(s, l.seller_url, l.package_id), (l.formats || []).join(", "), num(usd(l.cpm_micros)),
         num(int(l.impressions)), num(usd(l.spend_micros)), l.reason],
     };
   });
   $("#excluded").replaceChildren(...(p.excluded || []).map((x) =>
-    el("li", {}, el("strong", {}, sellerName(s, x.seller_url)), x.package_id ? ` ${x.package_id}` : "", `: ${x.reason}`)));
+    el("li", {}, el("strong", {}, sellerName(s, x.seller_url)), x.package_id ? ` ${packageLabel(s, x.seller_url, x.package_id)}` : "", `: ${x.reason}`)));
 
+  // The charts show what is approved (or, while choosing, what is ticked):
+  // an unticked line is not spend.
+  const counted = p.lines.filter((l) => (approved ? approved.has(l.quote_id) : !awaiting || s.selected.has(l.quote_id)));
+  const what = approved ? "Approved" : awaiting ? "Selected" : "Planned";
   const budget = Number(p.budget_micros || s.budget || 0);
   const bySeller = new Map(), byFormat = new Map();
-  for (const l of p.lines) {
+  for (const l of counted) {
     const name = l.seller_name || l.seller_url;
-    bySeller.set(name, (bySeller.get(name) || 0) + Number(l.spend_micros));
-    const f = (l.formats || []).join("/") || "other";
-    byFormat.set(f, (byFormat.get(f) || 0) + Number(l.spend_micros));
+    bySeller.set(name, (bySeller.get(name) || 0) + cents(l.spend_micros) * 10000);
+    const f = formatKey(l.formats);
+    byFormat.set(f, (byFormat.get(f) || 0) + cents(l.spend_micros) * 10000);
   }
-  const total = p.lines.reduce((a, l) => a + Number(l.spend_micros), 0);
+  const total = shownTotal(counted, "spend_micros");
   $("#plan-charts").replaceChildren(
-    barChart("Planned spend by seller, against the budget", [["total planned", total], ...bySeller], budget, s.cap, "plan-by-seller"),
-    barChart("Planned spend by format, against the budget", [...byFormat], budget, 0, "plan-by-format"));
+    barChart(`${what} spend by seller, against the budget`, [["total " + what.toLowerCase(), total], ...bySeller], budget, s.cap, "plan-by-seller"),
+    barChart(`${what} spend by format, against the budget`, [...byFormat], budget, 0, "plan-by-format"));
 }
 
 // barChart draws horizontal bars on a scale whose full width is the budget
@@ -554,7 +612,7 @@ function barChart(title, rows, budget, cap, id) {
     const y = top + i * rowH;
     g.push(svg("text", { x: label - 6, y: y + 14, "font-size": 11, "text-anchor": "end", fill: "#1d2330" }, String(name).slice(0, 20)));
     g.push(svg("rect", { x: label, y: y + 3, width: W - label - right, height: rowH - 8, fill: "#eef0f4" }));
-    g.push(svg("rect", { x: label, y: y + 3, width: Math.max(1, scale(v)), height: rowH - 8, fill: i === 0 && name === "total planned" ? "#1d2330" : "#2457d6" },
+    g.push(svg("rect", { x: label, y: y + 3, width: Math.max(1, scale(v)), height: rowH - 8, fill: i === 0 && String(name).startsWith("total ") ? "#1d2330" : "#2457d6" },
       svg("title", {}, `${name}: ${usd(v)}`)));
     g.push(svg("text", { x: W - right + 6, y: y + 14, "font-size": 11, fill: "#1d2330" }, usd(v)));
   });
