@@ -511,3 +511,34 @@ func TestAgainPublishesThenRedelivers(t *testing.T) {
 		t.Fatalf("%d dead letters", n)
 	}
 }
+
+// TestDeadLetteredLineStillHasAnOutcome: a LineApproved the booker cannot
+// handle is dead-lettered, and its campaign still hears of the line: a
+// BookingFailed, unresolved (whether the seller booked it is not known).
+func TestDeadLetteredLineStillHasAnOutcome(t *testing.T) {
+	env := natstest.Start(t)
+	cfg := stage("lines")
+	cfg.Subjects = []string{events.KindLineApproved.Filter()}
+	run(t, env.Bus, cfg, func(ctx context.Context, in events.Event, _ any) ([]events.Event, error) {
+		return nil, bus.Permanent(errors.New("cannot book this"))
+	})
+	line := events.PlanLine{QuoteID: "qt-1", SellerURL: "http://s", PackageID: "p-1", Tier: events.TierAgency, CPMMicros: 10_000_000,
+		Impressions: 1000, SpendMicros: 10_000_000}
+	e, err := events.New(events.KindLineApproved, "line-1", "test", "c-line", events.LineApproved{CampaignID: "c-line", PlanRevision: 1,
+		ApprovedBy: "auto", LineKey: "k-1", Lines: 1, Line: line})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Bus.Publish(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	dlqMessages(t, env.Bus, "lines", 1)
+	f := lastEvent(t, env.Bus, events.KindBookingFailed.SubjectFor("c-line"))
+	bf, err := events.PayloadOf[events.BookingFailed](f, events.KindBookingFailed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bf.Unresolved || bf.Code != events.SkipDeadLettered || bf.LineKey != "k-1" || bf.SpendMicros != line.SpendMicros || !strings.Contains(bf.Reason, "cannot book this") {
+		t.Fatalf("resolution %+v", bf)
+	}
+}

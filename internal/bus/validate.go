@@ -269,6 +269,22 @@ func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header
 			return err
 		}
 	}
+	if k.Type == events.KindLineApproved.Type {
+		// A line that could not be handled still needs an outcome, or its
+		// campaign waits for ever: reported unresolved (whether the seller
+		// booked it is not known), its spend left reserved for a person
+		// to settle with the seller.
+		if la, err := events.PayloadOf[events.LineApproved](in, events.KindLineApproved); err == nil && la.CampaignID == in.Subject() {
+			l := la.Line
+			f := events.BookingFailed{CampaignID: la.CampaignID, LineKey: la.LineKey, PlanRevision: la.PlanRevision, SellerURL: l.SellerURL,
+				Protocol: l.Protocol, PackageID: l.PackageID, QuoteID: l.QuoteID, Code: events.SkipDeadLettered, Unresolved: true, SpendMicros: l.SpendMicros,
+				Reason: truncate(fmt.Sprintf("%s dead-lettered the line (%s); whether the seller booked it is not known: settle it with the seller", stage, reason), 1024)}
+			e, err := events.Derive(in, events.KindBookingFailed, stage, events.SkipDeadLettered, f)
+			if err := add(e, err); err != nil {
+				return err
+			}
+		}
+	}
 	for _, o := range outs {
 		if err := b.Publish(ctx, o); err != nil {
 			var oe *OutputError

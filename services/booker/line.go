@@ -74,10 +74,17 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event, p *events.Lin
 	if found {
 		line = led.Lines[la.LineKey]
 	}
-	if line == nil && (c.Approved == nil || c.Approved.Revision != la.PlanRevision) {
-		// Never taken up, and not a line of the approval being booked: a
-		// stale line must not start a booking.
-		return nil, bus.Permanent(fmt.Errorf("%w: line of plan revision %d, campaign books %s", campaign.ErrStale, la.PlanRevision, approvedRevision(c)))
+	if line == nil {
+		switch {
+		case c.Approved == nil || c.BookedRevision < la.PlanRevision || c.Approved.Revision < la.PlanRevision:
+			// The record read is behind the approval that handed out
+			// this line (a replica not yet caught up): read it again.
+			return nil, fmt.Errorf("booker: campaign %s record not yet at plan revision %d (it books %s); retrying", c.ID, la.PlanRevision, approvedRevision(c))
+		case c.Approved.Revision != la.PlanRevision:
+			// Never taken up, and of an approval the campaign has moved
+			// past: a stale line must not start a booking.
+			return nil, bus.Permanent(fmt.Errorf("%w: line of plan revision %d, campaign books %s", campaign.ErrStale, la.PlanRevision, approvedRevision(c)))
+		}
 	}
 	if line != nil {
 		switch {

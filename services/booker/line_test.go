@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -252,4 +254,29 @@ func ledgerOfFixture(t *testing.T, f *fixture) Ledger {
 		t.Fatalf("ledger: found %v, %v", found, err)
 	}
 	return led
+}
+
+// TestLineAheadOfItsRecordIsRetried: a line delivered before the campaign
+// record read shows its approval taken up (a replica behind the leader)
+// is retried, not dead-lettered; once the record has caught up it books.
+func TestLineAheadOfItsRecordIsRetried(t *testing.T) {
+	f := newFixture(t, nil)
+	l := f.line(f.quotes[0], 200000)
+	appr := f.store(t, []events.PlanLine{l})
+	line := must(events.Derive(appr, events.KindLineApproved, events.StageBooker, "line:"+campaign.LineKey(l),
+		events.LineApproved{CampaignID: f.c.ID, PlanRevision: 1, ApprovedBy: "auto", LineKey: campaign.LineKey(l), Lines: 1, Line: l}))
+	_, err := f.svc.bookLine(t.Context(), line)
+	if err == nil || bus.IsPermanent(err) {
+		t.Fatalf("a line ahead of its record: %v, want a transient error", err)
+	}
+	if n := len(f.seller.Deals()); n != 0 {
+		t.Fatalf("booked %d deals before the approval was taken up", n)
+	}
+	if _, err := f.svc.book(t.Context(), appr); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.svc.bookLine(t.Context(), line)
+	if err != nil || len(kinds(out)[events.KindDealBooked.Type]) != 1 {
+		t.Fatalf("after the approval: %v %v", keysOf(kinds(out)), err)
+	}
 }
