@@ -28,14 +28,12 @@ const (
 )
 
 // bookingStack is the whole pipeline against the default sandbox market,
-// with short booking settings and a hook that runs on the first approval
-// the book consumer takes up, before its lines are handed out.
+// with short booking settings (startBookingStack's atApproval runs on the
+// first approval the book consumer takes up, before its lines are handed
+// out).
 type bookingStack struct {
 	*stack
 	api string
-	// atApproval runs once, on the first PortfolioApproved; it gets the
-	// approval and returns nothing.
-	atApproval func(events.PortfolioApproved)
 }
 
 func startBookingStack(t *testing.T, atApproval func(m *sandbox.Market, appr events.PortfolioApproved)) *bookingStack {

@@ -54,16 +54,6 @@ func (s *silentReads) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// lineOf is the one LineApproved an approval of one line fans out to.
-func (f *fixture) lineOf(t *testing.T, appr events.Event) events.Event {
-	t.Helper()
-	out, err := f.svc.book(t.Context(), appr)
-	if err != nil || len(out) != 1 || out[0].Type() != events.KindLineApproved.Type {
-		t.Fatalf("fan-out: %v %v", keysOf(kinds(out)), err)
-	}
-	return out[0]
-}
-
 // againOf reports whether err is bus.Again's.
 func againOf(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "again in ")
