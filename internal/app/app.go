@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	a.tracerProvider = tp
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
 		TracerProvider: tp})
-	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
+	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveADCPRequest, TracerProvider: tp})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {

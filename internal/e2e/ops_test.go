@@ -269,12 +269,20 @@ func TestCampaignIsObservable(t *testing.T) {
 		for _, op := range []string{"quote", "deal"} {
 			ok2xx := 0.0
 			for _, code := range []string{"200", "201"} {
-				v, _ := sample(mfs, "dealflow_seller_requests_total", map[string]string{"operation": op, "code": code})
+				v, _ := sample(mfs, "dealflow_seller_requests_total", map[string]string{"protocol": "iab-seller-agent", "operation": op, "code": code})
 				ok2xx += v
 			}
 			if ok2xx < 1 {
 				t.Errorf("seller_requests_total{operation=%q,code=200|201} = 0", op)
 			}
+		}
+		// AdCP calls are counted like IAB ones, under their own protocol,
+		// and their buys are not deals of type "other".
+		if v, _ := sample(mfs, "dealflow_seller_requests_total", map[string]string{"protocol": "adcp", "operation": "get_products", "code": "200"}); v < 1 {
+			t.Errorf("seller_requests_total{protocol=adcp,operation=get_products,code=200} = %v", v)
+		}
+		if v, _ := sample(mfs, "dealflow_deals_booked_total", map[string]string{"deal_type": "other"}); v != 0 {
+			t.Errorf("deals_booked_total{deal_type=other} = %v", v)
 		}
 		for _, s := range strategies {
 			if v, _ := sample(mfs, "dealflow_negotiations_total", map[string]string{"strategy": s}); v < 1 {

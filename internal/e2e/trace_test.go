@@ -121,7 +121,8 @@ func TestOneTraceThroughTheAPI(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"POST /bookings", "discoverer CampaignRequested", "kitfetcher SellerFound", "negotiator PackageFound",
-		"booker-plan QuoteReady", "POST /bookings/{id}/approve", "booker-book PortfolioApproved", "booker-line LineApproved", "booker-plan DealBooked"} {
+		"booker-plan QuoteReady", "POST /bookings/{id}/approve", "booker-book PortfolioApproved", "booker-line LineApproved", "booker-plan DealBooked",
+		"POST quote", "POST get_products"} {
 		if inTrace[want] == 0 {
 			t.Errorf("no %q span in the caller's trace (spans in it: %v)", want, inTrace)
 		}

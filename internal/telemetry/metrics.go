@@ -92,11 +92,11 @@ func NewMetrics() *Metrics {
 		Help: "Events dead-lettered by a stage, by reason class (malformed, schema, permanent, max_deliveries)."},
 		[]string{"stage", "reason"})
 	m.sellerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "seller_requests_total",
-		Help: "HTTP requests to sellers and registries, by operation and HTTP status or error class (timeout, refused, bad_response, ...)."},
-		[]string{"operation", "code"})
+		Help: "Requests to sellers and registries, by protocol (iab-seller-agent, adcp), operation and HTTP status or error class (timeout, refused, bad_response, ...; for AdCP also the seller's error code)."},
+		[]string{"protocol", "operation", "code"})
 	m.sellerSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "seller_request_seconds",
-		Help: "Duration of one HTTP request to a seller or registry.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
-		[]string{"operation"})
+		Help: "Duration of one request to a seller or registry (an AdCP call: its MCP session and tool call).", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
+		[]string{"protocol", "operation"})
 	m.negotiations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "negotiations_total",
 		Help: "Finished quote-and-negotiate runs, by strategy (none for fixed prices and failures before a strategy) and outcome."},
 		[]string{"strategy", "outcome"})
@@ -107,8 +107,8 @@ func NewMetrics() *Metrics {
 		Help: "Duration of a quote and its negotiation.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}},
 		[]string{"strategy"})
 	m.dealsBooked = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deals_booked_total",
-		Help: "Deals booked with sellers, by deal type (PG, PD, PA)."},
-		[]string{"deal_type"})
+		Help: "Deals booked with sellers, by protocol (iab-seller-agent: deals; adcp: media buys) and deal type (PG, PD, PA; media_buy for an AdCP buy of none of them)."},
+		[]string{"protocol", "deal_type"})
 	m.bookedSpend = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "booked_spend_micros_total",
 		Help: "Spend of the booked deals, in micros of the campaign currency."})
 	m.lineOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "booking_line_outcomes_total",
@@ -211,11 +211,23 @@ func (m *Metrics) DeadLettered(stage, reason string) {
 // op is a sellerclient operation (card, packages, quote, ...), code the HTTP
 // status or an error class. Its signature fits sellerclient.Config.Observe.
 func (m *Metrics) ObserveSellerRequest(op, code string, d time.Duration) {
+	m.observeRequest(string(events.ProtocolIAB), op, code, d)
+}
+
+// ObserveADCPRequest records one call attempt to an AdCP sales agent:
+// op is the AdCP task (get_products, create_media_buy, ...), code as
+// ObserveSellerRequest's or the seller's AdCP error code. Its signature
+// fits adcp.Config.Observe.
+func (m *Metrics) ObserveADCPRequest(op, code string, d time.Duration) {
+	m.observeRequest(string(events.ProtocolADCP), op, code, d)
+}
+
+func (m *Metrics) observeRequest(protocol, op, code string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.sellerRequests.WithLabelValues(op, code).Inc()
-	m.sellerSeconds.WithLabelValues(op).Observe(d.Seconds())
+	m.sellerRequests.WithLabelValues(protocol, op, code).Inc()
+	m.sellerSeconds.WithLabelValues(protocol, op).Observe(d.Seconds())
 }
 
 var (
@@ -255,11 +267,15 @@ func (m *Metrics) ObserveNegotiation(strategy, outcome string, rounds int, d tim
 
 // ObserveDealBooked records a deal booked with a seller and its spend. The
 // booker calls it once per DealBooked it emits.
-func (m *Metrics) ObserveDealBooked(dealType string, spend events.Micros) {
+func (m *Metrics) ObserveDealBooked(protocol events.Protocol, dealType string, spend events.Micros) {
 	if m == nil {
 		return
 	}
-	m.dealsBooked.WithLabelValues(oneOf(dealType, dealTypes)).Inc()
+	dt := oneOf(dealType, dealTypes)
+	if protocol.IsADCP() && dt != "PG" && dt != "PD" && dt != "PA" {
+		dt = "media_buy"
+	}
+	m.dealsBooked.WithLabelValues(string(protocol.Or()), dt).Inc()
 	if spend > 0 {
 		m.bookedSpend.Add(float64(spend))
 	}

@@ -210,15 +210,18 @@ func TestRecordersAndNilMetrics(t *testing.T) {
 	var nilM *telemetry.Metrics // the no-op default
 	nilM.ObserveSellerRequest("quote", "200", time.Millisecond)
 	nilM.ObserveNegotiation("adaptive", "accepted", 3, time.Second)
-	nilM.ObserveDealBooked("PG", 5)
+	nilM.ObserveDealBooked(events.ProtocolIAB, "PG", 5)
+	nilM.ObserveADCPRequest("get_products", "200", time.Millisecond)
 	nilM.EventHandled("s", "t", "ok", time.Second)
 
 	m := telemetry.NewMetrics()
 	m.ObserveNegotiation("adaptive", "accepted", 3, time.Second)
 	m.ObserveNegotiation("", "fixed_price", 0, time.Second)
 	m.ObserveNegotiation("made-up", "whatever", 1, time.Second)
-	m.ObserveDealBooked("PG", events.MustMicros(12.5))
-	m.ObserveDealBooked("PD", events.MustMicros(0.5))
+	m.ObserveDealBooked(events.ProtocolIAB, "PG", events.MustMicros(12.5))
+	m.ObserveDealBooked("", "PD", events.MustMicros(0.5))
+	m.ObserveDealBooked(events.ProtocolADCP, "adcp", events.MustMicros(1))
+	m.ObserveADCPRequest("create_media_buy", "200", time.Millisecond)
 	mfs := scrape(t, m)
 	for _, c := range []struct {
 		name   string
@@ -230,8 +233,11 @@ func TestRecordersAndNilMetrics(t *testing.T) {
 		{"dealflow_negotiations_total", map[string]string{"strategy": "other", "outcome": "other"}, 1},
 		{"dealflow_negotiation_rounds", map[string]string{"strategy": "adaptive"}, 1},
 		{"dealflow_negotiation_seconds", map[string]string{"strategy": "adaptive"}, 1},
-		{"dealflow_deals_booked_total", map[string]string{"deal_type": "PG"}, 1},
-		{"dealflow_booked_spend_micros_total", nil, 13_000_000},
+		{"dealflow_deals_booked_total", map[string]string{"protocol": "iab-seller-agent", "deal_type": "PG"}, 1},
+		{"dealflow_deals_booked_total", map[string]string{"protocol": "iab-seller-agent", "deal_type": "PD"}, 1},
+		{"dealflow_deals_booked_total", map[string]string{"protocol": "adcp", "deal_type": "media_buy"}, 1},
+		{"dealflow_seller_requests_total", map[string]string{"protocol": "adcp", "operation": "create_media_buy", "code": "200"}, 1},
+		{"dealflow_booked_spend_micros_total", nil, 14_000_000},
 	} {
 		if got := value(mfs, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)

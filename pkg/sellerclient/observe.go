@@ -103,6 +103,22 @@ func withOp(ctx context.Context, op string) context.Context {
 	return context.WithValue(ctx, opKey{}, operation(op))
 }
 
+// WithOperation names, for the span of every request made with ctx
+// through a TracedTransport, the operation it belongs to ("POST
+// create_media_buy"): another protocol's client (AdCP) reports its calls
+// as this client does. name must be of a small, fixed set.
+func WithOperation(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, opKey{}, name)
+}
+
+// TracedTransport wraps base so every request is an OpenTelemetry client
+// span named after its operation (WithOperation) whose traceparent goes to
+// the seller; base as is when tp (or, nil, the global provider) is a no-op.
+func TracedTransport(base http.RoundTripper, tp trace.TracerProvider) http.RoundTripper {
+	rt, _ := tracedTransport(base, tp)
+	return rt
+}
+
 // observe reports one attempt to the configured Observer.
 func (c *Client) observe(op string, status int, err error, start time.Time) {
 	if c.cfg.Observe == nil {

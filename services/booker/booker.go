@@ -80,7 +80,7 @@ type Service struct {
 // DealObserver records booked deals and line outcomes (the metrics
 // registry implements it).
 type DealObserver interface {
-	ObserveDealBooked(dealType string, spend events.Micros)
+	ObserveDealBooked(protocol events.Protocol, dealType string, spend events.Micros)
 	// ObserveLineOutcome counts a line's outcome once it is known:
 	// booked, failed, unresolved, reconciled_booked, reconciled_not_booked.
 	ObserveLineOutcome(outcome string)

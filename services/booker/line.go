@@ -257,7 +257,7 @@ func (s *Service) observe(outcome string) {
 
 func (s *Service) observeDeal(d events.DealBooked, outcome string) {
 	if s.Metrics != nil {
-		s.Metrics.ObserveDealBooked(d.DealType, d.SpendMicros)
+		s.Metrics.ObserveDealBooked(d.Protocol, d.DealType, d.SpendMicros)
 		s.Metrics.ObserveLineOutcome(outcome)
 	}
 }

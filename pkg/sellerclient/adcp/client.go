@@ -21,11 +21,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
@@ -63,6 +65,16 @@ type Config struct {
 	UserAgent string
 	// Now is the clock of the capabilities cache (default time.Now).
 	Now func() time.Time
+	// Observe, when set, is told about every call attempt: the operation
+	// (the AdCP task, e.g. create_media_buy), a code (the HTTP status, or
+	// an error class as sellerclient's: timeout, refused, network,
+	// bad_response, invalid_url, canceled; or the seller's AdCP error
+	// code) and the duration.
+	Observe sellerclient.Observer
+	// TracerProvider makes a client span of every HTTP request (nil: the
+	// global provider; a no-op one makes none), so AdCP calls show in a
+	// campaign's trace as IAB calls do, with the traceparent sent.
+	TracerProvider trace.TracerProvider
 }
 
 // Secret is a credential. It prints as "[REDACTED]" with every fmt verb and
@@ -151,6 +163,7 @@ func New(cfg Config) *Client {
 	} else {
 		base = sellerclient.NewGuardedTransport(cfg.AllowPrivate)
 	}
+	base = sellerclient.TracedTransport(base, cfg.TracerProvider)
 	return &Client{
 		cfg: cfg, base: base,
 		mcp:  mcp.NewClient(&mcp.Implementation{Name: "dealflow", Version: "1"}, nil),
@@ -349,17 +362,21 @@ func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.C
 			}
 		}
 		tr := &tracker{}
-		sess, err := c.session(ctx, u, s, tr)
+		start := time.Now()
+		octx := sellerclient.WithOperation(ctx, op)
+		sess, err := c.session(octx, u, s, tr)
 		if err == nil {
 			called = true
-			err = fn(ctx, sess, tr)
+			err = fn(octx, sess, tr)
 			_ = sess.Close()
 		}
 		if err == nil {
+			c.observe(op, "200", start)
 			return nil
 		}
 		last = transportError(ctx, err, tr)
 		last.Op, last.Seller = op, u
+		c.observe(op, attemptCode(last), start)
 		if !last.Retryable || ctx.Err() != nil {
 			return notSent(last)
 		}
@@ -441,4 +458,35 @@ func callTool(ctx context.Context, sess *mcp.ClientSession, tr *tracker, tool st
 		return nil, badResponse(tool+" returned no structuredContent", nil)
 	}
 	return raw, nil
+}
+
+// observe reports one call attempt to the configured Observer.
+func (c *Client) observe(op, code string, start time.Time) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(op, code, time.Since(start))
+	}
+}
+
+// attemptCode is the code label of a failed attempt: the seller's AdCP
+// error code when it answered with one, the HTTP status it answered, or
+// the error class.
+func attemptCode(e *Error) string {
+	switch {
+	case len(e.Details) > 0:
+		if _, known := codeKinds[e.Code]; known {
+			return e.Code
+		}
+		return "seller_error" // a label never takes a seller's free text
+	case e.HTTPStatus > 0:
+		return strconv.Itoa(e.HTTPStatus)
+	}
+	switch e.Code {
+	case "connection_refused":
+		return "refused"
+	case "timeout", "network", "canceled", "invalid_url":
+		return e.Code
+	case "private_address":
+		return "invalid_url"
+	}
+	return "bad_response"
 }
