@@ -106,14 +106,14 @@ func TestEveryBooleanIsASwitch(t *testing.T) {
 	}
 }
 
-// TestReadmeDocumentsEveryOption keeps the README's configuration table
-// identical to the options the binary accepts.
-func TestReadmeDocumentsEveryOption(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+// TestConfigurationDocumentsEveryOption keeps the options table in
+// docs/configuration.md identical to the options the binary accepts.
+func TestConfigurationDocumentsEveryOption(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(b), Markdown()) {
-		t.Fatal("README.md's configuration table differs from `dealflow config --reference`; paste its output into the README")
+		t.Fatal("docs/configuration.md's options table differs from `dealflow config --reference`; paste its output into docs/configuration.md")
 	}
 }
