@@ -467,3 +467,25 @@ func TestNewLogger(t *testing.T) {
 		t.Errorf("empty level: %v", err)
 	}
 }
+
+// TestTraceExporters: each exporter OTEL_TRACES_EXPORTER and the OTLP
+// protocol can name is built in; another protocol is refused by name.
+func TestTraceExporters(t *testing.T) {
+	for _, c := range []struct {
+		exporter, protocol string
+		ok                 bool
+	}{{"console", "", true}, {"otlp", "", true}, {"otlp", "http/protobuf", true}, {"otlp", "grpc", true}, {"otlp", "carrier-pigeon", false}} {
+		t.Setenv("OTEL_TRACES_EXPORTER", c.exporter)
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", c.protocol)
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1") // never reached: nothing is exported
+		tr, err := telemetry.SetupTracing(t.Context(), "dealflow-test")
+		if (err == nil) != c.ok || (err == nil && !tr.Enabled) {
+			t.Errorf("%s %q: enabled %v, err %v", c.exporter, c.protocol, err == nil && tr.Enabled, err)
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			_ = tr.Shutdown(ctx)
+			cancel()
+		}
+	}
+}
