@@ -19,6 +19,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/notifier"
 )
 
@@ -71,9 +72,9 @@ type WebhookStore interface {
 type APIOptions struct {
 	// Webhooks stores campaigns' webhooks; nil refuses "notify" with 503.
 	Webhooks WebhookStore
-	// AllowPrivate accepts webhook URLs on private addresses (as seller
-	// URLs with --allow-private).
-	AllowPrivate bool
+	// Guard decides which webhook URLs are accepted (the seller URLs'
+	// guard: --allow-private); the zero Guard accepts public addresses only.
+	Guard sellerclient.Guard
 	// Heartbeat is the SSE comment interval (default 15s).
 	Heartbeat time.Duration
 	// TracerProvider makes the API's spans (nil: the global one).
@@ -327,7 +328,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Notify != nil {
-		wh, err := req.Notify.Webhook(a.opts.AllowPrivate, now)
+		wh, err := req.Notify.Webhook(a.opts.Guard, now)
 		if err != nil {
 			a.storeError(w, err)
 			return

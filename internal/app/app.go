@@ -146,9 +146,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		tp = a.Tracing.Provider // a no-op when tracing is off: the client then only propagates
 	}
 	a.tracerProvider = tp
-	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes, Observe: a.Metrics.ObserveSellerRequest,
 		TracerProvider: tp})
-	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
+	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -301,7 +301,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.StageTuning != nil {
 			o.StageTuning(&sc)
 		}
-		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.AllowPrivate, a.Log).Handle))
+		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.Guard(), a.Log).Handle))
 	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
@@ -345,7 +345,7 @@ func (a *App) startHTTP() error {
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate, TracerProvider: a.tracerProvider}), a.Log)),
+		APIOptions{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

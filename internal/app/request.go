@@ -35,10 +35,10 @@ type NotifyInput struct {
 }
 
 // Webhook validates the input: the URL by the seller URL rules
-// (sellerclient.CheckDestination: http or https, canonicalised, no private
-// address unless allowPrivate) and a secret of 16 to 256 characters.
-func (n NotifyInput) Webhook(allowPrivate bool, now time.Time) (notifier.Webhook, error) {
-	u, err := sellerclient.CheckDestination(n.URL, allowPrivate)
+// (sellerclient.Guard.CheckURL: http or https, canonicalised, no address the
+// guard refuses) and a secret of 16 to 256 characters.
+func (n NotifyInput) Webhook(guard sellerclient.Guard, now time.Time) (notifier.Webhook, error) {
+	u, err := guard.CheckURL(n.URL)
 	if err != nil {
 		return notifier.Webhook{}, &events.FieldError{Field: "notify.url", Reason: "must be a public http(s) URL: " + err.Error()}
 	}
