@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -160,6 +162,18 @@ func (req BookingRequest) ToCampaign(now time.Time) (events.CampaignRequested, e
 			return cr, &events.FieldError{Field: fe.Field, Reason: strings.ReplaceAll(fe.Reason, "_micros", "")}
 		}
 		return cr, err
+	}
+	// The seller client's full URL rules (CanonicalURL), at the edge: a URL
+	// discovery could only skip is refused here, naming it.
+	for i, u := range cr.Sellers {
+		if _, err := sellerclient.CanonicalURL(u); err != nil {
+			reason := err.Error()
+			var se *sellerclient.Error
+			if errors.As(err, &se) {
+				reason = se.Message
+			}
+			return cr, &events.FieldError{Field: fmt.Sprintf("sellers[%d]", i), Reason: "must be an http or https seller URL: " + reason}
+		}
 	}
 	return cr, nil
 }
