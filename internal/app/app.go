@@ -100,6 +100,12 @@ type Options struct {
 	// address nobody asked for, which several processes on one host (the
 	// bench's negotiator children, a stage per terminal) all default to.
 	MetricsFallback bool
+	// Resolve replaces the discoverer's host lookups, and SellerDial the
+	// seller and AdCP clients' dialer (after the address guard's own
+	// check, which it must keep: wrap sellerclient.Guard.Dialer). Tests
+	// give a seller several host names without DNS with them.
+	Resolve    discoverer.Resolver
+	SellerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -146,9 +152,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		tp = a.Tracing.Provider // a no-op when tracing is off: the client then only propagates
 	}
 	a.tracerProvider = tp
+	var sellerHTTP *http.Client
+	if o.SellerDial != nil {
+		tr := cfg.Guard().Transport()
+		tr.DialContext = o.SellerDial
+		sellerHTTP = &http.Client{Transport: tr}
+	}
 	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes, Observe: a.Metrics.ObserveSellerRequest,
-		TracerProvider: tp})
-	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes})
+		TracerProvider: tp, HTTPClient: sellerHTTP})
+	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes, HTTPClient: sellerHTTP})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -258,6 +270,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	}()
 	if cfg.Has("discoverer") {
 		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)
+		svc.Resolve = o.Resolve
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), bus.Typed(svc.Handle))
 	}
 	if cfg.Has("kitfetcher") {
