@@ -126,8 +126,8 @@ func (b Brief) ValidateAt(now time.Time) error {
 			name string
 			v    float64
 		}{{"price", w.Price}, {"video", w.Video}, {"display", w.Display}, {"negotiable", w.Negotiable}, {"volume", w.Volume}} {
-			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-				return bad("weights."+f.name, "must be a finite number >= 0")
+			if f.v < 0 || f.v > MaxWeight || math.IsNaN(f.v) {
+				return bad("weights."+f.name, fmt.Sprintf("must be a number between 0 and %g", MaxWeight))
 			}
 		}
 		if err := checkCPM("brief.weights.price_ceiling_micros", w.PriceCeilingMicros); err != nil {

@@ -40,6 +40,12 @@ const (
 	// MaxNegotiationRounds is the largest negotiation.max_rounds.
 	MaxNegotiationRounds = 100
 
+	// MaxWeight is the largest brief.weights.price, video, display,
+	// negotiable and volume. Weights are relative (the defaults are 1 to
+	// 10); the bound keeps every score finite (a price weight of 1e308 made
+	// the optimiser's scores infinite and its search endless).
+	MaxWeight = 1000.0
+
 	// MaxNameLen is the longest brief.name and buyer name field
 	// (seat_name, agency_name, ...), in characters.
 	MaxNameLen = 100

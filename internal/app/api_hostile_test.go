@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -64,3 +65,50 @@ func TestUnknownFieldNamesItsPath(t *testing.T) {
 type rawJSON string
 
 func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(strings.TrimSpace(string(r))), nil }
+
+// TestEveryNumberHasARange: every numeric field of a booking request, sent
+// at the extremes of what JSON can carry, is a 422 naming that field (the
+// attack's weights.price 1e308 passed and stalled planning).
+func TestEveryNumberHasARange(t *testing.T) {
+	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	set := func(b map[string]any, path []string, v any) {
+		m := b
+		for _, k := range path[:len(path)-1] {
+			next, ok := m[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[k] = next
+			}
+			m = next
+		}
+		m[path[len(path)-1]] = v
+	}
+	fields := []string{"brief.budget", "brief.per_seller_cap", "brief.kpis.target_cpm", "brief.kpis.max_cpm", "brief.impressions", "brief.min_sellers",
+		"brief.format_mix.video", "brief.weights.price", "brief.weights.video", "brief.weights.display", "brief.weights.negotiable",
+		"brief.weights.volume", "brief.weights.price_ceiling", "negotiation.step", "negotiation.max_rounds", "shopping_window_seconds"}
+	for _, f := range fields {
+		for _, v := range []rawJSON{"1e308", "-1e308", "1.7976931348623157e308", "9223372036854775807", "-9223372036854775808", "1e19"} {
+			var b map[string]any
+			if err := json.Unmarshal([]byte(mustJSON(booking("c-1", nil))), &b); err != nil {
+				t.Fatal(err)
+			}
+			set(b, strings.Split(f, "."), v)
+			code, out := apitest.JSON(t, "POST", srv.URL+"/bookings", b, nil)
+			if code != 422 || out["field"] != f {
+				t.Errorf("%s = %s: %d %v, want 422 naming it", f, v, code, out)
+			}
+		}
+	}
+	// Device types are a list of small integers.
+	for _, v := range []rawJSON{"[1e308]", "[-1]", "[9223372036854775807]"} {
+		var b map[string]any
+		_ = json.Unmarshal([]byte(mustJSON(booking("c-1", nil))), &b)
+		b["brief"].(map[string]any)["device_types"] = v
+		code, out := apitest.JSON(t, "POST", srv.URL+"/bookings", b, nil)
+		if code != 422 || !strings.HasPrefix(out["field"].(string), "brief.device_types") {
+			t.Errorf("device_types %s: %d %v", v, code, out)
+		}
+	}
+}
