@@ -326,7 +326,16 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
 	}
 	if cfg.Has("booker") {
-		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
+		// Planning is store transitions and the optimiser, whose search
+		// stops at its own time limit (portfolio.DefaultTimeLimit): a
+		// planning that holds a worker for a minute is abandoned at the
+		// hard limit (bus.StageConfig.HandlerGrace), retried once, then
+		// dead-lettered, never holding the stage for good.
+		plan := a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o)
+		if plan.HandlerTimeout == 0 {
+			plan.HandlerTimeout = time.Minute
+		}
+		run(plan, a.Booker.HandlePlan)
 		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 30*time.Second, o), bus.Typed(a.Booker.HandleBook))
 		// One line per delivery, retried and reconciled through JetStream
 		// (bus.Again) until it has its outcome: the handler bounds the work
