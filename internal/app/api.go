@@ -348,6 +348,9 @@ func (a *api) storeError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Field: "campaign_id", Detail: "a job with this campaign_id exists"})
 	case errors.Is(err, campaign.ErrInvalidState):
 		writeJSON(w, http.StatusConflict, apiError{Error: "invalid_state", Detail: err.Error()})
+	case errors.Is(err, campaign.ErrTooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "too_large", Field: "brief",
+			Detail: "the request cannot travel as one event; shorten the brief: " + err.Error()})
 	case errors.Is(err, campaign.ErrSelection):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid_products", Detail: err.Error()})
 	default:

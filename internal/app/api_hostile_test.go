@@ -2,14 +2,18 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/app/apitest"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
@@ -110,5 +114,62 @@ func TestEveryNumberHasARange(t *testing.T) {
 		if code != 422 || !strings.HasPrefix(out["field"].(string), "brief.device_types") {
 			t.Errorf("device_types %s: %d %v", v, code, out)
 		}
+	}
+}
+
+// TestOversizedBriefRefusedNamingItsField: a brief that could not travel
+// through the campaign's events and record is refused at once, 422 naming
+// its largest field (the 0.9 MB brief was answered 503 "published
+// automatically, do not submit it again", which never happened); a body
+// over 1 MiB is 413.
+func TestOversizedBriefRefusedNamingItsField(t *testing.T) {
+	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	geo := make([]string, events.MaxGeo)
+	for i := range geo {
+		geo[i] = fmt.Sprintf("%03d-%s", i, strings.Repeat("<", events.MaxTokenLen-4)) // each < is 6 bytes encoded
+	}
+	// Every list at its own limits, in plain characters, is accepted.
+	ok := app.BookingRequest{CampaignID: "c-ok", Brief: app.BriefInputOf(demo.SampleCampaign("c-ok", "adaptive").Brief)}
+	ok.Brief.Tags, ok.Brief.Keywords = make([]string, events.MaxTags), make([]string, events.MaxKeywords)
+	for i := range ok.Brief.Tags {
+		ok.Brief.Tags[i] = strings.Repeat("t", events.MaxTokenLen)
+	}
+	for i := range ok.Brief.Keywords {
+		ok.Brief.Keywords[i] = strings.Repeat("k", events.MaxKeywordLen)
+	}
+	if _, err := ok.ToCampaign(time.Now()); err != nil {
+		t.Fatalf("tags and keywords at their limits refused: %v", err)
+	}
+	for name, c := range map[string]struct {
+		edit  func(b map[string]any)
+		code  int
+		field string
+	}{
+		"0.9 MB audience": {func(b map[string]any) {
+			b["brief"].(map[string]any)["target_audience"] = map[string]any{"segments": strings.Repeat("a", 900<<10)}
+		}, 422, "brief.target_audience"},
+		"geo at its limits": {func(b map[string]any) { b["brief"].(map[string]any)["geo"] = geo }, 422, "brief.geo"},
+		"1000 long sellers": {func(b map[string]any) {
+			s := make([]string, events.MaxCampaignSellers)
+			for i := range s {
+				s[i] = fmt.Sprintf("https://seller-%d.example/%s", i, strings.Repeat("p", 200))
+			}
+			b["sellers"] = s
+		}, 422, "sellers"},
+		"body over 1 MiB": {func(b map[string]any) { b["brief"].(map[string]any)["name"] = strings.Repeat("n", app.MaxBodyBytes) }, 413, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var b map[string]any
+			if err := json.Unmarshal([]byte(mustJSON(booking("c-1", nil))), &b); err != nil {
+				t.Fatal(err)
+			}
+			c.edit(b)
+			code, out := apitest.JSON(t, "POST", srv.URL+"/bookings", b, nil)
+			if code != c.code || (c.field != "" && out["field"] != c.field) {
+				t.Fatalf("%d %v, want %d naming %q", code, out, c.code, c.field)
+			}
+		})
 	}
 }

@@ -282,7 +282,7 @@ func (c *Campaign) Summary() events.CampaignCompleted {
 	sum := events.CampaignCompleted{CampaignID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(),
 		Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures, Unresolved: c.Unresolved}
 	for _, s := range c.Skipped {
-		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: s.Code + ": " + s.Reason})
+		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: events.ShortReason(s.Code + ": " + s.Reason)})
 	}
 	return sum
 }
@@ -328,6 +328,16 @@ func (c *Campaign) approvalEvent() (events.Event, error) {
 
 func (c *Campaign) completionEvent() (events.Event, error) {
 	return c.event(events.KindCampaignCompleted, SourceBooker, "completed", c.Summary())
+}
+
+// UnpublishableEvent is the CampaignRejected the sweeper publishes for a
+// requested campaign whose CampaignRequested can never be published (err,
+// from bus.CheckEvent or Publish, wraps events.ErrInvalid): the campaign is
+// rejected with the reason instead of being retried for ever. Campaigns
+// recorded before the API refused such requests are the ones it finds.
+func (c *Campaign) UnpublishableEvent(err error) (events.Event, error) {
+	return c.rejectionEvent(events.CampaignRejected{CampaignID: c.ID, Field: "brief",
+		Reason: events.ShortReason("the request can never be published: " + err.Error())})
 }
 
 func (c *Campaign) rejectionEvent(rej events.CampaignRejected) (events.Event, error) {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -244,7 +245,57 @@ func (c CampaignRequested) ValidateAt(now time.Time) error {
 	if c.ShoppingWindowSec < 0 || c.ShoppingWindowSec > int(MaxShoppingWindow/time.Second) {
 		return &FieldError{Field: "shopping_window_seconds", Reason: fmt.Sprintf("must be between 0 and %d (24 hours)", int(MaxShoppingWindow/time.Second))}
 	}
-	return nil
+	return c.checkSize()
+}
+
+// checkSize refuses a request whose encoded payload is above
+// MaxRequestBytes, naming the field that takes the most of it: the one to
+// shorten.
+func (c CampaignRequested) checkSize() error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return &FieldError{Field: "brief", Reason: "cannot be encoded: " + err.Error()}
+	}
+	if len(b) <= MaxRequestBytes {
+		return nil
+	}
+	size := func(v any) int {
+		e, _ := json.Marshal(v)
+		return len(e)
+	}
+	br := c.Brief
+	parts := []struct {
+		field string
+		n     int
+	}{
+		{"brief.target_audience", size(br.TargetAudience)}, {"brief.geo", size(br.Geo)}, {"brief.keywords", size(br.Keywords)},
+		{"brief.tags", size(br.Tags)}, {"brief.objectives", size(br.Objectives)}, {"brief.channels", size(br.Channels)},
+		{"brief.ad_formats", size(br.AdFormats)}, {"brief.format_mix", size(br.FormatMix)}, {"brief.name", size(br.Name)},
+		{"sellers", size(c.Sellers)}, {"buyer", size(c.Buyer)}, {"notify", size(c.Notify)},
+	}
+	big := parts[0]
+	for _, p := range parts[1:] {
+		if p.n > big.n {
+			big = p
+		}
+	}
+	return &FieldError{Field: big.field, Reason: fmt.Sprintf("the request takes %d bytes encoded, more than the %d one campaign can carry through its events and record; this field takes %d of them",
+		len(b), MaxRequestBytes, big.n)}
+}
+
+// ShortReason is reason cut to MaxReasonLen bytes (at a character
+// boundary, ending in "…"): what a SellerSkipped, a QuoteReady and a
+// campaign's summary carry, so no reason can copy a brief or a seller's
+// answer into every seller's event and the campaign record.
+func ShortReason(reason string) string {
+	if len(reason) <= MaxReasonLen {
+		return reason
+	}
+	cut := MaxReasonLen - len("…")
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }
 
 // AsFieldError extracts the field error, if err carries one.

@@ -195,7 +195,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		if err != nil {
 			done.Skipped++
 			res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: sel.URL, SellerName: sel.Name, Trust: sel.Trust,
-				Stage: Stage, Code: "invalid_url", Reason: err.Error()})
+				Stage: Stage, Code: "invalid_url", Reason: events.ShortReason(err.Error())})
 			continue
 		}
 		sel.URL = url
@@ -274,7 +274,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		}
 		done.Skipped++
 		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Protocol: sel.Protocol, Trust: sel.Trust,
-			Stage: Stage, Code: code, Reason: reason})
+			Stage: Stage, Code: code, Reason: events.ShortReason(reason)})
 	}
 	res.Completed = done
 	return res, nil
