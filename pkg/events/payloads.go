@@ -219,7 +219,7 @@ type PackageFound struct {
 	Package       Package           `json:"package"`
 	PackageIndex  int               `json:"package_index" desc:"0-based index among this seller's fitting packages."`
 	PackagesTotal int               `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
-	Brief         ShoppingBrief     `json:"brief" desc:"What the kitfetcher and negotiator need from the brief (Brief.ForShopping), not the whole brief."`
+	Brief         ShoppingBrief     `json:"brief" desc:"What the negotiator needs from the brief (ShoppingBrief.ForNegotiation): budget, caps, CPM targets, volume, deal type and flight. The lists that fit packages (channels, formats, devices, geo, keywords, tags) were used by the kitfetcher and stay in SellerFound, not copied into every package."`
 	Negotiation   NegotiationPolicy `json:"negotiation,omitempty"`
 	Buyer         BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier."`
 }

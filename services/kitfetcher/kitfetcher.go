@@ -77,7 +77,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	// the next, and a PackageFound is large (seller, disclosure, package,
 	// brief, buyer: about 1 KB).
 	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
-		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
+		PackagesTotal: len(fit), Brief: sf.Brief.ForNegotiation(), Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
 		if ProductUnknown(*sf, p) {
 			// Skipped on its own: it still counts toward the seller's
