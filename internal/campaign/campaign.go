@@ -18,6 +18,7 @@ package campaign
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -284,7 +285,46 @@ func (c *Campaign) Summary() events.CampaignCompleted {
 	for _, s := range c.Skipped {
 		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: events.ShortReason(s.Code + ": " + s.Reason)})
 	}
+	fitSummary(&sum, summaryDataLimit)
 	return sum
+}
+
+// summaryDataLimit is the most a CampaignCompleted's data may take: the
+// event size limit less room for the CloudEvent headers.
+const summaryDataLimit = events.MaxEventBytes - 16<<10
+
+// fitSummary keeps a campaign's summary within limit bytes of JSON by
+// listing only the first skipped sellers, then only the first deals, when
+// all of them do not fit, with SkippedTotal and DealsTotal saying how many
+// there were (each has its own event). A summary that could not be
+// published was dead-lettered, and downstream never saw the campaign end.
+func fitSummary(sum *events.CampaignCompleted, limit int) {
+	size := func(v any) int {
+		b, _ := json.Marshal(v)
+		return len(b)
+	}
+	over := size(sum) - limit
+	if over <= 0 {
+		return
+	}
+	const totalsRoom = 64 // "skipped_total":N,"deals_total":N
+	over += totalsRoom
+	if n := len(sum.SkippedSellers); n > 0 {
+		keep := n
+		for keep > 0 && over > 0 {
+			keep--
+			over -= size(sum.SkippedSellers[keep]) + 1
+		}
+		sum.SkippedSellers, sum.SkippedTotal = sum.SkippedSellers[:keep], n
+	}
+	if n := len(sum.Deals); n > 0 && over > 0 {
+		keep := n
+		for keep > 0 && over > 0 {
+			keep--
+			over -= size(sum.Deals[keep]) + 1
+		}
+		sum.Deals, sum.DealsTotal = sum.Deals[:keep], n
+	}
 }
 
 // ---- events the transitions emit ----

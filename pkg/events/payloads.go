@@ -391,4 +391,6 @@ type CampaignCompleted struct {
 	Failed           []BookingFailed `json:"failed,omitempty"`
 	Unresolved       []BookingFailed `json:"unresolved,omitempty" desc:"Lines whose outcome is unknown (code outcome_unknown): their spend stays reserved while a reconciler asks the seller."`
 	SkippedSellers   []SkippedSeller `json:"skipped_sellers,omitempty"`
+	SkippedTotal     int             `json:"skipped_total,omitempty" desc:"Set when skipped_sellers lists only the first skipped sellers, so the event stays within the event size limit: how many were skipped in all (each has its SellerSkipped event)."`
+	DealsTotal       int             `json:"deals_total,omitempty" desc:"Set when deals lists only the first deals, so the event stays within the event size limit: how many were booked in all (each has its DealBooked event; total_spend_micros counts them all)."`
 }
