@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -14,11 +15,14 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/notifier"
 )
 
@@ -71,9 +75,9 @@ type WebhookStore interface {
 type APIOptions struct {
 	// Webhooks stores campaigns' webhooks; nil refuses "notify" with 503.
 	Webhooks WebhookStore
-	// AllowPrivate accepts webhook URLs on private addresses (as seller
-	// URLs with --allow-private).
-	AllowPrivate bool
+	// Guard decides which webhook URLs are accepted (the seller URLs'
+	// guard: --allow-private); the zero Guard accepts public addresses only.
+	Guard sellerclient.Guard
 	// Heartbeat is the SSE comment interval (default 15s).
 	Heartbeat time.Duration
 	// TracerProvider makes the API's spans (nil: the global one).
@@ -220,7 +224,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *httpError {
 		return &httpError{http.StatusUnsupportedMediaType, apiError{Error: "unsupported_media_type", Field: "Content-Type",
 			Detail: "the body must be JSON, sent with Content-Type: application/json"}}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		if isTooLarge(err) {
+			return &httpError{http.StatusRequestEntityTooLarge, apiError{Error: "too_large", Detail: fmt.Sprintf("the body is over %d bytes", MaxBodyBytes)}}
+		}
+		return &httpError{http.StatusBadRequest, apiError{Error: "bad_request", Detail: "the body could not be read"}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err = dec.Decode(v)
 	if err == nil {
@@ -245,9 +256,43 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *httpError {
 		return &httpError{http.StatusBadRequest, apiError{Error: "bad_request", Detail: "the JSON document is empty or truncated"}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if full := unknownFieldPath(body, v); full != "" {
+			f = full
+		}
 		return &httpError{http.StatusUnprocessableEntity, apiError{Error: "validation", Field: f, Detail: "is not a known field"}}
 	}
 	return &httpError{http.StatusBadRequest, apiError{Error: "bad_request", Detail: "invalid JSON body"}}
+}
+
+// unknownFieldPath is the full path ("brief.evil", "buyer.x", "sellers[2]")
+// of the first unknown member of body for v's type, found by decoding it
+// again with go-json-experiment/json, whose errors carry the JSON Pointer
+// (encoding/json names only the leaf). Names match case-insensitively and
+// duplicates are allowed, as encoding/json decodes them. "" when that
+// decoder stops at something else first.
+func unknownFieldPath(body []byte, v any) string {
+	t := reflect.TypeOf(v)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return ""
+	}
+	err := jsonv2.Unmarshal(body, reflect.New(t.Elem()).Interface(), jsonv2.RejectUnknownMembers(true),
+		jsonv2.MatchCaseInsensitiveNames(true), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	var se *jsonv2.SemanticError
+	if !errors.As(err, &se) || !errors.Is(se.Err, jsonv2.ErrUnknownName) {
+		return ""
+	}
+	var b strings.Builder
+	for tok := range se.JSONPointer.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
 }
 
 func isTooLarge(err error) bool {
@@ -303,6 +348,9 @@ func (a *api) storeError(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Field: "campaign_id", Detail: "a job with this campaign_id exists"})
 	case errors.Is(err, campaign.ErrInvalidState):
 		writeJSON(w, http.StatusConflict, apiError{Error: "invalid_state", Detail: err.Error()})
+	case errors.Is(err, campaign.ErrTooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "too_large", Field: "brief",
+			Detail: "the request cannot travel as one event; shorten the brief: " + err.Error()})
 	case errors.Is(err, campaign.ErrSelection):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid_products", Detail: err.Error()})
 	default:
@@ -327,7 +375,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Notify != nil {
-		wh, err := req.Notify.Webhook(a.opts.AllowPrivate, now)
+		wh, err := req.Notify.Webhook(a.opts.Guard, now)
 		if err != nil {
 			a.storeError(w, err)
 			return

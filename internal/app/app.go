@@ -100,6 +100,12 @@ type Options struct {
 	// address nobody asked for, which several processes on one host (the
 	// bench's negotiator children, a stage per terminal) all default to.
 	MetricsFallback bool
+	// Resolve replaces the discoverer's host lookups, and SellerDial the
+	// seller and AdCP clients' dialer (after the address guard's own
+	// check, which it must keep: wrap sellerclient.Guard.Dialer). Tests
+	// give a seller several host names without DNS with them.
+	Resolve    discoverer.Resolver
+	SellerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -146,9 +152,16 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		tp = a.Tracing.Provider // a no-op when tracing is off: the client then only propagates
 	}
 	a.tracerProvider = tp
-	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveSellerRequest,
-		TracerProvider: tp})
-	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Observe: a.Metrics.ObserveADCPRequest, TracerProvider: tp})
+	var sellerHTTP *http.Client
+	if o.SellerDial != nil {
+		tr := cfg.Guard().Transport()
+		tr.DialContext = o.SellerDial
+		sellerHTTP = &http.Client{Transport: tr}
+	}
+	a.Client = sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes, Observe: a.Metrics.ObserveSellerRequest,
+		TracerProvider: tp, HTTPClient: sellerHTTP})
+	a.ADCP = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes, HTTPClient: sellerHTTP,
+		Observe: a.Metrics.ObserveADCPRequest, TracerProvider: tp})
 	if o.Buyer != nil {
 		a.buyer = *o.Buyer
 	} else {
@@ -258,6 +271,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	}()
 	if cfg.Has("discoverer") {
 		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)
+		svc.Resolve = o.Resolve
 		run(a.stage(discoverer.Stage, discoverer.Subjects(), 8, 30*time.Second, o), bus.Typed(svc.Handle))
 	}
 	if cfg.Has("kitfetcher") {
@@ -301,7 +315,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.StageTuning != nil {
 			o.StageTuning(&sc)
 		}
-		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.AllowPrivate, a.Log).Handle))
+		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.Guard(), a.Log).Handle))
 	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
@@ -313,7 +327,16 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
 	}
 	if cfg.Has("booker") {
-		run(a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o), a.Booker.HandlePlan)
+		// Planning is store transitions and the optimiser, whose search
+		// stops at its own time limit (portfolio.DefaultTimeLimit): a
+		// planning that holds a worker for a minute is abandoned at the
+		// hard limit (bus.StageConfig.HandlerGrace), retried once, then
+		// dead-lettered, never holding the stage for good.
+		plan := a.stage(booker.StagePlan, booker.PlanSubjects(), 8, 30*time.Second, o)
+		if plan.HandlerTimeout == 0 {
+			plan.HandlerTimeout = time.Minute
+		}
+		run(plan, a.Booker.HandlePlan)
 		run(a.stage(booker.StageBook, booker.BookSubjects(), 4, 30*time.Second, o), bus.Typed(a.Booker.HandleBook))
 		// One line per delivery, retried and reconciled through JetStream
 		// (bus.Again) until it has its outcome: the handler bounds the work
@@ -345,7 +368,7 @@ func (a *App) startHTTP() error {
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		APIOptions{Webhooks: a.Webhooks, AllowPrivate: a.Config.AllowPrivate, TracerProvider: a.tracerProvider}), a.Log)),
+		APIOptions{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

@@ -18,7 +18,7 @@ type DiscovererInputs struct {
 	Known       []discoverer.KnownSeller
 	Credentials *identity.Credentials
 	Buyer       identity.BuyerIdentity
-	// ADCP is the AdCP client (nil: a new one with cfg.AllowPrivate).
+	// ADCP is the AdCP client (nil: a new one with cfg.Guard()).
 	ADCP *adcp.Client
 }
 
@@ -30,7 +30,7 @@ const registryTimeout = 10 * time.Second
 // kind from cfg (Registries), a registry cache with cfg.CacheTTL (default
 // 5m), the known sellers, the credentials, the default trust caps and
 // identity strategy, and the operator's buyer identity for campaigns that
-// carry none. client must be built with cfg.AllowPrivate.
+// carry none. client must be built with cfg.Guard()'s allow list.
 func NewDiscoverer(cfg config.Config, client *sellerclient.Client, in DiscovererInputs, log zerolog.Logger) *discoverer.Service {
 	ttl := cfg.CacheTTL
 	if ttl <= 0 {
@@ -38,7 +38,7 @@ func NewDiscoverer(cfg config.Config, client *sellerclient.Client, in Discoverer
 	}
 	ac := in.ADCP
 	if ac == nil {
-		ac = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate})
+		ac = adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes})
 	}
 	return &discoverer.Service{ADCP: ac,
 		Finder: &discoverer.Finder{Dir: discoverer.ClientDirectory{C: client}, Registries: Registries(cfg), Known: in.Known,

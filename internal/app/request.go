@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -35,10 +37,10 @@ type NotifyInput struct {
 }
 
 // Webhook validates the input: the URL by the seller URL rules
-// (sellerclient.CheckDestination: http or https, canonicalised, no private
-// address unless allowPrivate) and a secret of 16 to 256 characters.
-func (n NotifyInput) Webhook(allowPrivate bool, now time.Time) (notifier.Webhook, error) {
-	u, err := sellerclient.CheckDestination(n.URL, allowPrivate)
+// (sellerclient.Guard.CheckURL: http or https, canonicalised, no address the
+// guard refuses) and a secret of 16 to 256 characters.
+func (n NotifyInput) Webhook(guard sellerclient.Guard, now time.Time) (notifier.Webhook, error) {
+	u, err := guard.CheckURL(n.URL)
 	if err != nil {
 		return notifier.Webhook{}, &events.FieldError{Field: "notify.url", Reason: "must be a public http(s) URL: " + err.Error()}
 	}
@@ -160,6 +162,18 @@ func (req BookingRequest) ToCampaign(now time.Time) (events.CampaignRequested, e
 			return cr, &events.FieldError{Field: fe.Field, Reason: strings.ReplaceAll(fe.Reason, "_micros", "")}
 		}
 		return cr, err
+	}
+	// The seller client's full URL rules (CanonicalURL), at the edge: a URL
+	// discovery could only skip is refused here, naming it.
+	for i, u := range cr.Sellers {
+		if _, err := sellerclient.CanonicalURL(u); err != nil {
+			reason := err.Error()
+			var se *sellerclient.Error
+			if errors.As(err, &se) {
+				reason = se.Message
+			}
+			return cr, &events.FieldError{Field: fmt.Sprintf("sellers[%d]", i), Reason: "must be an http or https seller URL: " + reason}
+		}
 	}
 	return cr, nil
 }

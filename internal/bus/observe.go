@@ -31,6 +31,7 @@ const (
 	DeadLetterSchema        = "schema"         // the handler found the payload invalid (events.ErrInvalid)
 	DeadLetterPermanent     = "permanent"      // the handler returned a Permanent error (or panicked)
 	DeadLetterMaxDeliveries = "max_deliveries" // transient failures until MaxDeliver
+	DeadLetterHardLimit     = "hard_limit"     // the handler outran its hard limit twice (HardLimitError)
 )
 
 // Observer is told what the stage runner does with each event; the

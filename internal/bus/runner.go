@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -110,8 +111,18 @@ type StageConfig struct {
 	// RetryBase and RetryMax shape the NakWithDelay backoff: base*2^(n-1),
 	// capped (defaults 500ms and 30s).
 	RetryBase, RetryMax time.Duration
-	// HandlerTimeout bounds one handler call (default 5 min).
+	// HandlerTimeout bounds one handler call (default 5 min): its context
+	// is cancelled then.
 	HandlerTimeout time.Duration
+	// HandlerGrace is how long a handler whose context was cancelled may
+	// take to return (default 10s). Past HandlerTimeout + HandlerGrace, the
+	// hard limit, the handling is abandoned: its worker slot is freed, its
+	// keep-alive stopped, any outputs it returns later dropped, and the
+	// event is retried once (a handler stuck on something passing, like a
+	// call that ignores its context), then dead-lettered with the reason.
+	// A stage with MaxDeliver -1 retries it with backoff instead, never
+	// dead-letters it (see handleMsg).
+	HandlerGrace time.Duration
 	// DrainTimeout bounds how long shutdown waits for in-flight handlers
 	// (default 30s).
 	DrainTimeout time.Duration
@@ -142,6 +153,9 @@ func (c StageConfig) withDefaults() StageConfig {
 	}
 	if c.HandlerTimeout <= 0 {
 		c.HandlerTimeout = 5 * time.Minute
+	}
+	if c.HandlerGrace <= 0 {
+		c.HandlerGrace = 10 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
@@ -289,9 +303,35 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 	defer obs.end(OutcomeRetried, "", nil) // paths that neither ack nor dead-letter
 
 	started := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
-	outs, herr := safeCall(callCtx, h, in, payload)
-	cancel()
+	outs, herr := b.callBounded(ctx, cfg, h, in, payload)
+	var hard *HardLimitError
+	if errors.As(herr, &hard) {
+		// The handler is still running past its hard limit: give up on it
+		// (the worker slot is freed when this returns) and decide the
+		// event's fate without it.
+		stop()
+		switch {
+		case cfg.MaxDeliver < 0:
+			// A stage that bounds its own work and is never dead-lettered
+			// (the booker's line consumer, which follows a booking until
+			// its outcome is known): dead-lettering would drop a line
+			// whose booking may have happened. Retried with backoff.
+			d := cfg.Backoff(md.NumDelivered)
+			obs.end(OutcomeRetried, "", herr)
+			log.Error().Err(herr).Dur("retry_in", d).Msg("handler abandoned at its hard limit; will retry (this stage never dead-letters)")
+			_ = m.NakWithDelay(d)
+		case md.NumDelivered >= abandonedDeliveries || cfg.exhausted(md.NumDelivered):
+			obs.end(OutcomeDeadLettered, DeadLetterHardLimit, herr)
+			log.Error().Err(herr).Msg("handler abandoned at its hard limit again; dead-lettering")
+			b.deadLetter(ctx, cfg.Name, m, md, fmt.Sprintf("%v (delivery %d)", herr, md.NumDelivered))
+		default:
+			d := cfg.Backoff(md.NumDelivered)
+			obs.end(OutcomeRetried, "", herr)
+			log.Error().Err(herr).Dur("retry_in", d).Msg("handler abandoned at its hard limit; will retry once")
+			_ = m.NakWithDelay(d)
+		}
+		return
+	}
 	var again againError
 	if errors.As(herr, &again) {
 		// Not a failure: publish what the handler has to say so far, then
@@ -361,6 +401,63 @@ func (b *Bus) handleMsg(ctx context.Context, cfg StageConfig, h Handler, m jetst
 		_ = m.NakWithDelay(d)
 	}
 }
+
+// abandonedDeliveries is the delivery from which a handling abandoned at its
+// hard limit is dead-lettered: the first is retried, in case what held it
+// has passed.
+const abandonedDeliveries = 2
+
+// HardLimitError is a handling abandoned at its stage's hard limit
+// (HandlerTimeout + HandlerGrace): the handler neither finished nor
+// returned after its context was cancelled.
+type HardLimitError struct {
+	Stage string
+	Limit time.Duration
+}
+
+// Error names the stage and the limit.
+func (e *HardLimitError) Error() string {
+	return fmt.Sprintf("bus: %s handler still running at its hard limit of %s (handler timeout plus grace): abandoned", e.Stage, e.Limit)
+}
+
+// callBounded calls the handler with its context cancelled at
+// HandlerTimeout, and waits for it at most HandlerGrace longer. A handler
+// that ignores its context is abandoned then: *HardLimitError. Go cannot
+// stop a goroutine, so an abandoned handler runs on (counted by
+// AbandonedHandlings) and whatever it returns is dropped; the stage's worker
+// is free.
+func (b *Bus) callBounded(ctx context.Context, cfg StageConfig, h Handler, in events.Event, payload any) ([]events.Event, error) {
+	callCtx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	type result struct {
+		outs []events.Event
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		outs, err := safeCall(callCtx, h, in, payload)
+		done <- result{outs, err}
+	}()
+	hard := time.NewTimer(cfg.HandlerTimeout + cfg.HandlerGrace)
+	defer hard.Stop()
+	select {
+	case r := <-done:
+		cancel()
+		return r.outs, r.err
+	case <-hard.C:
+		cancel()
+		abandoned.Add(1)
+		go func() { <-done; abandoned.Add(-1) }()
+		return nil, &HardLimitError{Stage: cfg.Name, Limit: cfg.HandlerTimeout + cfg.HandlerGrace}
+	}
+}
+
+// abandoned counts the process's abandoned handlings still running.
+var abandoned atomic.Int64
+
+// AbandonedHandlings is how many handlings of this process abandoned at
+// their hard limit are still running (their goroutines cannot be stopped;
+// each ends when its handler returns).
+func AbandonedHandlings() int64 { return abandoned.Load() }
 
 // safeCall runs the handler, turning a panic into a permanent error so one
 // poisonous event cannot crash a replica.

@@ -48,6 +48,15 @@ func msgSize(h nats.Header, data []byte) int {
 	return n
 }
 
+// CheckEvent applies Publish's checks to e without publishing it: an error
+// (an *OutputError wrapping events.ErrInvalid) means e can never be
+// published, whatever the broker's state, so a caller can refuse the work
+// that needs it before recording anything.
+func CheckEvent(e events.Event) error {
+	_, err := (*Bus)(nil).checkOut(e)
+	return err
+}
+
 // checkOut checks an event before it is published: a known kind, a campaign
 // id for its subject, and the encoded message within events.MaxEventBytes.
 // Its payload was checked when it was made (events.New and Derive refuse a
@@ -254,7 +263,7 @@ func (b *Bus) resolveDeadLetter(ctx context.Context, stage string, h nats.Header
 		sk := events.SellerSkipped{
 			CampaignID: in.Subject(), SellerURL: refs.SellerURL, SellerName: refs.SellerName, Stage: stage,
 			Code:   events.SkipDeadLettered,
-			Reason: truncate(fmt.Sprintf("%s dead-lettered %s %s: %s", stage, k.Name, in.ID(), reason), 1024),
+			Reason: events.ShortReason(fmt.Sprintf("%s dead-lettered %s %s: %s", stage, k.Name, in.ID(), reason)),
 		}
 		if k.Type != events.KindSellerFound.Type {
 			sk.PackageID, sk.PackagesTotal = refs.PackageID, refs.PackagesTotal

@@ -18,6 +18,7 @@ package campaign
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -282,9 +283,48 @@ func (c *Campaign) Summary() events.CampaignCompleted {
 	sum := events.CampaignCompleted{CampaignID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(),
 		Deals: append([]events.DealBooked{}, c.Deals...), Failed: c.Failures, Unresolved: c.Unresolved}
 	for _, s := range c.Skipped {
-		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: s.Code + ": " + s.Reason})
+		sum.SkippedSellers = append(sum.SkippedSellers, events.SkippedSeller{SellerURL: s.SellerURL, Reason: events.ShortReason(s.Code + ": " + s.Reason)})
 	}
+	fitSummary(&sum, summaryDataLimit)
 	return sum
+}
+
+// summaryDataLimit is the most a CampaignCompleted's data may take: the
+// event size limit less room for the CloudEvent headers.
+const summaryDataLimit = events.MaxEventBytes - 16<<10
+
+// fitSummary keeps a campaign's summary within limit bytes of JSON by
+// listing only the first skipped sellers, then only the first deals, when
+// all of them do not fit, with SkippedTotal and DealsTotal saying how many
+// there were (each has its own event). A summary that could not be
+// published was dead-lettered, and downstream never saw the campaign end.
+func fitSummary(sum *events.CampaignCompleted, limit int) {
+	size := func(v any) int {
+		b, _ := json.Marshal(v)
+		return len(b)
+	}
+	over := size(sum) - limit
+	if over <= 0 {
+		return
+	}
+	const totalsRoom = 64 // "skipped_total":N,"deals_total":N
+	over += totalsRoom
+	if n := len(sum.SkippedSellers); n > 0 {
+		keep := n
+		for keep > 0 && over > 0 {
+			keep--
+			over -= size(sum.SkippedSellers[keep]) + 1
+		}
+		sum.SkippedSellers, sum.SkippedTotal = sum.SkippedSellers[:keep], n
+	}
+	if n := len(sum.Deals); n > 0 && over > 0 {
+		keep := n
+		for keep > 0 && over > 0 {
+			keep--
+			over -= size(sum.Deals[keep]) + 1
+		}
+		sum.Deals, sum.DealsTotal = sum.Deals[:keep], n
+	}
 }
 
 // ---- events the transitions emit ----
@@ -328,6 +368,16 @@ func (c *Campaign) approvalEvent() (events.Event, error) {
 
 func (c *Campaign) completionEvent() (events.Event, error) {
 	return c.event(events.KindCampaignCompleted, SourceBooker, "completed", c.Summary())
+}
+
+// UnpublishableEvent is the CampaignRejected the sweeper publishes for a
+// requested campaign whose CampaignRequested can never be published (err,
+// from bus.CheckEvent or Publish, wraps events.ErrInvalid): the campaign is
+// rejected with the reason instead of being retried for ever. Campaigns
+// recorded before the API refused such requests are the ones it finds.
+func (c *Campaign) UnpublishableEvent(err error) (events.Event, error) {
+	return c.rejectionEvent(events.CampaignRejected{CampaignID: c.ID, Field: "brief",
+		Reason: events.ShortReason("the request can never be published: " + err.Error())})
 }
 
 func (c *Campaign) rejectionEvent(rej events.CampaignRejected) (events.Event, error) {

@@ -1,11 +1,14 @@
 package campaign
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -611,5 +614,42 @@ func TestReplanLeavesOutASellerThatCannotBeBooked(t *testing.T) {
 				t.Fatalf("re-plan lines %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSummaryFitsOneEvent: a campaign that skipped thousands of sellers
+// (each reason at its longest) and booked hundreds of deals still ends
+// with a CampaignCompleted within the event limit, listing the first of
+// each and counting them all; a small one lists everything.
+func TestSummaryFitsOneEvent(t *testing.T) {
+	c := in(t, events.StatusRequested, true)
+	for i := range 3000 {
+		c.Skipped = append(c.Skipped, events.SellerSkipped{CampaignID: "c1", SellerURL: fmt.Sprintf("https://seller-%d.example", i), Code: "unreachable",
+			Reason: strings.Repeat("r", events.MaxReasonLen)})
+	}
+	for i := range 600 {
+		c.Deals = append(c.Deals, events.DealBooked{CampaignID: "c1", SellerURL: fmt.Sprintf("https://seller-%d.example", i), PackageID: "p",
+			QuoteID: "q", DealID: strings.Repeat("d", 200), DealType: "PD", CPMMicros: 1, Impressions: 1000, SpendMicros: 1, Currency: "USD", Tier: events.TierPublic, BookedAt: t0,
+			ActivationInstructions: map[string]string{"ttd": strings.Repeat("a", 400)}})
+	}
+	sum := c.Summary()
+	b, err := json.Marshal(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > summaryDataLimit || sum.SkippedTotal != 3000 || len(sum.SkippedSellers) >= 3000 || sum.DealsTotal != 600 || len(sum.Deals) == 0 {
+		t.Fatalf("%d bytes, skipped %d of %d, deals %d of %d", len(b), len(sum.SkippedSellers), sum.SkippedTotal, len(sum.Deals), sum.DealsTotal)
+	}
+	e, err := c.completionEvent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.CheckEvent(e); err != nil {
+		t.Fatalf("the completion cannot be published: %v", err)
+	}
+	small := in(t, events.StatusRequested, true)
+	small.Skipped = c.Skipped[:3]
+	if s := small.Summary(); len(s.SkippedSellers) != 3 || s.SkippedTotal != 0 || s.DealsTotal != 0 {
+		t.Fatalf("%+v", s)
 	}
 }

@@ -300,6 +300,12 @@ type Publisher interface {
 // could not be published yet; the booker's sweeper re-publishes it.
 var ErrNotPublished = errors.New("campaign: recorded, not yet published")
 
+// ErrTooLarge means the request's CampaignRequested cannot be published
+// (above events.MaxEventBytes): nothing is recorded, and submitting it
+// again cannot help. CampaignRequested.ValidateAt (events.MaxRequestBytes)
+// refuses such a request first, naming its field; this is the backstop.
+var ErrTooLarge = errors.New("campaign: request too large to publish")
+
 // Submit is the one way a campaign enters the pipeline (bookings API and
 // `dealflow campaign submit`): it mints an id when none is given, validates
 // the request, records the campaign as requested (ErrExists for a used id),
@@ -317,6 +323,16 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 		return nil, err
 	}
 	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace
+	// An event that can never be published is refused before the record
+	// is written: recorded, it was answered "published automatically" and
+	// the sweeper retried it for ever.
+	pre := New(req, now)
+	pre.Traceparent = tp
+	if e, err := pre.RequestedEvent(); err != nil {
+		return nil, err
+	} else if err := bus.CheckEvent(e); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	c, _, err := s.Transition(ctx, req.CampaignID, func(c *Campaign, exists bool) ([]events.Event, error) {
 		if exists {
 			return nil, ErrExists

@@ -73,7 +73,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	jsonOut := fs.Bool("json", false, "print JSON")
 	withSandbox := fs.Bool("sandbox", false, "browse the built-in sandbox market")
 	unknown := fs.Bool("allow-unknown", false, "include unknown-trust sellers (public view)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(config.JoinValues(args)); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -117,7 +117,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 			return err
 		}
 	}
-	client := sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate})
+	client := sellerclient.New(sellerclient.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes})
 	svc := app.NewDiscoverer(cfg, client, app.DiscovererInputs{Known: known, Credentials: creds}, zerolog.Nop())
 	res, err := svc.Discover(ctx, req)
 	if err != nil {
@@ -126,7 +126,7 @@ func cmdBrowse(ctx context.Context, args []string, stdout, stderr io.Writer, pac
 	if !packages {
 		return printSellers(stdout, res, *jsonOut)
 	}
-	kit := &kitfetcher.Service{Client: client, ADCP: adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate}), Credentials: creds, SellerTimeout: cfg.SellerTO}
+	kit := &kitfetcher.Service{Client: client, ADCP: adcp.New(adcp.Config{AllowPrivate: cfg.AllowPrivate, Allow: cfg.AllowPrefixes}), Credentials: creds, SellerTimeout: cfg.SellerTO}
 	var mu sync.Mutex
 	var rows []PackageRow
 	// Every seller that shows no package says why: left out at discovery,

@@ -202,7 +202,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var cfg config.Config
 	binder := config.Register(fs, &cfg)
 	withSandbox := fs.Bool("sandbox", false, "also serve the built-in sandbox market and use it as the registry and credentials")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(config.JoinValues(args)); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -592,7 +592,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	reference := fs.Bool("reference", false, "print every setting's documentation (flag, environment variable, default, meaning) as a Markdown table")
 	var cfg config.Config
 	binder := config.Register(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(config.JoinValues(args)); err != nil {
 		return err
 	}
 	if err := strayArgs(fs.Args()); err != nil {

@@ -6,12 +6,15 @@ package config
 import (
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
 // Config is the effective configuration of one dealflow process.
@@ -31,14 +34,19 @@ type Config struct {
 	Sellers      []string
 	Credentials  string
 	Buyer        string
-	AllowPrivate bool
-	CacheTTL     time.Duration
-	CatalogTTL   time.Duration
-	KitWorkers   int
-	NegWorkers   int
-	SellerTO     time.Duration
-	NegTO        time.Duration
-	Window       time.Duration
+	// AllowPrivate (a bare --allow-private, or "true") allows loopback and
+	// private addresses (sellerclient.PrivatePrefixes); AllowPrefixes is an
+	// explicit list (--allow-private 127.0.0.0/8,10.0.0.0/8). Link-local and
+	// metadata addresses are refused whatever either says (Guard).
+	AllowPrivate  bool
+	AllowPrefixes []netip.Prefix
+	CacheTTL      time.Duration
+	CatalogTTL    time.Duration
+	KitWorkers    int
+	NegWorkers    int
+	SellerTO      time.Duration
+	NegTO         time.Duration
+	Window        time.Duration
 	// BookingHorizon, ReconcileEvery and BookCallTO shape the booking of
 	// one line (services/booker): how long an unknown outcome is retried
 	// before it is reported unresolved, how often it is then reconciled,
@@ -126,6 +134,59 @@ func boolean(p func(*Config) *bool) setter {
 	}}
 }
 
+// allowList parses --allow-private: a switch (bare or true: loopback and
+// private) that also takes a list of CIDRs.
+func allowList() setter {
+	return setter{isBool: true, fn: func(c *Config, v string) error {
+		p, err := sellerclient.ParseAllowList(v)
+		if err != nil {
+			return err
+		}
+		c.AllowPrivate, c.AllowPrefixes = false, nil
+		if b, berr := strconv.ParseBool(strings.TrimSpace(v)); berr == nil {
+			c.AllowPrivate = b
+			return nil
+		}
+		c.AllowPrefixes = p
+		return nil
+	}}
+}
+
+// Guard is the address guard of every connection to a seller, registry or
+// webhook: --allow-private's prefixes besides public addresses.
+func (c Config) Guard() sellerclient.Guard {
+	return sellerclient.GuardFor(c.AllowPrivate, c.AllowPrefixes)
+}
+
+// valueSwitches are the switches that also take a value (--allow-private
+// 10.0.0.0/8); JoinValues joins a separate value to them.
+var valueSwitches = map[string]bool{"allow-private": true}
+
+// JoinValues returns args with "--allow-private LIST" written as
+// "--allow-private=LIST" when LIST is an address list (it starts with a
+// digit, or holds ':' or '/'), so the switch keeps working bare before
+// another flag and also takes a separate value. Parse a FlagSet of Register
+// with fs.Parse(config.JoinValues(args)).
+func JoinValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		out = append(out, a)
+		if a == "--" {
+			return append(out, args[i+1:]...)
+		}
+		name := strings.TrimLeft(a, "-")
+		if !strings.HasPrefix(a, "-") || strings.Contains(name, "=") || !valueSwitches[name] || i+1 >= len(args) {
+			continue
+		}
+		if v := args[i+1]; v != "" && (v[0] >= '0' && v[0] <= '9' || strings.ContainsAny(v, ":/")) {
+			out[len(out)-1] = a + "=" + v
+			i++
+		}
+	}
+	return out
+}
+
 // Options lists every setting, in help order.
 var Options = []Option{
 	{"nats", "DEALFLOW_NATS_URL", "", "NATS URL(s) of an external cluster, comma-separated; empty starts an embedded server", str(func(c *Config) *string { return &c.NATSURL })},
@@ -143,7 +204,7 @@ var Options = []Option{
 	{"sellers", "DEALFLOW_SELLERS", "", "known seller URLs, comma-separated, besides the file; their trust is asked of the registry (unknown without one)", list(func(c *Config) *[]string { return &c.Sellers })},
 	{"credentials", "DEALFLOW_CREDENTIALS", "", "JSON file of seller API keys per tier {\"sellers\":{url:{seat,agency,advertiser}}} (AdCP sellers: bearer_token, account, brand); also read from DEALFLOW_SELLER_KEYS", str(func(c *Config) *string { return &c.Credentials })},
 	{"buyer", "DEALFLOW_BUYER", "", "JSON file with the buyer's identity {seat_id,agency_id,advertiser_id,...}, used when a campaign carries none", str(func(c *Config) *string { return &c.Buyer })},
-	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "allow seller and registry URLs on loopback/private addresses (sandbox, tests)", boolean(func(c *Config) *bool { return &c.AllowPrivate })},
+	{"allow-private", "DEALFLOW_ALLOW_PRIVATE", "false", "non-public addresses seller, registry and webhook URLs may reach: a comma-separated list of CIDRs (127.0.0.0/8,10.0.0.0/8), or bare/true for loopback and private (127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, fc00::/7); link-local and metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254) are refused even so", allowList()},
 	{"cache-ttl", "DEALFLOW_CACHE_TTL", "5m", "registry cache TTL (stale entries still serve when the registry fails)", duration(func(c *Config) *time.Duration { return &c.CacheTTL })},
 	{"catalog-ttl", "DEALFLOW_CATALOG_TTL", "5m", "how long the kitfetcher reuses a seller's product catalog (GET /products, read without credentials) across campaigns; 0 reads it for every campaign", duration(func(c *Config) *time.Duration { return &c.CatalogTTL })},
 	{"kit-workers", "DEALFLOW_KIT_WORKERS", "32", "sellers whose media kits one replica fetches at once", integer(func(c *Config) *int { return &c.KitWorkers })},

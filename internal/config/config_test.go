@@ -49,6 +49,24 @@ func TestEnvAndFlags(t *testing.T) {
 			func(c Config) bool { return !c.AllowPrivate }, ""},
 		{"bool env fallback", map[string]string{"DEALFLOW_LOG_JSON": "1", "DEALFLOW_ALLOW_PRIVATE": "true"}, nil,
 			func(c Config) bool { return c.LogJSON && c.AllowPrivate }, ""},
+		// --allow-private also takes a list of CIDRs, as one argument or
+		// two; bare or true stays loopback and private.
+		{"allow-private list", nil, []string{"--allow-private", "127.0.0.0/8,10.0.0.0/8", "--stages", "booker"},
+			func(c Config) bool {
+				return !c.AllowPrivate && len(c.AllowPrefixes) == 2 && c.AllowPrefixes[1].String() == "10.0.0.0/8" &&
+					len(c.Guard().Allowed()) == 2 && len(c.Stages) == 1
+			}, ""},
+		{"allow-private list with =", nil, []string{"--allow-private=::1"},
+			func(c Config) bool { return len(c.AllowPrefixes) == 1 && c.AllowPrefixes[0].String() == "::1/128" }, ""},
+		{"allow-private list env", map[string]string{"DEALFLOW_ALLOW_PRIVATE": "172.28.0.100"}, nil,
+			func(c Config) bool {
+				return len(c.AllowPrefixes) == 1 && c.AllowPrefixes[0].String() == "172.28.0.100/32"
+			}, ""},
+		{"bare allow-private is loopback and private", nil, []string{"--allow-private"},
+			func(c Config) bool { return c.AllowPrivate && len(c.Guard().Allowed()) == 6 }, ""},
+		{"allow-private never link-local", nil, []string{"--allow-private", "169.254.0.0/16"}, nil, "never allowed"},
+		{"allow-private never metadata env", map[string]string{"DEALFLOW_ALLOW_PRIVATE": "10.0.0.0/8,fd00:ec2::254"}, nil, nil, "DEALFLOW_ALLOW_PRIVATE"},
+		{"allow-private bad CIDR", nil, []string{"--allow-private=10.0.0.0/99"}, nil, "not a CIDR"},
 		{"bad bool env", map[string]string{"DEALFLOW_LOG_JSON": "yes please"}, nil, nil, "DEALFLOW_LOG_JSON"},
 		{"bad bool flag", nil, []string{"--log-json=maybe"}, nil, "log-json"},
 	}
@@ -61,7 +79,7 @@ func TestEnvAndFlags(t *testing.T) {
 			fs.SetOutput(io.Discard)
 			var cfg Config
 			b := Register(fs, &cfg)
-			err := fs.Parse(c.args)
+			err := fs.Parse(JoinValues(c.args))
 			if err == nil {
 				err = b.Finish()
 			}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -69,7 +70,10 @@ type service struct {
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
-	Volumes []string `yaml:"volumes"`
+	Volumes  []string `yaml:"volumes"`
+	Networks map[string]struct {
+		IPv4Address string `yaml:"ipv4_address"`
+	} `yaml:"networks"`
 }
 
 type compose struct {
@@ -180,6 +184,26 @@ func TestComposeStagesRunValidCommands(t *testing.T) {
 		t.Fatalf("sandbox writes no credentials to the shared volume: %v", sb.Command)
 	}
 	healthPort(t, "sandbox", sb)
+	// The address guard is on: each stage may reach the sandbox's fixed
+	// address, and no other private, loopback, link-local or metadata one.
+	sandboxAddr, err := netip.ParseAddr(sb.Networks["default"].IPv4Address)
+	if err != nil {
+		t.Fatalf("the sandbox has no fixed address on the default network: %v", sb.Networks)
+	}
+	for name, s := range c.Services {
+		if len(s.Command) == 0 || s.Command[0] != "run" {
+			continue
+		}
+		g := runConfig(t, name, s).Guard()
+		if err := g.CheckAddr(sandboxAddr); err != nil {
+			t.Fatalf("%s cannot reach the sandbox at %s: %v", name, sandboxAddr, err)
+		}
+		for _, a := range []string{"127.0.0.1", "172.28.0.2", "10.0.0.1", "192.168.1.1", "169.254.169.254", "fd00:ec2::254"} {
+			if g.CheckAddr(netip.MustParseAddr(a)) == nil {
+				t.Fatalf("%s: the address guard (%s) lets %s through", name, g, a)
+			}
+		}
+	}
 	for _, name := range []string{"prometheus", "grafana"} {
 		if img := c.Services[name].Image; !regexp.MustCompile(`:v?\d+\.\d+\.\d+$`).MatchString(img) {
 			t.Fatalf("%s image %q is not pinned to a version", name, img)

@@ -67,6 +67,7 @@ type searchStats struct {
 	nodes    int
 	work     int // Σ column-generation iterations × candidates
 	hitLimit bool
+	timedOut bool    // the limit hit was the time limit
 	bound    float64 // best remaining bound when the limit was hit
 	failed   int     // node LPs the solver could not finish
 	approx   int     // node LPs stopped at the column-generation limit
@@ -176,6 +177,7 @@ func (p *problem) search(minSellers, maxNodes int) (incumbent, searchStats) {
 	st.nodes = 1
 	p.tally(&st, root)
 	if root.status != lpOptimal {
+		st.timedOut = p.outOfTime()
 		return inc, st
 	}
 	p.dive(root, minSellers, &inc, &st)
@@ -211,7 +213,7 @@ func (p *problem) search(minSellers, maxNodes int) (incumbent, searchStats) {
 	}
 	expand(rootNode, root)
 	for h.Len() > 0 {
-		if st.nodes >= maxNodes || st.work >= maxWork {
+		if st.nodes >= maxNodes || st.work >= maxWork || p.outOfTime() {
 			st.hitLimit = true
 			break
 		}
@@ -226,6 +228,7 @@ func (p *problem) search(minSellers, maxNodes int) (incumbent, searchStats) {
 		n.cols = nil // free memory: children carry their own copy
 		expand(n, res)
 	}
+	st.timedOut = p.timedOut
 	if st.hitLimit {
 		st.bound = inc.value
 		for _, n := range *h {
@@ -252,6 +255,9 @@ func (p *problem) dive(res lpResult, minSellers int, inc *incumbent, st *searchS
 	nb := p.rootBounds(minSellers)
 	for d := 0; d < maxDive; d++ {
 		q, s := p.violation(res.x, nb, minSellers)
+		if (q >= 0 || s != -1) && p.outOfTime() {
+			return
+		}
 		if q < 0 && s == -1 {
 			inc.offer(res.x, res.value)
 			return

@@ -103,6 +103,11 @@ func (p *problem) cg(cols *[]*column, nb *nodeBounds, phase int, bigM, pruneAt f
 	ub := math.Inf(1)
 	var sol masterSol
 	for it := 0; it < maxCG; it++ {
+		if it > 0 && p.outOfTime() {
+			// Out of time: the master solution so far, as at the
+			// iteration limit (phase 2's bound stays valid).
+			return sol, lpOptimal, ub, true, it
+		}
 		var err error
 		sol, err = p.solveMaster(*cols, phase, bigM, nb.kRem, sol.basis)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"strings"
+	"time"
 )
 
 // Optimise selects the portfolio: the spend per quote that maximises the
@@ -21,6 +22,12 @@ func Optimise(quotes []Quote, brief Brief) (plan Plan, err error) {
 	return optimise(quotes, brief, 0)
 }
 
+// optimise is Optimise with a node limit (0: defaultMaxNodes) and the
+// system clock.
+func optimise(quotes []Quote, brief Brief, maxNodes int) (Plan, error) {
+	return optimiseWith(quotes, brief, maxNodes, time.Now)
+}
+
 // solution is the optimiser's continuous answer before rounding.
 type solution struct {
 	x          []float64 // scaled spend per candidate; nil when nothing
@@ -30,12 +37,26 @@ type solution struct {
 	stats      searchStats
 }
 
-func optimise(quotes []Quote, brief Brief, maxNodes int) (Plan, error) {
+// optimiseWith is optimise with the clock the time limit reads.
+func optimiseWith(quotes []Quote, brief Brief, maxNodes int, now func() time.Time) (Plan, error) {
 	if err := validate(quotes, brief); err != nil {
 		return Plan{}, err
 	}
 	p := prepare(quotes, brief, true)
+	p.timeLimit = brief.TimeLimit
+	if p.timeLimit <= 0 {
+		p.timeLimit = DefaultTimeLimit
+	}
+	p.now, p.deadline = now, now().Add(p.timeLimit)
 	sol := p.solve(maxNodes)
+	if sol.x == nil && p.timedOut {
+		// Out of time before any plan: the guide's greedy selection, when
+		// it meets the brief, is a feasible plan found in linear time.
+		if g := Greedy(quotes, brief, 0); g.Feasible {
+			g.Notes = append(append(p.notes, sol.notes...), fmt.Sprintf("the optimiser found no plan within its time limit of %s: the plan is the guide's greedy selection, which meets the brief but may be worth less than the optimum", p.timeLimit))
+			return g, nil
+		}
+	}
 	imps := p.roundImpressions(sol.x)
 	cut := p.repair(imps, true, p.counted(sol))
 	p.topUp(imps)
@@ -100,7 +121,9 @@ func (p *problem) solve(maxNodes int) solution {
 			sol.notes = append(sol.notes, p.searchNotes(st, inc)...)
 			return sol
 		}
-		if st.hitLimit {
+		if st.timedOut {
+			sol.notes = append(sol.notes, fmt.Sprintf("min sellers %d: no plan meeting it was found within the time limit of %s; planned without it", K, p.timeLimit))
+		} else if st.hitLimit {
 			sol.notes = append(sol.notes, fmt.Sprintf("min sellers %d: no plan meeting it was found within the search limit of %d nodes; planned without it", K, maxNodes))
 		} else {
 			sol.notes = append(sol.notes, fmt.Sprintf("min sellers %d cannot be met within the budget, seller caps and seller minimums; planned without it", K))
@@ -109,9 +132,12 @@ func (p *problem) solve(maxNodes int) solution {
 	inc, st := p.search(0, maxNodes)
 	sol.stats = st
 	sol.notes = append(sol.notes, p.searchNotes(st, inc)...)
-	if inc.ok {
+	switch {
+	case inc.ok:
 		sol.x, sol.value = inc.x, inc.value
-	} else {
+	case st.timedOut:
+		sol.notes = append(sol.notes, fmt.Sprintf("the optimiser found no plan within its time limit of %s after %d nodes; nothing booked", p.timeLimit, st.nodes))
+	default:
 		sol.notes = append(sol.notes, "the optimiser found no plan (numerical failure); nothing booked")
 	}
 	return sol
@@ -124,8 +150,12 @@ func (p *problem) searchNotes(st searchStats, inc incumbent) []string {
 		if inc.value > 0 {
 			gap = math.Max(0, (st.bound-inc.value)/inc.value)
 		}
-		out = append(out, fmt.Sprintf("search stopped at its limit after %d nodes: the plan's value %.2f is within %.4f%% of the best possible (bound %.2f)",
-			st.nodes, p.dollars(inc.value), 100*gap, p.dollars(st.bound)))
+		limit := "its limit"
+		if st.timedOut {
+			limit = "its time limit of " + p.timeLimit.String()
+		}
+		out = append(out, fmt.Sprintf("search stopped at %s after %d nodes: the plan's value %.2f is within %.4f%% of the best possible (bound %.2f)",
+			limit, st.nodes, p.dollars(inc.value), 100*gap, p.dollars(st.bound)))
 	}
 	if st.failed > 0 {
 		out = append(out, fmt.Sprintf("%d branch-and-bound nodes could not be solved numerically and were skipped", st.failed))

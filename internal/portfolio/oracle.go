@@ -155,7 +155,13 @@ func (p *problem) oracle(nb *nodeBounds, pc float64, classBonus []float64, sigma
 			continue
 		}
 		si := &p.sellers[s]
-		for si.L-sc.t[s] > tiny {
+		// Each pass exhausts a quote, reaches L_s or the cap; more passes
+		// than that can only be a numerical fault (a NaN never compares
+		// done): refuse the node rather than spin.
+		for pass := 0; si.L-sc.t[s] > tiny; pass++ {
+			if pass > len(si.cands)+2 {
+				return nil, false
+			}
 			best, bestR := -1, math.Inf(-1)
 			for _, g := range si.groups {
 				i := head(g)
@@ -205,7 +211,15 @@ func (p *problem) oracle(nb *nodeBounds, pc float64, classBonus []float64, sigma
 	for k := len(sc.heap)/2 - 1; k >= 0; k-- {
 		sc.down(k)
 	}
-	for left > tiny && len(sc.heap) > 0 {
+	// Every pass pops an entry, re-queues one whose count bonus ran out
+	// (once per group), or exhausts a quote, a seller's room or the budget;
+	// past that bound the slopes are not numbers (NaN != NaN re-queues
+	// forever) and the node is refused.
+	maxPasses := 4*(len(p.cands)+len(p.groups)+len(p.sellers)) + 64
+	for pass := 0; left > tiny && len(sc.heap) > 0; pass++ {
+		if pass > maxPasses {
+			return nil, false
+		}
 		e := sc.heap[0]
 		if e.slope <= 0 {
 			break

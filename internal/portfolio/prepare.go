@@ -5,6 +5,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"sort"
+	"time"
 )
 
 // Input limits. They keep every money product inside exact integer arithmetic
@@ -15,6 +16,11 @@ const (
 	maxCPM         = 1e7  // dollars per thousand
 	maxImpressions = 1e15
 	maxQuotes      = 1 << 20
+	// maxWeight bounds every score weight's magnitude, so a score (at most
+	// |Price| × maxCPM + the four bonuses, about 1e13) and every product
+	// the solver forms from it stay finite: a weight of 1e308 made scores
+	// +Inf, the solver's values NaN, and the fill loops never end.
+	maxWeight = 1e6
 )
 
 // The brief's documented limits (pkg/events) must be within the optimiser's:
@@ -24,6 +30,7 @@ const (
 	_ = uint64(maxBudget*1e6) - uint64(events.MaxBudgetMicros)
 	_ = uint64(maxCPM*1e6) - uint64(events.MaxCPMMicros)
 	_ = uint64(maxImpressions) - uint64(events.MaxImpressions)
+	_ = uint64(maxWeight) - uint64(events.MaxWeight)
 )
 
 // cand is an eligible quote in solver units: spend is scaled by the budget
@@ -94,7 +101,27 @@ type problem struct {
 	excluded map[int]string
 	notes    []string
 
+	// now and deadline bound the search in time (Brief.TimeLimit);
+	// timedOut records that it was hit.
+	now       func() time.Time
+	deadline  time.Time
+	timeLimit time.Duration
+	timedOut  bool
+
 	sc oracleScratch
+}
+
+// outOfTime reports (and records) that the search's time limit has passed.
+// A problem without a clock (prepare's callers other than optimise) never
+// runs out.
+func (p *problem) outOfTime() bool {
+	if p.timedOut {
+		return true
+	}
+	if p.now != nil && p.now().After(p.deadline) {
+		p.timedOut = true
+	}
+	return p.timedOut
 }
 
 func finite(xs ...float64) bool {
@@ -122,6 +149,17 @@ func validate(quotes []Quote, b Brief) error {
 	w := b.Weights
 	if !finite(w.Price, w.Video, w.Display, w.Negotiable, w.Volume, w.PriceCeiling) {
 		return invalid("weights have a NaN or infinite number")
+	}
+	for _, x := range []float64{w.Price, w.Video, w.Display, w.Negotiable, w.Volume} {
+		if math.Abs(x) > maxWeight {
+			return invalid("weight %v beyond ±%v", x, float64(maxWeight))
+		}
+	}
+	if math.Abs(w.PriceCeiling) > maxCPM {
+		return invalid("price ceiling %v beyond ±%v", w.PriceCeiling, float64(maxCPM))
+	}
+	if b.TimeLimit < 0 {
+		return invalid("negative time limit %v", b.TimeLimit)
 	}
 	switch {
 	case b.Budget < 0:

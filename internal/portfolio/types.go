@@ -5,6 +5,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"math"
 	"strings"
+	"time"
 )
 
 // ErrInvalidInput marks input that cannot describe a real campaign (NaN or
@@ -129,7 +130,17 @@ type Brief struct {
 	MaxCPM float64
 	// Weights configure the score; the zero value means DefaultWeights().
 	Weights Weights
+	// TimeLimit bounds the search (0 = DefaultTimeLimit). When it is hit
+	// the plan is the best found so far (or, when none was, the guide's
+	// greedy selection if it meets the brief) and Notes say so; it is the
+	// only use of the clock, so a plan found within it is deterministic.
+	TimeLimit time.Duration
 }
+
+// DefaultTimeLimit is the search's time limit when Brief.TimeLimit is 0: far
+// above what any valid brief needs (milliseconds for hundreds of quotes),
+// far below a stage's patience.
+const DefaultTimeLimit = 10 * time.Second
 
 // Line is one quote the plan books, with why it is in and at what spend.
 type Line struct {

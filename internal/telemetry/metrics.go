@@ -89,7 +89,7 @@ func NewMetrics() *Metrics {
 		Help: "Time from an event's creation (its CloudEvents time) to the start of its handling by a stage.", Buckets: durations},
 		[]string{"stage"})
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "dead_letters_total",
-		Help: "Events dead-lettered by a stage, by reason class (malformed, schema, permanent, max_deliveries)."},
+		Help: "Events dead-lettered by a stage, by reason class (malformed, schema, permanent, max_deliveries, hard_limit)."},
 		[]string{"stage", "reason"})
 	m.sellerRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "seller_requests_total",
 		Help: "Requests to sellers and registries, by protocol (iab-seller-agent, adcp), operation and HTTP status or error class (timeout, refused, bad_response, ...; for AdCP also the seller's error code)."},
@@ -175,7 +175,7 @@ func (m *Metrics) InitStage(stage string) {
 	if m == nil {
 		return
 	}
-	for _, reason := range []string{bus.DeadLetterMalformed, bus.DeadLetterSchema, bus.DeadLetterPermanent, bus.DeadLetterMaxDeliveries} {
+	for _, reason := range []string{bus.DeadLetterMalformed, bus.DeadLetterSchema, bus.DeadLetterPermanent, bus.DeadLetterMaxDeliveries, bus.DeadLetterHardLimit} {
 		m.deadLetters.WithLabelValues(stage, reason)
 	}
 }

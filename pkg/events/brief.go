@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -126,8 +127,8 @@ func (b Brief) ValidateAt(now time.Time) error {
 			name string
 			v    float64
 		}{{"price", w.Price}, {"video", w.Video}, {"display", w.Display}, {"negotiable", w.Negotiable}, {"volume", w.Volume}} {
-			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-				return bad("weights."+f.name, "must be a finite number >= 0")
+			if f.v < 0 || f.v > MaxWeight || math.IsNaN(f.v) {
+				return bad("weights."+f.name, fmt.Sprintf("must be a number between 0 and %g", MaxWeight))
 			}
 		}
 		if err := checkCPM("brief.weights.price_ceiling_micros", w.PriceCeilingMicros); err != nil {
@@ -244,7 +245,57 @@ func (c CampaignRequested) ValidateAt(now time.Time) error {
 	if c.ShoppingWindowSec < 0 || c.ShoppingWindowSec > int(MaxShoppingWindow/time.Second) {
 		return &FieldError{Field: "shopping_window_seconds", Reason: fmt.Sprintf("must be between 0 and %d (24 hours)", int(MaxShoppingWindow/time.Second))}
 	}
-	return nil
+	return c.checkSize()
+}
+
+// checkSize refuses a request whose encoded payload is above
+// MaxRequestBytes, naming the field that takes the most of it: the one to
+// shorten.
+func (c CampaignRequested) checkSize() error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return &FieldError{Field: "brief", Reason: "cannot be encoded: " + err.Error()}
+	}
+	if len(b) <= MaxRequestBytes {
+		return nil
+	}
+	size := func(v any) int {
+		e, _ := json.Marshal(v)
+		return len(e)
+	}
+	br := c.Brief
+	parts := []struct {
+		field string
+		n     int
+	}{
+		{"brief.target_audience", size(br.TargetAudience)}, {"brief.geo", size(br.Geo)}, {"brief.keywords", size(br.Keywords)},
+		{"brief.tags", size(br.Tags)}, {"brief.objectives", size(br.Objectives)}, {"brief.channels", size(br.Channels)},
+		{"brief.ad_formats", size(br.AdFormats)}, {"brief.format_mix", size(br.FormatMix)}, {"brief.name", size(br.Name)},
+		{"sellers", size(c.Sellers)}, {"buyer", size(c.Buyer)}, {"notify", size(c.Notify)},
+	}
+	big := parts[0]
+	for _, p := range parts[1:] {
+		if p.n > big.n {
+			big = p
+		}
+	}
+	return &FieldError{Field: big.field, Reason: fmt.Sprintf("the request takes %d bytes encoded, more than the %d one campaign can carry through its events and record; this field takes %d of them",
+		len(b), MaxRequestBytes, big.n)}
+}
+
+// ShortReason is reason cut to MaxReasonLen bytes (at a character
+// boundary, ending in "…"): what a SellerSkipped, a QuoteReady and a
+// campaign's summary carry, so no reason can copy a brief or a seller's
+// answer into every seller's event and the campaign record.
+func ShortReason(reason string) string {
+	if len(reason) <= MaxReasonLen {
+		return reason
+	}
+	cut := MaxReasonLen - len("…")
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }
 
 // AsFieldError extracts the field error, if err carries one.
@@ -293,6 +344,16 @@ func (b Brief) ForShopping() ShoppingBrief {
 	return ShoppingBrief{BudgetMicros: b.BudgetMicros, Currency: b.Currency, StartDate: b.StartDate, EndDate: b.EndDate, KPIs: b.KPIs,
 		Channels: b.Channels, AdFormats: b.AdFormats, DeviceTypes: b.DeviceTypes, Geo: b.Geo, Keywords: b.Keywords, Tags: b.Tags,
 		Impressions: b.Impressions, DealType: b.DealType, PerSellerCapMicros: b.PerSellerCapMicros}
+}
+
+// ForNegotiation is the shopping brief as PackageFound carries it: without
+// the lists that fit packages (channels, formats, device types, geo,
+// keywords, tags), which the kitfetcher has used by then and the negotiator
+// never reads. Copied into every package, a 34 KB geo list added 2.2 MB to
+// the stream for one campaign.
+func (b ShoppingBrief) ForNegotiation() ShoppingBrief {
+	b.Channels, b.AdFormats, b.DeviceTypes, b.Geo, b.Keywords, b.Tags = nil, nil, nil, nil, nil, nil
+	return b
 }
 
 // EffectiveDealType is the brief's deal type, PD by default.

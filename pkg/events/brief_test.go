@@ -3,8 +3,11 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 )
 
 func TestBriefValidate(t *testing.T) {
@@ -64,5 +67,38 @@ func TestForShoppingLeavesTheBulkBehind(t *testing.T) {
 	}
 	if sb.BudgetMicros != b.BudgetMicros || sb.KPIs != b.KPIs || sb.Channels[0] != "ctv" || sb.EffectiveDealType() != "PG" {
 		t.Fatalf("shopping brief lost what the stages need: %+v", sb)
+	}
+}
+
+func TestShortReason(t *testing.T) {
+	if ShortReason("short") != "short" {
+		t.Fatal("a short reason changed")
+	}
+	long := strings.Repeat("é", MaxReasonLen) // 2 bytes each
+	got := ShortReason(long)
+	if len(got) > MaxReasonLen || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Fatalf("%d bytes, valid %v: %q", len(got), utf8.ValidString(got), got[len(got)-10:])
+	}
+}
+
+// TestRequestSizeNamesItsLargestField: a request over MaxRequestBytes is
+// refused naming the field that takes most of it.
+func TestRequestSizeNamesItsLargestField(t *testing.T) {
+	now := time.Date(2028, 5, 1, 0, 0, 0, 0, time.UTC)
+	req := CampaignRequested{CampaignID: "c-1", Brief: Brief{Name: "n", BudgetMicros: MustMicros(1000), StartDate: "2028-06-01", EndDate: "2028-06-02"}}
+	if err := req.ValidateAt(now); err != nil {
+		t.Fatal(err)
+	}
+	req.Brief.TargetAudience = map[string]any{"x": strings.Repeat("a", MaxRequestBytes)}
+	fe, ok := AsFieldError(req.ValidateAt(now))
+	if !ok || fe.Field != "brief.target_audience" || !strings.Contains(fe.Reason, "bytes encoded") {
+		t.Fatalf("%+v", fe)
+	}
+	req.Brief.TargetAudience = nil
+	for i := range MaxCampaignSellers {
+		req.Sellers = append(req.Sellers, fmt.Sprintf("https://s%d.example/%s", i, strings.Repeat("p", 100)))
+	}
+	if fe, ok := AsFieldError(req.ValidateAt(now)); !ok || fe.Field != "sellers" {
+		t.Fatalf("%+v", fe)
 	}
 }

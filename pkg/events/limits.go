@@ -40,6 +40,12 @@ const (
 	// MaxNegotiationRounds is the largest negotiation.max_rounds.
 	MaxNegotiationRounds = 100
 
+	// MaxWeight is the largest brief.weights.price, video, display,
+	// negotiable and volume. Weights are relative (the defaults are 1 to
+	// 10); the bound keeps every score finite (a price weight of 1e308 made
+	// the optimiser's scores infinite and its search endless).
+	MaxWeight = 1000.0
+
 	// MaxNameLen is the longest brief.name and buyer name field
 	// (seat_name, agency_name, ...), in characters.
 	MaxNameLen = 100
@@ -80,4 +86,19 @@ const (
 	// JSON data plus its CloudEvents headers, 256 KiB. Larger events are
 	// refused at publish and dead-lettered at consume.
 	MaxEventBytes = 256 << 10
+
+	// MaxRequestBytes is the largest CampaignRequested payload, encoded as
+	// JSON: 96 KiB. Every field's own limit above allows more in total
+	// (500 geo targets of 64 escaped characters alone take 190 KB), so this
+	// one decides what travels: a request within it fits its own event, the
+	// brief fits every SellerFound and PackageFound (which carry its
+	// shopping part, besides a seller and a buyer of a few KB) with room to
+	// spare, and the campaign record keeps most of its 1 MiB for what the
+	// campaign does. A larger request is refused, naming its largest field.
+	MaxRequestBytes = 96 << 10
+
+	// MaxReasonLen is the longest reason a SellerSkipped, a QuoteReady or a
+	// campaign's summary carries, in bytes: a reason says why, it never
+	// copies the brief or a seller's answer (ShortReason cuts it).
+	MaxReasonLen = 600
 )

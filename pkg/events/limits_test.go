@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,15 @@ func TestCampaignLimits(t *testing.T) {
 		}, "brief.format_mix"},
 		{"price ceiling past max", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{PriceCeilingMicros: MaxCPMMicros + 1} }, "brief.weights.price_ceiling_micros"},
 		{"price ceiling at max", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{PriceCeilingMicros: MaxCPMMicros} }, ""},
+		{"weights at max", func(c *CampaignRequested) {
+			c.Brief.Weights = &ValueWeights{Price: MaxWeight, Video: MaxWeight, Display: MaxWeight, Negotiable: MaxWeight, Volume: MaxWeight}
+		}, ""},
+		{"price weight 1e308", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Price: 1e308} }, "brief.weights.price"},
+		{"price weight past max", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Price: MaxWeight * 1.000001} }, "brief.weights.price"},
+		{"video weight past max", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Video: MaxWeight + 1} }, "brief.weights.video"},
+		{"volume weight infinite", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Volume: math.Inf(1)} }, "brief.weights.volume"},
+		{"negotiable weight NaN", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Negotiable: math.NaN()} }, "brief.weights.negotiable"},
+		{"display weight negative", func(c *CampaignRequested) { c.Brief.Weights = &ValueWeights{Display: -1} }, "brief.weights.display"},
 		{"seat id at max", func(c *CampaignRequested) { c.Buyer.SeatID = long(MaxIDLen) }, ""},
 		{"seat id past max", func(c *CampaignRequested) { c.Buyer.SeatID = long(MaxIDLen + 1) }, "buyer.seat_id"},
 		{"advertiser name past max", func(c *CampaignRequested) { c.Buyer.AdvertiserName = long(MaxNameLen + 1) }, "buyer.advertiser_name"},

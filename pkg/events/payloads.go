@@ -219,7 +219,7 @@ type PackageFound struct {
 	Package       Package           `json:"package"`
 	PackageIndex  int               `json:"package_index" desc:"0-based index among this seller's fitting packages."`
 	PackagesTotal int               `json:"packages_total" desc:"Fitting packages of this seller; the booker waits for as many QuoteReady."`
-	Brief         ShoppingBrief     `json:"brief" desc:"What the kitfetcher and negotiator need from the brief (Brief.ForShopping), not the whole brief."`
+	Brief         ShoppingBrief     `json:"brief" desc:"What the negotiator needs from the brief (ShoppingBrief.ForNegotiation): budget, caps, CPM targets, volume, deal type and flight. The lists that fit packages (channels, formats, devices, geo, keywords, tags) were used by the kitfetcher and stay in SellerFound, not copied into every package."`
 	Negotiation   NegotiationPolicy `json:"negotiation,omitempty"`
 	Buyer         BuyerIdentity     `json:"buyer" desc:"Identity masked to the disclosure tier."`
 }
@@ -391,4 +391,6 @@ type CampaignCompleted struct {
 	Failed           []BookingFailed `json:"failed,omitempty"`
 	Unresolved       []BookingFailed `json:"unresolved,omitempty" desc:"Lines whose outcome is unknown (code outcome_unknown): their spend stays reserved while a reconciler asks the seller."`
 	SkippedSellers   []SkippedSeller `json:"skipped_sellers,omitempty"`
+	SkippedTotal     int             `json:"skipped_total,omitempty" desc:"Set when skipped_sellers lists only the first skipped sellers, so the event stays within the event size limit: how many were skipped in all (each has its SellerSkipped event)."`
+	DealsTotal       int             `json:"deals_total,omitempty" desc:"Set when deals lists only the first deals, so the event stays within the event size limit: how many were booked in all (each has its DealBooked event; total_spend_micros counts them all)."`
 }

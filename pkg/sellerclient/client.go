@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
@@ -40,9 +41,13 @@ type Config struct {
 	// cross-host redirects are always refused; with it, private addresses are
 	// only refused when they appear literally in the URL.
 	HTTPClient *http.Client
-	// AllowPrivate permits loopback, private and link-local seller and
-	// registry addresses (sandboxes and tests need it).
+	// AllowPrivate permits loopback and private seller and registry
+	// addresses (PrivatePrefixes; sandboxes and tests need it). Link-local
+	// and metadata addresses stay refused (Guard).
 	AllowPrivate bool
+	// Allow lists further non-public prefixes to permit (an operator's
+	// --allow-private 10.1.0.0/16); NeverPrefixes stay refused.
+	Allow []netip.Prefix
 	// MaxBodyBytes caps every response body; a larger body fails with
 	// ErrBodyTooLarge (and ErrBadResponse). Default 4 MiB.
 	MaxBodyBytes int64
@@ -67,9 +72,10 @@ type Config struct {
 // Client is the buyer's HTTP client to seller agents and agent registries.
 // It is safe for concurrent use. Per-call deadlines come from the context.
 type Client struct {
-	cfg  Config
-	hc   *http.Client
-	base http.RoundTripper // the transport under the tracing wrapper
+	cfg   Config
+	guard Guard
+	hc    *http.Client
+	base  http.RoundTripper // the transport under the tracing wrapper
 	// injectTrace: tracing is off, so no transport propagates the trace
 	// context; once writes it into each request.
 	injectTrace bool
@@ -89,30 +95,31 @@ func New(cfg Config) *Client {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = DefaultUserAgent
 	}
+	guard := cfg.guard()
 	var hc http.Client
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
 	} else {
-		hc = http.Client{Transport: newTransport(cfg.AllowPrivate)}
+		hc = http.Client{Transport: newTransport(guard)}
 	}
-	c := &Client{cfg: cfg, base: hc.Transport}
+	c := &Client{cfg: cfg, guard: guard, base: hc.Transport}
 	hc.Transport, c.injectTrace = tracedTransport(hc.Transport, cfg.TracerProvider)
 	hc.CheckRedirect = c.checkRedirect
 	c.hc = &hc
 	return c
 }
 
+// guard is the address guard of the configuration.
+func (cfg Config) guard() Guard { return GuardFor(cfg.AllowPrivate, cfg.Allow) }
+
 // newTransport returns a transport tuned for many concurrent sellers: keep-alive
 // pools per host, bounded dial and TLS handshake times, no proxy (a proxy would
-// hide the real destination from the private-address check).
-func newTransport(allowPrivate bool) *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		d.Control = dialControl
-	}
+// hide the real destination from the private-address check), and a dialer
+// that passes g on the address actually dialled.
+func newTransport(g Guard) *http.Transport {
 	return &http.Transport{
 		Proxy:             nil,
-		DialContext:       d.DialContext,
+		DialContext:       g.Dialer().DialContext,
 		ForceAttemptHTTP2: true,
 		// Many sellers can share a host (a platform serving its sellers
 		// under path prefixes): a small per-host pool would close and
@@ -154,7 +161,7 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 		prev.Port() == "" && next.Port() == "" {
 		ok = true
 	}
-	if ok && !c.cfg.AllowPrivate && isPrivateHost(next.Hostname()) {
+	if ok && c.guard.checkHost(next.Hostname()) != nil {
 		ok = false
 	}
 	if !ok {
@@ -379,7 +386,7 @@ func (c *Client) transportError(ctx context.Context, cl call, err error) error {
 		return &Error{Code: "redirect_refused", Message: rr.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrRedirectRefused, ErrBadResponse}, cause: err}
 	}
 	if errors.Is(err, errPrivateDial) {
-		return (&Error{Code: "private_address", Message: "destination resolves to a private address (Config.AllowPrivate is false)", Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
+		return (&Error{Code: "private_address", Message: "destination resolves to an address the private-address guard refuses (" + c.guard.String() + ")", Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return (&Error{Code: "connection_refused", Message: "connection refused", Op: cl.op, URL: cl.url, kinds: []error{ErrUnavailable}, cause: err}).notSent()

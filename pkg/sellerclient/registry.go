@@ -578,10 +578,8 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 	if err != nil {
 		return rec, false, "invalid url: " + shortErr(err)
 	}
-	if !c.cfg.AllowPrivate {
-		if u, _ := url.Parse(n); u != nil && isPrivateHost(u.Hostname()) {
-			return rec, false, "private url refused: " + n
-		}
+	if u, _ := url.Parse(n); u != nil && c.guard.checkHost(u.Hostname()) != nil {
+		return rec, false, "private url refused: " + n
 	}
 	rec.URL = n
 	if rec.Protocols == nil {

@@ -9,7 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/net/idna"
 )
@@ -21,6 +20,8 @@ import (
 // seller: a blocked seller cannot be reached under another spelling.
 //
 // Rules, in order:
+//   - a URL holding an ASCII control character (CR, LF, NUL, ...) anywhere
+//     is refused, even at its end;
 //   - surrounding space is trimmed; an empty URL is refused;
 //   - the scheme must be http or https (any case) and is lower-cased;
 //     opaque URLs ("http:x") are refused;
@@ -37,7 +38,10 @@ import (
 //     becomes "127.0.0.1";
 //   - an IP literal takes its canonical text: an IPv4-mapped IPv6 address
 //     ("[::ffff:127.0.0.1]") becomes the IPv4 form, other IPv6 addresses are
-//     compressed and lower-cased in brackets; IPv6 zones are refused; a host
+//     compressed and lower-cased in brackets; IPv6 zones are refused; the
+//     unspecified addresses, which a dial turns into the local host, are
+//     spelled as the loopback address they reach ("0.0.0.0" is "127.0.0.1",
+//     "[::]" is "[::1]"); a host
 //     whose last label is numeric (decimal or 0x-hex) must be a plain
 //     dotted-quad IPv4 address without leading zeros ("127.1", "2130706433"
 //     and "0177.0.0.1" are refused, since some resolvers read them as
@@ -56,6 +60,9 @@ import (
 // decide whether the host is private; the Client does that
 // (Config.AllowPrivate) because it is a policy, not syntax.
 func CanonicalURL(raw string) (string, error) {
+	if strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", invalidURL(raw, "control character in URL")
+	}
 	s := strings.TrimSpace(raw)
 	if s == "" {
 		return "", invalidURL(raw, "empty URL")
@@ -129,10 +136,7 @@ func canonicalHostname(h string, bracketed bool) (string, error) {
 		if err != nil || !a.Is6() {
 			return "", errors.New("bad IPv6 address")
 		}
-		if a.Is4In6() {
-			return a.Unmap().String(), nil
-		}
-		return a.String(), nil
+		return unspecifiedToLoopback(a.Unmap()).String(), nil
 	}
 	h = strings.TrimSuffix(h, ".")
 	if h == "" {
@@ -173,9 +177,21 @@ func canonicalHostname(h string, bracketed bool) (string, error) {
 		if err != nil || !a.Is4() {
 			return "", errors.New("ambiguous numeric host: only dotted-quad IPv4 without leading zeros is accepted")
 		}
-		return a.String(), nil
+		return unspecifiedToLoopback(a).String(), nil
 	}
 	return h, nil
+}
+
+// unspecifiedToLoopback spells 0.0.0.0 and :: as the loopback address a
+// connection to them reaches (127.0.0.1, ::1), so they are one seller with it.
+func unspecifiedToLoopback(a netip.Addr) netip.Addr {
+	switch {
+	case a == netip.IPv4Unspecified():
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case a == netip.IPv6Unspecified():
+		return netip.IPv6Loopback()
+	}
+	return a
 }
 
 // isNumericLabel reports whether a host label is a number (decimal, or hex
@@ -271,81 +287,12 @@ func invalidURL(raw, reason string) error {
 	return &Error{Code: "invalid_url", Message: fmt.Sprintf("%s: %q", reason, truncate(raw, 200)), URL: truncate(raw, 200), kinds: []error{ErrInvalidURL, ErrNotSent}}
 }
 
-// checkTarget normalises raw and, unless private targets are allowed, refuses
-// literal loopback/private/link-local addresses and localhost names. Hostnames
-// that resolve to such addresses are refused later, at dial time, by the
-// default transport (dialControl), which also defeats DNS rebinding.
+// checkTarget normalises raw and refuses a URL whose host is literally an
+// address the client's guard refuses. Host names that resolve to such
+// addresses are refused later, at dial time, by the guard's transport, which
+// also defeats DNS rebinding.
 func (c *Client) checkTarget(raw string) (string, error) {
-	n, err := CanonicalURL(raw)
-	if err != nil {
-		return "", err
-	}
-	if c.cfg.AllowPrivate {
-		return n, nil
-	}
-	u, _ := url.Parse(n)
-	if isPrivateHost(u.Hostname()) {
-		return "", invalidURL(raw, "private, loopback or link-local host refused (Config.AllowPrivate is false)")
-	}
-	return n, nil
-}
-
-// isPrivateHost reports whether a URL host names a non-public destination.
-func isPrivateHost(host string) bool {
-	h := strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "localhost.localdomain" {
-		return true
-	}
-	if i := strings.IndexByte(h, '%'); i >= 0 { // IPv6 zone
-		h = h[:i]
-	}
-	addr, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
-	}
-	return isPrivateAddr(addr)
-}
-
-var (
-	cgnat    = netip.MustParsePrefix("100.64.0.0/10")
-	thisNet  = netip.MustParsePrefix("0.0.0.0/8")
-	nat64Pfx = netip.MustParsePrefix("64:ff9b::/96")
-)
-
-// isPrivateAddr reports whether an IP address is not a public unicast address.
-func isPrivateAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if nat64Pfx.Contains(a) {
-		b := a.As16()
-		a = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
-	}
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() ||
-		cgnat.Contains(a) || thisNet.Contains(a)
-}
-
-// errPrivateDial marks a connection refused by dialControl.
-var errPrivateDial = fmt.Errorf("sellerclient: connection to a private address refused")
-
-// dialControl runs after DNS resolution, on the address actually dialled, so a
-// public-looking hostname that resolves to 127.0.0.1 (or is rebound to it) is
-// still refused.
-func dialControl(_ string, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		host = address
-	}
-	if i := strings.IndexByte(host, '%'); i >= 0 {
-		host = host[:i]
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("%w: %q", errPrivateDial, address)
-	}
-	if isPrivateAddr(addr) {
-		return fmt.Errorf("%w: %s", errPrivateDial, address)
-	}
-	return nil
+	return c.guard.CheckURL(raw)
 }
 
 // joinURL appends an already-escaped path and an optional query to a

@@ -153,9 +153,9 @@ func TestDialControlRefusesResolvedPrivateAddresses(t *testing.T) {
 		"127.0.0.1:80": true, "10.0.0.1:443": true, "[::1]:80": true, "169.254.169.254:80": true,
 		"[64:ff9b::7f00:1]:80": true, "93.184.216.34:443": false, "[2606:4700::1111]:443": false,
 	} {
-		err := dialControl("tcp", addr, nil)
+		err := Guard{}.control("tcp", addr, nil)
 		if refused != (err != nil) || (err != nil && !errors.Is(err, errPrivateDial)) {
-			t.Errorf("dialControl(%s) = %v, refused want %v", addr, err, refused)
+			t.Errorf("control(%s) = %v, refused want %v", addr, err, refused)
 		}
 	}
 	// Wired into the default transport: a loopback dial fails at connect time

@@ -36,7 +36,7 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 	line *LedgerLine, finish finishFunc) (*events.DealBooked, *events.BookingFailed, error) {
 	fail := func(code, reason, task string) *events.BookingFailed {
 		return &events.BookingFailed{CampaignID: c.ID, SellerURL: l.SellerURL, Protocol: events.ProtocolADCP, PackageID: l.PackageID, QuoteID: l.QuoteID,
-			Code: code, Reason: reason, SpendMicros: l.SpendMicros, TaskID: task}
+			Code: code, Reason: events.ShortReason(reason), SpendMicros: l.SpendMicros, TaskID: task}
 	}
 	if b.ADCP == nil {
 		return finish(nil, fail("unsupported_protocol", "this booker has no AdCP client", ""))

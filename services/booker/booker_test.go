@@ -356,3 +356,40 @@ func TestPlanSaysWhatEachChannelGot(t *testing.T) {
 		}
 	}
 }
+
+// TestPerSellerCapCountsTheSeller: quotes of one seller reached under
+// several spellings of its address (or one registry agent id under two
+// URLs) share its per-seller cap.
+func TestPerSellerCapCountsTheSeller(t *testing.T) {
+	mk := func(seller, agent, pkg string) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "cap", Seller: events.Seller{URL: seller, AgentID: agent, Trust: identity.TrustUnknown, Source: "campaign"},
+			Package: events.Package{ID: pkg, AdFormats: []string{"video"}}, PackagesTotal: 1, Tier: identity.TierPublic,
+			Outcome: events.OutcomeFixedPrice, QuoteID: "qt-" + pkg, Impressions: 10_000_000, FinalCPMMicros: events.MustMicros(10)}
+	}
+	for name, quotes := range map[string][]events.QuoteReady{
+		"address spellings": {mk("http://127.0.0.1:9001", "", "p"), mk("http://[::1]:9001", "", "p"), mk("http://0.0.0.0:9001/", "", "p"),
+			mk("http://LOCALHOST:9001", "", "q")},
+		"one agent id": {mk("https://a.example", "ag-1", "p"), mk("https://b.example", "ag-1", "p")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cap := events.MustMicros(5000)
+			camp := &campaign.Campaign{ID: "cap", Quotes: map[string]events.QuoteReady{}, Request: &events.CampaignRequested{CampaignID: "cap",
+				Brief: events.Brief{Name: "cap", BudgetMicros: events.MustMicros(20000), PerSellerCapMicros: cap, StartDate: "2028-06-01", EndDate: "2028-06-02"}}}
+			for _, q := range quotes {
+				camp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
+			}
+			p, err := BuildPlan(camp, portfolio.DefaultWeights(), events.MustMicros(20000), 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			FitBudget(p, events.MustMicros(20000))
+			var spend events.Micros
+			for _, l := range p.Lines {
+				spend += l.SpendMicros
+			}
+			if len(p.Lines) == 0 || spend > cap {
+				t.Fatalf("one seller planned %s over %d lines, cap %s: %+v", spend, len(p.Lines), cap, p.Lines)
+			}
+		})
+	}
+}

@@ -162,7 +162,7 @@ type outcome struct {
 // failure is the BookingFailed of line l of campaign c.
 func failure(c *campaign.Campaign, l events.PlanLine, code, reason string) *events.BookingFailed {
 	return &events.BookingFailed{CampaignID: c.ID, LineKey: campaign.LineKey(l), SellerURL: l.SellerURL, Protocol: l.Protocol.Or(), PackageID: l.PackageID,
-		QuoteID: l.QuoteID, Code: code, Reason: reason, SpendMicros: l.SpendMicros}
+		QuoteID: l.QuoteID, Code: code, Reason: events.ShortReason(reason), SpendMicros: l.SpendMicros}
 }
 
 // BookLine books one approved line exactly once: it reserves the line's

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
 // HandlePlan is the plan consumer: it folds discovery and negotiation
@@ -290,7 +293,7 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 			notPlanned = append(notPlanned, ex)
 			continue
 		}
-		if first, ok := allowance[campaign.QuoteKey(q.Seller.URL, q.Package.ProductID)]; ok && first != q.Package.ID {
+		if first, ok := allowance[campaign.QuoteKey(SellerIdentity(q.Seller), q.Package.ProductID)]; ok && first != q.Package.ID {
 			ex.Reason = fmt.Sprintf("same product %s as package %s: the product's stated availability (%d impressions) is one allowance, planned once",
 				q.Package.ProductID, first, q.AvailableImpressions)
 			notPlanned = append(notPlanned, ex)
@@ -302,7 +305,9 @@ func BuildPlan(c *campaign.Campaign, weights portfolio.Weights, budget events.Mi
 		// more (or less) at the agreed CPM, and the booker re-quotes the
 		// planned volume. Without a stated availability the line is bounded
 		// by the budget and the seller cap alone.
-		quotes = append(quotes, portfolio.Quote{ID: key, Seller: q.Seller.URL, PackageID: q.Package.ID, CPM: q.FinalCPMMicros.Dollars(),
+		// The per-seller cap and min_sellers count sellers, not spellings of
+		// their URLs (SellerIdentity).
+		quotes = append(quotes, portfolio.Quote{ID: key, Seller: SellerIdentity(q.Seller), PackageID: q.Package.ID, CPM: q.FinalCPMMicros.Dollars(),
 			AvailableImpressions: q.AvailableImpressions, MinImpressions: q.MinImpressions, Formats: q.Package.AdFormats,
 			Negotiable: q.Package.Negotiable, VolumeDiscounts: q.Package.VolumeDiscounts})
 	}
@@ -435,6 +440,32 @@ func countsText(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
+// SellerIdentity is the seller a quote's per-seller cap counts against: its
+// registry agent id when it has one, else its canonical URL with every
+// loopback and unspecified address spelled 127.0.0.1. The discoverer already
+// shops a seller under one name only (services/discoverer: same URL, agent
+// id, origin or resolved address); this keeps the cap on the seller should
+// two spellings still reach planning.
+func SellerIdentity(s events.Seller) string {
+	if s.AgentID != "" {
+		return "agent:" + s.AgentID
+	}
+	u, err := sellerclient.CanonicalURL(s.URL)
+	if err != nil {
+		return "url:" + s.URL
+	}
+	if p, err := url.Parse(u); err == nil {
+		if a, err := netip.ParseAddr(p.Hostname()); err == nil && (a.IsLoopback() || a.IsUnspecified()) {
+			p.Host = "127.0.0.1"
+			if port := p.Port(); port != "" {
+				p.Host += ":" + port
+			}
+			u = p.String()
+		}
+	}
+	return "url:" + u
+}
+
 // outsideStatedRange is why a public-tier quote is not booked: its CPM
 // is outside the package's stated public price range, so it cannot be a
 // price for that package (a public quote is the public price). "" when it
@@ -459,7 +490,7 @@ func productAllowances(quotes []events.QuoteReady) map[string]string {
 		if q.Package.ProductID == "" || q.AvailableImpressions <= 0 || !bookable(q) || outsideStatedRange(q) != "" {
 			continue
 		}
-		k := campaign.QuoteKey(q.Seller.URL, q.Package.ProductID)
+		k := campaign.QuoteKey(SellerIdentity(q.Seller), q.Package.ProductID)
 		if b, ok := best[k]; !ok || q.FinalCPMMicros < b.FinalCPMMicros || (q.FinalCPMMicros == b.FinalCPMMicros && q.Package.ID < b.Package.ID) {
 			best[k] = q
 		}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -59,21 +60,44 @@ func (s *Service) RunSweeper(ctx context.Context, every time.Duration, publish f
 		}
 		now := s.now()
 		mu.Lock()
-		var due []events.Event
+		type dueEvent struct {
+			c *campaign.Campaign
+			e events.Event
+		}
+		var due []dueEvent
 		for _, c := range open {
 			evs, err := c.Due(now, PublishGrace)
 			if err != nil {
 				s.Log.Error().Err(err).Str("campaign_id", c.ID).Msg("sweeper: cannot build a due event")
 				continue
 			}
-			due = append(due, evs...)
+			for _, e := range evs {
+				due = append(due, dueEvent{c, e})
+			}
 		}
 		mu.Unlock()
-		for _, e := range due {
+		for _, d := range due {
+			e := d.e
 			if last, ok := sent[e.ID()]; ok && now.Sub(last) < republishEvery {
 				continue
 			}
-			if err := publish(ctx, e); err != nil {
+			err := bus.CheckEvent(e)
+			if err != nil && e.Type() == events.KindCampaignRequested.Type {
+				// A request that can never be published (too large): the
+				// campaign is rejected with the reason, not retried for ever.
+				rej, rerr := d.c.UnpublishableEvent(err)
+				if rerr != nil {
+					s.Log.Error().Err(rerr).Str("campaign_id", e.Subject()).Msg("sweeper: cannot build the rejection of an unpublishable request")
+					continue
+				}
+				s.Log.Error().Err(err).Str("campaign_id", e.Subject()).Msg("sweeper: the campaign's request can never be published; rejecting it")
+				e = rej
+				err = nil
+			}
+			if err == nil {
+				err = publish(ctx, e)
+			}
+			if err != nil {
 				if ctx.Err() == nil {
 					s.Log.Warn().Err(err).Str("campaign_id", e.Subject()).Str("type", e.Type()).Msg("sweeper: publish failed; will retry")
 				}

@@ -42,6 +42,9 @@ type Service struct {
 	// Log receives one info line per discovery and a warning per skipped
 	// seller, each with campaign_id (the zero logger discards them).
 	Log zerolog.Logger
+	// Resolve looks up seller host names when deciding on unknown sellers
+	// (nil: DefaultResolver, the system's).
+	Resolve Resolver
 }
 
 // Subjects are the stage's inputs.
@@ -192,7 +195,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		if err != nil {
 			done.Skipped++
 			res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: sel.URL, SellerName: sel.Name, Trust: sel.Trust,
-				Stage: Stage, Code: "invalid_url", Reason: err.Error()})
+				Stage: Stage, Code: "invalid_url", Reason: events.ShortReason(err.Error())})
 			continue
 		}
 		sel.URL = url
@@ -205,18 +208,39 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		}
 		cands = append(cands, sel)
 	}
-	blocked := newBlockList(cands)
+	// Every candidate is judged against every blocked seller the
+	// registries and the operator know, not only those listed for this
+	// campaign's channels: an unknown one by where it points, a registered
+	// one by its agent id and declared name.
+	all := append(cands[:len(cands):len(cands)], s.Finder.blocked(ctx, found)...)
+	ids := s.identify(ctx, all, s.Finder.timeout())
+	blocked := newBlockList(all, ids)
 	seen := make(map[string]bool, len(cands))
+	// considered are the sellers decided on so far (found or skipped for
+	// another reason than a block): a later name of one of them is a
+	// duplicate, never contacted again.
+	var considered []int
 	shopping := req.Brief.ForShopping() // shared by every SellerFound: encoded, never changed
-	for _, sel := range cands {
+	for i, sel := range cands {
 		url := sel.URL
 		if seen[url] {
 			continue // duplicates after canonicalisation are contacted once
 		}
 		seen[url] = true
-		code, reason := s.skipReason(ctx, sel, req, blocked)
+		code, reason := s.skipReason(ctx, sel, ids[i], req, blocked)
 		if code == "blocked" {
 			sel.Trust = identity.TrustBlocked
+		}
+		if code == "" {
+			for _, j := range considered {
+				if same, how := sameSeller(ids[j], ids[i]); same {
+					code, reason = "duplicate", "the seller "+describe(cands[j])+" under another name ("+how+"); it is contacted once, under that name"
+					break
+				}
+			}
+		}
+		if code != "blocked" && code != "duplicate" {
+			considered = append(considered, i)
 		}
 		if code == "" && sel.Compliance == "failing" {
 			code, reason = "non_compliant", "the registry reports the agent's compliance as failing; it is not shopped"
@@ -250,7 +274,7 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 		}
 		done.Skipped++
 		res.Skipped = append(res.Skipped, events.SellerSkipped{CampaignID: req.CampaignID, SellerURL: url, SellerName: sel.Name, Protocol: sel.Protocol, Trust: sel.Trust,
-			Stage: Stage, Code: code, Reason: reason})
+			Stage: Stage, Code: code, Reason: events.ShortReason(reason)})
 	}
 	res.Completed = done
 	return res, nil
@@ -326,36 +350,6 @@ func adcpCallSkip(err error, what string, tier identity.Tier, timeout time.Durat
 	return "unreachable", what + " failed: " + err.Error()
 }
 
-// blockList indexes the blocked sellers of one discovery (registry, known
-// and campaign sellers alike) by canonical URL, registry agent id and
-// origin, so a blocked seller stays blocked under any spelling of its URL.
-type blockList struct {
-	byURL, byAgent, byOrigin map[string]events.Seller
-}
-
-func newBlockList(cands []events.Seller) blockList {
-	b := blockList{byURL: map[string]events.Seller{}, byAgent: map[string]events.Seller{}, byOrigin: map[string]events.Seller{}}
-	for _, c := range cands {
-		if c.Trust != identity.TrustBlocked {
-			continue
-		}
-		if _, ok := b.byURL[c.URL]; !ok {
-			b.byURL[c.URL] = c
-		}
-		if c.AgentID != "" {
-			if _, ok := b.byAgent[c.AgentID]; !ok {
-				b.byAgent[c.AgentID] = c
-			}
-		}
-		if o, err := sellerclient.Origin(c.URL); err == nil {
-			if _, ok := b.byOrigin[o]; !ok {
-				b.byOrigin[o] = c
-			}
-		}
-	}
-	return b
-}
-
 // describe names a blocked seller in a skip reason.
 func describe(s events.Seller) string {
 	if s.Name != "" {
@@ -367,11 +361,15 @@ func describe(s events.Seller) string {
 // skipReason applies decision 2: blocked sellers are never contacted, and
 // unknown ones only when the campaign opts in. A seller is blocked when its
 // own trust says so, when another entry of this discovery with the same
-// canonical URL or registry agent id is blocked, or, for a seller of unknown
-// trust (not in the registry), when its origin (scheme, host and port) is a
+// canonical URL, registry agent id or declared name is blocked, or, for a
+// seller of unknown trust (not in the registry), when its origin (scheme,
+// host and port; loopback and unspecified spellings as 127.0.0.1) is a
 // blocked seller's origin, either one of this discovery or the registry's
-// record for the origin itself.
-func (s *Service) skipReason(ctx context.Context, sel events.Seller, req events.CampaignRequested, bl blockList) (code, reason string) {
+// record for the origin itself, or when its host resolves, now, to the
+// address and port of a blocked seller of this discovery. An unknown
+// seller whose host does not resolve cannot be told apart from a blocked
+// one and is not contacted.
+func (s *Service) skipReason(ctx context.Context, sel events.Seller, id sellerID, req events.CampaignRequested, bl blockList) (code, reason string) {
 	if sel.Trust == identity.TrustBlocked {
 		return "blocked", "seller is blocked in the registry; it is never contacted"
 	}
@@ -381,17 +379,27 @@ func (s *Service) skipReason(ctx context.Context, sel events.Seller, req events.
 	if b, ok := bl.byAgent[sel.AgentID]; ok && sel.AgentID != "" {
 		return "blocked", fmt.Sprintf("seller has the registry agent id %q of the blocked seller %s; it is never contacted", sel.AgentID, describe(b))
 	}
+	if b, ok := bl.byName[id.name]; ok && id.name != "" {
+		return "blocked", fmt.Sprintf("seller declares the name %q of the blocked seller %s; it is never contacted", sel.Name, describe(b))
+	}
 	if sel.Trust == identity.TrustUnknown {
-		if o, err := sellerclient.Origin(sel.URL); err == nil {
-			if b, ok := bl.byOrigin[o]; ok {
-				return "blocked", "unknown seller at the origin " + o + " of the blocked seller " + describe(b) + "; it is never contacted"
-			}
-			if o != sel.URL && s.Finder.verify(ctx, o) == identity.TrustBlocked {
-				return "blocked", "unknown seller at the origin " + o + ", which the registry blocks; it is never contacted"
+		if b, ok := bl.byOrigin[id.origin]; ok && id.origin != "" {
+			return "blocked", "unknown seller at the origin " + id.origin + " of the blocked seller " + describe(b) + "; it is never contacted"
+		}
+		if o, err := sellerclient.Origin(sel.URL); err == nil && o != sel.URL && s.Finder.verify(ctx, o) == identity.TrustBlocked {
+			return "blocked", "unknown seller at the origin " + o + ", which the registry blocks; it is never contacted"
+		}
+		for _, a := range id.addrs {
+			if b, ok := bl.byAddr[a]; ok {
+				return "blocked", "unknown seller whose host resolves to " + strings.Replace(a, "|", " port ", 1) + ", the address of the blocked seller " +
+					describe(b) + "; it is never contacted"
 			}
 		}
 		if !req.AllowUnknownSellers {
 			return "untrusted", "seller's trust is unknown (not in any registry); set allow_unknown_sellers to shop it at public prices"
+		}
+		if !id.resolved {
+			return "unreachable", "unknown seller whose host does not resolve: it cannot be told apart from a blocked seller, so it is not contacted"
 		}
 	}
 	return "", ""

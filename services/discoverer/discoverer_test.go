@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +65,25 @@ func service(dir *fakeDir, known []KnownSeller, creds *identity.Credentials) *Se
 	return &Service{
 		Finder: &Finder{Dir: dir, Registries: []sellerclient.Registry{{URL: "http://registry.test", Kind: sellerclient.RegistrySimple}}, Known: known,
 			Cache: NewCache(time.Minute, nil), Timeout: time.Second, Log: zerolog.Nop()},
-		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds,
+		Strategy: identity.DefaultStrategy(), Caps: identity.DefaultCaps(), Credentials: creds, Resolve: fakeDNS(nil),
+	}
+}
+
+// fakeDNS answers host lookups without DNS: names in alias resolve to
+// their address, other names to an address of their own (10.x.y.z from a
+// hash of the name), and names ending in ".nxdomain" do not resolve.
+func fakeDNS(alias map[string]string) Resolver {
+	return func(_ context.Context, host string) ([]netip.Addr, error) {
+		if a, ok := alias[host]; ok {
+			return []netip.Addr{netip.MustParseAddr(a)}, nil
+		}
+		if strings.HasSuffix(host, ".nxdomain") {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(host))
+		v := h.Sum32()
+		return []netip.Addr{netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})}, nil
 	}
 }
 
@@ -184,11 +205,12 @@ func TestRegistryDownFallsBack(t *testing.T) {
 	s.Finder.Cache = NewCache(time.Minute, clk.now)
 
 	first := run(t, s, campaign("c4"))
-	if len(first.found) != 2 || dir.calls != 1 {
+	// One listing for the campaign's channels, one of every blocked seller.
+	if len(first.found) != 2 || dir.calls != 2 {
 		t.Fatalf("first: found %v calls %d", keys(first.found), dir.calls)
 	}
 	run(t, s, campaign("c5"))
-	if dir.calls != 1 {
+	if dir.calls != 2 {
 		t.Fatalf("second discovery within TTL called the registry (%d calls)", dir.calls)
 	}
 	clk.advance(2 * time.Minute)
@@ -309,5 +331,85 @@ func TestTooManySellersRejectsTheCampaign(t *testing.T) {
 		if r.Field != "brief.channels" || !strings.Contains(r.Reason, "8000 sellers match the brief") {
 			t.Fatalf("rejection %+v", r)
 		}
+	}
+}
+
+// TestOneSellerUnderManyNamesIsShoppedOnce: a seller named several ways in
+// one campaign (the unspecified and IPv6 spellings of its address, host
+// names resolving to it) is one seller: found once, under the registry's
+// name when it has one, the other names skipped as duplicates, so it cannot
+// be booked once per name. Registered sellers sharing an address (a
+// platform, a CDN) stay apart: the registry tells them apart.
+func TestOneSellerUnderManyNamesIsShoppedOnce(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{
+		{URL: "http://127.0.0.1:9001", Name: "Known", AgentID: "ag-1", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+		{URL: "https://cdn.test/a", AgentID: "ag-a", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+		{URL: "https://cdn2.test/b", AgentID: "ag-b", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+	}}
+	s := service(dir, nil, nil)
+	s.Resolve = fakeDNS(map[string]string{"alias.test": "127.0.0.1", "alias2.test": "::1", "other.test": "10.9.9.9", "other-alias.test": "10.9.9.9",
+		"cdn.test": "10.1.1.1", "cdn2.test": "10.1.1.1"})
+	in := campaign("c-names")
+	req := must(events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested))
+	req.AllowUnknownSellers = true
+	req.Sellers = []string{"http://0.0.0.0:9001", "http://[::]:9001", "http://alias.test:9001", "http://alias2.test:9001/",
+		"http://other.test:8080", "http://other-alias.test:8080/x", "http://10.9.9.9:8080"}
+	in = must(events.New(events.KindCampaignRequested, "in-c-names", "test", "c-names", req))
+	sum := run(t, s, in)
+	want := []string{"http://127.0.0.1:9001", "https://cdn.test/a", "https://cdn2.test/b", "http://other.test:8080"}
+	if len(sum.found) != len(want) {
+		t.Fatalf("found %v, want %v", keys(sum.found), want)
+	}
+	for _, u := range want {
+		if _, ok := sum.found[u]; !ok {
+			t.Fatalf("found %v, want %v", keys(sum.found), want)
+		}
+	}
+	for _, u := range []string{"http://[::1]:9001", "http://alias.test:9001", "http://alias2.test:9001", "http://other-alias.test:8080/x", "http://10.9.9.9:8080"} {
+		if sk := sum.skipped[u]; sk.Code != "duplicate" {
+			t.Errorf("%s: %+v, want skipped as a duplicate", u, sk)
+		}
+	}
+	if r := sum.skipped["http://alias.test:9001"].Reason; !strings.Contains(r, `"Known"`) || !strings.Contains(r, "127.0.0.1 port 9001") {
+		t.Errorf("duplicate reason %q does not name the seller and the address", r)
+	}
+}
+
+// TestUnresolvableUnknownSellerIsNotContacted: an unknown seller whose
+// host does not resolve cannot be compared with the blocked sellers' addresses.
+func TestUnresolvableUnknownSellerIsNotContacted(t *testing.T) {
+	s := service(&fakeDir{}, nil, nil)
+	in := campaign("c-nx")
+	req := must(events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested))
+	req.AllowUnknownSellers = true
+	req.Sellers = []string{"http://seller.nxdomain"}
+	in = must(events.New(events.KindCampaignRequested, "in-c-nx", "test", "c-nx", req))
+	sum := run(t, s, in)
+	if sk := sum.skipped["http://seller.nxdomain"]; sk.Code != "unreachable" || len(sum.found) != 0 {
+		t.Fatalf("%+v found %v", sk, keys(sum.found))
+	}
+}
+
+// TestBlockedSellerOfAnotherChannelStaysBlocked: a fresh name for the
+// address of a blocked seller the registry lists for other channels only
+// is that seller, and so is a registry record declaring its name.
+func TestBlockedSellerOfAnotherChannelStaysBlocked(t *testing.T) {
+	dir := &fakeDir{sellers: []events.Seller{
+		{URL: "https://bad.test", Name: "Bad", Trust: identity.TrustBlocked, Capabilities: []string{"display"}},
+		{URL: "https://renamed.test", Name: " BAD ", AgentID: "ag-new", Trust: identity.TrustVerified, Capabilities: []string{"ctv"}},
+	}}
+	s := service(dir, nil, nil)
+	s.Resolve = fakeDNS(map[string]string{"bad.test": "10.6.6.6", "fresh.test": "10.6.6.6"})
+	in := campaign("c-fresh") // ctv
+	req := must(events.PayloadOf[events.CampaignRequested](in, events.KindCampaignRequested))
+	req.AllowUnknownSellers = true
+	req.Sellers = []string{"https://fresh.test/"}
+	in = must(events.New(events.KindCampaignRequested, "in-c-fresh", "test", "c-fresh", req))
+	sum := run(t, s, in)
+	if sk := sum.skipped["https://fresh.test"]; sk.Code != "blocked" || !strings.Contains(sk.Reason, `"Bad"`) || len(sum.found) != 0 {
+		t.Fatalf("%+v found %v", sk, keys(sum.found))
+	}
+	if sk := sum.skipped["https://renamed.test"]; sk.Code != "blocked" || !strings.Contains(sk.Reason, "name") {
+		t.Fatalf("renamed: %+v", sk)
 	}
 }

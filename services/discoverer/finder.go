@@ -56,6 +56,9 @@ type Finder struct {
 type Found struct {
 	Sellers []events.Seller
 	Sources []events.SourceStatus
+	// failed marks the registries (by index) that did not answer: the
+	// blocked list does not ask them again.
+	failed map[int]bool
 }
 
 func sourceName(reg sellerclient.Registry) string {
@@ -90,10 +93,16 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 		}()
 	}
 	wg.Wait()
-	for _, r := range results {
+	for i, r := range results {
 		out.Sellers = append(out.Sellers, r.sellers...)
 		out.Sources = append(out.Sources, r.status)
 		registryOK = registryOK || r.ok
+		if !r.ok {
+			if out.failed == nil {
+				out.failed = map[int]bool{}
+			}
+			out.failed[i] = true
+		}
 	}
 	if len(f.Known) > 0 {
 		n := 0
@@ -118,6 +127,15 @@ func (f *Finder) Find(ctx context.Context, caps []string) Found {
 		out.Sources = append(out.Sources, events.SourceStatus{Source: "known", OK: true, Detail: detail})
 	}
 	return out
+}
+
+// timeout is the deadline of one registry call or host lookup (10s when
+// unset).
+func (f *Finder) timeout() time.Duration {
+	if f.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return f.Timeout
 }
 
 func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, caps []string) ([]events.Seller, events.SourceStatus, bool) {
@@ -150,6 +168,39 @@ func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, ca
 		return stale, events.SourceStatus{Source: src, OK: false, Detail: fmt.Sprintf("%s failed (%v); using its last answer from %s ago", reg.URL, err, age.Round(time.Second))}, false
 	}
 	return nil, events.SourceStatus{Source: src, OK: false, Detail: fmt.Sprintf("%s failed: %v", reg.URL, err)}, false
+}
+
+// blocked lists the blocked sellers of every registry (all capabilities,
+// through the same cache as Find; a registry that just failed in Find is
+// not asked again, its last answer is used if any) and of the known
+// sellers, with canonical URLs: what every candidate is compared with, so a
+// seller blocked for other channels is blocked here too.
+func (f *Finder) blocked(ctx context.Context, found Found) []events.Seller {
+	var all []events.Seller
+	for i, reg := range f.Registries {
+		if found.failed[i] {
+			if v, _, ok := f.Cache.GetStale(DiscoverKey(canonicalOr(reg.URL), nil)); ok {
+				all = append(all, v.([]events.Seller)...)
+			}
+			continue
+		}
+		s, _, _ := f.fromRegistry(ctx, reg, nil)
+		all = append(all, s...)
+	}
+	for _, k := range f.Known {
+		all = append(all, events.Seller{URL: k.URL, Name: k.Name, Trust: identity.ParseTrust(string(k.Trust)), Source: "known"})
+	}
+	var out []events.Seller
+	for _, s := range all {
+		if s.Trust != identity.TrustBlocked {
+			continue
+		}
+		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
+			s.URL = u
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // canonicalOr is raw's canonical form (sellerclient.CanonicalURL), or raw

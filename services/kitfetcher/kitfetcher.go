@@ -56,7 +56,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 			Str("code", code).Str("reason", reason).Msg("seller skipped")
 		e, err := events.Derive(in, events.KindSellerSkipped, Stage, "skip", events.SellerSkipped{
 			CampaignID: sf.CampaignID, SellerURL: sf.Seller.URL, SellerName: sf.Seller.Name, Protocol: sf.Seller.Protocol, Trust: sf.Seller.Trust,
-			Stage: Stage, Code: code, Reason: reason})
+			Stage: Stage, Code: code, Reason: events.ShortReason(reason)})
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +77,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, sf *events.Seller
 	// the next, and a PackageFound is large (seller, disclosure, package,
 	// brief, buyer: about 1 KB).
 	pf := &events.PackageFound{CampaignID: sf.CampaignID, Seller: sf.Seller, Disclosure: sf.Disclosure,
-		PackagesTotal: len(fit), Brief: sf.Brief, Negotiation: sf.Negotiation, Buyer: sf.Buyer}
+		PackagesTotal: len(fit), Brief: sf.Brief.ForNegotiation(), Negotiation: sf.Negotiation, Buyer: sf.Buyer}
 	for i, p := range fit {
 		if ProductUnknown(*sf, p) {
 			// Skipped on its own: it still counts toward the seller's
@@ -148,8 +148,11 @@ func (s *Service) Fetch(ctx context.Context, sf events.SellerFound) ([]events.Pa
 	}
 	fit := Fit(pkgs, sf.Brief)
 	if len(fit) == 0 {
-		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief (formats %v, devices %v, geo %v, tags %v)",
-			len(pkgs), wantedFormats(sf.Brief), sf.Brief.DeviceTypes, sf.Brief.Geo, sf.Brief.Tags)}
+		// Counts, not the brief's lists: this reason is in every such
+		// seller's event and in the campaign record (a 45 KB geo list
+		// copied into each pushed the record past its 1 MiB).
+		return nil, &SkipError{"no_fitting_packages", fmt.Sprintf("none of the seller's %d packages fit the brief's %d formats, %d device types, %d geo targets and %d tags",
+			len(pkgs), len(wantedFormats(sf.Brief)), len(sf.Brief.DeviceTypes), len(sf.Brief.Geo), len(sf.Brief.Tags))}
 	}
 	unknown, err := s.resolveProducts(cctx, sf, fit, catalog)
 	if err != nil && ctx.Err() != nil {

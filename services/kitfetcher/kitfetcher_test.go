@@ -243,3 +243,28 @@ func handle(svc *Service, in events.Event) ([]events.Event, error) {
 	}
 	return svc.Handle(context.Background(), in, &sf)
 }
+
+// TestNoFittingPackagesReasonDoesNotCopyTheBrief: the skip of a seller
+// with no fitting package counts the brief's lists, never copies them: the
+// reason is in every such seller's event and in the campaign record (a
+// 45 KB geo list copied into each pushed the record past 1 MiB).
+func TestNoFittingPackagesReasonDoesNotCopyTheBrief(t *testing.T) {
+	m := market(t, map[string]sandbox.Faults{"Good": {}})
+	svc := &Service{Client: sellerclient.New(sellerclient.Config{AllowPrivate: true, RetryBase: time.Millisecond}), Credentials: credsFor(m),
+		SellerTimeout: 5 * time.Second, Log: zerolog.Nop()}
+	brief := videoBrief
+	for i := range events.MaxGeo {
+		brief.Geo = append(brief.Geo, fmt.Sprintf("ZZ-%04d-%s", i, strings.Repeat("g", 40)))
+	}
+	out, err := handle(svc, sellerFound(m.Sellers[0].URL, identity.TierAgency, brief))
+	if err != nil || len(out) != 1 {
+		t.Fatalf("%v %d events", err, len(out))
+	}
+	sk, err := events.PayloadOf[events.SellerSkipped](out[0], events.KindSellerSkipped)
+	if err != nil || sk.Code != "no_fitting_packages" {
+		t.Fatalf("%v %+v", err, sk)
+	}
+	if len(sk.Reason) > events.MaxReasonLen || strings.Contains(sk.Reason, "ZZ-") || !strings.Contains(sk.Reason, "500 geo targets") {
+		t.Fatalf("reason of %d bytes: %.200q", len(sk.Reason), sk.Reason)
+	}
+}

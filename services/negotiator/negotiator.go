@@ -103,7 +103,9 @@ func (s *Service) Handle(ctx context.Context, in events.Event, p *events.Package
 		}
 		s.recordCompeting(ctx, pf, *sess.Result)
 	}
-	e, err := events.Derive(in, events.KindQuoteReady, Stage, "quote", sess.Result)
+	q := *sess.Result
+	q.Reason = events.ShortReason(q.Reason) // a seller's answer is never copied whole into the campaign
+	e, err := events.Derive(in, events.KindQuoteReady, Stage, "quote", q)
 	if err != nil {
 		return nil, err
 	}

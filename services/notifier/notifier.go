@@ -99,10 +99,11 @@ func Verify(secret, timestamp string, body []byte, signature string) bool {
 // Service delivers webhooks.
 type Service struct {
 	Webhooks Webhooks
-	// Client posts the deliveries; nil means
-	// sellerclient.GuardedHTTPClient(AllowPrivate, Timeout).
-	Client       *http.Client
-	AllowPrivate bool
+	// Client posts the deliveries; nil means Guard.HTTPClient(Timeout).
+	Client *http.Client
+	// Guard decides which addresses a webhook may reach (the zero Guard:
+	// public addresses only).
+	Guard sellerclient.Guard
 	// Timeout bounds one delivery (default 10s).
 	Timeout time.Duration
 	Now     func() time.Time
@@ -110,9 +111,9 @@ type Service struct {
 }
 
 // New returns a Service with its HTTP client.
-func New(webhooks Webhooks, allowPrivate bool, log zerolog.Logger) *Service {
-	s := &Service{Webhooks: webhooks, AllowPrivate: allowPrivate, Timeout: 10 * time.Second, Log: log}
-	s.Client = sellerclient.GuardedHTTPClient(allowPrivate, s.Timeout)
+func New(webhooks Webhooks, guard sellerclient.Guard, log zerolog.Logger) *Service {
+	s := &Service{Webhooks: webhooks, Guard: guard, Timeout: 10 * time.Second, Log: log}
+	s.Client = guard.HTTPClient(s.Timeout)
 	return s
 }
 
@@ -153,12 +154,12 @@ func (s *Service) Handle(ctx context.Context, in events.Event) ([]events.Event, 
 	req.Header.Set(HeaderSignature, Sign(wh.Secret, ts, body))
 	client := s.Client
 	if client == nil {
-		client = sellerclient.GuardedHTTPClient(s.AllowPrivate, orDefault(s.Timeout, 10*time.Second))
+		client = s.Guard.HTTPClient(orDefault(s.Timeout, 10*time.Second))
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if sellerclient.IsPrivateDialError(err) {
-			return nil, bus.Permanent(fmt.Errorf("notifier: webhook %s resolves to a private address", wh.URL))
+			return nil, bus.Permanent(fmt.Errorf("notifier: webhook %s resolves to a private or special-purpose address the address guard refuses: %w", wh.URL, err))
 		}
 		return nil, fmt.Errorf("notifier: webhook %s: %w", wh.URL, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/notifier"
 )
 
@@ -46,7 +47,7 @@ func TestDeliverySignatureVerifies(t *testing.T) {
 		ch <- got{r.Header.Clone(), b}
 	}))
 	defer srv.Close()
-	s := notifier.New(hooks{"c-1": {URL: srv.URL + "/hook", Secret: "s3cret-s3cret-s3cret"}}, true, zerolog.Nop())
+	s := notifier.New(hooks{"c-1": {URL: srv.URL + "/hook", Secret: "s3cret-s3cret-s3cret"}}, sellerclient.PrivateGuard(), zerolog.Nop())
 	s.Now = func() time.Time { return time.Unix(1800000000, 0) }
 	in := booked(t, "c-1")
 	if _, err := s.Handle(t.Context(), in); err != nil {
@@ -76,11 +77,11 @@ func TestDeliverySignatureVerifies(t *testing.T) {
 func TestNon2xxIsRetryableAndPrivateIsRefused(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 	defer srv.Close()
-	s := notifier.New(hooks{"c-1": {URL: srv.URL, Secret: "x"}}, true, zerolog.Nop())
+	s := notifier.New(hooks{"c-1": {URL: srv.URL, Secret: "x"}}, sellerclient.PrivateGuard(), zerolog.Nop())
 	if _, err := s.Handle(t.Context(), booked(t, "c-1")); err == nil || !strings.Contains(err.Error(), "answered 500") {
 		t.Fatalf("err = %v", err)
 	}
-	guarded := notifier.New(hooks{"c-1": {URL: srv.URL, Secret: "x"}}, false, zerolog.Nop())
+	guarded := notifier.New(hooks{"c-1": {URL: srv.URL, Secret: "x"}}, sellerclient.Guard{}, zerolog.Nop())
 	if _, err := guarded.Handle(t.Context(), booked(t, "c-1")); err == nil || !strings.Contains(err.Error(), "private") {
 		t.Fatalf("private destination: err = %v", err)
 	}

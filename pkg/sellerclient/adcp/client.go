@@ -21,6 +21,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,8 +51,12 @@ type Config struct {
 	// guarded transport, which refuses private addresses after DNS unless
 	// AllowPrivate). Its CheckRedirect is replaced: redirects are refused.
 	HTTPClient *http.Client
-	// AllowPrivate permits loopback/private seller URLs (sandboxes, tests).
+	// AllowPrivate permits loopback/private seller URLs (sandboxes, tests;
+	// sellerclient.PrivatePrefixes).
 	AllowPrivate bool
+	// Allow lists further non-public prefixes to permit; link-local and
+	// metadata addresses stay refused (sellerclient.Guard).
+	Allow []netip.Prefix
 	// MaxBodyBytes caps every response body (default 4 MiB).
 	MaxBodyBytes int64
 	// MaxAttempts bounds attempts per call, including the first (default 3).
@@ -161,7 +166,7 @@ func New(cfg Config) *Client {
 	} else if cfg.HTTPClient != nil {
 		base = http.DefaultTransport
 	} else {
-		base = sellerclient.NewGuardedTransport(cfg.AllowPrivate)
+		base = sellerclient.GuardFor(cfg.AllowPrivate, cfg.Allow).Transport()
 	}
 	base = sellerclient.TracedTransport(base, cfg.TracerProvider)
 	return &Client{
@@ -328,7 +333,7 @@ func (c *Client) session(ctx context.Context, u string, s Seller, tr *tracker) (
 // run performs op against the seller with retries on transient failures.
 // fn must be safe to repeat: read-only, or idempotent by key.
 func (c *Client) run(ctx context.Context, op string, s Seller, fn func(context.Context, *mcp.ClientSession, *tracker) error) error {
-	u, err := sellerclient.CheckDestination(s.URL, c.cfg.AllowPrivate)
+	u, err := sellerclient.GuardFor(c.cfg.AllowPrivate, c.cfg.Allow).CheckURL(s.URL)
 	if err != nil {
 		e := clientError("invalid_url", err.Error(), sellerclient.ErrInvalidURL, sellerclient.ErrNotSent)
 		e.Op, e.Seller, e.cause = op, truncate(s.URL, 200), err
