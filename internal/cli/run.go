@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,10 +9,81 @@ import (
 	"net"
 	"os"
 
+	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config.Config
+	binder := config.Register(fs, &cfg)
+	withSandbox := fs.Bool("sandbox", false, "also serve the built-in sandbox market and use it as the registry and credentials")
+	if err := fs.Parse(config.JoinValues(args)); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := binder.Finish(); err != nil {
+		return err
+	}
+	if err := nothingToDo(cfg, *withSandbox); err != nil {
+		return err
+	}
+	if *withSandbox && natsPortUnset(fs) {
+		cfg.NATSPort = quickStartPort()
+	}
+	opts := app.Options{}
+	if cfg.HTTPAddr == "" && flagUnset(fs, "metrics-addr", "DEALFLOW_METRICS_ADDR") {
+		// Every long-running process serves /metrics: with no bookings API
+		// to serve it on, on 127.0.0.1:9464 (the conventional exporter
+		// port), or a free port when another process has that one (decided
+		// when listening, so processes starting together cannot race).
+		cfg.MetricsAddr = DefaultMetricsAddr
+		opts.MetricsFallback = true
+	}
+	log := logger(cfg.LogLevel, cfg.LogJSON, stderr)
+	if *withSandbox {
+		// A bad --credentials file is an error here too, not silently
+		// replaced by the sandbox's keys.
+		creds, err := app.LoadCredentials(cfg.Credentials)
+		if err != nil {
+			return err
+		}
+		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		cfg.RegistryURL, cfg.AllowPrivate = m.RegistryURL, true
+		opts.Credentials = withSandboxKeys(creds, m)
+		if cfg.Buyer == "" {
+			buyer := demo.SampleCampaign("x", "").Buyer
+			opts.Buyer = &buyer
+		}
+		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)+len(m.ADCPSellers)).
+			Int("iab_sellers", len(m.Sellers)).Int("adcp_sellers", len(m.ADCPSellers)).Msg("sandbox market serving")
+	}
+	a, err := app.Start(ctx, cfg, log, opts)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("stages", a.StagesString()).Bool("embedded", a.Server != nil).Msg("dealflow running")
+	natsURL := cfg.NATSURL
+	if a.Server != nil && (cfg.NATSPort >= 0 || cfg.NATSConfig != "") {
+		natsURL = a.Server.ClientURL()
+		log.Info().Str("nats", natsURL).Msg("embedded NATS listening")
+	}
+	printQuickStart(stdout, natsURL, a.HTTPAddr, a.MetricsAddr, cfg.APIKey != "")
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	a.Stop()
+	return a.Err()
+}
 
 // QuickStartNATSPort is the embedded NATS port `run --sandbox` tries first
 // (the NATS default, so `--nats` can often be left out), falling back to a
