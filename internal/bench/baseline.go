@@ -1,8 +1,7 @@
-package bus
+package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -28,10 +28,10 @@ const rawHopStream = "DEALFLOW_BENCH_RAW"
 // and acks the input; the clock stops when the n-th output is seen. It
 // returns hops per second. b must be provisioned and its server must run
 // no pipeline stages.
-func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error) {
+func HopThroughput(ctx context.Context, b *bus.Bus, n, workers int) (float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cfg := StageConfig{Name: HopStage, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: workers, DrainTimeout: 5 * time.Second}
+	cfg := bus.StageConfig{Name: HopStage, Subjects: []string{events.KindCampaignRequested.Filter()}, Workers: workers, DrainTimeout: 5 * time.Second}
 	runErr := make(chan error, 1)
 	go func() {
 		runErr <- b.Run(ctx, cfg, func(_ context.Context, in events.Event, _ any) ([]events.Event, error) {
@@ -52,26 +52,26 @@ func HopThroughput(ctx context.Context, b *Bus, n, workers int) (float64, error)
 		if err != nil {
 			return 0, err
 		}
-		m, err := b.checkOut(e)
+		m, err := events.Encode(e, events.KindCampaignRequested.SubjectFor(id))
 		if err != nil {
 			return 0, err
 		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data})
 	}
-	seen, err := countFrom(ctx, b.JS, StreamEvents, events.KindSellerSkipped.Filter(), n)
+	seen, err := countFrom(ctx, b.JS, bus.StreamEvents, events.KindSellerSkipped.Filter(), n)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	for _, m := range msgs {
 		if _, err := b.JS.PublishMsg(ctx, m); err != nil {
-			return 0, fmt.Errorf("bus: hop publish: %w", err)
+			return 0, fmt.Errorf("bench: hop publish: %w", err)
 		}
 	}
 	select {
 	case <-seen:
 	case err := <-runErr:
-		return 0, fmt.Errorf("bus: hop stage ended: %v", err)
+		return 0, fmt.Errorf("bench: hop stage ended: %v", err)
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -94,13 +94,13 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: rawHopStream, Subjects: []string{"dealflow_bench_raw.>"}, Replicas: replicas,
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
 	if err != nil {
-		return 0, fmt.Errorf("bus: raw baseline stream: %w", err)
+		return 0, fmt.Errorf("bench: raw baseline stream: %w", err)
 	}
 	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), rawHopStream) }()
 	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", FilterSubject: "dealflow_bench_raw.in", AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: 30 * time.Second, MaxAckPending: 1000})
 	if err != nil {
-		return 0, fmt.Errorf("bus: raw baseline consumer: %w", err)
+		return 0, fmt.Errorf("bench: raw baseline consumer: %w", err)
 	}
 	sem := make(chan struct{}, max(workers, 1))
 	var wg sync.WaitGroup
@@ -126,7 +126,7 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 		}()
 	}, jetstream.PullMaxMessages(2*max(workers, 1)))
 	if err != nil {
-		return 0, fmt.Errorf("bus: raw baseline consume: %w", err)
+		return 0, fmt.Errorf("bench: raw baseline consume: %w", err)
 	}
 	defer func() { cc.Stop(); wg.Wait() }()
 	seen, err := countFrom(ctx, js, rawHopStream, "dealflow_bench_raw.out", n)
@@ -150,7 +150,7 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 	start := time.Now()
 	for _, m := range msgs {
 		if _, err := js.PublishMsg(ctx, m); err != nil {
-			return 0, fmt.Errorf("bus: raw baseline publish: %w", err)
+			return 0, fmt.Errorf("bench: raw baseline publish: %w", err)
 		}
 	}
 	select {
@@ -160,7 +160,7 @@ func RawHopThroughput(ctx context.Context, js jetstream.JetStream, replicas, n, 
 	}
 	elapsed := time.Since(start)
 	if err, _ := failed.Load().(error); err != nil {
-		return 0, fmt.Errorf("bus: raw baseline hop: %w", err)
+		return 0, fmt.Errorf("bench: raw baseline hop: %w", err)
 	}
 	return float64(n) / elapsed.Seconds(), nil
 }
@@ -180,7 +180,7 @@ func hopInput(id string) (*events.Message, error) {
 func countFrom(ctx context.Context, js jetstream.JetStream, stream, subject string, n int) (<-chan struct{}, error) {
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
-		return nil, fmt.Errorf("bus: count %s: %w", subject, err)
+		return nil, fmt.Errorf("bench: count %s: %w", subject, err)
 	}
 	done := make(chan struct{})
 	var got atomic.Int64
@@ -190,7 +190,7 @@ func countFrom(ctx context.Context, js jetstream.JetStream, stream, subject stri
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bus: count %s: %w", subject, err)
+		return nil, fmt.Errorf("bench: count %s: %w", subject, err)
 	}
 	context.AfterFunc(ctx, cc.Stop)
 	go func() {
@@ -202,22 +202,3 @@ func countFrom(ctx context.Context, js jetstream.JetStream, stream, subject stri
 	}()
 	return done, nil
 }
-
-// ErrNoStream is returned by StreamStats when the event stream is missing.
-var ErrNoStream = errors.New("bus: event stream not found")
-
-// StreamStats returns the event stream's stored bytes and messages.
-func (b *Bus) StreamStats(ctx context.Context) (bytes, msgs uint64, err error) {
-	st, err := b.JS.Stream(ctx, StreamEvents)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %w", ErrNoStream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, 0, fmt.Errorf("bus: stream info: %w", err)
-	}
-	return info.State.Bytes, info.State.Msgs, nil
-}
-
-// Replicas is the replica count the bus provisions streams and buckets with.
-func (b *Bus) Replicas() int { return b.cfg.Replicas }

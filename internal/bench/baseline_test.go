@@ -1,11 +1,11 @@
-package bus_test
+package bench_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/bench"
 	"github.com/dealflow/dealflow/internal/natstest"
 )
 
@@ -13,11 +13,11 @@ func TestHopAndRawBaselines(t *testing.T) {
 	env := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hops, err := bus.HopThroughput(ctx, env.Bus, 200, 16)
+	hops, err := bench.HopThroughput(ctx, env.Bus, 200, 16)
 	if err != nil || hops <= 0 {
 		t.Fatalf("hop throughput %v: %v", hops, err)
 	}
-	raw, err := bus.RawHopThroughput(ctx, env.Bus.JS, env.Bus.Replicas(), 200, 16)
+	raw, err := bench.RawHopThroughput(ctx, env.Bus.JS, env.Bus.Replicas(), 200, 16)
 	if err != nil || raw <= 0 {
 		t.Fatalf("raw throughput %v: %v", raw, err)
 	}
