@@ -32,9 +32,13 @@ func NewStore(records *bus.Store[Campaign], quotes *bus.Store[events.QuoteReady]
 	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}}
 }
 
-// Open opens the campaign buckets of a provisioned bus.
+// Open opens the campaign buckets of a provisioned bus. The records are
+// read through the bucket's leader (bus.WithLeaderReads): the booker
+// decides on what it reads (is this approval the current plan's?), and
+// on a cluster a replica's direct read may not show the write that
+// published the event being handled.
 func Open(ctx context.Context, b *bus.Bus) (*Store, error) {
-	records, err := bus.OpenStore[Campaign](ctx, b, bus.BucketCampaigns)
+	records, err := bus.OpenStore[Campaign](ctx, b, bus.BucketCampaigns, bus.WithLeaderReads())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
