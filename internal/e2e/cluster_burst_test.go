@@ -36,9 +36,9 @@ func burstCampaigns(t *testing.T) int {
 	return n
 }
 
-// TestClusterBurstOfAutoApprovals: on a three-node cluster, with two
-// dealflow processes each connected to its own node (each running every
-// stage), auto-approved campaigns are submitted in bursts through both.
+// TestClusterBurstOfAutoApprovals: on a three-node cluster, with the
+// bookers in two processes on the nodes that do not lead the campaigns
+// bucket, auto-approved campaigns are submitted in bursts.
 // Every campaign ends (none is left proposed, booking or anywhere else),
 // and no approval or line is dead-lettered: the booker reads the campaign
 // records through the bucket's leader, so an approval never meets a
@@ -57,19 +57,40 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	var apps []*app.App
-	for i := range 2 {
+	// The front process (shopping stages and the campaign store Submit
+	// writes through) runs on the campaigns bucket's leader; the bookers
+	// run on the two other nodes, whose replicas apply each write shortly
+	// after the leader acknowledged it: a booker reading its own node's
+	// replica may not see the plan its approval follows.
+	start := func(node int, stages []string) *app.App {
 		cfg := config.Defaults()
-		cfg.NATSURL, cfg.Replicas, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = c.Nodes[i].ClientURL(), 3, m.RegistryURL, true, 60*time.Second
+		cfg.NATSURL, cfg.Replicas, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = c.Nodes[node].ClientURL(), 3, m.RegistryURL, true, 60*time.Second
+		cfg.Stages, cfg.HTTPAddr = stages, "127.0.0.1:0"
 		a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(a.Stop)
-		apps = append(apps, a)
+		return a
 	}
+	front := start(0, []string{"discoverer", "kitfetcher", "negotiator"})
+	leader := c.StreamLeader("KV_" + bus.BucketCampaigns)
+	if leader < 0 {
+		t.Fatal("the campaigns bucket has no leader")
+	}
+	if leader != 0 {
+		front.Stop()
+		front = start(leader, []string{"discoverer", "kitfetcher", "negotiator"})
+	}
+	var bookers []*app.App
+	for i := range c.Nodes {
+		if i != leader {
+			bookers = append(bookers, start(i, []string{"booker"}))
+		}
+	}
+	apps := append([]*app.App{front}, bookers...)
 
-	start := time.Now()
+	began := time.Now()
 	ids := make([]string, n)
 	const burst = 50
 	for b := 0; b < n; b += burst {
@@ -81,7 +102,7 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 			req.Brief.PerSellerCapMicros = req.Brief.BudgetMicros
 			req.Brief.Channels = []string{"video"}
 			ids[i] = req.CampaignID
-			a := apps[i%2]
+			a := front
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -99,7 +120,7 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("%d campaigns submitted in bursts of %d in %s", n, burst, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d campaigns submitted in bursts of %d in %s", n, burst, time.Since(began).Round(time.Millisecond))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -128,7 +149,7 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	t.Logf("%d campaigns ended in %s: %v", n-len(open), time.Since(start).Round(time.Millisecond), statuses)
+	t.Logf("%d campaigns ended in %s: %v", n-len(open), time.Since(began).Round(time.Millisecond), statuses)
 	dead := deadLetters(t, apps[0].Bus)
 	if len(open) > 0 {
 		stuck := map[events.CampaignStatus]int{}
