@@ -508,29 +508,30 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeContext(r)
 	defer cancel()
-	all, err := a.campaigns.List(ctx)
+	page, err := a.campaigns.List(ctx, campaign.ListQuery{Status: status, Offset: offset, Limit: limit})
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	counts := map[string]int{}
-	rows := []JobRow{}
-	for _, c := range all {
-		counts[string(c.Status)]++
-		if status != "" && c.Status != status {
-			continue
-		}
-		rw := JobRow{JobID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(), Deals: len(c.Deals), CreatedAt: c.CreatedAt}
-		if c.Request != nil {
-			rw.CampaignName = c.Request.Brief.Name
-		}
-		rw.Budget, rw.TotalSpend = rw.BudgetMicros.Dollars(), rw.TotalSpendMicros.Dollars()
-		rows = append(rows, rw)
+	counts := make(map[string]int, len(page.Counts))
+	for st, n := range page.Counts {
+		counts[string(st)] = n
 	}
-	total := len(rows)
-	rows = rows[min(offset, total):]
-	rows = rows[:min(limit, len(rows))]
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": rows, "total": total, "offset": offset, "limit": limit, "counts": counts})
+	rows := make([]JobRow, 0, len(page.Summaries))
+	for _, c := range page.Summaries {
+		rows = append(rows, JobRow{JobID: c.ID, Status: c.Status, CampaignName: c.Name, Budget: c.BudgetMicros.Dollars(), BudgetMicros: c.BudgetMicros,
+			TotalSpend: c.TotalSpendMicros.Dollars(), TotalSpendMicros: c.TotalSpendMicros, Deals: c.Deals, CreatedAt: c.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, jobList{Counts: counts, Jobs: rows, Limit: limit, Offset: offset, Total: page.Total})
+}
+
+// jobList is the GET /bookings answer.
+type jobList struct {
+	Counts map[string]int `json:"counts"`
+	Jobs   []JobRow       `json:"jobs"`
+	Limit  int            `json:"limit"`
+	Offset int            `json:"offset"`
+	Total  int            `json:"total"`
 }
 
 func (a *api) approveAll(w http.ResponseWriter, r *http.Request) {

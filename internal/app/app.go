@@ -300,8 +300,13 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err != nil {
 			return err
 		}
+		campaigns.Log = func(err error) { a.Log.Warn().Err(err).Msg("campaign index: watch ended; restarting") }
 		a.Campaigns = campaigns
 		a.Metrics.SetCampaignCounter(campaignCounter(campaigns))
+		if cfg.HTTPAddr != "" {
+			// Load the listing's index now rather than on the first list.
+			go func() { _, _ = campaigns.Counts(ctx) }()
+		}
 	}
 	if cfg.Has(notifier.Stage) || cfg.HTTPAddr != "" {
 		webhooks, err := bus.OpenStore[notifier.Webhook](ctx, a.Bus, bus.BucketWebhooks)
@@ -446,6 +451,9 @@ func (a *App) Stop() {
 		a.cancel = nil
 	}
 	a.wg.Wait()
+	if a.Campaigns != nil {
+		a.Campaigns.Close()
+	}
 	if a.Bus != nil && a.Bus.NC != nil {
 		_ = a.Bus.NC.Drain()
 		for i := 0; i < 100 && !a.Bus.NC.IsClosed(); i++ {

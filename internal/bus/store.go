@@ -67,6 +67,11 @@ func OpenStore[T any](ctx context.Context, b *Bus, bucket string, opts ...StoreO
 	return s, nil
 }
 
+// StoreAs is a view of the same bucket, reads and options as s with the
+// values decoded as U: for a reader that needs only some fields of large
+// values (U is then a struct of those fields).
+func StoreAs[U, T any](s *Store[T]) *Store[U] { return &Store[U]{kv: s.kv, rs: s.rs} }
+
 // Get reads key; found is false when it does not exist.
 func (s *Store[T]) Get(ctx context.Context, key string) (v T, found bool, err error) {
 	v, _, found, err = s.GetRev(ctx, key)
@@ -185,6 +190,7 @@ func (s *Store[T]) Values(ctx context.Context, filter string) (map[string]T, err
 type Change[T any] struct {
 	Key     string
 	Value   T
+	Rev     uint64
 	Deleted bool
 	// Bad is set when the stored value is not valid JSON of T.
 	Bad bool
@@ -212,7 +218,7 @@ func (s *Store[T]) Watch(ctx context.Context, fn func(Change[T]), initialDone fu
 				}
 				continue
 			}
-			c := Change[T]{Key: e.Key()}
+			c := Change[T]{Key: e.Key(), Rev: e.Revision()}
 			if e.Operation() != jetstream.KeyValuePut {
 				c.Deleted = true
 			} else if json.Unmarshal(e.Value(), &c.Value) != nil {

@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/bus"
@@ -25,12 +25,29 @@ type Store struct {
 
 	mu      sync.Mutex
 	pending map[string][]*transition // Transitions waiting for a campaign's running batch
+
+	// idx answers List and Counts; it starts with the first of them (a
+	// process that never lists, a booker, does not keep one).
+	idx      *index
+	indexing atomic.Bool
+	ctx      context.Context // the index's lifetime: until Close
+	close    context.CancelFunc
+	// Log reports a watch of the index that failed (it restarts).
+	Log func(error)
+	// ready reports whether the store can be reached (the bus's
+	// connection): the index answers only while it can follow the bucket.
+	ready func() error
 }
 
 // NewStore returns a Store over the two buckets.
 func NewStore(records *bus.Store[Campaign], quotes *bus.Store[events.QuoteReady]) *Store {
-	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}, idx: newIndex(), ctx: ctx, close: cancel}
 }
+
+// Close stops the store's index. Reads and writes of records still work;
+// List and Counts answer an error.
+func (s *Store) Close() { s.close() }
 
 // Open opens the campaign buckets of a provisioned bus. The records are
 // read through the bucket's leader (bus.WithLeaderReads): the booker
@@ -46,7 +63,9 @@ func Open(ctx context.Context, b *bus.Bus) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return NewStore(records, quotes), nil
+	s := NewStore(records, quotes)
+	s.ready = b.Ready
+	return s, nil
 }
 
 func unavailable(err error) error {
@@ -68,23 +87,58 @@ func (s *Store) Get(ctx context.Context, id string) (*Campaign, error) {
 	return &c, nil
 }
 
-// List reads every campaign, newest first.
-func (s *Store) List(ctx context.Context) ([]Campaign, error) {
-	all, err := s.records.Values(ctx, "")
-	if err != nil {
-		return nil, unavailable(err)
+// List answers a page of campaign summaries, newest first, from the
+// store's index: a projection of every record, fed by a watch of the
+// bucket, so a list costs the same whatever the number of campaigns, and
+// single-campaign reads (Get) never wait behind it. The first call
+// starts the index and waits (within ctx) until it holds every record;
+// this process's own writes are in it as soon as they are made, other
+// processes' as soon as the watch delivers them.
+func (s *Store) List(ctx context.Context, q ListQuery) (ListPage, error) {
+	if err := s.index(ctx); err != nil {
+		return ListPage{}, err
 	}
-	out := make([]Campaign, 0, len(all))
-	for _, c := range all {
-		out = append(out, c)
+	return s.idx.page(q), nil
+}
+
+// Counts counts the campaigns by status and their unresolved booking
+// lines, from the index (see List).
+func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	if err := s.index(ctx); err != nil {
+		return Counts{}, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.After(out[j].CreatedAt)
+	return s.idx.counts(), nil
+}
+
+// index starts the index on first use and waits until it is loaded. It
+// refuses (ErrUnavailable) while the store cannot be reached: the index
+// would answer what it last saw, not what the store holds.
+func (s *Store) index(ctx context.Context) error {
+	if s.ctx.Err() != nil {
+		return errIndexStopped
+	}
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return out[i].ID < out[j].ID
+	}
+	s.idx.start.Do(func() {
+		s.indexing.Store(true)
+		log := s.Log
+		if log == nil {
+			log = func(error) {}
+		}
+		go s.idx.run(s.ctx, bus.StoreAs[summaryRecord](s.records), log)
 	})
-	return out, nil
+	return s.idx.wait(ctx)
+}
+
+// indexed notes a record this store wrote (or read, writing nothing) at
+// revision rev in its index, if it keeps one.
+func (s *Store) indexed(c *Campaign, rev uint64) {
+	if s.indexing.Load() && rev > 0 && c.ID != "" {
+		s.idx.put(SummaryOf(c), rev)
+	}
 }
 
 // Transition applies fn to the campaign's record with a revision-checked
@@ -179,7 +233,7 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 	}()
 	if len(batch) > 1 {
 		outs := make([][]events.Event, len(batch))
-		c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+		c, rev, err := s.records.UpdateEncodedRev(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 			if !exists {
 				return nil, errSplit
 			}
@@ -193,6 +247,9 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 			return encodeChanged(c, exists, stored)
 		})
 		if !errors.Is(err, errSplit) {
+			if err == nil {
+				s.indexed(&c, rev)
+			}
 			for i, t := range batch {
 				if err != nil {
 					t.err = unavailable(err)
@@ -212,7 +269,7 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 // transitionOne is Transition for one function.
 func (s *Store) transitionOne(ctx context.Context, id string, fn func(c *Campaign, exists bool) ([]events.Event, error)) (*Campaign, []events.Event, error) {
 	var out []events.Event
-	c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+	c, rev, err := s.records.UpdateEncodedRev(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 		out = nil
 		evs, err := fn(c, exists)
 		if err != nil {
@@ -224,6 +281,7 @@ func (s *Store) transitionOne(ctx context.Context, id string, fn func(c *Campaig
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
+	s.indexed(&c, rev)
 	return &c, out, nil
 }
 
