@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -334,8 +335,9 @@ func storeContext(r *http.Request) (context.Context, context.CancelFunc) {
 // storeError answers a failure of the campaign store or the state machine.
 func (a *api) storeError(w http.ResponseWriter, err error) {
 	var (
-		fe *events.FieldError
-		se *campaign.SelectionError
+		fe   *events.FieldError
+		se   *campaign.SelectionError
+		full *bus.FullError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -353,10 +355,22 @@ func (a *api) storeError(w http.ResponseWriter, err error) {
 			Detail: "the request cannot travel as one event; shorten the brief: " + err.Error()})
 	case errors.Is(err, campaign.ErrSelection):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid_products", Detail: err.Error()})
+	case errors.As(err, &full):
+		// Backpressure: the event stream or a store is nearly full.
+		a.log.Warn().Err(err).Msg("bookings API: no room for a new campaign; refused with Retry-After")
+		retryAfter(w, full.RetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "full", Detail: "no room for a new campaign now, nothing was recorded: " +
+			full.Error() + "; submit it again after Retry-After seconds"})
 	default:
 		a.log.Warn().Err(err).Msg("bookings API: campaign store unavailable")
+		retryAfter(w, storeTimeout)
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "the campaign store cannot be reached: " + err.Error()})
 	}
+}
+
+// retryAfter sets Retry-After to d, in whole seconds (at least 1).
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {

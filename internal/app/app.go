@@ -130,6 +130,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	a.Bus.Observer = a.Metrics
 	a.Bus.TracerProvider = o.TracerProvider
 	a.Metrics.SetConsumerStats(a.Bus.ConsumerStats)
+	a.Metrics.SetStoreUsage(a.Bus.Usage)
 	creds := o.Credentials
 	if creds == nil {
 		var err error
@@ -228,7 +229,8 @@ func (a *App) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
-	b, err := bus.New(nc, bus.Config{Replicas: cfg.Replicas}, a.Log)
+	b, err := bus.New(nc, bus.Config{Replicas: cfg.Replicas, MaxBytes: cfg.StreamMaxBytes, MaxAge: cfg.StreamMaxAge,
+		DLQMaxBytes: cfg.DLQMaxBytes, BucketMaxBytes: cfg.BucketMaxBytes}, a.Log)
 	if err != nil {
 		nc.Close()
 		return err
@@ -268,6 +270,13 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err := a.Bus.RunJanitor(ctx); err != nil && ctx.Err() == nil {
 			a.fail(err)
 		}
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		// Processed events age out (--stream-max-age) or make room in a
+		// filling stream; unprocessed ones never do.
+		_ = a.Bus.RunRetention(ctx, time.Second)
 	}()
 	if cfg.Has("discoverer") {
 		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)

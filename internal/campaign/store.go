@@ -358,6 +358,13 @@ type Publisher interface {
 	Publish(ctx context.Context, e events.Event) error
 }
 
+// Admitter is a Publisher that can tell whether there is room for a new
+// campaign's events (the bus: bus.Bus.Admit, an error matching
+// bus.ErrFull when the event stream or a bucket is nearly full).
+type Admitter interface {
+	Admit(ctx context.Context) error
+}
+
 // ErrNotPublished means the campaign is recorded but its CampaignRequested
 // could not be published yet; the booker's sweeper re-publishes it.
 var ErrNotPublished = errors.New("campaign: recorded, not yet published")
@@ -373,7 +380,9 @@ var ErrTooLarge = errors.New("campaign: request too large to publish")
 // the request, records the campaign as requested (ErrExists for a used id),
 // and publishes CampaignRequested. When that publication fails the record
 // stays requested and the booker's sweeper publishes it (ErrNotPublished):
-// the caller must not submit again.
+// the caller must not submit again. A publisher that is an Admitter is
+// asked first: when it has no room, nothing is recorded and its error
+// (bus.ErrFull: submit again later) is returned.
 func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRequested, now time.Time) (*Campaign, error) {
 	if req.CampaignID == "" {
 		req.CampaignID = NewID()
@@ -383,6 +392,11 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	}
 	if err := req.ValidateAt(time.Now()); err != nil {
 		return nil, err
+	}
+	if a, ok := pub.(Admitter); ok {
+		if err := a.Admit(ctx); err != nil {
+			return nil, unavailable(err)
+		}
 	}
 	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace
 	// An event that can never be published is refused before the record
