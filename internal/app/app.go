@@ -255,6 +255,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.WrapHandler != nil {
 			h = o.WrapHandler(sc.Name, h)
 		}
+		h = a.Bus.WaitForRoom(h)
 		a.Metrics.InitStage(sc.Name)
 		a.wg.Add(1)
 		go func() {

@@ -29,6 +29,12 @@ const (
 	AdmitBelow = 0.8
 	// RetryAfter is what a refused submission is told to wait.
 	RetryAfter = 5 * time.Second
+	// WaitAbove is the fill of the event stream at which WaitForRoom
+	// holds a stage's next event until there is room for its outputs.
+	WaitAbove = 0.95
+	// coldUnitShare is the share of the event stream a unit of work is
+	// assumed to need before any is done (Work.reserve).
+	coldUnitShare = 0.1
 )
 
 // ErrFull means the event stream or a bucket has no room for new work:
@@ -44,7 +50,7 @@ type FullError struct {
 }
 
 func (e *FullError) Error() string {
-	return fmt.Sprintf("%s %s is %.0f%% full (%d of %d bytes): no room for new work; retry in %s",
+	return fmt.Sprintf("%s %s is %.0f%% full (%d of %d bytes, with room kept for the work in flight): no room for new work; retry in %s",
 		e.Usage.Kind, e.Usage.Name, 100*e.Usage.Fill(), e.Usage.Bytes, e.Usage.MaxBytes, e.RetryAfter)
 }
 
@@ -59,6 +65,8 @@ type Usage struct {
 	Bytes    int64
 	MaxBytes int64 // 0: unlimited
 	Messages uint64
+	// LastSeq is the sequence of the last message ever stored.
+	LastSeq uint64
 }
 
 // Fill is Bytes / MaxBytes (0 when unlimited).
@@ -101,7 +109,8 @@ func (b *Bus) Usage(ctx context.Context) ([]Usage, error) {
 			return out, fmt.Errorf("%w: stream %s: %w", ErrStore, name, err)
 		}
 		info := st.CachedInfo()
-		u := Usage{Kind: "stream", Name: name, Bytes: int64(info.State.Bytes), MaxBytes: info.Config.MaxBytes, Messages: info.State.Msgs}
+		u := Usage{Kind: "stream", Name: name, Bytes: int64(info.State.Bytes), MaxBytes: info.Config.MaxBytes, Messages: info.State.Msgs,
+			LastSeq: info.State.LastSeq}
 		if i >= 3 {
 			u.Kind, u.Name = "bucket", Buckets[i-3]
 		}
@@ -132,22 +141,88 @@ func (b *Bus) cachedUsage(ctx context.Context) ([]Usage, error) {
 	return u, err
 }
 
-// Admit reports whether there is room for a new campaign: a *FullError
-// (matching ErrFull) when the event stream or any bucket is AdmitBelow
-// full, an ErrStore error when their state cannot be read. The bookings
-// API asks it before recording a campaign, so a campaign it accepts can
-// publish every event it will produce.
-func (b *Bus) Admit(ctx context.Context) error {
+// Work is what a caller of Admit knows of the work that will still
+// publish events: units (campaigns) in flight, and units done (ended, or
+// waiting with little more to publish). Zero values: unknown.
+type Work struct {
+	InFlight, Done int
+}
+
+// reserve estimates the bytes the work in flight will still publish: per
+// unit, every event the stream ever stored over the units done, at the
+// stream's average event size. Counting the events of the units in
+// flight as if they belonged to those done overstates it, most while
+// few are done: a margin on the safe side, which the units done correct.
+// Before any unit is done a unit is assumed to need coldUnitShare of the
+// stream, or all the events so far if more: a fresh deployment takes up
+// a handful of campaigns at once until it knows their size.
+func (w Work) reserve(u Usage) int64 {
+	if w.InFlight <= 0 {
+		return 0
+	}
+	var perUnit float64
+	if u.Messages > 0 {
+		perEvent := float64(u.Bytes) / float64(u.Messages)
+		perUnit = float64(u.LastSeq) / float64(max(w.Done, 1)) * perEvent
+	}
+	if w.Done == 0 {
+		perUnit = max(perUnit, coldUnitShare*float64(u.MaxBytes))
+	}
+	return int64(float64(w.InFlight) * perUnit)
+}
+
+// Admit reports whether there is room for one more unit of work (a
+// campaign): a *FullError (matching ErrFull) when the event stream, with
+// room kept for the events the work in flight will still publish, or any
+// bucket is AdmitBelow full; an ErrStore error when their state cannot be
+// read. The bookings API asks it before recording a campaign, so that the
+// campaigns it accepts can publish every event they will produce: a
+// stream with no room for them would refuse their stages' publishes.
+func (b *Bus) Admit(ctx context.Context, w Work) error {
 	usage, err := b.cachedUsage(ctx)
 	if err != nil {
 		return err
 	}
 	for _, u := range usage {
-		if (u.Name == StreamEvents || u.Kind == "bucket") && u.MaxBytes > 0 && u.Fill() >= AdmitBelow {
-			return &FullError{Usage: u, RetryAfter: RetryAfter}
+		if u.MaxBytes <= 0 || (u.Name != StreamEvents && u.Kind != "bucket") {
+			continue
+		}
+		used := u
+		if u.Name == StreamEvents {
+			used.Bytes += w.reserve(u)
+		}
+		if used.Fill() >= AdmitBelow {
+			return &FullError{Usage: used, RetryAfter: RetryAfter}
 		}
 	}
 	return nil
+}
+
+// WaitForRoom wraps a stage's handler: while the event stream is
+// WaitAbove full, an event is held (its delivery kept alive by the
+// runner) until there is room for its outputs, instead of being handled
+// and its outputs refused: a refused publish is retried like any
+// failure, and with few deliveries left it would be dead-lettered. The
+// wait ends with the handler's deadline; the event is then retried.
+// Admit keeps the stream from filling; this covers the moments it does.
+func (b *Bus) WaitForRoom(h Handler) Handler {
+	return func(ctx context.Context, in events.Event, payload any) ([]events.Event, error) {
+		for waited := false; ; waited = true {
+			usage, err := b.cachedUsage(ctx)
+			if err != nil || len(usage) == 0 || usage[0].Fill() < WaitAbove {
+				break // unknown: let the publish tell
+			}
+			if !waited {
+				Logger(ctx, b.Log).Warn().Float64("fill", usage[0].Fill()).Msg("event stream full: holding the event until there is room for its outputs")
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: waited for room in the event stream: %w", ErrFull, ctx.Err())
+			case <-time.After(usageEvery):
+			}
+		}
+		return h(ctx, in, payload)
+	}
 }
 
 // RunRetention purges, every interval, the events of the event stream

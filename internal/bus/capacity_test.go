@@ -78,7 +78,7 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 	if _, err := b.Consumer(ctx, slow); err != nil { // a stage that is down
 		t.Fatal(err)
 	}
-	if err := b.Admit(ctx); err != nil {
+	if err := b.Admit(ctx, bus.Work{}); err != nil {
 		t.Fatalf("an empty stream refuses: %v", err)
 	}
 	n := 0
@@ -98,7 +98,7 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // Admit reads the usage at most every 250 ms
 	var full *bus.FullError
-	if err := b.Admit(ctx); !errors.As(err, &full) || full.Usage.Name != bus.StreamEvents || full.RetryAfter <= 0 {
+	if err := b.Admit(ctx, bus.Work{}); !errors.As(err, &full) || full.Usage.Name != bus.StreamEvents || full.RetryAfter <= 0 {
 		t.Fatalf("admit on a full stream: %v", err)
 	}
 	waitFor(t, "the fast stage to process everything", func() bool { return consumerIdle(t, b, "fast") })
@@ -134,8 +134,16 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 		t.Fatalf("publish after the purge: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := b.Admit(ctx); err != nil {
+	if err := b.Admit(ctx, bus.Work{}); err != nil {
 		t.Fatalf("admit after the purge: %v", err)
+	}
+	// Room is kept for the work in flight: n events were stored for 4
+	// units done, so 3 in flight will still publish about ¾ of them.
+	if err := b.Admit(ctx, bus.Work{InFlight: 3, Done: 4}); !errors.As(err, &full) {
+		t.Fatalf("admit with three quarters of a full stream's worth in flight: %v", err)
+	}
+	if err := b.Admit(ctx, bus.Work{InFlight: 1, Done: 400}); err != nil {
+		t.Fatalf("admit with little in flight: %v", err)
 	}
 }
 
@@ -173,4 +181,60 @@ func TestRetentionAgesOutOnlyProcessedEvents(t *testing.T) {
 		t.Fatalf("the stream holds %d from %d, want the 2 unprocessed from 4", st.Msgs, st.FirstSeq)
 	}
 	stopA()
+}
+
+// WaitForRoom holds an event while the stream is full, and hands it to
+// the handler once processed events were purged; a wait that outlives the
+// handler's deadline is a (retried) ErrFull.
+func TestWaitForRoomHoldsEventsWhileFull(t *testing.T) {
+	b := smallBus(t, 64<<10)
+	ctx := t.Context()
+	if _, err := b.Consumer(ctx, stage("late")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if err := b.Publish(ctx, request(t, i)); err != nil {
+			if !errors.Is(err, bus.ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // a fresh usage reading
+	called := make(chan struct{}, 2)
+	h := b.WaitForRoom(func(context.Context, events.Event, any) ([]events.Event, error) {
+		called <- struct{}{}
+		return nil, nil
+	})
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := h(short, request(t, -1), nil); !errors.Is(err, bus.ErrFull) {
+		t.Fatalf("a wait past the deadline: %v, want ErrFull", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h(ctx, request(t, -2), nil)
+		done <- err
+	}()
+	select {
+	case <-called:
+		t.Fatal("handled while the stream is full")
+	case <-time.After(600 * time.Millisecond):
+	}
+	run(t, b, stage("late"), ack)
+	waitFor(t, "the late stage to catch up", func() bool { return consumerIdle(t, b, "late") })
+	if n, err := b.PurgeProcessed(ctx, 0); err != nil || n == 0 {
+		t.Fatalf("purged %d: %v", n, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the held event was not handled once there was room")
+	}
+	if len(called) != 1 {
+		t.Fatalf("handler called %d times", len(called))
+	}
 }

@@ -26,6 +26,8 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[string][]*transition // Transitions waiting for a campaign's running batch
 
+	admitting sync.Mutex // Submit's admission and record, one at a time
+
 	// idx answers List and Counts; it starts with the first of them (a
 	// process that never lists, a booker, does not keep one).
 	idx      *index
@@ -360,9 +362,30 @@ type Publisher interface {
 
 // Admitter is a Publisher that can tell whether there is room for a new
 // campaign's events (the bus: bus.Bus.Admit, an error matching
-// bus.ErrFull when the event stream or a bucket is nearly full).
+// bus.ErrFull when the event stream, with room kept for the campaigns
+// under way, or a bucket is nearly full).
 type Admitter interface {
-	Admit(ctx context.Context) error
+	Admit(ctx context.Context, w bus.Work) error
+}
+
+// work is what the store's index knows of the campaigns: under way (they
+// will still publish most of their events: requested, shopping, proposed,
+// booking) and done (ended, or awaiting approval, which publishes little
+// more). Unknown (zero) without an index.
+func (s *Store) work() bus.Work {
+	if !s.indexing.Load() {
+		return bus.Work{}
+	}
+	w := bus.Work{}
+	for st, n := range s.idx.counts().ByStatus {
+		switch st {
+		case events.StatusRequested, events.StatusShopping, events.StatusProposed, events.StatusBooking:
+			w.InFlight += n
+		default:
+			w.Done += n
+		}
+	}
+	return w
 }
 
 // ErrNotPublished means the campaign is recorded but its CampaignRequested
@@ -393,8 +416,29 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	if err := req.ValidateAt(time.Now()); err != nil {
 		return nil, err
 	}
+	c, err := s.admitAndRecord(ctx, pub, req, now)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.RequestedEvent()
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.Publish(ctx, e); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrNotPublished, err)
+	}
+	return c, nil
+}
+
+// admitAndRecord records a new campaign as requested, once an Admitter
+// publisher has room for it. Admissions are made one at a time, each
+// counting the campaigns recorded before it (concurrent requests would
+// all be admitted on the same count).
+func (s *Store) admitAndRecord(ctx context.Context, pub Publisher, req events.CampaignRequested, now time.Time) (*Campaign, error) {
 	if a, ok := pub.(Admitter); ok {
-		if err := a.Admit(ctx); err != nil {
+		s.admitting.Lock()
+		defer s.admitting.Unlock()
+		if err := a.Admit(ctx, s.work()); err != nil {
 			return nil, unavailable(err)
 		}
 	}
@@ -417,17 +461,7 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 		c.Traceparent = tp
 		return nil, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	e, err := c.RequestedEvent()
-	if err != nil {
-		return nil, err
-	}
-	if err := pub.Publish(ctx, e); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrNotPublished, err)
-	}
-	return c, nil
+	return c, err
 }
 
 // quoteKey is a quote's key in the campaign-quotes bucket.
