@@ -32,9 +32,10 @@ const (
 	// WaitAbove is the fill of the event stream at which WaitForRoom
 	// holds a stage's next event until there is room for its outputs.
 	WaitAbove = 0.95
-	// coldUnitShare is the share of the event stream a unit of work is
-	// assumed to need before any is done (Work.reserve).
+	// coldUnitShare and coldUnitBytes bound the least a unit of work is
+	// assumed to publish (Work.reserve).
 	coldUnitShare = 0.1
+	coldUnitBytes = 1 << 20
 )
 
 // ErrFull means the event stream or a bucket has no room for new work:
@@ -149,26 +150,27 @@ type Work struct {
 }
 
 // reserve estimates the bytes the work in flight will still publish: per
-// unit, every event the stream ever stored over the units done, at the
-// stream's average event size. Counting the events of the units in
-// flight as if they belonged to those done overstates it, most while
-// few are done: a margin on the safe side, which the units done correct.
-// Before any unit is done a unit is assumed to need coldUnitShare of the
-// stream, or all the events so far if more: a fresh deployment takes up
-// a handful of campaigns at once until it knows their size.
+// unit, what an average unit published so far (every event the stream
+// ever stored, at its average event size, over every unit started), and
+// at least minUnitBytes. Counting a unit's events already stored again is
+// a margin on the safe side; the floor covers a fresh deployment, whose
+// first units have not published most of their events yet.
 func (w Work) reserve(u Usage) int64 {
 	if w.InFlight <= 0 {
 		return 0
 	}
-	var perUnit float64
-	if u.Messages > 0 {
+	perUnit := minUnitBytes(u.MaxBytes)
+	if started := w.InFlight + w.Done; u.Messages > 0 {
 		perEvent := float64(u.Bytes) / float64(u.Messages)
-		perUnit = float64(u.LastSeq) / float64(max(w.Done, 1)) * perEvent
-	}
-	if w.Done == 0 {
-		perUnit = max(perUnit, coldUnitShare*float64(u.MaxBytes))
+		perUnit = max(perUnit, float64(u.LastSeq)/float64(started)*perEvent)
 	}
 	return int64(float64(w.InFlight) * perUnit)
+}
+
+// minUnitBytes is the least a unit of work is assumed to publish: 1 MiB,
+// or a tenth of a smaller stream.
+func minUnitBytes(maxBytes int64) float64 {
+	return min(coldUnitShare*float64(maxBytes), coldUnitBytes)
 }
 
 // Admit reports whether there is room for one more unit of work (a

@@ -138,9 +138,13 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 		t.Fatalf("admit after the purge: %v", err)
 	}
 	// Room is kept for the work in flight: n events were stored for 4
-	// units done, so 3 in flight will still publish about ¾ of them.
-	if err := b.Admit(ctx, bus.Work{InFlight: 3, Done: 4}); !errors.As(err, &full) {
+	// units, so 3 in flight will still publish about ¾ of them.
+	if err := b.Admit(ctx, bus.Work{InFlight: 3, Done: 1}); !errors.As(err, &full) {
 		t.Fatalf("admit with three quarters of a full stream's worth in flight: %v", err)
+	}
+	// Each unit is assumed to take at least a tenth of this small stream.
+	if err := b.Admit(ctx, bus.Work{InFlight: 4, Done: 400}); !errors.As(err, &full) {
+		t.Fatalf("admit with four tenths of the stream in flight on a half-full stream: %v", err)
 	}
 	if err := b.Admit(ctx, bus.Work{InFlight: 1, Done: 400}); err != nil {
 		t.Fatalf("admit with little in flight: %v", err)
