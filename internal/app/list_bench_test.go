@@ -30,40 +30,51 @@ var benchStatuses = []events.CampaignStatus{
 	events.StatusCompleted, events.StatusPartial, events.StatusFailed, events.StatusShopping, events.StatusAwaitingApproval,
 }
 
-// seedCampaigns writes n campaign records straight into the bucket, as
-// other processes would have (the API process's index loads them through
-// its watch): requests like the demo's, a tenth with two deals.
+// seedCampaigns records n campaigns through a campaign store of their
+// own (another process, for the API's index, which loads them through its
+// watch): requests like the demo's, in the statuses of benchStatuses, a
+// tenth with two deals.
 func seedCampaigns(tb testing.TB, b *bus.Bus, n int) []string {
 	tb.Helper()
+	ctx := context.Background()
+	store, err := campaign.Open(ctx, b)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer store.Close()
 	ids := make([]string, n)
 	at := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	next := make(chan int, n)
 	for i := range n {
-		id := fmt.Sprintf("cmp-bench%07d", i)
-		ids[i] = id
-		c := campaign.New(benchRequest(id), at.Add(time.Duration(i)*time.Second))
-		c.Status = benchStatuses[i%len(benchStatuses)]
-		if i%10 == 0 {
-			for k := range 2 {
-				c.Deals = append(c.Deals, events.DealBooked{CampaignID: id, SellerURL: "https://seller.example", PackageID: fmt.Sprint("p", k),
-					DealID: fmt.Sprint("d", i, k), SpendMicros: 1_000_000_000, Impressions: 50_000, CPMMicros: 20_000_000})
+		ids[i] = fmt.Sprintf("cmp-bench%07d", i)
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				id := ids[i]
+				if _, _, err := store.Transition(ctx, id, func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+					*c = *campaign.New(benchRequest(id), at.Add(time.Duration(i)*time.Second))
+					c.Status = benchStatuses[i%len(benchStatuses)]
+					if i%10 == 0 {
+						for k := range 2 {
+							c.Deals = append(c.Deals, events.DealBooked{CampaignID: id, SellerURL: "https://seller.example", PackageID: fmt.Sprint("p", k),
+								DealID: fmt.Sprint("d", i, k), SpendMicros: 1_000_000_000, Impressions: 50_000, CPMMicros: 20_000_000})
+						}
+					}
+					return nil, nil
+				}); err != nil {
+					tb.Error(err)
+					return
+				}
 			}
-		}
-		data, err := json.Marshal(c)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if _, err := b.JS.PublishAsync("$KV."+bus.BucketCampaigns+"."+id, data); err != nil {
-			tb.Fatal(err)
-		}
-		if i%5000 == 4999 {
-			<-b.JS.PublishAsyncComplete()
-		}
+		}()
 	}
-	select {
-	case <-b.JS.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		tb.Fatal("seeding did not complete")
-	}
+	wg.Wait()
 	return ids
 }
 

@@ -51,6 +51,11 @@ func NewStore(records *bus.Store[Campaign], quotes *bus.Store[events.QuoteReady]
 // List and Counts answer an error.
 func (s *Store) Close() { s.close() }
 
+// RecordsStream is the JetStream stream that holds the campaign records
+// (the bucket's), for operations and tests that look at its placement:
+// its leader answers the store's reads.
+const RecordsStream = "KV_" + bus.BucketCampaigns
+
 // Open opens the campaign buckets of a provisioned bus. The records are
 // read through the bucket's leader (bus.WithLeaderReads): the booker
 // decides on what it reads (is this approval the current plan's?), and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -74,7 +75,7 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 		return a
 	}
 	front := start(0, []string{"discoverer", "kitfetcher", "negotiator"})
-	leader := c.StreamLeader("KV_" + bus.BucketCampaigns)
+	leader := c.StreamLeader(campaign.RecordsStream)
 	if leader < 0 {
 		t.Fatal("the campaigns bucket has no leader")
 	}
