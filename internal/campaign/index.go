@@ -105,7 +105,6 @@ type index struct {
 	ready   chan struct{} // closed once the watch delivered every record
 	live    atomic.Bool   // the watch is following the bucket
 	stopped chan struct{} // closed when the watch loop ended for good
-	stop    context.CancelFunc
 }
 
 type indexed struct {
