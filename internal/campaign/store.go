@@ -26,7 +26,8 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[string][]*transition // Transitions waiting for a campaign's running batch
 
-	admitting sync.Mutex // Submit's admission and record, one at a time
+	admitting sync.Mutex // guards admitted
+	admitted  int        // campaigns Submit admitted and has not recorded yet
 
 	// idx answers List and Counts; it starts with the first of them (a
 	// process that never lists, a booker, does not keep one).
@@ -436,16 +437,27 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 }
 
 // admitAndRecord records a new campaign as requested, once an Admitter
-// publisher has room for it. Admissions are made one at a time, each
-// counting the campaigns recorded before it (concurrent requests would
-// all be admitted on the same count).
+// publisher has room for it. Each admission counts, besides the
+// campaigns the index holds, those admitted here and not recorded yet:
+// concurrent requests would otherwise all be admitted on the same count.
 func (s *Store) admitAndRecord(ctx context.Context, pub Publisher, req events.CampaignRequested, now time.Time) (*Campaign, error) {
 	if a, ok := pub.(Admitter); ok {
 		s.admitting.Lock()
-		defer s.admitting.Unlock()
-		if err := a.Admit(ctx, s.work()); err != nil {
+		w := s.work()
+		w.InFlight += s.admitted
+		err := a.Admit(ctx, w)
+		if err == nil {
+			s.admitted++
+		}
+		s.admitting.Unlock()
+		if err != nil {
 			return nil, unavailable(err)
 		}
+		defer func() {
+			s.admitting.Lock()
+			s.admitted-- // recorded (and in the index), or not at all
+			s.admitting.Unlock()
+		}()
 	}
 	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace
 	// An event that can never be published is refused before the record
@@ -471,7 +483,13 @@ func (s *Store) admitAndRecord(ctx context.Context, pub Publisher, req events.Ca
 
 // quoteKey is a quote's key in the campaign-quotes bucket.
 func quoteKey(campaignID, sellerURL, packageID string) string {
-	h := sha256.Sum256([]byte(QuoteKey(sellerURL, packageID)))
+	return storedQuoteKey(campaignID, QuoteKey(sellerURL, packageID))
+}
+
+// storedQuoteKey is the bucket key of the quote a record counts under k
+// (a QuoteKey).
+func storedQuoteKey(campaignID, k string) string {
+	h := sha256.Sum256([]byte(k))
 	return campaignID + "." + hex.EncodeToString(h[:12])
 }
 
@@ -506,12 +524,16 @@ func (s *Store) LoadQuotes(ctx context.Context, c *Campaign) error {
 	if len(c.QuoteKeys) == 0 {
 		return nil
 	}
-	all, err := s.quotes.Values(ctx, c.ID+".*")
-	if err != nil {
-		return unavailable(err)
-	}
-	for _, q := range all {
-		if k := QuoteKey(q.Seller.URL, q.Package.ID); c.QuoteKeys[k] {
+	// One get per counted quote, by its key: listing the campaign's keys
+	// first would create a consumer on the bucket for every read of a
+	// campaign (GET /bookings/{id}), which under a burst of reads took
+	// longer than a request may.
+	for k := range c.QuoteKeys {
+		q, found, err := s.quotes.Get(ctx, storedQuoteKey(c.ID, k))
+		if err != nil {
+			return unavailable(err)
+		}
+		if found {
 			c.Quotes[k] = q
 		}
 	}

@@ -176,8 +176,9 @@ func TestSmallStreamBackpressure(t *testing.T) {
 		jobs <- i
 	}
 	close(jobs)
-	stopPeak := make(chan struct{})
+	stopPeak, peakDone := make(chan struct{}), make(chan struct{})
 	go func() { // the fullest the stream gets
+		defer close(peakDone)
 		for {
 			select {
 			case <-stopPeak:
@@ -230,6 +231,7 @@ func TestSmallStreamBackpressure(t *testing.T) {
 		statuses[rec.Status]++
 	}
 	close(stopPeak)
+	<-peakDone
 	t.Logf("every campaign ended after %s: %v; the stream was %.0f%% full at most", time.Since(began).Round(time.Millisecond), statuses, 100*peakFill)
 	if dead := deadLetters(t, a.Bus); len(dead) > 0 {
 		t.Errorf("dead letters: %v", dead)

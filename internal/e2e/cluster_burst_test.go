@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -107,10 +108,22 @@ func TestClusterBurstOfAutoApprovals(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				if _, err := a.Campaigns.Submit(ctx, a.Bus, req, time.Now().UTC()); err != nil {
+				// As a client would: a submission the store could not
+				// take in time (a slow machine) is submitted again; one
+				// recorded meanwhile answers ErrExists.
+				for {
+					_, err := a.Campaigns.Submit(ctx, a.Bus, req, time.Now().UTC())
+					switch {
+					case err == nil, errors.Is(err, campaign.ErrExists):
+						return
+					case errors.Is(err, campaign.ErrUnavailable) && ctx.Err() == nil:
+						time.Sleep(time.Second)
+						continue
+					}
 					errs <- fmt.Errorf("submit %s: %w", req.CampaignID, err)
+					return
 				}
 			}()
 		}
