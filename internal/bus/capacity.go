@@ -120,6 +120,21 @@ func (b *Bus) Usage(ctx context.Context) ([]Usage, error) {
 	return out, nil
 }
 
+// usageTimeout bounds one reading of the usage (nine stream infos): a
+// cluster in failover must not hold a submission, or a stage, for the
+// JetStream API's own timeouts.
+const usageTimeout = 2 * time.Second
+
+// refreshUsage reads the usage, bounded by usageTimeout, and keeps it.
+func (b *Bus) refreshUsage(ctx context.Context) *usageSnapshot {
+	rctx, cancel := context.WithTimeout(ctx, usageTimeout)
+	defer cancel()
+	u, err := b.Usage(rctx)
+	snap := &usageSnapshot{at: time.Now(), usage: u, err: err}
+	b.capacity.last.Store(snap)
+	return snap
+}
+
 // cachedUsage is Usage read at most once per usageEvery across callers;
 // while one reads, the others use the reading before.
 func (b *Bus) cachedUsage(ctx context.Context) ([]Usage, error) {
@@ -137,9 +152,21 @@ func (b *Bus) cachedUsage(ctx context.Context) ([]Usage, error) {
 	if l := b.capacity.last.Load(); l != nil && time.Since(l.at) < usageEvery {
 		return l.usage, l.err // read meanwhile
 	}
-	u, err := b.Usage(ctx)
-	b.capacity.last.Store(&usageSnapshot{at: time.Now(), usage: u, err: err})
-	return u, err
+	snap := b.refreshUsage(ctx)
+	return snap.usage, snap.err
+}
+
+// lastUsage is the last usage reading, never waiting for one: when it is
+// stale a new one is read in the background (nil before the first).
+func (b *Bus) lastUsage() *usageSnapshot {
+	last := b.capacity.last.Load()
+	if (last == nil || time.Since(last.at) >= usageEvery) && b.capacity.refresh.TryLock() {
+		go func() {
+			defer b.capacity.refresh.Unlock()
+			b.refreshUsage(context.Background())
+		}()
+	}
+	return last
 }
 
 // Work is what a caller of Admit knows of the work that will still
@@ -210,12 +237,14 @@ func (b *Bus) Admit(ctx context.Context, w Work) error {
 func (b *Bus) WaitForRoom(h Handler) Handler {
 	return func(ctx context.Context, in events.Event, payload any) ([]events.Event, error) {
 		for waited := false; ; waited = true {
-			usage, err := b.cachedUsage(ctx)
-			if err != nil || len(usage) == 0 || usage[0].Fill() < WaitAbove {
+			// The last reading, never a wait for one: a handler must not
+			// stall on the stream's state while the cluster fails over.
+			last := b.lastUsage()
+			if last == nil || last.err != nil || len(last.usage) == 0 || last.usage[0].Fill() < WaitAbove {
 				break // unknown: let the publish tell
 			}
 			if !waited {
-				Logger(ctx, b.Log).Warn().Float64("fill", usage[0].Fill()).Msg("event stream full: holding the event until there is room for its outputs")
+				Logger(ctx, b.Log).Warn().Float64("fill", last.usage[0].Fill()).Msg("event stream full: holding the event until there is room for its outputs")
 			}
 			select {
 			case <-ctx.Done():
@@ -239,6 +268,12 @@ func (b *Bus) RunRetention(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		// Also the reading WaitForRoom and Admit go by, kept fresh here
+		// so that neither has to wait for one.
+		if b.capacity.refresh.TryLock() {
+			b.refreshUsage(ctx)
+			b.capacity.refresh.Unlock()
+		}
 		if n, err := b.PurgeProcessed(ctx, b.cfg.MaxAge); err != nil && ctx.Err() == nil {
 			b.Log.Warn().Err(err).Msg("retention: could not purge processed events")
 		} else if n > 0 {

@@ -204,7 +204,11 @@ func TestWaitForRoomHoldsEventsWhileFull(t *testing.T) {
 			break
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a fresh usage reading
+	time.Sleep(300 * time.Millisecond)
+	var full *bus.FullError
+	if err := b.Admit(ctx, bus.Work{}); !errors.As(err, &full) { // a reading of the full stream
+		t.Fatalf("admit on a full stream: %v", err)
+	}
 	called := make(chan struct{}, 2)
 	h := b.WaitForRoom(func(context.Context, events.Event, any) ([]events.Event, error) {
 		called <- struct{}{}

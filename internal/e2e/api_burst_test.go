@@ -42,6 +42,18 @@ func TestThousandConcurrentRequestsNone503(t *testing.T) {
 		r.Header.Set("Content-Type", "application/json")
 		return r
 	}
+	// answer is one exchange, checked against the OpenAPI document once
+	// the burst is over (the check is CPU the server would wait for).
+	type answer struct {
+		req    *http.Request
+		status int
+		header http.Header
+		body   []byte
+	}
+	var (
+		amu     sync.Mutex
+		answers []answer
+	)
 	do := func(r *http.Request) (int, []byte, error) {
 		resp, err := client.Do(r)
 		if err != nil {
@@ -49,9 +61,9 @@ func TestThousandConcurrentRequestsNone503(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
-		if err := apitest.Validate(r, resp.StatusCode, resp.Header, b); err != nil {
-			t.Error(err)
-		}
+		amu.Lock()
+		answers = append(answers, answer{r, resp.StatusCode, resp.Header, b})
+		amu.Unlock()
 		return resp.StatusCode, b, err
 	}
 	// Campaigns to read and approve, and for the lists to page through.
@@ -123,6 +135,11 @@ func TestThousandConcurrentRequestsNone503(t *testing.T) {
 	close(gate)
 	wg.Wait()
 	t.Logf("%d concurrent requests answered in %s: %v", n, time.Since(began).Round(time.Millisecond), statuses)
+	for _, a := range answers {
+		if err := apitest.Validate(a.req, a.status, a.header, a.body); err != nil {
+			t.Error(err)
+		}
+	}
 	for k := range statuses {
 		switch k {
 		case "GET 200", "POST 200", "POST 409":
