@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -334,8 +335,9 @@ func storeContext(r *http.Request) (context.Context, context.CancelFunc) {
 // storeError answers a failure of the campaign store or the state machine.
 func (a *api) storeError(w http.ResponseWriter, err error) {
 	var (
-		fe *events.FieldError
-		se *campaign.SelectionError
+		fe   *events.FieldError
+		se   *campaign.SelectionError
+		full *bus.FullError
 	)
 	switch {
 	case errors.As(err, &se):
@@ -353,10 +355,22 @@ func (a *api) storeError(w http.ResponseWriter, err error) {
 			Detail: "the request cannot travel as one event; shorten the brief: " + err.Error()})
 	case errors.Is(err, campaign.ErrSelection):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid_products", Detail: err.Error()})
+	case errors.As(err, &full):
+		// Backpressure: the event stream or a store is nearly full.
+		a.log.Warn().Err(err).Msg("bookings API: no room for a new campaign; refused with Retry-After")
+		retryAfter(w, full.RetryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "full", Detail: "no room for a new campaign now, nothing was recorded: " +
+			full.Error() + "; submit it again after Retry-After seconds"})
 	default:
 		a.log.Warn().Err(err).Msg("bookings API: campaign store unavailable")
+		retryAfter(w, storeTimeout)
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "the campaign store cannot be reached: " + err.Error()})
 	}
+}
+
+// retryAfter sets Retry-After to d, in whole seconds (at least 1).
+func retryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
@@ -508,29 +522,30 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeContext(r)
 	defer cancel()
-	all, err := a.campaigns.List(ctx)
+	page, err := a.campaigns.List(ctx, campaign.ListQuery{Status: status, Offset: offset, Limit: limit})
 	if err != nil {
 		a.storeError(w, err)
 		return
 	}
-	counts := map[string]int{}
-	rows := []JobRow{}
-	for _, c := range all {
-		counts[string(c.Status)]++
-		if status != "" && c.Status != status {
-			continue
-		}
-		rw := JobRow{JobID: c.ID, Status: c.Status, BudgetMicros: c.Budget(), TotalSpendMicros: c.TotalSpend(), Deals: len(c.Deals), CreatedAt: c.CreatedAt}
-		if c.Request != nil {
-			rw.CampaignName = c.Request.Brief.Name
-		}
-		rw.Budget, rw.TotalSpend = rw.BudgetMicros.Dollars(), rw.TotalSpendMicros.Dollars()
-		rows = append(rows, rw)
+	counts := make(map[string]int, len(page.Counts))
+	for st, n := range page.Counts {
+		counts[string(st)] = n
 	}
-	total := len(rows)
-	rows = rows[min(offset, total):]
-	rows = rows[:min(limit, len(rows))]
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": rows, "total": total, "offset": offset, "limit": limit, "counts": counts})
+	rows := make([]JobRow, 0, len(page.Summaries))
+	for _, c := range page.Summaries {
+		rows = append(rows, JobRow{JobID: c.ID, Status: c.Status, CampaignName: c.Name, Budget: c.BudgetMicros.Dollars(), BudgetMicros: c.BudgetMicros,
+			TotalSpend: c.TotalSpendMicros.Dollars(), TotalSpendMicros: c.TotalSpendMicros, Deals: c.Deals, CreatedAt: c.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, jobList{Counts: counts, Jobs: rows, Limit: limit, Offset: offset, Total: page.Total})
+}
+
+// jobList is the GET /bookings answer.
+type jobList struct {
+	Counts map[string]int `json:"counts"`
+	Jobs   []JobRow       `json:"jobs"`
+	Limit  int            `json:"limit"`
+	Offset int            `json:"offset"`
+	Total  int            `json:"total"`
 }
 
 func (a *api) approveAll(w http.ResponseWriter, r *http.Request) {

@@ -130,6 +130,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 	a.Bus.Observer = a.Metrics
 	a.Bus.TracerProvider = o.TracerProvider
 	a.Metrics.SetConsumerStats(a.Bus.ConsumerStats)
+	a.Metrics.SetStoreUsage(a.Bus.Usage)
 	creds := o.Credentials
 	if creds == nil {
 		var err error
@@ -228,7 +229,8 @@ func (a *App) connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
-	b, err := bus.New(nc, bus.Config{Replicas: cfg.Replicas}, a.Log)
+	b, err := bus.New(nc, bus.Config{Replicas: cfg.Replicas, MaxBytes: cfg.StreamMaxBytes, MaxAge: cfg.StreamMaxAge,
+		DLQMaxBytes: cfg.DLQMaxBytes, BucketMaxBytes: cfg.BucketMaxBytes}, a.Log)
 	if err != nil {
 		nc.Close()
 		return err
@@ -253,6 +255,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if o.WrapHandler != nil {
 			h = o.WrapHandler(sc.Name, h)
 		}
+		h = a.Bus.WaitForRoom(h)
 		a.Metrics.InitStage(sc.Name)
 		a.wg.Add(1)
 		go func() {
@@ -268,6 +271,13 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err := a.Bus.RunJanitor(ctx); err != nil && ctx.Err() == nil {
 			a.fail(err)
 		}
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		// Processed events age out (--stream-max-age) or make room in a
+		// filling stream; unprocessed ones never do.
+		_ = a.Bus.RunRetention(ctx, time.Second)
 	}()
 	if cfg.Has("discoverer") {
 		svc := NewDiscoverer(cfg, a.Client, DiscovererInputs{Known: known, Credentials: a.Credentials, Buyer: a.buyer, ADCP: a.ADCP}, a.Log)
@@ -300,8 +310,13 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err != nil {
 			return err
 		}
+		campaigns.Log = func(err error) { a.Log.Warn().Err(err).Msg("campaign index: watch ended; restarting") }
 		a.Campaigns = campaigns
 		a.Metrics.SetCampaignCounter(campaignCounter(campaigns))
+		if cfg.HTTPAddr != "" {
+			// Load the listing's index now rather than on the first list.
+			go func() { _, _ = campaigns.Counts(ctx) }()
+		}
 	}
 	if cfg.Has(notifier.Stage) || cfg.HTTPAddr != "" {
 		webhooks, err := bus.OpenStore[notifier.Webhook](ctx, a.Bus, bus.BucketWebhooks)
@@ -446,6 +461,9 @@ func (a *App) Stop() {
 		a.cancel = nil
 	}
 	a.wg.Wait()
+	if a.Campaigns != nil {
+		a.Campaigns.Close()
+	}
 	if a.Bus != nil && a.Bus.NC != nil {
 		_ = a.Bus.NC.Drain()
 		for i := 0; i < 100 && !a.Bus.NC.IsClosed(); i++ {

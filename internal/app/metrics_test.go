@@ -17,7 +17,8 @@ import (
 )
 
 // TestMetricsAddr: --metrics-addr serves the process's registry, with the
-// bus's consumer gauges and the campaigns by status read at scrape time.
+// bus's consumer gauges, the campaigns by status and how full each stream
+// and bucket is, read at scrape time.
 func TestMetricsAddr(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DataDir = t.TempDir()
@@ -45,7 +46,12 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"go_goroutines", `dealflow_consumer_pending{consumer="negotiator"} 0`, `dealflow_campaigns{status="shopping"} 1`} {
+	for _, want := range []string{"go_goroutines", `dealflow_consumer_pending{consumer="negotiator"} 0`, `dealflow_campaigns{status="shopping"} 1`,
+		// How full each stream and bucket is, against its limit.
+		`dealflow_store_max_bytes{kind="stream",name="DEALFLOW"} 1.073741824e+09`,
+		`dealflow_store_max_bytes{kind="bucket",name="dealflow_campaigns"} 2.68435456e+08`,
+		`dealflow_store_messages{kind="bucket",name="dealflow_campaigns"} 1`,
+		`dealflow_store_fill_ratio{kind="stream",name="DEALFLOW_DLQ"} 0`} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
 			t.Fatalf("GET /metrics: %d, no %q in\n%s", resp.StatusCode, want, b)
 		}

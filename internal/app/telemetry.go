@@ -7,20 +7,19 @@ import (
 	"github.com/dealflow/dealflow/internal/telemetry"
 )
 
-// campaignCounter counts the campaign records by status, for
-// the dealflow_campaigns gauge. It reads every record at each
-// scrape: fine for thousands of campaigns; a booker-maintained count would
-// be the next step beyond that.
+// campaignCounter counts the campaign records by status, and their
+// unresolved booking lines, for the dealflow_campaigns and
+// dealflow_booking_lines_unresolved gauges: from the campaign store's
+// index, so a scrape costs the same whatever the number of campaigns.
 func campaignCounter(cs *campaign.Store) telemetry.CampaignCounter {
 	return func(ctx context.Context) (telemetry.CampaignCounts, error) {
-		all, err := cs.List(ctx)
+		c, err := cs.Counts(ctx)
 		if err != nil {
 			return telemetry.CampaignCounts{}, err
 		}
-		counts := telemetry.CampaignCounts{ByStatus: map[string]int{}}
-		for _, c := range all {
-			counts.ByStatus[string(c.Status)]++
-			counts.UnresolvedLines += len(c.Unresolved)
+		counts := telemetry.CampaignCounts{ByStatus: make(map[string]int, len(c.ByStatus)), UnresolvedLines: c.UnresolvedLines}
+		for st, n := range c.ByStatus {
+			counts.ByStatus[string(st)] = n
 		}
 		return counts, nil
 	}

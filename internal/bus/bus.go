@@ -21,7 +21,9 @@ import (
 // Names of the streams and KV buckets the pipeline uses.
 const (
 	// StreamEvents holds every pipeline event (Limits retention: replay,
-	// audit and late subscribers work).
+	// audit and late subscribers work). It refuses a publish that would
+	// pass its size (DiscardNew) rather than delete an event; events every
+	// durable consumer has processed age out through RunRetention.
 	StreamEvents = "DEALFLOW"
 	// StreamDLQ holds dead letters, one subject per stage.
 	StreamDLQ = "DEALFLOW_DLQ"
@@ -55,13 +57,21 @@ const (
 // Buckets lists every KV bucket Provision creates.
 var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks}
 
-// Config sizes the streams. Zero values take the defaults.
+// Config sizes the streams and buckets. Zero values take the defaults.
 type Config struct {
 	// Replicas is 1 embedded, 3 in a cluster.
 	Replicas int
-	// MaxAge and MaxBytes cap the event stream (defaults 7 days, 1 GiB).
+	// MaxBytes caps the event stream (default 1 GiB); MaxAge is how long
+	// processed events are kept (default 7 days). Neither ever removes an
+	// event a durable consumer has not processed: a full stream refuses
+	// publishes, and RunRetention purges only processed events.
 	MaxAge   time.Duration
 	MaxBytes int64
+	// DLQMaxBytes caps the dead-letter stream (default MaxBytes/4; the
+	// oldest dead letters make room). BucketMaxBytes caps each KV bucket
+	// (default MaxBytes/4; a full bucket refuses writes).
+	DLQMaxBytes    int64
+	BucketMaxBytes int64
 	// Duplicates is the de-duplication window for Nats-Msg-Id (default 20 min).
 	Duplicates time.Duration
 	// Storage is file (default) or memory.
@@ -81,8 +91,17 @@ func (c Config) withDefaults() Config {
 	if c.Duplicates <= 0 {
 		c.Duplicates = 20 * time.Minute
 	}
+	if c.DLQMaxBytes <= 0 {
+		c.DLQMaxBytes = c.MaxBytes / 4
+	}
+	if c.BucketMaxBytes <= 0 {
+		c.BucketMaxBytes = c.MaxBytes / 4
+	}
 	return c
 }
+
+// Config is the bus's configuration, defaults applied.
+func (b *Bus) Config() Config { return b.cfg }
 
 // Bus is a connection to JetStream with the pipeline's streams.
 type Bus struct {
@@ -97,6 +116,7 @@ type Bus struct {
 	TracerProvider trace.TracerProvider
 	cfg            Config
 	acks           *ackRouter // the acknowledgements of publishAll's messages
+	capacity       capacity   // Admit's reading of how full the streams are
 }
 
 // New wraps a connection. Call Provision before publishing.
@@ -142,12 +162,13 @@ func (b *Bus) Provision(ctx context.Context) error {
 			Description: "dealflow pipeline events (CloudEvents)",
 			Subjects:    []string{events.SubjectRoot + ".>"},
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      c.MaxAge,
-			MaxBytes:    c.MaxBytes,
-			Duplicates:  c.Duplicates,
-			Replicas:    c.Replicas,
-			Storage:     storage,
-			Discard:     jetstream.DiscardOld,
+			// No MaxAge: age would delete events not yet processed;
+			// RunRetention ages out only processed ones.
+			MaxBytes:   c.MaxBytes,
+			Duplicates: c.Duplicates,
+			Replicas:   c.Replicas,
+			Storage:    storage,
+			Discard:    jetstream.DiscardNew,
 		},
 		{
 			Name:        StreamDLQ,
@@ -155,7 +176,7 @@ func (b *Bus) Provision(ctx context.Context) error {
 			Subjects:    []string{DLQPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      30 * 24 * time.Hour,
-			MaxBytes:    c.MaxBytes / 4,
+			MaxBytes:    c.DLQMaxBytes,
 			Duplicates:  c.Duplicates,
 			Replicas:    c.Replicas,
 			Storage:     storage,
@@ -178,13 +199,25 @@ func (b *Bus) Provision(ctx context.Context) error {
 		}
 	}
 	for _, name := range Buckets {
-		kvc := jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: c.Replicas, Storage: storage, MaxBytes: c.MaxBytes / 4}
+		kvc := jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: c.Replicas, Storage: storage, MaxBytes: c.BucketMaxBytes}
 		if _, err := b.JS.CreateKeyValue(ctx, kvc); err != nil {
 			if !errors.Is(err, jetstream.ErrBucketExists) {
 				return fmt.Errorf("bus: kv %s: %w", name, err)
 			}
-			if _, err := b.JS.KeyValue(ctx, name); err != nil {
+			kv, err := b.JS.KeyValue(ctx, name)
+			if err != nil {
 				return fmt.Errorf("bus: kv %s: %w", name, err)
+			}
+			// A changed limit (--bucket-max-bytes) applies to the
+			// existing bucket; an unchanged one is left alone.
+			st, err := kv.Status(ctx)
+			if err != nil {
+				return fmt.Errorf("bus: kv %s: %w", name, err)
+			}
+			if ks, ok := st.(*jetstream.KeyValueBucketStatus); ok && ks.StreamInfo().Config.MaxBytes != kvc.MaxBytes {
+				if _, err := b.JS.UpdateKeyValue(ctx, kvc); err != nil {
+					return fmt.Errorf("bus: update kv %s: %w", name, err)
+				}
 			}
 		}
 	}
@@ -209,7 +242,7 @@ func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error
 	}
 	cur := st.CachedInfo().Config
 	if sameSubjects(cur.Subjects, sc.Subjects) && cur.MaxAge == sc.MaxAge && cur.MaxBytes == sc.MaxBytes &&
-		cur.Duplicates == sc.Duplicates && cur.Replicas == sc.Replicas && cur.Retention == sc.Retention {
+		cur.Duplicates == sc.Duplicates && cur.Replicas == sc.Replicas && cur.Retention == sc.Retention && cur.Discard == sc.Discard {
 		return nil
 	}
 	if _, err := b.JS.UpdateStream(ctx, sc); err != nil {
@@ -259,6 +292,9 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	ack, err := b.JS.PublishMsg(pctx, m)
 	if err == nil {
 		err = checkAck(ack)
+	}
+	if isStreamFull(err) {
+		return fmt.Errorf("bus: publish %s %s: %w: %w", e.Type(), e.ID(), ErrFull, err)
 	}
 	if err != nil {
 		return fmt.Errorf("bus: publish %s %s: %w", e.Type(), e.ID(), err)

@@ -403,7 +403,10 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if c.Retention != jetstream.LimitsPolicy || c.MaxAge != 7*24*time.Hour || c.MaxBytes != 1<<30 || c.Duplicates != 20*time.Minute || c.Replicas != 1 {
+	// No age limit at the server (RunRetention ages out processed events
+	// only) and no deletion to make room (DiscardNew).
+	if c.Retention != jetstream.LimitsPolicy || c.MaxAge != 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != 1<<30 ||
+		c.Duplicates != 20*time.Minute || c.Replicas != 1 {
 		t.Fatalf("stream config %+v", c)
 	}
 	for _, b := range bus.Buckets {

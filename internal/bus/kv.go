@@ -60,48 +60,78 @@ func Update[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn fu
 // value and the bytes it was decoded from (nil when the key is missing)
 // and returns the JSON to write, or nil to leave the value unchanged.
 func UpdateEncoded[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool, stored []byte) ([]byte, error)) (T, error) {
+	v, _, err := updateEncoded(ctx, kv, readers{fast: directReader(kv)}, key, fn)
+	return v, err
+}
+
+// readers are how a store reads: fast (a direct get, any replica) and,
+// for a store opened WithLeaderReads on a replicated bucket, latest (the
+// stream leader, which has applied every acknowledged write).
+type readers struct {
+	fast, latest reader
+}
+
+// updateEncoded is UpdateEncoded over rs, and also returns the revision of
+// the value returned (0 when nothing was ever written). The first read is
+// fast: a value from a replica behind the latest write only costs a lost
+// write and another round, read from the leader. But a decision fn makes
+// without writing (an error, or nothing to change) is only as fresh as the
+// read, so with a latest reader it stands only once the leader confirms
+// that revision; otherwise fn runs again on the leader's value.
+func updateEncoded[T any](ctx context.Context, kv jetstream.KeyValue, rs readers, key string, fn func(v *T, exists bool, stored []byte) ([]byte, error)) (T, uint64, error) {
+	read, confirmed := rs.fast, rs.latest == nil
 	for attempt := 0; attempt < 64; attempt++ {
 		var v T
-		var rev uint64
-		var stored []byte
-		gctx, gcancel := opContext(ctx)
-		e, err := kv.Get(gctx, key)
-		gcancel()
-		found := err == nil
-		switch {
-		case found:
-			stored, rev = e.Value(), e.Revision()
-			if err := json.Unmarshal(stored, &v); err != nil {
-				var zero T
-				return zero, fmt.Errorf("%w: %s holds bad JSON: %w", ErrStore, key, err)
-			}
-		case !IsNotFound(err):
+		e, found, err := read(ctx, key)
+		if err != nil {
 			var zero T
-			return zero, fmt.Errorf("%w: get %s: %w", ErrStore, key, err)
+			return zero, 0, err
 		}
-		b, err := fn(&v, found, stored)
+		if found {
+			if err := json.Unmarshal(e.value, &v); err != nil {
+				var zero T
+				return zero, 0, fmt.Errorf("%w: %s holds bad JSON: %w", ErrStore, key, err)
+			}
+		}
+		b, err := fn(&v, found, e.value)
 		if err != nil || b == nil {
-			return v, err
+			if confirmed {
+				return v, e.rev, err
+			}
+			le, lfound, lerr := rs.latest(ctx, key)
+			if lerr != nil {
+				var zero T
+				return zero, 0, lerr
+			}
+			if lfound == found && le.rev == e.rev {
+				return v, e.rev, err
+			}
+			read, confirmed = rs.latest, true // a stale read: decide again on the latest
+			continue
 		}
 		wctx, cancel := opContext(ctx)
+		var rev uint64
 		if found {
-			_, err = kv.Update(wctx, key, b, rev)
+			rev, err = kv.Update(wctx, key, b, e.rev)
 		} else {
-			_, err = kv.Create(wctx, key, b)
+			rev, err = kv.Create(wctx, key, b)
 		}
 		cancel()
 		if err == nil {
-			return v, nil
+			return v, rev, nil
 		}
 		if !isRevisionConflict(err) {
-			return v, fmt.Errorf("%w: write %s: %w", ErrStore, key, err)
+			return v, 0, fmt.Errorf("%w: write %s: %w", ErrStore, key, err)
 		}
 		if ctx.Err() != nil {
-			return v, ctx.Err()
+			return v, 0, ctx.Err()
+		}
+		if rs.latest != nil {
+			read, confirmed = rs.latest, true
 		}
 	}
 	var zero T
-	return zero, fmt.Errorf("%w: %s", ErrConflict, key)
+	return zero, 0, fmt.Errorf("%w: %s", ErrConflict, key)
 }
 
 // isRevisionConflict reports a lost revision-checked write. A single

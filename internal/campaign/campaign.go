@@ -38,7 +38,12 @@ var (
 	ErrExists       = errors.New("campaign: a campaign with this id exists")
 	ErrInvalidState = errors.New("campaign: not allowed in the current status")
 	ErrStale        = errors.New("campaign: approval of a plan revision that is not the current one")
-	ErrSelection    = errors.New("campaign: invalid line selection")
+	// ErrNotVisible: the record read does not yet show what the event
+	// being handled was published after (an approval of a plan revision
+	// the record does not have yet). The write exists, or the event could
+	// not have been published; retry the event.
+	ErrNotVisible = errors.New("campaign: the record does not yet show the write this event follows")
+	ErrSelection  = errors.New("campaign: invalid line selection")
 	// ErrUnavailable wraps failures of the state store: retry later.
 	ErrUnavailable = errors.New("campaign: store unavailable")
 )
@@ -366,6 +371,33 @@ func (c *Campaign) approvalEvent() (events.Event, error) {
 	return c.event(events.KindPortfolioApproved, SourceAPI, "approved-"+strconv.Itoa(c.Approved.Revision), *c.Approved)
 }
 
+// ApprovalRetryEvery is how often, by default, the sweeper publishes a
+// new copy of an approval the book consumer has not taken up (see Due).
+const ApprovalRetryEvery = time.Minute
+
+// approvalCopy is the approval the sweeper publishes for a campaign whose
+// approval was not taken up, waiting for this long past the grace: the
+// approval as first published (same id: if it was never stored this
+// stores it, if it is waiting in the stream JetStream drops the copy),
+// then, every retry period, a copy under a new id, which the book
+// consumer takes up even when the first one was dead-lettered. Every copy
+// hands out the same lines (the book consumer derives their ids from the
+// campaign, source and revision, not from the approval's id).
+func (c *Campaign) approvalCopy(waited, retry time.Duration) (events.Event, error) {
+	source := SourceAPI
+	if c.Status == events.StatusProposed {
+		source = SourceBooker // an automatic approval (propose)
+	}
+	key := "approved-" + strconv.Itoa(c.Approved.Revision)
+	if retry <= 0 {
+		retry = ApprovalRetryEvery
+	}
+	if n := int(waited / retry); n > 0 {
+		key += "-again-" + strconv.Itoa(n)
+	}
+	return c.event(events.KindPortfolioApproved, source, key, *c.Approved)
+}
+
 func (c *Campaign) completionEvent() (events.Event, error) {
 	return c.event(events.KindCampaignCompleted, SourceBooker, "completed", c.Summary())
 }
@@ -636,8 +668,11 @@ func (c *Campaign) bookingStarted() bool {
 // BeginBooking takes up an approval in the book consumer: proposed (auto)
 // or booking (approved through the API) → booking. An approval taken up
 // before (a redelivery) changes nothing and is not an error: the ledger
-// answers for its lines. An approval of another revision, or of lines not
-// in the plan, is refused with ErrStale or ErrSelection (permanent).
+// answers for its lines. An approval of a revision the record does not
+// have yet is ErrNotVisible (transient: the event follows the write that
+// planned it), unless the campaign has ended (it is never planned again);
+// of an earlier revision, or of lines not in the plan, it is refused with
+// ErrStale or ErrSelection (permanent).
 func (c *Campaign) BeginBooking(appr events.PortfolioApproved, now time.Time) error {
 	if appr.Revision > 0 && appr.Revision <= c.BookedRevision {
 		if c.Approved != nil && appr.Revision == c.Approved.Revision && !sameLines(c.Approved.Lines, appr.Lines) {
@@ -645,7 +680,10 @@ func (c *Campaign) BeginBooking(appr events.PortfolioApproved, now time.Time) er
 		}
 		return nil
 	}
-	if c.Plan == nil || appr.Revision != c.Plan.Revision {
+	if (c.Plan == nil || appr.Revision > c.Plan.Revision) && !c.Terminal() {
+		return fmt.Errorf("%w: approved revision %d, current %s", ErrNotVisible, appr.Revision, planRevision(c.Plan))
+	}
+	if appr.Revision != c.Plan.Revision {
 		return fmt.Errorf("%w: approved revision %d, current %s", ErrStale, appr.Revision, planRevision(c.Plan))
 	}
 	switch c.Status {
@@ -923,10 +961,13 @@ func (c *Campaign) Fail(trigger, reason string, now time.Time) ([]events.Event, 
 
 // Due lists the events the booker's sweeper must publish for this campaign
 // now: the CampaignRequested that Submit could not publish, the shopping
-// deadline, and an approval the book consumer has not taken up. All have
-// deterministic ids, so publishing one twice is harmless. grace is how long
-// a just-written record may wait for its own publisher.
-func (c *Campaign) Due(now time.Time, grace time.Duration) ([]events.Event, error) {
+// deadline, and an approval (automatic or the buyer's) the book consumer
+// has not taken up, however it was lost: never published, or
+// dead-lettered (approvalCopy). All have deterministic ids, so publishing
+// one twice is harmless. grace is how long a just-written record may wait
+// for its own publisher; retry how often a new copy of an approval is
+// published (0: ApprovalRetryEvery).
+func (c *Campaign) Due(now time.Time, grace, retry time.Duration) ([]events.Event, error) {
 	switch {
 	case c.Status == events.StatusRequested && c.Request != nil && now.Sub(c.CreatedAt) > grace:
 		e, err := c.RequestedEvent()
@@ -935,11 +976,18 @@ func (c *Campaign) Due(now time.Time, grace time.Duration) ([]events.Event, erro
 		e, err := c.event(events.KindShoppingDeadlinePassed, SourceBooker, "deadline",
 			events.ShoppingDeadlinePassed{CampaignID: c.ID, Deadline: c.Deadline})
 		return []events.Event{e}, err
-	case c.Status == events.StatusBooking && !c.bookingStarted() && now.Sub(c.ApprovedAt) > grace:
-		e, err := c.approvalEvent()
+	case c.approvalPending() && now.Sub(c.ApprovedAt) > grace:
+		e, err := c.approvalCopy(now.Sub(c.ApprovedAt)-grace, retry)
 		return []events.Event{e}, err
 	}
 	return nil, nil
+}
+
+// approvalPending reports an approval recorded and not yet taken up by the
+// book consumer: approved through the API (booking) or automatically
+// (proposed).
+func (c *Campaign) approvalPending() bool {
+	return (c.Status == events.StatusBooking || c.Status == events.StatusProposed) && c.Approved != nil && !c.bookingStarted()
 }
 
 // Open reports whether the sweeper may have work for this campaign.
@@ -949,8 +997,8 @@ func (c *Campaign) Open() bool {
 		return true
 	case events.StatusShopping:
 		return !c.DeadlinePassed
-	case events.StatusBooking:
-		return !c.bookingStarted()
+	case events.StatusBooking, events.StatusProposed:
+		return c.approvalPending()
 	}
 	return false
 }

@@ -244,8 +244,12 @@ func TestTransitions(t *testing.T) {
 		{"book before approval", events.StatusAwaitingApproval, false, func(c *Campaign) ([]events.Event, error) {
 			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 1, Lines: c.Plan.Lines}, t0)
 		}, events.StatusAwaitingApproval, "", ErrInvalidState},
-		{"book a stale revision", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
+		{"book a revision the record does not show yet", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
 			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 7, Lines: c.Plan.Lines}, t0)
+		}, events.StatusProposed, "", ErrNotVisible},
+		{"book a revision already re-planned", events.StatusProposed, true, func(c *Campaign) ([]events.Event, error) {
+			c.Plan.Revision, c.Approved.Revision = 2, 2 // as a re-plan leaves it
+			return nil, c.BeginBooking(events.PortfolioApproved{CampaignID: "c1", Revision: 1, Lines: c.Plan.Lines}, t0)
 		}, events.StatusProposed, "", ErrStale},
 		{"approval redelivered after the end", events.StatusCompleted, true, func(c *Campaign) ([]events.Event, error) {
 			return nil, c.BeginBooking(*c.Approved, t0)
@@ -398,13 +402,16 @@ func TestDue(t *testing.T) {
 			mustEvents(t)(c.Approve(c.Plan.Lines, "api", t0))
 			return c
 		}, t0.Add(time.Minute), "PortfolioApproved ", true},
+		{"auto-approved, within grace", func() *Campaign { return in(t, events.StatusProposed, true) }, t0.Add(time.Second), "", true},
+		{"auto-approved, booker not started", func() *Campaign { return in(t, events.StatusProposed, true) }, t0.Add(time.Minute), "PortfolioApproved ", true},
 		{"booking under way", func() *Campaign { return in(t, events.StatusBooking, false) }, t0.Add(time.Hour), "", false},
+		{"auto-approved booking under way", func() *Campaign { return in(t, events.StatusBooking, true) }, t0.Add(time.Hour), "", false},
 		{"completed", func() *Campaign { return in(t, events.StatusCompleted, true) }, t0.Add(time.Hour), "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.c()
-			evs, err := c.Due(tc.at, grace)
+			evs, err := c.Due(tc.at, grace, 0)
 			must(t, err)
 			if got := types(evs); got != tc.want {
 				t.Fatalf("due %q, want %q", got, tc.want)
@@ -413,6 +420,56 @@ func TestDue(t *testing.T) {
 				t.Fatalf("Open() = %v, want %v", c.Open(), tc.open)
 			}
 		})
+	}
+}
+
+// An approval not taken up is published first as it was (the same id:
+// stored once however often it is sent), then, every ApprovalRetryEvery,
+// under a new id, so a dead-lettered approval is taken up again; every
+// copy carries the approval recorded, from the source that approved it.
+func TestDueApprovalCopies(t *testing.T) {
+	t.Parallel()
+	grace := 10 * time.Second
+	for _, auto := range []bool{true, false} {
+		var c *Campaign
+		if auto {
+			c = in(t, events.StatusProposed, true)
+		} else {
+			c = in(t, events.StatusAwaitingApproval, false)
+			mustEvents(t)(c.Approve(c.Plan.Lines, "api", t0))
+		}
+		var original events.Event
+		if auto {
+			evs, err := c.proposalEvents()
+			must(t, err)
+			original = evs[1]
+		} else {
+			e, err := c.approvalEvent()
+			must(t, err)
+			original = e
+		}
+		ids := map[string]bool{}
+		for _, at := range []time.Duration{11 * time.Second, 40 * time.Second, grace + ApprovalRetryEvery + time.Second, grace + 2*ApprovalRetryEvery + time.Second} {
+			evs := mustEvents(t)(c.Due(t0.Add(at), grace, 0))
+			if len(evs) != 1 {
+				t.Fatalf("auto=%v at %s: %d due events", auto, at, len(evs))
+			}
+			e := evs[0]
+			if e.Source() != original.Source() || string(e.Data()) != string(original.Data()) {
+				t.Fatalf("auto=%v at %s: copy from %s with %s, approval from %s with %s", auto, at, e.Source(), e.Data(), original.Source(), original.Data())
+			}
+			if at < grace+ApprovalRetryEvery && e.ID() != original.ID() {
+				t.Fatalf("auto=%v at %s: first copy has id %s, the approval %s", auto, at, e.ID(), original.ID())
+			}
+			ids[e.ID()] = true
+		}
+		if len(ids) != 3 {
+			t.Fatalf("auto=%v: %d distinct ids over three retry periods, want 3", auto, len(ids))
+		}
+		must(t, c.BeginBooking(*c.Approved, t0))
+		if evs := mustEvents(t)(c.Due(t0.Add(time.Hour), grace, 0)); len(evs) != 0 || c.Open() {
+			t.Fatalf("auto=%v: taken up, still due %d events (open %v)", auto, len(evs), c.Open())
+		}
 	}
 }
 

@@ -8,8 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/bus"
@@ -25,16 +25,45 @@ type Store struct {
 
 	mu      sync.Mutex
 	pending map[string][]*transition // Transitions waiting for a campaign's running batch
+
+	admitting sync.Mutex // guards admitted
+	admitted  int        // campaigns Submit admitted and has not recorded yet
+
+	// idx answers List and Counts; it starts with the first of them (a
+	// process that never lists, a booker, does not keep one).
+	idx      *index
+	indexing atomic.Bool
+	ctx      context.Context // the index's lifetime: until Close
+	close    context.CancelFunc
+	// Log reports a watch of the index that failed (it restarts).
+	Log func(error)
+	// ready reports whether the store can be reached (the bus's
+	// connection): the index answers only while it can follow the bucket.
+	ready func() error
 }
 
 // NewStore returns a Store over the two buckets.
 func NewStore(records *bus.Store[Campaign], quotes *bus.Store[events.QuoteReady]) *Store {
-	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Store{records: records, quotes: quotes, pending: map[string][]*transition{}, idx: newIndex(), ctx: ctx, close: cancel}
 }
 
-// Open opens the campaign buckets of a provisioned bus.
+// Close stops the store's index. Reads and writes of records still work;
+// List and Counts answer an error.
+func (s *Store) Close() { s.close() }
+
+// RecordsStream is the JetStream stream that holds the campaign records
+// (the bucket's), for operations and tests that look at its placement:
+// its leader answers the store's reads.
+const RecordsStream = "KV_" + bus.BucketCampaigns
+
+// Open opens the campaign buckets of a provisioned bus. The records are
+// read through the bucket's leader (bus.WithLeaderReads): the booker
+// decides on what it reads (is this approval the current plan's?), and
+// on a cluster a replica's direct read may not show the write that
+// published the event being handled.
 func Open(ctx context.Context, b *bus.Bus) (*Store, error) {
-	records, err := bus.OpenStore[Campaign](ctx, b, bus.BucketCampaigns)
+	records, err := bus.OpenStore[Campaign](ctx, b, bus.BucketCampaigns, bus.WithLeaderReads())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -42,7 +71,9 @@ func Open(ctx context.Context, b *bus.Bus) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return NewStore(records, quotes), nil
+	s := NewStore(records, quotes)
+	s.ready = b.Ready
+	return s, nil
 }
 
 func unavailable(err error) error {
@@ -64,23 +95,58 @@ func (s *Store) Get(ctx context.Context, id string) (*Campaign, error) {
 	return &c, nil
 }
 
-// List reads every campaign, newest first.
-func (s *Store) List(ctx context.Context) ([]Campaign, error) {
-	all, err := s.records.Values(ctx, "")
-	if err != nil {
-		return nil, unavailable(err)
+// List answers a page of campaign summaries, newest first, from the
+// store's index: a projection of every record, fed by a watch of the
+// bucket, so a list costs the same whatever the number of campaigns, and
+// single-campaign reads (Get) never wait behind it. The first call
+// starts the index and waits (within ctx) until it holds every record;
+// this process's own writes are in it as soon as they are made, other
+// processes' as soon as the watch delivers them.
+func (s *Store) List(ctx context.Context, q ListQuery) (ListPage, error) {
+	if err := s.index(ctx); err != nil {
+		return ListPage{}, err
 	}
-	out := make([]Campaign, 0, len(all))
-	for _, c := range all {
-		out = append(out, c)
+	return s.idx.page(q), nil
+}
+
+// Counts counts the campaigns by status and their unresolved booking
+// lines, from the index (see List).
+func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	if err := s.index(ctx); err != nil {
+		return Counts{}, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.After(out[j].CreatedAt)
+	return s.idx.counts(), nil
+}
+
+// index starts the index on first use and waits until it is loaded. It
+// refuses (ErrUnavailable) while the store cannot be reached: the index
+// would answer what it last saw, not what the store holds.
+func (s *Store) index(ctx context.Context) error {
+	if s.ctx.Err() != nil {
+		return errIndexStopped
+	}
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return out[i].ID < out[j].ID
+	}
+	s.idx.start.Do(func() {
+		s.indexing.Store(true)
+		log := s.Log
+		if log == nil {
+			log = func(error) {}
+		}
+		go s.idx.run(s.ctx, bus.StoreAs[summaryRecord](s.records), log)
 	})
-	return out, nil
+	return s.idx.wait(ctx)
+}
+
+// indexed notes a record this store wrote (or read, writing nothing) at
+// revision rev in its index, if it keeps one.
+func (s *Store) indexed(c *Campaign, rev uint64) {
+	if s.indexing.Load() && rev > 0 && c.ID != "" {
+		s.idx.put(SummaryOf(c), rev)
+	}
 }
 
 // Transition applies fn to the campaign's record with a revision-checked
@@ -175,7 +241,7 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 	}()
 	if len(batch) > 1 {
 		outs := make([][]events.Event, len(batch))
-		c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+		c, rev, err := s.records.UpdateEncodedRev(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 			if !exists {
 				return nil, errSplit
 			}
@@ -189,6 +255,9 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 			return encodeChanged(c, exists, stored)
 		})
 		if !errors.Is(err, errSplit) {
+			if err == nil {
+				s.indexed(&c, rev)
+			}
 			for i, t := range batch {
 				if err != nil {
 					t.err = unavailable(err)
@@ -208,7 +277,7 @@ func (s *Store) applyBatch(ctx context.Context, id string, batch []*transition) 
 // transitionOne is Transition for one function.
 func (s *Store) transitionOne(ctx context.Context, id string, fn func(c *Campaign, exists bool) ([]events.Event, error)) (*Campaign, []events.Event, error) {
 	var out []events.Event
-	c, err := s.records.UpdateEncoded(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
+	c, rev, err := s.records.UpdateEncodedRev(ctx, id, func(c *Campaign, exists bool, stored []byte) ([]byte, error) {
 		out = nil
 		evs, err := fn(c, exists)
 		if err != nil {
@@ -220,6 +289,7 @@ func (s *Store) transitionOne(ctx context.Context, id string, fn func(c *Campaig
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
+	s.indexed(&c, rev)
 	return &c, out, nil
 }
 
@@ -296,6 +366,34 @@ type Publisher interface {
 	Publish(ctx context.Context, e events.Event) error
 }
 
+// Admitter is a Publisher that can tell whether there is room for a new
+// campaign's events (the bus: bus.Bus.Admit, an error matching
+// bus.ErrFull when the event stream, with room kept for the campaigns
+// under way, or a bucket is nearly full).
+type Admitter interface {
+	Admit(ctx context.Context, w bus.Work) error
+}
+
+// work is what the store's index knows of the campaigns: under way (they
+// will still publish most of their events: requested, shopping, proposed,
+// booking) and done (ended, or awaiting approval, which publishes little
+// more). Unknown (zero) without an index.
+func (s *Store) work() bus.Work {
+	if !s.indexing.Load() {
+		return bus.Work{}
+	}
+	w := bus.Work{}
+	for st, n := range s.idx.counts().ByStatus {
+		switch st {
+		case events.StatusRequested, events.StatusShopping, events.StatusProposed, events.StatusBooking:
+			w.InFlight += n
+		default:
+			w.Done += n
+		}
+	}
+	return w
+}
+
 // ErrNotPublished means the campaign is recorded but its CampaignRequested
 // could not be published yet; the booker's sweeper re-publishes it.
 var ErrNotPublished = errors.New("campaign: recorded, not yet published")
@@ -311,7 +409,9 @@ var ErrTooLarge = errors.New("campaign: request too large to publish")
 // the request, records the campaign as requested (ErrExists for a used id),
 // and publishes CampaignRequested. When that publication fails the record
 // stays requested and the booker's sweeper publishes it (ErrNotPublished):
-// the caller must not submit again.
+// the caller must not submit again. A publisher that is an Admitter is
+// asked first: when it has no room, nothing is recorded and its error
+// (bus.ErrFull: submit again later) is returned.
 func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRequested, now time.Time) (*Campaign, error) {
 	if req.CampaignID == "" {
 		req.CampaignID = NewID()
@@ -321,6 +421,43 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 	}
 	if err := req.ValidateAt(time.Now()); err != nil {
 		return nil, err
+	}
+	c, err := s.admitAndRecord(ctx, pub, req, now)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.RequestedEvent()
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.Publish(ctx, e); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrNotPublished, err)
+	}
+	return c, nil
+}
+
+// admitAndRecord records a new campaign as requested, once an Admitter
+// publisher has room for it. Each admission counts, besides the
+// campaigns the index holds, those admitted here and not recorded yet:
+// concurrent requests would otherwise all be admitted on the same count.
+func (s *Store) admitAndRecord(ctx context.Context, pub Publisher, req events.CampaignRequested, now time.Time) (*Campaign, error) {
+	if a, ok := pub.(Admitter); ok {
+		s.admitting.Lock()
+		w := s.work()
+		w.InFlight += s.admitted
+		err := a.Admit(ctx, w)
+		if err == nil {
+			s.admitted++
+		}
+		s.admitting.Unlock()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		defer func() {
+			s.admitting.Lock()
+			s.admitted-- // recorded (and in the index), or not at all
+			s.admitting.Unlock()
+		}()
 	}
 	tp := bus.TraceparentFrom(ctx) // the caller's span: the campaign's trace
 	// An event that can never be published is refused before the record
@@ -341,22 +478,18 @@ func (s *Store) Submit(ctx context.Context, pub Publisher, req events.CampaignRe
 		c.Traceparent = tp
 		return nil, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	e, err := c.RequestedEvent()
-	if err != nil {
-		return nil, err
-	}
-	if err := pub.Publish(ctx, e); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrNotPublished, err)
-	}
-	return c, nil
+	return c, err
 }
 
 // quoteKey is a quote's key in the campaign-quotes bucket.
 func quoteKey(campaignID, sellerURL, packageID string) string {
-	h := sha256.Sum256([]byte(QuoteKey(sellerURL, packageID)))
+	return storedQuoteKey(campaignID, QuoteKey(sellerURL, packageID))
+}
+
+// storedQuoteKey is the bucket key of the quote a record counts under k
+// (a QuoteKey).
+func storedQuoteKey(campaignID, k string) string {
+	h := sha256.Sum256([]byte(k))
 	return campaignID + "." + hex.EncodeToString(h[:12])
 }
 
@@ -391,12 +524,16 @@ func (s *Store) LoadQuotes(ctx context.Context, c *Campaign) error {
 	if len(c.QuoteKeys) == 0 {
 		return nil
 	}
-	all, err := s.quotes.Values(ctx, c.ID+".*")
-	if err != nil {
-		return unavailable(err)
-	}
-	for _, q := range all {
-		if k := QuoteKey(q.Seller.URL, q.Package.ID); c.QuoteKeys[k] {
+	// One get per counted quote, by its key: listing the campaign's keys
+	// first would create a consumer on the bucket for every read of a
+	// campaign (GET /bookings/{id}), which under a burst of reads took
+	// longer than a request may.
+	for k := range c.QuoteKeys {
+		q, found, err := s.quotes.Get(ctx, storedQuoteKey(c.ID, k))
+		if err != nil {
+			return unavailable(err)
+		}
+		if found {
 			c.Quotes[k] = q
 		}
 	}

@@ -122,3 +122,63 @@ func TestQueuedTransitionGivesUpWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestListFollowsEveryWriter: a store lists its own writes at once and
+// another process's as its watch delivers them; counts follow; a closed
+// store's listing answers an error.
+func TestListFollowsEveryWriter(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := t.Context()
+	api, err := campaign.Open(ctx, env.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := campaign.Open(ctx, env.Connect(t, "booker"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit := func(s *campaign.Store, id string, at time.Time) {
+		t.Helper()
+		if _, _, err := s.Transition(ctx, id, func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+			*c = *campaign.New(events.CampaignRequested{CampaignID: id, Brief: events.Brief{Name: "n-" + id, BudgetMicros: 1_000_000}}, at)
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	submit(other, "c1", t0) // before the index exists: the watch's replay brings it
+	if p, err := api.List(ctx, campaign.ListQuery{Limit: 10}); err != nil || p.Total != 1 || p.Summaries[0].Name != "n-c1" {
+		t.Fatalf("first list: %+v %v", p, err)
+	}
+	submit(api, "c2", t0.Add(time.Second))
+	if p, err := api.List(ctx, campaign.ListQuery{Limit: 10}); err != nil || p.Total != 2 || p.Summaries[0].ID != "c2" {
+		t.Fatalf("own write not listed at once: %+v %v", p, err)
+	}
+	submit(other, "c3", t0.Add(2*time.Second))
+	if _, _, err := other.Transition(ctx, "c1", func(c *campaign.Campaign, _ bool) ([]events.Event, error) {
+		return c.Fail("x", "boom", t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := api.List(ctx, campaign.ListQuery{Limit: 10})
+		c, cerr := api.Counts(ctx)
+		if err == nil && cerr == nil && p.Total == 3 && p.Summaries[0].ID == "c3" && c.ByStatus[events.StatusFailed] == 1 &&
+			c.ByStatus[events.StatusRequested] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another process's writes never listed: %+v %v; counts %+v %v", p, err, c, cerr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	api.Close()
+	if _, err := api.List(ctx, campaign.ListQuery{Limit: 10}); err == nil {
+		t.Fatal("a closed store still lists")
+	}
+	if _, err := api.Get(ctx, "c3"); err != nil {
+		t.Fatalf("a closed store's records: %v", err)
+	}
+}

@@ -6,12 +6,14 @@ package config
 import (
 	"flag"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -60,6 +62,12 @@ type Config struct {
 	MetricsAddr    string
 	Pprof          bool
 	NATSMonitor    int
+	// StreamMaxBytes, StreamMaxAge, DLQMaxBytes and BucketMaxBytes are
+	// the JetStream limits (internal/bus Config).
+	StreamMaxBytes int64
+	StreamMaxAge   time.Duration
+	DLQMaxBytes    int64
+	BucketMaxBytes int64
 }
 
 // Option is one setting.
@@ -119,6 +127,19 @@ func duration(p func(*Config) *time.Duration) setter {
 			return fmt.Errorf("not a duration: %q", v)
 		}
 		*p(c) = d
+		return nil
+	}}
+}
+
+// size parses a byte size: a number of bytes, or with a unit (256MiB,
+// 1GiB, 500MB, 2 GB).
+func size(p func(*Config) *int64) setter {
+	return setter{fn: func(c *Config, v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil || n > math.MaxInt64 {
+			return fmt.Errorf("not a size: %q (e.g. 1GiB, 256MiB, 1073741824)", v)
+		}
+		*p(c) = int64(n)
 		return nil
 	}}
 }
@@ -220,6 +241,10 @@ var Options = []Option{
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
 	{"metrics-addr", "DEALFLOW_METRICS_ADDR", "", "address serving Prometheus /metrics, /livez and /readyz; 'dealflow run' without --http defaults to 127.0.0.1:9464 (a free port if taken); empty disables it", str(func(c *Config) *string { return &c.MetricsAddr })},
 	{"pprof", "DEALFLOW_PPROF", "false", "also serve /debug/pprof/* on the metrics address (the bookings API address when it serves /metrics)", boolean(func(c *Config) *bool { return &c.Pprof })},
+	{"stream-max-bytes", "DEALFLOW_STREAM_MAX_BYTES", "1GiB", "size of the event stream (per replica); it never deletes an event a stage has not processed: above 60% full the oldest processed events are purged, at 80% new campaigns are refused (503 with Retry-After), and a publish to a full stream is refused and retried; set the same on every process", size(func(c *Config) *int64 { return &c.StreamMaxBytes })},
+	{"stream-max-age", "DEALFLOW_STREAM_MAX_AGE", "168h", "how long processed events stay in the event stream (replay, audit, campaign watch); an event a stage has not processed stays whatever its age", duration(func(c *Config) *time.Duration { return &c.StreamMaxAge })},
+	{"dlq-max-bytes", "DEALFLOW_DLQ_MAX_BYTES", "256MiB", "size of the dead-letter stream (its oldest dead letters make room; they are kept 30 days)", size(func(c *Config) *int64 { return &c.DLQMaxBytes })},
+	{"bucket-max-bytes", "DEALFLOW_BUCKET_MAX_BYTES", "256MiB", "size of each KV bucket (campaign records, quotes, negotiations, booking ledger, webhooks); a full bucket refuses writes, which are retried, and at 80% new campaigns are refused (503 with Retry-After)", size(func(c *Config) *int64 { return &c.BucketMaxBytes })},
 	{"nats-monitor-port", "DEALFLOW_NATS_MONITOR_PORT", "0", "embedded server's HTTP monitoring port (/varz, /jsz, /healthz for nats-server tooling and exporters); 0 disables it", integer(func(c *Config) *int { return &c.NATSMonitor })},
 }
 
@@ -371,6 +396,17 @@ func (c Config) Validate() error {
 	}
 	if c.BookingHorizon < c.BookCallTO {
 		return fmt.Errorf("--booking-horizon: %s is shorter than one booking call (--booking-call-timeout %s)", c.BookingHorizon, c.BookCallTO)
+	}
+	for _, l := range []struct {
+		flag string
+		v    int64
+	}{{"stream-max-bytes", c.StreamMaxBytes}, {"dlq-max-bytes", c.DLQMaxBytes}, {"bucket-max-bytes", c.BucketMaxBytes}} {
+		if l.v < 64<<10 {
+			return fmt.Errorf("--%s: %d bytes is below the least size, 64KiB", l.flag, l.v)
+		}
+	}
+	if c.StreamMaxAge < time.Minute {
+		return fmt.Errorf("--stream-max-age: %s is shorter than a minute", c.StreamMaxAge)
 	}
 	if c.NATSMonitor < 0 || c.NATSMonitor > 65535 {
 		return fmt.Errorf("--nats-monitor-port: %d is not a port (0 disables it)", c.NATSMonitor)

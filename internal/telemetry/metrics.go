@@ -48,6 +48,10 @@ type CampaignCounts struct {
 // bus.(*Bus).ConsumerStats has this signature.
 type ConsumerStatser func(ctx context.Context) (map[string][2]uint64, error)
 
+// StoreUsager reports how full each stream and KV bucket is;
+// bus.(*Bus).Usage has this signature.
+type StoreUsager func(ctx context.Context) ([]bus.Usage, error)
+
 // Metrics is the process's metrics: a private registry (not the global
 // default, so tests can run several) with the Go and process collectors and
 // the dealflow families. It implements bus.Observer.
@@ -70,6 +74,7 @@ type Metrics struct {
 	mu        sync.Mutex
 	campaigns CampaignCounter
 	consumers ConsumerStatser
+	stores    StoreUsager
 }
 
 var _ bus.Observer = (*Metrics)(nil)
@@ -154,6 +159,18 @@ func (m *Metrics) SetCampaignCounter(f CampaignCounter) {
 	m.mu.Lock()
 	m.campaigns = f
 	m.mu.Unlock()
+}
+
+// SetStoreUsage installs the callback behind dealflow_store_bytes,
+// dealflow_store_max_bytes, dealflow_store_messages and
+// dealflow_store_fill_ratio.
+func (m *Metrics) SetStoreUsage(f StoreUsager) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stores = f
 }
 
 // SetConsumerStats installs the callback behind dealflow_consumer_pending
@@ -303,6 +320,14 @@ var (
 		[]string{"consumer"}, nil)
 	ackPendingDesc = prometheus.NewDesc(Namespace+"_consumer_ack_pending", "Events delivered to a stage's durable consumer and not yet acknowledged.",
 		[]string{"consumer"}, nil)
+	storeBytesDesc = prometheus.NewDesc(Namespace+"_store_bytes", "Bytes held by each JetStream stream and KV bucket (per replica).",
+		[]string{"kind", "name"}, nil)
+	storeMaxDesc = prometheus.NewDesc(Namespace+"_store_max_bytes", "Size limit of each stream and KV bucket (--stream-max-bytes, --dlq-max-bytes, --bucket-max-bytes).",
+		[]string{"kind", "name"}, nil)
+	storeMsgsDesc = prometheus.NewDesc(Namespace+"_store_messages", "Messages held by each stream and KV bucket (a bucket: values and delete markers).",
+		[]string{"kind", "name"}, nil)
+	storeFillDesc = prometheus.NewDesc(Namespace+"_store_fill_ratio", "How full each stream and KV bucket is (bytes / limit); at 0.8 of the event stream or any bucket new campaigns are refused.",
+		[]string{"kind", "name"}, nil)
 	unresolvedDesc = prometheus.NewDesc(Namespace+"_booking_lines_unresolved", "Approved lines whose booking outcome is still unknown after the booking horizon (spend reserved, reconciling).",
 		nil, nil)
 )
@@ -313,13 +338,17 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- unresolvedDesc
 	ch <- pendingDesc
 	ch <- ackPendingDesc
+	ch <- storeBytesDesc
+	ch <- storeMaxDesc
+	ch <- storeMsgsDesc
+	ch <- storeFillDesc
 }
 
 // Collect implements prometheus.Collector. A failing callback reports an
 // invalid metric, which the handler turns into a scrape error.
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
-	campaigns, consumers := c.m.campaigns, c.m.consumers
+	campaigns, consumers, stores := c.m.campaigns, c.m.consumers, c.m.stores
 	c.m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
@@ -342,6 +371,18 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		for name, s := range stats {
 			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(s[0]), name)
 			ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(s[1]), name)
+		}
+	}
+	if stores != nil {
+		usage, err := stores(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(storeBytesDesc, err)
+		}
+		for _, u := range usage {
+			ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(u.Bytes), u.Kind, u.Name)
+			ch <- prometheus.MustNewConstMetric(storeMaxDesc, prometheus.GaugeValue, float64(u.MaxBytes), u.Kind, u.Name)
+			ch <- prometheus.MustNewConstMetric(storeMsgsDesc, prometheus.GaugeValue, float64(u.Messages), u.Kind, u.Name)
+			ch <- prometheus.MustNewConstMetric(storeFillDesc, prometheus.GaugeValue, u.Fill(), u.Kind, u.Name)
 		}
 	}
 }

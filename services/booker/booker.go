@@ -15,7 +15,8 @@
 //     booking horizon and then reconciled with the seller (reconcile.go).
 //
 // Its sweeper (sweeper.go) publishes the events a campaign is due: the
-// shopping deadline, and a request or approval whose publication failed.
+// shopping deadline, a request whose publication failed, and an approval
+// not taken up.
 package booker
 
 import (
@@ -60,6 +61,10 @@ type Service struct {
 	ShoppingWindow time.Duration
 	// MaxRevisions bounds automatic re-plans after failed bookings (default 3).
 	MaxRevisions int
+	// ApprovalRetry is how often the sweeper publishes a new copy of an
+	// approval the book consumer has not taken up (default
+	// campaign.ApprovalRetryEvery).
+	ApprovalRetry time.Duration
 	// BookingHorizon bounds how long a line's outcome may stay unknown
 	// (retried with the same idempotency key) before it is reported
 	// unresolved (default 3 min).

@@ -54,6 +54,10 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event, p *events.Lin
 		return nil, bus.Permanent(fmt.Errorf("%w: line %q of campaign %q does not match its subject %q or its line", events.ErrInvalid, la.LineKey, la.CampaignID, in.Subject()))
 	}
 	c, err := s.Campaigns.Get(ctx, la.CampaignID)
+	if errors.Is(err, campaign.ErrNotFound) {
+		// Lines are handed out after their approval was recorded.
+		return nil, fmt.Errorf("%w: line of campaign %s, which has no record", campaign.ErrNotVisible, la.CampaignID)
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -77,9 +81,10 @@ func (s *Service) HandleLine(ctx context.Context, in events.Event, p *events.Lin
 	if line == nil {
 		switch {
 		case c.Approved == nil || c.BookedRevision < la.PlanRevision || c.Approved.Revision < la.PlanRevision:
-			// The record read is behind the approval that handed out
-			// this line (a replica not yet caught up): read it again.
-			return nil, fmt.Errorf("booker: campaign %s record not yet at plan revision %d (it books %s); retrying", c.ID, la.PlanRevision, approvedRevision(c))
+			// The line was handed out after its approval was recorded: a
+			// record without it is one read before that write (a replica
+			// not yet caught up). Retried.
+			return nil, fmt.Errorf("%w: line of plan revision %d, campaign books %s", campaign.ErrNotVisible, la.PlanRevision, approvedRevision(c))
 		case c.Approved.Revision != la.PlanRevision:
 			// Never taken up, and of an approval the campaign has moved
 			// past: a stale line must not start a booking.

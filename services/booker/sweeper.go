@@ -20,8 +20,10 @@ const republishEvery = 5 * time.Second
 
 // RunSweeper follows the open campaigns through a watch of the campaign
 // store and, every interval, publishes the events they are due
-// (campaign.Campaign.Due): the shopping deadline, and a request or approval
-// whose publication failed. Planning itself stays with the plan consumer,
+// (campaign.Campaign.Due): the shopping deadline, a request whose
+// publication failed, and an approval the book consumer has not taken up
+// (lost, or dead-lettered: a campaign is never left proposed or booking
+// with its approval unbooked). Planning itself stays with the plan consumer,
 // which receives the deadline like any other input, so every booker replica
 // may sweep: the events have deterministic ids and JetStream drops copies.
 func (s *Service) RunSweeper(ctx context.Context, every time.Duration, publish func(context.Context, events.Event) error) {
@@ -66,7 +68,7 @@ func (s *Service) RunSweeper(ctx context.Context, every time.Duration, publish f
 		}
 		var due []dueEvent
 		for _, c := range open {
-			evs, err := c.Due(now, PublishGrace)
+			evs, err := c.Due(now, PublishGrace, s.ApprovalRetry)
 			if err != nil {
 				s.Log.Error().Err(err).Str("campaign_id", c.ID).Msg("sweeper: cannot build a due event")
 				continue
