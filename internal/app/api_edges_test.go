@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -237,17 +239,13 @@ func manual(id string) map[string]any {
 
 func waitJob(t *testing.T, base, id string, want ...string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	var last map[string]any
-	for time.Now().Before(deadline) {
+	checkfor.Check(t, 60*time.Second, 100*time.Millisecond, func() error {
 		_, last = apitest.JSON(t, "GET", base+"/bookings/"+id, nil, map[string]string{"X-API-Key": apiKey})
-		for _, w := range want {
-			if last["status"] == w {
-				return last
-			}
+		if slices.Contains(want, fmt.Sprint(last["status"])) {
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("job %s never reached %v: %v", id, want, last["status"])
-	return nil
+		return fmt.Errorf("job %s never reached %v: %v", id, want, last["status"])
+	})
+	return last
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -266,8 +268,7 @@ func expectedDeliveries(evs []sseEvent) map[string]string {
 
 func waitDeliveries(t *testing.T, rcv *receiver, want map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	checkfor.Check(t, 30*time.Second, 100*time.Millisecond, func() error {
 		got := rcv.delivered()
 		missing := 0
 		for id := range want {
@@ -275,14 +276,11 @@ func waitDeliveries(t *testing.T, rcv *receiver, want map[string]string) {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
+		if missing > 0 {
+			return fmt.Errorf("%d of %d deliveries missing: got %v, want %v", missing, len(want), got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries missing: got %v, want %v", missing, len(want), got, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	types := map[string]bool{}
 	for _, ty := range want {
 		types[ty] = true

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -53,18 +54,6 @@ func run(t *testing.T, b *bus.Bus, cfg bus.StageConfig, h bus.Handler) (stop fun
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // subjectCount counts stored messages on a subject.
@@ -142,7 +131,7 @@ func TestPublishBeforeAckSurvivesCrash(t *testing.T) {
 		handled.Add(1)
 		return echo(ctx, in, p)
 	})
-	waitFor(t, "redelivery to replica B", func() bool { return handled.Load() == 1 && consumerIdle(t, env.Bus, "crashy") })
+	checkfor.Until(t, 20*time.Second, "redelivery to replica B", func() bool { return handled.Load() == 1 && consumerIdle(t, env.Bus, "crashy") })
 	if n := subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-crash")); n != 1 {
 		t.Fatalf("outputs after redelivery = %d, want exactly 1 (deterministic id de-duplicated)", n)
 	}
@@ -163,7 +152,7 @@ func TestTransientErrorRetriesWithBackoff(t *testing.T) {
 		return echo(ctx, in, p)
 	})
 	natstest.PublishRequest(t, env.Bus, "c-flaky")
-	waitFor(t, "third delivery", func() bool {
+	checkfor.Until(t, 20*time.Second, "third delivery", func() bool {
 		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-flaky")) == 1
 	})
 	mu.Lock()
@@ -216,7 +205,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 	if r := schema.Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "/brief") || !strings.Contains(r, "schema") {
 		t.Fatalf("schema violation: reason %q does not name the field", r)
 	}
-	waitFor(t, "consumer idle", func() bool { return consumerIdle(t, env.Bus, "strict") })
+	checkfor.Until(t, 20*time.Second, "consumer idle", func() bool { return consumerIdle(t, env.Bus, "strict") })
 	// Neither reaches the handler: the runner applies the decode rules,
 	// schema included, before any handler is called.
 	if calls.Load() != 0 {
@@ -243,7 +232,7 @@ func TestMalformedEventsAreDeadLettered(t *testing.T) {
 func lastEvent(t *testing.T, b *bus.Bus, subject string) events.Event {
 	t.Helper()
 	var raw *jetstream.RawStreamMsg
-	waitFor(t, "an event on "+subject, func() bool {
+	checkfor.Until(t, 20*time.Second, "an event on "+subject, func() bool {
 		m, err := b.JS.Stream(t.Context(), bus.StreamEvents)
 		if err != nil {
 			return false
@@ -345,7 +334,7 @@ func TestReplicasShareDurableConsumer(t *testing.T) {
 	for i := 0; i < n; i++ {
 		natstest.PublishRequest(t, env.Bus, fmt.Sprintf("c-%d", i))
 	}
-	waitFor(t, "all handled", func() bool {
+	checkfor.Until(t, 20*time.Second, "all handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == n && consumerIdle(t, env.Bus, "shared")
@@ -460,7 +449,7 @@ func TestLongHandlerIsKeptAlive(t *testing.T) {
 		return echo(ctx, in, p)
 	})
 	natstest.PublishRequest(t, env.Bus, "c-slow")
-	waitFor(t, "the slow handler's output", func() bool {
+	checkfor.Until(t, 20*time.Second, "the slow handler's output", func() bool {
 		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-slow")) == 1 && consumerIdle(t, env.Bus, "slow")
 	})
 	time.Sleep(cfg.AckWait) // a redelivery, had there been one, would show by now
@@ -492,10 +481,10 @@ func TestAgainPublishesThenRedelivers(t *testing.T) {
 		return out, bus.Again(150*time.Millisecond, "not yet")
 	})
 	natstest.PublishRequest(t, env.Bus, "c-again")
-	waitFor(t, "the output of the first handling, published before the input is done", func() bool {
+	checkfor.Until(t, 20*time.Second, "the output of the first handling, published before the input is done", func() bool {
 		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-again")) == 1
 	})
-	waitFor(t, "the last handling", func() bool {
+	checkfor.Until(t, 20*time.Second, "the last handling", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(times) == rounds && consumerIdle(t, env.Bus, "again")

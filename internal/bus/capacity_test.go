@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -96,12 +97,12 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 	if st.FirstSeq != 1 || st.Msgs != uint64(n) {
 		t.Fatalf("%d published, the stream holds %d from %d: an event was deleted", n, st.Msgs, st.FirstSeq)
 	}
-	time.Sleep(300 * time.Millisecond) // Admit reads the usage at most every 250 ms
+	b.ForgetUsage() // Admit acts on a reading up to 250 ms old
 	var full *bus.FullError
 	if err := b.Admit(ctx, bus.Work{}); !errors.As(err, &full) || full.Usage.Name != bus.StreamEvents || full.RetryAfter <= 0 {
 		t.Fatalf("admit on a full stream: %v", err)
 	}
-	waitFor(t, "the fast stage to process everything", func() bool { return consumerIdle(t, b, "fast") })
+	checkfor.Until(t, 20*time.Second, "the fast stage to process everything", func() bool { return consumerIdle(t, b, "fast") })
 	if purged, err := b.PurgeProcessed(ctx, 0); err != nil || purged != 0 {
 		t.Fatalf("purged %d events the slow stage has not processed (%v)", purged, err)
 	}
@@ -121,7 +122,7 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 	if len(handled) != n {
 		t.Fatalf("the slow stage handled %d of %d", len(handled), n)
 	}
-	waitFor(t, "the slow stage to ack everything", func() bool { return consumerIdle(t, b, "slow") })
+	checkfor.Until(t, 20*time.Second, "the slow stage to ack everything", func() bool { return consumerIdle(t, b, "slow") })
 	purged, err := b.PurgeProcessed(ctx, 0)
 	if err != nil || purged == 0 {
 		t.Fatalf("nothing purged once everything was processed: %v", err)
@@ -133,7 +134,7 @@ func TestFullStreamRefusesAndPurgesOnlyProcessedEvents(t *testing.T) {
 	if err := b.Publish(ctx, request(t, n)); err != nil {
 		t.Fatalf("publish after the purge: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.ForgetUsage()
 	if err := b.Admit(ctx, bus.Work{}); err != nil {
 		t.Fatalf("admit after the purge: %v", err)
 	}
@@ -163,7 +164,7 @@ func TestRetentionAgesOutOnlyProcessedEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "both stages idle", func() bool { return consumerIdle(t, b, "a") && consumerIdle(t, b, "b") })
+	checkfor.Until(t, 20*time.Second, "both stages idle", func() bool { return consumerIdle(t, b, "a") && consumerIdle(t, b, "b") })
 	stopB() // b is down: what comes next is not processed by it
 	time.Sleep(600 * time.Millisecond)
 	for i := 3; i < 5; i++ {
@@ -171,7 +172,7 @@ func TestRetentionAgesOutOnlyProcessedEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "a idle", func() bool { return consumerIdle(t, b, "a") })
+	checkfor.Until(t, 20*time.Second, "a idle", func() bool { return consumerIdle(t, b, "a") })
 	time.Sleep(600 * time.Millisecond)
 	// The first three are 1.2 s old, the last two 0.6 s.
 	if purged, err := b.PurgeProcessed(ctx, time.Second); err != nil || purged != 3 {
@@ -204,7 +205,7 @@ func TestWaitForRoomHoldsEventsWhileFull(t *testing.T) {
 			break
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	b.ForgetUsage()
 	var full *bus.FullError
 	if err := b.Admit(ctx, bus.Work{}); !errors.As(err, &full) { // a reading of the full stream
 		t.Fatalf("admit on a full stream: %v", err)
@@ -230,7 +231,7 @@ func TestWaitForRoomHoldsEventsWhileFull(t *testing.T) {
 	case <-time.After(600 * time.Millisecond):
 	}
 	run(t, b, stage("late"), ack)
-	waitFor(t, "the late stage to catch up", func() bool { return consumerIdle(t, b, "late") })
+	checkfor.Until(t, 20*time.Second, "the late stage to catch up", func() bool { return consumerIdle(t, b, "late") })
 	if n, err := b.PurgeProcessed(ctx, 0); err != nil || n == 0 {
 		t.Fatalf("purged %d: %v", n, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -85,7 +86,7 @@ func TestMismatchedCampaignDeadLetteredByEveryStage(t *testing.T) {
 	if ra != rb || !strings.Contains(ra, `payload campaign_id "c-other" differs from subject "c-subject"`) {
 		t.Fatalf("reasons differ or are wrong:\n%s\n%s", ra, rb)
 	}
-	waitFor(t, "consumers idle", func() bool {
+	checkfor.Until(t, 20*time.Second, "consumers idle", func() bool {
 		return consumerIdle(t, env.Bus, "kitfetcher-like") && consumerIdle(t, env.Bus, "booker-like")
 	})
 	if calls.Load() != 0 {
@@ -135,7 +136,7 @@ func TestEventSizeLimit(t *testing.T) {
 	if err := env.Bus.Publish(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the handler", func() bool { return calls.Load() == 1 })
+	checkfor.Until(t, 20*time.Second, "the handler", func() bool { return calls.Load() == 1 })
 }
 
 // TestInvalidOutputIsTheProducersError: a handler returning a

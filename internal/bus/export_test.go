@@ -23,3 +23,12 @@ func (b *Bus) ResolveDeadLetter(ctx context.Context, stage string, h nats.Header
 func (b *Bus) PublishAll(ctx context.Context, outs []events.Event) error {
 	return b.publishAll(ctx, outs)
 }
+
+// ForgetUsage makes the next Admit read the stores' usage afresh instead of
+// a reading up to usageEvery old, so a test need not sleep past it. It waits
+// for a reading in progress, which may predate what the test just did.
+func (b *Bus) ForgetUsage() {
+	b.capacity.refresh.Lock()
+	defer b.capacity.refresh.Unlock()
+	b.capacity.last.Store(nil)
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -46,14 +47,14 @@ func TestHandlerPastItsHardLimitIsAbandoned(t *testing.T) {
 	run(t, env.Bus, cfg, stuckHandler("c-stuck", &calls, release, nil))
 
 	natstest.PublishRequest(t, env.Bus, "c-stuck")
-	waitFor(t, "the stuck handling to start", func() bool { return calls.Load() == 1 })
+	checkfor.Until(t, 20*time.Second, "the stuck handling to start", func() bool { return calls.Load() == 1 })
 	const others = 6
 	for i := range others {
 		natstest.PublishRequest(t, env.Bus, fmt.Sprintf("c-ok-%d", i))
 	}
 	// With one worker these can only be handled once the stuck handling is
 	// abandoned: before the hard limit they waited for ever.
-	waitFor(t, "the other campaigns, handled while the stuck handler still runs", func() bool {
+	checkfor.Until(t, 20*time.Second, "the other campaigns, handled while the stuck handler still runs", func() bool {
 		for i := range others {
 			if subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor(fmt.Sprintf("c-ok-%d", i))) != 1 {
 				return false
@@ -69,7 +70,7 @@ func TestHandlerPastItsHardLimitIsAbandoned(t *testing.T) {
 	if bus.AbandonedHandlings() < 2 {
 		t.Fatalf("%d abandoned handlings running, want the 2 stuck ones", bus.AbandonedHandlings())
 	}
-	waitFor(t, "the stage to be idle", func() bool { return consumerIdle(t, env.Bus, "stuck") })
+	checkfor.Until(t, 20*time.Second, "the stage to be idle", func() bool { return consumerIdle(t, env.Bus, "stuck") })
 	time.Sleep(3 * cfg.AckWait) // a keep-alive or redelivery, had there been one, would show by now
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("the stuck event was handled %d times, want 2 (once, retried once)", n)
@@ -90,7 +91,7 @@ func TestHardLimitOnAnUncappedStageRetries(t *testing.T) {
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	run(t, env.Bus, cfg, stuckHandler("c-line", &calls, release, func(n int32) bool { return n > 3 }))
 	natstest.PublishRequest(t, env.Bus, "c-line")
-	waitFor(t, "the handling after three abandoned ones", func() bool {
+	checkfor.Until(t, 20*time.Second, "the handling after three abandoned ones", func() bool {
 		return subjectCount(t, env.Bus, bus.StreamEvents, events.KindSellerSkipped.SubjectFor("c-line")) == 1 && consumerIdle(t, env.Bus, "stuck-line")
 	})
 	if n := calls.Load(); n != 4 {

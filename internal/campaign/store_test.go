@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -161,19 +162,15 @@ func TestListFollowsEveryWriter(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	checkfor.Check(t, 10*time.Second, 20*time.Millisecond, func() error {
 		p, err := api.List(ctx, campaign.ListQuery{Limit: 10})
 		c, cerr := api.Counts(ctx)
 		if err == nil && cerr == nil && p.Total == 3 && p.Summaries[0].ID == "c3" && c.ByStatus[events.StatusFailed] == 1 &&
 			c.ByStatus[events.StatusRequested] == 2 {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("another process's writes never listed: %+v %v; counts %+v %v", p, err, c, cerr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("another process's writes never listed: %+v %v; counts %+v %v", p, err, c, cerr)
+	})
 	api.Close()
 	if _, err := api.List(ctx, campaign.ListQuery{Limit: 10}); err == nil {
 		t.Fatal("a closed store still lists")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/identity"
@@ -89,17 +91,17 @@ func TestRunSandboxQuickStart(t *testing.T) {
 	}()
 	natsRe := regexp.MustCompile(`NATS: (nats://127\.0\.0\.1:\d+)`)
 	apiRe := regexp.MustCompile(`API:  (http://127\.0\.0\.1:\d+)`)
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "nats sub") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no quick start on stdout: %q (stderr %q)", out.String(), errb.String())
+	checkfor.Check(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if strings.Contains(out.String(), "nats sub") {
+			return nil
 		}
 		select {
 		case code := <-done:
 			t.Fatalf("run exited %d: %s", code, errb.String())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-	}
+		return fmt.Errorf("no quick start on stdout: %q (stderr %q)", out.String(), errb.String())
+	})
 	s := out.String()
 	nm, am := natsRe.FindStringSubmatch(s), apiRe.FindStringSubmatch(s)
 	if nm == nil || am == nil {
@@ -262,19 +264,19 @@ func TestRunServesMetricsByDefault(t *testing.T) {
 		<-done
 	}()
 	re := regexp.MustCompile(`"addr":"(127\.0\.0\.1:\d+)","time":"[^"]*","message":"metrics listening"`)
-	deadline := time.Now().Add(30 * time.Second)
 	var m []string
-	for m = re.FindStringSubmatch(errb.String()); m == nil; m = re.FindStringSubmatch(errb.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no metrics address logged: %s", errb.String())
+	checkfor.Check(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if m = re.FindStringSubmatch(errb.String()); m != nil {
+			return nil
 		}
 		select {
 		case code := <-done:
 			done <- code
 			t.Fatalf("run exited %d: %s", code, errb.String())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-	}
+		return fmt.Errorf("no metrics address logged: %s", errb.String())
+	})
 	if m[1] == DefaultMetricsAddr {
 		t.Fatalf("metrics on %s, which is taken", m[1])
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -216,15 +218,18 @@ func TestSmallStreamBackpressure(t *testing.T) {
 		t.Fatalf("%d of %d campaigns accepted", len(ids), campaigns)
 	}
 	statuses := map[events.CampaignStatus]int{}
+	deadline, _ := ctx.Deadline()
 	for _, id := range ids {
-		rec, err := a.Campaigns.Get(ctx, id)
-		for err == nil && !rec.Terminal() && ctx.Err() == nil {
-			time.Sleep(200 * time.Millisecond)
-			rec, err = a.Campaigns.Get(ctx, id)
-		}
-		if err != nil {
-			t.Fatalf("campaign %s: %v", id, err)
-		}
+		var rec *campaign.Campaign
+		checkfor.Check(t, time.Until(deadline), 200*time.Millisecond, func() (err error) {
+			if rec, err = a.Campaigns.Get(ctx, id); err != nil {
+				t.Fatalf("campaign %s: %v", id, err)
+			}
+			if !rec.Terminal() {
+				return fmt.Errorf("campaign %s still %s", id, rec.Status)
+			}
+			return nil
+		})
 		if !rec.Status.Succeeded() {
 			t.Errorf("campaign %s ended %s: %v", id, rec.Status, rec.Errors)
 		}

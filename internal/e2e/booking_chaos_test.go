@@ -17,6 +17,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -176,7 +177,7 @@ func TestBookingChaos(t *testing.T) {
 	// approved), start another, and do it again to the other one.
 	kills := 0
 	for _, victim := range []int{0, 1} {
-		waitUntil(t, "lines booking", func() bool { return countSubject(t, env.Bus, events.KindLineApproved.Filter()) > uint64(kills*3) })
+		checkfor.Until(t, 90*time.Second, "lines booking", func() bool { return countSubject(t, env.Bus, events.KindLineApproved.Filter()) > uint64(kills*3) })
 		if err := bookers[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -189,25 +190,18 @@ func TestBookingChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	terminal := func() (bool, string) {
+	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
 		for _, id := range ids {
 			c, err := campaigns.Get(context.Background(), id)
 			if err != nil {
-				return false, id + ": " + err.Error()
+				return fmt.Errorf("campaigns not terminal after the horizon: %s: %w", id, err)
 			}
 			if !c.Terminal() {
-				return false, id + " is " + string(c.Status)
+				return fmt.Errorf("campaigns not terminal after the horizon: %s is %s", id, c.Status)
 			}
 		}
-		return true, ""
-	}
-	for ok, why := terminal(); !ok; ok, why = terminal() {
-		if time.Now().After(deadline) {
-			t.Fatalf("campaigns not terminal after the horizon: %s", why)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// The sellers answer again: the reconcilers settle every line.
 	stopHealing()
@@ -226,7 +220,7 @@ func TestBookingChaos(t *testing.T) {
 		}
 		return left
 	}
-	waitUntil(t, "every unresolved line reconciled", func() bool { return unresolved() == 0 })
+	checkfor.Until(t, 90*time.Second, "every unresolved line reconciled", func() bool { return unresolved() == 0 })
 
 	deals := storedEvents(t, env.Bus, events.KindDealBooked.Filter())
 	byBooking := map[string]int{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -165,7 +166,7 @@ func TestRefusedSellerAtBookingIsReplanned(t *testing.T) {
 		t.Fatal("no IAB line was approved: nothing was refused")
 	}
 	refusedURL, _ := sellerclient.CanonicalURL(refused.URL)
-	waitUntil(t, "the recorder to read the campaign's end", func() bool {
+	checkfor.Until(t, 90*time.Second, "the recorder to read the campaign's end", func() bool {
 		return len(payloads[events.CampaignCompleted](t, seen(), events.KindCampaignCompleted)) == 1
 	})
 	evs := seen()
@@ -264,7 +265,7 @@ func TestStalledSellerAtBookingIsReconciled(t *testing.T) {
 			s.submit(t, req)
 
 			// At the horizon: partial, the stalled line unresolved and shown.
-			waitUntil(t, "the campaign to end at the horizon", func() bool {
+			checkfor.Until(t, 90*time.Second, "the campaign to end at the horizon", func() bool {
 				return len(payloads[events.CampaignCompleted](t, seen(), events.KindCampaignCompleted)) == 1
 			})
 			seller := stalled.Load()
@@ -306,7 +307,7 @@ func TestStalledSellerAtBookingIsReconciled(t *testing.T) {
 				_, j := httpJSON(t, "GET", s.api+"/bookings/"+req.CampaignID, nil, nil)
 				return j
 			}
-			waitUntil(t, "the reconciler to settle the unresolved lines", func() bool {
+			checkfor.Until(t, 90*time.Second, "the reconciler to settle the unresolved lines", func() bool {
 				u, _ := final()["unresolved"].([]any)
 				return len(u) == 0
 			})

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/checkfor"
 )
 
 // The console's browser tests drive headless Chromium (Debian's `chromium`
@@ -178,18 +179,16 @@ func (b *browserTab) shot(name string) []byte {
 // job reaches status.
 func waitJob(t *testing.T, base, id, status string) app.Job {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	var j app.Job
+	checkfor.Check(t, 90*time.Second, 200*time.Millisecond, func() error {
 		code, body, _ := httpDo(t, "GET", base+"/bookings/"+id, "", nil)
-		var j app.Job
+		j = app.Job{}
 		if code == 200 && json.Unmarshal(body, &j) == nil && string(j.Status) == status {
-			return j
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s never reached %s: %d %s", id, status, code, body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("job %s never reached %s: %d %s", id, status, code, body)
+	})
+	return j
 }
 
 const (

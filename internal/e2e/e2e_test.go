@@ -6,9 +6,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -197,19 +200,15 @@ func httpJSON(t *testing.T, method, url string, body any, headers map[string]str
 
 func waitStatus(t *testing.T, base, id string, key map[string]string, want ...string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
 	var last map[string]any
-	for time.Now().Before(deadline) {
+	checkfor.Check(t, 90*time.Second, 100*time.Millisecond, func() error {
 		_, last = httpJSON(t, "GET", base+"/bookings/"+id, nil, key)
-		for _, w := range want {
-			if last["status"] == w {
-				return last
-			}
+		if slices.Contains(want, fmt.Sprint(last["status"])) {
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("job %s never reached %v: %v", id, want, last["status"])
-	return nil
+		return fmt.Errorf("job %s never reached %v: %v", id, want, last["status"])
+	})
+	return last
 }
 
 func TestBookingsAPIApprovalFlow(t *testing.T) {
@@ -442,16 +441,15 @@ func TestShoppingDeadline(t *testing.T) {
 
 func waitLate(t *testing.T, base, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		_, job := httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
+	var job map[string]any
+	checkfor.Check(t, 90*time.Second, 100*time.Millisecond, func() error {
+		_, job = httpJSON(t, "GET", base+"/bookings/"+id, nil, nil)
 		if lq, ok := job["late_quotes"].([]any); ok && len(lq) > 0 {
-			return job
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("no late quote recorded")
-	return nil
+		return errors.New("no late quote recorded")
+	})
+	return job
 }
 
 // TestScaledOutStages runs the deployment shape of docker-compose.yml in one

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -304,7 +305,7 @@ func TestCampaignIsObservable(t *testing.T) {
 			t.Fatal("the CampaignRequested carries no traceparent")
 		}
 		var spans []tracetest.SpanStub
-		waitUntil(t, "the campaign's booker-book span", func() bool {
+		checkfor.Until(t, 90*time.Second, "the campaign's booker-book span", func() bool {
 			spans = nil
 			done := false
 			for _, s := range exp.GetSpans() {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -83,18 +84,17 @@ func (p *proc) logText() string { b, _ := os.ReadFile(p.log); return string(b) }
 // waitLog waits until the process's log contains s.
 func (p *proc) waitLog(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	checkfor.Check(t, 60*time.Second, 50*time.Millisecond, func() error {
 		if strings.Contains(p.logText(), s) {
-			return
+			return nil
 		}
 		select {
 		case <-p.done:
 			t.Fatalf("%s exited: %s", p.name, p.logText())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-	}
-	t.Fatalf("%s never logged %q: %s", p.name, s, p.logText())
+		return fmt.Errorf("%s never logged %q: %s", p.name, s, p.logText())
+	})
 }
 
 var composeDefault = regexp.MustCompile(`\$\{[A-Za-z_0-9]+:-([^}]*)\}`)
@@ -248,20 +248,17 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 		p.waitLog(t, "stage running")
 	}
 	base := "http://" + apiAddr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	checkfor.Check(t, 30*time.Second, 100*time.Millisecond, func() error {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return fmt.Errorf("bookings API at %s never ready: %w", base, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bookings API at %s never ready: %v", base, err)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("bookings API at %s never ready: %s", base, resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 
 	nc, err := nats.Connect(c.URL(), bus.ConnectOptions("observer", natstest.Logger())...)
 	if err != nil {
@@ -312,14 +309,14 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 
 	// A negotiation has begun (a seller received a negotiation message):
 	// start the other two replicas, then kill the first.
-	waitUntil(t, "a negotiation message at a seller", func() bool { return negotiationPosts(m) > 0 })
+	checkfor.Until(t, 90*time.Second, "a negotiation message at a seller", func() bool { return negotiationPosts(m) > 0 })
 	neg2, neg3 := start("negotiator", 2, debug), start("negotiator", 3, debug)
 	neg2.waitLog(t, "stage running")
 	neg3.waitLog(t, "stage running")
 	// The follower reads the stream on its own connection and can trail
 	// the pipeline on a loaded machine: a negotiation at a seller means a
 	// PackageFound is stored, so wait until the follower has read one.
-	waitUntil(t, "the follower to read a PackageFound", func() bool { omu.Lock(); defer omu.Unlock(); return len(packages) > 0 })
+	checkfor.Until(t, 90*time.Second, "the follower to read a PackageFound", func() bool { omu.Lock(); defer omu.Unlock(); return len(packages) > 0 })
 	omu.Lock()
 	inFlight := len(packages) - len(quotes)
 	omu.Unlock()
@@ -432,18 +429,6 @@ func negotiationPosts(m *sandbox.Market) int {
 		n += s.NegotiationPosts()
 	}
 	return n
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func tail(s string, n int) string {

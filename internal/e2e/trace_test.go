@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dealflow/dealflow/internal/checkfor"
 )
 
 // consoleSpan is the part of a span the console exporter (stdouttrace)
@@ -76,7 +78,7 @@ func TestOneTraceThroughTheAPI(t *testing.T) {
 	}
 	defer stop()
 	base := "http://" + api
-	waitUntil(t, "the bookings API", func() bool {
+	checkfor.Until(t, 90*time.Second, "the bookings API", func() bool {
 		code, _ := httpGetStatus(base + "/readyz")
 		return code == 200
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/sandbox/engine"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
@@ -207,18 +208,14 @@ func TestMarketCloseAndContext(t *testing.T) {
 	s := m.Seller(fixtureSeller)
 	wantStatus(t, call(t, "GET", s.URL+"/health", nil), 200)
 	cancel()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	checkfor.Check(t, 2*time.Second, 10*time.Millisecond, func() error {
 		res, err := rawGet(t, s.URL+"/health")
 		if err != nil {
-			break
+			return nil
 		}
 		res.Body.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("market still serving after ctx cancel")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("market still serving after ctx cancel")
+	})
 	if err := m.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}

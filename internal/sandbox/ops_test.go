@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
 
@@ -62,15 +63,12 @@ func TestBasePortSeedAndCredentialsFile(t *testing.T) {
 
 	// The listeners close asynchronously: give the ports a moment.
 	var again *Market
-	for i := 0; i < 50; i++ {
-		if again, err = Start(context.Background(), DefaultMarket(), WithBasePort(base), WithSeed("s1")); err == nil {
-			break
+	checkfor.Check(t, 5*time.Second, 50*time.Millisecond, func() (err error) {
+		if again, err = Start(context.Background(), DefaultMarket(), WithBasePort(base), WithSeed("s1")); err != nil {
+			return fmt.Errorf("restart on the same ports: %w", err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("restart on the same ports: %v", err)
-	}
+		return nil
+	})
 	defer again.Close()
 	if again.RegistryURL != m.RegistryURL || again.AAMPToken != token {
 		t.Fatal("restart changed the registry URL or token")

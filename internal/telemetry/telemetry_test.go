@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/internal/telemetry"
@@ -111,18 +112,6 @@ func stageConfig(name string, subjects ...string) bus.StageConfig {
 		RetryBase: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestRunnerMetrics(t *testing.T) {
 	env := natstest.Start(t)
 	b := env.Bus
@@ -164,7 +153,7 @@ func TestRunnerMetrics(t *testing.T) {
 		return value(mfs, "dealflow_events_handled_total", map[string]string{"stage": stage, "type": typ, "outcome": outcome})
 	}
 	var mfs map[string]*dto.MetricFamily
-	waitFor(t, "every event handled", func() bool {
+	checkfor.Until(t, 20*time.Second, "every event handled", func() bool {
 		mfs = scrape(t, m)
 		return handled(mfs, "ok") == 2 && handled(mfs, "dead_lettered") == 3 &&
 			value(mfs, "dealflow_dead_letters_total", map[string]string{"reason": "malformed"}) == 1
@@ -332,7 +321,7 @@ func TestTracesAcrossHops(t *testing.T) {
 		t.Fatal("hop2 never ran")
 	}
 	var hop1, hop2, client1 tracetest.SpanStub
-	waitFor(t, "spans of both hops", func() bool {
+	checkfor.Until(t, 20*time.Second, "spans of both hops", func() bool {
 		for _, s := range exp.GetSpans() {
 			switch s.Name {
 			case "hop1 CampaignRequested":

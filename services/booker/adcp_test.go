@@ -16,6 +16,7 @@ import (
 	"github.com/dealflow/dealflow/internal/adcpauth"
 	"github.com/dealflow/dealflow/internal/adcpschema"
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	sandboxadcp "github.com/dealflow/dealflow/internal/sandbox/adcp"
@@ -181,11 +182,16 @@ func TestADCPSubmittedBuyIsBookedAfterApproval(t *testing.T) {
 	if ll == nil || ll.State != LineSubmitted || ll.TaskID == "" || led.Committed() != l.SpendMicros {
 		t.Fatalf("ledger after submitted: %+v (committed %d)", ll, led.Committed())
 	}
-	time.Sleep(300 * time.Millisecond)
-	out, err := f.svc.bookAll(t.Context(), appr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Redelivered until the seller decides (100 ms): each attempt polls the
+	// task, none creates the buy again.
+	var out []events.Event
+	checkfor.Check(t, 10*time.Second, 20*time.Millisecond, func() (err error) {
+		out, err = f.svc.bookAll(t.Context(), appr)
+		if err != nil && !errors.Is(err, ErrBuyPending) {
+			t.Fatal(err)
+		}
+		return err
+	})
 	ds := dealsOf(t, out)
 	if len(ds) != 1 {
 		t.Fatalf("outputs %v", keysOf(kinds(out)))

@@ -2,6 +2,7 @@ package booker
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -37,20 +39,16 @@ func TestSweeperRejectsAnUnpublishableRequest(t *testing.T) {
 	}()
 	plan := bus.StageConfig{Name: StagePlan, Subjects: PlanSubjects(), Workers: 2, AckWait: 5 * time.Second}
 	go func() { _ = env.Bus.Run(ctx, plan, svc.HandlePlan) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	checkfor.Check(t, 20*time.Second, 50*time.Millisecond, func() error {
 		c, err := s.Get(context.Background(), "c-huge")
-		if err == nil && c.Status == events.StatusRejected {
-			if !strings.Contains(strings.Join(c.Errors, "\n"), "can never be published") {
-				t.Fatalf("errors %v do not say why", c.Errors)
-			}
-			break
+		if err != nil || c.Status != events.StatusRejected {
+			return fmt.Errorf("campaign still %v (%v)", c, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("campaign still %v (%v)", c, err)
+		if !strings.Contains(strings.Join(c.Errors, "\n"), "can never be published") {
+			t.Fatalf("errors %v do not say why", c.Errors)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	<-done
 }

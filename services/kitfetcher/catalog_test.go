@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/sandbox"
@@ -73,42 +74,39 @@ func TestCatalogCacheTTLAndFailures(t *testing.T) {
 	}
 }
 
+// TestCatalogCacheOneFetchForConcurrentMisses runs in a synctest bubble:
+// synctest.Wait returns once every caller is blocked (on the one fetch or on
+// waiting for it), so the fetch is released only after all of them have
+// reached the cache, without sleeping and hoping.
 func TestCatalogCacheOneFetchForConcurrentMisses(t *testing.T) {
 	t.Parallel()
-	c := NewCatalogCache(time.Minute, 0, nil)
-	var calls atomic.Int32
-	release := make(chan struct{})
-	fetch := func(context.Context) (Catalog, error) {
-		calls.Add(1)
-		<-release
-		return Catalog{"p": {InventoryType: "ctv"}}, nil
-	}
-	const n = 20
-	var wg sync.WaitGroup
-	got := make([]Catalog, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got[i], _ = c.Get(context.Background(), "http://seller", fetch)
-		}()
-	}
-	// Let every caller reach the cache before the one fetch answers.
-	deadline := time.Now().Add(5 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	if calls.Load() != 1 {
-		t.Fatalf("%d fetches for %d concurrent callers, want 1", calls.Load(), n)
-	}
-	for i, cat := range got {
-		if cat["p"].InventoryType != "ctv" {
-			t.Fatalf("caller %d got %v", i, cat)
+	synctest.Test(t, func(t *testing.T) {
+		c := NewCatalogCache(time.Minute, 0, nil)
+		var calls atomic.Int32
+		release := make(chan struct{})
+		fetch := func(context.Context) (Catalog, error) {
+			calls.Add(1)
+			<-release
+			return Catalog{"p": {InventoryType: "ctv"}}, nil
 		}
-	}
+		const n = 20
+		var wg sync.WaitGroup
+		got := make([]Catalog, n)
+		for i := range n {
+			wg.Go(func() { got[i], _ = c.Get(context.Background(), "http://seller", fetch) })
+		}
+		synctest.Wait() // every caller is in the cache, one of them fetching
+		close(release)
+		wg.Wait()
+		if calls.Load() != 1 {
+			t.Fatalf("%d fetches for %d concurrent callers, want 1", calls.Load(), n)
+		}
+		for i, cat := range got {
+			if cat["p"].InventoryType != "ctv" {
+				t.Fatalf("caller %d got %v", i, cat)
+			}
+		}
+	})
 }
 
 func TestCatalogCacheWaiterHonoursItsContext(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -264,7 +265,7 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 	replicas[victim].cancel()
 	<-replicas[victim].done
 
-	waitFor(t, "every package resolved", func() bool {
+	checkfor.Until(t, 60*time.Second, "every package resolved", func() bool {
 		n := 0
 		for i := 0; i < packages; i++ {
 			n += int(env.SubjectCount(t, events.KindQuoteReady.SubjectFor(fmt.Sprintf("kill-%d", i))))
@@ -327,16 +328,4 @@ func TestReplicaKilledMidNegotiation(t *testing.T) {
 			<-r.done
 		}
 	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/dealflow/dealflow/internal/adcpschema"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/sandbox"
 )
 
@@ -249,21 +250,15 @@ func TestCreateMediaBuyFlows(t *testing.T) {
 		t.Fatalf("submitted: %v", sub)
 	}
 	taskID := sub["task_id"].(string)
-	deadline := time.Now().Add(5 * time.Second)
 	var st map[string]any
-	for time.Now().Before(deadline) {
+	checkfor.Until(t, 5*time.Second, "the task to complete", func() bool {
 		st, _ = h.call(tokenA, "get_task_status", map[string]any{"task_id": taskID, "include_result": true})
-		if st["status"] == "completed" {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if st["status"] != "completed" || st["result"].(map[string]any)["media_buy_id"] == nil {
+		return st["status"] == "completed"
+	})
+	if st["result"].(map[string]any)["media_buy_id"] == nil {
 		t.Fatalf("task: %v", st)
 	}
-	for time.Now().Before(deadline) && len(h.agent.Webhooks()) == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkfor.Until(t, 5*time.Second, "the completion webhook", func() bool { return len(h.agent.Webhooks()) > 0 })
 	mu.Lock()
 	if len(hooks) != 1 || hooks[0]["status"] != "completed" || hooks[0]["operation_id"] != "op-1" || hookAuth[0] != "Bearer webhook-secret-0123456789abcdef0123456789" {
 		t.Errorf("webhook: %v %v", hooks, hookAuth)
@@ -320,13 +315,10 @@ func TestRejectedAndPollingName(t *testing.T) {
 	ctv := map[string]any{"product_id": "ctv_prime_guaranteed", "pricing_option_id": "ctv_prime_fixed_usd", "budget": 6000}
 	sub, _ := h.call(tokenA, "create_media_buy", buyArgsFor("buy-rejected-00000001", ctv))
 	var st map[string]any
-	for range 200 {
+	checkfor.Until(t, 5*time.Second, "the task to end", func() bool {
 		st, _ = h.call(tokenA, "tasks_get", map[string]any{"task_id": sub["task_id"], "include_result": true})
-		if st["status"] != "submitted" {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return st["status"] != "submitted"
+	})
 	if st["status"] != "rejected" || st["error"].(map[string]any)["code"] != "TERMS_REJECTED" {
 		t.Fatalf("rejected: %v", st)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/adcpschema"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	sbx "github.com/dealflow/dealflow/internal/sandbox/adcp"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -241,27 +242,20 @@ func TestSubmittedPollAndWebhook(t *testing.T) {
 		t.Fatalf("submitted: %+v %v", mb, err)
 	}
 	var st *TaskStatus
-	for range 300 {
+	checkfor.Until(t, 5*time.Second, "the task to end", func() bool {
 		if st, err = e.client.GetTaskStatus(ctx(t), e.seller, mb.TaskID); err != nil {
 			t.Fatal(err)
 		}
-		if st.Final() {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return st.Final()
+	})
 	if st.Status != "completed" || !st.MediaBuy.Booked() || st.MediaBuy.TotalBudgetMicros != 6_000_000_000 {
 		t.Fatalf("task: %+v", st)
 	}
-	for range 300 {
+	checkfor.Until(t, 5*time.Second, "the webhook", func() bool {
 		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return len(got) > 0
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 1 || got[0]["operation_id"] != "op.42" || got[0]["status"] != "completed" {
@@ -277,15 +271,12 @@ func TestSubmittedRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st *TaskStatus
-	for range 300 {
+	checkfor.Until(t, 5*time.Second, "the task to end", func() bool {
 		if st, err = e.client.GetTaskStatus(ctx(t), e.seller, mb.TaskID); err != nil {
 			t.Fatal(err)
 		}
-		if st.Final() {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return st.Final()
+	})
 	if st.Status != "rejected" || st.Error == nil || st.Error.Code != "TERMS_REJECTED" || st.MediaBuy != nil {
 		t.Fatalf("rejected: %+v", st)
 	}
