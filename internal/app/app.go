@@ -1,6 +1,7 @@
 // Package app wires the dealflow process: the NATS connection (an embedded
-// server by default), the provisioned bus, the stages this process runs and
-// the bookings API. cmd/dealflow is a thin layer over it.
+// server by default), the provisioned bus, the stages this process runs, the
+// metrics listener and the bookings API's server (the API itself is
+// internal/api). cmd/dealflow is a thin layer over it.
 package app
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
@@ -382,8 +384,8 @@ func (a *App) startHTTP() error {
 	a.HTTPAddr = ln.Addr().String()
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
-	a.httpSv = &http.Server{Handler: a.withOps(AccessLog(NewAPI(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		APIOptions{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider}), a.Log)),
+	a.httpSv = &http.Server{Handler: a.withOps(api.AccessLog(api.New(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
+		api.Options{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

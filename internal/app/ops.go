@@ -3,6 +3,8 @@ package app
 import (
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/dealflow/dealflow/internal/api"
 )
 
 // opsRoutes adds the operator's routes to mux: Prometheus /metrics, the
@@ -13,16 +15,7 @@ import (
 func (a *App) opsRoutes(mux *http.ServeMux, withProbes bool) {
 	mux.Handle("GET /metrics", a.Metrics.Handler())
 	if withProbes {
-		mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
-		})
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if err := a.Bus.Ready(); err != nil {
-				writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "not_ready", Detail: err.Error()})
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-		})
+		api.Probes(mux, a.Bus.Ready)
 	}
 	if a.Config.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -35,10 +28,10 @@ func (a *App) opsRoutes(mux *http.ServeMux, withProbes bool) {
 
 // withOps serves the operator's routes (/metrics and, with --pprof,
 // /debug/pprof/*) in front of the bookings API, so a process with an API
-// address is scraped there; everything else goes to api.
-func (a *App) withOps(api http.Handler) http.Handler {
+// address is scraped there; everything else goes to bookings.
+func (a *App) withOps(bookings http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	a.opsRoutes(mux, false)
-	mux.Handle("/", api)
+	mux.Handle("/", bookings)
 	return mux
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -170,7 +170,7 @@ func ParseBrief(b []byte) (events.CampaignRequested, error) {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var br app.BookingRequest
+		var br api.BookingRequest
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&br); err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dealflow/dealflow/internal/app/apitest"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/pkg/events"
 )

@@ -15,8 +15,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/api"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/app"
-	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/checkfor"
@@ -123,7 +124,7 @@ func TestSmallStreamBackpressure(t *testing.T) {
 		}
 	}
 	submit := func(i int) (id string, refusals int) {
-		body, _ := json.Marshal(map[string]any{"campaign_id": fmt.Sprintf("cmp-full-%02d", i), "brief": app.BriefInputOf(sample.Brief),
+		body, _ := json.Marshal(map[string]any{"campaign_id": fmt.Sprintf("cmp-full-%02d", i), "brief": api.BriefInputOf(sample.Brief),
 			"auto_approve": true, "buyer": sample.Buyer, "sellers": sellers})
 		for ctx.Err() == nil {
 			req, _ := http.NewRequest(http.MethodPost, base+"/bookings", bytes.NewReader(body))

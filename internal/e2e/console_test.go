@@ -19,7 +19,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/checkfor"
 )
 
@@ -177,12 +177,12 @@ func (b *browserTab) shot(name string) []byte {
 
 // waitJob polls the API (the test's own check, not the page's) until the
 // job reaches status.
-func waitJob(t *testing.T, base, id, status string) app.Job {
+func waitJob(t *testing.T, base, id, status string) api.Job {
 	t.Helper()
-	var j app.Job
+	var j api.Job
 	checkfor.Check(t, 90*time.Second, 200*time.Millisecond, func() error {
 		code, body, _ := httpDo(t, "GET", base+"/bookings/"+id, "", nil)
-		j = app.Job{}
+		j = api.Job{}
 		if code == 200 && json.Unmarshal(body, &j) == nil && string(j.Status) == status {
 			return nil
 		}
@@ -325,7 +325,7 @@ func TestConsoleCampaignApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rows[0], app.DealsCSVHeader) || len(rows) != len(stored)+1 {
+	if !slices.Equal(rows[0], api.DealsCSVHeader) || len(rows) != len(stored)+1 {
 		t.Fatalf("CSV %q", rows)
 	}
 	for _, r := range rows[1:] {

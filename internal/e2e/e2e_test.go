@@ -17,8 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/dealflow/dealflow/internal/api"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/app"
-	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
@@ -216,7 +217,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	base := "http://" + s.app.HTTPAddr
 	key := map[string]string{"X-API-Key": "buyer-secret"}
 	sample := demo.SampleCampaign("x", "competitive")
-	body := map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
+	body := map[string]any{"brief": api.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer, "negotiation": map[string]any{"strategy": "competitive"}}
 
 	if code, out := httpJSON(t, "GET", base+"/readyz", nil, nil); code != 200 || out["status"] != "ready" {
 		t.Fatalf("readyz: %d %v", code, out)
@@ -258,7 +259,7 @@ func TestBookingsAPIApprovalFlow(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("truncated JSON: %v %v", resp, err)
 	}
-	fixed := map[string]any{"campaign_id": "fixed-id", "brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}
+	fixed := map[string]any{"campaign_id": "fixed-id", "brief": api.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}
 	if code, _ := httpJSON(t, "POST", base+"/bookings", fixed, key); code != 200 {
 		t.Fatalf("create with id: %d", code)
 	}
@@ -334,7 +335,7 @@ func TestJobsSurviveRestart(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.HTTPAddr, c.DataDir = "127.0.0.1:0", dir })
 	base := "http://" + s.app.HTTPAddr
 	sample := demo.SampleCampaign("x", "adaptive")
-	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": true, "buyer": sample.Buyer}, nil)
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": api.BriefInputOf(sample.Brief), "auto_approve": true, "buyer": sample.Buyer}, nil)
 	id := out["job_id"].(string)
 	waitStatus(t, base, id, nil, "completed")
 	s.app.Stop()
@@ -507,7 +508,7 @@ func TestBookingsAPIReject(t *testing.T) {
 	s := startStack(t, func(c *config.Config) { c.HTTPAddr = "127.0.0.1:0" })
 	base := "http://" + s.app.HTTPAddr
 	sample := demo.SampleCampaign("x", "adaptive")
-	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}, nil)
+	_, out := httpJSON(t, "POST", base+"/bookings", map[string]any{"brief": api.BriefInputOf(sample.Brief), "auto_approve": false, "buyer": sample.Buyer}, nil)
 	id := out["job_id"].(string)
 	waitStatus(t, base, id, nil, "awaiting_approval")
 	if code, out := httpJSON(t, "POST", base+"/bookings/"+id+"/reject", map[string]any{"reason": "too much CTV"}, nil); code != 200 || out["status"] != "rejected" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
@@ -29,10 +30,10 @@ import (
 // when it is submitted, takes a few bytes more or less). Its geo still
 // names "US", so the sandbox's packages fit. extra bytes more make it one
 // too many.
-func largestBrief(t *testing.T, id string, extra int) app.BookingRequest {
+func largestBrief(t *testing.T, id string, extra int) api.BookingRequest {
 	t.Helper()
 	s := demo.SampleCampaign(id, "adaptive")
-	req := app.BookingRequest{CampaignID: id, Brief: app.BriefInputOf(s.Brief), AutoApprove: true, Buyer: s.Buyer}
+	req := api.BookingRequest{CampaignID: id, Brief: api.BriefInputOf(s.Brief), AutoApprove: true, Buyer: s.Buyer}
 	size := func() int {
 		cr, err := req.ToCampaign(time.Now())
 		if fe, ok := events.AsFieldError(err); err != nil && (!ok || !strings.Contains(fe.Reason, "bytes encoded")) {

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
@@ -185,7 +186,7 @@ func TestCampaignIsObservable(t *testing.T) {
 
 	// Campaign A through the API, competitive; campaign B as an event.
 	sampleA := demo.SampleCampaign("x", "competitive")
-	body := map[string]any{"brief": app.BriefInputOf(sampleA.Brief), "auto_approve": true, "buyer": sampleA.Buyer,
+	body := map[string]any{"brief": api.BriefInputOf(sampleA.Brief), "auto_approve": true, "buyer": sampleA.Buyer,
 		"negotiation": map[string]any{"strategy": "competitive"}}
 	code, out := httpJSON(t, "POST", base+"/bookings", body, nil)
 	if code != 200 {

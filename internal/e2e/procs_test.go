@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.yaml.in/yaml/v4"
 
-	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/demo"
@@ -277,7 +277,7 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 			unlisted = append(unlisted, s.URL)
 		}
 	}
-	body := map[string]any{"brief": app.BriefInputOf(sample.Brief), "auto_approve": true, "buyer": sample.Buyer, "sellers": unlisted,
+	body := map[string]any{"brief": api.BriefInputOf(sample.Brief), "auto_approve": true, "buyer": sample.Buyer, "sellers": unlisted,
 		"negotiation": map[string]any{"strategy": "adaptive"}}
 	code, out := httpJSON(t, "POST", base+"/bookings", body, nil)
 	if code != 200 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/api"
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
@@ -167,7 +168,7 @@ func TestEventStreamAndDealsCSV(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CSV %s: %v", body, err)
 	}
-	if !slices.Equal(rows[0], app.DealsCSVHeader) || len(rows) != len(done.Deals)+1 || len(done.Deals) == 0 {
+	if !slices.Equal(rows[0], api.DealsCSVHeader) || len(rows) != len(done.Deals)+1 || len(done.Deals) == 0 {
 		t.Fatalf("CSV has %d rows for %d deals: %q", len(rows)-1, len(done.Deals), rows)
 	}
 	sawOdd, oddDeal := false, false

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"encoding/csv"
@@ -17,7 +17,7 @@ var DealsCSVHeader = []string{"seller", "seller_url", "protocol", "package_id", 
 
 // dealsCSV answers the campaign's booked deals as CSV (RFC 4180 quoting),
 // read from the campaign store like GET /bookings/{id}.
-func (a *api) dealsCSV(w http.ResponseWriter, r *http.Request) {
+func (a *server) dealsCSV(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(w, id) {
 		return

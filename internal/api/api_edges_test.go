@@ -1,4 +1,4 @@
-package app_test
+package api_test
 
 import (
 	"bytes"
@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/api"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/app"
-	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
@@ -45,7 +46,7 @@ func TestBookingsAPIRefusesBadRequests(t *testing.T) {
 	base := "http://" + a.HTTPAddr
 	good := mustJSON(manual("edge-good"))
 	huge := manual("edge-huge")
-	hb := huge["brief"].(app.BriefInput)
+	hb := huge["brief"].(api.BriefInput)
 	hb.Budget = 9.3e12
 	huge["brief"] = hb
 	cases := []struct {
@@ -60,7 +61,7 @@ func TestBookingsAPIRefusesBadRequests(t *testing.T) {
 		{"type error", "application/json", `{"brief":{"name":"n","budget":"lots"}}`, 422, `"must be a number"`},
 		{"type error in a list", "application/json", `{"brief":{"name":"n","channels":"ctv"}}`, 422, `"must be an array"`},
 		{"unknown field", "application/json", `{"brief":{"name":"n"},"budget_usd":1}`, 422, `"field":"budget_usd"`},
-		{"over 1 MiB", "application/json", `{"brief":{"name":"` + strings.Repeat("x", app.MaxBodyBytes) + `"}}`, 413, `"too_large"`},
+		{"over 1 MiB", "application/json", `{"brief":{"name":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}}`, 413, `"too_large"`},
 		{"budget beyond the limit", "application/json", mustJSON(huge), 422, `"field":"brief.budget"`},
 	}
 	for _, c := range cases {

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // sequence, so nothing is repeated and nothing is missed. A comment line
 // (": heartbeat") is sent every 15 seconds to keep proxies from closing an
 // idle stream.
-func (a *api) events(w http.ResponseWriter, r *http.Request) {
+func (a *server) events(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(w, id) {
 		return

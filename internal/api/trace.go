@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"context"
@@ -30,7 +30,7 @@ var callerTrace propagation.TraceContext
 // context (the caller's, the campaign's, or a fresh one), so the events
 // published in ctx and the returned logger's trace_id and span_id agree
 // with the stages' log lines for the campaign.
-func (a *api) span(r *http.Request, name, campaignTP string) (context.Context, trace.Span, zerolog.Logger) {
+func (a *server) span(r *http.Request, name, campaignTP string) (context.Context, trace.Span, zerolog.Logger) {
 	ctx := r.Context()
 	caller := trace.SpanContextFromContext(callerTrace.Extract(ctx, propagation.HeaderCarrier(r.Header)))
 	parent := ctx

@@ -1,5 +1,5 @@
 // Package apitest checks the bookings API's answers against its OpenAPI
-// document (internal/app/apidoc/openapi.json), so the document cannot drift
+// document (internal/api/apidoc/openapi.json), so the document cannot drift
 // from the code: the API and end-to-end tests pass every response they get
 // through Check. Only tests import it.
 package apitest
@@ -19,7 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
-	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/api"
 )
 
 var (
@@ -35,7 +35,7 @@ func Document() (*openapi3.T, routers.Router, error) {
 	once.Do(func() {
 		openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
-		doc, errDoc = openapi3.NewLoader().LoadFromData(app.OpenAPIDocument)
+		doc, errDoc = openapi3.NewLoader().LoadFromData(api.OpenAPIDocument)
 		if errDoc != nil {
 			return
 		}

@@ -1,4 +1,9 @@
-package app
+// Package api is the bookings HTTP API and the console it serves: campaigns
+// are submitted, listed, followed (server-sent events), approved or rejected
+// here, each change made through internal/campaign's transitions and
+// published on the bus. It knows nothing of how the process is wired
+// (internal/app), so it is tested with an httptest server alone.
+package api
 
 import (
 	"bytes"
@@ -72,8 +77,8 @@ type WebhookStore interface {
 	Update(ctx context.Context, campaignID string, fn func(w *notifier.Webhook, exists bool) (bool, error)) (notifier.Webhook, error)
 }
 
-// APIOptions are the bookings API's optional parts.
-type APIOptions struct {
+// Options are the bookings API's optional parts.
+type Options struct {
 	// Webhooks stores campaigns' webhooks; nil refuses "notify" with 503.
 	Webhooks WebhookStore
 	// Guard decides which webhook URLs are accepted (the seller URLs'
@@ -85,40 +90,45 @@ type APIOptions struct {
 	TracerProvider trace.TracerProvider
 }
 
-type api struct {
+type server struct {
 	pub       Publisher
 	campaigns *campaign.Store
 	key       string
 	log       zerolog.Logger
 	now       func() time.Time
-	opts      APIOptions
+	opts      Options
 }
 
-// NewAPI returns the bookings API handler. Every campaign change goes
-// through the campaign state machine (internal/campaign): the API never
-// writes a record itself.
-func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Logger, o APIOptions) http.Handler {
-	if o.Heartbeat <= 0 {
-		o.Heartbeat = 15 * time.Second
-	}
-	a := &api{pub: pub, campaigns: campaigns, key: apiKey, log: log, now: func() time.Time { return time.Now().UTC() }, opts: o}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
-	})
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+// Probes adds the /livez and /readyz probes to mux, as both the bookings
+// API and the metrics listener serve them. Readiness is ready() (connected
+// to NATS); liveness deliberately does not check it, to avoid restart
+// storms during a broker blip.
+func Probes(mux *http.ServeMux, ready func() error) {
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
-	// readyz reports whether the process can do its work: connected to NATS
-	// (liveness deliberately does not check it, to avoid restart storms
-	// during a broker blip).
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := pub.Ready(); err != nil {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "not_ready", Detail: err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+}
+
+// New returns the bookings API handler. Every campaign change goes
+// through the campaign state machine (internal/campaign): the API never
+// writes a record itself.
+func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Logger, o Options) http.Handler {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	a := &server{pub: pub, campaigns: campaigns, key: apiKey, log: log, now: func() time.Time { return time.Now().UTC() }, opts: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+	})
+	Probes(mux, func() error { return pub.Ready() })
 	mux.HandleFunc("POST /bookings", a.create)
 	mux.HandleFunc("GET /bookings", a.list)
 	mux.HandleFunc("GET /bookings/{id}", a.get)
@@ -133,7 +143,7 @@ func NewAPI(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog
 	return jsonErrors(a.auth(mux))
 }
 
-func (a *api) auth(next http.Handler) http.Handler {
+func (a *server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.key != "" && !public(r.URL.Path) &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
@@ -333,7 +343,7 @@ func storeContext(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 // storeError answers a failure of the campaign store or the state machine.
-func (a *api) storeError(w http.ResponseWriter, err error) {
+func (a *server) storeError(w http.ResponseWriter, err error) {
 	var (
 		fe   *events.FieldError
 		se   *campaign.SelectionError
@@ -373,7 +383,7 @@ func retryAfter(w http.ResponseWriter, d time.Duration) {
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }
 
-func (a *api) create(w http.ResponseWriter, r *http.Request) {
+func (a *server) create(w http.ResponseWriter, r *http.Request) {
 	var req BookingRequest
 	if e := decodeBody(w, r, &req); e != nil {
 		e.write(w)
@@ -425,7 +435,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 // published, so the notifier finds it for the first status change. A used
 // campaign id is refused first (409, as Submit would), so a duplicate
 // request cannot replace another campaign's secret.
-func (a *api) saveWebhook(w http.ResponseWriter, r *http.Request, id string, wh notifier.Webhook) bool {
+func (a *server) saveWebhook(w http.ResponseWriter, r *http.Request, id string, wh notifier.Webhook) bool {
 	if a.opts.Webhooks == nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Field: "notify", Detail: "webhooks are not available in this process"})
 		return false
@@ -462,7 +472,7 @@ func validID(w http.ResponseWriter, id string) bool {
 	return true
 }
 
-func (a *api) get(w http.ResponseWriter, r *http.Request) {
+func (a *server) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(w, id) {
 		return
@@ -493,7 +503,7 @@ type JobRow struct {
 	CreatedAt        time.Time             `json:"created_at"`
 }
 
-func (a *api) list(w http.ResponseWriter, r *http.Request) {
+func (a *server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	intParam := func(name string, def, lo, hi int) (int, bool) {
 		v := q.Get(name)
@@ -548,11 +558,11 @@ type jobList struct {
 	Total  int            `json:"total"`
 }
 
-func (a *api) approveAll(w http.ResponseWriter, r *http.Request) {
+func (a *server) approveAll(w http.ResponseWriter, r *http.Request) {
 	a.doApprove(w, r, nil)
 }
 
-func (a *api) approve(w http.ResponseWriter, r *http.Request) {
+func (a *server) approve(w http.ResponseWriter, r *http.Request) {
 	var req ApproveRequest
 	if e := decodeBody(w, r, &req); e != nil {
 		e.write(w)
@@ -566,7 +576,7 @@ func (a *api) approve(w http.ResponseWriter, r *http.Request) {
 // the others get 409) and publishes the PortfolioApproved it returns. If
 // that publication fails the approval stays recorded and the booker's
 // sweeper publishes it; nothing is rolled back.
-func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Selection) {
+func (a *server) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Selection) {
 	id := r.PathValue("id")
 	if !validID(w, id) {
 		return
@@ -616,7 +626,7 @@ func (a *api) doApprove(w http.ResponseWriter, r *http.Request, sel *campaign.Se
 		"total_cost_micros": total, "message": msg})
 }
 
-func (a *api) publish(ctx context.Context, evs []events.Event) error {
+func (a *server) publish(ctx context.Context, evs []events.Event) error {
 	for _, e := range evs {
 		if err := a.pub.Publish(ctx, e); err != nil {
 			return err
@@ -628,7 +638,7 @@ func (a *api) publish(ctx context.Context, evs []events.Event) error {
 // reject ends a campaign awaiting approval without booking anything: the
 // state machine moves it to rejected and returns CampaignRejected and
 // CampaignCompleted, so downstream systems see the decision.
-func (a *api) reject(w http.ResponseWriter, r *http.Request) {
+func (a *server) reject(w http.ResponseWriter, r *http.Request) {
 	var req RejectRequest
 	if r.ContentLength != 0 {
 		if e := decodeBody(w, r, &req); e != nil {

@@ -1,4 +1,4 @@
-package app
+package api
 
 import (
 	"io"
@@ -14,7 +14,7 @@ import (
 // assets are served without it (they hold no data), everything under
 // /bookings still needs it, and a missing asset is the API's JSON 404.
 func TestConsoleServedWithoutKey(t *testing.T) {
-	srv := httptest.NewServer(NewAPI(nil, nil, "k", zerolog.Nop(), APIOptions{}))
+	srv := httptest.NewServer(New(nil, nil, "k", zerolog.Nop(), Options{}))
 	defer srv.Close()
 	get := func(path, key string) (*http.Response, string) {
 		t.Helper()

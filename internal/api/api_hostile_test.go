@@ -1,4 +1,4 @@
-package app_test
+package api_test
 
 import (
 	"encoding/json"
@@ -10,8 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/dealflow/dealflow/internal/app"
-	"github.com/dealflow/dealflow/internal/app/apitest"
+	"github.com/dealflow/dealflow/internal/api"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
@@ -22,7 +22,7 @@ import (
 // the field, and so is a webhook on a link-local or metadata address even
 // with --allow-private; nothing reaches the store (there is none here).
 func TestHostileURLsRefusedAtTheEdge(t *testing.T) {
-	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{Guard: sellerclient.PrivateGuard()})
+	h := api.New(nil, nil, "", zerolog.Nop(), api.Options{Guard: sellerclient.PrivateGuard()})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, u := range []string{"javascript:alert(1)", "file:///etc/passwd", "http://user:pw@seller.example.com/", "http://seller.example.com/\r\nX-Evil: 1",
@@ -46,7 +46,7 @@ func TestHostileURLsRefusedAtTheEdge(t *testing.T) {
 // TestUnknownFieldNamesItsPath: an unknown member is named by its full path,
 // not its leaf.
 func TestUnknownFieldNamesItsPath(t *testing.T) {
-	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	h := api.New(nil, nil, "", zerolog.Nop(), api.Options{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for body, want := range map[string]string{
@@ -74,7 +74,7 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(strings.TrimSpace
 // at the extremes of what JSON can carry, is a 422 naming that field (the
 // attack's weights.price 1e308 passed and stalled planning).
 func TestEveryNumberHasARange(t *testing.T) {
-	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	h := api.New(nil, nil, "", zerolog.Nop(), api.Options{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	set := func(b map[string]any, path []string, v any) {
@@ -123,7 +123,7 @@ func TestEveryNumberHasARange(t *testing.T) {
 // automatically, do not submit it again", which never happened); a body
 // over 1 MiB is 413.
 func TestOversizedBriefRefusedNamingItsField(t *testing.T) {
-	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	h := api.New(nil, nil, "", zerolog.Nop(), api.Options{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	geo := make([]string, events.MaxGeo)
@@ -131,7 +131,7 @@ func TestOversizedBriefRefusedNamingItsField(t *testing.T) {
 		geo[i] = fmt.Sprintf("%03d-%s", i, strings.Repeat("<", events.MaxTokenLen-4)) // each < is 6 bytes encoded
 	}
 	// Every list at its own limits, in plain characters, is accepted.
-	ok := app.BookingRequest{CampaignID: "c-ok", Brief: app.BriefInputOf(demo.SampleCampaign("c-ok", "adaptive").Brief)}
+	ok := api.BookingRequest{CampaignID: "c-ok", Brief: api.BriefInputOf(demo.SampleCampaign("c-ok", "adaptive").Brief)}
 	ok.Brief.Tags, ok.Brief.Keywords = make([]string, events.MaxTags), make([]string, events.MaxKeywords)
 	for i := range ok.Brief.Tags {
 		ok.Brief.Tags[i] = strings.Repeat("t", events.MaxTokenLen)
@@ -158,7 +158,7 @@ func TestOversizedBriefRefusedNamingItsField(t *testing.T) {
 			}
 			b["sellers"] = s
 		}, 422, "sellers"},
-		"body over 1 MiB": {func(b map[string]any) { b["brief"].(map[string]any)["name"] = strings.Repeat("n", app.MaxBodyBytes) }, 413, ""},
+		"body over 1 MiB": {func(b map[string]any) { b["brief"].(map[string]any)["name"] = strings.Repeat("n", api.MaxBodyBytes) }, 413, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var b map[string]any

@@ -1,4 +1,4 @@
-package app_test
+package api_test
 
 import (
 	"bufio"
@@ -17,8 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/api"
+	"github.com/dealflow/dealflow/internal/api/apitest"
 	"github.com/dealflow/dealflow/internal/app"
-	"github.com/dealflow/dealflow/internal/app/apitest"
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
@@ -103,7 +104,7 @@ func (r *receiver) delivered() map[string]int {
 
 func booking(id string, notify map[string]any) map[string]any {
 	s := demo.SampleCampaign(id, "adaptive")
-	b := map[string]any{"campaign_id": id, "brief": app.BriefInputOf(s.Brief), "auto_approve": true, "buyer": s.Buyer}
+	b := map[string]any{"campaign_id": id, "brief": api.BriefInputOf(s.Brief), "auto_approve": true, "buyer": s.Buyer}
 	if notify != nil {
 		b["notify"] = notify
 	}
@@ -363,7 +364,7 @@ func TestFailingWebhookIsRetriedThenDeadLettered(t *testing.T) {
 // TestNotifyURLPrivateRefused: without --allow-private a webhook on a
 // private address is a 422 on notify.url, before anything is stored.
 func TestNotifyURLPrivateRefused(t *testing.T) {
-	h := app.NewAPI(nil, nil, "", zerolog.Nop(), app.APIOptions{})
+	h := api.New(nil, nil, "", zerolog.Nop(), api.Options{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, u := range []string{"http://127.0.0.1:9/hook", "http://10.0.0.1/", "http://localhost/x", "http://169.254.169.254/"} {
@@ -406,7 +407,7 @@ func TestEventStreamOutlivesReadTimeout(t *testing.T) {
 	if code, out := apitest.JSON(t, "POST", base+"/bookings", b, auth); code != 200 {
 		t.Fatalf("create: %d %v", code, out)
 	}
-	srv := httptest.NewUnstartedServer(app.NewAPI(a.Bus, a.Campaigns, apiKey, zerolog.Nop(), app.APIOptions{Heartbeat: 100 * time.Millisecond}))
+	srv := httptest.NewUnstartedServer(api.New(a.Bus, a.Campaigns, apiKey, zerolog.Nop(), api.Options{Heartbeat: 100 * time.Millisecond}))
 	srv.Config.ReadTimeout = 300 * time.Millisecond
 	srv.Start()
 	defer srv.Close()
