@@ -37,7 +37,17 @@ type stack struct {
 	app    *app.App
 }
 
+// startStack runs the default sandbox market and one process with every
+// stage against it (embedded NATS on a temporary store), mutate adjusting
+// the configuration.
 func startStack(t *testing.T, mutate func(*config.Config)) *stack {
+	t.Helper()
+	return startStackWith(t, mutate, nil)
+}
+
+// startStackWith is startStack with the process options adjusted too (stage
+// tuning, wrapped handlers, a resolver), given the configuration in force.
+func startStackWith(t *testing.T, mutate func(*config.Config), tune func(config.Config, *app.Options)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
@@ -50,7 +60,11 @@ func startStack(t *testing.T, mutate func(*config.Config)) *stack {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
+	opts := app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond}
+	if tune != nil {
+		tune(cfg, &opts)
+	}
+	a, err := app.Start(ctx, cfg, natstest.Logger(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

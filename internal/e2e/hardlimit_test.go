@@ -13,8 +13,6 @@ import (
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
-	"github.com/dealflow/dealflow/internal/natstest"
-	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/services/negotiator"
 )
@@ -29,31 +27,24 @@ func TestHandlerThatNeverReturnsIsDeadLettered(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	ctx := context.Background()
-	m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, time.Hour
-	var victim atomic.Value // campaign|package held forever
+	var victim atomic.Value // campaign|seller|package held forever
 	var stuck atomic.Int32
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond,
-		StageTuning: func(sc *bus.StageConfig) {
+	a := startStackWith(t, func(c *config.Config) { c.Window = time.Hour }, func(_ config.Config, o *app.Options) {
+		o.StageTuning = func(sc *bus.StageConfig) {
 			if sc.Name == negotiator.Stage {
 				sc.HandlerTimeout, sc.HandlerGrace = time.Second, 500*time.Millisecond
 			}
-		},
-		WrapHandler: func(stage string, h bus.Handler) bus.Handler {
+		}
+		o.WrapHandler = func(stage string, h bus.Handler) bus.Handler {
 			if stage != negotiator.Stage {
 				return h
 			}
 			return func(ctx context.Context, in events.Event, p any) ([]events.Event, error) {
 				if pf, ok := p.(*events.PackageFound); ok && pf.CampaignID == "hang-victim" {
-					key := pf.CampaignID + "|" + pf.Package.ID
+					key := pf.CampaignID + "|" + pf.Seller.URL + "|" + pf.Package.ID // package ids repeat across sellers (AdCP products)
 					victim.CompareAndSwap(nil, key)
 					if victim.Load() == key {
 						stuck.Add(1)
@@ -62,11 +53,8 @@ func TestHandlerThatNeverReturnsIsDeadLettered(t *testing.T) {
 				}
 				return h(ctx, in, p)
 			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
+		}
+	}).app
 	results := make(chan demo.Result, 2)
 	for _, id := range []string{"hang-victim", "hang-bystander"} {
 		req := demo.SampleCampaign(id, "adaptive")

@@ -6,13 +6,10 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dealflow/dealflow/internal/app"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
-	"github.com/dealflow/dealflow/internal/natstest"
-	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
@@ -33,33 +30,21 @@ func TestOneSellerNamedManyWaysIsBookedWithinItsCap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	ctx := context.Background()
-	m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
-	dialer := cfg.Guard().Dialer()
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond,
-		Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
+	s := startStackWith(t, nil, func(cfg config.Config, o *app.Options) {
+		dialer := cfg.Guard().Dialer()
+		o.Resolve = func(_ context.Context, host string) ([]netip.Addr, error) {
 			if aliasHosts[host] {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 			}
 			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-		},
-		SellerDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		}
+		o.SellerDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if host, port, err := net.SplitHostPort(addr); err == nil && aliasHosts[host] {
 				addr = net.JoinHostPort("127.0.0.1", port)
 			}
 			return dialer.DialContext(ctx, network, addr)
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
-	s := &stack{market: m, app: a}
+		}
+	})
 	var target string
 	for _, sel := range s.market.Sellers {
 		if sel.InRegistry && sel.Trust != "blocked" && !sel.Faults().Down {

@@ -16,8 +16,6 @@ import (
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
-	"github.com/dealflow/dealflow/internal/natstest"
-	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -74,18 +72,7 @@ func TestLargestAcceptedBriefCompletes(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	ctx := context.Background()
-	m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.HTTPAddr = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second, "127.0.0.1:0"
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
+	a := startStack(t, func(c *config.Config) { c.HTTPAddr = "127.0.0.1:0" }).app
 	base := "http://" + a.HTTPAddr
 
 	over := largestBrief(t, "e2e-largest-plus-one", 2*timeSlack)
