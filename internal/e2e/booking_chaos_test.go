@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,23 +110,7 @@ func TestBookingChaos(t *testing.T) {
 	var procs []*proc
 	start := func(name, stages string) *proc {
 		t.Helper()
-		p := &proc{name: name, log: filepath.Join(tmp, name+".log"), done: make(chan struct{})}
-		f, err := os.Create(p.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.cmd = exec.Command(bin, "run", "--stages", stages)
-		var envv []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "DEALFLOW_") {
-				envv = append(envv, kv)
-			}
-		}
-		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = append(envv, common...), f, f
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
+		p := startProc(t, tmp, name, bin, []string{"run", "--stages", stages}, common)
 		mu.Lock()
 		procs = append(procs, p)
 		mu.Unlock()
@@ -137,22 +120,7 @@ func TestBookingChaos(t *testing.T) {
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, p := range procs {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s log:\n%s", p.name, tail(p.logText(), 30))
-			}
-		}
+		stopProcs(t, procs, 30)
 	})
 	start("shopping", "discoverer,kitfetcher,negotiator")
 	bookers := []*proc{start("booker-1", "booker"), start("booker-2", "booker")}

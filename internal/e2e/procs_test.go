@@ -81,6 +81,51 @@ type proc struct {
 
 func (p *proc) logText() string { b, _ := os.ReadFile(p.log); return string(b) }
 
+// startProc starts bin with args and env (and none of this process's
+// DEALFLOW_* variables), its output in dir/name.log.
+func startProc(t *testing.T, dir, name, bin string, args, env []string) *proc {
+	t.Helper()
+	p := &proc{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(bin, args...)
+	var envv []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DEALFLOW_") {
+			envv = append(envv, kv)
+		}
+	}
+	p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = append(envv, env...), f, f
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
+	return p
+}
+
+// stopProcs asks each process to drain (SIGTERM), kills one still running
+// after 20 s, and logs the last lines of each log when the test failed.
+func stopProcs(t *testing.T, procs []*proc, lines int) {
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	if t.Failed() {
+		for _, p := range procs {
+			t.Logf("--- %s log:\n%s", p.name, tail(p.logText(), lines))
+		}
+	}
+}
+
 // waitLog waits until the process's log contains s.
 func (p *proc) waitLog(t *testing.T, s string) {
 	t.Helper()
@@ -184,11 +229,6 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 			}
 		}
 		env := []string{}
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "DEALFLOW_") {
-				env = append(env, kv)
-			}
-		}
 		for k, v := range svc.Environment {
 			if r, ok := replace[k]; ok {
 				v = r
@@ -201,39 +241,14 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 			}
 		}
 		env = append(env, extraEnv...)
-		p := &proc{name: fmt.Sprintf("%s-%d", service, n), log: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", service, n)), done: make(chan struct{})}
-		f, err := os.Create(p.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.cmd = exec.Command(bin, args...)
-		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = env, f, f
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
+		p := startProc(t, tmp, fmt.Sprintf("%s-%d", service, n), bin, args, env)
 		mu.Lock()
 		procs = append(procs, p)
 		mu.Unlock()
 		return p
 	}
 	t.Cleanup(func() {
-		for _, p := range procs {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s log:\n%s", p.name, tail(p.logText(), 40))
-			}
-		}
+		stopProcs(t, procs, 40)
 	})
 
 	// The compose file scales the negotiator to three; the first starts
