@@ -114,7 +114,11 @@ func Encode(e Event, subject string) (*Message, error) {
 		// "traceparent" header with the sampled flag makes the NATS server
 		// parse every message's headers into a map for its own message
 		// tracing, for each publish, with no use here.
-		put(cePrefix+strings.ToLower(name), percentEncode(s))
+		key := cePrefix + TraceparentExt // every event's one extension: no string made
+		if name != TraceparentExt {
+			key = cePrefix + strings.ToLower(name)
+		}
+		put(key, percentEncode(s))
 	}
 	put(HeaderMsgID, e.ID())
 	m.Data = e.Data()
