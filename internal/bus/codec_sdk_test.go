@@ -29,4 +29,16 @@ func TestBinaryMatchesCloudEventsLibrary(t *testing.T) {
 	if sdkEvent.ID() != "id-2" || sdkEvent.Type() != events.KindSellerSkipped.Type || sdkEvent.Subject() != "c-9" || string(sdkEvent.Data()) != string(e.Data()) {
 		t.Fatalf("sdk decoded %v", sdkEvent)
 	}
+	// No ce-datacontenttype goes out for JSON data: the SDK decodes the
+	// data as JSON all the same.
+	if _, ok := em.Header["ce-datacontenttype"]; ok {
+		t.Fatalf("ce-datacontenttype %q sent for JSON data", em.Header.Get("ce-datacontenttype"))
+	}
+	var got events.SellerSkipped
+	if err := sdkEvent.DataAs(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.CampaignID != "c-9" || got.SellerURL != "https://s.example" || got.Code != "timeout" || got.Reason != "slow" {
+		t.Fatalf("sdk DataAs = %+v", got)
+	}
 }

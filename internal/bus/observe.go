@@ -115,12 +115,15 @@ func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, 
 			attribute.String("dealflow.campaign_id", in.Subject()),
 		)
 	}
-	lc := b.Log.With().Str("stage", stage).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).
-		Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject())
-	if sc := span.SpanContext(); sc.IsValid() {
-		lc = lc.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+	log := b.Log
+	if log.GetLevel() != zerolog.Disabled { // a disabled logger writes nothing: no context to build (a 500-byte buffer)
+		lc := log.With().Str("stage", stage).Uint64("stream_seq", md.Sequence.Stream).Uint64("num_delivered", md.NumDelivered).
+			Str("event_id", in.ID()).Str("event_type", in.Type()).Str("campaign_id", in.Subject())
+		if sc := span.SpanContext(); sc.IsValid() {
+			lc = lc.Str("trace_id", sc.TraceID().String()).Str("span_id", sc.SpanID().String())
+		}
+		log = lc.Logger()
 	}
-	log := lc.Logger()
 	ctx = log.WithContext(ctx)
 	return ctx, log, &handling{b: b, stage: stage, eventType: in.Type(), started: time.Now(), span: span}
 }

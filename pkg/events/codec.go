@@ -55,15 +55,36 @@ type Message struct {
 // Encode renders e as a NATS message on subject in CloudEvents binary mode:
 // lower-case, percent-encoded "ce-" headers, the data as the body, and
 // Nats-Msg-Id = the event id so JetStream de-duplicates republished events.
+// ce-datacontenttype is written only when it is not application/json, the
+// media type its absence means.
 func Encode(e Event, subject string) (*Message, error) {
 	if err := validate(e); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	// One map for the headers and one backing array for their values:
-	// this runs for every event published.
+	subj, t, ct, ds := e.Subject(), e.Time(), e.DataContentType(), e.DataSchema()
+	// application/json, the media type of every event the stages make, is
+	// what a missing ce-datacontenttype means (Decode; the CloudEvents SDK
+	// decodes such data as JSON too), so it is left out: an event then has
+	// eight headers, and a Go map of eight entries is one group where nine
+	// take two, on every publish and every delivery.
+	if ct == event.ApplicationJSON {
+		ct = ""
+	}
+	// One map for the headers and one backing array for their values,
+	// both sized to the headers written: this runs for every event
+	// published.
 	exts := extensionsOf(e)
-	m := &Message{Subject: subject, Header: make(Header, 9+len(exts))}
-	vals := make([]string, 0, 9+len(exts))
+	n := 5 + len(exts) // specversion, id, source, type, Nats-Msg-Id
+	for _, v := range [...]string{subj, ct, ds} {
+		if v != "" {
+			n++
+		}
+	}
+	if !t.IsZero() {
+		n++
+	}
+	m := &Message{Subject: subject, Header: make(Header, n)}
+	vals := make([]string, 0, n)
 	put := func(key, v string) {
 		vals = append(vals, v)
 		m.Header[key] = vals[len(vals)-1 : len(vals) : len(vals)]
@@ -72,16 +93,16 @@ func Encode(e Event, subject string) (*Message, error) {
 	put(cePrefix+"id", percentEncode(e.ID()))
 	put(cePrefix+"source", percentEncode(sourceText(e)))
 	put(cePrefix+"type", percentEncode(e.Type()))
-	if s := e.Subject(); s != "" {
-		put(cePrefix+"subject", percentEncode(s))
+	if subj != "" {
+		put(cePrefix+"subject", percentEncode(subj))
 	}
-	if !e.Time().IsZero() {
-		put(cePrefix+"time", percentEncode(e.Time().UTC().Format(time.RFC3339Nano)))
+	if !t.IsZero() {
+		put(cePrefix+"time", percentEncode(t.UTC().Format(time.RFC3339Nano)))
 	}
-	if ct := e.DataContentType(); ct != "" {
+	if ct != "" {
 		put(cePrefix+"datacontenttype", percentEncode(ct))
 	}
-	if ds := e.DataSchema(); ds != "" {
+	if ds != "" {
 		put(cePrefix+"dataschema", percentEncode(ds))
 	}
 	for name, v := range exts {
@@ -93,7 +114,11 @@ func Encode(e Event, subject string) (*Message, error) {
 		// "traceparent" header with the sampled flag makes the NATS server
 		// parse every message's headers into a map for its own message
 		// tracing, for each publish, with no use here.
-		put(cePrefix+strings.ToLower(name), percentEncode(s))
+		key := cePrefix + TraceparentExt // every event's one extension: no string made
+		if name != TraceparentExt {
+			key = cePrefix + strings.ToLower(name)
+		}
+		put(key, percentEncode(s))
 	}
 	put(HeaderMsgID, e.ID())
 	m.Data = e.Data()
@@ -155,8 +180,9 @@ func extensionString(v any) (string, error) {
 // Decode parses a NATS message into a CloudEvent. Structured mode is chosen
 // when Content-Type starts with "application/cloudevents" (case-insensitive);
 // otherwise the message must be in binary mode. Header names are matched
-// case-insensitively. The event has its own copy of the data. Errors wrap
-// ErrInvalid.
+// case-insensitively. A binary-mode message without ce-datacontenttype has
+// the media type of its Content-Type header, else application/json. The
+// event has its own copy of the data. Errors wrap ErrInvalid.
 func Decode(h Header, data []byte) (Event, error) {
 	if ct := headerGet(h, HeaderContentType); strings.HasPrefix(strings.ToLower(ct), "application/cloudevents") {
 		return decodeStructured(data)
@@ -239,8 +265,13 @@ func decodeBinary(h Header, data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: unsupported ce-specversion %q", ErrInvalid, spec)
 	}
 	if ec.DataContentType == nil {
-		if ct := headerGet(h, HeaderContentType); ct != "" {
-			_ = ec.SetDataContentType(ct)
+		// No ce-datacontenttype: the Content-Type header's, else
+		// application/json, the contract's media type, which Encode
+		// leaves out.
+		_ = ec.SetDataContentType(headerGet(h, HeaderContentType))
+		if ec.DataContentType == nil {
+			ct := event.ApplicationJSON
+			ec.DataContentType = &ct
 		}
 	}
 	e := Event{Context: ec}

@@ -141,6 +141,70 @@ func TestBinaryHeadersArePercentEncoded(t *testing.T) {
 	}
 }
 
+// TestJSONMediaTypeIsImplied: the events the stages make carry
+// application/json data and go out without ce-datacontenttype (eight
+// headers); a decoder takes its absence as application/json, still
+// accepts it when present, and keeps any other media type; the CloudEvents
+// SDK, reading such an event, decodes its data as JSON.
+func TestJSONMediaTypeIsImplied(t *testing.T) {
+	t.Parallel()
+	e, m := sampleEncoded(t)
+	if e.DataContentType() != event.ApplicationJSON {
+		t.Fatalf("built with media type %q", e.DataContentType())
+	}
+	if _, ok := m.Header["ce-datacontenttype"]; ok || len(m.Header) != 8 {
+		t.Fatalf("%d headers, ce-datacontenttype %q: want 8, without it", len(m.Header), m.Header.Get("ce-datacontenttype"))
+	}
+	with := func(k, v string) Header {
+		h := Header{}
+		for hk, hv := range m.Header {
+			h[hk] = hv
+		}
+		h[k] = []string{v}
+		return h
+	}
+	for name, c := range map[string]struct {
+		h    Header
+		want string
+	}{
+		"absent":               {m.Header, event.ApplicationJSON},
+		"present":              {with("ce-datacontenttype", "application/json"), event.ApplicationJSON},
+		"from Content-Type":    {with("Content-Type", "application/json; charset=utf-8"), "application/json; charset=utf-8"},
+		"blank Content-Type":   {with("Content-Type", " "), event.ApplicationJSON},
+		"another, kept as is":  {with("ce-datacontenttype", "text/plain"), "text/plain"},
+		"upper-case attribute": {with("CE-DataContentType", "application/json"), event.ApplicationJSON},
+	} {
+		out, err := Decode(c.h, m.Data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if out.DataContentType() != c.want {
+			t.Errorf("%s: media type %q, want %q", name, out.DataContentType(), c.want)
+		}
+	}
+	// Any other media type is written.
+	text := e.Clone()
+	text.SetDataContentType("application/json; charset=utf-8")
+	tm, err := Encode(text, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tm.Header.Get("ce-datacontenttype"); got != "application/json;%20charset=utf-8" || len(tm.Header) != 9 {
+		t.Fatalf("ce-datacontenttype %q among %d headers", got, len(tm.Header))
+	}
+	// The SDK's view of an event without the attribute (its NATS binding
+	// reads only the headers there are): DataAs decodes the data as JSON.
+	bare := e.Clone()
+	bare.Context.(*event.EventContextV1).DataContentType = nil
+	var got SellerSkipped
+	if err := bare.DataAs(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := samplePayloads()[KindSellerSkipped.Type].(SellerSkipped); !reflect.DeepEqual(got, want) {
+		t.Fatalf("DataAs = %+v, want %+v", got, want)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	t.Parallel()
 	good, gm := sampleEncoded(t)

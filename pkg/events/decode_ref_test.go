@@ -68,6 +68,9 @@ func decodeBinaryReference(h Header, data []byte) (Event, error) {
 			e.SetDataContentType(ct)
 		}
 	}
+	if e.DataContentType() == "" {
+		e.SetDataContentType(event.ApplicationJSON) // what no media type means
+	}
 	if len(data) > 0 {
 		e.DataEncoded = append([]byte(nil), data...)
 	}
@@ -83,7 +86,7 @@ func decodeBinaryReference(h Header, data []byte) (Event, error) {
 func FuzzDecodeBinaryMatchesReference(f *testing.F) {
 	_, gm := sampleEncoded(f)
 	g := gm.Header.Get
-	f.Add(uint16(0xffff), g("ce-id"), g("ce-source"), g("ce-type"), g("ce-subject"), g("ce-time"), g("ce-datacontenttype"), "traceparent", g("ce-traceparent"), false, string(gm.Data))
+	f.Add(uint16(0xffff), g("ce-id"), g("ce-source"), g("ce-type"), g("ce-subject"), g("ce-time"), event.ApplicationJSON, "traceparent", g("ce-traceparent"), false, string(gm.Data))
 	f.Add(uint16(0xffff), " id ", "/dealflow/kitfetcher", " t ", " ", "2026-11-27T12:00:00+01:00", " application/json ", "Trace", "x", true, "{}")
 	f.Add(uint16(0xfffe), "id", "a%zz", "t", "s", "yesterday", "", "bad-name", "v", false, "")
 	f.Add(uint16(0x00ff), "", "http://[::1", "", "", "", "text/plain", "specversion", "1.0", false, "x")

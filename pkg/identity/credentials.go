@@ -154,7 +154,7 @@ func (c *Credentials) ADCP(sellerURL string, t Tier) (ADCPIdentity, bool) {
 		return ADCPIdentity{}, false
 	}
 	var out ADCPIdentity
-	if u, ok := canonical(sellerURL); ok {
+	if u, ok := c.storedAs(sellerURL); ok {
 		c.mu.RLock()
 		if a := c.adcp[u]; a != nil {
 			out = ADCPIdentity{Token: a.token, Account: a.account, Brand: a.brand, Operator: a.operator}
@@ -389,6 +389,25 @@ func canonical(sellerURL string) (string, bool) {
 	return u, err == nil
 }
 
+// storedAs is the form sellerURL is looked up under: itself when an entry
+// is stored under exactly that spelling (entries are stored in canonical
+// form, and the canonical form of a canonical URL is itself), else its
+// canonical form. The stages look sellers up by the canonical URLs the
+// discoverer gives them, a few times per seller: they find their entry
+// without parsing the URL again.
+func (c *Credentials) storedAs(sellerURL string) (string, bool) {
+	c.mu.RLock()
+	_, exact := c.sellers[sellerURL]
+	if !exact {
+		_, exact = c.adcp[sellerURL]
+	}
+	c.mu.RUnlock()
+	if exact {
+		return sellerURL, true
+	}
+	return canonical(sellerURL)
+}
+
 // Set stores key for sellerURL at tier t; an empty key removes it. Public and
 // invalid tiers are ignored: public never uses a key, and so is a URL that
 // cannot be canonicalised (no lookup could ever find it).
@@ -440,7 +459,7 @@ func (c *Credentials) Key(sellerURL string, t Tier) (string, bool) {
 		return "", false
 	}
 	r := t.Rank()
-	u, ok := canonical(sellerURL)
+	u, ok := c.storedAs(sellerURL)
 	if !ok {
 		return "", false
 	}

@@ -242,6 +242,20 @@ func TestCredentialsCanonicalURLs(t *testing.T) {
 	if _, ok := c.Key("not a url", TierSeat); ok {
 		t.Error("a URL without a canonical form got a key")
 	}
+	// The canonical spelling finds the entry as stored, any other through
+	// its canonical form: the same identity either way.
+	c.SetADCP("HTTP://localhost:9001/", "tok", "acct", "brand")
+	for _, u := range []string{"http://127.0.0.1:9001", "http://localhost:9001/x/..", "http://127.0.0.1:9001/"} {
+		if id, ok := c.ADCP(u, TierAgency); !ok || id.Token != "tok" || id.Account != "acct" || id.Brand != "brand" {
+			t.Errorf("ADCP(%q, agency) = %+v, %v", u, id, ok)
+		}
+		if id, ok := c.ADCP(u, TierSeat); !ok || id.Token != "k" || id.Account != "acct" {
+			t.Errorf("ADCP(%q, seat) = %+v, %v: the seller's own seat key", u, id, ok)
+		}
+	}
+	if id, ok := c.ADCP("http://127.0.0.1:9002", TierAgency); ok || id.Token != "" {
+		t.Errorf("another seller's identity: %+v", id)
+	}
 }
 
 func TestCredentialsDuplicateAndBadURL(t *testing.T) {

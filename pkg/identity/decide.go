@@ -91,13 +91,12 @@ func Decide(s Strategy, caps CapTable, full BuyerIdentity, trust Trust, ctx Deal
 	}
 	rec, why := s.recommend(ctx)
 	d := Decision{Recommended: rec, Cap: capTier}
-	reason := fmt.Sprintf("recommended %s (%s)", rec, why)
 	t := MinTier(rec, capTier)
+	how, tier, by := "; within the ", capTier, " cap for " // one string, not one per part
 	if t != rec {
-		reason += fmt.Sprintf("; capped to %s by %s trust", t, trustName(trust))
-	} else {
-		reason += fmt.Sprintf("; within the %s cap for %s trust", capTier, trustName(trust))
+		how, tier, by = "; capped to ", t, " by "
 	}
+	reason := "recommended " + string(rec) + " (" + why + ")" + how + string(tier) + by + trustName(trust) + " trust"
 	for t != TierPublic {
 		if available != nil && !available(t) {
 			lower := downgrade(t)

@@ -136,29 +136,35 @@ func (s Strategy) recommend(c DealContext) (Tier, string) {
 		return TierAdvertiser, "PG deal"
 	}
 	high, mid := s.thresholds()
+	// The reason is written into one buffer: one string per seller
+	// decided, rather than one per part.
 	var t Tier
-	var why string
-	v := money(c.DealValueUSD)
+	var buf [160]byte
+	why := append(buf[:0], "deal value "...)
+	why = appendMoney(why, c.DealValueUSD)
 	switch {
 	case c.DealValueUSD >= high:
-		t, why = TierAdvertiser, fmt.Sprintf("deal value %s >= high threshold %s", v, money(high))
+		t, why = TierAdvertiser, appendMoney(append(why, " >= high threshold "...), high)
 	case c.DealValueUSD >= mid:
-		t, why = TierAgency, fmt.Sprintf("deal value %s >= mid threshold %s", v, money(mid))
+		t, why = TierAgency, appendMoney(append(why, " >= mid threshold "...), mid)
 	default:
-		t, why = TierSeat, fmt.Sprintf("deal value %s below mid threshold %s", v, money(mid))
+		t, why = TierSeat, appendMoney(append(why, " below mid threshold "...), mid)
 	}
 	if c.Relationship == RelationshipTrusted || c.Relationship == RelationshipEstablished {
 		t = upgrade(t)
-		why += fmt.Sprintf(", +1 for %s relationship", c.Relationship)
+		why = append(append(append(why, ", +1 for "...), c.Relationship...), " relationship"...)
 	}
 	if c.Goal == GoalPerformance {
 		t = upgrade(t)
-		why += ", +1 for performance goal"
+		why = append(why, ", +1 for performance goal"...)
 	}
-	return t, why
+	return t, string(why)
 }
 
-func money(v float64) string { return "$" + strconv.FormatFloat(v, 'f', -1, 64) }
+// appendMoney appends v in dollars ("$12500", "$0.5").
+func appendMoney(b []byte, v float64) []byte {
+	return strconv.AppendFloat(append(b, '$'), v, 'f', -1, 64)
+}
 
 var tiersByRank = [...]Tier{TierPublic, TierSeat, TierAgency, TierAdvertiser}
 

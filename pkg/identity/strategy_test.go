@@ -202,3 +202,23 @@ func TestHeaderMap(t *testing.T) {
 		t.Fatalf("empty identity gives headers %v", m)
 	}
 }
+
+// TestRecommendReason pins the wording of the recommendation's reason,
+// which every SellerFound carries (disclosure.reason).
+func TestRecommendReason(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		s    Strategy
+		ctx  DealContext
+		want string
+	}{
+		{Strategy{}, DealContext{150000, "PD", RelationshipUnknown, GoalAwareness}, "deal value $150000 >= high threshold $100000"},
+		{Strategy{}, DealContext{25000.5, "PD", RelationshipTrusted, GoalAwareness}, "deal value $25000.5 >= mid threshold $25000, +1 for trusted relationship"},
+		{Strategy{MidValueUSD: 0.25}, DealContext{0.1, "PA", RelationshipEstablished, GoalPerformance}, "deal value $0.1 below mid threshold $0.25, +1 for established relationship, +1 for performance goal"},
+		{Strategy{}, DealContext{0, "PG", RelationshipUnknown, GoalAwareness}, "PG deal"},
+	} {
+		if _, why := c.s.recommend(c.ctx); why != c.want {
+			t.Errorf("%+v: reason %q, want %q", c.ctx, why, c.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -113,8 +114,8 @@ func (c *Client) AgentCard(ctx context.Context, sellerURL string) (*AgentCard, e
 	var card *AgentCard
 	fetch := func(path string) error {
 		u := joinURL(base, path, nil)
-		return c.getJSON(ctx, op, u, Auth{}, func(b []byte) (err error) {
-			card, err = parseAgentCard(b)
+		return c.getStream(ctx, op, u, Auth{}, func(r io.Reader) (err error) {
+			card, err = parseAgentCard(r)
 			if card != nil {
 				card.CardURL = u
 			}
@@ -132,9 +133,9 @@ func (c *Client) AgentCard(ctx context.Context, sellerURL string) (*AgentCard, e
 }
 
 // parseAgentCard decodes a card; it must be a JSON object with a name.
-func parseAgentCard(b []byte) (*AgentCard, error) {
+func parseAgentCard(r io.Reader) (*AgentCard, error) {
 	var card AgentCard
-	if err := decodeObject(b, &card); err != nil {
+	if err := readObject(r, &card); err != nil {
 		return nil, fmt.Errorf("agent card: %w", err)
 	}
 	if strings.TrimSpace(card.Name) == "" {

@@ -71,14 +71,14 @@ func TestAgentCardErrors(t *testing.T) {
 func TestParseAgentCardShapes(t *testing.T) {
 	t.Parallel()
 	// Reference-buyer shape: capabilities as a list, agent_id present.
-	card, err := parseAgentCard([]byte(`{"agent_id":"seller-1","name":"S","url":"https://s.example.com","protocols":["a2a"],
-		"capabilities":[{"name":"ctv","description":"","tags":[]},"display"],"trust_level":"verified","x_ext":{"a":1}}`))
+	card, err := parseAgentCard(bodyOf([]byte(`{"agent_id":"seller-1","name":"S","url":"https://s.example.com","protocols":["a2a"],
+		"capabilities":[{"name":"ctv","description":"","tags":[]},"display"],"trust_level":"verified","x_ext":{"a":1}}`)))
 	if err != nil || card.AgentID != "seller-1" || !reflect.DeepEqual(card.Capabilities.Names, []string{"ctv", "display"}) {
 		t.Fatalf("%+v %v", card, err)
 	}
 	// Nulls everywhere.
-	card, err = parseAgentCard([]byte(`{"name":"S","description":null,"url":null,"provider":null,"capabilities":null,"skills":null,
-		"authentication":null,"inventory_types":null,"supported_deal_types":null,"contact":null,"tos_url":null,"audience_capabilities":null}`))
+	card, err = parseAgentCard(bodyOf([]byte(`{"name":"S","description":null,"url":null,"provider":null,"capabilities":null,"skills":null,
+		"authentication":null,"inventory_types":null,"supported_deal_types":null,"contact":null,"tos_url":null,"audience_capabilities":null}`)))
 	if err != nil || card.Provider != nil || card.Authentication != nil || card.AudienceCapabilities != nil {
 		t.Fatalf("%+v %v", card, err)
 	}

@@ -36,7 +36,8 @@ const (
 // transient failures are retried three times.
 type Config struct {
 	// HTTPClient is used for every request. Nil means a tuned client whose
-	// dialer refuses private addresses (after DNS) unless AllowPrivate is set.
+	// dialer refuses private addresses (after DNS) unless AllowPrivate is
+	// set, and which asks for uncompressed answers.
 	// A caller-supplied client is copied and its CheckRedirect replaced so
 	// cross-host redirects are always refused; with it, private addresses are
 	// only refused when they appear literally in the URL.
@@ -135,6 +136,12 @@ func newTransport(g Guard) *http.Transport {
 		// body; the 4 KB default write buffer, per connection, is mostly
 		// unused: a wide fetch opens a connection or two per seller.
 		WriteBufferSize: 1 << 10,
+		// Answers are asked for uncompressed (no Accept-Encoding: gzip):
+		// they are small JSON documents, and a gzip answer costs a
+		// decompressor of about 40 KB (its 32 KB window) per response,
+		// per seller of a wide fetch, where the bytes saved are a few
+		// KB; asking also costs a header map per request.
+		DisableCompression: true,
 	}
 }
 
@@ -208,7 +215,12 @@ type call struct {
 	auth   Auth
 	bearer string // registry token, sent as Authorization: Bearer
 	body   []byte // marshalled once; identical on every attempt
+	// One of decode and stream reads a 2xx answer: decode the body read
+	// whole (within MaxBodyBytes), stream the body as it arrives, so that
+	// no copy of it is made (the JSON library reads through its own
+	// buffers).
 	decode func(status int, body []byte) error
+	stream func(body io.Reader) error
 }
 
 // do runs c with retries on 502/503/504 and network timeouts. The body bytes
@@ -230,7 +242,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 		}
 		start := time.Now()
-		status, body, err := c.once(ctx, cl)
+		status, body, derr, err := c.once(ctx, cl)
 		if err != nil {
 			c.observe(cl.op, 0, err, start)
 			if e, ok := err.(*Error); ok {
@@ -248,7 +260,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		sent = true
 		if status >= 200 && status < 300 {
-			if err := cl.decode(status, body); err != nil {
+			if cl.stream == nil {
+				derr = cl.decode(status, body)
+			}
+			if err := derr; err != nil {
 				c.observe(cl.op, status, badResponse(cl.op, cl.url, status, err), start)
 				var e *Error
 				if errors.As(err, &e) {
@@ -272,21 +287,25 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	return last
 }
 
-// once performs a single attempt and returns the status and the capped body.
-func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
+// once performs a single attempt. It returns the status and, for an
+// answer outside 2xx or a call that decodes the body read whole, the
+// capped body; for a call that streams its 2xx answer, the decoding's
+// error (derr). err is the attempt's own failure (the request, the
+// connection, reading the body).
+func (c *Client) once(ctx context.Context, cl call) (status int, body []byte, derr, err error) {
 	var rd io.Reader
 	if cl.body != nil {
 		rd = bytes.NewReader(cl.body)
 	}
 	req, err := http.NewRequestWithContext(withOp(ctx, cl.op), cl.method, cl.url, rd)
 	if err != nil {
-		return 0, nil, (&Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
+		return 0, nil, nil, (&Error{Code: "invalid_url", Message: err.Error(), Op: cl.op, URL: cl.url, kinds: []error{ErrInvalidURL}, cause: err}).notSent()
 	}
 	req.Header = c.requestHeader(ctx, cl)
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, nil, c.transportError(ctx, cl, err)
+		return 0, nil, nil, c.transportError(ctx, cl, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -294,26 +313,82 @@ func (c *Client) once(ctx context.Context, cl call) (int, []byte, error) {
 		// failing, so a 503 with a huge HTML page is still a (retryable) 503.
 		limit := min(c.cfg.MaxBodyBytes, maxErrorBody)
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
-		return resp.StatusCode, body, nil
+		return resp.StatusCode, body, nil, nil
 	}
 	if resp.ContentLength > c.cfg.MaxBodyBytes {
-		return 0, nil, c.tooLarge(cl, resp.StatusCode)
+		return 0, nil, nil, c.tooLarge(cl, resp.StatusCode)
 	}
-	body, err := readLimitedSized(resp.Body, c.cfg.MaxBodyBytes, resp.ContentLength)
+	if cl.stream != nil {
+		// Decoded as it arrives, and read to its end all the same: the
+		// decoder reads to EOF (it refuses trailing data), and what it
+		// leaves after a decoding error is read and dropped here. So a
+		// body that is too large, cut short or too slow fails as such,
+		// whatever its content, as when it was read whole first.
+		lb := &limitedBody{r: resp.Body, left: c.cfg.MaxBodyBytes}
+		derr = cl.stream(lb)
+		err = lb.finish()
+	} else {
+		body, err = readLimitedSized(resp.Body, c.cfg.MaxBodyBytes, resp.ContentLength)
+	}
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
-			return 0, nil, c.tooLarge(cl, resp.StatusCode)
+			return 0, nil, nil, c.tooLarge(cl, resp.StatusCode)
 		}
 		if ctx.Err() != nil {
-			return 0, nil, c.ctxError(cl, ctx.Err(), nil)
+			return 0, nil, nil, c.ctxError(cl, ctx.Err(), nil)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return 0, nil, &Error{Status: resp.StatusCode, Code: "timeout", Message: "timeout reading body", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+			return 0, nil, nil, &Error{Status: resp.StatusCode, Code: "timeout", Message: "timeout reading body", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
 		}
-		return 0, nil, &Error{Status: resp.StatusCode, Code: "truncated_body", Message: "response body truncated", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
+		return 0, nil, nil, &Error{Status: resp.StatusCode, Code: "truncated_body", Message: "response body truncated", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, body, derr, nil
+}
+
+// limitedBody reads a response body within a limit and remembers how the
+// reading ended, whatever its reader (a decoder) made of the errors: past
+// the limit it fails with ErrBodyTooLarge.
+type limitedBody struct {
+	r    io.Reader
+	left int64 // the bytes the limit still allows
+	err  error // the first failure: the reader's (not io.EOF), or ErrBodyTooLarge
+	eof  bool
+}
+
+// Read reads from the body; one byte past the limit fails the body.
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		b.err = ErrBodyTooLarge
+		return 0, b.err
+	}
+	b.left -= int64(n)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
+	return n, err
+}
+
+// finish reads what is left of the body, dropping it, and returns how the
+// reading ended: nil at the end of a body within the limit.
+func (b *limitedBody) finish() error {
+	if b.err == nil && !b.eof {
+		_, _ = io.Copy(io.Discard, b)
+	}
+	return b.err
 }
 
 // requestHeader is the header of one attempt of cl. It is built into a map
@@ -476,18 +551,32 @@ func readLimitedSized(r io.Reader, max, announced int64) ([]byte, error) {
 	return b, err
 }
 
-// getJSON is the common GET-and-decode path.
+// getJSON is the common GET-and-decode path: decode reads the body whole.
 func (c *Client) getJSON(ctx context.Context, op, u string, auth Auth, decode func([]byte) error) error {
 	return c.do(ctx, call{op: op, method: http.MethodGet, url: u, auth: auth, decode: func(_ int, b []byte) error { return decode(b) }})
 }
 
-// postJSON marshals v once and POSTs it.
+// getStream is getJSON for a decoder that reads the body as it arrives.
+func (c *Client) getStream(ctx context.Context, op, u string, auth Auth, decode func(io.Reader) error) error {
+	return c.do(ctx, call{op: op, method: http.MethodGet, url: u, auth: auth, stream: decode})
+}
+
+// postJSON marshals v once and POSTs it; decode reads the answer whole.
 func (c *Client) postJSON(ctx context.Context, op, u string, auth Auth, v any, decode func([]byte) error) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return validationError(op, u, "cannot encode request: "+err.Error())
 	}
 	return c.do(ctx, call{op: op, method: http.MethodPost, url: u, auth: auth, body: body, decode: func(_ int, b []byte) error { return decode(b) }})
+}
+
+// postStream is postJSON for a decoder that reads the answer as it arrives.
+func (c *Client) postStream(ctx context.Context, op, u string, auth Auth, v any, decode func(io.Reader) error) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return validationError(op, u, "cannot encode request: "+err.Error())
+	}
+	return c.do(ctx, call{op: op, method: http.MethodPost, url: u, auth: auth, body: body, stream: decode})
 }
 
 // sellerURL validates a seller base URL for op.

@@ -308,6 +308,9 @@ func TestAuthHeadersAndUserAgent(t *testing.T) {
 		if r.Header.Get("User-Agent") != "test-agent/1" || r.Header.Get("Accept") != "application/json" {
 			t.Errorf("headers %v", r.Header)
 		}
+		if ae, ok := r.Header["Accept-Encoding"]; ok {
+			t.Errorf("Accept-Encoding %q: the default transport asks for uncompressed answers", ae)
+		}
 	}
 	n := len(srv.requests())
 	if _, err := c.Packages(ctx, srv.URL, Auth{APIKey: "k\r\nX-Evil: 1"}, TierClaim{}); !errors.Is(err, ErrValidation) {
@@ -389,10 +392,11 @@ func TestReadLimitedSized(t *testing.T) {
 	}
 }
 
-// TestDecodedPackagesOutliveTheBodyBuffer: response bodies are read into
-// recycled buffers, so what a call returns must not share their memory. The
-// seller answers every call with a body of the same length and different
-// bytes, so a later call reuses the earlier call's buffer.
+// TestDecodedPackagesOutliveTheBodyBuffer: response bodies are decoded
+// through the JSON library's recycled decoder buffers, so what a call
+// returns must not share their memory. The seller answers every call with
+// a body of the same length and different bytes, so a later call reuses
+// the earlier call's buffer.
 func TestDecodedPackagesOutliveTheBodyBuffer(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
@@ -490,5 +494,79 @@ func TestNotSentOnlyWhenNothingReachedTheSeller(t *testing.T) {
 	_, err = New(Config{AllowPrivate: true, RetryBase: 50 * time.Millisecond, MaxAttempts: 3}).BookDeal(context.Background(), srv.URL, Auth{}, req)
 	if err == nil || IsNotSent(err) {
 		t.Fatalf("503 then refused: %v (IsNotSent %v)", err, IsNotSent(err))
+	}
+}
+
+// TestStreamedBodyFailsAsItsReading: a 2xx body decoded as it arrives is
+// still read to its end, so how the reading ended decides the error, as
+// when the body was read whole before decoding: a body past the limit is
+// body_too_large and one cut short truncated_body even when its JSON went
+// wrong first, one that stalls is a retryable timeout; only a body read
+// whole is judged by its JSON (bad_response, trailing data included).
+func TestStreamedBodyFailsAsItsReading(t *testing.T) {
+	t.Parallel()
+	const limit = 1024
+	valid := `{"packages":[` + publicPackageBody + `]}`
+	if len(valid) > limit {
+		t.Fatalf("valid body %d bytes, above the %d-byte limit of the test", len(valid), limit)
+	}
+	type serve func(w http.ResponseWriter, r *http.Request)
+	chunks := func(parts ...string) serve { // chunked: no Content-Length
+		return func(w http.ResponseWriter, _ *http.Request) {
+			for _, p := range parts {
+				_, _ = io.WriteString(w, p)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}
+	cut := func(announced int, sent string) serve { // the connection closes short of Content-Length
+		return func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", fmt.Sprint(announced))
+			_, _ = io.WriteString(w, sent)
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}
+	}
+	stall := func(first string) serve { // the body stops coming until the client hangs up
+		return func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, first)
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		serve     serve
+		code      string
+		kind      error
+		retryable bool
+	}{
+		{"bad JSON, then past the limit", chunks(`<html>`, strings.Repeat("x", 600), strings.Repeat("x", 600)), "body_too_large", ErrBodyTooLarge, false},
+		{"valid JSON, then past the limit", chunks(valid, strings.Repeat(" ", limit)), "body_too_large", ErrBodyTooLarge, false},
+		{"bad JSON, then cut short", cut(900, `{"packages":[}`+strings.Repeat(" ", 100)), "truncated_body", ErrBadResponse, false},
+		{"valid JSON, then cut short", cut(len(valid)+100, valid), "truncated_body", ErrBadResponse, false},
+		{"bad JSON, then stalled", stall(`{"packages":[}`), "timeout", ErrUnavailable, true},
+		{"trailing data", chunks(valid, ` {}`), "bad_response", ErrBadResponse, false},
+		{"bad JSON", chunks(`{"packages":[}`), "bad_response", ErrBadResponse, false},
+		{"empty", chunks(), "bad_response", ErrBadResponse, false},
+		{"null", chunks(`null`), "bad_response", ErrBadResponse, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			u := newHandlerServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				c.serve(w, r)
+			}))
+			cl := New(Config{AllowPrivate: true, MaxBodyBytes: limit, MaxAttempts: 1, HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}})
+			pkgs, err := cl.Packages(t.Context(), u, Auth{}, TierClaim{})
+			var e *Error
+			if pkgs != nil || !errors.As(err, &e) || e.Code != c.code || !errors.Is(err, c.kind) || e.Retryable != c.retryable || e.Status != 200 {
+				t.Fatalf("packages %v, err %v (%#v); want code %s, %v, retryable %v", pkgs, err, e, c.code, c.kind, c.retryable)
+			}
+		})
 	}
 }

@@ -117,7 +117,7 @@ func FuzzParseMediaKit(f *testing.F) {
 		if !ok {
 			return
 		}
-		mk, err := parseMediaKit(b)
+		mk, err := parseMediaKit(bodyOf(b))
 		if (mk == nil) == (err == nil) {
 			t.Fatalf("kit %v err %v", mk, err)
 		}
@@ -142,7 +142,7 @@ func FuzzParsePackage(f *testing.F) {
 		if !ok {
 			return
 		}
-		p, err := parsePackage(b)
+		p, err := parsePackage(bodyOf(b))
 		if (p == nil) == (err == nil) {
 			t.Fatalf("package %v err %v", p, err)
 		}
@@ -153,7 +153,7 @@ func FuzzParsePackage(f *testing.F) {
 			mustEncode(t, p)
 		}
 		for _, key := range []string{"packages", "results"} {
-			if l, err := parsePackageList(b, key); err == nil {
+			if l, err := parsePackageList(bodyOf(b), key); err == nil {
 				if l == nil {
 					t.Fatal("nil list without error")
 				}
@@ -213,7 +213,7 @@ func FuzzParseDiscovery(f *testing.F) {
 			return
 		}
 		for _, kind := range []RegistryKind{RegistrySimple, RegistryAAMP} {
-			p, err := parseRegistryPage(kind, b)
+			p, err := parseRegistryPage(kind, bodyOf(b))
 			if err != nil {
 				continue
 			}
@@ -239,7 +239,7 @@ func FuzzParseDiscovery(f *testing.F) {
 				}
 			}
 		}
-		if ti, err := parseVerify(b, "https://x.example.com"); err == nil && ti.AgentURL != "https://x.example.com" {
+		if ti, err := parseVerify(bodyOf(b), "https://x.example.com"); err == nil && ti.AgentURL != "https://x.example.com" {
 			t.Fatal("verify lost the url")
 		}
 	})
@@ -257,7 +257,7 @@ func FuzzParseAgentCard(f *testing.F) {
 		if !ok {
 			return
 		}
-		card, err := parseAgentCard(b)
+		card, err := parseAgentCard(bodyOf(b))
 		if (card == nil) == (err == nil) {
 			t.Fatalf("card %v err %v", card, err)
 		}

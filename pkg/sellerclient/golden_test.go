@@ -261,13 +261,13 @@ func TestGoldenErrorEnvelope(t *testing.T) {
 func TestGoldenAgentCardsAndTrust(t *testing.T) {
 	t.Parallel()
 	for _, v := range loadGolden(t, "primitives/Agent.golden.json") {
-		card, err := parseAgentCard(v.Data)
+		card, err := parseAgentCard(bodyOf(v.Data))
 		if err != nil || card.AgentID == "" || card.Provider == nil || len(card.Capabilities.Protocols) != 1 || card.Capabilities.Protocols[0] != "a2a" {
 			t.Errorf("%s: %+v %v", v.Name, card, err)
 		}
 	}
 	for _, v := range loadGolden(t, "protocol/AgentTrustVerification.golden.json") {
-		ti, err := parseVerify(v.Data, "https://x.example.com")
+		ti, err := parseVerify(bodyOf(v.Data), "https://x.example.com")
 		if err != nil {
 			t.Fatal(err)
 		}

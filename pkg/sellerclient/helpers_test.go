@@ -1,6 +1,7 @@
 package sellerclient
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -23,6 +24,12 @@ func contractsDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// bodyOf is b as the client hands a 2xx body to a streaming decoder: read
+// as it arrives, within the default body limit.
+func bodyOf(b []byte) io.Reader {
+	return &limitedBody{r: bytes.NewReader(b), left: DefaultMaxBodyBytes}
 }
 
 // recorded is one request as the test server saw it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -24,14 +25,59 @@ import (
 
 // decodeObject unmarshals b, which must be a JSON object, into v.
 func decodeObject(b []byte, v any) error {
-	t := bytes.TrimSpace(b)
-	if len(t) == 0 {
+	return readObject(bytes.NewBuffer(b), v) // the library decodes a bytes.Buffer in place
+}
+
+// readObject decodes r, which must hold one JSON object and nothing after
+// it but whitespace, into v. The library reads r through its own buffers:
+// no copy of the body is made.
+func readObject(r io.Reader, v any) error {
+	return readTop(r, &topLevel{kinds: "{", want: "a JSON object", decode: func(dec *jsontext.Decoder, _ jsontext.Kind) error {
+		return jsonv2.UnmarshalDecode(dec, v)
+	}})
+}
+
+// topLevel is a body's one JSON value: a value of a kind in kinds is
+// decoded by decode; any other is refused with a message that quotes its
+// start.
+type topLevel struct {
+	kinds  string // the kinds accepted, as jsontext.Kind bytes ("{", "[{")
+	want   string // what the message says was expected
+	decode func(dec *jsontext.Decoder, k jsontext.Kind) error
+	called bool  // the value was reached: the body is not empty
+	err    error // what decode or the kind check returned
+}
+
+// UnmarshalJSONFrom checks the value's kind, then decodes it.
+func (t *topLevel) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	t.called = true
+	if k := dec.PeekKind(); k != 0 && strings.IndexByte(t.kinds, byte(k)) >= 0 {
+		t.err = t.decode(dec, k)
+		return t.err
+	}
+	raw, err := dec.ReadValue() // invalid JSON: the syntax error
+	if err != nil {
+		return err
+	}
+	t.err = fmt.Errorf("expected %s, got %s", t.want, textSnippet(raw[:min(len(raw), 40)]))
+	return t.err
+}
+
+// readTop decodes r's one JSON value with t. The errors are those of
+// decoding the value where it stands (not wrapped in a message about
+// topLevel), "empty body" for a body with no value, or the library's for
+// invalid JSON or data after the value.
+func readTop(r io.Reader, t *topLevel) error {
+	err := jsonv2.UnmarshalRead(r, t)
+	switch {
+	case err == nil:
+		return nil
+	case t.err != nil:
+		return t.err
+	case !t.called && errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("empty body")
 	}
-	if t[0] != '{' {
-		return fmt.Errorf("expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
-	}
-	return jsonv2.Unmarshal(t, v)
+	return err
 }
 
 // flexTime parses the timestamps sellers emit: RFC 3339 with zone (v1

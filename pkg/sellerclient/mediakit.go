@@ -3,8 +3,8 @@ package sellerclient
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"strconv"
@@ -195,8 +195,8 @@ func (c *Client) MediaKit(ctx context.Context, sellerURL string) (*MediaKit, err
 		return nil, err
 	}
 	var out *MediaKit
-	err = c.getJSON(ctx, op, joinURL(base, "/media-kit", nil), Auth{}, func(b []byte) (err error) {
-		out, err = parseMediaKit(b)
+	err = c.getStream(ctx, op, joinURL(base, "/media-kit", nil), Auth{}, func(r io.Reader) (err error) {
+		out, err = parseMediaKit(r)
 		return err
 	})
 	return out, err
@@ -218,8 +218,8 @@ func (c *Client) ListPackages(ctx context.Context, sellerURL string, opts ListOp
 		q.Set("featured_only", "true")
 	}
 	var out []Package
-	err = c.getJSON(ctx, op, joinURL(base, "/media-kit/packages", q), Auth{}, func(b []byte) (err error) {
-		out, err = parsePackageList(b, "packages")
+	err = c.getStream(ctx, op, joinURL(base, "/media-kit/packages", q), Auth{}, func(r io.Reader) (err error) {
+		out, err = parsePackageList(r, "packages")
 		return err
 	})
 	return out, err
@@ -260,8 +260,8 @@ func (c *Client) SearchPackages(ctx context.Context, sellerURL string, auth Auth
 		}
 	}
 	var out []Package
-	err = c.postJSON(ctx, op, joinURL(base, "/media-kit/search", nil), auth, req, func(b []byte) (err error) {
-		out, err = parsePackageList(b, "results")
+	err = c.postStream(ctx, op, joinURL(base, "/media-kit/search", nil), auth, req, func(r io.Reader) (err error) {
+		out, err = parsePackageList(r, "results")
 		return err
 	})
 	return out, err
@@ -280,8 +280,8 @@ func (c *Client) Packages(ctx context.Context, sellerURL string, auth Auth, clai
 		return nil, err
 	}
 	var out []Package
-	err = c.getJSON(ctx, op, joinURL(base, "/packages", q), auth, func(b []byte) (err error) {
-		out, err = parsePackageList(b, "packages")
+	err = c.getStream(ctx, op, joinURL(base, "/packages", q), auth, func(r io.Reader) (err error) {
+		out, err = parsePackageList(r, "packages")
 		return err
 	})
 	return out, err
@@ -309,8 +309,8 @@ func (c *Client) Package(ctx context.Context, sellerURL, id string, auth Auth, c
 // getPackage GETs and decodes one package.
 func (c *Client) getPackage(ctx context.Context, op, u string, auth Auth) (*Package, error) {
 	var out *Package
-	err := c.getJSON(ctx, op, u, auth, func(b []byte) (err error) {
-		out, err = parsePackage(b)
+	err := c.getStream(ctx, op, u, auth, func(r io.Reader) (err error) {
+		out, err = parsePackage(r)
 		return err
 	})
 	return out, err
@@ -327,7 +327,7 @@ func (t TierClaim) query(op, base string) (url.Values, error) {
 // parseMediaKit decodes GET /media-kit. total_packages falls back to
 // len(all_packages) and featured_count to len(featured) when absent; a body
 // in the IAB MediaKit primitive shape (packages[]) is accepted too.
-func parseMediaKit(b []byte) (*MediaKit, error) {
+func parseMediaKit(r io.Reader) (*MediaKit, error) {
 	var w struct {
 		SellerName    string    `json:"seller_name"`
 		Name          string    `json:"name"`
@@ -337,7 +337,7 @@ func parseMediaKit(b []byte) (*MediaKit, error) {
 		AllPackages   []Package `json:"all_packages"`
 		Packages      []Package `json:"packages"`
 	}
-	if err := decodeObject(b, &w); err != nil {
+	if err := readObject(r, &w); err != nil {
 		return nil, fmt.Errorf("media kit: %w", err)
 	}
 	mk := &MediaKit{SellerName: w.SellerName, Featured: w.Featured, AllPackages: w.AllPackages}
@@ -370,9 +370,9 @@ func parseMediaKit(b []byte) (*MediaKit, error) {
 }
 
 // parsePackage decodes one package object.
-func parsePackage(b []byte) (*Package, error) {
+func parsePackage(r io.Reader) (*Package, error) {
 	var p Package
-	if err := decodeObject(b, &p); err != nil {
+	if err := readObject(r, &p); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -381,32 +381,28 @@ func parsePackage(b []byte) (*Package, error) {
 // parsePackageList decodes {"<key>":[Package...]} (or a bare array), key
 // being "packages" or, for a search, "results". A missing or null list is
 // an empty one; the seller answers [] rather than 404 for no matches.
-func parsePackageList(b []byte, key string) ([]Package, error) {
-	t := trimSpace(b)
-	switch {
-	case len(t) == 0:
-		return nil, errors.New("package list: empty body")
-	case t[0] != '[' && t[0] != '{':
-		return nil, fmt.Errorf("package list: expected a JSON object, got %s", textSnippet(t[:min(len(t), 40)]))
-	}
+func parsePackageList(r io.Reader, key string) ([]Package, error) {
 	var out []Package
-	var err error
-	switch {
-	case t[0] == '[':
-		err = jsonv2.Unmarshal(t, &out)
-	case key == "results":
-		var env struct {
-			List []Package `json:"results"`
+	err := readTop(r, &topLevel{kinds: "[{", want: "a JSON object", decode: func(dec *jsontext.Decoder, k jsontext.Kind) error {
+		switch {
+		case k == '[':
+			return jsonv2.UnmarshalDecode(dec, &out)
+		case key == "results":
+			var env struct {
+				List []Package `json:"results"`
+			}
+			err := jsonv2.UnmarshalDecode(dec, &env)
+			out = env.List
+			return err
+		default:
+			var env struct {
+				List []Package `json:"packages"`
+			}
+			err := jsonv2.UnmarshalDecode(dec, &env)
+			out = env.List
+			return err
 		}
-		err = jsonv2.Unmarshal(t, &env)
-		out = env.List
-	default:
-		var env struct {
-			List []Package `json:"packages"`
-		}
-		err = jsonv2.Unmarshal(t, &env)
-		out = env.List
-	}
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("package list: %w", err)
 	}

@@ -57,13 +57,13 @@ func TestParseMediaKitFallbacks(t *testing.T) {
 		{`{"media_kit_id":"mk-1","name":"Kit","packages":[{"package_id":"a","is_featured":true},{"package_id":"b"}]}`, 2, 1, 2},
 	}
 	for _, c := range cases {
-		mk, err := parseMediaKit([]byte(c.body))
+		mk, err := parseMediaKit(bodyOf([]byte(c.body)))
 		if err != nil || mk.TotalPackages != c.total || mk.FeaturedCount != c.featured || len(mk.AllPackages) != c.all || mk.Featured == nil || mk.AllPackages == nil {
 			t.Errorf("%s: %+v %v", c.body, mk, err)
 		}
 	}
 	for _, bad := range []string{`[]`, `"x"`, `{"all_packages":{}}`, `{"total_packages":1.5}`, `{"all_packages":[{"device_types":["x"]}]}`} {
-		if _, err := parseMediaKit([]byte(bad)); err == nil {
+		if _, err := parseMediaKit(bodyOf([]byte(bad))); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
 	}
@@ -256,13 +256,13 @@ func TestPackageAuthenticatedDetection(t *testing.T) {
 		{`{"package_id":"p","cattax":7,"exact_price":35.0,"currency":"EUR"}`, true, 7, "EUR"},
 	}
 	for _, c := range cases {
-		p, err := parsePackage([]byte(c.body))
+		p, err := parsePackage(bodyOf([]byte(c.body)))
 		if err != nil || p.Authenticated != c.auth || p.Cattax != c.cattax || p.Currency != c.cur {
 			t.Errorf("%s: %+v %v", c.body, p, err)
 		}
 	}
 	for _, bad := range []string{`[]`, `{"cattax":"x"}`, `{"exact_price":"35"}`, `{"placements":{}}`} {
-		if _, err := parsePackage([]byte(bad)); err == nil {
+		if _, err := parsePackage(bodyOf([]byte(bad))); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
 	}

@@ -39,7 +39,7 @@ func TestPackageListDecoding(t *testing.T) {
 		{``, 0, nil, nil, true},
 		{`"packages"`, 0, nil, nil, true},
 	} {
-		got, err := parsePackageList([]byte(c.body), "packages")
+		got, err := parsePackageList(bodyOf([]byte(c.body)), "packages")
 		if (err != nil) != c.wantErr {
 			t.Fatalf("%s: err %v, want error %v", c.body, err, c.wantErr)
 		}
@@ -84,7 +84,7 @@ func TestPackageDefaults(t *testing.T) {
 			Package{PackageID: "p", Cattax: 2, RateType: "cpm", AudienceCapabilities: json.RawMessage(`{"x":[1]}`), NegotiationEnabled: true}},
 	} {
 		var v2 Package
-		got, err := parsePackage([]byte(c.body))
+		got, err := parsePackage(bodyOf([]byte(c.body)))
 		if err != nil || !reflect.DeepEqual(*got, c.want) {
 			t.Errorf("%s:\n got %+v (%v)\nwant %+v", c.body, got, err, c.want)
 		}
@@ -101,7 +101,7 @@ func BenchmarkPackageListDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(list)))
 	for b.Loop() {
-		if ps, err := parsePackageList(list, "packages"); err != nil || len(ps) != 2 {
+		if ps, err := parsePackageList(bodyOf(list), "packages"); err != nil || len(ps) != 2 {
 			b.Fatal(len(ps), err)
 		}
 	}

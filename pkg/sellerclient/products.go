@@ -3,6 +3,7 @@ package sellerclient
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 )
 
@@ -61,8 +62,8 @@ func (c *Client) ListProducts(ctx context.Context, sellerURL string) ([]Product,
 	for page, offset := 0, 0; page < maxProductPages; page++ {
 		q := queryOf("limit", "500", "offset", strconv.Itoa(offset))
 		var pg productPage
-		if err := c.getJSON(ctx, op, joinURL(base, "/products", q), Auth{}, func(b []byte) error {
-			if err := decodeObject(b, &pg); err != nil {
+		if err := c.getStream(ctx, op, joinURL(base, "/products", q), Auth{}, func(r io.Reader) error {
+			if err := readObject(r, &pg); err != nil {
 				return fmt.Errorf("products: %w", err)
 			}
 			return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -203,8 +204,8 @@ func (c *Client) VerifyAgent(ctx context.Context, reg Registry, agentURL string)
 	}
 	var out TrustInfo
 	err = c.do(ctx, call{op: op, method: "GET", url: joinURL(base, "/verify", url.Values{"agent_url": {target}}), bearer: reg.Token,
-		decode: func(_ int, b []byte) (err error) {
-			out, err = parseVerify(b, target)
+		stream: func(r io.Reader) (err error) {
+			out, err = parseVerify(r, target)
 			return err
 		}})
 	if errors.Is(err, ErrNotFound) {
@@ -248,8 +249,8 @@ func (c *Client) paginate(ctx context.Context, op string, reg Registry, kind Reg
 			return nil
 		}
 		var p registryPage
-		err := c.do(ctx, call{op: op, method: "GET", url: next, bearer: reg.Token, decode: func(_ int, b []byte) (err error) {
-			p, err = parseRegistryPage(kind, b)
+		err := c.do(ctx, call{op: op, method: "GET", url: next, bearer: reg.Token, stream: func(r io.Reader) (err error) {
+			p, err = parseRegistryPage(kind, r)
 			return err
 		}})
 		if err != nil {
@@ -312,9 +313,9 @@ func (p registryPage) nextURL(first *url.URL, current string) (string, error) {
 // {"agents":[...], "next"?, "page"?, "total_pages"?} and AAMP
 // {"success":true,"data":{"agents":[...],"count":N,"next"?}}. Only the
 // envelope must be well-formed; records are decoded one by one later.
-func parseRegistryPage(kind RegistryKind, b []byte) (registryPage, error) {
+func parseRegistryPage(kind RegistryKind, r io.Reader) (registryPage, error) {
 	var top map[string]json.RawMessage
-	if err := decodeObject(b, &top); err != nil {
+	if err := readObject(r, &top); err != nil {
 		return registryPage{}, fmt.Errorf("registry listing: %w", err)
 	}
 	var p registryPage
@@ -593,7 +594,7 @@ func (c *Client) mapRecord(kind RegistryKind, raw json.RawMessage, sellersOnly b
 
 // parseVerify decodes the simple registry's /verify answer. It also accepts the
 // IAB AgentTrustVerification shape (trust_status, agent_id).
-func parseVerify(b []byte, target string) (TrustInfo, error) {
+func parseVerify(r io.Reader, target string) (TrustInfo, error) {
 	var v struct {
 		IsRegistered *bool           `json:"is_registered"`
 		TrustLevel   string          `json:"trust_level"`
@@ -601,7 +602,7 @@ func parseVerify(b []byte, target string) (TrustInfo, error) {
 		RegistryID   json.RawMessage `json:"registry_id"`
 		AgentID      json.RawMessage `json:"agent_id"`
 	}
-	if err := decodeObject(b, &v); err != nil {
+	if err := readObject(r, &v); err != nil {
 		return TrustInfo{}, fmt.Errorf("verify: %w", err)
 	}
 	trust := v.TrustLevel

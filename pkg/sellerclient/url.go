@@ -99,13 +99,29 @@ func CanonicalURL(raw string) (string, error) {
 	if err != nil {
 		return "", invalidURL(raw, err.Error())
 	}
+	lb, rb := "", ""
 	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
+		lb, rb = "[", "]"
 	}
+	colon := ""
 	if port != "" {
-		host += ":" + port
+		colon = ":"
 	}
-	return scheme + "://" + host + p, nil
+	if isConcat(raw, scheme, "://", lb, host, rb, colon, port, p) {
+		return raw, nil // already canonical (the usual case): no string made
+	}
+	return scheme + "://" + lb + host + rb + colon + port + p, nil
+}
+
+// isConcat reports whether s is the concatenation of parts.
+func isConcat(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.HasPrefix(s, p) {
+			return false
+		}
+		s = s[len(p):]
+	}
+	return s == ""
 }
 
 // Origin returns the origin (scheme://host[:port], canonical) of a URL, so
@@ -157,8 +173,8 @@ func canonicalHostname(h string, bracketed bool) (string, error) {
 		}
 		h = strings.TrimSuffix(strings.ToLower(a), ".")
 	}
-	labels := strings.Split(h, ".")
-	for _, l := range labels {
+	var last string
+	for l := range strings.SplitSeq(h, ".") {
 		if l == "" {
 			return "", errors.New("empty label in host")
 		}
@@ -168,16 +184,22 @@ func canonicalHostname(h string, bracketed bool) (string, error) {
 				return "", fmt.Errorf("invalid character %q in host", c)
 			}
 		}
+		last = l
 	}
 	if h == "localhost" {
 		return "127.0.0.1", nil
 	}
-	if last := labels[len(labels)-1]; isNumericLabel(last) {
+	if isNumericLabel(last) {
 		a, err := netip.ParseAddr(h)
 		if err != nil || !a.Is4() {
 			return "", errors.New("ambiguous numeric host: only dotted-quad IPv4 without leading zeros is accepted")
 		}
-		return unspecifiedToLoopback(a).String(), nil
+		// h itself when it is already the address's spelling: the
+		// usual case, with no string made.
+		var buf [len("255.255.255.255")]byte
+		if b := unspecifiedToLoopback(a).AppendTo(buf[:0]); string(b) != h {
+			return string(b), nil
+		}
 	}
 	return h, nil
 }

@@ -74,7 +74,26 @@ func (s *Service) Handle(ctx context.Context, in events.Event, p *events.Campaig
 		return nil, fmt.Errorf("%w: payload campaign_id %q differs from subject %q", events.ErrInvalid, req.CampaignID, in.Subject())
 	}
 
-	res, err := s.Discover(ctx, req)
+	// Each found seller's event is made as the seller is decided, from one
+	// SellerFound refilled each time (Derive encodes it at once): a
+	// campaign's SellerFounds are never all held at once (a large value
+	// each: seller, disclosure, brief, buyer).
+	var (
+		out []events.Event
+		sf  events.SellerFound
+	)
+	emit := func(k events.Kind, key string, data any) error {
+		e, err := events.Derive(in, k, Stage, key, data)
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		return nil
+	}
+	res, err := s.discover(ctx, req, func(f events.SellerFound) error {
+		sf = f
+		return emit(events.KindSellerFound, "found:"+sf.Seller.URL, &sf)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -88,22 +107,6 @@ func (s *Service) Handle(ctx context.Context, in events.Event, p *events.Campaig
 		return []events.Event{out}, nil
 	}
 	s.logResult(ctx, res)
-	out := make([]events.Event, 0, len(res.Found)+len(res.Skipped)+1)
-	emit := func(k events.Kind, key string, data any) error {
-		e, err := events.Derive(in, k, Stage, key, data)
-		if err != nil {
-			return err
-		}
-		out = append(out, e)
-		return nil
-	}
-	// Pointers to the results, not copies: each payload is encoded at once
-	// and a SellerFound is large (seller, disclosure, brief, buyer).
-	for i := range res.Found {
-		if err := emit(events.KindSellerFound, "found:"+res.Found[i].Seller.URL, &res.Found[i]); err != nil {
-			return nil, err
-		}
-	}
 	for i := range res.Skipped {
 		if err := emit(events.KindSellerSkipped, "skip:"+res.Skipped[i].SellerURL, &res.Skipped[i]); err != nil {
 			return nil, err
@@ -178,6 +181,19 @@ type Result struct {
 // (an invalid identity context) or when ctx ends (shutdown); every seller
 // and registry problem becomes a skip or a source status.
 func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (Result, error) {
+	var found []events.SellerFound
+	res, err := s.discover(ctx, req, func(f events.SellerFound) error {
+		found = append(found, f)
+		return nil
+	})
+	res.Found = found
+	return res, err
+}
+
+// discover is Discover handing each found seller to onFound as it is
+// decided, in order, instead of listing them in the Result; an error from
+// onFound ends the discovery with it.
+func (s *Service) discover(ctx context.Context, req events.CampaignRequested, onFound func(events.SellerFound) error) (Result, error) {
 	if req.Buyer.IsZero() {
 		req.Buyer = s.DefaultBuyer
 	}
@@ -262,13 +278,12 @@ func (s *Service) Discover(ctx context.Context, req events.CampaignRequested) (R
 			case derr != nil:
 				return res, fmt.Errorf("discoverer: identity decision for %s: %w", url, derr)
 			default:
-				if res.Found == nil {
-					res.Found = make([]events.SellerFound, 0, len(cands))
-				}
 				done.Sellers = append(done.Sellers, url)
-				res.Found = append(res.Found, events.SellerFound{CampaignID: req.CampaignID, Seller: sel,
+				if err := onFound(events.SellerFound{CampaignID: req.CampaignID, Seller: sel,
 					Disclosure: events.Disclosure{Tier: d.Tier, Recommended: d.Recommended, Cap: d.Cap, Reason: d.Reason},
-					Brief:      shopping, Negotiation: req.Negotiation, Buyer: d.Identity})
+					Brief:      shopping, Negotiation: req.Negotiation, Buyer: d.Identity}); err != nil {
+					return res, err
+				}
 				continue
 			}
 		}

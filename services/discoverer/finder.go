@@ -176,29 +176,31 @@ func (f *Finder) fromRegistry(ctx context.Context, reg sellerclient.Registry, ca
 // sellers, with canonical URLs: what every candidate is compared with, so a
 // seller blocked for other channels is blocked here too.
 func (f *Finder) blocked(ctx context.Context, found Found) []events.Seller {
-	var all []events.Seller
-	for i, reg := range f.Registries {
-		if found.failed[i] {
-			if v, _, ok := f.Cache.GetStale(DiscoverKey(canonicalOr(reg.URL), nil)); ok {
-				all = append(all, v.([]events.Seller)...)
-			}
-			continue
-		}
-		s, _, _ := f.fromRegistry(ctx, reg, nil)
-		all = append(all, s...)
-	}
-	for _, k := range f.Known {
-		all = append(all, events.Seller{URL: k.URL, Name: k.Name, Trust: identity.ParseTrust(string(k.Trust)), Source: "known"})
-	}
 	var out []events.Seller
-	for _, s := range all {
+	add := func(s events.Seller) { // the blocked ones only: the lists are not copied
 		if s.Trust != identity.TrustBlocked {
-			continue
+			return
 		}
 		if u, err := sellerclient.CanonicalURL(s.URL); err == nil {
 			s.URL = u
 			out = append(out, s)
 		}
+	}
+	for i, reg := range f.Registries {
+		var listed []events.Seller
+		if found.failed[i] {
+			if v, _, ok := f.Cache.GetStale(DiscoverKey(canonicalOr(reg.URL), nil)); ok {
+				listed = v.([]events.Seller)
+			}
+		} else {
+			listed, _, _ = f.fromRegistry(ctx, reg, nil)
+		}
+		for _, s := range listed {
+			add(s)
+		}
+	}
+	for _, k := range f.Known {
+		add(events.Seller{URL: k.URL, Name: k.Name, Trust: identity.ParseTrust(string(k.Trust)), Source: "known"})
 	}
 	return out
 }

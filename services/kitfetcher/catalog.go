@@ -121,6 +121,23 @@ func (c *CatalogCache) Get(ctx context.Context, sellerURL string, fetch func(con
 	}
 }
 
+// Fresh returns the seller's catalog when one younger than the TTL is
+// held, without fetching or waiting.
+func (c *CatalogCache) Fresh(sellerURL string) (Catalog, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[sellerURL]
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-e.done:
+		return e.cat, e.err == nil && c.now().Sub(e.at) <= c.ttl
+	default:
+		return nil, false
+	}
+}
+
 // Len is the number of catalogs held (fresh or not), for tests.
 func (c *CatalogCache) Len() int {
 	c.mu.Lock()

@@ -58,9 +58,14 @@ func TestCatalogCacheTTLAndFailures(t *testing.T) {
 		{"failure not cached", 0, true, 4, true, 0},
 		{"recovers", 0, false, 5, false, 5},
 	}
+	var before int32
 	for _, s := range steps {
 		clk.add(s.advance)
 		fail = s.fail
+		// Fresh holds exactly what Get would answer without fetching.
+		if _, fresh := c.Fresh("http://seller"); fresh != (s.wantCalls == before) {
+			t.Fatalf("%s: Fresh says %v before Get", s.name, fresh)
+		}
 		cat, err := c.Get(ctx, "http://seller", fetch)
 		if got := calls.Load(); got != s.wantCalls {
 			t.Fatalf("%s: %d fetches, want %d", s.name, got, s.wantCalls)
@@ -71,6 +76,10 @@ func TestCatalogCacheTTLAndFailures(t *testing.T) {
 		if !s.wantErr && int64(cat["p"].FloorMicros) != s.wantFloor*1_000_000 {
 			t.Fatalf("%s: floor %d, want the catalog of fetch %d", s.name, cat["p"].FloorMicros, s.wantFloor)
 		}
+		if fc, fresh := c.Fresh("http://seller"); fresh == s.wantErr || fresh && fc["p"].FloorMicros != cat["p"].FloorMicros {
+			t.Fatalf("%s: Fresh after Get: %v, %v", s.name, fc, fresh)
+		}
+		before = s.wantCalls
 	}
 }
 

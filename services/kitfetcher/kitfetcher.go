@@ -226,8 +226,14 @@ func (s *Service) resolveProducts(ctx context.Context, sf events.SellerFound, fi
 }
 
 // prefetchCatalog starts fetching the seller's catalog (GET /products, or
-// the shared cache) and returns the function that waits for it.
+// the shared cache) and returns the function that waits for it. A catalog
+// the cache holds fresh is returned as it is, with nothing started.
 func (s *Service) prefetchCatalog(ctx context.Context, sellerURL string) func() (Catalog, error) {
+	if s.Catalogs != nil {
+		if cat, ok := s.Catalogs.Fresh(sellerURL); ok {
+			return func() (Catalog, error) { return cat, nil }
+		}
+	}
 	type result struct {
 		catalog Catalog
 		err     error
