@@ -36,8 +36,7 @@ const (
 // transient failures are retried three times.
 type Config struct {
 	// HTTPClient is used for every request. Nil means a tuned client whose
-	// dialer refuses private addresses (after DNS) unless AllowPrivate is
-	// set, and which asks for uncompressed answers.
+	// dialer refuses private addresses (after DNS) unless AllowPrivate is set.
 	// A caller-supplied client is copied and its CheckRedirect replaced so
 	// cross-host redirects are always refused; with it, private addresses are
 	// only refused when they appear literally in the URL.
@@ -136,12 +135,6 @@ func newTransport(g Guard) *http.Transport {
 		// body; the 4 KB default write buffer, per connection, is mostly
 		// unused: a wide fetch opens a connection or two per seller.
 		WriteBufferSize: 1 << 10,
-		// Answers are asked for uncompressed (no Accept-Encoding: gzip):
-		// they are small JSON documents, and a gzip answer costs a
-		// decompressor of about 40 KB (its 32 KB window) per response,
-		// per seller of a wide fetch, where the bytes saved are a few
-		// KB; asking also costs a header map per request.
-		DisableCompression: true,
 	}
 }
 
