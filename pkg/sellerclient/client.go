@@ -2,6 +2,8 @@ package sellerclient
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -301,27 +303,48 @@ func (c *Client) once(ctx context.Context, cl call) (status int, body []byte, de
 		return 0, nil, nil, c.transportError(ctx, cl, err)
 	}
 	defer resp.Body.Close()
+	// The body as the seller meant it: a gzip answer (requestHeader asks
+	// for one) is decompressed here, and every limit below applies to what
+	// it decompresses to, so a small bomb cannot become a large body.
+	var raw io.Reader = resp.Body
+	announced := resp.ContentLength
+	var zerr error
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			raw, zerr = nil, err // no gzip header: the body is unusable
+		} else {
+			defer zr.Close()
+			raw = zr
+		}
+		announced = -1 // the compressed length says nothing of the body's
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Error bodies only feed a message: keep a bounded prefix instead of
 		// failing, so a 503 with a huge HTML page is still a (retryable) 503.
-		limit := min(c.cfg.MaxBodyBytes, maxErrorBody)
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+		var body []byte
+		if raw != nil {
+			body, _ = io.ReadAll(io.LimitReader(raw, min(c.cfg.MaxBodyBytes, maxErrorBody)))
+		}
 		return resp.StatusCode, body, nil, nil
 	}
-	if resp.ContentLength > c.cfg.MaxBodyBytes {
+	if announced > c.cfg.MaxBodyBytes {
 		return 0, nil, nil, c.tooLarge(cl, resp.StatusCode)
 	}
-	if cl.stream != nil {
+	switch {
+	case zerr != nil:
+		err = zerr
+	case cl.stream != nil:
 		// Decoded as it arrives, and read to its end all the same: the
 		// decoder reads to EOF (it refuses trailing data), and what it
 		// leaves after a decoding error is read and dropped here. So a
 		// body that is too large, cut short or too slow fails as such,
 		// whatever its content, as when it was read whole first.
-		lb := &limitedBody{r: resp.Body, left: c.cfg.MaxBodyBytes}
+		lb := &limitedBody{r: raw, left: c.cfg.MaxBodyBytes}
 		derr = cl.stream(lb)
 		err = lb.finish()
-	} else {
-		body, err = readLimitedSized(resp.Body, c.cfg.MaxBodyBytes, resp.ContentLength)
+	default:
+		body, err = readLimitedSized(raw, c.cfg.MaxBodyBytes, announced)
 	}
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
@@ -333,6 +356,10 @@ func (c *Client) once(ctx context.Context, cl call) (status int, body []byte, de
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return 0, nil, nil, &Error{Status: resp.StatusCode, Code: "timeout", Message: "timeout reading body", Op: cl.op, URL: cl.url, Retryable: true, kinds: []error{ErrUnavailable}, cause: err}
+		}
+		var corrupt flate.CorruptInputError
+		if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.As(err, &corrupt) {
+			return 0, nil, nil, &Error{Status: resp.StatusCode, Code: "bad_encoding", Message: "response body is not the gzip it says it is", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
 		}
 		return 0, nil, nil, &Error{Status: resp.StatusCode, Code: "truncated_body", Message: "response body truncated", Op: cl.op, URL: cl.url, kinds: []error{ErrBadResponse}, cause: err}
 	}
@@ -389,8 +416,11 @@ func (b *limitedBody) finish() error {
 // set one by one cost a map growth and an allocation per value, once per
 // seller call.
 func (c *Client) requestHeader(ctx context.Context, cl call) http.Header {
-	hs := headerSetter{h: make(http.Header, 6), vals: make([]string, 0, 6)}
+	hs := headerSetter{h: make(http.Header, 8), vals: make([]string, 0, 8)}
 	hs.Set("Accept", "application/json")
+	// Asked for here rather than by net/http, which would add the header
+	// in a map of its own on every request; once decompresses the answer.
+	hs.Set("Accept-Encoding", "gzip")
 	hs.Set("User-Agent", c.cfg.UserAgent)
 	if cl.body != nil {
 		hs.Set("Content-Type", "application/json")

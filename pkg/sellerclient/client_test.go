@@ -2,6 +2,7 @@ package sellerclient
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -563,6 +564,63 @@ func TestStreamedBodyFailsAsItsReading(t *testing.T) {
 			var e *Error
 			if pkgs != nil || !errors.As(err, &e) || e.Code != c.code || !errors.Is(err, c.kind) || e.Retryable != c.retryable || e.Status != 200 {
 				t.Fatalf("packages %v, err %v (%#v); want code %s, %v, retryable %v", pkgs, err, e, c.code, c.kind, c.retryable)
+			}
+		})
+	}
+}
+
+// TestGzipAnswers: the client asks for gzip itself and decompresses what
+// comes back, and every body limit applies to the decompressed bytes: a
+// small compressed answer that inflates past MaxBodyBytes is too large, a
+// body that is not the gzip it claims is a bad response.
+func TestGzipAnswers(t *testing.T) {
+	t.Parallel()
+	const limit = 4096
+	valid := `{"packages":[` + publicPackageBody + `]}`
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = io.WriteString(zw, s)
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	bomb := gz(`{"packages":[` + strings.Repeat(" ", 1<<20) + `]}`) // 1 MiB of spaces, about 1 KB compressed
+	if len(bomb) > limit {
+		t.Fatalf("the bomb is %d bytes compressed, not under the %d-byte limit", len(bomb), limit)
+	}
+	corrupt := gz(valid)
+	corrupt[len(corrupt)-5] ^= 0xff // the CRC: detected at the end
+	for _, c := range []struct {
+		name string
+		body []byte
+		code string // "" for a decoded answer
+	}{
+		{"gzip answer", gz(valid), ""},
+		{"inflates past the limit", bomb, "body_too_large"},
+		{"not gzip at all", []byte(valid), "bad_encoding"},
+		{"checksum wrong", corrupt, "bad_encoding"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			u := newHandlerServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Accept-Encoding") != "gzip" {
+					t.Errorf("Accept-Encoding %q, want gzip", r.Header.Get("Accept-Encoding"))
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Content-Encoding", "gzip")
+				_, _ = w.Write(c.body)
+			}))
+			cl := New(Config{AllowPrivate: true, MaxBodyBytes: limit, MaxAttempts: 1})
+			pkgs, err := cl.Packages(t.Context(), u, Auth{}, TierClaim{})
+			if c.code == "" {
+				if err != nil || len(pkgs) != 1 {
+					t.Fatalf("packages %v, err %v", pkgs, err)
+				}
+				return
+			}
+			var e *Error
+			if pkgs != nil || !errors.As(err, &e) || e.Code != c.code || !errors.Is(err, ErrBadResponse) {
+				t.Fatalf("packages %v, err %v; want code %s", pkgs, err, c.code)
 			}
 		})
 	}
