@@ -90,7 +90,12 @@ type usageSnapshot struct {
 type capacity struct {
 	refresh sync.Mutex
 	last    atomic.Pointer[usageSnapshot]
+	good    atomic.Pointer[usageSnapshot] // the last reading that succeeded
 }
+
+// admitStale is how old a successful reading Admit falls back on when a
+// new one fails (a slow JetStream API under load, a leader election).
+const admitStale = 30 * time.Second
 
 // usageEvery is how old a usage reading Admit may act on: a burst of
 // submissions within it is admitted on one reading, which the headroom
@@ -132,6 +137,9 @@ func (b *Bus) refreshUsage(ctx context.Context) *usageSnapshot {
 	u, err := b.Usage(rctx)
 	snap := &usageSnapshot{at: time.Now(), usage: u, err: err}
 	b.capacity.last.Store(snap)
+	if err == nil {
+		b.capacity.good.Store(snap)
+	}
 	return snap
 }
 
@@ -203,14 +211,26 @@ func minUnitBytes(maxBytes int64) float64 {
 // Admit reports whether there is room for one more unit of work (a
 // campaign): a *FullError (matching ErrFull) when the event stream, with
 // room kept for the events the work in flight will still publish, or any
-// bucket is AdmitBelow full; an ErrStore error when their state cannot be
-// read. The bookings API asks it before recording a campaign, so that the
-// campaigns it accepts can publish every event they will produce: a
-// stream with no room for them would refuse their stages' publishes.
+// bucket is AdmitBelow full. The bookings API asks it before recording a
+// campaign, so that the campaigns it accepts can publish every event they
+// will produce: a stream with no room for them would refuse their stages'
+// publishes.
+//
+// When the stores' state cannot be read in time, Admit decides on the last
+// reading that succeeded, up to admitStale old, and without one admits:
+// admission is the soft limit, and a slow reading is not a full store. The
+// hard limits still hold (a full stream refuses the publish, and a store
+// that cannot be reached fails the write that follows); a submission is
+// never refused only because the machine was busy.
 func (b *Bus) Admit(ctx context.Context, w Work) error {
 	usage, err := b.cachedUsage(ctx)
 	if err != nil {
-		return err
+		good := b.capacity.good.Load()
+		if good == nil || time.Since(good.at) > admitStale {
+			b.Log.Warn().Err(err).Msg("stores' usage unreadable: admitting on the hard limits alone")
+			return nil
+		}
+		usage = good.usage
 	}
 	for _, u := range usage {
 		if u.MaxBytes <= 0 || (u.Name != StreamEvents && u.Kind != "bucket") {

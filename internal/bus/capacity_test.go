@@ -247,3 +247,35 @@ func TestWaitForRoomHoldsEventsWhileFull(t *testing.T) {
 		t.Fatalf("handler called %d times", len(called))
 	}
 }
+
+// TestAdmitWhenUsageUnreadable: a reading of the stores that fails (here,
+// a context already done; in production a JetStream API slowed by load)
+// is not a full store. Admit decides on the last reading that succeeded,
+// and with none it admits, leaving the hard limits to judge: a busy
+// machine must not answer submissions 503 (it did, under a race run).
+func TestAdmitWhenUsageUnreadable(t *testing.T) {
+	b := smallBus(t, 64<<10)
+	ctx := t.Context()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := b.Admit(done, bus.Work{}); err != nil {
+		t.Fatalf("no reading yet, and it cannot be made: %v, want admitted", err)
+	}
+	for i := 0; ; i++ {
+		if err := b.Publish(ctx, request(t, i)); err != nil {
+			if !errors.Is(err, bus.ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	b.ForgetUsage()
+	var full *bus.FullError
+	if err := b.Admit(ctx, bus.Work{}); !errors.As(err, &full) {
+		t.Fatalf("admit on a full stream: %v", err)
+	}
+	b.ForgetUsage()
+	if err := b.Admit(done, bus.Work{}); !errors.As(err, &full) {
+		t.Fatalf("a failed reading after one that found the stream full: %v, want the full error of the last good reading", err)
+	}
+}
