@@ -315,7 +315,9 @@ func TestPushedDealLifecycle(t *testing.T) {
 	if _, err := svc.Seats.Transition(ctx, key2, func(s *activator.Seat, exists bool) (bool, error) { return s.Receive(exists, key2, terms2, now) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Seats.Transition(ctx, key2, func(s *activator.Seat, exists bool) (bool, error) { return s.Reject(exists, "api", "price too high", now) }); err != nil {
+	if _, err := svc.Seats.Transition(ctx, key2, func(s *activator.Seat, exists bool) (bool, error) {
+		return s.Reject(exists, "api", "price too high", now)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	p2 := &events.DealApproved{CampaignID: activator.PushedCampaignID(key2), DealKey: key2, ApprovedBy: "api", Terms: terms2, ApprovedAt: now}
