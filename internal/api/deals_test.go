@@ -59,12 +59,14 @@ func pushed(dealID string, price float64) map[string]any {
 		"fixed_price_cpm": price, "currency": "USD", "impressions": 500000, "flight_start": "2028-06-04", "flight_end": "2028-06-30",
 		"buyer_seat_ids": []string{"ttd-seat-123"},
 		"openrtb_params": map[string]any{"id": dealID, "bidfloor": price, "bidfloorcur": "USD", "at": 3, "wseat": []string{"ttd-seat-123"}},
-		"seller_id": "default", "seller_domain": "publisher.example",
+		"seller_id":      "default", "seller_domain": "publisher.example",
 		"created_at": "2028-06-01T10:00:00.000000+00:00", "updated_at": "2028-06-01T10:00:00.000000+00:00",
 	}
 }
 
-func bearerOf(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerOf(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // TestPushedDealThroughItsLifecycle: a seller's push is recorded pending and
 // published (DealReceived), listed for approval, answered to the seller's

@@ -147,8 +147,12 @@ func TestDSPSettings(t *testing.T) {
 		wantErr string
 	}{
 		{"activator without a DSP", func(c *Config) { c.Stages = append(c.Stages, "activator") }, "--stages activator needs --dsp"},
-		{"webhook", func(c *Config) { c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "https://dsp.example/activations", key }, ""},
-		{"files", func(c *Config) { c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "file:///var/dealflow/activations", key }, ""},
+		{"webhook", func(c *Config) {
+			c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "https://dsp.example/activations", key
+		}, ""},
+		{"files", func(c *Config) {
+			c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "file:///var/dealflow/activations", key
+		}, ""},
 		{"no secret", func(c *Config) { c.DSP = "https://dsp.example/a" }, "--dsp-secret"},
 		{"short secret", func(c *Config) { c.DSP, c.DSPSecret = "https://dsp.example/a", "short" }, "--dsp-secret"},
 		{"other scheme", func(c *Config) { c.DSP, c.DSPSecret = "ftp://dsp.example/a", key }, "neither"},
