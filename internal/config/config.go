@@ -443,8 +443,9 @@ func (c Config) Validate() error {
 // validateDSP checks the activator's settings: the activator stage needs
 // a DSP, and a DSP a secret to sign with.
 func (c Config) validateDSP() error {
-	if c.DSPTimeout <= 0 {
-		return fmt.Errorf("--dsp-timeout: %s must be positive", c.DSPTimeout)
+	if c.DSPTimeout <= 0 || c.DSPTimeout > 2*time.Minute {
+		// One attempt must end well inside the handler's bound (5 min).
+		return fmt.Errorf("--dsp-timeout: %s must be positive and at most 2m", c.DSPTimeout)
 	}
 	if c.DSPAttempts < 1 || c.DSPAttempts > 100 {
 		return fmt.Errorf("--dsp-attempts: %d is not between 1 and 100", c.DSPAttempts)

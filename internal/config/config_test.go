@@ -159,6 +159,7 @@ func TestDSPSettings(t *testing.T) {
 		{"no host", func(c *Config) { c.DSP, c.DSPSecret = "https:///a", key }, "neither"},
 		{"remote file", func(c *Config) { c.DSP, c.DSPSecret = "file://host/dir", key }, "neither"},
 		{"zero timeout", func(c *Config) { c.DSPTimeout = 0 }, "--dsp-timeout"},
+		{"endless timeout", func(c *Config) { c.DSPTimeout = time.Hour }, "--dsp-timeout"},
 		{"no attempts", func(c *Config) { c.DSPAttempts = 0 }, "--dsp-attempts"},
 	}
 	for _, tc := range cases {

@@ -300,7 +300,7 @@ func TestActivationKilledMidCallIsNotSentTwice(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.NATSPort, cfg.Stages, cfg.AllowPrivate = dir, 0, []string{activator.Stage}, true
-	cfg.DSP, cfg.DSPSecret, cfg.DSPTimeout = dsp.URL, dspSecret, 2*time.Minute
+	cfg.DSP, cfg.DSPSecret, cfg.DSPTimeout = dsp.URL, dspSecret, 90*time.Second
 	tune := func(sc *bus.StageConfig) { sc.AckWait, sc.DrainTimeout = 2*time.Second, 200*time.Millisecond }
 	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{StageTuning: tune})
 	if err != nil {
