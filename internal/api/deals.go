@@ -413,7 +413,7 @@ func (a *server) pushDeal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := seat.StatusAt(now)
-	e, err := events.New(events.KindDealReceived, activator.EventID(key, "received", activator.TermsHash(terms)), "api", seat.CampaignID,
+	e, err := events.New(events.KindDealReceived, activator.EventID(key, "received", seat.Proposal()), "api", seat.CampaignID,
 		&events.DealReceived{CampaignID: seat.CampaignID, DealKey: key, Terms: terms, Status: status, ReceivedAt: now})
 	if err == nil {
 		err = a.pub.Publish(ctx, e)
@@ -677,7 +677,7 @@ func (a *server) approveDeal(w http.ResponseWriter, r *http.Request) {
 	log = log.With().Str("campaign_id", seat.CampaignID).Str("seller", seat.Terms.SellerURL).Str("deal_id", seat.Terms.DealID).Logger()
 	ctx, cancel := context.WithTimeout(sctx, storeTimeout)
 	defer cancel()
-	e, err := events.New(events.KindDealApproved, activator.EventID(seat.Key, "approved", seat.TermsHash), "api", seat.CampaignID,
+	e, err := events.New(events.KindDealApproved, activator.EventID(seat.Key, "approved", seat.Proposal()), "api", seat.CampaignID,
 		&events.DealApproved{CampaignID: seat.CampaignID, DealKey: seat.Key, ApprovedBy: "api", Terms: seat.Terms, ApprovedAt: now})
 	if err == nil {
 		err = a.pub.Publish(ctx, e)
@@ -743,7 +743,7 @@ func (a *server) rejectDeal(w http.ResponseWriter, r *http.Request) {
 	if seat.DecidedAt != nil {
 		at = *seat.DecidedAt
 	}
-	e, err := events.New(events.KindDealRejected, activator.EventID(seat.Key, "rejected", seat.TermsHash), "api", seat.CampaignID,
+	e, err := events.New(events.KindDealRejected, activator.EventID(seat.Key, "rejected", seat.Proposal()), "api", seat.CampaignID,
 		&events.DealRejected{CampaignID: seat.CampaignID, DealKey: seat.Key, DealID: seat.Terms.DealID, SellerURL: seat.Terms.SellerURL,
 			RejectedBy: seat.DecidedBy, Reason: seat.Reason, RejectedAt: at})
 	if err == nil {

@@ -441,12 +441,17 @@ func (s *Seats) List(ctx context.Context) ([]Seat, error) {
 	return out, nil
 }
 
+// Proposal names the terms a seller proposed last: their hash and how
+// many changes the record has seen, so terms pushed again after others
+// (A, B, A) are a new proposal.
+func (s Seat) Proposal() string { return s.TermsHash + "-" + strconv.Itoa(s.Pushes) }
+
 // EventID is the deterministic id of an event the bookings API publishes
-// for a deal (what: received, approved, rejected), one per terms: a
-// request retried after a failed publication re-publishes the same event,
-// which JetStream de-duplicates.
-func EventID(key, what, termsHash string) string {
-	return events.ChildID(key, "deals-api", what+"-"+termsHash)
+// for a deal (what: received, approved, rejected), one per proposal
+// (Seat.Proposal): a request retried after a failed publication
+// re-publishes the same event, which JetStream de-duplicates.
+func EventID(key, what, proposal string) string {
+	return events.ChildID(key, "deals-api", what+"-"+proposal)
 }
 
 // attemptKey names the event of one attempt's failure.
