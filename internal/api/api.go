@@ -29,6 +29,7 @@ import (
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/activator"
 	"github.com/dealflow/dealflow/services/notifier"
 )
 
@@ -88,6 +89,14 @@ type Options struct {
 	Heartbeat time.Duration
 	// TracerProvider makes the API's spans (nil: the global one).
 	TracerProvider trace.TracerProvider
+	// Seats are the deals' buyer seat records (the IAB Deals API buyer
+	// side, deals.go); nil answers the /deals routes 503. SellerTokens are
+	// the sellers' push tokens (none: pushes are refused);
+	// StatusTokenRequired makes the status route need one too.
+	Seats               *activator.Seats
+	SellerTokens        *SellerTokens
+	StatusTokenRequired bool
+	DealMetrics         DealMetrics
 }
 
 type server struct {
@@ -139,13 +148,19 @@ func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Lo
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api", serveAPIPage)
 	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)
+	mux.HandleFunc("POST /deals", a.pushDeal)
+	mux.HandleFunc("GET /deals/{deal_id}/status", a.dealStatus)
+	mux.HandleFunc("GET /deals", a.listDeals)
+	mux.HandleFunc("GET /deals/{deal_id}", a.getDeal)
+	mux.HandleFunc("POST /deals/{deal_id}/approve", a.approveDeal)
+	mux.HandleFunc("POST /deals/{deal_id}/reject", a.rejectDeal)
 	consoleHandlers(mux)
 	return jsonErrors(a.auth(mux))
 }
 
 func (a *server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.key != "" && !public(r.URL.Path) &&
+		if a.key != "" && !public(r.URL.Path) && !sellerRoute(r) &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get("X-API-Key")), []byte(a.key)) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthorized", Detail: "Invalid or missing API key"})
 			return
@@ -230,6 +245,12 @@ func (e *httpError) write(w http.ResponseWriter) { writeJSON(w, e.status, e.body
 // trailing data) with no unknown fields, and have the right types (422
 // naming the field and the JSON type wanted, never a Go type).
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) *httpError {
+	return decodeBodyWith(w, r, v, true)
+}
+
+// decodeBodyWith is decodeBody; with strict false unknown members are
+// ignored (a seller's pushed deal, whose newer versions may add some).
+func decodeBodyWith(w http.ResponseWriter, r *http.Request, v any, strict bool) *httpError {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return &httpError{http.StatusUnsupportedMediaType, apiError{Error: "unsupported_media_type", Field: "Content-Type",
@@ -243,7 +264,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *httpError {
 		return &httpError{http.StatusBadRequest, apiError{Error: "bad_request", Detail: "the body could not be read"}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	err = dec.Decode(v)
 	if err == nil {
 		if err = dec.Decode(&struct{}{}); err == io.EOF {

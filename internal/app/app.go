@@ -29,6 +29,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+	"github.com/dealflow/dealflow/services/activator"
 	"github.com/dealflow/dealflow/services/booker"
 	"github.com/dealflow/dealflow/services/discoverer"
 	"github.com/dealflow/dealflow/services/kitfetcher"
@@ -53,6 +54,9 @@ type App struct {
 	// Webhooks is each campaign's webhook (URL and signing secret), written
 	// by the bookings API and read by the notifier only.
 	Webhooks *bus.Store[notifier.Webhook]
+	// Seats are the deals' buyer seat records (activator and bookings
+	// API processes).
+	Seats    *activator.Seats
 	HTTPAddr string
 	// Metrics is the process's registry (Options.Metrics or a new one);
 	// MetricsAddr is where --metrics-addr serves it, if set.
@@ -108,6 +112,10 @@ type Options struct {
 	// give a seller several host names without DNS with them.
 	Resolve    discoverer.Resolver
 	SellerDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DSP replaces the activator's --dsp; SellerTokens replace loading
+	// --deal-push-tokens.
+	DSP          activator.DSP
+	SellerTokens *api.SellerTokens
 }
 
 // Start connects (or starts the embedded server), provisions and starts the
@@ -183,7 +191,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger, o Options
 		return nil, err
 	}
 	if cfg.HTTPAddr != "" {
-		if err := a.startHTTP(); err != nil {
+		if err := a.startHTTP(o); err != nil {
 			a.Stop()
 			return nil, err
 		}
@@ -334,6 +342,16 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 		run(sc, bus.EventOnly(notifier.New(a.Webhooks, cfg.Guard(), a.Log).Handle))
 	}
+	if err := a.openSeats(ctx); err != nil {
+		return err
+	}
+	if cfg.Has(activator.Stage) {
+		svc, sc, err := a.activatorStage(o)
+		if err != nil {
+			return err
+		}
+		run(sc, svc.Handle)
+	}
 	if cfg.Has("booker") {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
 		if err != nil {
@@ -376,7 +394,14 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 	return nil
 }
 
-func (a *App) startHTTP() error {
+func (a *App) startHTTP(o Options) error {
+	tokens := o.SellerTokens
+	if tokens == nil {
+		var err error
+		if tokens, err = api.LoadSellerTokens(a.Config.DealPushTokens); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("bookings API: %w", err)
@@ -385,7 +410,8 @@ func (a *App) startHTTP() error {
 	// Timeouts bound what one client can hold: a header or body trickled a
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(api.AccessLog(api.New(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
-		api.Options{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider}), a.Log)),
+		api.Options{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider,
+			Seats: a.Seats, SellerTokens: tokens, StatusTokenRequired: a.Config.DealStatusTokenRequired, DealMetrics: a.Metrics}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

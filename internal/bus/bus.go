@@ -52,10 +52,15 @@ const (
 	// secret), keyed by campaign id; only the bookings API writes it and only
 	// the notifier reads it, so the secret never travels in an event.
 	BucketWebhooks = "dealflow_webhooks"
+	// BucketDealSeats holds each deal's buyer seat status (IAB Deals API)
+	// and its activation, keyed by deal and seller; written only through
+	// services/activator's transitions.
+	BucketDealSeats = "dealflow_deal_seats"
 )
 
 // Buckets lists every KV bucket Provision creates.
-var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks}
+var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks,
+	BucketDealSeats}
 
 // Config sizes the streams and buckets. Zero values take the defaults.
 type Config struct {

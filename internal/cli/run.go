@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/identity"
+	"github.com/dealflow/dealflow/services/activator"
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +70,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		log.Info().Str("registry", m.RegistryURL).Int("sellers", len(m.Sellers)+len(m.ADCPSellers)).
 			Int("iab_sellers", len(m.Sellers)).Int("adcp_sellers", len(m.ADCPSellers)).Msg("sandbox market serving")
+		if cfg.DSP == "" && flagUnset(fs, "stages", "DEALFLOW_STAGES") {
+			// The sandbox's DSP, so booked deals are activated too.
+			dsp, err := startSandboxDSP(&cfg)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = dsp.Close() }()
+			log.Info().Str("dsp", dsp.URL).Msg("sandbox DSP serving; the activator sets booked deals up in it")
+		}
 	}
 	a, err := app.Start(ctx, cfg, log, opts)
 	if err != nil {
@@ -192,4 +204,23 @@ func printQuickStart(w io.Writer, natsURL, apiAddr, metricsAddr string, apiKey b
 	if natsURL != "" {
 		fmt.Fprintf(w, "  nats sub 'dealflow.>' --server %s\n", natsURL)
 	}
+}
+
+// startSandboxDSP serves a sandbox DSP with a fresh secret and points the
+// activator at it (adding the activator to the stages).
+func startSandboxDSP(cfg *config.Config) (*sandbox.DSP, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(b[:])
+	dsp, err := sandbox.StartDSP(secret)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DSP, cfg.DSPSecret = dsp.URL, secret
+	if !cfg.Has(activator.Stage) {
+		cfg.Stages = append(cfg.Stages, activator.Stage)
+	}
+	return dsp, nil
 }

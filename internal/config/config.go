@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -68,6 +69,19 @@ type Config struct {
 	StreamMaxAge   time.Duration
 	DLQMaxBytes    int64
 	BucketMaxBytes int64
+	// DSP, DSPSecret, DSPTimeout and DSPAttempts shape the activator
+	// (services/activator): where activations go (an http(s) URL, signed
+	// POSTs; file:///dir, signed files), their HMAC key, one attempt's
+	// deadline and how many attempts a deal gets.
+	DSP         string
+	DSPSecret   string
+	DSPTimeout  time.Duration
+	DSPAttempts int
+	// DealPushTokens is the file of the tokens sellers push deals to the
+	// bookings API's buyer deal endpoint with; DealStatusTokenRequired
+	// makes GET /deals/{deal_id}/status need one too.
+	DealPushTokens          string
+	DealStatusTokenRequired bool
 }
 
 // Option is one setting.
@@ -246,6 +260,12 @@ var Options = []Option{
 	{"dlq-max-bytes", "DEALFLOW_DLQ_MAX_BYTES", "256MiB", "size of the dead-letter stream (its oldest dead letters make room; they are kept 30 days)", size(func(c *Config) *int64 { return &c.DLQMaxBytes })},
 	{"bucket-max-bytes", "DEALFLOW_BUCKET_MAX_BYTES", "256MiB", "size of each KV bucket (campaign records, quotes, negotiations, booking ledger, webhooks); a full bucket refuses writes, which are retried, and at 80% new campaigns are refused (503 with Retry-After)", size(func(c *Config) *int64 { return &c.BucketMaxBytes })},
 	{"nats-monitor-port", "DEALFLOW_NATS_MONITOR_PORT", "0", "embedded server's HTTP monitoring port (/varz, /jsz, /healthz for nats-server tooling and exporters); 0 disables it", integer(func(c *Config) *int { return &c.NATSMonitor })},
+	{"dsp", "DEALFLOW_DSP", "", "where the activator stage sets deals up: an http(s) URL (each activation POSTed, HMAC-signed, with the deal's Idempotency-Key) or file:///dir (a signed JSON file per deal); the activator stage needs one", str(func(c *Config) *string { return &c.DSP })},
+	{"dsp-secret", "DEALFLOW_DSP_SECRET", "", "HMAC-SHA256 key signing each activation (X-Dealflow-Signature, as the notifier's webhooks), at least 16 characters", str(func(c *Config) *string { return &c.DSPSecret })},
+	{"dsp-timeout", "DEALFLOW_DSP_TIMEOUT", "10s", "deadline of one activation attempt (a timed-out attempt is retried with the same idempotency key)", duration(func(c *Config) *time.Duration { return &c.DSPTimeout })},
+	{"dsp-attempts", "DEALFLOW_DSP_ATTEMPTS", "8", "attempts a deal's activation gets (retryable failures: 5xx, timeouts, refused connections) before it is reported failed for good", integer(func(c *Config) *int { return &c.DSPAttempts })},
+	{"deal-push-tokens", "DEALFLOW_DEAL_PUSH_TOKENS", "", "JSON file {\"sellers\":{url:token}} of the bearer token each seller pushes deals to the bookings API's POST /deals with (IAB Deals API buyer side); without it pushes are refused", str(func(c *Config) *string { return &c.DealPushTokens })},
+	{"deal-status-token-required", "DEALFLOW_DEAL_STATUS_TOKEN_REQUIRED", "false", "GET /deals/{deal_id}/status answers only a seller presenting its push token (the seller-agent v2.4.2 asks without one, so the default answers it; a token that is sent must be right)", boolean(func(c *Config) *bool { return &c.DealStatusTokenRequired })},
 }
 
 // Defaults returns the configuration with every default applied.
@@ -319,7 +339,7 @@ type Setting struct {
 }
 
 // secret options are shown as set or not, never by value.
-var secret = map[string]bool{"api-key": true, "registry-token": true}
+var secret = map[string]bool{"api-key": true, "registry-token": true, "dsp-secret": true}
 
 // Effective lists every registered option with its effective value and
 // source, secrets masked.
@@ -357,7 +377,7 @@ func quote(s string) string {
 }
 
 // KnownStages are the stage names --stages accepts.
-var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier"}
+var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier", "activator"}
 
 // Validate checks values that flags cannot.
 func (c Config) Validate() error {
@@ -411,8 +431,42 @@ func (c Config) Validate() error {
 	if c.NATSMonitor < 0 || c.NATSMonitor > 65535 {
 		return fmt.Errorf("--nats-monitor-port: %d is not a port (0 disables it)", c.NATSMonitor)
 	}
+	if err := c.validateDSP(); err != nil {
+		return err
+	}
 	if lvl, err := zerolog.ParseLevel(strings.ToLower(c.LogLevel)); err != nil || (lvl == zerolog.NoLevel && c.LogLevel != "") {
 		return fmt.Errorf("--log-level: %q is not trace, debug, info, warn, error, fatal, panic or disabled", c.LogLevel)
+	}
+	return nil
+}
+
+// validateDSP checks the activator's settings: the activator stage needs
+// a DSP, and a DSP a secret to sign with.
+func (c Config) validateDSP() error {
+	if c.DSPTimeout <= 0 || c.DSPTimeout > 2*time.Minute {
+		// One attempt must end well inside the handler's bound (5 min).
+		return fmt.Errorf("--dsp-timeout: %s must be positive and at most 2m", c.DSPTimeout)
+	}
+	if c.DSPAttempts < 1 || c.DSPAttempts > 100 {
+		return fmt.Errorf("--dsp-attempts: %d is not between 1 and 100", c.DSPAttempts)
+	}
+	if c.DSP == "" {
+		if c.Has("activator") {
+			return fmt.Errorf("--stages activator needs --dsp (an http(s) URL or file:///dir)")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.DSP)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--dsp: %w", err)
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
+	case u.Scheme == "file" && u.Path != "" && (u.Host == "" || u.Host == "localhost"):
+	default:
+		return fmt.Errorf("--dsp: %q is neither an http(s) URL nor file:///dir", c.DSP)
+	}
+	if len(c.DSPSecret) < 16 {
+		return fmt.Errorf("--dsp-secret: give an HMAC key of at least 16 characters to sign activations with")
 	}
 	return nil
 }

@@ -135,3 +135,41 @@ func TestConfigurationDocumentsEveryOption(t *testing.T) {
 		t.Fatal("docs/configuration.md's options table differs from `dealflow config --reference`; paste its output into docs/configuration.md")
 	}
 }
+
+// TestDSPSettings: the activator stage needs a DSP, a DSP is an http(s)
+// URL or file:///dir signed with a key of 16 characters or more, and the
+// attempt settings are bounded.
+func TestDSPSettings(t *testing.T) {
+	key := strings.Repeat("k", 16)
+	cases := []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr string
+	}{
+		{"activator without a DSP", func(c *Config) { c.Stages = append(c.Stages, "activator") }, "--stages activator needs --dsp"},
+		{"webhook", func(c *Config) {
+			c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "https://dsp.example/activations", key
+		}, ""},
+		{"files", func(c *Config) {
+			c.Stages, c.DSP, c.DSPSecret = []string{"activator"}, "file:///var/dealflow/activations", key
+		}, ""},
+		{"no secret", func(c *Config) { c.DSP = "https://dsp.example/a" }, "--dsp-secret"},
+		{"short secret", func(c *Config) { c.DSP, c.DSPSecret = "https://dsp.example/a", "short" }, "--dsp-secret"},
+		{"other scheme", func(c *Config) { c.DSP, c.DSPSecret = "ftp://dsp.example/a", key }, "neither"},
+		{"no host", func(c *Config) { c.DSP, c.DSPSecret = "https:///a", key }, "neither"},
+		{"remote file", func(c *Config) { c.DSP, c.DSPSecret = "file://host/dir", key }, "neither"},
+		{"zero timeout", func(c *Config) { c.DSPTimeout = 0 }, "--dsp-timeout"},
+		{"endless timeout", func(c *Config) { c.DSPTimeout = time.Hour }, "--dsp-timeout"},
+		{"no attempts", func(c *Config) { c.DSPAttempts = 0 }, "--dsp-attempts"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -172,7 +172,9 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodPost, "/api/v1/negotiations/messages", s.handleNegotiationMessage)
 	rt.handle(http.MethodGet, "/proposals/{id}/negotiation", s.handleNegotiationHistory)
 	rt.handle(http.MethodPost, "/api/v1/deals", s.bookingFaults(s.handleBookDeal))
+	rt.handle(http.MethodPost, "/api/v1/deals/push", s.handlePushDeal)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
+	rt.handle(http.MethodGet, "/api/v1/deals/{id}/buyer-status", s.handleBuyerStatus)
 	return rt
 }
 

@@ -70,6 +70,8 @@ type Metrics struct {
 	dealsBooked    *prometheus.CounterVec
 	bookedSpend    prometheus.Counter
 	lineOutcomes   *prometheus.CounterVec
+	activations    *prometheus.CounterVec // activation.go
+	dealPushes     *prometheus.CounterVec // activation.go
 
 	mu        sync.Mutex
 	campaigns CampaignCounter
@@ -119,6 +121,7 @@ func NewMetrics() *Metrics {
 	m.lineOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "booking_line_outcomes_total",
 		Help: "Outcomes of approved lines as they became known: booked, failed (definite), unresolved (unknown at the booking horizon), reconciled_booked, reconciled_not_booked."},
 		[]string{"outcome"})
+	m.activations, m.dealPushes = activationFamilies()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -126,6 +129,7 @@ func NewMetrics() *Metrics {
 		m.sellerRequests, m.sellerSeconds,
 		m.negotiations, m.negRounds, m.negSeconds,
 		m.dealsBooked, m.bookedSpend, m.lineOutcomes,
+		m.activations, m.dealPushes,
 		&scrapeCollector{m: m},
 	)
 	return m

@@ -28,6 +28,10 @@ func samplePayloads() map[string]any {
 		Weights: &ValueWeights{Price: 1, Video: 10, PriceCeilingMicros: 50_000_000}}
 	deal := DealBooked{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", QuoteID: "qt-1", DealID: "DEMO-ABC", DealType: "PD", CPMMicros: 20_000_000, AgreedCPMMicros: 20_000_000,
 		Impressions: 1000, SpendMicros: 20_000_000, Currency: "USD", Tier: TierAgency, BookedAt: now, ActivationInstructions: map[string]string{"ttd": "x"}}
+	terms := DealTerms{DealID: "DEMO-ABC", DealType: "PD", SellerURL: seller.URL, FixedCPMMicros: 20_000_000, Currency: "USD", Impressions: 1000,
+		FlightStart: "2028-06-01", FlightEnd: "2028-06-30", BuyerSeatIDs: []string{"ttd-seat-123"}, ActivationInstructions: map[string]string{"ttd": "x"},
+		OpenRTB: &OpenRTBDeal{ID: "DEMO-ABC", BidFloorMicros: 20_000_000, Currency: "USD", AuctionType: 3, WSeat: []string{"ttd-seat-123"}}}
+	deal.OpenRTB = terms.OpenRTB
 	return map[string]any{
 		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: BuyerIdentity{SeatID: "s"}, RequestedAt: now},
 		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
@@ -45,6 +49,13 @@ func samplePayloads() map[string]any {
 		KindDealBooked.Type:        deal,
 		KindBookingFailed.Type:     BookingFailed{CampaignID: "c-1", SellerURL: seller.URL, PackageID: "pkg-1", Code: "quote_expired", Reason: "expired"},
 		KindCampaignCompleted.Type: CampaignCompleted{CampaignID: "c-1", Status: "completed", BudgetMicros: 100_000_000, TotalSpendMicros: 20_000_000, Deals: []DealBooked{deal}},
+		KindDealReceived.Type:      DealReceived{CampaignID: "c-1", DealKey: "k.s", Terms: terms, Status: SeatPending, ReceivedAt: now},
+		KindDealApproved.Type:      DealApproved{CampaignID: "c-1", DealKey: "k.s", ApprovedBy: "api", Terms: terms, ApprovedAt: now},
+		KindDealRejected.Type:      DealRejected{CampaignID: "c-1", DealKey: "k.s", DealID: "DEMO-ABC", SellerURL: seller.URL, RejectedBy: "api", Reason: "price", RejectedAt: now},
+		KindDealActivated.Type: DealActivated{CampaignID: "c-1", DealKey: "k.s", Origin: OriginBooked, DealID: "DEMO-ABC", SellerURL: seller.URL, DSP: "webhook",
+			IdempotencyKey: "act-1", Attempts: 1, SeatStatus: SeatReadyToServe, ActivatedAt: now},
+		KindDealActivationFailed.Type: DealActivationFailed{CampaignID: "c-1", DealKey: "k.s", Origin: OriginPushed, DealID: "DEMO-ABC", SellerURL: seller.URL, DSP: "webhook",
+			Attempt: 1, Code: "http_error", Reason: "503", Retryable: true},
 	}
 }
 

@@ -85,11 +85,27 @@ var (
 		"The campaign reached its end: what was booked and spent.", func() any { return new(CampaignCompleted) })
 )
 
+// The kinds of activation and of the buyer side of the IAB Deals API
+// (pkg/events/deals.go).
+var (
+	KindDealReceived = kind("DealReceived", "deal", "received",
+		"A seller pushed deal terms to the buyer's deal endpoint (IAB Deals API); the deal waits for approval.", func() any { return new(DealReceived) })
+	KindDealApproved = kind("DealApproved", "deal", "approved",
+		"The buyer approved a pushed deal through the bookings API: it is to be activated.", func() any { return new(DealApproved) })
+	KindDealRejected = kind("DealRejected", "deal", "rejected",
+		"The buyer rejected a pushed deal through the bookings API.", func() any { return new(DealRejected) })
+	KindDealActivated = kind("DealActivated", "deal", "activated",
+		"A deal is set up in the DSP: its buyer seat status is ready_to_serve.", func() any { return new(DealActivated) })
+	KindDealActivationFailed = kind("DealActivationFailed", "activation", "failed",
+		"An attempt to activate a deal in the DSP failed: retried with the same idempotency key, or final.", func() any { return new(DealActivationFailed) })
+)
+
 // Kinds lists every event kind of the contract.
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
 	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindShoppingDeadlinePassed, KindPortfolioProposed,
 	KindPortfolioApproved, KindLineApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
+	KindDealReceived, KindDealApproved, KindDealRejected, KindDealActivated, KindDealActivationFailed,
 }
 
 var kindByType = func() map[string]Kind {

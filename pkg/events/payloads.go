@@ -354,6 +354,7 @@ type DealBooked struct {
 	ActivationInstructions map[string]string `json:"activation_instructions,omitempty"`
 	BidFloorMicros         Micros            `json:"bid_floor_micros,omitempty" desc:"The deal's OpenRTB bid floor, CPM in micros."`
 	AuctionType            int               `json:"auction_type,omitempty"`
+	OpenRTB                *OpenRTBDeal      `json:"openrtb_params,omitempty" desc:"The seller's OpenRTB deal parameters (id, bid floor in micros, auction type, allowed seats and advertiser domains), what the activator sets up in the DSP."`
 	BookedAt               time.Time         `json:"booked_at"`
 }
 

@@ -364,9 +364,11 @@ func dealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, qu
 	if out.DealType == "" {
 		out.DealType = q.DealType
 	}
-	if d.OpenRTBParams != nil {
-		out.BidFloorMicros = d.OpenRTBParams.BidFloor.Micros()
-		out.AuctionType = d.OpenRTBParams.At
+	if o := d.OpenRTBParams; o != nil {
+		out.BidFloorMicros = o.BidFloor.Micros()
+		out.AuctionType = o.At
+		out.OpenRTB = &events.OpenRTBDeal{ID: o.ID, BidFloorMicros: o.BidFloor.Micros(), Currency: "USD", AuctionType: o.At,
+			WSeat: o.WSeat, WADomain: o.WADomain}
 	}
 	return out
 }

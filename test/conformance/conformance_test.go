@@ -78,6 +78,7 @@ var conformanceCases = []struct {
 	{"Case39_OfferAtOrAboveBase", case39OfferAtOrAboveBase},
 	{"Case40_SeatCTVTrace", case40SeatCTVTrace},
 	{"Case44_ContentTypes", case44ContentTypes},
+	{"Case45_DealsAPIBuyerSide", case45DealsAPIBuyerSide},
 }
 
 // TestSellerConformance runs the cases in order, then validates every request
@@ -96,7 +97,7 @@ func TestSellerConformance(t *testing.T) {
 }
 
 // checkRequestBodies validates every POST the suite sent. When every case
-// ran, each of the four body kinds must have been validated at least once.
+// ran, each of the body kinds (validatedPaths) must have been validated at least once.
 func checkRequestBodies(t *testing.T, all bool) {
 	v := openAPIValidator(t)
 	counts := map[string]int{}

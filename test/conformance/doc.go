@@ -42,13 +42,21 @@
 //   - SELLER_ADVERTISER_ONLY_KEY: a buyer key minted with
 //     {"advertiser_id":"adv-1"} and no agency_id (case 22, priced as public).
 //
+// Case 45 (the IAB Deals API buyer side) starts dealflow's bookings API and
+// activator in the test and has the seller push deals to it
+// (POST /api/v1/deals/push) and ask their status
+// (GET /api/v1/deals/{id}/buyer-status): the seller must reach it. It
+// listens on 127.0.0.1, which a seller on the same host reaches; otherwise
+// set BUYER_LISTEN (e.g. 0.0.0.0:8090) and BUYER_URL (the deal endpoint as
+// the seller reaches it, e.g. http://host.docker.internal:8090/deals).
+//
 // Cases that need what only the sandbox offers (an empty seller, a clock to
 // expire a quote, the optional keys above when unset) are reported as not
 // applicable with t.Log against a real seller; in sandbox mode they always run
 // and assert. Nothing is skipped with t.Skip.
 //
 // Every request body the client sends (POST /api/v1/quotes, /api/v1/deals,
-// /api/v1/negotiations/messages, /media-kit/search) is validated after the
+// /api/v1/negotiations/messages, /media-kit/search, /api/v1/deals/push) is validated after the
 // cases against the request schemas of the repository's
 // contracts/seller-agent/openapi.json (internal/contracts finds it from the
 // module root): in sandbox mode the bodies come from the sellers' request

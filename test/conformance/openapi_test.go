@@ -22,7 +22,7 @@ const componentsURL = "https://conformance.dealflow.test/seller-agent/components
 
 // validatedPaths are the POST routes whose bodies the client builds. Their
 // schema names are read from the OpenAPI document, not assumed.
-var validatedPaths = []string{"/api/v1/quotes", "/api/v1/deals", "/api/v1/negotiations/messages", "/media-kit/search"}
+var validatedPaths = []string{"/api/v1/quotes", "/api/v1/deals", "/api/v1/negotiations/messages", "/media-kit/search", "/api/v1/deals/push"}
 
 // requestValidator validates request bodies against the seller-agent OpenAPI
 // request schemas (draft 2020-12, formats asserted).
