@@ -52,10 +52,15 @@ const (
 	// secret), keyed by campaign id; only the bookings API writes it and only
 	// the notifier reads it, so the secret never travels in an event.
 	BucketWebhooks = "dealflow_webhooks"
+	// BucketPacing holds the pacer's record of every booked line it
+	// follows, keyed <campaign id>.<line key>: the line's schedule (the
+	// next reading and when it is due) and its last snapshot, written
+	// before the snapshot is published.
+	BucketPacing = "dealflow_pacing"
 )
 
 // Buckets lists every KV bucket Provision creates.
-var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks}
+var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks, BucketPacing}
 
 // Config sizes the streams and buckets. Zero values take the defaults.
 type Config struct {
