@@ -228,17 +228,18 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 	}
 	now := s.now()
 	var (
-		snap events.DeliveryReported
-		dev  *events.PacingDeviation
-		prev *events.DeliveryReported
-		won  bool
+		snap    events.DeliveryReported
+		dev     *events.PacingDeviation
+		prev    *events.DeliveryReported
+		prevDev *events.PacingDeviation
+		won     bool
 	)
 	_, err = s.Lines.Update(ctx, id, func(v *Line, exists bool) (bool, error) {
 		won = false
 		if !exists || v.Done || v.NextSeq != due.Seq {
 			return false, nil // another pacer took this reading meanwhile
 		}
-		prev = v.Last
+		prev, prevDev = v.Last, v.LastDeviation
 		snap, dev = v.take(due.Seq, reading, rerr, now, s.tolerance())
 		v.LastDueID = in.ID()
 		won = true
@@ -260,7 +261,13 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 		Int64("spend_micros", int64(snap.SpendMicros)).Float64("flight_elapsed", snap.FlightElapsed).Bool("final", snap.Final).
 		Msg("delivery read")
 	if dev != nil {
-		log.Warn().Str("direction", string(dev.Direction)).Int("since_seq", dev.SinceSeq).Str("reason", dev.Reason).Msg("pacing deviation")
+		// A new episode is a warning; the snapshots that continue it are
+		// in the info line above.
+		ev := log.Info()
+		if prevDev == nil || prevDev.Direction != dev.Direction || prevDev.SinceSeq != dev.SinceSeq {
+			ev = log.Warn()
+		}
+		ev.Str("direction", string(dev.Direction)).Int("since_seq", dev.SinceSeq).Str("reason", dev.Reason).Msg("pacing deviation")
 	}
 	return s.outputs(in, snap, dev)
 }
