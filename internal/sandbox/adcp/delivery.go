@@ -29,15 +29,20 @@ func (a *Agent) buyFlight(b *mediaBuy) (sandbox.FlightWindow, bool) {
 	return sandbox.FlightWindow{Window: flight.Window{Start: st, End: et}, Booked: b.confirmed}, true
 }
 
-// packageRate is what a package pays per thousand impressions.
+// packageRate is what a package pays per thousand impressions: the fixed
+// price, or what an auction clears at, the bid (the guidance's median for
+// a package bought without one, through a proposal, else the floor).
 func (a *Agent) packageRate(p pkg) float64 {
 	if p.BidPrice != nil && *p.BidPrice > 0 {
 		return *p.BidPrice
 	}
 	for _, o := range a.catalog[p.ProductID].Pricing {
 		if o.ID == p.PricingOptionID {
-			if o.FixedPrice > 0 {
+			switch {
+			case o.FixedPrice > 0:
 				return o.FixedPrice
+			case o.Guidance != nil && o.Guidance.P50 > 0:
+				return o.Guidance.P50
 			}
 			return o.FloorPrice
 		}
