@@ -168,7 +168,7 @@ func (s *Service) follow(ctx context.Context, d *events.DealBooked) error {
 		return nil
 	}
 	created := false
-	_, err = s.Lines.Update(ctx, LineID(d.CampaignID, key), func(v *Line, exists bool) (bool, error) {
+	stored, err := s.Lines.Update(ctx, LineID(d.CampaignID, key), func(v *Line, exists bool) (bool, error) {
 		created = !exists
 		if exists {
 			return false, nil
@@ -179,6 +179,7 @@ func (s *Service) follow(ctx context.Context, d *events.DealBooked) error {
 	if err != nil {
 		return err
 	}
+	s.learn(LineID(d.CampaignID, key), stored)
 	if created {
 		log.Info().Time("flight_start", l.Window.Start).Time("flight_end", l.Window.End).Dur("every", l.Every).Dur("flight_day", l.Day).
 			Time("first_due", l.NextDue).Msg("following booked line")
@@ -234,7 +235,7 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 		prevDev *events.PacingDeviation
 		won     bool
 	)
-	_, err = s.Lines.Update(ctx, id, func(v *Line, exists bool) (bool, error) {
+	stored, err := s.Lines.Update(ctx, id, func(v *Line, exists bool) (bool, error) {
 		won = false
 		if !exists || v.Done || v.NextSeq != due.Seq {
 			return false, nil // another pacer took this reading meanwhile
@@ -248,6 +249,7 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 	if err != nil {
 		return nil, err
 	}
+	s.learn(id, stored) // the sweeper schedules the next reading without waiting for its watch
 	if !won {
 		log.Debug().Msg("another pacer took this reading")
 		return nil, nil

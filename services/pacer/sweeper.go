@@ -22,6 +22,12 @@ import (
 // is published again as the next round; the snapshot it makes has the same
 // id whichever round made it. A sweeper that dies loses nothing: the next
 // one (or the same, restarted) reads the bucket and publishes what is due.
+//
+// The watch is how the view stays current, not what it relies on: a KV
+// watch can fall silent for a while after its server restarts. So the
+// pacer's own writes go into its view at once, a line whose published
+// reading has not been taken within staleCheck is read back from the bucket,
+// and the whole bucket is read every resyncEvery.
 
 // maxSweepWait bounds how long the sweeper sleeps between looks at the
 // schedule.
@@ -31,6 +37,15 @@ const maxSweepWait = time.Second
 // DeliveryDue again after the publication failed.
 const publishRetry = time.Second
 
+// staleCheck is how long a published reading may stay untaken in the
+// sweeper's view before the line is read back from the bucket (its view
+// may have missed the reading); resyncEvery how often the sweeper reads
+// the whole bucket.
+const (
+	staleCheck  = 2 * time.Second
+	resyncEvery = 30 * time.Second
+)
+
 // index is the sweeper's view of the pacing bucket.
 type index struct {
 	mu sync.Mutex
@@ -38,29 +53,68 @@ type index struct {
 	// Line.Status, for the gauge.
 	open   map[string]Line
 	status map[string]string
-	// failed is when a DeliveryDue's publication last failed, per line.
-	failed map[string]time.Time
-	ready  bool
-	wake   chan struct{}
+	// failed is when a DeliveryDue's publication last failed, per line;
+	// checked when a line was last read back from the bucket.
+	failed  map[string]time.Time
+	checked map[string]time.Time
+	ready   bool
+	wake    chan struct{}
+}
+
+// initLocked makes the maps; the caller holds mu.
+func (x *index) initLocked() {
+	if x.open == nil {
+		x.open, x.status, x.failed, x.checked, x.wake = map[string]Line{}, map[string]string{}, map[string]time.Time{}, map[string]time.Time{}, make(chan struct{}, 1)
+	}
 }
 
 func (x *index) init() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.open == nil {
-		x.open, x.status, x.failed, x.wake = map[string]Line{}, map[string]string{}, map[string]time.Time{}, make(chan struct{}, 1)
-	}
+	x.initLocked()
 }
 
+// progress orders a line's states: its schedule only moves forward.
+func progress(l Line) [3]int {
+	done, round := 0, -1
+	if l.Done {
+		done = 1
+	}
+	if l.Sent != nil && l.Sent.Seq == l.NextSeq {
+		round = l.Sent.Round
+	}
+	return [3]int{done, l.NextSeq, round}
+}
+
+func behind(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// apply takes a line's state into the view, unless the view already has a
+// later one (the watch, the pacer's own writes and read-backs arrive in any
+// order).
 func (x *index) apply(c bus.Change[Line]) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.initLocked()
 	if c.Deleted || c.Bad {
 		delete(x.open, c.Key)
 		delete(x.status, c.Key)
 		return
 	}
+	if cur, ok := x.open[c.Key]; ok && behind(progress(c.Value), progress(cur)) {
+		return
+	}
+	if _, open := x.open[c.Key]; !open && x.status[c.Key] == "done" {
+		return
+	}
 	x.status[c.Key] = c.Value.Status()
+	delete(x.checked, c.Key)
 	if c.Value.Done {
 		delete(x.open, c.Key)
 		delete(x.failed, c.Key)
@@ -71,6 +125,12 @@ func (x *index) apply(c bus.Change[Line]) {
 	case x.wake <- struct{}{}:
 	default:
 	}
+}
+
+// learn takes a line the pacer itself wrote (or read back) into its
+// sweeper's view.
+func (s *Service) learn(key string, l Line) {
+	s.index.apply(bus.Change[Line]{Key: key, Value: l})
 }
 
 // sendAt is when the sweeper publishes the line's next DeliveryDue (or
@@ -90,11 +150,13 @@ func (s *Service) resendAfter() time.Duration {
 }
 
 // due lists the lines whose DeliveryDue is to be published now, earliest
-// first, and when to look again.
-func (s *Service) due(now time.Time) (keys []string, next time.Time) {
+// first, the lines to read back from the bucket (a published reading not
+// taken within staleCheck), and when to look again.
+func (s *Service) due(now time.Time) (keys, stale []string, next time.Time) {
 	x := &s.index
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.initLocked()
 	next = now.Add(maxSweepWait)
 	type item struct {
 		key string
@@ -102,6 +164,16 @@ func (s *Service) due(now time.Time) (keys []string, next time.Time) {
 	}
 	var items []item
 	for k, l := range x.open {
+		if l.Sent != nil && l.Sent.Seq == l.NextSeq {
+			check := l.Sent.At.Add(staleCheck)
+			if c, ok := x.checked[k]; ok {
+				check = c.Add(staleCheck)
+			}
+			if !check.After(now) {
+				stale = append(stale, k)
+				x.checked[k] = now
+			}
+		}
 		at := s.sendAt(l)
 		if f, ok := x.failed[k]; ok && f.Add(publishRetry).After(at) {
 			at = f.Add(publishRetry)
@@ -116,7 +188,33 @@ func (s *Service) due(now time.Time) (keys []string, next time.Time) {
 	for _, it := range items {
 		keys = append(keys, it.key)
 	}
-	return keys, next
+	return keys, stale, next
+}
+
+// readBack reads lines from the bucket into the view (every line, with nil
+// keys).
+func (s *Service) readBack(ctx context.Context, keys []string) {
+	if keys == nil {
+		all, err := s.Lines.Values(ctx, "")
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn().Err(err).Msg("pacer sweeper: reading the pacing bucket failed; will retry")
+			}
+			return
+		}
+		for k, l := range all {
+			s.learn(k, l)
+		}
+		s.index.mu.Lock()
+		s.index.ready = true
+		s.index.mu.Unlock()
+		return
+	}
+	for _, k := range keys {
+		if l, ok, err := s.Lines.Get(ctx, k); err == nil && ok {
+			s.learn(k, l)
+		}
+	}
 }
 
 // Counts is how many followed lines have each status (Line.Status), as
@@ -155,8 +253,16 @@ func (s *Service) RunSweeper(ctx context.Context, publish func(context.Context, 
 			}
 		}
 	}()
+	resync := s.now()
 	for {
-		keys, next := s.due(s.now())
+		if now := s.now(); !now.Before(resync) {
+			s.readBack(ctx, nil)
+			resync = now.Add(resyncEvery)
+		}
+		keys, stale, next := s.due(s.now())
+		if len(stale) > 0 {
+			s.readBack(ctx, stale)
+		}
 		for _, k := range keys {
 			if ctx.Err() != nil {
 				return
@@ -218,23 +324,20 @@ func (s *Service) send(ctx context.Context, key string, publish func(context.Con
 		v.Sent = &sent
 		return true, nil
 	})
-	x.mu.Lock()
-	delete(x.failed, key)
-	if err == nil {
-		if v.Done {
-			delete(x.open, key)
-		} else if cur, ok := x.open[key]; ok && cur.NextSeq <= v.NextSeq {
-			x.open[key] = v // do not wait for the watch to see the claim
-		}
-	} else {
+	if err != nil {
 		// Published but not claimed: the same round goes out again (one
 		// event: same id) until the claim is written.
+		x.mu.Lock()
 		x.failed[key] = now
-	}
-	x.mu.Unlock()
-	if err != nil && ctx.Err() == nil {
-		log.Warn().Err(err).Msg("pacer sweeper: claiming a published due reading failed; will publish it again")
+		x.mu.Unlock()
+		if ctx.Err() == nil {
+			log.Warn().Err(err).Msg("pacer sweeper: claiming a published due reading failed; will publish it again")
+		}
 		return
 	}
+	x.mu.Lock()
+	delete(x.failed, key)
+	x.mu.Unlock()
+	s.learn(key, v) // do not wait for the watch to see the claim
 	log.Debug().Time("due_at", due.DueAt).Msg("pacer sweeper: due reading published")
 }
