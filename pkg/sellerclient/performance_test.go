@@ -91,3 +91,31 @@ func TestGetDealPerformance(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParsePerformance: any body either parses into a reading the pacer can
+// use (a deal id, no negative count or price) or is an error; never both,
+// never a panic.
+func FuzzParsePerformance(f *testing.F) {
+	for _, s := range []string{placeholderPerformance, `{"deal_id":"d","impressions_served":5,"avg_cpm_actual":12.5,"last_updated":"2028-06-01"}`,
+		`{"deal_id":"d","impressions_served":-1}`, `{"deal_id":"d","impressions_served":1.5}`, `{"deal_id":"d","last_updated":"soon"}`,
+		`{"deal_id":""}`, `{}`, `[]`, ``, `{"deal_id":"d","deal_id":"e"}`} {
+		f.Add([]byte(s))
+	}
+	f.Add(oversized)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, ok := capped(t, data)
+		if !ok {
+			return
+		}
+		p, err := parsePerformance(b)
+		if (p == nil) == (err == nil) {
+			t.Fatalf("performance %v err %v", p, err)
+		}
+		if p != nil {
+			if p.DealID == "" || p.ImpressionsServed < 0 || p.ImpressionsAvailable < 0 || p.AvgCPMActual < 0 || p.AvgCPMMicros() < 0 {
+				t.Fatalf("accepted %+v", p)
+			}
+			mustEncode(t, p)
+		}
+	})
+}

@@ -143,3 +143,41 @@ func TestDeliveryRetriedOnA503(t *testing.T) {
 		t.Fatalf("after a 503: %v", err)
 	}
 }
+
+// FuzzDecodeDelivery: any get_media_buy_delivery answer either decodes into
+// non-negative micros and counts with an as-of time, or is a bad response.
+func FuzzDecodeDelivery(f *testing.F) {
+	for _, s := range []string{
+		`{"reporting_period":{"start":"2028-06-01T00:00:00Z","end":"2028-06-02T00:00:00Z"},"currency":"USD","media_buy_deliveries":[{"media_buy_id":"m","status":"active","totals":{"impressions":1500.0,"spend":30.5},"by_package":[{"package_id":"p","impressions":1500,"spend":30.5,"pricing_model":"cpm","rate":20.333333,"currency":"USD","pacing_index":0.9}]}]}`,
+		`{"reporting_period":{"start":"x","end":"2028-06-02T00:00:00Z"},"currency":"USD","media_buy_deliveries":[]}`,
+		`{"reporting_period":{"end":"2028-06-02T00:00:00Z"},"currency":"USD","media_buy_deliveries":[{"media_buy_id":"m","status":"active","totals":{"spend":1e300}}]}`,
+		`{}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := decodeDelivery(data)
+		if (d == nil) == (err == nil) {
+			t.Fatalf("delivery %v err %v", d, err)
+		}
+		if err != nil {
+			if !errors.Is(err, sellerclient.ErrBadResponse) {
+				t.Fatalf("not a bad response: %v", err)
+			}
+			return
+		}
+		if d.ReportingEnd.IsZero() || d.Currency == "" {
+			t.Fatalf("accepted %+v", d)
+		}
+		for _, m := range d.MediaBuys {
+			if m.MediaBuyID == "" || m.SpendMicros < 0 || m.Impressions < 0 {
+				t.Fatalf("accepted %+v", m)
+			}
+			for _, p := range m.Packages {
+				if p.PackageID == "" || p.SpendMicros < 0 || p.Impressions < 0 || p.RateMicros < 0 {
+					t.Fatalf("accepted %+v", p)
+				}
+			}
+		}
+	})
+}
