@@ -78,6 +78,9 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				}
 			}
 		}
+		if day > 0 {
+			fmt.Fprintf(stdout, "flight clock: one flight day every %s from each booking\n", day)
+		}
 		fmt.Fprintln(stdout, "serving until interrupted")
 	}
 	<-ctx.Done()
