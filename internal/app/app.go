@@ -23,6 +23,7 @@ import (
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/embednats"
+	"github.com/dealflow/dealflow/internal/flight"
 	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -35,6 +36,7 @@ import (
 	"github.com/dealflow/dealflow/services/kitfetcher"
 	"github.com/dealflow/dealflow/services/negotiator"
 	"github.com/dealflow/dealflow/services/notifier"
+	"github.com/dealflow/dealflow/services/pacer"
 )
 
 // App is a running dealflow process.
@@ -49,6 +51,8 @@ type App struct {
 	// ADCP is the AdCP client shared by the stages (AdCP sellers).
 	ADCP   *adcp.Client
 	Booker *booker.Service
+	// Pacer is the pacing stage (processes running it).
+	Pacer *pacer.Service
 	// Campaigns is the campaign store (booker and bookings API processes).
 	Campaigns *campaign.Store
 	// Webhooks is each campaign's webhook (URL and signing secret), written
@@ -361,6 +365,11 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			BookingHorizon: cfg.BookingHorizon, ReconcileEvery: cfg.ReconcileEvery,
 			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
 	}
+	if cfg.Has(pacer.Stage) {
+		if err := a.startPacer(ctx, run, o); err != nil {
+			return err
+		}
+	}
 	if cfg.Has("booker") {
 		// Planning is store transitions and the optimiser, whose search
 		// stops at its own time limit (portfolio.DefaultTimeLimit): a
@@ -391,6 +400,36 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			a.Booker.RunSweeper(ctx, every, a.Bus.Publish)
 		}()
 	}
+	return nil
+}
+
+// startPacer runs the pacing stage: its consumer (booked lines, due
+// readings) and its sweeper, which publishes the readings the schedule in
+// the pacing bucket says are due.
+func (a *App) startPacer(ctx context.Context, run func(bus.StageConfig, bus.Handler), o Options) error {
+	cfg := a.Config
+	lines, err := bus.OpenStore[pacer.Line](ctx, a.Bus, bus.BucketPacing)
+	if err != nil {
+		return err
+	}
+	svc := &pacer.Service{Lines: lines, Reader: pacer.SellerReader{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials},
+		Clock: flight.Clock{Day: cfg.TimeScale}, Every: cfg.PacingEvery, Tolerance: cfg.PacingTolerance, ReadTimeout: cfg.SellerTO,
+		Log: a.Log.With().Str("stage", pacer.Stage).Logger(), Metrics: a.Metrics}
+	a.Pacer = svc
+	// A reading is bounded by the seller timeout; AckWait only decides how
+	// soon a reading whose pacer died is taken up by another (a live one
+	// sends heartbeats). Never dead-lettered: the handler bounds its work
+	// and a failed reading is a snapshot, so what fails is the store,
+	// retried until it is back.
+	sc := a.stage(pacer.Stage, pacer.Subjects(), 8, min(max(cfg.SellerTO+5*time.Second, 5*time.Second), time.Minute), o)
+	sc.MaxDeliver = -1
+	run(sc, svc.Handle)
+	a.Metrics.SetPacingCounter(svc.Counts)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		svc.RunSweeper(ctx, a.Bus.Publish)
+	}()
 	return nil
 }
 

@@ -56,11 +56,16 @@ const (
 	// and its activation, keyed by deal and seller; written only through
 	// services/activator's transitions.
 	BucketDealSeats = "dealflow_deal_seats"
+	// BucketPacing holds the pacer's record of every booked line it
+	// follows, keyed <campaign id>.<line key>: the line's schedule (the
+	// next reading and when it is due) and its last snapshot, written
+	// before the snapshot is published.
+	BucketPacing = "dealflow_pacing"
 )
 
 // Buckets lists every KV bucket Provision creates.
 var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks,
-	BucketDealSeats}
+	BucketDealSeats, BucketPacing}
 
 // Config sizes the streams and buckets. Zero values take the defaults.
 type Config struct {

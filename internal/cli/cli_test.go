@@ -283,6 +283,23 @@ func TestStrayArgumentsRefused(t *testing.T) {
 	}
 }
 
+// TestFlightFlagsValidated: a flight clock or reading interval that cannot
+// work is refused before anything starts.
+func TestFlightFlagsValidated(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"demo", "--flight", "--time-scale", "0"},
+		{"demo", "--flight", "--pacing-every", "10s"},
+		{"sandbox", "--time-scale", "fast"},
+		{"run", "--sandbox", "--time-scale", "-2"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "time-scale") && !strings.Contains(errb.String(), "pacing-every") {
+			t.Errorf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+}
+
 // TestSubmitAndWatch publishes a campaign file to a running pipeline over
 // NATS, then watches it from another "terminal".
 func TestSubmitAndWatch(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/flight"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/internal/telemetry"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -26,6 +27,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	nodes := fs.Int("cluster", 0, "run on an in-process JetStream cluster of this many nodes (3) from deploy/nats/cluster.conf, R3 storage")
 	killLeader := fs.Bool("kill-leader", false, "with --cluster, kill the event stream's leader node after the first negotiation")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics on this address while the demo runs (default off)")
+	flightRun := fs.Bool("flight", false, "after the booking, follow the lines for their whole flight on an accelerated clock: delivery against plan, pacing deviations")
+	scale := fs.String("time-scale", "0.5", "with --flight, how long one flight day lasts (seconds, or a duration such as 200ms)")
+	every := fs.Duration("pacing-every", 12*time.Hour, "with --flight, the flight time between two delivery readings of a line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,8 +42,18 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *killLeader && *nodes < 3 {
 		return fmt.Errorf("--kill-leader needs --cluster 3 (a quorum must survive)")
 	}
+	day, err := flight.ParseScale(*scale)
+	if err != nil || (*flightRun && day <= 0) {
+		return fmt.Errorf("--time-scale %q: want how long one flight day lasts, above 0 (e.g. 0.5 or 200ms)", *scale)
+	}
+	if *every < time.Minute {
+		return fmt.Errorf("--pacing-every: %s is shorter than a minute of flight time", *every)
+	}
 	o := demo.Options{JSON: *jsonOut, Strategy: *strategy, DataDir: *dataDir, Timeout: *timeout, Log: logger(*logLevel, false, stderr),
 		Cluster: *nodes, KillLeader: *killLeader, MetricsAddr: *metricsAddr}
+	if *flightRun {
+		o.Flight, o.TimeScale, o.PacingEvery = true, day, *every
+	}
 	if *market != "" {
 		m, err := sandbox.LoadMarket(*market)
 		if err != nil {

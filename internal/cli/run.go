@@ -57,7 +57,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		m, err := sandbox.Start(ctx, sandbox.DefaultMarket())
+		// Its sellers deliver booked lines on the pacer's flight clock.
+		m, err := sandbox.Start(ctx, sandbox.DefaultMarket(), sandbox.WithTimeScale(cfg.TimeScale))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/dealflow/dealflow/internal/flight"
 	"github.com/dealflow/dealflow/internal/sandbox"
 )
 
@@ -24,6 +25,7 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	credsOut := fs.String("credentials-out", "", "write the sellers' keys to `FILE`, in the format 'dealflow run --credentials' reads")
 	listen := fs.String("listen", "", "with --port, listen on this host instead of 127.0.0.1 (0.0.0.0 in a container)")
 	advertise := fs.String("advertise", "", "with --port, the host name in the sellers' URLs (the registry's answers and --credentials-out) instead of 127.0.0.1")
+	scale := fs.String("time-scale", "0", "flight clock of booked lines: 0 delivers in real time by the flights' dates; N (seconds, or a duration such as 500ms) delivers one flight day in N from the booking (give the pacer the same --time-scale)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,17 +38,20 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if (*listen != "" || *advertise != "") && *port == 0 {
 		return errors.New("--listen and --advertise need --port")
 	}
+	day, err := flight.ParseScale(*scale)
+	if err != nil {
+		return fmt.Errorf("--time-scale: %w", err)
+	}
 	cfg := sandbox.DefaultMarket()
 	if *n > 0 {
 		cfg = sandbox.GenerateMarket(*n, *latency)
 		cfg.Registry.Faults.Latency = *latency
 	} else if *file != "" {
-		var err error
 		if cfg, err = sandbox.LoadMarket(*file); err != nil {
 			return err
 		}
 	}
-	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed), sandbox.WithHost(*listen, *advertise))
+	m, err := sandbox.Start(ctx, cfg, sandbox.WithBasePort(*port), sandbox.WithSeed(*seed), sandbox.WithHost(*listen, *advertise), sandbox.WithTimeScale(day))
 	if err != nil {
 		return err
 	}
@@ -72,6 +77,9 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 					fmt.Fprintf(stdout, "    %-10s %s\n", t, k)
 				}
 			}
+		}
+		if day > 0 {
+			fmt.Fprintf(stdout, "flight clock: one flight day every %s from each booking\n", day)
 		}
 		fmt.Fprintln(stdout, "serving until interrupted")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 
+	"github.com/dealflow/dealflow/internal/flight"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
 
@@ -57,12 +58,19 @@ type Config struct {
 	BookingHorizon time.Duration
 	ReconcileEvery time.Duration
 	BookCallTO     time.Duration
-	Strategy       string
-	LogLevel       string
-	LogJSON        bool
-	MetricsAddr    string
-	Pprof          bool
-	NATSMonitor    int
+	// TimeScale, PacingEvery and PacingTolerance shape the following of
+	// booked lines (services/pacer): the flight clock (0 real time, else
+	// how long one flight day lasts), the flight time between two
+	// readings of a line, and how far its pacing index may stray from 1.
+	TimeScale       time.Duration
+	PacingEvery     time.Duration
+	PacingTolerance float64
+	Strategy        string
+	LogLevel        string
+	LogJSON         bool
+	MetricsAddr     string
+	Pprof           bool
+	NATSMonitor     int
 	// StreamMaxBytes, StreamMaxAge, DLQMaxBytes and BucketMaxBytes are
 	// the JetStream limits (internal/bus Config).
 	StreamMaxBytes int64
@@ -158,6 +166,29 @@ func size(p func(*Config) *int64) setter {
 	}}
 }
 
+func float(p func(*Config) *float64) setter {
+	return setter{fn: func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		*p(c) = f
+		return nil
+	}}
+}
+
+// timeScale parses --time-scale: seconds per flight day, or a duration.
+func timeScale(p func(*Config) *time.Duration) setter {
+	return setter{fn: func(c *Config, v string) error {
+		d, err := flight.ParseScale(v)
+		if err != nil {
+			return err
+		}
+		*p(c) = d
+		return nil
+	}}
+}
+
 func boolean(p func(*Config) *bool) setter {
 	return setter{isBool: true, fn: func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -229,7 +260,7 @@ var Options = []Option{
 	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port (run --sandbox without it: 4222, or a free port when taken)", integer(func(c *Config) *int { return &c.NATSPort })},
 	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
 	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
-	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker,notifier", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},
+	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker,notifier,pacer", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},
 	{"http", "DEALFLOW_HTTP_ADDR", "", "address of the bookings API (e.g. 127.0.0.1:8080); empty disables it", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"api-key", "DEALFLOW_API_KEY", "", "when set, the bookings API requires this X-API-Key (never forwarded to sellers)", str(func(c *Config) *string { return &c.APIKey })},
 	{"registry", "DEALFLOW_REGISTRY_URL", "", "agent registry URL; empty uses only the known sellers", str(func(c *Config) *string { return &c.RegistryURL })},
@@ -250,6 +281,9 @@ var Options = []Option{
 	{"booking-horizon", "DEALFLOW_BOOKING_HORIZON", "3m", "how long a line whose booking outcome is unknown (timeouts, dropped answers, 5xx) is retried with the same idempotency key before it is reported unresolved (BookingFailed outcome_unknown, its spend kept reserved) and reconciled with the seller", duration(func(c *Config) *time.Duration { return &c.BookingHorizon })},
 	{"reconcile-every", "DEALFLOW_RECONCILE_EVERY", "30s", "first interval at which an unresolved line is checked with its seller; it grows with the time unresolved, up to 10m, for 24h", duration(func(c *Config) *time.Duration { return &c.ReconcileEvery })},
 	{"booking-call-timeout", "DEALFLOW_BOOKING_CALL_TIMEOUT", "30s", "deadline of one booking call to a seller (a timed-out booking's outcome is unknown and retried)", duration(func(c *Config) *time.Duration { return &c.BookCallTO })},
+	{"time-scale", "DEALFLOW_TIME_SCALE", "0", "flight clock of booked lines: 0 follows flights in real time by their dates; N (seconds, or a duration such as 500ms) plays one flight day in N from the booking, for demos and tests; the pacer and the sandbox sellers serving its flights (run --sandbox, dealflow sandbox) must use the same value", timeScale(func(c *Config) *time.Duration { return &c.TimeScale })},
+	{"pacing-every", "DEALFLOW_PACING_EVERY", "1h", "flight time between two delivery readings of a booked line (its schedule's slots; the last reading is at the flight's end); on an accelerated clock readings are at least 100ms apart", duration(func(c *Config) *time.Duration { return &c.PacingEvery })},
+	{"pacing-tolerance", "DEALFLOW_PACING_TOLERANCE", "0.2", "how far a line's pacing index (spend to date / what its plan expects by then) may stray from 1 before a PacingDeviation: 0.2 flags below 0.8 and above 1.2", float(func(c *Config) *float64 { return &c.PacingTolerance })},
 	{"strategy", "DEALFLOW_STRATEGY", "adaptive", "negotiation strategy for campaigns that name none: threshold, adaptive or competitive", str(func(c *Config) *string { return &c.Strategy })},
 	{"log-level", "DEALFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-json", "DEALFLOW_LOG_JSON", "false", "log JSON lines instead of console text", boolean(func(c *Config) *bool { return &c.LogJSON })},
@@ -377,7 +411,7 @@ func quote(s string) string {
 }
 
 // KnownStages are the stage names --stages accepts.
-var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier", "activator"}
+var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier", "activator", "pacer"}
 
 // Validate checks values that flags cannot.
 func (c Config) Validate() error {
@@ -413,6 +447,12 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("--%s: %s must be positive", d.flag, d.v)
 		}
+	}
+	if c.PacingEvery < time.Minute {
+		return fmt.Errorf("--pacing-every: %s is shorter than a minute of flight time", c.PacingEvery)
+	}
+	if c.PacingTolerance <= 0 || c.PacingTolerance > 1 {
+		return fmt.Errorf("--pacing-tolerance: %v is not above 0 and at most 1", c.PacingTolerance)
 	}
 	if c.BookingHorizon < c.BookCallTO {
 		return fmt.Errorf("--booking-horizon: %s is shorter than one booking call (--booking-call-timeout %s)", c.BookingHorizon, c.BookCallTO)

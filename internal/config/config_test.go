@@ -15,7 +15,7 @@ func TestDefaultsValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Stages) != 5 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
+	if len(c.Stages) != 6 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
 		t.Fatalf("defaults %+v", c)
 	}
 }
@@ -69,6 +69,18 @@ func TestEnvAndFlags(t *testing.T) {
 		{"allow-private bad CIDR", nil, []string{"--allow-private=10.0.0.0/99"}, nil, "not a CIDR"},
 		{"bad bool env", map[string]string{"DEALFLOW_LOG_JSON": "yes please"}, nil, nil, "DEALFLOW_LOG_JSON"},
 		{"bad bool flag", nil, []string{"--log-json=maybe"}, nil, "log-json"},
+		{"time scale in seconds", nil, []string{"--time-scale", "0.5", "--pacing-every", "6h", "--pacing-tolerance", "0.25"},
+			func(c Config) bool {
+				return c.TimeScale == 500*time.Millisecond && c.PacingEvery == 6*time.Hour && c.PacingTolerance == 0.25
+			}, ""},
+		{"time scale as a duration", map[string]string{"DEALFLOW_TIME_SCALE": "2s"}, nil,
+			func(c Config) bool {
+				return c.TimeScale == 2*time.Second && c.PacingEvery == time.Hour && c.PacingTolerance == 0.2
+			}, ""},
+		{"bad time scale", nil, []string{"--time-scale", "-1"}, nil, "time-scale"},
+		{"readings too close", nil, []string{"--pacing-every", "10s"}, nil, "pacing-every"},
+		{"no tolerance", nil, []string{"--pacing-tolerance", "0"}, nil, "pacing-tolerance"},
+		{"bad tolerance", nil, []string{"--pacing-tolerance", "NaN"}, nil, "pacing-tolerance"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -50,6 +50,13 @@ type Options struct {
 	// Inspect, when set, is called with the sandbox market after the
 	// campaign ended and before the market closes (tests ask the sellers).
 	Inspect func(ctx context.Context, m *sandbox.Market, r Result) error
+	// Flight follows the booked lines for their whole flight on an
+	// accelerated clock (one flight day per TimeScale, default 500ms),
+	// read every PacingEvery of flight time (default 12h), until every
+	// line's final snapshot (demo --flight).
+	Flight      bool
+	TimeScale   time.Duration
+	PacingEvery time.Duration
 }
 
 // Result is what `dealflow demo --json` prints.
@@ -67,8 +74,14 @@ type Result struct {
 	Failed           []events.BookingFailed `json:"failed,omitempty"`
 	// Cluster describes the cluster run (demo --cluster).
 	Cluster *ClusterInfo `json:"cluster,omitempty"`
+	// Flight describes the accelerated flight that followed the booking
+	// (demo --flight); each deal then has its delivery.
+	Flight *FlightInfo `json:"flight,omitempty"`
 	// Plan is the last proposed portfolio's lines (not in the JSON).
 	Plan []events.PlanLine `json:"-"`
+
+	// delivery is each line's last snapshot, by line key (demo --flight).
+	delivery map[string]*Delivery
 }
 
 // ClusterInfo is the cluster part of the demo output: the node killed
@@ -102,6 +115,10 @@ type Deal struct {
 	Impressions     int64         `json:"impressions"`
 	Spend           float64       `json:"spend"`
 	SpendMicros     events.Micros `json:"spend_micros"`
+	// LineKey is the booked line (DealBooked.line_key).
+	LineKey string `json:"line_key,omitempty"`
+	// Delivery is what the line delivered over the flight (demo --flight).
+	Delivery *Delivery `json:"delivery,omitempty"`
 }
 
 // Negotiation is one package's negotiation in the demo output.
@@ -165,7 +182,15 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	if o.Market != nil {
 		mcfg = *o.Market
 	}
-	market, err := sandbox.Start(ctx, mcfg)
+	if o.Flight {
+		if o.TimeScale <= 0 {
+			o.TimeScale = 500 * time.Millisecond
+		}
+		if o.PacingEvery <= 0 {
+			o.PacingEvery = 12 * time.Hour
+		}
+	}
+	market, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(o.TimeScale))
 	if err != nil {
 		return Result{}, fmt.Errorf("sandbox: %w", err)
 	}
@@ -175,6 +200,11 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 	creds := market.Credentials()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window, cfg.Strategy = o.DataDir, market.RegistryURL, true, 30*time.Second, o.Strategy
+	if o.Flight {
+		// The pacer plays the flights on the sandbox sellers' clock.
+		cfg.TimeScale, cfg.PacingEvery = o.TimeScale, o.PacingEvery
+		fmt.Fprintf(progress, "flight: one flight day per %s, delivery read every %s of flight time\n", o.TimeScale, o.PacingEvery)
+	}
 	aopts := app.Options{Credentials: creds}
 	var cl *cluster.Cluster
 	if o.Cluster > 1 {
@@ -226,18 +256,35 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 		res.Cluster = &ClusterInfo{Nodes: o.Cluster}
 	}
 	killed := !o.KillLeader || cl == nil
+	completed := false
 	ferr := a.Bus.Follow(ctx, id, func(e events.Event) bool {
-		more := Observe(e, &res, names, progress)
-		if !killed && e.Type() == events.KindQuoteReady.Type {
-			killed = true
-			if err := killLeader(ctx, cl, res.Cluster, progress); err != nil {
-				fmt.Fprintf(progress, "cluster: %v\n", err)
+		if o.Flight {
+			// Lines deliver as soon as they are booked, before the
+			// campaign completes.
+			observeFlight(e, &res, names, progress)
+		}
+		if !completed {
+			completed = !Observe(e, &res, names, progress)
+			if !killed && e.Type() == events.KindQuoteReady.Type {
+				killed = true
+				if err := killLeader(ctx, cl, res.Cluster, progress); err != nil {
+					fmt.Fprintf(progress, "cluster: %v\n", err)
+				}
+			}
+			if completed && o.Flight && res.Status.Succeeded() {
+				fmt.Fprintf(progress, "flight: campaign %s %s; following its %d lines until their flights end\n", id, res.Status, len(res.Deals))
 			}
 		}
-		return more
+		return !completed || (o.Flight && res.Status.Succeeded() && !flightDone(&res))
 	})
 	if ferr != nil && res.Status == "" {
 		return res, fmt.Errorf("campaign %s did not complete: %w", id, ferr)
+	}
+	if o.Flight && res.Status.Succeeded() {
+		if ferr != nil {
+			return res, fmt.Errorf("campaign %s: the flight did not end: %w", id, ferr)
+		}
+		finishFlight(&res, o.TimeScale, o.PacingEvery)
 	}
 	if res.Cluster != nil && res.Cluster.Killed != "" {
 		fmt.Fprintf(progress, "cluster: campaign %s ended %s after losing %s (stream now led by %s)\n", id, res.Status, res.Cluster.Killed, res.Cluster.NewLeader)
@@ -253,6 +300,7 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 		return res, enc.Encode(res)
 	}
 	PrintReport(out, res)
+	PrintFlight(out, res)
 	return res, nil
 }
 
@@ -356,7 +404,8 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 		for _, d := range v.Deals {
 			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID,
 				Protocol: string(d.Protocol.Or()), MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID, Revision: d.Revision,
-				CPM: d.CPMMicros.Dollars(), CPMMicros: d.CPMMicros, Impressions: d.Impressions, Spend: d.SpendMicros.Dollars(), SpendMicros: d.SpendMicros})
+				CPM: d.CPMMicros.Dollars(), CPMMicros: d.CPMMicros, Impressions: d.Impressions, Spend: d.SpendMicros.Dollars(), SpendMicros: d.SpendMicros,
+				LineKey: d.LineKey})
 		}
 		sort.SliceStable(res.Deals, func(i, j int) bool { return res.Deals[i].SpendMicros > res.Deals[j].SpendMicros })
 		return false

@@ -181,3 +181,80 @@ func canon(u string) string {
 	}
 	return c
 }
+
+// TestDemoFlight runs demo --flight: the campaign books, then every line
+// delivers over its accelerated flight until its final snapshot; Metro
+// Mobile's under-delivering line (the default market's) is caught as a
+// PacingDeviation and the on-plan lines are not; each deal's delivery in
+// the JSON is what its seller says it delivered; the delivered spend is
+// within the budget.
+func TestDemoFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo and a whole accelerated flight: skipped under -short")
+	}
+	held := map[string]int64{} // IAB deal id -> impressions its seller delivered
+	inspect := func(_ context.Context, m *sandbox.Market, r Result) error {
+		for _, s := range m.Sellers {
+			for _, d := range s.Deals() {
+				if dd, ok := s.Delivered(d.DealID, time.Now()); ok {
+					held[d.DealID] = dd.Impressions
+				}
+			}
+		}
+		return nil
+	}
+	var out bytes.Buffer
+	res, err := Run(context.Background(), Options{DataDir: t.TempDir(), Timeout: 3 * time.Minute, Log: natstest.Logger(), Inspect: inspect, JSON: true,
+		Flight: true, TimeScale: 100 * time.Millisecond, PacingEvery: 24 * time.Hour}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "completed" || res.Flight == nil || len(res.Deals) < 2 {
+		t.Fatalf("status %q, flight %+v, %d deals", res.Status, res.Flight, len(res.Deals))
+	}
+	var doc struct {
+		Flight FlightInfo `json:"flight"`
+		Deals  []struct {
+			Protocol string `json:"protocol"`
+			DealID   string `json:"deal_id"`
+			Seller   string `json:"seller_name"`
+			Delivery *struct {
+				Impressions int64         `json:"impressions"`
+				SpendMicros events.Micros `json:"spend_micros"`
+				PacingIndex float64       `json:"pacing_index"`
+				Status      string        `json:"status"`
+				Final       bool          `json:"final"`
+				Snapshots   int           `json:"snapshots"`
+				Deviations  []Deviation   `json:"deviations"`
+			} `json:"delivery"`
+		} `json:"deals"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out.String())
+	}
+	var under int
+	for _, d := range doc.Deals {
+		l := d.Delivery
+		if l == nil || !l.Final || l.Snapshots < 2 {
+			t.Fatalf("deal %s %s: delivery %+v", d.Seller, d.DealID, l)
+		}
+		if d.Protocol == "iab-seller-agent" && l.Impressions != held[d.DealID] {
+			t.Errorf("deal %s: %d impressions reported, the seller delivered %d", d.DealID, l.Impressions, held[d.DealID])
+		}
+		switch {
+		case d.Seller == "Metro Mobile":
+			under++
+			if l.Status != "under" || len(l.Deviations) != 1 || l.Deviations[0].Direction != events.DeviationUnder || l.PacingIndex > 0.6 {
+				t.Errorf("Metro Mobile's line: %+v", l)
+			}
+		case len(l.Deviations) != 0 || l.Status != "on_track":
+			t.Errorf("deal %s of %s deviated: %+v", d.DealID, d.Seller, l)
+		}
+	}
+	if under != 1 {
+		t.Fatalf("%d under-delivering Metro Mobile lines, want 1 (the default market books one)", under)
+	}
+	if !doc.Flight.WithinBudget || doc.Flight.DeliveredSpendMicros <= 0 || doc.Flight.DeliveredSpendMicros > res.BudgetMicros || doc.Flight.Deviations != 1 {
+		t.Fatalf("flight %+v, budget %s", doc.Flight, res.BudgetMicros)
+	}
+}

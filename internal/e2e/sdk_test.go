@@ -8,12 +8,14 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
 	"github.com/dealflow/dealflow/internal/natstest"
@@ -48,7 +50,7 @@ type sdkCredential struct{ token, operator string }
 // credentials entry (default: the right token, brand + operator). With
 // withMarket the sandbox market's registry and sellers are there too;
 // without it there is no registry and only the SDK sellers are shopped.
-func startSDKStack(t *testing.T, withMarket bool, agents map[string]sdkCredential) *sdkStack {
+func startSDKStack(t *testing.T, withMarket bool, agents map[string]sdkCredential, mutate ...func(*config.Config)) *sdkStack {
 	t.Helper()
 	sdk := sdkseller.Start(t, sdkseller.Config{Token: sdkToken, Accounts: []sdkseller.Account{{Brand: sdkBrand, Operator: sdkOperator}}})
 	var m *sandbox.Market
@@ -90,6 +92,9 @@ func startSDKStack(t *testing.T, withMarket bool, agents map[string]sdkCredentia
 		cfg.RegistryURL = m.RegistryURL
 	} else {
 		cfg.RegistryURL = ""
+	}
+	for _, f := range mutate {
+		f(&cfg)
 	}
 	a, err := app.Start(context.Background(), cfg, natstest.Logger(), app.Options{Credentials: creds, Known: known, SweepEvery: 200 * time.Millisecond})
 	if err != nil {
@@ -192,10 +197,14 @@ func checkWithin(t *testing.T, req events.CampaignRequested, res demo.Result) {
 
 // TestSDKCampaignGuaranteedSeller: a campaign against the SDK's guaranteed
 // seller alone books media buys (through IO review: submitted, polled) that
-// the seller reads back identically, every request carrying the token and
-// the brand + operator account, and valid against the 3.1.19 schemas.
+// the seller reads back identically, and the pacer reads their delivery
+// (get_media_buy_delivery, on an accelerated flight clock), every request
+// carrying the token and the brand + operator account, and valid against
+// the 3.1.19 schemas.
 func TestSDKCampaignGuaranteedSeller(t *testing.T) {
-	st := startSDKStack(t, false, map[string]sdkCredential{"guaranteed": {}})
+	st := startSDKStack(t, false, map[string]sdkCredential{"guaranteed": {}}, func(c *config.Config) {
+		c.TimeScale, c.PacingEvery = 300*time.Millisecond, 6*time.Hour
+	})
 	req := sdkCampaign("sdk-guaranteed", 120_000, 120_000, "ctv", "video")
 	st.submit(t, req)
 	res := st.follow(t, req.CampaignID)
@@ -206,6 +215,16 @@ func TestSDKCampaignGuaranteedSeller(t *testing.T) {
 		t.Fatalf("no deal with the guaranteed seller: %+v", res.Deals)
 	}
 	checkWithin(t, req, res)
+	// The mock ad server reports a delivering order at 40% of its budget.
+	checkfor.Check(t, time.Minute, 100*time.Millisecond, func() error {
+		for _, e := range storedEvents(t, st.app.Bus, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
+			if s, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported); err == nil &&
+				s.Protocol == events.ProtocolADCP && s.Status != events.PacingNotReporting && s.SpendMicros > 0 && s.Impressions > 0 {
+				return nil
+			}
+		}
+		return errors.New("no delivery read from the SDK seller yet")
+	})
 	if n := st.sdk.CheckRequests(t, sdkBrand, sdkOperator); n == 0 {
 		t.Fatal("no tools/call recorded")
 	}

@@ -44,6 +44,12 @@ type ADCPSellerConfig struct {
 	AccountID   string `json:"account_id,omitempty"`
 	BrandDomain string `json:"brand_domain,omitempty"`
 	Faults      Faults `json:"faults"`
+	// Delivery is how the agent delivers its media buys over their
+	// flights (get_media_buy_delivery), per product its packages book.
+	Delivery DeliveryConfig `json:"delivery,omitempty"`
+	// TimeScale is the market's flight clock (WithTimeScale), set by the
+	// market when it starts the agent.
+	TimeScale time.Duration `json:"-"`
 }
 
 // ADCPAgent is a running sandbox sales agent (internal/sandbox/adcp.Agent).
@@ -129,6 +135,7 @@ func (m *Market) startADCP(cfg MarketConfig, o options) error {
 		if c.ManualApproval && c.ApprovalDelay <= 0 {
 			c.ApprovalDelay = 300 * time.Millisecond
 		}
+		c.TimeScale = o.timeScale
 		agent := newADCPAgent(c)
 		if agent == nil {
 			return nil // internal/sandbox/adcp is not linked in: no AdCP sellers
@@ -181,6 +188,9 @@ func validateADCP(c MarketConfig, seen map[string]bool) error {
 			return fmt.Errorf("%w: AdCP seller %q: compliance %q is not passing, degraded or failing", ErrConfig, s.Name, s.Compliance)
 		}
 		if err := s.Faults.validate(); err != nil {
+			return fmt.Errorf("%w: AdCP seller %q: %w", ErrConfig, s.Name, err)
+		}
+		if err := s.Delivery.validate(); err != nil {
 			return fmt.Errorf("%w: AdCP seller %q: %w", ErrConfig, s.Name, err)
 		}
 	}

@@ -162,7 +162,8 @@ func buildCatalog(overrides []ProductConfig) []*product {
 // DefaultMarket is a varied demo market across CTV, video, display and mobile:
 // four healthy listed sellers at different price levels, a blocked reseller,
 // an unlisted seller and one that is down. Package prices equal their main
-// product's per-seller base/floor.
+// product's per-seller base/floor. Booked lines deliver on plan but for
+// Metro Mobile's rewarded video, which under-delivers.
 func DefaultMarket() MarketConfig {
 	return MarketConfig{Sellers: []SellerConfig{
 		{
@@ -248,6 +249,10 @@ func DefaultMarket() MarketConfig {
 					ProductIDs: []string{ProductStandardDisplay}, AdFormats: []string{"display", "mobile"}, DeviceTypes: []int{1},
 					GeoTargets: []string{"US"}, Tags: []string{"mobile", "display", "apps"}, AvailableImpressions: 90_000_000},
 			},
+			// Its rewarded commuter video under-delivers: booked lines of
+			// it deliver at 55% of plan (what demo --flight shows pacing
+			// catch).
+			Delivery: DeliveryConfig{Products: map[string]Delivery{ProductMobileRewarded: {Pace: 0.55}}},
 		},
 		{
 			Name: "Shady Reseller", Trust: "blocked", Capabilities: []string{"ctv", "video"}, InRegistry: true,

@@ -64,6 +64,9 @@ type SellerConfig struct {
 	// seat, blocked → 403; any other URL is unknown → public ceiling.
 	AgentTrust map[string]string `json:"agent_trust,omitempty"`
 	Faults     Faults            `json:"faults"`
+	// Delivery is how the seller delivers its booked deals over their
+	// flights (GET /api/v1/deals/{id}/performance), with its faults.
+	Delivery DeliveryConfig `json:"delivery,omitempty"`
 }
 
 // UnmarshalJSON applies the JSON default in_registry=true.
@@ -265,6 +268,9 @@ func (c MarketConfig) Validate() error {
 			}
 		}
 		if err := s.Faults.validate(); err != nil {
+			return fmt.Errorf("%w: seller %q: %w", ErrConfig, s.Name, err)
+		}
+		if err := s.Delivery.validate(); err != nil {
 			return fmt.Errorf("%w: seller %q: %w", ErrConfig, s.Name, err)
 		}
 		for _, p := range s.Packages {

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dealflow/dealflow/internal/flight"
 )
 
 var discardLog = log.New(io.Discard, "", 0)
@@ -42,6 +44,8 @@ type options struct {
 	// listenHost and advertise: see WithHost.
 	listenHost string
 	advertise  string
+	// timeScale: see WithTimeScale.
+	timeScale time.Duration
 }
 
 // WithBasePort serves the registry on 127.0.0.1:port and the sellers, in
@@ -78,6 +82,12 @@ func WithSellerCount(n int, latency time.Duration) Option {
 // WithoutRequestLog stops sellers and the registry from recording requests
 // (Requests then returns nothing), so long benchmarks do not grow memory.
 func WithoutRequestLog() Option { return func(o *options) { o.noLog = true } }
+
+// WithTimeScale accelerates the flights of booked lines: one flight day
+// lasts day of wall time, from the moment a line is booked, so a seller
+// delivers a whole flight in seconds (--time-scale). Zero delivers in real
+// time, by the flight's own dates.
+func WithTimeScale(day time.Duration) Option { return func(o *options) { o.timeScale = day } }
 
 // WithClock sets the sellers' clock (quote and deal expiry, timestamps), so a
 // test can move time past a quote's 24 h TTL.
@@ -127,6 +137,7 @@ func Start(ctx context.Context, cfg MarketConfig, opts ...Option) (*Market, erro
 	for _, sc := range cfg.Sellers {
 		s := newSeller(sc, o.now)
 		s.rec.off = o.noLog
+		s.clock = flight.Clock{Day: o.timeScale}
 		m.Sellers = append(m.Sellers, s)
 	}
 	token := cfg.Registry.AAMPToken

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/flight"
 	"github.com/dealflow/dealflow/internal/sandbox/engine"
 	"github.com/dealflow/dealflow/pkg/identity"
 )
@@ -38,6 +39,8 @@ type Seller struct {
 	cfg   SellerConfig
 	now   func() time.Time
 	orgID string
+	// clock is the flight clock its deals deliver on (WithTimeScale).
+	clock flight.Clock
 
 	rec    recorder
 	faults *faulter
@@ -175,6 +178,7 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodPost, "/api/v1/deals/push", s.handlePushDeal)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}/buyer-status", s.handleBuyerStatus)
+	rt.handle(http.MethodGet, "/api/v1/deals/{id}/performance", s.handleDealPerformance)
 	return rt
 }
 

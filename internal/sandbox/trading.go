@@ -315,6 +315,8 @@ type dealRecord struct {
 	snapshot  map[string]any // audience_plan_snapshot (nil unless a plan was sent)
 	match     map[string]any // audience_match_summary
 	summary   Deal
+	// delivery is how the deal delivers over its flight (performance.go).
+	delivery dealDelivery
 }
 
 // envelope is the DealBookingResponse with the deal's current status.
@@ -429,6 +431,7 @@ func (s *Seller) handleBookDeal(w http.ResponseWriter, r *http.Request) {
 	rec.summary = Deal{DealID: dealID, QuoteID: q.ID, ProductID: q.ProductID, DealType: q.DealType, BuyerTier: q.BuyerTier,
 		Impressions: imps, FinalCPM: q.FinalCPM, FinalMicros: engine.Micros(q.FinalCPM), Negotiated: negotiated,
 		NegotiationID: negID, Notes: deref(req.Notes), CreatedAt: now}
+	rec.delivery = s.newDelivery(q, now)
 	q.Status = "booked"
 	q.DealID = &dealID
 	s.deals[dealID] = rec

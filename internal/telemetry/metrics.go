@@ -72,12 +72,25 @@ type Metrics struct {
 	lineOutcomes   *prometheus.CounterVec
 	activations    *prometheus.CounterVec // activation.go
 	dealPushes     *prometheus.CounterVec // activation.go
+	// The pacer's: delivery read from sellers and pacing against plan.
+	deliveredImps  *prometheus.CounterVec
+	deliveredSpend *prometheus.CounterVec
+	snapshots      *prometheus.CounterVec
+	pacingIndex    *prometheus.HistogramVec
+	readingDelay   prometheus.Histogram
+	deviations     *prometheus.CounterVec
 
 	mu        sync.Mutex
 	campaigns CampaignCounter
 	consumers ConsumerStatser
 	stores    StoreUsager
+	pacing    PacingCounter
 }
+
+// PacingCounter counts the lines the pacer follows by status at scrape
+// time (pacer.Service.Counts): their last snapshot's status, scheduled
+// before the first, done once the flight ended.
+type PacingCounter func() map[string]int
 
 var _ bus.Observer = (*Metrics)(nil)
 
@@ -122,6 +135,28 @@ func NewMetrics() *Metrics {
 		Help: "Outcomes of approved lines as they became known: booked, failed (definite), unresolved (unknown at the booking horizon), reconciled_booked, reconciled_not_booked."},
 		[]string{"outcome"})
 	m.activations, m.dealPushes = activationFamilies()
+	m.deliveredImps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "delivered_impressions_total",
+		Help: "Impressions booked lines delivered, as their sellers report them to the pacer (each snapshot adds what its line delivered since the one before)."},
+		[]string{"protocol"})
+	m.deliveredSpend = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "delivered_spend_micros_total",
+		Help: "Spend of booked lines' delivery, in micros, as the pacer reads it (each snapshot adds its line's spend since the one before)."},
+		[]string{"protocol"})
+	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "delivery_snapshots_total",
+		Help: "Delivery snapshots (DeliveryReported) the pacer published, by protocol and pacing status (not_started, early, on_track, under, over, not_reporting)."},
+		[]string{"protocol", "status"})
+	m.pacingIndex = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "pacing_index",
+		Help:    "Pacing index of each judged snapshot (spend to date / what the plan expects by then; 1 on plan).",
+		Buckets: []float64{0, .25, .5, .7, .8, .9, 1, 1.1, 1.2, 1.3, 1.5, 2, 3}},
+		[]string{"protocol"})
+	m.readingDelay = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "delivery_reading_delay_seconds",
+		Help:    "How long after its schedule slot fell due a line's delivery was read (the schedule's lag: a pacer or broker down shows here).",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}})
+	m.deviations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "pacing_deviations_total",
+		Help: "PacingDeviation events, by direction (under, over, not_reporting)."},
+		[]string{"direction"})
+	reg.MustRegister(
+		m.deliveredImps, m.deliveredSpend, m.snapshots, m.pacingIndex, m.readingDelay, m.deviations,
+	)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -313,6 +348,59 @@ func (m *Metrics) ObserveLineOutcome(outcome string) {
 	m.lineOutcomes.WithLabelValues(oneOf(outcome, lineOutcomes)).Inc()
 }
 
+// pacingStatuses are the status label values of the pacer's metrics.
+var pacingStatuses = func() map[string]bool {
+	m := map[string]bool{"scheduled": true, "done": true}
+	for _, s := range events.PacingStatuses {
+		m[string(s)] = true
+	}
+	return m
+}()
+
+// ObserveDelivery records one delivery snapshot the pacer published: what
+// its line delivered since the snapshot before, its pacing index (when
+// judged: on_track, under, over) and how late its reading was. It
+// implements pacer.Observer with ObservePacingDeviation.
+func (m *Metrics) ObserveDelivery(protocol events.Protocol, status events.PacingStatus, impressions int64, spend events.Micros, pacingIndex float64, late time.Duration) {
+	if m == nil {
+		return
+	}
+	p := string(protocol.Or())
+	m.snapshots.WithLabelValues(p, oneOf(string(status), pacingStatuses)).Inc()
+	if impressions > 0 {
+		m.deliveredImps.WithLabelValues(p).Add(float64(impressions))
+	}
+	if spend > 0 {
+		m.deliveredSpend.WithLabelValues(p).Add(float64(spend))
+	}
+	switch status {
+	case events.PacingOnTrack, events.PacingUnder, events.PacingOver:
+		m.pacingIndex.WithLabelValues(p).Observe(pacingIndex)
+	}
+	m.readingDelay.Observe(late.Seconds())
+}
+
+// deviationDirections are the direction label values.
+var deviationDirections = map[string]bool{string(events.DeviationUnder): true, string(events.DeviationOver): true, string(events.DeviationNotReporting): true}
+
+// ObservePacingDeviation counts a PacingDeviation the pacer published.
+func (m *Metrics) ObservePacingDeviation(direction events.Deviation) {
+	if m == nil {
+		return
+	}
+	m.deviations.WithLabelValues(oneOf(string(direction), deviationDirections)).Inc()
+}
+
+// SetPacingCounter installs the callback behind dealflow_pacing_lines.
+func (m *Metrics) SetPacingCounter(f PacingCounter) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.pacing = f
+	m.mu.Unlock()
+}
+
 // scrapeCollector computes the gauges read at scrape time from the app's
 // callbacks.
 type scrapeCollector struct{ m *Metrics }
@@ -332,6 +420,8 @@ var (
 		[]string{"kind", "name"}, nil)
 	storeFillDesc = prometheus.NewDesc(Namespace+"_store_fill_ratio", "How full each stream and KV bucket is (bytes / limit); at 0.8 of the event stream or any bucket new campaigns are refused.",
 		[]string{"kind", "name"}, nil)
+	pacingLinesDesc = prometheus.NewDesc(Namespace+"_pacing_lines", "Booked lines the pacer follows, by the status of their last snapshot (scheduled before the first, done once their flight ended).",
+		[]string{"status"}, nil)
 	unresolvedDesc = prometheus.NewDesc(Namespace+"_booking_lines_unresolved", "Approved lines whose booking outcome is still unknown after the booking horizon (spend reserved, reconciling).",
 		nil, nil)
 )
@@ -346,14 +436,24 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeMaxDesc
 	ch <- storeMsgsDesc
 	ch <- storeFillDesc
+	ch <- pacingLinesDesc
 }
 
 // Collect implements prometheus.Collector. A failing callback reports an
 // invalid metric, which the handler turns into a scrape error.
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Lock()
-	campaigns, consumers, stores := c.m.campaigns, c.m.consumers, c.m.stores
+	campaigns, consumers, stores, pacing := c.m.campaigns, c.m.consumers, c.m.stores, c.m.pacing
 	c.m.mu.Unlock()
+	if pacing != nil {
+		byLabel := map[string]int{}
+		for status, n := range pacing() {
+			byLabel[oneOf(status, pacingStatuses)] += n
+		}
+		for status, n := range byLabel {
+			ch <- prometheus.MustNewConstMetric(pacingLinesDesc, prometheus.GaugeValue, float64(n), status)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
 	if campaigns != nil {

@@ -234,6 +234,49 @@ func TestRecordersAndNilMetrics(t *testing.T) {
 	}
 }
 
+// TestPacingMetrics: the pacer's snapshots add what their lines delivered
+// to the delivery counters and their judged index to the histogram, with
+// bounded labels; the lines gauge is read from the pacer at scrape time.
+func TestPacingMetrics(t *testing.T) {
+	var nilM *telemetry.Metrics
+	nilM.ObserveDelivery(events.ProtocolIAB, events.PacingUnder, 1, 1, 0.5, time.Second)
+	nilM.ObservePacingDeviation(events.DeviationUnder)
+	nilM.SetPacingCounter(nil)
+
+	m := telemetry.NewMetrics()
+	m.ObserveDelivery(events.ProtocolIAB, events.PacingOnTrack, 1000, events.MustMicros(20), 1.02, 50*time.Millisecond)
+	m.ObserveDelivery(events.ProtocolIAB, events.PacingUnder, 400, events.MustMicros(8), 0.4, time.Second)
+	m.ObserveDelivery(events.ProtocolADCP, events.PacingEarly, 10, events.MustMicros(0.5), 0.9, 0)
+	m.ObserveDelivery("", events.PacingNotReporting, 0, 0, 0, 2*time.Second)
+	m.ObserveDelivery(events.ProtocolADCP, "made-up", 0, 0, 0, 0)
+	m.ObservePacingDeviation(events.DeviationUnder)
+	m.ObservePacingDeviation("sideways")
+	m.SetPacingCounter(func() map[string]int { return map[string]int{"on_track": 3, "under": 1, "done": 2} })
+	mfs := scrape(t, m)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"dealflow_delivered_impressions_total", map[string]string{"protocol": "iab-seller-agent"}, 1400},
+		{"dealflow_delivered_impressions_total", map[string]string{"protocol": "adcp"}, 10},
+		{"dealflow_delivered_spend_micros_total", map[string]string{"protocol": "iab-seller-agent"}, 28_000_000},
+		{"dealflow_delivery_snapshots_total", map[string]string{"protocol": "iab-seller-agent", "status": "not_reporting"}, 1},
+		{"dealflow_delivery_snapshots_total", map[string]string{"protocol": "adcp", "status": "other"}, 1},
+		{"dealflow_pacing_index", map[string]string{"protocol": "iab-seller-agent"}, 2},
+		{"dealflow_pacing_index", map[string]string{"protocol": "adcp"}, -1}, // early: not judged
+		{"dealflow_delivery_reading_delay_seconds", nil, 5},
+		{"dealflow_pacing_deviations_total", map[string]string{"direction": "under"}, 1},
+		{"dealflow_pacing_deviations_total", map[string]string{"direction": "other"}, 1},
+		{"dealflow_pacing_lines", map[string]string{"status": "on_track"}, 3},
+		{"dealflow_pacing_lines", map[string]string{"status": "done"}, 2},
+	} {
+		if got := value(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
 func TestSellerClientObserve(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

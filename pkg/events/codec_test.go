@@ -56,6 +56,13 @@ func samplePayloads() map[string]any {
 			IdempotencyKey: "act-1", Attempts: 1, SeatStatus: SeatReadyToServe, ActivatedAt: now},
 		KindDealActivationFailed.Type: DealActivationFailed{CampaignID: "c-1", DealKey: "k.s", Origin: OriginPushed, DealID: "DEMO-ABC", SellerURL: seller.URL, DSP: "webhook",
 			Attempt: 1, Code: "http_error", Reason: "503", Retryable: true},
+		KindDeliveryDue.Type:       DeliveryDue{CampaignID: "c-1", LineKey: "k1", Seq: 3, DueAt: now},
+		KindDeliveryReported.Type: DeliveryReported{CampaignID: "c-1", LineKey: "k1", Seq: 3, SellerURL: seller.URL, PackageID: "pkg-1", DealID: "DEMO-ABC",
+			FlightStart: "2028-06-01", FlightEnd: "2028-06-30", DueAt: now, AsOf: now, ReadAt: now, FlightElapsed: 0.25, Impressions: 200, SpendMicros: 4_000_000,
+			PlannedImpressions: 1000, PlannedSpendMicros: 20_000_000, ExpectedImpressions: 250, ExpectedSpendMicros: 5_000_000, PacingIndex: 0.8, Status: PacingOnTrack, SellerStatus: "on_track"},
+		KindPacingDeviation.Type: PacingDeviation{CampaignID: "c-1", LineKey: "k1", Seq: 5, SinceSeq: 4, Direction: DeviationUnder, SellerURL: seller.URL, PackageID: "pkg-1",
+			AsOf: now, FlightElapsed: 0.5, PacingIndex: 0.5, Tolerance: 0.2, Impressions: 250, ExpectedImpressions: 500, PlannedImpressions: 1000,
+			SpendMicros: 5_000_000, ExpectedSpendMicros: 10_000_000, PlannedSpendMicros: 20_000_000, ProjectedSpendMicros: 10_000_000, Reason: "behind plan"},
 	}
 }
 

@@ -83,6 +83,12 @@ var (
 		"Booking one approved line failed, with the reason; or its outcome is unknown (unresolved) after the booking horizon.", func() any { return new(BookingFailed) })
 	KindCampaignCompleted = kind("CampaignCompleted", "campaign", "completed",
 		"The campaign reached its end: what was booked and spent.", func() any { return new(CampaignCompleted) })
+	KindDeliveryDue = kind("DeliveryDue", "delivery", "due",
+		"The pacer's schedule: one booked line's delivery is due to be read (published by the pacer's sweeper).", func() any { return new(DeliveryDue) })
+	KindDeliveryReported = kind("DeliveryReported", "delivery", "reported",
+		"A snapshot of one booked line's delivery to date (impressions, spend) against its plan for that point of the flight.", func() any { return new(DeliveryReported) })
+	KindPacingDeviation = kind("PacingDeviation", "pacing", "deviation",
+		"A booked line delivers outside the pacing tolerance (under or over its plan to date), or its seller stopped reporting.", func() any { return new(PacingDeviation) })
 )
 
 // The kinds of activation and of the buyer side of the IAB Deals API
@@ -106,6 +112,7 @@ var Kinds = []Kind{
 	KindDiscoveryCompleted, KindPackageFound, KindQuoteReady, KindShoppingDeadlinePassed, KindPortfolioProposed,
 	KindPortfolioApproved, KindLineApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
 	KindDealReceived, KindDealApproved, KindDealRejected, KindDealActivated, KindDealActivationFailed,
+	KindDeliveryDue, KindDeliveryReported, KindPacingDeviation,
 }
 
 var kindByType = func() map[string]Kind {

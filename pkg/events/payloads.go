@@ -337,6 +337,7 @@ type DealBooked struct {
 	QuoteID                string            `json:"quote_id"`
 	DealID                 string            `json:"deal_id" desc:"The seller's deal id, used in the DSP; empty for an AdCP media buy."`
 	MediaBuyID             string            `json:"media_buy_id,omitempty" desc:"AdCP: the seller's media_buy_id."`
+	MCPEndpoint            string            `json:"mcp_endpoint,omitempty" desc:"AdCP: the sales agent's MCP endpoint the buy was made at, where its delivery is read; empty means seller_url."`
 	SellerPackageID        string            `json:"seller_package_id,omitempty" desc:"AdCP: the seller's package_id of this line inside the media buy."`
 	Revision               int               `json:"revision,omitempty" desc:"AdCP: the media buy's revision (1 at creation, raised by every change the seller accepts)."`
 	MediaBuyStatus         string            `json:"media_buy_status,omitempty" desc:"AdCP: the media buy's status when booked (pending_creatives, pending_start, active, ...)."`

@@ -39,6 +39,12 @@ func fullSamples() map[string]any {
 	bf := s[KindBookingFailed.Type].(BookingFailed)
 	bf.Protocol = ProtocolADCP
 	s[KindBookingFailed.Type] = bf
+	dr := s[KindDeliveryReported.Type].(DeliveryReported)
+	dr.Protocol = ProtocolIAB
+	s[KindDeliveryReported.Type] = dr
+	pd := s[KindPacingDeviation.Type].(PacingDeviation)
+	pd.Protocol = ProtocolADCP
+	s[KindPacingDeviation.Type] = pd
 	cc := s[KindCampaignCompleted.Type].(CampaignCompleted)
 	cc.Deals, cc.Failed, cc.Unresolved = []DealBooked{d}, []BookingFailed{bf}, []BookingFailed{bf}
 	s[KindCampaignCompleted.Type] = cc
@@ -186,9 +192,10 @@ func TestValidateCoversEveryEnumAndPattern(t *testing.T) {
 		}
 	}
 	// A campaign_id in every kind and in CampaignCompleted's deals, failed
-	// and unresolved; 31 enums (tiers, trusts, protocols, the campaign status
-	// and two buyer seat statuses).
-	if want := len(Kinds) + 3 + 31; total != want {
+	// and unresolved; 35 enums (tiers, trusts, protocols, the campaign
+	// status, two buyer seat statuses, the pacing status and the deviation
+	// direction).
+	if want := len(Kinds) + 3 + 35; total != want {
 		t.Errorf("%d enums and patterns checked, want %d: a schema gained or lost one; check Validate", total, want)
 	}
 }

@@ -42,6 +42,8 @@ var Operations = map[string]string{
 	"Negotiate":       "negotiate",
 	"BookDeal":        "deal",
 	"GetDeal":         "deal",
+	// GetDealPerformance reads a deal's delivery (the pacer).
+	"GetDealPerformance": "performance",
 }
 
 // operation is the low-cardinality name of a method.

@@ -251,7 +251,7 @@ func buyContext(c *campaign.Campaign, line *LedgerLine) map[string]string {
 func adcpDealBooked(c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, m *adcp.MediaBuy) *events.DealBooked {
 	d := &events.DealBooked{CampaignID: c.ID, SellerURL: l.SellerURL, SellerName: l.SellerName, Protocol: events.ProtocolADCP,
 		PackageID: l.PackageID, ProductID: q.Package.ProductID, QuoteID: l.QuoteID, DealType: l.DealType,
-		MediaBuyID: m.MediaBuyID, Revision: m.Revision, MediaBuyStatus: m.MediaBuyStatus, PricingOptionID: q.Package.PricingOptionID,
+		MediaBuyID: m.MediaBuyID, MCPEndpoint: q.Seller.MCPEndpoint, Revision: m.Revision, MediaBuyStatus: m.MediaBuyStatus, PricingOptionID: q.Package.PricingOptionID,
 		CPMMicros: l.CPMMicros, AgreedCPMMicros: l.CPMMicros, Impressions: l.Impressions, SpendMicros: l.SpendMicros,
 		Currency: "USD", FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate, Tier: q.Tier, BookedAt: time.Now().UTC()}
 	if d.DealType == "" {

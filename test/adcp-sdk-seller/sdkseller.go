@@ -359,7 +359,8 @@ func schemaTool(tool string) string {
 // CheckRequests fails t unless every request recorded so far carried the
 // Bearer token, every tools/call validates against dealflow's AdCP schemas
 // (3.1.19, internal/adcpschema), and every account-scoped task
-// (get_products, create_media_buy, get_media_buys, the task status) named
+// (get_products, create_media_buy, get_media_buys, the task status,
+// get_media_buy_delivery) named
 // the account brand + operator. It returns the number of tools/calls seen.
 func (s *Sellers) CheckRequests(t testing.TB, brand, operator string) int {
 	t.Helper()
@@ -389,7 +390,7 @@ func (s *Sellers) CheckRequests(t testing.TB, brand, operator string) int {
 			t.Errorf("request %d %s to %s does not validate against AdCP %s: %v\nargs %s", i, r.Tool, r.Seller, adcpschema.Version, err, snippet(args))
 		}
 		switch schemaTool(r.Tool) {
-		case "get_products", "create_media_buy", "get_media_buys", "get_task_status":
+		case "get_products", "create_media_buy", "get_media_buys", "get_task_status", "get_media_buy_delivery":
 			var a struct {
 				Account *struct {
 					Brand *struct {

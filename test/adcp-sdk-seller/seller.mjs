@@ -200,6 +200,10 @@ async function upstream(specialism, networkDomain) {
       const { body } = await http.get(`/v1/tasks/${encodeURIComponent(id)}`, undefined, h);
       return body;
     },
+    async delivery(id) {
+      const { body } = await http.get(`/v1/orders/${encodeURIComponent(id)}/delivery`, undefined, h);
+      return body;
+    },
   };
 }
 
@@ -265,6 +269,43 @@ function statusOf(order, lineItems) {
     default:
       return 'pending_creatives';
   }
+}
+
+// readDelivery answers get_media_buy_delivery from the mock ad server's
+// order delivery report (GET /v1/orders/{id}/delivery): per buy, its totals,
+// and per package the line item's share of them at the product's fixed CPM.
+async function readDelivery(up, book, req, ctx) {
+  const mine = book.forAccount(ctx.account.id);
+  const want = req.media_buy_ids?.length ? mine.filter(b => req.media_buy_ids.includes(b.media_buy_id)) : mine;
+  const catalog = await up.products({ delivery_type: 'guaranteed' });
+  const rows = [];
+  let start = null;
+  let end = new Date().toISOString();
+  let imps = 0;
+  let spend = 0;
+  for (const b of want) {
+    const d = await up.delivery(b.media_buy_id);
+    const order = await up.getOrder(b.media_buy_id);
+    const lis = order ? await up.lineItems(b.media_buy_id) : [];
+    const byLine = new Map((d?.line_item_breakdown ?? []).map(x => [x.line_item_id, x]));
+    const packages = b.packages.map(p => {
+      const x = byLine.get(p.package_id) ?? { impressions: 0, spend: 0 };
+      const rate = catalog.find(c => c.product_id === p.product_id)?.pricing?.cpm ?? 0;
+      return { package_id: p.package_id, impressions: x.impressions, spend: round2(x.spend), pricing_model: 'cpm', rate, currency: b.currency };
+    });
+    const t = { impressions: d?.totals?.impressions ?? 0, spend: round2(d?.totals?.spend ?? 0) };
+    rows.push({ media_buy_id: b.media_buy_id, status: order ? statusOf(order, lis) : 'pending_creatives', pricing_model: 'cpm', totals: t, by_package: packages });
+    imps += t.impressions;
+    spend += t.spend;
+    if (d?.reporting_period?.start && (!start || d.reporting_period.start < start)) start = d.reporting_period.start;
+    if (d?.reporting_period?.end) end = d.reporting_period.end;
+  }
+  return {
+    reporting_period: { start: start ?? end, end },
+    currency: 'USD',
+    aggregated_totals: { impressions: imps, spend: round2(spend), media_buy_count: rows.length },
+    media_buy_deliveries: rows,
+  };
 }
 
 // Buys the agent made, by media_buy_id, for get_media_buys and revisions.
@@ -477,11 +518,7 @@ async function guaranteedSeller() {
         throw new AdcpError('UNSUPPORTED_FEATURE', { message: `update_media_buy is not offered (buy ${buyId})`, recovery: 'terminal' });
       },
       getMediaBuys: async (req, ctx) => readBuys(up, book, req, ctx),
-      getMediaBuyDelivery: async () => ({
-        reporting_period: { start: new Date().toISOString(), end: new Date().toISOString() },
-        currency: 'USD',
-        media_buy_deliveries: [],
-      }),
+      getMediaBuyDelivery: async (req, ctx) => readDelivery(up, book, req, ctx),
     },
   };
   const opts = common('dealflow-sdk-guaranteed');

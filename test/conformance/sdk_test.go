@@ -191,6 +191,23 @@ func TestSDKGuaranteedSeller(t *testing.T) {
 		t.Fatalf("same key, other body: %v", err)
 	}
 	tg.readBack(t, ctx, s, booked, booked.Packages[0].BudgetMicros)
+
+	// Its delivery, as the pacer reads it: the mock ad server reports a
+	// delivering order at 40% of its budget at a $35 CPM.
+	d, err := tg.client.GetMediaBuyDelivery(ctx, s, booked.MediaBuyID)
+	if err != nil {
+		t.Fatalf("get_media_buy_delivery: %v", err)
+	}
+	m, ok := d.MediaBuy(booked.MediaBuyID)
+	if !ok || d.Currency != "USD" || d.ReportingEnd.IsZero() || len(d.MediaBuys) != 1 {
+		t.Fatalf("delivery %+v", d)
+	}
+	p, ok := m.Package(booked.Packages[0].PackageID)
+	spent := adcp.MinorUnitFloor(booked.Packages[0].BudgetMicros*2/5, "USD")
+	if !ok || m.Status != "active" || p.SpendMicros < spent-10_000 || p.SpendMicros > spent+10_000 || p.Impressions <= 0 ||
+		p.RateMicros != opt.FixedPriceMicros || m.SpendMicros != p.SpendMicros {
+		t.Fatalf("delivery of %s: %+v, package %+v (want about %s spent)", booked.MediaBuyID, m, p, spent)
+	}
 }
 
 // TestSDKAuctionSeller: a non-guaranteed seller built on the SDK answers a

@@ -55,10 +55,13 @@ type Agent struct {
 	buys      map[string]*mediaBuy
 	buyOrder  []string
 	proposals map[string]*proposal
-	seq       int
-	timers    []*time.Timer
-	closed    bool
-	wg        sync.WaitGroup
+	// delivery holds per-package deliveries set at runtime
+	// (SetDelivery), keyed media buy id/package id.
+	delivery map[string]sandbox.Delivery
+	seq      int
+	timers   []*time.Timer
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 type idemEntry struct {
@@ -172,11 +175,12 @@ func New(cfg Config) *Agent {
 	a.mcp = mcp.NewServer(&mcp.Implementation{Name: cfg.Name, Version: "3.1.19"}, nil)
 	obj := json.RawMessage(`{"type":"object","additionalProperties":true}`)
 	tools := map[string]func(context.Context, *principalCtx, json.RawMessage) result{
-		"get_adcp_capabilities": a.capabilities,
-		"get_products":          a.getProducts,
-		"create_media_buy":      a.createMediaBuy,
-		cfg.PollingTool:         a.taskStatus,
-		"get_media_buys":        a.getMediaBuys,
+		"get_adcp_capabilities":  a.capabilities,
+		"get_products":           a.getProducts,
+		"create_media_buy":       a.createMediaBuy,
+		cfg.PollingTool:          a.taskStatus,
+		"get_media_buys":         a.getMediaBuys,
+		"get_media_buy_delivery": a.getMediaBuyDelivery,
 	}
 	for name, fn := range tools {
 		a.mcp.AddTool(&mcp.Tool{Name: name, Description: "AdCP 3.1 " + name, InputSchema: obj}, a.wrap(name, fn))

@@ -3,7 +3,9 @@
 // httptest-able handler. It speaks get_adcp_capabilities, get_products
 // (brief and refine modes, proposals and finalize), create_media_buy with
 // its three answers (completed; submitted then completed or rejected after a
-// delay; errors), the task-polling tool, get_media_buys, idempotent replay
+// delay; errors), the task-polling tool, get_media_buys,
+// get_media_buy_delivery (booked buys deliver over their flights, on an
+// accelerated clock if asked, with delivery faults), idempotent replay
 // and IDEMPOTENCY_CONFLICT, push-notification webhooks, bearer-token auth and
 // the IAB sandbox sellers' fault knobs (sandbox.Faults: latency, jitter,
 // down, error_rate, garbage, truncated, oversized, slow_body).
@@ -57,6 +59,14 @@ type Config struct {
 	ReplayTTL time.Duration `json:"-"`
 	// Faults are the IAB sandbox sellers' failure knobs.
 	Faults sandbox.Faults `json:"faults"`
+	// Delivery is how the agent's media buys deliver over their flights
+	// (get_media_buy_delivery), per product a package books, with its
+	// faults (sandbox.Delivery).
+	Delivery sandbox.DeliveryConfig `json:"delivery,omitempty"`
+	// TimeScale accelerates the buys' flights: one flight day lasts this
+	// long from the buy's confirmation (sandbox.WithTimeScale); 0 is real
+	// time.
+	TimeScale time.Duration `json:"-"`
 	// WebhookClient posts push notifications (default: 5s timeout client).
 	WebhookClient *http.Client `json:"-"`
 	// Now is the clock (default time.Now).

@@ -39,6 +39,6 @@ func FromMarket(c sandbox.ADCPSellerConfig) Config {
 		delay = 300 * time.Millisecond
 	}
 	return Config{Name: c.Name, Products: products, ApprovalDelay: delay, RejectSubmitted: c.RejectSubmitted,
-		RequireSigningFor: c.RequireSigningFor, Faults: c.Faults, Proposals: c.Proposals,
+		RequireSigningFor: c.RequireSigningFor, Faults: c.Faults, Proposals: c.Proposals, Delivery: c.Delivery, TimeScale: c.TimeScale,
 		Tokens: map[string]Principal{c.Token: {AccountID: c.AccountID, BrandDomain: c.BrandDomain}}}
 }

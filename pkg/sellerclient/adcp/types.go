@@ -68,6 +68,8 @@ const (
 	OpCreateMediaBuy = "create_media_buy"
 	OpGetMediaBuys   = "get_media_buys"
 	OpGetTaskStatus  = "get_task_status"
+	// OpGetMediaBuyDelivery reads booked buys' delivery (the pacer).
+	OpGetMediaBuyDelivery = "get_media_buy_delivery"
 )
 
 // RequiresSigning reports whether the seller requires RFC 9421 request

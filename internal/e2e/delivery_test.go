@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/checkfor"
+	"github.com/dealflow/dealflow/internal/config"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/pacer"
+)
+
+// TestDeliveryOverAnAcceleratedFlight books the demo campaign on a market
+// whose lines misbehave in every way a seller can, plays the whole flight
+// on the accelerated clock, and checks from the event stream:
+//   - every booked line is followed to its final snapshot, its snapshots
+//     numbered 0..n-1, each once, n what the line's record counted;
+//   - Metro Mobile's under-delivering line is caught (PacingDeviation
+//     under), Harbor Sports' over-delivering one too (over), and
+//     Brightline's, whose seller stops reporting half way, is reported
+//     not_reporting; no deviation is reported of a line on plan;
+//   - what the final snapshot of the IAB line says is what its seller
+//     delivered.
+func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("books a campaign and plays its flight: skipped under -short")
+	}
+	const day = 150 * time.Millisecond
+	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
+	for i := range mcfg.ADCPSellers {
+		switch mcfg.ADCPSellers[i].Name {
+		case "Brightline AdCP":
+			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
+		case "Harbor Sports AdCP":
+			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+		}
+	}
+	ctx := context.Background()
+	m, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
+	cfg.TimeScale, cfg.PacingEvery = day, 12*time.Hour
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	req := demo.SampleCampaign("flight-e2e", "adaptive")
+	(&stack{market: m, app: a}).submit(t, req)
+	names := map[string]string{}
+	for _, x := range m.Sellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	for _, x := range m.ADCPSellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	res := demo.Result{CampaignID: req.CampaignID}
+	if err := a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, io.Discard) }); err != nil && res.Status == "" {
+		t.Fatalf("campaign did not finish: %v", err)
+	}
+	if res.Status != events.StatusCompleted || len(res.Deals) < 3 {
+		t.Fatalf("campaign %s with %d deals", res.Status, len(res.Deals))
+	}
+	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
+		for _, d := range res.Deals {
+			l, ok, err := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
+			if err != nil || !ok || !l.Done {
+				return fmt.Errorf("line %s of %s not done (%v %v)", d.LineKey, d.SellerName, ok, err)
+			}
+		}
+		return nil
+	})
+
+	snaps := map[string][]events.DeliveryReported{}
+	for _, e := range storedEvents(t, a.Bus, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
+		p, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID() != pacer.SnapshotID(p.CampaignID, p.LineKey, p.Seq) {
+			t.Fatalf("snapshot %s/%d has id %s", p.LineKey, p.Seq, e.ID())
+		}
+		snaps[p.LineKey] = append(snaps[p.LineKey], p)
+	}
+	devs := map[string]map[events.Deviation]int{}
+	for _, e := range storedEvents(t, a.Bus, events.KindPacingDeviation.SubjectFor(req.CampaignID)) {
+		p, _ := events.PayloadOf[events.PacingDeviation](e, events.KindPacingDeviation)
+		if devs[p.LineKey] == nil {
+			devs[p.LineKey] = map[events.Deviation]int{}
+		}
+		devs[p.LineKey][p.Direction]++
+	}
+	for _, d := range res.Deals {
+		l, _, _ := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
+		ss := snaps[d.LineKey]
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Seq < ss[j].Seq })
+		if len(ss) != l.NextSeq || len(ss) < 3 {
+			t.Fatalf("%s: %d snapshots in the stream, the line's record counted %d", d.SellerName, len(ss), l.NextSeq)
+		}
+		for i, s := range ss {
+			if s.Seq != i || s.Final != (i == len(ss)-1) {
+				t.Fatalf("%s: snapshot %d has seq %d, final %v (of %d)", d.SellerName, i, s.Seq, s.Final, len(ss))
+			}
+		}
+		last := ss[len(ss)-1]
+		got := devs[d.LineKey]
+		switch d.SellerName {
+		case "Metro Mobile":
+			if got[events.DeviationUnder] == 0 || last.Status != events.PacingUnder || last.PacingIndex > 0.6 {
+				t.Errorf("Metro Mobile: deviations %v, final %+v", got, last)
+			}
+			held, ok := m.Seller("Metro Mobile").Delivered(d.DealID, time.Now())
+			if !ok || held.Share != 1 || last.Impressions != held.Impressions {
+				t.Errorf("Metro Mobile's final snapshot says %d impressions, the seller delivered %+v", last.Impressions, held)
+			}
+		case "Harbor Sports AdCP":
+			if got[events.DeviationOver] == 0 || last.Status != events.PacingOver || last.SpendMicros <= last.PlannedSpendMicros {
+				t.Errorf("Harbor Sports: deviations %v, final %+v", got, last)
+			}
+		case "Brightline AdCP":
+			if got[events.DeviationNotReporting] == 0 || last.Status != events.PacingNotReporting || last.MissedReadings < pacer.NotReportingAfter {
+				t.Errorf("Brightline: deviations %v, final %+v", got, last)
+			}
+		default:
+			if len(got) != 0 {
+				t.Errorf("%s on plan deviated: %v", d.SellerName, got)
+			}
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/checkfor"
+	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/sandbox"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/services/pacer"
+)
+
+// TestPacingChaos follows a campaign's flight with the pacer and the
+// broker each SIGKILLed while the lines deliver: the broker is a process
+// of the real binary (embedded NATS on a file store) restarted on the same
+// port and store, the pacer a process killed and replaced. A snapshot is
+// (line, seq); from the event stream and the lines' records at the end:
+//   - every line reached its final snapshot (the schedule resumed after
+//     each kill: snapshots were read after the broker came back);
+//   - each line's snapshots are seq 0..n-1, each stored once (one message
+//     per id, one id per seq), n the count its record kept: none lost,
+//     none doubled;
+//   - the under-delivering line was still caught.
+func TestPacingChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and SIGKILLs the pacer and the broker: skipped under -short")
+	}
+	tmp := t.TempDir()
+	bin := buildBinary(t, tmp)
+	const day = 600 * time.Millisecond
+
+	m, err := sandbox.Start(context.Background(), sandbox.DefaultMarket(), sandbox.WithTimeScale(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	credFile := filepath.Join(tmp, "credentials.json")
+	if err := os.WriteFile(credFile, m.CredentialsFile(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	natsURL := "nats://127.0.0.1:" + strconv.Itoa(port)
+	storeDir := filepath.Join(tmp, "broker")
+
+	common := []string{
+		"DEALFLOW_REGISTRY_URL=" + m.RegistryURL,
+		"DEALFLOW_CREDENTIALS=" + credFile,
+		"DEALFLOW_ALLOW_PRIVATE=true",
+		"DEALFLOW_SHOPPING_WINDOW=60s",
+		"DEALFLOW_METRICS_ADDR=127.0.0.1:0",
+		"DEALFLOW_LOG_JSON=true",
+		"DEALFLOW_TIME_SCALE=" + day.String(),
+		"DEALFLOW_PACING_EVERY=6h",
+		// A reading held by a killed pacer is taken up by another after
+		// AckWait, the seller timeout plus 5s.
+		"DEALFLOW_SELLER_TIMEOUT=1s",
+	}
+	var mu sync.Mutex
+	var procs []*proc
+	start := func(name string, args ...string) *proc {
+		t.Helper()
+		p := &proc{name: name, log: filepath.Join(tmp, name+".log"), done: make(chan struct{})}
+		f, err := os.Create(p.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cmd = exec.Command(bin, append([]string{"run"}, args...)...)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "DEALFLOW_") {
+				env = append(env, kv)
+			}
+		}
+		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = append(env, common...), f, f
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
+		mu.Lock()
+		procs = append(procs, p)
+		mu.Unlock()
+		return p
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			select {
+			case <-p.done:
+			case <-time.After(20 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("--- %s log:\n%s", p.name, tail(p.logText(), 30))
+			}
+		}
+	})
+	kill := func(p *proc) {
+		t.Helper()
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+	}
+	broker := func(n int) *proc {
+		p := start(fmt.Sprintf("broker-%d", n), "--stages=", "--nats-port", strconv.Itoa(port), "--data-dir", storeDir)
+		p.waitLog(t, "embedded NATS listening")
+		return p
+	}
+	stage := func(name, stages string) *proc {
+		p := start(name, "--stages", stages, "--nats", natsURL)
+		p.waitLog(t, "stage running")
+		return p
+	}
+	b := broker(1)
+	nc, err := nats.Connect(natsURL, bus.ConnectOptions("test", natstest.Logger())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	tb, err := bus.New(nc, bus.Config{}, natstest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage("shopping", "discoverer,kitfetcher,negotiator,booker")
+	pacer1 := stage("pacer-1", "pacer")
+
+	req := demo.SampleCampaign("pacing-chaos", "adaptive")
+	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", req.CampaignID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Publish(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	snapshots := func() uint64 {
+		return countSubject(t, tb, events.KindDeliveryReported.SubjectFor(req.CampaignID))
+	}
+	// The pacer dies while the lines deliver, likely in the middle of a
+	// reading (Metro Mobile answers slowly once delivering); another takes
+	// over.
+	checkfor.Until(t, 2*time.Minute, "lines delivering", func() bool { return snapshots() >= 1 })
+	if err := m.Seller("Metro Mobile").SetFaults(sandbox.Faults{Latency: 120 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	checkfor.Until(t, time.Minute, "lines delivering", func() bool { return snapshots() >= 6 })
+	kill(pacer1)
+	killedPacer := snapshots()
+	pacer2 := stage("pacer-2", "pacer")
+	// Then the broker dies, and comes back on the same store.
+	checkfor.Until(t, time.Minute, "delivery read by the new pacer", func() bool { return snapshots() >= killedPacer+6 })
+	kill(b)
+	broker(2)
+	restarted := time.Now()
+
+	lines, err := bus.OpenStore[pacer.Line](context.Background(), tb, bus.BucketPacing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var followed map[string]pacer.Line
+	checkfor.Check(t, 3*time.Minute, 250*time.Millisecond, func() error {
+		all, err := lines.Values(context.Background(), req.CampaignID+".*")
+		if err != nil || len(all) < 3 {
+			return fmt.Errorf("%d lines followed (%v)", len(all), err)
+		}
+		for k, l := range all {
+			if !l.Done {
+				return fmt.Errorf("line %s of %s at seq %d, not done", k, l.Deal.SellerURL, l.NextSeq)
+			}
+		}
+		followed = all
+		return nil
+	})
+
+	type stored struct {
+		seq   int
+		final bool
+		read  time.Time
+	}
+	byLine := map[string][]stored{}
+	ids := map[string]int{}
+	var under bool
+	for _, ev := range storedEvents(t, tb, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
+		p, err := events.PayloadOf[events.DeliveryReported](ev, events.KindDeliveryReported)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[ev.ID()]++
+		if ev.ID() != pacer.SnapshotID(p.CampaignID, p.LineKey, p.Seq) {
+			t.Errorf("snapshot %s/%d stored under id %s", p.LineKey, p.Seq, ev.ID())
+		}
+		byLine[p.LineKey] = append(byLine[p.LineKey], stored{p.Seq, p.Final, p.ReadAt})
+		under = under || p.Status == events.PacingUnder
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("snapshot %s stored %d times", id, n)
+		}
+	}
+	afterRestart := 0
+	for _, l := range followed {
+		ss := byLine[l.Deal.LineKey]
+		sort.Slice(ss, func(i, j int) bool { return ss[i].seq < ss[j].seq })
+		if len(ss) != l.NextSeq {
+			t.Errorf("line %s: %d snapshots stored, its record counted %d", l.Deal.LineKey, len(ss), l.NextSeq)
+		}
+		for i, s := range ss {
+			if s.seq != i {
+				t.Errorf("line %s: snapshot %d of %d has seq %d (lost or doubled)", l.Deal.LineKey, i, len(ss), s.seq)
+				break
+			}
+			if s.final != (i == len(ss)-1) {
+				t.Errorf("line %s: snapshot %d final=%v (of %d)", l.Deal.LineKey, s.seq, s.final, len(ss))
+			}
+			if s.read.After(restarted) {
+				afterRestart++
+			}
+		}
+	}
+	if !under {
+		t.Error("the under-delivering line was not caught")
+	}
+	// Readings redelivered to the new pacer: those the killed one held.
+	redelivered := map[string]bool{}
+	for _, line := range strings.Split(pacer2.logText(), "\n") {
+		var l struct {
+			EventType string `json:"event_type"`
+			EventID   string `json:"event_id"`
+			Delivered int    `json:"num_delivered"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.EventType == events.KindDeliveryDue.Type && l.Delivered > 1 {
+			redelivered[l.EventID] = true
+		}
+	}
+	t.Logf("%d lines, %d snapshots (%d read after the broker restarted); pacer killed after %d; readings taken up again after a kill: %d",
+		len(followed), len(ids), afterRestart, killedPacer, len(redelivered))
+	if afterRestart == 0 {
+		t.Fatal("no snapshot was read after the broker restarted: the flight ended before the kills, nothing was tested")
+	}
+}
