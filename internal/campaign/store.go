@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/pkg/events"
 )
@@ -527,18 +529,37 @@ func (s *Store) LoadQuotes(ctx context.Context, c *Campaign) error {
 	// One get per counted quote, by its key: listing the campaign's keys
 	// first would create a consumer on the bucket for every read of a
 	// campaign (GET /bookings/{id}), which under a burst of reads took
-	// longer than a request may.
+	// longer than a request may. The gets run a few at a time: one after
+	// the other, a campaign with 20 quotes waited 20 round trips, each
+	// behind every other request's, and under a burst on a loaded machine
+	// that passed the API's 5 s store timeout.
+	keys := make([]string, 0, len(c.QuoteKeys))
 	for k := range c.QuoteKeys {
-		q, found, err := s.quotes.Get(ctx, storedQuoteKey(c.ID, k))
-		if err != nil {
-			return unavailable(err)
-		}
-		if found {
+		keys = append(keys, k)
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(loadQuotesAtOnce)
+	for _, k := range keys {
+		g.Go(func() error {
+			q, found, err := s.quotes.Get(gctx, storedQuoteKey(c.ID, k))
+			if err != nil || !found {
+				return err
+			}
+			mu.Lock()
 			c.Quotes[k] = q
-		}
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return unavailable(err)
 	}
 	return nil
 }
+
+// loadQuotesAtOnce bounds LoadQuotes' gets in flight for one campaign.
+const loadQuotesAtOnce = 8
 
 // Watch reports every campaign record as it is now and as it changes, until
 // ctx ends; the booker's sweeper follows the open campaigns with it.
