@@ -176,6 +176,7 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodGet, "/proposals/{id}/negotiation", s.handleNegotiationHistory)
 	rt.handle(http.MethodPost, "/api/v1/deals", s.bookingFaults(s.handleBookDeal))
 	rt.handle(http.MethodPost, "/api/v1/deals/push", s.handlePushDeal)
+	rt.handle(http.MethodPost, "/api/v1/deals/bulk", s.handleBulkDeals)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}/buyer-status", s.handleBuyerStatus)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}/performance", s.handleDealPerformance)
