@@ -89,6 +89,9 @@ type Deal struct {
 	// there), so a test can tell whose deal it is from the seller's side.
 	Notes     string
 	CreatedAt time.Time
+	// Status is the deal's status now (proposed; cancelled after a bulk
+	// cancel).
+	Status string
 }
 
 type idemEntry struct {
@@ -321,7 +324,9 @@ func (s *Seller) Deals() []Deal {
 	defer s.mu.Unlock()
 	out := make([]Deal, 0, len(s.dealOrder))
 	for _, id := range s.dealOrder {
-		out = append(out, s.deals[id].summary)
+		d := s.deals[id].summary
+		d.Status = s.deals[id].status
+		out = append(out, d)
 	}
 	return out
 }
