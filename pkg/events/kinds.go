@@ -106,6 +106,22 @@ var (
 		"An attempt to activate a deal in the DSP failed: retried with the same idempotency key, or final.", func() any { return new(DealActivationFailed) })
 )
 
+// The kinds of line changes after the booking (pkg/events/changes.go).
+var (
+	KindLineChangeRequested = kind("LineChangeRequested", "line", "change_requested",
+		"A change to one booked line is asked for (pause, resume, cancel, set_budget), by the bookings API or a reallocation.", func() any { return new(LineChangeRequested) })
+	KindLineChanged = kind("LineChanged", "line", "changed",
+		"The booker applied a line change at the seller: the line's budget before and after, the campaign's committed spend.", func() any { return new(LineChanged) })
+	KindLineChangeFailed = kind("LineChangeFailed", "line", "change_failed",
+		"A line change was not applied (over budget, unsupported, refused by the seller, unknown line), with the reason.", func() any { return new(LineChangeFailed) })
+	KindLinePaused = kind("LinePaused", "line", "paused",
+		"A booked line was paused at its seller.", func() any { return new(LinePaused) })
+	KindLineResumed = kind("LineResumed", "line", "resumed",
+		"A paused line was resumed at its seller.", func() any { return new(LineResumed) })
+	KindDealCancelled = kind("DealCancelled", "deal", "cancelled",
+		"A booked deal (IAB) or media-buy package (AdCP) was cancelled at its seller.", func() any { return new(DealCancelled) })
+)
+
 // Kinds lists every event kind of the contract.
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
@@ -113,6 +129,7 @@ var Kinds = []Kind{
 	KindPortfolioApproved, KindLineApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
 	KindDealReceived, KindDealApproved, KindDealRejected, KindDealActivated, KindDealActivationFailed,
 	KindDeliveryDue, KindDeliveryReported, KindPacingDeviation,
+	KindLineChangeRequested, KindLineChanged, KindLineChangeFailed, KindLinePaused, KindLineResumed, KindDealCancelled,
 }
 
 var kindByType = func() map[string]Kind {
