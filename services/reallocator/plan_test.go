@@ -59,7 +59,11 @@ func TestPropose(t *testing.T) {
 			in: Input{Budget: 100_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.5),
 				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.5},
 					onPlan("slow", 1000*dollar, 0.7, 0.5), onPlan("fast", 1000*dollar, 1.1, 0.5),
-					func() LineView { l := onPlan("paused", 1000*dollar, 1, 0.5); l.State = events.LineStatePaused; return l }(),
+					func() LineView {
+						l := onPlan("paused", 1000*dollar, 1, 0.5)
+						l.State = events.LineStatePaused
+						return l
+					}(),
 					func() LineView { l := onPlan("early", 1000*dollar, 1, 0.5); l.Status = events.PacingEarly; return l }(),
 					func() LineView { l := onPlan("final", 1000*dollar, 1, 0.5); l.Final = true; return l }(),
 					{Key: "new", Budget: 1000 * dollar}}},
