@@ -59,8 +59,12 @@ func (a *server) listReallocations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *server) approveReallocation(w http.ResponseWriter, r *http.Request) { a.decideReallocation(w, r, true) }
-func (a *server) rejectReallocation(w http.ResponseWriter, r *http.Request)  { a.decideReallocation(w, r, false) }
+func (a *server) approveReallocation(w http.ResponseWriter, r *http.Request) {
+	a.decideReallocation(w, r, true)
+}
+func (a *server) rejectReallocation(w http.ResponseWriter, r *http.Request) {
+	a.decideReallocation(w, r, false)
+}
 
 // decideReallocation publishes the buyer's decision on a proposed
 // revision. The reallocator, the record's one writer, acts on the first

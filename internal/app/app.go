@@ -65,7 +65,7 @@ type App struct {
 	// Reallocations are the reallocator's records (reallocator and
 	// bookings API processes).
 	Reallocations *reallocator.Records
-	HTTPAddr string
+	HTTPAddr      string
 	// Metrics is the process's registry (Options.Metrics or a new one);
 	// MetricsAddr is where --metrics-addr serves it, if set.
 	Metrics     *telemetry.Metrics
