@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/services/reallocator"
@@ -11,9 +12,42 @@ import (
 // ReallocationList is GET /bookings/{id}/reallocations: every reallocation
 // revision of the campaign, oldest first, with where it stands.
 type ReallocationList struct {
-	CampaignID    string                  `json:"campaign_id"`
-	BudgetMicros  events.Micros           `json:"budget_micros"`
-	Reallocations []*reallocator.Revision `json:"reallocations"`
+	CampaignID    string         `json:"campaign_id"`
+	BudgetMicros  events.Micros  `json:"budget_micros"`
+	Reallocations []Reallocation `json:"reallocations"`
+}
+
+// Reallocation is one revision in GET /bookings/{id}/reallocations.
+type Reallocation struct {
+	Revision int `json:"revision"`
+	// Status is proposed (waiting for a decision), rejected, applying,
+	// applied or failed.
+	Status    string                      `json:"status"`
+	Proposal  events.ReallocationProposed `json:"proposal"`
+	DecidedBy string                      `json:"decided_by,omitempty"`
+	DecidedAt *time.Time                  `json:"decided_at,omitempty"`
+	Reason    string                      `json:"reason,omitempty"`
+	// Changes are the line changes applying it, with their outcome
+	// (phase 1: decreases and pauses; phase 2: increases).
+	Changes []ReallocationChange             `json:"changes"`
+	Moves   []events.ReallocationMoveOutcome `json:"moves,omitempty"`
+	EndedAt *time.Time                       `json:"ended_at,omitempty"`
+}
+
+// ReallocationChange is one line change of a revision.
+type ReallocationChange struct {
+	events.ReallocationChange
+	Phase int `json:"phase"`
+}
+
+// ReallocationOf is a revision's API view.
+func ReallocationOf(v *reallocator.Revision) Reallocation {
+	out := Reallocation{Revision: v.Revision, Status: v.Status, Proposal: v.Proposal, DecidedBy: v.DecidedBy, DecidedAt: v.DecidedAt,
+		Reason: v.Reason, Moves: v.Moves, EndedAt: v.EndedAt, Changes: []ReallocationChange{}}
+	for _, c := range v.Changes {
+		out.Changes = append(out.Changes, ReallocationChange{ReallocationChange: c.ReallocationChange, Phase: c.Phase})
+	}
+	return out
 }
 
 // ReallocationDecision is the optional body of POST
@@ -49,12 +83,12 @@ func (a *server) listReallocations(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: "the reallocations cannot be read: " + err.Error()})
 		return
 	}
-	out := ReallocationList{CampaignID: id, BudgetMicros: rec.Budget, Reallocations: rec.Revisions}
+	out := ReallocationList{CampaignID: id, BudgetMicros: rec.Budget, Reallocations: []Reallocation{}}
 	if c.Request != nil {
 		out.BudgetMicros = c.Request.Brief.BudgetMicros
 	}
-	if out.Reallocations == nil {
-		out.Reallocations = []*reallocator.Revision{}
+	for _, v := range rec.Revisions {
+		out.Reallocations = append(out.Reallocations, ReallocationOf(v))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
