@@ -367,7 +367,8 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
 			BookingHorizon: cfg.BookingHorizon, ReconcileEvery: cfg.ReconcileEvery,
-			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
+			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO,
+				Delivered: pacer.SellerReader{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials}.Spent}}
 	}
 	if cfg.Has(pacer.Stage) {
 		if err := a.startPacer(ctx, run, o); err != nil {
@@ -413,6 +414,12 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
 		line.MaxDeliver = -1
 		run(line, bus.Typed(a.Booker.HandleLine))
+		// Line changes (pause, resume, cancel, set_budget) applied at the
+		// sellers, each once; retried with the same keys until settled or
+		// past the booking horizon.
+		change := a.stage(booker.StageChange, booker.ChangeSubjects(), 4, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
+		change.MaxDeliver = -1
+		run(change, bus.Typed(a.Booker.HandleChange))
 		every := o.SweepEvery
 		if every <= 0 {
 			every = time.Second
