@@ -34,60 +34,16 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("books a campaign and plays its flight: skipped under -short")
 	}
-	const day = 150 * time.Millisecond
-	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
-	for i := range mcfg.ADCPSellers {
-		switch mcfg.ADCPSellers[i].Name {
-		case "Brightline AdCP":
-			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
-		case "Harbor Sports AdCP":
-			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+	// The pacer's view of delivery nobody acts on: no reallocator (its
+	// reactions to these deviations are TestReallocationOverAFlight's).
+	var stages []string
+	for _, s := range config.Defaults().Stages {
+		if s != reallocator.Stage {
+			stages = append(stages, s)
 		}
 	}
+	a, m, req, res := flightCampaign(t, "flight-e2e", stages)
 	ctx := context.Background()
-	m, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(day))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
-	cfg.TimeScale, cfg.PacingEvery = day, 12*time.Hour
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
-	req := demo.SampleCampaign("flight-e2e", "adaptive")
-	(&stack{market: m, app: a}).submit(t, req)
-	names := map[string]string{}
-	for _, x := range m.Sellers {
-		u, _ := sellerclient.CanonicalURL(x.URL)
-		names[u] = x.Name
-	}
-	for _, x := range m.ADCPSellers {
-		u, _ := sellerclient.CanonicalURL(x.URL)
-		names[u] = x.Name
-	}
-	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	res := demo.Result{CampaignID: req.CampaignID}
-	if err := a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, io.Discard) }); err != nil && res.Status == "" {
-		t.Fatalf("campaign did not finish: %v", err)
-	}
-	if res.Status != events.StatusCompleted || len(res.Deals) < 3 {
-		t.Fatalf("campaign %s with %d deals", res.Status, len(res.Deals))
-	}
-	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
-		for _, d := range res.Deals {
-			l, ok, err := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
-			if err != nil || !ok || !l.Done {
-				return fmt.Errorf("line %s of %s not done (%v %v)", d.LineKey, d.SellerName, ok, err)
-			}
-		}
-		return nil
-	})
-
 	snaps := map[string][]events.DeliveryReported{}
 	for _, e := range storedEvents(t, a.Bus, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
 		p, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported)
@@ -144,4 +100,66 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 			}
 		}
 	}
+}
+
+// flightCampaign books the sample campaign on the default market with
+// Metro Mobile under-delivering, Harbor Sports over-delivering (1.5 pace)
+// and Brightline's seller stopping reporting half way, in a process
+// running stages, and plays its flight until every line's final snapshot.
+func flightCampaign(t *testing.T, id string, stages []string) (*app.App, *sandbox.Market, events.CampaignRequested, demo.Result) {
+	t.Helper()
+	const day = 150 * time.Millisecond
+	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
+	for i := range mcfg.ADCPSellers {
+		switch mcfg.ADCPSellers[i].Name {
+		case "Brightline AdCP":
+			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
+		case "Harbor Sports AdCP":
+			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+		}
+	}
+	ctx := context.Background()
+	m, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
+	cfg.TimeScale, cfg.PacingEvery, cfg.Stages = day, 12*time.Hour, stages
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	req := demo.SampleCampaign(id, "adaptive")
+	(&stack{market: m, app: a}).submit(t, req)
+	names := map[string]string{}
+	for _, x := range m.Sellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	for _, x := range m.ADCPSellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	res := demo.Result{CampaignID: req.CampaignID}
+	if err := a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, io.Discard) }); err != nil && res.Status == "" {
+		t.Fatalf("campaign did not finish: %v", err)
+	}
+	if res.Status != events.StatusCompleted || len(res.Deals) < 3 {
+		t.Fatalf("campaign %s with %d deals", res.Status, len(res.Deals))
+	}
+	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
+		for _, d := range res.Deals {
+			l, ok, err := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
+			if err != nil || !ok || !l.Done {
+				return fmt.Errorf("line %s of %s not done (%v %v)", d.LineKey, d.SellerName, ok, err)
+			}
+		}
+		return nil
+	})
+	return a, m, req, res
 }
