@@ -17,6 +17,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/pacer"
+	"github.com/dealflow/dealflow/services/reallocator"
 )
 
 // TestDeliveryOverAnAcceleratedFlight books the demo campaign on a market
@@ -162,4 +163,53 @@ func flightCampaign(t *testing.T, id string, stages []string) (*app.App, *sandbo
 		return nil
 	})
 	return a, m, req, res
+}
+
+// TestReallocationOverAFlight plays TestDeliveryOverAnAcceleratedFlight's
+// flight with the reallocator running (a default stage): Metro Mobile's
+// unspendable budget moves to lines on plan and Harbor Sports'
+// over-delivering line is paused at its seller, each by an auto-approved
+// revision applied by the booker; each revision is proposed and ended once,
+// each change applied once, the committed spend never above the budget.
+func TestReallocationOverAFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("books a campaign and plays its flight: skipped under -short")
+	}
+	a, _, req, res := flightCampaign(t, "realloc-e2e", config.Defaults().Stages)
+	checkReallocations(t, a.Bus, req.CampaignID, req.Brief.BudgetMicros)
+	rec, _, err := a.Reallocations.Get(context.Background(), req.CampaignID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, d := range res.Deals {
+		lines[d.LineKey] = d.SellerName
+	}
+	var moved, paused bool
+	for _, v := range rec.Revisions {
+		p := v.Proposal
+		t.Logf("revision %d (%s, %s by %s): %s", v.Revision, v.Status, p.Direction, v.DecidedBy, p.Reason)
+		if v.DecidedBy != "auto" {
+			t.Errorf("revision %d decided by %q, the campaign is auto-approved", v.Revision, v.DecidedBy)
+		}
+		switch {
+		case lines[p.LineKey] == "Metro Mobile" && p.Direction == events.DeviationUnder:
+			moved = v.Status == reallocator.StatusApplied && len(p.Moves) > 0
+			for _, m := range p.Moves {
+				if lines[m.ToLineKey] == "Harbor Sports AdCP" {
+					t.Errorf("the over-delivering line received budget: %+v", m)
+				}
+			}
+		case lines[p.LineKey] == "Harbor Sports AdCP" && p.Direction == events.DeviationOver:
+			paused = v.Status == reallocator.StatusApplied && len(p.Pauses) == 1 && len(v.Changes) == 1 && v.Changes[0].Action == events.LinePause
+		}
+	}
+	if !moved || !paused {
+		t.Fatalf("Metro Mobile's budget moved %v, Harbor Sports paused %v", moved, paused)
+	}
+	for key, name := range lines {
+		if name == "Harbor Sports AdCP" && rec.Lines[key].State != events.LineStatePaused {
+			t.Errorf("Harbor Sports' line is %q", rec.Lines[key].State)
+		}
+	}
 }
