@@ -114,10 +114,7 @@ func (c *LineChange) set(l *LedgerLine) {
 // done reports whether the change has its outcome.
 func (c *LineChange) done() bool { return c.State == ChangeApplied || c.State == ChangeFailed }
 
-// Budget is the line's current budget: what stays committed for it.
-func (l *LedgerLine) Budget() events.Micros { return l.SpendMicros }
-
-// State is the line's state after the booking: live, paused, cancelled.
+// LineState is the line's state after the booking: live, paused, cancelled.
 func (l *LedgerLine) LineState() events.LineState {
 	if l.ChangeState == "" {
 		return events.LineStateLive
@@ -137,9 +134,6 @@ func (l *LedgerLine) Deals() []events.DealBooked {
 	}
 	return out
 }
-
-// ChangeOf returns the change with this id, if the line has it.
-func (l *LedgerLine) ChangeOf(id string) *LineChange { return l.Changes[id] }
 
 // planned is what begin decided for a request.
 type planned struct {
