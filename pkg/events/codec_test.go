@@ -32,6 +32,8 @@ func samplePayloads() map[string]any {
 		FlightStart: "2028-06-01", FlightEnd: "2028-06-30", BuyerSeatIDs: []string{"ttd-seat-123"}, ActivationInstructions: map[string]string{"ttd": "x"},
 		OpenRTB: &OpenRTBDeal{ID: "DEMO-ABC", BidFloorMicros: 20_000_000, Currency: "USD", AuctionType: 3, WSeat: []string{"ttd-seat-123"}}}
 	deal.OpenRTB = terms.OpenRTB
+	move := ReallocationMove{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Reason: "k1 cannot deliver it"}
+	change := ReallocationChange{ChangeID: "ch-1", LineKey: "k1", Action: LineSetBudget, BudgetMicros: 10_000_000, Outcome: "changed"}
 	return map[string]any{
 		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: BuyerIdentity{SeatID: "s"}, RequestedAt: now},
 		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
@@ -76,6 +78,18 @@ func samplePayloads() map[string]any {
 			DealIDs: []string{"DEMO-ABC"}, Reason: "resumed", ResumedAt: now},
 		KindDealCancelled.Type: DealCancelled{CampaignID: "c-1", ChangeID: "ch-5", LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1",
 			DealID: "DEMO-ABC", BookedSpendMicros: 20_000_000, DeliveredSpendMicros: 4_000_000, Reason: "cancelled", CancelledAt: now},
+		KindReallocationProposed.Type: ReallocationProposed{CampaignID: "c-1", Revision: 1, LineKey: "k1", Direction: DeviationUnder, SinceSeq: 4, Seq: 5,
+			Moves:  []ReallocationMove{move},
+			Pauses: []ReallocationPause{{LineKey: "k3", Reason: "overspends"}},
+			Lines: []ReallocationLine{{LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1", BudgetBeforeMicros: 20_000_000, BudgetAfterMicros: 10_000_000},
+				{LineKey: "k2", SellerURL: seller.URL, PackageID: "pkg-2", BudgetBeforeMicros: 20_000_000, BudgetAfterMicros: 30_000_000}},
+			BudgetMicros: 100_000_000, CommittedBeforeMicros: 60_000_000, CommittedAfterMicros: 60_000_000, AutoApprove: true, Reason: "k1 behind", ProposedAt: now},
+		KindReallocationApproved.Type: ReallocationApproved{CampaignID: "c-1", Revision: 1, ApprovedBy: "auto", ApprovedAt: now},
+		KindReallocationRejected.Type: ReallocationRejected{CampaignID: "c-1", Revision: 1, RejectedBy: "api", Reason: "no", RejectedAt: now},
+		KindReallocationApplied.Type: ReallocationApplied{CampaignID: "c-1", Revision: 1, Moves: []ReallocationMoveOutcome{{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Outcome: "applied"}},
+			Changes: []ReallocationChange{change}, CommittedMicros: 60_000_000, BudgetMicros: 100_000_000, AppliedAt: now},
+		KindReallocationFailed.Type: ReallocationFailed{CampaignID: "c-1", Revision: 1, Moves: []ReallocationMoveOutcome{{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Outcome: "failed"}},
+			Changes: []ReallocationChange{change}, CommittedMicros: 60_000_000, BudgetMicros: 100_000_000, Reason: "refused", FailedAt: now},
 	}
 }
 

@@ -122,6 +122,20 @@ var (
 		"A booked deal (IAB) or media-buy package (AdCP) was cancelled at its seller.", func() any { return new(DealCancelled) })
 )
 
+// The kinds of reallocation (pkg/events/reallocation.go).
+var (
+	KindReallocationProposed = kind("ReallocationProposed", "reallocation", "proposed",
+		"The reallocator proposes to move budget from a line that cannot deliver it to lines that can, or to pause a line that overspends: a new revision with a reason per move.", func() any { return new(ReallocationProposed) })
+	KindReallocationApproved = kind("ReallocationApproved", "reallocation", "approved",
+		"A proposed reallocation was approved (automatically, as the brief asked, or through the bookings API): it is to be applied.", func() any { return new(ReallocationApproved) })
+	KindReallocationRejected = kind("ReallocationRejected", "reallocation", "rejected",
+		"The buyer rejected a proposed reallocation through the bookings API: nothing changes.", func() any { return new(ReallocationRejected) })
+	KindReallocationApplied = kind("ReallocationApplied", "reallocation", "applied",
+		"Every line change of an approved reallocation was applied at the sellers.", func() any { return new(ReallocationApplied) })
+	KindReallocationFailed = kind("ReallocationFailed", "reallocation", "failed",
+		"An approved reallocation was applied only in part or not at all, with each move's and change's outcome.", func() any { return new(ReallocationFailed) })
+)
+
 // Kinds lists every event kind of the contract.
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
@@ -130,6 +144,7 @@ var Kinds = []Kind{
 	KindDealReceived, KindDealApproved, KindDealRejected, KindDealActivated, KindDealActivationFailed,
 	KindDeliveryDue, KindDeliveryReported, KindPacingDeviation,
 	KindLineChangeRequested, KindLineChanged, KindLineChangeFailed, KindLinePaused, KindLineResumed, KindDealCancelled,
+	KindReallocationProposed, KindReallocationApproved, KindReallocationRejected, KindReallocationApplied, KindReallocationFailed,
 }
 
 var kindByType = func() map[string]Kind {

@@ -209,8 +209,9 @@ func TestValidateCoversEveryEnumAndPattern(t *testing.T) {
 	// A campaign_id in every kind and in CampaignCompleted's deals, failed
 	// and unresolved; 35 enums (tiers, trusts, protocols, the campaign
 	// status, two buyer seat statuses, the pacing status and the deviation
-	// direction; the line changes' action, requester, state and protocols).
-	if want := len(Kinds) + 3 + 50; total != want {
+	// direction; the line changes' action, requester, state and protocols;
+	// a reallocation's direction and its changes' actions).
+	if want := len(Kinds) + 3 + 53; total != want {
 		t.Errorf("%d enums and patterns checked, want %d: a schema gained or lost one; check Validate", total, want)
 	}
 }
