@@ -137,123 +137,60 @@ func TestSellerClientLeavesTheEventRuntimeOut(t *testing.T) {
 	}
 }
 
-// TestCampaignRecordHasOneOwner: only internal/campaign opens the campaign
-// buckets (internal/bus defines and provisions them), so every write of a
-// campaign record goes through the state machine's transitions.
-func TestCampaignRecordHasOneOwner(t *testing.T) {
+// TestBucketsHaveOneOwner: each piece of state has one owner. Only the
+// owner's package (and internal/bus, which defines and provisions the
+// buckets) names a bucket, so every write goes through the owner:
+//   - the campaign buckets: internal/campaign, whose state machine's
+//     transitions are the only writers of a campaign record;
+//   - the buyer seat bucket: services/activator; the bookings API and the
+//     stage write a deal's seat status only through its transitions;
+//   - the reallocation bucket: services/reallocator; the bookings API reads
+//     it through reallocator.Records and decides nothing in it (an approval
+//     or rejection is an event the reallocator acts on).
+func TestBucketsHaveOneOwner(t *testing.T) {
 	t.Parallel()
 	r := root(t)
-	allowed := map[string]bool{filepath.Join(r, "internal", "campaign"): true, filepath.Join(r, "internal", "bus"): true}
-	var offenders []string
-	err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
-				return filepath.SkipDir
+	for _, tc := range []struct {
+		owner string
+		names []string
+	}{
+		{filepath.Join("internal", "campaign"), []string{"BucketCampaigns", "BucketCampaignQuotes"}},
+		{filepath.Join("services", "activator"), []string{"BucketDealSeats", "dealflow_deal_seats"}},
+		{filepath.Join("services", "reallocator"), []string{"BucketReallocations", "dealflow_reallocations"}},
+	} {
+		allowed := map[string]bool{filepath.Join(r, tc.owner): true, filepath.Join(r, "internal", "bus"): true}
+		var offenders []string
+		err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "layout_test.go") {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, name := range tc.names {
+				if strings.Contains(string(b), name) {
+					rel, _ := filepath.Rel(r, path)
+					offenders = append(offenders, rel+" uses "+name)
+				}
 			}
 			return nil
-		}
-		if !strings.HasSuffix(path, ".go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		for _, name := range []string{"BucketCampaigns", "BucketCampaignQuotes"} {
-			if strings.Contains(string(b), name) && !strings.HasSuffix(path, "layout_test.go") {
-				rel, _ := filepath.Rel(r, path)
-				offenders = append(offenders, rel+" uses "+name)
-			}
+		if len(offenders) > 0 {
+			t.Errorf("%s are %s's alone:\n%s", strings.Join(tc.names, ", "), tc.owner, strings.Join(offenders, "\n"))
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(offenders) > 0 {
-		t.Fatalf("the campaign buckets are internal/campaign's alone:\n%s", strings.Join(offenders, "\n"))
-	}
-}
-
-// TestDealSeatRecordHasOneOwner: only services/activator opens the buyer
-// seat bucket (internal/bus defines and provisions it): the bookings API
-// and the stage write a deal's seat status only through its transitions.
-func TestDealSeatRecordHasOneOwner(t *testing.T) {
-	t.Parallel()
-	r := root(t)
-	allowed := map[string]bool{filepath.Join(r, "services", "activator"): true, filepath.Join(r, "internal", "bus"): true}
-	var offenders []string
-	err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "layout_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if strings.Contains(string(b), "BucketDealSeats") || strings.Contains(string(b), "dealflow_deal_seats") {
-			rel, _ := filepath.Rel(r, path)
-			offenders = append(offenders, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(offenders) > 0 {
-		t.Fatalf("the buyer seat bucket is services/activator's alone:\n%s", strings.Join(offenders, "\n"))
-	}
-}
-
-// TestReallocationRecordHasOneOwner: only services/reallocator opens the
-// reallocation bucket (internal/bus defines and provisions it); the
-// bookings API reads it through reallocator.Records and decides nothing
-// in it: an approval or rejection is an event the reallocator acts on.
-func TestReallocationRecordHasOneOwner(t *testing.T) {
-	t.Parallel()
-	r := root(t)
-	allowed := map[string]bool{filepath.Join(r, "services", "reallocator"): true, filepath.Join(r, "internal", "bus"): true}
-	var offenders []string
-	err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "layout_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if strings.Contains(string(b), "BucketReallocations") || strings.Contains(string(b), "dealflow_reallocations") {
-			rel, _ := filepath.Rel(r, path)
-			offenders = append(offenders, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(offenders) > 0 {
-		t.Fatalf("the reallocation bucket is services/reallocator's alone:\n%s", strings.Join(offenders, "\n"))
 	}
 }
 
