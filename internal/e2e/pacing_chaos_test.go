@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -88,23 +87,7 @@ func TestPacingChaos(t *testing.T) {
 	var procs []*proc
 	start := func(name string, args ...string) *proc {
 		t.Helper()
-		p := &proc{name: name, log: filepath.Join(tmp, name+".log"), done: make(chan struct{})}
-		f, err := os.Create(p.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.cmd = exec.Command(bin, append([]string{"run"}, args...)...)
-		var env []string
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, "DEALFLOW_") {
-				env = append(env, kv)
-			}
-		}
-		p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = append(env, common...), f, f
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = p.cmd.Wait(); f.Close(); close(p.done) }()
+		p := startProc(t, tmp, name, bin, append([]string{"run"}, args...), common)
 		mu.Lock()
 		procs = append(procs, p)
 		mu.Unlock()
@@ -113,22 +96,7 @@ func TestPacingChaos(t *testing.T) {
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, p := range procs {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			select {
-			case <-p.done:
-			case <-time.After(20 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s log:\n%s", p.name, tail(p.logText(), 30))
-			}
-		}
+		stopProcs(t, procs, 30)
 	})
 	kill := func(p *proc) {
 		t.Helper()
