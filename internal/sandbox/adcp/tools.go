@@ -379,7 +379,19 @@ func (a *Agent) createMediaBuy(_ context.Context, p *principalCtx, raw json.RawM
 	if len(in.IdempotencyKey) < 16 || len(in.IdempotencyKey) > 255 {
 		return adcpErr("INVALID_REQUEST", "idempotency_key is required (16-255 characters)", "idempotency_key")
 	}
-	key := p.principal.AccountID + "\x00" + in.IdempotencyKey
+	// A transient refusal is not kept: the retry with the same key is decided anew.
+	return a.idempotent(p.principal.AccountID+"\x00"+in.IdempotencyKey, raw, func(now time.Time) (result, bool) {
+		res := a.decideBuy(p, in, now)
+		return res, !res.isErr || res.body["adcp_error"].(map[string]any)["recovery"] != "transient"
+	})
+}
+
+// idempotent answers a request under an idempotency key (scoped by the
+// caller to the account and the task): the same bytes within ReplayTTL
+// replay the first answer (marked replayed), other bytes are an
+// IDEMPOTENCY_CONFLICT; otherwise decide answers, with a.mu held, and
+// says whether its answer is kept for replays.
+func (a *Agent) idempotent(key string, raw json.RawMessage, decide func(now time.Time) (result, bool)) result {
 	hash := canonicalHash(raw)
 	now := a.cfg.Now()
 	a.mu.Lock()
@@ -395,8 +407,8 @@ func (a *Agent) createMediaBuy(_ context.Context, p *principalCtx, raw json.RawM
 		body["replayed"] = true
 		return result{body: body, isErr: e.isErr}
 	}
-	res := a.decideBuy(p, in, now)
-	if !res.isErr || res.body["adcp_error"].(map[string]any)["recovery"] != "transient" {
+	res, keep := decide(now)
+	if keep {
 		a.idem[key] = idemEntry{hash: hash, result: res.body, isErr: res.isErr, at: now}
 	}
 	return res

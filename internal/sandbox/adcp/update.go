@@ -47,25 +47,9 @@ func (a *Agent) updateMediaBuy(_ context.Context, p *principalCtx, raw json.RawM
 	if len(in.IdempotencyKey) < 16 || len(in.IdempotencyKey) > 255 {
 		return adcpErr("INVALID_REQUEST", "idempotency_key is required (16-255 characters)", "idempotency_key")
 	}
-	key := p.principal.AccountID + "\x00update\x00" + in.IdempotencyKey
-	hash := canonicalHash(raw)
-	now := a.cfg.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e, ok := a.idem[key]; ok && now.Sub(e.at) < a.cfg.ReplayTTL {
-		if e.hash != hash {
-			return adcpErr("IDEMPOTENCY_CONFLICT", "idempotency_key was used with a different request", "idempotency_key")
-		}
-		body := map[string]any{}
-		for k, v := range e.result {
-			body[k] = v
-		}
-		body["replayed"] = true
-		return result{body: body, isErr: e.isErr}
-	}
-	res := a.decideUpdate(p, in, now)
-	a.idem[key] = idemEntry{hash: hash, result: res.body, isErr: res.isErr, at: now}
-	return res
+	return a.idempotent(p.principal.AccountID+"\x00update\x00"+in.IdempotencyKey, raw, func(now time.Time) (result, bool) {
+		return a.decideUpdate(p, in, now), true
+	})
 }
 
 // pkgChange is one validated package change.

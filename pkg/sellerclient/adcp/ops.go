@@ -680,17 +680,24 @@ func (r MediaBuyRequest) encode() (json.RawMessage, error) {
 	default:
 		return nil, validationError("packages or a proposal id are required")
 	}
-	if p := r.Push; p != nil {
-		w.Push = &wirePush{URL: p.URL, OperationID: p.OperationID, Token: string(p.Token)}
-		if p.BearerCredentials != "" {
-			w.Push.Authentication = &wireAuth{Schemes: []string{"Bearer"}, Credentials: string(p.BearerCredentials)}
-		}
-	}
+	w.Push = r.Push.wire()
 	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, validationError("cannot encode request: " + err.Error())
 	}
 	return b, nil
+}
+
+// wire is the push_notification_config sent for p (nil for none).
+func (p *PushConfig) wire() *wirePush {
+	if p == nil {
+		return nil
+	}
+	w := &wirePush{URL: p.URL, OperationID: p.OperationID, Token: string(p.Token)}
+	if p.BearerCredentials != "" {
+		w.Authentication = &wireAuth{Schemes: []string{"Bearer"}, Credentials: string(p.BearerCredentials)}
+	}
+	return w
 }
 
 // CreateMediaBuy books packages (or a committed proposal). The answer is a

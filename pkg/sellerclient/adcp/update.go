@@ -113,12 +113,7 @@ func (u MediaBuyUpdate) encode() (json.RawMessage, error) {
 	if len(w.Packages) == 0 && w.Paused == nil && !w.Canceled {
 		return nil, validationError("nothing to update: packages, paused or canceled")
 	}
-	if p := u.Push; p != nil {
-		w.Push = &wirePush{URL: p.URL, OperationID: p.OperationID, Token: string(p.Token)}
-		if p.BearerCredentials != "" {
-			w.Push.Authentication = &wireAuth{Schemes: []string{"Bearer"}, Credentials: string(p.BearerCredentials)}
-		}
-	}
+	w.Push = u.Push.wire()
 	b, err := json.Marshal(w)
 	if err != nil {
 		return nil, validationError("cannot encode request: " + err.Error())
