@@ -118,8 +118,8 @@ type LineChanged struct {
 	Protocol             Protocol   `json:"protocol,omitempty" desc:"iab-seller-agent (also when absent): applied with POST /api/v1/deals/bulk (and, for a budget increase, an additional deal booked); adcp: applied with update_media_buy."`
 	PackageID            string     `json:"package_id"`
 	DealID               string     `json:"deal_id,omitempty" desc:"IAB: the line's first deal."`
-	DealIDs              []string   `json:"deal_ids,omitempty" desc:"IAB: every deal of the line after the change (a budget increase adds one)."`
-	AddedDealID          string     `json:"added_deal_id,omitempty" desc:"IAB set_budget increase: the additional deal booked for the difference (its own DealBooked follows)."`
+	DealIDs              []string   `json:"deal_ids,omitempty" desc:"IAB: every deal of the line after the change, cancelled ones included (a budget change adds one)."`
+	AddedDealID          string     `json:"added_deal_id,omitempty" desc:"IAB set_budget: the additional deal booked for the difference (increase) or for the remainder after cancelling the line's deals (decrease); its own DealBooked follows."`
 	MediaBuyID           string     `json:"media_buy_id,omitempty"`
 	SellerPackageID      string     `json:"seller_package_id,omitempty"`
 	Revision             int        `json:"revision,omitempty" desc:"AdCP: the media buy's revision after the change."`
@@ -129,6 +129,8 @@ type LineChanged struct {
 	CommittedMicros      Micros     `json:"committed_micros" desc:"The campaign's committed spend after the change, never above its budget."`
 	BudgetMicros         Micros     `json:"budget_micros" desc:"The campaign's budget."`
 	Noop                 bool       `json:"noop,omitempty" desc:"Nothing had to change (the line already was in the state asked for, or had that budget); the seller was not called."`
+	DeliveredSpendMicros Micros     `json:"delivered_spend_micros,omitempty" desc:"A cancel, or an IAB set_budget decrease: the spend the line delivered until its deals (or package) stopped, read from the seller then (0 when unreadable)."`
+	Reason               string     `json:"reason,omitempty" desc:"Why the line ended otherwise than asked: an IAB set_budget decrease whose remainder (the budget asked less delivered_spend_micros) was too small to book, or could not be booked, leaves the line cancelled."`
 	AppliedAt            time.Time  `json:"applied_at"`
 }
 

@@ -21,8 +21,9 @@ import (
 //     (over_budget, the seller never called) if committed spend would pass
 //     the budget. One change per line runs at a time.
 //  2. apply: the seller operation (AdCP update_media_buy; IAB bulk cancel,
-//     or an additional deal for an increase), retried with the same keys
-//     while its outcome is unknown.
+//     an additional deal for an increase, or for a decrease both: the
+//     line's deals cancelled and the remainder booked), retried with the
+//     same keys while its outcome is unknown.
 //  3. finish: the line's state and committed spend follow the seller's
 //     answer (a decrease lowers committed only now; a failure releases an
 //     increase's reservation), and the outputs are stored with the change,
@@ -54,7 +55,7 @@ type LineChange struct {
 	Revision    int               `json:"reallocation_revision,omitempty"`
 	Reason      string            `json:"reason,omitempty"`
 	// Key is the idempotency key given to the seller (AdCP
-	// update_media_buy; IAB the increase's re-quote and booking derive
+	// update_media_buy; IAB the additional deal's re-quote and booking derive
 	// theirs from it).
 	Key string `json:"key"`
 	// BudgetBefore is the line's budget when the change began; Budget
@@ -67,7 +68,15 @@ type LineChange struct {
 	// TaskID is the AdCP task of an update the seller submitted.
 	TaskID string `json:"task_id,omitempty"`
 	// RequoteID is the IAB increase's fresh quote.
-	RequoteID   string    `json:"requote_id,omitempty"`
+	RequoteID string `json:"requote_id,omitempty"`
+	// DealsCancelled: an IAB decrease cancelled the line's deals and read
+	// Delivered, the spend they delivered, before booking the remainder;
+	// stored before the remainder's quote so a retry asks for the same.
+	DealsCancelled bool          `json:"deals_cancelled,omitempty"`
+	Delivered      events.Micros `json:"delivered_micros,omitempty"`
+	// Outcome says why an applied change left the line otherwise than
+	// asked (an IAB decrease whose remainder was not booked: cancelled).
+	Outcome     string    `json:"outcome,omitempty"`
 	RequestedAt time.Time `json:"requested_at"`
 	BegunAt     time.Time `json:"begun_at"`
 
@@ -123,7 +132,7 @@ func (l *LedgerLine) LineState() events.LineState {
 }
 
 // Deals are the line's booked deals: the booking's, then those added by
-// budget increases (IAB).
+// budget changes (IAB), cancelled ones included.
 func (l *LedgerLine) Deals() []events.DealBooked {
 	var out []events.DealBooked
 	if l.Deal != nil {
@@ -276,7 +285,10 @@ func (s *Service) lineChanged(led *Ledger, l *LedgerLine, ch *LineChange) *event
 		ReallocationRevision: ch.Revision, SellerURL: d.SellerURL, SellerName: d.SellerName, Protocol: d.Protocol.Or(), PackageID: d.PackageID,
 		DealID: d.DealID, MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID, Revision: l.MediaBuyRevision, State: l.LineState(),
 		BudgetBeforeMicros: ch.BudgetBefore, BudgetAfterMicros: l.SpendMicros, CommittedMicros: led.Committed(), BudgetMicros: led.BudgetMicros,
-		AppliedAt: s.now()}
+		Reason: ch.Outcome, AppliedAt: s.now()}
+	if ch.DealsCancelled || out.State == events.LineStateCancelled {
+		out.DeliveredSpendMicros = l.DeliveredMicros
+	}
 	if out.Revision == 0 {
 		out.Revision = d.Revision
 	}
@@ -312,8 +324,13 @@ func (s *Service) namedOutputs(l *LedgerLine, ch *LineChange) {
 	case ch.Action == events.LineResume:
 		ch.Resumed = &events.LineResumed{CampaignID: d.CampaignID, ChangeID: ch.ChangeID, LineKey: l.Key, SellerURL: d.SellerURL, Protocol: d.Protocol.Or(),
 			PackageID: d.PackageID, MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID, RequestedBy: ch.RequestedBy, Reason: ch.Reason, ResumedAt: now}
-	case l.LineState() == events.LineStateCancelled:
+	case l.LineState() == events.LineStateCancelled, ch.DealsCancelled:
+		// Every deal the change cancelled: all of the line's, but the
+		// one an IAB decrease booked for the remainder.
 		for _, x := range l.Deals() {
+			if ch.Added != nil && x.DealID == ch.Added.DealID {
+				continue
+			}
 			ch.Cancelled = append(ch.Cancelled, events.DealCancelled{CampaignID: d.CampaignID, ChangeID: ch.ChangeID, LineKey: l.Key, SellerURL: x.SellerURL,
 				Protocol: x.Protocol.Or(), PackageID: x.PackageID, DealID: x.DealID, MediaBuyID: x.MediaBuyID, SellerPackageID: x.SellerPackageID,
 				BookedSpendMicros: ch.BudgetBefore, DeliveredSpendMicros: l.DeliveredMicros, RequestedBy: ch.RequestedBy, Reason: ch.Reason, CancelledAt: now})

@@ -36,25 +36,87 @@ func (s *Service) apply(ctx context.Context, r events.LineChangeRequested, line 
 		return fail("credentials", err.Error())
 	}
 	switch {
-	case c.Action == events.LineCancel, c.Action == events.LineSetBudget && c.Budget < c.BudgetBefore:
-		// The IAB Deals API cannot lower a deal: a decrease cancels the
-		// line's deals, its committed spend dropping to what it delivered.
-		var ops []sellerclient.BulkDealOperation
-		for _, x := range line.Deals() {
-			ops = append(ops, sellerclient.BulkDealOperation{Action: sellerclient.BulkCancel, DealID: x.DealID, Notes: events.ShortReason("dealflow: " + c.Reason)})
-		}
-		cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
-		_, err := b.Client.BulkDeals(cctx, d.SellerURL, auth, sellerclient.BulkDealRequest{Operations: ops})
-		cancel()
-		if err != nil {
+	case c.Action == events.LineCancel:
+		if err := s.cancelIAB(ctx, line, &c, auth); err != nil {
 			return s.sellerFailure(err, fail)
 		}
 		s.cancelled(ctx, line, &c)
 		return &c, nil
+	case c.Action == events.LineSetBudget && c.Budget < c.BudgetBefore:
+		return s.decreaseIAB(ctx, r, line, &c, auth, fail)
 	case c.Action == events.LineSetBudget:
 		return s.increaseIAB(ctx, r, line, &c, auth, fail)
 	}
 	return fail(events.ChangeUnsupported, "the IAB Deals API has no "+string(c.Action))
+}
+
+// cancelIAB cancels every deal of an IAB line with one bulk request (safe
+// to repeat: cancelling a cancelled deal succeeds).
+func (s *Service) cancelIAB(ctx context.Context, line *LedgerLine, c *LineChange, auth sellerclient.Auth) error {
+	b := s.Booker
+	var ops []sellerclient.BulkDealOperation
+	for _, x := range line.Deals() {
+		ops = append(ops, sellerclient.BulkDealOperation{Action: sellerclient.BulkCancel, DealID: x.DealID, Notes: events.ShortReason("dealflow: " + c.Reason)})
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
+	defer cancel()
+	_, err := b.Client.BulkDeals(cctx, line.Deal.SellerURL, auth, sellerclient.BulkDealRequest{Operations: ops})
+	return err
+}
+
+// decreaseIAB lowers an IAB line's budget to c.Budget. The Deals API
+// cannot lower a deal, so the line's deals are cancelled (bulk cancel),
+// the spend they delivered is read as for a cancel, and the remainder
+// (c.Budget less that spend) is booked as an additional deal on the same
+// package, the way an increase books one (increaseIAB's quote and booking,
+// keys derived from the change's). The line stays live on that deal; its
+// budget becomes its delivered spend plus what the deal booked, never
+// above c.Budget. The ledger keeps the line's old budget committed until
+// finish, so committed spend only falls. What the cancel found is stored
+// with the change before the remainder is quoted: a retry (a redelivery, a
+// booker killed mid-way) cancels again harmlessly and asks the seller for
+// the same quote and booking under the same keys, which it replays.
+//
+// The line stays cancelled, its budget its delivered spend (the reason in
+// LineChanged), when the delivered spend cannot be read, when the
+// remainder buys less than the seller's minimum order, or when the seller
+// definitely refuses the remainder's quote or booking.
+func (s *Service) decreaseIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
+	fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	if !c.DealsCancelled {
+		if err := s.cancelIAB(ctx, line, c, auth); err != nil {
+			return s.sellerFailure(err, fail)
+		}
+		if !s.cancelled(ctx, line, c) {
+			// The delivered spend is unknown: nothing to book the
+			// remainder against. Cancelled, as a cancel would be.
+			c.Outcome = "the line's deals were cancelled to lower its budget, but their delivered spend could not be read: the line stays cancelled and its booked budget stays committed"
+			return c, nil
+		}
+		c.DealsCancelled, c.Delivered = true, c.result.delivered
+		if err := s.saveChange(ctx, line, c); err != nil {
+			return nil, err
+		}
+	}
+	c.State = ChangeApplied
+	stay := func(why string) (*LineChange, error) {
+		c.result = changeResult{state: events.LineStateCancelled, budget: min(c.Delivered, c.BudgetBefore), delivered: c.Delivered}
+		c.Outcome = events.ShortReason("the line's deals were cancelled to lower its budget to " + c.Budget.String() + " and " + why + ": the line stays cancelled at its delivered spend")
+		return c, nil
+	}
+	if c.Delivered >= c.Budget {
+		return stay(fmt.Sprintf("it has already delivered %s", c.Delivered))
+	}
+	added, code, why, err := s.bookMoreIAB(ctx, r, line, c, auth, c.Budget-c.Delivered, "budget decrease (remainder after cancelling)")
+	switch {
+	case err != nil:
+		return nil, err
+	case code != "":
+		return stay(why)
+	}
+	c.Added = added
+	c.result = changeResult{state: events.LineStateLive, budget: c.Delivered + added.SpendMicros, delivered: c.Delivered}
+	return c, nil
 }
 
 // sellerFailure is a failed seller call: an error to retry while its
@@ -77,13 +139,13 @@ func (s *Service) sellerFailure(err error, fail func(code, reason string) (*Line
 // cancelled sets the result of a line cancelled at its seller: its
 // committed spend drops to the spend it delivered (read now that delivery
 // has stopped, at most its budget), or stays its booked spend when that
-// cannot be read.
-func (s *Service) cancelled(ctx context.Context, line *LedgerLine, c *LineChange) {
+// cannot be read. It reports whether it was read.
+func (s *Service) cancelled(ctx context.Context, line *LedgerLine, c *LineChange) bool {
 	c.State = ChangeApplied
 	c.result = changeResult{state: events.LineStateCancelled, budget: c.BudgetBefore}
 	read := s.Booker.Delivered
 	if read == nil {
-		return
+		return false
 	}
 	var sum events.Micros
 	for _, d := range line.Deals() {
@@ -92,12 +154,13 @@ func (s *Service) cancelled(ctx context.Context, line *LedgerLine, c *LineChange
 		cancel()
 		if err != nil {
 			s.Log.Warn().Err(err).Str("line_key", line.Key).Msg("cancelled line's delivery unreadable: its booked spend stays committed")
-			return
+			return false
 		}
 		sum += spent
 	}
 	c.result.delivered = sum
 	c.result.budget = min(sum, c.BudgetBefore)
+	return true
 }
 
 // applyADCP makes the change with update_media_buy on the line's package,
@@ -226,34 +289,68 @@ func (s *Service) saveChange(ctx context.Context, line *LedgerLine, c *LineChang
 
 // increaseIAB raises an IAB line's budget: the IAB Deals API cannot change
 // a booked deal, so the difference is booked as an additional deal on the
-// same package, from a fresh quote at the agreed CPM for the impressions
-// the difference buys (its own DealBooked, same line_key). The re-quote and
-// the booking carry keys derived from the change's, so a retry replays them.
+// same package (bookMoreIAB), never above what begin reserved for it.
 func (s *Service) increaseIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
 	fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	added, code, why, err := s.bookMoreIAB(ctx, r, line, c, auth, c.Budget-c.BudgetBefore, "budget increase")
+	switch {
+	case err != nil:
+		return nil, err
+	case code != "":
+		return fail(code, why)
+	}
+	c.State, c.Added = ChangeApplied, added
+	c.result = changeResult{budget: c.BudgetBefore + added.SpendMicros}
+	return c, nil
+}
+
+// bookMoreIAB books up to amount more of an IAB line as an additional
+// deal: a fresh quote on the same product at the line's agreed CPM for the
+// impressions amount buys, then the booking (its own DealBooked, same
+// line_key). The quote and the booking carry keys derived from the
+// change's, so a retry replays them. It returns the deal booked; or a
+// failure code and reason when the seller definitely will not book it
+// (an amount below the seller's minimum order is not asked for); or an
+// error while the outcome is unknown (the caller retries). A deal the
+// seller books above amount is cancelled again at once.
+func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
+	amount events.Micros, what string) (*events.DealBooked, string, string, error) {
 	b, d := s.Booker, *line.Deal
+	var code, why string
+	fail := func(cd, reason string) (*LineChange, error) {
+		code, why = cd, reason
+		return nil, nil
+	}
+	refused := func(err error) (*events.DealBooked, string, string, error) {
+		if _, err := s.sellerFailure(err, fail); err != nil {
+			return nil, "", "", err
+		}
+		return nil, code, why, nil
+	}
 	cmp, err := s.Campaigns.Get(ctx, r.CampaignID)
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	if cmp.Request == nil {
-		return fail(events.ChangeUnsupported, "campaign "+r.CampaignID+" has no request to book an additional deal from")
+		return nil, events.ChangeUnsupported, "campaign " + r.CampaignID + " has no request to book an additional deal from", nil
 	}
 	if err := s.Campaigns.LoadQuote(ctx, cmp, d.SellerURL, d.PackageID); err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	q, ok := cmp.Quotes[campaign.QuoteKey(d.SellerURL, d.PackageID)]
 	if !ok {
-		return fail(events.ChangeUnsupported, "the line's quote is not in the campaign: no package to book more of")
+		return nil, events.ChangeUnsupported, "the line's quote is not in the campaign: no package to book more of", nil
 	}
 	cpm := d.AgreedCPMMicros
 	if cpm <= 0 {
 		cpm = d.CPMMicros
 	}
-	more := c.Budget - c.BudgetBefore
-	imps := int64(more) * 1000 / int64(cpm)
-	if imps <= 0 || cpm <= 0 {
-		return fail(events.ChangeUnsupported, fmt.Sprintf("an increase of %s buys no impression at %s CPM", more, cpm))
+	if cpm <= 0 {
+		return nil, events.ChangeUnsupported, "the line has no CPM to book more of it at", nil
+	}
+	imps := int64(amount) * 1000 / int64(cpm)
+	if least := max(q.MinImpressions, 1); imps < least {
+		return nil, events.ChangeUnsupported, fmt.Sprintf("%s buys %d impressions at %s CPM, below the seller's minimum order of %d", amount, imps, cpm.Cents(), least), nil
 	}
 	l := events.PlanLine{SellerURL: d.SellerURL, SellerName: d.SellerName, PackageID: d.PackageID, ProductID: d.ProductID, QuoteID: d.QuoteID,
 		Protocol: events.ProtocolIAB, CPMMicros: cpm, Impressions: imps, SpendMicros: events.CostMicros(imps, cpm)}
@@ -262,35 +359,33 @@ func (s *Service) increaseIAB(ctx context.Context, r events.LineChangeRequested,
 	cancel()
 	if err != nil {
 		if errors.Is(err, errNoProduct) {
-			return fail(events.ChangeUnsupported, err.Error())
+			return nil, events.ChangeUnsupported, err.Error(), nil
 		}
-		return s.sellerFailure(err, fail)
+		return refused(err)
 	}
 	if got := rq.Pricing.FinalCPM; got == nil || got.Micros() != cpm {
-		return fail(events.ChangeSellerRefused, fmt.Sprintf("the fresh quote priced %v, the line's agreed CPM is %s; nothing booked", got, cpm.Cents()))
+		return nil, events.ChangeSellerRefused, fmt.Sprintf("the fresh quote priced %v, the line's agreed CPM is %s; nothing booked", got, cpm.Cents()), nil
 	}
 	cctx, cancel = context.WithTimeout(ctx, b.callTimeout())
 	res, err := b.Client.BookDeal(cctx, d.SellerURL, auth, sellerclient.DealBookingRequest{IdempotencyKey: c.Key + ".book", QuoteID: rq.QuoteID,
-		Notes: "dealflow campaign " + r.CampaignID + ": budget increase of line " + line.Key})
+		Notes: "dealflow campaign " + r.CampaignID + ": " + what + " of line " + line.Key})
 	cancel()
 	if err != nil {
-		return s.sellerFailure(err, fail)
+		return refused(err)
 	}
 	added := dealBooked(cmp, q, l, rq.QuoteID, res)
 	added.LineKey, added.PlanRevision = line.Key, d.PlanRevision
-	if added.SpendMicros > c.Reserved {
-		// The seller booked more than the reservation: the budget
-		// would not hold. Cancel it again at once.
+	if added.SpendMicros > amount {
+		// The seller booked more than asked: the budget would not hold.
+		// Cancel it again at once.
 		cctx, cancel = context.WithTimeout(ctx, b.callTimeout())
 		_, cerr := b.Client.BulkDeals(cctx, d.SellerURL, auth, sellerclient.BulkDealRequest{Operations: []sellerclient.BulkDealOperation{
-			{Action: sellerclient.BulkCancel, DealID: added.DealID, Notes: "dealflow: booked above the budget increase"}}})
+			{Action: sellerclient.BulkCancel, DealID: added.DealID, Notes: "dealflow: booked above the " + what}}})
 		cancel()
 		if cerr != nil {
-			return nil, unknown(fmt.Errorf("the additional deal %s costs %s, above the %s reserved, and cancelling it failed: %w", added.DealID, added.SpendMicros, c.Reserved, cerr))
+			return nil, "", "", unknown(fmt.Errorf("the additional deal %s costs %s, above the %s asked, and cancelling it failed: %w", added.DealID, added.SpendMicros, amount, cerr))
 		}
-		return fail(events.ChangeSellerRefused, fmt.Sprintf("the seller booked %s for the additional deal, above the %s increase; the deal was cancelled", added.SpendMicros, c.Reserved))
+		return nil, events.ChangeSellerRefused, fmt.Sprintf("the seller booked %s for the additional deal, above the %s asked; the deal was cancelled", added.SpendMicros, amount), nil
 	}
-	c.State, c.Added = ChangeApplied, added
-	c.result = changeResult{budget: c.BudgetBefore + added.SpendMicros}
-	return c, nil
+	return added, "", "", nil
 }

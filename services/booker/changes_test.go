@@ -1,13 +1,18 @@
 package booker
 
 import (
+	"errors"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/checkfor"
+	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/pacer"
 )
 
@@ -291,5 +296,141 @@ func TestADCPIncreaseSubmitted(t *testing.T) {
 	})
 	if c := payloads[events.LineChanged](t, out, events.KindLineChanged); len(c) != 1 || c[0].BudgetAfterMicros != l.SpendMicros+events.MustMicros(500) {
 		t.Fatalf("after approval: %s", ids(out))
+	}
+}
+
+// loseBookingAnswer lets the IAB booking of a deal (POST /api/v1/deals)
+// reach the seller, then drops its answer while on: the booker cannot
+// know whether the deal was booked (as when it is killed mid-way).
+type loseBookingAnswer struct{ on atomic.Bool }
+
+func (l *loseBookingAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && l.on.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/api/v1/deals") {
+		_ = res.Body.Close()
+		return nil, errors.New("the answer was lost (test)")
+	}
+	return res, err
+}
+
+// TestIABBudgetDecrease: against the IAB sandbox seller on an accelerated
+// flight clock, on real NATS: lowering an IAB line's budget cancels its
+// deal, reads what it delivered, and books the remainder (the new budget
+// less that) as an additional deal on the same package, so the line stays
+// live up to the new budget; committed spend only falls. The booking's
+// answer lost mid-way and the request redelivered, the seller still holds
+// one remainder deal, and the same events are published. A decrease below
+// what the line delivered, or one whose remainder the seller will not
+// book (below its minimum order), leaves the line cancelled, with the
+// reason in LineChanged.
+func TestIABBudgetDecrease(t *testing.T) {
+	clk := &clock{t: time.Now().UTC()}
+	f := newFixture(t, nil, sandbox.WithClock(clk.now), sandbox.WithTimeScale(time.Second))
+	lost := &loseBookingAnswer{}
+	f.svc.Now = clk.now
+	f.svc.Booker.Client = sellerclient.New(sellerclient.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: lost}})
+	f.svc.Booker.Delivered = pacer.SellerReader{Client: f.client}.Spent
+	lines := []events.PlanLine{f.line(f.quotes[0], 200000), f.line(f.quotes[1], 200000), f.line(f.quotes[2], 200000)}
+	if _, err := f.svc.bookAll(t.Context(), f.store(t, lines)); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(6 * time.Second) // six flight days of thirty: each line delivered a part
+	led0 := ledgerNow(t, f.svc, f.c.ID)
+	key := campaign.LineKey(lines[0])
+	first := *led0.Lines[key].Deal
+	delivered, err := pacer.SellerReader{Client: f.client}.Spent(t.Context(), first)
+	if err != nil || delivered <= 0 {
+		t.Fatalf("delivered to date %s, %v", delivered, err)
+	}
+	before := led0.Lines[key].SpendMicros
+	budget := before / 2
+	deals := len(f.seller.Deals())
+
+	e, r := changeEvent(t, f.c.ID, key, "ch-less", events.LineSetBudget, budget)
+	lost.on.Store(true)
+	if _, err := f.svc.HandleChange(t.Context(), e, r); err == nil {
+		t.Fatal("a booking whose answer was lost was settled")
+	}
+	lost.on.Store(false)
+	mid := ledgerNow(t, f.svc, f.c.ID)
+	if ch := mid.Lines[key].Changes["ch-less"]; ch == nil || !ch.DealsCancelled || ch.Delivered != delivered || mid.Lines[key].PendingChange != "ch-less" ||
+		mid.Committed() != led0.Committed() {
+		t.Fatalf("mid-way: change %+v, committed %s (was %s)", ch, mid.Committed(), led0.Committed())
+	}
+	clk.add(time.Second) // the redelivery comes later: the cancelled deal delivers no more
+	out, err := f.svc.HandleChange(t.Context(), e, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := payloads[events.DealBooked](t, out, events.KindDealBooked)
+	changed := payloads[events.LineChanged](t, out, events.KindLineChanged)
+	cancelled := payloads[events.DealCancelled](t, out, events.KindDealCancelled)
+	if len(added) != 1 || len(changed) != 1 || len(cancelled) != 1 || cancelled[0].DealID != first.DealID || added[0].LineKey != key {
+		t.Fatalf("decrease outputs: %s", ids(out))
+	}
+	ch := changed[0]
+	cpm := first.CPMMicros
+	if ch.State != events.LineStateLive || ch.BudgetBeforeMicros != before || ch.BudgetAfterMicros != delivered+added[0].SpendMicros ||
+		ch.BudgetAfterMicros > budget || budget-ch.BudgetAfterMicros >= cpm/1000+1 || ch.DeliveredSpendMicros != delivered ||
+		ch.AddedDealID != added[0].DealID || len(ch.DealIDs) != 2 || ch.Reason != "" || cancelled[0].DeliveredSpendMicros != delivered {
+		t.Fatalf("changed %+v (delivered %s, added %s)", ch, delivered, added[0].SpendMicros)
+	}
+	if want := led0.Committed() - before + ch.BudgetAfterMicros; ch.CommittedMicros != want {
+		t.Fatalf("committed %s, want %s", ch.CommittedMicros, want)
+	}
+	if added[0].Impressions != int64(budget-delivered)*1000/int64(cpm) || added[0].CPMMicros != cpm {
+		t.Fatalf("remainder deal %+v, want %d impressions at %s", added[0], int64(budget-delivered)*1000/int64(cpm), cpm)
+	}
+	// One new deal at the seller, live; the first one cancelled.
+	status := map[string]string{}
+	for _, d := range f.seller.Deals() {
+		status[d.DealID] = d.Status
+	}
+	if len(status) != deals+1 || status[first.DealID] != "cancelled" || status[added[0].DealID] == "" || status[added[0].DealID] == "cancelled" {
+		t.Fatalf("seller deals %v (had %d)", status, deals)
+	}
+	if again, err := f.svc.HandleChange(t.Context(), e, r); err != nil || ids(again) != ids(out) || len(f.seller.Deals()) != deals+1 {
+		t.Fatalf("redelivery: %s %v\nfirst: %s (%d deals)", ids(again), err, ids(out), len(f.seller.Deals()))
+	}
+	if l := ledgerNow(t, f.svc, f.c.ID).Lines[key]; l.LineState() != events.LineStateLive || l.SpendMicros != ch.BudgetAfterMicros ||
+		len(l.Deals()) != 2 || l.PendingChange != "" {
+		t.Fatalf("ledger line %+v", l)
+	}
+
+	// Lowered again, below what it delivered: cancelled, nothing booked.
+	out = handleOK(t, f)(changeEvent(t, f.c.ID, key, "ch-below", events.LineSetBudget, events.MustMicros(1)))
+	if c := payloads[events.LineChanged](t, out, events.KindLineChanged); len(c) != 1 || c[0].State != events.LineStateCancelled ||
+		c[0].BudgetAfterMicros != c[0].DeliveredSpendMicros || c[0].DeliveredSpendMicros < delivered || !strings.Contains(c[0].Reason, "already delivered") ||
+		len(payloads[events.DealBooked](t, out, events.KindDealBooked)) != 0 || len(payloads[events.DealCancelled](t, out, events.KindDealCancelled)) != 2 {
+		t.Fatalf("below delivered: %s %+v", ids(out), c)
+	}
+
+	// A remainder below the seller's minimum order: cancelled.
+	key2 := campaign.LineKey(lines[1])
+	d2 := *led0.Lines[key2].Deal
+	delivered2, err := pacer.SellerReader{Client: f.client}.Spent(t.Context(), d2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(f.seller.Deals())
+	out = handleOK(t, f)(changeEvent(t, f.c.ID, key2, "ch-tiny", events.LineSetBudget, delivered2+events.MustMicros(5)))
+	if c := payloads[events.LineChanged](t, out, events.KindLineChanged); len(c) != 1 || c[0].State != events.LineStateCancelled ||
+		c[0].BudgetAfterMicros != delivered2 || !strings.Contains(c[0].Reason, "minimum") || len(f.seller.Deals()) != n {
+		t.Fatalf("tiny remainder: %s %+v", ids(out), c)
+	}
+	if led := ledgerNow(t, f.svc, f.c.ID); led.Committed() > led.BudgetMicros || led.Committed() >= led0.Committed() {
+		t.Fatalf("committed %s (was %s, budget %s)", led.Committed(), led0.Committed(), led.BudgetMicros)
+	}
+}
+
+// handleOK is a change handler that must not fail.
+func handleOK(t *testing.T, f *fixture) func(e events.Event, r *events.LineChangeRequested) []events.Event {
+	return func(e events.Event, r *events.LineChangeRequested) []events.Event {
+		t.Helper()
+		out, err := f.svc.HandleChange(t.Context(), e, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
 }

@@ -67,9 +67,11 @@ type LedgerLine struct {
 	Failure *events.BookingFailed `json:"failure,omitempty"`
 	// After the booking (changes.go): ChangeState is the line's state at
 	// its seller ("" live, paused, cancelled); Added the deals a budget
-	// increase booked on top of Deal (IAB); Changes every change asked
-	// for, by change_id; PendingChange the one being applied;
-	// DeliveredMicros the delivered spend read when it was cancelled;
+	// change booked on top of Deal (IAB: an increase's difference, a
+	// decrease's remainder); Changes every change asked for, by
+	// change_id; PendingChange the one being applied; DeliveredMicros the
+	// delivered spend read when it (or, for an IAB decrease, its deals)
+	// was cancelled;
 	// MediaBuyRevision the AdCP buy's revision after the last change.
 	ChangeState      events.LineState       `json:"line_state,omitempty"`
 	Added            []*events.DealBooked   `json:"added_deals,omitempty"`

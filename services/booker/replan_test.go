@@ -31,10 +31,10 @@ type fixture struct {
 
 // newFixture quotes three Northwind packages at agency tier (200k
 // impressions each) and stores an auto-approved campaign holding them.
-func newFixture(t *testing.T, transport http.RoundTripper) *fixture {
+func newFixture(t *testing.T, transport http.RoundTripper, opts ...sandbox.Option) *fixture {
 	t.Helper()
 	env := natstest.Start(t)
-	m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{sandbox.DefaultMarket().Sellers[1]}})
+	m, err := sandbox.Start(context.Background(), sandbox.MarketConfig{Sellers: []sandbox.SellerConfig{sandbox.DefaultMarket().Sellers[1]}}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

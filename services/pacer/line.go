@@ -53,6 +53,19 @@ type Line struct {
 	Added  []events.DealBooked `json:"added,omitempty"`
 	State  events.LineState    `json:"state,omitempty"`
 	Budget events.Micros       `json:"budget_micros,omitempty"`
+	// PlanFrom is the flight time of the line's last budget change (zero:
+	// none), and PlanFromSpend and PlanFromImpressions what the plan
+	// expected by then: the plan to date continues from them (plan.go).
+	// They are stored, not recomputed, so a restarted or redelivered
+	// pacer keeps the same plan.
+	PlanFrom            time.Time     `json:"plan_from,omitempty"`
+	PlanFromSpend       events.Micros `json:"plan_from_spend_micros,omitempty"`
+	PlanFromImpressions int64         `json:"plan_from_impressions,omitempty"`
+	// ChangeID and ChangeAt are the last LineChanged followed (its
+	// change_id and applied_at): the same change redelivered, or an older
+	// one arriving late, changes nothing.
+	ChangeID string    `json:"change_id,omitempty"`
+	ChangeAt time.Time `json:"change_at,omitempty"`
 	// RunDirection and RunSince are the current deviation episode: its
 	// direction and first snapshot.
 	RunDirection events.Deviation `json:"run_direction,omitempty"`

@@ -296,6 +296,10 @@ func (s *Service) readAll(ctx context.Context, l Line) (Reading, error) {
 
 // add records another deal booked on the line, once; it reports whether
 // the line changed.
+// The deal alone does not move the plan: the budget it was booked for
+// comes with the change's LineChanged, which sets the plan from the
+// change's time (the line keeps its budget until then, whichever of the
+// two the pacer sees first).
 func (l *Line) add(d events.DealBooked) bool {
 	if d.DealID == "" || d.DealID == l.Deal.DealID || l.Done {
 		return false
@@ -305,27 +309,41 @@ func (l *Line) add(d events.DealBooked) bool {
 			return false
 		}
 	}
+	if l.Budget == 0 {
+		l.Budget = l.bookedSpend()
+	}
 	l.Added = append(l.Added, d)
 	return true
 }
 
 // change follows a line change the booker applied at the seller: the
 // line's state and budget. A line the pacer does not follow (or no longer
-// does) is left alone.
+// does) is left alone, and so is a change it already followed or one older
+// than the last it followed (a late redelivery). A new budget takes effect
+// at the change's applied_at on the line's flight clock: the plan to date
+// continues from what it expected then (plan.go), the same on every
+// delivery of the event.
 func (s *Service) change(ctx context.Context, c *events.LineChanged) error {
 	id := LineID(c.CampaignID, c.LineKey)
 	stored, err := s.Lines.Update(ctx, id, func(v *Line, exists bool) (bool, error) {
-		if !exists || v.Done {
+		if !exists || v.Done || c.Noop {
 			return false, nil
 		}
-		changed := false
-		if c.State != "" && v.State != c.State {
-			v.State, changed = c.State, true
+		if (c.ChangeID != "" && c.ChangeID == v.ChangeID) || c.AppliedAt.Before(v.ChangeAt) {
+			return false, nil
 		}
-		if c.Action == events.LineSetBudget && c.State != events.LineStateCancelled && v.Budget != c.BudgetAfterMicros {
-			v.Budget, changed = c.BudgetAfterMicros, true
+		v.ChangeID, v.ChangeAt = c.ChangeID, c.AppliedAt
+		if c.State != "" {
+			v.State = c.State
 		}
-		return changed, nil
+		if c.Action == events.LineSetBudget && c.State != events.LineStateCancelled && v.plannedSpend() != c.BudgetAfterMicros {
+			at := c.AppliedAt
+			if at.IsZero() {
+				at = s.now()
+			}
+			v.rebudget(c.BudgetAfterMicros, v.flightNow(at))
+		}
+		return true, nil
 	})
 	if err != nil {
 		return err

@@ -106,8 +106,7 @@ func (l *Line) take(seq int, r *Reading, readErr error, now time.Time, tolerance
 	s.AsOf = s.AsOf.UTC()
 	elapsed := l.Window.Elapsed(s.AsOf)
 	s.FlightElapsed = round4(elapsed)
-	s.ExpectedImpressions = int64(math.Round(float64(s.PlannedImpressions) * elapsed))
-	s.ExpectedSpendMicros = events.Micros(math.Round(float64(s.PlannedSpendMicros) * elapsed))
+	s.ExpectedSpendMicros, s.ExpectedImpressions = l.expected(s.AsOf)
 	switch {
 	case s.ExpectedSpendMicros > 0:
 		s.PacingIndex = round4(float64(s.SpendMicros) / float64(s.ExpectedSpendMicros))

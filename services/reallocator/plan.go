@@ -25,16 +25,7 @@ type LineView struct {
 	Spend    events.Micros
 	Elapsed  float64
 	Final    bool
-	// ChangedAtSeq is the line's latest snapshot when its budget last
-	// changed (-1: never; 0 is treated alike): for a few snapshots after,
-	// its pace against the new budget says little (its delivery so far
-	// followed the old one), so a deviation of it is not acted on yet.
-	ChangedAtSeq int
 }
-
-// ChangeGrace is how many snapshots after a line's budget changed its
-// deviations wait before they are acted on.
-const ChangeGrace = 2
 
 func (l LineView) live() bool { return l.State == "" || l.State == events.LineStateLive }
 
@@ -139,10 +130,6 @@ func Propose(in Input) Plan {
 		return p
 	case !s.live():
 		p.Reason, p.Settled = fmt.Sprintf("the line is %s: nothing to change", s.State), true
-		return p
-	}
-	if s.ChangedAtSeq > 0 && in.Trigger.Seq <= s.ChangedAtSeq+ChangeGrace {
-		p.Reason = fmt.Sprintf("%s's budget changed at its snapshot %d: its pace is judged from snapshot %d", s.name(), s.ChangedAtSeq, s.ChangedAtSeq+ChangeGrace+1)
 		return p
 	}
 	if in.Trigger.Direction == events.DeviationOver {

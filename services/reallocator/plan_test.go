@@ -109,12 +109,6 @@ func TestPropose(t *testing.T) {
 			reason: "not paused",
 		},
 		{
-			name: "a line whose budget just changed is judged again a few snapshots later",
-			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 100*dollar, 0.5),
-				Lines: []LineView{{Key: "a", Budget: 3000 * dollar, Reported: true, Elapsed: 0.5, ChangedAtSeq: 2}, onPlan("b", 1000*dollar, 1, 0.5)}},
-			reason: "judged from snapshot 5",
-		},
-		{
 			name:   "an unknown line: nothing yet",
 			in:     Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("x", events.DeviationUnder, 0, 0.5), Lines: []LineView{onPlan("b", 1000*dollar, 1, 0.5)}},
 			reason: "not known",
