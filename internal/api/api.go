@@ -68,6 +68,9 @@ type Publisher interface {
 	// sequence afterSeq (0: all), then tails them, until fn returns false
 	// or ctx ends.
 	FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error
+	// ReadCampaign calls fn with the campaign's stored events of the
+	// kinds given, in stream order, and returns after the last one.
+	ReadCampaign(ctx context.Context, campaignID string, kinds []events.Kind, fn func(seq uint64, e events.Event) bool) error
 }
 
 // WebhookStore holds each campaign's webhook, keyed by campaign id
@@ -145,6 +148,7 @@ func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Lo
 	mux.HandleFunc("POST /bookings/{id}/approve-all", a.approveAll)
 	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
 	mux.HandleFunc("GET /bookings/{id}/events", a.events)
+	mux.HandleFunc("GET /bookings/{id}/delivery", a.delivery)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api", serveAPIPage)
 	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)

@@ -89,3 +89,73 @@ func (b *Bus) CampaignEvents(ctx context.Context, campaignID string) (uint64, er
 	}
 	return n, nil
 }
+
+// ReadCampaign calls fn with the campaign's events of the given kinds that
+// the stream holds when it is called, in stream order, and returns once it
+// reached the last of them (or fn returned false): a snapshot, for a reader
+// that assembles a view (the bookings API's delivery) rather than follows.
+// No kinds reads every event of the campaign.
+func (b *Bus) ReadCampaign(ctx context.Context, campaignID string, kinds []events.Kind, fn func(seq uint64, e events.Event) bool) error {
+	filters := []string{CampaignFilter(campaignID)}
+	if len(kinds) > 0 {
+		filters = filters[:0]
+		for _, k := range kinds {
+			filters = append(filters, k.SubjectFor(campaignID))
+		}
+	}
+	s, err := b.JS.Stream(ctx, StreamEvents)
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(CampaignFilter(campaignID)))
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	var n uint64
+	for subj, c := range info.State.Subjects {
+		for _, f := range filters {
+			if f == subj || f == CampaignFilter(campaignID) {
+				n += c
+				break
+			}
+		}
+	}
+	if n == 0 {
+		// An ordered consumer with nothing to deliver would wait for the
+		// next event; there is nothing to read.
+		return nil
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("bus: read %s: %w", campaignID, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("bus: read %s: %w", campaignID, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("bus: read %s: %w", campaignID, ctx.Err())
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return fmt.Errorf("bus: read %s: %w", campaignID, err)
+			}
+			continue
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if e, err := events.Decode(events.Header(m.Headers()), m.Data()); err == nil && !fn(md.Sequence.Stream, e) {
+			return nil
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
+}
