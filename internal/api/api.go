@@ -31,6 +31,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/activator"
 	"github.com/dealflow/dealflow/services/notifier"
+	"github.com/dealflow/dealflow/services/reallocator"
 )
 
 // MaxBodyBytes is the largest request body the bookings API reads; a larger
@@ -96,7 +97,10 @@ type Options struct {
 	// side, deals.go); nil answers the /deals routes 503. SellerTokens are
 	// the sellers' push tokens (none: pushes are refused);
 	// StatusTokenRequired makes the status route need one too.
-	Seats               *activator.Seats
+	Seats *activator.Seats
+	// Reallocations are the reallocator's records; nil answers the
+	// /bookings/{id}/reallocations routes 503.
+	Reallocations       *reallocator.Records
 	SellerTokens        *SellerTokens
 	StatusTokenRequired bool
 	DealMetrics         DealMetrics
@@ -152,6 +156,9 @@ func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Lo
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api", serveAPIPage)
 	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)
+	mux.HandleFunc("GET /bookings/{id}/reallocations", a.listReallocations)
+	mux.HandleFunc("POST /bookings/{id}/reallocations/{revision}/approve", a.approveReallocation)
+	mux.HandleFunc("POST /bookings/{id}/reallocations/{revision}/reject", a.rejectReallocation)
 	mux.HandleFunc("POST /deals", a.pushDeal)
 	mux.HandleFunc("GET /deals/{deal_id}/status", a.dealStatus)
 	mux.HandleFunc("GET /deals", a.listDeals)

@@ -37,6 +37,7 @@ import (
 	"github.com/dealflow/dealflow/services/negotiator"
 	"github.com/dealflow/dealflow/services/notifier"
 	"github.com/dealflow/dealflow/services/pacer"
+	"github.com/dealflow/dealflow/services/reallocator"
 )
 
 // App is a running dealflow process.
@@ -60,8 +61,11 @@ type App struct {
 	Webhooks *bus.Store[notifier.Webhook]
 	// Seats are the deals' buyer seat records (activator and bookings
 	// API processes).
-	Seats    *activator.Seats
-	HTTPAddr string
+	Seats *activator.Seats
+	// Reallocations are the reallocator's records (reallocator and
+	// bookings API processes).
+	Reallocations *reallocator.Records
+	HTTPAddr      string
 	// Metrics is the process's registry (Options.Metrics or a new one);
 	// MetricsAddr is where --metrics-addr serves it, if set.
 	Metrics     *telemetry.Metrics
@@ -319,7 +323,7 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 			Timeout: cfg.NegTO, DefaultStrategy: cfg.Strategy, Log: a.Log, Metrics: a.Metrics}
 		run(a.stage(negotiator.Stage, negotiator.Subjects(), cfg.NegWorkers, 30*time.Second, o), bus.Typed(svc.Handle))
 	}
-	if cfg.Has("booker") || cfg.HTTPAddr != "" {
+	if cfg.Has("booker") || cfg.Has(reallocator.Stage) || cfg.HTTPAddr != "" {
 		campaigns, err := campaign.Open(ctx, a.Bus)
 		if err != nil {
 			return err
@@ -369,6 +373,25 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		if err := a.startPacer(ctx, run, o); err != nil {
 			return err
 		}
+	}
+	if cfg.Has(reallocator.Stage) || cfg.HTTPAddr != "" {
+		records, err := reallocator.OpenRecords(ctx, a.Bus)
+		if err != nil {
+			return err
+		}
+		a.Reallocations = records
+	}
+	if cfg.Has(reallocator.Stage) {
+		// Every input is a store write and the events it decides; the
+		// consumer is never dead-lettered: a revision being applied must
+		// see each of its changes' outcomes.
+		svc := &reallocator.Service{Records: a.Reallocations, Campaigns: a.Campaigns, Metrics: a.Metrics,
+			Log: a.Log.With().Str("stage", reallocator.Stage).Logger()}
+		sc := reallocator.StageConfig()
+		if o.StageTuning != nil {
+			o.StageTuning(&sc)
+		}
+		run(sc, svc.Handle)
 	}
 	if cfg.Has("booker") {
 		// Planning is store transitions and the optimiser, whose search
@@ -450,7 +473,7 @@ func (a *App) startHTTP(o Options) error {
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(api.AccessLog(api.New(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
 		api.Options{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider,
-			Seats: a.Seats, SellerTokens: tokens, StatusTokenRequired: a.Config.DealStatusTokenRequired, DealMetrics: a.Metrics}), a.Log)),
+			Seats: a.Seats, Reallocations: a.Reallocations, SellerTokens: tokens, StatusTokenRequired: a.Config.DealStatusTokenRequired, DealMetrics: a.Metrics}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

@@ -61,11 +61,16 @@ const (
 	// next reading and when it is due) and its last snapshot, written
 	// before the snapshot is published.
 	BucketPacing = "dealflow_pacing"
+	// BucketReallocations holds the reallocator's record of each campaign
+	// it follows, keyed by campaign id: each line's budget and latest
+	// snapshot, the deviation episodes acted on and every reallocation
+	// revision with its changes; written only by services/reallocator.
+	BucketReallocations = "dealflow_reallocations"
 )
 
 // Buckets lists every KV bucket Provision creates.
 var Buckets = []string{BucketCampaigns, BucketNegotiations, BucketLedger, BucketQuotes, BucketCampaignQuotes, BucketWebhooks,
-	BucketDealSeats, BucketPacing}
+	BucketDealSeats, BucketPacing, BucketReallocations}
 
 // Config sizes the streams and buckets. Zero values take the defaults.
 type Config struct {

@@ -260,7 +260,7 @@ var Options = []Option{
 	{"nats-port", "DEALFLOW_NATS_PORT", "-1", "embedded server's client port: -1 in-process only, 0 random, else the port (run --sandbox without it: 4222, or a free port when taken)", integer(func(c *Config) *int { return &c.NATSPort })},
 	{"nats-config", "DEALFLOW_NATS_CONFIG", "", "nats-server config file for the embedded server (same syntax as a cluster node)", str(func(c *Config) *string { return &c.NATSConfig })},
 	{"replicas", "DEALFLOW_REPLICAS", "1", "stream and KV replicas (3 in a cluster)", integer(func(c *Config) *int { return &c.Replicas })},
-	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker,notifier,pacer", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},
+	{"stages", "DEALFLOW_STAGES", "discoverer,kitfetcher,negotiator,booker,notifier,pacer,reallocator", "stages this process runs, comma-separated", list(func(c *Config) *[]string { return &c.Stages })},
 	{"http", "DEALFLOW_HTTP_ADDR", "", "address of the bookings API (e.g. 127.0.0.1:8080); empty disables it", str(func(c *Config) *string { return &c.HTTPAddr })},
 	{"api-key", "DEALFLOW_API_KEY", "", "when set, the bookings API requires this X-API-Key (never forwarded to sellers)", str(func(c *Config) *string { return &c.APIKey })},
 	{"registry", "DEALFLOW_REGISTRY_URL", "", "agent registry URL; empty uses only the known sellers", str(func(c *Config) *string { return &c.RegistryURL })},
@@ -411,7 +411,7 @@ func quote(s string) string {
 }
 
 // KnownStages are the stage names --stages accepts.
-var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier", "activator", "pacer"}
+var KnownStages = []string{"discoverer", "kitfetcher", "negotiator", "booker", "notifier", "activator", "pacer", "reallocator"}
 
 // Validate checks values that flags cannot.
 func (c Config) Validate() error {

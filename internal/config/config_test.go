@@ -15,7 +15,7 @@ func TestDefaultsValidate(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Stages) != 6 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
+	if len(c.Stages) != 7 || c.NATSPort != -1 || c.CacheTTL != 5*time.Minute || c.Strategy != "adaptive" {
 		t.Fatalf("defaults %+v", c)
 	}
 }

@@ -25,7 +25,12 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/services/activator"
 )
+
+// dspSecret signs the demo's activations for its own sandbox DSP, which
+// lives and dies with the demo.
+const dspSecret = "dealflow-demo-sandbox-dsp-secret"
 
 // Options configure a demo run.
 type Options struct {
@@ -77,11 +82,19 @@ type Result struct {
 	// Flight describes the accelerated flight that followed the booking
 	// (demo --flight); each deal then has its delivery.
 	Flight *FlightInfo `json:"flight,omitempty"`
+	// Activations are the booked deals' activations in the DSP and
+	// Reallocations the flight's reallocations (demo --flight).
+	Activations   []Activation   `json:"activations,omitempty"`
+	Reallocations []Reallocation `json:"reallocations,omitempty"`
 	// Plan is the last proposed portfolio's lines (not in the JSON).
 	Plan []events.PlanLine `json:"-"`
 
-	// delivery is each line's last snapshot, by line key (demo --flight).
-	delivery map[string]*Delivery
+	// delivery is each line's last snapshot, by line key (demo --flight);
+	// lines each booked line's seller; maxCommitted the highest committed
+	// spend a LineChanged reported.
+	delivery     map[string]*Delivery
+	lines        map[string]string
+	maxCommitted events.Micros
 }
 
 // ClusterInfo is the cluster part of the demo output: the node killed
@@ -218,6 +231,21 @@ func Run(ctx context.Context, o Options, out, progress io.Writer) (Result, error
 		// back after AckWait: keep it short so failover is quick.
 		aopts.StageTuning = func(sc *bus.StageConfig) { sc.AckWait = 5 * time.Second }
 		fmt.Fprintf(progress, "cluster: %d JetStream nodes from deploy/nats/cluster.conf (%s), %d replicas\n", o.Cluster, cl.URL(), cfg.Replicas)
+	}
+	if o.Flight {
+		// Booked IAB deals are set up in the sandbox's DSP by the
+		// activator; the reallocator acts on the pacer's deviations (a
+		// default stage).
+		dsp, err := sandbox.StartDSP(dspSecret)
+		if err != nil {
+			return Result{}, fmt.Errorf("sandbox DSP: %w", err)
+		}
+		defer func() { _ = dsp.Close() }()
+		cfg.DSP, cfg.DSPSecret = dsp.URL, dspSecret
+		if !cfg.Has(activator.Stage) {
+			cfg.Stages = append(cfg.Stages, activator.Stage)
+		}
+		fmt.Fprintf(progress, "flight: the activator sets booked deals up in the sandbox DSP at %s\n", dsp.URL)
 	}
 	cfg.MetricsAddr = o.MetricsAddr
 	a, err := app.Start(ctx, cfg, o.Log, aopts)

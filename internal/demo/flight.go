@@ -30,6 +30,11 @@ type Delivery struct {
 	// Deviations are the line's deviation episodes (one per run of
 	// snapshots deviating the same way), with the first snapshot's numbers.
 	Deviations []Deviation `json:"deviations,omitempty"`
+	// BudgetMicros is the line's budget at the end of the flight, after
+	// the reallocations changed it (its planned spend when none did);
+	// State its state at the seller (live, paused, cancelled).
+	BudgetMicros events.Micros    `json:"budget_micros"`
+	State        events.LineState `json:"state,omitempty"`
 
 	lastSeq  int             // the newest snapshot's seq
 	episodes map[string]bool // the deviation episodes seen
@@ -58,6 +63,76 @@ type FlightInfo struct {
 	WithinBudget         bool          `json:"within_budget"`
 	// Deviations counts the deviation episodes of every line.
 	Deviations int `json:"deviations"`
+	// Reallocations counts the reallocations applied; MaxCommittedMicros
+	// is the highest committed spend the booker reported while applying
+	// them (LineChanged.committed_micros), never above the budget.
+	Reallocations      int           `json:"reallocations"`
+	MaxCommittedMicros events.Micros `json:"max_committed_micros,omitempty"`
+}
+
+// Activation is a booked deal's activation in the DSP (demo --flight).
+type Activation struct {
+	SellerName string `json:"seller_name"`
+	DealID     string `json:"deal_id"`
+	LineKey    string `json:"line_key,omitempty"`
+	// Status is activated (ready_to_serve) or failed.
+	Status   string `json:"status"`
+	DSP      string `json:"dsp,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Reallocation is one reallocation of the flight (demo --flight).
+type Reallocation struct {
+	Revision int `json:"revision"`
+	// Status is proposed, approved, applied, failed or rejected.
+	Status     string           `json:"status"`
+	LineKey    string           `json:"line_key" desc:"The deviating line that triggered it."`
+	SellerName string           `json:"seller_name"`
+	PackageID  string           `json:"package_id"`
+	Direction  events.Deviation `json:"direction"`
+	ApprovedBy string           `json:"approved_by,omitempty"`
+	Moves      []Move           `json:"moves,omitempty"`
+	Pauses     []string         `json:"pauses,omitempty"`
+	// Committed before and after as proposed; CommittedMicros as the
+	// booker reported it when the reallocation ended.
+	CommittedBeforeMicros events.Micros `json:"committed_before_micros"`
+	CommittedAfterMicros  events.Micros `json:"committed_after_micros"`
+	CommittedMicros       events.Micros `json:"committed_micros,omitempty"`
+	Reason                string        `json:"reason"`
+}
+
+// Move is one move of a reallocation.
+type Move struct {
+	From         string        `json:"from"`
+	To           string        `json:"to"`
+	FromLineKey  string        `json:"from_line_key"`
+	ToLineKey    string        `json:"to_line_key"`
+	AmountMicros events.Micros `json:"amount_micros"`
+	Reason       string        `json:"reason"`
+	Outcome      string        `json:"outcome,omitempty"`
+}
+
+// lineName is a line's seller and package, as the demo prints it.
+func lineName(res *Result, key string, name func(string) string) string {
+	for _, d := range res.Deals {
+		if d.LineKey == key {
+			return d.SellerName + " " + d.PackageID
+		}
+	}
+	if l := res.lines[key]; l != "" {
+		return name(l)
+	}
+	return key
+}
+
+func (r *Result) reallocation(n int) *Reallocation {
+	for i := range r.Reallocations {
+		if r.Reallocations[i].Revision == n {
+			return &r.Reallocations[i]
+		}
+	}
+	return nil
 }
 
 // observeFlight folds a delivery event into the result and prints the
@@ -99,6 +174,81 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 			fmt.Fprintf(w, "  [pacer] final     %-20s %-14s %9d of %9d imps, spend %s of %s, pacing %.2f (%s)\n", name(v.SellerURL), v.PackageID,
 				v.Impressions, v.PlannedImpressions, v.SpendMicros, v.PlannedSpendMicros, v.PacingIndex, v.Status)
 		}
+	case *events.DealBooked:
+		if res.lines == nil {
+			res.lines = map[string]string{}
+		}
+		if res.lines[v.LineKey] == "" {
+			res.lines[v.LineKey] = v.SellerURL
+		}
+	case *events.DealActivated:
+		res.Activations = append(res.Activations, Activation{SellerName: name(v.SellerURL), DealID: v.DealID, LineKey: v.LineKey, Status: "activated",
+			DSP: v.DSP, Attempts: v.Attempts})
+		fmt.Fprintf(w, "  [activator] %-20s deal %s set up in the DSP (%s, %d attempt(s)): %s\n", name(v.SellerURL), v.DealID, v.DSP, v.Attempts, v.SeatStatus)
+	case *events.DealActivationFailed:
+		if !v.Retryable {
+			res.Activations = append(res.Activations, Activation{SellerName: name(v.SellerURL), DealID: v.DealID, LineKey: v.LineKey, Status: "failed",
+				DSP: v.DSP, Attempts: v.Attempt, Reason: v.Code + ": " + v.Reason})
+		}
+		fmt.Fprintf(w, "  [activator] %-20s deal %s activation failed (attempt %d, retryable %v): %s\n", name(v.SellerURL), v.DealID, v.Attempt, v.Retryable, v.Reason)
+	case *events.ReallocationProposed:
+		if res.reallocation(v.Revision) != nil {
+			return
+		}
+		r := Reallocation{Revision: v.Revision, Status: "proposed", LineKey: v.LineKey, Direction: v.Direction,
+			CommittedBeforeMicros: v.CommittedBeforeMicros, CommittedAfterMicros: v.CommittedAfterMicros, Reason: v.Reason}
+		for _, d := range res.Deals {
+			if d.LineKey == v.LineKey {
+				r.SellerName, r.PackageID = d.SellerName, d.PackageID
+			}
+		}
+		for _, m := range v.Moves {
+			r.Moves = append(r.Moves, Move{From: lineName(res, m.FromLineKey, name), To: lineName(res, m.ToLineKey, name), FromLineKey: m.FromLineKey,
+				ToLineKey: m.ToLineKey, AmountMicros: m.AmountMicros, Reason: m.Reason})
+		}
+		for _, x := range v.Pauses {
+			r.Pauses = append(r.Pauses, lineName(res, x.LineKey, name))
+		}
+		res.Reallocations = append(res.Reallocations, r)
+		fmt.Fprintf(w, "  [reallocator] PROPOSED revision %d: %s\n", v.Revision, v.Reason)
+		for _, m := range r.Moves {
+			fmt.Fprintf(w, "           move %s from %s to %s\n", m.AmountMicros, m.From, m.To)
+		}
+		for _, x := range r.Pauses {
+			fmt.Fprintf(w, "           pause %s\n", x)
+		}
+	case *events.ReallocationApproved:
+		if r := res.reallocation(v.Revision); r != nil && r.Status == "proposed" {
+			r.Status, r.ApprovedBy = "approved", v.ApprovedBy
+			fmt.Fprintf(w, "  [reallocator] revision %d approved by %s\n", v.Revision, v.ApprovedBy)
+		}
+	case *events.ReallocationRejected:
+		if r := res.reallocation(v.Revision); r != nil {
+			r.Status = "rejected"
+		}
+	case *events.LineChanged:
+		if d := res.delivery[v.LineKey]; d != nil {
+			d.BudgetMicros, d.State = v.BudgetAfterMicros, v.State
+		} else {
+			res.delivery[v.LineKey] = &Delivery{lastSeq: -1, BudgetMicros: v.BudgetAfterMicros, State: v.State}
+		}
+		res.maxCommitted = max(res.maxCommitted, v.CommittedMicros)
+		fmt.Fprintf(w, "  [booker] changed   %-20s %-14s %s: budget %s -> %s (%s), campaign committed %s of %s\n", name(v.SellerURL), v.PackageID, v.Action,
+			v.BudgetBeforeMicros, v.BudgetAfterMicros, v.State, v.CommittedMicros, v.BudgetMicros)
+	case *events.LineChangeFailed:
+		fmt.Fprintf(w, "  [booker] CHANGE FAILED %s %s: %s %s\n", v.LineKey, v.Action, v.Code, v.Reason)
+	case *events.ReallocationApplied:
+		if r := res.reallocation(v.Revision); r != nil && r.Status != "applied" {
+			r.Status, r.CommittedMicros = "applied", v.CommittedMicros
+			outcomes(r, v.Moves)
+			fmt.Fprintf(w, "  [reallocator] revision %d applied: campaign committed %s of %s\n", v.Revision, v.CommittedMicros, v.BudgetMicros)
+		}
+	case *events.ReallocationFailed:
+		if r := res.reallocation(v.Revision); r != nil && r.Status != "failed" {
+			r.Status, r.CommittedMicros = "failed", v.CommittedMicros
+			outcomes(r, v.Moves)
+			fmt.Fprintf(w, "  [reallocator] revision %d FAILED: %s\n", v.Revision, v.Reason)
+		}
 	case *events.PacingDeviation:
 		d := res.delivery[v.LineKey]
 		if d == nil {
@@ -118,11 +268,26 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 	}
 }
 
+func outcomes(r *Reallocation, moves []events.ReallocationMoveOutcome) {
+	for i := range r.Moves {
+		for _, m := range moves {
+			if m.FromLineKey == r.Moves[i].FromLineKey && m.ToLineKey == r.Moves[i].ToLineKey {
+				r.Moves[i].Outcome = m.Outcome
+			}
+		}
+	}
+}
+
 // flightDone reports whether every booked deal's line has had its final
-// snapshot.
+// snapshot and no reallocation is still being applied.
 func flightDone(res *Result) bool {
 	for _, d := range res.Deals {
 		if l := res.delivery[d.LineKey]; l == nil || !l.Final {
+			return false
+		}
+	}
+	for _, r := range res.Reallocations {
+		if r.Status == "proposed" || r.Status == "approved" {
 			return false
 		}
 	}
@@ -137,10 +302,19 @@ func finishFlight(res *Result, scale, every time.Duration) {
 		if d == nil {
 			continue
 		}
+		if d.BudgetMicros == 0 {
+			d.BudgetMicros = res.Deals[i].SpendMicros
+		}
 		res.Deals[i].Delivery = d
 		info.DeliveredSpendMicros += d.SpendMicros
 		info.Deviations += len(d.Deviations)
 	}
+	for _, r := range res.Reallocations {
+		if r.Status == "applied" {
+			info.Reallocations++
+		}
+	}
+	info.MaxCommittedMicros = res.maxCommitted
 	info.DeliveredSpend = info.DeliveredSpendMicros.Dollars()
 	info.WithinBudget = info.DeliveredSpendMicros <= res.BudgetMicros
 	res.Flight = info
@@ -179,6 +353,28 @@ func PrintFlight(w io.Writer, r Result) {
 		fmt.Fprintln(w, "\nPacing deviations:")
 		for _, s := range devs {
 			fmt.Fprintln(w, s)
+		}
+	}
+	if len(r.Activations) > 0 {
+		fmt.Fprintln(w, "\nActivations in the DSP:")
+		for _, a := range r.Activations {
+			fmt.Fprintf(w, "  %s deal %s: %s", a.SellerName, a.DealID, a.Status)
+			if a.Reason != "" {
+				fmt.Fprintf(w, " (%s)", a.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(r.Reallocations) > 0 {
+		fmt.Fprintln(w, "\nReallocations:")
+		for _, x := range r.Reallocations {
+			fmt.Fprintf(w, "  revision %d (%s, approved by %s): %s\n", x.Revision, x.Status, x.ApprovedBy, x.Reason)
+			for _, m := range x.Moves {
+				fmt.Fprintf(w, "    %s from %s to %s: %s\n", m.AmountMicros, m.From, m.To, m.Outcome)
+			}
+			for _, p := range x.Pauses {
+				fmt.Fprintf(w, "    pause %s\n", p)
+			}
 		}
 	}
 	within := "within"

@@ -217,6 +217,46 @@ func TestDealSeatRecordHasOneOwner(t *testing.T) {
 	}
 }
 
+// TestReallocationRecordHasOneOwner: only services/reallocator opens the
+// reallocation bucket (internal/bus defines and provisions it); the
+// bookings API reads it through reallocator.Records and decides nothing
+// in it: an approval or rejection is an event the reallocator acts on.
+func TestReallocationRecordHasOneOwner(t *testing.T) {
+	t.Parallel()
+	r := root(t)
+	allowed := map[string]bool{filepath.Join(r, "services", "reallocator"): true, filepath.Join(r, "internal", "bus"): true}
+	var offenders []string
+	err := filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if allowed[path] || strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "layout_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), "BucketReallocations") || strings.Contains(string(b), "dealflow_reallocations") {
+			rel, _ := filepath.Rel(r, path)
+			offenders = append(offenders, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offenders) > 0 {
+		t.Fatalf("the reallocation bucket is services/reallocator's alone:\n%s", strings.Join(offenders, "\n"))
+	}
+}
+
 // TestEventsImportsNoNATS: the public contract describes the events and their
 // wire form without a NATS client; only its examples connect to a server.
 func TestEventsImportsNoNATS(t *testing.T) {

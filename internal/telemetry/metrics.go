@@ -72,6 +72,7 @@ type Metrics struct {
 	lineOutcomes   *prometheus.CounterVec
 	activations    *prometheus.CounterVec // activation.go
 	dealPushes     *prometheus.CounterVec // activation.go
+	reallocations  *prometheus.CounterVec // reallocation.go
 	// The pacer's: delivery read from sellers and pacing against plan.
 	deliveredImps  *prometheus.CounterVec
 	deliveredSpend *prometheus.CounterVec
@@ -135,6 +136,7 @@ func NewMetrics() *Metrics {
 		Help: "Outcomes of approved lines as they became known: booked, failed (definite), unresolved (unknown at the booking horizon), reconciled_booked, reconciled_not_booked."},
 		[]string{"outcome"})
 	m.activations, m.dealPushes = activationFamilies()
+	m.reallocations = reallocationFamily()
 	m.deliveredImps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "delivered_impressions_total",
 		Help: "Impressions booked lines delivered, as their sellers report them to the pacer (each snapshot adds what its line delivered since the one before)."},
 		[]string{"protocol"})
@@ -164,7 +166,7 @@ func NewMetrics() *Metrics {
 		m.sellerRequests, m.sellerSeconds,
 		m.negotiations, m.negRounds, m.negSeconds,
 		m.dealsBooked, m.bookedSpend, m.lineOutcomes,
-		m.activations, m.dealPushes,
+		m.activations, m.dealPushes, m.reallocations,
 		&scrapeCollector{m: m},
 	)
 	return m

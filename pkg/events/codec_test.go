@@ -32,6 +32,8 @@ func samplePayloads() map[string]any {
 		FlightStart: "2028-06-01", FlightEnd: "2028-06-30", BuyerSeatIDs: []string{"ttd-seat-123"}, ActivationInstructions: map[string]string{"ttd": "x"},
 		OpenRTB: &OpenRTBDeal{ID: "DEMO-ABC", BidFloorMicros: 20_000_000, Currency: "USD", AuctionType: 3, WSeat: []string{"ttd-seat-123"}}}
 	deal.OpenRTB = terms.OpenRTB
+	move := ReallocationMove{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Reason: "k1 cannot deliver it"}
+	change := ReallocationChange{ChangeID: "ch-1", LineKey: "k1", Action: LineSetBudget, BudgetMicros: 10_000_000, Outcome: "changed"}
 	return map[string]any{
 		KindCampaignRequested.Type:  CampaignRequested{CampaignID: "c-1", Brief: brief, Buyer: BuyerIdentity{SeatID: "s"}, RequestedAt: now},
 		KindCampaignRejected.Type:   CampaignRejected{CampaignID: "c-1", Field: "brief.budget", Reason: "must be > 0"},
@@ -56,13 +58,38 @@ func samplePayloads() map[string]any {
 			IdempotencyKey: "act-1", Attempts: 1, SeatStatus: SeatReadyToServe, ActivatedAt: now},
 		KindDealActivationFailed.Type: DealActivationFailed{CampaignID: "c-1", DealKey: "k.s", Origin: OriginPushed, DealID: "DEMO-ABC", SellerURL: seller.URL, DSP: "webhook",
 			Attempt: 1, Code: "http_error", Reason: "503", Retryable: true},
-		KindDeliveryDue.Type:       DeliveryDue{CampaignID: "c-1", LineKey: "k1", Seq: 3, DueAt: now},
+		KindDeliveryDue.Type: DeliveryDue{CampaignID: "c-1", LineKey: "k1", Seq: 3, DueAt: now},
 		KindDeliveryReported.Type: DeliveryReported{CampaignID: "c-1", LineKey: "k1", Seq: 3, SellerURL: seller.URL, PackageID: "pkg-1", DealID: "DEMO-ABC",
 			FlightStart: "2028-06-01", FlightEnd: "2028-06-30", DueAt: now, AsOf: now, ReadAt: now, FlightElapsed: 0.25, Impressions: 200, SpendMicros: 4_000_000,
 			PlannedImpressions: 1000, PlannedSpendMicros: 20_000_000, ExpectedImpressions: 250, ExpectedSpendMicros: 5_000_000, PacingIndex: 0.8, Status: PacingOnTrack, SellerStatus: "on_track"},
 		KindPacingDeviation.Type: PacingDeviation{CampaignID: "c-1", LineKey: "k1", Seq: 5, SinceSeq: 4, Direction: DeviationUnder, SellerURL: seller.URL, PackageID: "pkg-1",
 			AsOf: now, FlightElapsed: 0.5, PacingIndex: 0.5, Tolerance: 0.2, Impressions: 250, ExpectedImpressions: 500, PlannedImpressions: 1000,
 			SpendMicros: 5_000_000, ExpectedSpendMicros: 10_000_000, PlannedSpendMicros: 20_000_000, ProjectedSpendMicros: 10_000_000, Reason: "behind plan"},
+		KindLineChangeRequested.Type: LineChangeRequested{CampaignID: "c-1", ChangeID: "ch-1", LineKey: "k1", Action: LineSetBudget, BudgetMicros: 30_000_000,
+			Reason: "more budget", RequestedBy: RequestedByAPI, RequestedAt: now},
+		KindLineChanged.Type: LineChanged{CampaignID: "c-1", ChangeID: "ch-1", LineKey: "k1", Action: LineSetBudget, SellerURL: seller.URL, PackageID: "pkg-1",
+			DealID: "DEMO-ABC", DealIDs: []string{"DEMO-ABC", "DEMO-DEF"}, AddedDealID: "DEMO-DEF", State: LineStateLive,
+			BudgetBeforeMicros: 20_000_000, BudgetAfterMicros: 30_000_000, CommittedMicros: 90_000_000, BudgetMicros: 100_000_000, AppliedAt: now},
+		KindLineChangeFailed.Type: LineChangeFailed{CampaignID: "c-1", ChangeID: "ch-2", LineKey: "k1", Action: LineSetBudget, Code: ChangeOverBudget,
+			Reason: "over budget", BudgetMicros: 100_000_000, CommittedMicros: 90_000_000, FailedAt: now},
+		KindLinePaused.Type: LinePaused{CampaignID: "c-1", ChangeID: "ch-3", LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1",
+			DealIDs: []string{"DEMO-ABC"}, Reason: "paused", PausedAt: now},
+		KindLineResumed.Type: LineResumed{CampaignID: "c-1", ChangeID: "ch-4", LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1",
+			DealIDs: []string{"DEMO-ABC"}, Reason: "resumed", ResumedAt: now},
+		KindDealCancelled.Type: DealCancelled{CampaignID: "c-1", ChangeID: "ch-5", LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1",
+			DealID: "DEMO-ABC", BookedSpendMicros: 20_000_000, DeliveredSpendMicros: 4_000_000, Reason: "cancelled", CancelledAt: now},
+		KindReallocationProposed.Type: ReallocationProposed{CampaignID: "c-1", Revision: 1, LineKey: "k1", Direction: DeviationUnder, SinceSeq: 4, Seq: 5,
+			Moves:  []ReallocationMove{move},
+			Pauses: []ReallocationPause{{LineKey: "k3", Reason: "overspends"}},
+			Lines: []ReallocationLine{{LineKey: "k1", SellerURL: seller.URL, PackageID: "pkg-1", BudgetBeforeMicros: 20_000_000, BudgetAfterMicros: 10_000_000},
+				{LineKey: "k2", SellerURL: seller.URL, PackageID: "pkg-2", BudgetBeforeMicros: 20_000_000, BudgetAfterMicros: 30_000_000}},
+			BudgetMicros: 100_000_000, CommittedBeforeMicros: 60_000_000, CommittedAfterMicros: 60_000_000, AutoApprove: true, Reason: "k1 behind", ProposedAt: now},
+		KindReallocationApproved.Type: ReallocationApproved{CampaignID: "c-1", Revision: 1, ApprovedBy: "auto", ApprovedAt: now},
+		KindReallocationRejected.Type: ReallocationRejected{CampaignID: "c-1", Revision: 1, RejectedBy: "api", Reason: "no", RejectedAt: now},
+		KindReallocationApplied.Type: ReallocationApplied{CampaignID: "c-1", Revision: 1, Moves: []ReallocationMoveOutcome{{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Outcome: "applied"}},
+			Changes: []ReallocationChange{change}, CommittedMicros: 60_000_000, BudgetMicros: 100_000_000, AppliedAt: now},
+		KindReallocationFailed.Type: ReallocationFailed{CampaignID: "c-1", Revision: 1, Moves: []ReallocationMoveOutcome{{FromLineKey: "k1", ToLineKey: "k2", AmountMicros: 10_000_000, Outcome: "failed"}},
+			Changes: []ReallocationChange{change}, CommittedMicros: 60_000_000, BudgetMicros: 100_000_000, Reason: "refused", FailedAt: now},
 	}
 }
 

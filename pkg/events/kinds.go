@@ -106,6 +106,36 @@ var (
 		"An attempt to activate a deal in the DSP failed: retried with the same idempotency key, or final.", func() any { return new(DealActivationFailed) })
 )
 
+// The kinds of line changes after the booking (pkg/events/changes.go).
+var (
+	KindLineChangeRequested = kind("LineChangeRequested", "line", "change_requested",
+		"A change to one booked line is asked for (pause, resume, cancel, set_budget), by the bookings API or a reallocation.", func() any { return new(LineChangeRequested) })
+	KindLineChanged = kind("LineChanged", "line", "changed",
+		"The booker applied a line change at the seller: the line's budget before and after, the campaign's committed spend.", func() any { return new(LineChanged) })
+	KindLineChangeFailed = kind("LineChangeFailed", "line", "change_failed",
+		"A line change was not applied (over budget, unsupported, refused by the seller, unknown line), with the reason.", func() any { return new(LineChangeFailed) })
+	KindLinePaused = kind("LinePaused", "line", "paused",
+		"A booked line was paused at its seller.", func() any { return new(LinePaused) })
+	KindLineResumed = kind("LineResumed", "line", "resumed",
+		"A paused line was resumed at its seller.", func() any { return new(LineResumed) })
+	KindDealCancelled = kind("DealCancelled", "deal", "cancelled",
+		"A booked deal (IAB) or media-buy package (AdCP) was cancelled at its seller.", func() any { return new(DealCancelled) })
+)
+
+// The kinds of reallocation (pkg/events/reallocation.go).
+var (
+	KindReallocationProposed = kind("ReallocationProposed", "reallocation", "proposed",
+		"The reallocator proposes to move budget from a line that cannot deliver it to lines that can, or to pause a line that overspends: a new revision with a reason per move.", func() any { return new(ReallocationProposed) })
+	KindReallocationApproved = kind("ReallocationApproved", "reallocation", "approved",
+		"A proposed reallocation was approved (automatically, as the brief asked, or through the bookings API): it is to be applied.", func() any { return new(ReallocationApproved) })
+	KindReallocationRejected = kind("ReallocationRejected", "reallocation", "rejected",
+		"The buyer rejected a proposed reallocation through the bookings API: nothing changes.", func() any { return new(ReallocationRejected) })
+	KindReallocationApplied = kind("ReallocationApplied", "reallocation", "applied",
+		"Every line change of an approved reallocation was applied at the sellers.", func() any { return new(ReallocationApplied) })
+	KindReallocationFailed = kind("ReallocationFailed", "reallocation", "failed",
+		"An approved reallocation was applied only in part or not at all, with each move's and change's outcome.", func() any { return new(ReallocationFailed) })
+)
+
 // Kinds lists every event kind of the contract.
 var Kinds = []Kind{
 	KindCampaignRequested, KindCampaignRejected, KindSellerFound, KindSellerSkipped,
@@ -113,6 +143,8 @@ var Kinds = []Kind{
 	KindPortfolioApproved, KindLineApproved, KindDealBooked, KindBookingFailed, KindCampaignCompleted,
 	KindDealReceived, KindDealApproved, KindDealRejected, KindDealActivated, KindDealActivationFailed,
 	KindDeliveryDue, KindDeliveryReported, KindPacingDeviation,
+	KindLineChangeRequested, KindLineChanged, KindLineChangeFailed, KindLinePaused, KindLineResumed, KindDealCancelled,
+	KindReallocationProposed, KindReallocationApproved, KindReallocationRejected, KindReallocationApplied, KindReallocationFailed,
 }
 
 var kindByType = func() map[string]Kind {

@@ -45,6 +45,21 @@ func fullSamples() map[string]any {
 	pd := s[KindPacingDeviation.Type].(PacingDeviation)
 	pd.Protocol = ProtocolADCP
 	s[KindPacingDeviation.Type] = pd
+	lc := s[KindLineChanged.Type].(LineChanged)
+	lc.Protocol, lc.RequestedBy = ProtocolIAB, RequestedByReallocation
+	s[KindLineChanged.Type] = lc
+	lf := s[KindLineChangeFailed.Type].(LineChangeFailed)
+	lf.Protocol, lf.RequestedBy = ProtocolADCP, RequestedByAPI
+	s[KindLineChangeFailed.Type] = lf
+	lp := s[KindLinePaused.Type].(LinePaused)
+	lp.Protocol, lp.RequestedBy = ProtocolADCP, RequestedByAPI
+	s[KindLinePaused.Type] = lp
+	lr := s[KindLineResumed.Type].(LineResumed)
+	lr.Protocol, lr.RequestedBy = ProtocolADCP, RequestedByAPI
+	s[KindLineResumed.Type] = lr
+	dc := s[KindDealCancelled.Type].(DealCancelled)
+	dc.Protocol, dc.RequestedBy = ProtocolIAB, RequestedByAPI
+	s[KindDealCancelled.Type] = dc
 	cc := s[KindCampaignCompleted.Type].(CampaignCompleted)
 	cc.Deals, cc.Failed, cc.Unresolved = []DealBooked{d}, []BookingFailed{bf}, []BookingFailed{bf}
 	s[KindCampaignCompleted.Type] = cc
@@ -194,8 +209,9 @@ func TestValidateCoversEveryEnumAndPattern(t *testing.T) {
 	// A campaign_id in every kind and in CampaignCompleted's deals, failed
 	// and unresolved; 35 enums (tiers, trusts, protocols, the campaign
 	// status, two buyer seat statuses, the pacing status and the deviation
-	// direction).
-	if want := len(Kinds) + 3 + 35; total != want {
+	// direction; the line changes' action, requester, state and protocols;
+	// a reallocation's direction and its changes' actions).
+	if want := len(Kinds) + 3 + 53; total != want {
 		t.Errorf("%d enums and patterns checked, want %d: a schema gained or lost one; check Validate", total, want)
 	}
 }

@@ -1,0 +1,231 @@
+package reallocator
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// LineView is what the planner knows of one booked line: its budget now
+// (after the changes applied to it) and its latest snapshot.
+type LineView struct {
+	Key        string
+	SellerURL  string
+	SellerName string
+	PackageID  string
+	// Budget is the line's budget now; State its state at the seller
+	// ("" is live).
+	Budget events.Micros
+	State  events.LineState
+	// Reported: a snapshot is known; Status, Spend, Elapsed and Final are
+	// its numbers.
+	Reported bool
+	Status   events.PacingStatus
+	Spend    events.Micros
+	Elapsed  float64
+	Final    bool
+}
+
+func (l LineView) live() bool { return l.State == "" || l.State == events.LineStateLive }
+
+func (l LineView) name() string {
+	n := l.SellerName
+	if n == "" {
+		n = l.SellerURL
+	}
+	return n + " " + l.PackageID
+}
+
+// projected is the line's spend by the flight's end at its pace so far.
+func (l LineView) projected() events.Micros {
+	if l.Final || l.Elapsed >= 1 {
+		return l.Spend
+	}
+	if l.Elapsed <= 0 {
+		return 0
+	}
+	return events.Micros(float64(l.Spend) / l.Elapsed)
+}
+
+// index is the line's pace against its budget now: projected / budget.
+func (l LineView) index() float64 {
+	if l.Budget <= 0 {
+		return 0
+	}
+	return float64(l.projected()) / float64(l.Budget)
+}
+
+// Input is what a reallocation is planned from: the campaign's budget, the
+// deviation that asks for one, and every booked line of the campaign.
+type Input struct {
+	Budget    events.Micros
+	Tolerance float64
+	Trigger   events.PacingDeviation
+	Lines     []LineView
+}
+
+// Plan is a proposed reallocation, or why there is none.
+type Plan struct {
+	Moves           []events.ReallocationMove
+	Pauses          []events.ReallocationPause
+	Lines           []events.ReallocationLine
+	CommittedBefore events.Micros
+	CommittedAfter  events.Micros
+	// Reason is the proposal in a sentence, or why nothing is proposed.
+	Reason string
+	// Settled: with nothing proposed, nothing will be for this episode
+	// either (the line has nothing to give up, the flight ended); else a
+	// later snapshot of the same episode may find a line to take it.
+	Settled bool
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Moves) == 0 && len(p.Pauses) == 0 }
+
+// cent is the granularity of a move: budgets move in whole cents.
+const cent = events.Micros(10_000)
+
+// MinMove is the least a reallocation moves, as a share of the line's
+// budget (and never less than a dollar): a few cents are not worth a
+// seller call.
+const MinMove = 0.01
+
+// Propose plans a reallocation for a deviation. Pure: the same input gives
+// the same plan.
+//
+//   - under or not_reporting: the line cannot deliver its budget. What it
+//     will not spend (its budget less its projected spend — less its spend
+//     to date for a seller that stopped reporting, or all of it for a line
+//     that never started) moves to the live lines delivering on plan or
+//     ahead (pace against their budget now at least 1 - tolerance), in
+//     proportion to their budget times their pace, each at most doubled.
+//   - over: a live line that at its pace would spend more than its budget
+//     by more than the tolerance is paused.
+//
+// Moves take from one line what they give another, so the committed spend
+// after is never more than before.
+func Propose(in Input) Plan {
+	var p Plan
+	var src *LineView
+	for i := range in.Lines {
+		l := &in.Lines[i]
+		p.CommittedBefore += l.Budget
+		if l.Key == in.Trigger.LineKey {
+			src = l
+		}
+	}
+	p.CommittedAfter = p.CommittedBefore
+	if src == nil {
+		p.Reason = "the deviating line is not known yet"
+		return p
+	}
+	// The trigger's numbers are the newest for its line.
+	s := *src
+	s.Reported, s.Spend, s.Elapsed, s.Final = true, in.Trigger.SpendMicros, in.Trigger.FlightElapsed, s.Final || in.Trigger.Final
+	switch {
+	case s.Final || s.Elapsed >= 1:
+		p.Reason, p.Settled = "the line's flight has ended: nothing left to move", true
+		return p
+	case !s.live():
+		p.Reason, p.Settled = fmt.Sprintf("the line is %s: nothing to change", s.State), true
+		return p
+	}
+	if in.Trigger.Direction == events.DeviationOver {
+		return pause(p, s, in.Tolerance)
+	}
+	return move(p, s, in)
+}
+
+func pause(p Plan, s LineView, tol float64) Plan {
+	proj := s.projected()
+	if float64(proj) <= float64(s.Budget)*(1+tol) {
+		p.Reason = fmt.Sprintf("%s would spend %s at its pace, within %.0f%% of its budget of %s now: not paused", s.name(), proj, tol*100, s.Budget)
+		return p
+	}
+	reason := fmt.Sprintf("%s delivers ahead of its plan: at its pace it would spend %s against its budget of %s, so it is paused before it overspends.",
+		s.name(), proj, s.Budget)
+	p.Pauses = []events.ReallocationPause{{LineKey: s.Key, Reason: reason}}
+	p.Lines = []events.ReallocationLine{{LineKey: s.Key, SellerURL: s.SellerURL, SellerName: s.SellerName, PackageID: s.PackageID,
+		BudgetBeforeMicros: s.Budget, BudgetAfterMicros: s.Budget, Pause: true}}
+	p.Reason = reason
+	return p
+}
+
+func move(p Plan, s LineView, in Input) Plan {
+	keep := s.projected()
+	why := fmt.Sprintf("at its pace so far it will spend about %s of its %s budget", keep, s.Budget)
+	switch {
+	case in.Trigger.Direction == events.DeviationNotReporting:
+		keep = s.Spend
+		why = fmt.Sprintf("its seller stopped reporting at %s spent of its %s budget", s.Spend, s.Budget)
+	case s.Spend == 0:
+		why = fmt.Sprintf("it has not started delivering its %s budget", s.Budget)
+	}
+	release := (s.Budget - min(max(keep, s.Spend), s.Budget)) / cent * cent
+	if least := max(events.Micros(float64(s.Budget)*MinMove), 1_000_000); release < least {
+		p.Reason, p.Settled = fmt.Sprintf("%s: %s, leaving %s unspent, too little to move", s.name(), why, release), true
+		return p
+	}
+	tol := in.Tolerance
+	var recv []LineView
+	for _, l := range in.Lines {
+		if l.Key == s.Key || !l.live() || !l.Reported || l.Final || l.Budget <= 0 || l.Elapsed <= 0 || l.Elapsed >= 1 {
+			continue
+		}
+		if (l.Status == events.PacingOnTrack || l.Status == events.PacingOver) && l.index() >= 1-tol {
+			recv = append(recv, l)
+		}
+	}
+	if len(recv) == 0 {
+		p.Reason = fmt.Sprintf("%s: %s, but no other line delivers on plan to take the %s", s.name(), why, release)
+		return p
+	}
+	// Ahead first, then by key: the order the remainder is given in.
+	sort.Slice(recv, func(i, j int) bool {
+		if a, b := recv[i].index(), recv[j].index(); a != b {
+			return a > b
+		}
+		return recv[i].Key < recv[j].Key
+	})
+	var capacity events.Micros
+	caps := make([]events.Micros, len(recv))
+	var weight float64
+	for i, l := range recv {
+		caps[i] = l.Budget / cent * cent // at most doubled
+		capacity += caps[i]
+		weight += float64(l.Budget) * l.index()
+	}
+	amount := min(release, capacity)
+	given := make([]events.Micros, len(recv))
+	var sum events.Micros
+	for i, l := range recv {
+		share := events.Micros(float64(amount)*float64(l.Budget)*l.index()/weight) / cent * cent
+		given[i] = min(share, caps[i])
+		sum += given[i]
+	}
+	for i := range recv { // the rounding's remainder, ahead first
+		if sum >= amount {
+			break
+		}
+		add := min(caps[i]-given[i], amount-sum)
+		given[i] += add
+		sum += add
+	}
+	p.Lines = append(p.Lines, events.ReallocationLine{LineKey: s.Key, SellerURL: s.SellerURL, SellerName: s.SellerName, PackageID: s.PackageID,
+		BudgetBeforeMicros: s.Budget, BudgetAfterMicros: s.Budget - sum})
+	for i, l := range recv {
+		if given[i] <= 0 {
+			continue
+		}
+		p.Moves = append(p.Moves, events.ReallocationMove{FromLineKey: s.Key, ToLineKey: l.Key, AmountMicros: given[i],
+			Reason: fmt.Sprintf("%s cannot deliver it (%s); %s delivers at %.2f of its plan and can spend more.", s.name(), why, l.name(), l.index())})
+		p.Lines = append(p.Lines, events.ReallocationLine{LineKey: l.Key, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID,
+			BudgetBeforeMicros: l.Budget, BudgetAfterMicros: l.Budget + given[i]})
+	}
+	p.Reason = fmt.Sprintf("%s: %s; %s moves to %d line(s) delivering on plan.", s.name(), why, sum, len(p.Moves))
+	if sum < release {
+		p.Reason += fmt.Sprintf(" %s stays with it: the lines on plan can take no more.", release-sum)
+	}
+	return p
+}

@@ -1,0 +1,198 @@
+package reallocator
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+const dollar = events.Micros(1_000_000)
+
+func onPlan(key string, budget events.Micros, pace float64, elapsed float64) LineView {
+	return LineView{Key: key, SellerName: "S-" + key, PackageID: "p-" + key, Budget: budget, Reported: true, Status: events.PacingOnTrack,
+		Spend: events.Micros(float64(budget) * pace * elapsed), Elapsed: elapsed}
+}
+
+func dev(key string, dir events.Deviation, spend events.Micros, elapsed float64) events.PacingDeviation {
+	return events.PacingDeviation{CampaignID: "c", LineKey: key, Direction: dir, Seq: 3, SinceSeq: 2, SpendMicros: spend, FlightElapsed: elapsed}
+}
+
+func TestPropose(t *testing.T) {
+	t.Parallel()
+	type move struct {
+		from, to string
+		amount   events.Micros
+	}
+	cases := []struct {
+		name    string
+		in      Input
+		moves   []move
+		pauses  []string
+		settled bool
+		reason  string
+	}{
+		{
+			name: "under: what the line will not spend moves to the on-plan lines by budget x pace",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 250*dollar, 0.25),
+				Lines: []LineView{{Key: "a", Budget: 2000 * dollar, Reported: true, Status: events.PacingUnder, Spend: 250 * dollar, Elapsed: 0.25},
+					onPlan("b", 3000*dollar, 1, 0.25), onPlan("c", 1000*dollar, 1, 0.25)}},
+			// a projects 1000 of 2000: 1000 moves, 3:1 by budget at pace 1.
+			moves: []move{{"a", "b", 750 * dollar}, {"a", "c", 250 * dollar}},
+		},
+		{
+			name: "a line that never started gives up all of it; capped at doubling the receiver",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.1),
+				Lines: []LineView{{Key: "a", Budget: 3000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.1},
+					onPlan("b", 1000*dollar, 1, 0.1)}},
+			moves: []move{{"a", "b", 1000 * dollar}},
+		},
+		{
+			name: "not reporting: what is left after the spend to date",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationNotReporting, 400*dollar, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Status: events.PacingNotReporting, Spend: 400 * dollar, Elapsed: 0.5},
+					onPlan("b", 5000*dollar, 1, 0.5)}},
+			moves: []move{{"a", "b", 600 * dollar}},
+		},
+		{
+			name: "receivers: ahead first; under, paused, early, final and unreported lines take nothing",
+			in: Input{Budget: 100_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.5},
+					onPlan("slow", 1000*dollar, 0.7, 0.5), onPlan("fast", 1000*dollar, 1.1, 0.5),
+					func() LineView {
+						l := onPlan("paused", 1000*dollar, 1, 0.5)
+						l.State = events.LineStatePaused
+						return l
+					}(),
+					func() LineView { l := onPlan("early", 1000*dollar, 1, 0.5); l.Status = events.PacingEarly; return l }(),
+					func() LineView { l := onPlan("final", 1000*dollar, 1, 0.5); l.Final = true; return l }(),
+					{Key: "new", Budget: 1000 * dollar}}},
+			moves: []move{{"a", "fast", 1000 * dollar}},
+		},
+		{
+			name: "no line on plan: nothing now, the episode stays open",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.2),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Elapsed: 0.2}, onPlan("b", 1000*dollar, 0.5, 0.2)}},
+			reason: "no other line",
+		},
+		{
+			name: "too little to move: settled",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 995*dollar, 0.999),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Elapsed: 0.999}, onPlan("b", 1000*dollar, 1, 0.999)}},
+			settled: true, reason: "too little",
+		},
+		{
+			name: "the flight ended: settled",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: func() events.PacingDeviation {
+				d := dev("a", events.DeviationUnder, 100*dollar, 1)
+				d.Final = true
+				return d
+			}(), Lines: []LineView{{Key: "a", Budget: 1000 * dollar}, onPlan("b", 1000*dollar, 1, 0.9)}},
+			settled: true, reason: "ended",
+		},
+		{
+			name: "a cancelled line: settled",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, State: events.LineStateCancelled}, onPlan("b", 1000*dollar, 1, 0.5)}},
+			settled: true, reason: "cancelled",
+		},
+		{
+			name: "over: the line is paused",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationOver, 800*dollar, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Status: events.PacingOver, Elapsed: 0.5}, onPlan("b", 1000*dollar, 1, 0.5)}},
+			pauses: []string{"a"},
+		},
+		{
+			name: "over the old plan but not its budget now (it was given more): not paused",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationOver, 800*dollar, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 1500 * dollar, Reported: true, Status: events.PacingOver, Elapsed: 0.5}}},
+			reason: "not paused",
+		},
+		{
+			name:   "an unknown line: nothing yet",
+			in:     Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("x", events.DeviationUnder, 0, 0.5), Lines: []LineView{onPlan("b", 1000*dollar, 1, 0.5)}},
+			reason: "not known",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := Propose(c.in)
+			var got []move
+			var given events.Micros
+			for _, m := range p.Moves {
+				got = append(got, move{m.FromLineKey, m.ToLineKey, m.AmountMicros})
+				given += m.AmountMicros
+				if m.Reason == "" || m.AmountMicros <= 0 || m.AmountMicros%cent != 0 {
+					t.Errorf("move %+v", m)
+				}
+			}
+			if len(got) != len(c.moves) {
+				t.Fatalf("moves %+v, want %+v (%s)", got, c.moves, p.Reason)
+			}
+			for i := range got {
+				if got[i] != c.moves[i] {
+					t.Errorf("move %d: %+v, want %+v", i, got[i], c.moves[i])
+				}
+			}
+			var paused []string
+			for _, x := range p.Pauses {
+				paused = append(paused, x.LineKey)
+			}
+			if strings.Join(paused, ",") != strings.Join(c.pauses, ",") {
+				t.Errorf("pauses %v, want %v", paused, c.pauses)
+			}
+			if p.Settled != c.settled || !strings.Contains(p.Reason, c.reason) {
+				t.Errorf("settled %v reason %q, want %v and %q", p.Settled, p.Reason, c.settled, c.reason)
+			}
+			// Never more committed after than before; the lines' budgets
+			// after add up to what moved.
+			if p.CommittedAfter > p.CommittedBefore {
+				t.Errorf("committed %s -> %s", p.CommittedBefore, p.CommittedAfter)
+			}
+			var delta events.Micros
+			for _, l := range p.Lines {
+				delta += l.BudgetAfterMicros - l.BudgetBeforeMicros
+				if l.BudgetAfterMicros < 0 {
+					t.Errorf("line %+v", l)
+				}
+			}
+			if delta != 0 {
+				t.Errorf("budgets after change the total by %s (moved %s)", delta, given)
+			}
+		})
+	}
+}
+
+// TestProposeNeverCommitsMore: over random campaigns the moves add up to
+// what the source gives up, never more than it will not spend, and no
+// receiver more than doubles.
+func TestProposeNeverCommitsMore(t *testing.T) {
+	t.Parallel()
+	for seed := range 500 {
+		r := seed*7919 + 13
+		next := func(n int) int { r = (r*1103515245 + 12345) & 0x7fffffff; return r % n }
+		n := 2 + next(6)
+		lines := make([]LineView, n)
+		for i := range lines {
+			lines[i] = onPlan(string(rune('a'+i)), events.Micros(1+next(5000))*dollar+events.Micros(next(999_999)), 0.5+float64(next(100))/100, 0.3)
+		}
+		lines[0].Status = events.PacingUnder
+		tr := dev("a", events.DeviationUnder, lines[0].Spend, 0.3)
+		p := Propose(Input{Budget: 1 << 50, Tolerance: 0.2, Trigger: tr, Lines: lines})
+		var sum events.Micros
+		budgets := map[string]events.Micros{}
+		for _, l := range lines {
+			budgets[l.Key] = l.Budget
+		}
+		for _, m := range p.Moves {
+			sum += m.AmountMicros
+			if m.AmountMicros > budgets[m.ToLineKey] {
+				t.Fatalf("seed %d: %+v more than doubles %s", seed, m, budgets[m.ToLineKey])
+			}
+		}
+		if free := max(lines[0].Budget-lines[0].projected(), 0); sum > free {
+			t.Fatalf("seed %d: moved %s, the line leaves only %s unspent", seed, sum, free)
+		}
+	}
+}

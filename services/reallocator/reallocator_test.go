@@ -1,0 +1,251 @@
+package reallocator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/pkg/events"
+)
+
+// campaigns answers one campaign's request (the budget and auto-approval
+// the reallocator reads).
+type campaigns struct{ req events.CampaignRequested }
+
+func (c campaigns) Get(_ context.Context, id string) (*campaign.Campaign, error) {
+	if id != c.req.CampaignID {
+		return nil, campaign.ErrNotFound
+	}
+	r := c.req
+	return &campaign.Campaign{ID: id, Request: &r}, nil
+}
+
+type fixture struct {
+	svc *Service
+}
+
+func newFixture(t *testing.T, auto bool) *fixture {
+	t.Helper()
+	env := natstest.Start(t)
+	recs, err := OpenRecords(t.Context(), env.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := events.CampaignRequested{CampaignID: "c-1", AutoApprove: auto, Brief: events.Brief{BudgetMicros: 10_000 * dollar}}
+	return &fixture{svc: &Service{Records: recs, Campaigns: campaigns{req}, Log: natstest.Logger()}}
+}
+
+func ev(t *testing.T, k events.Kind, id string, p any) events.Event {
+	t.Helper()
+	e, err := events.New(k, id, "test", "c-1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (f *fixture) handle(t *testing.T, e events.Event) []events.Event {
+	t.Helper()
+	p, _, err := events.Payload(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.svc.Handle(t.Context(), e, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (f *fixture) record(t *testing.T) Record {
+	t.Helper()
+	r, _, err := f.svc.Records.Get(t.Context(), "c-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func ofKind[T any](t *testing.T, out []events.Event, k events.Kind) []T {
+	t.Helper()
+	var got []T
+	for _, e := range out {
+		if e.Type() != k.Type {
+			continue
+		}
+		p, _, err := events.Payload(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, *p.(*T))
+	}
+	return got
+}
+
+func ids(out []events.Event) []string {
+	var s []string
+	for _, e := range out {
+		s = append(s, e.ID())
+	}
+	return s
+}
+
+func same(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// setup books three lines of 2000, 3000 and 1000 dollars and reports b and c
+// on plan at a fifth of the flight.
+func (f *fixture) setup(t *testing.T) {
+	for _, l := range []struct {
+		key    string
+		budget events.Micros
+	}{{"a", 2000 * dollar}, {"b", 3000 * dollar}, {"c", 1000 * dollar}} {
+		f.handle(t, ev(t, events.KindDealBooked, "booked-"+l.key, events.DealBooked{CampaignID: "c-1", LineKey: l.key, SellerURL: "http://127.0.0.1:1",
+			SellerName: "S" + l.key, PackageID: "p" + l.key, DealID: "D" + l.key, SpendMicros: l.budget, Tier: events.TierAgency}))
+		if l.key != "a" {
+			f.handle(t, ev(t, events.KindDeliveryReported, "snap-"+l.key, events.DeliveryReported{CampaignID: "c-1", LineKey: l.key, Seq: 2,
+				SellerURL: "http://127.0.0.1:1", PackageID: "p" + l.key, PlannedSpendMicros: l.budget, SpendMicros: l.budget / 5, FlightElapsed: 0.2,
+				Status: events.PacingOnTrack, PacingIndex: 1}))
+		}
+	}
+}
+
+func under(t *testing.T, id string, seq, since int) events.Event {
+	return ev(t, events.KindPacingDeviation, id, events.PacingDeviation{CampaignID: "c-1", LineKey: "a", Seq: seq, SinceSeq: since,
+		Direction: events.DeviationUnder, SellerURL: "http://127.0.0.1:1", PackageID: "pa", FlightElapsed: 0.2, SpendMicros: 200 * dollar,
+		PlannedSpendMicros: 2000 * dollar, Tolerance: 0.2})
+}
+
+// TestReallocationAppliedOnce: an under-delivering line's deviation is
+// proposed once per episode, auto-approved, applied decreases first and
+// increases after, each change once, and ends ReallocationApplied; every
+// redelivered input publishes what its first handling did, under the same
+// ids, and nothing else.
+func TestReallocationAppliedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, true)
+	f.setup(t)
+
+	dev := under(t, "dev-1", 2, 2)
+	out := f.handle(t, dev)
+	props := ofKind[events.ReallocationProposed](t, out, events.KindReallocationProposed)
+	apps := ofKind[events.ReallocationApproved](t, out, events.KindReallocationApproved)
+	if len(props) != 1 || len(apps) != 1 || apps[0].ApprovedBy != "auto" {
+		t.Fatalf("outputs %d proposals, %d approvals", len(props), len(apps))
+	}
+	p := props[0]
+	// a projects 1000 of its 2000: 1000 moves, 3:1 to b and c.
+	if p.Revision != 1 || len(p.Moves) != 2 || p.Moves[0].ToLineKey != "b" || p.Moves[0].AmountMicros != 750*dollar ||
+		p.Moves[1].AmountMicros != 250*dollar || p.CommittedAfterMicros > p.CommittedBeforeMicros || p.CommittedBeforeMicros != 6000*dollar {
+		t.Fatalf("proposal %+v", p)
+	}
+	if again := f.handle(t, dev); !same(ids(again), ids(out)) {
+		t.Fatalf("redelivered deviation published %v, first %v", ids(again), ids(out))
+	}
+	if next := f.handle(t, under(t, "dev-2", 3, 2)); len(next) != 0 {
+		t.Fatalf("the same episode proposed again: %v", ids(next))
+	}
+	// Another episode while revision 1 is pending: nothing yet.
+	if next := f.handle(t, under(t, "dev-3", 4, 4)); len(next) != 0 {
+		t.Fatalf("a second revision while one is pending: %v", ids(next))
+	}
+
+	approval := out[1]
+	reqs := ofKind[events.LineChangeRequested](t, f.handle(t, approval), events.KindLineChangeRequested)
+	if len(reqs) != 1 || reqs[0].LineKey != "a" || reqs[0].Action != events.LineSetBudget || reqs[0].BudgetMicros != 1000*dollar ||
+		reqs[0].RequestedBy != events.RequestedByReallocation || reqs[0].ReallocationRevision != 1 || reqs[0].ChangeID != ChangeID("c-1", 1, 0) {
+		t.Fatalf("phase 1 requests %+v", reqs)
+	}
+	if again := ofKind[events.LineChangeRequested](t, f.handle(t, approval), events.KindLineChangeRequested); len(again) != 1 || again[0].ChangeID != reqs[0].ChangeID {
+		t.Fatalf("redelivered approval: %+v", again)
+	}
+	if out := f.handle(t, ev(t, events.KindReallocationApproved, "api-approval", events.ReallocationApproved{CampaignID: "c-1", Revision: 1, ApprovedBy: "api"})); len(out) != 0 {
+		t.Fatalf("a second approval published %v", ids(out))
+	}
+
+	changed := func(id, key string, before, after, committed events.Micros, change string) events.Event {
+		return ev(t, events.KindLineChanged, id, events.LineChanged{CampaignID: "c-1", ChangeID: change, LineKey: key, Action: events.LineSetBudget,
+			RequestedBy: events.RequestedByReallocation, ReallocationRevision: 1, SellerURL: "http://127.0.0.1:1", PackageID: "p" + key,
+			State: events.LineStateLive, BudgetBeforeMicros: before, BudgetAfterMicros: after, CommittedMicros: committed, BudgetMicros: 10_000 * dollar})
+	}
+	dec := changed("changed-a", "a", 2000*dollar, 1000*dollar, 5000*dollar, reqs[0].ChangeID)
+	inc := ofKind[events.LineChangeRequested](t, f.handle(t, dec), events.KindLineChangeRequested)
+	if len(inc) != 2 || inc[0].LineKey != "b" || inc[0].BudgetMicros != 3750*dollar || inc[1].LineKey != "c" || inc[1].BudgetMicros != 1250*dollar {
+		t.Fatalf("phase 2 requests %+v", inc)
+	}
+	if again := ofKind[events.LineChangeRequested](t, f.handle(t, dec), events.KindLineChangeRequested); len(again) != 2 {
+		t.Fatalf("redelivered decrease: %+v", again)
+	}
+	if out := f.handle(t, changed("changed-b", "b", 3000*dollar, 3750*dollar, 5750*dollar, inc[0].ChangeID)); len(out) != 0 {
+		t.Fatalf("one increase of two ended the revision: %v", ids(out))
+	}
+	last := changed("changed-c", "c", 1000*dollar, 1250*dollar, 6000*dollar, inc[1].ChangeID)
+	out = f.handle(t, last)
+	applied := ofKind[events.ReallocationApplied](t, out, events.KindReallocationApplied)
+	if len(applied) != 1 || len(applied[0].Changes) != 3 || applied[0].CommittedMicros != 6000*dollar || applied[0].Moves[0].Outcome != "applied" {
+		t.Fatalf("outputs %+v", applied)
+	}
+	if again := f.handle(t, last); !same(ids(again), ids(out)) {
+		t.Fatalf("redelivered last change: %v, first %v", ids(again), ids(out))
+	}
+	r := f.record(t)
+	if r.Revisions[0].Status != StatusApplied || r.Lines["a"].Budget != 1000*dollar || r.Lines["b"].Budget != 3750*dollar {
+		t.Fatalf("record %+v", r.Revisions[0])
+	}
+	// Once it ended, a new episode may be proposed.
+	if out := f.handle(t, under(t, "dev-4", 5, 4)); len(out) != 0 {
+		// a now projects 1000 of its 1000: nothing to move.
+		t.Fatalf("revision after the line's budget was lowered: %v", ids(out))
+	}
+}
+
+// TestReallocationDecreaseFails: an increase whose decrease failed is
+// never requested; the revision ends ReallocationFailed with each move's
+// outcome.
+func TestReallocationDecreaseFails(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, true)
+	f.setup(t)
+	out := f.handle(t, under(t, "dev-1", 2, 2))
+	reqs := ofKind[events.LineChangeRequested](t, f.handle(t, out[1]), events.KindLineChangeRequested)
+	fail := ev(t, events.KindLineChangeFailed, "failed-a", events.LineChangeFailed{CampaignID: "c-1", ChangeID: reqs[0].ChangeID, LineKey: "a",
+		Action: events.LineSetBudget, Code: events.ChangeSellerRefused, Reason: "no"})
+	out = f.handle(t, fail)
+	if n := len(ofKind[events.LineChangeRequested](t, out, events.KindLineChangeRequested)); n != 0 {
+		t.Fatalf("%d increases requested after their decrease failed", n)
+	}
+	failed := ofKind[events.ReallocationFailed](t, out, events.KindReallocationFailed)
+	if len(failed) != 1 || len(failed[0].Moves) != 2 || failed[0].Moves[0].Outcome != "failed" || failed[0].Changes[1].Outcome != "skipped" {
+		t.Fatalf("outputs %+v", failed)
+	}
+}
+
+// TestReallocationWaitsForApproval: without auto-approval a proposal waits;
+// a rejection settles it, and a later approval changes nothing.
+func TestReallocationWaitsForApproval(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, false)
+	f.setup(t)
+	out := f.handle(t, under(t, "dev-1", 2, 2))
+	if len(out) != 1 || out[0].Type() != events.KindReallocationProposed.Type {
+		t.Fatalf("outputs %v", ids(out))
+	}
+	f.handle(t, ev(t, events.KindReallocationRejected, "rej", events.ReallocationRejected{CampaignID: "c-1", Revision: 1, RejectedBy: "api", RejectedAt: time.Now()}))
+	if out := f.handle(t, ev(t, events.KindReallocationApproved, "app", events.ReallocationApproved{CampaignID: "c-1", Revision: 1, ApprovedBy: "api"})); len(out) != 0 {
+		t.Fatalf("a rejected revision was applied: %v", ids(out))
+	}
+	if r := f.record(t); r.Revisions[0].Status != StatusRejected || r.Pending() != nil {
+		t.Fatalf("record %+v", r.Revisions[0])
+	}
+}
