@@ -141,10 +141,14 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // flightEnd tells when a campaign's flight has nothing more to report: the
-// campaign completed and every line it booked had its final snapshot.
+// campaign completed, every line it booked had its final snapshot, and no
+// approved reallocation is still being applied (its Applied or Failed is
+// to come). A proposal nobody decided does not hold the stream open: the
+// reallocator proposes nothing on a final snapshot, so none is to come.
 type flightEnd struct {
 	completed bool
 	lines     map[string]bool // line key -> final snapshot seen
+	applying  map[int]bool    // approved reallocation revisions not yet ended
 }
 
 func (f *flightEnd) see(e events.Event) {
@@ -161,11 +165,26 @@ func (f *flightEnd) see(e events.Event) {
 		if p, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported); err == nil && p.Final {
 			f.lines[p.LineKey] = true
 		}
+	case events.KindReallocationApproved.Type:
+		if p, err := events.PayloadOf[events.ReallocationApproved](e, events.KindReallocationApproved); err == nil {
+			if f.applying == nil {
+				f.applying = map[int]bool{}
+			}
+			f.applying[p.Revision] = true
+		}
+	case events.KindReallocationApplied.Type:
+		if p, err := events.PayloadOf[events.ReallocationApplied](e, events.KindReallocationApplied); err == nil {
+			delete(f.applying, p.Revision)
+		}
+	case events.KindReallocationFailed.Type:
+		if p, err := events.PayloadOf[events.ReallocationFailed](e, events.KindReallocationFailed); err == nil {
+			delete(f.applying, p.Revision)
+		}
 	}
 }
 
 func (f *flightEnd) over() bool {
-	if !f.completed {
+	if !f.completed || len(f.applying) > 0 {
 		return false
 	}
 	for _, final := range f.lines {

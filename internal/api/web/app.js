@@ -441,9 +441,11 @@ function reallocStatus(s, rev, status, note, outcome) {
 }
 
 // flightOver says nothing more will come (the server's follow=flight rule):
-// the campaign completed and every line it booked had its final snapshot.
+// the campaign completed, every line it booked had its final snapshot and
+// no approved reallocation is still being applied.
 function flightOver(s) {
   if (!s.completed) return false;
+  for (const r of s.reallocs.values()) if (r.status === "approved") return false; // being applied: its outcome is to come
   for (const l of s.lines.values()) {
     if (!l.booked) continue;
     const last = l.snaps.size ? l.snaps.get(Math.max(...l.snaps.keys())) : null;
