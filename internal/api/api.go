@@ -104,6 +104,10 @@ type Options struct {
 	SellerTokens        *SellerTokens
 	StatusTokenRequired bool
 	DealMetrics         DealMetrics
+	// Ledger is the booking ledger (lines.go): GET /bookings/{id} shows
+	// each booked line's state and budget from it, and the line change
+	// routes check lines in it; nil answers those routes 503.
+	Ledger LedgerStore
 }
 
 type server struct {
@@ -153,6 +157,10 @@ func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Lo
 	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
 	mux.HandleFunc("GET /bookings/{id}/events", a.events)
 	mux.HandleFunc("GET /bookings/{id}/delivery", a.delivery)
+	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/pause", a.pauseLine)
+	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/resume", a.resumeLine)
+	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/cancel", a.cancelLine)
+	mux.HandleFunc("POST /bookings/{id}/cancel", a.cancelCampaign)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /api", serveAPIPage)
 	mux.HandleFunc("GET /bookings/{id}/deals.csv", a.dealsCSV)
@@ -399,6 +407,10 @@ func (a *server) storeError(w http.ResponseWriter, err error) {
 			Detail: "the request cannot travel as one event; shorten the brief: " + err.Error()})
 	case errors.Is(err, campaign.ErrSelection):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid_products", Detail: err.Error()})
+	case errors.Is(err, errNotPublished):
+		a.log.Warn().Err(err).Msg("bookings API: line change not published")
+		retryAfter(w, storeTimeout)
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Detail: err.Error()})
 	case errors.As(err, &full):
 		// Backpressure: the event stream or a store is nearly full.
 		a.log.Warn().Err(err).Msg("bookings API: no room for a new campaign; refused with Retry-After")
@@ -521,7 +533,18 @@ func (a *server) get(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, JobOf(c))
+	j := JobOf(c)
+	if a.opts.Ledger != nil {
+		led, found, err := a.opts.Ledger.Get(ctx, id)
+		if err != nil {
+			a.storeError(w, err)
+			return
+		}
+		if found {
+			j.Lines, j.CommittedMicros = linesOf(led)
+		}
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 // JobRow is one campaign in GET /bookings.

@@ -38,10 +38,15 @@ type Job struct {
 	ReservedSpendMicros events.Micros          `json:"reserved_spend_micros,omitempty"`
 	TotalSpend          float64                `json:"total_spend"`
 	TotalSpendMicros    events.Micros          `json:"total_spend_micros"`
-	Errors              []string               `json:"errors"`
-	Deadline            *time.Time             `json:"deadline,omitempty"`
-	CreatedAt           time.Time              `json:"created_at"`
-	UpdatedAt           time.Time              `json:"updated_at"`
+	// Lines are the booked lines after the booking: each one's state at
+	// its seller and current budget (the booking ledger); CommittedMicros
+	// the campaign's committed spend, never above its budget.
+	Lines           []LineView    `json:"lines,omitempty"`
+	CommittedMicros events.Micros `json:"committed_micros,omitempty"`
+	Errors          []string      `json:"errors"`
+	Deadline        *time.Time    `json:"deadline,omitempty"`
+	CreatedAt       time.Time     `json:"created_at"`
+	UpdatedAt       time.Time     `json:"updated_at"`
 }
 
 // BookedLine is a booked deal in the job: the DealBooked event (micros)

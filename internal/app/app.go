@@ -59,6 +59,9 @@ type App struct {
 	// Webhooks is each campaign's webhook (URL and signing secret), written
 	// by the bookings API and read by the notifier only.
 	Webhooks *bus.Store[notifier.Webhook]
+	// ledger is the booking ledger (the booker's; the API reads lines
+	// from it).
+	ledger *bus.Store[booker.Ledger]
 	// Seats are the deals' buyer seat records (activator and bookings
 	// API processes).
 	Seats *activator.Seats
@@ -360,14 +363,18 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		}
 		run(sc, svc.Handle)
 	}
-	if cfg.Has("booker") {
+	if cfg.Has("booker") || cfg.HTTPAddr != "" {
 		ledger, err := bus.OpenStore[booker.Ledger](ctx, a.Bus, bus.BucketLedger)
 		if err != nil {
 			return err
 		}
-		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
+		a.ledger = ledger
+	}
+	if cfg.Has("booker") {
+		a.Booker = &booker.Service{Campaigns: a.Campaigns, Ledger: a.ledger, Weights: portfolio.DefaultWeights(), ShoppingWindow: cfg.Window, Log: a.Log, Metrics: a.Metrics,
 			BookingHorizon: cfg.BookingHorizon, ReconcileEvery: cfg.ReconcileEvery,
-			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO}}
+			Booker: &booker.Booker{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials, CallTimeout: cfg.BookCallTO,
+				Delivered: pacer.SellerReader{Client: a.Client, ADCP: a.ADCP, Credentials: a.Credentials}.Spent}}
 	}
 	if cfg.Has(pacer.Stage) {
 		if err := a.startPacer(ctx, run, o); err != nil {
@@ -413,6 +420,12 @@ func (a *App) startStages(ctx context.Context, known []discoverer.KnownSeller, o
 		line := a.stage(booker.StageLine, booker.LineSubjects(), 8, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
 		line.MaxDeliver = -1
 		run(line, bus.Typed(a.Booker.HandleLine))
+		// Line changes (pause, resume, cancel, set_budget) applied at the
+		// sellers, each once; retried with the same keys until settled or
+		// past the booking horizon.
+		change := a.stage(booker.StageChange, booker.ChangeSubjects(), 4, min(max(2*cfg.BookCallTO, 5*time.Second), time.Minute), o)
+		change.MaxDeliver = -1
+		run(change, bus.Typed(a.Booker.HandleChange))
 		every := o.SweepEvery
 		if every <= 0 {
 			every = time.Second
@@ -456,6 +469,15 @@ func (a *App) startPacer(ctx context.Context, run func(bus.StageConfig, bus.Hand
 	return nil
 }
 
+// ledgerStore is the ledger for the API: nil (no line routes) when this
+// process has none.
+func (a *App) ledgerStore() api.LedgerStore {
+	if a.ledger == nil {
+		return nil
+	}
+	return a.ledger
+}
+
 func (a *App) startHTTP(o Options) error {
 	tokens := o.SellerTokens
 	if tokens == nil {
@@ -473,7 +495,8 @@ func (a *App) startHTTP(o Options) error {
 	// byte at a time is cut off, idle keep-alives are closed.
 	a.httpSv = &http.Server{Handler: a.withOps(api.AccessLog(api.New(a.Bus, a.Campaigns, a.Config.APIKey, a.Log,
 		api.Options{Webhooks: a.Webhooks, Guard: a.Config.Guard(), TracerProvider: a.tracerProvider,
-			Seats: a.Seats, Reallocations: a.Reallocations, SellerTokens: tokens, StatusTokenRequired: a.Config.DealStatusTokenRequired, DealMetrics: a.Metrics}), a.Log)),
+			Seats: a.Seats, Reallocations: a.Reallocations, SellerTokens: tokens, StatusTokenRequired: a.Config.DealStatusTokenRequired, DealMetrics: a.Metrics,
+			Ledger: a.ledgerStore()}), a.Log)),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 	sv := a.httpSv // Stop may clear the field before this goroutine runs
 	a.wg.Add(1)

@@ -23,6 +23,8 @@ type dealDelivery struct {
 	// set is a delivery set at runtime (SetDelivery) instead of the
 	// configured one.
 	set bool
+	// course is the deal's delivery after a bulk cancel (changes.go).
+	course Course
 }
 
 // newDelivery is the delivery of a deal booked now from quote q: its
@@ -81,7 +83,7 @@ func (d dealDelivery) served(share float64, seed string) int64 {
 	if !d.ok {
 		return 0
 	}
-	return int64(math.Floor(float64(d.goal) * d.delivery.Share(share, seed)))
+	return int64(math.Floor(d.course.Delivered(d.delivery, float64(d.goal), share, seed)))
 }
 
 // handleDealPerformance is GET /api/v1/deals/{id}/performance, the real

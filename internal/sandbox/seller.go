@@ -89,6 +89,9 @@ type Deal struct {
 	// there), so a test can tell whose deal it is from the seller's side.
 	Notes     string
 	CreatedAt time.Time
+	// Status is the deal's status now (proposed; cancelled after a bulk
+	// cancel).
+	Status string
 }
 
 type idemEntry struct {
@@ -176,6 +179,7 @@ func (s *Seller) routes() *router {
 	rt.handle(http.MethodGet, "/proposals/{id}/negotiation", s.handleNegotiationHistory)
 	rt.handle(http.MethodPost, "/api/v1/deals", s.bookingFaults(s.handleBookDeal))
 	rt.handle(http.MethodPost, "/api/v1/deals/push", s.handlePushDeal)
+	rt.handle(http.MethodPost, "/api/v1/deals/bulk", s.handleBulkDeals)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}", s.handleGetDeal)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}/buyer-status", s.handleBuyerStatus)
 	rt.handle(http.MethodGet, "/api/v1/deals/{id}/performance", s.handleDealPerformance)
@@ -320,7 +324,9 @@ func (s *Seller) Deals() []Deal {
 	defer s.mu.Unlock()
 	out := make([]Deal, 0, len(s.dealOrder))
 	for _, id := range s.dealOrder {
-		out = append(out, s.deals[id].summary)
+		d := s.deals[id].summary
+		d.Status = s.deals[id].status
+		out = append(out, d)
 	}
 	return out
 }

@@ -33,10 +33,16 @@ const (
 	// PacingNotReporting: the seller's delivery could not be read for this
 	// snapshot; its numbers are the last ones read.
 	PacingNotReporting PacingStatus = "not_reporting"
+	// PacingPaused: the line is paused at its seller (LinePaused): its
+	// pace is not judged until it is resumed.
+	PacingPaused PacingStatus = "paused"
+	// PacingCancelled: the line was cancelled at its seller
+	// (DealCancelled): this is its final snapshot, not judged.
+	PacingCancelled PacingStatus = "cancelled"
 )
 
 // PacingStatuses lists every status; the schemas' enum comes from it.
-var PacingStatuses = []PacingStatus{PacingNotStarted, PacingEarly, PacingOnTrack, PacingUnder, PacingOver, PacingNotReporting}
+var PacingStatuses = []PacingStatus{PacingNotStarted, PacingEarly, PacingOnTrack, PacingUnder, PacingOver, PacingNotReporting, PacingPaused, PacingCancelled}
 
 // EnumValues implements Enum.
 func (PacingStatus) EnumValues() []string { return enumStrings(PacingStatuses) }
@@ -110,12 +116,12 @@ type DeliveryReported struct {
 	FlightElapsed       float64      `json:"flight_elapsed" desc:"Share of the flight elapsed at as_of, 0 to 1 (4 decimals)."`
 	Impressions         int64        `json:"impressions" desc:"Impressions delivered to date, as the seller counts them."`
 	SpendMicros         Micros       `json:"spend_micros" desc:"Spend to date, in micros: AdCP the seller's reported spend; IAB impressions x the seller's average CPM (the booked CPM when it reports none) / 1000, rounded up."`
-	PlannedImpressions  int64        `json:"planned_impressions" desc:"The line's booked impressions for the whole flight."`
-	PlannedSpendMicros  Micros       `json:"planned_spend_micros" desc:"The line's booked spend for the whole flight (DealBooked.spend_micros)."`
+	PlannedImpressions  int64        `json:"planned_impressions" desc:"The line's booked impressions for the whole flight (with its additional deals, or scaled to its budget after a set_budget)."`
+	PlannedSpendMicros  Micros       `json:"planned_spend_micros" desc:"The line's budget for the whole flight: DealBooked.spend_micros, or its budget after a set_budget (LineChanged.budget_after_micros); an IAB line's additional deals included."`
 	ExpectedImpressions int64        `json:"expected_impressions" desc:"What the plan expects delivered by as_of: planned_impressions x flight_elapsed (even pacing over the flight)."`
 	ExpectedSpendMicros Micros       `json:"expected_spend_micros" desc:"planned_spend_micros x flight_elapsed."`
 	PacingIndex         float64      `json:"pacing_index" desc:"spend_micros / expected_spend_micros (4 decimals): 1 on plan, below 1 behind, above 1 ahead; 0 while nothing is expected."`
-	Status              PacingStatus `json:"status" desc:"not_started, early (under 5% of the flight elapsed: not judged), on_track, under or over (beyond the pacer's tolerance), not_reporting (the seller could not be read; the numbers are the last ones read)."`
+	Status              PacingStatus `json:"status" desc:"not_started, early (under 5% of the flight elapsed: not judged), on_track, under or over (beyond the pacer's tolerance), not_reporting (the seller could not be read; the numbers are the last ones read), paused (the line is paused at its seller: not judged), cancelled (the line was cancelled: its final snapshot, not judged)."`
 	SellerStatus        string       `json:"seller_status,omitempty" desc:"The seller's own word: IAB delivery_pacing (not_started, on_track, behind); AdCP the media buy's status (pending_start, active, completed, ...)."`
 	Error               string       `json:"error,omitempty" desc:"With status not_reporting: why the seller could not be read."`
 	MissedReadings      int          `json:"missed_readings,omitempty" desc:"How many readings of this line in a row have failed, this one included."`

@@ -65,6 +65,18 @@ type LedgerLine struct {
 	TaskID  string                `json:"task_id,omitempty"`
 	Deal    *events.DealBooked    `json:"deal,omitempty"`
 	Failure *events.BookingFailed `json:"failure,omitempty"`
+	// After the booking (changes.go): ChangeState is the line's state at
+	// its seller ("" live, paused, cancelled); Added the deals a budget
+	// increase booked on top of Deal (IAB); Changes every change asked
+	// for, by change_id; PendingChange the one being applied;
+	// DeliveredMicros the delivered spend read when it was cancelled;
+	// MediaBuyRevision the AdCP buy's revision after the last change.
+	ChangeState      events.LineState       `json:"line_state,omitempty"`
+	Added            []*events.DealBooked   `json:"added_deals,omitempty"`
+	Changes          map[string]*LineChange `json:"changes,omitempty"`
+	PendingChange    string                 `json:"pending_change,omitempty"`
+	DeliveredMicros  events.Micros          `json:"delivered_micros,omitempty"`
+	MediaBuyRevision int                    `json:"media_buy_revision,omitempty"`
 	// ReservedAt is when the line was first taken up: the booking horizon
 	// counts from it.
 	ReservedAt time.Time `json:"reserved_at,omitzero"`
@@ -136,6 +148,10 @@ type Booker struct {
 	// PollWait bounds how long one attempt follows a submitted AdCP buy's
 	// task before leaving it to the redelivery (default 10s).
 	PollWait time.Duration
+	// Delivered reads a booked deal's delivered spend to date (the
+	// pacer's reading), when a cancelled line's committed spend drops to
+	// it; nil keeps a cancelled line's booked spend committed.
+	Delivered func(ctx context.Context, d events.DealBooked) (events.Micros, error)
 	// CallTimeout bounds each seller call (default 30s).
 	CallTimeout time.Duration
 	Now         func() time.Time

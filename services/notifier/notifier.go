@@ -54,9 +54,11 @@ const (
 
 // Kinds are the events delivered to webhooks: every status change, every
 // booked deal and every line that failed or whose outcome is unresolved
-// (and, later, what the reconciler found for it).
+// (and, later, what the reconciler found for it), and after the booking
+// every line change's outcome and the lines paused, resumed or cancelled.
 var Kinds = []events.Kind{events.KindPortfolioProposed, events.KindPortfolioApproved, events.KindDealBooked, events.KindBookingFailed,
-	events.KindCampaignRejected, events.KindCampaignCompleted}
+	events.KindCampaignRejected, events.KindCampaignCompleted,
+	events.KindLineChanged, events.KindLineChangeFailed, events.KindLinePaused, events.KindLineResumed, events.KindDealCancelled}
 
 // Subjects are the stage's inputs.
 func Subjects() []string {

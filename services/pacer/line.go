@@ -45,6 +45,14 @@ type Line struct {
 	LastDueID     string                   `json:"last_due_id,omitempty"`
 	// Missed counts the readings in a row that failed.
 	Missed int `json:"missed,omitempty"`
+	// After the booking (LineChanged, DealBooked of an increase): Added
+	// are the deals an IAB budget increase booked on the same line, read
+	// with Deal and summed; State the line's state at its seller (paused:
+	// snapshots are not judged; cancelled: the next reading is the final
+	// one); Budget the line's budget after a set_budget (0: its booking's).
+	Added  []events.DealBooked `json:"added,omitempty"`
+	State  events.LineState    `json:"state,omitempty"`
+	Budget events.Micros       `json:"budget_micros,omitempty"`
 	// RunDirection and RunSince are the current deviation episode: its
 	// direction and first snapshot.
 	RunDirection events.Deviation `json:"run_direction,omitempty"`

@@ -28,7 +28,7 @@ const Stage = "pacer"
 
 // Subjects are the pacer's inputs: booked deals and due readings.
 func Subjects() []string {
-	return []string{events.KindDealBooked.Filter(), events.KindDeliveryDue.Filter()}
+	return []string{events.KindDealBooked.Filter(), events.KindDeliveryDue.Filter(), events.KindLineChanged.Filter()}
 }
 
 // Defaults of a Service's zero fields.
@@ -111,6 +111,8 @@ func (s *Service) Handle(ctx context.Context, in events.Event, payload any) ([]e
 		return nil, s.follow(ctx, p)
 	case *events.DeliveryDue:
 		return s.read(ctx, in, p)
+	case *events.LineChanged:
+		return nil, s.change(ctx, p)
 	}
 	return nil, bus.Permanent(fmt.Errorf("%w: the pacer does not handle %s", events.ErrInvalid, in.Type()))
 }
@@ -171,7 +173,9 @@ func (s *Service) follow(ctx context.Context, d *events.DealBooked) error {
 	stored, err := s.Lines.Update(ctx, LineID(d.CampaignID, key), func(v *Line, exists bool) (bool, error) {
 		created = !exists
 		if exists {
-			return false, nil
+			// Another deal of the line (an IAB budget increase): read
+			// with the others from now on.
+			return v.add(dd), nil
 		}
 		*v = l
 		return true, nil
@@ -218,7 +222,7 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 		timeout = DefaultReadTimeout
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
-	r, rerr := s.Reader.Read(rctx, l.Deal)
+	r, rerr := s.readAll(rctx, l)
 	cancel()
 	if rerr != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // stopped, not the seller's failure: read again
@@ -272,6 +276,64 @@ func (s *Service) read(ctx context.Context, in events.Event, due *events.Deliver
 		ev.Str("direction", string(dev.Direction)).Int("since_seq", dev.SinceSeq).Str("reason", dev.Reason).Msg("pacing deviation")
 	}
 	return s.outputs(in, snap, dev)
+}
+
+// readAll reads every deal of the line and sums what they delivered.
+func (s *Service) readAll(ctx context.Context, l Line) (Reading, error) {
+	r, err := s.Reader.Read(ctx, l.Deal)
+	for _, d := range l.Added {
+		if err != nil {
+			break
+		}
+		var x Reading
+		if x, err = s.Reader.Read(ctx, d); err == nil {
+			r.Impressions += x.Impressions
+			r.SpendMicros += x.SpendMicros
+		}
+	}
+	return r, err
+}
+
+// add records another deal booked on the line, once; it reports whether
+// the line changed.
+func (l *Line) add(d events.DealBooked) bool {
+	if d.DealID == "" || d.DealID == l.Deal.DealID || l.Done {
+		return false
+	}
+	for _, x := range l.Added {
+		if x.DealID == d.DealID {
+			return false
+		}
+	}
+	l.Added = append(l.Added, d)
+	return true
+}
+
+// change follows a line change the booker applied at the seller: the
+// line's state and budget. A line the pacer does not follow (or no longer
+// does) is left alone.
+func (s *Service) change(ctx context.Context, c *events.LineChanged) error {
+	id := LineID(c.CampaignID, c.LineKey)
+	stored, err := s.Lines.Update(ctx, id, func(v *Line, exists bool) (bool, error) {
+		if !exists || v.Done {
+			return false, nil
+		}
+		changed := false
+		if c.State != "" && v.State != c.State {
+			v.State, changed = c.State, true
+		}
+		if c.Action == events.LineSetBudget && c.State != events.LineStateCancelled && v.Budget != c.BudgetAfterMicros {
+			v.Budget, changed = c.BudgetAfterMicros, true
+		}
+		return changed, nil
+	})
+	if err != nil {
+		return err
+	}
+	if stored.Deal.LineKey != "" {
+		s.learn(id, stored)
+	}
+	return nil
 }
 
 // outputs are a snapshot's events: ids derived from the line and seq, so

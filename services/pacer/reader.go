@@ -22,6 +22,13 @@ type SellerReader struct {
 	Credentials *identity.Credentials
 }
 
+// Spent is the line's delivered spend to date (the booker's reading when
+// it cancels a line).
+func (r SellerReader) Spent(ctx context.Context, d events.DealBooked) (events.Micros, error) {
+	rd, err := r.Read(ctx, d)
+	return rd.SpendMicros, err
+}
+
 // errNotReported is a delivery answer that says nothing of the line.
 var errNotReported = errors.New("the seller's delivery report does not include the line")
 

@@ -24,12 +24,41 @@ type Reading struct {
 // reading is a snapshot with status not_reporting, not yet a deviation.
 const NotReportingAfter = 2
 
-// plannedSpend is the line's booked spend for the flight.
-func (l *Line) plannedSpend() events.Micros {
-	if l.Deal.SpendMicros > 0 {
-		return l.Deal.SpendMicros
+// bookedSpend is the spend its deals booked.
+func (l *Line) bookedSpend() events.Micros {
+	spend := func(d events.DealBooked) events.Micros {
+		if d.SpendMicros > 0 {
+			return d.SpendMicros
+		}
+		return events.CostMicros(d.Impressions, d.CPMMicros)
 	}
-	return events.CostMicros(l.Deal.Impressions, l.Deal.CPMMicros)
+	s := spend(l.Deal)
+	for _, d := range l.Added {
+		s += spend(d)
+	}
+	return s
+}
+
+// plannedSpend is the line's budget for the flight: what its deals booked,
+// or its budget after a set_budget.
+func (l *Line) plannedSpend() events.Micros {
+	if l.Budget > 0 {
+		return l.Budget
+	}
+	return l.bookedSpend()
+}
+
+// plannedImpressions is what the line's deals booked, scaled to its budget
+// after a set_budget.
+func (l *Line) plannedImpressions() int64 {
+	imps := l.Deal.Impressions
+	for _, d := range l.Added {
+		imps += d.Impressions
+	}
+	if booked := l.bookedSpend(); l.Budget > 0 && booked > 0 {
+		imps = int64(math.Round(float64(imps) * float64(l.Budget) / float64(booked)))
+	}
+	return imps
 }
 
 // plausible reports whether the seller's as-of time t can be the line's
@@ -56,8 +85,9 @@ func (l *Line) take(seq int, r *Reading, readErr error, now time.Time, tolerance
 	s := events.DeliveryReported{CampaignID: d.CampaignID, LineKey: d.LineKey, Seq: seq, SellerURL: d.SellerURL, SellerName: d.SellerName,
 		Protocol: d.Protocol.Or(), PackageID: d.PackageID, DealID: d.DealID, MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID,
 		FlightStart: d.FlightStart, FlightEnd: d.FlightEnd, DueAt: l.slotTime(l.NextSlot).UTC(), ReadAt: now.UTC(),
-		PlannedImpressions: d.Impressions, PlannedSpendMicros: l.plannedSpend()}
-	final := l.NextSlot >= l.lastSlot() || !flightNow.Before(l.Window.End)
+		PlannedImpressions: l.plannedImpressions(), PlannedSpendMicros: l.plannedSpend()}
+	// A cancelled line's next reading is its last: its delivery stopped.
+	final := l.NextSlot >= l.lastSlot() || !flightNow.Before(l.Window.End) || l.State == events.LineStateCancelled
 	if r == nil {
 		l.Missed++
 		s.Status, s.MissedReadings = events.PacingNotReporting, l.Missed
@@ -96,6 +126,14 @@ func (l *Line) take(seq int, r *Reading, readErr error, now time.Time, tolerance
 			s.Status = events.PacingOver
 		default:
 			s.Status = events.PacingOnTrack
+		}
+		// A paused or cancelled line is behind its plan by the buyer's
+		// choice: not a deviation to act on.
+		switch l.State {
+		case events.LineStatePaused:
+			s.Status = events.PacingPaused
+		case events.LineStateCancelled:
+			s.Status = events.PacingCancelled
 		}
 	}
 	s.Final = final

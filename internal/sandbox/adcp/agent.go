@@ -83,6 +83,12 @@ type task struct {
 	errMsg    string
 	push      *pushConfig
 	pending   *mediaBuy // the buy to confirm on approval
+	// kind is the task's task_type: create_media_buy ("") or
+	// update_media_buy; update applies a submitted update on approval and
+	// returns its result, kept in updated.
+	kind        string
+	update      func(time.Time) map[string]any
+	updateReply map[string]any
 }
 
 type pushConfig struct {
@@ -117,6 +123,9 @@ type pkg struct {
 	Budget          float64  `json:"budget"`
 	BidPrice        *float64 `json:"bid_price,omitempty"`
 	Impressions     float64  `json:"impressions,omitempty"`
+	// course is the package's delivery after update_media_buy changes
+	// (paused, canceled, a new budget).
+	course sandbox.Course
 }
 
 type proposal struct {
@@ -178,6 +187,7 @@ func New(cfg Config) *Agent {
 		"get_adcp_capabilities":  a.capabilities,
 		"get_products":           a.getProducts,
 		"create_media_buy":       a.createMediaBuy,
+		"update_media_buy":       a.updateMediaBuy,
 		cfg.PollingTool:          a.taskStatus,
 		"get_media_buys":         a.getMediaBuys,
 		"get_media_buy_delivery": a.getMediaBuyDelivery,

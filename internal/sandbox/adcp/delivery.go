@@ -58,11 +58,8 @@ type packageDelivery struct {
 }
 
 func (a *Agent) deliver(b *mediaBuy, p pkg, share float64) packageDelivery {
-	d := a.cfg.Delivery.For(p.ProductID)
-	if o, ok := a.delivery[b.id+"/"+p.ID]; ok {
-		d = o
-	}
-	spend := math.Floor(p.Budget*d.Share(share, b.id+"/"+p.ID)*100) / 100
+	d := a.packageDeliveryOf(b, p)
+	spend := math.Floor(p.course.Delivered(d, p.Budget, share, b.id+"/"+p.ID)*100) / 100
 	rate := a.packageRate(p)
 	var imps int64
 	if rate > 0 {
@@ -191,7 +188,7 @@ func (a *Agent) getMediaBuyDelivery(_ context.Context, p *principalCtx, raw json
 				d.spend, d.impressions = math.Round((d.spend-before.spend)*100)/100, d.impressions-before.impressions
 			}
 			row := map[string]any{"package_id": pk.ID, "impressions": d.impressions, "spend": d.spend, "pricing_model": "cpm",
-				"rate": d.rate, "currency": b.currency, "paused": false, "delivery_status": deliveryStatus(status, d.spend, pk.Budget)}
+				"rate": d.rate, "currency": b.currency, "paused": pk.course.Paused, "delivery_status": deliveryStatus(status, d.spend, pk.Budget)}
 			if expected := pk.Budget * share; expected > 0 && startShare == 0 {
 				row["pacing_index"] = math.Round(d.spend/expected*10000) / 10000
 			}

@@ -538,6 +538,12 @@ func (a *Agent) packagesJSON(b *mediaBuy, withCurrency bool) []any {
 	out := make([]any, 0, len(b.packages))
 	for _, p := range b.packages {
 		m := map[string]any{"package_id": p.ID, "product_id": p.ProductID, "pricing_option_id": p.PricingOptionID, "budget": p.Budget}
+		if p.course.Paused {
+			m["paused"] = true
+		}
+		if p.course.Cancelled {
+			m["canceled"] = true
+		}
 		if p.BidPrice != nil {
 			m["bid_price"] = *p.BidPrice
 		}
@@ -561,6 +567,13 @@ func (a *Agent) buyResult(b *mediaBuy) map[string]any {
 	}
 }
 
+func (t *task) taskType() string {
+	if t.kind != "" {
+		return t.kind
+	}
+	return "create_media_buy"
+}
+
 // decide ends a submitted task (timer goroutine).
 func (a *Agent) decide(taskID string) {
 	a.mu.Lock()
@@ -574,6 +587,9 @@ func (a *Agent) decide(taskID string) {
 	if a.cfg.RejectSubmitted {
 		t.status = "rejected"
 		t.errCode, t.errMsg = "TERMS_REJECTED", "the seller's trafficker rejected the buy"
+	} else if t.update != nil {
+		t.updateReply = t.update(now)
+		t.status = "completed"
 	} else {
 		a.confirm(t.pending, now)
 		t.status = "completed"
@@ -588,7 +604,7 @@ func (a *Agent) decide(taskID string) {
 		}
 		wh := map[string]any{
 			"idempotency_key": "whk." + t.id + "." + t.status, "notification_id": "ntf." + t.id,
-			"operation_id": op, "task_id": t.id, "task_type": "create_media_buy", "protocol": "media-buy",
+			"operation_id": op, "task_id": t.id, "task_type": t.taskType(), "protocol": "media-buy",
 			"status": t.status, "timestamp": ts(now),
 		}
 		if push.Token != "" {
@@ -637,6 +653,8 @@ func (a *Agent) sendWebhook(push *pushConfig, payload []byte) {
 // taskResult is the create-media-buy response a finished task carries.
 func (a *Agent) taskResult(t *task) map[string]any {
 	switch {
+	case t.updateReply != nil:
+		return t.updateReply
 	case t.buy != nil:
 		return a.buyResult(t.buy)
 	case t.errCode != "":
@@ -661,7 +679,7 @@ func (a *Agent) taskStatus(_ context.Context, p *principalCtx, raw json.RawMessa
 		return adcpErr("REFERENCE_NOT_FOUND", "unknown task "+in.TaskID, "task_id")
 	}
 	body := map[string]any{
-		"task_id": t.id, "task_type": "create_media_buy", "protocol": "media-buy", "status": t.status,
+		"task_id": t.id, "task_type": t.taskType(), "protocol": "media-buy", "status": t.status,
 		"created_at": ts(t.created), "updated_at": ts(t.updated), "has_webhook": t.push != nil && t.push.URL != "",
 	}
 	if !t.completed.IsZero() {

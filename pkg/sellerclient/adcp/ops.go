@@ -743,6 +743,8 @@ type wireBuy struct {
 		Budget          *float64 `json:"budget"`
 		BidPrice        *float64 `json:"bid_price"`
 		Impressions     float64  `json:"impressions"`
+		Paused          bool     `json:"paused"`
+		Canceled        bool     `json:"canceled"`
 	} `json:"packages"`
 }
 
@@ -777,7 +779,8 @@ func decodeBuy(raw json.RawMessage) (*MediaBuy, error) {
 		return nil, err
 	}
 	for _, p := range w.Packages {
-		pk := Package{PackageID: p.PackageID, ProductID: p.ProductID, PricingOptionID: p.PricingOptionID, Impressions: int64(p.Impressions)}
+		pk := Package{PackageID: p.PackageID, ProductID: p.ProductID, PricingOptionID: p.PricingOptionID, Impressions: int64(p.Impressions),
+			Paused: p.Paused, Canceled: p.Canceled}
 		if pk.BudgetMicros, err = micros(p.Budget, "packages.budget"); err != nil {
 			return nil, err
 		}
@@ -880,12 +883,12 @@ func decodeTask(raw json.RawMessage) (*TaskStatus, error) {
 	if len(w.Error) > 0 && string(w.Error) != "null" {
 		t.Error = sellerError(w.Error)
 	}
-	if len(w.Result) > 0 && string(w.Result) != "null" && (w.TaskType == "create_media_buy" || w.TaskType == "") {
+	if len(w.Result) > 0 && string(w.Result) != "null" && (w.TaskType == "create_media_buy" || w.TaskType == OpUpdateMediaBuy || w.TaskType == "") {
 		var probe struct {
 			MediaBuyID string `json:"media_buy_id"`
 		}
 		if json.Unmarshal(w.Result, &probe) == nil && probe.MediaBuyID != "" {
-			m, err := decodeBuy(w.Result)
+			m, err := decodeUpdate(w.Result)
 			if err != nil {
 				return nil, err
 			}

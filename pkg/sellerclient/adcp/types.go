@@ -70,6 +70,8 @@ const (
 	OpGetTaskStatus  = "get_task_status"
 	// OpGetMediaBuyDelivery reads booked buys' delivery (the pacer).
 	OpGetMediaBuyDelivery = "get_media_buy_delivery"
+	// OpUpdateMediaBuy changes a booked buy (the booker's line changes).
+	OpUpdateMediaBuy = "update_media_buy"
 )
 
 // RequiresSigning reports whether the seller requires RFC 9421 request
@@ -370,6 +372,9 @@ type Package struct {
 	BudgetMicros    events.Micros
 	BidPriceMicros  events.Micros
 	Impressions     int64
+	// Paused and Canceled are the package's state (get_media_buys,
+	// update_media_buy's affected packages).
+	Paused, Canceled bool
 }
 
 // TaskStatus is get_task_status's answer.

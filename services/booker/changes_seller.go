@@ -1,0 +1,292 @@
+package booker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dealflow/dealflow/internal/adcpauth"
+	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+)
+
+// apply makes a begun change at the line's seller. It returns the change
+// applied (with its result) or failed (the seller refused it, definitely),
+// or an error while the outcome is unknown (the caller retries with the
+// same keys).
+func (s *Service) apply(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, ch *LineChange) (*LineChange, error) {
+	c := *ch
+	fail := func(code, reason string) (*LineChange, error) {
+		c.State, c.Failed = ChangeFailed, &events.LineChangeFailed{Code: code, Reason: reason}
+		return &c, nil
+	}
+	b := s.Booker
+	if b == nil {
+		return fail(events.ChangeUnsupported, "this booker has no seller clients")
+	}
+	d := *line.Deal
+	if d.Protocol.IsADCP() {
+		return s.applyADCP(ctx, line, &c, fail)
+	}
+	auth, err := sellerclient.AuthFor(b.Credentials, d.SellerURL, d.Tier)
+	if err != nil {
+		return fail("credentials", err.Error())
+	}
+	switch {
+	case c.Action == events.LineCancel, c.Action == events.LineSetBudget && c.Budget < c.BudgetBefore:
+		// The IAB Deals API cannot lower a deal: a decrease cancels the
+		// line's deals, its committed spend dropping to what it delivered.
+		var ops []sellerclient.BulkDealOperation
+		for _, x := range line.Deals() {
+			ops = append(ops, sellerclient.BulkDealOperation{Action: sellerclient.BulkCancel, DealID: x.DealID, Notes: events.ShortReason("dealflow: " + c.Reason)})
+		}
+		cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
+		_, err := b.Client.BulkDeals(cctx, d.SellerURL, auth, sellerclient.BulkDealRequest{Operations: ops})
+		cancel()
+		if err != nil {
+			return s.sellerFailure(err, fail)
+		}
+		s.cancelled(ctx, line, &c)
+		return &c, nil
+	case c.Action == events.LineSetBudget:
+		return s.increaseIAB(ctx, r, line, &c, auth, fail)
+	}
+	return fail(events.ChangeUnsupported, "the IAB Deals API has no "+string(c.Action))
+}
+
+// sellerFailure is a failed seller call: an error to retry while its
+// outcome is unknown, else the change failed with the seller's words.
+func (s *Service) sellerFailure(err error, fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	if unknownOutcome(err) && !errors.Is(err, sellerclient.ErrOperationFailed) {
+		return nil, unknown(err)
+	}
+	code := events.ChangeSellerRefused
+	if sellerclient.IsNotSent(err) && !errors.Is(err, sellerclient.ErrValidation) {
+		code = events.ChangeSellerUnreachable
+	}
+	return fail(code, err.Error())
+}
+
+// cancelled sets the result of a line cancelled at its seller: its
+// committed spend drops to the spend it delivered (read now that delivery
+// has stopped, at most its budget), or stays its booked spend when that
+// cannot be read.
+func (s *Service) cancelled(ctx context.Context, line *LedgerLine, c *LineChange) {
+	c.State = ChangeApplied
+	c.result = changeResult{state: events.LineStateCancelled, budget: c.BudgetBefore}
+	read := s.Booker.Delivered
+	if read == nil {
+		return
+	}
+	var sum events.Micros
+	for _, d := range line.Deals() {
+		cctx, cancel := context.WithTimeout(ctx, s.Booker.callTimeout())
+		spent, err := read(cctx, d)
+		cancel()
+		if err != nil {
+			s.Log.Warn().Err(err).Str("line_key", line.Key).Msg("cancelled line's delivery unreadable: its booked spend stays committed")
+			return
+		}
+		sum += spent
+	}
+	c.result.delivered = sum
+	c.result.budget = min(sum, c.BudgetBefore)
+}
+
+// applyADCP makes the change with update_media_buy on the line's package,
+// following a submitted update's task like a submitted buy.
+func (s *Service) applyADCP(ctx context.Context, line *LedgerLine, c *LineChange, fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	b, d := s.Booker, *line.Deal
+	if b.ADCP == nil {
+		return fail(events.ChangeUnsupported, "this booker has no AdCP client")
+	}
+	seller, err := adcpauth.Seller(b.Credentials, events.Seller{URL: d.SellerURL, Protocol: events.ProtocolADCP, MCPEndpoint: d.MCPEndpoint}, d.Tier)
+	if err != nil {
+		return fail("credentials", err.Error())
+	}
+	if seller.Token == "" || seller.Account == nil {
+		return fail("credentials", "update_media_buy needs a bearer token and an account; the credentials for "+d.SellerURL+" have none")
+	}
+	var res *adcp.MediaBuy
+	if c.TaskID != "" {
+		res, err = s.followUpdate(ctx, seller, line, c)
+	} else {
+		pu := adcp.PackageUpdate{PackageID: d.SellerPackageID}
+		switch c.Action {
+		case events.LinePause, events.LineResume:
+			paused := c.Action == events.LinePause
+			pu.Paused = &paused
+		case events.LineCancel:
+			pu.Canceled, pu.CancellationReason = true, events.ShortReason(c.Reason)
+		case events.LineSetBudget:
+			budget := c.Budget
+			pu.BudgetMicros = &budget
+		}
+		u := adcp.MediaBuyUpdate{IdempotencyKey: c.Key, Account: *seller.Account, MediaBuyID: d.MediaBuyID, Packages: []adcp.PackageUpdate{pu}, Currency: d.Currency}
+		cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
+		res, err = b.ADCP.UpdateMediaBuy(cctx, seller, u)
+		cancel()
+		if err == nil && !res.Booked() {
+			// submitted: keep the task, then follow it.
+			c.TaskID = res.TaskID
+			if err := s.saveChange(ctx, line, c); err != nil {
+				return nil, err
+			}
+			res, err = s.followUpdate(ctx, seller, line, c)
+		}
+	}
+	if err != nil {
+		var ae *adcp.Error
+		if errors.As(err, &ae) && ae.Code == "TASK_FAILED" {
+			return fail(events.ChangeSellerRefused, err.Error())
+		}
+		return s.sellerFailure(err, fail)
+	}
+	c.State = ChangeApplied
+	c.result = changeResult{budget: c.BudgetBefore, revision: res.Revision}
+	switch c.Action {
+	case events.LinePause:
+		c.result.state = events.LineStatePaused
+	case events.LineResume:
+		c.result.state = events.LineStateLive
+	case events.LineSetBudget:
+		c.result.budget = c.Budget
+		for _, p := range res.Packages {
+			// The seller's own figure, never above what was reserved.
+			if p.PackageID == d.SellerPackageID && p.BudgetMicros > 0 && p.BudgetMicros <= c.Budget {
+				c.result.budget = p.BudgetMicros
+			}
+		}
+	case events.LineCancel:
+		s.cancelled(ctx, line, c)
+		c.result.revision = res.Revision
+	}
+	return c, nil
+}
+
+// followUpdate polls a submitted update's task for up to PollWait; still
+// pending, it is an error the redelivery retries (polling again).
+func (s *Service) followUpdate(ctx context.Context, seller adcp.Seller, line *LedgerLine, c *LineChange) (*adcp.MediaBuy, error) {
+	b := s.Booker
+	wait := b.PollWait
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	delay := 50 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
+		ts, err := b.ADCP.GetTaskStatus(cctx, seller, c.TaskID)
+		cancel()
+		switch {
+		case err != nil && !unknownOutcome(err):
+			return nil, err
+		case err != nil:
+		case ts.Status == "completed" && ts.MediaBuy.Booked():
+			return ts.MediaBuy, nil
+		case ts.Final() && ts.Status != "completed":
+			reason := "the seller " + ts.Status + " the submitted update (task " + c.TaskID + ")"
+			if ts.Error != nil {
+				reason += ": " + ts.Error.Error()
+			}
+			return nil, &adcp.Error{Code: "TASK_FAILED", Message: reason}
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return nil, unknown(fmt.Errorf("%w (update task %s of line %s)", ErrBuyPending, c.TaskID, line.Key))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, unknown(ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// saveChange writes a change still being applied (its task id).
+func (s *Service) saveChange(ctx context.Context, line *LedgerLine, c *LineChange) error {
+	_, err := s.Ledger.Update(ctx, line.Deal.CampaignID, func(led *Ledger, exists bool) (bool, error) {
+		if !exists || led.Lines[line.Key] == nil || led.Lines[line.Key].Changes[c.ChangeID] == nil {
+			return false, fmt.Errorf("booker: ledger line %s vanished", line.Key)
+		}
+		x := *c
+		x.State = ChangeSubmitted
+		led.Lines[line.Key].Changes[c.ChangeID] = &x
+		return true, nil
+	})
+	return err
+}
+
+// increaseIAB raises an IAB line's budget: the IAB Deals API cannot change
+// a booked deal, so the difference is booked as an additional deal on the
+// same package, from a fresh quote at the agreed CPM for the impressions
+// the difference buys (its own DealBooked, same line_key). The re-quote and
+// the booking carry keys derived from the change's, so a retry replays them.
+func (s *Service) increaseIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
+	fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	b, d := s.Booker, *line.Deal
+	cmp, err := s.Campaigns.Get(ctx, r.CampaignID)
+	if err != nil {
+		return nil, err
+	}
+	if cmp.Request == nil {
+		return fail(events.ChangeUnsupported, "campaign "+r.CampaignID+" has no request to book an additional deal from")
+	}
+	if err := s.Campaigns.LoadQuote(ctx, cmp, d.SellerURL, d.PackageID); err != nil {
+		return nil, err
+	}
+	q, ok := cmp.Quotes[campaign.QuoteKey(d.SellerURL, d.PackageID)]
+	if !ok {
+		return fail(events.ChangeUnsupported, "the line's quote is not in the campaign: no package to book more of")
+	}
+	cpm := d.AgreedCPMMicros
+	if cpm <= 0 {
+		cpm = d.CPMMicros
+	}
+	more := c.Budget - c.BudgetBefore
+	imps := int64(more) * 1000 / int64(cpm)
+	if imps <= 0 || cpm <= 0 {
+		return fail(events.ChangeUnsupported, fmt.Sprintf("an increase of %s buys no impression at %s CPM", more, cpm))
+	}
+	l := events.PlanLine{SellerURL: d.SellerURL, SellerName: d.SellerName, PackageID: d.PackageID, ProductID: d.ProductID, QuoteID: d.QuoteID,
+		Protocol: events.ProtocolIAB, CPMMicros: cpm, Impressions: imps, SpendMicros: events.CostMicros(imps, cpm)}
+	cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
+	rq, err := b.requote(cctx, auth, cmp, q, l, c.Key+".quote")
+	cancel()
+	if err != nil {
+		if errors.Is(err, errNoProduct) {
+			return fail(events.ChangeUnsupported, err.Error())
+		}
+		return s.sellerFailure(err, fail)
+	}
+	if got := rq.Pricing.FinalCPM; got == nil || got.Micros() != cpm {
+		return fail(events.ChangeSellerRefused, fmt.Sprintf("the fresh quote priced %v, the line's agreed CPM is %s; nothing booked", got, cpm.Cents()))
+	}
+	cctx, cancel = context.WithTimeout(ctx, b.callTimeout())
+	res, err := b.Client.BookDeal(cctx, d.SellerURL, auth, sellerclient.DealBookingRequest{IdempotencyKey: c.Key + ".book", QuoteID: rq.QuoteID,
+		Notes: "dealflow campaign " + r.CampaignID + ": budget increase of line " + line.Key})
+	cancel()
+	if err != nil {
+		return s.sellerFailure(err, fail)
+	}
+	added := dealBooked(cmp, q, l, rq.QuoteID, res)
+	added.LineKey, added.PlanRevision = line.Key, d.PlanRevision
+	if added.SpendMicros > c.Reserved {
+		// The seller booked more than the reservation: the budget
+		// would not hold. Cancel it again at once.
+		cctx, cancel = context.WithTimeout(ctx, b.callTimeout())
+		_, cerr := b.Client.BulkDeals(cctx, d.SellerURL, auth, sellerclient.BulkDealRequest{Operations: []sellerclient.BulkDealOperation{
+			{Action: sellerclient.BulkCancel, DealID: added.DealID, Notes: "dealflow: booked above the budget increase"}}})
+		cancel()
+		if cerr != nil {
+			return nil, unknown(fmt.Errorf("the additional deal %s costs %s, above the %s reserved, and cancelling it failed: %w", added.DealID, added.SpendMicros, c.Reserved, cerr))
+		}
+		return fail(events.ChangeSellerRefused, fmt.Sprintf("the seller booked %s for the additional deal, above the %s increase; the deal was cancelled", added.SpendMicros, c.Reserved))
+	}
+	c.State, c.Added = ChangeApplied, added
+	c.result = changeResult{budget: c.BudgetBefore + added.SpendMicros}
+	return c, nil
+}
