@@ -189,3 +189,88 @@ func TestConsoleFollowsTheFlight(t *testing.T) {
 	b.wait("both listed with their status", `!!document.querySelector('#pushed tbody tr[data-deal="CONSOLE-NO"][data-status="rejected"]') && !!document.querySelector('#pushed tbody tr[data-deal="CONSOLE-YES"]:not([data-status="pending"])')`, 20*time.Second)
 	b.shot("pushed-deals-decided")
 }
+
+// TestConsolePausesAndReallocates follows a campaign approved by hand
+// (so its reallocations wait for the buyer too) over a slower flight: from
+// the page an AdCP line is paused, then resumed, each applied at the seller
+// (the ledger says so too); the reallocation proposed for the
+// under-delivering line is approved with its button and applied; an IAB
+// line offers no pause (its seller cannot pause a deal); the page says
+// "finished" at the end.
+func TestConsolePausesAndReallocates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	b := newBrowser(t)
+	s, base, _ := flightConsoleStack(t, 700*time.Millisecond, "console-seller-push-token")
+	req := demo.SampleCampaign("console-ops", "adaptive")
+	req.AutoApprove = false
+	s.submit(t, req)
+	waitJob(t, base, req.CampaignID, "awaiting_approval")
+	if code, body, _ := httpDo(t, "POST", base+"/bookings/"+req.CampaignID+"/approve-all", "", nil); code != 200 {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	b.do("open the campaign", chromedp.Navigate(base+"/#/c/"+req.CampaignID), chromedp.WaitVisible(chromedp.ID("campaign-view")))
+	adcp := `document.querySelector('#flight-lines .line-card[data-protocol="adcp"][data-state="%s"]')`
+	b.wait("an AdCP line with its pause button", fmt.Sprintf(adcp, "live")+`?.querySelector('.op-pause') && !document.getElementById('cancel-campaign').hidden`, 60*time.Second)
+	if n := mustEval[int](b, `document.querySelectorAll('#flight-lines .line-card[data-protocol="iab-seller-agent"] .op-pause').length`); n != 0 {
+		t.Fatalf("%d IAB lines offer a pause", n)
+	}
+	key := mustEval[string](b, fmt.Sprintf(adcp, "live")+`.dataset.lineKey`)
+	card := fmt.Sprintf(`document.querySelector('#flight-lines .line-card[data-line-key=%q]')`, key)
+	b.do("pause it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-pause`, key))))
+	b.wait("paused at the seller", card+`.dataset.state === 'paused' && `+card+`.querySelector('.line-msg').textContent.startsWith('pause applied') && !!`+card+`.querySelector('.op-resume')`, 30*time.Second)
+	b.shot("line-paused")
+	lineState := func() string {
+		t.Helper()
+		j := waitJob(t, base, req.CampaignID, "completed")
+		for _, l := range j.Lines {
+			if l.LineKey == key {
+				return string(l.State)
+			}
+		}
+		t.Fatalf("line %s not in the job's lines", key)
+		return ""
+	}
+	if st := lineState(); st != "paused" {
+		t.Fatalf("the ledger says the paused line is %s", st)
+	}
+	b.do("resume it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-resume`, key))))
+	b.wait("live again", card+`.dataset.state === 'live' && `+card+`.querySelector('.line-msg').textContent.startsWith('resume applied')`, 30*time.Second)
+	if st := lineState(); st != "live" {
+		t.Fatalf("the ledger says the resumed line is %s", st)
+	}
+
+	b.wait("a reallocation to approve", `!!document.querySelector('#reallocations .realloc[data-status="proposed"] .realloc-approve')`, 90*time.Second)
+	rev := mustEval[string](b, `document.querySelector('#reallocations .realloc[data-status="proposed"]').dataset.revision`)
+	b.shot("reallocation-proposed")
+	b.do("approve it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#reallocations .realloc[data-revision=%q] .realloc-approve`, rev))))
+	b.wait("applied", fmt.Sprintf(`['applied','failed'].includes(document.querySelector('#reallocations .realloc[data-revision=%q]').dataset.status)`, rev), 60*time.Second)
+	code, body, _ := httpDo(t, "GET", base+"/bookings/"+req.CampaignID+"/reallocations", "", nil)
+	var rs struct {
+		Reallocations []struct {
+			Revision  int    `json:"revision"`
+			Status    string `json:"status"`
+			DecidedBy string `json:"decided_by"`
+		} `json:"reallocations"`
+	}
+	if code != 200 || json.Unmarshal(body, &rs) != nil {
+		t.Fatalf("GET reallocations: %d %.300s", code, body)
+	}
+	found := false
+	for _, r := range rs.Reallocations {
+		if fmt.Sprint(r.Revision) == rev {
+			found = true
+			shown := mustEval[string](b, fmt.Sprintf(`document.querySelector('#reallocations .realloc[data-revision=%q]').dataset.status`, rev))
+			if r.DecidedBy != "api" || r.Status != shown {
+				t.Fatalf("revision %s: decided by %q, status %s; the page shows %s", rev, r.DecidedBy, r.Status, shown)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("revision %s not in %s", rev, body)
+	}
+	b.shot("reallocation-decided")
+	b.wait("the flight over", `document.querySelector('#c-live').textContent === 'finished'`, 120*time.Second)
+	b.shot("ops-flight-over")
+}

@@ -307,11 +307,16 @@ async function refreshJob(s) {
     setPlan(s, { lines: j.recommendations || [], excluded: j.excluded || [], total_spend_micros: j.proposed_spend_micros,
       budget_micros: j.budget_micros, revision: j.plan_revision, notes: j.plan_notes || [] });
   }
-  for (const d of j.booked_lines || []) {
-    addDeal(s, d);
-    const l = flightLine(s, d.line_key);
-    if (l && d.state) l.state = d.state;
-    if (l && d.budget_micros) l.budget = d.budget_micros;
+  for (const d of j.booked_lines || []) addDeal(s, d);
+  // The booking ledger's view of each line: its state at the seller, its
+  // budget now, the changes it allows, a change under way.
+  for (const x of j.lines || []) {
+    const l = flightLine(s, x.line_key);
+    if (!l) continue;
+    l.state = x.state || l.state;
+    l.budget = x.budget_micros;
+    l.actions = x.actions || [];
+    l.pending = x.pending_change || "";
   }
   for (const f of [...(j.unresolved || []), ...(j.failed || [])]) s.failures.set(failureKey(f), f);
   render();
@@ -370,15 +375,16 @@ function apply(s, type, ce) {
     case T + "line.changed.v1": {
       const l = flightLine(s, d.line_key);
       if (l) { l.state = d.state || l.state; l.budget = d.budget_after_micros; }
+      refreshSoon(s);
       s.lineMsgs.set(d.line_key, { bad: false, text: `${d.action} applied at the seller${d.noop ? " (nothing to change)" : ""}: budget ${usd(d.budget_before_micros)} → ${usd(d.budget_after_micros)}; campaign committed ${usd(d.committed_micros)} of ${usd(d.budget_micros)}.` });
       break;
     }
     case T + "line.change_failed.v1":
       s.lineMsgs.set(d.line_key, { bad: true, text: `${d.action} failed (${d.code}): ${d.reason}` });
       break;
-    case T + "line.paused.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "paused"; break; }
-    case T + "line.resumed.v1": { const l = flightLine(s, d.line_key); if (l && l.state !== "cancelled") l.state = "live"; break; }
-    case T + "deal.cancelled.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "cancelled"; break; }
+    case T + "line.paused.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "paused"; refreshSoon(s); break; }
+    case T + "line.resumed.v1": { const l = flightLine(s, d.line_key); if (l && l.state !== "cancelled") l.state = "live"; refreshSoon(s); break; }
+    case T + "deal.cancelled.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "cancelled"; refreshSoon(s); break; }
     case T + "reallocation.proposed.v1": {
       const r = s.reallocs.get(d.revision) || { status: "proposed" };
       r.p = d;
@@ -832,8 +838,10 @@ function lineCard(s, l, acts) {
   const final = !!(last && last.final);
   const snaps = [...l.snaps.values()].sort((a, b) => a.seq - b.seq);
   const ops = el("span", { class: "ops" });
+  // A control shows when the server has its route and the ledger allows
+  // the change on this line (an IAB deal cannot be paused, for one).
   const op = (action, label, show, cls) => {
-    if (!show || !can(ROUTE[action])) return;
+    if (!show || !can(ROUTE[action]) || (l.actions && !l.actions.includes(action))) return;
     const b = el("button", { type: "button", class: "op-" + action + (cls ? " " + cls : ""), "data-action": action }, label);
     b.addEventListener("click", () => {
       if (action === "cancel" && b.dataset.confirm !== "1") {
@@ -852,7 +860,7 @@ function lineCard(s, l, acts) {
   const head = el("div", { class: "head" },
     el("span", { class: "title" }, `${l.seller_name || sellerName(s, l.seller_url)} · ${packageLabel(s, l.seller_url, l.package_id)}`),
     el("span", { class: "pace " + status, title: "pacing status of the latest snapshot" }, status.replaceAll("_", " ")),
-    el("span", { class: "state " + l.state }, l.state),
+    el("span", { class: "state " + l.state }, l.state + (l.pending ? " (change pending)" : "")),
     el("span", { class: "muted" }, (l.deal_ids || []).join(", ")), ops);
   const facts = last
     ? `spend ${usd(last.spend_micros)} of ${usd(l.planned_spend_micros)} (plan to date ${usd(last.expected_spend_micros)}) · ` +
@@ -870,7 +878,8 @@ function lineCard(s, l, acts) {
   }
   const episodes = [...byEpisode.values()];
   const msg = s.lineMsgs.get(l.line_key);
-  return el("div", { class: "line-card " + l.state, "data-line-key": l.line_key, "data-status": status, "data-state": l.state, "data-final": final ? "1" : "" },
+  return el("div", { class: "line-card " + l.state, "data-line-key": l.line_key, "data-status": status, "data-state": l.state, "data-final": final ? "1" : "",
+    "data-protocol": l.protocol || "iab-seller-agent" },
     head,
     el("div", { class: "muted facts" }, facts),
     el("div", { class: "charts" },
