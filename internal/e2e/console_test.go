@@ -437,7 +437,7 @@ func TestConsoleAPIKey(t *testing.T) {
 		if strings.Contains(u, key) {
 			t.Fatalf("the key is in a URL: %s", u)
 		}
-		sawStream = sawStream || strings.HasSuffix(u, "/events")
+		sawStream = sawStream || strings.HasSuffix(u, "/events?follow=flight")
 	}
 	if !sawStream {
 		t.Fatalf("the page never opened the event stream: %v", urls)
