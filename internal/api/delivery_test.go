@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -145,5 +146,24 @@ func TestDeliveryFollowsTheFlight(t *testing.T) {
 	}
 	if !underSeen {
 		t.Fatal("the default market's under-delivering line shows no under deviation")
+	}
+}
+
+// TestDeliveryStatusesInTheDocument: the document's pacing statuses are the
+// contract's, so a status added to events.PacingStatuses cannot make a
+// delivery answer fail its own document unnoticed.
+func TestDeliveryStatusesInTheDocument(t *testing.T) {
+	doc, _, err := apitest.Document()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []any{}
+	for _, s := range events.PacingStatuses {
+		want = append(want, string(s))
+	}
+	snap := doc.Components.Schemas["DeliverySnapshot"].Value.Properties["status"].Value.Enum
+	line := doc.Components.Schemas["DeliveryLine"].Value.Properties["status"].Value.Enum
+	if fmt.Sprint(snap) != fmt.Sprint(want) || fmt.Sprint(line) != fmt.Sprint(append([]any{"scheduled"}, want...)) {
+		t.Fatalf("document: snapshot statuses %v, line statuses %v; the contract's %v", snap, line, want)
 	}
 }
