@@ -21,7 +21,8 @@ import (
 // sellers deliver on an accelerated clock (one under-delivers) and checks:
 //   - GET /bookings/{id}/events?follow=flight stays open after
 //     CampaignCompleted and closes after every booked line's final
-//     snapshot; resumed half way it sends exactly the rest and closes too;
+//     snapshot; resumed half way it sends exactly the rest and closes too,
+//     resumed at its end it closes at once;
 //   - GET /bookings/{id}/delivery then holds every booked line with each
 //     of its snapshots once, in seq order, the last final, and the
 //     deviations the stream carried, totals that add up, done set, and
@@ -100,6 +101,11 @@ func TestDeliveryFollowsTheFlight(t *testing.T) {
 	_, rest := readSSE(t, base+"/bookings/flight-1/events?follow=flight", evs[cut].id)
 	if len(rest) != len(evs)-cut-1 || rest[0].id != evs[cut+1].id || rest[len(rest)-1].id != last.id {
 		t.Fatalf("resumed after %s: %d events, want %d", evs[cut].id, len(rest), len(evs)-cut-1)
+	}
+
+	// Resumed at its end: nothing more to send, so it closes at once.
+	if _, none := readSSE(t, base+"/bookings/flight-1/events?follow=flight", last.id); len(none) != 0 {
+		t.Fatalf("resumed after the last event: %d events", len(none))
 	}
 
 	req, _ := http.NewRequest("GET", base+"/bookings/flight-1/delivery", nil)

@@ -28,9 +28,10 @@ import (
 // idle stream.
 //
 // With ?follow=flight the stream stays open after CampaignCompleted while
-// the booked lines are followed: it closes once the campaign completed and
-// every line it booked has had its final DeliveryReported (a campaign that
-// booked nothing closes at CampaignCompleted as before). Resuming such a
+// the booked lines are followed: it closes, once it has sent every stored
+// event, if the campaign completed, every line it booked has had its final
+// DeliveryReported and no approved reallocation is still being applied (a
+// campaign that booked nothing closes at CampaignCompleted as before). Resuming such a
 // stream replays the campaign's earlier events to the server only, so it
 // knows which lines are still followed, and sends only those after the
 // resume point.
@@ -116,7 +117,7 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 	if follow == "flight" {
 		flight, from = &flightEnd{lines: map[string]bool{}}, 0
 	}
-	err := a.pub.FollowFrom(ctx, id, from, func(seq uint64, e events.Event) bool {
+	err := a.pub.FollowFromPending(ctx, id, from, func(seq, pending uint64, e events.Event) bool {
 		if flight != nil {
 			flight.see(e)
 		}
@@ -130,7 +131,10 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if flight != nil {
-			return !flight.over()
+			// Judged only once caught up with the stored events: a
+			// decision stored after the last final snapshot (a late
+			// reallocation approval) is still to be sent.
+			return pending > 0 || !flight.over()
 		}
 		return e.Type() != events.KindCampaignCompleted.Type
 	})

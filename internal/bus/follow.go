@@ -27,6 +27,15 @@ func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Even
 // exactly the campaign's events stored after seq, none twice, none missed
 // (the bookings API's SSE id and Last-Event-ID).
 func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error {
+	return b.FollowFromPending(ctx, campaignID, afterSeq, func(seq, _ uint64, e events.Event) bool { return fn(seq, e) })
+}
+
+// FollowFromPending is FollowFrom also passing how many of the campaign's
+// events the stream held after this one when it was delivered: 0 means
+// the reader has caught up with what is stored, so a decision that needs
+// the whole history so far (the bookings API's follow=flight end) is
+// taken only then.
+func (b *Bus) FollowFromPending(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq, pending uint64, e events.Event) bool) error {
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{CampaignFilter(campaignID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -66,7 +75,7 @@ func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64
 		if err != nil {
 			continue // malformed events are the dead-letter path's business
 		}
-		if !fn(md.Sequence.Stream, e) {
+		if !fn(md.Sequence.Stream, md.NumPending, e) {
 			return nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/dealflow/dealflow/internal/api"
@@ -59,8 +60,7 @@ func flightConsoleStack(t *testing.T, day time.Duration, token string) (*stack, 
 // against its plan, shows the under-delivering line's deviation with its
 // reason and the deals' activations (a retried one included), totals what
 // GET /delivery says, and says "finished" once every line had its final
-// snapshot. Line and campaign controls this server has no route for are not
-// shown. Then the pushed deals page: a deal a seller pushed is approved,
+// snapshot, when no line offers a change any more. Then the pushed deals page: a deal a seller pushed is approved,
 // another rejected, from the page.
 func TestConsoleFollowsTheFlight(t *testing.T) {
 	if testing.Short() {
@@ -148,9 +148,9 @@ func TestConsoleFollowsTheFlight(t *testing.T) {
 	if activated == 0 || activated != len(d.Activations) || retried != 1 {
 		t.Fatalf("activations on the page %q; the API has %d", acts, len(d.Activations))
 	}
-	// This branch's server has no line-change routes: no control for them.
+	// The flight is over: no line offers a change any more.
 	if n := mustEval[int](b, `document.querySelectorAll('.line-card .ops button').length + (document.getElementById('cancel-campaign').hidden ? 0 : 1)`); n != 0 {
-		t.Fatalf("%d line or campaign controls shown without their routes", n)
+		t.Fatalf("%d line or campaign controls shown after the flight", n)
 	}
 
 	// Pushed deals: one approved, one rejected, from the page.
@@ -195,8 +195,9 @@ func TestConsoleFollowsTheFlight(t *testing.T) {
 // the page an AdCP line is paused, then resumed, each applied at the seller
 // (the ledger says so too); the reallocation proposed for the
 // under-delivering line is approved with its button and applied; an IAB
-// line offers no pause (its seller cannot pause a deal); the page says
-// "finished" at the end.
+// line offers no pause (its seller cannot pause a deal); a page whose server
+// lists none of those routes in its document shows none of the controls;
+// the page says "finished" at the end.
 func TestConsolePausesAndReallocates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
@@ -241,9 +242,36 @@ func TestConsolePausesAndReallocates(t *testing.T) {
 		t.Fatalf("the ledger says the resumed line is %s", st)
 	}
 
+	// A server without the line-change and reallocation routes (its
+	// document lists none): the page offers none of those controls.
+	old := b.newTab()
+	if _, err := chromedp.Call(old.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `(() => {
+		const f = window.fetch;
+		window.fetch = async (u, init) => {
+			const r = await f(u, init);
+			if (String(u) !== '/openapi.json') return r;
+			const d = await r.json();
+			for (const p of Object.keys(d.paths)) if (p.includes('/lines/') || p.endsWith('/cancel') || p.includes('/reallocations')) delete d.paths[p];
+			return new Response(JSON.stringify(d), { headers: { 'Content-Type': 'application/json' } });
+		};
+	})();`}); err != nil {
+		t.Fatal(err)
+	}
+	old.do("open the campaign without the routes", chromedp.Navigate(base+"/#/c/"+req.CampaignID))
+	old.wait("its lines", `document.querySelectorAll('#flight-lines .line-card').length >= 3 && document.querySelector('#c-live').textContent.includes('following the flight')`, 30*time.Second)
+	if n := mustEval[int](old, `document.querySelectorAll('.line-card .ops button, .realloc button').length + (document.getElementById('cancel-campaign').hidden ? 0 : 1)`); n != 0 {
+		t.Fatalf("%d controls shown without their routes", n)
+	}
+	if n := mustEval[int](b, `document.querySelectorAll('.line-card .ops button').length`); n == 0 {
+		t.Fatal("the first tab lost its controls")
+	}
+
 	b.wait("a reallocation to approve", `!!document.querySelector('#reallocations .realloc[data-status="proposed"] .realloc-approve')`, 90*time.Second)
 	rev := mustEval[string](b, `document.querySelector('#reallocations .realloc[data-status="proposed"]').dataset.revision`)
 	b.shot("reallocation-proposed")
+	// Left undecided to the flight's end: the stream closes (nothing more
+	// is to come), and the decision opens it again for its outcome.
+	b.wait("the flight over, the proposal undecided", `document.querySelector('#c-live').textContent === 'finished'`, 120*time.Second)
 	b.do("approve it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#reallocations .realloc[data-revision=%q] .realloc-approve`, rev))))
 	b.wait("applied", fmt.Sprintf(`['applied','failed'].includes(document.querySelector('#reallocations .realloc[data-revision=%q]').dataset.status)`, rev), 60*time.Second)
 	code, body, _ := httpDo(t, "GET", base+"/bookings/"+req.CampaignID+"/reallocations", "", nil)

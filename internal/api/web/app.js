@@ -376,11 +376,11 @@ function apply(s, type, ce) {
       const l = flightLine(s, d.line_key);
       if (l) { l.state = d.state || l.state; l.budget = d.budget_after_micros; }
       refreshSoon(s);
-      s.lineMsgs.set(d.line_key, { bad: false, text: `${d.action} applied at the seller${d.noop ? " (nothing to change)" : ""}: budget ${usd(d.budget_before_micros)} → ${usd(d.budget_after_micros)}; campaign committed ${usd(d.committed_micros)} of ${usd(d.budget_micros)}.` });
+      s.lineMsgs.set(d.line_key, { change: d.change_id, bad: false, text: `${d.action} applied at the seller${d.noop ? " (nothing to change)" : ""}: budget ${usd(d.budget_before_micros)} → ${usd(d.budget_after_micros)}; campaign committed ${usd(d.committed_micros)} of ${usd(d.budget_micros)}.` });
       break;
     }
     case T + "line.change_failed.v1":
-      s.lineMsgs.set(d.line_key, { bad: true, text: `${d.action} failed (${d.code}): ${d.reason}` });
+      s.lineMsgs.set(d.line_key, { change: d.change_id, bad: true, text: `${d.action} failed (${d.code}): ${d.reason}` });
       break;
     case T + "line.paused.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "paused"; refreshSoon(s); break; }
     case T + "line.resumed.v1": { const l = flightLine(s, d.line_key); if (l && l.state !== "cancelled") l.state = "live"; refreshSoon(s); break; }
@@ -527,7 +527,14 @@ async function lineOp(s, l, action, btn) {
   try {
     const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/lines/${encodeURIComponent(l.line_key)}/${action}`, {});
     if (missing(r)) { caps.delete(ROUTE[action]); opsMessage(`This server cannot ${action} lines.`, true); }
-    else if (r.ok) s.lineMsgs.set(l.line_key, { bad: false, text: `${action} requested (change ${r.data.change_id || "?"}); waiting for the seller…` });
+    else if (r.ok) {
+      // The outcome may have arrived on the stream before this answer.
+      const cur = s.lineMsgs.get(l.line_key);
+      if (!cur || !r.data.change_id || cur.change !== r.data.change_id) {
+        s.lineMsgs.set(l.line_key, { change: r.data.change_id, bad: false, text: `${action} requested (change ${r.data.change_id || "?"}); waiting for the seller…` });
+      }
+      ensureLive(s);
+    }
     else s.lineMsgs.set(l.line_key, { bad: true, text: `${action}: ${errText(r)}` });
   } catch (e) {
     if (!(e instanceof AuthError)) s.lineMsgs.set(l.line_key, { bad: true, text: String(e) });
@@ -553,7 +560,7 @@ async function cancelCampaign() {
   try {
     const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/cancel`, {});
     if (missing(r)) { caps.delete(ROUTE.cancelCampaign); opsMessage("This server cannot cancel campaigns.", true); }
-    else if (r.ok) opsMessage("Cancellation requested: every live line is cancelled at its seller; the lines below follow.", false);
+    else if (r.ok) { opsMessage("Cancellation requested: every live line is cancelled at its seller; the lines below follow.", false); ensureLive(s); }
     else opsMessage(errText(r), true);
   } catch (e) {
     if (!(e instanceof AuthError)) opsMessage(String(e), true);
@@ -567,7 +574,7 @@ async function decideRealloc(s, rev, verdict) {
   try {
     const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/reallocations/${rev}/${verdict}`, {});
     if (missing(r)) { caps.delete(verdict === "approve" ? ROUTE.reallocApprove : ROUTE.reallocReject); opsMessage("This server cannot decide reallocations.", true); }
-    else if (r.ok) opsMessage(`Reallocation ${rev}: ${verdict === "approve" ? "approved; applying it at the sellers" : "rejected; nothing changes"}.`, false);
+    else if (r.ok) { opsMessage(`Reallocation ${rev}: ${verdict === "approve" ? "approved; applying it at the sellers" : "rejected; nothing changes"}.`, false); ensureLive(s); }
     else opsMessage(errText(r), true);
   } catch (e) {
     if (!(e instanceof AuthError)) opsMessage(String(e), true);
@@ -606,7 +613,10 @@ function setLive(text) { $("#c-live").textContent = text; }
 // is needed, else with fetch() and the X-API-Key header (EventSource
 // cannot send headers, and the key never goes into a URL).
 function connect(s) {
-  const url = `/bookings/${encodeURIComponent(s.id)}/events?follow=flight`;
+  // after=: a stream opened again (ensureLive) carries on where the last
+  // one ended (a reconnecting EventSource sends Last-Event-ID, which wins).
+  const url = `/bookings/${encodeURIComponent(s.id)}/events?follow=flight` + (s.lastSeq ? `&after=${encodeURIComponent(s.lastSeq)}` : "");
+  s.liveDone = false;
   const onEvent = (type, data, id) => {
     if (st !== s) return;
     if (id) s.lastSeq = id;
@@ -619,11 +629,17 @@ function connect(s) {
     const es = new EventSource(url);
     setLive("connecting…");
     es.onopen = () => setLive("● live");
-    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "live updates stopped" : "reconnecting…");
+    // The server ends the stream when nothing more is to come (it has sent
+    // every stored event and the flight is over): then the page's own
+    // account agrees, and it does not reconnect.
+    es.onerror = () => {
+      if (flightOver(s)) { es.close(); s.liveDone = true; setLive("finished"); return; }
+      setLive(es.readyState === EventSource.CLOSED ? "live updates stopped" : "reconnecting…");
+    };
     for (const t of EVENT_TYPES) {
       es.addEventListener(t, (m) => {
         onEvent(t, m.data, m.lastEventId);
-        if (flightOver(s)) { es.close(); setLive("finished"); } else if (s.completed) setLive("● live — following the flight");
+        if (s.completed) setLive("● live — following the flight");
       });
     }
     return { close: () => es.close() };
@@ -647,7 +663,12 @@ function fetchStream(s, url, onEvent) {
         let buf = "";
         for (;;) {
           const { value, done: end } = await reader.read();
-          if (end) break;
+          if (end) {
+            // The server ended the stream: nothing more is to come when
+            // the page's own account says the flight is over.
+            if (flightOver(s)) { done = true; s.liveDone = true; setLive("finished"); }
+            break;
+          }
           buf = (buf + value).replace(/\r\n?/g, "\n");
           let i;
           while ((i = buf.indexOf("\n\n")) >= 0) {
@@ -656,7 +677,7 @@ function fetchStream(s, url, onEvent) {
             const f = parseSSE(block);
             if (f.data !== "") {
               onEvent(f.event, f.data, f.id);
-              if (flightOver(s)) { done = true; setLive("finished"); ctl.abort(); } else if (s.completed) setLive("● live — following the flight");
+              if (s.completed) setLive("● live — following the flight");
             }
           }
         }
@@ -672,6 +693,15 @@ function fetchStream(s, url, onEvent) {
 
 // parseSSE reads one event block: "field: value" lines, data lines joined
 // by newlines, comments (":") ignored.
+// ensureLive opens the stream again after it finished, when the buyer
+// changed something whose outcome is still to come (an approved
+// reallocation keeps the server's flight stream open until it ends).
+function ensureLive(s) {
+  if (st !== s || !s.liveDone) return;
+  if (live) live.close();
+  live = connect(s);
+}
+
 function parseSSE(block) {
   const f = { event: "", data: "", id: "" };
   const data = [];
