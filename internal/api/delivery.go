@@ -50,7 +50,7 @@ type DeliveryLine struct {
 	FlightEnd           string              `json:"flight_end,omitempty"`
 	PlannedImpressions  int64               `json:"planned_impressions"`
 	PlannedSpendMicros  events.Micros       `json:"planned_spend_micros"`
-	Status              string              `json:"status" desc:"scheduled before the first snapshot, else the latest snapshot's status"`
+	Status              string              `json:"status"`
 	Final               bool                `json:"final"`
 	Impressions         int64               `json:"impressions"`
 	SpendMicros         events.Micros       `json:"spend_micros"`
@@ -102,7 +102,7 @@ type Activation struct {
 	LineKey   string    `json:"line_key,omitempty"`
 	SellerURL string    `json:"seller_url"`
 	DSP       string    `json:"dsp"`
-	Status    string    `json:"status" desc:"activated, retrying or failed"`
+	Status    string    `json:"status"`
 	DSPRef    string    `json:"dsp_ref,omitempty"`
 	Attempts  int       `json:"attempts"`
 	Code      string    `json:"code,omitempty"`
