@@ -93,7 +93,7 @@ type Result struct {
 	// lines each booked line's seller; maxCommitted the highest committed
 	// spend a LineChanged reported.
 	delivery     map[string]*Delivery
-	lines        map[string]string
+	lines        map[string][2]string
 	maxCommitted events.Micros
 }
 

@@ -182,12 +182,14 @@ func canon(u string) string {
 	return c
 }
 
-// TestDemoFlight runs demo --flight: the campaign books, then every line
-// delivers over its accelerated flight until its final snapshot; Metro
-// Mobile's under-delivering line (the default market's) is caught as a
-// PacingDeviation and the on-plan lines are not; each deal's delivery in
-// the JSON is what its seller says it delivered; the delivered spend is
-// within the budget.
+// TestDemoFlight runs demo --flight: the campaign books, its IAB deals are
+// activated in the sandbox DSP, every line delivers over its accelerated
+// flight until its final snapshot; Metro Mobile's under-delivering line
+// (the default market's) is caught as a PacingDeviation and its budget is
+// reallocated, auto-approved, to lines on plan, applied at the sellers; the
+// lines on plan that received nothing never deviate; each deal's delivery in
+// the JSON is what its seller says it delivered; the committed spend never
+// rose above the budget and the delivered spend is within it.
 func TestDemoFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo and a whole accelerated flight: skipped under -short")
@@ -212,27 +214,76 @@ func TestDemoFlight(t *testing.T) {
 	if res.Status != "completed" || res.Flight == nil || len(res.Deals) < 2 {
 		t.Fatalf("status %q, flight %+v, %d deals", res.Status, res.Flight, len(res.Deals))
 	}
+	type delivery struct {
+		Impressions  int64            `json:"impressions"`
+		SpendMicros  events.Micros    `json:"spend_micros"`
+		PacingIndex  float64          `json:"pacing_index"`
+		Status       string           `json:"status"`
+		Final        bool             `json:"final"`
+		Snapshots    int              `json:"snapshots"`
+		Deviations   []Deviation      `json:"deviations"`
+		BudgetMicros events.Micros    `json:"budget_micros"`
+		State        events.LineState `json:"state"`
+	}
 	var doc struct {
 		Flight FlightInfo `json:"flight"`
 		Deals  []struct {
-			Protocol string `json:"protocol"`
-			DealID   string `json:"deal_id"`
-			Seller   string `json:"seller_name"`
-			Delivery *struct {
-				Impressions int64         `json:"impressions"`
-				SpendMicros events.Micros `json:"spend_micros"`
-				PacingIndex float64       `json:"pacing_index"`
-				Status      string        `json:"status"`
-				Final       bool          `json:"final"`
-				Snapshots   int           `json:"snapshots"`
-				Deviations  []Deviation   `json:"deviations"`
-			} `json:"delivery"`
+			Protocol    string        `json:"protocol"`
+			DealID      string        `json:"deal_id"`
+			Seller      string        `json:"seller_name"`
+			LineKey     string        `json:"line_key"`
+			SpendMicros events.Micros `json:"spend_micros"`
+			Delivery    *delivery     `json:"delivery"`
 		} `json:"deals"`
+		Activations   []Activation   `json:"activations"`
+		Reallocations []Reallocation `json:"reallocations"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out.String())
 	}
-	var under int
+
+	// Activations: every IAB deal set up in the DSP.
+	activated := map[string]bool{}
+	for _, a := range doc.Activations {
+		activated[a.DealID] = a.Status == "activated"
+	}
+	var metro string // Metro Mobile's line
+	for _, d := range doc.Deals {
+		if d.Protocol == "iab-seller-agent" && !activated[d.DealID] {
+			t.Errorf("IAB deal %s of %s not activated: %+v", d.DealID, d.Seller, doc.Activations)
+		}
+		if d.Seller == "Metro Mobile" {
+			metro = d.LineKey
+		}
+	}
+	if len(doc.Activations) == 0 || metro == "" {
+		t.Fatalf("activations %+v; Metro Mobile's line %q", doc.Activations, metro)
+	}
+
+	// The reallocation: Metro Mobile's budget, auto-approved, applied.
+	if len(doc.Reallocations) == 0 {
+		t.Fatalf("no reallocation; flight %+v", doc.Flight)
+	}
+	r := doc.Reallocations[0]
+	received := map[string]events.Micros{}
+	var moved events.Micros
+	for _, m := range r.Moves {
+		if m.FromLineKey != metro || m.AmountMicros <= 0 || m.Outcome != "applied" || m.Reason == "" {
+			t.Errorf("move %+v", m)
+		}
+		received[m.ToLineKey] += m.AmountMicros
+		moved += m.AmountMicros
+	}
+	if r.Revision != 1 || r.LineKey != metro || r.Direction != events.DeviationUnder || r.Status != "applied" || r.ApprovedBy != "auto" ||
+		len(r.Moves) == 0 || r.CommittedAfterMicros > r.CommittedBeforeMicros || r.CommittedMicros > res.BudgetMicros {
+		t.Fatalf("reallocation %+v", r)
+	}
+	for _, x := range doc.Reallocations {
+		if x.Status != "applied" && x.Status != "failed" {
+			t.Errorf("reallocation %d still %s at the flight's end", x.Revision, x.Status)
+		}
+	}
+
 	for _, d := range doc.Deals {
 		l := d.Delivery
 		if l == nil || !l.Final || l.Snapshots < 2 {
@@ -242,19 +293,23 @@ func TestDemoFlight(t *testing.T) {
 			t.Errorf("deal %s: %d impressions reported, the seller delivered %d", d.DealID, l.Impressions, held[d.DealID])
 		}
 		switch {
-		case d.Seller == "Metro Mobile":
-			under++
-			if l.Status != "under" || len(l.Deviations) != 1 || l.Deviations[0].Direction != events.DeviationUnder || l.PacingIndex > 0.6 {
-				t.Errorf("Metro Mobile's line: %+v", l)
+		case d.LineKey == metro:
+			// Its budget lowered (an IAB decrease below the booked budget
+			// cancels the deal: what it delivered stays committed).
+			if len(l.Deviations) == 0 || l.Deviations[0].Direction != events.DeviationUnder || l.PacingIndex > 0.6 ||
+				l.BudgetMicros > d.SpendMicros-moved {
+				t.Errorf("Metro Mobile's line: %+v (booked %s, moved %s)", l, d.SpendMicros, moved)
 			}
-		case len(l.Deviations) != 0 || l.Status != "on_track":
-			t.Errorf("deal %s of %s deviated: %+v", d.DealID, d.Seller, l)
+		case received[d.LineKey] > 0:
+			if l.BudgetMicros != d.SpendMicros+received[d.LineKey] || l.Status != "on_track" {
+				t.Errorf("deal %s of %s received %s: delivery %+v", d.DealID, d.Seller, received[d.LineKey], l)
+			}
+		case len(l.Deviations) != 0 || l.Status != "on_track" || l.BudgetMicros != d.SpendMicros:
+			t.Errorf("deal %s of %s deviated or changed: %+v", d.DealID, d.Seller, l)
 		}
 	}
-	if under != 1 {
-		t.Fatalf("%d under-delivering Metro Mobile lines, want 1 (the default market books one)", under)
-	}
-	if !doc.Flight.WithinBudget || doc.Flight.DeliveredSpendMicros <= 0 || doc.Flight.DeliveredSpendMicros > res.BudgetMicros || doc.Flight.Deviations != 1 {
+	if !doc.Flight.WithinBudget || doc.Flight.DeliveredSpendMicros <= 0 || doc.Flight.DeliveredSpendMicros > res.BudgetMicros ||
+		doc.Flight.Deviations < 1 || doc.Flight.Reallocations < 1 || doc.Flight.MaxCommittedMicros <= 0 || doc.Flight.MaxCommittedMicros > res.BudgetMicros {
 		t.Fatalf("flight %+v, budget %s", doc.Flight, res.BudgetMicros)
 	}
 }

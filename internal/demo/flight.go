@@ -120,8 +120,8 @@ func lineName(res *Result, key string, name func(string) string) string {
 			return d.SellerName + " " + d.PackageID
 		}
 	}
-	if l := res.lines[key]; l != "" {
-		return name(l)
+	if l, ok := res.lines[key]; ok {
+		return name(l[0]) + " " + l[1]
 	}
 	return key
 }
@@ -176,10 +176,10 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 		}
 	case *events.DealBooked:
 		if res.lines == nil {
-			res.lines = map[string]string{}
+			res.lines = map[string][2]string{}
 		}
-		if res.lines[v.LineKey] == "" {
-			res.lines[v.LineKey] = v.SellerURL
+		if _, ok := res.lines[v.LineKey]; !ok {
+			res.lines[v.LineKey] = [2]string{v.SellerURL, v.PackageID}
 		}
 	case *events.DealActivated:
 		res.Activations = append(res.Activations, Activation{SellerName: name(v.SellerURL), DealID: v.DealID, LineKey: v.LineKey, Status: "activated",

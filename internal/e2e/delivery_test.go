@@ -17,6 +17,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/services/pacer"
+	"github.com/dealflow/dealflow/services/reallocator"
 )
 
 // TestDeliveryOverAnAcceleratedFlight books the demo campaign on a market
@@ -34,60 +35,16 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("books a campaign and plays its flight: skipped under -short")
 	}
-	const day = 150 * time.Millisecond
-	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
-	for i := range mcfg.ADCPSellers {
-		switch mcfg.ADCPSellers[i].Name {
-		case "Brightline AdCP":
-			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
-		case "Harbor Sports AdCP":
-			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+	// The pacer's view of delivery nobody acts on: no reallocator (its
+	// reactions to these deviations are TestReallocationOverAFlight's).
+	var stages []string
+	for _, s := range config.Defaults().Stages {
+		if s != reallocator.Stage {
+			stages = append(stages, s)
 		}
 	}
+	a, m, req, res := flightCampaign(t, "flight-e2e", stages)
 	ctx := context.Background()
-	m, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(day))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	cfg := config.Defaults()
-	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
-	cfg.TimeScale, cfg.PacingEvery = day, 12*time.Hour
-	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Stop)
-	req := demo.SampleCampaign("flight-e2e", "adaptive")
-	(&stack{market: m, app: a}).submit(t, req)
-	names := map[string]string{}
-	for _, x := range m.Sellers {
-		u, _ := sellerclient.CanonicalURL(x.URL)
-		names[u] = x.Name
-	}
-	for _, x := range m.ADCPSellers {
-		u, _ := sellerclient.CanonicalURL(x.URL)
-		names[u] = x.Name
-	}
-	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	res := demo.Result{CampaignID: req.CampaignID}
-	if err := a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, io.Discard) }); err != nil && res.Status == "" {
-		t.Fatalf("campaign did not finish: %v", err)
-	}
-	if res.Status != events.StatusCompleted || len(res.Deals) < 3 {
-		t.Fatalf("campaign %s with %d deals", res.Status, len(res.Deals))
-	}
-	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
-		for _, d := range res.Deals {
-			l, ok, err := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
-			if err != nil || !ok || !l.Done {
-				return fmt.Errorf("line %s of %s not done (%v %v)", d.LineKey, d.SellerName, ok, err)
-			}
-		}
-		return nil
-	})
-
 	snaps := map[string][]events.DeliveryReported{}
 	for _, e := range storedEvents(t, a.Bus, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
 		p, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported)
@@ -142,6 +99,117 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 			if len(got) != 0 {
 				t.Errorf("%s on plan deviated: %v", d.SellerName, got)
 			}
+		}
+	}
+}
+
+// flightCampaign books the sample campaign on the default market with
+// Metro Mobile under-delivering, Harbor Sports over-delivering (1.5 pace)
+// and Brightline's seller stopping reporting half way, in a process
+// running stages, and plays its flight until every line's final snapshot.
+func flightCampaign(t *testing.T, id string, stages []string) (*app.App, *sandbox.Market, events.CampaignRequested, demo.Result) {
+	t.Helper()
+	const day = 150 * time.Millisecond
+	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
+	for i := range mcfg.ADCPSellers {
+		switch mcfg.ADCPSellers[i].Name {
+		case "Brightline AdCP":
+			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
+		case "Harbor Sports AdCP":
+			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+		}
+	}
+	ctx := context.Background()
+	m, err := sandbox.Start(ctx, mcfg, sandbox.WithTimeScale(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.NATSPort, cfg.RegistryURL, cfg.AllowPrivate, cfg.Window = t.TempDir(), 0, m.RegistryURL, true, 45*time.Second
+	cfg.TimeScale, cfg.PacingEvery, cfg.Stages = day, 12*time.Hour, stages
+	a, err := app.Start(ctx, cfg, natstest.Logger(), app.Options{Credentials: m.Credentials(), SweepEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	req := demo.SampleCampaign(id, "adaptive")
+	(&stack{market: m, app: a}).submit(t, req)
+	names := map[string]string{}
+	for _, x := range m.Sellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	for _, x := range m.ADCPSellers {
+		u, _ := sellerclient.CanonicalURL(x.URL)
+		names[u] = x.Name
+	}
+	fctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	res := demo.Result{CampaignID: req.CampaignID}
+	if err := a.Bus.Follow(fctx, req.CampaignID, func(e events.Event) bool { return demo.Observe(e, &res, names, io.Discard) }); err != nil && res.Status == "" {
+		t.Fatalf("campaign did not finish: %v", err)
+	}
+	if res.Status != events.StatusCompleted || len(res.Deals) < 3 {
+		t.Fatalf("campaign %s with %d deals", res.Status, len(res.Deals))
+	}
+	checkfor.Check(t, 3*time.Minute, 200*time.Millisecond, func() error {
+		for _, d := range res.Deals {
+			l, ok, err := a.Pacer.Lines.Get(ctx, pacer.LineID(req.CampaignID, d.LineKey))
+			if err != nil || !ok || !l.Done {
+				return fmt.Errorf("line %s of %s not done (%v %v)", d.LineKey, d.SellerName, ok, err)
+			}
+		}
+		return nil
+	})
+	return a, m, req, res
+}
+
+// TestReallocationOverAFlight plays TestDeliveryOverAnAcceleratedFlight's
+// flight with the reallocator running (a default stage): Metro Mobile's
+// unspendable budget moves to lines on plan and Harbor Sports'
+// over-delivering line is paused at its seller, each by an auto-approved
+// revision applied by the booker; each revision is proposed and ended once,
+// each change applied once, the committed spend never above the budget.
+func TestReallocationOverAFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("books a campaign and plays its flight: skipped under -short")
+	}
+	a, _, req, res := flightCampaign(t, "realloc-e2e", config.Defaults().Stages)
+	checkReallocations(t, a.Bus, req.CampaignID, req.Brief.BudgetMicros)
+	rec, _, err := a.Reallocations.Get(context.Background(), req.CampaignID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{}
+	for _, d := range res.Deals {
+		lines[d.LineKey] = d.SellerName
+	}
+	var moved, paused bool
+	for _, v := range rec.Revisions {
+		p := v.Proposal
+		t.Logf("revision %d (%s, %s by %s): %s", v.Revision, v.Status, p.Direction, v.DecidedBy, p.Reason)
+		if v.DecidedBy != "auto" {
+			t.Errorf("revision %d decided by %q, the campaign is auto-approved", v.Revision, v.DecidedBy)
+		}
+		switch {
+		case lines[p.LineKey] == "Metro Mobile" && p.Direction == events.DeviationUnder:
+			moved = v.Status == reallocator.StatusApplied && len(p.Moves) > 0
+			for _, m := range p.Moves {
+				if lines[m.ToLineKey] == "Harbor Sports AdCP" {
+					t.Errorf("the over-delivering line received budget: %+v", m)
+				}
+			}
+		case lines[p.LineKey] == "Harbor Sports AdCP" && p.Direction == events.DeviationOver:
+			paused = v.Status == reallocator.StatusApplied && len(p.Pauses) == 1 && len(v.Changes) == 1 && v.Changes[0].Action == events.LinePause
+		}
+	}
+	if !moved || !paused {
+		t.Fatalf("Metro Mobile's budget moved %v, Harbor Sports paused %v", moved, paused)
+	}
+	for key, name := range lines {
+		if name == "Harbor Sports AdCP" && rec.Lines[key].State != events.LineStatePaused {
+			t.Errorf("Harbor Sports' line is %q", rec.Lines[key].State)
 		}
 	}
 }

@@ -24,7 +24,9 @@ import (
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/services/booker"
 	"github.com/dealflow/dealflow/services/pacer"
+	"github.com/dealflow/dealflow/services/reallocator"
 )
 
 // TestPacingChaos follows a campaign's flight with the pacer and the
@@ -37,7 +39,12 @@ import (
 //   - each line's snapshots are seq 0..n-1, each stored once (one message
 //     per id, one id per seq), n the count its record kept: none lost,
 //     none doubled;
-//   - the under-delivering line was still caught.
+//   - the under-delivering line was still caught;
+//   - the reallocator (in the pacer's process, killed with it) proposed a
+//     reallocation for it and the booker applied it: each revision
+//     proposed and ended once, each line change applied once (one
+//     LineChanged per change_id), and the campaign's committed spend never
+//     above its budget, in any LineChanged nor in the ledger at the end.
 func TestPacingChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and SIGKILLs the pacer and the broker: skipped under -short")
@@ -151,7 +158,7 @@ func TestPacingChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	stage("shopping", "discoverer,kitfetcher,negotiator,booker")
-	pacer1 := stage("pacer-1", "pacer")
+	pacer1 := stage("pacer-1", "pacer,reallocator")
 
 	req := demo.SampleCampaign("pacing-chaos", "adaptive")
 	e, err := events.New(events.KindCampaignRequested, events.NewID(), "test", req.CampaignID, req)
@@ -174,7 +181,7 @@ func TestPacingChaos(t *testing.T) {
 	checkfor.Until(t, time.Minute, "lines delivering", func() bool { return snapshots() >= 6 })
 	kill(pacer1)
 	killedPacer := snapshots()
-	pacer2 := stage("pacer-2", "pacer")
+	pacer2 := stage("pacer-2", "pacer,reallocator")
 	// Then the broker dies, and comes back on the same store.
 	checkfor.Until(t, time.Minute, "delivery read by the new pacer", func() bool { return snapshots() >= killedPacer+6 })
 	kill(b)
@@ -199,6 +206,8 @@ func TestPacingChaos(t *testing.T) {
 		followed = all
 		return nil
 	})
+
+	checkReallocations(t, tb, req.CampaignID, req.Brief.BudgetMicros)
 
 	type stored struct {
 		seq   int
@@ -265,4 +274,98 @@ func TestPacingChaos(t *testing.T) {
 	if afterRestart == 0 {
 		t.Fatal("no snapshot was read after the broker restarted: the flight ended before the kills, nothing was tested")
 	}
+}
+
+// checkReallocations waits until the campaign's reallocations ended, then
+// checks that one was made and applied at the sellers, each revision
+// proposed and ended once, each change applied once, and the committed
+// spend never above the budget.
+func checkReallocations(t *testing.T, tb *bus.Bus, campaignID string, budget events.Micros) {
+	t.Helper()
+	recs, err := reallocator.OpenRecords(context.Background(), tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkfor.Check(t, 2*time.Minute, 250*time.Millisecond, func() error {
+		r, _, err := recs.Get(context.Background(), campaignID)
+		switch {
+		case err != nil:
+			return err
+		case len(r.Revisions) == 0:
+			return fmt.Errorf("no reallocation proposed")
+		case r.Pending() != nil:
+			return fmt.Errorf("reallocation %d is %s", r.Pending().Revision, r.Pending().Status)
+		}
+		return nil
+	})
+	count := func(k events.Kind, key func(events.Event) string) map[string]int {
+		n := map[string]int{}
+		for _, ev := range storedEvents(t, tb, k.SubjectFor(campaignID)) {
+			n[key(ev)]++
+		}
+		return n
+	}
+	revision := func(k events.Kind) func(events.Event) string {
+		return func(ev events.Event) string {
+			p, _, err := events.Payload(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch v := p.(type) {
+			case *events.ReallocationProposed:
+				return strconv.Itoa(v.Revision)
+			case *events.ReallocationApplied:
+				return strconv.Itoa(v.Revision)
+			case *events.ReallocationFailed:
+				return strconv.Itoa(v.Revision)
+			}
+			t.Fatalf("%s: %T", k.Name, p)
+			return ""
+		}
+	}
+	proposed := count(events.KindReallocationProposed, revision(events.KindReallocationProposed))
+	ended := count(events.KindReallocationApplied, revision(events.KindReallocationApplied))
+	for rev, n := range count(events.KindReallocationFailed, revision(events.KindReallocationFailed)) {
+		ended[rev] += n
+	}
+	for rev, n := range proposed {
+		if n != 1 || ended[rev] != 1 {
+			t.Errorf("reallocation %s: proposed %d times, ended %d times", rev, n, ended[rev])
+		}
+	}
+	var byRealloc int
+	changes := map[string]int{}
+	for _, ev := range storedEvents(t, tb, events.KindLineChanged.SubjectFor(campaignID)) {
+		c, err := events.PayloadOf[events.LineChanged](ev, events.KindLineChanged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changes[c.ChangeID]++
+		if c.RequestedBy == events.RequestedByReallocation {
+			byRealloc++
+		}
+		if c.CommittedMicros > budget {
+			t.Errorf("change %s took the committed spend to %s, above the %s budget", c.ChangeID, c.CommittedMicros, budget)
+		}
+	}
+	for id, n := range changes {
+		if n != 1 {
+			t.Errorf("change %s applied %d times", id, n)
+		}
+	}
+	if byRealloc == 0 {
+		t.Errorf("no line changed by a reallocation (%d proposed)", len(proposed))
+	}
+	ledger, err := bus.OpenStore[booker.Ledger](context.Background(), tb, bus.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, ok, err := ledger.Get(context.Background(), campaignID)
+	if err != nil || !ok {
+		t.Fatalf("ledger: %v %v", ok, err)
+	}
+	if led.Committed() > budget {
+		t.Errorf("ledger committed %s, above the %s budget", led.Committed(), budget)
+	}
+	t.Logf("%d reallocations, %d line changes by them; ledger committed %s of %s", len(proposed), byRealloc, led.Committed(), budget)
 }

@@ -387,3 +387,103 @@ func TestSDKCampaignSkipsRefusedCredentials(t *testing.T) {
 	// sync_accounts), with the right token; the proposal seller everything.
 	st.sdk.CheckRequests(t, sdkBrand, sdkOperator)
 }
+
+// TestSDKBudgetChangeWithUpdateMediaBuy: a line booked with the SDK's
+// auction seller gets a new budget through dealflow's path (a
+// LineChangeRequested applied by the booker with update_media_buy): the
+// seller reads back the package's new budget and revision, the change
+// published again under another event id is not applied twice, the ledger
+// keeps committed spend within the budget, and a pause, which the seller's
+// ad server cannot do, fails with the seller's refusal.
+func TestSDKBudgetChangeWithUpdateMediaBuy(t *testing.T) {
+	st := startSDKStack(t, false, map[string]sdkCredential{"auction": {}})
+	req := sdkCampaign("sdk-change", 20_000, 20_000, "video", "ctv", "display")
+	st.submit(t, req)
+	res := st.follow(t, req.CampaignID)
+	deals := st.checkSDKDeals(t, res)["auction"]
+	if res.Status != "completed" || len(deals) == 0 {
+		t.Fatalf("status %q, deals %+v", res.Status, res.Deals)
+	}
+	d := deals[0]
+	if strings.Contains(d.SellerPackageID, ",") || d.LineKey == "" {
+		t.Fatalf("deal %+v: want one package and a line key", d)
+	}
+	publish := func(eventID, changeID string, a events.LineAction, budget events.Micros) {
+		t.Helper()
+		r := events.LineChangeRequested{CampaignID: req.CampaignID, ChangeID: changeID, LineKey: d.LineKey, Action: a, BudgetMicros: budget,
+			Reason: "test", RequestedBy: events.RequestedByReallocation, ReallocationRevision: 1, RequestedAt: time.Now().UTC()}
+		if err := st.app.Bus.Publish(t.Context(), must(events.New(events.KindLineChangeRequested, eventID, "test", req.CampaignID, r))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outcome := func(changeID string) (*events.LineChanged, *events.LineChangeFailed) {
+		t.Helper()
+		var ch *events.LineChanged
+		var f *events.LineChangeFailed
+		checkfor.Until(t, time.Minute, "the outcome of change "+changeID, func() bool {
+			for _, e := range storedEvents(t, st.app.Bus, events.KindLineChanged.SubjectFor(req.CampaignID)) {
+				if c, err := events.PayloadOf[events.LineChanged](e, events.KindLineChanged); err == nil && c.ChangeID == changeID {
+					ch = &c
+				}
+			}
+			for _, e := range storedEvents(t, st.app.Bus, events.KindLineChangeFailed.SubjectFor(req.CampaignID)) {
+				if c, err := events.PayloadOf[events.LineChangeFailed](e, events.KindLineChangeFailed); err == nil && c.ChangeID == changeID {
+					f = &c
+				}
+			}
+			return ch != nil || f != nil
+		})
+		return ch, f
+	}
+	seller := adcp.Seller{URL: st.sdk.Direct["auction"], Token: sdkToken, Account: &adcp.AccountRef{Brand: &adcp.BrandRef{Domain: sdkBrand}, Operator: sdkOperator}}
+	client := adcp.New(adcp.Config{AllowPrivate: true, HTTPClient: &http.Client{Transport: sellerclient.NewGuardedTransport(true)}})
+	readBack := func() adcp.MediaBuy {
+		t.Helper()
+		buys, err := client.GetMediaBuys(t.Context(), seller, d.MediaBuyID)
+		if err != nil || len(buys) != 1 {
+			t.Fatalf("get_media_buys: %v %+v", err, buys)
+		}
+		return buys[0]
+	}
+
+	// Down by a tenth, to the cent.
+	less := d.SpendMicros - d.SpendMicros/10/10_000*10_000
+	publish("ev-less", "chg-less", events.LineSetBudget, less)
+	ch, f := outcome("chg-less")
+	if f != nil || ch.BudgetAfterMicros != less || ch.BudgetBeforeMicros != d.SpendMicros || ch.Protocol != events.ProtocolADCP ||
+		ch.Revision != d.Revision+1 || ch.CommittedMicros > req.Brief.BudgetMicros {
+		t.Fatalf("decrease: %+v %+v", ch, f)
+	}
+	b := readBack()
+	if b.TotalBudgetMicros != less || b.Revision != d.Revision+1 || len(b.Packages) != 1 || b.Packages[0].BudgetMicros != less {
+		t.Fatalf("the seller reads back %+v after the decrease to %s", b, less)
+	}
+	// The same change again, under another event id: applied once.
+	publish("ev-less-again", "chg-less", events.LineSetBudget, less)
+	// And back up to the booked budget, which the decrease freed.
+	publish("ev-more", "chg-more", events.LineSetBudget, d.SpendMicros)
+	if ch, f := outcome("chg-more"); f != nil || ch.BudgetAfterMicros != d.SpendMicros || ch.Revision != d.Revision+2 {
+		t.Fatalf("increase: %+v %+v", ch, f)
+	}
+	if b := readBack(); b.TotalBudgetMicros != d.SpendMicros || b.Revision != d.Revision+2 {
+		t.Fatalf("the seller reads back %+v after the increase", b)
+	}
+	updates := 0
+	for _, r := range st.sdk.Requests() {
+		if r.Tool == "update_media_buy" && !r.IsError {
+			updates++
+			if !strings.Contains(string(r.Args), `"idempotency_key":"dealflow.chg.`) {
+				t.Fatalf("update without dealflow's key: %s", r.Args)
+			}
+		}
+	}
+	if updates != 2 {
+		t.Fatalf("%d update_media_buy calls, want 2 (the repeated change applied once)", updates)
+	}
+	publish("ev-pause", "chg-pause", events.LinePause, 0)
+	if ch, f := outcome("chg-pause"); ch != nil || f.Code != events.ChangeUnsupported || !strings.Contains(f.Reason, "UNSUPPORTED_FEATURE") {
+		t.Fatalf("pause at a seller that cannot: %+v %+v", ch, f)
+	}
+	st.sdk.CheckRequests(t, sdkBrand, sdkOperator)
+	st.sdk.CheckResponses(t)
+}

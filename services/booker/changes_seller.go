@@ -64,8 +64,12 @@ func (s *Service) sellerFailure(err error, fail func(code, reason string) (*Line
 		return nil, unknown(err)
 	}
 	code := events.ChangeSellerRefused
-	if sellerclient.IsNotSent(err) && !errors.Is(err, sellerclient.ErrValidation) {
+	switch {
+	case sellerclient.IsNotSent(err) && !errors.Is(err, sellerclient.ErrValidation):
 		code = events.ChangeSellerUnreachable
+	case errors.Is(err, sellerclient.ErrUnsupported):
+		// The seller offers no such change (AdCP UNSUPPORTED_FEATURE).
+		code = events.ChangeUnsupported
 	}
 	return fail(code, err.Error())
 }

@@ -25,7 +25,16 @@ type LineView struct {
 	Spend    events.Micros
 	Elapsed  float64
 	Final    bool
+	// ChangedAtSeq is the line's latest snapshot when its budget last
+	// changed (-1: never; 0 is treated alike): for a few snapshots after,
+	// its pace against the new budget says little (its delivery so far
+	// followed the old one), so a deviation of it is not acted on yet.
+	ChangedAtSeq int
 }
+
+// ChangeGrace is how many snapshots after a line's budget changed its
+// deviations wait before they are acted on.
+const ChangeGrace = 2
 
 func (l LineView) live() bool { return l.State == "" || l.State == events.LineStateLive }
 
@@ -97,9 +106,10 @@ const MinMove = 0.01
 //   - under or not_reporting: the line cannot deliver its budget. What it
 //     will not spend (its budget less its projected spend — less its spend
 //     to date for a seller that stopped reporting, or all of it for a line
-//     that never started) moves to the live lines delivering on plan or
-//     ahead (pace against their budget now at least 1 - tolerance), in
-//     proportion to their budget times their pace, each at most doubled.
+//     that never started) moves to the live lines delivering on plan
+//     (pace against their budget now within the tolerance of 1: a line
+//     that far ahead is to be paused, not fed), in proportion to their
+//     budget times their pace, each at most doubled.
 //   - over: a live line that at its pace would spend more than its budget
 //     by more than the tolerance is paused.
 //
@@ -129,6 +139,10 @@ func Propose(in Input) Plan {
 		return p
 	case !s.live():
 		p.Reason, p.Settled = fmt.Sprintf("the line is %s: nothing to change", s.State), true
+		return p
+	}
+	if s.ChangedAtSeq > 0 && in.Trigger.Seq <= s.ChangedAtSeq+ChangeGrace {
+		p.Reason = fmt.Sprintf("%s's budget changed at its snapshot %d: its pace is judged from snapshot %d", s.name(), s.ChangedAtSeq, s.ChangedAtSeq+ChangeGrace+1)
 		return p
 	}
 	if in.Trigger.Direction == events.DeviationOver {
@@ -173,7 +187,9 @@ func move(p Plan, s LineView, in Input) Plan {
 		if l.Key == s.Key || !l.live() || !l.Reported || l.Final || l.Budget <= 0 || l.Elapsed <= 0 || l.Elapsed >= 1 {
 			continue
 		}
-		if (l.Status == events.PacingOnTrack || l.Status == events.PacingOver) && l.index() >= 1-tol {
+		// On plan against its budget now: not behind, and not so far ahead
+		// that it is to be paused.
+		if (l.Status == events.PacingOnTrack || l.Status == events.PacingOver) && l.index() >= 1-tol && l.index() <= 1+tol {
 			recv = append(recv, l)
 		}
 	}

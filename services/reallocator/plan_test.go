@@ -55,10 +55,10 @@ func TestPropose(t *testing.T) {
 			moves: []move{{"a", "b", 600 * dollar}},
 		},
 		{
-			name: "receivers: ahead first; under, paused, early, final and unreported lines take nothing",
+			name: "receivers: ahead first; under, overspending, paused, early, final and unreported lines take nothing",
 			in: Input{Budget: 100_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.5),
 				Lines: []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.5},
-					onPlan("slow", 1000*dollar, 0.7, 0.5), onPlan("fast", 1000*dollar, 1.1, 0.5),
+					onPlan("slow", 1000*dollar, 0.7, 0.5), onPlan("fast", 1000*dollar, 1.1, 0.5), onPlan("hot", 1000*dollar, 1.5, 0.5),
 					func() LineView {
 						l := onPlan("paused", 1000*dollar, 1, 0.5)
 						l.State = events.LineStatePaused
@@ -107,6 +107,12 @@ func TestPropose(t *testing.T) {
 			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationOver, 800*dollar, 0.5),
 				Lines: []LineView{{Key: "a", Budget: 1500 * dollar, Reported: true, Status: events.PacingOver, Elapsed: 0.5}}},
 			reason: "not paused",
+		},
+		{
+			name: "a line whose budget just changed is judged again a few snapshots later",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 100*dollar, 0.5),
+				Lines: []LineView{{Key: "a", Budget: 3000 * dollar, Reported: true, Elapsed: 0.5, ChangedAtSeq: 2}, onPlan("b", 1000*dollar, 1, 0.5)}},
+			reason: "judged from snapshot 5",
 		},
 		{
 			name:   "an unknown line: nothing yet",

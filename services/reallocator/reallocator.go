@@ -170,7 +170,7 @@ func views(r *Record) []LineView {
 	out := make([]LineView, 0, len(r.Lines))
 	for _, l := range r.Lines {
 		out = append(out, LineView{Key: l.LineKey, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID, Budget: l.Budget,
-			State: l.State, Reported: l.Seq >= 0, Status: l.Status, Spend: l.Spend, Elapsed: l.Elapsed, Final: l.Final})
+			State: l.State, Reported: l.Seq >= 0, Status: l.Status, Spend: l.Spend, Elapsed: l.Elapsed, Final: l.Final, ChangedAtSeq: l.ChangedAtSeq})
 	}
 	return out
 }
@@ -480,6 +480,9 @@ func (s *Service) changed(ctx context.Context, in events.Event, campaignID, chan
 			l := lineOf(r, ok.LineKey)
 			if l.SellerURL == "" {
 				l.SellerURL, l.SellerName, l.PackageID = ok.SellerURL, ok.SellerName, ok.PackageID
+			}
+			if ok.BudgetAfterMicros != l.Budget {
+				l.ChangedAtSeq = max(l.Seq, 1)
 			}
 			l.Budget, l.State, r.Committed = ok.BudgetAfterMicros, ok.State, ok.CommittedMicros
 			changed = true

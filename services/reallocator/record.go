@@ -45,6 +45,9 @@ type Line struct {
 	Spend   events.Micros       `json:"spend_micros,omitempty"`
 	Elapsed float64             `json:"flight_elapsed,omitempty"`
 	Final   bool                `json:"final,omitempty"`
+	// ChangedAtSeq is Seq (at least 1) when the line's budget last
+	// changed; 0: never.
+	ChangedAtSeq int `json:"changed_at_seq,omitempty"`
 }
 
 // Revision statuses.

@@ -8,6 +8,8 @@
 //   - auction:    sales-non-guaranteed upstream; a fixed option unless the
 //     buyer asks for auction pricing (filters.is_fixed_price: false), which
 //     returns floor + price guidance options instead; buys confirm at once;
+//     update_media_buy changes package budgets and cancels (PATCH on the
+//     mock's order; the mock has no pause: refused UNSUPPORTED_FEATURE);
 //   - proposal:   sales-guaranteed upstream; sells only through proposals
 //     (brief -> draft proposals -> refine finalize -> create_media_buy with
 //     proposal_id + total_budget); package buys and product refines are
@@ -204,8 +206,98 @@ async function upstream(specialism, networkDomain) {
       const { body } = await http.get(`/v1/orders/${encodeURIComponent(id)}/delivery`, undefined, h);
       return body;
     },
+    // updateOrder is PATCH /v1/orders/{id} (budget, status), which only the
+    // non-guaranteed mock serves; the upstream client has no PATCH.
+    async updateOrder(id, body) {
+      const r = await fetch(`${mock.url}/v1/orders/${encodeURIComponent(id)}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${mock.auth.apiKey}`, ...h },
+        body: JSON.stringify(body),
+      });
+      if (!r.ok) {
+        throw new AdcpError('SERVICE_UNAVAILABLE', { message: `upstream refused the order update: ${r.status} ${await r.text()}`, recovery: 'transient' });
+      }
+      return r.json();
+    },
   };
 }
+
+// updateBuy applies update_media_buy to a buy of the book on the
+// non-guaranteed mock ad server, whose orders take a new budget and a
+// status (PATCH /v1/orders/{id}) but have no pause: package budgets (the
+// order's budget becomes their sum), package or buy cancellation (the
+// order is canceled once no package is left). A pause is refused with
+// UNSUPPORTED_FEATURE. The SDK replays a repeated idempotency_key itself.
+async function updateBuy(up, book, buyId, patch, ctx) {
+  const b = book.get(buyId);
+  if (!b || b.account_id !== ctx.account.id) {
+    throw new AdcpError('MEDIA_BUY_NOT_FOUND', { message: `no media buy ${buyId}`, field: 'media_buy_id', recovery: 'correctable' });
+  }
+  if (patch.revision !== undefined && patch.revision !== b.revision) {
+    throw new AdcpError('CONFLICT', { message: `the buy is at revision ${b.revision}, not ${patch.revision}`, field: 'revision', recovery: 'correctable' });
+  }
+  if (b.canceled) {
+    throw new AdcpError('INVALID_STATE', { message: `media buy ${buyId} is canceled`, field: 'media_buy_id', recovery: 'correctable' });
+  }
+  if (patch.paused !== undefined || (patch.packages ?? []).some(p => p.paused !== undefined)) {
+    throw new AdcpError('UNSUPPORTED_FEATURE', { message: "the seller's ad server cannot pause an order", field: 'paused', recovery: 'terminal' });
+  }
+  const catalog = await up.products();
+  const changes = (patch.packages ?? []).map((pu, i) => {
+    const p = b.packages.find(x => x.package_id === pu.package_id);
+    if (!p) {
+      throw new AdcpError('PACKAGE_NOT_FOUND', { message: `no package ${pu.package_id}`, field: `packages[${i}].package_id`, recovery: 'correctable' });
+    }
+    if (p.canceled) {
+      throw new AdcpError('INVALID_STATE', { message: `package ${pu.package_id} is canceled`, field: `packages[${i}].package_id`, recovery: 'correctable' });
+    }
+    if (pu.budget !== undefined) {
+      centsExact(pu.budget, `packages[${i}].budget`);
+      const min = catalog.find(c => c.product_id === p.product_id)?.pricing.min_spend;
+      if (min !== undefined && pu.budget < min) {
+        throw new AdcpError('BUDGET_TOO_LOW', {
+          message: `packages[${i}].budget ${pu.budget} is below min_spend_per_package ${min}`,
+          field: `packages[${i}].budget`,
+          recovery: 'correctable',
+        });
+      }
+    }
+    return { p, pu };
+  });
+  for (const { p, pu } of changes) {
+    if (pu.budget !== undefined) p.budget = pu.budget;
+    if (pu.canceled) p.canceled = true;
+  }
+  if (patch.canceled) for (const p of b.packages) p.canceled = true;
+  const canceled = b.packages.every(p => p.canceled);
+  b.total_budget = round2(b.packages.reduce((s, p) => s + p.budget, 0));
+  const order = await up.updateOrder(buyId, { budget: b.total_budget, ...(canceled && { status: 'canceled' }) });
+  b.canceled = canceled;
+  b.revision += 1;
+  const lis = await up.lineItems(buyId);
+  const affected = patch.canceled ? b.packages : changes.map(c => c.p);
+  return {
+    media_buy_id: buyId,
+    media_buy_status: statusOf(order, lis),
+    revision: b.revision,
+    currency: b.currency,
+    total_budget: b.total_budget,
+    implementation_date: new Date().toISOString(),
+    affected_packages: affected.map(p => packageOut(p)),
+  };
+}
+
+function packageOut(p) {
+  return {
+    package_id: p.package_id,
+    product_id: p.product_id,
+    pricing_option_id: p.pricing_option_id,
+    budget: p.budget,
+    ...(p.bid_price !== undefined && { bid_price: p.bid_price }),
+    ...(p.canceled && { canceled: true }),
+  };
+}
+
 
 const channelOf = c => (c === 'video' ? 'olv' : c === 'audio' ? 'streaming_audio' : c);
 
@@ -343,14 +435,7 @@ async function readBuys(up, book, req, ctx) {
       start_time: b.start_time,
       end_time: b.end_time,
       ...(b.proposal_id && { proposal_id: b.proposal_id }),
-      packages: b.packages.map(p => ({
-        package_id: p.package_id,
-        product_id: p.product_id,
-        pricing_option_id: p.pricing_option_id,
-        budget: p.budget,
-        ...(p.bid_price !== undefined && { bid_price: p.bid_price }),
-        currency: b.currency,
-      })),
+      packages: b.packages.map(p => ({ ...packageOut(p), currency: b.currency })),
     });
   }
   return { media_buys: out };
@@ -654,9 +739,7 @@ async function auctionSeller() {
           packages: packages.map(p => ({ ...p, currency: 'USD' })),
         };
       },
-      updateMediaBuy: async buyId => {
-        throw new AdcpError('UNSUPPORTED_FEATURE', { message: `update_media_buy is not offered (buy ${buyId})`, recovery: 'terminal' });
-      },
+      updateMediaBuy: async (buyId, patch, ctx) => updateBuy(up, book, buyId, patch, ctx),
       getMediaBuys: async (req, ctx) => readBuys(up, book, req, ctx),
       getMediaBuyDelivery: async () => ({
         reporting_period: { start: new Date().toISOString(), end: new Date().toISOString() },
