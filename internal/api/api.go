@@ -69,6 +69,12 @@ type Publisher interface {
 	// sequence afterSeq (0: all), then tails them, until fn returns false
 	// or ctx ends.
 	FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error
+	// FollowFromPending is FollowFrom passing also how many stored events
+	// follow each one (0: caught up).
+	FollowFromPending(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq, pending uint64, e events.Event) bool) error
+	// ReadCampaign calls fn with the campaign's stored events of the
+	// kinds given, in stream order, and returns after the last one.
+	ReadCampaign(ctx context.Context, campaignID string, kinds []events.Kind, fn func(seq uint64, e events.Event) bool) error
 }
 
 // WebhookStore holds each campaign's webhook, keyed by campaign id
@@ -153,6 +159,7 @@ func New(pub Publisher, campaigns *campaign.Store, apiKey string, log zerolog.Lo
 	mux.HandleFunc("POST /bookings/{id}/approve-all", a.approveAll)
 	mux.HandleFunc("POST /bookings/{id}/reject", a.reject)
 	mux.HandleFunc("GET /bookings/{id}/events", a.events)
+	mux.HandleFunc("GET /bookings/{id}/delivery", a.delivery)
 	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/pause", a.pauseLine)
 	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/resume", a.resumeLine)
 	mux.HandleFunc("POST /bookings/{id}/lines/{line_key}/cancel", a.cancelLine)

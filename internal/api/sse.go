@@ -26,6 +26,15 @@ import (
 // sequence, so nothing is repeated and nothing is missed. A comment line
 // (": heartbeat") is sent every 15 seconds to keep proxies from closing an
 // idle stream.
+//
+// With ?follow=flight the stream stays open after CampaignCompleted while
+// the booked lines are followed: it closes, once it has sent every stored
+// event, if the campaign completed, every line it booked has had its final
+// DeliveryReported and no approved reallocation is still being applied (a
+// campaign that booked nothing closes at CampaignCompleted as before). Resuming such a
+// stream replays the campaign's earlier events to the server only, so it
+// knows which lines are still followed, and sends only those after the
+// resume point.
 func (a *server) events(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(w, id) {
@@ -42,6 +51,11 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		after = n
+	}
+	follow := r.URL.Query().Get("follow")
+	if follow != "" && follow != "flight" {
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "validation", Field: "follow", Detail: "must be flight (or absent: the stream closes after CampaignCompleted)"})
+		return
 	}
 	if _, err := a.campaigns.Get(r.Context(), id); err != nil {
 		a.storeError(w, err)
@@ -98,13 +112,29 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	err := a.pub.FollowFrom(ctx, id, after, func(seq uint64, e events.Event) bool {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return true
+	from := after
+	var flight *flightEnd
+	if follow == "flight" {
+		flight, from = &flightEnd{lines: map[string]bool{}}, 0
+	}
+	err := a.pub.FollowFromPending(ctx, id, from, func(seq, pending uint64, e events.Event) bool {
+		if flight != nil {
+			flight.see(e)
 		}
-		if !write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, e.Type(), b)) {
-			return false
+		if seq > after {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return true
+			}
+			if !write(fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, e.Type(), b)) {
+				return false
+			}
+		}
+		if flight != nil {
+			// Judged only once caught up with the stored events: a
+			// decision stored after the last final snapshot (a late
+			// reallocation approval) is still to be sent.
+			return pending > 0 || !flight.over()
 		}
 		return e.Type() != events.KindCampaignCompleted.Type
 	})
@@ -112,4 +142,59 @@ func (a *server) events(w http.ResponseWriter, r *http.Request) {
 		// Closing the stream makes the client reconnect with Last-Event-ID.
 		a.log.Warn().Err(err).Str("campaign_id", id).Msg("event stream failed; closing it")
 	}
+}
+
+// flightEnd tells when a campaign's flight has nothing more to report: the
+// campaign completed, every line it booked had its final snapshot, and no
+// approved reallocation is still being applied (its Applied or Failed is
+// to come). A proposal nobody decided does not hold the stream open: the
+// reallocator proposes nothing on a final snapshot, so none is to come.
+type flightEnd struct {
+	completed bool
+	lines     map[string]bool // line key -> final snapshot seen
+	applying  map[int]bool    // approved reallocation revisions not yet ended
+}
+
+func (f *flightEnd) see(e events.Event) {
+	switch e.Type() {
+	case events.KindCampaignCompleted.Type:
+		f.completed = true
+	case events.KindDealBooked.Type:
+		if p, err := events.PayloadOf[events.DealBooked](e, events.KindDealBooked); err == nil {
+			if k := bookedLineKey(&p); !f.lines[k] {
+				f.lines[k] = false
+			}
+		}
+	case events.KindDeliveryReported.Type:
+		if p, err := events.PayloadOf[events.DeliveryReported](e, events.KindDeliveryReported); err == nil && p.Final {
+			f.lines[p.LineKey] = true
+		}
+	case events.KindReallocationApproved.Type:
+		if p, err := events.PayloadOf[events.ReallocationApproved](e, events.KindReallocationApproved); err == nil {
+			if f.applying == nil {
+				f.applying = map[int]bool{}
+			}
+			f.applying[p.Revision] = true
+		}
+	case events.KindReallocationApplied.Type:
+		if p, err := events.PayloadOf[events.ReallocationApplied](e, events.KindReallocationApplied); err == nil {
+			delete(f.applying, p.Revision)
+		}
+	case events.KindReallocationFailed.Type:
+		if p, err := events.PayloadOf[events.ReallocationFailed](e, events.KindReallocationFailed); err == nil {
+			delete(f.applying, p.Revision)
+		}
+	}
+}
+
+func (f *flightEnd) over() bool {
+	if !f.completed || len(f.applying) > 0 {
+		return false
+	}
+	for _, final := range f.lines {
+		if !final {
+			return false
+		}
+	}
+	return true
 }

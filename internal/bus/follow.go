@@ -27,6 +27,15 @@ func (b *Bus) Follow(ctx context.Context, campaignID string, fn func(events.Even
 // exactly the campaign's events stored after seq, none twice, none missed
 // (the bookings API's SSE id and Last-Event-ID).
 func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq uint64, e events.Event) bool) error {
+	return b.FollowFromPending(ctx, campaignID, afterSeq, func(seq, _ uint64, e events.Event) bool { return fn(seq, e) })
+}
+
+// FollowFromPending is FollowFrom also passing how many of the campaign's
+// events the stream held after this one when it was delivered: 0 means
+// the reader has caught up with what is stored, so a decision that needs
+// the whole history so far (the bookings API's follow=flight end) is
+// taken only then.
+func (b *Bus) FollowFromPending(ctx context.Context, campaignID string, afterSeq uint64, fn func(seq, pending uint64, e events.Event) bool) error {
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{CampaignFilter(campaignID)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -66,7 +75,7 @@ func (b *Bus) FollowFrom(ctx context.Context, campaignID string, afterSeq uint64
 		if err != nil {
 			continue // malformed events are the dead-letter path's business
 		}
-		if !fn(md.Sequence.Stream, e) {
+		if !fn(md.Sequence.Stream, md.NumPending, e) {
 			return nil
 		}
 	}
@@ -88,4 +97,74 @@ func (b *Bus) CampaignEvents(ctx context.Context, campaignID string) (uint64, er
 		n += c
 	}
 	return n, nil
+}
+
+// ReadCampaign calls fn with the campaign's events of the given kinds that
+// the stream holds when it is called, in stream order, and returns once it
+// reached the last of them (or fn returned false): a snapshot, for a reader
+// that assembles a view (the bookings API's delivery) rather than follows.
+// No kinds reads every event of the campaign.
+func (b *Bus) ReadCampaign(ctx context.Context, campaignID string, kinds []events.Kind, fn func(seq uint64, e events.Event) bool) error {
+	filters := []string{CampaignFilter(campaignID)}
+	if len(kinds) > 0 {
+		filters = filters[:0]
+		for _, k := range kinds {
+			filters = append(filters, k.SubjectFor(campaignID))
+		}
+	}
+	s, err := b.JS.Stream(ctx, StreamEvents)
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(CampaignFilter(campaignID)))
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", StreamEvents, err)
+	}
+	var n uint64
+	for subj, c := range info.State.Subjects {
+		for _, f := range filters {
+			if f == subj || f == CampaignFilter(campaignID) {
+				n += c
+				break
+			}
+		}
+	}
+	if n == 0 {
+		// An ordered consumer with nothing to deliver would wait for the
+		// next event; there is nothing to read.
+		return nil
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("bus: read %s: %w", campaignID, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("bus: read %s: %w", campaignID, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("bus: read %s: %w", campaignID, ctx.Err())
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return fmt.Errorf("bus: read %s: %w", campaignID, err)
+			}
+			continue
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if e, err := events.Decode(events.Header(m.Headers()), m.Data()); err == nil && !fn(md.Sequence.Stream, e) {
+			return nil
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
 }

@@ -423,8 +423,11 @@ func TestConsoleAPIKey(t *testing.T) {
 	b.do("open the form", chromedp.Navigate(base+"/#/new"), chromedp.WaitVisible(chromedp.ID("new-form")),
 		chromedp.SetValue(chromedp.ID("f-name"), "Keyed console"), chromedp.Click(chromedp.ID("f-auto")), chromedp.Click(chromedp.ID("f-submit")))
 	b.wait("the campaign page", `location.hash.startsWith('#/c/')`, 20*time.Second)
+	// The flight starts in two weeks: the stream (follow=flight) stays open
+	// after CampaignCompleted to follow the booked lines.
 	b.wait("the booked deals, live over the keyed stream", terminalOK+` && document.querySelectorAll('#deals tbody tr').length > 0`+
-		` && document.querySelector('#c-live').textContent === 'finished'`, 90*time.Second)
+		` && document.querySelector('#c-live').textContent === '● live — following the flight'`+
+		` && document.querySelectorAll('#flight-lines .line-card[data-status="scheduled"], #flight-lines .line-card[data-status="not_started"]').length > 0`, 90*time.Second)
 	b.shot("api-key-campaign")
 
 	mu.Lock()
@@ -434,7 +437,7 @@ func TestConsoleAPIKey(t *testing.T) {
 		if strings.Contains(u, key) {
 			t.Fatalf("the key is in a URL: %s", u)
 		}
-		sawStream = sawStream || strings.HasSuffix(u, "/events")
+		sawStream = sawStream || strings.HasSuffix(u, "/events?follow=flight")
 	}
 	if !sawStream {
 		t.Fatalf("the page never opened the event stream: %v", urls)

@@ -2,7 +2,9 @@
 // Talks to the bookings API of the same origin; live campaign updates come
 // from GET /bookings/{id}/events (Server-Sent Events). With an API key the
 // stream is read with fetch() so the key travels in the X-API-Key header,
-// never in a URL.
+// never in a URL. After the booking the page follows the flight
+// (?follow=flight): each line's delivery against plan, its deviations, the
+// deals' activations, line changes and reallocations.
 "use strict";
 
 const KEY = "dealflow.apiKey";
@@ -10,7 +12,11 @@ const STATUSES = ["requested", "shopping", "proposed", "awaiting_approval", "boo
 const T = "com.dealflow.";
 const EVENT_TYPES = ["campaign.requested.v1", "campaign.rejected.v1", "seller.found.v1", "seller.skipped.v1", "discovery.completed.v1",
   "package.found.v1", "quote.ready.v1", "campaign.deadline.v1", "portfolio.proposed.v1", "portfolio.approved.v1", "deal.booked.v1",
-  "booking.failed.v1", "campaign.completed.v1"].map((t) => T + t);
+  "booking.failed.v1", "campaign.completed.v1",
+  "delivery.reported.v1", "pacing.deviation.v1", "deal.activated.v1", "activation.failed.v1",
+  "line.changed.v1", "line.change_failed.v1", "line.paused.v1", "line.resumed.v1", "deal.cancelled.v1",
+  "reallocation.proposed.v1", "reallocation.approved.v1", "reallocation.rejected.v1", "reallocation.applied.v1", "reallocation.failed.v1",
+].map((t) => T + t);
 const TERMINAL = new Set(["completed", "partial", "empty", "failed", "rejected"]);
 
 const $ = (sel, root) => (root || document).querySelector(sel);
@@ -113,7 +119,7 @@ function errText(r) {
 
 // ---------- views and routing ----------
 
-const views = ["key-view", "list-view", "new-view", "campaign-view"];
+const views = ["key-view", "list-view", "new-view", "campaign-view", "deals-view"];
 function show(id) {
   for (const v of views) $("#" + v).hidden = v !== id;
   document.body.dataset.view = id;
@@ -135,6 +141,7 @@ function route() {
   const m = h.match(/^#\/c\/([A-Za-z0-9_-]{1,64})$/);
   if (m) return openCampaign(m[1]);
   if (h === "#/new") return openForm();
+  if (h === "#/deals") return openDeals();
   return openList();
 }
 
@@ -260,7 +267,8 @@ let live = null; // { close() }
 function newState(id) {
   return { id, status: "", name: "", budget: 0, cap: 0, autoApprove: false, sellers: new Map(), skipped: new Map(), packages: new Map(),
     quotes: new Map(), plan: null, approved: null, deals: new Map(), failures: new Map(), completed: null, rejectedReason: "",
-    selected: new Set(), planKey: "", lastSeq: "" };
+    selected: new Set(), planKey: "", lastSeq: "",
+    lines: new Map(), activations: new Map(), reallocs: new Map(), lineMsgs: new Map(), flightDone: false };
 }
 
 function stopLive() {
@@ -277,7 +285,9 @@ async function openCampaign(id) {
   $("#c-csv").setAttribute("href", `/bookings/${encodeURIComponent(id)}/deals.csv`);
   $("#c-csv").setAttribute("download", id + "-deals.csv");
   render();
+  loadCaps().then(() => { if (st === mine) render(); });
   const ok = await refreshJob(mine);
+  if (ok && st === mine) await loadDelivery(mine);
   if (ok && st === mine) live = connect(mine);
 }
 
@@ -298,6 +308,16 @@ async function refreshJob(s) {
       budget_micros: j.budget_micros, revision: j.plan_revision, notes: j.plan_notes || [] });
   }
   for (const d of j.booked_lines || []) addDeal(s, d);
+  // The booking ledger's view of each line: its state at the seller, its
+  // budget now, the changes it allows, a change under way.
+  for (const x of j.lines || []) {
+    const l = flightLine(s, x.line_key);
+    if (!l) continue;
+    l.state = x.state || l.state;
+    l.budget = x.budget_micros;
+    l.actions = x.actions || [];
+    l.pending = x.pending_change || "";
+  }
   for (const f of [...(j.unresolved || []), ...(j.failed || [])]) s.failures.set(failureKey(f), f);
   render();
   return true;
@@ -339,7 +359,227 @@ function apply(s, type, ce) {
     case T + "booking.failed.v1": s.failures.set(failureKey(d), d); break;
     case T + "campaign.rejected.v1": s.rejectedReason = d.reason || ""; break;
     case T + "campaign.completed.v1": s.completed = d; s.status = d.status; refreshSoon(s); break;
+    case T + "delivery.reported.v1": addSnapshot(s, d); break;
+    case T + "pacing.deviation.v1": addDeviation(s, d); break;
+    case T + "deal.activated.v1":
+      s.activations.set(d.deal_key, { deal_key: d.deal_key, deal_id: d.deal_id, line_key: d.line_key, dsp: d.dsp, status: "activated",
+        dsp_ref: d.dsp_ref, attempts: d.attempts, at: d.activated_at });
+      break;
+    case T + "activation.failed.v1": {
+      const prev = s.activations.get(d.deal_key);
+      if (prev && prev.status === "activated") break;
+      s.activations.set(d.deal_key, { deal_key: d.deal_key, deal_id: d.deal_id, line_key: d.line_key, dsp: d.dsp,
+        status: d.retryable ? "retrying" : "failed", attempts: Math.max(d.attempt || 0, prev ? prev.attempts : 0), code: d.code, reason: d.reason, at: ce.time });
+      break;
+    }
+    case T + "line.changed.v1": {
+      const l = flightLine(s, d.line_key);
+      if (l) { l.state = d.state || l.state; l.budget = d.budget_after_micros; }
+      refreshSoon(s);
+      s.lineMsgs.set(d.line_key, { change: d.change_id, bad: false, text: `${d.action} applied at the seller${d.noop ? " (nothing to change)" : ""}: budget ${usd(d.budget_before_micros)} → ${usd(d.budget_after_micros)}; campaign committed ${usd(d.committed_micros)} of ${usd(d.budget_micros)}.` });
+      break;
+    }
+    case T + "line.change_failed.v1":
+      s.lineMsgs.set(d.line_key, { change: d.change_id, bad: true, text: `${d.action} failed (${d.code}): ${d.reason}` });
+      break;
+    case T + "line.paused.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "paused"; refreshSoon(s); break; }
+    case T + "line.resumed.v1": { const l = flightLine(s, d.line_key); if (l && l.state !== "cancelled") l.state = "live"; refreshSoon(s); break; }
+    case T + "deal.cancelled.v1": { const l = flightLine(s, d.line_key); if (l) l.state = "cancelled"; refreshSoon(s); break; }
+    case T + "reallocation.proposed.v1": {
+      const r = s.reallocs.get(d.revision) || { status: "proposed" };
+      r.p = d;
+      s.reallocs.set(d.revision, r);
+      break;
+    }
+    case T + "reallocation.approved.v1": reallocStatus(s, d.revision, "approved", `approved by ${d.approved_by}`); break;
+    case T + "reallocation.rejected.v1": reallocStatus(s, d.revision, "rejected", `rejected by ${d.rejected_by}${d.reason ? ": " + d.reason : ""}`); break;
+    case T + "reallocation.applied.v1": reallocStatus(s, d.revision, "applied", `applied: committed ${usd(d.committed_micros)} of ${usd(d.budget_micros)}`, d); break;
+    case T + "reallocation.failed.v1": reallocStatus(s, d.revision, "failed", `failed: ${d.reason}`, d); break;
   }
+}
+
+// ---------- the flight: delivery, line changes, reallocations ----------
+
+// flightLine is the booked line's entry (made on first sight: from its
+// deal, its first snapshot or GET /bookings/{id}/delivery).
+function flightLine(s, key) {
+  if (!key) return null;
+  let l = s.lines.get(key);
+  if (!l) {
+    l = { line_key: key, seller_url: "", seller_name: "", package_id: "", protocol: "", deal_ids: [], planned_spend_micros: 0, planned_impressions: 0,
+      snaps: new Map(), devs: new Map(), state: "live", budget: 0, booked: false };
+    s.lines.set(key, l);
+  }
+  return l;
+}
+
+function lineFrom(l, d) {
+  l.seller_url = l.seller_url || d.seller_url || "";
+  l.seller_name = l.seller_name || d.seller_name || "";
+  l.package_id = l.package_id || d.package_id || "";
+  l.protocol = l.protocol || d.protocol || "";
+  l.flight_start = l.flight_start || d.flight_start;
+  l.flight_end = l.flight_end || d.flight_end;
+}
+
+function addSnapshot(s, d) {
+  const l = flightLine(s, d.line_key);
+  if (!l) return;
+  lineFrom(l, d);
+  l.snaps.set(d.seq, d);
+  const last = Math.max(...l.snaps.keys());
+  if (d.seq === last) { l.planned_spend_micros = d.planned_spend_micros; l.planned_impressions = d.planned_impressions; }
+}
+
+function addDeviation(s, d) {
+  const l = flightLine(s, d.line_key);
+  if (!l) return;
+  lineFrom(l, d);
+  l.devs.set(d.direction + "|" + d.seq, d);
+}
+
+function reallocStatus(s, rev, status, note, outcome) {
+  const r = s.reallocs.get(rev) || {};
+  r.status = status;
+  r.note = note;
+  if (outcome) r.outcome = outcome;
+  s.reallocs.set(rev, r);
+}
+
+// flightOver says nothing more will come (the server's follow=flight rule):
+// the campaign completed, every line it booked had its final snapshot and
+// no approved reallocation is still being applied.
+function flightOver(s) {
+  if (!s.completed) return false;
+  for (const r of s.reallocs.values()) if (r.status === "approved") return false; // being applied: its outcome is to come
+  for (const l of s.lines.values()) {
+    if (!l.booked) continue;
+    const last = l.snaps.size ? l.snaps.get(Math.max(...l.snaps.keys())) : null;
+    if (!last || !last.final) return false;
+  }
+  return true;
+}
+
+// loadDelivery reads GET /bookings/{id}/delivery: every line's snapshots
+// and deviations so far, and the activations, before the stream goes on.
+async function loadDelivery(s) {
+  let r;
+  try { r = await api("GET", `/bookings/${encodeURIComponent(s.id)}/delivery`); } catch (e) { return; }
+  if (st !== s || !r.ok) return;
+  for (const x of r.data.lines || []) {
+    const l = flightLine(s, x.line_key);
+    lineFrom(l, x);
+    l.booked = l.booked || (x.deal_ids || []).length > 0;
+    for (const id of x.deal_ids || []) if (!l.deal_ids.includes(id)) l.deal_ids.push(id);
+    for (const sn of x.snapshots || []) addSnapshot(s, Object.assign({ line_key: x.line_key, planned_spend_micros: x.planned_spend_micros, planned_impressions: x.planned_impressions }, sn));
+    for (const dv of x.deviations || []) addDeviation(s, Object.assign({ line_key: x.line_key }, dv));
+    if (!l.planned_spend_micros) { l.planned_spend_micros = x.planned_spend_micros; l.planned_impressions = x.planned_impressions; }
+  }
+  for (const a of r.data.activations || []) {
+    const prev = s.activations.get(a.deal_key);
+    if (!prev || prev.status !== "activated") s.activations.set(a.deal_key, a);
+  }
+  render();
+}
+
+// caps are the routes this server has (its OpenAPI document, which the
+// tests hold to the code): a control whose route is missing is not shown.
+let caps = null;
+async function loadCaps() {
+  if (caps) return caps;
+  try {
+    const res = await fetch("/openapi.json", { headers: { Accept: "application/json" } });
+    const doc = await res.json();
+    caps = new Set();
+    for (const [path, item] of Object.entries(doc.paths || {})) {
+      for (const m of ["get", "post", "put", "delete", "patch"]) if (item[m]) caps.add(m.toUpperCase() + " " + path);
+    }
+  } catch (e) {
+    caps = new Set();
+  }
+  return caps;
+}
+function can(route) { return !!caps && caps.has(route); }
+// missing: the answer says the route does not exist here (404 from the
+// router, not from a handler; 405).
+function missing(r) { return r.status === 405 || (r.status === 404 && String((r.data || {}).detail || "").startsWith("no such route")); }
+
+const ROUTE = {
+  pause: "POST /bookings/{id}/lines/{line_key}/pause",
+  resume: "POST /bookings/{id}/lines/{line_key}/resume",
+  cancel: "POST /bookings/{id}/lines/{line_key}/cancel",
+  cancelCampaign: "POST /bookings/{id}/cancel",
+  reallocApprove: "POST /bookings/{id}/reallocations/{revision}/approve",
+  reallocReject: "POST /bookings/{id}/reallocations/{revision}/reject",
+};
+
+function opsMessage(text, bad) {
+  const m = $("#ops-msg");
+  m.hidden = false;
+  m.textContent = text;
+  m.className = "msg" + (bad ? " bad" : "");
+}
+
+// lineOp asks for a change of one line (h-ops's routes): 202 means the
+// booker will apply it; the outcome arrives as events.
+async function lineOp(s, l, action, btn) {
+  btn.disabled = true;
+  try {
+    const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/lines/${encodeURIComponent(l.line_key)}/${action}`, {});
+    if (missing(r)) { caps.delete(ROUTE[action]); opsMessage(`This server cannot ${action} lines.`, true); }
+    else if (r.ok) {
+      // The outcome may have arrived on the stream before this answer.
+      const cur = s.lineMsgs.get(l.line_key);
+      if (!cur || !r.data.change_id || cur.change !== r.data.change_id) {
+        s.lineMsgs.set(l.line_key, { change: r.data.change_id, bad: false, text: `${action} requested (change ${r.data.change_id || "?"}); waiting for the seller…` });
+      }
+      ensureLive(s);
+    }
+    else s.lineMsgs.set(l.line_key, { bad: true, text: `${action}: ${errText(r)}` });
+  } catch (e) {
+    if (!(e instanceof AuthError)) s.lineMsgs.set(l.line_key, { bad: true, text: String(e) });
+  } finally {
+    btn.disabled = false;
+    render();
+  }
+}
+
+async function cancelCampaign() {
+  const s = st;
+  if (!s) return;
+  const b = $("#cancel-campaign");
+  if (b.dataset.confirm !== "1") {
+    b.dataset.confirm = "1";
+    b.textContent = "Confirm: cancel every live line";
+    setTimeout(() => { b.dataset.confirm = ""; b.textContent = "Cancel campaign"; }, 6000);
+    return;
+  }
+  b.dataset.confirm = "";
+  b.textContent = "Cancel campaign";
+  b.disabled = true;
+  try {
+    const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/cancel`, {});
+    if (missing(r)) { caps.delete(ROUTE.cancelCampaign); opsMessage("This server cannot cancel campaigns.", true); }
+    else if (r.ok) { opsMessage("Cancellation requested: every live line is cancelled at its seller; the lines below follow.", false); ensureLive(s); }
+    else opsMessage(errText(r), true);
+  } catch (e) {
+    if (!(e instanceof AuthError)) opsMessage(String(e), true);
+  } finally {
+    b.disabled = false;
+    render();
+  }
+}
+
+async function decideRealloc(s, rev, verdict) {
+  try {
+    const r = await api("POST", `/bookings/${encodeURIComponent(s.id)}/reallocations/${rev}/${verdict}`, {});
+    if (missing(r)) { caps.delete(verdict === "approve" ? ROUTE.reallocApprove : ROUTE.reallocReject); opsMessage("This server cannot decide reallocations.", true); }
+    else if (r.ok) { opsMessage(`Reallocation ${rev}: ${verdict === "approve" ? "approved; applying it at the sellers" : "rejected; nothing changes"}.`, false); ensureLive(s); }
+    else opsMessage(errText(r), true);
+  } catch (e) {
+    if (!(e instanceof AuthError)) opsMessage(String(e), true);
+  }
+  render();
 }
 
 // A line has one outcome at a time: an unresolved report is replaced by
@@ -348,6 +588,16 @@ function failureKey(f) { return f.line_key || f.seller_url + "|" + f.package_id 
 function addDeal(s, d) {
   s.deals.set(d.deal_id || d.media_buy_id, d);
   if (d.line_key) s.failures.delete(d.line_key);
+  const l = flightLine(s, d.line_key);
+  if (l) {
+    lineFrom(l, d);
+    l.booked = true;
+    const id = d.deal_id || d.media_buy_id;
+    if (id && !l.deal_ids.includes(id)) {
+      l.deal_ids.push(id);
+      if (!l.snaps.size) { l.planned_spend_micros += Number(d.spend_micros || 0); l.planned_impressions += Number(d.impressions || 0); }
+    }
+  }
 }
 
 let renderQueued = false;
@@ -363,7 +613,10 @@ function setLive(text) { $("#c-live").textContent = text; }
 // is needed, else with fetch() and the X-API-Key header (EventSource
 // cannot send headers, and the key never goes into a URL).
 function connect(s) {
-  const url = `/bookings/${encodeURIComponent(s.id)}/events`;
+  // after=: a stream opened again (ensureLive) carries on where the last
+  // one ended (a reconnecting EventSource sends Last-Event-ID, which wins).
+  const url = `/bookings/${encodeURIComponent(s.id)}/events?follow=flight` + (s.lastSeq ? `&after=${encodeURIComponent(s.lastSeq)}` : "");
+  s.liveDone = false;
   const onEvent = (type, data, id) => {
     if (st !== s) return;
     if (id) s.lastSeq = id;
@@ -376,11 +629,17 @@ function connect(s) {
     const es = new EventSource(url);
     setLive("connecting…");
     es.onopen = () => setLive("● live");
-    es.onerror = () => setLive(es.readyState === EventSource.CLOSED ? "live updates stopped" : "reconnecting…");
+    // The server ends the stream when nothing more is to come (it has sent
+    // every stored event and the flight is over): then the page's own
+    // account agrees, and it does not reconnect.
+    es.onerror = () => {
+      if (flightOver(s)) { es.close(); s.liveDone = true; setLive("finished"); return; }
+      setLive(es.readyState === EventSource.CLOSED ? "live updates stopped" : "reconnecting…");
+    };
     for (const t of EVENT_TYPES) {
       es.addEventListener(t, (m) => {
         onEvent(t, m.data, m.lastEventId);
-        if (t === T + "campaign.completed.v1") { es.close(); setLive("finished"); }
+        if (s.completed) setLive("● live — following the flight");
       });
     }
     return { close: () => es.close() };
@@ -399,12 +658,17 @@ function fetchStream(s, url, onEvent) {
         const res = await fetch(url, { headers: h, signal: ctl.signal, cache: "no-store" });
         if (res.status === 401) { showKeyForm("The server refused this key."); return; }
         if (!res.ok || !res.body) { setLive(`live updates unavailable (${res.status})`); return; }
-        setLive("● live");
+        setLive(s.completed ? "● live — following the flight" : "● live");
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = "";
         for (;;) {
           const { value, done: end } = await reader.read();
-          if (end) break;
+          if (end) {
+            // The server ended the stream: nothing more is to come when
+            // the page's own account says the flight is over.
+            if (flightOver(s)) { done = true; s.liveDone = true; setLive("finished"); }
+            break;
+          }
           buf = (buf + value).replace(/\r\n?/g, "\n");
           let i;
           while ((i = buf.indexOf("\n\n")) >= 0) {
@@ -413,7 +677,7 @@ function fetchStream(s, url, onEvent) {
             const f = parseSSE(block);
             if (f.data !== "") {
               onEvent(f.event, f.data, f.id);
-              if (f.event === T + "campaign.completed.v1") { done = true; setLive("finished"); }
+              if (s.completed) setLive("● live — following the flight");
             }
           }
         }
@@ -429,6 +693,15 @@ function fetchStream(s, url, onEvent) {
 
 // parseSSE reads one event block: "field: value" lines, data lines joined
 // by newlines, comments (":") ignored.
+// ensureLive opens the stream again after it finished, when the buyer
+// changed something whose outcome is still to come (an approved
+// reallocation keeps the server's flight stream open until it ends).
+function ensureLive(s) {
+  if (st !== s || !s.liveDone) return;
+  if (live) live.close();
+  live = connect(s);
+}
+
 function parseSSE(block) {
   const f = { event: "", data: "", id: "" };
   const data = [];
@@ -524,6 +797,8 @@ function draw(s) {
   const awaiting = s.status === "awaiting_approval" && s.plan && s.plan.lines.length > 0;
   $("#approval").hidden = !awaiting;
   drawPlan(s, awaiting);
+  drawFlight(s);
+  drawReallocs(s);
 
   fillRows($("#deals"), deals, (d) => ({
     attrs: { "data-deal-id": d.deal_id || d.media_buy_id, "data-protocol": d.protocol || "iab-seller-agent" },
@@ -552,6 +827,159 @@ function draw(s) {
       num(k.floor_price_micros ? usd(k.floor_price_micros) : ""), k.negotiable ? "yes" : "no",
       num(k.available_impressions ? int(k.available_impressions) : el("span", { class: "muted", title: "the seller states no availability" }, "not stated"))];
   });
+}
+
+// drawFlight shows each booked line over its flight: delivered spend and
+// impressions against the plan (even pacing from 0 to the line's budget),
+// its pacing status, deviations with their reasons, its deals' activations,
+// and the line changes this server offers.
+function drawFlight(s) {
+  const lines = [...s.lines.values()].filter((l) => l.booked || l.snaps.size);
+  const canCancelCampaign = can(ROUTE.cancelCampaign) && lines.some((l) => l.state !== "cancelled" && !lastSnap(l)?.final);
+  $("#cancel-campaign").hidden = !canCancelCampaign;
+  if (!lines.length) {
+    $("#flight-summary").textContent = "No line followed yet.";
+    $("#flight-lines").replaceChildren();
+    return;
+  }
+  let planned = 0, spend = 0, imps = 0;
+  for (const l of lines) {
+    const last = lastSnap(l);
+    planned += cents(l.planned_spend_micros) * 10000;
+    if (last) { spend += cents(last.spend_micros) * 10000; imps += Number(last.impressions || 0); }
+  }
+  const over = flightOver(s);
+  $("#flight-summary").textContent = `delivered ${usd(spend)} of ${usd(planned)} planned · ${int(imps)} impressions · ` +
+    (over ? "flight over" : s.completed ? "following the flight" : "booking");
+  const byLine = new Map();
+  for (const a of s.activations.values()) {
+    const k = a.line_key || "";
+    if (!byLine.has(k)) byLine.set(k, []);
+    byLine.get(k).push(a);
+  }
+  $("#flight-lines").replaceChildren(...lines.map((l) => lineCard(s, l, byLine.get(l.line_key) || [])));
+}
+
+function lastSnap(l) { return l.snaps.size ? l.snaps.get(Math.max(...l.snaps.keys())) : null; }
+
+function lineCard(s, l, acts) {
+  const last = lastSnap(l);
+  const status = last ? last.status : "scheduled";
+  const final = !!(last && last.final);
+  const snaps = [...l.snaps.values()].sort((a, b) => a.seq - b.seq);
+  const ops = el("span", { class: "ops" });
+  // A control shows when the server has its route and the ledger allows
+  // the change on this line (an IAB deal cannot be paused, for one).
+  const op = (action, label, show, cls) => {
+    if (!show || !can(ROUTE[action]) || (l.actions && !l.actions.includes(action))) return;
+    const b = el("button", { type: "button", class: "op-" + action + (cls ? " " + cls : ""), "data-action": action }, label);
+    b.addEventListener("click", () => {
+      if (action === "cancel" && b.dataset.confirm !== "1") {
+        b.dataset.confirm = "1";
+        b.textContent = "Confirm cancel";
+        setTimeout(() => { b.dataset.confirm = ""; b.textContent = label; }, 6000);
+        return;
+      }
+      lineOp(s, l, action, b);
+    });
+    ops.append(b);
+  };
+  op("pause", "Pause", l.state === "live" && !final);
+  op("resume", "Resume", l.state === "paused" && !final);
+  op("cancel", "Cancel line", l.state !== "cancelled" && !final, "danger");
+  const head = el("div", { class: "head" },
+    el("span", { class: "title" }, `${l.seller_name || sellerName(s, l.seller_url)} · ${packageLabel(s, l.seller_url, l.package_id)}`),
+    el("span", { class: "pace " + status, title: "pacing status of the latest snapshot" }, status.replaceAll("_", " ")),
+    el("span", { class: "state " + l.state }, l.state + (l.pending ? " (change pending)" : "")),
+    el("span", { class: "muted" }, (l.deal_ids || []).join(", ")), ops);
+  const facts = last
+    ? `spend ${usd(last.spend_micros)} of ${usd(l.planned_spend_micros)} (plan to date ${usd(last.expected_spend_micros)}) · ` +
+      `${int(last.impressions)} of ${int(l.planned_impressions)} impressions · pacing index ${Number(last.pacing_index || 0).toFixed(2)} · ` +
+      `${Math.round(Number(last.flight_elapsed || 0) * 100)}% of the flight · ${snaps.length} snapshot${snaps.length === 1 ? "" : "s"}${final ? " (final)" : ""}` +
+      (last.error ? ` · seller not reporting: ${last.error}` : "")
+    : `planned ${usd(l.planned_spend_micros)} over ${[l.flight_start, l.flight_end].filter(Boolean).join(" → ") || "the flight"}; no delivery read yet`;
+  // A deviation is published with each snapshot that shows it; one
+  // episode (direction, since_seq) is one item, with its latest numbers.
+  const byEpisode = new Map();
+  for (const d of [...l.devs.values()].sort((a, b) => a.seq - b.seq)) {
+    const k = d.direction + "|" + d.since_seq;
+    if (!byEpisode.has(k)) byEpisode.set(k, []);
+    byEpisode.get(k).push(d);
+  }
+  const episodes = [...byEpisode.values()];
+  const msg = s.lineMsgs.get(l.line_key);
+  return el("div", { class: "line-card " + l.state, "data-line-key": l.line_key, "data-status": status, "data-state": l.state, "data-final": final ? "1" : "",
+    "data-protocol": l.protocol || "iab-seller-agent" },
+    head,
+    el("div", { class: "muted facts" }, facts),
+    el("div", { class: "charts" },
+      flightChart("Spend against plan", snaps, "spend_micros", Number(l.planned_spend_micros || 0), usd, "flight-spend", "#2457d6"),
+      flightChart("Impressions against plan", snaps, "impressions", Number(l.planned_impressions || 0), int, "flight-imps", "#e07b24")),
+    episodes.length ? el("ul", { class: "reasons deviations" }, episodes.map((ep) => {
+      const d = ep[ep.length - 1], first = ep[0];
+      const pct = (v) => Math.round(Number(v || 0) * 100) + "%";
+      return el("li", { "data-direction": d.direction, "data-count": ep.length },
+        el("strong", {}, `${d.direction.replaceAll("_", " ")} from ${pct(first.flight_elapsed)}` + (ep.length > 1 ? ` to ${pct(d.flight_elapsed)} (${ep.length} snapshots)` : "")),
+        ` pacing ${Number(d.pacing_index || 0).toFixed(2)}, tolerance ±${Number(d.tolerance || 0).toFixed(2)}: ${d.reason}`);
+    })) : null,
+    acts.length ? el("ul", { class: "reasons activations" }, acts.map((a) =>
+      el("li", { "data-activation": a.status }, el("strong", {}, a.deal_id), a.status === "activated"
+        ? ` activated in the DSP (${a.dsp}${a.dsp_ref ? ", " + a.dsp_ref : ""}) after ${a.attempts} attempt${a.attempts === 1 ? "" : "s"}`
+        : ` activation ${a.status} after ${a.attempts} attempt${a.attempts === 1 ? "" : "s"} (${a.dsp}): `, a.status === "activated" ? null : detail(a.code, a.reason)))) : null,
+    msg ? el("p", { class: "msg line-msg" + (msg.bad ? " bad" : "") }, msg.text) : null);
+}
+
+// flightChart draws one line's delivery to date at each snapshot (x: share
+// of the flight elapsed, y: amount) against its plan, the dashed diagonal
+// from nothing at the start to the whole booking at the end.
+function flightChart(title, snaps, key, planned, fmt, cls, color) {
+  const W = 360, H = 150, L = 70, R = 10, Tp = 10, B = 22;
+  const pts = snaps.map((p) => [Number(p.flight_elapsed || 0), Number(p[key] || 0), p]);
+  const hi = Math.max(planned, ...pts.map((p) => p[1]), 1) * 1.05;
+  const x = (v) => L + (W - L - R) * Math.min(1, Math.max(0, v));
+  const y = (v) => Tp + (H - Tp - B) * (1 - v / hi);
+  const g = [svg("line", { x1: L, x2: L, y1: Tp, y2: H - B, stroke: "#dfe3ea" }), svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#dfe3ea" }),
+    svg("text", { x: L - 4, y: y(0) + 3, "font-size": 9, "text-anchor": "end", fill: "#687084" }, fmt(0)),
+    svg("text", { x: L - 4, y: y(planned) + 3, "font-size": 9, "text-anchor": "end", fill: "#687084" }, fmt(planned)),
+    svg("text", { x: L, y: H - 6, "font-size": 9, fill: "#687084" }, "start"),
+    svg("text", { x: (L + W - R) / 2, y: H - 6, "font-size": 9, "text-anchor": "middle", fill: "#687084" }, "50%"),
+    svg("text", { x: W - R, y: H - 6, "font-size": 9, "text-anchor": "end", fill: "#687084" }, "end"),
+    svg("line", { class: "plan", x1: x(0), y1: y(0), x2: x(1), y2: y(planned), stroke: "#687084", "stroke-dasharray": "4 3" },
+      svg("title", {}, `plan: ${fmt(planned)} evenly over the flight`))];
+  if (pts.length > 1) g.push(svg("polyline", { class: "delivered", points: pts.map((p) => x(p[0]) + "," + y(p[1])).join(" "), fill: "none", stroke: color, "stroke-width": 2 }));
+  for (const p of pts) {
+    const bad = ["under", "over", "not_reporting"].includes(p[2].status);
+    g.push(svg("circle", { cx: x(p[0]), cy: y(p[1]), r: bad ? 3.5 : 2.5, fill: bad ? "#c23a3a" : color },
+      svg("title", {}, `${Math.round(p[0] * 100)}% of the flight: ${fmt(p[1])} (${String(p[2].status).replaceAll("_", " ")})`)));
+  }
+  return el("div", { class: "chart " + cls }, el("h4", {}, title),
+    svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title }, g),
+    el("div", { class: "legend" }, el("span", { class: "k-plan" }, "┄ plan"), " ● delivered (red: off plan)"));
+}
+
+// drawReallocs lists the reallocations proposed for the campaign, newest
+// first, with approve and reject while one waits for a decision.
+function drawReallocs(s) {
+  const rs = [...s.reallocs.entries()].filter(([, r]) => r.p).sort((a, b) => b[0] - a[0]);
+  $("#reallocations-card").hidden = rs.length === 0;
+  const name = (k) => { const l = s.lines.get(k); return l ? `${l.seller_name || sellerName(s, l.seller_url)} ${l.package_id}` : k; };
+  $("#reallocations").replaceChildren(...rs.map(([rev, r]) => {
+    const p = r.p;
+    const box = el("div", { class: "realloc " + r.status, "data-revision": rev, "data-status": r.status },
+      el("div", { class: "title" }, `Revision ${rev} · ${r.status}`, r.note ? el("span", { class: "muted" }, ` — ${r.note}`) : null),
+      el("div", {}, p.reason),
+      el("div", { class: "muted" }, `committed ${usd(p.committed_before_micros)} → ${usd(p.committed_after_micros)} of ${usd(p.budget_micros)}`));
+    const items = [...(p.moves || []).map((m) => el("li", {}, el("strong", {}, `${usd(m.amount_micros)}`), ` from ${name(m.from_line_key)} to ${name(m.to_line_key)}: ${m.reason}`)),
+      ...(p.pauses || []).map((x) => el("li", {}, el("strong", {}, "pause"), ` ${name(x.line_key)}: ${x.reason}`))];
+    if (items.length) box.append(el("ul", { class: "reasons" }, items));
+    if (r.status === "proposed") {
+      const row = el("div", { class: "row" });
+      if (can(ROUTE.reallocApprove)) row.append(el("button", { type: "button", class: "realloc-approve", onclick: () => decideRealloc(s, rev, "approve") }, "Approve"));
+      if (can(ROUTE.reallocReject)) row.append(el("button", { type: "button", class: "realloc-reject danger", onclick: () => decideRealloc(s, rev, "reject") }, "Reject"));
+      if (row.childNodes.length) box.append(row);
+    }
+    return box;
+  }));
 }
 
 function drawPlan(s, awaiting) {
@@ -707,6 +1135,62 @@ async function decide(path, body) {
   }
 }
 
+// ---------- pushed deals ----------
+
+function dealsMessage(text, bad) {
+  const m = $("#deals-msg");
+  m.hidden = !text;
+  m.textContent = text || "";
+  m.className = "msg" + (bad ? " bad" : "");
+}
+
+// openDeals lists GET /deals (pending by default: what sellers pushed and
+// waits for the buyer), with approve and reject on each pending pushed deal.
+async function openDeals() {
+  show("deals-view");
+  const q = new URLSearchParams({ limit: 100 });
+  const status = $("#deal-filter").value;
+  if (status) q.set("status", status);
+  let r;
+  try { r = await api("GET", "/deals?" + q); } catch (e) { if (e instanceof AuthError) return; throw e; }
+  if (!r.ok) { dealsMessage(errText(r), true); fillRows($("#pushed"), [], () => []); return; }
+  const deals = r.data.deals || [];
+  fillRows($("#pushed"), deals, (d) => {
+    const t = d.terms || {};
+    const cpm = t.fixed_cpm_micros ? usd(t.fixed_cpm_micros) : t.floor_cpm_micros ? "floor " + usd(t.floor_cpm_micros) : "";
+    const act = d.activation || {};
+    const acts = act.activated_at ? `set up in the DSP (${act.dsp || "?"}${act.dsp_ref ? ", " + act.dsp_ref : ""})`
+      : act.last_code ? `${act.final ? "failed" : "retrying"}: ${act.last_code}` : act.attempts ? `${act.attempts} attempts` : "";
+    const buttons = el("td", { class: "deal-ops" });
+    if (d.status === "pending" && d.origin === "pushed") {
+      buttons.append(el("button", { type: "button", class: "deal-approve", onclick: (e) => decideDeal(d, "approve", e.currentTarget) }, "Approve"), " ",
+        el("button", { type: "button", class: "deal-reject danger", onclick: (e) => decideDeal(d, "reject", e.currentTarget) }, "Reject"));
+    }
+    return {
+      attrs: { "data-deal": d.deal_id, "data-status": d.status },
+      cells: [el("td", {}, el("span", { class: "badge " + d.status }, d.status)), t.seller_name || d.seller_url,
+        el("td", {}, el("code", {}, d.deal_id), t.name ? " " + t.name : ""), t.deal_type || "", num(cpm), num(t.impressions ? int(t.impressions) : ""),
+        [t.flight_start, t.flight_end].filter(Boolean).join(" → "), d.origin, acts + (d.reason ? ` ${d.reason}` : ""), buttons],
+    };
+  });
+  $("#pushed-empty").hidden = deals.length > 0;
+}
+
+async function decideDeal(d, verdict, btn) {
+  btn.disabled = true;
+  const body = { seller_url: d.seller_url };
+  const reason = $("#deal-reason").value.trim();
+  if (verdict === "reject" && reason) body.reason = reason;
+  try {
+    const r = await api("POST", `/deals/${encodeURIComponent(d.deal_id)}/${verdict}`, body);
+    if (r.ok) dealsMessage(`${d.deal_id}: ${r.data.status}. ${r.data.message || ""}`, false);
+    else dealsMessage(`${d.deal_id}: ${errText(r)}`, true);
+  } catch (e) {
+    if (!(e instanceof AuthError)) dealsMessage(String(e), true);
+  }
+  openDeals();
+}
+
 // ---------- CSV download ----------
 
 // With a key, the CSV is fetched with the header and saved from a blob (a
@@ -757,6 +1241,9 @@ function init() {
     decide("reject", reason ? { reason } : {});
   });
   $("#c-csv").addEventListener("click", downloadCSV);
+  $("#cancel-campaign").addEventListener("click", cancelCampaign);
+  $("#deal-filter").addEventListener("change", () => { dealsMessage(""); openDeals(); });
+  $("#deals-refresh").addEventListener("click", () => { dealsMessage(""); openDeals(); });
   window.addEventListener("hashchange", route);
   route();
 }
