@@ -59,7 +59,10 @@ func (l LineView) index() float64 {
 // Input is what a reallocation is planned from: the campaign's budget, the
 // deviation that asks for one, and every booked line of the campaign.
 type Input struct {
-	Budget    events.Micros
+	Budget events.Micros
+	// SellerCap is the brief's per-seller cap (0: none): a line receives
+	// no more than its seller's lines leave room for under it.
+	SellerCap events.Micros
 	Tolerance float64
 	Trigger   events.PacingDeviation
 	Lines     []LineView
@@ -191,6 +194,29 @@ func move(p Plan, s LineView, in Input) Plan {
 		}
 		return recv[i].Key < recv[j].Key
 	})
+	// room is what each seller's lines may still grow by under the
+	// per-seller cap, counting the source line at what it keeps.
+	var room map[string]events.Micros
+	if in.SellerCap > 0 {
+		room = map[string]events.Micros{}
+		for _, l := range in.Lines {
+			if l.Key != s.Key {
+				room[l.SellerURL] -= l.Budget
+			}
+		}
+		room[s.SellerURL] -= s.Budget - release
+		for k, v := range room {
+			room[k] = max(in.SellerCap+v, 0) / cent * cent
+		}
+	}
+	take := func(l LineView, want events.Micros) events.Micros {
+		if room == nil {
+			return want
+		}
+		got := min(want, room[l.SellerURL])
+		room[l.SellerURL] -= got
+		return got
+	}
 	var capacity events.Micros
 	caps := make([]events.Micros, len(recv))
 	var weight float64
@@ -204,16 +230,20 @@ func move(p Plan, s LineView, in Input) Plan {
 	var sum events.Micros
 	for i, l := range recv {
 		share := events.Micros(float64(amount)*float64(l.Budget)*l.index()/weight) / cent * cent
-		given[i] = min(share, caps[i])
+		given[i] = take(l, min(share, caps[i]))
 		sum += given[i]
 	}
-	for i := range recv { // the rounding's remainder, ahead first
+	for i, l := range recv { // the rounding's remainder, ahead first
 		if sum >= amount {
 			break
 		}
-		add := min(caps[i]-given[i], amount-sum)
+		add := take(l, min(caps[i]-given[i], amount-sum))
 		given[i] += add
 		sum += add
+	}
+	if sum == 0 {
+		p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s", s.name(), why, in.SellerCap)
+		return p
 	}
 	p.Lines = append(p.Lines, events.ReallocationLine{LineKey: s.Key, SellerURL: s.SellerURL, SellerName: s.SellerName, PackageID: s.PackageID,
 		BudgetBeforeMicros: s.Budget, BudgetAfterMicros: s.Budget - sum})
@@ -228,7 +258,7 @@ func move(p Plan, s LineView, in Input) Plan {
 	}
 	p.Reason = fmt.Sprintf("%s: %s; %s moves to %d line(s) delivering on plan.", s.name(), why, sum, len(p.Moves))
 	if sum < release {
-		p.Reason += fmt.Sprintf(" %s stays with it: the lines on plan can take no more.", release-sum)
+		p.Reason += fmt.Sprintf(" %s stays with it: the lines on plan can take no more (each at most doubles, and no seller goes past the per-seller cap).", release-sum)
 	}
 	return p
 }

@@ -14,6 +14,8 @@ func onPlan(key string, budget events.Micros, pace float64, elapsed float64) Lin
 		Spend: events.Micros(float64(budget) * pace * elapsed), Elapsed: elapsed}
 }
 
+func atSeller(l LineView, url string) LineView { l.SellerURL = url; return l }
+
 func dev(key string, dir events.Deviation, spend events.Micros, elapsed float64) events.PacingDeviation {
 	return events.PacingDeviation{CampaignID: "c", LineKey: key, Direction: dir, Seq: 3, SinceSeq: 2, SpendMicros: spend, FlightElapsed: elapsed}
 }
@@ -68,6 +70,21 @@ func TestPropose(t *testing.T) {
 					func() LineView { l := onPlan("final", 1000*dollar, 1, 0.5); l.Final = true; return l }(),
 					{Key: "new", Budget: 1000 * dollar}}},
 			moves: []move{{"a", "fast", 1000 * dollar}},
+		},
+		{
+			name: "per-seller cap: a receiver takes only its seller's room, the rest goes to the others",
+			in: Input{Budget: 10_000 * dollar, SellerCap: 3500 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 250*dollar, 0.25),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 2000 * dollar, Reported: true, Status: events.PacingUnder, Spend: 250 * dollar, Elapsed: 0.25},
+					atSeller(onPlan("b", 3000*dollar, 1, 0.25), "y"), atSeller(onPlan("c", 1000*dollar, 1, 0.25), "z")}},
+			// b's seller has 500 of room under the cap; c takes the rest.
+			moves: []move{{"a", "b", 500 * dollar}, {"a", "c", 500 * dollar}},
+		},
+		{
+			name: "per-seller cap: the receiver's seller is full (it sells the source line too): nothing moves",
+			in: Input{Budget: 10_000 * dollar, SellerCap: 2500 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 250*dollar, 0.25),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 2000 * dollar, Reported: true, Status: events.PacingUnder, Spend: 250 * dollar, Elapsed: 0.25},
+					atSeller(onPlan("b", 1500*dollar, 1, 0.25), "x")}},
+			reason: "cap",
 		},
 		{
 			name: "no line on plan: nothing now, the episode stays open",
@@ -178,8 +195,30 @@ func TestProposeNeverCommitsMore(t *testing.T) {
 			lines[i] = onPlan(string(rune('a'+i)), events.Micros(1+next(5000))*dollar+events.Micros(next(999_999)), 0.5+float64(next(100))/100, 0.3)
 		}
 		lines[0].Status = events.PacingUnder
+		for i := range lines {
+			lines[i].SellerURL = string(rune('x' + next(3)))
+		}
+		var sellerCap events.Micros
+		if next(2) == 0 {
+			sellerCap = events.Micros(1+next(8000)) * dollar
+		}
 		tr := dev("a", events.DeviationUnder, lines[0].Spend, 0.3)
-		p := Propose(Input{Budget: 1 << 50, Tolerance: 0.2, Trigger: tr, Lines: lines})
+		p := Propose(Input{Budget: 1 << 50, SellerCap: sellerCap, Tolerance: 0.2, Trigger: tr, Lines: lines})
+		if sellerCap > 0 {
+			before, after := map[string]events.Micros{}, map[string]events.Micros{}
+			for _, l := range lines {
+				before[l.SellerURL] += l.Budget
+				after[l.SellerURL] += l.Budget
+			}
+			for _, l := range p.Lines {
+				after[l.SellerURL] += l.BudgetAfterMicros - l.BudgetBeforeMicros
+			}
+			for url, a := range after {
+				if a > before[url] && a > sellerCap {
+					t.Fatalf("seed %d: seller %s grows from %s to %s, past the cap of %s", seed, url, before[url], a, sellerCap)
+				}
+			}
+		}
 		var sum events.Micros
 		budgets := map[string]events.Micros{}
 		for _, l := range lines {

@@ -191,7 +191,7 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			}
 		}
 	}
-	var budget events.Micros
+	var budget, sellerCap events.Micros
 	var auto, loaded bool
 	if !found || !rec.Loaded {
 		c, err := s.Campaigns.Get(ctx, d.CampaignID)
@@ -200,7 +200,7 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 		case err != nil:
 			return nil, err
 		case c.Request != nil:
-			budget, auto, loaded = c.Request.Brief.BudgetMicros, c.Request.AutoApprove, true
+			budget, sellerCap, auto, loaded = c.Request.Brief.BudgetMicros, c.Request.Brief.PerSellerCapMicros, c.Request.AutoApprove, true
 		}
 	}
 	now := s.now()
@@ -214,7 +214,7 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 		proposed, plan, note = nil, Plan{}, ""
 		changed := snapshot(r, d.LineKey, d.Seq, d.SellerURL, d.SellerName, d.PackageID, d.PlannedSpendMicros, statusOf(d.Direction), d.SpendMicros, d.FlightElapsed, d.Final)
 		if loaded && !r.Loaded {
-			r.Loaded, r.Budget, r.AutoApprove, changed = true, budget, auto, true
+			r.Loaded, r.Budget, r.SellerCap, r.AutoApprove, changed = true, budget, sellerCap, auto, true
 		}
 		if _, done := r.Episodes[ep]; done {
 			note = "episode already settled"
@@ -228,7 +228,7 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			note = "the campaign's budget is not known yet"
 			return changed, nil
 		}
-		plan = Propose(Input{Budget: r.Budget, Tolerance: d.Tolerance, Trigger: *d, Lines: views(r)})
+		plan = Propose(Input{Budget: r.Budget, SellerCap: r.SellerCap, Tolerance: d.Tolerance, Trigger: *d, Lines: views(r)})
 		if plan.Empty() {
 			if plan.Settled {
 				r.Episodes[ep] = 0

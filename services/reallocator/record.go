@@ -20,6 +20,9 @@ type Record struct {
 	Loaded      bool          `json:"loaded,omitempty"`
 	Budget      events.Micros `json:"budget_micros"`
 	AutoApprove bool          `json:"auto_approve,omitempty"`
+	// SellerCap is the brief's per_seller_cap_micros (0: none): no move
+	// takes a seller's lines past it.
+	SellerCap events.Micros `json:"seller_cap_micros,omitempty"`
 	// Committed is the campaign's committed spend the booker last
 	// reported (LineChanged.committed_micros); 0 before any change.
 	Committed events.Micros    `json:"committed_micros,omitempty"`
