@@ -89,6 +89,9 @@ func (p Plan) Empty() bool { return len(p.Moves) == 0 && len(p.Pauses) == 0 }
 // cent is the granularity of a move: budgets move in whole cents.
 const cent = events.Micros(10_000)
 
+// minGift is the least one line is given: a dollar.
+const minGift = events.Micros(1_000_000)
+
 // MinMove is the least a reallocation moves, as a share of the line's
 // budget (and never less than a dollar): a few cents are not worth a
 // seller call.
@@ -171,29 +174,6 @@ func move(p Plan, s LineView, in Input) Plan {
 		p.Reason, p.Settled = fmt.Sprintf("%s: %s, leaving %s unspent, too little to move", s.name(), why, release), true
 		return p
 	}
-	tol := in.Tolerance
-	var recv []LineView
-	for _, l := range in.Lines {
-		if l.Key == s.Key || !l.live() || !l.Reported || l.Final || l.Budget <= 0 || l.Elapsed <= 0 || l.Elapsed >= 1 {
-			continue
-		}
-		// On plan against its budget now: not behind, and not so far ahead
-		// that it is to be paused.
-		if (l.Status == events.PacingOnTrack || l.Status == events.PacingOver) && l.index() >= 1-tol && l.index() <= 1+tol {
-			recv = append(recv, l)
-		}
-	}
-	if len(recv) == 0 {
-		p.Reason = fmt.Sprintf("%s: %s, but no other line delivers on plan to take the %s", s.name(), why, release)
-		return p
-	}
-	// Ahead first, then by key: the order the remainder is given in.
-	sort.Slice(recv, func(i, j int) bool {
-		if a, b := recv[i].index(), recv[j].index(); a != b {
-			return a > b
-		}
-		return recv[i].Key < recv[j].Key
-	})
 	// room is what each seller's lines may still grow by under the
 	// per-seller cap, counting the source line at what it keeps.
 	var room map[string]events.Micros
@@ -209,6 +189,38 @@ func move(p Plan, s LineView, in Input) Plan {
 			room[k] = max(in.SellerCap+v, 0) / cent * cent
 		}
 	}
+	tol := in.Tolerance
+	var recv []LineView
+	atCap := false
+	for _, l := range in.Lines {
+		if l.Key == s.Key || !l.live() || !l.Reported || l.Final || l.Budget <= 0 || l.Elapsed <= 0 || l.Elapsed >= 1 {
+			continue
+		}
+		// On plan against its budget now: not behind, and not so far ahead
+		// that it is to be paused; and its seller below the cap.
+		if (l.Status == events.PacingOnTrack || l.Status == events.PacingOver) && l.index() >= 1-tol && l.index() <= 1+tol {
+			if room != nil && room[l.SellerURL] < minGift {
+				atCap = true
+				continue
+			}
+			recv = append(recv, l)
+		}
+	}
+	switch {
+	case len(recv) == 0 && atCap:
+		p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s", s.name(), why, in.SellerCap)
+		return p
+	case len(recv) == 0:
+		p.Reason = fmt.Sprintf("%s: %s, but no other line delivers on plan to take the %s", s.name(), why, release)
+		return p
+	}
+	// Ahead first, then by key: the order the remainder is given in.
+	sort.Slice(recv, func(i, j int) bool {
+		if a, b := recv[i].index(), recv[j].index(); a != b {
+			return a > b
+		}
+		return recv[i].Key < recv[j].Key
+	})
 	take := func(l LineView, want events.Micros) events.Micros {
 		if room == nil {
 			return want
@@ -240,6 +252,12 @@ func move(p Plan, s LineView, in Input) Plan {
 		add := take(l, min(caps[i]-given[i], amount-sum))
 		given[i] += add
 		sum += add
+	}
+	for i := range given { // a move of cents (a seller a cent under its cap) is not worth a change at the seller
+		if given[i] < minGift {
+			sum -= given[i]
+			given[i] = 0
+		}
 	}
 	if sum == 0 {
 		p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s", s.name(), why, in.SellerCap)

@@ -80,6 +80,13 @@ func TestPropose(t *testing.T) {
 			moves: []move{{"a", "b", 500 * dollar}, {"a", "c", 500 * dollar}},
 		},
 		{
+			name: "per-seller cap: a seller a cent under its cap is given nothing, not a cent",
+			in: Input{Budget: 10_000 * dollar, SellerCap: 2000*dollar + cent, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 250*dollar, 0.25),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 2000 * dollar, Reported: true, Status: events.PacingUnder, Spend: 250 * dollar, Elapsed: 0.25},
+					atSeller(onPlan("b", 2000*dollar, 1, 0.25), "y"), atSeller(onPlan("c", 1000*dollar, 1, 0.25), "z")}},
+			moves: []move{{"a", "c", 1000 * dollar}},
+		},
+		{
 			name: "per-seller cap: the receiver's seller is full (it sells the source line too): nothing moves",
 			in: Input{Budget: 10_000 * dollar, SellerCap: 2500 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 250*dollar, 0.25),
 				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 2000 * dollar, Reported: true, Status: events.PacingUnder, Spend: 250 * dollar, Elapsed: 0.25},
