@@ -43,7 +43,10 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 			stages = append(stages, s)
 		}
 	}
-	a, m, req, res := flightCampaign(t, "flight-e2e", stages)
+	a, m, req, res := flightCampaign(t, "flight-e2e", stages, map[string]func(*sandbox.DeliveryConfig){
+		"Brightline AdCP":    func(d *sandbox.DeliveryConfig) { d.StopsReportingAt = 0.5 },
+		"Harbor Sports AdCP": func(d *sandbox.DeliveryConfig) { d.Pace = 1.5 },
+	})
 	ctx := context.Background()
 	snaps := map[string][]events.DeliveryReported{}
 	for _, e := range storedEvents(t, a.Bus, events.KindDeliveryReported.SubjectFor(req.CampaignID)) {
@@ -103,20 +106,17 @@ func TestDeliveryOverAnAcceleratedFlight(t *testing.T) {
 	}
 }
 
-// flightCampaign books the sample campaign on the default market with
-// Metro Mobile under-delivering, Harbor Sports over-delivering (1.5 pace)
-// and Brightline's seller stopping reporting half way, in a process
-// running stages, and plays its flight until every line's final snapshot.
-func flightCampaign(t *testing.T, id string, stages []string) (*app.App, *sandbox.Market, events.CampaignRequested, demo.Result) {
+// flightCampaign books the sample campaign on the default market (Metro
+// Mobile under-delivers its rewarded video) with the AdCP agents' delivery
+// set by adcp (by agent name), in a process running stages, and plays its
+// flight until every line's final snapshot.
+func flightCampaign(t *testing.T, id string, stages []string, adcp map[string]func(*sandbox.DeliveryConfig)) (*app.App, *sandbox.Market, events.CampaignRequested, demo.Result) {
 	t.Helper()
 	const day = 150 * time.Millisecond
-	mcfg := sandbox.DefaultMarket() // Metro Mobile under-delivers its rewarded video
+	mcfg := sandbox.DefaultMarket()
 	for i := range mcfg.ADCPSellers {
-		switch mcfg.ADCPSellers[i].Name {
-		case "Brightline AdCP":
-			mcfg.ADCPSellers[i].Delivery.StopsReportingAt = 0.5
-		case "Harbor Sports AdCP":
-			mcfg.ADCPSellers[i].Delivery.Pace = 1.5
+		if f := adcp[mcfg.ADCPSellers[i].Name]; f != nil {
+			f(&mcfg.ADCPSellers[i].Delivery)
 		}
 	}
 	ctx := context.Background()
@@ -165,17 +165,21 @@ func flightCampaign(t *testing.T, id string, stages []string) (*app.App, *sandbo
 	return a, m, req, res
 }
 
-// TestReallocationOverAFlight plays TestDeliveryOverAnAcceleratedFlight's
-// flight with the reallocator running (a default stage): Metro Mobile's
-// unspendable budget moves to lines on plan and Harbor Sports'
+// TestReallocationOverAFlight plays a flight with the reallocator running
+// (a default stage): Metro Mobile's unspendable budget moves to the line on
+// plan whose seller has room under the brief's per-seller cap (Harbor
+// Sports; Brightline's line is booked at the cap) and Brightline's
 // over-delivering line is paused at its seller, each by an auto-approved
 // revision applied by the booker; each revision is proposed and ended once,
-// each change applied once, the committed spend never above the budget.
+// each change applied once, the committed spend never above the budget, no
+// seller taken past the cap.
 func TestReallocationOverAFlight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("books a campaign and plays its flight: skipped under -short")
 	}
-	a, _, req, res := flightCampaign(t, "realloc-e2e", config.Defaults().Stages)
+	a, _, req, res := flightCampaign(t, "realloc-e2e", config.Defaults().Stages, map[string]func(*sandbox.DeliveryConfig){
+		"Brightline AdCP": func(d *sandbox.DeliveryConfig) { d.Pace = 1.5 },
+	})
 	checkReallocations(t, a.Bus, req.CampaignID, req.Brief.BudgetMicros)
 	rec, _, err := a.Reallocations.Get(context.Background(), req.CampaignID)
 	if err != nil {
@@ -196,20 +200,27 @@ func TestReallocationOverAFlight(t *testing.T) {
 		case lines[p.LineKey] == "Metro Mobile" && p.Direction == events.DeviationUnder:
 			moved = v.Status == reallocator.StatusApplied && len(p.Moves) > 0
 			for _, m := range p.Moves {
-				if lines[m.ToLineKey] == "Harbor Sports AdCP" {
-					t.Errorf("the over-delivering line received budget: %+v", m)
+				if lines[m.ToLineKey] != "Harbor Sports AdCP" {
+					t.Errorf("budget went to %s, not to the line on plan below its seller's cap: %+v", lines[m.ToLineKey], m)
 				}
 			}
-		case lines[p.LineKey] == "Harbor Sports AdCP" && p.Direction == events.DeviationOver:
+		case lines[p.LineKey] == "Brightline AdCP" && p.Direction == events.DeviationOver:
 			paused = v.Status == reallocator.StatusApplied && len(p.Pauses) == 1 && len(v.Changes) == 1 && v.Changes[0].Action == events.LinePause
 		}
 	}
 	if !moved || !paused {
-		t.Fatalf("Metro Mobile's budget moved %v, Harbor Sports paused %v", moved, paused)
+		t.Fatalf("Metro Mobile's budget moved %v, Brightline paused %v", moved, paused)
 	}
+	bySeller := map[string]events.Micros{}
 	for key, name := range lines {
-		if name == "Harbor Sports AdCP" && rec.Lines[key].State != events.LineStatePaused {
-			t.Errorf("Harbor Sports' line is %q", rec.Lines[key].State)
+		if name == "Brightline AdCP" && rec.Lines[key].State != events.LineStatePaused {
+			t.Errorf("Brightline's line is %q", rec.Lines[key].State)
+		}
+		bySeller[name] += rec.Lines[key].Budget
+	}
+	for name, b := range bySeller {
+		if b > req.Brief.PerSellerCapMicros {
+			t.Errorf("%s's lines hold %s, past the per-seller cap of %s", name, b, req.Brief.PerSellerCapMicros)
 		}
 	}
 }
