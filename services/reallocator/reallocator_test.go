@@ -11,8 +11,19 @@ import (
 )
 
 // campaigns answers one campaign's request (the budget and auto-approval
-// the reallocator reads).
-type campaigns struct{ req events.CampaignRequested }
+// the reallocator reads) and its quotes.
+type campaigns struct {
+	req    events.CampaignRequested
+	quotes []events.QuoteReady
+}
+
+func (c campaigns) LoadQuotes(_ context.Context, cmp *campaign.Campaign) error {
+	cmp.Quotes = map[string]events.QuoteReady{}
+	for _, q := range c.quotes {
+		cmp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
+	}
+	return nil
+}
 
 func (c campaigns) Get(_ context.Context, id string) (*campaign.Campaign, error) {
 	if id != c.req.CampaignID {
@@ -34,7 +45,7 @@ func newFixture(t *testing.T, auto bool) *fixture {
 		t.Fatal(err)
 	}
 	req := events.CampaignRequested{CampaignID: "c-1", AutoApprove: auto, Brief: events.Brief{BudgetMicros: 10_000 * dollar}}
-	return &fixture{svc: &Service{Records: recs, Campaigns: campaigns{req}, Log: natstest.Logger()}}
+	return &fixture{svc: &Service{Records: recs, Campaigns: campaigns{req: req}, Log: natstest.Logger()}}
 }
 
 func ev(t *testing.T, k events.Kind, id string, p any) events.Event {
