@@ -35,12 +35,11 @@ var LineActions = []LineAction{LinePause, LineResume, LineCancel, LineSetBudget,
 // what a reallocation's move to a remaining quote, and the add that
 // applies it, book.
 type QuoteRef struct {
-	SellerURL  string   `json:"seller_url"`
-	SellerName string   `json:"seller_name,omitempty"`
-	PackageID  string   `json:"package_id"`
-	QuoteID    string   `json:"quote_id" desc:"The negotiated quote (QuoteReady.quote_id); the booker re-quotes its package at its CPM for the budget."`
-	Protocol   Protocol `json:"protocol,omitempty"`
-	CPMMicros  Micros   `json:"cpm_micros,omitempty" desc:"The quote's agreed CPM (QuoteReady.final_cpm_micros)."`
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name,omitempty"`
+	PackageID  string `json:"package_id"`
+	QuoteID    string `json:"quote_id" desc:"The negotiated quote (QuoteReady.quote_id); the booker re-quotes its package at its CPM for the budget."`
+	CPMMicros  Micros `json:"cpm_micros,omitempty" desc:"The quote's agreed CPM (QuoteReady.final_cpm_micros)."`
 }
 
 // AddedLineKey is the line_key of the line an add books: derived from the
@@ -251,7 +250,7 @@ func checkAdd(r LineChangeRequested) error {
 	case r.BudgetMicros <= 0:
 		return &FieldError{Field: "budget_micros", Reason: "an add books a positive budget"}
 	}
-	return checkEnum("quote", "protocol", r.Quote.Protocol, Protocols, true)
+	return nil
 }
 
 // Validate checks the payload against the contract (its kind's schema); the

@@ -108,12 +108,9 @@ func (s *Service) beginAdd(ctx context.Context, r events.LineChangeRequested) (*
 		ch = &LineChange{ChangeID: r.ChangeID, Action: events.LineAdd, State: ChangePending, RequestedBy: r.RequestedBy, Revision: r.ReallocationRevision,
 			Reason: r.Reason, Budget: r.BudgetMicros, RequestedAt: r.RequestedAt, BegunAt: now,
 			Key: "dealflow.chg." + events.ChildID(r.CampaignID+"/"+r.LineKey, StageChange, r.ChangeID)[:32]}
-		line = &LedgerLine{Key: r.LineKey, QuoteID: q.QuoteID, SellerURL: q.SellerURL, PackageID: q.PackageID, Protocol: q.Protocol.Or(),
+		line = &LedgerLine{Key: r.LineKey, QuoteID: q.QuoteID, SellerURL: q.SellerURL, PackageID: q.PackageID, Protocol: events.ProtocolIAB,
 			ReservedAt: now, UpdatedAt: now, Changes: map[string]*LineChange{r.ChangeID: ch}}
 		switch c := led.Committed(); {
-		case q.Protocol.IsADCP():
-			line.State, ch.State = LineFailed, ChangeFailed
-			ch.Failed = s.addFailed(led, r, line, ch, events.ChangeUnsupported, "an AdCP quote is not added mid-flight: only IAB quotes are booked as new lines")
 		case c+r.BudgetMicros > led.BudgetMicros:
 			line.State, ch.State = LineFailed, ChangeFailed
 			ch.Failed = s.addFailed(led, r, line, ch, events.ChangeOverBudget, fmt.Sprintf("adding a line of %s to %s committed would pass the campaign's %s budget",
@@ -149,8 +146,11 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 		return nil, err
 	}
 	stored, ok := cmp.Quotes[q.SellerURL+"|"+q.PackageID]
-	if !ok || stored.FinalCPMMicros <= 0 {
+	switch {
+	case !ok || stored.FinalCPMMicros <= 0:
 		return fail(events.ChangeUnsupported, "the campaign has no priced quote for "+q.PackageID+" of "+q.SellerURL)
+	case stored.Seller.Protocol.IsADCP():
+		return fail(events.ChangeUnsupported, "an AdCP quote is not added mid-flight: only IAB quotes are booked as new lines")
 	}
 	auth, err := sellerclient.AuthFor(b.Credentials, q.SellerURL, stored.Tier)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 func addEvent(t *testing.T, cid, changeID string, q events.QuoteReady, budget events.Micros) (events.Event, *events.LineChangeRequested) {
 	t.Helper()
 	r := events.LineChangeRequested{CampaignID: cid, ChangeID: changeID, LineKey: events.AddedLineKey(changeID), Action: events.LineAdd, BudgetMicros: budget,
-		Quote:  &events.QuoteRef{SellerURL: q.Seller.URL, PackageID: q.Package.ID, QuoteID: q.QuoteID, Protocol: q.Seller.Protocol.Or(), CPMMicros: q.FinalCPMMicros},
+		Quote:  &events.QuoteRef{SellerURL: q.Seller.URL, PackageID: q.Package.ID, QuoteID: q.QuoteID, CPMMicros: q.FinalCPMMicros},
 		Reason: "test add", RequestedBy: events.RequestedByReallocation, ReallocationRevision: 1, RequestedAt: time.Now().UTC()}
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)

@@ -60,6 +60,7 @@ func (l LineView) index() float64 {
 // not booked) that may receive what no line on plan can take.
 type QuoteView struct {
 	events.QuoteRef
+	Protocol events.Protocol
 	// Score is the optimiser's value of the quote per thousand dollars
 	// (portfolio.Score with the campaign's weights): the best is chosen.
 	Score          float64

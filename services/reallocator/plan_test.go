@@ -17,7 +17,7 @@ func onPlan(key string, budget events.Micros, pace float64, elapsed float64) Lin
 func atSeller(l LineView, url string) LineView { l.SellerURL = url; return l }
 
 func quote(pkg, seller string, cpm events.Micros, score float64) QuoteView {
-	return QuoteView{QuoteRef: events.QuoteRef{SellerURL: seller, PackageID: pkg, QuoteID: "q-" + pkg, Protocol: events.ProtocolIAB, CPMMicros: cpm}, Score: score}
+	return QuoteView{QuoteRef: events.QuoteRef{SellerURL: seller, PackageID: pkg, QuoteID: "q-" + pkg, CPMMicros: cpm}, Protocol: events.ProtocolIAB, Score: score}
 }
 
 func dev(key string, dir events.Deviation, spend events.Micros, elapsed float64) events.PacingDeviation {
