@@ -306,13 +306,16 @@ func move(p Plan, s LineView, in Input) Plan {
 	if toQuote > 0 {
 		ref := q.QuoteRef
 		p.Moves = append(p.Moves, events.ReallocationMove{FromLineKey: s.Key, ToQuote: &ref, AmountMicros: toQuote,
-			Reason: fmt.Sprintf("%s cannot deliver it (%s); no line on plan can take it, so it books the campaign's best remaining quote, %s at %s CPM (value %.1f), as a new line.",
+			Reason: fmt.Sprintf("%s cannot deliver it (%s); the lines on plan cannot take it, so it books the campaign's best remaining quote, %s at %s CPM (value %.1f), as a new line.",
 				s.name(), why, q.name(), q.CPMMicros.Cents(), q.Score)})
 		p.Lines = append(p.Lines, events.ReallocationLine{SellerURL: q.SellerURL, SellerName: q.SellerName, PackageID: q.PackageID,
 			BudgetAfterMicros: toQuote, NewLine: true})
 	}
 	p.Reason = fmt.Sprintf("%s: %s; %s moves to %d line(s) delivering on plan.", s.name(), why, sum, onPlan)
-	if toQuote > 0 {
+	switch {
+	case toQuote > 0 && sum == 0:
+		p.Reason = fmt.Sprintf("%s: %s; no line delivering on plan can take it, so %s books the remaining quote %s as a new line.", s.name(), why, toQuote, q.name())
+	case toQuote > 0:
 		p.Reason += fmt.Sprintf(" %s books the remaining quote %s as a new line.", toQuote, q.name())
 	}
 	if rest := release - sum - toQuote; rest > 0 {
