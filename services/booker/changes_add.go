@@ -3,6 +3,7 @@ package booker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -142,6 +143,9 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	if err != nil {
 		return nil, err
 	}
+	if cmp.Request == nil {
+		return fail(events.ChangeUnsupported, "campaign "+r.CampaignID+" has no request to book a new line from")
+	}
 	if err := s.Campaigns.LoadQuote(ctx, cmp, q.SellerURL, q.PackageID); err != nil {
 		return nil, err
 	}
@@ -161,7 +165,15 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	d := events.DealBooked{CampaignID: r.CampaignID, SellerURL: q.SellerURL, SellerName: stored.Seller.Name, Protocol: events.ProtocolIAB,
 		PackageID: q.PackageID, ProductID: stored.Package.ProductID, QuoteID: stored.QuoteID, CPMMicros: stored.FinalCPMMicros,
 		AgreedCPMMicros: stored.FinalCPMMicros, Tier: stored.Tier}
-	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, d, &c, auth, c.Budget, "reallocation to a remaining quote")
+	// Mid-flight, the new deal's flight starts the day it is asked for
+	// (fixed by the change's begin, so a retry asks for the same quote):
+	// the seller delivers, and the pacer plans, its budget over what is
+	// left of the flight, not from the brief's start.
+	start := ""
+	if day := c.BegunAt.UTC().Format(time.DateOnly); day > cmp.Request.Brief.StartDate && day <= cmp.Request.Brief.EndDate {
+		start = day
+	}
+	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, d, &c, auth, c.Budget, "reallocation to a remaining quote", start)
 	switch {
 	case err != nil:
 		return nil, err

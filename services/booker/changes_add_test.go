@@ -51,7 +51,7 @@ func TestIABAdd(t *testing.T) {
 	}
 	d, ch := booked[0], changed[0]
 	if d.LineKey != key || d.DealID == "" || d.PackageID != q.Package.ID || d.SellerURL != q.Seller.URL || d.QuoteID == q.QuoteID ||
-		d.CPMMicros != q.FinalCPMMicros || d.SpendMicros <= 0 || d.SpendMicros > events.MustMicros(1000) || d.FlightStart == "" {
+		d.CPMMicros != q.FinalCPMMicros || d.SpendMicros <= 0 || d.SpendMicros > events.MustMicros(1000) || d.FlightStart != "2028-06-01" {
 		t.Fatalf("new line's deal %+v", d)
 	}
 	if ch.Action != events.LineAdd || ch.LineKey != key || ch.BudgetBeforeMicros != 0 || ch.BudgetAfterMicros != d.SpendMicros ||
@@ -103,6 +103,15 @@ func TestIABAdd(t *testing.T) {
 	if led := ledgerNow(t, f.svc, f.c.ID); led.Committed() != ch.CommittedMicros {
 		t.Fatalf("committed %s after a failed add, want %s", led.Committed(), ch.CommittedMicros)
 	}
+
+	// Mid-flight the new deal is quoted and booked from the day the add
+	// began to the flight's end.
+	f.svc.Now = func() time.Time { return time.Date(2028, 6, 11, 9, 0, 0, 0, time.UTC) }
+	out = handle(addEvent(t, f.c.ID, "realloc-fx-5-1", f.quotes[1], events.MustMicros(500)))
+	if ds := payloads[events.DealBooked](t, out, events.KindDealBooked); len(ds) != 1 || ds[0].FlightStart != "2028-06-11" || ds[0].FlightEnd != "2028-06-30" {
+		t.Fatalf("mid-flight add: %s %+v", ids(out), ds)
+	}
+	f.svc.Now = nil
 
 	// An add whose line_key is not the one derived from its change_id is
 	// refused as invalid, never applied.
