@@ -189,6 +189,11 @@ func TestReallocationOverAFlight(t *testing.T) {
 	for _, v := range rec.Revisions {
 		p := v.Proposal
 		t.Logf("revision %d (%s, %s by %s): %s", v.Revision, v.Status, p.Direction, v.DecidedBy, p.Reason)
+		for _, c := range v.Changes {
+			if c.Outcome != "changed" {
+				t.Logf("  change %s %s of %s: %s %s %s", c.ChangeID, c.Action, c.LineKey, c.Outcome, c.Code, c.Reason)
+			}
+		}
 		if v.DecidedBy != "auto" {
 			t.Errorf("revision %d decided by %q, the campaign is auto-approved", v.Revision, v.DecidedBy)
 		}
@@ -210,6 +215,27 @@ func TestReallocationOverAFlight(t *testing.T) {
 	for key, name := range lines {
 		if name == "Harbor Sports AdCP" && rec.Lines[key].State != events.LineStatePaused {
 			t.Errorf("Harbor Sports' line is %q", rec.Lines[key].State)
+		}
+	}
+	// A move to a remaining quote that was applied booked a new line of
+	// that quote's package for at most what moved, followed by the pacer
+	// to its final snapshot like any line.
+	for _, v := range rec.Revisions {
+		for _, mo := range v.Moves {
+			if mo.ToQuote == nil || mo.Outcome != "applied" {
+				continue
+			}
+			t.Logf("revision %d booked the remaining quote %s as line %s for %s", v.Revision, mo.ToQuote.PackageID, mo.ToLineKey, mo.AmountMicros)
+			if l := rec.Lines[mo.ToLineKey]; mo.ToLineKey == "" || l == nil || l.Budget <= 0 || l.Budget > mo.AmountMicros || l.PackageID != mo.ToQuote.PackageID {
+				t.Fatalf("the new line of %+v: %+v", mo, l)
+			}
+			checkfor.Check(t, 2*time.Minute, 200*time.Millisecond, func() error {
+				l, ok, err := a.Pacer.Lines.Get(context.Background(), pacer.LineID(req.CampaignID, mo.ToLineKey))
+				if err != nil || !ok || !l.Done {
+					return fmt.Errorf("new line %s not followed to its end (%v %v)", mo.ToLineKey, ok, err)
+				}
+				return nil
+			})
 		}
 	}
 }
