@@ -95,6 +95,9 @@ type Result struct {
 	delivery     map[string]*Delivery
 	lines        map[string][2]string
 	maxCommitted events.Micros
+	// newLines are the lines a reallocation's add booked (LineChanged
+	// action add): marked NewLine whenever their deal is listed.
+	newLines map[string]bool
 }
 
 // ClusterInfo is the cluster part of the demo output: the node killed
@@ -130,6 +133,9 @@ type Deal struct {
 	SpendMicros     events.Micros `json:"spend_micros"`
 	// LineKey is the booked line (DealBooked.line_key).
 	LineKey string `json:"line_key,omitempty"`
+	// NewLine: a remaining quote a reallocation booked as a new line
+	// during the flight (after the campaign completed).
+	NewLine bool `json:"new_line,omitempty"`
 	// Delivery is what the line delivered over the flight (demo --flight).
 	Delivery *Delivery `json:"delivery,omitempty"`
 }
@@ -433,7 +439,7 @@ func Observe(e events.Event, res *Result, names map[string]string, w io.Writer) 
 			res.Deals = append(res.Deals, Deal{SellerURL: d.SellerURL, SellerName: name(d.SellerURL), PackageID: d.PackageID, DealID: d.DealID,
 				Protocol: string(d.Protocol.Or()), MediaBuyID: d.MediaBuyID, SellerPackageID: d.SellerPackageID, Revision: d.Revision,
 				CPM: d.CPMMicros.Dollars(), CPMMicros: d.CPMMicros, Impressions: d.Impressions, Spend: d.SpendMicros.Dollars(), SpendMicros: d.SpendMicros,
-				LineKey: d.LineKey})
+				LineKey: d.LineKey, NewLine: res.newLines[d.LineKey]})
 		}
 		sort.SliceStable(res.Deals, func(i, j int) bool { return res.Deals[i].SpendMicros > res.Deals[j].SpendMicros })
 		return false

@@ -233,6 +233,7 @@ func TestDemoFlight(t *testing.T) {
 			Seller      string        `json:"seller_name"`
 			LineKey     string        `json:"line_key"`
 			SpendMicros events.Micros `json:"spend_micros"`
+			NewLine     bool          `json:"new_line"`
 			Delivery    *delivery     `json:"delivery"`
 		} `json:"deals"`
 		Activations   []Activation   `json:"activations"`
@@ -252,7 +253,7 @@ func TestDemoFlight(t *testing.T) {
 		if d.Protocol == "iab-seller-agent" && !activated[d.DealID] {
 			t.Errorf("IAB deal %s of %s not activated: %+v", d.DealID, d.Seller, doc.Activations)
 		}
-		if d.Seller == "Metro Mobile" {
+		if d.Seller == "Metro Mobile" && !d.NewLine {
 			metro = d.LineKey
 		}
 	}
@@ -284,7 +285,7 @@ func TestDemoFlight(t *testing.T) {
 	received := map[string]events.Micros{}
 	var moved events.Micros
 	for _, m := range r.Moves {
-		if m.FromLineKey != metro || m.AmountMicros <= 0 || m.Outcome != "applied" || m.Reason == "" {
+		if m.FromLineKey != metro || m.AmountMicros <= 0 || m.Outcome != "applied" || m.Reason == "" || m.ToLineKey == "" {
 			t.Errorf("move %+v", m)
 		}
 		received[m.ToLineKey] += m.AmountMicros
@@ -327,6 +328,13 @@ func TestDemoFlight(t *testing.T) {
 				l.Impressions <= held[d.DealID] {
 				t.Errorf("Metro Mobile's line: %+v (booked %s, moved %s; deals %v, the first delivered %d)", l, d.SpendMicros, moved,
 					lineDeals[metro], held[d.DealID])
+			}
+		case d.NewLine:
+			// A remaining quote booked as a new line for what the lines on
+			// plan could not take: at most what moved to it, followed to
+			// its final snapshot like any line.
+			if received[d.LineKey] <= 0 || d.SpendMicros > received[d.LineKey] || l.BudgetMicros != d.SpendMicros || l.State == events.LineStateCancelled {
+				t.Errorf("new line %s of %s (received %s): %+v", d.DealID, d.Seller, received[d.LineKey], l)
 			}
 		case received[d.LineKey] > 0:
 			if l.BudgetMicros != d.SpendMicros+received[d.LineKey] || l.Status != "on_track" {

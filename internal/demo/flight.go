@@ -3,6 +3,7 @@ package demo
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -111,6 +112,9 @@ type Move struct {
 	AmountMicros events.Micros `json:"amount_micros"`
 	Reason       string        `json:"reason"`
 	Outcome      string        `json:"outcome,omitempty"`
+	// toQuote names a move's remaining quote (seller|package): its
+	// outcome names the new line.
+	toQuote string
 }
 
 // lineName is a line's seller and package, as the demo prints it.
@@ -181,6 +185,18 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 		if _, ok := res.lines[v.LineKey]; !ok {
 			res.lines[v.LineKey] = [2]string{v.SellerURL, v.PackageID}
 		}
+		// A line booked after the campaign completed (a remaining quote a
+		// reallocation booked, its LineChanged add to follow; or an
+		// unresolved line the reconciler found booked) is followed like
+		// the others; an IAB budget change's added deal is of a line
+		// already listed.
+		if res.Status != "" && !slices.ContainsFunc(res.Deals, func(d Deal) bool { return d.LineKey == v.LineKey }) {
+			res.Deals = append(res.Deals, Deal{SellerURL: v.SellerURL, SellerName: name(v.SellerURL), PackageID: v.PackageID, DealID: v.DealID,
+				Protocol: string(v.Protocol.Or()), CPM: v.CPMMicros.Dollars(), CPMMicros: v.CPMMicros, Impressions: v.Impressions,
+				Spend: v.SpendMicros.Dollars(), SpendMicros: v.SpendMicros, LineKey: v.LineKey, NewLine: res.newLines[v.LineKey]})
+			fmt.Fprintf(w, "  [booker] booked  %-20s %-14s deal %s at %.2f, spend %s after the campaign completed\n", name(v.SellerURL), v.PackageID, v.DealID,
+				v.CPMMicros.Dollars(), v.SpendMicros)
+		}
 	case *events.DealActivated:
 		res.Activations = append(res.Activations, Activation{SellerName: name(v.SellerURL), DealID: v.DealID, LineKey: v.LineKey, Status: "activated",
 			DSP: v.DSP, Attempts: v.Attempts})
@@ -203,8 +219,12 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 			}
 		}
 		for _, m := range v.Moves {
-			r.Moves = append(r.Moves, Move{From: lineName(res, m.FromLineKey, name), To: lineName(res, m.ToLineKey, name), FromLineKey: m.FromLineKey,
-				ToLineKey: m.ToLineKey, AmountMicros: m.AmountMicros, Reason: m.Reason})
+			mv := Move{From: lineName(res, m.FromLineKey, name), To: lineName(res, m.ToLineKey, name), FromLineKey: m.FromLineKey,
+				ToLineKey: m.ToLineKey, AmountMicros: m.AmountMicros, Reason: m.Reason}
+			if q := m.ToQuote; q != nil {
+				mv.To, mv.toQuote = "remaining quote "+name(q.SellerURL)+" "+q.PackageID+" (new line)", q.SellerURL+"|"+q.PackageID
+			}
+			r.Moves = append(r.Moves, mv)
 		}
 		for _, x := range v.Pauses {
 			r.Pauses = append(r.Pauses, lineName(res, x.LineKey, name))
@@ -227,6 +247,17 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 			r.Status = "rejected"
 		}
 	case *events.LineChanged:
+		if v.Action == events.LineAdd {
+			if res.newLines == nil {
+				res.newLines = map[string]bool{}
+			}
+			res.newLines[v.LineKey] = true
+			for i := range res.Deals {
+				if res.Deals[i].LineKey == v.LineKey {
+					res.Deals[i].NewLine = true
+				}
+			}
+		}
 		if d := res.delivery[v.LineKey]; d != nil {
 			d.BudgetMicros, d.State = v.BudgetAfterMicros, v.State
 		} else {
@@ -271,7 +302,11 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 func outcomes(r *Reallocation, moves []events.ReallocationMoveOutcome) {
 	for i := range r.Moves {
 		for _, m := range moves {
-			if m.FromLineKey == r.Moves[i].FromLineKey && m.ToLineKey == r.Moves[i].ToLineKey {
+			switch {
+			case m.FromLineKey != r.Moves[i].FromLineKey:
+			case r.Moves[i].toQuote != "" && m.ToQuote != nil && m.ToQuote.SellerURL+"|"+m.ToQuote.PackageID == r.Moves[i].toQuote:
+				r.Moves[i].Outcome, r.Moves[i].ToLineKey = m.Outcome, m.ToLineKey
+			case r.Moves[i].toQuote == "" && m.ToLineKey == r.Moves[i].ToLineKey:
 				r.Moves[i].Outcome = m.Outcome
 			}
 		}

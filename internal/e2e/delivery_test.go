@@ -193,6 +193,11 @@ func TestReallocationOverAFlight(t *testing.T) {
 	for _, v := range rec.Revisions {
 		p := v.Proposal
 		t.Logf("revision %d (%s, %s by %s): %s", v.Revision, v.Status, p.Direction, v.DecidedBy, p.Reason)
+		for _, c := range v.Changes {
+			if c.Outcome != "changed" {
+				t.Logf("  change %s %s of %s: %s %s %s", c.ChangeID, c.Action, c.LineKey, c.Outcome, c.Code, c.Reason)
+			}
+		}
 		if v.DecidedBy != "auto" {
 			t.Errorf("revision %d decided by %q, the campaign is auto-approved", v.Revision, v.DecidedBy)
 		}
@@ -200,7 +205,7 @@ func TestReallocationOverAFlight(t *testing.T) {
 		case lines[p.LineKey] == "Metro Mobile" && p.Direction == events.DeviationUnder:
 			moved = v.Status == reallocator.StatusApplied && len(p.Moves) > 0
 			for _, m := range p.Moves {
-				if lines[m.ToLineKey] != "Harbor Sports AdCP" {
+				if m.ToQuote == nil && lines[m.ToLineKey] != "Harbor Sports AdCP" {
 					t.Errorf("budget went to %s, not to the line on plan below its seller's cap: %+v", lines[m.ToLineKey], m)
 				}
 			}
@@ -221,6 +226,27 @@ func TestReallocationOverAFlight(t *testing.T) {
 	for name, b := range bySeller {
 		if b > req.Brief.PerSellerCapMicros {
 			t.Errorf("%s's lines hold %s, past the per-seller cap of %s", name, b, req.Brief.PerSellerCapMicros)
+		}
+	}
+	// A move to a remaining quote that was applied booked a new line of
+	// that quote's package for at most what moved, followed by the pacer
+	// to its final snapshot like any line.
+	for _, v := range rec.Revisions {
+		for _, mo := range v.Moves {
+			if mo.ToQuote == nil || mo.Outcome != "applied" {
+				continue
+			}
+			t.Logf("revision %d booked the remaining quote %s as line %s for %s", v.Revision, mo.ToQuote.PackageID, mo.ToLineKey, mo.AmountMicros)
+			if l := rec.Lines[mo.ToLineKey]; mo.ToLineKey == "" || l == nil || l.Budget <= 0 || l.Budget > mo.AmountMicros || l.PackageID != mo.ToQuote.PackageID {
+				t.Fatalf("the new line of %+v: %+v", mo, l)
+			}
+			checkfor.Check(t, 2*time.Minute, 200*time.Millisecond, func() error {
+				l, ok, err := a.Pacer.Lines.Get(context.Background(), pacer.LineID(req.CampaignID, mo.ToLineKey))
+				if err != nil || !ok || !l.Done {
+					return fmt.Errorf("new line %s not followed to its end (%v %v)", mo.ToLineKey, ok, err)
+				}
+				return nil
+			})
 		}
 	}
 }

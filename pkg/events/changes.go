@@ -23,10 +23,28 @@ const (
 	LineCancel LineAction = "cancel"
 	// LineSetBudget gives the line a new total budget for its flight.
 	LineSetBudget LineAction = "set_budget"
+	// LineAdd books a remaining quote of the campaign (quote) as a new
+	// line for budget_micros; its line_key is AddedLineKey(change_id).
+	LineAdd LineAction = "add"
 )
 
 // LineActions lists every action; the schemas' enum comes from it.
-var LineActions = []LineAction{LinePause, LineResume, LineCancel, LineSetBudget}
+var LineActions = []LineAction{LinePause, LineResume, LineCancel, LineSetBudget, LineAdd}
+
+// QuoteRef names a quote of the campaign (QuoteReady) that is not booked:
+// what a reallocation's move to a remaining quote, and the add that
+// applies it, book.
+type QuoteRef struct {
+	SellerURL  string `json:"seller_url"`
+	SellerName string `json:"seller_name,omitempty"`
+	PackageID  string `json:"package_id"`
+	QuoteID    string `json:"quote_id" desc:"The negotiated quote (QuoteReady.quote_id); the booker re-quotes its package at its CPM for the budget."`
+	CPMMicros  Micros `json:"cpm_micros,omitempty" desc:"The quote's agreed CPM (QuoteReady.final_cpm_micros)."`
+}
+
+// AddedLineKey is the line_key of the line an add books: derived from the
+// change alone, so every delivery of the request names the same line.
+func AddedLineKey(changeID string) string { return ChildID("line-add", "booker-change", changeID)[:24] }
 
 // EnumValues implements Enum.
 func (LineAction) EnumValues() []string { return enumStrings(LineActions) }
@@ -94,9 +112,10 @@ const (
 type LineChangeRequested struct {
 	CampaignID           string     `json:"campaign_id"`
 	ChangeID             string     `json:"change_id" desc:"Unique per change; the idempotency key given to the seller derives from it, so a redelivered request applies once."`
-	LineKey              string     `json:"line_key" desc:"The booked line (DealBooked.line_key)."`
-	Action               LineAction `json:"action" desc:"pause, resume, cancel or set_budget."`
-	BudgetMicros         Micros     `json:"budget_micros,omitempty" desc:"set_budget: the line's new total budget for the flight, in micros."`
+	LineKey              string     `json:"line_key" desc:"The booked line (DealBooked.line_key); add: the new line's, AddedLineKey(change_id)."`
+	Action               LineAction `json:"action" desc:"pause, resume, cancel, set_budget or add."`
+	BudgetMicros         Micros     `json:"budget_micros,omitempty" desc:"set_budget: the line's new total budget for the flight, in micros; add: the new line's budget."`
+	Quote                *QuoteRef  `json:"quote,omitempty" desc:"add: the remaining quote of the campaign to book as a new line."`
 	Reason               string     `json:"reason" desc:"Why, in a sentence."`
 	RequestedBy          Requester  `json:"requested_by" desc:"api (a person, through the bookings API) or reallocation."`
 	ReallocationRevision int        `json:"reallocation_revision,omitempty" desc:"requested_by reallocation: the reallocation's revision."`
@@ -214,7 +233,24 @@ func (c DealCancelled) campaign() string       { return c.CampaignID }
 func (r LineChangeRequested) Validate() error {
 	return join(checkCampaignID("", r.CampaignID),
 		checkEnum("", "action", r.Action, LineActions, false),
-		checkEnum("", "requested_by", r.RequestedBy, Requesters, false))
+		checkEnum("", "requested_by", r.RequestedBy, Requesters, false),
+		checkAdd(r))
+}
+
+// checkAdd: an add names the quote it books and a budget; no other action
+// names a quote.
+func checkAdd(r LineChangeRequested) error {
+	switch {
+	case r.Action != LineAdd && r.Quote != nil:
+		return &FieldError{Field: "quote", Reason: "only an add names a quote"}
+	case r.Action != LineAdd:
+		return nil
+	case r.Quote == nil || r.Quote.SellerURL == "" || r.Quote.PackageID == "" || r.Quote.QuoteID == "":
+		return &FieldError{Field: "quote", Reason: "an add names the quote it books (seller_url, package_id, quote_id)"}
+	case r.BudgetMicros <= 0:
+		return &FieldError{Field: "budget_micros", Reason: "an add books a positive budget"}
+	}
+	return nil
 }
 
 // Validate checks the payload against the contract (its kind's schema); the

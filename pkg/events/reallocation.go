@@ -13,12 +13,14 @@ import "time"
 // only once their decreases are LineChanged — and ends ReallocationApplied
 // or ReallocationFailed.
 
-// ReallocationMove moves budget from one booked line to another.
+// ReallocationMove moves budget from one booked line to another, or to a
+// remaining quote of the campaign booked as a new line (to_quote).
 type ReallocationMove struct {
-	FromLineKey  string `json:"from_line_key" desc:"The line that gives budget up (DealBooked.line_key)."`
-	ToLineKey    string `json:"to_line_key" desc:"The line that receives it."`
-	AmountMicros Micros `json:"amount_micros" desc:"How much budget moves, in micros."`
-	Reason       string `json:"reason" desc:"Why, in a sentence."`
+	FromLineKey  string    `json:"from_line_key" desc:"The line that gives budget up (DealBooked.line_key)."`
+	ToLineKey    string    `json:"to_line_key" desc:"The line that receives it; empty for a move to a remaining quote (to_quote), whose new line's key is only known once its add is requested."`
+	ToQuote      *QuoteRef `json:"to_quote,omitempty" desc:"A remaining quote of the campaign (not booked) that receives the budget as a new line: the budget the lines on plan cannot take."`
+	AmountMicros Micros    `json:"amount_micros" desc:"How much budget moves, in micros."`
+	Reason       string    `json:"reason" desc:"Why, in a sentence."`
 }
 
 // ReallocationPause pauses a line that overspends.
@@ -37,6 +39,7 @@ type ReallocationLine struct {
 	BudgetBeforeMicros Micros `json:"budget_before_micros"`
 	BudgetAfterMicros  Micros `json:"budget_after_micros"`
 	Pause              bool   `json:"pause,omitempty" desc:"The line is to be paused."`
+	NewLine            bool   `json:"new_line,omitempty" desc:"A remaining quote booked as a new line (line_key empty until its add is requested; budget before 0)."`
 }
 
 // ReallocationProposed proposes a reallocation of a campaign's booked
@@ -84,8 +87,9 @@ type ReallocationRejected struct {
 type ReallocationChange struct {
 	ChangeID     string     `json:"change_id" desc:"The LineChangeRequested's change_id: derived from campaign, revision and the change's index, so each is applied at most once."`
 	LineKey      string     `json:"line_key"`
-	Action       LineAction `json:"action" desc:"set_budget or pause."`
-	BudgetMicros Micros     `json:"budget_micros,omitempty" desc:"set_budget: the line's new budget."`
+	Action       LineAction `json:"action" desc:"set_budget, pause, or add (a remaining quote booked as a new line, line_key AddedLineKey(change_id))."`
+	BudgetMicros Micros     `json:"budget_micros,omitempty" desc:"set_budget: the line's new budget; add: the new line's."`
+	Quote        *QuoteRef  `json:"quote,omitempty" desc:"add: the quote booked."`
 	Outcome      string     `json:"outcome" desc:"changed (LineChanged), failed (LineChangeFailed), skipped (an increase whose decrease failed: never requested) or pending."`
 	Code         string     `json:"code,omitempty" desc:"failed: LineChangeFailed.code; skipped: decrease_failed."`
 	Reason       string     `json:"reason,omitempty"`
@@ -93,11 +97,12 @@ type ReallocationChange struct {
 
 // ReallocationMoveOutcome is what became of one move.
 type ReallocationMoveOutcome struct {
-	FromLineKey  string `json:"from_line_key"`
-	ToLineKey    string `json:"to_line_key"`
-	AmountMicros Micros `json:"amount_micros"`
-	Outcome      string `json:"outcome" desc:"applied (both lines changed), failed (the decrease failed, so nothing moved; or the increase failed, so the budget was freed and not spent)."`
-	Reason       string `json:"reason,omitempty"`
+	FromLineKey  string    `json:"from_line_key"`
+	ToLineKey    string    `json:"to_line_key" desc:"A move to a remaining quote: the new line's key (empty when its add was never requested)."`
+	ToQuote      *QuoteRef `json:"to_quote,omitempty"`
+	AmountMicros Micros    `json:"amount_micros"`
+	Outcome      string    `json:"outcome" desc:"applied (both lines changed), failed (the decrease failed, so nothing moved; or the increase failed, so the budget was freed and not spent)."`
+	Reason       string    `json:"reason,omitempty"`
 }
 
 // ReallocationApplied says every change of an approved reallocation was
@@ -134,7 +139,16 @@ func (p ReallocationFailed) campaign() string   { return p.CampaignID }
 // Validate checks the payload against the contract (its kind's schema); the
 // error is a *FieldError naming the field.
 func (p ReallocationProposed) Validate() error {
-	return join(checkCampaignID("", p.CampaignID), checkEnum("", "direction", p.Direction, Deviations, false))
+	errs := []error{checkCampaignID("", p.CampaignID), checkEnum("", "direction", p.Direction, Deviations, false)}
+	for i, m := range p.Moves {
+		switch q := m.ToQuote; {
+		case q == nil && m.ToLineKey == "":
+			errs = append(errs, &FieldError{Field: index("moves", i), Reason: "a move names the line (to_line_key) or the quote (to_quote) that receives it"})
+		case q != nil && (q.SellerURL == "" || q.PackageID == "" || q.QuoteID == ""):
+			errs = append(errs, &FieldError{Field: index("moves", i) + ".to_quote", Reason: "names seller_url, package_id and quote_id"})
+		}
+	}
+	return join(errs...)
 }
 
 // Validate checks the payload against the contract (its kind's schema); the

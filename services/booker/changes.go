@@ -394,6 +394,9 @@ func (s *Service) HandleChange(ctx context.Context, in events.Event, p *events.L
 	}
 	log := bus.CampaignLogger(ctx, s.Log, r.CampaignID).With().Str("line_key", r.LineKey).Str("change_id", r.ChangeID).
 		Str("action", string(r.Action)).Logger()
+	if r.Action == events.LineAdd {
+		return s.handleAdd(ctx, in, r, log)
+	}
 	ch, line, err := s.begin(ctx, r)
 	if err != nil {
 		return nil, err

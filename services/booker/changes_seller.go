@@ -107,7 +107,7 @@ func (s *Service) decreaseIAB(ctx context.Context, r events.LineChangeRequested,
 	if c.Delivered >= c.Budget {
 		return stay(fmt.Sprintf("it has already delivered %s", c.Delivered))
 	}
-	added, code, why, err := s.bookMoreIAB(ctx, r, line, c, auth, c.Budget-c.Delivered, "budget decrease (remainder after cancelling)")
+	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, *line.Deal, c, auth, c.Budget-c.Delivered, "budget decrease (remainder after cancelling)", "")
 	switch {
 	case err != nil:
 		return nil, err
@@ -292,7 +292,7 @@ func (s *Service) saveChange(ctx context.Context, line *LedgerLine, c *LineChang
 // same package (bookMoreIAB), never above what begin reserved for it.
 func (s *Service) increaseIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
 	fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
-	added, code, why, err := s.bookMoreIAB(ctx, r, line, c, auth, c.Budget-c.BudgetBefore, "budget increase")
+	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, *line.Deal, c, auth, c.Budget-c.BudgetBefore, "budget increase", "")
 	switch {
 	case err != nil:
 		return nil, err
@@ -304,18 +304,21 @@ func (s *Service) increaseIAB(ctx context.Context, r events.LineChangeRequested,
 	return c, nil
 }
 
-// bookMoreIAB books up to amount more of an IAB line as an additional
-// deal: a fresh quote on the same product at the line's agreed CPM for the
-// impressions amount buys, then the booking (its own DealBooked, same
-// line_key). The quote and the booking carry keys derived from the
+// bookMoreIAB books up to amount more of an IAB line (lineKey, booked as
+// d) as an additional deal: a fresh quote on the same product at the
+// line's agreed CPM for the impressions amount buys, then the booking (its
+// own DealBooked, line_key lineKey). An add passes the remaining quote it
+// books as d (seller, package, product, quote and CPM), the new line's
+// key, and start: the day its flight starts ("" is the brief's start; an
+// add's is today when the flight has begun). The quote and the booking carry keys derived from the
 // change's, so a retry replays them. It returns the deal booked; or a
 // failure code and reason when the seller definitely will not book it
 // (an amount below the seller's minimum order is not asked for); or an
 // error while the outcome is unknown (the caller retries). A deal the
 // seller books above amount is cancelled again at once.
-func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, c *LineChange, auth sellerclient.Auth,
-	amount events.Micros, what string) (*events.DealBooked, string, string, error) {
-	b, d := s.Booker, *line.Deal
+func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested, lineKey string, d events.DealBooked, c *LineChange, auth sellerclient.Auth,
+	amount events.Micros, what, start string) (*events.DealBooked, string, string, error) {
+	b := s.Booker
 	var code, why string
 	fail := func(cd, reason string) (*LineChange, error) {
 		code, why = cd, reason
@@ -355,7 +358,7 @@ func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested,
 	l := events.PlanLine{SellerURL: d.SellerURL, SellerName: d.SellerName, PackageID: d.PackageID, ProductID: d.ProductID, QuoteID: d.QuoteID,
 		Protocol: events.ProtocolIAB, CPMMicros: cpm, Impressions: imps, SpendMicros: events.CostMicros(imps, cpm)}
 	cctx, cancel := context.WithTimeout(ctx, b.callTimeout())
-	rq, err := b.requote(cctx, auth, cmp, q, l, c.Key+".quote")
+	rq, err := b.requote(cctx, auth, cmp, q, l, c.Key+".quote", start)
 	cancel()
 	if err != nil {
 		if errors.Is(err, errNoProduct) {
@@ -368,13 +371,13 @@ func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested,
 	}
 	cctx, cancel = context.WithTimeout(ctx, b.callTimeout())
 	res, err := b.Client.BookDeal(cctx, d.SellerURL, auth, sellerclient.DealBookingRequest{IdempotencyKey: c.Key + ".book", QuoteID: rq.QuoteID,
-		Notes: "dealflow campaign " + r.CampaignID + ": " + what + " of line " + line.Key})
+		Notes: "dealflow campaign " + r.CampaignID + ": " + what + " of line " + lineKey})
 	cancel()
 	if err != nil {
 		return refused(err)
 	}
 	added := dealBooked(cmp, q, l, rq.QuoteID, res)
-	added.LineKey, added.PlanRevision = line.Key, d.PlanRevision
+	added.LineKey, added.PlanRevision = lineKey, d.PlanRevision
 	if added.SpendMicros > amount {
 		// The seller booked more than asked: the budget would not hold.
 		// Cancel it again at once.

@@ -260,7 +260,7 @@ func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.C
 		if needRequote {
 			if line.RequoteID == "" {
 				cctx, cancel := context.WithTimeout(ctx, timeout)
-				rq, err := b.requote(cctx, auth, c, q, l, line.RequoteKey)
+				rq, err := b.requote(cctx, auth, c, q, l, line.RequoteKey, "")
 				cancel()
 				if err != nil {
 					if !errors.Is(err, errNoProduct) && unknownOutcome(err) {
@@ -344,7 +344,10 @@ func (b *Booker) reconcile(ctx context.Context, sellerURL, quoteID string, timeo
 // inventory.
 var errNoProduct = errors.New("no_product: the quote names no product to re-quote")
 
-func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, key string) (*sellerclient.Quote, error) {
+// requote asks for a fresh quote on the line's product at its agreed CPM
+// for its impressions, over the brief's flight — from start instead when
+// given (a line added mid-flight is quoted for what is left of it).
+func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *campaign.Campaign, q events.QuoteReady, l events.PlanLine, key, start string) (*sellerclient.Quote, error) {
 	// Re-quote exactly the product the agreement was made on; never let the
 	// seller reject (or worse, price) a request without one.
 	product := q.Package.ProductID
@@ -356,8 +359,11 @@ func (b *Booker) requote(ctx context.Context, auth sellerclient.Auth, c *campaig
 	}
 	imps := l.Impressions
 	target := sellerclient.FromMicros(l.CPMMicros)
+	if start == "" {
+		start = c.Request.Brief.StartDate
+	}
 	return b.Client.CreateQuote(ctx, l.SellerURL, auth, sellerclient.QuoteRequest{IdempotencyKey: key, ProductID: product,
-		DealType: sellerclient.DealType(q.DealType), Impressions: &imps, FlightStart: c.Request.Brief.StartDate, FlightEnd: c.Request.Brief.EndDate,
+		DealType: sellerclient.DealType(q.DealType), Impressions: &imps, FlightStart: start, FlightEnd: c.Request.Brief.EndDate,
 		TargetCPM: &target})
 }
 

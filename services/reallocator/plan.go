@@ -56,10 +56,42 @@ func (l LineView) index() float64 {
 	return float64(l.projected()) / float64(l.Budget)
 }
 
+// QuoteView is a remaining quote of the campaign (negotiated, bookable,
+// not booked) that may receive what no line on plan can take.
+type QuoteView struct {
+	events.QuoteRef
+	Protocol events.Protocol
+	// Score is the optimiser's value of the quote per thousand dollars
+	// (portfolio.Score with the campaign's weights): the best is chosen.
+	Score          float64
+	MinImpressions int64
+}
+
+func (q QuoteView) key() string { return q.SellerURL + "|" + q.PackageID }
+
+func (q QuoteView) name() string {
+	n := q.SellerName
+	if n == "" {
+		n = q.SellerURL
+	}
+	return n + " " + q.PackageID
+}
+
+// MinFlightLeft is the share of the flight that must be left for a
+// remaining quote to be booked mid-flight: a new line needs time to
+// deliver what it is given.
+const MinFlightLeft = 0.25
+
 // Input is what a reallocation is planned from: the campaign's budget, the
-// deviation that asks for one, and every booked line of the campaign.
+// deviation that asks for one, every booked line of the campaign and its
+// remaining quotes.
 type Input struct {
 	Budget events.Micros
+	// MaxCPM is the brief's max CPM (0: none): no remaining quote above it
+	// is booked.
+	MaxCPM events.Micros
+	// Quotes are the campaign's bookable quotes no line was booked from.
+	Quotes []QuoteView
 	// SellerCap is the brief's per-seller cap (0: none): a line receives
 	// no more than its seller's lines leave room for under it.
 	SellerCap events.Micros
@@ -170,7 +202,8 @@ func move(p Plan, s LineView, in Input) Plan {
 		why = fmt.Sprintf("it has not started delivering its %s budget", s.Budget)
 	}
 	release := (s.Budget - min(max(keep, s.Spend), s.Budget)) / cent * cent
-	if least := max(events.Micros(float64(s.Budget)*MinMove), 1_000_000); release < least {
+	least := max(events.Micros(float64(s.Budget)*MinMove), 1_000_000)
+	if release < least {
 		p.Reason, p.Settled = fmt.Sprintf("%s: %s, leaving %s unspent, too little to move", s.name(), why, release), true
 		return p
 	}
@@ -185,6 +218,9 @@ func move(p Plan, s LineView, in Input) Plan {
 			}
 		}
 		room[s.SellerURL] -= s.Budget - release
+		for _, q := range in.Quotes {
+			room[q.SellerURL] += 0 // a seller with no line has the whole cap
+		}
 		for k, v := range room {
 			room[k] = max(in.SellerCap+v, 0) / cent * cent
 		}
@@ -206,14 +242,6 @@ func move(p Plan, s LineView, in Input) Plan {
 			recv = append(recv, l)
 		}
 	}
-	switch {
-	case len(recv) == 0 && atCap:
-		p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s", s.name(), why, in.SellerCap)
-		return p
-	case len(recv) == 0:
-		p.Reason = fmt.Sprintf("%s: %s, but no other line delivers on plan to take the %s", s.name(), why, release)
-		return p
-	}
 	// Ahead first, then by key: the order the remainder is given in.
 	sort.Slice(recv, func(i, j int) bool {
 		if a, b := recv[i].index(), recv[j].index(); a != b {
@@ -221,12 +249,15 @@ func move(p Plan, s LineView, in Input) Plan {
 		}
 		return recv[i].Key < recv[j].Key
 	})
-	take := func(l LineView, want events.Micros) events.Micros {
-		if room == nil {
+	take := func(seller string, want events.Micros) events.Micros {
+		if room == nil || want < 0 {
+			if room != nil {
+				room[seller] -= want
+			}
 			return want
 		}
-		got := min(want, room[l.SellerURL])
-		room[l.SellerURL] -= got
+		got := min(want, room[seller])
+		room[seller] -= got
 		return got
 	}
 	var capacity events.Micros
@@ -241,30 +272,42 @@ func move(p Plan, s LineView, in Input) Plan {
 	given := make([]events.Micros, len(recv))
 	var sum events.Micros
 	for i, l := range recv {
-		share := events.Micros(float64(amount)*float64(l.Budget)*l.index()/weight) / cent * cent
-		given[i] = take(l, min(share, caps[i]))
+		share := events.Micros(0)
+		if weight > 0 {
+			share = events.Micros(float64(amount)*float64(l.Budget)*l.index()/weight) / cent * cent
+		}
+		given[i] = take(l.SellerURL, min(share, caps[i]))
 		sum += given[i]
 	}
 	for i, l := range recv { // the rounding's remainder, ahead first
 		if sum >= amount {
 			break
 		}
-		add := take(l, min(caps[i]-given[i], amount-sum))
+		add := take(l.SellerURL, min(caps[i]-given[i], amount-sum))
 		given[i] += add
 		sum += add
 	}
-	for i := range given { // a move of cents (a seller a cent under its cap) is not worth a change at the seller
-		if given[i] < minGift {
+	for i, l := range recv { // a move of cents (a seller a cent under its cap) is not worth a change at the seller
+		if given[i] > 0 && given[i] < minGift {
+			take(l.SellerURL, -given[i])
 			sum -= given[i]
 			given[i] = 0
 		}
 	}
-	if sum == 0 {
-		p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s", s.name(), why, in.SellerCap)
+	// What the lines on plan cannot take goes to the best remaining quote
+	// that can take it, booked as a new line.
+	q, toQuote, qwhy := bestQuote(in, release-sum, least, take)
+	if sum == 0 && toQuote == 0 {
+		switch {
+		case len(recv) == 0 && !atCap:
+			p.Reason = fmt.Sprintf("%s: %s, but no other line delivers on plan to take the %s, and %s", s.name(), why, release, qwhy)
+		default:
+			p.Reason = fmt.Sprintf("%s: %s, but the lines on plan are at their sellers' cap of %s, and %s", s.name(), why, in.SellerCap, qwhy)
+		}
 		return p
 	}
 	p.Lines = append(p.Lines, events.ReallocationLine{LineKey: s.Key, SellerURL: s.SellerURL, SellerName: s.SellerName, PackageID: s.PackageID,
-		BudgetBeforeMicros: s.Budget, BudgetAfterMicros: s.Budget - sum})
+		BudgetBeforeMicros: s.Budget, BudgetAfterMicros: s.Budget - sum - toQuote})
 	for i, l := range recv {
 		if given[i] <= 0 {
 			continue
@@ -274,9 +317,66 @@ func move(p Plan, s LineView, in Input) Plan {
 		p.Lines = append(p.Lines, events.ReallocationLine{LineKey: l.Key, SellerURL: l.SellerURL, SellerName: l.SellerName, PackageID: l.PackageID,
 			BudgetBeforeMicros: l.Budget, BudgetAfterMicros: l.Budget + given[i]})
 	}
-	p.Reason = fmt.Sprintf("%s: %s; %s moves to %d line(s) delivering on plan.", s.name(), why, sum, len(p.Moves))
-	if sum < release {
-		p.Reason += fmt.Sprintf(" %s stays with it: the lines on plan can take no more (each at most doubles, and no seller goes past the per-seller cap).", release-sum)
+	onPlan := len(p.Moves)
+	if toQuote > 0 {
+		ref := q.QuoteRef
+		p.Moves = append(p.Moves, events.ReallocationMove{FromLineKey: s.Key, ToQuote: &ref, AmountMicros: toQuote,
+			Reason: fmt.Sprintf("%s cannot deliver it (%s); the lines on plan cannot take it, so it books the campaign's best remaining quote, %s at %s CPM (value %.1f), as a new line.",
+				s.name(), why, q.name(), q.CPMMicros.Cents(), q.Score)})
+		p.Lines = append(p.Lines, events.ReallocationLine{SellerURL: q.SellerURL, SellerName: q.SellerName, PackageID: q.PackageID,
+			BudgetAfterMicros: toQuote, NewLine: true})
+	}
+	p.Reason = fmt.Sprintf("%s: %s; %s moves to %d line(s) delivering on plan.", s.name(), why, sum, onPlan)
+	switch {
+	case toQuote > 0 && sum == 0:
+		p.Reason = fmt.Sprintf("%s: %s; no line delivering on plan can take it, so %s books the remaining quote %s as a new line.", s.name(), why, toQuote, q.name())
+	case toQuote > 0:
+		p.Reason += fmt.Sprintf(" %s books the remaining quote %s as a new line.", toQuote, q.name())
+	}
+	if rest := release - sum - toQuote; rest > 0 {
+		p.Reason += fmt.Sprintf(" %s stays with it: the lines on plan can take no more (each at most doubles, and no seller goes past the per-seller cap), and %s.", rest, qwhy)
 	}
 	return p
+}
+
+// bestQuote picks the remaining quote that receives what the lines on plan
+// cannot take (rest): the highest value (the optimiser's score) among the
+// IAB quotes within the brief's max CPM whose seller has room under the
+// per-seller cap and for which what it can take buys at least the seller's
+// minimum order and least — while at least MinFlightLeft of the flight is
+// left. It returns the quote and the amount it takes (0: none, with why).
+func bestQuote(in Input, rest, least events.Micros, take func(seller string, want events.Micros) events.Micros) (QuoteView, events.Micros, string) {
+	switch {
+	case rest <= 0:
+		return QuoteView{}, 0, ""
+	case len(in.Quotes) == 0:
+		return QuoteView{}, 0, "the campaign has no remaining quote to book"
+	case 1-in.Trigger.FlightElapsed < MinFlightLeft:
+		return QuoteView{}, 0, fmt.Sprintf("too little of the flight is left (under %.0f%%) to book a remaining quote", MinFlightLeft*100)
+	}
+	qs := append([]QuoteView(nil), in.Quotes...)
+	sort.Slice(qs, func(i, j int) bool {
+		if qs[i].Score != qs[j].Score {
+			return qs[i].Score > qs[j].Score
+		}
+		if qs[i].CPMMicros != qs[j].CPMMicros {
+			return qs[i].CPMMicros < qs[j].CPMMicros
+		}
+		return qs[i].key() < qs[j].key()
+	})
+	why := "no remaining quote can take it (AdCP, above the max CPM, no value, its seller at the per-seller cap, or below its minimum order)"
+	for _, q := range qs {
+		switch {
+		case q.Protocol.IsADCP(), q.CPMMicros <= 0, q.Score <= 0, in.MaxCPM > 0 && q.CPMMicros > in.MaxCPM:
+			continue
+		}
+		amount := take(q.SellerURL, rest/cent*cent)
+		imps := int64(amount) * 1000 / int64(q.CPMMicros)
+		if amount < least || imps < max(q.MinImpressions, 1) {
+			take(q.SellerURL, -amount) // give the room back
+			continue
+		}
+		return q, amount, ""
+	}
+	return QuoteView{}, 0, why
 }

@@ -16,6 +16,10 @@ func onPlan(key string, budget events.Micros, pace float64, elapsed float64) Lin
 
 func atSeller(l LineView, url string) LineView { l.SellerURL = url; return l }
 
+func quote(pkg, seller string, cpm events.Micros, score float64) QuoteView {
+	return QuoteView{QuoteRef: events.QuoteRef{SellerURL: seller, PackageID: pkg, QuoteID: "q-" + pkg, CPMMicros: cpm}, Protocol: events.ProtocolIAB, Score: score}
+}
+
 func dev(key string, dir events.Deviation, spend events.Micros, elapsed float64) events.PacingDeviation {
 	return events.PacingDeviation{CampaignID: "c", LineKey: key, Direction: dir, Seq: 3, SinceSeq: 2, SpendMicros: spend, FlightElapsed: elapsed}
 }
@@ -133,6 +137,49 @@ func TestPropose(t *testing.T) {
 			reason: "not paused",
 		},
 		{
+			name: "remaining quote: what the lines on plan cannot take (each at most doubled) books the best eligible quote",
+			in: Input{Budget: 10_000 * dollar, MaxCPM: 30 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.1),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 3000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.1},
+					atSeller(onPlan("b", 1000*dollar, 1, 0.1), "y")},
+				Quotes: []QuoteView{quote("fair", "z", 20*dollar, 30), quote("best", "z", 10*dollar, 40),
+					func() QuoteView { q := quote("adcp", "w", 5*dollar, 45); q.Protocol = events.ProtocolADCP; return q }(),
+					quote("dear", "w", 31*dollar, 50), quote("worthless", "w", 60*dollar, 0)}},
+			moves:  []move{{"a", "b", 1000 * dollar}, {"a", "q:best", 2000 * dollar}},
+			reason: "remaining quote",
+		},
+		{
+			name: "remaining quote: no line on plan, all of it to the best quote; ties go to the cheaper",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.2),
+				Lines:  []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Elapsed: 0.2}, onPlan("b", 1000*dollar, 0.5, 0.2)},
+				Quotes: []QuoteView{quote("dearer", "z", 20*dollar, 30), quote("cheaper", "z", 10*dollar, 30)}},
+			moves: []move{{"a", "q:cheaper", 1000 * dollar}},
+		},
+		{
+			name: "remaining quote: its seller's room under the per-seller cap bounds it; below its minimum order the next is taken",
+			in: Input{Budget: 10_000 * dollar, SellerCap: 2500 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.2),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 1000 * dollar, Reported: true, Elapsed: 0.2},
+					atSeller(onPlan("b", 2200*dollar, 0.5, 0.2), "y")},
+				Quotes: []QuoteView{func() QuoteView { q := quote("big", "z", 10*dollar, 50); q.MinImpressions = 200_000; return q }(),
+					quote("capped", "y", 10*dollar, 40)}},
+			// big needs $2,000 (200k at $10), a gives up $1,000; y has $300 of room.
+			moves: []move{{"a", "q:capped", 300 * dollar}},
+		},
+		{
+			name: "remaining quote: none eligible (above the max CPM, AdCP, its seller at the cap): it stays, the episode open",
+			in: Input{Budget: 10_000 * dollar, SellerCap: 1000 * dollar, MaxCPM: 15 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.2),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 1000 * dollar, Reported: true, Elapsed: 0.2}, atSeller(onPlan("b", 1000*dollar, 0.5, 0.2), "y")},
+				Quotes: []QuoteView{quote("dear", "z", 20*dollar, 50), quote("full", "y", 10*dollar, 40),
+					func() QuoteView { q := quote("adcp", "w", 5*dollar, 45); q.Protocol = events.ProtocolADCP; return q }()}},
+			reason: "no remaining quote can take it",
+		},
+		{
+			name: "remaining quote: too little of the flight left to book one: it stays",
+			in: Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.8),
+				Lines:  []LineView{{Key: "a", Budget: 1000 * dollar, Reported: true, Elapsed: 0.8}, onPlan("b", 1000*dollar, 0.5, 0.8)},
+				Quotes: []QuoteView{quote("best", "z", 10*dollar, 40)}},
+			reason: "too little of the flight",
+		},
+		{
 			name:   "an unknown line: nothing yet",
 			in:     Input{Budget: 10_000 * dollar, Tolerance: 0.2, Trigger: dev("x", events.DeviationUnder, 0, 0.5), Lines: []LineView{onPlan("b", 1000*dollar, 1, 0.5)}},
 			reason: "not known",
@@ -145,7 +192,14 @@ func TestPropose(t *testing.T) {
 			var got []move
 			var given events.Micros
 			for _, m := range p.Moves {
-				got = append(got, move{m.FromLineKey, m.ToLineKey, m.AmountMicros})
+				to := m.ToLineKey
+				if m.ToQuote != nil {
+					to = "q:" + m.ToQuote.PackageID
+					if m.ToLineKey != "" || m.ToQuote.QuoteID != "q-"+m.ToQuote.PackageID {
+						t.Errorf("move to a quote %+v", m)
+					}
+				}
+				got = append(got, move{m.FromLineKey, to, m.AmountMicros})
 				given += m.AmountMicros
 				if m.Reason == "" || m.AmountMicros <= 0 || m.AmountMicros%cent != 0 {
 					t.Errorf("move %+v", m)

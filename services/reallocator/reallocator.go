@@ -44,10 +44,12 @@ func StageConfig() bus.StageConfig {
 		MaxDeliver: -1, RetryBase: time.Second, RetryMax: time.Minute}
 }
 
-// Campaigns reads a campaign's record (its budget and auto-approval);
-// *campaign.Store is one.
+// Campaigns reads a campaign's record (its budget and auto-approval) and
+// its quotes (the remaining ones a reallocation may book); *campaign.Store
+// is one.
 type Campaigns interface {
 	Get(ctx context.Context, id string) (*campaign.Campaign, error)
+	LoadQuotes(ctx context.Context, c *campaign.Campaign) error
 }
 
 // Observer is told about the reallocator's work (telemetry.Metrics
@@ -191,9 +193,13 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			}
 		}
 	}
-	var budget, sellerCap events.Micros
+	var budget, sellerCap, maxCPM events.Micros
 	var auto, loaded bool
-	if !found || !rec.Loaded {
+	var quotes []QuoteView
+	// A line that cannot deliver may give budget to a remaining quote: the
+	// campaign's quotes are read for it (one read per quote, only for an
+	// under or not_reporting deviation).
+	if !found || !rec.Loaded || d.Direction != events.DeviationOver {
 		c, err := s.Campaigns.Get(ctx, d.CampaignID)
 		switch {
 		case errors.Is(err, campaign.ErrNotFound):
@@ -201,6 +207,13 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			return nil, err
 		case c.Request != nil:
 			budget, sellerCap, auto, loaded = c.Request.Brief.BudgetMicros, c.Request.Brief.PerSellerCapMicros, c.Request.AutoApprove, true
+			maxCPM = c.Request.Brief.KPIs.MaxCPMMicros
+			if d.Direction != events.DeviationOver {
+				if err := s.Campaigns.LoadQuotes(ctx, c); err != nil {
+					return nil, err
+				}
+				quotes = quoteViews(c)
+			}
 		}
 	}
 	now := s.now()
@@ -228,7 +241,8 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			note = "the campaign's budget is not known yet"
 			return changed, nil
 		}
-		plan = Propose(Input{Budget: r.Budget, SellerCap: r.SellerCap, Tolerance: d.Tolerance, Trigger: *d, Lines: views(r)})
+		plan = Propose(Input{Budget: r.Budget, SellerCap: r.SellerCap, MaxCPM: maxCPM, Tolerance: d.Tolerance, Trigger: *d, Lines: views(r),
+			Quotes: remaining(r, quotes)})
 		if plan.Empty() {
 			if plan.Settled {
 				r.Episodes[ep] = 0
@@ -389,8 +403,9 @@ func phase1(r *Record, v *Revision) []Change {
 }
 
 // phase2 are a revision's increases: each receiving line's budget grows by
-// the moves whose decrease was applied; a move whose decrease failed is
-// skipped.
+// the moves whose decrease was applied, and a move to a remaining quote is
+// an add booking it as a new line (its key derived from the add's
+// change_id); a move whose decrease failed is skipped.
 func phase2(r *Record, v *Revision) []Change {
 	freed := map[string]bool{}
 	for _, c := range v.Changes {
@@ -401,28 +416,48 @@ func phase2(r *Record, v *Revision) []Change {
 	out := v.Changes
 	seen := map[string]bool{}
 	for _, m := range v.Proposal.Moves {
-		if seen[m.ToLineKey] {
+		to := target(m)
+		if seen[to] {
 			continue
 		}
-		seen[m.ToLineKey] = true
+		seen[to] = true
 		var sum events.Micros
 		var why string
 		for _, x := range v.Proposal.Moves {
-			if x.ToLineKey == m.ToLineKey && freed[x.FromLineKey] {
+			if target(x) == to && freed[x.FromLineKey] {
 				sum += x.AmountMicros
 				why = x.Reason
 			}
 		}
-		c := events.ReallocationChange{ChangeID: ChangeID(r.CampaignID, v.Revision, len(out)), LineKey: m.ToLineKey, Action: events.LineSetBudget}
-		if sum == 0 {
+		id := ChangeID(r.CampaignID, v.Revision, len(out))
+		c := events.ReallocationChange{ChangeID: id, LineKey: m.ToLineKey, Action: events.LineSetBudget}
+		if m.ToQuote != nil {
+			q := *m.ToQuote
+			c.Action, c.LineKey, c.Quote = events.LineAdd, events.AddedLineKey(id), &q
+		}
+		switch {
+		case sum == 0:
 			c.Outcome, c.Code, c.Reason = "skipped", "decrease_failed", "The budget it was to receive was not freed: the decrease failed."
-		} else {
+		case m.ToQuote != nil:
+			c.Outcome, c.BudgetMicros = "pending", sum
+			c.Reason = fmt.Sprintf("Reallocation %d: the remaining quote %s of %s is booked as a new line for %s. %s", v.Revision, m.ToQuote.PackageID,
+				m.ToQuote.SellerURL, sum, why)
+		default:
 			c.Outcome, c.BudgetMicros = "pending", lineOf(r, m.ToLineKey).Budget+sum
 			c.Reason = fmt.Sprintf("Reallocation %d: this line receives %s. %s", v.Revision, sum, why)
 		}
 		out = append(out, Change{ReallocationChange: c, Phase: 2})
 	}
 	return out
+}
+
+// target names what a move gives budget to: a booked line, or a remaining
+// quote.
+func target(m events.ReallocationMove) string {
+	if m.ToQuote != nil {
+		return "quote:" + m.ToQuote.SellerURL + "|" + m.ToQuote.PackageID
+	}
+	return m.ToLineKey
 }
 
 // requests are the LineChangeRequested of a revision's pending changes of
@@ -434,7 +469,8 @@ func (s *Service) requests(in events.Event, v *Revision, phase int, at time.Time
 			continue
 		}
 		req := events.LineChangeRequested{CampaignID: v.Proposal.CampaignID, ChangeID: c.ChangeID, LineKey: c.LineKey, Action: c.Action,
-			BudgetMicros: c.BudgetMicros, Reason: c.Reason, RequestedBy: events.RequestedByReallocation, ReallocationRevision: v.Revision, RequestedAt: at}
+			BudgetMicros: c.BudgetMicros, Quote: c.Quote, Reason: c.Reason, RequestedBy: events.RequestedByReallocation, ReallocationRevision: v.Revision,
+			RequestedAt: at}
 		e, err := derive(in, events.KindLineChangeRequested, req.CampaignID, v.Revision, "change/"+c.ChangeID, req)
 		if err != nil {
 			return nil, err
@@ -568,9 +604,14 @@ func (s *Service) changed(ctx context.Context, in events.Event, campaignID, chan
 // end settles a revision whose changes all have an outcome.
 func end(v *Revision, now time.Time) {
 	outcome := map[string]string{}
+	added := map[string]string{} // a remaining quote's target: its new line
 	for _, c := range v.Changes {
-		if c.Action == events.LineSetBudget {
+		switch {
+		case c.Action == events.LineSetBudget:
 			outcome[strconv.Itoa(c.Phase)+"/"+c.LineKey] = c.Outcome
+		case c.Action == events.LineAdd && c.Quote != nil:
+			to := target(events.ReallocationMove{ToQuote: c.Quote})
+			outcome["2/"+to], added[to] = c.Outcome, c.LineKey
 		}
 	}
 	v.Status = StatusApplied
@@ -581,11 +622,14 @@ func end(v *Revision, now time.Time) {
 	}
 	v.Moves = nil
 	for _, m := range v.Proposal.Moves {
-		o := events.ReallocationMoveOutcome{FromLineKey: m.FromLineKey, ToLineKey: m.ToLineKey, AmountMicros: m.AmountMicros, Outcome: "applied"}
+		o := events.ReallocationMoveOutcome{FromLineKey: m.FromLineKey, ToLineKey: m.ToLineKey, ToQuote: m.ToQuote, AmountMicros: m.AmountMicros, Outcome: "applied"}
+		if m.ToQuote != nil {
+			o.ToLineKey = added[target(m)]
+		}
 		switch {
 		case outcome["1/"+m.FromLineKey] != "changed":
 			o.Outcome, o.Reason = "failed", "the decrease of the line giving it up failed: nothing moved"
-		case outcome["2/"+m.ToLineKey] != "changed":
+		case outcome["2/"+target(m)] != "changed":
 			o.Outcome, o.Reason = "failed", "the increase failed: the budget was freed and not spent"
 		}
 		v.Moves = append(v.Moves, o)

@@ -11,8 +11,19 @@ import (
 )
 
 // campaigns answers one campaign's request (the budget and auto-approval
-// the reallocator reads).
-type campaigns struct{ req events.CampaignRequested }
+// the reallocator reads) and its quotes.
+type campaigns struct {
+	req    events.CampaignRequested
+	quotes []events.QuoteReady
+}
+
+func (c campaigns) LoadQuotes(_ context.Context, cmp *campaign.Campaign) error {
+	cmp.Quotes = map[string]events.QuoteReady{}
+	for _, q := range c.quotes {
+		cmp.Quotes[campaign.QuoteKey(q.Seller.URL, q.Package.ID)] = q
+	}
+	return nil
+}
 
 func (c campaigns) Get(_ context.Context, id string) (*campaign.Campaign, error) {
 	if id != c.req.CampaignID {
@@ -34,7 +45,7 @@ func newFixture(t *testing.T, auto bool) *fixture {
 		t.Fatal(err)
 	}
 	req := events.CampaignRequested{CampaignID: "c-1", AutoApprove: auto, Brief: events.Brief{BudgetMicros: 10_000 * dollar}}
-	return &fixture{svc: &Service{Records: recs, Campaigns: campaigns{req}, Log: natstest.Logger()}}
+	return &fixture{svc: &Service{Records: recs, Campaigns: campaigns{req: req}, Log: natstest.Logger()}}
 }
 
 func ev(t *testing.T, k events.Kind, id string, p any) events.Event {
@@ -249,3 +260,90 @@ func TestReallocationWaitsForApproval(t *testing.T) {
 		t.Fatalf("record %+v", r.Revisions[0])
 	}
 }
+
+// TestReallocationToRemainingQuote: what the lines on plan cannot take goes
+// to the campaign's best remaining quote (a quote some line was booked from
+// is not one), applied after the decrease as an add whose line_key derives
+// from its change_id, and the move's outcome names the new line.
+func TestReallocationToRemainingQuote(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, true)
+	const seller = "http://127.0.0.1:1"
+	q := func(pkg string, cpm events.Micros, formats ...string) events.QuoteReady {
+		return events.QuoteReady{CampaignID: "c-1", Seller: events.Seller{URL: seller, Name: "S"}, Package: events.Package{ID: pkg, AdFormats: formats},
+			Outcome: events.OutcomeFixedPrice, QuoteID: "q-" + pkg, FinalCPMMicros: cpm}
+	}
+	f.svc.Campaigns = campaigns{req: f.svc.Campaigns.(campaigns).req, quotes: []events.QuoteReady{
+		q("pb", 5*dollar, "video"),          // booked as line b: not remaining
+		q("pdisplay", 20*dollar, "display"), // value 35
+		q("pvideo", 20*dollar, "video"),     // value 40: the best remaining
+		{CampaignID: "c-1", Seller: events.Seller{URL: seller}, Package: events.Package{ID: "prejected"}, Outcome: events.OutcomeRejected},
+	}}
+	for _, l := range []struct {
+		key    string
+		budget events.Micros
+	}{{"a", 2000 * dollar}, {"b", 500 * dollar}} {
+		f.handle(t, ev(t, events.KindDealBooked, "booked-"+l.key, events.DealBooked{CampaignID: "c-1", LineKey: l.key, SellerURL: seller,
+			SellerName: "S", PackageID: "p" + l.key, DealID: "D" + l.key, SpendMicros: l.budget, Tier: events.TierAgency}))
+	}
+	f.handle(t, ev(t, events.KindDeliveryReported, "snap-b", events.DeliveryReported{CampaignID: "c-1", LineKey: "b", Seq: 2, SellerURL: seller,
+		PackageID: "pb", PlannedSpendMicros: 500 * dollar, SpendMicros: 100 * dollar, FlightElapsed: 0.2, Status: events.PacingOnTrack, PacingIndex: 1}))
+
+	out := f.handle(t, under(t, "dev-1", 2, 2))
+	props := ofKind[events.ReallocationProposed](t, out, events.KindReallocationProposed)
+	if len(props) != 1 {
+		t.Fatalf("outputs %v", ids(out))
+	}
+	p := props[0]
+	// a projects 1000 of its 2000: b takes 500 (doubled), 500 books pvideo.
+	if len(p.Moves) != 2 || p.Moves[0].ToLineKey != "b" || p.Moves[0].AmountMicros != 500*dollar || p.Moves[1].ToQuote == nil ||
+		p.Moves[1].ToQuote.PackageID != "pvideo" || p.Moves[1].ToQuote.QuoteID != "q-pvideo" || p.Moves[1].AmountMicros != 500*dollar ||
+		p.CommittedAfterMicros != p.CommittedBeforeMicros {
+		t.Fatalf("proposal %+v", p)
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	reqs := ofKind[events.LineChangeRequested](t, f.handle(t, out[1]), events.KindLineChangeRequested)
+	if len(reqs) != 1 || reqs[0].LineKey != "a" || reqs[0].BudgetMicros != 1000*dollar {
+		t.Fatalf("phase 1 %+v", reqs)
+	}
+	dec := ev(t, events.KindLineChanged, "changed-a", events.LineChanged{CampaignID: "c-1", ChangeID: reqs[0].ChangeID, LineKey: "a", Action: events.LineSetBudget,
+		SellerURL: seller, PackageID: "pa", State: events.LineStateLive, BudgetBeforeMicros: 2000 * dollar, BudgetAfterMicros: 1000 * dollar, CommittedMicros: 1500 * dollar})
+	out = f.handle(t, dec)
+	inc := ofKind[events.LineChangeRequested](t, out, events.KindLineChangeRequested)
+	addID := ChangeID("c-1", 1, 2)
+	if len(inc) != 2 || inc[0].LineKey != "b" || inc[0].BudgetMicros != 1000*dollar || inc[1].Action != events.LineAdd || inc[1].ChangeID != addID ||
+		inc[1].LineKey != events.AddedLineKey(addID) || inc[1].BudgetMicros != 500*dollar || inc[1].Quote == nil || inc[1].Quote.PackageID != "pvideo" {
+		t.Fatalf("phase 2 %+v", inc)
+	}
+	for _, r := range inc {
+		if err := r.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again := f.handle(t, dec); !same(ids(again), ids(out)) {
+		t.Fatalf("redelivered decrease: %v, first %v", ids(again), ids(out))
+	}
+	f.handle(t, ev(t, events.KindLineChanged, "changed-b", events.LineChanged{CampaignID: "c-1", ChangeID: inc[0].ChangeID, LineKey: "b",
+		Action: events.LineSetBudget, SellerURL: seller, PackageID: "pb", State: events.LineStateLive, BudgetBeforeMicros: 500 * dollar,
+		BudgetAfterMicros: 1000 * dollar, CommittedMicros: 2000 * dollar}))
+	newKey := events.AddedLineKey(addID)
+	out = f.handle(t, ev(t, events.KindLineChanged, "changed-new", events.LineChanged{CampaignID: "c-1", ChangeID: addID, LineKey: newKey,
+		Action: events.LineAdd, SellerURL: seller, PackageID: "pvideo", State: events.LineStateLive, BudgetAfterMicros: 490 * dollar, CommittedMicros: 2490 * dollar}))
+	applied := ofKind[events.ReallocationApplied](t, out, events.KindReallocationApplied)
+	if len(applied) != 1 || len(applied[0].Moves) != 2 || applied[0].Moves[1].Outcome != "applied" || applied[0].Moves[1].ToLineKey != newKey ||
+		applied[0].Moves[1].ToQuote == nil {
+		t.Fatalf("outputs %+v", applied)
+	}
+	if r := f.record(t); r.Lines[newKey] == nil || r.Lines[newKey].Budget != 490*dollar || r.Lines[newKey].PackageID != "pvideo" {
+		t.Fatalf("record lines %+v", r.Lines)
+	}
+	// The quote was proposed once: a later episode does not propose it again.
+	if got := remaining(ptr(f.record(t)), quoteViews(&campaign.Campaign{Request: &events.CampaignRequested{}, Quotes: map[string]events.QuoteReady{
+		"x": q("pvideo", 20*dollar, "video"), "y": q("pdisplay", 20*dollar, "display")}})); len(got) != 1 || got[0].PackageID != "pdisplay" {
+		t.Fatalf("remaining %+v", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,226 @@
+package booker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient"
+)
+
+// An add (a reallocation's move to a remaining quote) books a quote of the
+// campaign that no line was booked from as a new line, mid-flight, the way
+// an IAB increase books its additional deal:
+//
+//  1. beginAdd: the new line (key events.AddedLineKey(change_id)) is
+//     written to the ledger reserved for the budget, with the change and
+//     its idempotency key, before any seller call — refused (over_budget,
+//     the seller never called) if committed spend would pass the budget.
+//     A redelivery finds the line and its change there.
+//  2. the quote's package is re-quoted at its agreed CPM for what the
+//     budget buys and booked (bookMoreIAB: keys derived from the change's,
+//     so a retry replays them), never above the budget.
+//  3. finishAdd: the line is booked (its DealBooked makes the pacer and the
+//     activator follow it like any line) and committed spend becomes the
+//     deal's; or it failed and the reservation is released (kept, the line
+//     unknown, when the seller's answer never came).
+//
+// AdCP quotes are not added (the reallocator does not choose them): an add
+// of one fails unsupported.
+
+// handleAdd applies an add request once.
+func (s *Service) handleAdd(ctx context.Context, in events.Event, r events.LineChangeRequested, log zerolog.Logger) ([]events.Event, error) {
+	key := events.AddedLineKey(r.ChangeID)
+	if r.LineKey != key {
+		return nil, bus.Permanent(fmt.Errorf("%w: an add's line_key is events.AddedLineKey(change_id) %q, not %q", events.ErrInvalid, key, r.LineKey))
+	}
+	if r.Quote == nil || r.BudgetMicros <= 0 {
+		return nil, bus.Permanent(fmt.Errorf("%w: an add names its quote and a positive budget", events.ErrInvalid))
+	}
+	ch, line, err := s.beginAdd(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if line == nil {
+		f := events.LineChangeFailed{CampaignID: r.CampaignID, ChangeID: r.ChangeID, LineKey: r.LineKey, Action: r.Action, RequestedBy: r.RequestedBy,
+			ReallocationRevision: r.ReallocationRevision, SellerURL: r.Quote.SellerURL, Code: events.ChangeUnknownLine,
+			Reason: "campaign " + r.CampaignID + " has no booking ledger: nothing booked to add a line to", FailedAt: s.now()}
+		log.Warn().Msg("add for a campaign with no ledger")
+		return outputs(in, &LineChange{ChangeID: r.ChangeID, Failed: &f})
+	}
+	if !ch.done() {
+		res, err := s.applyAdd(ctx, r, line, ch)
+		if err != nil {
+			if s.now().Sub(ch.BegunAt) < s.horizon() {
+				log.Warn().Err(err).Msg("add not settled; retrying with the same keys")
+				return nil, err
+			}
+			// Past the horizon the outcome stays unknown: reported failed,
+			// the reservation kept (the seller may have booked it).
+			x := *ch
+			x.State, x.Failed, x.Reserved = ChangeFailed, &events.LineChangeFailed{Code: events.ChangeSellerUnreachable,
+				Reason: "no definite answer from the seller within " + s.horizon().String() + ": " + err.Error()}, 0
+			res = &x
+		}
+		if ch, err = s.finishAdd(ctx, r, res); err != nil {
+			return nil, err
+		}
+		if ch.Failed != nil {
+			log.Warn().Str("code", ch.Failed.Code).Str("reason", ch.Failed.Reason).Msg("add failed")
+		} else {
+			log.Info().Str("deal_id", ch.Added.DealID).Str("budget", ch.Changed.BudgetAfterMicros.String()).
+				Str("committed", ch.Changed.CommittedMicros.String()).Msg("remaining quote booked as a new line")
+		}
+	}
+	return outputs(in, ch)
+}
+
+// addFailed is the LineChangeFailed of an add.
+func (s *Service) addFailed(led *Ledger, r events.LineChangeRequested, l *LedgerLine, ch *LineChange, code, reason string) *events.LineChangeFailed {
+	f := s.changeFailed(led, l, ch, code, reason)
+	f.CampaignID = r.CampaignID
+	return f
+}
+
+// beginAdd writes the new line, reserved for the budget, with the change
+// (or finds both there on a redelivery). The line is nil when the campaign
+// has no ledger.
+func (s *Service) beginAdd(ctx context.Context, r events.LineChangeRequested) (*LineChange, *LedgerLine, error) {
+	var ch *LineChange
+	var line *LedgerLine
+	_, err := s.Ledger.Update(ctx, r.CampaignID, func(led *Ledger, exists bool) (bool, error) {
+		ch, line = nil, nil
+		if !exists {
+			return false, nil
+		}
+		if x := led.Lines[r.LineKey]; x != nil {
+			ch, line = x.Changes[r.ChangeID], x
+			if ch == nil {
+				return false, bus.Permanent(fmt.Errorf("%w: line %s exists without its add %s", events.ErrInvalid, r.LineKey, r.ChangeID))
+			}
+			return false, nil
+		}
+		now := s.now()
+		q := r.Quote
+		ch = &LineChange{ChangeID: r.ChangeID, Action: events.LineAdd, State: ChangePending, RequestedBy: r.RequestedBy, Revision: r.ReallocationRevision,
+			Reason: r.Reason, Budget: r.BudgetMicros, RequestedAt: r.RequestedAt, BegunAt: now,
+			Key: "dealflow.chg." + events.ChildID(r.CampaignID+"/"+r.LineKey, StageChange, r.ChangeID)[:32]}
+		line = &LedgerLine{Key: r.LineKey, QuoteID: q.QuoteID, SellerURL: q.SellerURL, PackageID: q.PackageID, Protocol: events.ProtocolIAB,
+			ReservedAt: now, UpdatedAt: now, Changes: map[string]*LineChange{r.ChangeID: ch}}
+		switch c := led.Committed(); {
+		case c+r.BudgetMicros > led.BudgetMicros:
+			line.State, ch.State = LineFailed, ChangeFailed
+			ch.Failed = s.addFailed(led, r, line, ch, events.ChangeOverBudget, fmt.Sprintf("adding a line of %s to %s committed would pass the campaign's %s budget",
+				r.BudgetMicros, c, led.BudgetMicros))
+		default:
+			line.State, line.SpendMicros, line.PendingChange, ch.Reserved = LineReserved, r.BudgetMicros, r.ChangeID, r.BudgetMicros
+		}
+		led.Lines[r.LineKey] = line
+		return true, nil
+	})
+	return ch, line, err
+}
+
+// applyAdd books the quote for the budget at its seller: the change
+// applied with the deal booked, or failed (the seller definitely will not
+// book it), or an error while the outcome is unknown.
+func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, ch *LineChange) (*LineChange, error) {
+	c := *ch
+	fail := func(code, reason string) (*LineChange, error) {
+		c.State, c.Failed = ChangeFailed, &events.LineChangeFailed{Code: code, Reason: reason}
+		return &c, nil
+	}
+	b := s.Booker
+	if b == nil {
+		return fail(events.ChangeUnsupported, "this booker has no seller clients")
+	}
+	q := r.Quote
+	cmp, err := s.Campaigns.Get(ctx, r.CampaignID)
+	if err != nil {
+		return nil, err
+	}
+	if cmp.Request == nil {
+		return fail(events.ChangeUnsupported, "campaign "+r.CampaignID+" has no request to book a new line from")
+	}
+	if err := s.Campaigns.LoadQuote(ctx, cmp, q.SellerURL, q.PackageID); err != nil {
+		return nil, err
+	}
+	stored, ok := cmp.Quotes[q.SellerURL+"|"+q.PackageID]
+	switch {
+	case !ok || stored.FinalCPMMicros <= 0:
+		return fail(events.ChangeUnsupported, "the campaign has no priced quote for "+q.PackageID+" of "+q.SellerURL)
+	case stored.Seller.Protocol.IsADCP():
+		return fail(events.ChangeUnsupported, "an AdCP quote is not added mid-flight: only IAB quotes are booked as new lines")
+	}
+	auth, err := sellerclient.AuthFor(b.Credentials, q.SellerURL, stored.Tier)
+	if err != nil {
+		return fail("credentials", err.Error())
+	}
+	// The quote as the line it becomes: bookMoreIAB re-quotes its package
+	// at its agreed CPM for what the budget buys.
+	d := events.DealBooked{CampaignID: r.CampaignID, SellerURL: q.SellerURL, SellerName: stored.Seller.Name, Protocol: events.ProtocolIAB,
+		PackageID: q.PackageID, ProductID: stored.Package.ProductID, QuoteID: stored.QuoteID, CPMMicros: stored.FinalCPMMicros,
+		AgreedCPMMicros: stored.FinalCPMMicros, Tier: stored.Tier}
+	// Mid-flight, the new deal's flight starts the day it is asked for
+	// (fixed by the change's begin, so a retry asks for the same quote):
+	// the seller delivers, and the pacer plans, its budget over what is
+	// left of the flight, not from the brief's start.
+	start := ""
+	if day := c.BegunAt.UTC().Format(time.DateOnly); day > cmp.Request.Brief.StartDate && day <= cmp.Request.Brief.EndDate {
+		start = day
+	}
+	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, d, &c, auth, c.Budget, "reallocation to a remaining quote", start)
+	switch {
+	case err != nil:
+		return nil, err
+	case code != "":
+		return fail(code, why)
+	}
+	c.State, c.Added = ChangeApplied, added
+	return &c, nil
+}
+
+// finishAdd writes an add's outcome: the line booked on its deal (its
+// committed spend the deal's, never above the reservation), or failed with
+// its reservation released — kept, the line unknown, when the outcome
+// stayed unknown past the horizon.
+func (s *Service) finishAdd(ctx context.Context, r events.LineChangeRequested, ch *LineChange) (*LineChange, error) {
+	var out *LineChange
+	_, err := s.Ledger.Update(ctx, r.CampaignID, func(led *Ledger, exists bool) (bool, error) {
+		if !exists || led.Lines[r.LineKey] == nil {
+			return false, fmt.Errorf("booker: ledger line %s of %s vanished", r.LineKey, r.CampaignID)
+		}
+		l := led.Lines[r.LineKey]
+		cur := l.Changes[ch.ChangeID]
+		if cur == nil || cur.done() {
+			out = cur
+			return false, nil
+		}
+		c := *ch
+		l.PendingChange = ""
+		if c.State == ChangeFailed {
+			l.State = LineFailed
+			if c.Reserved == 0 {
+				l.State = LineUnknown // the seller may have booked it: the reservation stays
+			}
+			l.SpendMicros -= c.Reserved
+			c.Failed = s.addFailed(led, r, l, &c, c.Failed.Code, c.Failed.Reason)
+		} else {
+			d := *c.Added
+			l.State, l.Deal, l.SpendMicros = LineBooked, &d, d.SpendMicros
+			// The new line's own deal: not one added on top of it.
+			c.Added = &d
+			c.Changed = s.lineChanged(led, l, &c)
+			c.Changed.AddedDealID = ""
+		}
+		l.Changes[c.ChangeID] = &c
+		l.UpdatedAt = s.now()
+		out = &c
+		return true, nil
+	})
+	return out, err
+}
