@@ -790,7 +790,16 @@ func (c *Campaign) Settled() bool {
 // RecordDeal folds one line's DealBooked into the record, once per line.
 // A deal of an unresolved line (found by the reconciler) replaces it, and
 // a campaign that had already ended gets its status and spend adjusted.
+//
+// A deal a line change booked (DealBooked.change_id) is not recorded: the
+// record is the booked portfolio, which a budget change or a reallocation
+// does not rebook; the ledger follows the lines' budgets after it, and
+// counting such a deal here would put total spend on top of the budget the
+// line gave up.
 func (c *Campaign) RecordDeal(d events.DealBooked, now time.Time) {
+	if d.ChangeID != "" {
+		return
+	}
 	key := dealKey(d)
 	switch c.outcomeOf(key) {
 	case lineBooked, lineFailed:

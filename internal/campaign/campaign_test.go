@@ -594,6 +594,25 @@ func TestLineOutcomesFold(t *testing.T) {
 	}
 }
 
+// TestDealOfALineChangeIsNotRecorded: a deal a line change booked after
+// the campaign's booking (an IAB budget change's additional deal, a line a
+// reallocation added) is not part of the booked portfolio: recording it
+// would put the campaign's total spend on top of what the line gave up.
+func TestDealOfALineChangeIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	a, b := twoLines[0], twoLines[1]
+	c := in(t, events.StatusBooking, true)
+	c.RecordDeal(deal(a.SellerURL, a.PackageID, a.SpendMicros), t0)
+	c.RecordDeal(deal(b.SellerURL, b.PackageID, b.SpendMicros), t0)
+	before := c.TotalSpend()
+	added := deal(b.SellerURL, "pkg-other", 5_000_000_000)
+	added.LineKey, added.ChangeID = "line-added", "realloc-c-1-0"
+	c.RecordDeal(added, t0)
+	if len(c.Deals) != 2 || c.TotalSpend() != before {
+		t.Fatalf("after a line change's deal: %d deals, total spend %s (was %s)", len(c.Deals), c.TotalSpend(), before)
+	}
+}
+
 // TestReplanKeepsUnresolvedSpendReserved: a re-plan after a definite
 // failure gets the budget less what is booked and what unresolved lines
 // keep reserved, and never plans an unresolved line's quote again.

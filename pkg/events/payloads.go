@@ -328,6 +328,7 @@ type DealBooked struct {
 	CampaignID             string            `json:"campaign_id"`
 	LineKey                string            `json:"line_key,omitempty" desc:"The approved line this deal books (LineApproved.line_key)."`
 	PlanRevision           int               `json:"plan_revision,omitempty" desc:"The plan revision the line was approved in."`
+	ChangeID               string            `json:"change_id,omitempty" desc:"Set when a line change booked this deal after the campaign's booking (an IAB budget change's additional deal, a line a reallocation added): the LineChangeRequested.change_id. Such a deal is not part of the booked portfolio (the campaign's deals and total spend); the line's budget and the ledger's committed spend include it."`
 	Reconciled             bool              `json:"reconciled,omitempty" desc:"True when the deal was found by asking the seller (reconciliation), after the outcome of booking it was unknown."`
 	SellerURL              string            `json:"seller_url"`
 	SellerName             string            `json:"seller_name,omitempty"`

@@ -377,7 +377,7 @@ func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested,
 		return refused(err)
 	}
 	added := dealBooked(cmp, q, l, rq.QuoteID, res)
-	added.LineKey, added.PlanRevision = lineKey, d.PlanRevision
+	added.LineKey, added.PlanRevision, added.ChangeID = lineKey, d.PlanRevision, r.ChangeID
 	if added.SpendMicros > amount {
 		// The seller booked more than asked: the budget would not hold.
 		// Cancel it again at once.
