@@ -437,7 +437,18 @@ func (b *Bus) callBounded(ctx context.Context, cfg StageConfig, h Handler, in ev
 		outs, err := safeCall(callCtx, h, in, payload)
 		done <- result{outs, err}
 	}()
-	hard := time.NewTimer(cfg.HandlerTimeout + cfg.HandlerGrace)
+	// The hard limit is HandlerTimeout + HandlerGrace from now. Its timer
+	// is started only once callCtx is done (at HandlerTimeout at the
+	// latest), for what is left of the limit: most handlers return before,
+	// and this runs for every event handled.
+	hardAt := time.Now().Add(cfg.HandlerTimeout + cfg.HandlerGrace)
+	select {
+	case r := <-done:
+		cancel()
+		return r.outs, r.err
+	case <-callCtx.Done():
+	}
+	hard := time.NewTimer(time.Until(hardAt))
 	defer hard.Stop()
 	select {
 	case r := <-done:
