@@ -507,19 +507,14 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 			return fmt.Errorf("bus: publish %s: %w", outs[i].ID(), err)
 		}
 	}
-	// An acknowledgement lost with the connection must not hold the input
-	// for ever: as long as a synchronous publish would wait, then retry.
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
+	// An acknowledgement lost with the connection does not hold the input
+	// for ever: the wait fails after publishAckWait (ackRouter.expect).
 	select {
 	case <-w.done:
 		if w.err != nil {
 			b.acks.forget(msgs)
 			return w.err
 		}
-	case <-timeout.C:
-		b.acks.forget(msgs)
-		return fmt.Errorf("bus: publish %d events: %w", len(msgs), context.DeadlineExceeded)
 	case <-ctx.Done():
 		b.acks.forget(msgs)
 		return ctx.Err()
