@@ -1,8 +1,10 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,24 +17,82 @@ import (
 type ackRouter struct {
 	mu    sync.Mutex
 	waits map[*nats.Msg]*ackWait
+	// sweeping is set while a goroutine fails the waits past their
+	// deadline (sweep): there is one while any wait is registered.
+	sweeping bool
+	// wait bounds a handling's wait for its outputs' acknowledgements,
+	// checked every sweepEvery (publishAckWait and sweepEvery unless a
+	// test sets them).
+	wait, sweepEvery time.Duration
+}
+
+// newAckRouter returns a router with the default bounds.
+func newAckRouter() *ackRouter {
+	return &ackRouter{waits: map[*nats.Msg]*ackWait{}, wait: publishAckWait, sweepEvery: sweepEvery}
 }
 
 // ackWait is one handling's outputs in flight.
 type ackWait struct {
-	left int           // outputs not acknowledged yet
-	err  error         // the first failure; set before done is closed
-	done chan struct{} // closed when every output is stored, or on a failure
+	left     int           // outputs not acknowledged yet
+	n        int           // outputs published
+	deadline time.Time     // when the wait fails with context.DeadlineExceeded
+	err      error         // the first failure; set before done is closed
+	done     chan struct{} // closed when every output is stored, or on a failure
 }
 
-// expect registers msgs, about to be published, as one wait.
+// publishAckWait bounds a handling's wait for its outputs' acknowledgements:
+// an acknowledgement lost with the connection must not hold the input for
+// ever, so after as long as a synchronous publish would wait the handling
+// fails (and is retried). sweepEvery is how often the bound is checked: a
+// wait fails between publishAckWait and publishAckWait + sweepEvery after
+// it began.
+const (
+	publishAckWait = 10 * time.Second
+	sweepEvery     = time.Second
+)
+
+// expect registers msgs, about to be published, as one wait. It fails
+// with context.DeadlineExceeded when not every acknowledgement has come
+// within r.wait: one goroutine checks every wait's deadline (sweep)
+// rather than a timer for each handling that publishes.
 func (r *ackRouter) expect(msgs []*nats.Msg) *ackWait {
-	w := &ackWait{left: len(msgs), done: make(chan struct{})}
+	w := &ackWait{left: len(msgs), n: len(msgs), deadline: time.Now().Add(r.wait), done: make(chan struct{})}
 	r.mu.Lock()
 	for _, m := range msgs {
 		r.waits[m] = w
 	}
+	if !r.sweeping && len(msgs) > 0 {
+		r.sweeping = true
+		go r.sweep()
+	}
 	r.mu.Unlock()
 	return w
+}
+
+// sweep fails the waits past their deadline, every r.sweepEvery, until no
+// wait is left.
+func (r *ackRouter) sweep() {
+	for {
+		time.Sleep(r.sweepEvery)
+		now := time.Now()
+		r.mu.Lock()
+		for m, w := range r.waits {
+			if now.Before(w.deadline) {
+				continue
+			}
+			delete(r.waits, m)
+			if w.err == nil {
+				w.err = fmt.Errorf("bus: publish %d events: %w", w.n, context.DeadlineExceeded)
+				close(w.done)
+			}
+		}
+		if len(r.waits) == 0 {
+			r.sweeping = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
 }
 
 // forget drops msgs' registrations: the handling stopped waiting for them

@@ -136,7 +136,7 @@ type Bus struct {
 
 // New wraps a connection. Call Provision before publishing.
 func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Bus, error) {
-	acks := &ackRouter{waits: map[*nats.Msg]*ackWait{}}
+	acks := newAckRouter()
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second),
 		jetstream.WithPublishAsyncAckHandler(acks.acked), jetstream.WithPublishAsyncErrHandler(acks.failed))
 	if err != nil {

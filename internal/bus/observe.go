@@ -98,7 +98,7 @@ type handling struct {
 // are added in one chain (each With copies the fields so far), and the span
 // gets its attributes only when it records (with tracing off it never
 // does), since this runs for every event handled.
-func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, md *jetstream.MsgMetadata) (context.Context, zerolog.Logger, *handling) {
+func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, md *jetstream.MsgMetadata) (context.Context, zerolog.Logger, handling) {
 	b.observer().EventReceived(stage, in.Type(), in.Time())
 	if tp := events.TraceparentOf(in); tp != "" {
 		ctx = traceContext.Extract(ctx, &traceparentCarrier{tp: tp})
@@ -125,7 +125,7 @@ func (b *Bus) beginHandling(ctx context.Context, stage string, in events.Event, 
 		log = lc.Logger()
 	}
 	ctx = log.WithContext(ctx)
-	return ctx, log, &handling{b: b, stage: stage, eventType: in.Type(), started: time.Now(), span: span}
+	return ctx, log, handling{b: b, stage: stage, eventType: in.Type(), started: time.Now(), span: span}
 }
 
 // traceparentCarrier carries one traceparent to and from the W3C

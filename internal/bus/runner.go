@@ -437,7 +437,18 @@ func (b *Bus) callBounded(ctx context.Context, cfg StageConfig, h Handler, in ev
 		outs, err := safeCall(callCtx, h, in, payload)
 		done <- result{outs, err}
 	}()
-	hard := time.NewTimer(cfg.HandlerTimeout + cfg.HandlerGrace)
+	// The hard limit is HandlerTimeout + HandlerGrace from now. Its timer
+	// is started only once callCtx is done (at HandlerTimeout at the
+	// latest), for what is left of the limit: most handlers return before,
+	// and this runs for every event handled.
+	hardAt := time.Now().Add(cfg.HandlerTimeout + cfg.HandlerGrace)
+	select {
+	case r := <-done:
+		cancel()
+		return r.outs, r.err
+	case <-callCtx.Done():
+	}
+	hard := time.NewTimer(time.Until(hardAt))
 	defer hard.Stop()
 	select {
 	case r := <-done:
@@ -496,19 +507,14 @@ func (b *Bus) publishAll(ctx context.Context, outs []events.Event) error {
 			return fmt.Errorf("bus: publish %s: %w", outs[i].ID(), err)
 		}
 	}
-	// An acknowledgement lost with the connection must not hold the input
-	// for ever: as long as a synchronous publish would wait, then retry.
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
+	// An acknowledgement lost with the connection does not hold the input
+	// for ever: the wait fails after publishAckWait (ackRouter.expect).
 	select {
 	case <-w.done:
 		if w.err != nil {
 			b.acks.forget(msgs)
 			return w.err
 		}
-	case <-timeout.C:
-		b.acks.forget(msgs)
-		return fmt.Errorf("bus: publish %d events: %w", len(msgs), context.DeadlineExceeded)
 	case <-ctx.Done():
 		b.acks.forget(msgs)
 		return ctx.Err()

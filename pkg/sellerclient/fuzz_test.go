@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -289,6 +290,12 @@ func FuzzCanonicalURL(f *testing.F) {
 		}
 		if !strings.HasPrefix(n, "http://") && !strings.HasPrefix(n, "https://") || strings.HasSuffix(n, "/") {
 			t.Fatalf("bad normal form %q", n)
+		}
+		// Guard.CheckURL checks the host canonicalURL returns instead of
+		// parsing the canonical URL again: they must be the same.
+		_, host, _ := canonicalURL(s)
+		if u, err := url.Parse(n); err != nil || u.Hostname() != host {
+			t.Fatalf("canonicalURL(%q) host %q, the canonical URL %q parses to %v (%v)", s, host, n, u, err)
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -241,12 +240,11 @@ func (g Guard) checkHost(host string) error {
 // ErrInvalidURL. Names resolving to refused addresses are refused at dial
 // time by the guard's transport.
 func (g Guard) CheckURL(raw string) (string, error) {
-	n, err := CanonicalURL(raw)
+	n, host, err := canonicalURL(raw) // the host as url.Parse(n).Hostname() gives it, without parsing n again
 	if err != nil {
 		return "", err
 	}
-	u, _ := url.Parse(n)
-	if err := g.checkHost(u.Hostname()); err != nil {
+	if err := g.checkHost(host); err != nil {
 		return "", invalidURL(raw, "address refused by the private-address guard ("+g.String()+")")
 	}
 	return n, nil

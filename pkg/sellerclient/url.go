@@ -60,44 +60,52 @@ import (
 // decide whether the host is private; the Client does that
 // (Config.AllowPrivate) because it is a policy, not syntax.
 func CanonicalURL(raw string) (string, error) {
+	s, _, err := canonicalURL(raw)
+	return s, err
+}
+
+// canonicalURL is CanonicalURL, also returning the canonical URL's host
+// name (what url.Parse of it gives as Hostname), so that a caller checking
+// the host need not parse the URL it just made.
+func canonicalURL(raw string) (canonical, hostname string, err error) {
 	if strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", invalidURL(raw, "control character in URL")
+		return "", "", invalidURL(raw, "control character in URL")
 	}
 	s := strings.TrimSpace(raw)
 	if s == "" {
-		return "", invalidURL(raw, "empty URL")
+		return "", "", invalidURL(raw, "empty URL")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", invalidURL(raw, "unparsable URL")
+		return "", "", invalidURL(raw, "unparsable URL")
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
-		return "", invalidURL(raw, "scheme must be http or https")
+		return "", "", invalidURL(raw, "scheme must be http or https")
 	}
 	if u.Opaque != "" {
-		return "", invalidURL(raw, "opaque URL")
+		return "", "", invalidURL(raw, "opaque URL")
 	}
 	if u.User != nil || strings.Contains(u.Host, "@") {
-		return "", invalidURL(raw, "user info is not allowed in a base URL")
+		return "", "", invalidURL(raw, "user info is not allowed in a base URL")
 	}
 	if u.RawQuery != "" {
-		return "", invalidURL(raw, "query is not allowed in a base URL")
+		return "", "", invalidURL(raw, "query is not allowed in a base URL")
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
-		return "", invalidURL(raw, "fragment is not allowed in a base URL")
+		return "", "", invalidURL(raw, "fragment is not allowed in a base URL")
 	}
 	host, err := canonicalHostname(u.Hostname(), strings.HasPrefix(u.Host, "["))
 	if err != nil {
-		return "", invalidURL(raw, err.Error())
+		return "", "", invalidURL(raw, err.Error())
 	}
 	port, err := canonicalPort(u.Port(), scheme)
 	if err != nil {
-		return "", invalidURL(raw, err.Error())
+		return "", "", invalidURL(raw, err.Error())
 	}
 	p, err := canonicalPath(u.EscapedPath())
 	if err != nil {
-		return "", invalidURL(raw, err.Error())
+		return "", "", invalidURL(raw, err.Error())
 	}
 	lb, rb := "", ""
 	if strings.Contains(host, ":") {
@@ -108,9 +116,9 @@ func CanonicalURL(raw string) (string, error) {
 		colon = ":"
 	}
 	if isConcat(raw, scheme, "://", lb, host, rb, colon, port, p) {
-		return raw, nil // already canonical (the usual case): no string made
+		return raw, host, nil // already canonical (the usual case): no string made
 	}
-	return scheme + "://" + lb + host + rb + colon + port + p, nil
+	return scheme + "://" + lb + host + rb + colon + port + p, host, nil
 }
 
 // isConcat reports whether s is the concatenation of parts.

@@ -205,7 +205,10 @@ func (s *Service) discover(ctx context.Context, req events.CampaignRequested, on
 	}
 	var res Result
 	done := events.DiscoveryCompleted{CampaignID: req.CampaignID, Sellers: []string{}, Sources: found.Sources}
-	cands := make([]events.Seller, 0, len(found.Sellers))
+	// The candidates are found.Sellers filtered and canonicalised in
+	// place: Find made that list for this call (a copy of the registries'
+	// answers), and nothing reads it after this loop.
+	cands := found.Sellers[:0]
 	for _, sel := range found.Sellers {
 		url, err := sellerclient.CanonicalURL(sel.URL)
 		if err != nil {
