@@ -43,15 +43,30 @@ func (b *Bus) FollowFromPending(ctx context.Context, campaignID string, afterSeq
 	if afterSeq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, afterSeq+1
 	}
+	err := b.readOrdered(ctx, occ, func(seq, pending uint64, e events.Event, ok bool) bool {
+		return !ok || fn(seq, pending, e)
+	})
+	if err != nil && err != ctx.Err() {
+		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
+	}
+	return err
+}
+
+// readOrdered reads the stream through an ephemeral ordered consumer,
+// calling fn with each message's stream sequence, how many matching ones
+// the stream held after it, and its event (ok false when it does not
+// decode: malformed events are the dead-letter path's business) until fn
+// returns false or ctx ends.
+func (b *Bus) readOrdered(ctx context.Context, occ jetstream.OrderedConsumerConfig, fn func(seq, pending uint64, e events.Event, ok bool) bool) error {
 	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, occ)
 	if err != nil {
-		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
+		return err
 	}
 	// One long-lived pull subscription: calling Next on the ordered
 	// consumer itself would create a server-side consumer per call.
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("bus: follow %s: %w", campaignID, err)
+		return err
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -72,10 +87,7 @@ func (b *Bus) FollowFromPending(ctx context.Context, campaignID string, afterSeq
 			continue
 		}
 		e, err := events.Decode(events.Header(m.Headers()), m.Data())
-		if err != nil {
-			continue // malformed events are the dead-letter path's business
-		}
-		if !fn(md.Sequence.Stream, md.NumPending, e) {
+		if !fn(md.Sequence.Stream, md.NumPending, e, err == nil) {
 			return nil
 		}
 	}
@@ -134,37 +146,12 @@ func (b *Bus) ReadCampaign(ctx context.Context, campaignID string, kinds []event
 		// next event; there is nothing to read.
 		return nil
 	}
-	cons, err := b.JS.OrderedConsumer(ctx, StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy})
+	err = b.readOrdered(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy},
+		func(seq, pending uint64, e events.Event, ok bool) bool {
+			return (!ok || fn(seq, e)) && pending > 0
+		})
 	if err != nil {
 		return fmt.Errorf("bus: read %s: %w", campaignID, err)
 	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("bus: read %s: %w", campaignID, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("bus: read %s: %w", campaignID, ctx.Err())
-			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return fmt.Errorf("bus: read %s: %w", campaignID, err)
-			}
-			continue
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			continue
-		}
-		if e, err := events.Decode(events.Header(m.Headers()), m.Data()); err == nil && !fn(md.Sequence.Stream, e) {
-			return nil
-		}
-		if md.NumPending == 0 {
-			return nil
-		}
-	}
+	return nil
 }
