@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dealflow/dealflow/internal/bus"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 )
@@ -29,8 +30,10 @@ import (
 //     deal's; or it failed and the reservation is released (kept, the line
 //     unknown, when the seller's answer never came).
 //
-// AdCP quotes are not added (the reallocator does not choose them): an add
-// of one fails unsupported.
+// An AdCP quote is booked as its own media buy instead (addADCP): one
+// create_media_buy for the budget, exactly as bookADCP books an approved
+// line, under an idempotency key derived from the change_id and written to
+// the ledger before the call.
 
 // handleAdd applies an add request once.
 func (s *Service) handleAdd(ctx context.Context, in events.Event, r events.LineChangeRequested, log zerolog.Logger) ([]events.Event, error) {
@@ -150,21 +153,9 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 		return nil, err
 	}
 	stored, ok := cmp.Quotes[q.SellerURL+"|"+q.PackageID]
-	switch {
-	case !ok || stored.FinalCPMMicros <= 0:
+	if !ok || stored.FinalCPMMicros <= 0 {
 		return fail(events.ChangeUnsupported, "the campaign has no priced quote for "+q.PackageID+" of "+q.SellerURL)
-	case stored.Seller.Protocol.IsADCP():
-		return fail(events.ChangeUnsupported, "an AdCP quote is not added mid-flight: only IAB quotes are booked as new lines")
 	}
-	auth, err := sellerclient.AuthFor(b.Credentials, q.SellerURL, stored.Tier)
-	if err != nil {
-		return fail("credentials", err.Error())
-	}
-	// The quote as the line it becomes: bookMoreIAB re-quotes its package
-	// at its agreed CPM for what the budget buys.
-	d := events.DealBooked{CampaignID: r.CampaignID, SellerURL: q.SellerURL, SellerName: stored.Seller.Name, Protocol: events.ProtocolIAB,
-		PackageID: q.PackageID, ProductID: stored.Package.ProductID, QuoteID: stored.QuoteID, CPMMicros: stored.FinalCPMMicros,
-		AgreedCPMMicros: stored.FinalCPMMicros, Tier: stored.Tier}
 	// Mid-flight, the new deal's flight starts the day it is asked for
 	// (fixed by the change's begin, so a retry asks for the same quote):
 	// the seller delivers, and the pacer plans, its budget over what is
@@ -173,7 +164,13 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	if day := c.BegunAt.UTC().Format(time.DateOnly); day > cmp.Request.Brief.StartDate && day <= cmp.Request.Brief.EndDate {
 		start = day
 	}
-	added, code, why, err := s.bookMoreIAB(ctx, r, line.Key, d, &c, auth, c.Budget, "reallocation to a remaining quote", start)
+	var added *events.DealBooked
+	var code, why string
+	if stored.Seller.Protocol.IsADCP() {
+		added, code, why, err = s.addADCP(ctx, r, cmp, stored, line, &c, start)
+	} else {
+		added, code, why, err = s.addIAB(ctx, r, stored, line, &c, start)
+	}
 	switch {
 	case err != nil:
 		return nil, err
@@ -182,6 +179,97 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	}
 	c.State, c.Added = ChangeApplied, added
 	return &c, nil
+}
+
+// addIAB books an IAB quote for the add's budget: bookMoreIAB re-quotes
+// its package at its agreed CPM for what the budget buys and books it.
+func (s *Service) addIAB(ctx context.Context, r events.LineChangeRequested, stored events.QuoteReady, line *LedgerLine, c *LineChange, start string) (*events.DealBooked, string, string, error) {
+	q := r.Quote
+	auth, err := sellerclient.AuthFor(s.Booker.Credentials, q.SellerURL, stored.Tier)
+	if err != nil {
+		return nil, "credentials", err.Error(), nil
+	}
+	// The quote as the line it becomes: bookMoreIAB re-quotes its package
+	// at its agreed CPM for what the budget buys.
+	d := events.DealBooked{CampaignID: r.CampaignID, SellerURL: q.SellerURL, SellerName: stored.Seller.Name, Protocol: events.ProtocolIAB,
+		PackageID: q.PackageID, ProductID: stored.Package.ProductID, QuoteID: stored.QuoteID, CPMMicros: stored.FinalCPMMicros,
+		AgreedCPMMicros: stored.FinalCPMMicros, Tier: stored.Tier}
+	return s.bookMoreIAB(ctx, r, line.Key, d, c, auth, c.Budget, "reallocation to a remaining quote", start)
+}
+
+// addADCP books an AdCP quote for the add's budget as a new media buy, the
+// way bookADCP books an approved line: the buyer's credentials for the
+// tier the quote was made at, one create_media_buy (or the quote's
+// proposal bought whole) with the budget, a submitted answer followed with
+// the task-status tool (the reservation kept and the request retried while
+// the seller decides). Its idempotency key is derived from the campaign,
+// the line key and the change's key — all three from the change_id — and
+// the key is written to the ledger line before the first call, so a
+// redelivery, or a booker killed mid-way, sends the same key and the
+// seller creates one buy. The flight starts on start when set (mid-flight).
+func (s *Service) addADCP(ctx context.Context, r events.LineChangeRequested, cmp *campaign.Campaign, q events.QuoteReady, line *LedgerLine, c *LineChange,
+	start string) (*events.DealBooked, string, string, error) {
+	cpm := q.FinalCPMMicros
+	imps := int64(c.Budget) * 1000 / int64(cpm)
+	if least := max(q.MinImpressions, 1); imps < least {
+		return nil, events.ChangeUnsupported, fmt.Sprintf("%s buys %d impressions at %s CPM, below the seller's minimum order of %d", c.Budget, imps, cpm.Cents(), least), nil
+	}
+	if line.BookKey == "" || !line.Protocol.IsADCP() {
+		if err := s.keyAdd(ctx, r, line, c.Key); err != nil {
+			return nil, "", "", err
+		}
+	}
+	l := events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, SellerName: q.Seller.Name, Protocol: events.ProtocolADCP, PackageID: q.Package.ID,
+		ProductID: q.Package.ProductID, DealType: q.DealType, Tier: q.Tier, CPMMicros: cpm, Impressions: imps, SpendMicros: c.Budget}
+	bought := cmp
+	if start != "" {
+		// The buy's flight, and the DealBooked's, run from start.
+		cc, rq := *cmp, *cmp.Request
+		rq.Brief.StartDate = start
+		cc.Request = &rq
+		bought = &cc
+	}
+	finish := func(d *events.DealBooked, f *events.BookingFailed) (*events.DealBooked, *events.BookingFailed, error) {
+		if d == nil && ctx.Err() != nil {
+			// Stopping: a call cut short says nothing about the seller.
+			return nil, nil, unknown(ctx.Err())
+		}
+		return d, f, nil
+	}
+	d, f, err := s.Booker.bookADCP(ctx, s.Ledger, bought, q, l, line, finish)
+	switch {
+	case err != nil:
+		return nil, "", "", err
+	case f != nil:
+		code := events.ChangeSellerRefused
+		switch f.Code {
+		case "credentials":
+			code = f.Code
+		case "unsupported", "unsupported_protocol":
+			code = events.ChangeUnsupported
+		}
+		return nil, code, f.Code + ": " + f.Reason, nil
+	}
+	d.LineKey, d.ChangeID = line.Key, r.ChangeID
+	return d, "", "", nil
+}
+
+// keyAdd writes the AdCP add's book key (the change's key) and protocol to
+// its ledger line before any seller call, and sets them on line.
+func (s *Service) keyAdd(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, key string) error {
+	_, err := s.Ledger.Update(ctx, r.CampaignID, func(led *Ledger, exists bool) (bool, error) {
+		l := led.Lines[line.Key]
+		if !exists || l == nil {
+			return false, fmt.Errorf("booker: ledger line %s of %s vanished", line.Key, r.CampaignID)
+		}
+		if l.BookKey == "" {
+			l.BookKey = key
+		}
+		l.Protocol = events.ProtocolADCP
+		line.BookKey, line.Protocol = l.BookKey, l.Protocol
+		return true, nil
+	})
+	return err
 }
 
 // finishAdd writes an add's outcome: the line booked on its deal (its

@@ -1,12 +1,18 @@
 package booker
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/campaign"
+	"github.com/dealflow/dealflow/internal/checkfor"
+	"github.com/dealflow/dealflow/internal/natstest"
+	"github.com/dealflow/dealflow/internal/portfolio"
 	"github.com/dealflow/dealflow/pkg/events"
+	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
 
 // addEvent is a LineChangeRequested add of quote q, as the reallocator
@@ -119,5 +125,117 @@ func TestIABAdd(t *testing.T) {
 	br.LineKey = campaign.LineKey(f.line(q, 1))
 	if _, err := f.svc.HandleChange(t.Context(), bad, br); !errors.Is(err, events.ErrInvalid) {
 		t.Fatalf("mismatched line_key: %v", err)
+	}
+}
+
+// TestADCPAdd: against the AdCP sandbox agent, on real NATS: an add of an
+// AdCP quote books it as a new media buy (create_media_buy for the budget,
+// with the buyer's credentials for the quote's tier), DealBooked under the
+// line_key derived from the change_id and carrying it. A booker killed
+// after the seller created the buy (its answer lost) and the request
+// redelivered to another booker: the same idempotency key, one buy. A
+// product the seller approves by hand: submitted, the reservation kept
+// while the task is followed, then booked. Mid-flight, the buy runs from
+// the day the add began.
+func TestADCPAdd(t *testing.T) {
+	f := newADCPFixture(t, map[string]bool{"ctv_run_of_network": true}, false, nil)
+	l := f.line("olv_sports_preroll", 200000)
+	if _, err := f.svc.bookAll(t.Context(), f.approve(t, l)); err != nil {
+		t.Fatal(err)
+	}
+	led0 := ledgerNow(t, f.svc, f.c.ID)
+	committed := led0.Committed()
+
+	// Killed after create_media_buy reached the seller.
+	ctx, die := context.WithCancel(t.Context())
+	defer die()
+	crashing := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: &adcpCrash{mode: "after", die: die}}})
+	crashed := &Service{Campaigns: f.svc.Campaigns, Ledger: f.svc.Ledger, Weights: portfolio.DefaultWeights(), Log: natstest.Logger(),
+		Booker: &Booker{ADCP: crashing, Credentials: f.creds}}
+	q := f.quotes["display_news_300x250"]
+	budget := events.MustMicros(1000)
+	e, r := addEvent(t, f.c.ID, "realloc-adcp-1-1", q, budget)
+	if _, err := crashed.HandleChange(ctx, e, r); err == nil {
+		t.Fatal("the killed booker's add reported an outcome")
+	}
+	key := events.AddedLineKey("realloc-adcp-1-1")
+	if ll := ledgerNow(t, f.svc, f.c.ID).Lines[key]; ll == nil || ll.State != LineReserved || ll.BookKey == "" || !ll.Protocol.IsADCP() || ll.SpendMicros != budget {
+		t.Fatalf("after the crash the ledger line is %+v", ll)
+	}
+	if b := f.buys(t); len(b) != 2 {
+		t.Fatalf("the seller holds buys by key %v, want the line's and the add's", b)
+	}
+
+	handle := func(e events.Event, r *events.LineChangeRequested) []events.Event {
+		t.Helper()
+		out, err := f.svc.HandleChange(t.Context(), e, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := handle(e, r)
+	booked := payloads[events.DealBooked](t, out, events.KindDealBooked)
+	changed := payloads[events.LineChanged](t, out, events.KindLineChanged)
+	if len(booked) != 1 || len(changed) != 1 {
+		t.Fatalf("add outputs: %s", ids(out))
+	}
+	d, ch := booked[0], changed[0]
+	if d.LineKey != key || d.ChangeID != "realloc-adcp-1-1" || d.Protocol != events.ProtocolADCP || d.MediaBuyID == "" || d.DealID != "" ||
+		d.SellerPackageID == "" || d.PackageID != q.Package.ID || d.ProductID != "display_news_300x250" || d.Tier != q.Tier ||
+		d.CPMMicros != q.FinalCPMMicros || d.SpendMicros != budget || d.CPMMismatch || d.FlightStart != "2028-06-01" || d.FlightEnd != "2028-06-30" {
+		t.Fatalf("new line's buy %+v", d)
+	}
+	if ch.Action != events.LineAdd || ch.LineKey != key || ch.Protocol != events.ProtocolADCP || ch.MediaBuyID != d.MediaBuyID || ch.BudgetBeforeMicros != 0 ||
+		ch.BudgetAfterMicros != budget || ch.CommittedMicros != committed+budget || ch.State != events.LineStateLive || ch.AddedDealID != "" {
+		t.Fatalf("changed %+v", ch)
+	}
+	buys := f.buys(t)
+	if len(buys) != 2 {
+		t.Fatalf("media buys by key %v, want the line's and the add's", buys)
+	}
+	for k, n := range buys {
+		if n != 1 {
+			t.Fatalf("key %s bought %d times", k, n)
+		}
+	}
+	led := ledgerNow(t, f.svc, f.c.ID)
+	if ll := led.Lines[key]; ll == nil || ll.State != LineBooked || ll.Deal == nil || ll.Deal.MediaBuyID != d.MediaBuyID || ll.SpendMicros != budget ||
+		ll.PendingChange != "" || led.Committed() != committed+budget {
+		t.Fatalf("ledger line %+v, committed %s", ll, led.Committed())
+	}
+	// Redelivered again: the same events, still one buy.
+	if again := handle(e, r); ids(again) != ids(out) || len(f.buys(t)) != 2 {
+		t.Fatalf("redelivery: %s\nfirst: %s (buys %v)", ids(again), ids(out), f.buys(t))
+	}
+	committed = led.Committed()
+
+	// Submitted: followed until the seller approves it.
+	f.svc.Booker.PollWait = time.Millisecond
+	f.svc.Now = func() time.Time { return time.Date(2028, 6, 11, 9, 0, 0, 0, time.UTC) }
+	defer func() { f.svc.Now = nil }()
+	ctv := f.quotes["ctv_run_of_network"]
+	e, r = addEvent(t, f.c.ID, "realloc-adcp-2-1", ctv, events.MustMicros(1500))
+	if _, err := f.svc.HandleChange(t.Context(), e, r); err == nil {
+		t.Fatal("the submitted add was settled at once")
+	}
+	key = events.AddedLineKey("realloc-adcp-2-1")
+	if ll := ledgerNow(t, f.svc, f.c.ID).Lines[key]; ll == nil || ll.State != LineSubmitted || ll.TaskID == "" || ll.SpendMicros != events.MustMicros(1500) {
+		t.Fatalf("while submitted: %+v", ll)
+	}
+	checkfor.Check(t, 5*time.Second, 20*time.Millisecond, func() (err error) {
+		out, err = f.svc.HandleChange(t.Context(), e, r)
+		return err
+	})
+	ds := payloads[events.DealBooked](t, out, events.KindDealBooked)
+	if len(ds) != 1 || ds[0].LineKey != key || ds[0].MediaBuyID == "" || ds[0].SpendMicros != events.MustMicros(1500) ||
+		ds[0].FlightStart != "2028-06-11" || ds[0].FlightEnd != "2028-06-30" {
+		t.Fatalf("after approval: %s %+v", ids(out), ds)
+	}
+	if b := f.buys(t); len(b) != 3 {
+		t.Fatalf("media buys by key %v", b)
+	}
+	if led := ledgerNow(t, f.svc, f.c.ID); led.Lines[key].State != LineBooked || led.Committed() != committed+events.MustMicros(1500) {
+		t.Fatalf("ledger line %+v, committed %s", led.Lines[key], led.Committed())
 	}
 }

@@ -65,6 +65,9 @@ type QuoteView struct {
 	// (portfolio.Score with the campaign's weights): the best is chosen.
 	Score          float64
 	MinImpressions int64
+	// MinSpend is an AdCP package's min_spend_per_package: the seller
+	// refuses a smaller budget.
+	MinSpend events.Micros
 }
 
 func (q QuoteView) key() string { return q.SellerURL + "|" + q.PackageID }
@@ -341,9 +344,10 @@ func move(p Plan, s LineView, in Input) Plan {
 
 // bestQuote picks the remaining quote that receives what the lines on plan
 // cannot take (rest): the highest value (the optimiser's score) among the
-// IAB quotes within the brief's max CPM whose seller has room under the
-// per-seller cap and for which what it can take buys at least the seller's
-// minimum order and least — while at least MinFlightLeft of the flight is
+// quotes (IAB or AdCP: the booker books either as a new line) within the
+// brief's max CPM whose seller has room under the per-seller cap and for
+// which what it can take buys at least the seller's minimum order (an AdCP
+// package's minimum spend too) and least — while at least MinFlightLeft of the flight is
 // left. It returns the quote and the amount it takes (0: none, with why).
 func bestQuote(in Input, rest, least events.Micros, take func(seller string, want events.Micros) events.Micros) (QuoteView, events.Micros, string) {
 	switch {
@@ -364,15 +368,15 @@ func bestQuote(in Input, rest, least events.Micros, take func(seller string, wan
 		}
 		return qs[i].key() < qs[j].key()
 	})
-	why := "no remaining quote can take it (AdCP, above the max CPM, no value, its seller at the per-seller cap, or below its minimum order)"
+	why := "no remaining quote can take it (above the max CPM, no value, its seller at the per-seller cap, or below its minimum order)"
 	for _, q := range qs {
 		switch {
-		case q.Protocol.IsADCP(), q.CPMMicros <= 0, q.Score <= 0, in.MaxCPM > 0 && q.CPMMicros > in.MaxCPM:
+		case q.CPMMicros <= 0, q.Score <= 0, in.MaxCPM > 0 && q.CPMMicros > in.MaxCPM:
 			continue
 		}
 		amount := take(q.SellerURL, rest/cent*cent)
 		imps := int64(amount) * 1000 / int64(q.CPMMicros)
-		if amount < least || imps < max(q.MinImpressions, 1) {
+		if amount < least || amount < q.MinSpend || imps < max(q.MinImpressions, 1) {
 			take(q.SellerURL, -amount) // give the room back
 			continue
 		}

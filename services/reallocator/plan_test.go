@@ -142,9 +142,27 @@ func TestPropose(t *testing.T) {
 				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 3000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.1},
 					atSeller(onPlan("b", 1000*dollar, 1, 0.1), "y")},
 				Quotes: []QuoteView{quote("fair", "z", 20*dollar, 30), quote("best", "z", 10*dollar, 40),
-					func() QuoteView { q := quote("adcp", "w", 5*dollar, 45); q.Protocol = events.ProtocolADCP; return q }(),
 					quote("dear", "w", 31*dollar, 50), quote("worthless", "w", 60*dollar, 0)}},
 			moves:  []move{{"a", "b", 1000 * dollar}, {"a", "q:best", 2000 * dollar}},
+			reason: "remaining quote",
+		},
+		{
+			name: "remaining quote: an AdCP quote of the best value is chosen like an IAB one; one whose minimum spend the amount misses is not",
+			in: Input{Budget: 10_000 * dollar, MaxCPM: 30 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.1),
+				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 3000 * dollar, Reported: true, Status: events.PacingUnder, Elapsed: 0.1},
+					atSeller(onPlan("b", 1000*dollar, 1, 0.1), "y")},
+				Quotes: []QuoteView{quote("best-iab", "z", 10*dollar, 40),
+					func() QuoteView {
+						q := quote("adcp-min", "v", 4*dollar, 50)
+						q.Protocol, q.MinSpend = events.ProtocolADCP, 2500*dollar
+						return q
+					}(),
+					func() QuoteView {
+						q := quote("adcp", "w", 5*dollar, 45)
+						q.Protocol, q.MinSpend = events.ProtocolADCP, 2000*dollar
+						return q
+					}()}},
+			moves:  []move{{"a", "b", 1000 * dollar}, {"a", "q:adcp", 2000 * dollar}},
 			reason: "remaining quote",
 		},
 		{
@@ -165,11 +183,15 @@ func TestPropose(t *testing.T) {
 			moves: []move{{"a", "q:capped", 300 * dollar}},
 		},
 		{
-			name: "remaining quote: none eligible (above the max CPM, AdCP, its seller at the cap): it stays, the episode open",
+			name: "remaining quote: none eligible (above the max CPM, its seller at the cap, below an AdCP minimum spend): it stays, the episode open",
 			in: Input{Budget: 10_000 * dollar, SellerCap: 1000 * dollar, MaxCPM: 15 * dollar, Tolerance: 0.2, Trigger: dev("a", events.DeviationUnder, 0, 0.2),
 				Lines: []LineView{{Key: "a", SellerURL: "x", Budget: 1000 * dollar, Reported: true, Elapsed: 0.2}, atSeller(onPlan("b", 1000*dollar, 0.5, 0.2), "y")},
 				Quotes: []QuoteView{quote("dear", "z", 20*dollar, 50), quote("full", "y", 10*dollar, 40),
-					func() QuoteView { q := quote("adcp", "w", 5*dollar, 45); q.Protocol = events.ProtocolADCP; return q }()}},
+					func() QuoteView {
+						q := quote("adcp", "w", 5*dollar, 45)
+						q.Protocol, q.MinSpend = events.ProtocolADCP, 1500*dollar
+						return q
+					}()}},
 			reason: "no remaining quote can take it",
 		},
 		{

@@ -24,7 +24,8 @@ func quoteViews(c *campaign.Campaign) []QuoteView {
 		score := portfolio.Score(portfolio.Quote{CPM: q.FinalCPMMicros.Dollars(), Formats: q.Package.AdFormats, Negotiable: q.Package.Negotiable,
 			VolumeDiscounts: q.Package.VolumeDiscounts}, w)
 		out = append(out, QuoteView{QuoteRef: events.QuoteRef{SellerURL: q.Seller.URL, SellerName: q.Seller.Name, PackageID: q.Package.ID,
-			QuoteID: q.QuoteID, CPMMicros: q.FinalCPMMicros}, Protocol: q.Seller.Protocol.Or(), Score: score, MinImpressions: q.MinImpressions})
+			QuoteID: q.QuoteID, CPMMicros: q.FinalCPMMicros}, Protocol: q.Seller.Protocol.Or(), Score: score, MinImpressions: q.MinImpressions,
+			MinSpend: q.Package.MinSpendMicros})
 	}
 	return out
 }
