@@ -355,7 +355,7 @@ function apply(s, type, ce) {
     case T + "quote.ready.v1": s.quotes.set(d.seller.url + "|" + d.package.id, d); break;
     case T + "portfolio.proposed.v1": setPlan(s, d); refreshSoon(s); break;
     case T + "portfolio.approved.v1": s.approved = d; refreshSoon(s); break;
-    case T + "deal.booked.v1": addDeal(s, d); break;
+    case T + "deal.booked.v1": addDeal(s, d); refreshSoon(s); break; // the ledger's view of the new line: its controls
     case T + "booking.failed.v1": s.failures.set(failureKey(d), d); break;
     case T + "campaign.rejected.v1": s.rejectedReason = d.reason || ""; break;
     case T + "campaign.completed.v1": s.completed = d; s.status = d.status; refreshSoon(s); break;
@@ -869,9 +869,11 @@ function lineCard(s, l, acts) {
   const snaps = [...l.snaps.values()].sort((a, b) => a.seq - b.seq);
   const ops = el("span", { class: "ops" });
   // A control shows when the server has its route and the ledger allows
-  // the change on this line (an IAB deal cannot be paused, for one).
+  // the change on this line (an IAB deal cannot be paused, for one); none
+  // before the ledger's view of the line has come (GET /bookings/{id}
+  // lines), which a line's first events can beat.
   const op = (action, label, show, cls) => {
-    if (!show || !can(ROUTE[action]) || (l.actions && !l.actions.includes(action))) return;
+    if (!show || !can(ROUTE[action]) || !l.actions || !l.actions.includes(action)) return;
     const b = el("button", { type: "button", class: "op-" + action + (cls ? " " + cls : ""), "data-action": action }, label);
     b.addEventListener("click", () => {
       if (action === "cancel" && b.dataset.confirm !== "1") {
