@@ -292,10 +292,14 @@ func (s *Service) send(ctx context.Context, key string, publish func(context.Con
 	x.mu.Lock()
 	l, ok := x.open[key]
 	x.mu.Unlock()
-	if !ok {
+	now := s.now()
+	// The view may have moved on since due() listed the line (a reading
+	// taken, or another sweeper's claim of this round learnt meanwhile):
+	// what is sent is decided on the view now, and only if still due, or a
+	// claim learnt late would turn into the next round published at once.
+	if !ok || s.sendAt(l).After(now) {
 		return
 	}
-	now := s.now()
 	round := 0
 	if l.Sent != nil && l.Sent.Seq == l.NextSeq {
 		round = l.Sent.Round + 1
