@@ -4,9 +4,10 @@
 // exercise is the cluster docker-compose.yml deploys: same cluster name,
 // JetStream limits, accounts and lame-duck settings. Only what cannot be
 // the same on one machine is remapped: listen and cluster ports (free
-// 127.0.0.1 ports), routes (the three local cluster ports), store_dir (a
-// directory per node), server_name (n1..nN), the monitoring port (off) and
-// the $SYS password (a random one instead of the environment reference).
+// 127.0.0.1 ports below the ephemeral range, see internal/loopport), routes
+// (the three local cluster ports), store_dir (a directory per node),
+// server_name (n1..nN), the monitoring port (off) and the $SYS password (a
+// random one instead of the environment reference).
 package cluster
 
 import (
@@ -16,7 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	natsconf "github.com/dealflow/dealflow/deploy/nats"
+	"github.com/dealflow/dealflow/internal/loopport"
 )
 
 // Options configure Start.
@@ -100,24 +101,24 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		c.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	for i := range o.Nodes {
-		p, err := freePort()
-		if err != nil {
-			c.Close()
-			return nil, err
+	// A node whose listen fails (a port taken between the pick and the
+	// bind) never becomes ready: start the whole cluster again on fresh
+	// ports and empty stores, a few times.
+	var err error
+	for attempt := range 3 {
+		if err = c.startFresh(o.Nodes, attempt); err == nil {
+			break
 		}
-		cp, err := freePort()
-		if err != nil {
-			c.Close()
-			return nil, err
+		for i := range c.Nodes {
+			c.Kill(i)
 		}
-		c.Nodes = append(c.Nodes, &Node{Name: fmt.Sprintf("n%d", i+1), Port: p, ClusterPort: cp, StoreDir: filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))})
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	for i := range c.Nodes {
-		if err := c.start(i); err != nil {
-			c.Close()
-			return nil, err
-		}
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
 	if err := c.WaitReady(ctx); err != nil {
 		c.Close()
@@ -145,6 +146,33 @@ func (c *Cluster) NodeOptions(i int) (*server.Options, error) {
 	// A Kill is an abrupt Shutdown; lame duck only applies to signals.
 	opts.NoSigs, opts.NoLog = true, true
 	return opts, nil
+}
+
+// startFresh picks ports for n nodes and starts them with stores under a
+// directory of their own for this attempt.
+func (c *Cluster) startFresh(n, attempt int) error {
+	c.Nodes = nil
+	for i := range n {
+		p, err := loopport.Free()
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		cp, err := loopport.Free()
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		store := filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))
+		if attempt > 0 {
+			store = filepath.Join(c.dir, fmt.Sprintf("try%d", attempt), fmt.Sprintf("n%d", i+1))
+		}
+		c.Nodes = append(c.Nodes, &Node{Name: fmt.Sprintf("n%d", i+1), Port: p, ClusterPort: cp, StoreDir: store})
+	}
+	for i := range c.Nodes {
+		if err := c.start(i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Cluster) start(i int) error {
@@ -298,13 +326,4 @@ func contains(l []int, x int) bool {
 		}
 	}
 	return false
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cluster: free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/dealflow/dealflow/internal/bus"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/demo"
+	"github.com/dealflow/dealflow/internal/loopport"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
@@ -193,12 +193,10 @@ func TestStageProcessesShareTheWork(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	apiAddr, err := loopport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiAddr := ln.Addr().String()
-	_ = ln.Close()
 	replace := map[string]string{
 		"DEALFLOW_NATS_URL":      c.URL(),
 		"DEALFLOW_REGISTRY_URL":  m.RegistryURL,

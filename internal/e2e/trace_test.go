@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dealflow/dealflow/internal/checkfor"
+	"github.com/dealflow/dealflow/internal/loopport"
 )
 
 // consoleSpan is the part of a span the console exporter (stdouttrace)
@@ -36,12 +36,10 @@ func TestOneTraceThroughTheAPI(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bin := buildBinary(t, tmp)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	api, err := loopport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := ln.Addr().String()
-	ln.Close()
 	var stdout bytes.Buffer
 	logf, err := os.Create(filepath.Join(tmp, "stderr.log"))
 	if err != nil {

@@ -3,12 +3,13 @@ package embednats
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dealflow/dealflow/internal/loopport"
 )
 
 // TestDataDirLock: a second server on the same store directory fails at
@@ -44,12 +45,10 @@ func TestDataDirLock(t *testing.T) {
 // TestMonitorPort: HTTPPort serves the server's own monitoring endpoints,
 // in-process-only servers too, so nats-server tooling and exporters work.
 func TestMonitorPort(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
 	s, err := Start(Options{StoreDir: t.TempDir(), Port: -1, HTTPPort: port})
 	if err != nil {
 		t.Fatal(err)
