@@ -167,6 +167,7 @@ type LineChangeFailed struct {
 	Reason               string     `json:"reason"`
 	BudgetMicros         Micros     `json:"budget_micros,omitempty" desc:"The campaign's budget."`
 	CommittedMicros      Micros     `json:"committed_micros,omitempty" desc:"The campaign's committed spend, unchanged."`
+	Unresolved           bool       `json:"unresolved,omitempty" desc:"True for an add (code seller_unreachable) whose outcome is still unknown at the booking horizon: the new line's spend stays reserved while the booker asks the seller again with the same idempotency keys; a LineChanged with its DealBooked (reconciled), or a final LineChangeFailed that releases the reservation, follows."`
 	FailedAt             time.Time  `json:"failed_at"`
 }
 

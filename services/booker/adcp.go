@@ -73,6 +73,10 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 			return finish(nil, fail("rejected", err.Error(), ""))
 		}
 		req.Account, req.Brand = *seller.Account, *seller.Brand
+		sentBefore, err := markSent(ctx, led, c.ID, line)
+		if err != nil {
+			return nil, nil, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err = b.ADCP.CreateMediaBuy(cctx, seller, req)
 		cancel()
@@ -94,9 +98,10 @@ func (b *Booker) bookADCP(ctx context.Context, led *bus.Store[Ledger], c *campai
 			}
 			continue
 		}
-		if unknownOutcome(err) {
-			// The request may have reached the seller: the next attempt
-			// sends the same key and the seller replays its answer.
+		if !definite(err, sentBefore) {
+			// The request (or an earlier one) may have reached the seller:
+			// the next attempt sends the same key and the seller replays
+			// its answer.
 			return nil, nil, unknown(err)
 		}
 		return finish(nil, fail(adcpFailCode(err), err.Error(), ""))

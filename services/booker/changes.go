@@ -42,6 +42,10 @@ const (
 	ChangeSubmitted = "submitted"
 	ChangeApplied   = "applied"
 	ChangeFailed    = "failed"
+	// ChangeUnresolved is an add whose outcome was still unknown at the
+	// booking horizon: reported unresolved, its reservation kept while it is
+	// reconciled.
+	ChangeUnresolved = "unresolved"
 )
 
 // LineChange is one change of a booked line, in the ledger under its
@@ -87,6 +91,12 @@ type LineChange struct {
 	Resumed   *events.LineResumed      `json:"resumed,omitempty"`
 	Cancelled []events.DealCancelled   `json:"cancelled,omitempty"`
 	Added     *events.DealBooked       `json:"added,omitempty"`
+
+	// Sent is written before the change's first seller call (see
+	// LedgerLine.Sent); sentBefore says, for one delivery, that it was
+	// already set when the delivery began.
+	Sent       bool `json:"sent,omitempty"`
+	sentBefore bool
 
 	// What apply found, for finish to write to the line.
 	result changeResult
@@ -261,6 +271,7 @@ func (s *Service) finish(ctx context.Context, campaignID string, line *LedgerLin
 			return false, nil
 		}
 		c := *ch
+		c.Sent = c.Sent || cur.Sent // written by markChangeSent meanwhile
 		l.PendingChange = ""
 		if c.State == ChangeFailed {
 			l.SpendMicros -= c.Reserved
@@ -358,7 +369,12 @@ func outputs(in events.Event, ch *LineChange) ([]events.Event, error) {
 		return nil
 	}
 	var err error
-	if ch.Failed != nil {
+	switch {
+	case ch.State == ChangeUnresolved:
+		// The report that the outcome is unknown; the final outcome
+		// follows under its own key.
+		return out, add(events.KindLineChangeFailed, "unresolved", *ch.Failed)
+	case ch.Failed != nil:
 		return out, add(events.KindLineChangeFailed, "failed", *ch.Failed)
 	}
 	if ch.Added != nil {

@@ -27,8 +27,10 @@ import (
 //     so a retry replays them), never above the budget.
 //  3. finishAdd: the line is booked (its DealBooked makes the pacer and the
 //     activator follow it like any line) and committed spend becomes the
-//     deal's; or it failed and the reservation is released (kept, the line
-//     unknown, when the seller's answer never came).
+//     deal's; or it failed and the reservation is released. When the
+//     seller's answer never came within the booking horizon the add is
+//     reported unresolved, the reservation kept, and reconciled
+//     (addUnsettled) until the seller's answer settles it.
 //
 // An AdCP quote is booked as its own media buy instead (addADCP): one
 // create_media_buy for the budget, exactly as bookADCP books an approved
@@ -58,28 +60,67 @@ func (s *Service) handleAdd(ctx context.Context, in events.Event, r events.LineC
 	if !ch.done() {
 		res, err := s.applyAdd(ctx, r, line, ch)
 		if err != nil {
-			if s.now().Sub(ch.BegunAt) < s.horizon() {
-				log.Warn().Err(err).Msg("add not settled; retrying with the same keys")
-				return nil, err
-			}
-			// Past the horizon the outcome stays unknown: reported failed,
-			// the reservation kept (the seller may have booked it).
-			x := *ch
-			x.State, x.Failed, x.Reserved = ChangeFailed, &events.LineChangeFailed{Code: events.ChangeSellerUnreachable,
-				Reason: "no definite answer from the seller within " + s.horizon().String() + ": " + err.Error()}, 0
-			res = &x
+			return s.addUnsettled(ctx, in, r, ch, err, log)
+		}
+		if ch.State == ChangeUnresolved && res.Added != nil {
+			res.Added.Reconciled = true
 		}
 		if ch, err = s.finishAdd(ctx, r, res); err != nil {
 			return nil, err
 		}
-		if ch.Failed != nil {
+		switch {
+		case ch.Failed != nil:
 			log.Warn().Str("code", ch.Failed.Code).Str("reason", ch.Failed.Reason).Msg("add failed")
-		} else {
+		case ch.Added.Reconciled:
+			log.Warn().Str("deal_id", ch.Added.DealID).Str("committed", ch.Changed.CommittedMicros.String()).
+				Msg("reconciled: the seller booked the add whose outcome was unknown")
+		default:
 			log.Info().Str("deal_id", ch.Added.DealID).Str("budget", ch.Changed.BudgetAfterMicros.String()).
 				Str("committed", ch.Changed.CommittedMicros.String()).Msg("remaining quote booked as a new line")
 		}
 	}
 	return outputs(in, ch)
+}
+
+// addUnsettled answers an add whose seller gave no definite answer (err):
+// retried with the same keys until the booking horizon; at the horizon
+// reported unresolved (LineChangeFailed with unresolved set, the new line
+// unknown and its spend still reserved); from then on asked again, by the
+// same idempotent calls, every reconcileAfter until ReconcileFor has passed.
+// Asking is the replay the seller answers from its idempotency records —
+// the deal it booked under those keys, or a refusal (an expired quote, no
+// buy) that releases the reservation; a seller that never saw the request
+// books it then, within the reservation the add has held all along.
+func (s *Service) addUnsettled(ctx context.Context, in events.Event, r events.LineChangeRequested, ch *LineChange, cause error,
+	log zerolog.Logger) ([]events.Event, error) {
+	since := s.now().Sub(ch.BegunAt) - s.horizon()
+	switch {
+	case since < 0:
+		log.Warn().Err(cause).Msg("add not settled; retrying with the same keys")
+		return nil, cause
+	case ch.State == ChangeUnresolved && since >= s.reconcileFor():
+		log.Error().Err(cause).Dur("unresolved_for", since).
+			Msg("reconciliation gives up: the added line stays unresolved with its spend reserved; settle it with the seller")
+		return nil, nil
+	case ch.State == ChangeUnresolved:
+		log.Info().Err(cause).Dur("unresolved_for", since).Msg("add still unresolved; asking the seller again later")
+		return nil, bus.Again(s.reconcileAfter(since), "reconcile an unresolved add")
+	}
+	x := *ch
+	x.State, x.Failed = ChangeUnresolved, &events.LineChangeFailed{Code: events.ChangeSellerUnreachable, Unresolved: true,
+		Reason: "no definite answer from the seller within the booking horizon (" + s.horizon().String() + "): " + cause.Error() +
+			"; the new line's spend stays reserved while the seller is asked again with the same keys"}
+	ch, err := s.finishAdd(ctx, r, &x)
+	if err != nil {
+		return nil, err
+	}
+	s.observe(OutcomeUnresolved)
+	log.Error().Err(cause).Msg("add outcome unknown at the horizon; reconciling")
+	out, err := outputs(in, ch)
+	if err != nil || ch.State != ChangeUnresolved {
+		return out, err
+	}
+	return out, bus.Again(s.reconcileAfter(0), "reconcile an unresolved add")
 }
 
 // addFailed is the LineChangeFailed of an add.
@@ -164,6 +205,9 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	if day := c.BegunAt.UTC().Format(time.DateOnly); day > cmp.Request.Brief.StartDate && day <= cmp.Request.Brief.EndDate {
 		start = day
 	}
+	if err := s.markChangeSent(ctx, r.CampaignID, line.Key, &c); err != nil {
+		return nil, err
+	}
 	var added *events.DealBooked
 	var code, why string
 	if stored.Seller.Protocol.IsADCP() {
@@ -177,7 +221,7 @@ func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, li
 	case code != "":
 		return fail(code, why)
 	}
-	c.State, c.Added = ChangeApplied, added
+	c.State, c.Added, c.Failed = ChangeApplied, added, nil
 	return &c, nil
 }
 
@@ -274,8 +318,9 @@ func (s *Service) keyAdd(ctx context.Context, r events.LineChangeRequested, line
 
 // finishAdd writes an add's outcome: the line booked on its deal (its
 // committed spend the deal's, never above the reservation), or failed with
-// its reservation released — kept, the line unknown, when the outcome
-// stayed unknown past the horizon.
+// its reservation released; or, for an outcome still unknown at the
+// horizon, the line unknown with its reservation kept until a later
+// delivery settles it.
 func (s *Service) finishAdd(ctx context.Context, r events.LineChangeRequested, ch *LineChange) (*LineChange, error) {
 	var out *LineChange
 	_, err := s.Ledger.Update(ctx, r.CampaignID, func(led *Ledger, exists bool) (bool, error) {
@@ -289,15 +334,24 @@ func (s *Service) finishAdd(ctx context.Context, r events.LineChangeRequested, c
 			return false, nil
 		}
 		c := *ch
-		l.PendingChange = ""
-		if c.State == ChangeFailed {
-			l.State = LineFailed
-			if c.Reserved == 0 {
-				l.State = LineUnknown // the seller may have booked it: the reservation stays
+		c.Sent = c.Sent || cur.Sent // written by markChangeSent meanwhile
+		switch c.State {
+		case ChangeUnresolved:
+			// The seller may have booked it: the reservation stays (a
+			// submitted AdCP buy keeps its task to poll).
+			if l.State != LineSubmitted {
+				l.State = LineUnknown
 			}
+			unresolved := *c.Failed
+			c.Failed = s.addFailed(led, r, l, &c, unresolved.Code, unresolved.Reason)
+			c.Failed.Unresolved = true
+		case ChangeFailed:
+			l.PendingChange = ""
+			l.State = LineFailed
 			l.SpendMicros -= c.Reserved
 			c.Failed = s.addFailed(led, r, l, &c, c.Failed.Code, c.Failed.Reason)
-		} else {
+		default:
+			l.PendingChange = ""
 			d := *c.Added
 			l.State, l.Deal, l.SpendMicros = LineBooked, &d, d.SpendMicros
 			// The new line's own deal: not one added on top of it.

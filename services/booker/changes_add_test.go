@@ -11,6 +11,7 @@ import (
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/natstest"
 	"github.com/dealflow/dealflow/internal/portfolio"
+	"github.com/dealflow/dealflow/internal/sandbox"
 	"github.com/dealflow/dealflow/pkg/events"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
 )
@@ -237,5 +238,132 @@ func TestADCPAdd(t *testing.T) {
 	}
 	if led := ledgerNow(t, f.svc, f.c.ID); led.Lines[key].State != LineBooked || led.Committed() != committed+events.MustMicros(1500) {
 		t.Fatalf("ledger line %+v, committed %s", led.Lines[key], led.Committed())
+	}
+}
+
+// TestUnresolvedAddIsReconciled: an IAB add whose booking reached the
+// seller but was never answered (the seller booked, then hung) is retried
+// with the same keys — a refused connection on a retry proves nothing
+// about the first call, so the reservation stays — then reported
+// unresolved at the booking horizon (LineChangeFailed with unresolved set,
+// the new line unknown, its spend still committed), asked again while the
+// seller is down, and settled once it answers: the deal it booked then,
+// DealBooked reconciled with the LineChanged, one deal at the seller.
+// An add the seller never settles is given up after ReconcileFor with its
+// spend still reserved.
+func TestUnresolvedAddIsReconciled(t *testing.T) {
+	f := newFixture(t, nil)
+	clk := f.withClock()
+	f.svc.ReconcileFor = time.Hour
+	appr := f.store(t, []events.PlanLine{f.line(f.quotes[0], 200000), f.line(f.quotes[1], 200000)})
+	if _, err := f.svc.bookAll(t.Context(), appr); err != nil {
+		t.Fatal(err)
+	}
+	led0 := ledgerNow(t, f.svc, f.c.ID)
+	committed := led0.Committed()
+	deals := len(f.seller.Deals())
+	budget := events.MustMicros(1000)
+	key := events.AddedLineKey("realloc-fx-1-1")
+	e, r := addEvent(t, f.c.ID, "realloc-fx-1-1", f.quotes[2], budget)
+	reserved := func(what string) {
+		t.Helper()
+		led := ledgerNow(t, f.svc, f.c.ID)
+		if l := led.Lines[key]; l == nil || l.SpendMicros != budget || led.Committed() != committed+budget {
+			t.Fatalf("%s: line %+v, committed %s, want %s reserved on top of %s", what, l, led.Committed(), budget, committed)
+		}
+	}
+
+	if err := f.seller.SetFaults(sandbox.Faults{Booking: sandbox.BookingThenHang}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.svc.HandleChange(t.Context(), e, r); err == nil || len(out) != 0 {
+		t.Fatalf("booked, unanswered: %s %v, want an error to retry and nothing published", ids(out), err)
+	}
+	if len(f.seller.Deals()) != deals+1 {
+		t.Fatalf("the seller holds %d deals, want the add's booked (%d)", len(f.seller.Deals()), deals+1)
+	}
+	reserved("unanswered")
+
+	// The seller now refuses connections: the retry never reaches it, which
+	// says nothing about the first call.
+	if err := f.seller.SetFaults(sandbox.Faults{Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(30 * time.Second)
+	if out, err := f.svc.HandleChange(t.Context(), e, r); err == nil || againOf(err) || len(out) != 0 {
+		t.Fatalf("retry refused: %s %v, want an error to retry and nothing published", ids(out), err)
+	}
+	reserved("retry refused")
+
+	// At the horizon: unresolved, reported once, the reservation kept.
+	clk.add(31 * time.Second)
+	out, err := f.svc.HandleChange(t.Context(), e, r)
+	fs := payloads[events.LineChangeFailed](t, out, events.KindLineChangeFailed)
+	if !againOf(err) || len(out) != 1 || len(fs) != 1 || !fs[0].Unresolved || fs[0].Code != events.ChangeSellerUnreachable ||
+		fs[0].CommittedMicros != committed+budget {
+		t.Fatalf("at the horizon: %s %+v %v", ids(out), fs, err)
+	}
+	unresolvedID := out[0].ID()
+	if l := ledgerNow(t, f.svc, f.c.ID).Lines[key]; l.State != LineUnknown || l.Changes["realloc-fx-1-1"].State != ChangeUnresolved {
+		t.Fatalf("unresolved line %+v", l)
+	}
+	reserved("unresolved")
+
+	// Still down: nothing to tell, asked again later.
+	clk.add(time.Minute)
+	if out, err := f.svc.HandleChange(t.Context(), e, r); !againOf(err) || len(out) != 0 {
+		t.Fatalf("seller down: %s %v", ids(out), err)
+	}
+	reserved("seller down")
+
+	// Back: the replay with the same keys answers the deal it booked.
+	if err := f.seller.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	out = handleOK(t, f)(e, r)
+	booked := payloads[events.DealBooked](t, out, events.KindDealBooked)
+	changed := payloads[events.LineChanged](t, out, events.KindLineChanged)
+	if len(booked) != 1 || len(changed) != 1 || len(payloads[events.LineChangeFailed](t, out, events.KindLineChangeFailed)) != 0 {
+		t.Fatalf("reconciled: %s", ids(out))
+	}
+	d := booked[0]
+	if !d.Reconciled || d.LineKey != key || d.DealID != f.seller.Deals()[deals].DealID || len(f.seller.Deals()) != deals+1 {
+		t.Fatalf("reconciled deal %+v; seller deals %d", d, len(f.seller.Deals()))
+	}
+	if changed[0].CommittedMicros != committed+d.SpendMicros || changed[0].BudgetAfterMicros != d.SpendMicros {
+		t.Fatalf("changed %+v (deal spend %s)", changed[0], d.SpendMicros)
+	}
+	led := ledgerNow(t, f.svc, f.c.ID)
+	if l := led.Lines[key]; l.State != LineBooked || l.PendingChange != "" || led.Committed() != committed+d.SpendMicros {
+		t.Fatalf("ledger line %+v, committed %s", l, led.Committed())
+	}
+	for _, x := range out {
+		if x.ID() == unresolvedID {
+			t.Fatal("the final outcome reuses the unresolved report's event id")
+		}
+	}
+	if again := handleOK(t, f)(e, r); ids(again) != ids(out) {
+		t.Fatalf("redelivery: %s, first %s", ids(again), ids(out))
+	}
+
+	// Never settled: given up after ReconcileFor, the spend still reserved.
+	committed = led.Committed()
+	e2, r2 := addEvent(t, f.c.ID, "realloc-fx-2-1", f.quotes[2], budget)
+	if err := f.seller.SetFaults(sandbox.Faults{Booking: sandbox.BookingHang}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.HandleChange(t.Context(), e2, r2); err == nil {
+		t.Fatal("hung add settled")
+	}
+	clk.add(61 * time.Second)
+	if _, err := f.svc.HandleChange(t.Context(), e2, r2); !againOf(err) {
+		t.Fatalf("second add at the horizon: %v", err)
+	}
+	clk.add(2 * time.Hour)
+	if out, err := f.svc.HandleChange(t.Context(), e2, r2); err != nil || len(out) != 0 {
+		t.Fatalf("given up: %s %v, want nothing and an ack", ids(out), err)
+	}
+	if led := ledgerNow(t, f.svc, f.c.ID); led.Committed() != committed+budget {
+		t.Fatalf("given up: committed %s, want %s still reserved", led.Committed(), committed+budget)
 	}
 }

@@ -28,6 +28,9 @@ func (s *Service) apply(ctx context.Context, r events.LineChangeRequested, line 
 		return fail(events.ChangeUnsupported, "this booker has no seller clients")
 	}
 	d := *line.Deal
+	if err := s.markChangeSent(ctx, d.CampaignID, line.Key, &c); err != nil {
+		return nil, err
+	}
 	if d.Protocol.IsADCP() {
 		return s.applyADCP(ctx, line, &c, fail)
 	}
@@ -38,7 +41,7 @@ func (s *Service) apply(ctx context.Context, r events.LineChangeRequested, line 
 	switch {
 	case c.Action == events.LineCancel:
 		if err := s.cancelIAB(ctx, line, &c, auth); err != nil {
-			return s.sellerFailure(err, fail)
+			return s.sellerFailure(&c, err, fail)
 		}
 		s.cancelled(ctx, line, &c)
 		return &c, nil
@@ -85,7 +88,7 @@ func (s *Service) decreaseIAB(ctx context.Context, r events.LineChangeRequested,
 	fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
 	if !c.DealsCancelled {
 		if err := s.cancelIAB(ctx, line, c, auth); err != nil {
-			return s.sellerFailure(err, fail)
+			return s.sellerFailure(c, err, fail)
 		}
 		if !s.cancelled(ctx, line, c) {
 			// The delivered spend is unknown: nothing to book the
@@ -121,8 +124,8 @@ func (s *Service) decreaseIAB(ctx context.Context, r events.LineChangeRequested,
 
 // sellerFailure is a failed seller call: an error to retry while its
 // outcome is unknown, else the change failed with the seller's words.
-func (s *Service) sellerFailure(err error, fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
-	if unknownOutcome(err) && !errors.Is(err, sellerclient.ErrOperationFailed) {
+func (s *Service) sellerFailure(c *LineChange, err error, fail func(code, reason string) (*LineChange, error)) (*LineChange, error) {
+	if !definite(err, c.sentBefore) && !errors.Is(err, sellerclient.ErrOperationFailed) {
 		return nil, unknown(err)
 	}
 	code := events.ChangeSellerRefused
@@ -210,7 +213,7 @@ func (s *Service) applyADCP(ctx context.Context, line *LedgerLine, c *LineChange
 		if errors.As(err, &ae) && ae.Code == "TASK_FAILED" {
 			return fail(events.ChangeSellerRefused, err.Error())
 		}
-		return s.sellerFailure(err, fail)
+		return s.sellerFailure(c, err, fail)
 	}
 	c.State = ChangeApplied
 	c.result = changeResult{budget: c.BudgetBefore, revision: res.Revision}
@@ -273,6 +276,26 @@ func (s *Service) followUpdate(ctx context.Context, seller adcp.Seller, line *Le
 	}
 }
 
+// markChangeSent writes c.Sent before the change's first seller call, and
+// keeps in c whether an earlier delivery's calls may already have reached
+// the seller: from then on a call that provably never left does not prove
+// the change was not made (see LedgerLine.Sent).
+func (s *Service) markChangeSent(ctx context.Context, campaignID, lineKey string, c *LineChange) error {
+	if c.Sent {
+		c.sentBefore = true
+		return nil
+	}
+	c.Sent = true
+	_, err := s.Ledger.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
+		if !exists || led.Lines[lineKey] == nil || led.Lines[lineKey].Changes[c.ChangeID] == nil {
+			return false, fmt.Errorf("booker: ledger line %s vanished", lineKey)
+		}
+		led.Lines[lineKey].Changes[c.ChangeID].Sent = true
+		return true, nil
+	})
+	return err
+}
+
 // saveChange writes a change still being applied (its task id).
 func (s *Service) saveChange(ctx context.Context, line *LedgerLine, c *LineChange) error {
 	_, err := s.Ledger.Update(ctx, line.Deal.CampaignID, func(led *Ledger, exists bool) (bool, error) {
@@ -325,7 +348,7 @@ func (s *Service) bookMoreIAB(ctx context.Context, r events.LineChangeRequested,
 		return nil, nil
 	}
 	refused := func(err error) (*events.DealBooked, string, string, error) {
-		if _, err := s.sellerFailure(err, fail); err != nil {
+		if _, err := s.sellerFailure(c, err, fail); err != nil {
 			return nil, "", "", err
 		}
 		return nil, code, why, nil

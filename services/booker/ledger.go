@@ -62,7 +62,13 @@ type LedgerLine struct {
 	// fresh BookKey).
 	ProposalID string `json:"proposal_id,omitempty"`
 	// TaskID is the seller's task of a submitted AdCP buy.
-	TaskID  string                `json:"task_id,omitempty"`
+	TaskID string `json:"task_id,omitempty"`
+	// Sent is written before the line's first booking call (deal booking,
+	// create_media_buy): from then on a call that provably never left (a
+	// refused connection) no longer proves the seller booked nothing, since
+	// an earlier one may have reached it; it is an unknown outcome, retried
+	// with the same key and reconciled, and the reservation stays.
+	Sent    bool                  `json:"sent,omitempty"`
 	Deal    *events.DealBooked    `json:"deal,omitempty"`
 	Failure *events.BookingFailed `json:"failure,omitempty"`
 	// After the booking (changes.go): ChangeState is the line's state at
@@ -129,6 +135,23 @@ func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, b
 }
 
 // saveLine writes the line's new state.
+// markSent writes line.Sent before its first booking call and reports
+// whether an earlier call may already have reached the seller.
+func markSent(ctx context.Context, store *bus.Store[Ledger], campaignID string, line *LedgerLine) (before bool, err error) {
+	if line.Sent {
+		return true, nil
+	}
+	line.Sent = true
+	return false, saveLine(ctx, store, campaignID, line)
+}
+
+// definite reports whether a failed booking call settles the line: the
+// seller answered with a refusal, or the request never left and no earlier
+// call can have reached the seller (sentBefore false).
+func definite(err error, sentBefore bool) bool {
+	return !unknownOutcome(err) && !(sentBefore && sellerclient.IsNotSent(err))
+}
+
 func saveLine(ctx context.Context, store *bus.Store[Ledger], campaignID string, line *LedgerLine) error {
 	line.UpdatedAt = time.Now().UTC()
 	_, err := store.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
@@ -278,6 +301,10 @@ func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.C
 			}
 			quoteID = line.RequoteID
 		}
+		sentBefore, err := markSent(ctx, led, c.ID, line)
+		if err != nil {
+			return nil, nil, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := b.Client.BookDeal(cctx, l.SellerURL, auth, dealRequest(c, line, quoteID))
 		cancel()
@@ -296,10 +323,10 @@ func (b *Booker) book(ctx context.Context, led *bus.Store[Ledger], c *campaign.C
 			}
 			continue
 		}
-		if unknownOutcome(err) {
-			// The request may have reached the seller. If the quote now
-			// shows a deal, that booking is ours (one key per line); else
-			// retry later with the same key.
+		if !definite(err, sentBefore) {
+			// The request (or an earlier one) may have reached the seller.
+			// If the quote now shows a deal, that booking is ours (one key
+			// per line); else retry later with the same key.
 			if d := b.reconcile(ctx, l.SellerURL, quoteID, timeout); d != nil {
 				return finish(dealBooked(c, q, l, quoteID, d), nil)
 			}

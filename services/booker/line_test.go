@@ -216,6 +216,53 @@ func TestUnknownOutcomeIsReconciled(t *testing.T) {
 	}
 }
 
+// TestRefusedRetryAfterUnknownKeepsTheReservation: a booking that reached
+// the seller unanswered (it booked, then hung), retried while the seller
+// refuses connections: the retry never left, which says nothing about the
+// first call, so the line stays unknown with its spend reserved (never
+// failed and released while the seller holds its deal) and is reconciled
+// to the deal once the seller answers.
+func TestRefusedRetryAfterUnknownKeepsTheReservation(t *testing.T) {
+	f := newFixture(t, nil)
+	clk := f.withClock()
+	l := f.line(f.quotes[0], 200000)
+	lines, err := f.svc.book(t.Context(), f.store(t, []events.PlanLine{l}))
+	if err != nil || len(lines) != 1 {
+		t.Fatal(err)
+	}
+	if err := f.seller.SetFaults(sandbox.Faults{Booking: sandbox.BookingThenHang}); err != nil {
+		t.Fatal(err)
+	}
+	f.reads.on.Store(true)
+	if _, err := f.svc.line(t.Context(), lines[0]); !errors.Is(err, errOutcomeUnknown) {
+		t.Fatalf("first attempt: %v, want an unknown outcome", err)
+	}
+	if err := f.seller.SetFaults(sandbox.Faults{Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(10 * time.Second)
+	out, err := f.svc.line(t.Context(), lines[0])
+	if !errors.Is(err, errOutcomeUnknown) || len(out) != 0 {
+		t.Fatalf("refused retry: %v %v, want an unknown outcome and nothing published", keysOf(kinds(out)), err)
+	}
+	if led := ledgerOfFixture(t, f); led.Committed() != l.SpendMicros || len(f.seller.Deals()) != 1 {
+		t.Fatalf("committed %s with %d deals at the seller, want %s reserved", led.Committed(), len(f.seller.Deals()), l.SpendMicros)
+	}
+	if err := f.seller.SetFaults(sandbox.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	f.reads.on.Store(false)
+	out, err = f.svc.line(t.Context(), lines[0])
+	k := kinds(out)
+	if err != nil || len(k[events.KindDealBooked.Type]) != 1 {
+		t.Fatalf("seller back: %v %v", keysOf(k), err)
+	}
+	d := must(events.PayloadOf[events.DealBooked](k[events.KindDealBooked.Type][0], events.KindDealBooked))
+	if d.DealID != f.seller.Deals()[0].DealID || len(f.seller.Deals()) != 1 {
+		t.Fatalf("deal %s, seller deals %+v", d.DealID, f.seller.Deals())
+	}
+}
+
 // bookingsWithOneKey counts the distinct idempotency keys of the deal
 // bookings the seller received.
 func bookingsWithOneKey(t *testing.T, f *fixture) int {
