@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -428,6 +430,61 @@ func TestADCPReconcileWithoutContextEcho(t *testing.T) {
 	}
 	if b := f.buys(t); len(b) != 2 { // ours (once) and the other campaign's
 		t.Fatalf("buys by key %v", b)
+	}
+	for k, n := range f.buys(t) {
+		if n != 1 {
+			t.Fatalf("key %s bought %d times", k, n)
+		}
+	}
+}
+
+// refuseAfterDrop loses create_media_buy's first answer (the seller made
+// the buy) and then, while refuse is set, refuses every connection.
+type refuseAfterDrop struct {
+	dropBuyAnswer
+	refuse atomic.Bool
+}
+
+func (d *refuseAfterDrop) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.refuse.Load() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	}
+	return d.dropBuyAnswer.RoundTrip(r)
+}
+
+// TestADCPRefusedRetryAfterLostAnswer: the answer to a buy the seller made
+// is lost, and the retry finds the seller refusing connections: that retry
+// never left, which says nothing about the first call, so the line stays
+// unknown with its spend reserved; once the seller answers, the replay
+// with the same key publishes the one buy it made.
+func TestADCPRefusedRetryAfterLostAnswer(t *testing.T) {
+	tr := &refuseAfterDrop{}
+	client := adcp.New(adcp.Config{AllowPrivate: true, MaxAttempts: 1, HTTPClient: &http.Client{Transport: tr}})
+	f := newADCPFixtureWith(t, nil, false, client, nil)
+	l := f.line("display_news_300x250", 200000)
+	lines, err := f.svc.book(t.Context(), f.approve(t, l))
+	if err != nil || len(lines) != 1 {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.line(t.Context(), lines[0]); !errors.Is(err, errOutcomeUnknown) {
+		t.Fatalf("lost answer: %v, want an unknown outcome", err)
+	}
+	tr.refuse.Store(true)
+	out, err := f.svc.line(t.Context(), lines[0])
+	if !errors.Is(err, errOutcomeUnknown) || len(out) != 0 {
+		t.Fatalf("refused retry: %d events, %v; want an unknown outcome and nothing published", len(out), err)
+	}
+	led, _, err := f.svc.Ledger.Get(t.Context(), f.c.ID)
+	if err != nil || led.Committed() != l.SpendMicros {
+		t.Fatalf("committed %s after the refused retry, want %s reserved: %v", led.Committed(), l.SpendMicros, err)
+	}
+	tr.refuse.Store(false)
+	out, err = f.svc.line(t.Context(), lines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := dealsOf(t, out); len(ds) != 1 || ds[0].MediaBuyID == "" {
+		t.Fatalf("deals %+v", ds)
 	}
 	for k, n := range f.buys(t) {
 		if n != 1 {
