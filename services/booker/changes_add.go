@@ -253,15 +253,17 @@ func (s *Service) addIAB(ctx context.Context, r events.LineChangeRequested, stor
 // seller creates one buy. The flight starts on start when set (mid-flight).
 func (s *Service) addADCP(ctx context.Context, r events.LineChangeRequested, cmp *campaign.Campaign, q events.QuoteReady, line *LedgerLine, c *LineChange,
 	start string) (*events.DealBooked, string, string, error) {
-	cpm := q.FinalCPMMicros
-	imps := int64(c.Budget) * 1000 / int64(cpm)
-	if least := max(q.MinImpressions, 1); imps < least {
-		return nil, events.ChangeUnsupported, fmt.Sprintf("%s buys %d impressions at %s CPM, below the seller's minimum order of %d", c.Budget, imps, cpm.Cents(), least), nil
-	}
+	// The key and protocol first, so even a refusal below names the
+	// line's protocol.
 	if line.BookKey == "" || !line.Protocol.IsADCP() {
 		if err := s.keyAdd(ctx, r, line, c.Key); err != nil {
 			return nil, "", "", err
 		}
+	}
+	cpm := q.FinalCPMMicros
+	imps := int64(c.Budget) * 1000 / int64(cpm)
+	if least := max(q.MinImpressions, 1); imps < least {
+		return nil, events.ChangeUnsupported, fmt.Sprintf("%s buys %d impressions at %s CPM, below the seller's minimum order of %d", c.Budget, imps, cpm.Cents(), least), nil
 	}
 	l := events.PlanLine{QuoteID: q.QuoteID, SellerURL: q.Seller.URL, SellerName: q.Seller.Name, Protocol: events.ProtocolADCP, PackageID: q.Package.ID,
 		ProductID: q.Package.ProductID, DealType: q.DealType, Tier: q.Tier, CPMMicros: cpm, Impressions: imps, SpendMicros: c.Budget}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,6 +239,22 @@ func TestADCPAdd(t *testing.T) {
 	}
 	if led := ledgerNow(t, f.svc, f.c.ID); led.Lines[key].State != LineBooked || led.Committed() != committed+events.MustMicros(1500) {
 		t.Fatalf("ledger line %+v, committed %s", led.Lines[key], led.Committed())
+	}
+
+	// Below the seller's minimum order: refused before any call, as an
+	// AdCP line, the reservation released.
+	small := f.quotes["display_news_300x250"]
+	small.MinImpressions = 1_000_000
+	if err := f.svc.Campaigns.SaveQuote(t.Context(), small); err != nil {
+		t.Fatal(err)
+	}
+	out = handle(addEvent(t, f.c.ID, "realloc-adcp-3-1", small, events.MustMicros(10)))
+	if fs := payloads[events.LineChangeFailed](t, out, events.KindLineChangeFailed); len(fs) != 1 || fs[0].Code != events.ChangeUnsupported ||
+		fs[0].Protocol != events.ProtocolADCP || !strings.Contains(fs[0].Reason, "minimum order") {
+		t.Fatalf("below the minimum order: %s %+v", ids(out), fs)
+	}
+	if b := f.buys(t); len(b) != 3 {
+		t.Fatalf("media buys by key %v after a refused add", b)
 	}
 }
 
