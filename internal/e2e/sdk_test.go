@@ -9,12 +9,15 @@ package e2e
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dealflow/dealflow/internal/app"
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/internal/checkfor"
 	"github.com/dealflow/dealflow/internal/config"
 	"github.com/dealflow/dealflow/internal/demo"
@@ -24,6 +27,7 @@ import (
 	"github.com/dealflow/dealflow/pkg/identity"
 	"github.com/dealflow/dealflow/pkg/sellerclient"
 	"github.com/dealflow/dealflow/pkg/sellerclient/adcp"
+	"github.com/dealflow/dealflow/services/booker"
 	"github.com/dealflow/dealflow/services/discoverer"
 	sdkseller "github.com/dealflow/dealflow/test/adcp-sdk-seller"
 )
@@ -394,7 +398,10 @@ func TestSDKCampaignSkipsRefusedCredentials(t *testing.T) {
 // seller reads back the package's new budget and revision, the change
 // published again under another event id is not applied twice, the ledger
 // keeps committed spend within the budget, and a pause, which the seller's
-// ad server cannot do, fails with the seller's refusal.
+// ad server cannot do, fails with the seller's refusal. Then an add (a
+// reallocation's move to a remaining quote) books what a decrease freed as
+// a new media buy with create_media_buy: one buy, though the request is
+// published twice.
 func TestSDKBudgetChangeWithUpdateMediaBuy(t *testing.T) {
 	st := startSDKStack(t, false, map[string]sdkCredential{"auction": {}})
 	req := sdkCampaign("sdk-change", 20_000, 20_000, "video", "ctv", "display")
@@ -483,6 +490,80 @@ func TestSDKBudgetChangeWithUpdateMediaBuy(t *testing.T) {
 	publish("ev-pause", "chg-pause", events.LinePause, 0)
 	if ch, f := outcome("chg-pause"); ch != nil || f.Code != events.ChangeUnsupported || !strings.Contains(f.Reason, "UNSUPPORTED_FEATURE") {
 		t.Fatalf("pause at a seller that cannot: %+v %+v", ch, f)
+	}
+
+	// An add (a reallocation's move to a remaining quote): what a decrease
+	// frees books a quote of the seller's as a new media buy —
+	// create_media_buy under a key derived from the change_id — once,
+	// though the request is published twice.
+	freed := d.SpendMicros / 10 / 10_000 * 10_000
+	publish("ev-less2", "chg-less2", events.LineSetBudget, d.SpendMicros-freed)
+	if ch, f := outcome("chg-less2"); f != nil || ch.BudgetAfterMicros != d.SpendMicros-freed {
+		t.Fatalf("decrease before the add: %+v %+v", ch, f)
+	}
+	cmp, err := st.app.Campaigns.Get(t.Context(), req.CampaignID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.app.Campaigns.LoadQuotes(t.Context(), cmp); err != nil {
+		t.Fatal(err)
+	}
+	booked := map[string]bool{}
+	for _, x := range res.Deals {
+		booked[campaign.QuoteKey(x.SellerURL, x.PackageID)] = true
+	}
+	// A quote of the seller's that the freed budget can buy (its minimum
+	// order), one not booked as a line first.
+	var q *events.QuoteReady
+	for _, k := range slices.Sorted(maps.Keys(cmp.Quotes)) {
+		x := cmp.Quotes[k]
+		if x.Seller.URL != d.SellerURL || x.FinalCPMMicros <= 0 || int64(freed)*1000/int64(x.FinalCPMMicros) < max(x.MinImpressions, 1) {
+			continue
+		}
+		if q == nil || (!booked[k] && booked[campaign.QuoteKey(q.Seller.URL, q.Package.ID)]) {
+			q = &x
+		}
+	}
+	if q == nil {
+		t.Fatalf("no quote of %s among %d that %s can buy", d.SellerURL, len(cmp.Quotes), freed)
+	}
+	buys := func() int {
+		t.Helper()
+		all, err := client.ListMediaBuys(t.Context(), seller)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	t.Logf("add of %s (booked as a line already: %v) for %s", q.Package.ID, booked[campaign.QuoteKey(q.Seller.URL, q.Package.ID)], freed)
+	before := buys()
+	add := events.LineChangeRequested{CampaignID: req.CampaignID, ChangeID: "chg-add", LineKey: events.AddedLineKey("chg-add"), Action: events.LineAdd,
+		BudgetMicros: freed, Quote: &events.QuoteRef{SellerURL: q.Seller.URL, PackageID: q.Package.ID, QuoteID: q.QuoteID, CPMMicros: q.FinalCPMMicros},
+		Reason: "test add", RequestedBy: events.RequestedByReallocation, ReallocationRevision: 2, RequestedAt: time.Now().UTC()}
+	for _, id := range []string{"ev-add", "ev-add-again"} {
+		if err := st.app.Bus.Publish(t.Context(), must(events.New(events.KindLineChangeRequested, id, "test", req.CampaignID, add))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, f = outcome("chg-add")
+	if f != nil || ch.Action != events.LineAdd || ch.MediaBuyID == "" || ch.MediaBuyID == d.MediaBuyID || ch.BudgetAfterMicros <= 0 ||
+		ch.BudgetAfterMicros > freed || ch.CommittedMicros > req.Brief.BudgetMicros {
+		t.Fatalf("add of %s: %+v %+v", q.Package.ID, ch, f)
+	}
+	nb, err := client.GetMediaBuys(t.Context(), seller, ch.MediaBuyID)
+	if err != nil || len(nb) != 1 || nb[0].TotalBudgetMicros != ch.BudgetAfterMicros {
+		t.Fatalf("the seller reads back %+v for the added buy (%v)", nb, err)
+	}
+	// The second copy is applied once: handled after the first, the
+	// ledger answers it; handled beside it, it sends the same key, which
+	// the seller replays. Either way the seller holds one buy more.
+	checkfor.Until(t, 30*time.Second, "the add's second copy handled", func() bool {
+		stats, err := st.app.Bus.ConsumerStats(t.Context())
+		c, ok := stats[booker.StageChange]
+		return err == nil && ok && c == [2]uint64{}
+	})
+	if n := buys() - before; n != 1 {
+		t.Fatalf("the seller holds %d buys more after the add, want 1", n)
 	}
 	st.sdk.CheckRequests(t, sdkBrand, sdkOperator)
 	st.sdk.CheckResponses(t)
