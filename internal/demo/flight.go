@@ -95,6 +95,7 @@ type Reallocation struct {
 	ApprovedBy string           `json:"approved_by,omitempty"`
 	Moves      []Move           `json:"moves,omitempty"`
 	Pauses     []string         `json:"pauses,omitempty"`
+	Resumes    []string         `json:"resumes,omitempty"`
 	// Committed before and after as proposed; CommittedMicros as the
 	// booker reported it when the reallocation ended.
 	CommittedBeforeMicros events.Micros `json:"committed_before_micros"`
@@ -229,6 +230,9 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 		for _, x := range v.Pauses {
 			r.Pauses = append(r.Pauses, lineName(res, x.LineKey, name))
 		}
+		for _, x := range v.Resumes {
+			r.Resumes = append(r.Resumes, lineName(res, x.LineKey, name))
+		}
 		res.Reallocations = append(res.Reallocations, r)
 		fmt.Fprintf(w, "  [reallocator] PROPOSED revision %d: %s\n", v.Revision, v.Reason)
 		for _, m := range r.Moves {
@@ -236,6 +240,9 @@ func observeFlight(e events.Event, res *Result, names map[string]string, w io.Wr
 		}
 		for _, x := range r.Pauses {
 			fmt.Fprintf(w, "           pause %s\n", x)
+		}
+		for _, x := range r.Resumes {
+			fmt.Fprintf(w, "           resume %s\n", x)
 		}
 	case *events.ReallocationApproved:
 		if r := res.reallocation(v.Revision); r != nil && r.Status == "proposed" {
@@ -409,6 +416,9 @@ func PrintFlight(w io.Writer, r Result) {
 			}
 			for _, p := range x.Pauses {
 				fmt.Fprintf(w, "    pause %s\n", p)
+			}
+			for _, p := range x.Resumes {
+				fmt.Fprintf(w, "    resume %s\n", p)
 			}
 		}
 	}

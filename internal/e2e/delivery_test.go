@@ -169,8 +169,9 @@ func flightCampaign(t *testing.T, id string, stages []string, adcp map[string]fu
 // (a default stage): Metro Mobile's unspendable budget moves to the line on
 // plan whose seller has room under the brief's per-seller cap (Harbor
 // Sports; Brightline's line is booked at the cap) and Brightline's
-// over-delivering line is paused at its seller, each by an auto-approved
-// revision applied by the booker; each revision is proposed and ended once,
+// over-delivering line is paused at its seller — and resumed once its plan
+// has caught up — each by an auto-approved revision applied by the
+// booker; each revision is proposed and ended once,
 // each change applied once, the committed spend never above the budget, no
 // seller taken past the cap.
 func TestReallocationOverAFlight(t *testing.T) {
@@ -190,6 +191,7 @@ func TestReallocationOverAFlight(t *testing.T) {
 		lines[d.LineKey] = d.SellerName
 	}
 	var moved, paused bool
+	resumes, last := 0, map[string]events.LineAction{} // Brightline's line: the last pause or resume applied
 	for _, v := range rec.Revisions {
 		p := v.Proposal
 		t.Logf("revision %d (%s, %s by %s): %s", v.Revision, v.Status, p.Direction, v.DecidedBy, p.Reason)
@@ -210,16 +212,40 @@ func TestReallocationOverAFlight(t *testing.T) {
 				}
 			}
 		case lines[p.LineKey] == "Brightline AdCP" && p.Direction == events.DeviationOver:
-			paused = v.Status == reallocator.StatusApplied && len(p.Pauses) == 1 && len(v.Changes) == 1 && v.Changes[0].Action == events.LinePause
+			ok := v.Status == reallocator.StatusApplied && len(p.Pauses) == 1 && len(v.Changes) == 1 && v.Changes[0].Action == events.LinePause
+			paused = paused || ok
+			if ok {
+				last[p.LineKey] = events.LinePause
+			}
+		case len(p.Resumes) > 0:
+			// A resume follows a pause of the same line by an earlier
+			// revision, once the line's plan caught up, and commits nothing.
+			r := p.Resumes[0]
+			by := rec.Revision(r.PausedByRevision)
+			if len(p.Resumes) != 1 || r.LineKey != p.LineKey || by == nil || by.Revision >= v.Revision || len(by.Proposal.Pauses) != 1 ||
+				by.Proposal.Pauses[0].LineKey != r.LineKey || p.CommittedAfterMicros != p.CommittedBeforeMicros || len(p.Moves) != 0 {
+				t.Errorf("revision %d resumes %+v (paused by %+v)", v.Revision, p.Resumes, by)
+			}
+			if v.Status == reallocator.StatusApplied && len(v.Changes) == 1 && v.Changes[0].Action == events.LineResume {
+				resumes++
+				last[p.LineKey] = events.LineResume
+			}
 		}
 	}
 	if !moved || !paused {
 		t.Fatalf("Metro Mobile's budget moved %v, Brightline paused %v", moved, paused)
 	}
+	t.Logf("Brightline's line resumed %d times", resumes)
 	bySeller := map[string]events.Micros{}
 	for key, name := range lines {
-		if name == "Brightline AdCP" && rec.Lines[key].State != events.LineStatePaused {
-			t.Errorf("Brightline's line is %q", rec.Lines[key].State)
+		// Paused for its pace, the line is resumed once its plan catches up
+		// (and may be paused again): its state is the last of them.
+		if want := events.LineStatePaused; name == "Brightline AdCP" && last[key] == events.LineResume {
+			if rec.Lines[key].State != events.LineStateLive {
+				t.Errorf("Brightline's line, last resumed, is %q", rec.Lines[key].State)
+			}
+		} else if name == "Brightline AdCP" && rec.Lines[key].State != want {
+			t.Errorf("Brightline's line, last paused, is %q", rec.Lines[key].State)
 		}
 		bySeller[name] += rec.Lines[key].Budget
 	}

@@ -5,7 +5,8 @@ import "time"
 // Reallocation: when a booked line cannot deliver its budget (a pacing
 // deviation under, or a seller that stopped reporting), the reallocator
 // proposes to move what it cannot spend to lines of the same campaign that
-// deliver on plan or ahead; a line that overspends is paused. A proposal is
+// deliver on plan or ahead; a line that overspends is paused, and resumed
+// once its plan has caught up with what it spent. A proposal is
 // a new revision of the campaign's portfolio (1, 2, ... per campaign), with
 // a reason per move; it is approved (automatically when the brief asked for
 // auto-approval, else through the bookings API) or rejected, then applied
@@ -29,6 +30,16 @@ type ReallocationPause struct {
 	Reason  string `json:"reason"`
 }
 
+// ReallocationResume resumes a line an earlier reallocation paused for
+// delivering ahead of its plan, once its plan has caught up with it: a
+// pause for pace is a throttle, not a cancellation, and a line left paused
+// would leave its budget unspent.
+type ReallocationResume struct {
+	LineKey          string `json:"line_key"`
+	PausedByRevision int    `json:"paused_by_revision" desc:"The reallocation revision that paused the line."`
+	Reason           string `json:"reason"`
+}
+
 // ReallocationLine is one line a reallocation changes: its budget before and
 // after (a paused line keeps its budget).
 type ReallocationLine struct {
@@ -39,6 +50,7 @@ type ReallocationLine struct {
 	BudgetBeforeMicros Micros `json:"budget_before_micros"`
 	BudgetAfterMicros  Micros `json:"budget_after_micros"`
 	Pause              bool   `json:"pause,omitempty" desc:"The line is to be paused."`
+	Resume             bool   `json:"resume,omitempty" desc:"The line, paused by an earlier reallocation, is to be resumed."`
 	NewLine            bool   `json:"new_line,omitempty" desc:"A remaining quote booked as a new line (line_key empty until its add is requested; budget before 0)."`
 }
 
@@ -49,19 +61,20 @@ type ReallocationProposed struct {
 	Revision   int    `json:"revision" desc:"The reallocation's revision: 1, 2, ... per campaign; at most one is pending at a time."`
 	// The deviation episode that triggered it.
 	LineKey   string    `json:"line_key" desc:"The deviating line (PacingDeviation.line_key)."`
-	Direction Deviation `json:"direction" desc:"The episode's direction: under, over or not_reporting."`
+	Direction Deviation `json:"direction" desc:"The episode's direction: under, over or not_reporting. A resume is under: the paused line is no longer ahead of its plan (since_seq and seq are the snapshot that shows it)."`
 	SinceSeq  int       `json:"since_seq" desc:"The episode's first snapshot: (line_key, direction, since_seq) names it; one proposal per episode."`
 	Seq       int       `json:"seq" desc:"The snapshot the proposal was made on."`
 
-	Moves                 []ReallocationMove  `json:"moves,omitempty"`
-	Pauses                []ReallocationPause `json:"pauses,omitempty"`
-	Lines                 []ReallocationLine  `json:"lines" desc:"Every line the proposal changes, with its budget before and after."`
-	BudgetMicros          Micros              `json:"budget_micros" desc:"The campaign's budget."`
-	CommittedBeforeMicros Micros              `json:"committed_before_micros" desc:"The campaign's booked line budgets, summed, before the reallocation."`
-	CommittedAfterMicros  Micros              `json:"committed_after_micros" desc:"After it: moves take from one line what they give another, so never more than before."`
-	AutoApprove           bool                `json:"auto_approve,omitempty" desc:"The brief asked for auto-approval: a ReallocationApproved by auto follows."`
-	Reason                string              `json:"reason" desc:"The proposal in a sentence."`
-	ProposedAt            time.Time           `json:"proposed_at"`
+	Moves                 []ReallocationMove   `json:"moves,omitempty"`
+	Pauses                []ReallocationPause  `json:"pauses,omitempty"`
+	Resumes               []ReallocationResume `json:"resumes,omitempty"`
+	Lines                 []ReallocationLine   `json:"lines" desc:"Every line the proposal changes, with its budget before and after."`
+	BudgetMicros          Micros               `json:"budget_micros" desc:"The campaign's budget."`
+	CommittedBeforeMicros Micros               `json:"committed_before_micros" desc:"The campaign's booked line budgets, summed, before the reallocation."`
+	CommittedAfterMicros  Micros               `json:"committed_after_micros" desc:"After it: moves take from one line what they give another, so never more than before."`
+	AutoApprove           bool                 `json:"auto_approve,omitempty" desc:"The brief asked for auto-approval: a ReallocationApproved by auto follows."`
+	Reason                string               `json:"reason" desc:"The proposal in a sentence."`
+	ProposedAt            time.Time            `json:"proposed_at"`
 }
 
 // ReallocationApproved approves a proposed reallocation for applying.
@@ -87,7 +100,7 @@ type ReallocationRejected struct {
 type ReallocationChange struct {
 	ChangeID     string     `json:"change_id" desc:"The LineChangeRequested's change_id: derived from campaign, revision and the change's index, so each is applied at most once."`
 	LineKey      string     `json:"line_key"`
-	Action       LineAction `json:"action" desc:"set_budget, pause, or add (a remaining quote booked as a new line, line_key AddedLineKey(change_id))."`
+	Action       LineAction `json:"action" desc:"set_budget, pause, resume (a line an earlier revision paused), or add (a remaining quote booked as a new line, line_key AddedLineKey(change_id))."`
 	BudgetMicros Micros     `json:"budget_micros,omitempty" desc:"set_budget: the line's new budget; add: the new line's."`
 	Quote        *QuoteRef  `json:"quote,omitempty" desc:"add: the quote booked."`
 	Outcome      string     `json:"outcome" desc:"changed (LineChanged), failed (LineChangeFailed), skipped (an increase whose decrease failed: never requested) or pending."`

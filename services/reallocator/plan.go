@@ -107,6 +107,7 @@ type Input struct {
 type Plan struct {
 	Moves           []events.ReallocationMove
 	Pauses          []events.ReallocationPause
+	Resumes         []events.ReallocationResume
 	Lines           []events.ReallocationLine
 	CommittedBefore events.Micros
 	CommittedAfter  events.Micros
@@ -119,7 +120,7 @@ type Plan struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p Plan) Empty() bool { return len(p.Moves) == 0 && len(p.Pauses) == 0 }
+func (p Plan) Empty() bool { return len(p.Moves) == 0 && len(p.Pauses) == 0 && len(p.Resumes) == 0 }
 
 // cent is the granularity of a move: budgets move in whole cents.
 const cent = events.Micros(10_000)
@@ -177,6 +178,45 @@ func Propose(in Input) Plan {
 		return pause(p, s, in.Tolerance)
 	}
 	return move(p, s, in)
+}
+
+// Resume plans the resume of a line that revision pausedBy paused for its
+// pace, on its snapshot d: once its plan has caught up with what it spent
+// (spend to date at or below the plan's), with flight left. Pure. Lines are
+// every booked line, for the committed spend, which a resume leaves as it
+// is. A line the buyer paused (pausedBy 0) is never resumed here.
+func Resume(lines []LineView, d events.DeliveryReported, state events.LineState, pausedBy int) Plan {
+	var p Plan
+	for _, l := range lines {
+		p.CommittedBefore += l.Budget
+	}
+	p.CommittedAfter = p.CommittedBefore
+	switch {
+	case pausedBy <= 0 || state != events.LineStatePaused:
+		return p
+	case d.Final || d.FlightElapsed >= 1:
+		p.Reason, p.Settled = "the line's flight has ended: nothing to resume", true
+		return p
+	case d.ExpectedSpendMicros <= 0 || d.SpendMicros > d.ExpectedSpendMicros:
+		p.Reason = fmt.Sprintf("still ahead of its plan: %s spent, %s planned by now", d.SpendMicros, d.ExpectedSpendMicros)
+		return p
+	}
+	name := d.SellerName
+	if name == "" {
+		name = d.SellerURL
+	}
+	reason := fmt.Sprintf("%s %s, paused by reallocation %d for delivering ahead of its plan, has been caught up by it: %s spent, %s planned by now, so it is resumed to deliver the rest of its budget.",
+		name, d.PackageID, pausedBy, d.SpendMicros, d.ExpectedSpendMicros)
+	p.Resumes = []events.ReallocationResume{{LineKey: d.LineKey, PausedByRevision: pausedBy, Reason: reason}}
+	p.Lines = []events.ReallocationLine{{LineKey: d.LineKey, SellerURL: d.SellerURL, SellerName: d.SellerName, PackageID: d.PackageID,
+		BudgetBeforeMicros: d.PlannedSpendMicros, BudgetAfterMicros: d.PlannedSpendMicros, Resume: true}}
+	for _, l := range lines {
+		if l.Key == d.LineKey {
+			p.Lines[0].BudgetBeforeMicros, p.Lines[0].BudgetAfterMicros = l.Budget, l.Budget
+		}
+	}
+	p.Reason = reason
+	return p
 }
 
 func pause(p Plan, s LineView, tol float64) Plan {

@@ -318,3 +318,42 @@ func TestProposeNeverCommitsMore(t *testing.T) {
 		}
 	}
 }
+
+// TestResume: a line a revision paused is resumed only while paused by it,
+// with flight left, once its spend is at or below its plan's.
+func TestResume(t *testing.T) {
+	lines := []LineView{{Key: "b", Budget: 3000 * dollar, State: events.LineStatePaused}, {Key: "c", Budget: 1000 * dollar}}
+	snap := events.DeliveryReported{LineKey: "b", SellerName: "Sb", PackageID: "pb", PlannedSpendMicros: 3000 * dollar, SpendMicros: 900 * dollar,
+		ExpectedSpendMicros: 900 * dollar, FlightElapsed: 0.3}
+	cases := []struct {
+		name     string
+		mut      func(d *events.DeliveryReported)
+		state    events.LineState
+		pausedBy int
+		resume   bool
+		settled  bool
+	}{
+		{name: "caught up", state: events.LineStatePaused, pausedBy: 1, resume: true},
+		{name: "behind", mut: func(d *events.DeliveryReported) { d.ExpectedSpendMicros = 1200 * dollar }, state: events.LineStatePaused, pausedBy: 1, resume: true},
+		{name: "still ahead", mut: func(d *events.DeliveryReported) { d.SpendMicros = 901 * dollar }, state: events.LineStatePaused, pausedBy: 1},
+		{name: "not started", mut: func(d *events.DeliveryReported) { d.SpendMicros, d.ExpectedSpendMicros = 0, 0 }, state: events.LineStatePaused, pausedBy: 1},
+		{name: "paused by the buyer", state: events.LineStatePaused},
+		{name: "live", state: events.LineStateLive, pausedBy: 1},
+		{name: "final", mut: func(d *events.DeliveryReported) { d.Final = true }, state: events.LineStatePaused, pausedBy: 1, settled: true},
+		{name: "flight over", mut: func(d *events.DeliveryReported) { d.FlightElapsed = 1 }, state: events.LineStatePaused, pausedBy: 1, settled: true},
+	}
+	for _, tc := range cases {
+		d := snap
+		if tc.mut != nil {
+			tc.mut(&d)
+		}
+		p := Resume(lines, d, tc.state, tc.pausedBy)
+		if got := len(p.Resumes) == 1; got != tc.resume || p.Settled != tc.settled || p.CommittedAfter != p.CommittedBefore || p.CommittedBefore != 4000*dollar {
+			t.Errorf("%s: %+v", tc.name, p)
+			continue
+		}
+		if tc.resume && (p.Resumes[0].PausedByRevision != 1 || len(p.Lines) != 1 || p.Lines[0].BudgetAfterMicros != 3000*dollar || !p.Lines[0].Resume || p.Reason == "") {
+			t.Errorf("%s: %+v", tc.name, p)
+		}
+	}
+}

@@ -86,7 +86,7 @@ func (s *Service) Handle(ctx context.Context, in events.Event, payload any) ([]e
 	case *events.DealBooked:
 		return nil, s.booked(ctx, p)
 	case *events.DeliveryReported:
-		return nil, s.reported(ctx, p)
+		return s.reported(ctx, in, p)
 	case *events.PacingDeviation:
 		return s.deviation(ctx, in, p)
 	case *events.ReallocationApproved:
@@ -150,11 +150,62 @@ func snapshot(r *Record, key string, seq int, sellerURL, sellerName, pkg string,
 	return true
 }
 
-func (s *Service) reported(ctx context.Context, d *events.DeliveryReported) error {
-	_, err := s.Records.update(ctx, d.CampaignID, func(r *Record, _ bool) (bool, error) {
-		return snapshot(r, d.LineKey, d.Seq, d.SellerURL, d.SellerName, d.PackageID, d.PlannedSpendMicros, d.Status, d.SpendMicros, d.FlightElapsed, d.Final), nil
+// reported folds a snapshot into the line's record and, for a line a
+// revision paused for its pace whose plan has now caught up with it,
+// proposes its resume (Resume), once per pause, when no other revision is
+// pending (a later snapshot looks again).
+func (s *Service) reported(ctx context.Context, in events.Event, d *events.DeliveryReported) ([]events.Event, error) {
+	now := s.now()
+	var proposed *Revision
+	var plan Plan
+	rec, err := s.Records.update(ctx, d.CampaignID, func(r *Record, _ bool) (bool, error) {
+		proposed, plan = nil, Plan{}
+		if !snapshot(r, d.LineKey, d.Seq, d.SellerURL, d.SellerName, d.PackageID, d.PlannedSpendMicros, d.Status, d.SpendMicros, d.FlightElapsed, d.Final) {
+			return false, nil
+		}
+		l := r.Lines[d.LineKey]
+		if l.PausedBy == 0 || !r.Loaded {
+			return true, nil
+		}
+		key := ResumeKey(d.LineKey, l.PausedBy)
+		if _, done := r.Episodes[key]; done || r.Pending() != nil {
+			return true, nil
+		}
+		plan = Resume(views(r), *d, l.State, l.PausedBy)
+		if plan.Empty() {
+			if plan.Settled {
+				r.Episodes[key] = 0
+			}
+			return true, nil
+		}
+		n := len(r.Revisions) + 1
+		committed := max(r.Committed, plan.CommittedBefore)
+		proposed = &Revision{Revision: n, Status: StatusProposed, ProposedBy: in.ID(), Proposal: events.ReallocationProposed{
+			CampaignID: d.CampaignID, Revision: n, LineKey: d.LineKey, Direction: events.DeviationUnder, SinceSeq: d.Seq, Seq: d.Seq,
+			Resumes: plan.Resumes, Lines: plan.Lines, BudgetMicros: r.Budget, CommittedBeforeMicros: committed, CommittedAfterMicros: committed,
+			AutoApprove: r.AutoApprove, Reason: plan.Reason, ProposedAt: now}}
+		r.Revisions = append(r.Revisions, proposed)
+		r.Episodes[key] = n
+		return true, nil
 	})
-	return err
+	if err != nil {
+		return nil, err
+	}
+	if proposed == nil {
+		// A redelivery of the snapshot whose first handling proposed a
+		// resume (its publish cut short) publishes it again.
+		for _, v := range rec.Revisions {
+			if v.ProposedBy == in.ID() {
+				return s.proposalEvents(in, v)
+			}
+		}
+		return nil, nil
+	}
+	s.observe("proposed")
+	log := bus.CampaignLogger(ctx, s.Log, d.CampaignID)
+	log.Info().Str("stage", Stage).Str("line_key", d.LineKey).Int("revision", proposed.Revision).
+		Bool("auto_approve", proposed.Proposal.AutoApprove).Str("reason", plan.Reason).Msg("resume of a paused line proposed")
+	return s.proposalEvents(in, proposed)
 }
 
 func statusOf(d events.Deviation) events.PacingStatus {
@@ -399,6 +450,9 @@ func phase1(r *Record, v *Revision) []Change {
 	for _, x := range v.Proposal.Pauses {
 		add(events.ReallocationChange{LineKey: x.LineKey, Action: events.LinePause, Reason: fmt.Sprintf("Reallocation %d: %s", v.Revision, x.Reason)})
 	}
+	for _, x := range v.Proposal.Resumes {
+		add(events.ReallocationChange{LineKey: x.LineKey, Action: events.LineResume, Reason: fmt.Sprintf("Reallocation %d: %s", v.Revision, x.Reason)})
+	}
 	return out
 }
 
@@ -518,6 +572,14 @@ func (s *Service) changed(ctx context.Context, in events.Event, campaignID, chan
 				l.SellerURL, l.SellerName, l.PackageID = ok.SellerURL, ok.SellerName, ok.PackageID
 			}
 			l.Budget, l.State, r.Committed = ok.BudgetAfterMicros, ok.State, ok.CommittedMicros
+			// Paused for its pace by a revision, the line is resumed by one
+			// too; paused by the buyer (or no longer paused), it is not.
+			if !ok.Noop {
+				l.PausedBy = 0
+				if ok.State == events.LineStatePaused && ok.RequestedBy == events.RequestedByReallocation {
+					l.PausedBy = max(ok.ReallocationRevision, 1)
+				}
+			}
 			changed = true
 		}
 		x := r.Pending()

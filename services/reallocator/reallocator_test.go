@@ -347,3 +347,81 @@ func TestReallocationToRemainingQuote(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestPausedLineIsResumedWhenItsPlanCatchesUp: a line a revision paused
+// for delivering ahead of its plan is resumed by a new revision once a
+// snapshot shows its plan has caught up with what it spent — not before,
+// once per pause, through the same approval — while a line the buyer
+// paused is never resumed here.
+func TestPausedLineIsResumedWhenItsPlanCatchesUp(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, true)
+	f.setup(t)
+	// b projects 4500 of its 3000 at a fifth of the flight: paused.
+	out := f.handle(t, ev(t, events.KindPacingDeviation, "over-b", events.PacingDeviation{CampaignID: "c-1", LineKey: "b", Seq: 3, SinceSeq: 3,
+		Direction: events.DeviationOver, SellerURL: "http://127.0.0.1:1", PackageID: "pb", FlightElapsed: 0.2, SpendMicros: 900 * dollar,
+		PlannedSpendMicros: 3000 * dollar, Tolerance: 0.2}))
+	props := ofKind[events.ReallocationProposed](t, out, events.KindReallocationProposed)
+	if len(props) != 1 || len(props[0].Pauses) != 1 || len(out) != 2 {
+		t.Fatalf("over: %+v", props)
+	}
+	reqs := ofKind[events.LineChangeRequested](t, f.handle(t, out[1]), events.KindLineChangeRequested)
+	if len(reqs) != 1 || reqs[0].Action != events.LinePause {
+		t.Fatalf("pause requests %+v", reqs)
+	}
+	lineChanged := func(id, key string, a events.LineAction, st events.LineState, by events.Requester, rev int, change string) events.Event {
+		return ev(t, events.KindLineChanged, id, events.LineChanged{CampaignID: "c-1", ChangeID: change, LineKey: key, Action: a, RequestedBy: by,
+			ReallocationRevision: rev, SellerURL: "http://127.0.0.1:1", PackageID: "p" + key, State: st, BudgetBeforeMicros: 3000 * dollar,
+			BudgetAfterMicros: 3000 * dollar, CommittedMicros: 6000 * dollar, BudgetMicros: 10_000 * dollar})
+	}
+	if out := f.handle(t, lineChanged("paused-b", "b", events.LinePause, events.LineStatePaused, events.RequestedByReallocation, 1, reqs[0].ChangeID)); len(ofKind[events.ReallocationApplied](t, out, events.KindReallocationApplied)) != 1 {
+		t.Fatalf("pause applied: %v", ids(out))
+	}
+	snap := func(id string, seq int, elapsed float64, spend, expected events.Micros) events.Event {
+		return ev(t, events.KindDeliveryReported, id, events.DeliveryReported{CampaignID: "c-1", LineKey: "b", Seq: seq, SellerURL: "http://127.0.0.1:1",
+			SellerName: "Sb", PackageID: "pb", PlannedSpendMicros: 3000 * dollar, SpendMicros: spend, ExpectedSpendMicros: expected, FlightElapsed: elapsed,
+			Status: events.PacingPaused, PacingIndex: float64(spend) / float64(expected)})
+	}
+	// Still ahead: 900 spent, 750 planned by now.
+	if out := f.handle(t, snap("snap-b-4", 4, 0.25, 900*dollar, 750*dollar)); len(out) != 0 {
+		t.Fatalf("resumed while still ahead: %v", ids(out))
+	}
+	// Caught up: 900 spent, 900 planned.
+	catch := snap("snap-b-5", 5, 0.3, 900*dollar, 900*dollar)
+	out = f.handle(t, catch)
+	props = ofKind[events.ReallocationProposed](t, out, events.KindReallocationProposed)
+	if len(props) != 1 || len(out) != 2 {
+		t.Fatalf("caught up: %v", ids(out))
+	}
+	p := props[0]
+	if p.Revision != 2 || len(p.Resumes) != 1 || p.Resumes[0].LineKey != "b" || p.Resumes[0].PausedByRevision != 1 || len(p.Moves)+len(p.Pauses) != 0 ||
+		len(p.Lines) != 1 || !p.Lines[0].Resume || p.Lines[0].BudgetAfterMicros != 3000*dollar || p.CommittedAfterMicros != p.CommittedBeforeMicros ||
+		p.Direction != events.DeviationUnder || p.Seq != 5 {
+		t.Fatalf("resume proposal %+v", p)
+	}
+	if again := f.handle(t, catch); !same(ids(again), ids(out)) {
+		t.Fatalf("redelivered snapshot: %v, first %v", ids(again), ids(out))
+	}
+	if next := f.handle(t, snap("snap-b-6", 6, 0.35, 900*dollar, 1050*dollar)); len(next) != 0 {
+		t.Fatalf("a second resume of one pause: %v", ids(next))
+	}
+	reqs = ofKind[events.LineChangeRequested](t, f.handle(t, out[1]), events.KindLineChangeRequested)
+	if len(reqs) != 1 || reqs[0].Action != events.LineResume || reqs[0].LineKey != "b" || reqs[0].ReallocationRevision != 2 {
+		t.Fatalf("resume requests %+v", reqs)
+	}
+	out = f.handle(t, lineChanged("resumed-b", "b", events.LineResume, events.LineStateLive, events.RequestedByReallocation, 2, reqs[0].ChangeID))
+	if a := ofKind[events.ReallocationApplied](t, out, events.KindReallocationApplied); len(a) != 1 || a[0].Revision != 2 {
+		t.Fatalf("resume applied: %v", ids(out))
+	}
+	if r := f.record(t); r.Lines["b"].State != events.LineStateLive || r.Lines["b"].PausedBy != 0 {
+		t.Fatalf("line after the resume %+v", r.Lines["b"])
+	}
+
+	// Paused by the buyer: stays paused however far behind its plan.
+	f.handle(t, lineChanged("paused-c", "c", events.LinePause, events.LineStatePaused, events.RequestedByAPI, 0, "api-pause-c"))
+	if out := f.handle(t, ev(t, events.KindDeliveryReported, "snap-c-9", events.DeliveryReported{CampaignID: "c-1", LineKey: "c", Seq: 9,
+		SellerURL: "http://127.0.0.1:1", PackageID: "pc", PlannedSpendMicros: 1000 * dollar, SpendMicros: 100 * dollar, ExpectedSpendMicros: 500 * dollar,
+		FlightElapsed: 0.5, Status: events.PacingPaused, PacingIndex: 0.2})); len(out) != 0 {
+		t.Fatalf("a line the buyer paused was resumed: %v", ids(out))
+	}
+}

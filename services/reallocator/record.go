@@ -48,6 +48,10 @@ type Line struct {
 	Spend   events.Micros       `json:"spend_micros,omitempty"`
 	Elapsed float64             `json:"flight_elapsed,omitempty"`
 	Final   bool                `json:"final,omitempty"`
+	// PausedBy is the revision that paused the line for its pace, while it
+	// is paused by it (0 otherwise, and for a line the buyer paused, which
+	// only the buyer resumes).
+	PausedBy int `json:"paused_by_revision,omitempty"`
 }
 
 // Revision statuses.
@@ -115,6 +119,10 @@ func (r *Record) Revision(n int) *Revision {
 	}
 	return r.Revisions[n-1]
 }
+
+// ResumeKey names the resume of a line paused by revision n: one proposal
+// per pause, kept with the deviation episodes.
+func ResumeKey(lineKey string, n int) string { return lineKey + "/resume/" + strconv.Itoa(n) }
 
 // EpisodeKey names a deviation episode.
 func EpisodeKey(lineKey string, d events.Deviation, sinceSeq int) string {

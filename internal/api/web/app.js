@@ -972,7 +972,8 @@ function drawReallocs(s) {
       el("div", {}, p.reason),
       el("div", { class: "muted" }, `committed ${usd(p.committed_before_micros)} → ${usd(p.committed_after_micros)} of ${usd(p.budget_micros)}`));
     const items = [...(p.moves || []).map((m) => el("li", {}, el("strong", {}, `${usd(m.amount_micros)}`), ` from ${name(m.from_line_key)} to ${m.to_quote ? `the remaining quote ${m.to_quote.seller_name || sellerName(s, m.to_quote.seller_url)} ${m.to_quote.package_id} (a new line)` : name(m.to_line_key)}: ${m.reason}`)),
-      ...(p.pauses || []).map((x) => el("li", {}, el("strong", {}, "pause"), ` ${name(x.line_key)}: ${x.reason}`))];
+      ...(p.pauses || []).map((x) => el("li", {}, el("strong", {}, "pause"), ` ${name(x.line_key)}: ${x.reason}`)),
+      ...(p.resumes || []).map((x) => el("li", {}, el("strong", {}, "resume"), ` ${name(x.line_key)}: ${x.reason}`))];
     if (items.length) box.append(el("ul", { class: "reasons" }, items));
     if (r.status === "proposed") {
       const row = el("div", { class: "row" });
