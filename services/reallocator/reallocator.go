@@ -178,14 +178,8 @@ func (s *Service) reported(ctx context.Context, in events.Event, d *events.Deliv
 			}
 			return true, nil
 		}
-		n := len(r.Revisions) + 1
-		committed := max(r.Committed, plan.CommittedBefore)
-		proposed = &Revision{Revision: n, Status: StatusProposed, ProposedBy: in.ID(), Proposal: events.ReallocationProposed{
-			CampaignID: d.CampaignID, Revision: n, LineKey: d.LineKey, Direction: events.DeviationUnder, SinceSeq: d.Seq, Seq: d.Seq,
-			Resumes: plan.Resumes, Lines: plan.Lines, BudgetMicros: r.Budget, CommittedBeforeMicros: committed, CommittedAfterMicros: committed,
-			AutoApprove: r.AutoApprove, Reason: plan.Reason, ProposedAt: now}}
-		r.Revisions = append(r.Revisions, proposed)
-		r.Episodes[key] = n
+		proposed = r.propose(in, plan, events.ReallocationProposed{CampaignID: d.CampaignID, LineKey: d.LineKey, Direction: events.DeviationUnder,
+			SinceSeq: d.Seq, Seq: d.Seq}, key, now)
 		return true, nil
 	})
 	if err != nil {
@@ -301,15 +295,8 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 			}
 			return changed, nil
 		}
-		n := len(r.Revisions) + 1
-		committed := max(r.Committed, plan.CommittedBefore)
-		after := committed - (plan.CommittedBefore - plan.CommittedAfter)
-		proposed = &Revision{Revision: n, Status: StatusProposed, ProposedBy: in.ID(), Proposal: events.ReallocationProposed{
-			CampaignID: d.CampaignID, Revision: n, LineKey: d.LineKey, Direction: d.Direction, SinceSeq: d.SinceSeq, Seq: d.Seq,
-			Moves: plan.Moves, Pauses: plan.Pauses, Lines: plan.Lines, BudgetMicros: r.Budget, CommittedBeforeMicros: committed,
-			CommittedAfterMicros: after, AutoApprove: r.AutoApprove, Reason: plan.Reason, ProposedAt: now}}
-		r.Revisions = append(r.Revisions, proposed)
-		r.Episodes[ep] = n
+		proposed = r.propose(in, plan, events.ReallocationProposed{CampaignID: d.CampaignID, LineKey: d.LineKey, Direction: d.Direction,
+			SinceSeq: d.SinceSeq, Seq: d.Seq}, ep, now)
 		return true, nil
 	})
 	if err != nil {
@@ -326,6 +313,22 @@ func (s *Service) deviation(ctx context.Context, in events.Event, d *events.Paci
 	log.Info().Int("revision", proposed.Revision).Int("moves", len(plan.Moves)).Int("pauses", len(plan.Pauses)).
 		Bool("auto_approve", proposed.Proposal.AutoApprove).Str("reason", plan.Reason).Msg("reallocation proposed")
 	return s.proposalEvents(in, proposed)
+}
+
+// propose appends the next revision, proposing plan for the trigger named
+// in p (campaign, line, direction, since_seq, seq), and settles the episode
+// key with it. The committed spend is the booker's last word when it is
+// higher than the lines' budgets summed.
+func (r *Record) propose(in events.Event, plan Plan, p events.ReallocationProposed, key string, now time.Time) *Revision {
+	n := len(r.Revisions) + 1
+	committed := max(r.Committed, plan.CommittedBefore)
+	p.Revision, p.Moves, p.Pauses, p.Resumes, p.Lines = n, plan.Moves, plan.Pauses, plan.Resumes, plan.Lines
+	p.BudgetMicros, p.CommittedBeforeMicros, p.CommittedAfterMicros = r.Budget, committed, committed-(plan.CommittedBefore-plan.CommittedAfter)
+	p.AutoApprove, p.Reason, p.ProposedAt = r.AutoApprove, plan.Reason, now
+	v := &Revision{Revision: n, Status: StatusProposed, ProposedBy: in.ID(), Proposal: p}
+	r.Revisions = append(r.Revisions, v)
+	r.Episodes[key] = n
+	return v
 }
 
 // EventID is the id of a revision's event name: one per revision and
