@@ -255,15 +255,25 @@ func TestReallocationOverAFlight(t *testing.T) {
 		}
 	}
 	// A move to a remaining quote that was applied booked a new line of
-	// that quote's package for at most what moved, followed by the pacer
-	// to its final snapshot like any line.
+	// that quote's package for at most what moved (plus what later
+	// revisions moved to it, as a line on plan), followed by the pacer to
+	// its final snapshot like any line.
 	for _, v := range rec.Revisions {
 		for _, mo := range v.Moves {
 			if mo.ToQuote == nil || mo.Outcome != "applied" {
 				continue
 			}
-			t.Logf("revision %d booked the remaining quote %s as line %s for %s", v.Revision, mo.ToQuote.PackageID, mo.ToLineKey, mo.AmountMicros)
-			if l := rec.Lines[mo.ToLineKey]; mo.ToLineKey == "" || l == nil || l.Budget <= 0 || l.Budget > mo.AmountMicros || l.PackageID != mo.ToQuote.PackageID {
+			var later events.Micros
+			for _, w := range rec.Revisions[v.Revision:] {
+				for _, m := range w.Moves {
+					if m.ToLineKey == mo.ToLineKey && m.Outcome == "applied" {
+						later += m.AmountMicros
+					}
+				}
+			}
+			t.Logf("revision %d booked the remaining quote %s as line %s for %s (later given %s)", v.Revision, mo.ToQuote.PackageID, mo.ToLineKey,
+				mo.AmountMicros, later)
+			if l := rec.Lines[mo.ToLineKey]; mo.ToLineKey == "" || l == nil || l.Budget <= 0 || l.Budget > mo.AmountMicros+later || l.PackageID != mo.ToQuote.PackageID {
 				t.Fatalf("the new line of %+v: %+v", mo, l)
 			}
 			checkfor.Check(t, 2*time.Minute, 200*time.Millisecond, func() error {
