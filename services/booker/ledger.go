@@ -134,7 +134,6 @@ func reserve(ctx context.Context, store *bus.Store[Ledger], campaignID string, b
 	return line, err
 }
 
-// saveLine writes the line's new state.
 // markSent writes line.Sent before its first booking call and reports
 // whether an earlier call may already have reached the seller.
 func markSent(ctx context.Context, store *bus.Store[Ledger], campaignID string, line *LedgerLine) (before bool, err error) {
@@ -152,6 +151,7 @@ func definite(err error, sentBefore bool) bool {
 	return !unknownOutcome(err) && !(sentBefore && sellerclient.IsNotSent(err))
 }
 
+// saveLine writes the line's new state.
 func saveLine(ctx context.Context, store *bus.Store[Ledger], campaignID string, line *LedgerLine) error {
 	line.UpdatedAt = time.Now().UTC()
 	_, err := store.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
