@@ -576,12 +576,16 @@ func (s *Service) changed(ctx context.Context, in events.Event, campaignID, chan
 			}
 			l.Budget, l.State, r.Committed = ok.BudgetAfterMicros, ok.State, ok.CommittedMicros
 			// Paused for its pace by a revision, the line is resumed by one
-			// too; paused by the buyer (or no longer paused), it is not.
-			if !ok.Noop {
+			// too; paused by the buyer, it is not. A budget change of a
+			// paused line leaves who paused it as it was.
+			switch {
+			case ok.Noop:
+			case ok.State != events.LineStatePaused:
 				l.PausedBy = 0
-				if ok.State == events.LineStatePaused && ok.RequestedBy == events.RequestedByReallocation {
-					l.PausedBy = max(ok.ReallocationRevision, 1)
-				}
+			case ok.Action == events.LinePause && ok.RequestedBy == events.RequestedByReallocation:
+				l.PausedBy = max(ok.ReallocationRevision, 1)
+			case ok.Action == events.LinePause:
+				l.PausedBy = 0
 			}
 			changed = true
 		}

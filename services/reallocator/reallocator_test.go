@@ -417,6 +417,14 @@ func TestPausedLineIsResumedWhenItsPlanCatchesUp(t *testing.T) {
 		t.Fatalf("line after the resume %+v", r.Lines["b"])
 	}
 
+	// Paused again by a revision, then its budget changed by the buyer:
+	// still the revision's pause, so still resumed once caught up.
+	f.handle(t, lineChanged("paused-b-2", "b", events.LinePause, events.LineStatePaused, events.RequestedByReallocation, 3, "realloc-c-1-3-0"))
+	f.handle(t, lineChanged("budget-b", "b", events.LineSetBudget, events.LineStatePaused, events.RequestedByAPI, 0, "api-budget-b"))
+	if r := f.record(t); r.Lines["b"].PausedBy != 3 {
+		t.Fatalf("after a budget change of the paused line: %+v", r.Lines["b"])
+	}
+
 	// Paused by the buyer: stays paused however far behind its plan.
 	f.handle(t, lineChanged("paused-c", "c", events.LinePause, events.LineStatePaused, events.RequestedByAPI, 0, "api-pause-c"))
 	if out := f.handle(t, ev(t, events.KindDeliveryReported, "snap-c-9", events.DeliveryReported{CampaignID: "c-1", LineKey: "c", Seq: 9,
