@@ -170,10 +170,10 @@ func TestConsoleFollowsTheFlight(t *testing.T) {
 	b.do("open the pushed deals", chromedp.Navigate(base+"/#/deals"), chromedp.WaitVisible(chromedp.ID("deals-view")))
 	b.wait("both pending", `['CONSOLE-YES','CONSOLE-NO'].every(id => !!document.querySelector('#pushed tbody tr[data-deal="'+id+'"][data-status="pending"] .deal-approve'))`, 20*time.Second)
 	b.shot("pushed-deals")
-	b.do("approve one", chromedp.Click(chromedp.CSS(`#pushed tbody tr[data-deal="CONSOLE-YES"] .deal-approve`)))
+	b.click("approve one", `#pushed tbody tr[data-deal="CONSOLE-YES"] .deal-approve`)
 	b.wait("approved", `document.querySelector('#deals-msg').textContent.startsWith('CONSOLE-YES: approved') && !document.querySelector('#pushed tbody tr[data-deal="CONSOLE-YES"]')`, 20*time.Second)
-	b.do("reject the other", chromedp.SetValue(chromedp.ID("deal-reason"), "not this quarter"),
-		chromedp.Click(chromedp.CSS(`#pushed tbody tr[data-deal="CONSOLE-NO"] .deal-reject`)))
+	b.do("give a reason", chromedp.SetValue(chromedp.ID("deal-reason"), "not this quarter"))
+	b.click("reject the other", `#pushed tbody tr[data-deal="CONSOLE-NO"] .deal-reject`)
 	b.wait("rejected", `document.querySelector('#deals-msg').textContent.startsWith('CONSOLE-NO: rejected') && !document.querySelector('#pushed tbody tr[data-deal="CONSOLE-NO"]')`, 20*time.Second)
 	for id, want := range map[string]string{"CONSOLE-YES": "", "CONSOLE-NO": "rejected"} {
 		code, body, _ := httpDo(t, "GET", base+"/deals/"+id, "", nil)
@@ -219,7 +219,7 @@ func TestConsolePausesAndReallocates(t *testing.T) {
 	}
 	key := mustEval[string](b, fmt.Sprintf(adcp, "live")+`.dataset.lineKey`)
 	card := fmt.Sprintf(`document.querySelector('#flight-lines .line-card[data-line-key=%q]')`, key)
-	b.do("pause it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-pause`, key))))
+	b.click("pause it", fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-pause`, key))
 	b.wait("paused at the seller", card+`.dataset.state === 'paused' && `+card+`.querySelector('.line-msg').textContent.startsWith('pause applied') && !!`+card+`.querySelector('.op-resume')`, 30*time.Second)
 	b.shot("line-paused")
 	lineState := func() string {
@@ -236,7 +236,7 @@ func TestConsolePausesAndReallocates(t *testing.T) {
 	if st := lineState(); st != "paused" {
 		t.Fatalf("the ledger says the paused line is %s", st)
 	}
-	b.do("resume it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-resume`, key))))
+	b.click("resume it", fmt.Sprintf(`#flight-lines .line-card[data-line-key=%q] .op-resume`, key))
 	b.wait("live again", card+`.dataset.state === 'live' && `+card+`.querySelector('.line-msg').textContent.startsWith('resume applied')`, 30*time.Second)
 	if st := lineState(); st != "live" {
 		t.Fatalf("the ledger says the resumed line is %s", st)
@@ -272,7 +272,7 @@ func TestConsolePausesAndReallocates(t *testing.T) {
 	// Left undecided to the flight's end: the stream closes (nothing more
 	// is to come), and the decision opens it again for its outcome.
 	b.wait("the flight over, the proposal undecided", `document.querySelector('#c-live').textContent === 'finished'`, 120*time.Second)
-	b.do("approve it", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#reallocations .realloc[data-revision=%q] .realloc-approve`, rev))))
+	b.click("approve it", fmt.Sprintf(`#reallocations .realloc[data-revision=%q] .realloc-approve`, rev))
 	b.wait("applied", fmt.Sprintf(`['applied','failed'].includes(document.querySelector('#reallocations .realloc[data-revision=%q]').dataset.status)`, rev), 60*time.Second)
 	code, body, _ := httpDo(t, "GET", base+"/bookings/"+req.CampaignID+"/reallocations", "", nil)
 	var rs struct {

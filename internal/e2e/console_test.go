@@ -130,6 +130,18 @@ func (b *browserTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element selector names, in one turn of the page's
+// JavaScript, as soon as it is there and enabled. A live view re-renders
+// its elements as events arrive: chromedp.Click resolves a node, then
+// clicks it, and a node replaced in between is gone ("Could not find node
+// with given id").
+func (b *browserTab) click(what, selector string) {
+	b.t.Helper()
+	sel, _ := json.Marshal(selector)
+	b.wait(what, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e || e.disabled) return false; e.click(); return true; })()`, sel),
+		30*time.Second)
+}
+
 // wait polls a JavaScript condition until it is true.
 func (b *browserTab) wait(what, cond string, timeout time.Duration) {
 	b.t.Helper()
