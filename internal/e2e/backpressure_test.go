@@ -123,16 +123,28 @@ func TestSmallStreamBackpressure(t *testing.T) {
 			sellers = append(sellers, sel.URL)
 		}
 	}
+	// submit sends campaign i until it is accepted, after each refusal's
+	// Retry-After. A connection lost before the answer (a keep-alive
+	// connection the loaded server closed as it was reused) is sent again
+	// as any client must: with the same campaign_id, so a 409 then means
+	// the lost one was recorded.
 	submit := func(i int) (id string, refusals int) {
-		body, _ := json.Marshal(map[string]any{"campaign_id": fmt.Sprintf("cmp-full-%02d", i), "brief": api.BriefInputOf(sample.Brief),
+		cid := fmt.Sprintf("cmp-full-%02d", i)
+		body, _ := json.Marshal(map[string]any{"campaign_id": cid, "brief": api.BriefInputOf(sample.Brief),
 			"auto_approve": true, "buyer": sample.Buyer, "sellers": sellers})
+		lost := 0
 		for ctx.Err() == nil {
 			req, _ := http.NewRequest(http.MethodPost, base+"/bookings", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
 			if err != nil {
-				t.Errorf("submit %d: %v", i, err)
-				return "", refusals
+				if lost++; lost > 3 {
+					t.Errorf("submit %d: %v (the connection lost %d times)", i, err, lost)
+					return "", refusals
+				}
+				t.Logf("submit %d: %v; sending it again", i, err)
+				time.Sleep(200 * time.Millisecond)
+				continue
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -148,6 +160,8 @@ func TestSmallStreamBackpressure(t *testing.T) {
 			switch {
 			case resp.StatusCode == http.StatusOK:
 				return out.JobID, refusals
+			case resp.StatusCode == http.StatusConflict && lost > 0:
+				return cid, refusals
 			case resp.StatusCode == http.StatusServiceUnavailable && out.Error == "full":
 				after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 				if err != nil || after < 1 {
