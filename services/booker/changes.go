@@ -130,6 +130,13 @@ func (c *LineChange) set(l *LedgerLine) {
 	}
 }
 
+// fail marks the change failed at its seller, definitely (apply's answer
+// for a refusal): finish releases what it reserved.
+func (c *LineChange) fail(code, reason string) (*LineChange, error) {
+	c.State, c.Failed = ChangeFailed, &events.LineChangeFailed{Code: code, Reason: reason}
+	return c, nil
+}
+
 // done reports whether the change has its outcome.
 func (c *LineChange) done() bool { return c.State == ChangeApplied || c.State == ChangeFailed }
 
@@ -259,12 +266,30 @@ func (s *Service) begin(ctx context.Context, r events.LineChangeRequested) (*Lin
 // applied (apply set them on line), the reservation released when it
 // failed.
 func (s *Service) finish(ctx context.Context, campaignID string, line *LedgerLine, ch *LineChange, apply func(l *LedgerLine)) (*LineChange, error) {
+	return s.writeOutcome(ctx, campaignID, line.Key, ch, func(led *Ledger, l *LedgerLine, c *LineChange) {
+		l.PendingChange = ""
+		if c.State == ChangeFailed {
+			l.SpendMicros -= c.Reserved
+			c.Failed = s.changeFailed(led, l, c, c.Failed.Code, c.Failed.Reason)
+			return
+		}
+		apply(l)
+		c.Changed = s.lineChanged(led, l, c)
+		s.namedOutputs(l, c)
+	})
+}
+
+// writeOutcome writes change ch's outcome to its ledger line in one
+// revision-checked write: write makes the line and the stored change of
+// it. A change already done keeps the outcome stored first (a redelivery,
+// or another booker, got there before); that stored change is returned.
+func (s *Service) writeOutcome(ctx context.Context, campaignID, lineKey string, ch *LineChange, write func(led *Ledger, l *LedgerLine, c *LineChange)) (*LineChange, error) {
 	var out *LineChange
 	_, err := s.Ledger.Update(ctx, campaignID, func(led *Ledger, exists bool) (bool, error) {
-		if !exists || led.Lines[line.Key] == nil {
-			return false, fmt.Errorf("booker: ledger line %s of %s vanished", line.Key, campaignID)
+		if !exists || led.Lines[lineKey] == nil {
+			return false, fmt.Errorf("booker: ledger line %s of %s vanished", lineKey, campaignID)
 		}
-		l := led.Lines[line.Key]
+		l := led.Lines[lineKey]
 		cur := l.Changes[ch.ChangeID]
 		if cur == nil || cur.done() {
 			out = cur
@@ -272,15 +297,7 @@ func (s *Service) finish(ctx context.Context, campaignID string, line *LedgerLin
 		}
 		c := *ch
 		c.Sent = c.Sent || cur.Sent // written by markChangeSent meanwhile
-		l.PendingChange = ""
-		if c.State == ChangeFailed {
-			l.SpendMicros -= c.Reserved
-			c.Failed = s.changeFailed(led, l, &c, c.Failed.Code, c.Failed.Reason)
-		} else {
-			apply(l)
-			c.Changed = s.lineChanged(led, l, &c)
-			s.namedOutputs(l, &c)
-		}
+		write(led, l, &c)
 		l.Changes[c.ChangeID] = &c
 		l.UpdatedAt = s.now()
 		out = &c

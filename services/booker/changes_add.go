@@ -174,10 +174,7 @@ func (s *Service) beginAdd(ctx context.Context, r events.LineChangeRequested) (*
 // book it), or an error while the outcome is unknown.
 func (s *Service) applyAdd(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, ch *LineChange) (*LineChange, error) {
 	c := *ch
-	fail := func(code, reason string) (*LineChange, error) {
-		c.State, c.Failed = ChangeFailed, &events.LineChangeFailed{Code: code, Reason: reason}
-		return &c, nil
-	}
+	fail := c.fail
 	b := s.Booker
 	if b == nil {
 		return fail(events.ChangeUnsupported, "this booker has no seller clients")
@@ -324,19 +321,7 @@ func (s *Service) keyAdd(ctx context.Context, r events.LineChangeRequested, line
 // horizon, the line unknown with its reservation kept until a later
 // delivery settles it.
 func (s *Service) finishAdd(ctx context.Context, r events.LineChangeRequested, ch *LineChange) (*LineChange, error) {
-	var out *LineChange
-	_, err := s.Ledger.Update(ctx, r.CampaignID, func(led *Ledger, exists bool) (bool, error) {
-		if !exists || led.Lines[r.LineKey] == nil {
-			return false, fmt.Errorf("booker: ledger line %s of %s vanished", r.LineKey, r.CampaignID)
-		}
-		l := led.Lines[r.LineKey]
-		cur := l.Changes[ch.ChangeID]
-		if cur == nil || cur.done() {
-			out = cur
-			return false, nil
-		}
-		c := *ch
-		c.Sent = c.Sent || cur.Sent // written by markChangeSent meanwhile
+	return s.writeOutcome(ctx, r.CampaignID, r.LineKey, ch, func(led *Ledger, l *LedgerLine, c *LineChange) {
 		switch c.State {
 		case ChangeUnresolved:
 			// The seller may have booked it: the reservation stays (a
@@ -345,26 +330,21 @@ func (s *Service) finishAdd(ctx context.Context, r events.LineChangeRequested, c
 				l.State = LineUnknown
 			}
 			unresolved := *c.Failed
-			c.Failed = s.addFailed(led, r, l, &c, unresolved.Code, unresolved.Reason)
+			c.Failed = s.addFailed(led, r, l, c, unresolved.Code, unresolved.Reason)
 			c.Failed.Unresolved = true
 		case ChangeFailed:
 			l.PendingChange = ""
 			l.State = LineFailed
 			l.SpendMicros -= c.Reserved
-			c.Failed = s.addFailed(led, r, l, &c, c.Failed.Code, c.Failed.Reason)
+			c.Failed = s.addFailed(led, r, l, c, c.Failed.Code, c.Failed.Reason)
 		default:
 			l.PendingChange = ""
 			d := *c.Added
 			l.State, l.Deal, l.SpendMicros = LineBooked, &d, d.SpendMicros
 			// The new line's own deal: not one added on top of it.
 			c.Added = &d
-			c.Changed = s.lineChanged(led, l, &c)
+			c.Changed = s.lineChanged(led, l, c)
 			c.Changed.AddedDealID = ""
 		}
-		l.Changes[c.ChangeID] = &c
-		l.UpdatedAt = s.now()
-		out = &c
-		return true, nil
 	})
-	return out, err
 }

@@ -19,10 +19,7 @@ import (
 // same keys).
 func (s *Service) apply(ctx context.Context, r events.LineChangeRequested, line *LedgerLine, ch *LineChange) (*LineChange, error) {
 	c := *ch
-	fail := func(code, reason string) (*LineChange, error) {
-		c.State, c.Failed = ChangeFailed, &events.LineChangeFailed{Code: code, Reason: reason}
-		return &c, nil
-	}
+	fail := c.fail
 	b := s.Booker
 	if b == nil {
 		return fail(events.ChangeUnsupported, "this booker has no seller clients")
