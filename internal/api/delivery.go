@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strconv"
@@ -136,26 +137,26 @@ func (d *Delivery) Add(e events.Event) {
 	}
 	switch p := p.(type) {
 	case *events.DealBooked:
-		l := d.line(bookedLineKey(p))
+		l := d.line(campaign.DealLineKey(p))
 		l.SellerURL, l.SellerName, l.PackageID = p.SellerURL, p.SellerName, p.PackageID
 		l.Protocol = p.Protocol
 		if l.Protocol == "" {
 			l.Protocol = events.ProtocolIAB
 		}
-		if id := cmpOr(p.DealID, p.MediaBuyID); id != "" && !slices.Contains(l.DealIDs, id) {
+		if id := cmp.Or(p.DealID, p.MediaBuyID); id != "" && !slices.Contains(l.DealIDs, id) {
 			l.DealIDs = append(l.DealIDs, id)
 			if len(l.Snapshots) == 0 {
 				l.PlannedImpressions += p.Impressions
 				l.PlannedSpendMicros += p.SpendMicros
 			}
 		}
-		l.MediaBuyID = cmpOr(l.MediaBuyID, p.MediaBuyID)
-		l.FlightStart, l.FlightEnd = cmpOr(l.FlightStart, p.FlightStart), cmpOr(l.FlightEnd, p.FlightEnd)
+		l.MediaBuyID = cmp.Or(l.MediaBuyID, p.MediaBuyID)
+		l.FlightStart, l.FlightEnd = cmp.Or(l.FlightStart, p.FlightStart), cmp.Or(l.FlightEnd, p.FlightEnd)
 	case *events.DeliveryReported:
 		l := d.line(p.LineKey)
-		l.SellerURL, l.SellerName, l.PackageID = cmpOr(l.SellerURL, p.SellerURL), cmpOr(l.SellerName, p.SellerName), cmpOr(l.PackageID, p.PackageID)
-		l.Protocol = cmpOr(l.Protocol, p.Protocol, events.ProtocolIAB)
-		l.FlightStart, l.FlightEnd = cmpOr(l.FlightStart, p.FlightStart), cmpOr(l.FlightEnd, p.FlightEnd)
+		l.SellerURL, l.SellerName, l.PackageID = cmp.Or(l.SellerURL, p.SellerURL), cmp.Or(l.SellerName, p.SellerName), cmp.Or(l.PackageID, p.PackageID)
+		l.Protocol = cmp.Or(l.Protocol, p.Protocol, events.ProtocolIAB)
+		l.FlightStart, l.FlightEnd = cmp.Or(l.FlightStart, p.FlightStart), cmp.Or(l.FlightEnd, p.FlightEnd)
 		s := DeliverySnapshot{Seq: p.Seq, Final: p.Final, AsOf: p.AsOf, FlightElapsed: p.FlightElapsed, Impressions: p.Impressions,
 			ExpectedImpressions: p.ExpectedImpressions, SpendMicros: p.SpendMicros, ExpectedSpendMicros: p.ExpectedSpendMicros,
 			PacingIndex: p.PacingIndex, Status: p.Status, SellerStatus: p.SellerStatus, Error: p.Error}
@@ -179,7 +180,7 @@ func (d *Delivery) Add(e events.Event) {
 		}
 		d.deviationSeen[key] = true
 		l := d.line(p.LineKey)
-		l.SellerURL, l.SellerName, l.PackageID = cmpOr(l.SellerURL, p.SellerURL), cmpOr(l.SellerName, p.SellerName), cmpOr(l.PackageID, p.PackageID)
+		l.SellerURL, l.SellerName, l.PackageID = cmp.Or(l.SellerURL, p.SellerURL), cmp.Or(l.SellerName, p.SellerName), cmp.Or(l.PackageID, p.PackageID)
 		dv := DeliveryDeviation{Seq: p.Seq, SinceSeq: p.SinceSeq, Direction: p.Direction, Final: p.Final, AsOf: p.AsOf, FlightElapsed: p.FlightElapsed,
 			PacingIndex: p.PacingIndex, Tolerance: p.Tolerance, SpendMicros: p.SpendMicros, ExpectedSpendMicros: p.ExpectedSpendMicros,
 			ProjectedSpendMicros: p.ProjectedSpendMicros, Reason: p.Reason}
@@ -226,25 +227,6 @@ func (d *Delivery) finish() {
 		allFinal = allFinal && l.Final
 	}
 	d.Done = d.Completed && allFinal
-}
-
-// bookedLineKey is the line a deal books (the pacer's own fallback for a
-// DealBooked from before line_key).
-func bookedLineKey(p *events.DealBooked) string {
-	if p.LineKey != "" {
-		return p.LineKey
-	}
-	return campaign.LineKey(events.PlanLine{SellerURL: p.SellerURL, PackageID: p.PackageID, QuoteID: p.QuoteID})
-}
-
-func cmpOr[T comparable](vs ...T) T {
-	var zero T
-	for _, v := range vs {
-		if v != zero {
-			return v
-		}
-	}
-	return zero
 }
 
 // delivery answers GET /bookings/{id}/delivery from the campaign's events

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dealflow/dealflow/internal/campaign"
 	"github.com/dealflow/dealflow/pkg/events"
 )
 
@@ -161,7 +162,7 @@ func (f *flightEnd) see(e events.Event) {
 		f.completed = true
 	case events.KindDealBooked.Type:
 		if p, err := events.PayloadOf[events.DealBooked](e, events.KindDealBooked); err == nil {
-			if k := bookedLineKey(&p); !f.lines[k] {
+			if k := campaign.DealLineKey(&p); !f.lines[k] {
 				f.lines[k] = false
 			}
 		}

@@ -18,6 +18,15 @@ func LineKey(l events.PlanLine) string {
 	return hex.EncodeToString(h[:12])
 }
 
+// DealLineKey is the line a deal was booked on: its line_key, or, for a
+// DealBooked from before line_key, the key of the plan line it books.
+func DealLineKey(d *events.DealBooked) string {
+	if d.LineKey != "" {
+		return d.LineKey
+	}
+	return LineKey(events.PlanLine{SellerURL: d.SellerURL, PackageID: d.PackageID, QuoteID: d.QuoteID})
+}
+
 // CheckApproval accepts only lines of the proposed plan, unchanged and each
 // once: an approval cannot add deals, raise spend or change prices.
 func CheckApproval(p *events.PortfolioProposed, a events.PortfolioApproved) error {

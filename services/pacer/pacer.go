@@ -117,14 +117,6 @@ func (s *Service) Handle(ctx context.Context, in events.Event, payload any) ([]e
 	return nil, bus.Permanent(fmt.Errorf("%w: the pacer does not handle %s", events.ErrInvalid, in.Type()))
 }
 
-// lineKey is the line's key, for a DealBooked from before line_key.
-func lineKey(d *events.DealBooked) string {
-	if d.LineKey != "" {
-		return d.LineKey
-	}
-	return campaign.LineKey(events.PlanLine{SellerURL: d.SellerURL, PackageID: d.PackageID, QuoteID: d.QuoteID})
-}
-
 // ErrNotFollowed is a booked line the pacer cannot follow: no flight, no
 // plan, or nothing to read its delivery by.
 var ErrNotFollowed = errors.New("pacer: line not followed")
@@ -160,7 +152,7 @@ func (s *Service) newLine(d events.DealBooked) (Line, error) {
 // reading scheduled. A line already followed (a redelivered or reconciled
 // DealBooked) is left as it is.
 func (s *Service) follow(ctx context.Context, d *events.DealBooked) error {
-	key := lineKey(d)
+	key := campaign.DealLineKey(d)
 	log := bus.CampaignLogger(ctx, s.Log, d.CampaignID).With().Str("seller", d.SellerURL).Str("line_key", key).Logger()
 	dd := *d
 	dd.LineKey = key

@@ -114,10 +114,7 @@ func lineOf(r *Record, key string) *Line {
 // redelivery, or the additional deal of an IAB budget increase) keeps the
 // budget the reallocator knows.
 func (s *Service) booked(ctx context.Context, d *events.DealBooked) error {
-	key := d.LineKey
-	if key == "" {
-		key = campaign.LineKey(events.PlanLine{SellerURL: d.SellerURL, PackageID: d.PackageID, QuoteID: d.QuoteID})
-	}
+	key := campaign.DealLineKey(d)
 	_, err := s.Records.update(ctx, d.CampaignID, func(r *Record, _ bool) (bool, error) {
 		if l := r.Lines[key]; l != nil && l.Budget > 0 {
 			return false, nil
